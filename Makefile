@@ -1,0 +1,171 @@
+# Makefile for llm: five Unix filters over one C library (see README.md).
+#
+#   make                  build programs and libllm into build/
+#   make check            unit, CLI, fuzz-replay and generated-file tests
+#   make bench            benchmarks (print figures, never fail on time)
+#   make asan | ubsan     the test suite under sanitizers (build-asan/, build-ubsan/)
+#   make fuzz             libFuzzer harnesses for FUZZ_TIME seconds each (clang)
+#   make gen              regenerate man OPTIONS sections and completions
+#   make install          prefix=/usr/local, DESTDIR honoured; make uninstall
+#   make CUDA=1           also build the CUDA kernels (nvcc)
+#   make WERROR=1         warnings are errors (CI)
+
+prefix      ?= /usr/local
+exec_prefix ?= $(prefix)
+bindir      ?= $(exec_prefix)/bin
+libdir      ?= $(exec_prefix)/lib
+includedir  ?= $(prefix)/include
+datadir     ?= $(prefix)/share
+mandir      ?= $(datadir)/man
+
+CC      ?= cc
+CXX     ?= c++
+NVCC    ?= nvcc
+B       ?= build
+FUZZ_TIME ?= 60
+
+WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
+       -Wmissing-prototypes -Wvla -Wformat=2 -Wwrite-strings
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+OPT      ?= -O2 -march=native -mtune=native
+SAN      ?=
+CFLAGS   ?=
+CPPFLAGS += -Ilib -Ikernels -Icmd -D_GNU_SOURCE
+ALL_CFLAGS   = -std=c11 $(WARN) $(OPT) -g -pthread -fopenmp -fPIC $(SAN) $(CFLAGS)
+ALL_CXXFLAGS = -std=c++17 -Wall -Wextra $(OPT) -g -pthread -fPIC $(SAN) $(CXXFLAGS)
+LIBS     = $(shell pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece -lsentencepiece_train) \
+           -lopenblas -lm -lstdc++ -fopenmp -pthread
+
+ifeq ($(CUDA),1)
+CUDA_HOME ?= /usr/local/cuda
+CPPFLAGS  += -DLLM_CUDA=1
+NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90 -Xcompiler -fPIC
+LIBS      += -L$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+CU_SRC     = $(wildcard kernels/cuda/*.cu)
+endif
+
+LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
+LIB_CXX  = $(wildcard lib/*.cc)
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
+CLI_OBJ  = $(B)/cmd/cli.o
+PROGS    = $(patsubst cmd/%.c,%,$(wildcard cmd/llm-*.c))
+BINS     = $(PROGS:%=$(B)/bin/%)
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNITS    = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+REPLAYS  = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
+
+# Man pages: man/X.in is the hand-written page; @OPTIONS@ in it is replaced
+# by the program's generated option list to give the committed man/X.
+MAN_IN   = $(wildcard man/*.in)
+MANS     = $(MAN_IN:%.in=%) $(filter-out $(MAN_IN:%.in=%),$(wildcard man/*.[1-9]))
+COMPL    = $(foreach p,$(PROGS),completions/$(p).bash completions/_$(p) completions/$(p).fish)
+
+.PHONY: all check test-unit test-cli asan ubsan bench fuzz gen check-gen \
+        install uninstall clean demo
+.DELETE_ON_ERROR:
+
+all: $(BINS) $(B)/libllm.a $(B)/libllm.so
+
+$(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/%.o: %.cc lib/llm.h lib/internal.h
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c $< -o $@
+
+$(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cuda/*.h)
+	@mkdir -p $(@D)
+	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -c $< -o $@
+
+$(B)/libllm.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libllm.so: $(LIB_OBJ)
+	$(CXX) -shared $(SAN) -o $@ $^ $(LIBS)
+
+$(B)/bin/%: $(B)/cmd/%.o $(CLI_OBJ) $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(CLI_OBJ) $(B)/libllm.a $(LIBS)
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/libllm.a $(LIBS)
+
+$(B)/tests/replay_%: $(B)/tests/fuzz/%.o $(B)/tests/fuzz/replay.o $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/tests/fuzz/replay.o $(B)/libllm.a $(LIBS)
+
+# ---------------------------------------------------------------- tests
+check: all $(UNITS) $(REPLAYS)
+	@B=$(B) sh tests/run.sh
+
+asan:
+	$(MAKE) B=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+ubsan:
+	$(MAKE) B=build-ubsan OPT="-O1 -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=undefined -fno-sanitize-recover=all" check
+
+bench: all
+	@B=$(B) sh tests/bench/run.sh
+
+# libFuzzer needs clang; each harness runs FUZZ_TIME seconds on its corpus.
+FUZZ_B = build-fuzz
+fuzz:
+	@mkdir -p $(FUZZ_B)
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o $(FUZZ_B)/$$n $$f $(LIB_SRC) $(LIB_CXX:%.cc=$(B)/%.o) $(LIBS) || exit 1; \
+	  mkdir -p tests/fuzz/corpus/$$n; \
+	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
+	  $(FUZZ_B)/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	done
+
+# ---------------------------------------------------------------- generated docs
+gen: $(BINS)
+	@B=$(B) sh tests/gen.sh write
+
+check-gen: $(BINS)
+	@B=$(B) sh tests/gen.sh check
+
+demo: all
+	@sh tests/demo.sh
+
+# ---------------------------------------------------------------- install
+install: all
+	install -d $(DESTDIR)$(bindir) $(DESTDIR)$(libdir) $(DESTDIR)$(includedir) \
+	    $(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man7 \
+	    $(DESTDIR)$(datadir)/bash-completion/completions \
+	    $(DESTDIR)$(datadir)/zsh/site-functions \
+	    $(DESTDIR)$(datadir)/fish/vendor_completions.d
+	install -m 755 $(BINS) $(DESTDIR)$(bindir)/
+	install -m 644 $(B)/libllm.a $(DESTDIR)$(libdir)/
+	install -m 755 $(B)/libllm.so $(DESTDIR)$(libdir)/
+	install -m 644 lib/llm.h $(DESTDIR)$(includedir)/
+	for m in $(MANS); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(mandir)/man$$s/; done
+	for p in $(PROGS); do \
+	  install -m 644 completions/$$p.bash $(DESTDIR)$(datadir)/bash-completion/completions/$$p; \
+	  install -m 644 completions/_$$p $(DESTDIR)$(datadir)/zsh/site-functions/_$$p; \
+	  install -m 644 completions/$$p.fish $(DESTDIR)$(datadir)/fish/vendor_completions.d/$$p.fish; \
+	done
+
+uninstall:
+	rm -f $(PROGS:%=$(DESTDIR)$(bindir)/%) $(DESTDIR)$(libdir)/libllm.a \
+	    $(DESTDIR)$(libdir)/libllm.so $(DESTDIR)$(includedir)/llm.h
+	for m in $(MANS); do s=$${m##*.}; rm -f $(DESTDIR)$(mandir)/man$$s/$$(basename $$m); done
+	for p in $(PROGS); do \
+	  rm -f $(DESTDIR)$(datadir)/bash-completion/completions/$$p \
+	    $(DESTDIR)$(datadir)/zsh/site-functions/_$$p \
+	    $(DESTDIR)$(datadir)/fish/vendor_completions.d/$$p.fish; \
+	done
+
+clean:
+	rm -rf build build-asan build-ubsan build-fuzz

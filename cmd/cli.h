@@ -1,0 +1,123 @@
+/* cli.h: the option table every llm-* program is built around, and the small
+ * helpers all programs share (messages, exit codes, opening "-" as stdin).
+ *
+ * One table per program drives getopt_long parsing, value checking, the
+ * --help text (defaults printed from the variables themselves), the man
+ * page's OPTIONS section and the bash/zsh/fish completions, so that they
+ * cannot drift apart. `prog --generate=man|bash|zsh|fish` prints the
+ * generated text (used by the Makefile; not meant for users).
+ */
+#ifndef LLM_CLI_H
+#define LLM_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "llm.h"
+
+#if defined(__GNUC__)
+#define CLI_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define CLI_NORETURN __attribute__((noreturn))
+#else
+#define CLI_PRINTF(a, b)
+#define CLI_NORETURN
+#endif
+
+/* Exit statuses. */
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
+
+typedef enum {
+    CLI_FLAG,     /* no argument; *(int *)dest = 1 */
+    CLI_INT,      /* *(int *)dest, checked against [min, max] */
+    CLI_INT64,    /* *(int64_t *)dest, checked against [min, max] */
+    CLI_DOUBLE,   /* *(double *)dest, finite, checked against [min, max] */
+    CLI_STRING,   /* *(const char **)dest = optarg */
+    CLI_CHOICE,   /* *(const char **)dest = optarg, one of `choices` */
+    CLI_LIST,     /* appends optarg to a cli_list (repeatable option) */
+    CLI_HELP,     /* --help: prints help to stdout, exits 0 */
+    CLI_VERSION   /* --version: prints "prog VERSION", exits 0 */
+} cli_type;
+
+typedef enum {
+    CLI_COMPLETE_NONE,   /* free text or a number */
+    CLI_COMPLETE_FILE,   /* a path */
+    CLI_COMPLETE_DIR,    /* a directory */
+    CLI_COMPLETE_CHOICE  /* one of `choices` */
+} cli_complete;
+
+typedef struct {
+    const char **items;
+    int n, cap;
+} cli_list;
+
+typedef struct {
+    const char *name;      /* long name without "--" */
+    int short_name;        /* e.g. 'm', or 0 */
+    cli_type type;
+    void *dest;            /* where the parsed value goes (NULL for HELP/VERSION) */
+    const char *metavar;   /* e.g. "N", "FILE"; NULL for flags */
+    const char *help;      /* one sentence, no full stop at the end */
+    const char *choices;   /* "a|b|c" for CLI_CHOICE */
+    double min, max;       /* inclusive range for numbers; min == max == 0: any */
+    unsigned cmds;         /* bit i set: applies to subcommand i; 0: all */
+    cli_complete complete;
+    int no_default;        /* 1: do not print "(default: ...)" in help */
+} cli_opt;
+
+typedef struct {
+    const char *name;      /* "train" */
+    const char *args;      /* "[FILE]...", shown in usage */
+    const char *summary;   /* one line */
+} cli_cmd;
+
+typedef struct {
+    const char *name;      /* "llm-tokenize" */
+    const char *args;      /* usage arguments when there are no subcommands */
+    const char *summary;   /* one line: what the program does */
+    const cli_cmd *cmds;   /* NULL when the program has no subcommands */
+    int ncmds;
+    const cli_opt *opts;
+    int nopts;
+} cli_prog;
+
+/*! cli_parse() : parses argv with getopt_long from the table. For programs
+ *  with subcommands argv[1] must name one (its index goes to *cmd; "--help"
+ *  and "--version" are accepted in its place). Options of another subcommand
+ *  are usage errors. Handles --help, --version and --generate itself (they
+ *  exit). On a usage error prints one line and "Try 'prog --help'" to stderr
+ *  and exits 2. @return the index of the first operand in argv. */
+int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd);
+
+/*! cli_help() : writes the --help text for subcommand `cmd` (-1: the
+ *  program overview) to `f`, with defaults read from the dest variables. */
+void cli_help(const cli_prog *p, int cmd, FILE *f);
+/*! cli_generate() : writes the man OPTIONS section ("man"), or a completion
+ *  script ("bash", "zsh", "fish") to `f`. @return 0, or -1 for an unknown kind. */
+int cli_generate(const cli_prog *p, const char *kind, FILE *f);
+
+/* Messages, all to stderr, prefixed with the program name. */
+void cli_set_prog(const char *name);
+const char *cli_prog_name(void);
+void cli_warn(const char *fmt, ...) CLI_PRINTF(1, 2);
+CLI_NORETURN void cli_die(const char *fmt, ...) CLI_PRINTF(1, 2);       /* exit 1 */
+CLI_NORETURN void cli_usage(const char *fmt, ...) CLI_PRINTF(1, 2);     /* exit 2 */
+/*! cli_die_status() : "prog: <llm_errmsg()>" and exit 1, for library failures. */
+CLI_NORETURN void cli_die_status(int status);
+
+/*! cli_open() : opens `path` for reading, "-" or NULL meaning stdin; dies
+ *  with "cannot open 'x': reason" on failure. */
+FILE *cli_open(const char *path);
+void cli_close(FILE *f);   /* no-op for stdin */
+
+/*! cli_write() : fwrite that dies quietly on EPIPE and loudly on other errors. */
+void cli_write(const void *p, size_t n, FILE *f);
+/*! cli_flush() : fflush with the same error handling. */
+void cli_flush(FILE *f);
+
+/*! cli_signals() : SIGPIPE ends the program quietly (default disposition). */
+void cli_signals(void);
+
+/*! cli_isatty_stderr() : whether progress should be shown by default. */
+int cli_isatty_stderr(void);
+
+#endif

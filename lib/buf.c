@@ -1,0 +1,137 @@
+/* buf.c: growable byte and id buffers, and whole-file read-only maps. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int grow(void **p, size_t *cap, size_t want, size_t elem)
+{
+    if (want <= *cap)
+        return LLM_OK;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < want) {
+        if (ncap > SIZE_MAX / 2)
+            return llm_fail(LLM_ERR_NOMEM, "buffer size overflow");
+        ncap *= 2;
+    }
+    size_t bytes;
+    if (llm_mul_size(ncap, elem, &bytes))
+        return llm_fail(LLM_ERR_NOMEM, "buffer size overflow");
+    void *q = realloc(*p, bytes);
+    if (!q)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory (%zu bytes)", bytes);
+    *p = q;
+    *cap = ncap;
+    return LLM_OK;
+}
+
+int llm_buf_reserve(llm_buf *b, size_t cap)
+{
+    size_t want;
+    if (llm_add_size(cap, 1, &want))
+        return llm_fail(LLM_ERR_NOMEM, "buffer size overflow");
+    void *p = b->data;
+    int rc = grow(&p, &b->cap, want, 1);
+    b->data = p;
+    if (rc == LLM_OK && b->len == 0)
+        b->data[0] = '\0';
+    return rc;
+}
+
+int llm_buf_append(llm_buf *b, const void *p, size_t n)
+{
+    size_t want;
+    if (llm_add_size(b->len, n, &want))
+        return llm_fail(LLM_ERR_NOMEM, "buffer size overflow");
+    int rc = llm_buf_reserve(b, want);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return LLM_OK;
+}
+
+void llm_buf_free(llm_buf *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int llm_ids_reserve(llm_ids *v, size_t cap)
+{
+    void *p = v->data;
+    int rc = grow(&p, &v->cap, cap, sizeof *v->data);
+    v->data = p;
+    return rc;
+}
+
+int llm_ids_push(llm_ids *v, int32_t id)
+{
+    if (v->len == v->cap) {
+        int rc = llm_ids_reserve(v, v->len + 1);
+        if (rc)
+            return rc;
+    }
+    v->data[v->len++] = id;
+    return LLM_OK;
+}
+
+void llm_ids_free(llm_ids *v)
+{
+    if (!v)
+        return;
+    free(v->data);
+    v->data = NULL;
+    v->len = v->cap = 0;
+}
+
+int llm_map_file(const char *path, const void **map, size_t *len)
+{
+    *map = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return llm_fail(LLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return llm_fail(LLM_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return llm_fail(LLM_ERR_IO, "cannot map '%s': not a regular file", path);
+    }
+    if (st.st_size == 0) {
+        close(fd);
+        return LLM_OK;
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': file too large to map", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int e = errno;
+    close(fd);
+    if (p == MAP_FAILED)
+        return llm_fail(LLM_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+    *map = p;
+    *len = (size_t)st.st_size;
+    return LLM_OK;
+}
+
+void llm_unmap_file(const void *map, size_t len)
+{
+    if (map && len)
+        munmap((void *)map, len);
+}

@@ -1,0 +1,40 @@
+/* error.c: status codes, their names, and the per-thread error message. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+static _Thread_local char errmsg[1024];
+
+const char *llm_strerror(int status)
+{
+    switch (status) {
+    case LLM_OK: return "success";
+    case LLM_ERR_IO: return "input/output error";
+    case LLM_ERR_FORMAT: return "malformed file or stream";
+    case LLM_ERR_NOMEM: return "out of memory";
+    case LLM_ERR_INVALID: return "invalid argument";
+    case LLM_ERR_RANGE: return "value out of range";
+    case LLM_ERR_UTF8: return "invalid UTF-8";
+    case LLM_ERR_UNSUPPORTED: return "not supported";
+    case LLM_ERR_TOKENIZER: return "tokenizer error";
+    case LLM_ERR_NUMERIC: return "non-finite value";
+    case LLM_ERR_DEVICE: return "device not available";
+    case LLM_ERR_INTERRUPTED: return "interrupted";
+    default: return "unknown error";
+    }
+}
+
+const char *llm_errmsg(void)
+{
+    return errmsg;
+}
+
+int llm_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}

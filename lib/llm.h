@@ -1,0 +1,297 @@
+/* llm.h: the one public header of libllm, the library behind the llm-* programs.
+ *
+ * Conventions (see STYLE.md):
+ *  - functions return an int status: LLM_OK (0) or a negative LLM_ERR_* code;
+ *    the detailed reason is in llm_errmsg() (per thread, valid until the next
+ *    failing call on the same thread);
+ *  - the library never prints and never exits;
+ *  - whoever creates frees; every _free/_close accepts NULL;
+ *  - sizes are size_t or int64_t; every size read from a file is checked.
+ */
+#ifndef LLM_H
+#define LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LLM_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Values are stable: they may be stored or compared.          */
+
+enum {
+    LLM_OK = 0,
+    LLM_ERR_IO = -1,          /* open/read/write/rename failed (errno in message) */
+    LLM_ERR_FORMAT = -2,      /* a file or stream is malformed */
+    LLM_ERR_NOMEM = -3,       /* allocation failed or a size overflowed */
+    LLM_ERR_INVALID = -4,     /* an argument or option value is invalid */
+    LLM_ERR_RANGE = -5,       /* a value (token id, index) is out of range */
+    LLM_ERR_UTF8 = -6,        /* text is not valid UTF-8 */
+    LLM_ERR_UNSUPPORTED = -7, /* valid but not supported (e.g. newer version) */
+    LLM_ERR_TOKENIZER = -8,   /* SentencePiece reported an error */
+    LLM_ERR_NUMERIC = -9,     /* NaN or Inf where a finite value is needed */
+    LLM_ERR_DEVICE = -10,     /* the requested device is not available */
+    LLM_ERR_INTERRUPTED = -11 /* stopped on request (signal) */
+};
+
+/*! llm_strerror() : a short constant description of a status code. */
+const char *llm_strerror(int status);
+
+/*! llm_errmsg() : the detailed message of the last failure on this thread,
+ *  e.g. "'x.tok': bad magic (not a token file)". Never NULL. */
+const char *llm_errmsg(void);
+
+/* ------------------------------------------------------------------------ */
+/* Growable buffers, used to hand variable-sized results back to callers.    */
+
+typedef struct {
+    char *data;   /* NUL-terminated for convenience; len excludes the NUL */
+    size_t len;
+    size_t cap;
+} llm_buf;
+
+typedef struct {
+    int32_t *data;
+    size_t len;
+    size_t cap;
+} llm_ids;
+
+int  llm_buf_reserve(llm_buf *b, size_t cap);
+int  llm_buf_append(llm_buf *b, const void *p, size_t n);
+void llm_buf_free(llm_buf *b);            /* frees storage, zeroes *b */
+int  llm_ids_reserve(llm_ids *v, size_t cap);
+int  llm_ids_push(llm_ids *v, int32_t id);
+void llm_ids_free(llm_ids *v);
+
+/* ------------------------------------------------------------------------ */
+/* UTF-8.                                                                    */
+
+/*! llm_utf8_check() : @return 1 when s[0..n) is valid UTF-8 (no overlongs, no
+ *  surrogates, <= U+10FFFF), else 0 and *bad = offset of the first bad byte. */
+int llm_utf8_check(const char *s, size_t n, size_t *bad);
+
+/* ------------------------------------------------------------------------ */
+/* Line reader: lines of any length, with line numbers.                      */
+
+typedef struct llm_lines llm_lines;
+
+/*! llm_lines_open() : reads lines from `f` (not closed by llm_lines_free). */
+int llm_lines_open(FILE *f, llm_lines **out);
+/*! llm_lines_next() : the next line, without its "\n" (a final line without
+ *  "\n" still counts). The line may contain NUL bytes; line[len] is NUL.
+ *  The pointer is valid until the next call.
+ *  @return 1 with a line, 0 at end of input, or LLM_ERR_IO / LLM_ERR_NOMEM. */
+int llm_lines_next(llm_lines *r, const char **line, size_t *len);
+/*! llm_lines_number() : 1-based number of the line last returned. */
+int64_t llm_lines_number(const llm_lines *r);
+void llm_lines_free(llm_lines *r);
+
+/* ------------------------------------------------------------------------ */
+/* Safetensors files (model files and checkpoints).                          */
+
+typedef enum {
+    LLM_DT_BOOL, LLM_DT_U8, LLM_DT_I8, LLM_DT_I16, LLM_DT_U16, LLM_DT_F16,
+    LLM_DT_BF16, LLM_DT_I32, LLM_DT_U32, LLM_DT_F32, LLM_DT_F64, LLM_DT_I64,
+    LLM_DT_U64, LLM_DT_COUNT
+} llm_dtype;
+
+#define LLM_ST_MAX_DIMS 8
+
+/*! llm_dtype_name() : "F32", "U8", ... as written in safetensors headers. */
+const char *llm_dtype_name(llm_dtype t);
+/*! llm_dtype_size() : bytes per element. */
+size_t llm_dtype_size(llm_dtype t);
+
+typedef struct {
+    const char *name;
+    llm_dtype dtype;
+    int ndim;
+    int64_t shape[LLM_ST_MAX_DIMS];
+    const void *data;   /* points into the mapped file; may be unaligned */
+    size_t nbytes;
+} llm_st_tensor;
+
+typedef struct llm_st llm_st;
+
+/*! llm_st_open() : maps `path` read-only and validates everything: header
+ *  length against the file size, JSON syntax, dtypes, shapes (no overflow),
+ *  data_offsets in range, consistent with dtype*shape, and non-overlapping.
+ *  @return LLM_OK, LLM_ERR_IO or LLM_ERR_FORMAT. */
+int llm_st_open(const char *path, llm_st **out);
+/*! llm_st_open_mem() : the same over bytes in memory (not copied; `buf` must
+ *  outlive the handle). `name` is used in messages. */
+int llm_st_open_mem(const void *buf, size_t len, const char *name, llm_st **out);
+void llm_st_close(llm_st *f);
+
+size_t llm_st_count(const llm_st *f);
+const llm_st_tensor *llm_st_at(const llm_st *f, size_t i);   /* file order */
+const llm_st_tensor *llm_st_find(const llm_st *f, const char *name);
+/*! llm_st_meta() : a `__metadata__` value, or NULL when the key is absent. */
+const char *llm_st_meta(const llm_st *f, const char *key);
+size_t llm_st_meta_count(const llm_st *f);
+void llm_st_meta_at(const llm_st *f, size_t i, const char **key, const char **val);
+
+typedef struct llm_st_writer llm_st_writer;
+
+int  llm_st_writer_new(llm_st_writer **out);
+/*! llm_st_writer_add() : adds a tensor. `data` is NOT copied: it must stay
+ *  valid until llm_st_writer_write() returns. Names must be unique. */
+int  llm_st_writer_add(llm_st_writer *w, const char *name, llm_dtype t,
+                       int ndim, const int64_t *shape, const void *data);
+/*! llm_st_writer_meta() : adds a `__metadata__` entry (key and value copied). */
+int  llm_st_writer_meta(llm_st_writer *w, const char *key, const char *val);
+/*! llm_st_writer_write() : writes `path` atomically: a temporary file in the
+ *  same directory, fsync, rename. On failure `path` is untouched. */
+int  llm_st_writer_write(llm_st_writer *w, const char *path);
+void llm_st_writer_free(llm_st_writer *w);
+
+/* ------------------------------------------------------------------------ */
+/* Token files: see llm-formats(5).
+ *   offset 0  8 bytes  magic "LLMTOKS\0"
+ *   offset 8  u32      version (1)
+ *   offset 12 u32      token width in bytes (2 or 4)
+ *   offset 16 u32      vocabulary size (every id is < this)
+ *   offset 20 u32      reserved, 0
+ *   offset 24 u64      token count, 0 = unknown (written to a pipe)
+ *   offset 32          ids, little-endian
+ * All header integers little-endian. */
+
+#define LLM_TOKFILE_MAGIC "LLMTOKS"      /* 7 chars + NUL = 8 bytes */
+#define LLM_TOKFILE_VERSION 1
+#define LLM_TOKFILE_HEADER 32
+
+typedef struct {
+    uint32_t version;
+    uint32_t width;       /* 2 or 4 */
+    uint32_t vocab_size;
+    uint64_t count;       /* 0 = unknown */
+} llm_tokfile_header;
+
+/*! llm_tokfile_width() : 2 when every id < vocab_size fits in 16 bits, else 4. */
+uint32_t llm_tokfile_width(uint32_t vocab_size);
+/*! llm_tokfile_header_parse() : validates magic, version, width, vocabulary. */
+int llm_tokfile_header_parse(const unsigned char hdr[LLM_TOKFILE_HEADER],
+                             const char *name, llm_tokfile_header *h);
+
+/* Whole-file access by mmap, for training. */
+typedef struct llm_tokfile llm_tokfile;
+
+/*! llm_tokfile_open() : maps `path`, validates the header, the count against
+ *  the file size (count 0: derived from the size, which must be a whole
+ *  number of tokens) and every id < vocab_size. */
+int llm_tokfile_open(const char *path, llm_tokfile **out);
+int llm_tokfile_open_mem(const void *buf, size_t len, const char *name,
+                         llm_tokfile **out);
+void llm_tokfile_close(llm_tokfile *t);
+const llm_tokfile_header *llm_tokfile_info(const llm_tokfile *t);
+uint64_t llm_tokfile_count(const llm_tokfile *t);
+/*! llm_tokfile_get() : id i (< count), already validated. */
+uint32_t llm_tokfile_get(const llm_tokfile *t, uint64_t i);
+
+/* Streaming read (pipes). */
+typedef struct llm_tokreader llm_tokreader;
+
+/*! llm_tokreader_open() : reads and validates the header from `f`. */
+int llm_tokreader_open(FILE *f, const char *name, llm_tokreader **out);
+const llm_tokfile_header *llm_tokreader_info(const llm_tokreader *r);
+/*! llm_tokreader_read() : up to `cap` ids into dst, each checked against the
+ *  vocabulary. @return count read (0 at end), or a negative status
+ *  (LLM_ERR_FORMAT for a partial token, too many/few tokens for the header's
+ *  count, or an id past the vocabulary, with the offset in the message). */
+int64_t llm_tokreader_read(llm_tokreader *r, uint32_t *dst, size_t cap);
+void llm_tokreader_free(llm_tokreader *r);
+
+/* Streaming write. The count is patched in at close when `f` is seekable. */
+typedef struct llm_tokwriter llm_tokwriter;
+
+int  llm_tokwriter_open(FILE *f, uint32_t vocab_size, llm_tokwriter **out);
+int  llm_tokwriter_write(llm_tokwriter *w, const int32_t *ids, size_t n);
+/*! llm_tokwriter_close() : flushes, patches the count if it can, frees `w`
+ *  (also on failure). Does not close `f`. */
+int  llm_tokwriter_close(llm_tokwriter *w);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer: a C API over SentencePiece.                                    */
+
+typedef struct llm_tok llm_tok;
+
+typedef enum {
+    LLM_PIECE_NORMAL = 1, LLM_PIECE_UNKNOWN = 2, LLM_PIECE_CONTROL = 3,
+    LLM_PIECE_USER = 4, LLM_PIECE_BYTE = 6, LLM_PIECE_UNUSED = 5
+} llm_piece_type;
+
+/*! llm_tok_load() : loads a SentencePiece .model file, or the tokenizer
+ *  embedded in an llm model file (safetensors). */
+int  llm_tok_load(const char *path, llm_tok **out);
+/*! llm_tok_load_mem() : loads a serialized SentencePiece ModelProto. */
+int  llm_tok_load_mem(const void *buf, size_t len, llm_tok **out);
+void llm_tok_free(llm_tok *t);
+
+/*! llm_tok_bytes() : the serialized model, e.g. to embed it in a model file. */
+void llm_tok_bytes(const llm_tok *t, const void **buf, size_t *len);
+
+int llm_tok_vocab_size(const llm_tok *t);
+int llm_tok_bos_id(const llm_tok *t);    /* -1 when the model has none */
+int llm_tok_eos_id(const llm_tok *t);
+int llm_tok_unk_id(const llm_tok *t);
+int llm_tok_pad_id(const llm_tok *t);
+/*! llm_tok_model_type() : "unigram", "bpe", "word" or "char". */
+const char *llm_tok_model_type(const llm_tok *t);
+/*! llm_tok_normalizer() : the normalisation rule name, e.g. "nmt_nfkc". */
+const char *llm_tok_normalizer(const llm_tok *t);
+int llm_tok_byte_fallback(const llm_tok *t);
+
+/* Vocabulary queries; `id` must be in [0, vocab_size). */
+const char *llm_tok_piece(const llm_tok *t, int id);
+float llm_tok_score(const llm_tok *t, int id);
+llm_piece_type llm_tok_piece_type(const llm_tok *t, int id);
+/*! llm_tok_piece_id() : the id of a piece, or -1 when not in the vocabulary. */
+int llm_tok_piece_id(const llm_tok *t, const char *piece);
+
+/*! llm_tok_encode() : appends the ids of text[0..n) to `out`. */
+int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out);
+/*! llm_tok_encode_pieces() : appends the pieces, separated by single spaces,
+ *  to `out` (as spm_encode --output_format=piece). */
+int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n,
+                          llm_buf *out);
+/*! llm_tok_decode() : appends the text of ids to `out`. Every id must be in
+ *  range (else LLM_ERR_RANGE). */
+int llm_tok_decode(const llm_tok *t, const int32_t *ids, size_t n, llm_buf *out);
+/*! llm_tok_decode_piece() : appends the text of one id as it would appear
+ *  when decoding a sequence after a previous id `prev` (-1 at the start):
+ *  for streaming output. */
+int llm_tok_decode_piece(const llm_tok *t, int prev, int id, llm_buf *out);
+
+typedef struct {
+    const char *model_type;          /* "unigram" (default), "bpe", "char", "word" */
+    int vocab_size;                  /* 8000 */
+    double character_coverage;       /* 0.9995 */
+    int byte_fallback;               /* 1 */
+    const char *normalization;       /* "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf", "identity" */
+    int remove_extra_whitespaces;    /* 1; forced 0 by "identity" is the caller's choice */
+    int split_digits;                /* 0 */
+    const char *user_symbols;        /* comma-separated, or NULL */
+    const char *control_symbols;     /* comma-separated, or NULL */
+    int64_t input_sentence_size;     /* 0 = all sentences */
+    uint32_t seed;                   /* sampling of sentences */
+    int threads;                     /* 0 = all cores */
+    int max_sentence_length;         /* bytes; 4192 */
+    int verbose;                     /* let SentencePiece log to stderr */
+} llm_tok_train_params;
+
+/*! llm_tok_train_defaults() : fills `p` with the defaults shown above. */
+void llm_tok_train_defaults(llm_tok_train_params *p);
+/*! llm_tok_train() : trains a model on the text files `inputs` (one sentence
+ *  per line) and returns it loaded. The serialized model is llm_tok_bytes(). */
+int llm_tok_train(const char *const *inputs, size_t n_inputs,
+                  const llm_tok_train_params *p, llm_tok **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LLM_H */
