@@ -64,7 +64,7 @@ MAN_IN   = $(wildcard man/*.in)
 MANS     = $(MAN_IN:%.in=%) $(filter-out $(MAN_IN:%.in=%),$(wildcard man/*.[1-9]))
 COMPL    = $(foreach p,$(PROGS),completions/$(p).bash completions/_$(p) completions/$(p).fish)
 
-.PHONY: all check test-unit test-cli asan ubsan bench fuzz gen check-gen \
+.PHONY: all deps check test asan ubsan bench fuzz gen check-gen \
         install uninstall clean demo
 .DELETE_ON_ERROR:
 
@@ -102,7 +102,13 @@ $(B)/tests/replay_%: $(B)/tests/fuzz/%.o $(B)/tests/fuzz/replay.o $(B)/libllm.a
 	$(CXX) $(SAN) -o $@ $< $(B)/tests/fuzz/replay.o $(B)/libllm.a $(LIBS)
 
 # ---------------------------------------------------------------- tests
-check: all $(UNITS) $(REPLAYS)
+# `make check` and `make demo` first install missing Debian packages
+# (tools/deps.sh says what), so that they work on a fresh machine.
+check:
+	@sh tools/deps.sh check
+	@$(MAKE) --no-print-directory test
+
+test: all $(UNITS) $(REPLAYS)
 	@B=$(B) sh tests/run.sh
 
 asan:
@@ -113,7 +119,9 @@ ubsan:
 	$(MAKE) B=build-ubsan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=undefined -fno-sanitize-recover=all" check
 
-bench: all
+bench:
+	@sh tools/deps.sh bench
+	@$(MAKE) --no-print-directory all
 	@B=$(B) sh tests/bench/run.sh
 
 # libFuzzer needs clang; each harness runs FUZZ_TIME seconds on its corpus.
@@ -136,8 +144,10 @@ gen: $(BINS)
 check-gen: $(BINS)
 	@B=$(B) sh tests/gen.sh check
 
-demo: all
-	@sh tests/demo.sh
+demo:
+	@sh tools/deps.sh demo
+	@$(MAKE) --no-print-directory all
+	@B=$(B) sh tools/demo.sh
 
 # ---------------------------------------------------------------- install
 install: all
