@@ -69,6 +69,19 @@ int  llm_ids_push(llm_ids *v, int32_t id);
 void llm_ids_free(llm_ids *v);
 
 /* ------------------------------------------------------------------------ */
+/* Pseudo-random numbers: xoshiro256**, the same sequence on every machine.  */
+
+typedef struct {
+    uint64_t s[4];   /* plain state: save it to continue the sequence later */
+} llm_rng;
+
+void     llm_rng_seed(llm_rng *r, uint64_t seed);
+uint64_t llm_rng_u64(llm_rng *r);
+double   llm_rng_uniform(llm_rng *r);              /* [0, 1) */
+uint64_t llm_rng_below(llm_rng *r, uint64_t n);    /* [0, n), unbiased */
+double   llm_rng_normal(llm_rng *r);               /* mean 0, sd 1 */
+
+/* ------------------------------------------------------------------------ */
 /* UTF-8.                                                                    */
 
 /*! llm_utf8_check() : @return 1 when s[0..n) is valid UTF-8 (no overlongs, no
