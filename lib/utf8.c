@@ -1,0 +1,76 @@
+/* utf8.c: strict UTF-8 validation (RFC 3629), with a fast path for ASCII. */
+#include <string.h>
+
+#include "internal.h"
+
+/* Eight bytes at a time while the text is ASCII, which most of it is: memcpy
+ * keeps the load legal at any alignment and compiles to one instruction. */
+static size_t ascii_run(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & UINT64_C(0x8080808080808080))
+            break;
+        i += 8;
+    }
+    while (i < n && s[i] < 0x80)
+        i++;
+    return i;
+}
+
+int llm_utf8_check(const char *str, size_t n, size_t *bad)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] < 0x80) {
+            i += ascii_run(s + i, n - i);
+            continue;
+        }
+        unsigned c = s[i];
+        size_t len;
+        /* The allowed range of the second byte excludes overlongs (E0, F0),
+         * surrogates (ED) and code points past U+10FFFF (F4), per the table
+         * in RFC 3629 section 4. */
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            /* 80..BF stray continuation, C0/C1 overlong, F5..FF out of range
+             * or the old 5- and 6-byte forms. */
+            if (bad)
+                *bad = i;
+            return 0;
+        }
+        /* Report the lead byte of a sequence that is cut short or broken:
+         * that is where the bad character starts. */
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) {
+            if (bad)
+                *bad = i;
+            return 0;
+        }
+        for (size_t k = 2; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                if (bad)
+                    *bad = i;
+                return 0;
+            }
+        }
+        i += len;
+    }
+    return 1;
+}
