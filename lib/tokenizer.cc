@@ -1,0 +1,731 @@
+// tokenizer.cc: the llm_tok_* C API of llm.h over SentencePiece; the one C++ file.
+//
+// Every entry point catches all exceptions, so none reaches C callers; a
+// failed util::Status becomes LLM_ERR_TOKENIZER with SentencePiece's message.
+// The Debian package ships no sentencepiece_model.pb.h, so the few fields of
+// the serialized ModelProto we report (model type, normaliser, byte fallback,
+// piece types) are read by a small bounds-checked protobuf walker; field
+// numbers are those of upstream src/sentencepiece_model.proto.
+#include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdarg>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "internal.h"
+
+namespace {
+
+// ---------------------------------------------------------------- protobuf
+
+// Wire types of the protobuf encoding.
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
+
+struct PbReader {
+    const unsigned char *p, *end;
+};
+
+bool pb_varint(PbReader &r, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70; shift += 7) {
+        if (r.p >= r.end)
+            return false;
+        unsigned char c = *r.p++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;   // more than 10 bytes: not a varint
+}
+
+struct PbField {
+    uint32_t number;
+    int wire;
+    uint64_t value;                 // WT_VARINT, WT_I64, WT_I32
+    const unsigned char *data;      // WT_LEN
+    size_t len;
+};
+
+// Reads one field; false on malformed input (groups are not used by
+// SentencePiece models and are rejected).
+bool pb_next(PbReader &r, PbField *f)
+{
+    uint64_t key;
+    if (!pb_varint(r, &key) || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        return false;
+    f->number = (uint32_t)(key >> 3);
+    f->wire = (int)(key & 7);
+    size_t left = (size_t)(r.end - r.p);
+    switch (f->wire) {
+    case WT_VARINT:
+        return pb_varint(r, &f->value);
+    case WT_I64:
+        if (left < 8)
+            return false;
+        f->value = llm_le64(r.p);
+        r.p += 8;
+        return true;
+    case WT_I32:
+        if (left < 4)
+            return false;
+        f->value = llm_le32(r.p);
+        r.p += 4;
+        return true;
+    case WT_LEN: {
+        uint64_t n;
+        if (!pb_varint(r, &n) || n > (uint64_t)(r.end - r.p))
+            return false;
+        f->data = r.p;
+        f->len = (size_t)n;
+        r.p += n;
+        return true;
+    }
+    default:
+        return false;
+    }
+}
+
+// What we read from a serialized ModelProto.
+struct ModelInfo {
+    std::vector<unsigned char> types;   // per piece: llm_piece_type
+    int model_type = 1;                 // TrainerSpec.model_type, UNIGRAM
+    bool byte_fallback = false;         // TrainerSpec.byte_fallback
+    std::string unk_surface = " \xE2\x81\x87 ";  // TrainerSpec.unk_surface
+    std::string normalizer;             // NormalizerSpec.name
+    bool add_dummy_prefix = true;       // NormalizerSpec.add_dummy_prefix
+    bool remove_extra_ws = true;        // NormalizerSpec.remove_extra_whitespaces
+};
+
+// ModelProto { repeated SentencePiece pieces = 1; TrainerSpec trainer_spec = 2;
+//              NormalizerSpec normalizer_spec = 3; ... }
+// SentencePiece { string piece = 1; float score = 2; Type type = 3; }
+// TrainerSpec { ModelType model_type = 3; bool byte_fallback = 35;
+//               string unk_surface = 44; ... }
+// NormalizerSpec { string name = 1; bool add_dummy_prefix = 3;
+//                  bool remove_extra_whitespaces = 4; ... }
+bool parse_model(const unsigned char *buf, size_t len, ModelInfo *mi)
+{
+    PbReader r{buf, buf + len};
+    PbField f;
+    while (r.p < r.end) {
+        if (!pb_next(r, &f))
+            return false;
+        if (f.number == 1 && f.wire == WT_LEN) {
+            PbReader s{f.data, f.data + f.len};
+            PbField g;
+            unsigned type = LLM_PIECE_NORMAL;
+            while (s.p < s.end) {
+                if (!pb_next(s, &g))
+                    return false;
+                if (g.number == 3 && g.wire == WT_VARINT)
+                    type = (unsigned)g.value;
+            }
+            if (type < LLM_PIECE_NORMAL || type > LLM_PIECE_BYTE)
+                return false;
+            mi->types.push_back((unsigned char)type);
+        } else if (f.number == 2 && f.wire == WT_LEN) {
+            PbReader s{f.data, f.data + f.len};
+            PbField g;
+            while (s.p < s.end) {
+                if (!pb_next(s, &g))
+                    return false;
+                if (g.number == 3 && g.wire == WT_VARINT)
+                    mi->model_type = (int)g.value;
+                else if (g.number == 35 && g.wire == WT_VARINT)
+                    mi->byte_fallback = g.value != 0;
+                else if (g.number == 44 && g.wire == WT_LEN)
+                    mi->unk_surface.assign((const char *)g.data, g.len);
+            }
+        } else if (f.number == 3 && f.wire == WT_LEN) {
+            PbReader s{f.data, f.data + f.len};
+            PbField g;
+            while (s.p < s.end) {
+                if (!pb_next(s, &g))
+                    return false;
+                if (g.number == 1 && g.wire == WT_LEN)
+                    mi->normalizer.assign((const char *)g.data, g.len);
+                else if (g.number == 3 && g.wire == WT_VARINT)
+                    mi->add_dummy_prefix = g.value != 0;
+                else if (g.number == 4 && g.wire == WT_VARINT)
+                    mi->remove_extra_ws = g.value != 0;
+            }
+        }
+    }
+    return !mi->types.empty();
+}
+
+// ---------------------------------------------------------------- helpers
+
+int fail_status(const sentencepiece::util::Status &st)
+{
+    return llm_fail(LLM_ERR_TOKENIZER, "sentencepiece: %s", st.ToString().c_str());
+}
+
+// The catch-all every entry point ends with.
+int fail_exception()
+{
+    try {
+        throw;
+    } catch (const std::bad_alloc &) {
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    } catch (const std::exception &e) {
+        return llm_fail(LLM_ERR_TOKENIZER, "sentencepiece: %s", e.what());
+    } catch (...) {
+        return llm_fail(LLM_ERR_TOKENIZER, "sentencepiece: unknown exception");
+    }
+}
+
+const char kSpace[] = "\xE2\x96\x81";   // U+2581, SentencePiece's space symbol
+
+}  // namespace
+
+struct llm_tok {
+    sentencepiece::SentencePieceProcessor sp;
+    std::string proto;      // the serialized ModelProto, for llm_tok_bytes()
+    ModelInfo info;
+    int vocab = 0;
+};
+
+namespace {
+
+int check_id(const llm_tok *t, int id)
+{
+    if (id < 0 || id >= t->vocab)
+        return llm_fail(LLM_ERR_RANGE, "id %d is out of range (vocabulary %d)",
+                        id, t->vocab);
+    return LLM_OK;
+}
+
+// `name` is NULL for bytes that did not come from a file.
+int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
+{
+    *out = nullptr;
+    ModelInfo mi;
+    // Our walker first: it rejects arbitrary bytes before SentencePiece sees
+    // them, so that a wrong file gives our message rather than a parser's.
+    if (!buf || !parse_model((const unsigned char *)buf, len, &mi)) {
+        if (name)
+            return llm_fail(LLM_ERR_FORMAT,
+                            "'%s': not a SentencePiece model or llm model file", name);
+        return llm_fail(LLM_ERR_FORMAT, "not a SentencePiece model");
+    }
+    llm_tok *t = new llm_tok;
+    t->proto.assign((const char *)buf, len);
+    auto st = t->sp.LoadFromSerializedProto(t->proto);
+    if (!st.ok()) {
+        delete t;
+        if (name)
+            return llm_fail(LLM_ERR_FORMAT, "'%s': not a usable SentencePiece model: %s",
+                            name, st.ToString().c_str());
+        return llm_fail(LLM_ERR_FORMAT, "not a usable SentencePiece model: %s",
+                        st.ToString().c_str());
+    }
+    t->vocab = t->sp.GetPieceSize();
+    if (t->vocab != (int)mi.types.size()) {
+        delete t;
+        return llm_fail(LLM_ERR_FORMAT, "'%s': inconsistent SentencePiece model",
+                        name ? name : "(memory)");
+    }
+    t->info = std::move(mi);
+    *out = t;
+    return LLM_OK;
+}
+
+// Sentences for the trainer, read from our files line by line: this lets
+// names contain commas (the trainer's own "input" list splits on them),
+// reads "-" as standard input without a temporary copy, and checks UTF-8
+// with the file and line in the message.
+class LineIterator : public sentencepiece::SentenceIterator {
+public:
+    explicit LineIterator(const char *const *files, size_t n) : files_(files), n_(n)
+    {
+        Next();
+    }
+    ~LineIterator() override
+    {
+        close_file();
+        free(buf_);
+    }
+    bool done() const override { return done_; }
+    const std::string &value() const override { return value_; }
+    sentencepiece::util::Status status() const override
+    {
+        if (err_)
+            return sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal,
+                                               "input error");
+        return sentencepiece::util::Status();
+    }
+    void Next() override
+    {
+        while (!done_) {
+            if (!f_ && !open_next())
+                return;
+            errno = 0;
+            ssize_t k = getline(&buf_, &cap_, f_);
+            if (k < 0) {
+                if (ferror(f_)) {
+                    fail(LLM_ERR_IO, "'%s': read error: %s", name(),
+                         strerror(errno ? errno : EIO));
+                    return;
+                }
+                close_file();
+                continue;
+            }
+            line_++;
+            size_t len = (size_t)k;
+            if (len && buf_[len - 1] == '\n')
+                len--;
+            size_t bad;
+            if (!llm_utf8_check(buf_, len, &bad)) {
+                fail(LLM_ERR_UTF8, "'%s', line %lld: invalid UTF-8 at byte %zu", name(),
+                     (long long)line_, bad + 1);
+                return;
+            }
+            value_.assign(buf_, len);
+            return;
+        }
+    }
+    // The status and message of a failure, re-recorded after training since
+    // the trainer's own calls may have overwritten the thread's message.
+    int err() const { return err_; }
+    const std::string &msg() const { return msg_; }
+
+private:
+    bool is_stdin() const { return strcmp(files_[idx_ - 1], "-") == 0; }
+    const char *name() const { return is_stdin() ? "(standard input)" : files_[idx_ - 1]; }
+    bool open_next()
+    {
+        if (idx_ == n_) {
+            done_ = true;
+            return false;
+        }
+        idx_++;
+        line_ = 0;
+        f_ = is_stdin() ? stdin : fopen(files_[idx_ - 1], "r");
+        if (!f_) {
+            fail(LLM_ERR_IO, "cannot open '%s': %s", files_[idx_ - 1], strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    void close_file()
+    {
+        if (f_ && f_ != stdin)
+            fclose(f_);
+        f_ = nullptr;
+    }
+    void fail(int status, const char *fmt, ...) LLM_PRINTF(3, 4)
+    {
+        char m[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(m, sizeof m, fmt, ap);
+        va_end(ap);
+        err_ = status;
+        msg_ = m;
+        done_ = true;
+    }
+
+    const char *const *files_;
+    size_t n_, idx_ = 0;
+    FILE *f_ = nullptr;
+    char *buf_ = nullptr;
+    size_t cap_ = 0;
+    long long line_ = 0;
+    bool done_ = false;
+    int err_ = 0;
+    std::string msg_, value_;
+};
+
+bool one_of(const char *s, const char *const *set)
+{
+    for (; *set; set++)
+        if (strcmp(s, *set) == 0)
+            return true;
+    return false;
+}
+
+std::string num(double v)
+{
+    char b[64];
+    snprintf(b, sizeof b, "%.17g", v);
+    return b;
+}
+
+// Maps the trainer's vocabulary-size complaints into our wording; other
+// statuses pass through. "Vocabulary size too high (8000). Please set it to
+// a value <= 1234." comes from unigram training on a small corpus.
+int fail_train(const sentencepiece::util::Status &st, int vocab_size)
+{
+    std::string m = st.ToString();
+    const char key[] = "Please set it to a value <= ";
+    size_t at = m.find(key);
+    if (at != std::string::npos) {
+        long n = strtol(m.c_str() + at + sizeof key - 1, nullptr, 10);
+        return llm_fail(LLM_ERR_INVALID,
+                        "vocabulary size %d is too large for this corpus; "
+                        "the trainer suggests <= %ld", vocab_size, n);
+    }
+    // "Vocabulary size is smaller than required_chars. 400 vs 457."
+    const char key2[] = "smaller than required_chars. ";
+    at = m.find(key2);
+    if (at != std::string::npos) {
+        const char *q = strstr(m.c_str() + at, " vs ");
+        long n = q ? strtol(q + 4, nullptr, 10) : 0;
+        return llm_fail(LLM_ERR_INVALID,
+                        "vocabulary size %d is too small for this corpus: its characters, "
+                        "byte pieces and special pieces need %ld", vocab_size, n);
+    }
+    return fail_status(st);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- C API
+
+extern "C" {
+
+int llm_tok_load_mem(const void *buf, size_t len, llm_tok **out)
+{
+    try {
+        return load_proto(buf, len, nullptr, out);
+    } catch (...) {
+        *out = nullptr;
+        return fail_exception();
+    }
+}
+
+int llm_tok_load(const char *path, llm_tok **out)
+{
+    *out = nullptr;
+    const void *map;
+    size_t len;
+    int rc = llm_map_file(path, &map, &len);
+    if (rc)
+        return rc;
+    const unsigned char *b = (const unsigned char *)map;
+    // An llm model file is safetensors: a little-endian header length that
+    // fits the file, then a JSON object. A ModelProto starts with field 1
+    // (0x0a) and a piece, which cannot pass this test.
+    bool is_st = len >= 9 && llm_le64(b) <= len - 8 && b[8] == '{';
+    if (!is_st) {
+        try {
+            rc = load_proto(map, len, path, out);
+        } catch (...) {
+            rc = fail_exception();
+        }
+        llm_unmap_file(map, len);
+        return rc;
+    }
+    llm_unmap_file(map, len);
+    llm_st *st;
+    rc = llm_st_open(path, &st);
+    if (rc)
+        return rc;
+    const llm_st_tensor *ten = llm_st_find(st, "tokenizer.model");
+    if (!ten || ten->dtype != LLM_DT_U8) {
+        llm_st_close(st);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': model file has no U8 tensor 'tokenizer.model'",
+                        path);
+    }
+    try {
+        rc = load_proto(ten->data, ten->nbytes, path, out);
+    } catch (...) {
+        rc = fail_exception();
+    }
+    llm_st_close(st);
+    return rc;
+}
+
+void llm_tok_free(llm_tok *t)
+{
+    delete t;
+}
+
+void llm_tok_bytes(const llm_tok *t, const void **buf, size_t *len)
+{
+    *buf = t->proto.data();
+    *len = t->proto.size();
+}
+
+int llm_tok_vocab_size(const llm_tok *t) { return t->vocab; }
+int llm_tok_bos_id(const llm_tok *t) { return t->sp.bos_id(); }
+int llm_tok_eos_id(const llm_tok *t) { return t->sp.eos_id(); }
+int llm_tok_unk_id(const llm_tok *t) { return t->sp.unk_id(); }
+int llm_tok_pad_id(const llm_tok *t) { return t->sp.pad_id(); }
+
+const char *llm_tok_model_type(const llm_tok *t)
+{
+    switch (t->info.model_type) {
+    case 1: return "unigram";
+    case 2: return "bpe";
+    case 3: return "word";
+    case 4: return "char";
+    default: return "unknown";
+    }
+}
+
+const char *llm_tok_normalizer(const llm_tok *t)
+{
+    return t->info.normalizer.c_str();
+}
+
+int llm_tok_byte_fallback(const llm_tok *t)
+{
+    return t->info.byte_fallback;
+}
+
+// Out-of-range ids give NULL / 0 / 0 and LLM_ERR_RANGE in llm_errmsg().
+const char *llm_tok_piece(const llm_tok *t, int id)
+{
+    if (check_id(t, id))
+        return nullptr;
+    return t->sp.IdToPiece(id).c_str();   // a reference into the model: stable
+}
+
+float llm_tok_score(const llm_tok *t, int id)
+{
+    if (check_id(t, id))
+        return 0.0f;
+    return t->sp.GetScore(id);
+}
+
+llm_piece_type llm_tok_piece_type(const llm_tok *t, int id)
+{
+    if (check_id(t, id))
+        return (llm_piece_type)0;
+    return (llm_piece_type)t->info.types[(size_t)id];
+}
+
+int llm_tok_piece_id(const llm_tok *t, const char *piece)
+{
+    try {
+        int id = t->sp.PieceToId(piece);
+        // PieceToId answers unk_id for unknown pieces; only <unk> itself is it.
+        if (id == t->sp.unk_id() && t->sp.IdToPiece(id) != piece)
+            return -1;
+        return id;
+    } catch (...) {
+        fail_exception();
+        return -1;
+    }
+}
+
+int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out)
+{
+    try {
+        // One vector per thread, reused: no allocation per line once warm.
+        thread_local std::vector<int> ids;
+        ids.clear();
+        auto st = t->sp.Encode(absl::string_view(text, n), &ids);
+        if (!st.ok())
+            return fail_status(st);
+        int rc = llm_ids_reserve(out, out->len + ids.size());
+        if (rc)
+            return rc;
+        static_assert(sizeof(int) == sizeof(int32_t), "ids are 32-bit");
+        if (!ids.empty())
+            memcpy(out->data + out->len, ids.data(), ids.size() * sizeof(int32_t));
+        out->len += ids.size();
+        return LLM_OK;
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n, llm_buf *out)
+{
+    try {
+        thread_local std::vector<std::string> pieces;
+        pieces.clear();
+        auto st = t->sp.Encode(absl::string_view(text, n), &pieces);
+        if (!st.ok())
+            return fail_status(st);
+        for (size_t i = 0; i < pieces.size(); i++) {
+            int rc = (i ? llm_buf_append(out, " ", 1) : LLM_OK);
+            if (!rc)
+                rc = llm_buf_append(out, pieces[i].data(), pieces[i].size());
+            if (rc)
+                return rc;
+        }
+        return llm_buf_append(out, "", 0);   // keeps data NUL-terminated
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+int llm_tok_decode(const llm_tok *t, const int32_t *ids, size_t n, llm_buf *out)
+{
+    try {
+        thread_local std::vector<int> v;
+        thread_local std::string text;
+        v.assign(ids, ids + n);
+        for (int id : v)
+            if (check_id(t, id))
+                return LLM_ERR_RANGE;
+        auto st = t->sp.Decode(v, &text);
+        if (!st.ok())
+            return fail_status(st);
+        return llm_buf_append(out, text.data(), text.size());
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+// Follows SentencePieceProcessor::Decode piece by piece: control pieces are
+// invisible, <unk> shows its surface, a byte piece gives its raw byte (the
+// bytes of a character arrive one id at a time), "▁" is a space, and the
+// first visible piece loses the space the dummy prefix added. "First" is
+// judged from `prev` alone: -1 or a control piece (e.g. <s>); a caller
+// streaming after an invisible piece in mid-text should pass the last
+// visible one.
+int llm_tok_decode_piece(const llm_tok *t, int prev, int id, llm_buf *out)
+{
+    try {
+        int rc = check_id(t, id);
+        if (rc)
+            return rc;
+        if (prev >= t->vocab || prev < -1)
+            return check_id(t, prev);
+        const ModelInfo &mi = t->info;
+        unsigned type = mi.types[(size_t)id];
+        const std::string &piece = t->sp.IdToPiece(id);
+        if (type == LLM_PIECE_CONTROL)
+            return llm_buf_append(out, "", 0);
+        if (type == LLM_PIECE_UNKNOWN)
+            return llm_buf_append(out, mi.unk_surface.data(), mi.unk_surface.size());
+        if (type == LLM_PIECE_BYTE) {
+            // "<0xNN>"
+            unsigned char c = (unsigned char)strtoul(piece.c_str() + 3, nullptr, 16);
+            return llm_buf_append(out, &c, 1);
+        }
+        size_t at = 0;
+        bool first = prev < 0 || mi.types[(size_t)prev] == LLM_PIECE_CONTROL;
+        if (first && (mi.add_dummy_prefix || mi.remove_extra_ws) &&
+            piece.compare(0, 3, kSpace) == 0)
+            at = 3;
+        if ((rc = llm_buf_append(out, "", 0)))
+            return rc;
+        while (at < piece.size()) {
+            size_t sp = piece.find(kSpace, at);
+            size_t end = sp == std::string::npos ? piece.size() : sp;
+            if ((rc = llm_buf_append(out, piece.data() + at, end - at)))
+                return rc;
+            if (sp == std::string::npos)
+                break;
+            if ((rc = llm_buf_append(out, " ", 1)))
+                return rc;
+            at = sp + 3;
+        }
+        return LLM_OK;
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+void llm_tok_train_defaults(llm_tok_train_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->model_type = "unigram";
+    p->vocab_size = 8000;
+    p->character_coverage = 0.9995;
+    p->byte_fallback = 1;
+    p->normalization = "nmt_nfkc";
+    p->remove_extra_whitespaces = 1;
+    p->split_digits = 0;
+    p->input_sentence_size = 0;
+    p->seed = 0;
+    p->threads = 0;
+    p->max_sentence_length = 4192;
+    p->verbose = 0;
+}
+
+int llm_tok_train(const char *const *inputs, size_t n_inputs,
+                  const llm_tok_train_params *p, llm_tok **out)
+{
+    *out = nullptr;
+    static const char *const types[] = {"unigram", "bpe", "char", "word", nullptr};
+    static const char *const norms[] = {"nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf",
+                                        "identity", nullptr};
+    // The trainer's own limits (trainer_interface.cc VerifySpec), checked
+    // here so that the message names our option rather than a proto field.
+    if (!p->model_type || !one_of(p->model_type, types))
+        return llm_fail(LLM_ERR_INVALID, "unknown model type '%s'",
+                        p->model_type ? p->model_type : "(null)");
+    if (!p->normalization || !one_of(p->normalization, norms))
+        return llm_fail(LLM_ERR_INVALID, "unknown normalization '%s'",
+                        p->normalization ? p->normalization : "(null)");
+    if (p->vocab_size < 1)
+        return llm_fail(LLM_ERR_INVALID, "vocabulary size %d must be positive", p->vocab_size);
+    if (!(p->character_coverage >= 0.98 && p->character_coverage <= 1.0))
+        return llm_fail(LLM_ERR_INVALID, "character coverage %g is outside [0.98, 1]",
+                        p->character_coverage);
+    if (p->threads < 0 || p->threads > 128)
+        return llm_fail(LLM_ERR_INVALID, "thread count %d is outside [0, 128]", p->threads);
+    if (p->max_sentence_length < 10 || p->max_sentence_length > 1073741824)
+        return llm_fail(LLM_ERR_INVALID, "maximum sentence length %d is outside [10, 2^30]",
+                        p->max_sentence_length);
+    if (p->input_sentence_size < 0 ||
+        (p->input_sentence_size > 0 && p->input_sentence_size <= 100))
+        return llm_fail(LLM_ERR_INVALID,
+                        "input sentence size %lld must be 0 (all) or more than 100",
+                        (long long)p->input_sentence_size);
+    if (n_inputs == 0)
+        return llm_fail(LLM_ERR_INVALID, "no training input");
+    try {
+        int threads = p->threads;
+        if (threads == 0)
+            threads = (int)std::min(128u, std::max(1u, std::thread::hardware_concurrency()));
+        std::unordered_map<std::string, std::string> kw = {
+            {"model_type", p->model_type},
+            {"vocab_size", std::to_string(p->vocab_size)},
+            {"character_coverage", num(p->character_coverage)},
+            {"byte_fallback", p->byte_fallback ? "true" : "false"},
+            {"normalization_rule_name", p->normalization},
+            {"remove_extra_whitespaces", p->remove_extra_whitespaces ? "true" : "false"},
+            {"split_digits", p->split_digits ? "true" : "false"},
+            {"input_sentence_size", std::to_string(p->input_sentence_size)},
+            {"num_threads", std::to_string(threads)},
+            {"max_sentence_length", std::to_string(p->max_sentence_length)},
+            // SentencePiece logs through its own LOG() to std::cerr; its
+            // global minimum level hides INFO and WARNING (the latter is
+            // printed per skipped line) unless asked for. Set on every call
+            // because the level is process-wide and sticky.
+            {"minloglevel", p->verbose ? "0" : "2"},
+        };
+        if (p->user_symbols && *p->user_symbols)
+            kw["user_defined_symbols"] = p->user_symbols;
+        if (p->control_symbols && *p->control_symbols)
+            kw["control_symbols"] = p->control_symbols;
+        // Character and word models take every piece the corpus has; the
+        // vocabulary size is then an upper bound, as spm_train treats it.
+        sentencepiece::SetRandomGeneratorSeed(p->seed);
+        LineIterator it(inputs, n_inputs);
+        std::string serialized;
+        // model_prefix stays empty: with an output string the trainer
+        // serializes into it and writes no files.
+        auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &serialized);
+        if (it.err())
+            return llm_fail(it.err(), "%s", it.msg().c_str());
+        if (!st.ok())
+            return fail_train(st, p->vocab_size);
+        return load_proto(serialized.data(), serialized.size(), nullptr, out);
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+}  // extern "C"
