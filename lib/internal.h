@@ -54,6 +54,52 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
 int  llm_map_file(const char *path, const void **map, size_t *len);
 void llm_unmap_file(const void *map, size_t len);
 
+/* ------------------------------------------------------------------------ */
+/* JSON (json.c): a strict RFC 8259 parser into a read-only tree, and a string
+ * escaper. Strings are decoded (escapes, \uXXXX surrogate pairs) to UTF-8;
+ * control characters, invalid UTF-8, lone surrogates, trailing garbage and
+ * nesting deeper than 64 are rejected. Duplicate keys are kept: callers that
+ * care check them.                                                          */
+
+typedef enum {
+    LLM_JSON_NULL, LLM_JSON_FALSE, LLM_JSON_TRUE, LLM_JSON_NUMBER,
+    LLM_JSON_STRING, LLM_JSON_ARRAY, LLM_JSON_OBJECT
+} llm_json_type;
+
+typedef struct llm_json_node llm_json_node;
+struct llm_json_node {
+    llm_json_type type;
+    size_t offset;               /* of the value's first byte, plus `base` */
+    const char *str;             /* STRING: decoded; NUMBER: the literal; NUL-terminated */
+    size_t len;                  /* bytes in str (a string may hold "\u0000") */
+    const char *key;             /* an OBJECT member's decoded key, else NULL */
+    size_t key_len;
+    size_t count;                /* ARRAY, OBJECT: number of children */
+    const llm_json_node *child;  /* first child (document order), or NULL */
+    const llm_json_node *next;   /* next sibling, or NULL */
+};
+
+typedef struct llm_json llm_json;
+
+/*! llm_json_parse() : parses text[0..len) (one value, whitespace around it).
+ *  Messages read "'name': invalid JSON at offset N: ...", N = base + offset,
+ *  so that a caller parsing part of a file reports file offsets.
+ *  @return LLM_OK, LLM_ERR_FORMAT or LLM_ERR_NOMEM. */
+int  llm_json_parse(const char *text, size_t len, const char *name, size_t base,
+                    llm_json **out);
+const llm_json_node *llm_json_root(const llm_json *j);
+void llm_json_free(llm_json *j);   /* accepts NULL; frees every node and string */
+/*! llm_json_get() : the first member of `obj` named `key`, or NULL. */
+const llm_json_node *llm_json_get(const llm_json_node *obj, const char *key);
+/*! llm_json_int64() / llm_json_double() : 0 with the value of a NUMBER node,
+ *  -1 when it is not a number, not an integer (int64), or out of range. */
+int  llm_json_int64(const llm_json_node *n, int64_t *v);
+int  llm_json_double(const llm_json_node *n, double *v);
+/*! llm_json_put_string() : appends s[0..n) to `b` as a quoted JSON string
+ *  (", \ and control characters escaped). @return LLM_OK, LLM_ERR_UTF8 when
+ *  `s` is not valid UTF-8, or LLM_ERR_NOMEM. */
+int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
