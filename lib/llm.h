@@ -85,7 +85,9 @@ double   llm_rng_normal(llm_rng *r);               /* mean 0, sd 1 */
 /* UTF-8.                                                                    */
 
 /*! llm_utf8_check() : @return 1 when s[0..n) is valid UTF-8 (no overlongs, no
- *  surrogates, <= U+10FFFF), else 0 and *bad = offset of the first bad byte. */
+ *  surrogates, <= U+10FFFF), else 0 and *bad = offset of the first bad byte:
+ *  the start of the first invalid or truncated sequence (as Python's
+ *  UnicodeDecodeError.start). `bad` may be NULL. */
 int llm_utf8_check(const char *s, size_t n, size_t *bad);
 
 /* ------------------------------------------------------------------------ */
@@ -96,7 +98,8 @@ typedef struct llm_lines llm_lines;
 /*! llm_lines_open() : reads lines from `f` (not closed by llm_lines_free). */
 int llm_lines_open(FILE *f, llm_lines **out);
 /*! llm_lines_next() : the next line, without its "\n" (a final line without
- *  "\n" still counts). The line may contain NUL bytes; line[len] is NUL.
+ *  "\n" still counts). A "\r" before the "\n" is kept: callers that accept
+ *  CRLF text strip it. The line may contain NUL bytes; line[len] is NUL.
  *  The pointer is valid until the next call.
  *  @return 1 with a line, 0 at end of input, or LLM_ERR_IO / LLM_ERR_NOMEM. */
 int llm_lines_next(llm_lines *r, const char **line, size_t *len);
