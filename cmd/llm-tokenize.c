@@ -1,0 +1,599 @@
+/* llm-tokenize.c: train a SentencePiece model, encode text to ids, pieces or
+ * a token file, decode back, and describe a model. Options and I/O only; the
+ * tokenizer is lib/tokenizer.cc. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+enum { CMD_TRAIN, CMD_ENCODE, CMD_DECODE, CMD_INFO };
+#define ONLY(c) (1u << (c))
+
+/* Option values, holding their defaults (--help prints them from here). */
+static const char *o_model, *o_output;
+static int o_threads, o_quiet, o_verbose;
+static int64_t o_seed;
+static int o_vocab_size = 8000;
+static const char *o_model_type = "unigram";
+static double o_coverage = 0.9995;
+static int o_byte_fallback, o_no_byte_fallback, o_split_digits;
+static const char *o_normalization = "nmt_nfkc";
+static const char *o_user_symbols, *o_control_symbols;
+static int64_t o_input_sentence_size;
+static int o_max_sentence_length = 4192;
+static const char *o_format = "ids";
+static int o_bos, o_eos, o_vocab;
+
+static const cli_cmd cmds[] = {
+    {"train", "[FILE]...", "train a SentencePiece model on text, one sentence per line"},
+    {"encode", "[FILE]...", "encode text lines to ids, pieces or a token file"},
+    {"decode", "[FILE]...", "decode lines of ids, or a token file, back to text"},
+    {"info", NULL, "describe a model: vocabulary, special ids, type, normalisation"},
+};
+
+#define TRAIN ONLY(CMD_TRAIN)
+#define USES_MODEL (ONLY(CMD_ENCODE) | ONLY(CMD_DECODE) | ONLY(CMD_INFO))
+
+static const cli_opt opts[] = {
+    {"model", 'm', CLI_STRING, &o_model, "FILE",
+     "tokenizer: a SentencePiece .model or an llm model file", NULL, 0, 0, USES_MODEL,
+     CLI_COMPLETE_FILE, 0},
+    {"output", 'o', CLI_STRING, &o_output, "FILE",
+     "write to FILE (atomically) instead of standard output; required for train",
+     NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no summary on standard error",
+     NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"verbose", 'v', CLI_FLAG, &o_verbose, NULL,
+     "let SentencePiece log its progress to standard error", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"threads", 0, CLI_INT, &o_threads, "N", "trainer threads, 0 for all cores", NULL,
+     0, 128, TRAIN, CLI_COMPLETE_NONE, 0},
+    {"seed", 0, CLI_INT64, &o_seed, "N", "seed for sampling sentences", NULL, 0,
+     4294967295.0, TRAIN, CLI_COMPLETE_NONE, 0},
+    {"vocab-size", 0, CLI_INT, &o_vocab_size, "N", "vocabulary size", NULL, 1, 1000000,
+     TRAIN, CLI_COMPLETE_NONE, 0},
+    {"model-type", 0, CLI_CHOICE, &o_model_type, "TYPE", "segmentation algorithm",
+     "unigram|bpe|char|word", 0, 0, TRAIN, CLI_COMPLETE_CHOICE, 0},
+    {"character-coverage", 0, CLI_DOUBLE, &o_coverage, "X",
+     "share of characters the alphabet must cover", NULL, 0.98, 1, TRAIN,
+     CLI_COMPLETE_NONE, 0},
+    {"byte-fallback", 0, CLI_FLAG, &o_byte_fallback, NULL,
+     "spell unknown characters as UTF-8 byte pieces (the default)", NULL, 0, 0, TRAIN,
+     CLI_COMPLETE_NONE, 1},
+    {"no-byte-fallback", 0, CLI_FLAG, &o_no_byte_fallback, NULL,
+     "map unknown characters to <unk> instead", NULL, 0, 0, TRAIN, CLI_COMPLETE_NONE, 1},
+    {"normalization", 0, CLI_CHOICE, &o_normalization, "RULE",
+     "Unicode normalisation; identity keeps text byte for byte",
+     "nmt_nfkc|nfkc|nmt_nfkc_cf|nfkc_cf|identity", 0, 0, TRAIN, CLI_COMPLETE_CHOICE, 0},
+    {"split-digits", 0, CLI_FLAG, &o_split_digits, NULL, "make every digit its own piece",
+     NULL, 0, 0, TRAIN, CLI_COMPLETE_NONE, 1},
+    {"user-symbols", 0, CLI_STRING, &o_user_symbols, "LIST",
+     "comma-separated pieces always kept whole", NULL, 0, 0, TRAIN, CLI_COMPLETE_NONE, 0},
+    {"control-symbols", 0, CLI_STRING, &o_control_symbols, "LIST",
+     "comma-separated control pieces (ids only, never produced from text)", NULL, 0, 0,
+     TRAIN, CLI_COMPLETE_NONE, 0},
+    {"input-sentence-size", 0, CLI_INT64, &o_input_sentence_size, "N",
+     "train on a random sample of N sentences, 0 for all (N > 100)", NULL, 0, 1e15,
+     TRAIN, CLI_COMPLETE_NONE, 0},
+    {"max-sentence-length", 0, CLI_INT, &o_max_sentence_length, "N",
+     "skip training lines longer than N bytes", NULL, 10, 1073741824, TRAIN,
+     CLI_COMPLETE_NONE, 0},
+    {"output-format", 0, CLI_CHOICE, &o_format, "FORMAT",
+     "ids: one line of ids per input line; pieces: the pieces; bin: a token file",
+     "ids|pieces|bin", 0, 0, ONLY(CMD_ENCODE), CLI_COMPLETE_CHOICE, 0},
+    {"bos", 0, CLI_FLAG, &o_bos, NULL, "begin every line with the BOS id", NULL, 0, 0,
+     ONLY(CMD_ENCODE), CLI_COMPLETE_NONE, 1},
+    {"eos", 0, CLI_FLAG, &o_eos, NULL, "end every line with the EOS id", NULL, 0, 0,
+     ONLY(CMD_ENCODE), CLI_COMPLETE_NONE, 1},
+    {"vocab", 0, CLI_FLAG, &o_vocab, NULL, "list every piece as id, piece and score",
+     NULL, 0, 0, ONLY(CMD_INFO), CLI_COMPLETE_NONE, 1},
+    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
+};
+
+static const cli_prog prog = {
+    "llm-tokenize", NULL,
+    "Train a SentencePiece tokenizer; encode text to token ids and decode them back.",
+    cmds, (int)(sizeof cmds / sizeof cmds[0]),
+    opts, (int)(sizeof opts / sizeof opts[0]),
+};
+
+static const char *display(const char *path)
+{
+    return !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output: standard output, or -o FILE written to a temporary name in the
+ * same directory and renamed over FILE only when everything succeeded, so
+ * that a failure never leaves half a model or half an encoding behind. */
+
+static char *g_tmp;   /* the temporary file while it exists */
+
+static void remove_tmp(void)
+{
+    if (g_tmp) {
+        unlink(g_tmp);
+        free(g_tmp);
+        g_tmp = NULL;
+    }
+}
+
+static FILE *out_open(const char *path)
+{
+    if (!path || strcmp(path, "-") == 0)
+        return stdout;
+    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+    g_tmp = malloc(n);
+    if (!g_tmp)
+        cli_die("out of memory");
+    snprintf(g_tmp, n, "%s.tmp.XXXXXX", path);
+    atexit(remove_tmp);
+    int fd = mkstemp(g_tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(g_tmp);
+        g_tmp = NULL;
+        cli_die("cannot create '%s': %s", path, strerror(e));
+    }
+    /* mkstemp makes the file 0600; a model or encoding should get the
+     * permissions any new file would. */
+    mode_t um = umask(0);
+    umask(um);
+    if (fchmod(fd, 0666 & ~um) != 0)
+        cli_die("cannot create '%s': %s", path, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f)
+        cli_die("cannot create '%s': %s", path, strerror(errno));
+    return f;
+}
+
+static void out_close(FILE *f, const char *path)
+{
+    if (f == stdout) {
+        cli_flush(stdout);
+        return;
+    }
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        int e = errno;
+        fclose(f);
+        cli_die("cannot write '%s': %s", path, strerror(e));
+    }
+    if (fclose(f) != 0)
+        cli_die("cannot write '%s': %s", path, strerror(errno));
+    if (rename(g_tmp, path) != 0)
+        cli_die("cannot rename to '%s': %s", path, strerror(errno));
+    free(g_tmp);
+    g_tmp = NULL;
+}
+
+static int is_regular(FILE *f)
+{
+    struct stat st;
+    return fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static llm_tok *load_model(void)
+{
+    if (!o_model)
+        cli_usage("a model is required (-m FILE)");
+    llm_tok *t;
+    int rc = llm_tok_load(o_model, &t);
+    if (rc)
+        cli_die_status(rc);
+    return t;
+}
+
+/* ------------------------------------------------------------------------ */
+/* train */
+
+static int cmd_train(int nfiles, char **files)
+{
+    if (!o_output)
+        cli_usage("train needs an output file (-o FILE)");
+    if (o_byte_fallback && o_no_byte_fallback)
+        cli_usage("--byte-fallback and --no-byte-fallback conflict");
+    static const char *const stdin_only[] = {"-"};
+    const char *const *inputs = nfiles ? (const char *const *)files : stdin_only;
+    size_t n = nfiles ? (size_t)nfiles : 1;
+    int stdin_uses = 0;
+    for (size_t i = 0; i < n; i++)
+        stdin_uses += strcmp(inputs[i], "-") == 0;
+    if (stdin_uses > 1)
+        cli_usage("standard input ('-') given more than once");
+
+    llm_tok_train_params p;
+    llm_tok_train_defaults(&p);
+    p.model_type = o_model_type;
+    p.vocab_size = o_vocab_size;
+    p.character_coverage = o_coverage;
+    p.byte_fallback = !o_no_byte_fallback;
+    p.normalization = o_normalization;
+    /* identity promises text back byte for byte, which needs the spaces too */
+    p.remove_extra_whitespaces = strcmp(o_normalization, "identity") != 0;
+    p.split_digits = o_split_digits;
+    p.user_symbols = o_user_symbols;
+    p.control_symbols = o_control_symbols;
+    p.input_sentence_size = o_input_sentence_size;
+    p.seed = (uint32_t)o_seed;
+    p.threads = o_threads;
+    p.max_sentence_length = o_max_sentence_length;
+    p.verbose = o_verbose;
+
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    llm_tok *t;
+    int rc = llm_tok_train(inputs, n, &p, &t);
+    if (rc)
+        cli_die_status(rc);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+
+    const void *buf;
+    size_t len;
+    llm_tok_bytes(t, &buf, &len);
+    FILE *f = out_open(o_output);
+    cli_write(buf, len, f);
+    out_close(f, o_output);
+    if (!o_quiet && (o_verbose || cli_isatty_stderr()))
+        fprintf(stderr, "%s: wrote '%s': %s model, %d pieces, %.1f s\n", cli_prog_name(),
+                o_output, llm_tok_model_type(t), llm_tok_vocab_size(t),
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    llm_tok_free(t);
+    return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* encode */
+
+/* Appends the decimal form of a non-negative id: this loop runs for every
+ * token, and snprintf would cost more than the rest of the formatting. */
+static char *put_id(char *p, int32_t v)
+{
+    char tmp[12];
+    int n = 0;
+    uint32_t u = (uint32_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static void buf_or_die(int rc)
+{
+    if (rc)
+        cli_die_status(rc);
+}
+
+static int cmd_encode(int nfiles, char **files)
+{
+    llm_tok *t = load_model();
+    int bin = strcmp(o_format, "bin") == 0;
+    int pieces = strcmp(o_format, "pieces") == 0;
+    int bos = llm_tok_bos_id(t), eos = llm_tok_eos_id(t);
+    if (o_bos && bos < 0)
+        cli_die("'%s' has no BOS piece (--bos)", o_model);
+    if (o_eos && eos < 0)
+        cli_die("'%s' has no EOS piece (--eos)", o_model);
+
+    FILE *out = out_open(o_output);
+    if (bin && out == stdout && isatty(STDOUT_FILENO))
+        cli_die("refusing to write a binary token file to a terminal (use -o FILE or a redirection)");
+    int out_streams = !is_regular(out);
+    /* A large buffer for throughput; records are flushed by hand below. */
+    static char obuf[1 << 16];
+    setvbuf(out, obuf, _IOFBF, sizeof obuf);
+
+    llm_tokwriter *w = NULL;
+    if (bin)
+        buf_or_die(llm_tokwriter_open(out, (uint32_t)llm_tok_vocab_size(t), &w));
+
+    llm_ids ids = {0};
+    llm_buf line_out = {0};
+    const char *bos_piece = o_bos ? llm_tok_piece(t, bos) : NULL;
+    const char *eos_piece = o_eos ? llm_tok_piece(t, eos) : NULL;
+    int n = nfiles ? nfiles : 1;
+    for (int fi = 0; fi < n; fi++) {
+        const char *path = nfiles ? files[fi] : "-";
+        FILE *in = cli_open(path);
+        /* Flush per line only when a reader downstream may be waiting and
+         * the input itself can pause (pipe, terminal, socket): lines from a
+         * regular file arrive at once, so flushing each would only cost a
+         * system call per line. */
+        int flush_lines = out_streams && !is_regular(in);
+        llm_lines *lr;
+        buf_or_die(llm_lines_open(in, &lr));
+        const char *line;
+        size_t len;
+        int r;
+        while ((r = llm_lines_next(lr, &line, &len)) == 1) {
+            size_t bad;
+            if (!llm_utf8_check(line, len, &bad))
+                cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", display(path),
+                        (long long)llm_lines_number(lr), bad + 1);
+            ids.len = 0;
+            line_out.len = 0;
+            if (pieces) {
+                if (bos_piece)
+                    buf_or_die(llm_buf_append(&line_out, bos_piece, strlen(bos_piece)));
+                if (bos_piece && len)
+                    buf_or_die(llm_buf_append(&line_out, " ", 1));
+                size_t before = line_out.len;
+                int rc = llm_tok_encode_pieces(t, line, len, &line_out);
+                if (rc)
+                    cli_die("'%s', line %lld: %s", display(path),
+                            (long long)llm_lines_number(lr), llm_errmsg());
+                if (eos_piece) {
+                    if (line_out.len > before || (bos_piece && !len))
+                        buf_or_die(llm_buf_append(&line_out, " ", 1));
+                    buf_or_die(llm_buf_append(&line_out, eos_piece, strlen(eos_piece)));
+                }
+                buf_or_die(llm_buf_append(&line_out, "\n", 1));
+                cli_write(line_out.data, line_out.len, out);
+            } else {
+                if (o_bos)
+                    buf_or_die(llm_ids_push(&ids, bos));
+                int rc = llm_tok_encode(t, line, len, &ids);
+                if (rc)
+                    cli_die("'%s', line %lld: %s", display(path),
+                            (long long)llm_lines_number(lr), llm_errmsg());
+                if (o_eos)
+                    buf_or_die(llm_ids_push(&ids, eos));
+                if (bin) {
+                    buf_or_die(llm_tokwriter_write(w, ids.data, ids.len));
+                } else {
+                    /* at most 10 digits and a separator per id, and "\n" */
+                    buf_or_die(llm_buf_reserve(&line_out, ids.len * 11 + 1));
+                    char *p = line_out.data;
+                    for (size_t i = 0; i < ids.len; i++) {
+                        if (i)
+                            *p++ = ' ';
+                        p = put_id(p, ids.data[i]);
+                    }
+                    *p++ = '\n';
+                    cli_write(line_out.data, (size_t)(p - line_out.data), out);
+                }
+            }
+            if (flush_lines && !bin)
+                cli_flush(out);
+        }
+        if (r < 0)
+            cli_die("cannot read '%s': %s", display(path), llm_errmsg());
+        llm_lines_free(lr);
+        cli_close(in);
+    }
+    if (bin) {
+        int rc = llm_tokwriter_close(w);
+        if (rc)
+            cli_die_status(rc);
+    }
+    out_close(out, o_output);
+    llm_ids_free(&ids);
+    llm_buf_free(&line_out);
+    llm_tok_free(t);
+    return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* decode */
+
+/* Parses one line of ids separated by spaces or tabs into `ids`. */
+static void parse_ids(const llm_tok *t, const char *path, int64_t lineno, const char *s,
+                      size_t len, llm_ids *ids)
+{
+    const char *end = s + len;
+    int vocab = llm_tok_vocab_size(t);
+    while (s < end) {
+        while (s < end && (*s == ' ' || *s == '\t' || *s == '\r'))
+            s++;
+        if (s == end)
+            break;
+        const char *w = s;
+        while (s < end && *s != ' ' && *s != '\t' && *s != '\r')
+            s++;
+        int neg = *w == '-';
+        const char *d = w + neg;
+        long long v = 0;
+        int ok = d < s;
+        for (const char *q = d; ok && q < s; q++) {
+            if (*q < '0' || *q > '9' || v > 1000000000000LL)
+                ok = 0;
+            else
+                v = v * 10 + (*q - '0');
+        }
+        if (!ok)
+            cli_die("'%s', line %lld: '%.*s' is not a token id", display(path),
+                    (long long)lineno, (int)(s - w > 40 ? 40 : s - w), w);
+        if (neg)
+            v = -v;
+        if (v < 0 || v >= vocab)
+            cli_die("'%s', line %lld: id %lld is out of range (vocabulary %d)", display(path),
+                    (long long)lineno, v, vocab);
+        buf_or_die(llm_ids_push(ids, (int32_t)v));
+    }
+}
+
+/* A token file: the text of each run of ids up to an EOS, then a newline;
+ * ids after the last EOS make a final line. */
+static void decode_tokfile(const llm_tok *t, FILE *in, const char *path, FILE *out)
+{
+    llm_tokreader *r;
+    buf_or_die(llm_tokreader_open(in, display(path), &r));
+    const llm_tokfile_header *h = llm_tokreader_info(r);
+    if (h->vocab_size > (uint32_t)llm_tok_vocab_size(t))
+        cli_die("'%s': token file vocabulary %u is larger than the model's %d",
+                display(path), h->vocab_size, llm_tok_vocab_size(t));
+    int eos = llm_tok_eos_id(t);
+    static uint32_t chunk[1 << 14];
+    llm_ids doc = {0};
+    llm_buf text = {0};
+    int64_t got;
+    while ((got = llm_tokreader_read(r, chunk, sizeof chunk / sizeof chunk[0])) > 0) {
+        for (int64_t i = 0; i < got; i++) {
+            int32_t id = (int32_t)chunk[i];
+            if (id != eos) {
+                buf_or_die(llm_ids_push(&doc, id));
+                continue;
+            }
+            text.len = 0;
+            buf_or_die(llm_tok_decode(t, doc.data, doc.len, &text));
+            buf_or_die(llm_buf_append(&text, "\n", 1));
+            cli_write(text.data, text.len, out);
+            doc.len = 0;
+        }
+    }
+    if (got < 0)
+        cli_die_status((int)got);
+    if (doc.len) {
+        text.len = 0;
+        buf_or_die(llm_tok_decode(t, doc.data, doc.len, &text));
+        buf_or_die(llm_buf_append(&text, "\n", 1));
+        cli_write(text.data, text.len, out);
+    }
+    llm_ids_free(&doc);
+    llm_buf_free(&text);
+    llm_tokreader_free(r);
+}
+
+static int cmd_decode(int nfiles, char **files)
+{
+    llm_tok *t = load_model();
+    FILE *out = out_open(o_output);
+    int out_streams = !is_regular(out);
+    llm_ids ids = {0};
+    llm_buf text = {0};
+    int n = nfiles ? nfiles : 1;
+    for (int fi = 0; fi < n; fi++) {
+        const char *path = nfiles ? files[fi] : "-";
+        FILE *in = cli_open(path);
+        /* A token file starts with "LLMTOKS\0" and a line of ids never with
+         * 'L', so one byte of look-ahead (all ungetc promises) tells them
+         * apart, on a pipe too. */
+        int c = getc(in);
+        if (c == 'L') {
+            ungetc(c, in);
+            decode_tokfile(t, in, path, out);
+            cli_close(in);
+            continue;
+        }
+        if (c != EOF)
+            ungetc(c, in);
+        int flush_lines = out_streams && !is_regular(in);
+        llm_lines *lr;
+        buf_or_die(llm_lines_open(in, &lr));
+        const char *line;
+        size_t len;
+        int r;
+        while ((r = llm_lines_next(lr, &line, &len)) == 1) {
+            ids.len = 0;
+            text.len = 0;
+            parse_ids(t, path, llm_lines_number(lr), line, len, &ids);
+            buf_or_die(llm_tok_decode(t, ids.data, ids.len, &text));
+            buf_or_die(llm_buf_append(&text, "\n", 1));
+            cli_write(text.data, text.len, out);
+            if (flush_lines)
+                cli_flush(out);
+        }
+        if (r < 0)
+            cli_die("cannot read '%s': %s", display(path), llm_errmsg());
+        llm_lines_free(lr);
+        cli_close(in);
+    }
+    out_close(out, o_output);
+    llm_ids_free(&ids);
+    llm_buf_free(&text);
+    llm_tok_free(t);
+    return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* info */
+
+/* A piece for a tab-separated line: tabs, newlines and backslashes escaped,
+ * since identity-normalised models may hold them. */
+static void put_piece(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '\t': fputs("\\t", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\\': fputs("\\\\", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void special(FILE *f, const char *label, const llm_tok *t, int id)
+{
+    fprintf(f, "%-16s%d", label, id);
+    if (id >= 0) {
+        fputs(" (", f);
+        put_piece(f, llm_tok_piece(t, id));
+        fputc(')', f);
+    }
+    fputc('\n', f);
+}
+
+static int cmd_info(int nfiles, char **files)
+{
+    (void)files;
+    if (nfiles)
+        cli_usage("info takes no operands (the model is -m FILE)");
+    llm_tok *t = load_model();
+    FILE *out = out_open(o_output);
+    if (o_vocab) {
+        for (int i = 0; i < llm_tok_vocab_size(t); i++) {
+            fprintf(out, "%d\t", i);
+            put_piece(out, llm_tok_piece(t, i));
+            fprintf(out, "\t%g\n", (double)llm_tok_score(t, i));
+        }
+    } else {
+        int counts[7] = {0};
+        for (int i = 0; i < llm_tok_vocab_size(t); i++)
+            counts[llm_tok_piece_type(t, i)]++;
+        const char *norm = llm_tok_normalizer(t);
+        fprintf(out, "%-16s%d\n", "vocabulary:", llm_tok_vocab_size(t));
+        fprintf(out, "%-16s%s\n", "model type:", llm_tok_model_type(t));
+        fprintf(out, "%-16s%s\n", "normalization:", *norm ? norm : "(none)");
+        fprintf(out, "%-16s%s\n", "byte fallback:", llm_tok_byte_fallback(t) ? "yes" : "no");
+        special(out, "unk id:", t, llm_tok_unk_id(t));
+        special(out, "bos id:", t, llm_tok_bos_id(t));
+        special(out, "eos id:", t, llm_tok_eos_id(t));
+        special(out, "pad id:", t, llm_tok_pad_id(t));
+        fprintf(out, "%-16s%d normal, %d byte, %d control, %d user-defined, %d unknown, "
+                "%d unused\n", "pieces:", counts[LLM_PIECE_NORMAL], counts[LLM_PIECE_BYTE],
+                counts[LLM_PIECE_CONTROL], counts[LLM_PIECE_USER], counts[LLM_PIECE_UNKNOWN],
+                counts[LLM_PIECE_UNUSED]);
+    }
+    if (ferror(out))
+        cli_die("write error: %s", strerror(errno ? errno : EIO));
+    out_close(out, o_output);
+    llm_tok_free(t);
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    cli_signals();
+    int cmd;
+    int first = cli_parse(&prog, argc, argv, &cmd);
+    int nfiles = argc - first;
+    char **files = argv + first;
+    switch (cmd) {
+    case CMD_TRAIN: return cmd_train(nfiles, files);
+    case CMD_ENCODE: return cmd_encode(nfiles, files);
+    case CMD_DECODE: return cmd_decode(nfiles, files);
+    default: return cmd_info(nfiles, files);
+    }
+}
