@@ -74,7 +74,8 @@ for c in "$TOP"/tests/cli/*/*/; do
     (cd "$d" && CASE=$c sh "$c/cmd") <"$inp" >"$d.out" 2>"$d.err"
     st=$?
     exp=0; [ -f "$c/status" ] && exp=$(cat "$c/status")
-    {
+    # A subshell: `exit` in a brace group would end the whole runner.
+    (
         ok=0
         [ "$st" = "$exp" ] || { echo "exit status $st, expected $exp"; ok=1; }
         if [ -f "$c/stdout" ]; then cmp -s "$c/stdout" "$d.out" || { echo "stdout differs:"; diff "$c/stdout" "$d.out" | head -20; ok=1; }
@@ -82,7 +83,7 @@ for c in "$TOP"/tests/cli/*/*/; do
         if [ -f "$c/stderr" ]; then cmp -s "$c/stderr" "$d.err" || { echo "stderr differs:"; diff "$c/stderr" "$d.err" | head -20; ok=1; }
         elif [ -s "$d.err" ]; then echo "unexpected stderr:"; head -5 "$d.err"; ok=1; fi
         exit $ok
-    } >"$tmproot/log" 2>&1
+    ) >"$tmproot/log" 2>&1
     result "$n" $? "$tmproot/log"
 done
 
