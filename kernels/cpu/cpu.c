@@ -1,0 +1,472 @@
+/* cpu.c: the fast CPU kernels: OpenBLAS sgemm for every matrix product (the
+ * attention products too, tile by tile, skipping the masked half), OpenMP
+ * threads over rows and auto-vectorised loops for the rest.
+ *
+ * Threads: OpenMP loops use static schedules and every reduction runs in a
+ * fixed order, so results are bitwise reproducible for a given thread
+ * count. Reductions over rows (dw of rmsnorm, dwte) are split by columns
+ * instead, which makes them independent of the thread count as well. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "kernels.h"
+
+/* Query/key rows per attention tile: tiles above the diagonal are skipped. */
+#define TILE 64
+
+/* exp for x in the range softmax and silu need, written so the compiler
+ * vectorises loops calling it (libm's expf is not vectorised without
+ * -ffast-math). Cephes polynomial, max relative error ~1e-7; inputs below
+ * -87 give ~1e-38 instead of 0, which no caller can tell apart. */
+static inline float fast_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float fx = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    int32_t n = (int32_t)fx;
+    float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    int32_t bits = (n + 127) << 23;
+    float p;
+    memcpy(&p, &bits, sizeof p);
+    return y * p;
+}
+
+/* Column strip [*c0, *c1) of thread id out of nt over C columns. */
+static void strip(int C, int id, int nt, int *c0, int *c1)
+{
+    *c0 = (int)((int64_t)C * id / nt);
+    *c1 = (int)((int64_t)C * (id + 1) / nt);
+}
+
+/* Inside an OpenMP region each thread calls sgemm on its own small tile;
+ * OpenBLAS must not fan out into its own pool there. */
+static int blas_serial_begin(void)
+{
+    int n = openblas_get_num_threads();
+    if (n > 1)
+        openblas_set_num_threads(1);
+    return n;
+}
+
+static void blas_serial_end(int n)
+{
+    if (n > 1)
+        openblas_set_num_threads(n);
+}
+
+static void matmul_forward(float *out, const float *inp, const float *w,
+                           int N, int IC, int OC)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
+                1.0f, inp, IC, w, IC, 0.0f, out, OC);
+}
+
+static void matmul_backward(float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w,
+                            int N, int IC, int OC)
+{
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
+                    1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
+                1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+}
+
+static void embedding_forward(float *out, const int32_t *tokens,
+                              const float *wte, int N, int C)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C,
+               (size_t)C * sizeof *out);
+}
+
+static void embedding_backward(float *dwte, const float *dout,
+                               const int32_t *tokens, int N, int C)
+{
+#pragma omp parallel
+    {
+        int c0, c1;
+        strip(C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            float *restrict d = dwte + (size_t)tokens[n] * C;
+            const float *restrict g = dout + (size_t)n * C;
+            for (int c = c0; c < c1; c++)
+                d[c] += g[c];
+        }
+    }
+}
+
+static void rmsnorm_forward(float *out, float *rstd, const float *inp,
+                            const float *w, int N, int C, float eps)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *restrict x = inp + (size_t)n * C;
+        float *restrict y = out + (size_t)n * C;
+        float ss = 0.0f;
+#pragma omp simd reduction(+:ss)
+        for (int c = 0; c < C; c++)
+            ss += x[c] * x[c];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        for (int c = 0; c < C; c++)
+            y[c] = x[c] * r * w[c];
+        rstd[n] = r;
+    }
+}
+
+static void rmsnorm_backward(float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w,
+                             const float *rstd, int N, int C)
+{
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const float *restrict x = inp + (size_t)n * C;
+            const float *restrict dy = dout + (size_t)n * C;
+            float *restrict dx = dinp + (size_t)n * C;
+            float dot = 0.0f, r = rstd[n];
+#pragma omp simd reduction(+:dot)
+            for (int c = 0; c < C; c++)
+                dot += dy[c] * w[c] * x[c];
+            float k = r * r * r * dot / (float)C;
+            for (int c = 0; c < C; c++)
+                dx[c] += r * w[c] * dy[c] - k * x[c];
+        }
+        int c0, c1;
+        strip(C, omp_get_thread_num(), omp_get_num_threads(), &c0, &c1);
+        for (int n = 0; n < N; n++) {
+            const float *restrict x = inp + (size_t)n * C;
+            const float *restrict dy = dout + (size_t)n * C;
+            float r = rstd[n];
+            for (int c = c0; c < c1; c++)
+                dw[c] += dy[c] * x[c] * r;
+        }
+    }
+}
+
+static void rope(float *x, const float *cos_t, const float *sin_t,
+                 int B, int T, int nh, int hd, int stride, float sign)
+{
+    int h2 = hd / 2;
+#pragma omp parallel for schedule(static)
+    for (int bt = 0; bt < B * T; bt++) {
+        int t = bt % T;
+        const float *restrict c = cos_t + (size_t)t * h2;
+        const float *restrict s = sin_t + (size_t)t * h2;
+        for (int h = 0; h < nh; h++) {
+            float *restrict p = x + (size_t)bt * stride + (size_t)h * hd;
+            for (int i = 0; i < h2; i++) {
+                float x0 = p[2 * i], x1 = p[2 * i + 1], si = sign * s[i];
+                p[2 * i] = x0 * c[i] - x1 * si;
+                p[2 * i + 1] = x0 * si + x1 * c[i];
+            }
+        }
+    }
+}
+
+static void rope_forward(float *x, const float *cos_t, const float *sin_t,
+                         int B, int T, int nh, int hd, int stride)
+{
+    rope(x, cos_t, sin_t, B, T, nh, hd, stride, 1.0f);
+}
+
+static void rope_backward(float *dx, const float *cos_t, const float *sin_t,
+                          int B, int T, int nh, int hd, int stride)
+{
+    rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0f);
+}
+
+static int imin(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+static void attention_forward(float *out, float *att, const float *qkv,
+                              int B, int T, int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+    int saved = blas_serial_begin();
+#pragma omp parallel for schedule(static)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H, kh = h / rep;
+        const float *q = qkv + (size_t)b * T * QS + (size_t)h * hd;
+        const float *k = qkv + (size_t)b * T * QS + (size_t)(H + kh) * hd;
+        const float *v = qkv + (size_t)b * T * QS + (size_t)(H + KVH + kh) * hd;
+        float *A = att + (size_t)bh * T * T;
+        /* Tile r0 of queries sees keys [0, r0 + m) only. */
+        for (int r0 = 0; r0 < T; r0 += TILE) {
+            int m = imin(TILE, T - r0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r0 + m, hd,
+                        scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
+                        A + (size_t)r0 * T, T);
+        }
+        for (int t = 0; t < T; t++) {
+            float *row = A + (size_t)t * T;
+            float mx = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max:mx)
+            for (int s = 0; s <= t; s++)
+                mx = row[s] > mx ? row[s] : mx;
+#pragma omp simd reduction(+:sum)
+            for (int s = 0; s <= t; s++) {
+                float e = fast_expf(row[s] - mx);
+                row[s] = e;
+                sum += e;
+            }
+            float inv = 1.0f / sum;
+            for (int s = 0; s <= t; s++)
+                row[s] *= inv;
+            for (int s = t + 1; s < T; s++)
+                row[s] = 0.0f;
+        }
+        for (int r0 = 0; r0 < T; r0 += TILE) {
+            int m = imin(TILE, T - r0);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, r0 + m,
+                        1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
+                        out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
+        }
+    }
+    blas_serial_end(saved);
+}
+
+/* One task per (b, kv head) so that the query heads sharing a kv head add
+ * into its dk and dv in a fixed order without races. */
+static void attention_backward(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *att,
+                               int B, int T, int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+    int saved = blas_serial_begin();
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < B * KVH; g++) {
+        int b = g / KVH, kh = g % KVH;
+        const float *base = qkv + (size_t)b * T * QS;
+        float *dbase = dqkv + (size_t)b * T * QS;
+        const float *k = base + (size_t)(H + kh) * hd;
+        const float *v = base + (size_t)(H + KVH + kh) * hd;
+        float *dk = dbase + (size_t)(H + kh) * hd;
+        float *dv = dbase + (size_t)(H + KVH + kh) * hd;
+        for (int j = 0; j < rep; j++) {
+            int h = kh * rep + j;
+            size_t bh = (size_t)b * H + h;
+            const float *P = att + bh * T * T;
+            float *D = scratch + bh * T * T;
+            const float *q = base + (size_t)h * hd;
+            float *dq = dbase + (size_t)h * hd;
+            const float *dO = dout + (size_t)b * T * OS + (size_t)h * hd;
+            float beta = j == 0 ? 0.0f : 1.0f;
+            /* dV = P^T dO: key tile s0 gets queries [s0, T). */
+            for (int s0 = 0; s0 < T; s0 += TILE) {
+                int m = imin(TILE, T - s0);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, T - s0,
+                            1.0f, P + (size_t)s0 * T + s0, T, dO + (size_t)s0 * OS, OS,
+                            beta, dv + (size_t)s0 * QS, QS);
+            }
+            /* dP = dO V^T, lower tiles only. */
+            for (int r0 = 0; r0 < T; r0 += TILE) {
+                int m = imin(TILE, T - r0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r0 + m, hd,
+                            1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
+                            D + (size_t)r0 * T, T);
+            }
+            /* dS = P (dP - <dP, P>) * scale; zeros above the diagonal up to
+             * the tile edge, where the products below read. */
+            for (int t = 0; t < T; t++) {
+                const float *p = P + (size_t)t * T;
+                float *d = D + (size_t)t * T;
+                float dot = 0.0f;
+#pragma omp simd reduction(+:dot)
+                for (int s = 0; s <= t; s++)
+                    dot += p[s] * d[s];
+                for (int s = 0; s <= t; s++)
+                    d[s] = p[s] * (d[s] - dot) * scale;
+                int end = imin(T, (t / TILE + 1) * TILE);
+                for (int s = t + 1; s < end; s++)
+                    d[s] = 0.0f;
+            }
+            /* dQ = dS K. */
+            for (int r0 = 0; r0 < T; r0 += TILE) {
+                int m = imin(TILE, T - r0);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, r0 + m,
+                            1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
+                            dq + (size_t)r0 * QS, QS);
+            }
+            /* dK = dS^T Q. */
+            for (int s0 = 0; s0 < T; s0 += TILE) {
+                int m = imin(TILE, T - s0);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, T - s0,
+                            1.0f, D + (size_t)s0 * T + s0, T, q + (size_t)s0 * QS, QS,
+                            beta, dk + (size_t)s0 * QS, QS);
+            }
+        }
+    }
+    blas_serial_end(saved);
+}
+
+static void swiglu_forward(float *out, const float *h13, int N, int F)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *restrict g = h13 + (size_t)n * 2 * F;
+        const float *restrict u = g + F;
+        float *restrict o = out + (size_t)n * F;
+        for (int f = 0; f < F; f++)
+            o[f] = g[f] / (1.0f + fast_expf(-g[f])) * u[f];
+    }
+}
+
+static void swiglu_backward(float *dh13, const float *dout, const float *h13,
+                            int N, int F)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *restrict g = h13 + (size_t)n * 2 * F;
+        const float *restrict u = g + F;
+        const float *restrict d = dout + (size_t)n * F;
+        float *restrict dg = dh13 + (size_t)n * 2 * F;
+        float *restrict du = dg + F;
+        for (int f = 0; f < F; f++) {
+            float sg = 1.0f / (1.0f + fast_expf(-g[f]));
+            dg[f] = d[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
+            du[f] = d[f] * g[f] * sg;
+        }
+    }
+}
+
+static void residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void crossentropy_forward(float *losses, float *dlogits,
+                                 const float *logits, const int32_t *targets,
+                                 int N, int V, float dscale)
+{
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        float *e = dlogits ? dlogits + (size_t)n * V : NULL;
+        int y = targets[n];
+        if (y < 0) {
+            losses[n] = 0.0f;
+            if (e)
+                memset(e, 0, (size_t)V * sizeof *e);
+            continue;
+        }
+        float mx = -INFINITY, sum = 0.0f, ly = l[y];
+#pragma omp simd reduction(max:mx)
+        for (int i = 0; i < V; i++)
+            mx = l[i] > mx ? l[i] : mx;
+        if (e) {
+            /* e may be l itself: each element is read before it is written. */
+#pragma omp simd reduction(+:sum)
+            for (int i = 0; i < V; i++) {
+                float x = fast_expf(l[i] - mx);
+                e[i] = x;
+                sum += x;
+            }
+            float k = dscale / sum;
+#pragma omp simd
+            for (int i = 0; i < V; i++)
+                e[i] *= k;
+            e[y] -= dscale;
+        } else {
+#pragma omp simd reduction(+:sum)
+            for (int i = 0; i < V; i++)
+                sum += fast_expf(l[i] - mx);
+        }
+        losses[n] = (float)(log((double)sum) + mx - ly);
+    }
+}
+
+static void adamw_update(float *p, const float *g, float *m, float *v,
+                         size_t n, float lr, float beta1, float beta2,
+                         float eps, float wd, int t)
+{
+    float ic1 = (float)(1.0 / (1.0 - pow(beta1, t)));
+    float ic2 = (float)(1.0 / (1.0 - pow(beta2, t)));
+    float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i];
+        float mi = beta1 * m[i] + a1 * gi;
+        float vi = beta2 * v[i] + a2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * (mi * ic1 / (sqrtf(vi * ic2) + eps) + wd * p[i]);
+    }
+}
+
+/* Fixed chunks, whatever the thread count, summed in chunk order. */
+#define SS_CHUNKS 64
+static double sum_squares(const float *x, size_t n)
+{
+    double part[SS_CHUNKS];
+    size_t len = (n + SS_CHUNKS - 1) / SS_CHUNKS;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < SS_CHUNKS; c++) {
+        size_t i0 = (size_t)c * len, i1 = i0 + len;
+        if (i0 > n)
+            i0 = n;
+        if (i1 > n)
+            i1 = n;
+        double s = 0.0;
+#pragma omp simd reduction(+:s)
+        for (size_t i = i0; i < i1; i++)
+            s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double s = 0.0;
+    for (int c = 0; c < SS_CHUNKS; c++)
+        s += part[c];
+    return s;
+}
+
+static void scale(float *x, size_t n, float s)
+{
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+static const llm_kernels cpu_kernels = {
+    .name = "cpu",
+    .matmul_forward = matmul_forward,
+    .matmul_backward = matmul_backward,
+    .embedding_forward = embedding_forward,
+    .embedding_backward = embedding_backward,
+    .rmsnorm_forward = rmsnorm_forward,
+    .rmsnorm_backward = rmsnorm_backward,
+    .rope_forward = rope_forward,
+    .rope_backward = rope_backward,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward,
+    .residual_forward = residual_forward,
+    .crossentropy_forward = crossentropy_forward,
+    .adamw_update = adamw_update,
+    .sum_squares = sum_squares,
+    .scale = scale,
+};
+
+const llm_kernels *llm_kernels_cpu(void)
+{
+    return &cpu_kernels;
+}

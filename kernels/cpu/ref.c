@@ -1,0 +1,327 @@
+/* ref.c: reference kernels, plain loops with double accumulation, written to
+ * be obviously correct; the fast CPU and CUDA kernels are tested against
+ * them. Single-threaded and slow on purpose. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static void matmul_forward(float *out, const float *inp, const float *w,
+                           int N, int IC, int OC)
+{
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) {
+            double s = 0;
+            for (int i = 0; i < IC; i++)
+                s += (double)inp[(size_t)n * IC + i] * w[(size_t)o * IC + i];
+            out[(size_t)n * OC + o] = (float)s;
+        }
+}
+
+static void matmul_backward(float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w,
+                            int N, int IC, int OC)
+{
+    if (dinp)
+        for (int n = 0; n < N; n++)
+            for (int i = 0; i < IC; i++) {
+                double s = 0;
+                for (int o = 0; o < OC; o++)
+                    s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * IC + i];
+                dinp[(size_t)n * IC + i] = (float)s;
+            }
+    for (int o = 0; o < OC; o++)
+        for (int i = 0; i < IC; i++) {
+            double s = 0;
+            for (int n = 0; n < N; n++)
+                s += (double)dout[(size_t)n * OC + o] * inp[(size_t)n * IC + i];
+            dw[(size_t)o * IC + i] += (float)s;
+        }
+}
+
+static void embedding_forward(float *out, const int32_t *tokens,
+                              const float *wte, int N, int C)
+{
+    for (int n = 0; n < N; n++)
+        memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C,
+               (size_t)C * sizeof *out);
+}
+
+static void embedding_backward(float *dwte, const float *dout,
+                               const int32_t *tokens, int N, int C)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            dwte[(size_t)tokens[n] * C + c] += dout[(size_t)n * C + c];
+}
+
+static void rmsnorm_forward(float *out, float *rstd, const float *inp,
+                            const float *w, int N, int C, float eps)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        double ss = 0;
+        for (int c = 0; c < C; c++)
+            ss += (double)x[c] * x[c];
+        double r = 1.0 / sqrt(ss / C + eps);
+        for (int c = 0; c < C; c++)
+            out[(size_t)n * C + c] = (float)(x[c] * r * w[c]);
+        rstd[n] = (float)r;
+    }
+}
+
+/* y_c = x_c r w_c with r = (mean(x^2) + eps)^-1/2, so
+ * dx_j = r w_j dy_j - r^3 x_j / C * sum_c dy_c w_c x_c. */
+static void rmsnorm_backward(float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w,
+                             const float *rstd, int N, int C)
+{
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        double r = rstd[n], dot = 0;
+        for (int c = 0; c < C; c++)
+            dot += (double)dy[c] * w[c] * x[c];
+        for (int c = 0; c < C; c++) {
+            dinp[(size_t)n * C + c] +=
+                (float)(r * w[c] * dy[c] - r * r * r * x[c] * dot / C);
+            dw[c] += (float)((double)dy[c] * x[c] * r);
+        }
+    }
+}
+
+static void rope(float *x, const float *cos_t, const float *sin_t,
+                 int B, int T, int nh, int hd, int stride, double sign)
+{
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < nh; h++) {
+                float *p = x + ((size_t)b * T + t) * stride + (size_t)h * hd;
+                for (int i = 0; i < hd / 2; i++) {
+                    double c = cos_t[(size_t)t * (hd / 2) + i];
+                    double s = sign * sin_t[(size_t)t * (hd / 2) + i];
+                    double x0 = p[2 * i], x1 = p[2 * i + 1];
+                    p[2 * i] = (float)(x0 * c - x1 * s);
+                    p[2 * i + 1] = (float)(x0 * s + x1 * c);
+                }
+            }
+}
+
+static void rope_forward(float *x, const float *cos_t, const float *sin_t,
+                         int B, int T, int nh, int hd, int stride)
+{
+    rope(x, cos_t, sin_t, B, T, nh, hd, stride, 1.0);
+}
+
+static void rope_backward(float *dx, const float *cos_t, const float *sin_t,
+                          int B, int T, int nh, int hd, int stride)
+{
+    rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0);
+}
+
+static void attention_forward(float *out, float *att, const float *qkv,
+                              int B, int T, int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, rep = H / KVH;
+    double scale = 1.0 / sqrt((double)hd);
+    double *e = malloc((size_t)T * sizeof *e);
+    if (!e)
+        abort();   /* reference kernels are test-only; no recovery */
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / rep;
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * QS + (size_t)h * hd;
+                float *a = att + (((size_t)b * H + h) * T + t) * T;
+                double mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    const float *k = qkv + ((size_t)b * T + s) * QS +
+                                     (size_t)(H + kh) * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)q[i] * k[i];
+                    e[s] = d * scale;
+                    if (e[s] > mx)
+                        mx = e[s];
+                }
+                for (int s = 0; s <= t; s++) {
+                    e[s] = exp(e[s] - mx);
+                    sum += e[s];
+                }
+                for (int s = 0; s < T; s++)
+                    a[s] = s <= t ? (float)(e[s] / sum) : 0.0f;
+                float *o = out + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                for (int i = 0; i < hd; i++) {
+                    double acc = 0;
+                    for (int s = 0; s <= t; s++)
+                        acc += e[s] / sum * qkv[((size_t)b * T + s) * QS +
+                                               (size_t)(H + KVH + kh) * hd + i];
+                    o[i] = (float)acc;
+                }
+            }
+        }
+    free(e);
+}
+
+static void attention_backward(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *att,
+                               int B, int T, int H, int KVH, int hd)
+{
+    (void)scratch;
+    int QS = (H + 2 * KVH) * hd, rep = H / KVH;
+    double scale = 1.0 / sqrt((double)hd);
+    double *dp = malloc((size_t)T * sizeof *dp);
+    if (!dp)
+        abort();
+    memset(dqkv, 0, (size_t)B * T * QS * sizeof *dqkv);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / rep;
+            for (int t = 0; t < T; t++) {
+                const float *a = att + (((size_t)b * H + h) * T + t) * T;
+                const float *dO = dout + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
+                const float *q = qkv + ((size_t)b * T + t) * QS + (size_t)h * hd;
+                float *dq = dqkv + ((size_t)b * T + t) * QS + (size_t)h * hd;
+                double dot = 0;
+                for (int s = 0; s <= t; s++) {
+                    const float *v = qkv + ((size_t)b * T + s) * QS +
+                                     (size_t)(H + KVH + kh) * hd;
+                    float *dv = dqkv + ((size_t)b * T + s) * QS +
+                                (size_t)(H + KVH + kh) * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++) {
+                        d += (double)dO[i] * v[i];
+                        dv[i] += (float)((double)a[s] * dO[i]);
+                    }
+                    dp[s] = d;
+                    dot += d * a[s];
+                }
+                for (int s = 0; s <= t; s++) {
+                    double ds = a[s] * (dp[s] - dot) * scale;
+                    const float *k = qkv + ((size_t)b * T + s) * QS + (size_t)(H + kh) * hd;
+                    float *dk = dqkv + ((size_t)b * T + s) * QS + (size_t)(H + kh) * hd;
+                    for (int i = 0; i < hd; i++) {
+                        dq[i] += (float)(ds * k[i]);
+                        dk[i] += (float)(ds * q[i]);
+                    }
+                }
+            }
+        }
+    free(dp);
+}
+
+static double silu(double z)
+{
+    return z / (1.0 + exp(-z));
+}
+
+static void swiglu_forward(float *out, const float *h13, int N, int F)
+{
+    for (int n = 0; n < N; n++)
+        for (int f = 0; f < F; f++) {
+            double g = h13[(size_t)n * 2 * F + f], u = h13[(size_t)n * 2 * F + F + f];
+            out[(size_t)n * F + f] = (float)(silu(g) * u);
+        }
+}
+
+static void swiglu_backward(float *dh13, const float *dout, const float *h13,
+                            int N, int F)
+{
+    for (int n = 0; n < N; n++)
+        for (int f = 0; f < F; f++) {
+            double g = h13[(size_t)n * 2 * F + f], u = h13[(size_t)n * 2 * F + F + f];
+            double sg = 1.0 / (1.0 + exp(-g)), d = dout[(size_t)n * F + f];
+            dh13[(size_t)n * 2 * F + f] = (float)(d * u * sg * (1.0 + g * (1.0 - sg)));
+            dh13[(size_t)n * 2 * F + F + f] = (float)(d * g * sg);
+        }
+}
+
+static void residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+static void crossentropy_forward(float *losses, float *dlogits,
+                                 const float *logits, const int32_t *targets,
+                                 int N, int V, float dscale)
+{
+    for (int n = 0; n < N; n++) {
+        const float *l = logits + (size_t)n * V;
+        int y = targets[n];
+        if (y < 0) {
+            losses[n] = 0;
+            if (dlogits)
+                memset(dlogits + (size_t)n * V, 0, (size_t)V * sizeof *dlogits);
+            continue;
+        }
+        double mx = -INFINITY, sum = 0;
+        for (int i = 0; i < V; i++)
+            if (l[i] > mx)
+                mx = l[i];
+        for (int i = 0; i < V; i++)
+            sum += exp(l[i] - mx);
+        double ly = l[y];
+        losses[n] = (float)(log(sum) + mx - ly);
+        if (dlogits)
+            for (int i = 0; i < V; i++) {
+                double p = exp(l[i] - mx) / sum;
+                dlogits[(size_t)n * V + i] = (float)((p - (i == y)) * dscale);
+            }
+    }
+}
+
+static void adamw_update(float *p, const float *g, float *m, float *v,
+                         size_t n, float lr, float beta1, float beta2,
+                         float eps, float wd, int t)
+{
+    double c1 = 1.0 - pow(beta1, t), c2 = 1.0 - pow(beta2, t);
+    for (size_t i = 0; i < n; i++) {
+        double mi = (double)beta1 * m[i] + (1.0 - beta1) * g[i];
+        double vi = (double)beta2 * v[i] + (1.0 - beta2) * (double)g[i] * g[i];
+        m[i] = (float)mi;
+        v[i] = (float)vi;
+        double step = (mi / c1) / (sqrt(vi / c2) + eps) + (double)wd * p[i];
+        p[i] = (float)(p[i] - lr * step);
+    }
+}
+
+static double sum_squares(const float *x, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    return s;
+}
+
+static void scale(float *x, size_t n, float s)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+static const llm_kernels ref_kernels = {
+    .name = "ref",
+    .matmul_forward = matmul_forward,
+    .matmul_backward = matmul_backward,
+    .embedding_forward = embedding_forward,
+    .embedding_backward = embedding_backward,
+    .rmsnorm_forward = rmsnorm_forward,
+    .rmsnorm_backward = rmsnorm_backward,
+    .rope_forward = rope_forward,
+    .rope_backward = rope_backward,
+    .attention_forward = attention_forward,
+    .attention_backward = attention_backward,
+    .swiglu_forward = swiglu_forward,
+    .swiglu_backward = swiglu_backward,
+    .residual_forward = residual_forward,
+    .crossentropy_forward = crossentropy_forward,
+    .adamw_update = adamw_update,
+    .sum_squares = sum_squares,
+    .scale = scale,
+};
+
+const llm_kernels *llm_kernels_ref(void)
+{
+    return &ref_kernels;
+}

@@ -1,0 +1,122 @@
+/* kernels.h: the table of compute kernels a backend provides to the library.
+ *
+ * Kernels know arrays and sizes, never models or files. Every array is a
+ * dense row-major float array unless a stride says otherwise. Notation:
+ * N = rows (B*T positions), C = channels, OC/IC = out/in features, H query
+ * heads, KVH key/value heads, hd head size. A "qkv" row is the concatenation
+ * q (H*hd) | k (KVH*hd) | v (KVH*hd), stride QS = (H + 2*KVH)*hd.
+ *
+ * Accumulation rules, fixed so the model needs no memsets between layers:
+ * "=" overwrites, "+=" accumulates. Parameter gradients always accumulate
+ * (gradient accumulation over micro-batches); activation gradients of
+ * matmul inputs are overwritten; the residual stream gradient accumulates.
+ *
+ * Determinism: for the same inputs and thread count every kernel gives the
+ * same bits (static schedules, reductions in a fixed order, no atomics).
+ */
+#ifndef LLM_KERNELS_H
+#define LLM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct llm_kernels {
+    const char *name;   /* "cpu", "ref", "cuda" */
+
+    /* out(N,OC) = inp(N,IC) . w(OC,IC)^T, as nn.Linear without bias. */
+    void (*matmul_forward)(float *out, const float *inp, const float *w,
+                           int N, int IC, int OC);
+    /* dinp(N,IC) = dout(N,OC) . w (skipped when dinp is NULL);
+     * dw(OC,IC) += dout^T . inp. */
+    void (*matmul_backward)(float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w,
+                            int N, int IC, int OC);
+
+    /* out(N,C) = wte[tokens[n]]; every token must be in [0, V). */
+    void (*embedding_forward)(float *out, const int32_t *tokens,
+                              const float *wte, int N, int C);
+    /* dwte(V,C) += scatter of dout(N,C) by tokens. */
+    void (*embedding_backward)(float *dwte, const float *dout,
+                               const int32_t *tokens, int N, int C);
+
+    /* out(N,C) = inp / sqrt(mean(inp^2) + eps) * w; rstd(N) saved. */
+    void (*rmsnorm_forward)(float *out, float *rstd, const float *inp,
+                            const float *w, int N, int C, float eps);
+    /* dinp(N,C) += d/dinp; dw(C) += d/dw. */
+    void (*rmsnorm_backward)(float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w,
+                             const float *rstd, int N, int C);
+
+    /* In place on x(B,T,stride): the first nh heads of hd floats of each row
+     * rotate by adjacent pairs, position t = row index within its sequence;
+     * cos_t/sin_t are (T, hd/2) tables of angle t * base^(-2i/hd). */
+    void (*rope_forward)(float *x, const float *cos_t, const float *sin_t,
+                         int B, int T, int nh, int hd, int stride);
+    /* In place on dx: the transposed (inverse) rotation. */
+    void (*rope_backward)(float *dx, const float *cos_t, const float *sin_t,
+                          int B, int T, int nh, int hd, int stride);
+
+    /* Causal attention, scale 1/sqrt(hd), query head j reads kv head
+     * j / (H/KVH). out(B,T,H*hd) =; att(B,H,T,T) = softmax probabilities
+     * (entries above the diagonal are 0), kept for the backward pass. */
+    void (*attention_forward)(float *out, float *att, const float *qkv,
+                              int B, int T, int H, int KVH, int hd);
+    /* dqkv(B,T,QS) =; scratch is (B,H,T,T) floats, clobbered. */
+    void (*attention_backward)(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *att,
+                               int B, int T, int H, int KVH, int hd);
+
+    /* out(N,F) = silu(h13[:, :F]) * h13[:, F:]  (gate | up in one row). */
+    void (*swiglu_forward)(float *out, const float *h13, int N, int F);
+    /* dh13(N,2F) =. */
+    void (*swiglu_backward)(float *dh13, const float *dout, const float *h13,
+                            int N, int F);
+
+    /* out = a + b over n floats; out may alias a or b. */
+    void (*residual_forward)(float *out, const float *a, const float *b,
+                             size_t n);
+
+    /* Cross-entropy of softmax(logits(N,V)) against targets: losses(N) =
+     * logsumexp - logit[target], 0 where target < 0 (ignored). When dlogits
+     * is not NULL, dlogits(N,V) = (softmax - onehot) * dscale (0 rows for
+     * ignored targets); dlogits may be logits itself, to save memory.
+     * Every target >= 0 must be < V. */
+    void (*crossentropy_forward)(float *losses, float *dlogits,
+                                 const float *logits, const int32_t *targets,
+                                 int N, int V, float dscale);
+
+    /* torch.optim.AdamW on n floats at step t (1-based): m, v updated;
+     * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */
+    void (*adamw_update)(float *p, const float *g, float *m, float *v,
+                         size_t n, float lr, float beta1, float beta2,
+                         float eps, float wd, int t);
+
+    /* sum of x^2 in double, in a fixed order independent of threads. */
+    double (*sum_squares)(const float *x, size_t n);
+    /* x *= s. */
+    void (*scale)(float *x, size_t n, float s);
+} llm_kernels;
+
+/*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels. */
+const llm_kernels *llm_kernels_cpu(void);
+/*! llm_kernels_ref() : plain loops, double accumulation; the yardstick every
+ *  other backend is tested against. Slow. */
+const llm_kernels *llm_kernels_ref(void);
+/*! llm_kernels_get() : "cpu", "ref", or "cuda" (NULL unless built with
+ *  LLM_CUDA); NULL for an unknown name. */
+const llm_kernels *llm_kernels_get(const char *device);
+
+/*! llm_kernels_set_threads() : one thread count for OpenMP and OpenBLAS
+ *  (n <= 0: all cores). @return the count in use. */
+int llm_kernels_set_threads(int n);
+/*! llm_kernels_threads() : the count in use. */
+int llm_kernels_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,493 @@
+/* test_kernels.c: every fast CPU kernel against the reference kernel on
+ * random inputs of several shapes (odd ones included), and every reference
+ * backward against central finite differences of its forward. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static int failures;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t next_u64(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float uniform(void)   /* [-1, 1) */
+{
+    return (float)((next_u64() >> 40) / 16777216.0 * 2.0 - 1.0);
+}
+
+static float *rnd(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = uniform();
+    return p;
+}
+
+static float *dup(const float *a, size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p)
+        exit(1);
+    memcpy(p, a, n * sizeof *p);
+    return p;
+}
+
+/* Reports the worst element when any |got - ref| > atol + rtol*|ref|. */
+static void check(const char *what, const float *got, const float *ref,
+                  size_t n, double atol, double rtol)
+{
+    size_t bad = 0, worst = 0;
+    double wexcess = -1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]), lim = atol + rtol * fabs(ref[i]);
+        if (!(d <= lim)) {
+            bad++;
+            if (d - lim > wexcess || isnan(d)) {
+                wexcess = d - lim;
+                worst = i;
+            }
+        }
+    }
+    if (bad) {
+        failures++;
+        printf("FAIL %s: %zu of %zu differ; worst [%zu] got %.9g want %.9g\n",
+               what, bad, n, worst, got[worst], ref[worst]);
+    }
+}
+
+static void check_bits(const char *what, const float *a, const float *b, size_t n)
+{
+    if (memcmp(a, b, n * sizeof *a) != 0) {
+        failures++;
+        printf("FAIL %s: not bitwise identical\n", what);
+    }
+}
+
+/* ------------------------------------------------------------ fast vs ref */
+
+static void test_matmul(const llm_kernels *f, const llm_kernels *r, int N, int IC, int OC)
+{
+    char what[96];
+    float *inp = rnd((size_t)N * IC), *w = rnd((size_t)OC * IC);
+    float *dout = rnd((size_t)N * OC);
+    float *o1 = rnd((size_t)N * OC), *o2 = rnd((size_t)N * OC);
+    f->matmul_forward(o1, inp, w, N, IC, OC);
+    r->matmul_forward(o2, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_forward N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, o1, o2, (size_t)N * OC, 1e-4, 1e-4);
+
+    float *di1 = rnd((size_t)N * IC), *di2 = rnd((size_t)N * IC);
+    float *dw1 = rnd((size_t)OC * IC), *dw2 = dup(dw1, (size_t)OC * IC);
+    f->matmul_backward(di1, dw1, dout, inp, w, N, IC, OC);
+    r->matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward dinp N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, di1, di2, (size_t)N * IC, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "matmul_backward dw N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, dw1, dw2, (size_t)OC * IC, 1e-4, 1e-4);
+    free(inp); free(w); free(dout); free(o1); free(o2);
+    free(di1); free(di2); free(dw1); free(dw2);
+}
+
+static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, int V, int C)
+{
+    char what[96];
+    int32_t *tok = malloc((size_t)N * sizeof *tok);
+    for (int n = 0; n < N; n++)
+        tok[n] = (int32_t)(next_u64() % (uint64_t)(n % 3 == 0 ? 2 : V));   /* repeats */
+    float *wte = rnd((size_t)V * C), *o1 = rnd((size_t)N * C), *o2 = rnd((size_t)N * C);
+    f->embedding_forward(o1, tok, wte, N, C);
+    r->embedding_forward(o2, tok, wte, N, C);
+    snprintf(what, sizeof what, "embedding_forward N=%d V=%d C=%d", N, V, C);
+    check_bits(what, o1, o2, (size_t)N * C);
+    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)V * C), *d2 = dup(d1, (size_t)V * C);
+    f->embedding_backward(d1, dout, tok, N, C);
+    r->embedding_backward(d2, dout, tok, N, C);
+    snprintf(what, sizeof what, "embedding_backward N=%d V=%d C=%d", N, V, C);
+    check(what, d1, d2, (size_t)V * C, 1e-5, 1e-5);
+    free(tok); free(wte); free(o1); free(o2); free(dout); free(d1); free(d2);
+}
+
+static void test_rmsnorm(const llm_kernels *f, const llm_kernels *r, int N, int C)
+{
+    char what[96];
+    float *x = rnd((size_t)N * C), *w = rnd(C);
+    float *o1 = rnd((size_t)N * C), *o2 = rnd((size_t)N * C), *s1 = rnd(N), *s2 = rnd(N);
+    f->rmsnorm_forward(o1, s1, x, w, N, C, 1e-5f);
+    r->rmsnorm_forward(o2, s2, x, w, N, C, 1e-5f);
+    snprintf(what, sizeof what, "rmsnorm_forward N=%d C=%d", N, C);
+    check(what, o1, o2, (size_t)N * C, 1e-5, 1e-5);
+    check(what, s1, s2, N, 1e-5, 1e-5);
+    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C), *dx2 = dup(dx1, (size_t)N * C);
+    float *dw1 = rnd(C), *dw2 = dup(dw1, C);
+    f->rmsnorm_backward(dx1, dw1, dout, x, w, s2, N, C);
+    r->rmsnorm_backward(dx2, dw2, dout, x, w, s2, N, C);
+    snprintf(what, sizeof what, "rmsnorm_backward N=%d C=%d", N, C);
+    check(what, dx1, dx2, (size_t)N * C, 1e-4, 1e-4);
+    check(what, dw1, dw2, C, 1e-4, 1e-4);
+    free(x); free(w); free(o1); free(o2); free(s1); free(s2);
+    free(dout); free(dx1); free(dx2); free(dw1); free(dw2);
+}
+
+static void rope_tables(int T, int hd, float **c, float **s)
+{
+    *c = malloc((size_t)T * hd / 2 * sizeof **c);
+    *s = malloc((size_t)T * hd / 2 * sizeof **s);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd / 2; i++) {
+            double a = t * pow(10000.0, -2.0 * i / hd);
+            (*c)[t * hd / 2 + i] = (float)cos(a);
+            (*s)[t * hd / 2 + i] = (float)sin(a);
+        }
+}
+
+static void test_rope(const llm_kernels *f, const llm_kernels *r, int B, int T, int nh, int hd)
+{
+    char what[96];
+    int stride = nh * hd + 3;   /* a tail the kernel must leave alone */
+    size_t n = (size_t)B * T * stride;
+    float *c, *s;
+    rope_tables(T, hd, &c, &s);
+    float *x1 = rnd(n), *x2 = dup(x1, n);
+    f->rope_forward(x1, c, s, B, T, nh, hd, stride);
+    r->rope_forward(x2, c, s, B, T, nh, hd, stride);
+    snprintf(what, sizeof what, "rope_forward B=%d T=%d nh=%d hd=%d", B, T, nh, hd);
+    check(what, x1, x2, n, 1e-6, 1e-6);
+    f->rope_backward(x1, c, s, B, T, nh, hd, stride);
+    r->rope_backward(x2, c, s, B, T, nh, hd, stride);
+    snprintf(what, sizeof what, "rope_backward B=%d T=%d nh=%d hd=%d", B, T, nh, hd);
+    check(what, x1, x2, n, 1e-6, 1e-6);
+    free(c); free(s); free(x1); free(x2);
+}
+
+static void test_attention(const llm_kernels *f, const llm_kernels *r,
+                           int B, int T, int H, int KVH, int hd)
+{
+    char what[128];
+    int QS = (H + 2 * KVH) * hd;
+    size_t nq = (size_t)B * T * QS, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    float *qkv = rnd(nq);
+    for (size_t i = 0; i < nq; i++)
+        qkv[i] *= 2.0f;   /* peakier softmax */
+    float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
+    f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
+    r->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check(what, o1, o2, no, 1e-5, 1e-4);
+    snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check(what, a1, a2, na, 1e-6, 1e-4);
+    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(na);
+    f->attention_backward(d1, scr, dout, qkv, a2, B, T, H, KVH, hd);
+    r->attention_backward(d2, NULL, dout, qkv, a2, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_backward B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check(what, d1, d2, nq, 1e-5, 1e-4);
+    free(qkv); free(o1); free(o2); free(a1); free(a2);
+    free(dout); free(d1); free(d2); free(scr);
+}
+
+static void test_swiglu(const llm_kernels *f, const llm_kernels *r, int N, int F)
+{
+    char what[96];
+    float *h = rnd((size_t)N * 2 * F);
+    for (size_t i = 0; i < (size_t)N * 2 * F; i++)
+        h[i] *= 6.0f;
+    float *o1 = rnd((size_t)N * F), *o2 = rnd((size_t)N * F), *dout = rnd((size_t)N * F);
+    float *d1 = rnd((size_t)N * 2 * F), *d2 = rnd((size_t)N * 2 * F);
+    f->swiglu_forward(o1, h, N, F);
+    r->swiglu_forward(o2, h, N, F);
+    snprintf(what, sizeof what, "swiglu_forward N=%d F=%d", N, F);
+    check(what, o1, o2, (size_t)N * F, 1e-6, 1e-5);
+    f->swiglu_backward(d1, dout, h, N, F);
+    r->swiglu_backward(d2, dout, h, N, F);
+    snprintf(what, sizeof what, "swiglu_backward N=%d F=%d", N, F);
+    check(what, d1, d2, (size_t)N * 2 * F, 1e-6, 1e-5);
+    free(h); free(o1); free(o2); free(dout); free(d1); free(d2);
+}
+
+static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V)
+{
+    char what[96];
+    size_t n = (size_t)N * V;
+    float *l = rnd(n);
+    for (size_t i = 0; i < n; i++)
+        l[i] *= 8.0f;
+    int32_t *y = malloc((size_t)N * sizeof *y);
+    for (int i = 0; i < N; i++)
+        y[i] = i % 5 == 2 ? -1 : (int32_t)(next_u64() % (uint64_t)V);
+    float *l1 = rnd(N), *l2 = rnd(N), *l3 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
+    float *inplace = dup(l, n);
+    float dscale = 1.0f / (float)N;
+    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale);
+    r->crossentropy_forward(l2, d2, l, y, N, V, dscale);
+    snprintf(what, sizeof what, "crossentropy_forward losses N=%d V=%d", N, V);
+    check(what, l1, l2, N, 1e-5, 1e-5);
+    f->crossentropy_forward(l3, d1, l, y, N, V, dscale);
+    check(what, l3, l2, N, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "crossentropy_forward dlogits N=%d V=%d", N, V);
+    check(what, d1, d2, n, 1e-7, 1e-5);
+    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale);
+    snprintf(what, sizeof what, "crossentropy_forward in place N=%d V=%d", N, V);
+    check(what, inplace, d2, n, 1e-7, 1e-5);
+    check(what, l3, l2, N, 1e-5, 1e-5);
+    free(l); free(y); free(l1); free(l2); free(l3); free(d1); free(d2); free(inplace);
+}
+
+static void test_elementwise(const llm_kernels *f, const llm_kernels *r, size_t n)
+{
+    char what[96];
+    float *a = rnd(n), *b = rnd(n), *o1 = rnd(n), *o2 = rnd(n);
+    f->residual_forward(o1, a, b, n);
+    r->residual_forward(o2, a, b, n);
+    snprintf(what, sizeof what, "residual_forward n=%zu", n);
+    check_bits(what, o1, o2, n);
+    f->scale(o1, n, 0.37f);
+    r->scale(o2, n, 0.37f);
+    snprintf(what, sizeof what, "scale n=%zu", n);
+    check_bits(what, o1, o2, n);
+    double s1 = f->sum_squares(a, n), s2 = r->sum_squares(a, n);
+    if (!(fabs(s1 - s2) <= 1e-9 * s2 + 1e-12)) {
+        failures++;
+        printf("FAIL sum_squares n=%zu: %.17g vs %.17g\n", n, s1, s2);
+    }
+    /* AdamW: several steps so that m, v and the bias corrections all matter. */
+    float *p1 = rnd(n), *p2 = dup(p1, n), *m1 = calloc(n + 1, 4), *m2 = calloc(n + 1, 4);
+    float *v1 = calloc(n + 1, 4), *v2 = calloc(n + 1, 4);
+    for (int t = 1; t <= 4; t++) {
+        float *g = rnd(n);
+        f->adamw_update(p1, g, m1, v1, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        r->adamw_update(p2, g, m2, v2, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        free(g);
+    }
+    snprintf(what, sizeof what, "adamw_update n=%zu", n);
+    check(what, p1, p2, n, 1e-6, 1e-5);
+    check(what, m1, m2, n, 1e-7, 1e-5);
+    check(what, v1, v2, n, 1e-7, 1e-5);
+    free(a); free(b); free(o1); free(o2); free(p1); free(p2);
+    free(m1); free(m2); free(v1); free(v2);
+}
+
+/* ------------------------------------------- reference vs finite differences
+ * Each forward is wrapped as L(inputs) = sum_i wgt_i * out_i in double; the
+ * analytic gradient comes from the backward with dout = wgt. Central
+ * differences with step 1e-2 on inputs in [-1, 1): truncation ~1e-4 and
+ * float rounding ~1e-5, so the tolerance is 3e-3 + 3e-2*|g|. */
+
+typedef double (*loss_fn)(void *ctx);
+
+static void fd_check(const char *what, loss_fn L, void *ctx, float *x, size_t n,
+                     const float *grad)
+{
+    const float h = 1e-2f;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float old = x[i];
+        x[i] = old + h;
+        double lp = L(ctx);
+        x[i] = old - h;
+        double lm = L(ctx);
+        x[i] = old;
+        double fd = (lp - lm) / (2.0 * h);
+        if (!(fabs(fd - grad[i]) <= 3e-3 + 3e-2 * fabs(fd))) {
+            if (!bad)
+                printf("FAIL fd %s: [%zu] analytic %.7g, finite difference %.7g\n",
+                       what, i, grad[i], fd);
+            bad++;
+        }
+    }
+    if (bad)
+        failures++;
+}
+
+static double wsum(const float *o, const float *w, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)o[i] * w[i];
+    return s;
+}
+
+struct mm { const llm_kernels *k; float *inp, *w, *out, *wgt; int N, IC, OC; };
+static double mm_loss(void *p)
+{
+    struct mm *c = p;
+    c->k->matmul_forward(c->out, c->inp, c->w, c->N, c->IC, c->OC);
+    return wsum(c->out, c->wgt, (size_t)c->N * c->OC);
+}
+
+struct emb { const llm_kernels *k; int32_t *tok; float *wte, *out, *wgt; int N, C; };
+static double emb_loss(void *p)
+{
+    struct emb *c = p;
+    c->k->embedding_forward(c->out, c->tok, c->wte, c->N, c->C);
+    return wsum(c->out, c->wgt, (size_t)c->N * c->C);
+}
+
+struct rn { const llm_kernels *k; float *x, *w, *out, *rstd, *wgt; int N, C; };
+static double rn_loss(void *p)
+{
+    struct rn *c = p;
+    c->k->rmsnorm_forward(c->out, c->rstd, c->x, c->w, c->N, c->C, 1e-5f);
+    return wsum(c->out, c->wgt, (size_t)c->N * c->C);
+}
+
+struct rp { const llm_kernels *k; float *x, *tmp, *c, *s, *wgt; int B, T, nh, hd; };
+static double rp_loss(void *p)
+{
+    struct rp *c = p;
+    size_t n = (size_t)c->B * c->T * c->nh * c->hd;
+    memcpy(c->tmp, c->x, n * sizeof *c->x);
+    c->k->rope_forward(c->tmp, c->c, c->s, c->B, c->T, c->nh, c->hd, c->nh * c->hd);
+    return wsum(c->tmp, c->wgt, n);
+}
+
+struct at { const llm_kernels *k; float *qkv, *out, *att, *wgt; int B, T, H, KVH, hd; };
+static double at_loss(void *p)
+{
+    struct at *c = p;
+    c->k->attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->H, c->KVH, c->hd);
+    return wsum(c->out, c->wgt, (size_t)c->B * c->T * c->H * c->hd);
+}
+
+struct sw { const llm_kernels *k; float *h, *out, *wgt; int N, F; };
+static double sw_loss(void *p)
+{
+    struct sw *c = p;
+    c->k->swiglu_forward(c->out, c->h, c->N, c->F);
+    return wsum(c->out, c->wgt, (size_t)c->N * c->F);
+}
+
+struct ce { const llm_kernels *k; float *l, *losses; int32_t *y; int N, V; };
+static double ce_loss(void *p)
+{
+    struct ce *c = p;
+    c->k->crossentropy_forward(c->losses, NULL, c->l, c->y, c->N, c->V, 1.0f);
+    double s = 0;
+    for (int i = 0; i < c->N; i++)
+        s += c->losses[i];
+    return s / c->N;
+}
+
+static void test_finite_differences(const llm_kernels *r)
+{
+    {   /* matmul */
+        int N = 3, IC = 5, OC = 4;
+        struct mm c = { r, rnd(N * IC), rnd(OC * IC), rnd(N * OC), rnd(N * OC), N, IC, OC };
+        float *di = rnd(N * IC), *dw = calloc(OC * IC, 4);
+        r->matmul_backward(di, dw, c.wgt, c.inp, c.w, N, IC, OC);
+        fd_check("matmul dinp", mm_loss, &c, c.inp, N * IC, di);
+        fd_check("matmul dw", mm_loss, &c, c.w, OC * IC, dw);
+        free(c.inp); free(c.w); free(c.out); free(c.wgt); free(di); free(dw);
+    }
+    {   /* embedding, with a repeated token */
+        int N = 4, V = 3, C = 5;
+        int32_t tok[4] = { 2, 0, 2, 1 };
+        struct emb c = { r, tok, rnd(V * C), rnd(N * C), rnd(N * C), N, C };
+        float *d = calloc(V * C, 4);
+        r->embedding_backward(d, c.wgt, tok, N, C);
+        fd_check("embedding dwte", emb_loss, &c, c.wte, V * C, d);
+        free(c.wte); free(c.out); free(c.wgt); free(d);
+    }
+    {   /* rmsnorm */
+        int N = 3, C = 7;
+        struct rn c = { r, rnd(N * C), rnd(C), rnd(N * C), rnd(N), rnd(N * C), N, C };
+        float *dx = calloc(N * C, 4), *dw = calloc(C, 4);
+        rn_loss(&c);
+        r->rmsnorm_backward(dx, dw, c.wgt, c.x, c.w, c.rstd, N, C);
+        fd_check("rmsnorm dinp", rn_loss, &c, c.x, N * C, dx);
+        fd_check("rmsnorm dw", rn_loss, &c, c.w, C, dw);
+        free(c.x); free(c.w); free(c.out); free(c.rstd); free(c.wgt); free(dx); free(dw);
+    }
+    {   /* rope */
+        int B = 2, T = 3, nh = 2, hd = 4, n = B * T * nh * hd;
+        struct rp c = { r, rnd(n), rnd(n), NULL, NULL, rnd(n), B, T, nh, hd };
+        rope_tables(T, hd, &c.c, &c.s);
+        float *dx = dup(c.wgt, n);
+        r->rope_backward(dx, c.c, c.s, B, T, nh, hd, nh * hd);
+        fd_check("rope dx", rp_loss, &c, c.x, n, dx);
+        free(c.x); free(c.tmp); free(c.c); free(c.s); free(c.wgt); free(dx);
+    }
+    {   /* attention with GQA */
+        int B = 2, T = 4, H = 4, KVH = 2, hd = 3, nq = B * T * (H + 2 * KVH) * hd;
+        struct at c = { r, rnd(nq), rnd(B * T * H * hd), rnd(B * H * T * T),
+                        rnd(B * T * H * hd), B, T, H, KVH, hd };
+        float *d = rnd(nq);
+        at_loss(&c);
+        r->attention_backward(d, NULL, c.wgt, c.qkv, c.att, B, T, H, KVH, hd);
+        fd_check("attention dqkv", at_loss, &c, c.qkv, nq, d);
+        free(c.qkv); free(c.out); free(c.att); free(c.wgt); free(d);
+    }
+    {   /* swiglu */
+        int N = 3, F = 5;
+        struct sw c = { r, rnd(N * 2 * F), rnd(N * F), rnd(N * F), N, F };
+        float *d = rnd(N * 2 * F);
+        r->swiglu_backward(d, c.wgt, c.h, N, F);
+        fd_check("swiglu dh13", sw_loss, &c, c.h, N * 2 * F, d);
+        free(c.h); free(c.out); free(c.wgt); free(d);
+    }
+    {   /* cross-entropy with an ignored target */
+        int N = 4, V = 6;
+        int32_t y[4] = { 1, -1, 5, 0 };
+        struct ce c = { r, rnd(N * V), rnd(N), y, N, V };
+        float *d = rnd(N * V);
+        r->crossentropy_forward(c.losses, d, c.l, y, N, V, 1.0f / N);
+        fd_check("crossentropy dlogits", ce_loss, &c, c.l, N * V, d);
+        free(c.l); free(c.losses); free(d);
+    }
+}
+
+int main(void)
+{
+    const llm_kernels *f = llm_kernels_get("cpu"), *r = llm_kernels_get("ref");
+    if (!f || !r || llm_kernels_get("nonesuch") != NULL) {
+        printf("FAIL kernel lookup\n");
+        return 1;
+    }
+#ifndef LLM_CUDA
+    if (llm_kernels_get("cuda") != NULL) {
+        printf("FAIL cuda lookup without LLM_CUDA\n");
+        return 1;
+    }
+#endif
+    for (int threads = 1; threads <= 2; threads++) {
+        llm_kernels_set_threads(threads);
+        test_matmul(f, r, 1, 1, 1);
+        test_matmul(f, r, 7, 13, 5);
+        test_matmul(f, r, 64, 96, 131);
+        test_embedding(f, r, 9, 5, 7);
+        test_embedding(f, r, 100, 37, 33);
+        test_rmsnorm(f, r, 5, 7);
+        test_rmsnorm(f, r, 70, 288);
+        test_rope(f, r, 2, 5, 3, 6);
+        test_rope(f, r, 1, 17, 2, 48);
+        test_attention(f, r, 1, 1, 1, 1, 2);
+        test_attention(f, r, 2, 5, 4, 2, 6);
+        test_attention(f, r, 1, 70, 3, 3, 8);
+        test_attention(f, r, 2, 130, 6, 1, 4);
+        test_swiglu(f, r, 3, 5);
+        test_swiglu(f, r, 33, 97);
+        test_crossentropy(f, r, 7, 67);
+        test_crossentropy(f, r, 12, 4096);
+        test_elementwise(f, r, 1);
+        test_elementwise(f, r, 1001);
+        test_elementwise(f, r, 100003);
+    }
+    test_finite_differences(r);
+    if (failures) {
+        printf("%d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("all kernel checks passed\n");
+    return 0;
+}
