@@ -1,0 +1,44 @@
+#!/bin/sh
+# spm-equivalence.sh: `llm-tokenize encode` gives exactly what Debian's
+# spm_encode gives with the same model, on English (tinyshakespeare) and
+# Chinese (THUCNews titles) text, for unigram and BPE models trained by
+# `llm-tokenize train` on a sample of each corpus.
+set -eu
+command -v spm_encode >/dev/null 2>&1 || { echo "spm_encode not installed"; exit 77; }
+ts=${DATA:-}/tinyshakespeare
+th=${DATA:-}/thucnews_titles
+[ -f "$ts/train.txt" ] && [ -f "$ts/valid.txt" ] && [ -f "$th/train.tsv" ] &&
+    [ -f "$th/test.tsv" ] || { echo "data sets not found under DATA='${DATA:-}'"; exit 77; }
+
+same() { # what: compares ours.txt with ref.txt
+    if ! cmp -s ours.txt ref.txt; then
+        echo "FAIL: $1: llm-tokenize and spm_encode differ"
+        diff ours.txt ref.txt | head -10
+        exit 1
+    fi
+    echo "ok: $1 ($(wc -l < ours.txt) lines)"
+}
+
+# English, default normalisation (nmt_nfkc), whole train and valid files.
+head -n 6000 "$ts/train.txt" > sample.txt
+llm-tokenize train --vocab-size 1000 --threads 2 -o en.model sample.txt
+cat "$ts/train.txt" "$ts/valid.txt" > en.txt
+llm-tokenize encode -m en.model en.txt > ours.txt
+spm_encode --model=en.model --output_format=id < en.txt > ref.txt
+same "tinyshakespeare, unigram, ids"
+
+llm-tokenize train --model-type bpe --vocab-size 1000 --threads 2 -o bpe.model sample.txt
+llm-tokenize encode -m bpe.model "$ts/valid.txt" > ours.txt
+spm_encode --model=bpe.model --output_format=id < "$ts/valid.txt" > ref.txt
+same "tinyshakespeare, bpe, ids"
+
+# Chinese titles: the text column; rare characters go through byte pieces.
+cut -f 2 "$th/train.tsv" | head -n 4000 > zh-sample.txt
+cut -f 2 "$th/test.tsv" > zh.txt
+llm-tokenize train --vocab-size 4000 --threads 2 -o zh.model zh-sample.txt
+llm-tokenize encode -m zh.model zh.txt > ours.txt
+spm_encode --model=zh.model --output_format=id < zh.txt > ref.txt
+same "thucnews titles, unigram, ids"
+llm-tokenize encode -m zh.model --output-format pieces zh.txt > ours.txt
+spm_encode --model=zh.model --output_format=piece < zh.txt > ref.txt
+same "thucnews titles, unigram, pieces"
