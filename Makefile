@@ -133,17 +133,22 @@ bench:
 	@$(MAKE) --no-print-directory all
 	@B=$(B) sh tests/bench/run.sh
 
-# libFuzzer needs clang; each harness runs FUZZ_TIME seconds on its corpus.
+# libFuzzer needs clang; each harness runs FUZZ_TIME seconds from its seed
+# corpus. New inputs and crashes go to $(FUZZ_B)/, never into the committed
+# seeds: merge the keepers by hand with
+#   $(FUZZ_B)/NAME -merge=1 tests/fuzz/corpus/NAME $(FUZZ_B)/corpus/NAME
+# `make fuzz FUZZ_SRC=tests/fuzz/fuzz_x.c` runs one harness.
 FUZZ_B = build-fuzz
-fuzz:
+fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 	@mkdir -p $(FUZZ_B)
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
 	  clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	    -o $(FUZZ_B)/$$n $$f $(LIB_SRC) $(LIB_CXX:%.cc=$(B)/%.o) $(LIBS) || exit 1; \
-	  mkdir -p tests/fuzz/corpus/$$n; \
+	  mkdir -p tests/fuzz/corpus/$$n $(FUZZ_B)/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
 	  $(FUZZ_B)/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-	    tests/fuzz/corpus/$$n 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' ; \
+	    -artifact_prefix=$(FUZZ_B)/$$n- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | \
+	    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' ; \
 	done
 
 # ---------------------------------------------------------------- generated docs
