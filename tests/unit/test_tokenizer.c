@@ -168,6 +168,32 @@ int main(void)
     CHECK(llm_tok_load("missing.model", &t2) == LLM_ERR_IO);
     CHECK(strstr(llm_errmsg(), "cannot open 'missing.model'") != NULL);
     CHECK(llm_tok_load_mem("\x0a\x02\x0a", 3, &t2) == LLM_ERR_FORMAT);
+
+    /* The tokenizer embedded in an llm model file (safetensors, U8 tensor
+     * "tokenizer.model") loads the same; a model file without one is refused. */
+    llm_st_writer *w = NULL;
+    int64_t shape[1] = {(int64_t)len};
+    float one = 1.0f;
+    int64_t one_shape[1] = {1};
+    CHECK(llm_st_writer_new(&w) == LLM_OK);
+    CHECK(llm_st_writer_add(w, "norm.weight", LLM_DT_F32, 1, one_shape, &one) == LLM_OK);
+    CHECK(llm_st_writer_add(w, "tokenizer.model", LLM_DT_U8, 1, shape, buf) == LLM_OK);
+    CHECK(llm_st_writer_write(w, "m.llm") == LLM_OK);
+    llm_st_writer_free(w);
+    CHECK(llm_tok_load("m.llm", &t2) == LLM_OK);
+    if (t2) {
+        const void *buf2;
+        size_t len2;
+        llm_tok_bytes(t2, &buf2, &len2);
+        CHECK(len2 == len && memcmp(buf2, buf, len) == 0);
+        llm_tok_free(t2);
+    }
+    CHECK(llm_st_writer_new(&w) == LLM_OK);
+    CHECK(llm_st_writer_add(w, "norm.weight", LLM_DT_F32, 1, one_shape, &one) == LLM_OK);
+    CHECK(llm_st_writer_write(w, "none.llm") == LLM_OK);
+    llm_st_writer_free(w);
+    CHECK(llm_tok_load("none.llm", &t2) == LLM_ERR_FORMAT);
+    CHECK(strcmp(llm_errmsg(), "'none.llm': model file has no U8 tensor 'tokenizer.model'") == 0);
     llm_tok_free(t);
     llm_ids_free(&ids);
     llm_buf_free(&out);
