@@ -232,6 +232,62 @@ int  llm_tokwriter_write(llm_tokwriter *w, const int32_t *ids, size_t n);
 int  llm_tokwriter_close(llm_tokwriter *w);
 
 /* ------------------------------------------------------------------------ */
+/* Training data: a token stream of segments, cut into shuffled sequences.  */
+
+typedef struct llm_data llm_data;
+
+int  llm_data_new(uint32_t vocab_size, llm_data **out);
+/*! llm_data_add_file() : appends a token file (mapped, validated); its
+ *  vocabulary size must equal the data's. */
+int  llm_data_add_file(llm_data *d, const char *path);
+/*! llm_data_add_ids() : appends a copy of ids, each checked < vocabulary. */
+int  llm_data_add_ids(llm_data *d, const int32_t *ids, size_t n);
+uint64_t llm_data_count(const llm_data *d);
+uint32_t llm_data_vocab(const llm_data *d);
+/*! llm_data_read() : n ids from stream position pos. */
+int  llm_data_read(const llm_data *d, uint64_t pos, size_t n, int32_t *dst);
+void llm_data_free(llm_data *d);
+
+/* Where a batcher is: sequence `index` of the shuffled order of `epoch`. */
+typedef struct {
+    uint64_t epoch;
+    uint64_t index;
+} llm_data_pos;
+
+typedef struct llm_batcher llm_batcher;
+
+/*! llm_batcher_new() : sequences of T inputs and T targets (shifted by one)
+ *  from tokens [begin, end) of `d` (which must outlive the batcher): the
+ *  range holds (end-begin-1)/T whole sequences; each epoch visits every one
+ *  once, in an order derived from (seed, epoch) only. */
+int  llm_batcher_new(const llm_data *d, uint64_t begin, uint64_t end, int T,
+                     uint64_t seed, llm_batcher **out);
+uint64_t llm_batcher_sequences(const llm_batcher *b);
+/*! llm_batcher_next() : fills inputs and targets, each (B, T). */
+int  llm_batcher_next(llm_batcher *b, int B, int32_t *inputs, int32_t *targets);
+llm_data_pos llm_batcher_pos(const llm_batcher *b);
+int  llm_batcher_seek(llm_batcher *b, llm_data_pos pos);
+void llm_batcher_free(llm_batcher *b);
+
+/* Learning-rate schedules: linear warmup to lr over `warmup` steps, then
+ * cosine or linear decay to min_lr at `total`, constant, or WSD (stable,
+ * then linear decay over the last decay_fraction of the post-warmup steps). */
+typedef enum {
+    LLM_SCHED_COSINE, LLM_SCHED_LINEAR, LLM_SCHED_CONSTANT, LLM_SCHED_WSD
+} llm_schedule_kind;
+
+typedef struct {
+    llm_schedule_kind kind;
+    double lr, min_lr;
+    int64_t warmup, total;
+    double decay_fraction;   /* WSD only; 0 means 0.2 */
+} llm_schedule;
+
+int    llm_schedule_parse(const char *name, llm_schedule_kind *kind);
+/*! llm_schedule_lr() : the learning rate of 0-based step `step`. */
+double llm_schedule_lr(const llm_schedule *s, int64_t step);
+
+/* ------------------------------------------------------------------------ */
 /* Tokenizer: a C API over SentencePiece.                                    */
 
 typedef struct llm_tok llm_tok;
@@ -306,6 +362,213 @@ void llm_tok_train_defaults(llm_tok_train_params *p);
  *  per line) and returns it loaded. The serialized model is llm_tok_bytes(). */
 int llm_tok_train(const char *const *inputs, size_t n_inputs,
                   const llm_tok_train_params *p, llm_tok **out);
+
+/* ------------------------------------------------------------------------ */
+/* Sampling the next token (sample.c), as llama.cpp does, in this order:
+ *
+ *  1. penalties, over the last `repeat_last_n` tokens of the history (the
+ *     window is shared by all three, as llama.cpp's penalty_last_n), for each
+ *     distinct token t in it, occurring c times, once:
+ *         l = l > 0 ? l / repeat_penalty : l * repeat_penalty;
+ *         l -= c * frequency_penalty + presence_penalty;
+ *     computed in double and rounded to float once;
+ *  2. temperature 0: greedy, the highest logit, ties to the lowest id;
+ *  3. top-k: the k highest logits (ties at the boundary: lowest ids);
+ *  4. temperature: l / T;  5. softmax (in double);
+ *  6. top-p: the smallest set of most probable tokens whose probability sums
+ *     to >= top_p (the token that crosses it is kept; at least one);
+ *  7. min-p: drop tokens with p < min_p * p_max;
+ *  8. renormalise and draw: u = llm_rng_uniform(rng), and the token where the
+ *     cumulative probability first exceeds u, walking the tokens by logit
+ *     (so probability) descending, ties by lowest id.
+ *
+ * Exactly one llm_rng_uniform() is drawn per sampled token when temperature
+ * > 0 (even when one candidate is left), none when it is 0: the k-th token
+ * of a sequence always uses the k-th number of the stream, so a seed
+ * reproduces a sequence exactly, whatever the batching around it. Logits of
+ * -inf mask tokens; NaN or +inf (after penalties) is LLM_ERR_NUMERIC.
+ * Defaults (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
+ * repeat_penalty 1 (off), repeat_last_n 64, presence and frequency 0.     */
+
+typedef struct {
+    double temperature;       /* >= 0, finite; 0 = greedy */
+    int top_k;                /* >= 0; 0 = off */
+    double top_p;             /* (0, 1]; 1 = off */
+    double min_p;             /* [0, 1]; 0 = off */
+    double repeat_penalty;    /* > 0, finite; 1 = off */
+    int repeat_last_n;        /* penalty window: >= 0 tokens, 0 = off, -1 = all */
+    double presence_penalty;  /* finite (negative rewards); 0 = off */
+    double frequency_penalty; /* finite, per occurrence; 0 = off */
+} llm_sampler_params;
+
+/*! llm_sampler_defaults() : fills `p` with the defaults above. */
+void llm_sampler_defaults(llm_sampler_params *p);
+/*! llm_sampler_check() : @return LLM_OK, or LLM_ERR_INVALID with a message
+ *  naming the first bad field (as its option: "top-p must be in (0, 1]...")
+ *  and its accepted range. Values are never clamped. */
+int  llm_sampler_check(const llm_sampler_params *p);
+
+/* A sampler holds the parameters and scratch memory sized to the vocabulary
+ * (grown on the first call; later calls allocate nothing). No global state:
+ * use one sampler per thread. */
+typedef struct llm_sampler llm_sampler;
+
+/*! llm_sampler_new() : checks and copies `p` (NULL: the defaults).
+ *  @return LLM_OK, LLM_ERR_INVALID or LLM_ERR_NOMEM. */
+int  llm_sampler_new(const llm_sampler_params *p, llm_sampler **out);
+void llm_sampler_free(llm_sampler *s);
+const llm_sampler_params *llm_sampler_get_params(const llm_sampler *s);
+
+/*! llm_sampler_sample() : picks the next token from logits[0..vocab).
+ *  `logits` is scratch: modified in place, contents unspecified on return.
+ *  `history` is the sequence so far (prompt and generated, n_history ids,
+ *  may be NULL when 0), read only for the penalties; its ids in the window
+ *  must be in [0, vocab). `rng` may be NULL when temperature is 0.
+ *  *logprob (when not NULL): the natural log of the chosen token's
+ *  probability in the final, filtered and renormalised distribution; for
+ *  greedy, under the temperature-1 softmax of the penalised logits.
+ *  @return LLM_OK, LLM_ERR_INVALID (vocab <= 0), LLM_ERR_RANGE (a history
+ *  id), LLM_ERR_NUMERIC (NaN/+inf, or every logit -inf), LLM_ERR_NOMEM. */
+int  llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
+                        const int32_t *history, size_t n_history,
+                        int32_t *token, float *logprob);
+/*! llm_sampler_penalize() : applies step 1 alone, in place (the logits the
+ *  rest of llm_sampler_sample() sees), e.g. to show or test them. */
+int  llm_sampler_penalize(llm_sampler *s, float *logits, int vocab,
+                          const int32_t *history, size_t n_history);
+
+/* ------------------------------------------------------------------------ */
+/* Transformer model (model.c): a Llama-style decoder as in llm-formats(5):
+ * token embedding; per layer RMSNorm, causal grouped-query attention with
+ * rotary positions (adjacent pairs), RMSNorm, SwiGLU; final RMSNorm; output
+ * projection tied to the embedding by default. Weights are (out, in)
+ * row-major like torch.nn.Linear; parameter names are the safetensors names
+ * ("tok_embeddings.weight", "layers.0.attention.wq.weight", ...).
+ * Threads: llm_set_threads(); results are bitwise reproducible for the same
+ * seed, inputs and thread count. */
+
+typedef struct {
+    int vocab_size;     /* V, from the tokenizer */
+    int dim;            /* C; a multiple of n_heads, head_dim = C / H even */
+    int n_layers;       /* L */
+    int n_heads;        /* H */
+    int n_kv_heads;     /* KVH; n_heads % n_kv_heads == 0 */
+    int ffn_dim;        /* F, SwiGLU hidden size */
+    int context;        /* T_max, the longest sequence */
+    double rope_base;   /* 10000 */
+    double norm_eps;    /* 1e-5 */
+    int tied;           /* 1: the output projection is the token embedding */
+    double dropout;     /* must be 0 (dropout is not implemented yet) */
+} llm_config;
+
+/*! llm_config_preset() : fills `c` with a named shape, keeping its
+ *  vocab_size: "tiny" (4 x 128, ~1M parameters with a 4k vocabulary),
+ *  "small" (llama2.c stories15M: 6 x 288, 6 heads, FFN 768, context 256),
+ *  "medium" (stories42M: 8 x 512, FFN 1376, context 1024), "large"
+ *  (stories110M: 12 x 768, FFN 2048, context 1024). Unknown name:
+ *  LLM_ERR_INVALID listing the names. */
+int llm_config_preset(const char *name, llm_config *c);
+/*! llm_config_preset_name() : the i-th preset name, NULL past the end. */
+const char *llm_config_preset_name(int i);
+/*! llm_config_check() : LLM_OK, or LLM_ERR_INVALID naming the first bad
+ *  field as its option ("--heads (5) must divide --dim (288)"). */
+int llm_config_check(const llm_config *c);
+/*! llm_config_params() : number of parameters (-1 when c is invalid). */
+int64_t llm_config_params(const llm_config *c);
+
+typedef struct llm_model llm_model;
+
+/*! llm_set_threads() : one thread count for every kernel (OpenMP and
+ *  OpenBLAS share it, so they never oversubscribe); n <= 0: all cores.
+ *  @return the count in use. */
+int llm_set_threads(int n);
+
+/*! llm_model_create() : a model with freshly initialised weights: normal
+ *  (std 0.02) from llm_rng seeded with `seed`, drawn tensor by tensor in
+ *  file order; wo and w2 scaled by 1/sqrt(2L); norm weights 1. `device`:
+ *  "cpu" (NULL means cpu), "ref" (slow reference kernels), "cuda".
+ *  @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_DEVICE or LLM_ERR_NOMEM. */
+int  llm_model_create(const llm_config *c, uint64_t seed, const char *device,
+                      llm_model **out);
+void llm_model_free(llm_model *m);
+const llm_config *llm_model_config(const llm_model *m);
+
+/*! llm_model_forward() : runs tokens (B, T) through the model, T <=
+ *  context, every id < vocab_size. Activations for backward are kept
+ *  (memory grows to fit the largest B, T seen). With `targets` (B, T; a
+ *  target < 0 is ignored), *loss = mean cross-entropy over the counted
+ *  positions (0 when none counts); without, loss may be NULL.
+ *  @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_RANGE (an id, with its
+ *  position) or LLM_ERR_NOMEM. */
+int llm_model_forward(llm_model *m, const int32_t *tokens,
+                      const int32_t *targets, int B, int T, float *loss);
+/*! llm_model_logits() : (B, T, V) logits of the last forward; invalid after
+ *  llm_model_backward() (the buffer then holds their gradients). */
+const float *llm_model_logits(const llm_model *m);
+/*! llm_model_backward() : adds d(loss)/d(parameter) of the last forward
+ *  (which must have had targets) to the gradients.
+ *  @return LLM_OK, LLM_ERR_INVALID (no such forward) or LLM_ERR_NOMEM. */
+int llm_model_backward(llm_model *m);
+/*! llm_model_zero_grad() : sets every gradient to 0 (allocating them). */
+int llm_model_zero_grad(llm_model *m);
+/*! llm_model_grad_norm() : the global L2 norm of all gradients (0 when
+ *  none are allocated); summed in double in a fixed order. */
+double llm_model_grad_norm(const llm_model *m);
+/*! llm_model_clip_grad() : scales the gradients so that their global norm
+ *  is at most max_norm (> 0). @return the norm before clipping. */
+double llm_model_clip_grad(llm_model *m, double max_norm);
+
+typedef struct {
+    double lr;               /* 3e-4 */
+    double beta1, beta2;     /* 0.9, 0.95 */
+    double eps;              /* 1e-8 */
+    double weight_decay;     /* 0.1, on 2-D weights except the embedding */
+    int decay_embedding;     /* 0; 1: decay tok_embeddings too */
+} llm_adamw;
+
+void llm_adamw_defaults(llm_adamw *o);
+/*! llm_model_adamw_step() : one torch.optim.AdamW step over all parameters
+ *  (moments allocated, zeroed, on the first call). Gradients are left as
+ *  they are. @return LLM_OK, LLM_ERR_INVALID (a bad hyper-parameter, or no
+ *  gradients), LLM_ERR_NUMERIC (a non-finite gradient: nothing is changed)
+ *  or LLM_ERR_NOMEM. */
+int llm_model_adamw_step(llm_model *m, const llm_adamw *o);
+/*! llm_model_steps() : AdamW steps taken so far (restored by load). */
+int64_t llm_model_steps(const llm_model *m);
+
+/* A named parameter tensor: pointers into the model's blocks, valid until
+ * llm_model_free(). grad, adam_m, adam_v are NULL until allocated. */
+typedef struct {
+    const char *name;
+    int ndim;              /* 1 or 2 */
+    int64_t shape[2];
+    size_t numel;
+    float *data, *grad, *adam_m, *adam_v;
+} llm_param;
+
+size_t llm_model_param_count(const llm_model *m);
+/*! llm_model_param_at() : parameter i in file order; LLM_ERR_RANGE past the end. */
+int llm_model_param_at(const llm_model *m, size_t i, llm_param *p);
+/*! llm_model_param_find() : by name; LLM_ERR_RANGE when there is none. */
+int llm_model_param_find(const llm_model *m, const char *name, llm_param *p);
+
+typedef struct {
+    const void *tokenizer;      /* serialized SentencePiece model, or NULL */
+    size_t tokenizer_len;
+    int optimizer;              /* 1: also AdamW moments and step (a checkpoint) */
+    const char *const *meta;    /* extra metadata: key, value, ..., NULL */
+} llm_save_params;
+
+/*! llm_model_save() : writes a model file (safetensors, atomically): the
+ *  parameters, "tokenizer.model" (U8) and the metadata of llm-formats(5);
+ *  with p->optimizer, "adamw.m.<name>", "adamw.v.<name>" and metadata
+ *  "adamw.step". p may be NULL. @return LLM_OK, LLM_ERR_IO, LLM_ERR_NOMEM. */
+int llm_model_save(const llm_model *m, const char *path, const llm_save_params *p);
+/*! llm_model_load() : reads a model file: checks "format", the version, the
+ *  config, and every tensor's dtype and shape; restores AdamW state when
+ *  present. @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT (with the file and
+ *  the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE, LLM_ERR_NOMEM. */
+int llm_model_load(const char *path, const char *device, llm_model **out);
 
 #ifdef __cplusplus
 }
