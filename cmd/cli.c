@@ -37,6 +37,7 @@ const char *cli_prog_name(void)
     return g_prog ? g_prog : "llm";
 }
 
+static void vmsg(const char *fmt, va_list ap) CLI_PRINTF(1, 0);
 static void vmsg(const char *fmt, va_list ap)
 {
     fprintf(stderr, "%s: ", cli_prog_name());
