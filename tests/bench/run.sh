@@ -1,0 +1,28 @@
+#!/bin/sh
+# run.sh: `make bench` runs every tests/bench/*.sh but this one. Benchmarks
+# print figures and never fail on time; one that cannot run (missing data or
+# peer tool) says why and the others still run.
+set -u
+B=${B:-build}
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$TOP/$B/bin
+DATA=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}
+FIXTURES=$TOP/tests/fixtures
+PATH=$BIN:$PATH
+LC_ALL=C.UTF-8
+export B TOP BIN DATA FIXTURES PATH LC_ALL
+status=0
+for b in "$TOP"/tests/bench/*.sh; do
+    [ "$(basename "$b")" = run.sh ] && continue
+    echo "== $(basename "$b" .sh)"
+    d=$(mktemp -d "${TMPDIR:-/tmp}/llm-bench.XXXXXX")
+    (cd "$d" && sh "$b")
+    rc=$?
+    rm -rf "$d"
+    case $rc in
+    0) ;;
+    77) echo "(skipped)";;
+    *) echo "(failed: exit $rc)"; status=1;;
+    esac
+done
+exit $status
