@@ -74,36 +74,73 @@ int llm_tokfile_header_parse(const unsigned char hdr[LLM_TOKFILE_HEADER],
     return LLM_OK;
 }
 
+/* Loads that compilers turn into plain (vector) loads on little-endian
+ * hosts; memcpy makes any alignment legal. */
+static inline uint32_t load16(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+#else
+    return le16(p);
+#endif
+}
+
+static inline uint32_t load32(const unsigned char *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+#else
+    return llm_le32(p);
+#endif
+}
+
+enum { BLOCK = 4096 };
+
+/* The largest of BLOCK ids: a fixed trip count and no early exit, so that
+ * compilers vectorise it even at -O2. */
+static uint32_t block_max16(const unsigned char *ids)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < BLOCK; i++) {
+        uint32_t v = load16(ids + 2 * i);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
+static uint32_t block_max32(const unsigned char *ids)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < BLOCK; i++) {
+        uint32_t v = load32(ids + 4 * i);
+        m = v > m ? v : m;
+    }
+    return m;
+}
+
 /* Index of the first id >= vocab in ids[0..n), or n when all are valid.
- * Blocks are scanned for their maximum, a loop compilers vectorise, and only
- * a block that fails is searched again for the exact position. */
+ * Whole blocks are checked by their maximum; only a block that fails, and
+ * the short tail, are searched id by id. */
 static size_t first_bad_id(const unsigned char *ids, size_t n, uint32_t width,
                            uint32_t vocab)
 {
-    enum { BLOCK = 4096 };
     if (width == 2 && vocab >= 65536u)
         return n;   /* every 16-bit value is a valid id */
-    for (size_t b = 0; b < n; b += BLOCK) {
-        size_t e = n - b < BLOCK ? n : b + BLOCK;
-        uint32_t m = 0;
-        if (width == 2) {
-            for (size_t i = b; i < e; i++) {
-                uint32_t v = le16(ids + 2 * i);
-                m = v > m ? v : m;
-            }
-        } else {
-            for (size_t i = b; i < e; i++) {
-                uint32_t v = llm_le32(ids + 4 * i);
-                m = v > m ? v : m;
-            }
-        }
-        if (m < vocab)
-            continue;
-        for (size_t i = b; i < e; i++) {
-            uint32_t v = width == 2 ? le16(ids + 2 * i) : llm_le32(ids + 4 * i);
-            if (v >= vocab)
-                return i;
-        }
+    size_t b = 0;
+    for (; n - b >= BLOCK; b += BLOCK) {
+        const unsigned char *p = ids + b * width;
+        uint32_t m = width == 2 ? block_max16(p) : block_max32(p);
+        if (m >= vocab)
+            break;
+    }
+    for (size_t i = b; i < n; i++) {
+        uint32_t v = width == 2 ? load16(ids + 2 * i) : load32(ids + 4 * i);
+        if (v >= vocab)
+            return i;
     }
     return n;
 }

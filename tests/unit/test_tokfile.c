@@ -445,6 +445,18 @@ static void test_malformed(void)
     bad_case("id deep in the data", b, n, F, "token 7777 at offset 15586 is 50", F,
              "token 7777 at offset 15586 is 50");
     many[2 * 7777] = 49;
+    /* Around the 4096-id blocks the check works in, and in the short tail. */
+    static const size_t at[] = {0, 4095, 4096, 8191, 8192, 9999};
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        unsigned char saved = many[2 * at[k] + 1];
+        many[2 * at[k] + 1] = 1;   /* id 256 + x, past vocabulary 50 */
+        n = make(b, M, 1, 2, 50, 0, 0, many, sizeof many);
+        char want[80];
+        snprintf(want, sizeof want, "token %zu at offset %zu is %u,", at[k],
+                 32 + 2 * at[k], 256u + many[2 * at[k]]);
+        bad_case("id at a block edge", b, n, F, want, F, want);
+        many[2 * at[k] + 1] = saved;
+    }
     n = make(b, M, 1, 2, 50, 0, 0, many, sizeof many);
     llm_tokfile *t;
     CHECK(llm_tokfile_open_mem(b, n, "ok.tok", &t) == LLM_OK &&
