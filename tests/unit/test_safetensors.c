@@ -231,6 +231,59 @@ static void test_round_trip(void)
     CHECK(stat("rt.st", &st) == 0 && (st.st_mode & 0777) == 0644);
 }
 
+/* A file written by the reference implementation (Python `safetensors`, see
+ * tests/fixtures/safetensors/make_ref.py), against the values that made it. */
+static void test_reference_file(void)
+{
+    const char *dir = getenv("FIXTURES");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/safetensors/ref.st", dir ? dir : "tests/fixtures");
+    llm_st *f;
+    CHECK_RC(llm_st_open(path, &f), LLM_OK);
+    if (!f)
+        return;
+    CHECK(llm_st_count(f) == 7);
+    CHECK(llm_st_meta_count(f) == 2);
+    const char *v = llm_st_meta(f, "k");
+    CHECK(v && strcmp(v, "v \"q\" \\ \n \xc3\xa9 \xf0\x9f\x98\x80") == 0);
+    v = llm_st_meta(f, "cfg");
+    CHECK(v && strcmp(v, "{\"a\": 1}") == 0);
+
+    const llm_st_tensor *t = llm_st_find(f, "emb");
+    CHECK(t && t->dtype == LLM_DT_F32 && t->ndim == 2 && t->shape[0] == 5 &&
+          t->shape[1] == 3 && t->nbytes == 60);
+    for (int i = 0; t && i < 15; i++) {
+        float x;
+        memcpy(&x, (const char *)t->data + 4 * i, 4);
+        CHECK(x == (float)(i - 7) / 4.0f);
+    }
+    t = llm_st_find(f, "ids");
+    CHECK(t && t->dtype == LLM_DT_I64 && t->ndim == 1 && t->shape[0] == 7 && t->nbytes == 56);
+    for (int i = 0; t && i < 7; i++) {
+        int64_t x;
+        memcpy(&x, (const char *)t->data + 8 * i, 8);
+        CHECK(x == -3 * i);
+    }
+    t = llm_st_find(f, "h");
+    CHECK(t && t->dtype == LLM_DT_F16 && t->ndim == 2 && t->nbytes == 8 &&
+          memcmp(t->data, "\x00\x3c\x00\xc0\x00\x38\xff\x7b", 8) == 0);
+    t = llm_st_find(f, "flag");
+    CHECK(t && t->dtype == LLM_DT_BOOL && t->shape[0] == 3 &&
+          memcmp(t->data, "\x01\x00\x01", 3) == 0);
+    t = llm_st_find(f, "s");
+    double d = 0;
+    if (t)
+        memcpy(&d, t->data, 8);
+    CHECK(t && t->dtype == LLM_DT_F64 && t->ndim == 0 && t->nbytes == 8 && d == 2.5);
+    t = llm_st_find(f, "na\xc3\xafve \xe2\x9c\x93");
+    CHECK(t && t->dtype == LLM_DT_U16 && t->ndim == 2 && t->shape[0] == 0 &&
+          t->shape[1] == 4 && t->nbytes == 0);
+    t = llm_st_find(f, "u32");
+    CHECK(t && t->dtype == LLM_DT_U32 && t->nbytes == 8 &&
+          memcmp(t->data, "\xff\xff\xff\xff\x01\x00\x00\x00", 8) == 0);
+    llm_st_close(f);
+}
+
 /* Builds "u64 length, header, `data` zero bytes" and opens it from memory. */
 static int open_header(const char *hdr, size_t data, llm_st **out)
 {
@@ -556,6 +609,7 @@ int main(void)
     test_dtypes();
     test_known_bytes();
     test_round_trip();
+    test_reference_file();
     test_accepts();
     test_json_strings();
     test_rejects();
