@@ -1,0 +1,640 @@
+/* model.c: the Llama-style transformer: config and presets, parameters,
+ * forward and backward passes over the kernel table, gradient norm and
+ * clipping, AdamW. Saving and loading are in model_io.c.
+ *
+ * Memory: one block each for parameters, gradients, AdamW m and v, and
+ * activations (sized by B, T). Each attention and feed-forward layer has
+ * its input projections fused ((wq | wk | wv) and (w1 | w3), row-stacked per
+ * layer), so one sgemm does what three or two would; every named tensor of
+ * the file format is still one contiguous slice of the block. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels.h"
+#include "model.h"
+
+/* ------------------------------------------------------------------ config */
+
+static const struct {
+    const char *name;
+    int dim, n_layers, n_heads, n_kv_heads, ffn_dim, context;
+} presets[] = {
+    { "tiny", 128, 4, 4, 4, 344, 256 },
+    { "small", 288, 6, 6, 6, 768, 256 },      /* llama2.c stories15M */
+    { "medium", 512, 8, 8, 8, 1376, 1024 },   /* stories42M */
+    { "large", 768, 12, 12, 12, 2048, 1024 }, /* stories110M */
+};
+#define N_PRESETS (int)(sizeof presets / sizeof presets[0])
+
+const char *llm_config_preset_name(int i)
+{
+    return i >= 0 && i < N_PRESETS ? presets[i].name : NULL;
+}
+
+int llm_config_preset(const char *name, llm_config *c)
+{
+    for (int i = 0; i < N_PRESETS; i++)
+        if (name && strcmp(name, presets[i].name) == 0) {
+            int V = c->vocab_size;
+            memset(c, 0, sizeof *c);
+            c->vocab_size = V;
+            c->dim = presets[i].dim;
+            c->n_layers = presets[i].n_layers;
+            c->n_heads = presets[i].n_heads;
+            c->n_kv_heads = presets[i].n_kv_heads;
+            c->ffn_dim = presets[i].ffn_dim;
+            c->context = presets[i].context;
+            c->rope_base = 10000.0;
+            c->norm_eps = 1e-5;
+            c->tied = 1;
+            c->dropout = 0.0;
+            return LLM_OK;
+        }
+    return llm_fail(LLM_ERR_INVALID,
+                    "unknown preset '%s' (tiny, small, medium, large)",
+                    name ? name : "(null)");
+}
+
+/* Limits keep every size product well inside int and size_t arithmetic. */
+#define MAX_DIM (1 << 16)
+#define MAX_VOCAB (1 << 24)
+
+int llm_config_check(const llm_config *c)
+{
+    if (c->vocab_size < 1 || c->vocab_size > MAX_VOCAB)
+        return llm_fail(LLM_ERR_INVALID, "vocabulary size (%d) must be in [1, %d]",
+                        c->vocab_size, MAX_VOCAB);
+    if (c->dim < 2 || c->dim > MAX_DIM)
+        return llm_fail(LLM_ERR_INVALID, "--dim (%d) must be in [2, %d]", c->dim, MAX_DIM);
+    if (c->n_layers < 1 || c->n_layers > 1024)
+        return llm_fail(LLM_ERR_INVALID, "--layers (%d) must be in [1, 1024]", c->n_layers);
+    if (c->n_heads < 1 || c->n_heads > c->dim)
+        return llm_fail(LLM_ERR_INVALID, "--heads (%d) must be in [1, --dim (%d)]",
+                        c->n_heads, c->dim);
+    if (c->dim % c->n_heads)
+        return llm_fail(LLM_ERR_INVALID, "--heads (%d) must divide --dim (%d)",
+                        c->n_heads, c->dim);
+    if ((c->dim / c->n_heads) % 2)
+        return llm_fail(LLM_ERR_INVALID,
+                        "head size --dim/--heads (%d/%d = %d) must be even for rotary embeddings",
+                        c->dim, c->n_heads, c->dim / c->n_heads);
+    if (c->n_kv_heads < 1 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
+        return llm_fail(LLM_ERR_INVALID, "--kv-heads (%d) must divide --heads (%d)",
+                        c->n_kv_heads, c->n_heads);
+    if (c->ffn_dim < 1 || c->ffn_dim > 4 * MAX_DIM)
+        return llm_fail(LLM_ERR_INVALID, "--ffn-dim (%d) must be in [1, %d]",
+                        c->ffn_dim, 4 * MAX_DIM);
+    if (c->context < 1 || c->context > MAX_DIM)
+        return llm_fail(LLM_ERR_INVALID, "--context (%d) must be in [1, %d]",
+                        c->context, MAX_DIM);
+    if (!(c->rope_base > 1.0) || !isfinite(c->rope_base))
+        return llm_fail(LLM_ERR_INVALID, "rope base (%g) must be finite and > 1", c->rope_base);
+    if (!(c->norm_eps > 0.0) || !(c->norm_eps < 1.0))
+        return llm_fail(LLM_ERR_INVALID, "norm eps (%g) must be in (0, 1)", c->norm_eps);
+    if (c->tied != 0 && c->tied != 1)
+        return llm_fail(LLM_ERR_INVALID, "tied (%d) must be 0 or 1", c->tied);
+    if (c->dropout != 0.0)
+        return llm_fail(LLM_ERR_INVALID, "--dropout (%g): only 0 is supported for now",
+                        c->dropout);
+    return LLM_OK;
+}
+
+/* Parameter counts per family, in floats. */
+static void family_sizes(const llm_config *c, size_t *wte, size_t *norms,
+                         size_t *layer2d, size_t *wout)
+{
+    size_t C = (size_t)c->dim, L = (size_t)c->n_layers, hd = C / (size_t)c->n_heads;
+    size_t QS = (size_t)(c->n_heads + 2 * c->n_kv_heads) * hd;
+    size_t OS = (size_t)c->n_heads * hd, F = (size_t)c->ffn_dim;
+    *wte = (size_t)c->vocab_size * C;
+    *norms = 2 * L * C + C;
+    *layer2d = L * (QS * C + C * OS + 2 * F * C + C * F);
+    *wout = c->tied ? 0 : (size_t)c->vocab_size * C;
+}
+
+int64_t llm_config_params(const llm_config *c)
+{
+    if (llm_config_check(c) != LLM_OK)
+        return -1;
+    size_t a, b, d, e;
+    family_sizes(c, &a, &b, &d, &e);
+    return (int64_t)(a + b + d + e);
+}
+
+int llm_set_threads(int n)
+{
+    return llm_kernels_set_threads(n);
+}
+
+/* -------------------------------------------------------------- creation */
+
+static int add_tensor(llm_model *m, const char *name, int ndim, int64_t d0,
+                      int64_t d1, float *base)
+{
+    llm_tensor_desc *t = &m->tensors[m->n_tensors++];
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->ndim = ndim;
+    t->shape[0] = d0;
+    t->shape[1] = ndim == 2 ? d1 : 0;
+    t->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+    t->offset = (size_t)(base - m->params);
+    return LLM_OK;
+}
+
+/* The file's tensors in file order, as slices of the fused families. */
+static void build_tensor_table(llm_model *m)
+{
+    const llm_config *c = &m->cfg;
+    int C = c->dim, hd = m->hd, F = c->ffn_dim;
+    char name[LLM_TENSOR_NAME];
+    m->n_tensors = 0;
+    add_tensor(m, "tok_embeddings.weight", 2, c->vocab_size, C, m->wte);
+    for (int l = 0; l < c->n_layers; l++) {
+        float *qkv = m->wqkv + (size_t)l * m->QS * C;
+        float *w13 = m->w13 + (size_t)l * 2 * F * C;
+#define T_(fmt, ...) (snprintf(name, sizeof name, fmt, l), add_tensor(m, name, __VA_ARGS__))
+        T_("layers.%d.attention_norm.weight", 1, C, 0, m->attn_norm + (size_t)l * C);
+        T_("layers.%d.attention.wq.weight", 2, c->n_heads * hd, C, qkv);
+        T_("layers.%d.attention.wk.weight", 2, c->n_kv_heads * hd, C,
+           qkv + (size_t)c->n_heads * hd * C);
+        T_("layers.%d.attention.wv.weight", 2, c->n_kv_heads * hd, C,
+           qkv + (size_t)(c->n_heads + c->n_kv_heads) * hd * C);
+        T_("layers.%d.attention.wo.weight", 2, C, m->OS, m->wo + (size_t)l * C * m->OS);
+        T_("layers.%d.ffn_norm.weight", 1, C, 0, m->ffn_norm + (size_t)l * C);
+        T_("layers.%d.feed_forward.w1.weight", 2, F, C, w13);
+        T_("layers.%d.feed_forward.w2.weight", 2, C, F, m->w2 + (size_t)l * C * F);
+        T_("layers.%d.feed_forward.w3.weight", 2, F, C, w13 + (size_t)F * C);
+#undef T_
+    }
+    add_tensor(m, "norm.weight", 1, C, 0, m->norm);
+    if (!c->tied)
+        add_tensor(m, "output.weight", 2, c->vocab_size, C, m->wout);
+}
+
+int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
+{
+    *out = NULL;
+    int rc = llm_config_check(c);
+    if (rc)
+        return rc;
+    const llm_kernels *k = llm_kernels_get(device ? device : "cpu");
+    if (!k)
+        return llm_fail(LLM_ERR_DEVICE, "device '%s' is not available%s", device,
+                        device && strcmp(device, "cuda") == 0
+                            ? " (CUDA kernels are not built)" : "");
+    llm_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    m->cfg = *c;
+    m->k = k;
+    m->hd = c->dim / c->n_heads;
+    m->QS = (c->n_heads + 2 * c->n_kv_heads) * m->hd;
+    m->OS = c->n_heads * m->hd;
+    size_t wte, norms, layer2d, wout;
+    family_sizes(c, &wte, &norms, &layer2d, &wout);
+    m->n_params = wte + norms + layer2d + wout;
+    m->params = malloc(m->n_params * sizeof *m->params);
+    m->tensors = calloc((size_t)9 * c->n_layers + 3, sizeof *m->tensors);
+    size_t h2 = (size_t)m->hd / 2;
+    m->rope_cos = malloc((size_t)c->context * h2 * sizeof *m->rope_cos);
+    m->rope_sin = malloc((size_t)c->context * h2 * sizeof *m->rope_sin);
+    if (!m->params || !m->tensors || !m->rope_cos || !m->rope_sin) {
+        llm_model_free(m);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
+                        m->n_params);
+    }
+    /* Layout: the families AdamW never decays first, then the 2-D weights. */
+    size_t C = (size_t)c->dim, L = (size_t)c->n_layers, F = (size_t)c->ffn_dim;
+    float *p = m->params;
+    m->wte = p;        p += wte;
+    m->attn_norm = p;  p += L * C;
+    m->ffn_norm = p;   p += L * C;
+    m->norm = p;       p += C;
+    m->n_nodecay = (size_t)(p - m->params);
+    m->wqkv = p;       p += L * m->QS * C;
+    m->wo = p;         p += L * C * m->OS;
+    m->w13 = p;        p += L * 2 * F * C;
+    m->w2 = p;         p += L * C * F;
+    m->wout = c->tied ? m->wte : p;
+    build_tensor_table(m);
+    /* Angles in double, as the float64 PyTorch reference computes them. */
+    for (int t = 0; t < c->context; t++)
+        for (size_t i = 0; i < h2; i++) {
+            double a = t * pow(c->rope_base, -2.0 * (double)i / m->hd);
+            m->rope_cos[t * h2 + i] = (float)cos(a);
+            m->rope_sin[t * h2 + i] = (float)sin(a);
+        }
+    *out = m;
+    return LLM_OK;
+}
+
+int llm_model_create(const llm_config *c, uint64_t seed, const char *device,
+                     llm_model **out)
+{
+    llm_model *m;
+    int rc = llm_model_alloc(c, device, &m);
+    if (rc)
+        return rc;
+    llm_rng rng;
+    llm_rng_seed(&rng, seed);
+    double out_scale = 1.0 / sqrt(2.0 * c->n_layers);
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const llm_tensor_desc *t = &m->tensors[i];
+        float *d = m->params + t->offset;
+        if (t->ndim == 1) {
+            for (size_t j = 0; j < t->numel; j++)
+                d[j] = 1.0f;
+            continue;
+        }
+        /* Output projections add into the residual stream: GPT-2's scaling. */
+        int scaled = strstr(t->name, ".wo.weight") || strstr(t->name, ".w2.weight");
+        double sd = 0.02 * (scaled ? out_scale : 1.0);
+        for (size_t j = 0; j < t->numel; j++)
+            d[j] = (float)(sd * llm_rng_normal(&rng));
+    }
+    *out = m;
+    return LLM_OK;
+}
+
+void llm_model_free(llm_model *m)
+{
+    if (!m)
+        return;
+    free(m->params);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    free(m->acts);
+    free(m->ids);
+    free(m->tensors);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m);
+}
+
+const llm_config *llm_model_config(const llm_model *m)
+{
+    return &m->cfg;
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+size_t llm_model_param_count(const llm_model *m)
+{
+    return m->n_tensors;
+}
+
+int llm_model_param_at(const llm_model *m, size_t i, llm_param *p)
+{
+    if (i >= m->n_tensors)
+        return llm_fail(LLM_ERR_RANGE, "parameter index %zu out of range (%zu)",
+                        i, m->n_tensors);
+    const llm_tensor_desc *t = &m->tensors[i];
+    p->name = t->name;
+    p->ndim = t->ndim;
+    p->shape[0] = t->shape[0];
+    p->shape[1] = t->shape[1];
+    p->numel = t->numel;
+    p->data = m->params + t->offset;
+    p->grad = m->grads ? m->grads + t->offset : NULL;
+    p->adam_m = m->adam_m ? m->adam_m + t->offset : NULL;
+    p->adam_v = m->adam_v ? m->adam_v + t->offset : NULL;
+    return LLM_OK;
+}
+
+int llm_model_param_find(const llm_model *m, const char *name, llm_param *p)
+{
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (strcmp(m->tensors[i].name, name) == 0)
+            return llm_model_param_at(m, i, p);
+    return llm_fail(LLM_ERR_RANGE, "no parameter named '%s'", name);
+}
+
+/* ------------------------------------------------------------ activations */
+
+typedef struct {
+    float *res;     /* (L+1, B, T, C) residual stream into each layer, and out */
+    float *rstd1;   /* (L, B, T) */
+    float *a1;      /* (L, B, T, C) attention_norm output */
+    float *qkv;     /* (L, B, T, QS) after RoPE */
+    float *att;     /* (L, B, H, T, T) attention probabilities */
+    float *atty;    /* (L, B, T, OS) attention output before wo */
+    float *res_mid; /* (L, B, T, C) residual after attention */
+    float *rstd2;   /* (L, B, T) */
+    float *a2;      /* (L, B, T, C) ffn_norm output */
+    float *h13;     /* (L, B, T, 2F) gate | up */
+    float *hsw;     /* (L, B, T, F) silu(gate) * up */
+    float *rstdf;   /* (B, T) */
+    float *af;      /* (B, T, C) final norm output */
+    float *logits;  /* (B, T, max(V, H*T)): logits, dlogits, then scratch
+                     * for the attention backward */
+    float *losses;  /* (B, T) */
+    float *tmp;     /* (B, T, C) sublayer output before its residual add */
+    float *dres;    /* (B, T, C) gradient of the residual stream */
+    float *da;      /* (B, T, C) gradient of a norm output */
+    float *dqkv;    /* (B, T, QS) */
+    float *datty;   /* (B, T, OS) */
+    float *dh13;    /* (B, T, 2F) */
+    float *dhsw;    /* (B, T, F) */
+} acts;
+
+/* Lays out the activations of (B, T) from base (NULL: just count).
+ * @return floats needed. */
+static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a)
+{
+    const llm_config *c = &m->cfg;
+    size_t N = (size_t)B * T, L = (size_t)c->n_layers, C = (size_t)c->dim;
+    size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
+    size_t lw = V > H * (size_t)T ? V : H * (size_t)T;
+    struct { float **p; size_t n; } parts[] = {
+        { &a->res, (L + 1) * N * C }, { &a->rstd1, L * N }, { &a->a1, L * N * C },
+        { &a->qkv, L * N * m->QS }, { &a->att, L * N * H * T },
+        { &a->atty, L * N * m->OS }, { &a->res_mid, L * N * C },
+        { &a->rstd2, L * N }, { &a->a2, L * N * C }, { &a->h13, L * N * 2 * F },
+        { &a->hsw, L * N * F }, { &a->rstdf, N }, { &a->af, N * C },
+        { &a->logits, N * lw }, { &a->losses, N }, { &a->tmp, N * C },
+        { &a->dres, N * C }, { &a->da, N * C }, { &a->dqkv, N * m->QS },
+        { &a->datty, N * m->OS }, { &a->dh13, N * 2 * F }, { &a->dhsw, N * F },
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        /* 16-float alignment keeps rows of every part on cache lines. */
+        total = (total + 15) & ~(size_t)15;
+        *parts[i].p = base ? base + total : NULL;
+        total += parts[i].n;
+    }
+    return total;
+}
+
+static int acts_reserve(llm_model *m, int B, int T, acts *a)
+{
+    size_t need = acts_layout(m, B, T, NULL, a), nids = (size_t)2 * B * T;
+    if (need > m->acts_cap) {
+        free(m->acts);
+        m->acts_cap = 0;
+        m->acts = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        if (!m->acts)
+            return llm_fail(LLM_ERR_NOMEM, "out of memory for activations (%zu MB)",
+                            need * sizeof(float) >> 20);
+        m->acts_cap = need;
+    }
+    if (nids > m->ids_cap) {
+        free(m->ids);
+        m->ids_cap = 0;
+        m->ids = malloc(nids * sizeof *m->ids);
+        if (!m->ids)
+            return llm_fail(LLM_ERR_NOMEM, "out of memory");
+        m->ids_cap = nids;
+    }
+    acts_layout(m, B, T, m->acts, a);
+    return LLM_OK;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+int llm_model_forward(llm_model *m, const int32_t *tokens,
+                      const int32_t *targets, int B, int T, float *loss)
+{
+    const llm_config *c = &m->cfg;
+    const llm_kernels *k = m->k;
+    m->ready = 0;
+    if (B < 1 || T < 1 || T > c->context)
+        return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
+                        B, T, c->context);
+    size_t N = (size_t)B * T;
+    if (N > (size_t)INT32_MAX / (size_t)(c->vocab_size > c->n_heads * T ? c->vocab_size
+                                                                       : c->n_heads * T))
+        return llm_fail(LLM_ERR_INVALID, "batch %d x %d is too large", B, T);
+    int V = c->vocab_size, C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
+    for (size_t i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return llm_fail(LLM_ERR_RANGE, "token %d at position %zu is outside the vocabulary [0, %d)",
+                            tokens[i], i, V);
+        if (targets && targets[i] >= V)
+            return llm_fail(LLM_ERR_RANGE, "target %d at position %zu is outside the vocabulary [0, %d)",
+                            targets[i], i, V);
+    }
+    acts a;
+    int rc = acts_reserve(m, B, T, &a);
+    if (rc)
+        return rc;
+    int32_t *tok = m->ids, *tgt = m->ids + N;
+    memcpy(tok, tokens, N * sizeof *tok);
+    int n = (int)N;
+    float eps = (float)c->norm_eps;
+
+    k->embedding_forward(a.res, tok, m->wte, n, C);
+    for (int l = 0; l < c->n_layers; l++) {
+        float *res = a.res + (size_t)l * N * C, *res_next = res + N * C;
+        float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
+        float *a1 = a.a1 + (size_t)l * N * C, *a2 = a.a2 + (size_t)l * N * C;
+        float *qkv = a.qkv + (size_t)l * N * m->QS;
+        float *att = a.att + (size_t)l * N * H * T;
+        float *atty = a.atty + (size_t)l * N * m->OS;
+        float *res_mid = a.res_mid + (size_t)l * N * C;
+        float *h13 = a.h13 + (size_t)l * N * 2 * F, *hsw = a.hsw + (size_t)l * N * F;
+
+        k->rmsnorm_forward(a1, rstd1, res, m->attn_norm + (size_t)l * C, n, C, eps);
+        k->matmul_forward(qkv, a1, m->wqkv + (size_t)l * m->QS * C, n, C, m->QS);
+        k->rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
+        k->attention_forward(atty, att, qkv, B, T, H, KVH, m->hd);
+        k->matmul_forward(a.tmp, atty, m->wo + (size_t)l * C * m->OS, n, m->OS, C);
+        k->residual_forward(res_mid, res, a.tmp, N * C);
+        k->rmsnorm_forward(a2, rstd2, res_mid, m->ffn_norm + (size_t)l * C, n, C, eps);
+        k->matmul_forward(h13, a2, m->w13 + (size_t)l * 2 * F * C, n, C, 2 * F);
+        k->swiglu_forward(hsw, h13, n, F);
+        k->matmul_forward(a.tmp, hsw, m->w2 + (size_t)l * C * F, n, F, C);
+        k->residual_forward(res_next, res_mid, a.tmp, N * C);
+    }
+    k->rmsnorm_forward(a.af, a.rstdf, a.res + (size_t)c->n_layers * N * C, m->norm,
+                       n, C, eps);
+    k->matmul_forward(a.logits, a.af, m->wout, n, C, V);
+    m->B = B;
+    m->T = T;
+    if (!targets) {
+        if (loss)
+            *loss = 0.0f;
+        return LLM_OK;
+    }
+    memcpy(tgt, targets, N * sizeof *tgt);
+    size_t count = 0;
+    for (size_t i = 0; i < N; i++)
+        count += tgt[i] >= 0;
+    m->dscale = count ? 1.0f / (float)count : 0.0f;
+    k->crossentropy_forward(a.losses, NULL, a.logits, tgt, n, V, m->dscale);
+    double s = 0.0;
+    for (size_t i = 0; i < N; i++)
+        s += a.losses[i];
+    if (loss)
+        *loss = count ? (float)(s / (double)count) : 0.0f;
+    m->ready = 1;
+    return LLM_OK;
+}
+
+const float *llm_model_logits(const llm_model *m)
+{
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    return m->acts ? a.logits : NULL;
+}
+
+/* --------------------------------------------------------------- backward */
+
+static int grads_alloc(llm_model *m)
+{
+    if (m->grads)
+        return LLM_OK;
+    m->grads = calloc(m->n_params, sizeof *m->grads);
+    if (!m->grads)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for gradients");
+    return LLM_OK;
+}
+
+int llm_model_zero_grad(llm_model *m)
+{
+    int rc = grads_alloc(m);
+    if (rc)
+        return rc;
+    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    return LLM_OK;
+}
+
+/* Gradient views: the same offsets as the parameters. */
+#define G(p) (m->grads + ((p) - m->params))
+
+int llm_model_backward(llm_model *m)
+{
+    if (!m->ready)
+        return llm_fail(LLM_ERR_INVALID, "backward needs a forward pass with targets first");
+    int rc = grads_alloc(m);
+    if (rc)
+        return rc;
+    m->ready = 0;   /* the logits are overwritten below */
+    const llm_config *c = &m->cfg;
+    const llm_kernels *k = m->k;
+    int B = m->B, T = m->T, n = B * T;
+    size_t N = (size_t)n;
+    int V = c->vocab_size, C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
+    acts a;
+    acts_layout(m, B, T, m->acts, &a);
+    int32_t *tok = m->ids, *tgt = m->ids + N;
+
+    k->crossentropy_forward(a.losses, a.logits, a.logits, tgt, n, V, m->dscale);
+    k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
+    memset(a.dres, 0, N * C * sizeof *a.dres);
+    k->rmsnorm_backward(a.dres, G(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
+                        m->norm, a.rstdf, n, C);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        float *res = a.res + (size_t)l * N * C;
+        float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
+        float *a1 = a.a1 + (size_t)l * N * C, *a2 = a.a2 + (size_t)l * N * C;
+        float *qkv = a.qkv + (size_t)l * N * m->QS;
+        float *att = a.att + (size_t)l * N * H * T;
+        float *atty = a.atty + (size_t)l * N * m->OS;
+        float *res_mid = a.res_mid + (size_t)l * N * C;
+        float *h13 = a.h13 + (size_t)l * N * 2 * F, *hsw = a.hsw + (size_t)l * N * F;
+        float *wqkv = m->wqkv + (size_t)l * m->QS * C, *wo = m->wo + (size_t)l * C * m->OS;
+        float *w13 = m->w13 + (size_t)l * 2 * F * C, *w2 = m->w2 + (size_t)l * C * F;
+        float *an = m->attn_norm + (size_t)l * C, *fn = m->ffn_norm + (size_t)l * C;
+
+        /* res_next = res_mid + w2(hsw): dres flows to res_mid unchanged. */
+        k->matmul_backward(a.dhsw, G(w2), a.dres, hsw, w2, n, F, C);
+        k->swiglu_backward(a.dh13, a.dhsw, h13, n, F);
+        k->matmul_backward(a.da, G(w13), a.dh13, a2, w13, n, C, 2 * F);
+        k->rmsnorm_backward(a.dres, G(fn), a.da, res_mid, fn, rstd2, n, C);
+        /* res_mid = res + wo(atty). */
+        k->matmul_backward(a.datty, G(wo), a.dres, atty, wo, n, m->OS, C);
+        k->attention_backward(a.dqkv, a.logits, a.datty, qkv, att, B, T, H, KVH, m->hd);
+        k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
+        k->matmul_backward(a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
+        k->rmsnorm_backward(a.dres, G(an), a.da, res, an, rstd1, n, C);
+    }
+    k->embedding_backward(G(m->wte), a.dres, tok, n, C);
+    return LLM_OK;
+}
+
+double llm_model_grad_norm(const llm_model *m)
+{
+    if (!m->grads)
+        return 0.0;
+    return sqrt(m->k->sum_squares(m->grads, m->n_params));
+}
+
+double llm_model_clip_grad(llm_model *m, double max_norm)
+{
+    double norm = llm_model_grad_norm(m);
+    if (m->grads && max_norm > 0 && norm > max_norm)
+        m->k->scale(m->grads, m->n_params, (float)(max_norm / (norm + 1e-6)));
+    return norm;
+}
+
+/* ------------------------------------------------------------------ AdamW */
+
+void llm_adamw_defaults(llm_adamw *o)
+{
+    o->lr = 3e-4;
+    o->beta1 = 0.9;
+    o->beta2 = 0.95;
+    o->eps = 1e-8;
+    o->weight_decay = 0.1;
+    o->decay_embedding = 0;
+}
+
+int llm_model_adamw_alloc(llm_model *m)
+{
+    if (m->adam_m)
+        return LLM_OK;
+    m->adam_m = calloc(m->n_params, sizeof *m->adam_m);
+    m->adam_v = calloc(m->n_params, sizeof *m->adam_v);
+    if (!m->adam_m || !m->adam_v) {
+        free(m->adam_m);
+        free(m->adam_v);
+        m->adam_m = m->adam_v = NULL;
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for optimizer state");
+    }
+    return LLM_OK;
+}
+
+int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
+{
+    if (!(o->lr >= 0) || !isfinite(o->lr))
+        return llm_fail(LLM_ERR_INVALID, "--lr (%g) must be finite and >= 0", o->lr);
+    if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
+        return llm_fail(LLM_ERR_INVALID, "AdamW betas (%g, %g) must be in [0, 1)",
+                        o->beta1, o->beta2);
+    if (!(o->eps > 0) || !isfinite(o->eps))
+        return llm_fail(LLM_ERR_INVALID, "AdamW eps (%g) must be finite and > 0", o->eps);
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+        return llm_fail(LLM_ERR_INVALID, "--weight-decay (%g) must be finite and >= 0",
+                        o->weight_decay);
+    if (!m->grads)
+        return llm_fail(LLM_ERR_INVALID, "AdamW step without gradients");
+    if (!isfinite(m->k->sum_squares(m->grads, m->n_params)))
+        return llm_fail(LLM_ERR_NUMERIC, "a gradient is not finite; step %lld skipped",
+                        (long long)m->steps + 1);
+    int rc = llm_model_adamw_alloc(m);
+    if (rc)
+        return rc;
+    if (m->steps >= INT32_MAX)
+        return llm_fail(LLM_ERR_RANGE, "too many AdamW steps");
+    int t = (int)++m->steps;
+    float lr = (float)o->lr, b1 = (float)o->beta1, b2 = (float)o->beta2;
+    float eps = (float)o->eps, wd = (float)o->weight_decay;
+    size_t nwte = (size_t)m->cfg.vocab_size * m->cfg.dim;
+    /* [wte | norms] undecayed (wte optionally decayed), the rest decayed. */
+    m->k->adamw_update(m->params, m->grads, m->adam_m, m->adam_v, nwte,
+                       lr, b1, b2, eps, o->decay_embedding ? wd : 0.0f, t);
+    m->k->adamw_update(m->params + nwte, m->grads + nwte, m->adam_m + nwte,
+                       m->adam_v + nwte, m->n_nodecay - nwte, lr, b1, b2, eps, 0.0f, t);
+    size_t off = m->n_nodecay;
+    m->k->adamw_update(m->params + off, m->grads + off, m->adam_m + off,
+                       m->adam_v + off, m->n_params - off, lr, b1, b2, eps, wd, t);
+    return LLM_OK;
+}
+
+int64_t llm_model_steps(const llm_model *m)
+{
+    return m->steps;
+}

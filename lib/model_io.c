@@ -1,0 +1,242 @@
+/* model_io.c: model files: the parameters, the config as __metadata__ and
+ * the tokenizer in one safetensors file (llm-formats(5)); optionally the
+ * AdamW state, for checkpoints. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* Shortest decimal that reads back as the same double ("10000", "1e-05"). */
+static void fmt_double(char *buf, size_t cap, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15) {   /* "10000", not "1e+04" */
+        snprintf(buf, cap, "%.0f", v);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+static int add_meta_int(llm_st_writer *w, const char *key, long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    return llm_st_writer_meta(w, key, buf);
+}
+
+static int add_meta_double(llm_st_writer *w, const char *key, double v)
+{
+    char buf[40];
+    fmt_double(buf, sizeof buf, v);
+    return llm_st_writer_meta(w, key, buf);
+}
+
+int llm_model_save(const llm_model *m, const char *path, const llm_save_params *p)
+{
+    const llm_config *c = &m->cfg;
+    llm_save_params none = { 0 };
+    if (!p)
+        p = &none;
+    if (p->optimizer && !m->adam_m)
+        return llm_fail(LLM_ERR_INVALID, "cannot save optimizer state before the first step");
+    llm_st_writer *w;
+    int rc = llm_st_writer_new(&w);
+    if (rc)
+        return rc;
+    char name[LLM_TENSOR_NAME + 16];
+    rc = llm_st_writer_meta(w, "format", "llm");
+    if (!rc) rc = llm_st_writer_meta(w, "format_version", "1");
+    if (!rc) rc = llm_st_writer_meta(w, "arch", "llama");
+    if (!rc) rc = add_meta_int(w, "vocab_size", c->vocab_size);
+    if (!rc) rc = add_meta_int(w, "dim", c->dim);
+    if (!rc) rc = add_meta_int(w, "n_layers", c->n_layers);
+    if (!rc) rc = add_meta_int(w, "n_heads", c->n_heads);
+    if (!rc) rc = add_meta_int(w, "n_kv_heads", c->n_kv_heads);
+    if (!rc) rc = add_meta_int(w, "ffn_dim", c->ffn_dim);
+    if (!rc) rc = add_meta_int(w, "context", c->context);
+    if (!rc) rc = add_meta_double(w, "rope_base", c->rope_base);
+    if (!rc) rc = add_meta_double(w, "norm_eps", c->norm_eps);
+    if (!rc) rc = llm_st_writer_meta(w, "tied", c->tied ? "1" : "0");
+    if (!rc) rc = llm_st_writer_meta(w, "task", "lm");
+    if (!rc) rc = add_meta_int(w, "params", (long long)m->n_params);
+    if (!rc && p->optimizer)
+        rc = add_meta_int(w, "adamw.step", (long long)m->steps);
+    for (const char *const *kv = p->meta; !rc && kv && kv[0]; kv += 2) {
+        if (!kv[1]) {
+            rc = llm_fail(LLM_ERR_INVALID, "metadata key '%s' has no value", kv[0]);
+            break;
+        }
+        rc = llm_st_writer_meta(w, kv[0], kv[1]);
+    }
+    for (size_t i = 0; !rc && i < m->n_tensors; i++) {
+        const llm_tensor_desc *t = &m->tensors[i];
+        rc = llm_st_writer_add(w, t->name, LLM_DT_F32, t->ndim, t->shape,
+                               m->params + t->offset);
+        if (!rc && p->optimizer) {
+            snprintf(name, sizeof name, "adamw.m.%s", t->name);
+            rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape,
+                                   m->adam_m + t->offset);
+            snprintf(name, sizeof name, "adamw.v.%s", t->name);
+            if (!rc)
+                rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape,
+                                       m->adam_v + t->offset);
+        }
+    }
+    if (!rc && p->tokenizer) {
+        int64_t n = (int64_t)p->tokenizer_len;
+        rc = llm_st_writer_add(w, "tokenizer.model", LLM_DT_U8, 1, &n, p->tokenizer);
+    }
+    if (!rc)
+        rc = llm_st_writer_write(w, path);
+    llm_st_writer_free(w);
+    return rc;
+}
+
+static int meta_int(const llm_st *f, const char *path, const char *key, int *out)
+{
+    const char *s = llm_st_meta(f, key);
+    if (!s)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata has no '%s'", path, key);
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < INT32_MIN || v > INT32_MAX)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata '%s' is not an integer: '%s'",
+                        path, key, s);
+    *out = (int)v;
+    return LLM_OK;
+}
+
+static int meta_double(const llm_st *f, const char *path, const char *key, double *out)
+{
+    const char *s = llm_st_meta(f, key);
+    if (!s)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata has no '%s'", path, key);
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata '%s' is not a number: '%s'",
+                        path, key, s);
+    *out = v;
+    return LLM_OK;
+}
+
+/* Copies tensor `name` of exactly shape t into dst (file data may be
+ * unaligned, hence memcpy). */
+static int load_tensor(const llm_st *f, const char *path, const char *name,
+                       const llm_tensor_desc *t, float *dst)
+{
+    const llm_st_tensor *s = llm_st_find(f, name);
+    if (!s)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", path, name);
+    if (s->dtype != LLM_DT_F32)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is %s, expected F32",
+                        path, name, llm_dtype_name(s->dtype));
+    int ok = s->ndim == t->ndim && s->shape[0] == t->shape[0] &&
+             (t->ndim == 1 || s->shape[1] == t->shape[1]);
+    if (!ok) {
+        char want[48], got[96] = "";
+        if (t->ndim == 1)
+            snprintf(want, sizeof want, "(%lld)", (long long)t->shape[0]);
+        else
+            snprintf(want, sizeof want, "(%lld, %lld)", (long long)t->shape[0],
+                     (long long)t->shape[1]);
+        size_t len = 0;
+        for (int d = 0; d < s->ndim && len < sizeof got - 24; d++)
+            len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld",
+                                    d ? ", " : "", (long long)s->shape[d]);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' has shape (%s), expected %s",
+                        path, name, got, want);
+    }
+    memcpy(dst, s->data, t->numel * sizeof *dst);
+    return LLM_OK;
+}
+
+int llm_model_load(const char *path, const char *device, llm_model **out)
+{
+    *out = NULL;
+    llm_st *f;
+    int rc = llm_st_open(path, &f);
+    if (rc)
+        return rc;
+    const char *s;
+    llm_model *m = NULL;
+    llm_config c;
+    memset(&c, 0, sizeof c);
+    if (!(s = llm_st_meta(f, "format")) || strcmp(s, "llm") != 0) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': not an llm model file (metadata \"format\" is %s%s%s)",
+                      path, s ? "'" : "", s ? s : "missing", s ? "'" : "");
+        goto done;
+    }
+    if (!(s = llm_st_meta(f, "format_version")) || strcmp(s, "1") != 0) {
+        rc = llm_fail(s ? LLM_ERR_UNSUPPORTED : LLM_ERR_FORMAT,
+                      "'%s': model format version %s is not supported (this is version 1)",
+                      path, s ? s : "(missing)");
+        goto done;
+    }
+    if ((s = llm_st_meta(f, "arch")) && strcmp(s, "llama") != 0) {
+        rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': architecture '%s' is not supported", path, s);
+        goto done;
+    }
+    if ((s = llm_st_meta(f, "task")) && strcmp(s, "lm") != 0) {
+        rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': task '%s' is not supported here", path, s);
+        goto done;
+    }
+    if ((rc = meta_int(f, path, "vocab_size", &c.vocab_size)) ||
+        (rc = meta_int(f, path, "dim", &c.dim)) ||
+        (rc = meta_int(f, path, "n_layers", &c.n_layers)) ||
+        (rc = meta_int(f, path, "n_heads", &c.n_heads)) ||
+        (rc = meta_int(f, path, "n_kv_heads", &c.n_kv_heads)) ||
+        (rc = meta_int(f, path, "ffn_dim", &c.ffn_dim)) ||
+        (rc = meta_int(f, path, "context", &c.context)) ||
+        (rc = meta_double(f, path, "rope_base", &c.rope_base)) ||
+        (rc = meta_double(f, path, "norm_eps", &c.norm_eps)) ||
+        (rc = meta_int(f, path, "tied", &c.tied)))
+        goto done;
+    if (llm_config_check(&c) != LLM_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': bad model config: %s", path, why);
+        goto done;
+    }
+    if ((rc = llm_model_alloc(&c, device, &m)))
+        goto done;
+    for (size_t i = 0; !rc && i < m->n_tensors; i++)
+        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i],
+                         m->params + m->tensors[i].offset);
+    if (!rc && llm_st_meta(f, "adamw.step")) {
+        int step;
+        char name[LLM_TENSOR_NAME + 16];
+        if ((rc = meta_int(f, path, "adamw.step", &step)))
+            goto done;
+        if (step < 0) {
+            rc = llm_fail(LLM_ERR_FORMAT, "'%s': adamw.step %d is negative", path, step);
+            goto done;
+        }
+        if ((rc = llm_model_adamw_alloc(m)))
+            goto done;
+        m->steps = step;
+        for (size_t i = 0; !rc && i < m->n_tensors; i++) {
+            const llm_tensor_desc *t = &m->tensors[i];
+            snprintf(name, sizeof name, "adamw.m.%s", t->name);
+            rc = load_tensor(f, path, name, t, m->adam_m + t->offset);
+            snprintf(name, sizeof name, "adamw.v.%s", t->name);
+            if (!rc)
+                rc = load_tensor(f, path, name, t, m->adam_v + t->offset);
+        }
+    }
+done:
+    llm_st_close(f);
+    if (rc) {
+        llm_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return LLM_OK;
+}
