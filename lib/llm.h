@@ -387,6 +387,8 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
  * of a sequence always uses the k-th number of the stream, so a seed
  * reproduces a sequence exactly, whatever the batching around it. Logits of
  * -inf mask tokens; NaN or +inf (after penalties) is LLM_ERR_NUMERIC.
+ * Cost: a pass over the vocabulary, plus ordering only as many candidates as
+ * the filters keep (partial selection; a radix sort when most are kept).
  * Defaults (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p 0.05,
  * repeat_penalty 1 (off), repeat_last_n 64, presence and frequency 0.     */
 
