@@ -53,7 +53,8 @@ struct llm_st {
     llm_st_tensor *t;          /* file (header) order */
     size_t n;
     size_t *by_name;           /* indices into t, sorted by name */
-    st_meta *meta;             /* sorted by key */
+    st_meta *meta;             /* file order */
+    st_meta *meta_sorted;      /* the same, sorted by key */
     size_t nmeta;
 };
 
@@ -236,18 +237,22 @@ static int parse_meta(llm_st *f, const llm_json_node *m)
                             f->name, k.s);
         /* The API hands out C strings: a NUL inside would silently cut them. */
         if (strlen(c->key) != c->key_len || strlen(c->str) != c->len)
-            return llm_fail(LLM_ERR_UNSUPPORTED,
-                            "'%s': __metadata__ entry '%s' contains a NUL character",
-                            f->name, k.s);
+            return llm_fail(LLM_ERR_FORMAT,
+                            "'%s': __metadata__ entry '%s' contains a NUL character "
+                            "(not supported)", f->name, k.s);
         f->meta[f->nmeta].key = c->key;
         f->meta[f->nmeta].val = c->str;
         f->nmeta++;
     }
-    qsort(f->meta, f->nmeta, sizeof *f->meta, by_name_cmp);
+    f->meta_sorted = malloc(f->nmeta * sizeof *f->meta_sorted);
+    if (!f->meta_sorted)
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
+    memcpy(f->meta_sorted, f->meta, f->nmeta * sizeof *f->meta_sorted);
+    qsort(f->meta_sorted, f->nmeta, sizeof *f->meta_sorted, by_name_cmp);
     for (size_t i = 1; i < f->nmeta; i++)
-        if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
+        if (strcmp(f->meta_sorted[i - 1].key, f->meta_sorted[i].key) == 0)
             return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__ key '%s'", f->name,
-                            show(f->meta[i].key, strlen(f->meta[i].key)).s);
+                            show(f->meta_sorted[i].key, strlen(f->meta_sorted[i].key)).s);
     return LLM_OK;
 }
 
@@ -291,7 +296,8 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
             continue;
         }
         if (strlen(e->key) != e->key_len) {
-            rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor name '%s' contains a NUL character",
+            rc = llm_fail(LLM_ERR_FORMAT,
+                          "'%s': tensor name '%s' contains a NUL character (not supported)",
                           f->name, show(e->key, e->key_len).s);
             goto out;
         }
@@ -386,6 +392,7 @@ void llm_st_close(llm_st *f)
     free(f->t);
     free(f->by_name);
     free(f->meta);
+    free(f->meta_sorted);
     free(f->name);
     free(f);
 }
@@ -419,7 +426,8 @@ const llm_st_tensor *llm_st_find(const llm_st *f, const char *name)
 const char *llm_st_meta(const llm_st *f, const char *key)
 {
     st_meta k = {key, NULL};
-    const st_meta *m = f->nmeta ? bsearch(&k, f->meta, f->nmeta, sizeof *f->meta, by_name_cmp)
+    const st_meta *m = f->nmeta ? bsearch(&k, f->meta_sorted, f->nmeta, sizeof *f->meta_sorted,
+                                          by_name_cmp)
                                 : NULL;
     return m ? m->val : NULL;
 }
@@ -429,8 +437,7 @@ size_t llm_st_meta_count(const llm_st *f)
     return f->nmeta;
 }
 
-/* Metadata keys come back in sorted order: JSON objects have no order that
- * readers are bound to keep, and sorted is stable across writers. */
+/* In file order, as llm_st_at(). */
 void llm_st_meta_at(const llm_st *f, size_t i, const char **key, const char **val)
 {
     *key = i < f->nmeta ? f->meta[i].key : NULL;

@@ -215,6 +215,12 @@ static void test_round_trip(void)
                 seen |= 1 << j;
     }
     CHECK(seen == 31);
+    /* ... in the order they were written. */
+    for (size_t i = 0; i < 5 && i < llm_st_meta_count(f); i++) {
+        const char *k, *v;
+        llm_st_meta_at(f, i, &k, &v);
+        CHECK(strcmp(k, mk[i]) == 0);
+    }
     llm_st_close(f);
 
     /* Overwriting an existing file works and leaves no temporary behind. */
@@ -445,6 +451,8 @@ static void test_rejects(void)
         {"metadata string", "{\"__metadata__\":\"k\"}", 0},
         {"duplicate metadata key", "{\"__metadata__\":{\"k\":\"1\",\"k\":\"2\"}}", 0},
         {"duplicate __metadata__", "{\"__metadata__\":{},\"__metadata__\":{}}", 0},
+        {"NUL in a name", "{" T("a\\u0000b", "U8", "[1]", 0, 1) "}", 1},
+        {"NUL in metadata", "{\"__metadata__\":{\"k\":\"a\\u0000\"}}", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         llm_st *f = NULL;
