@@ -572,6 +572,70 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
  *  the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE, LLM_ERR_NOMEM. */
 int llm_model_load(const char *path, const char *device, llm_model **out);
 
+/* ------------------------------------------------------------------------ */
+/* Training (train.c): one optimiser step at a time; the program owns the
+ * loop, its progress, and its files. */
+
+typedef struct {
+    int batch;            /* micro-batch, in sequences */
+    int seq_len;          /* T, <= context */
+    int accum;            /* micro-batches per optimiser step (>= 1) */
+    llm_schedule sched;   /* the learning rate of each step comes from here */
+    llm_adamw adamw;      /* its lr is ignored */
+    double clip;          /* largest global gradient norm; 0: no clipping */
+} llm_train_params;
+
+/*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from 3e-4 to
+ *  3e-5 over 1000 steps without warmup, AdamW defaults, clip 1. */
+void llm_train_defaults(llm_train_params *p);
+
+typedef struct {
+    int64_t step;         /* 1-based number of the step just taken */
+    double loss;          /* mean training loss over its micro-batches */
+    double grad_norm;     /* global norm before clipping */
+    double lr;
+    uint64_t tokens;      /* tokens this step trained on */
+} llm_step_info;
+
+typedef struct llm_trainer llm_trainer;
+
+/*! llm_trainer_new() : `m` and `b` must outlive the trainer. */
+int  llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
+                     llm_trainer **out);
+/*! llm_trainer_step() : zero gradients, accum x (next batch, forward,
+ *  backward), average, clip, AdamW at the scheduled rate.
+ *  @return LLM_OK, or LLM_ERR_NUMERIC for a non-finite loss or gradient
+ *  (the weights are then unchanged), or another failure. */
+int  llm_trainer_step(llm_trainer *t, llm_step_info *info);
+/*! llm_trainer_save() : a checkpoint: the model with its AdamW state, the
+ *  tokenizer, the data position, and `extra` metadata (key, value, ...,
+ *  NULL); written atomically. */
+int  llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
+                      size_t tok_len, const char *const *extra);
+/*! llm_trainer_restore() : moves the batcher to the data position saved in
+ *  checkpoint `path` (the model itself is loaded with llm_model_load()). */
+int  llm_trainer_restore(llm_trainer *t, const char *path);
+void llm_trainer_free(llm_trainer *t);
+
+typedef struct {
+    double loss;          /* mean cross-entropy, nats per token */
+    uint64_t tokens;      /* tokens scored */
+    uint64_t first;       /* stream position of the first scored token */
+} llm_eval_result;
+
+/*! llm_config_flops_per_token() : training FLOPs per token (forward and
+ *  backward) at sequence length T, PaLM's count (6 per weight of every
+ *  matrix product, plus attention 12 * L * H * hd * T). */
+double llm_config_flops_per_token(const llm_config *c, int T);
+/*! llm_peak_flops() : this machine's sgemm rate in FLOP/s, measured now
+ *  (about 50 ms) with the current thread count: the denominator of MFU. */
+double llm_peak_flops(void);
+
+/*! llm_eval_loss() : the loss over consecutive sequences of T + 1 tokens in
+ *  [begin, end) of `d`, in order, at most max_tokens scored (0: all). */
+int llm_eval_loss(llm_model *m, const llm_data *d, uint64_t begin, uint64_t end,
+                  int B, int T, uint64_t max_tokens, llm_eval_result *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,264 @@
+/* train.c: one optimiser step of language-model training (micro-batches,
+ * gradient accumulation, clipping, schedule, AdamW), evaluation on held-out
+ * tokens, and checkpoints that let a resumed run continue bit for bit. The
+ * loop, its progress and its files belong to the program (llm-train). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "internal.h"
+
+struct llm_trainer {
+    llm_model *m;              /* not owned */
+    llm_batcher *b;            /* not owned */
+    llm_train_params p;
+    int32_t *inputs, *targets; /* (batch, seq_len) each */
+};
+
+void llm_train_defaults(llm_train_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->batch = 8;
+    p->seq_len = 256;
+    p->accum = 1;
+    p->sched.kind = LLM_SCHED_COSINE;
+    p->sched.lr = 3e-4;
+    p->sched.min_lr = 3e-5;
+    p->sched.warmup = 0;
+    p->sched.total = 1000;
+    llm_adamw_defaults(&p->adamw);
+    p->clip = 1.0;
+}
+
+int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
+                    llm_trainer **out)
+{
+    *out = NULL;
+    const llm_config *c = llm_model_config(m);
+    if (p->batch < 1 || p->accum < 1 || p->seq_len < 1)
+        return llm_fail(LLM_ERR_INVALID, "batch, accumulation and sequence length must be positive");
+    if (p->seq_len > c->context)
+        return llm_fail(LLM_ERR_INVALID, "sequence length %d is longer than the context %d",
+                        p->seq_len, c->context);
+    if (!(p->clip >= 0) || !isfinite(p->clip))
+        return llm_fail(LLM_ERR_INVALID, "gradient clipping norm must be finite and >= 0");
+    llm_trainer *t = calloc(1, sizeof *t);
+    size_t n = (size_t)p->batch * (size_t)p->seq_len;
+    if (t) {
+        t->inputs = malloc(n * sizeof *t->inputs);
+        t->targets = malloc(n * sizeof *t->targets);
+    }
+    if (!t || !t->inputs || !t->targets) {
+        llm_trainer_free(t);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    }
+    t->m = m;
+    t->b = b;
+    t->p = *p;
+    *out = t;
+    return LLM_OK;
+}
+
+void llm_trainer_free(llm_trainer *t)
+{
+    if (!t)
+        return;
+    free(t->inputs);
+    free(t->targets);
+    free(t);
+}
+
+static void scale_grads(llm_model *m, float s)
+{
+    size_t n = llm_model_param_count(m);
+    for (size_t i = 0; i < n; i++) {
+        llm_param p;
+        if (llm_model_param_at(m, i, &p) == LLM_OK && p.grad)
+            for (size_t j = 0; j < p.numel; j++)
+                p.grad[j] *= s;
+    }
+}
+
+int llm_trainer_step(llm_trainer *t, llm_step_info *info)
+{
+    const llm_train_params *p = &t->p;
+    int64_t step = llm_model_steps(t->m);          /* 0-based index of this step */
+    int rc = llm_model_zero_grad(t->m);
+    if (rc)
+        return rc;
+    double loss_sum = 0;
+    for (int a = 0; a < p->accum; a++) {
+        rc = llm_batcher_next(t->b, p->batch, t->inputs, t->targets);
+        if (rc)
+            return rc;
+        float loss;
+        rc = llm_model_forward(t->m, t->inputs, t->targets, p->batch, p->seq_len, &loss);
+        if (rc)
+            return rc;
+        if (!isfinite(loss))
+            return llm_fail(LLM_ERR_NUMERIC, "loss is %g at step %lld (learning rate too "
+                            "high?)", (double)loss, (long long)step + 1);
+        loss_sum += loss;
+        rc = llm_model_backward(t->m);
+        if (rc)
+            return rc;
+    }
+    if (p->accum > 1)
+        scale_grads(t->m, 1.0f / (float)p->accum);
+    double norm = p->clip > 0 ? llm_model_clip_grad(t->m, p->clip) : llm_model_grad_norm(t->m);
+    if (!isfinite(norm))
+        return llm_fail(LLM_ERR_NUMERIC, "gradient norm is %g at step %lld (learning rate "
+                        "too high?)", norm, (long long)step + 1);
+    llm_adamw o = p->adamw;
+    o.lr = llm_schedule_lr(&p->sched, step);
+    rc = llm_model_adamw_step(t->m, &o);
+    if (rc)
+        return rc;
+    if (info) {
+        info->step = step + 1;
+        info->loss = loss_sum / p->accum;
+        info->grad_norm = norm;
+        info->lr = o.lr;
+        info->tokens = (uint64_t)p->accum * (uint64_t)p->batch * (uint64_t)p->seq_len;
+    }
+    return LLM_OK;
+}
+
+int llm_eval_loss(llm_model *m, const llm_data *d, uint64_t begin, uint64_t end,
+                  int B, int T, uint64_t max_tokens, llm_eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (B < 1 || T < 1 || T > llm_model_config(m)->context)
+        return llm_fail(LLM_ERR_INVALID, "bad evaluation batch %d x %d", B, T);
+    if (end > llm_data_count(d) || begin > end)
+        return llm_fail(LLM_ERR_RANGE, "evaluation range out of the data");
+    uint64_t nseq = end - begin > 0 ? (end - begin - 1) / (uint64_t)T : 0;
+    if (max_tokens && nseq > max_tokens / (uint64_t)T)
+        nseq = max_tokens / (uint64_t)T ? max_tokens / (uint64_t)T : 1;
+    if (nseq == 0)
+        return llm_fail(LLM_ERR_INVALID, "%llu held-out tokens are fewer than one "
+                        "sequence of %d + 1", (unsigned long long)(end - begin), T);
+    size_t n = (size_t)B * (size_t)T;
+    int32_t *buf = malloc((n + 1) * sizeof *buf * 2);
+    if (!buf)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    int32_t *in = buf, *tg = buf + n + 1;
+    double sum = 0;
+    int rc = LLM_OK;
+    for (uint64_t s = 0; s < nseq && rc == LLM_OK; s += (uint64_t)B) {
+        int b = nseq - s < (uint64_t)B ? (int)(nseq - s) : B;
+        for (int i = 0; i < b && rc == LLM_OK; i++) {
+            uint64_t pos = begin + (s + (uint64_t)i) * (uint64_t)T;
+            rc = llm_data_read(d, pos, (size_t)T + 1, tg + (size_t)i * T);
+            if (rc == LLM_OK) {
+                memcpy(in + (size_t)i * T, tg + (size_t)i * T, (size_t)T * sizeof *in);
+                memmove(tg + (size_t)i * T, tg + (size_t)i * T + 1, (size_t)T * sizeof *tg);
+            }
+        }
+        float loss = 0;
+        if (rc == LLM_OK)
+            rc = llm_model_forward(m, in, tg, b, T, &loss);
+        sum += (double)loss * b * T;
+    }
+    free(buf);
+    if (rc)
+        return rc;
+    r->tokens = nseq * (uint64_t)T;
+    r->first = begin + 1;
+    r->loss = sum / (double)r->tokens;
+    return LLM_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints: a model file with the optimizer state (model.c) plus where
+ * the data and the run stand, in __metadata__. */
+
+int llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
+                     size_t tok_len, const char *const *extra)
+{
+    llm_data_pos pos = llm_batcher_pos(t->b);
+    char epoch[32], index[32];
+    snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)pos.epoch);
+    snprintf(index, sizeof index, "%llu", (unsigned long long)pos.index);
+    const char *meta[64];
+    int k = 0;
+    meta[k++] = "train.epoch";
+    meta[k++] = epoch;
+    meta[k++] = "train.index";
+    meta[k++] = index;
+    for (int i = 0; extra && extra[i] && extra[i + 1] && k < 62; i += 2) {
+        meta[k++] = extra[i];
+        meta[k++] = extra[i + 1];
+    }
+    meta[k] = NULL;
+    llm_save_params sp = { tok, tok_len, 1, meta };
+    return llm_model_save(t->m, path, &sp);
+}
+
+int llm_trainer_restore(llm_trainer *t, const char *path)
+{
+    llm_st *f;
+    int rc = llm_st_open(path, &f);
+    if (rc)
+        return rc;
+    const char *e = llm_st_meta(f, "train.epoch"), *i = llm_st_meta(f, "train.index");
+    char *end1 = NULL, *end2 = NULL;
+    llm_data_pos pos = { 0, 0 };
+    if (e && i) {
+        pos.epoch = strtoull(e, &end1, 10);
+        pos.index = strtoull(i, &end2, 10);
+    }
+    if (!e || !i || *end1 || *end2 || end1 == e || end2 == i) {
+        llm_st_close(f);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': not a training checkpoint (no data "
+                        "position; is it a final model file?)", path);
+    }
+    llm_st_close(f);
+    return llm_batcher_seek(t->b, pos);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Throughput accounting. */
+
+double llm_config_flops_per_token(const llm_config *c, int T)
+{
+    /* PaLM's count: 6 per weight of every matrix product (forward 2,
+     * backward 4), the output projection included, plus the attention
+     * scores and weighted sums, 12 * L * H * hd * T, without the causal
+     * halving. */
+    double hd = (double)c->dim / c->n_heads;
+    double per_layer = (double)c->dim * hd * (c->n_heads * 2 + c->n_kv_heads * 2) +
+                       3.0 * c->dim * c->ffn_dim;
+    double matmul = c->n_layers * per_layer + (double)c->vocab_size * c->dim;
+    return 6 * matmul + 12.0 * c->n_layers * c->n_heads * hd * T;
+}
+
+double llm_peak_flops(void)
+{
+    enum { N = 512, REPS = 8 };
+    float *a = malloc(sizeof(float) * N * N * 3);
+    if (!a)
+        return 0;
+    for (size_t i = 0; i < (size_t)N * N * 3; i++)
+        a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
+    float *b = a + N * N, *c = b + N * N;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1, a, N, b, N, 0, c, N);
+    double best = 0;
+    for (int r = 0; r < REPS; r++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1, a, N, b, N, 0, c,
+                    N);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        double f = 2.0 * N * N * N / s;
+        if (f > best)
+            best = f;
+    }
+    free(a);
+    return best;
+}
