@@ -359,7 +359,8 @@ typedef struct {
 /*! llm_tok_train_defaults() : fills `p` with the defaults shown above. */
 void llm_tok_train_defaults(llm_tok_train_params *p);
 /*! llm_tok_train() : trains a model on the text files `inputs` (one sentence
- *  per line) and returns it loaded. The serialized model is llm_tok_bytes(). */
+ *  per line, UTF-8 checked; "-" reads standard input) and returns it loaded.
+ *  Writes no files. The serialized model is llm_tok_bytes(). */
 int llm_tok_train(const char *const *inputs, size_t n_inputs,
                   const llm_tok_train_params *p, llm_tok **out);
 
