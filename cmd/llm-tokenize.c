@@ -228,6 +228,9 @@ static int cmd_train(int nfiles, char **files)
     p.max_sentence_length = o_max_sentence_length;
     p.verbose = o_verbose;
 
+    /* The temporary output first: an unwritable -o should fail before,
+     * not after, minutes of training. */
+    FILE *f = out_open(o_output);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     llm_tok *t;
@@ -239,7 +242,6 @@ static int cmd_train(int nfiles, char **files)
     const void *buf;
     size_t len;
     llm_tok_bytes(t, &buf, &len);
-    FILE *f = out_open(o_output);
     cli_write(buf, len, f);
     out_close(f, o_output);
     if (!o_quiet && (o_verbose || cli_isatty_stderr()))
