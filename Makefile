@@ -57,6 +57,8 @@ UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNITS    = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 REPLAYS  = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay_%)
+BENCH_SRC = $(wildcard tests/bench/*.c)
+BENCHES  = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
 # Man pages: man/X.in is the hand-written page; @OPTIONS@ in it is replaced
 # by the program's generated option list to give the committed man/X.
@@ -97,6 +99,11 @@ $(B)/bin/%: $(B)/cmd/%.o $(CLI_OBJ) $(B)/libllm.a
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $< $(CLI_OBJ) $(B)/libllm.a $(LIBS)
 
+# Benchmark programs, run by the tests/bench/*.sh scripts of `make bench`.
+$(B)/bench/%: $(B)/tests/bench/%.o $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/libllm.a $(LIBS)
+
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libllm.a
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $< $(B)/libllm.a $(LIBS)
@@ -130,7 +137,7 @@ ubsan:
 
 bench:
 	@sh tools/deps.sh bench
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(BENCHES)
 	@B=$(B) sh tests/bench/run.sh
 
 # libFuzzer needs clang; each harness runs FUZZ_TIME seconds from its seed

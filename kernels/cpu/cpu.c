@@ -324,6 +324,7 @@ static void swiglu_forward(float *out, const float *h13, int N, int F)
         const float *restrict g = h13 + (size_t)n * 2 * F;
         const float *restrict u = g + F;
         float *restrict o = out + (size_t)n * F;
+#pragma omp simd
         for (int f = 0; f < F; f++)
             o[f] = g[f] / (1.0f + fast_expf(-g[f])) * u[f];
     }
@@ -339,6 +340,7 @@ static void swiglu_backward(float *dh13, const float *dout, const float *h13,
         const float *restrict d = dout + (size_t)n * F;
         float *restrict dg = dh13 + (size_t)n * 2 * F;
         float *restrict du = dg + F;
+#pragma omp simd
         for (int f = 0; f < F; f++) {
             float sg = 1.0f / (1.0f + fast_expf(-g[f]));
             dg[f] = d[f] * u[f] * sg * (1.0f + g[f] * (1.0f - sg));
