@@ -100,8 +100,9 @@ int llm_trainer_step(llm_trainer *t, llm_step_info *info)
         if (rc)
             return rc;
         if (!isfinite(loss))
-            return llm_fail(LLM_ERR_NUMERIC, "loss is %g at step %lld (learning rate too "
-                            "high?)", (double)loss, (long long)step + 1);
+            return llm_fail(LLM_ERR_NUMERIC, "loss is %s at step %lld (learning rate too "
+                            "high, or non-finite weights?)", isnan(loss) ? "NaN" : "infinite",
+                            (long long)step + 1);
         loss_sum += loss;
         rc = llm_model_backward(t->m);
         if (rc)
@@ -111,8 +112,8 @@ int llm_trainer_step(llm_trainer *t, llm_step_info *info)
         scale_grads(t->m, 1.0f / (float)p->accum);
     double norm = p->clip > 0 ? llm_model_clip_grad(t->m, p->clip) : llm_model_grad_norm(t->m);
     if (!isfinite(norm))
-        return llm_fail(LLM_ERR_NUMERIC, "gradient norm is %g at step %lld (learning rate "
-                        "too high?)", norm, (long long)step + 1);
+        return llm_fail(LLM_ERR_NUMERIC, "gradient norm is %s at step %lld (learning rate "
+                        "too high?)", isnan(norm) ? "NaN" : "infinite", (long long)step + 1);
     llm_adamw o = p->adamw;
     o.lr = llm_schedule_lr(&p->sched, step);
     rc = llm_model_adamw_step(t->m, &o);
@@ -195,7 +196,8 @@ int llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
         meta[k++] = extra[i + 1];
     }
     meta[k] = NULL;
-    llm_save_params sp = { tok, tok_len, 1, meta };
+    /* Before the first step there are no moments to save yet. */
+    llm_save_params sp = { tok, tok_len, llm_model_steps(t->m) > 0, meta };
     return llm_model_save(t->m, path, &sp);
 }
 

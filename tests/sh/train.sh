@@ -1,0 +1,66 @@
+#!/bin/sh
+# train.sh: llm-train end to end on the tiny fixture corpus: determinism,
+# resume giving the same bytes as a straight run, --steps 0, token-file and
+# text input agreeing, and bad input failing cleanly without touching good
+# files.
+set -u
+tok=$FIXTURES/tiny.model
+txt=$FIXTURES/tiny.txt
+shape="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --batch 4 --threads 2 -q"
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+
+llm-train -m "$tok" $shape --steps 12 --seed 7 -o a.llm "$txt" || no "straight run"
+llm-train -m "$tok" $shape --steps 12 --seed 7 -o b.llm "$txt" || no "second run"
+cmp -s a.llm b.llm || no "same seed and threads gave different model bytes"
+llm-train -m "$tok" $shape --steps 12 --seed 8 -o c.llm "$txt" || no "seed 8 run"
+cmp -s a.llm c.llm && no "different seeds gave the same model"
+
+# 6 steps, then 6 more from the checkpoint: the same bytes as 12 straight.
+llm-train -m "$tok" $shape --steps 12 --seed 7 --until 6 -o r.llm "$txt" || no "run to step 6"
+[ -f r.llm.ckpt ] || no "no checkpoint after --until"
+llm-train $shape --steps 12 --seed 7 --resume r.llm.ckpt -o r.llm "$txt" || no "resume"
+cmp -s a.llm r.llm || no "6 + resume + 6 steps differ from 12 straight steps"
+
+# The same corpus as a token file (BOS/EOS per line, as llm-train does for text).
+llm-tokenize encode -m "$tok" --bos --eos --output-format bin -o tiny.tok "$txt" || no "encode"
+llm-train -m "$tok" $shape --steps 12 --seed 7 -o t.llm tiny.tok || no "token-file run"
+cmp -s a.llm t.llm || no "text input and its token file gave different models"
+
+# --steps 0 writes the initial model; it is a model file with the tokenizer.
+llm-train -m "$tok" $shape --steps 0 -o z.llm "$txt" || no "--steps 0"
+llm-tokenize info -m z.llm >/dev/null || no "tokenizer not embedded in the model file"
+
+# Bad input: a clear message, exit 1, good files untouched.
+cp a.llm keep.llm
+: > empty.txt
+llm-train -m "$tok" $shape -o keep.llm empty.txt 2>err; st=$?
+[ $st -eq 1 ] || no "empty corpus: exit $st"
+grep -q "no training tokens" err || no "empty corpus message: $(cat err)"
+printf 'short line\n' > short.txt
+llm-train -m "$tok" $shape -o keep.llm short.txt 2>err; st=$?
+[ $st -eq 1 ] && grep -q "fewer than one sequence" err || no "short corpus: exit $st: $(cat err)"
+llm-train -m "$tok" $shape -o /nonexistent-dir/x.llm "$txt" 2>err; st=$?
+[ $st -eq 1 ] && grep -q "cannot write '/nonexistent-dir/x.llm'" err || no "unwritable output: $st: $(cat err)"
+# A model whose final norm weights are NaN (as a corrupted file could be):
+# the loss is not finite, training stops, nothing is saved.
+hlen=$(od -An -t u8 -N 8 z.llm | tr -d ' ')
+off=$(head -c $((8 + hlen)) z.llm | tail -c "$hlen" | grep -o '"norm.weight":{[^}]*}' |
+      sed 's/.*data_offsets":\[\([0-9]*\),.*/\1/')
+[ -n "$off" ] || no "cannot find norm.weight in the header"
+cp z.llm nan.llm
+head -c 128 /dev/zero | tr '\0' '\377' | dd of=nan.llm bs=1 seek=$((8 + hlen + off)) conv=notrunc 2>/dev/null
+llm-train $shape --init nan.llm --steps 5 -o keep.llm --checkpoint keep.ckpt "$txt" 2>err; st=$?
+[ $st -eq 1 ] && grep -q "loss is NaN at step 1" err || no "non-finite loss: exit $st: $(cat err)"
+[ -f keep.ckpt ] && no "a checkpoint was written after a non-finite loss"
+cmp -s a.llm keep.llm || no "a failed run changed an existing model file"
+printf '\377\376 bad\n' > bad.txt
+llm-train -m "$tok" $shape -o keep.llm bad.txt 2>err; st=$?
+[ $st -eq 1 ] && grep -q "'bad.txt', line 1: invalid UTF-8" err || no "invalid UTF-8: exit $st: $(cat err)"
+# Resuming with a tokenizer of another vocabulary.
+printf 'a b c d e f g h i j k l m n o p q r s t u v w x y z\n' > abc.txt
+llm-tokenize train --vocab-size 30 --no-byte-fallback --model-type char -o other.model abc.txt 2>/dev/null || no "train other tokenizer"
+llm-train -m other.model $shape --resume r.llm.ckpt -o keep.llm "$txt" 2>err; st=$?
+[ $st -eq 1 ] && grep -q "vocabulary" err || no "vocabulary mismatch on resume: exit $st: $(cat err)"
+cmp -s a.llm keep.llm || no "a failed run changed an existing model file"
+exit $fail
