@@ -24,6 +24,11 @@
  * -87 give ~1e-38 instead of 0, which no caller can tell apart. */
 static inline float fast_expf(float x)
 {
+    /* NaN must come out as NaN (a diverging run has to be noticed), and
+     * must not reach the float-to-int conversion, which it would make
+     * undefined. */
+    float in = x;
+    x = in != in ? 0.0f : x;
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     float fx = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
@@ -36,10 +41,10 @@ static inline float fast_expf(float x)
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t bits = (n + 127) << 23;
+    uint32_t bits = (uint32_t)(n + 127) << 23;
     float p;
     memcpy(&p, &bits, sizeof p);
-    return y * p;
+    return in != in ? in : y * p;
 }
 
 /* Column strip [*c0, *c1) of thread id out of nt over C columns. */
