@@ -574,6 +574,45 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
 int llm_model_load(const char *path, const char *device, llm_model **out);
 
 /* ------------------------------------------------------------------------ */
+/* Generation with a key/value cache (infer.c). A session keeps the keys and
+ * values of every layer for up to n_seq sequences of up to the model's
+ * context, so that each new token costs one pass over the weights. Logits
+ * equal those of llm_model_forward() over the whole sequence up to float
+ * rounding (tests: 1e-4 + 1e-4 * |ref|).
+ *
+ * Results never depend on batching: prefill runs one sequence at a time,
+ * and llm_session_step() computes every sequence's row in the same order
+ * whether it is alone or with others. For the same thread count results
+ * are bitwise reproducible (prefill uses the backend's sgemm, whose
+ * rounding may change with the thread count; steps' products do not). */
+
+typedef struct llm_session llm_session;
+
+/*! llm_session_new() : a cache for n_seq (in [1, 65536]) empty sequences
+ *  over `m`, which must outlive the session and not change meanwhile. The
+ *  cache's memory is reserved for n_seq x context positions but only
+ *  touched as positions fill. @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_NOMEM. */
+int  llm_session_new(const llm_model *m, int n_seq, llm_session **out);
+void llm_session_free(llm_session *s);
+int  llm_session_seqs(const llm_session *s);
+/*! llm_session_len() : positions held by sequence `seq` (-1: no such seq). */
+int  llm_session_len(const llm_session *s, int seq);
+/*! llm_session_clear() : empties sequence `seq`, to start another in its place. */
+int  llm_session_clear(llm_session *s, int seq);
+/*! llm_session_prefill() : appends tokens[0..n) (n >= 1) to sequence `seq`
+ *  in one forward (matrix-matrix), at positions len .. len + n - 1; when
+ *  logits is not NULL, writes the V logits after the last one.
+ *  @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_RANGE (a token id, a bad seq,
+ *  or more than the context), LLM_ERR_NOMEM. Nothing changes on failure. */
+int  llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
+                         float *logits);
+/*! llm_session_step() : appends tokens[i] to sequence seqs[i] for i < n
+ *  (distinct sequences, none full) in one forward; logits (n, V) after each.
+ *  @return as llm_session_prefill(). */
+int  llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,
+                      float *logits);
+
+/* ------------------------------------------------------------------------ */
 /* Training (train.c): one optimiser step at a time; the program owns the
  * loop, its progress, and its files. */
 
