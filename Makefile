@@ -128,11 +128,11 @@ test: all $(UNITS) $(REPLAYS)
 	@B=$(B) sh tests/run.sh
 
 asan:
-	$(MAKE) B=build-asan OPT="-O1 -fno-omit-frame-pointer" \
+	SANITIZED=1 $(MAKE) B=build-asan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
 ubsan:
-	$(MAKE) B=build-ubsan OPT="-O1 -fno-omit-frame-pointer" \
+	SANITIZED=1 $(MAKE) B=build-ubsan OPT="-O1 -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=undefined -fno-sanitize-recover=all" check
 
 bench:
