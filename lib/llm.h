@@ -613,6 +613,152 @@ int  llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, in
                       float *logits);
 
 /* ------------------------------------------------------------------------ */
+/* Classification (classify.c): the same backbone with a head over its final
+ * RMSNorm'd hidden states h (B, T, C). Each batch row is one document,
+ * right-padded: its first lengths[b] tokens are real, and causal attention
+ * keeps them unaffected by the padding after them. The head reads only the
+ * real positions:
+ *     pooled[b] = h[b, len-1]             LLM_POOL_LAST (the last real token)
+ *               = mean of h[b, 0..len)    LLM_POOL_MEAN
+ *     logits    = pooled . head.weight^T + head.bias              (B, K)
+ * Loss, single-label: softmax cross-entropy; with class weights w,
+ *     sum_b w[y_b] ce_b / sum_b w[y_b]    (torch's CrossEntropyLoss(weight=w));
+ * multi-label: a sigmoid binary cross-entropy per label, mean over B x K,
+ * with weights as pos_weight (torch's BCEWithLogitsLoss(pos_weight=w)).
+ * Probabilities: softmax(logits / temperature), or sigmoid(logits /
+ * temperature) per label; the temperature is fitted on validation data.
+ * Documents are BOS, their tokens, EOS (llm_cls_encode()).               */
+
+typedef enum { LLM_POOL_LAST = 0, LLM_POOL_MEAN = 1 } llm_pooling;
+
+/*! llm_pooling_parse() : "last" or "mean". @return LLM_OK or LLM_ERR_INVALID. */
+int llm_pooling_parse(const char *name, llm_pooling *p);
+const char *llm_pooling_name(llm_pooling p);
+
+typedef struct {
+    int n_labels;                 /* K >= 1; >= 2 when single-label */
+    const char *const *labels;    /* K distinct names: non-empty UTF-8 without
+                                   * tab, CR, LF or NUL (they go into TSV) */
+    int multi_label;              /* 1: independent labels */
+    llm_pooling pooling;
+} llm_head_params;
+
+/*! llm_model_add_head() : makes `m` a classifier with a fresh head (weight
+ *  N(0, 0.02^2) from `seed`, bias 0), replacing any it had; temperature 1,
+ *  thresholds 0.5. Gradients, optimizer state and the step count are reset.
+ *  @return LLM_OK, LLM_ERR_INVALID (a bad label, naming it), LLM_ERR_NOMEM. */
+int  llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed);
+/*! llm_model_n_labels() : K, or 0 for a language model. */
+int  llm_model_n_labels(const llm_model *m);
+const char *llm_model_label(const llm_model *m, int i);   /* i in [0, K) */
+int  llm_model_multi_label(const llm_model *m);
+llm_pooling llm_model_pooling(const llm_model *m);
+double llm_model_temperature(const llm_model *m);
+/*! llm_model_thresholds() : (K) per-label decision thresholds (multi-label). */
+const float *llm_model_thresholds(const llm_model *m);
+/*! llm_model_set_calibration() : temperature (finite, > 0) and, when not
+ *  NULL, K thresholds in [0, 1]. @return LLM_OK or LLM_ERR_INVALID. */
+int  llm_model_set_calibration(llm_model *m, double temperature, const float *thresholds);
+/*! llm_model_freeze() : 1: only the head trains: llm_cls_backward() stops
+ *  at the head and AdamW leaves the backbone as it is (no weight decay). */
+int  llm_model_freeze(llm_model *m, int frozen);
+
+typedef struct {
+    const int32_t *labels;   /* single-label: (B) indices in [0, K) */
+    const float *targets;    /* multi-label: (B, K), each in [0, 1] */
+    const float *weights;    /* (K) finite >= 0, or NULL (all 1) */
+} llm_cls_targets;
+
+/*! llm_cls_forward() : the classifier over tokens (B, T), rows right-padded
+ *  (padding must still be ids < vocab_size), lengths[b] in [1, T]. With `y`,
+ *  *loss as above and the gradient is kept for llm_cls_backward().
+ *  @return LLM_OK, LLM_ERR_INVALID (not a classifier, bad lengths or
+ *  targets), LLM_ERR_RANGE, LLM_ERR_NOMEM. */
+int  llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
+                     int B, int T, const llm_cls_targets *y, float *loss);
+/*! llm_cls_logits() : (B, K) raw logits of the last llm_cls_forward(). */
+const float *llm_cls_logits(const llm_model *m);
+/*! llm_cls_backward() : adds the gradients of the last forward with `y`
+ *  (the head's, and unless frozen the backbone's). */
+int  llm_cls_backward(llm_model *m);
+/*! llm_cls_probs() : probabilities (n, K) from raw logits at the model's
+ *  temperature; `probs` may be `logits`. */
+void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs);
+
+/*! llm_cls_encode() : replaces `out` with the document of text[0..n): BOS,
+ *  its ids, EOS (each when the tokenizer has it). max_tokens > 0: at most
+ *  that many (>= 3), the text's tail dropped (*truncated = 1; then only a
+ *  prefix of a very long text is tokenized, 64 bytes per token and more);
+ *  max_tokens 0: all of it (a long text is tokenized in pieces of about
+ *  64 KB cut at spaces). `truncated` may be NULL. */
+int  llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                    llm_ids *out, int *truncated);
+
+/*! llm_cls_predict() : probabilities of n documents (each <= context ids,
+ *  as llm_cls_encode() makes them), in batches of up to B rows grouped by
+ *  length. owner == NULL: probs is (n, K); otherwise document i is a window
+ *  of record owner[i] < n_records, and probs (n_records, K) holds each
+ *  record's mean over its windows (a record without windows: zeros). */
+int  llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
+                     size_t n, const size_t *owner, size_t n_records, int B,
+                     float *probs);
+
+/*! llm_lm_score() : for a language model: sum over t of log p(targets[b, t]
+ *  | tokens[b, ..t]) for each row b, over targets >= 0, into logprob (B). */
+int  llm_lm_score(llm_model *m, const int32_t *tokens, const int32_t *targets,
+                  int B, int T, double *logprob);
+
+/* Labelled documents, held in memory. */
+typedef struct llm_cls_data llm_cls_data;
+
+int  llm_cls_data_new(int n_labels, llm_cls_data **out);
+/*! llm_cls_data_add() : copies a document (1..65536 ids) and its labels
+ *  (each in [0, K); at least one). */
+int  llm_cls_data_add(llm_cls_data *d, const int32_t *ids, size_t n,
+                      const int32_t *labels, size_t n_labels);
+size_t llm_cls_data_count(const llm_cls_data *d);
+/*! llm_cls_data_doc() : document i (< count): its ids and labels. */
+void llm_cls_data_doc(const llm_cls_data *d, size_t i, const int32_t **ids, size_t *n,
+                      const int32_t **labels, size_t *n_labels);
+/*! llm_cls_data_label_counts() : documents per label into counts (K). */
+void llm_cls_data_label_counts(const llm_cls_data *d, uint64_t *counts);
+void llm_cls_data_free(llm_cls_data *d);
+
+/*! llm_batcher_new_docs() : a batcher over the documents of `d` (which
+ *  must outlive it), each epoch in an order derived from (seed, epoch). A
+ *  trainer over it trains the classifier (llm_train_params.seq_len is then
+ *  the longest document). */
+int  llm_batcher_new_docs(const llm_cls_data *d, uint64_t seed, llm_batcher **out);
+/*! llm_batcher_next_docs() : the next B documents, right-padded with id 0
+ *  to the longest of them (*T): tokens (B, *T), lengths (B), and labels (B,
+ *  the first label of each) or targets (B, K) when not NULL. */
+int  llm_batcher_next_docs(llm_batcher *b, int B, int32_t *tokens, int32_t *lengths,
+                           int *T, int32_t *labels, float *targets);
+
+typedef struct {
+    double loss;          /* mean unweighted loss per document */
+    double accuracy;      /* top label right (multi-label: the exact label set
+                           * at probability 0.5) */
+    size_t docs;
+} llm_cls_eval_result;
+
+/*! llm_cls_eval() : scores every document of `d` in order, in batches of
+ *  up to B; raw logits (count, K) into `logits` when not NULL. */
+int  llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
+                  llm_cls_eval_result *r);
+/*! llm_cls_fit_temperature() : the temperature in [0.05, 20] that minimises
+ *  the mean negative log-likelihood of d's labels under logits (count, K)
+ *  / T (golden-section search over 1/T; the NLL is convex in it). */
+int  llm_cls_fit_temperature(const llm_model *m, const float *logits,
+                             const llm_cls_data *d, double *temperature);
+/*! llm_cls_tune_thresholds() : for each label, the probability threshold
+ *  that maximises F1 on d, given probs (count, K): the midpoint between
+ *  the lowest accepted and highest rejected probability; 0.5 for a label
+ *  without positives in d. Into thresholds (K). */
+int  llm_cls_tune_thresholds(const llm_model *m, const float *probs,
+                             const llm_cls_data *d, float *thresholds);
+
+/* ------------------------------------------------------------------------ */
 /* Training (train.c): one optimiser step at a time; the program owns the
  * loop, its progress, and its files. */
 
@@ -623,6 +769,7 @@ typedef struct {
     llm_schedule sched;   /* the learning rate of each step comes from here */
     llm_adamw adamw;      /* its lr is ignored */
     double clip;          /* largest global gradient norm; 0: no clipping */
+    const float *class_weights; /* classifier: (K) loss weights, or NULL */
 } llm_train_params;
 
 /*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from 3e-4 to
@@ -668,13 +815,120 @@ typedef struct {
  *  matrix product, plus attention 12 * L * H * hd * T). */
 double llm_config_flops_per_token(const llm_config *c, int T);
 /*! llm_peak_flops() : this machine's sgemm rate in FLOP/s, measured now
- *  (about 50 ms) with the current thread count: the denominator of MFU. */
+ *  (about 0.1 s) with the current thread count: the denominator of MFU. */
 double llm_peak_flops(void);
 
 /*! llm_eval_loss() : the loss over consecutive sequences of T + 1 tokens in
  *  [begin, end) of `d`, in order, at most max_tokens scored (0: all). */
 int llm_eval_loss(llm_model *m, const llm_data *d, uint64_t begin, uint64_t end,
                   int B, int T, uint64_t max_tokens, llm_eval_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Evaluation data (corpus.c): text and token files read the way llm-train
+ * and llm-eval both read them, so that their losses are comparable.        */
+
+/*! llm_data_add_text() : appends the lines of `f` (`name` in messages): each
+ *  non-empty line is one document, BOS (when the tokenizer has one), its
+ *  ids, EOS (when it has one). A "\r" before the line end is dropped.
+ *  @return LLM_OK, LLM_ERR_UTF8 ("'name', line N: invalid UTF-8 at byte K"),
+ *  LLM_ERR_IO, LLM_ERR_TOKENIZER, LLM_ERR_NOMEM. */
+int llm_data_add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name);
+/*! llm_data_add_input() : appends a token file (told by its magic; mapped)
+ *  or text (as llm_data_add_text()). NULL or "-" is standard input, and a
+ *  pipe is read whole, then told apart the same way. @return as above, or
+ *  LLM_ERR_FORMAT for a bad token file ("cannot open 'x': reason" when the
+ *  file cannot be opened). */
+int llm_data_add_input(llm_data *d, const llm_tok *tok, const char *path);
+/*! llm_data_text_bytes() : *bytes = the bytes of text that tokens [first,
+ *  first + n) of `d` stand for: their decoded UTF-8 plus one byte (the line
+ *  end) per EOS. The denominator of bits per byte. */
+int llm_data_text_bytes(const llm_data *d, const llm_tok *tok, uint64_t first,
+                        uint64_t n, uint64_t *bytes);
+
+/* ------------------------------------------------------------------------ */
+/* Classification metrics (metrics.c), over label names.
+ *
+ * Single-label: each record has one gold and one predicted label; the
+ * counts form a confusion matrix C[gold][predicted]. Multi-label: each record
+ * has a set of gold and a set of predicted labels (either may be empty); for
+ * every label, a record is a true positive (in both), false positive
+ * (predicted only), false negative (gold only) or nothing.
+ *
+ * Per label, with tp, support = gold count, predicted = predicted count:
+ *   precision = tp / predicted,  recall = tp / support,
+ *   F1 = 2 tp / (support + predicted) (= 2PR / (P + R)); each 0 when its
+ *   denominator is 0 (as scikit-learn's zero_division=0).
+ * macro-X = the plain mean of X over every label of the report;
+ * micro-X = X of the summed counts: single-label micro-P = micro-R =
+ *   micro-F1 = accuracy; multi-label, over all (record, label) decisions.
+ * accuracy = records whose prediction is right / records (multi-label: the
+ *   predicted set equals the gold set: subset accuracy).
+ * ECE = sum over 10 equal-width bins [0, 0.1), ..., [0.9, 1.0] of the
+ *   records' confidence p (1.0 in the last bin) of
+ *   n_bin / N * |accuracy_bin - mean confidence_bin|,
+ *   where a record is right as for accuracy.
+ *
+ * Report order of labels: those given to llm_metrics_declare() in that
+ * order, then those seen as gold in order of first appearance, then those
+ * only ever predicted, in order of first appearance (they have support 0,
+ * and count in the macro averages, as in scikit-learn).                     */
+
+typedef struct llm_metrics llm_metrics;
+
+/*! llm_metrics_new() : an empty accumulator; multi_label 0 or 1. */
+int  llm_metrics_new(int multi_label, llm_metrics **out);
+void llm_metrics_free(llm_metrics *m);
+/*! llm_metrics_declare() : fixes a label's place in the report before the
+ *  labels seen in records (call in the wanted order). Name copied. */
+int  llm_metrics_declare(llm_metrics *m, const char *name, size_t len);
+/*! llm_metrics_add() : one record. gold[i][0..gold_len[i]) are the gold
+ *  labels, pred likewise (copied; any bytes). Single-label: exactly one of
+ *  each. Multi-label: a label repeated within a set counts once. `prob`: the
+ *  confidence of the (top) prediction, in [0, 1], or negative for none;
+ *  either every record has one or none has.
+ *  @return LLM_OK, LLM_ERR_INVALID (counts, or a probability where earlier
+ *  records had none or the reverse), LLM_ERR_RANGE (prob > 1 or NaN),
+ *  LLM_ERR_NOMEM. Nothing is counted on failure except new label names. */
+int  llm_metrics_add(llm_metrics *m, const char *const *gold, const size_t *gold_len,
+                     size_t n_gold, const char *const *pred, const size_t *pred_len,
+                     size_t n_pred, double prob);
+
+typedef struct {
+    int multi_label;
+    uint64_t records;
+    size_t labels;            /* rows of the report */
+    uint64_t decisions;       /* single: records; multi: (record, label) pairs
+                                 in the gold or the predicted set */
+    double accuracy;
+    double macro_precision, macro_recall, macro_f1;
+    double micro_precision, micro_recall, micro_f1;
+    int has_prob;             /* every record had a probability */
+    double ece;               /* NaN without probabilities */
+} llm_metrics_result;
+
+/*! llm_metrics_summary() : computes the figures over the records so far and
+ *  fixes the report order for the accessors below (call again after more
+ *  records). @return LLM_OK, LLM_ERR_INVALID ("no records"), LLM_ERR_NOMEM. */
+int  llm_metrics_summary(llm_metrics *m, llm_metrics_result *r);
+
+typedef struct {
+    const char *name;         /* NUL-terminated; valid until llm_metrics_free() */
+    size_t len;
+    uint64_t support, predicted, tp;
+    double precision, recall, f1;
+} llm_label_stats;
+
+/*! llm_metrics_label_at() : label i of the report (after llm_metrics_summary()).
+ *  @return LLM_OK, LLM_ERR_RANGE, LLM_ERR_INVALID (not summarised). */
+int  llm_metrics_label_at(const llm_metrics *m, size_t i, llm_label_stats *s);
+/*! llm_metrics_confusion() : single-label: records with gold label `gold`
+ *  predicted as `pred` (report positions); 0 when out of range, for
+ *  multi-label, or before llm_metrics_summary(). */
+uint64_t llm_metrics_confusion(const llm_metrics *m, size_t gold, size_t pred);
+/*! llm_metrics_ece_bin() : calibration bin `bin` (0..9, [bin/10, (bin+1)/10)):
+ *  records in it, their mean confidence and accuracy (0 when empty). */
+int  llm_metrics_ece_bin(const llm_metrics *m, int bin, uint64_t *count,
+                         double *confidence, double *accuracy);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,9 @@ struct llm_trainer {
     llm_batcher *b;            /* not owned */
     llm_train_params p;
     int32_t *inputs, *targets; /* (batch, seq_len) each */
+    /* Classifier training (a batcher over documents): */
+    int32_t *lengths, *labels; /* (batch) each */
+    float *cls_targets;        /* (batch, K), multi-label */
 };
 
 void llm_train_defaults(llm_train_params *p)
@@ -46,13 +49,22 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
                         p->seq_len, c->context);
     if (!(p->clip >= 0) || !isfinite(p->clip))
         return llm_fail(LLM_ERR_INVALID, "gradient clipping norm must be finite and >= 0");
+    int K = llm_model_n_labels(m);
+    if (llm_batcher_docs(b) && !K)
+        return llm_fail(LLM_ERR_INVALID, "training on labelled documents needs a classifier");
     llm_trainer *t = calloc(1, sizeof *t);
     size_t n = (size_t)p->batch * (size_t)p->seq_len;
     if (t) {
         t->inputs = malloc(n * sizeof *t->inputs);
         t->targets = malloc(n * sizeof *t->targets);
+        if (K) {
+            t->lengths = malloc((size_t)p->batch * sizeof *t->lengths);
+            t->labels = malloc((size_t)p->batch * sizeof *t->labels);
+            t->cls_targets = malloc((size_t)p->batch * K * sizeof *t->cls_targets);
+        }
     }
-    if (!t || !t->inputs || !t->targets) {
+    if (!t || !t->inputs || !t->targets ||
+        (K && (!t->lengths || !t->labels || !t->cls_targets))) {
         llm_trainer_free(t);
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     }
@@ -69,6 +81,9 @@ void llm_trainer_free(llm_trainer *t)
         return;
     free(t->inputs);
     free(t->targets);
+    free(t->lengths);
+    free(t->labels);
+    free(t->cls_targets);
     free(t);
 }
 
@@ -91,12 +106,31 @@ int llm_trainer_step(llm_trainer *t, llm_step_info *info)
     if (rc)
         return rc;
     double loss_sum = 0;
+    uint64_t tokens = 0;
+    int docs = llm_batcher_docs(t->b) != NULL;
     for (int a = 0; a < p->accum; a++) {
-        rc = llm_batcher_next(t->b, p->batch, t->inputs, t->targets);
-        if (rc)
-            return rc;
         float loss;
-        rc = llm_model_forward(t->m, t->inputs, t->targets, p->batch, p->seq_len, &loss);
+        if (docs) {
+            /* A classifier: documents, right-padded to the longest. */
+            int T, multi = llm_model_multi_label(t->m);
+            rc = llm_batcher_next_docs(t->b, p->batch, t->inputs, t->lengths, &T,
+                                       t->labels, multi ? t->cls_targets : NULL);
+            if (rc)
+                return rc;
+            if (T > p->seq_len)
+                return llm_fail(LLM_ERR_INVALID, "a document of %d tokens is longer than "
+                                "%d", T, p->seq_len);
+            llm_cls_targets y = { t->labels, t->cls_targets, p->class_weights };
+            rc = llm_cls_forward(t->m, t->inputs, t->lengths, p->batch, T, &y, &loss);
+            for (int i = 0; i < p->batch; i++)
+                tokens += (uint64_t)t->lengths[i];
+        } else {
+            rc = llm_batcher_next(t->b, p->batch, t->inputs, t->targets);
+            if (rc)
+                return rc;
+            rc = llm_model_forward(t->m, t->inputs, t->targets, p->batch, p->seq_len, &loss);
+            tokens += (uint64_t)p->batch * (uint64_t)p->seq_len;
+        }
         if (rc)
             return rc;
         if (!isfinite(loss))
@@ -104,7 +138,7 @@ int llm_trainer_step(llm_trainer *t, llm_step_info *info)
                             "high, or non-finite weights?)", isnan(loss) ? "NaN" : "infinite",
                             (long long)step + 1);
         loss_sum += loss;
-        rc = llm_model_backward(t->m);
+        rc = docs ? llm_cls_backward(t->m) : llm_model_backward(t->m);
         if (rc)
             return rc;
     }
@@ -124,7 +158,7 @@ int llm_trainer_step(llm_trainer *t, llm_step_info *info)
         info->loss = loss_sum / p->accum;
         info->grad_norm = norm;
         info->lr = o.lr;
-        info->tokens = (uint64_t)p->accum * (uint64_t)p->batch * (uint64_t)p->seq_len;
+        info->tokens = tokens;
     }
     return LLM_OK;
 }
@@ -241,7 +275,7 @@ double llm_config_flops_per_token(const llm_config *c, int T)
 
 double llm_peak_flops(void)
 {
-    enum { N = 512, REPS = 8 };
+    enum { N = 1024, REPS = 4 };
     float *a = malloc(sizeof(float) * N * N * 3);
     if (!a)
         return 0;

@@ -5,15 +5,14 @@
  *   train_speed [--preset small] [--vocab 4096] [--context 256]
  *               [--batch 8,32] [--threads 1,2] [--steps 3]
  *
- * FLOPs per token: 6 N (N = all parameters; the tied embedding counts once,
- * as the output projection) + 12 L C T for attention scores and values, the
- * usual MFU accounting (PaLM, appendix B), causal masking not discounted. */
+ * FLOPs per token: llm_config_flops_per_token() (6 per weight of every matrix
+ * product, the output projection included, + 12 L C T for attention scores
+ * and values: PaLM's accounting, causal masking not discounted); the peak
+ * is llm_peak_flops(), the same figures llm-train's progress line uses. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <cblas.h>
 
 #include "llm.h"
 
@@ -22,32 +21,6 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* Best of a few large square sgemms: the attainable matrix-product rate. */
-static double sgemm_peak(int threads)
-{
-    llm_set_threads(threads);
-    int n = 1536;
-    float *a = malloc((size_t)n * n * sizeof *a), *b = malloc((size_t)n * n * sizeof *b);
-    float *c = malloc((size_t)n * n * sizeof *c);
-    if (!a || !b || !c)
-        exit(1);
-    for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = (float)(i % 7) * 0.1f;
-        b[i] = (float)(i % 5) * 0.1f;
-    }
-    double best = 0;
-    for (int r = 0; r < 4; r++) {
-        double t0 = now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n,
-                    0.0f, c, n);
-        double g = 2.0 * n * n * (double)n / (now() - t0) / 1e9;
-        if (g > best)
-            best = g;
-    }
-    free(a); free(b); free(c);
-    return best;
 }
 
 static int parse_list(const char *s, int *v, int cap)
@@ -98,11 +71,12 @@ int main(int argc, char **argv)
         return 2;
     }
     double P = (double)llm_config_params(&c);
-    double flops_tok = 6.0 * P + 12.0 * c.n_layers * c.dim * (double)context;
+    double flops_tok = llm_config_flops_per_token(&c, context);
     printf("model %s: %d x %d, heads %d/%d, ffn %d, vocab %d, context %d, %.2fM parameters\n",
            preset, c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.ffn_dim, vocab, context, P / 1e6);
     for (int ti = 0; ti < nt; ti++) {
-        double peak = sgemm_peak(threads[ti]);
+        llm_set_threads(threads[ti]);
+        double peak = llm_peak_flops() / 1e9;
         printf("threads %d: sgemm peak %.1f GFLOP/s\n", threads[ti], peak);
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi], T = context;
