@@ -153,7 +153,8 @@ int llm_data_read(const llm_data *d, uint64_t pos, size_t n, int32_t *dst)
 /* Batcher. */
 
 struct llm_batcher {
-    const llm_data *d;
+    const llm_data *d;     /* token sequences, or */
+    const llm_cls_data *docs;  /* labelled documents (classify.c) */
     uint64_t begin, end;   /* the token range sequences come from */
     int T;
     uint64_t seed;
@@ -197,6 +198,47 @@ int llm_batcher_new(const llm_data *d, uint64_t begin, uint64_t end, int T,
     b->perm_epoch = UINT64_MAX;
     *out = b;
     return LLM_OK;
+}
+
+int llm_batcher_new_items(const llm_cls_data *docs, uint64_t n, uint64_t seed,
+                          llm_batcher **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return llm_fail(LLM_ERR_INVALID, "no documents to train on");
+    llm_batcher *b = calloc(1, sizeof *b);
+    size_t bytes;
+    if (!b || n > SIZE_MAX || llm_mul_size((size_t)n, sizeof *b->perm, &bytes) ||
+        !(b->perm = malloc(bytes))) {
+        free(b);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for %llu documents",
+                        (unsigned long long)n);
+    }
+    b->docs = docs;
+    b->seed = seed;
+    b->nseq = n;
+    b->perm_epoch = UINT64_MAX;
+    *out = b;
+    return LLM_OK;
+}
+
+const llm_cls_data *llm_batcher_docs(const llm_batcher *b)
+{
+    return b->docs;
+}
+
+static void shuffle(llm_batcher *b, uint64_t epoch);
+
+uint64_t llm_batcher_take(llm_batcher *b)
+{
+    if (b->perm_epoch != b->pos.epoch)
+        shuffle(b, b->pos.epoch);
+    uint64_t s = b->perm[b->pos.index];
+    if (++b->pos.index == b->nseq) {
+        b->pos.index = 0;
+        b->pos.epoch++;
+    }
+    return s;
 }
 
 void llm_batcher_free(llm_batcher *b)

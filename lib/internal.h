@@ -100,6 +100,16 @@ int  llm_json_double(const llm_json_node *n, double *v);
  *  `s` is not valid UTF-8, or LLM_ERR_NOMEM. */
 int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
 
+/* ------------------------------------------------------------------------ */
+/* Batchers over items other than token sequences (data.c), for classify.c:
+ * the same seeded, resumable order over n items (documents of `docs`). */
+int llm_batcher_new_items(const llm_cls_data *docs, uint64_t n, uint64_t seed,
+                          llm_batcher **out);
+/*! llm_batcher_docs() : the documents of a batcher over them, else NULL. */
+const llm_cls_data *llm_batcher_docs(const llm_batcher *b);
+/*! llm_batcher_take() : the next item's index in the shuffled order. */
+uint64_t llm_batcher_take(llm_batcher *b);
+
 #ifdef __cplusplus
 }
 #endif

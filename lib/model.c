@@ -171,6 +171,34 @@ static void build_tensor_table(llm_model *m)
     add_tensor(m, "norm.weight", 1, C, 0, m->norm);
     if (!c->tied)
         add_tensor(m, "output.weight", 2, c->vocab_size, C, m->wout);
+    if (m->n_labels) {
+        add_tensor(m, "head.weight", 2, m->n_labels, C, m->head_w);
+        add_tensor(m, "head.bias", 1, m->n_labels, 0, m->head_b);
+    }
+}
+
+void llm_model_views(llm_model *m)
+{
+    const llm_config *c = &m->cfg;
+    size_t wte, norms, layer2d, wout;
+    family_sizes(c, &wte, &norms, &layer2d, &wout);
+    /* Layout: the families AdamW never decays first, then the 2-D weights,
+     * then the classifier head, if any. */
+    size_t C = (size_t)c->dim, L = (size_t)c->n_layers, F = (size_t)c->ffn_dim;
+    float *p = m->params;
+    m->wte = p;        p += wte;
+    m->attn_norm = p;  p += L * C;
+    m->ffn_norm = p;   p += L * C;
+    m->norm = p;       p += C;
+    m->n_nodecay = (size_t)(p - m->params);
+    m->wqkv = p;       p += L * m->QS * C;
+    m->wo = p;         p += L * C * m->OS;
+    m->w13 = p;        p += L * 2 * F * C;
+    m->w2 = p;         p += L * C * F;
+    m->wout = c->tied ? m->wte : p;
+    m->head_w = m->n_labels ? m->params + m->n_backbone : NULL;
+    m->head_b = m->n_labels ? m->head_w + (size_t)m->n_labels * C : NULL;
+    build_tensor_table(m);
 }
 
 int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
@@ -194,9 +222,11 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
     m->OS = c->n_heads * m->hd;
     size_t wte, norms, layer2d, wout;
     family_sizes(c, &wte, &norms, &layer2d, &wout);
-    m->n_params = wte + norms + layer2d + wout;
+    m->n_params = m->n_backbone = wte + norms + layer2d + wout;
+    m->temperature = 1.0;
     m->params = malloc(m->n_params * sizeof *m->params);
-    m->tensors = calloc((size_t)9 * c->n_layers + 3, sizeof *m->tensors);
+    /* Room for the head's two tensors too. */
+    m->tensors = calloc((size_t)9 * c->n_layers + 5, sizeof *m->tensors);
     size_t h2 = (size_t)m->hd / 2;
     m->rope_cos = malloc((size_t)c->context * h2 * sizeof *m->rope_cos);
     m->rope_sin = malloc((size_t)c->context * h2 * sizeof *m->rope_sin);
@@ -205,20 +235,7 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
                         m->n_params);
     }
-    /* Layout: the families AdamW never decays first, then the 2-D weights. */
-    size_t C = (size_t)c->dim, L = (size_t)c->n_layers, F = (size_t)c->ffn_dim;
-    float *p = m->params;
-    m->wte = p;        p += wte;
-    m->attn_norm = p;  p += L * C;
-    m->ffn_norm = p;   p += L * C;
-    m->norm = p;       p += C;
-    m->n_nodecay = (size_t)(p - m->params);
-    m->wqkv = p;       p += L * m->QS * C;
-    m->wo = p;         p += L * C * m->OS;
-    m->w13 = p;        p += L * 2 * F * C;
-    m->w2 = p;         p += L * C * F;
-    m->wout = c->tied ? m->wte : p;
-    build_tensor_table(m);
+    llm_model_views(m);
     /* Angles in double, as the float64 PyTorch reference computes them. */
     for (int t = 0; t < c->context; t++)
         for (size_t i = 0; i < h2; i++) {
@@ -271,6 +288,12 @@ void llm_model_free(llm_model *m)
     free(m->tensors);
     free(m->rope_cos);
     free(m->rope_sin);
+    for (int i = 0; m->labels && i < m->n_labels; i++)
+        free(m->labels[i]);
+    free(m->labels);
+    free(m->thresholds);
+    free(m->cls);
+    free(m->lens);
     free(m);
 }
 
@@ -394,12 +417,13 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
 
 /* ---------------------------------------------------------------- forward */
 
-int llm_model_forward(llm_model *m, const int32_t *tokens,
-                      const int32_t *targets, int B, int T, float *loss)
+int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
+                             const int32_t *targets, int B, int T)
 {
     const llm_config *c = &m->cfg;
     const llm_kernels *k = m->k;
     m->ready = 0;
+    m->cls_ready = 0;
     if (B < 1 || T < 1 || T > c->context)
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
                         B, T, c->context);
@@ -420,7 +444,7 @@ int llm_model_forward(llm_model *m, const int32_t *tokens,
     int rc = acts_reserve(m, B, T, &a);
     if (rc)
         return rc;
-    int32_t *tok = m->ids, *tgt = m->ids + N;
+    int32_t *tok = m->ids;
     memcpy(tok, tokens, N * sizeof *tok);
     int n = (int)N;
     float eps = (float)c->norm_eps;
@@ -450,9 +474,38 @@ int llm_model_forward(llm_model *m, const int32_t *tokens,
     }
     k->rmsnorm_forward(a.af, a.rstdf, a.res + (size_t)c->n_layers * N * C, m->norm,
                        n, C, eps);
-    k->matmul_forward(a.logits, a.af, m->wout, n, C, V);
     m->B = B;
     m->T = T;
+    return LLM_OK;
+}
+
+float *llm_model_hidden(const llm_model *m)
+{
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    return m->acts ? a.af : NULL;
+}
+
+float *llm_model_dhidden(const llm_model *m)
+{
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    return m->acts ? a.da : NULL;
+}
+
+int llm_model_forward(llm_model *m, const int32_t *tokens,
+                      const int32_t *targets, int B, int T, float *loss)
+{
+    int rc = llm_model_forward_hidden(m, tokens, targets, B, T);
+    if (rc)
+        return rc;
+    const llm_kernels *k = m->k;
+    int V = m->cfg.vocab_size, n = B * T;
+    size_t N = (size_t)n;
+    acts a;
+    acts_layout(m, B, T, m->acts, &a);
+    int32_t *tgt = m->ids + N;
+    k->matmul_forward(a.logits, a.af, m->wout, n, m->cfg.dim, V);
     if (!targets) {
         if (loss)
             *loss = 0.0f;
@@ -512,17 +565,30 @@ int llm_model_backward(llm_model *m)
     if (rc)
         return rc;
     m->ready = 0;   /* the logits are overwritten below */
+    const llm_kernels *k = m->k;
+    int n = m->B * m->T, V = m->cfg.vocab_size, C = m->cfg.dim;
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    int32_t *tgt = m->ids + (size_t)n;
+
+    k->crossentropy_forward(a.losses, a.logits, a.logits, tgt, n, V, m->dscale);
+    k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
+    return llm_model_backward_hidden(m);
+}
+
+int llm_model_backward_hidden(llm_model *m)
+{
+    int rc = grads_alloc(m);
+    if (rc)
+        return rc;
     const llm_config *c = &m->cfg;
     const llm_kernels *k = m->k;
     int B = m->B, T = m->T, n = B * T;
     size_t N = (size_t)n;
-    int V = c->vocab_size, C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
+    int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
     acts a;
     acts_layout(m, B, T, m->acts, &a);
-    int32_t *tok = m->ids, *tgt = m->ids + N;
-
-    k->crossentropy_forward(a.losses, a.logits, a.logits, tgt, n, V, m->dscale);
-    k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
+    int32_t *tok = m->ids;
     memset(a.dres, 0, N * C * sizeof *a.dres);
     k->rmsnorm_backward(a.dres, G(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
                         m->norm, a.rstdf, n, C);
@@ -623,14 +689,26 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
     float lr = (float)o->lr, b1 = (float)o->beta1, b2 = (float)o->beta2;
     float eps = (float)o->eps, wd = (float)o->weight_decay;
     size_t nwte = (size_t)m->cfg.vocab_size * m->cfg.dim;
-    /* [wte | norms] undecayed (wte optionally decayed), the rest decayed. */
-    m->k->adamw_update(m->params, m->grads, m->adam_m, m->adam_v, nwte,
-                       lr, b1, b2, eps, o->decay_embedding ? wd : 0.0f, t);
-    m->k->adamw_update(m->params + nwte, m->grads + nwte, m->adam_m + nwte,
-                       m->adam_v + nwte, m->n_nodecay - nwte, lr, b1, b2, eps, 0.0f, t);
-    size_t off = m->n_nodecay;
-    m->k->adamw_update(m->params + off, m->grads + off, m->adam_m + off,
-                       m->adam_v + off, m->n_params - off, lr, b1, b2, eps, wd, t);
+    /* [wte | norms] undecayed (wte optionally decayed), the rest decayed;
+     * then the head: its weight decayed, its bias not. A frozen backbone
+     * is left alone (weight decay included). */
+    if (!m->frozen) {
+        m->k->adamw_update(m->params, m->grads, m->adam_m, m->adam_v, nwte,
+                           lr, b1, b2, eps, o->decay_embedding ? wd : 0.0f, t);
+        m->k->adamw_update(m->params + nwte, m->grads + nwte, m->adam_m + nwte,
+                           m->adam_v + nwte, m->n_nodecay - nwte, lr, b1, b2, eps, 0.0f, t);
+        size_t off = m->n_nodecay;
+        m->k->adamw_update(m->params + off, m->grads + off, m->adam_m + off,
+                           m->adam_v + off, m->n_backbone - off, lr, b1, b2, eps, wd, t);
+    }
+    if (m->n_labels) {
+        size_t off = m->n_backbone, nw = (size_t)m->n_labels * m->cfg.dim;
+        m->k->adamw_update(m->params + off, m->grads + off, m->adam_m + off,
+                           m->adam_v + off, nw, lr, b1, b2, eps, wd, t);
+        off += nw;
+        m->k->adamw_update(m->params + off, m->grads + off, m->adam_m + off,
+                           m->adam_v + off, (size_t)m->n_labels, lr, b1, b2, eps, 0.0f, t);
+    }
     return LLM_OK;
 }
 

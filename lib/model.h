@@ -48,10 +48,41 @@ struct llm_model {
     int B, T;              /* shape of the last forward */
     int ready;             /* a forward with targets awaits its backward */
     float dscale;          /* 1 / counted targets */
+
+    /* Classifier head (classify.c), absent when n_labels == 0: head.weight
+     * and head.bias live at the end of the parameter block, after the
+     * n_backbone floats of the language model. */
+    size_t n_backbone;     /* floats of the language model's parameters */
+    int n_labels;          /* K */
+    int multi_label;       /* 1: independent sigmoids; 0: one softmax */
+    int pooling;           /* LLM_POOL_LAST or LLM_POOL_MEAN */
+    char **labels;         /* (K) names, owned */
+    double temperature;    /* calibration: probabilities from logits / T */
+    float *thresholds;     /* (K) multi-label decision thresholds, owned */
+    float *head_w;         /* (K, C) */
+    float *head_b;         /* (K) */
+    int frozen;            /* 1: only the head trains */
+    float *cls;            /* pooled (B, C) | logits (B, K) | dlogits (B, K) */
+    size_t cls_cap;        /* floats */
+    int32_t *lens;         /* (B) real tokens per row of the last forward */
+    size_t lens_cap;
+    int cls_ready;         /* a classifier forward with labels awaits backward */
 };
 
 /* A model with allocated, uninitialised parameters. */
 int llm_model_alloc(const llm_config *c, const char *device, llm_model **out);
 int llm_model_adamw_alloc(llm_model *m);
+
+/* The trunk shared by the language-model and classifier passes (model.c):
+ * checks tokens (and targets, when not NULL) and reserves activations;
+ * runs embedding .. final RMSNorm into the `af` activations (B, T, C); and
+ * back from their gradient, in the `da` activations, to the embedding. */
+int   llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
+                               const int32_t *targets, int B, int T);
+float *llm_model_hidden(const llm_model *m);    /* af of the last forward */
+float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the caller */
+int   llm_model_backward_hidden(llm_model *m);
+/* Points the views (wte, ..., head_w, head_b) into m->params. */
+void  llm_model_views(llm_model *m);
 
 #endif

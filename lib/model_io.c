@@ -36,6 +36,38 @@ static int add_meta_double(llm_st_writer *w, const char *key, double v)
     return llm_st_writer_meta(w, key, buf);
 }
 
+/* A classifier's metadata: "labels" and "thresholds" as JSON arrays. */
+static int add_meta_head(llm_st_writer *w, const llm_model *m)
+{
+    llm_buf b = { 0 };
+    char num[40];
+    int rc = llm_buf_append(&b, "[", 1);
+    for (int i = 0; !rc && i < m->n_labels; i++) {
+        if (i)
+            rc = llm_buf_append(&b, ",", 1);
+        if (!rc)
+            rc = llm_json_put_string(&b, m->labels[i], strlen(m->labels[i]));
+    }
+    if (!rc) rc = llm_buf_append(&b, "]", 2);   /* with the NUL */
+    if (!rc) rc = llm_st_writer_meta(w, "labels", b.data);
+    if (!rc) rc = llm_st_writer_meta(w, "multi_label", m->multi_label ? "1" : "0");
+    if (!rc) rc = llm_st_writer_meta(w, "pooling", llm_pooling_name((llm_pooling)m->pooling));
+    if (!rc) rc = add_meta_double(w, "temperature", m->temperature);
+    b.len = 0;
+    if (!rc) rc = llm_buf_append(&b, "[", 1);
+    for (int i = 0; !rc && i < m->n_labels; i++) {
+        fmt_double(num, sizeof num, m->thresholds[i]);
+        if (i)
+            rc = llm_buf_append(&b, ",", 1);
+        if (!rc)
+            rc = llm_buf_append(&b, num, strlen(num));
+    }
+    if (!rc) rc = llm_buf_append(&b, "]", 2);
+    if (!rc) rc = llm_st_writer_meta(w, "thresholds", b.data);
+    llm_buf_free(&b);
+    return rc;
+}
+
 int llm_model_save(const llm_model *m, const char *path, const llm_save_params *p)
 {
     const llm_config *c = &m->cfg;
@@ -62,7 +94,9 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc) rc = add_meta_double(w, "rope_base", c->rope_base);
     if (!rc) rc = add_meta_double(w, "norm_eps", c->norm_eps);
     if (!rc) rc = llm_st_writer_meta(w, "tied", c->tied ? "1" : "0");
-    if (!rc) rc = llm_st_writer_meta(w, "task", "lm");
+    if (!rc) rc = llm_st_writer_meta(w, "task", m->n_labels ? "classify" : "lm");
+    if (!rc && m->n_labels)
+        rc = add_meta_head(w, m);
     if (!rc) rc = add_meta_int(w, "params", (long long)m->n_params);
     if (!rc && p->optimizer)
         rc = add_meta_int(w, "adamw.step", (long long)m->steps);
@@ -158,6 +192,93 @@ static int load_tensor(const llm_st *f, const char *path, const char *name,
     return LLM_OK;
 }
 
+/* A classifier's head from the metadata: labels, multi_label, pooling,
+ * temperature and thresholds; the tensors are read with the others. */
+static int load_head(const llm_st *f, const char *path, llm_model *m)
+{
+    const char *s = llm_st_meta(f, "labels");
+    if (!s)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': a classifier without metadata 'labels'", path);
+    llm_json *j = NULL, *jt = NULL;
+    const char **names = NULL;
+    float *thr = NULL;
+    int rc = llm_json_parse(s, strlen(s), path, 0, &j);
+    if (rc) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'labels': %s", path, why);
+    }
+    const llm_json_node *root = llm_json_root(j);
+    int K = root->type == LLM_JSON_ARRAY ? (int)root->count : 0;
+    if (root->type != LLM_JSON_ARRAY || root->count < 1 || root->count > (1 << 20)) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'labels' is not a non-empty JSON array",
+                      path);
+        goto done;
+    }
+    names = calloc((size_t)K, sizeof *names);
+    thr = malloc((size_t)K * sizeof *thr);
+    if (!names || !thr) {
+        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    int i = 0;
+    for (const llm_json_node *n = root->child; n; n = n->next, i++) {
+        if (n->type != LLM_JSON_STRING || strlen(n->str) != n->len) {
+            rc = llm_fail(LLM_ERR_FORMAT, "'%s': label %d in metadata 'labels' is not a "
+                          "string", path, i + 1);
+            goto done;
+        }
+        names[i] = n->str;
+    }
+    llm_head_params hp = { K, names, 0, LLM_POOL_LAST };
+    const char *ml = llm_st_meta(f, "multi_label"), *po = llm_st_meta(f, "pooling");
+    if (!ml || (strcmp(ml, "0") != 0 && strcmp(ml, "1") != 0)) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'multi_label' must be 0 or 1", path);
+        goto done;
+    }
+    hp.multi_label = ml[0] == '1';
+    if (!po || llm_pooling_parse(po, &hp.pooling) != LLM_OK) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'pooling' must be last or mean", path);
+        goto done;
+    }
+    if ((rc = llm_model_add_head(m, &hp, 0))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        rc = llm_fail(rc == LLM_ERR_NOMEM ? rc : LLM_ERR_FORMAT, "'%s': %s", path, why);
+        goto done;
+    }
+    double temp;
+    if ((rc = meta_double(f, path, "temperature", &temp)))
+        goto done;
+    s = llm_st_meta(f, "thresholds");
+    if (!s || llm_json_parse(s, strlen(s), path, 0, &jt) != LLM_OK ||
+        llm_json_root(jt)->type != LLM_JSON_ARRAY || (int)llm_json_root(jt)->count != K) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'thresholds' is not a JSON array of "
+                      "%d numbers", path, K);
+        goto done;
+    }
+    i = 0;
+    for (const llm_json_node *n = llm_json_root(jt)->child; n; n = n->next, i++) {
+        double v;
+        if (llm_json_double(n, &v) != 0) {
+            rc = llm_fail(LLM_ERR_FORMAT, "'%s': threshold %d is not a number", path, i + 1);
+            goto done;
+        }
+        thr[i] = (float)v;
+    }
+    if ((rc = llm_model_set_calibration(m, temp, thr))) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': %s", path, why);
+    }
+done:
+    llm_json_free(j);
+    llm_json_free(jt);
+    free(names);
+    free(thr);
+    return rc;
+}
+
 int llm_model_load(const char *path, const char *device, llm_model **out)
 {
     *out = NULL;
@@ -184,9 +305,13 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': architecture '%s' is not supported", path, s);
         goto done;
     }
+    int classify = 0;
     if ((s = llm_st_meta(f, "task")) && strcmp(s, "lm") != 0) {
-        rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': task '%s' is not supported here", path, s);
-        goto done;
+        if (strcmp(s, "classify") != 0) {
+            rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': task '%s' is not supported here", path, s);
+            goto done;
+        }
+        classify = 1;
     }
     if ((rc = meta_int(f, path, "vocab_size", &c.vocab_size)) ||
         (rc = meta_int(f, path, "dim", &c.dim)) ||
@@ -206,6 +331,8 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         goto done;
     }
     if ((rc = llm_model_alloc(&c, device, &m)))
+        goto done;
+    if (classify && (rc = load_head(f, path, m)))
         goto done;
     for (size_t i = 0; !rc && i < m->n_tensors; i++)
         rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i],

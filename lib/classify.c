@@ -1,0 +1,893 @@
+/* classify.c: the classifier head over the backbone of model.c (pooling,
+ * linear layer, softmax or sigmoid losses and their gradients), labelled
+ * documents and their batcher, prediction in length-sorted batches,
+ * calibration (temperature, per-label thresholds), and log-likelihood
+ * scores of continuations for zero-shot use of a language model. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "model.h"
+
+/* ---------------------------------------------------------------- pooling */
+
+int llm_pooling_parse(const char *name, llm_pooling *p)
+{
+    if (name && strcmp(name, "last") == 0)
+        *p = LLM_POOL_LAST;
+    else if (name && strcmp(name, "mean") == 0)
+        *p = LLM_POOL_MEAN;
+    else
+        return llm_fail(LLM_ERR_INVALID, "unknown pooling '%s' (last, mean)",
+                        name ? name : "(null)");
+    return LLM_OK;
+}
+
+const char *llm_pooling_name(llm_pooling p)
+{
+    return p == LLM_POOL_MEAN ? "mean" : "last";
+}
+
+/* ------------------------------------------------------------------- head */
+
+static int check_label(const char *s, int i)
+{
+    size_t n = strlen(s), bad;
+    if (n == 0)
+        return llm_fail(LLM_ERR_INVALID, "label %d is empty", i + 1);
+    if (strpbrk(s, "\t\r\n"))
+        return llm_fail(LLM_ERR_INVALID, "label '%s' holds a tab or line break", s);
+    if (!llm_utf8_check(s, n, &bad))
+        return llm_fail(LLM_ERR_INVALID, "label %d is not valid UTF-8", i + 1);
+    return LLM_OK;
+}
+
+int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
+{
+    int K = p->n_labels, C = m->cfg.dim;
+    if (K < 1 || K > (1 << 20) || (!p->multi_label && K < 2))
+        return llm_fail(LLM_ERR_INVALID, "a %s classifier needs %s labels, not %d",
+                        p->multi_label ? "multi-label" : "single-label",
+                        p->multi_label ? "1 or more" : "2 or more", K);
+    if (p->pooling != LLM_POOL_LAST && p->pooling != LLM_POOL_MEAN)
+        return llm_fail(LLM_ERR_INVALID, "unknown pooling %d", (int)p->pooling);
+    for (int i = 0; i < K; i++) {
+        int rc = check_label(p->labels[i], i);
+        if (rc)
+            return rc;
+        for (int j = 0; j < i; j++)
+            if (strcmp(p->labels[i], p->labels[j]) == 0)
+                return llm_fail(LLM_ERR_INVALID, "label '%s' appears twice", p->labels[i]);
+    }
+    char **names = calloc((size_t)K, sizeof *names);
+    float *thr = malloc((size_t)K * sizeof *thr);
+    size_t n = m->n_backbone + (size_t)K * C + (size_t)K;
+    float *params = thr && names ? realloc(m->params, n * sizeof *params) : NULL;
+    int ok = params != NULL;
+    for (int i = 0; ok && i < K; i++)
+        ok = (names[i] = strdup(p->labels[i])) != NULL;
+    if (!ok) {
+        if (params)
+            m->params = params;      /* still a valid (larger) block */
+        for (int i = 0; names && i < K; i++)
+            free(names[i]);
+        free(names);
+        free(thr);
+        if (params)
+            llm_model_views(m);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for a head of %d labels", K);
+    }
+    for (int i = 0; m->labels && i < m->n_labels; i++)
+        free(m->labels[i]);
+    free(m->labels);
+    free(m->thresholds);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    m->grads = m->adam_m = m->adam_v = NULL;
+    m->steps = 0;
+    m->params = params;
+    m->n_params = n;
+    m->n_labels = K;
+    m->labels = names;
+    m->thresholds = thr;
+    m->multi_label = p->multi_label ? 1 : 0;
+    m->pooling = p->pooling;
+    m->temperature = 1.0;
+    m->ready = m->cls_ready = 0;
+    llm_model_views(m);
+    llm_rng r;
+    llm_rng_seed(&r, seed);
+    for (size_t i = 0; i < (size_t)K * C; i++)
+        m->head_w[i] = (float)(0.02 * llm_rng_normal(&r));
+    for (int i = 0; i < K; i++) {
+        m->head_b[i] = 0.0f;
+        thr[i] = 0.5f;
+    }
+    return LLM_OK;
+}
+
+int llm_model_n_labels(const llm_model *m)
+{
+    return m->n_labels;
+}
+
+const char *llm_model_label(const llm_model *m, int i)
+{
+    return i >= 0 && i < m->n_labels ? m->labels[i] : NULL;
+}
+
+int llm_model_multi_label(const llm_model *m)
+{
+    return m->multi_label;
+}
+
+llm_pooling llm_model_pooling(const llm_model *m)
+{
+    return (llm_pooling)m->pooling;
+}
+
+double llm_model_temperature(const llm_model *m)
+{
+    return m->temperature;
+}
+
+const float *llm_model_thresholds(const llm_model *m)
+{
+    return m->thresholds;
+}
+
+int llm_model_set_calibration(llm_model *m, double temperature, const float *thresholds)
+{
+    if (!m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "the model is not a classifier");
+    if (!(temperature > 0) || !isfinite(temperature))
+        return llm_fail(LLM_ERR_INVALID, "temperature (%g) must be finite and > 0",
+                        temperature);
+    for (int i = 0; thresholds && i < m->n_labels; i++)
+        if (!(thresholds[i] >= 0 && thresholds[i] <= 1))
+            return llm_fail(LLM_ERR_INVALID, "threshold of '%s' (%g) must be in [0, 1]",
+                            m->labels[i], thresholds[i]);
+    m->temperature = temperature;
+    if (thresholds)
+        memcpy(m->thresholds, thresholds, (size_t)m->n_labels * sizeof *thresholds);
+    return LLM_OK;
+}
+
+int llm_model_freeze(llm_model *m, int frozen)
+{
+    m->frozen = frozen ? 1 : 0;
+    return LLM_OK;
+}
+
+/* ---------------------------------------------------------- forward, loss */
+
+/* Buffers of the head: pooled (B, C) | logits (B, K) | dlogits (B, K) |
+ * dpooled (B, C). */
+static int cls_reserve(llm_model *m, int B)
+{
+    size_t need = (size_t)B * (2 * (size_t)m->cfg.dim + 2 * (size_t)m->n_labels);
+    if (need > m->cls_cap) {
+        free(m->cls);
+        m->cls_cap = 0;
+        if (!(m->cls = malloc(need * sizeof *m->cls)))
+            return llm_fail(LLM_ERR_NOMEM, "out of memory");
+        m->cls_cap = need;
+    }
+    if ((size_t)B > m->lens_cap) {
+        free(m->lens);
+        m->lens_cap = 0;
+        if (!(m->lens = malloc((size_t)B * sizeof *m->lens)))
+            return llm_fail(LLM_ERR_NOMEM, "out of memory");
+        m->lens_cap = (size_t)B;
+    }
+    return LLM_OK;
+}
+
+static double softplus(double x)
+{
+    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+}
+
+/* Loss of logits (B, K) against y; gradient into dlog. */
+static int cls_loss(const llm_model *m, const float *logits, int B,
+                    const llm_cls_targets *y, float *dlog, double *loss)
+{
+    int K = m->n_labels;
+    for (int k = 0; y->weights && k < K; k++)
+        if (!(y->weights[k] >= 0) || !isfinite(y->weights[k]))
+            return llm_fail(LLM_ERR_INVALID, "class weight %d (%g) must be finite and >= 0",
+                            k, y->weights[k]);
+    if (!m->multi_label) {
+        if (!y->labels)
+            return llm_fail(LLM_ERR_INVALID, "a single-label classifier needs labels");
+        double wsum = 0, sum = 0;
+        for (int b = 0; b < B; b++) {
+            int lab = y->labels[b];
+            if (lab < 0 || lab >= K)
+                return llm_fail(LLM_ERR_RANGE, "label %d of row %d is outside [0, %d)",
+                                lab, b, K);
+            wsum += y->weights ? y->weights[lab] : 1.0;
+        }
+        if (!(wsum > 0))
+            return llm_fail(LLM_ERR_INVALID, "the labels of the batch all weigh 0");
+        for (int b = 0; b < B; b++) {
+            const float *z = logits + (size_t)b * K;
+            float *d = dlog + (size_t)b * K;
+            int lab = y->labels[b];
+            double w = y->weights ? y->weights[lab] : 1.0, mx = z[0], s = 0;
+            for (int k = 1; k < K; k++)
+                mx = z[k] > mx ? z[k] : mx;
+            for (int k = 0; k < K; k++)
+                s += exp(z[k] - mx);
+            double lse = mx + log(s);
+            sum += w * (lse - z[lab]);
+            for (int k = 0; k < K; k++)
+                d[k] = (float)(w * (exp(z[k] - lse) - (k == lab)) / wsum);
+        }
+        *loss = sum / wsum;
+        return LLM_OK;
+    }
+    if (!y->targets)
+        return llm_fail(LLM_ERR_INVALID, "a multi-label classifier needs targets");
+    double sum = 0, scale = 1.0 / ((double)B * K);
+    for (size_t i = 0; i < (size_t)B * K; i++) {
+        double t = y->targets[i], x = logits[i];
+        if (!(t >= 0 && t <= 1))
+            return llm_fail(LLM_ERR_RANGE, "target %g of row %zu is outside [0, 1]", t,
+                            i / (size_t)K);
+        double pw = y->weights ? y->weights[i % (size_t)K] : 1.0;
+        double sg = 1.0 / (1.0 + exp(-x));
+        sum += pw * t * softplus(-x) + (1 - t) * softplus(x);
+        dlog[i] = (float)((pw * t * (sg - 1) + (1 - t) * sg) * scale);
+    }
+    *loss = sum * scale;
+    return LLM_OK;
+}
+
+int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
+                    int B, int T, const llm_cls_targets *y, float *loss)
+{
+    m->cls_ready = 0;
+    if (!m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
+    if (B < 1 || T < 1 || T > m->cfg.context)
+        return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
+                        B, T, m->cfg.context);
+    for (int b = 0; b < B; b++)
+        if (lengths[b] < 1 || lengths[b] > T)
+            return llm_fail(LLM_ERR_INVALID, "length %d of row %d is outside [1, %d]",
+                            lengths[b], b, T);
+    int rc = cls_reserve(m, B);
+    if (!rc)
+        rc = llm_model_forward_hidden(m, tokens, NULL, B, T);
+    if (rc)
+        return rc;
+    int C = m->cfg.dim, K = m->n_labels;
+    const float *h = llm_model_hidden(m);
+    float *pooled = m->cls, *logits = pooled + (size_t)B * C, *dlog = logits + (size_t)B * K;
+    memcpy(m->lens, lengths, (size_t)B * sizeof *lengths);
+    for (int b = 0; b < B; b++) {
+        float *p = pooled + (size_t)b * C;
+        const float *hb = h + (size_t)b * T * C;
+        int len = lengths[b];
+        if (m->pooling == LLM_POOL_LAST) {
+            memcpy(p, hb + (size_t)(len - 1) * C, (size_t)C * sizeof *p);
+            continue;
+        }
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            for (int t = 0; t < len; t++)
+                s += hb[(size_t)t * C + c];
+            p[c] = (float)(s / len);
+        }
+    }
+    m->k->matmul_forward(logits, pooled, m->head_w, B, C, K);
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < K; k++)
+            logits[(size_t)b * K + k] += m->head_b[k];
+    if (!y) {
+        if (loss)
+            *loss = 0;
+        return LLM_OK;
+    }
+    double l = 0;
+    if ((rc = cls_loss(m, logits, B, y, dlog, &l)))
+        return rc;
+    if (loss)
+        *loss = (float)l;
+    m->cls_ready = 1;
+    return LLM_OK;
+}
+
+const float *llm_cls_logits(const llm_model *m)
+{
+    return m->cls ? m->cls + (size_t)m->B * m->cfg.dim : NULL;
+}
+
+int llm_cls_backward(llm_model *m)
+{
+    if (!m->cls_ready)
+        return llm_fail(LLM_ERR_INVALID, "backward needs a classifier forward with labels first");
+    m->cls_ready = 0;
+    if (!m->grads) {
+        int rc = llm_model_zero_grad(m);
+        if (rc)
+            return rc;
+    }
+    int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
+    float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
+    float *dpooled = dlog + (size_t)B * K;
+    float *gw = m->grads + (m->head_w - m->params), *gb = m->grads + (m->head_b - m->params);
+    m->k->matmul_backward(m->frozen ? NULL : dpooled, gw, dlog, pooled, m->head_w, B, C, K);
+    for (int k = 0; k < K; k++) {
+        double s = 0;
+        for (int b = 0; b < B; b++)
+            s += dlog[(size_t)b * K + k];
+        gb[k] += (float)s;
+    }
+    if (m->frozen)
+        return LLM_OK;
+    float *da = llm_model_dhidden(m);
+    memset(da, 0, (size_t)B * T * C * sizeof *da);
+    for (int b = 0; b < B; b++) {
+        const float *dp = dpooled + (size_t)b * C;
+        float *db = da + (size_t)b * T * C;
+        int len = m->lens[b];
+        if (m->pooling == LLM_POOL_LAST) {
+            memcpy(db + (size_t)(len - 1) * C, dp, (size_t)C * sizeof *dp);
+            continue;
+        }
+        for (int t = 0; t < len; t++)
+            for (int c = 0; c < C; c++)
+                db[(size_t)t * C + c] = dp[c] / (float)len;
+    }
+    return llm_model_backward_hidden(m);
+}
+
+void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs)
+{
+    int K = m->n_labels;
+    double inv = 1.0 / m->temperature;
+    for (size_t b = 0; b < n; b++) {
+        const float *z = logits + b * K;
+        float *p = probs + b * K;
+        if (m->multi_label) {
+            for (int k = 0; k < K; k++)
+                p[k] = (float)(1.0 / (1.0 + exp(-inv * z[k])));
+            continue;
+        }
+        double mx = z[0], s = 0;
+        for (int k = 1; k < K; k++)
+            mx = z[k] > mx ? z[k] : mx;
+        double e[64], *ep = K <= 64 ? e : NULL;
+        for (int k = 0; k < K; k++) {
+            double v = exp(inv * (z[k] - mx));
+            s += v;
+            if (ep)
+                ep[k] = v;
+        }
+        for (int k = 0; k < K; k++)
+            p[k] = (float)((ep ? ep[k] : exp(inv * (z[k] - mx))) / s);
+    }
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/* The end of the longest prefix of s[0..n) of at most `cap` bytes that does
+ * not split a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t n, size_t cap)
+{
+    if (n <= cap)
+        return n;
+    size_t k = cap;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    return k;
+}
+
+int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                   llm_ids *out, int *truncated)
+{
+    if (truncated)
+        *truncated = 0;
+    out->len = 0;
+    if (max_tokens != 0 && max_tokens < 3)
+        return llm_fail(LLM_ERR_INVALID, "documents need room for 3 tokens, not %d",
+                        max_tokens);
+    int bos = llm_tok_bos_id(t), eos = llm_tok_eos_id(t), rc;
+    if (bos >= 0 && (rc = llm_ids_push(out, bos)))
+        return rc;
+    if (max_tokens > 0) {
+        /* A piece is at most 16 characters (64 bytes): this prefix holds
+         * more tokens than fit, whenever the text is longer. */
+        size_t cap = (size_t)max_tokens * 64 + 256;
+        size_t k = utf8_cut(text, n, cap);
+        if (k < n && truncated)
+            *truncated = 1;
+        if ((rc = llm_tok_encode(t, text, k, out)))
+            return rc;
+        size_t keep = (size_t)max_tokens - (eos >= 0);
+        if (out->len > keep) {
+            out->len = keep;
+            if (truncated)
+                *truncated = 1;
+        }
+    } else {
+        enum { PIECE = 1 << 16 };
+        size_t off = 0;
+        while (off < n) {
+            size_t k = utf8_cut(text + off, n - off, PIECE);
+            if (off + k < n) {        /* cut at the last space of the piece */
+                size_t s = k;
+                while (s > PIECE / 2 && text[off + s - 1] != ' ')
+                    s--;
+                if (s > PIECE / 2)
+                    k = s;
+            }
+            if (k == 0)
+                k = n - off < 4 ? n - off : 4;   /* unreachable with valid UTF-8 */
+            if ((rc = llm_tok_encode(t, text + off, k, out)))
+                return rc;
+            off += k;
+        }
+    }
+    if (eos >= 0 && (rc = llm_ids_push(out, eos)))
+        return rc;
+    return LLM_OK;
+}
+
+/* -------------------------------------------------------------- prediction */
+
+typedef struct {
+    size_t len, i;
+} by_len;
+
+static int cmp_len(const void *a, const void *b)
+{
+    const by_len *x = a, *y = b;
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
+                    size_t n, const size_t *owner, size_t n_records, int B, float *probs)
+{
+    if (!m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
+    if (B < 1)
+        return llm_fail(LLM_ERR_INVALID, "batch size %d must be positive", B);
+    int K = m->n_labels, ctx = m->cfg.context;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] < 1 || lens[i] > (size_t)ctx)
+            return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, not 1 to the "
+                            "context (%d)", i, lens[i], ctx);
+        if (owner && owner[i] >= n_records)
+            return llm_fail(LLM_ERR_RANGE, "window %zu belongs to record %zu of %zu", i,
+                            owner[i], n_records);
+    }
+    size_t nout = owner ? n_records : n;
+    by_len *order = malloc((n ? n : 1) * sizeof *order);
+    int32_t *tok = malloc((size_t)B * ctx * sizeof *tok);
+    int32_t *len = malloc((size_t)B * sizeof *len);
+    float *p = malloc((size_t)B * K * sizeof *p);
+    uint32_t *count = owner ? calloc(nout ? nout : 1, sizeof *count) : NULL;
+    int rc = LLM_OK;
+    if (!order || !tok || !len || !p || (owner && !count)) {
+        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if (owner)
+        memset(probs, 0, nout * K * sizeof *probs);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (by_len){ lens[i], i };
+    /* Sorting by length keeps padding (wasted work) small. */
+    qsort(order, n, sizeof *order, cmp_len);
+    for (size_t s = 0; s < n && !rc; s += (size_t)B) {
+        int b = n - s < (size_t)B ? (int)(n - s) : B;
+        int T = (int)order[s + (size_t)b - 1].len;
+        for (int r = 0; r < b; r++) {
+            size_t i = order[s + (size_t)r].i;
+            int32_t *row = tok + (size_t)r * T;
+            memcpy(row, docs[i], lens[i] * sizeof *row);
+            for (size_t t = lens[i]; t < (size_t)T; t++)
+                row[t] = 0;
+            len[r] = (int32_t)lens[i];
+        }
+        if ((rc = llm_cls_forward(m, tok, len, b, T, NULL, NULL)))
+            break;
+        llm_cls_probs(m, llm_cls_logits(m), (size_t)b, p);
+        for (int r = 0; r < b; r++) {
+            size_t i = order[s + (size_t)r].i;
+            if (!owner) {
+                memcpy(probs + i * K, p + (size_t)r * K, (size_t)K * sizeof *p);
+                continue;
+            }
+            float *dst = probs + owner[i] * K;
+            for (int k = 0; k < K; k++)
+                dst[k] += p[(size_t)r * K + k];
+            count[owner[i]]++;
+        }
+    }
+    for (size_t r = 0; owner && !rc && r < nout; r++)
+        for (int k = 0; count[r] > 1 && k < K; k++)
+            probs[r * K + k] /= (float)count[r];
+done:
+    free(order);
+    free(tok);
+    free(len);
+    free(p);
+    free(count);
+    return rc;
+}
+
+int llm_lm_score(llm_model *m, const int32_t *tokens, const int32_t *targets,
+                 int B, int T, double *logprob)
+{
+    int V = m->cfg.vocab_size;
+    for (size_t i = 0; i < (size_t)B * T; i++)
+        if (targets[i] >= V)
+            return llm_fail(LLM_ERR_RANGE, "target %d at position %zu is outside the "
+                            "vocabulary [0, %d)", targets[i], i, V);
+    int rc = llm_model_forward(m, tokens, NULL, B, T, NULL);
+    if (rc)
+        return rc;
+    const float *lg = llm_model_logits(m);
+    for (int b = 0; b < B; b++) {
+        double sum = 0;
+        for (int t = 0; t < T; t++) {
+            int32_t y = targets[(size_t)b * T + t];
+            if (y < 0)
+                continue;
+            const float *z = lg + ((size_t)b * T + t) * V;
+            double mx = z[0], s = 0;
+            for (int v = 1; v < V; v++)
+                mx = z[v] > mx ? z[v] : mx;
+            for (int v = 0; v < V; v++)
+                s += exp(z[v] - mx);
+            sum += z[y] - mx - log(s);
+        }
+        logprob[b] = sum;
+    }
+    return LLM_OK;
+}
+
+/* ------------------------------------------------------------------ data */
+
+#define MAX_DOC 65536
+
+struct llm_cls_data {
+    int K;
+    llm_ids ids;          /* every document's ids, concatenated */
+    llm_ids labs;         /* every document's labels, concatenated */
+    size_t *off, *loff;   /* (count + 1) starts in ids and labs */
+    size_t count, cap;
+};
+
+int llm_cls_data_new(int n_labels, llm_cls_data **out)
+{
+    *out = NULL;
+    if (n_labels < 1)
+        return llm_fail(LLM_ERR_INVALID, "%d labels: need at least 1", n_labels);
+    llm_cls_data *d = calloc(1, sizeof *d);
+    if (!d || !(d->off = calloc(1, sizeof *d->off)) || !(d->loff = calloc(1, sizeof *d->loff))) {
+        llm_cls_data_free(d);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    }
+    d->K = n_labels;
+    d->cap = 0;
+    *out = d;
+    return LLM_OK;
+}
+
+void llm_cls_data_free(llm_cls_data *d)
+{
+    if (!d)
+        return;
+    llm_ids_free(&d->ids);
+    llm_ids_free(&d->labs);
+    free(d->off);
+    free(d->loff);
+    free(d);
+}
+
+int llm_cls_data_add(llm_cls_data *d, const int32_t *ids, size_t n,
+                     const int32_t *labels, size_t n_labels)
+{
+    if (n < 1 || n > MAX_DOC)
+        return llm_fail(LLM_ERR_INVALID, "a document of %zu tokens (1 to %d)", n, MAX_DOC);
+    if (n_labels < 1 || n_labels > (size_t)d->K)
+        return llm_fail(LLM_ERR_INVALID, "a document with %zu labels (1 to %d)", n_labels,
+                        d->K);
+    for (size_t i = 0; i < n_labels; i++)
+        if (labels[i] < 0 || labels[i] >= d->K)
+            return llm_fail(LLM_ERR_RANGE, "label %d is outside [0, %d)", labels[i], d->K);
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0)
+            return llm_fail(LLM_ERR_RANGE, "token id %d is negative", ids[i]);
+    if (d->count == d->cap) {
+        size_t nc = d->cap ? 2 * d->cap : 1024;
+        size_t *o = realloc(d->off, (nc + 1) * sizeof *o);
+        if (o)
+            d->off = o;
+        size_t *lo = o ? realloc(d->loff, (nc + 1) * sizeof *lo) : NULL;
+        if (!o || !lo)
+            return llm_fail(LLM_ERR_NOMEM, "out of memory");
+        d->loff = lo;
+        d->cap = nc;
+    }
+    int rc = llm_ids_reserve(&d->ids, d->ids.len + n);
+    if (!rc)
+        rc = llm_ids_reserve(&d->labs, d->labs.len + n_labels);
+    if (rc)
+        return rc;
+    memcpy(d->ids.data + d->ids.len, ids, n * sizeof *ids);
+    d->ids.len += n;
+    memcpy(d->labs.data + d->labs.len, labels, n_labels * sizeof *labels);
+    d->labs.len += n_labels;
+    d->count++;
+    d->off[d->count] = d->ids.len;
+    d->loff[d->count] = d->labs.len;
+    return LLM_OK;
+}
+
+size_t llm_cls_data_count(const llm_cls_data *d)
+{
+    return d->count;
+}
+
+void llm_cls_data_doc(const llm_cls_data *d, size_t i, const int32_t **ids, size_t *n,
+                      const int32_t **labels, size_t *n_labels)
+{
+    if (ids)
+        *ids = d->ids.data + d->off[i];
+    if (n)
+        *n = d->off[i + 1] - d->off[i];
+    if (labels)
+        *labels = d->labs.data + d->loff[i];
+    if (n_labels)
+        *n_labels = d->loff[i + 1] - d->loff[i];
+}
+
+void llm_cls_data_label_counts(const llm_cls_data *d, uint64_t *counts)
+{
+    memset(counts, 0, (size_t)d->K * sizeof *counts);
+    for (size_t i = 0; i < d->labs.len; i++)
+        counts[d->labs.data[i]]++;
+}
+
+int llm_batcher_new_docs(const llm_cls_data *d, uint64_t seed, llm_batcher **out)
+{
+    return llm_batcher_new_items(d, d->count, seed, out);
+}
+
+/* Row b of a (B, T) batch from document i. */
+static void fill_row(const llm_cls_data *d, size_t i, int b, int T, int32_t *tokens,
+                     int32_t *lengths, int32_t *labels, float *targets)
+{
+    const int32_t *ids, *lab;
+    size_t n, nl;
+    llm_cls_data_doc(d, i, &ids, &n, &lab, &nl);
+    int32_t *row = tokens + (size_t)b * T;
+    memcpy(row, ids, n * sizeof *row);
+    for (size_t t = n; t < (size_t)T; t++)
+        row[t] = 0;
+    lengths[b] = (int32_t)n;
+    if (labels)
+        labels[b] = lab[0];
+    if (targets) {
+        float *tg = targets + (size_t)b * d->K;
+        for (int k = 0; k < d->K; k++)
+            tg[k] = 0;
+        for (size_t j = 0; j < nl; j++)
+            tg[lab[j]] = 1;
+    }
+}
+
+int llm_batcher_next_docs(llm_batcher *b, int B, int32_t *tokens, int32_t *lengths,
+                          int *T, int32_t *labels, float *targets)
+{
+    const llm_cls_data *d = llm_batcher_docs(b);
+    if (!d)
+        return llm_fail(LLM_ERR_INVALID, "the batcher is not over documents");
+    size_t stack[256], *idx = B <= 256 ? stack : malloc((size_t)B * sizeof *idx);
+    if (!idx)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    size_t maxlen = 1;
+    for (int r = 0; r < B; r++) {
+        idx[r] = (size_t)llm_batcher_take(b);
+        size_t n = d->off[idx[r] + 1] - d->off[idx[r]];
+        maxlen = n > maxlen ? n : maxlen;
+    }
+    *T = (int)maxlen;
+    for (int r = 0; r < B; r++)
+        fill_row(d, idx[r], r, *T, tokens, lengths, labels, targets);
+    if (idx != stack)
+        free(idx);
+    return LLM_OK;
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+int llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
+                 llm_cls_eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (!m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
+    if (d->K != m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "data of %d labels for a classifier of %d", d->K,
+                        m->n_labels);
+    if (B < 1 || d->count == 0)
+        return llm_fail(LLM_ERR_INVALID, "nothing to evaluate");
+    int K = m->n_labels, ctx = m->cfg.context;
+    size_t maxlen = 1;
+    for (size_t i = 0; i < d->count; i++) {
+        size_t n = d->off[i + 1] - d->off[i];
+        if (n > (size_t)ctx)
+            return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, more than the "
+                            "context (%d)", i, n, ctx);
+        maxlen = n > maxlen ? n : maxlen;
+    }
+    int32_t *tok = malloc((size_t)B * maxlen * sizeof *tok);
+    int32_t *len = malloc((size_t)B * sizeof *len), *lab = malloc((size_t)B * sizeof *lab);
+    float *tg = malloc((size_t)B * K * sizeof *tg);
+    int rc = LLM_OK;
+    double loss_sum = 0, right = 0;
+    if (!tok || !len || !lab || !tg)
+        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
+    for (size_t s = 0; s < d->count && !rc; s += (size_t)B) {
+        int b = d->count - s < (size_t)B ? (int)(d->count - s) : B;
+        int T = 1;
+        for (int i = 0; i < b; i++) {
+            size_t n = d->off[s + i + 1] - d->off[s + i];
+            T = (int)n > T ? (int)n : T;
+        }
+        for (int i = 0; i < b; i++)
+            fill_row(d, s + (size_t)i, i, T, tok, len, lab, tg);
+        llm_cls_targets y = { lab, tg, NULL };
+        float loss;
+        if ((rc = llm_cls_forward(m, tok, len, b, T, &y, &loss)))
+            break;
+        m->cls_ready = 0;
+        loss_sum += (double)loss * b;
+        const float *z = llm_cls_logits(m);
+        if (logits)
+            memcpy(logits + s * K, z, (size_t)b * K * sizeof *z);
+        for (int i = 0; i < b; i++) {
+            const float *zi = z + (size_t)i * K;
+            if (!m->multi_label) {
+                int best = 0;
+                for (int k = 1; k < K; k++)
+                    best = zi[k] > zi[best] ? k : best;
+                right += best == lab[i];
+                continue;
+            }
+            int ok = 1;
+            for (int k = 0; k < K; k++)
+                ok &= (zi[k] > 0) == (tg[(size_t)i * K + k] > 0.5f);
+            right += ok;
+        }
+    }
+    free(tok);
+    free(len);
+    free(lab);
+    free(tg);
+    if (rc)
+        return rc;
+    r->docs = d->count;
+    r->loss = loss_sum / (double)d->count;
+    r->accuracy = right / (double)d->count;
+    return LLM_OK;
+}
+
+/* Mean NLL of d under logits * beta. */
+static double nll_at(const llm_model *m, const float *logits, const llm_cls_data *d,
+                     double beta)
+{
+    int K = m->n_labels;
+    double sum = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        const float *z = logits + i * K;
+        const int32_t *lab = d->labs.data + d->loff[i];
+        size_t nl = d->loff[i + 1] - d->loff[i];
+        if (!m->multi_label) {
+            double mx = z[0], s = 0;
+            for (int k = 1; k < K; k++)
+                mx = z[k] > mx ? z[k] : mx;
+            for (int k = 0; k < K; k++)
+                s += exp(beta * (z[k] - mx));
+            sum += log(s) - beta * (z[lab[0]] - mx);
+            continue;
+        }
+        for (int k = 0; k < K; k++) {
+            int pos = 0;
+            for (size_t j = 0; j < nl; j++)
+                pos |= lab[j] == k;
+            sum += softplus(pos ? -beta * z[k] : beta * z[k]) / K;
+        }
+    }
+    return sum / (double)d->count;
+}
+
+int llm_cls_fit_temperature(const llm_model *m, const float *logits,
+                            const llm_cls_data *d, double *temperature)
+{
+    if (d->count == 0 || d->K != m->n_labels)
+        return llm_fail(LLM_ERR_INVALID, "no validation documents to fit a temperature on");
+    /* Golden-section search over beta = 1 / T: the NLL is convex in beta. */
+    const double g = (sqrt(5.0) - 1) / 2;
+    double a = 1.0 / 20, b = 1.0 / 0.05;
+    double c = b - g * (b - a), e = a + g * (b - a);
+    double fc = nll_at(m, logits, d, c), fe = nll_at(m, logits, d, e);
+    for (int it = 0; it < 80; it++) {
+        if (fc <= fe) {
+            b = e; e = c; fe = fc;
+            c = b - g * (b - a);
+            fc = nll_at(m, logits, d, c);
+        } else {
+            a = c; c = e; fc = fe;
+            e = a + g * (b - a);
+            fe = nll_at(m, logits, d, e);
+        }
+    }
+    *temperature = 2.0 / (a + b);
+    return LLM_OK;
+}
+
+typedef struct {
+    float p;
+    int pos;
+} scored;
+
+static int cmp_scored(const void *a, const void *b)
+{
+    float x = ((const scored *)a)->p, y = ((const scored *)b)->p;
+    return x > y ? -1 : x < y;
+}
+
+int llm_cls_tune_thresholds(const llm_model *m, const float *probs,
+                            const llm_cls_data *d, float *thresholds)
+{
+    int K = m->n_labels;
+    size_t n = d->count;
+    if (n == 0 || d->K != K)
+        return llm_fail(LLM_ERR_INVALID, "no validation documents to tune thresholds on");
+    scored *s = malloc(n * sizeof *s);
+    if (!s)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < K; k++) {
+        size_t P = 0;
+        for (size_t i = 0; i < n; i++) {
+            s[i].p = probs[i * K + k];
+            s[i].pos = 0;
+            for (size_t j = d->loff[i]; j < d->loff[i + 1]; j++)
+                s[i].pos |= d->labs.data[j] == k;
+            P += (size_t)s[i].pos;
+        }
+        thresholds[k] = 0.5f;
+        if (P == 0)
+            continue;
+        qsort(s, n, sizeof *s, cmp_scored);
+        /* Accepting the top j: F1 = 2 TP / (j + P); cut only between
+         * distinct probabilities. */
+        double best = -1;
+        size_t bj = 0, tp = 0;
+        for (size_t j = 1; j <= n; j++) {
+            tp += (size_t)s[j - 1].pos;
+            if (j < n && s[j].p == s[j - 1].p)
+                continue;
+            double f1 = 2.0 * (double)tp / (double)(j + P);
+            if (f1 > best) {
+                best = f1;
+                bj = j;
+            }
+        }
+        float lo = s[bj - 1].p, hi = bj < n ? s[bj].p : 0.0f;
+        thresholds[k] = 0.5f * (lo + hi);
+    }
+    free(s);
+    return LLM_OK;
+}
