@@ -167,108 +167,12 @@ static void check(int rc)
 
 /* ------------------------------------------------------------------------ */
 /* Input: token files are used as they are; text is tokenized line by line,
- * each non-empty line one document: BOS, its ids, EOS. */
+ * each non-empty line one document: BOS, its ids, EOS (llm_data_add_input(),
+ * shared with llm-eval so that their losses agree). */
 
-static int is_token_file(FILE *f)
+static void add_input(llm_data *d, const llm_tok *tok, const char *path)
 {
-    unsigned char magic[8];
-    size_t n = fread(magic, 1, sizeof magic, f);
-    int yes = n == 8 && memcmp(magic, LLM_TOKFILE_MAGIC, 8) == 0;
-    if (fseeko(f, 0, SEEK_SET) != 0)
-        return -1;
-    return yes;
-}
-
-static void add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name,
-                     llm_ids *ids)
-{
-    llm_lines *r;
-    check(llm_lines_open(f, &r));
-    const char *line;
-    size_t len;
-    int rc;
-    int bos = llm_tok_bos_id(tok), eos = llm_tok_eos_id(tok);
-    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
-        if (len && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            continue;
-        size_t bad;
-        if (!llm_utf8_check(line, len, &bad))
-            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name,
-                    (long long)llm_lines_number(r), bad + 1);
-        ids->len = 0;
-        if (bos >= 0)
-            check(llm_ids_push(ids, bos));
-        check(llm_tok_encode(tok, line, len, ids));
-        if (eos >= 0)
-            check(llm_ids_push(ids, eos));
-        check(llm_data_add_ids(d, ids->data, ids->len));
-    }
-    if (rc < 0)
-        cli_die("'%s': %s", name, llm_errmsg());
-    llm_lines_free(r);
-}
-
-/* Standard input is read whole (it may be a token stream or text). */
-static void add_stdin(llm_data *d, const llm_tok *tok, llm_ids *ids)
-{
-    llm_buf b = { 0 };
-    char chunk[1 << 16];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
-        check(llm_buf_append(&b, chunk, n));
-    if (ferror(stdin))
-        cli_die("read error on standard input: %s", strerror(errno));
-    if (b.len == 0) {
-        llm_buf_free(&b);
-        return;
-    }
-    FILE *f = fmemopen(b.data, b.len, "rb");
-    if (!f)
-        cli_die("out of memory");
-    if (b.len >= 8 && memcmp(b.data, LLM_TOKFILE_MAGIC, 8) == 0) {
-        llm_tokreader *r;
-        check(llm_tokreader_open(f, "(standard input)", &r));
-        if (llm_tokreader_info(r)->vocab_size != llm_data_vocab(d))
-            cli_die("(standard input): token file has vocabulary size %u, the tokenizer "
-                    "has %u", llm_tokreader_info(r)->vocab_size, llm_data_vocab(d));
-        uint32_t buf[4096];
-        int64_t got;
-        while ((got = llm_tokreader_read(r, buf, 4096)) > 0) {
-            ids->len = 0;
-            for (int64_t i = 0; i < got; i++)
-                check(llm_ids_push(ids, (int32_t)buf[i]));
-            check(llm_data_add_ids(d, ids->data, ids->len));
-        }
-        if (got < 0)
-            cli_die_status((int)got);
-        llm_tokreader_free(r);
-    } else {
-        add_text(d, tok, f, "(standard input)", ids);
-    }
-    fclose(f);
-    llm_buf_free(&b);
-}
-
-static void add_input(llm_data *d, const llm_tok *tok, const char *path, llm_ids *ids)
-{
-    if (!path || strcmp(path, "-") == 0) {
-        add_stdin(d, tok, ids);
-        return;
-    }
-    FILE *f = cli_open(path);
-    int tf = is_token_file(f);
-    if (tf < 0) {    /* not seekable (a FIFO): read it as text */
-        add_text(d, tok, f, path, ids);
-    } else if (tf) {
-        cli_close(f);
-        check(llm_data_add_file(d, path));
-        return;
-    } else {
-        add_text(d, tok, f, path, ids);
-    }
-    cli_close(f);
+    check(llm_data_add_input(d, tok, path));
 }
 
 /* Bytes of text the tokens [first, first+n) stand for: the decoded UTF-8,
@@ -276,21 +180,8 @@ static void add_input(llm_data *d, const llm_tok *tok, const char *path, llm_ids
 static uint64_t text_bytes(const llm_data *d, const llm_tok *tok, uint64_t first,
                            uint64_t n)
 {
-    uint64_t bytes = 0;
-    int eos = llm_tok_eos_id(tok);
-    int32_t ids[4096];
-    llm_buf text = { 0 };
-    for (uint64_t p = 0; p < n;) {
-        size_t k = n - p < 4096 ? (size_t)(n - p) : 4096;
-        check(llm_data_read(d, first + p, k, ids));
-        text.len = 0;
-        check(llm_tok_decode(tok, ids, k, &text));
-        bytes += text.len;
-        for (size_t i = 0; i < k; i++)
-            bytes += ids[i] == eos;
-        p += k;
-    }
-    llm_buf_free(&text);
+    uint64_t bytes;
+    check(llm_data_text_bytes(d, tok, first, n, &bytes));
     return bytes;
 }
 
@@ -408,11 +299,10 @@ int main(int argc, char **argv)
     /* Data. */
     llm_data *data;
     check(llm_data_new((uint32_t)V, &data));
-    llm_ids ids = { 0 };
     if (first >= argc)
-        add_input(data, tok, NULL, &ids);
+        add_input(data, tok, NULL);
     for (int i = first; i < argc; i++)
-        add_input(data, tok, argv[i], &ids);
+        add_input(data, tok, argv[i]);
     uint64_t ntok = llm_data_count(data);
     if (ntok == 0)
         cli_die("no training tokens in %s", first >= argc ? "standard input" : "the input");
@@ -420,7 +310,7 @@ int main(int argc, char **argv)
     uint64_t train_end = ntok, vbegin = 0, vend = 0;
     if (o_val) {
         check(llm_data_new((uint32_t)V, &vdata));
-        add_input(vdata, tok, o_val, &ids);
+        add_input(vdata, tok, o_val);
         vend = llm_data_count(vdata);
         if (vend < (uint64_t)T + 1)
             cli_die("'%s': %llu validation tokens are fewer than one sequence of %d + 1",
@@ -432,7 +322,6 @@ int main(int argc, char **argv)
             cli_die("--val-fraction %g holds out %llu tokens, fewer than one sequence of "
                     "%d + 1", o_val_fraction, (unsigned long long)(vend - vbegin), T);
     }
-    llm_ids_free(&ids);
     if (train_end < (uint64_t)T + 1)
         cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
                 "shorter --context or more text)", (unsigned long long)train_end, T);
