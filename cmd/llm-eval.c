@@ -1,0 +1,687 @@
+/* llm-eval.c: measure a model. Scores predictions against gold labels
+ * (--pairs: accuracy, per-label precision/recall/F1, macro/micro-F1,
+ * confusion matrix, calibration), or a language model on text or token files
+ * (loss, perplexity, bits per byte). Options, reading and the report only;
+ * the metrics are lib/metrics.c, the loss lib/train.c. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "internal.h"   /* llm_json_put_string */
+
+/* Option values, holding their defaults (--help prints them from here). */
+static int o_pairs, o_multi, o_quiet, o_threads;
+static const char *o_model, *o_task, *o_labels;
+static const char *o_format = "text";
+static const char *o_device = "cpu";
+static int o_batch = 8, o_context;
+static int64_t o_max_tokens;
+
+static const cli_opt opts[] = {
+    {"pairs", 0, CLI_FLAG, &o_pairs, NULL,
+     "score predictions: read gold<TAB>predicted[<TAB>probability] lines", NULL, 0, 0,
+     0, CLI_COMPLETE_NONE, 1},
+    {"model", 'm', CLI_STRING, &o_model, "FILE",
+     "model file to evaluate: a language model on text or token files", NULL, 0, 0, 0,
+     CLI_COMPLETE_FILE, 0},
+    {"task", 0, CLI_CHOICE, &o_task, "TASK",
+     "with --model: lm (loss on text) or classify (labelled TSV) (default: from the "
+     "model file)", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
+    {"multi-label", 0, CLI_FLAG, &o_multi, NULL,
+     "with --pairs: each side is a set of labels, comma-separated (or several "
+     "__label__ words)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"labels", 0, CLI_STRING, &o_labels, "LIST",
+     "with --pairs: report labels in this order (comma-separated); others follow "
+     "in order of appearance", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 0},
+    {"format", 0, CLI_CHOICE, &o_format, "FMT",
+     "output: an aligned table, or one JSON object", "text|json", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
+    {"context", 0, CLI_INT, &o_context, "N",
+     "language model: tokens per scored window (0: the model's context)", NULL, 0,
+     1 << 20, 0, CLI_COMPLETE_NONE, 0},
+    {"batch", 'b', CLI_INT, &o_batch, "N", "language model: windows per forward pass",
+     NULL, 1, 65536, 0, CLI_COMPLETE_NONE, 0},
+    {"max-tokens", 0, CLI_INT64, &o_max_tokens, "N",
+     "language model: score at most N tokens, in whole windows (0: all)", NULL, 0,
+     1e15, 0, CLI_COMPLETE_NONE, 0},
+    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
+    {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
+};
+
+static const cli_prog prog = {
+    "llm-eval", "--pairs [FILE]... | -m MODEL [FILE]...",
+    "Score predictions against gold labels, or measure a language model's loss, "
+    "perplexity and bits per byte.",
+    NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
+};
+
+static void check(int rc)
+{
+    if (rc)
+        cli_die_status(rc);
+}
+
+static const char *display_name(const char *path)
+{
+    return !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output helpers: everything goes to one buffer, written at the end. */
+
+static llm_buf out;
+
+static void put(const char *s)
+{
+    check(llm_buf_append(&out, s, strlen(s)));
+}
+
+static void putf(const char *fmt, ...) CLI_PRINTF(1, 2);
+static void putf(const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        cli_die("internal error: formatted text too long");
+    check(llm_buf_append(&out, tmp, (size_t)n));
+}
+
+/* A JSON number; NaN or infinity (undefined metrics) as null. */
+static void put_num(double x)
+{
+    if (isfinite(x))
+        putf("%.10g", x);
+    else
+        put("null");
+}
+
+static void put_jstr(const char *s, size_t n)
+{
+    int rc = llm_json_put_string(&out, s, n);
+    if (rc == LLM_ERR_UTF8)
+        cli_die("label is not valid UTF-8");   /* input lines are checked first */
+    check(rc);
+}
+
+/* Spaces. */
+static void pad(size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        put(" ");
+}
+
+/* Display columns of UTF-8 text, counted as code points (wide CJK
+ * characters take two columns on a terminal: their rows drift by a little). */
+static size_t columns(const char *s, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return c;
+}
+
+/* s[0..n) cut to at most `w` columns, the last one an ellipsis when cut;
+ * then padded to `w` on the right (left = 0) or the left (left = 1). */
+static void put_cell(const char *s, size_t n, size_t w, int right)
+{
+    size_t c = columns(s, n), shown = n;
+    int cut = c > w;
+    if (cut) {
+        size_t keep = w > 0 ? w - 1 : 0, k = 0;
+        for (shown = 0; shown < n; shown++) {
+            if (((unsigned char)s[shown] & 0xC0) != 0x80) {
+                if (k == keep)
+                    break;
+                k++;
+            }
+        }
+        c = w;
+    }
+    if (right)
+        pad(w - c);
+    check(llm_buf_append(&out, s, shown));
+    if (cut && w > 0)
+        put("\xe2\x80\xa6");   /* U+2026 HORIZONTAL ELLIPSIS */
+    if (!right)
+        pad(w - c);
+}
+
+static size_t digits(uint64_t v)
+{
+    size_t d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* ------------------------------------------------------------------------ */
+/* --pairs: gold<TAB>predicted[<TAB>probability] lines. */
+
+#define LABEL_WIDTH 24      /* widest label column of the table */
+#define MATRIX_WIDTH 10     /* widest label heading of a confusion column */
+#define MATRIX_MAX 40       /* more labels: the text table omits the matrix */
+
+typedef struct {
+    const char **s;
+    size_t *len;
+    size_t n, cap;
+} label_list;
+
+static void list_push(label_list *l, const char *s, size_t n)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        const char **a = realloc(l->s, cap * sizeof *a);
+        if (a)
+            l->s = a;
+        size_t *b = realloc(l->len, cap * sizeof *b);
+        if (b)
+            l->len = b;
+        if (!a || !b)
+            cli_die("out of memory");
+        l->cap = cap;
+    }
+    l->s[l->n] = s;
+    l->len[l->n++] = n;
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' '))
+        (*s)++, (*n)--;
+    while (*n && (*s)[*n - 1] == ' ')
+        (*n)--;
+}
+
+/* Parses a probability; 0 when it is a number in [0, max]. */
+static int parse_prob_max(const char *s, size_t n, double max, double *p, const char **why)
+{
+    char buf[64];
+    if (n == 0 || n >= sizeof buf) {
+        *why = "is not a number";
+        return -1;
+    }
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end;
+    errno = 0;
+    double v = strtod(buf, &end);
+    if (*end || end == buf || !isfinite(v)) {
+        *why = "is not a number";
+        return -1;
+    }
+    if (!(v >= 0 && v <= max)) {
+        *why = "is not in [0, 1]";
+        return -1;
+    }
+    *p = v;
+    return 0;
+}
+
+static int parse_prob(const char *s, size_t n, double *p, const char **why)
+{
+    return parse_prob_max(s, n, 1, p, why);
+}
+
+/* fastText prints exp(log(p + 1e-5)) for a probability p (its log is taken
+ * with that guard), so 1.00001 for certainty: the 1e-5 is taken back. */
+#define FT_EPS 1e-5
+
+#define FT "__label__"
+#define FT_LEN 9
+
+/* One side of a record into `l`. Forms: fastText ("__label__a" words, each
+ * optionally followed by its probability, as `fasttext predict-prob`
+ * writes), a comma-separated set (--multi-label), or one label. Surrounding
+ * spaces are not part of a label. *prob: the first label's probability from
+ * the fastText form, or -1. Returns NULL, or what is wrong. */
+static const char *parse_side(const char *s, size_t n, int is_pred, label_list *l,
+                              double *prob, char *why, size_t why_len)
+{
+    l->n = 0;
+    *prob = -1;
+    const char *what = is_pred ? "predicted" : "gold";
+    trim(&s, &n);
+    if (n >= FT_LEN && memcmp(s, FT, FT_LEN) == 0) {
+        int last_had_prob = 1;
+        for (size_t i = 0; i < n;) {
+            while (i < n && s[i] == ' ')
+                i++;
+            size_t j = i;
+            while (j < n && s[j] != ' ')
+                j++;
+            if (j == i)
+                break;
+            const char *w = s + i;
+            size_t wn = j - i;
+            if (wn >= FT_LEN && memcmp(w, FT, FT_LEN) == 0) {
+                if (wn == FT_LEN) {
+                    snprintf(why, why_len, "empty %s label", what);
+                    return why;
+                }
+                list_push(l, w + FT_LEN, wn - FT_LEN);
+                last_had_prob = 0;
+            } else {
+                double p;
+                const char *bad;
+                if (!is_pred || last_had_prob ||
+                    parse_prob_max(w, wn, 1 + FT_EPS, &p, &bad)) {
+                    snprintf(why, why_len, "'%.*s' among fastText %s labels is neither "
+                             "__label__NAME nor a probability", (int)(wn > 40 ? 40 : wn),
+                             w, what);
+                    return why;
+                }
+                if (l->n == 1)
+                    *prob = p > FT_EPS ? p - FT_EPS : 0;
+                last_had_prob = 1;
+            }
+            i = j;
+        }
+        if (!o_multi && l->n > 1) {
+            if (is_pred) {
+                l->n = 1;   /* predict with k > 1: the first is the top label */
+            } else {
+                snprintf(why, why_len, "%zu gold labels (use --multi-label)", l->n);
+                return why;
+            }
+        }
+    } else if (o_multi) {
+        for (size_t i = 0; i <= n;) {
+            size_t j = i;
+            while (j < n && s[j] != ',')
+                j++;
+            const char *w = s + i;
+            size_t wn = j - i;
+            trim(&w, &wn);
+            if (wn)
+                list_push(l, w, wn);
+            i = j + 1;
+        }
+    } else if (n) {
+        list_push(l, s, n);
+    }
+    if (!o_multi && l->n == 0) {
+        snprintf(why, why_len, "empty %s label", what);
+        return why;
+    }
+    return NULL;
+}
+
+static void read_pairs(llm_metrics *m, const char *path)
+{
+    const char *name = display_name(path);
+    FILE *f = cli_open(path);
+    llm_lines *r;
+    check(llm_lines_open(f, &r));
+    const char *line;
+    size_t len;
+    int rc;
+    label_list gold = { 0 }, pred = { 0 };
+    char why[160];
+    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
+        long long ln = (long long)llm_lines_number(r);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            continue;
+        size_t bad;
+        if (!llm_utf8_check(line, len, &bad))
+            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+        const char *t1 = memchr(line, '\t', len);
+        if (!t1)
+            cli_die("'%s', line %lld: no tab (expected gold<TAB>predicted)", name, ln);
+        const char *p = t1 + 1, *end = line + len;
+        const char *t2 = memchr(p, '\t', (size_t)(end - p));
+        const char *t3 = t2 ? memchr(t2 + 1, '\t', (size_t)(end - t2 - 1)) : NULL;
+        if (t3)
+            cli_die("'%s', line %lld: too many fields (expected gold<TAB>predicted"
+                    "[<TAB>probability])", name, ln);
+        size_t pn = (size_t)((t2 ? t2 : end) - p);
+        double gp, prob;
+        const char *err = parse_side(line, (size_t)(t1 - line), 0, &gold, &gp, why,
+                                     sizeof why);
+        if (!err)
+            err = parse_side(p, pn, 1, &pred, &prob, why, sizeof why);
+        if (err)
+            cli_die("'%s', line %lld: %s", name, ln, err);
+        if (t2) {
+            const char *ps = t2 + 1, *bad_why;
+            size_t psn = (size_t)(end - ps);
+            trim(&ps, &psn);
+            if (parse_prob(ps, psn, &prob, &bad_why))
+                cli_die("'%s', line %lld: probability '%.*s' %s", name, ln,
+                        (int)(psn > 40 ? 40 : psn), ps, bad_why);
+        }
+        rc = llm_metrics_add(m, gold.s, gold.len, gold.n, pred.s, pred.len, pred.n, prob);
+        if (rc == LLM_ERR_INVALID)
+            cli_die("'%s', line %lld: %s", name, ln, prob >= 0 ?
+                    "a probability, where earlier lines have none" :
+                    "no probability, where earlier lines have one");
+        check(rc);
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", name, llm_errmsg());
+    free(gold.s);
+    free(gold.len);
+    free(pred.s);
+    free(pred.len);
+    llm_lines_free(r);
+    cli_close(f);
+}
+
+static void report_text(llm_metrics *m, const llm_metrics_result *res)
+{
+    size_t n = res->labels;
+    llm_label_stats st;
+    size_t w = 5;   /* "label" */
+    for (size_t i = 0; i < n; i++) {
+        check(llm_metrics_label_at(m, i, &st));
+        size_t c = columns(st.name, st.len);
+        if (c > w)
+            w = c;
+    }
+    if (w > LABEL_WIDTH)
+        w = LABEL_WIDTH;
+    size_t sw = digits(res->records);
+    if (sw < 7)
+        sw = 7;   /* "support" */
+    put_cell("label", 5, w, 0);
+    putf("  precision  recall      F1  %*s\n", (int)sw, "support");
+    for (size_t i = 0; i < n; i++) {
+        check(llm_metrics_label_at(m, i, &st));
+        put_cell(st.name, st.len, w, 0);
+        putf("  %9.4f  %6.4f  %6.4f  %*llu\n", st.precision, st.recall, st.f1, (int)sw,
+             (unsigned long long)st.support);
+    }
+    put("\n");
+    putf("%-16s%llu\n", "records", (unsigned long long)res->records);
+    putf("%-16s%.4f\n", res->multi_label ? "exact match" : "accuracy", res->accuracy);
+    putf("%-16s%.4f\n", "macro-F1", res->macro_f1);
+    if (res->multi_label) {
+        putf("%-16s%.4f\n", "micro-precision", res->micro_precision);
+        putf("%-16s%.4f\n", "micro-recall", res->micro_recall);
+    }
+    putf("%-16s%.4f\n", "micro-F1", res->micro_f1);
+    if (res->has_prob)
+        putf("%-16s%.4f\n", "ECE", res->ece);
+    if (res->multi_label)
+        return;
+    put("\n");
+    if (n > MATRIX_MAX) {
+        putf("confusion matrix omitted: %zu labels (--format json has it)\n", n);
+        return;
+    }
+    put("confusion matrix (rows: gold, columns: predicted)\n");
+    size_t *cw = malloc(n * sizeof *cw);
+    if (!cw)
+        cli_die("out of memory");
+    for (size_t j = 0; j < n; j++) {
+        check(llm_metrics_label_at(m, j, &st));
+        uint64_t mx = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = llm_metrics_confusion(m, i, j);
+            if (v > mx)
+                mx = v;
+        }
+        size_t c = columns(st.name, st.len);
+        cw[j] = c < MATRIX_WIDTH ? c : MATRIX_WIDTH;
+        if (digits(mx) > cw[j])
+            cw[j] = digits(mx);
+    }
+    pad(w);
+    for (size_t j = 0; j < n; j++) {
+        check(llm_metrics_label_at(m, j, &st));
+        put("  ");
+        put_cell(st.name, st.len, cw[j], 1);
+    }
+    put("\n");
+    for (size_t i = 0; i < n; i++) {
+        check(llm_metrics_label_at(m, i, &st));
+        put_cell(st.name, st.len, w, 0);
+        for (size_t j = 0; j < n; j++)
+            putf("  %*llu", (int)cw[j], (unsigned long long)llm_metrics_confusion(m, i, j));
+        put("\n");
+    }
+    free(cw);
+}
+
+static void report_json(llm_metrics *m, const llm_metrics_result *res)
+{
+    llm_label_stats st;
+    putf("{\"records\":%llu,\"multi_label\":%s,\"accuracy\":",
+         (unsigned long long)res->records, res->multi_label ? "true" : "false");
+    put_num(res->accuracy);
+    put(",\"macro_precision\":");
+    put_num(res->macro_precision);
+    put(",\"macro_recall\":");
+    put_num(res->macro_recall);
+    put(",\"macro_f1\":");
+    put_num(res->macro_f1);
+    put(",\"micro_precision\":");
+    put_num(res->micro_precision);
+    put(",\"micro_recall\":");
+    put_num(res->micro_recall);
+    put(",\"micro_f1\":");
+    put_num(res->micro_f1);
+    put(",\"ece\":");
+    put_num(res->has_prob ? res->ece : NAN);
+    put(",\"labels\":[");
+    for (size_t i = 0; i < res->labels; i++) {
+        check(llm_metrics_label_at(m, i, &st));
+        put(i ? ",{\"label\":" : "{\"label\":");
+        put_jstr(st.name, st.len);
+        put(",\"precision\":");
+        put_num(st.precision);
+        put(",\"recall\":");
+        put_num(st.recall);
+        put(",\"f1\":");
+        put_num(st.f1);
+        putf(",\"support\":%llu,\"predicted\":%llu,\"tp\":%llu}",
+             (unsigned long long)st.support, (unsigned long long)st.predicted,
+             (unsigned long long)st.tp);
+    }
+    put("],\"confusion\":");
+    if (res->multi_label) {
+        put("null");
+    } else {
+        put("[");
+        for (size_t i = 0; i < res->labels; i++) {
+            put(i ? ",[" : "[");
+            for (size_t j = 0; j < res->labels; j++)
+                putf(j ? ",%llu" : "%llu",
+                     (unsigned long long)llm_metrics_confusion(m, i, j));
+            put("]");
+        }
+        put("]");
+    }
+    if (res->has_prob) {
+        put(",\"calibration\":[");
+        for (int b = 0; b < 10; b++) {
+            uint64_t cnt;
+            double conf, acc;
+            check(llm_metrics_ece_bin(m, b, &cnt, &conf, &acc));
+            putf("%s{\"lower\":%.1f,\"upper\":%.1f,\"count\":%llu,\"confidence\":",
+                 b ? "," : "", b / 10.0, (b + 1) / 10.0, (unsigned long long)cnt);
+            put_num(conf);
+            put(",\"accuracy\":");
+            put_num(acc);
+            put("}");
+        }
+        put("]");
+    }
+    put("}\n");
+}
+
+static void run_pairs(int first, int argc, char **argv)
+{
+    llm_metrics *m;
+    check(llm_metrics_new(o_multi, &m));
+    if (o_labels) {
+        const char *s = o_labels;
+        for (;;) {
+            const char *e = strchr(s, ',');
+            size_t n = e ? (size_t)(e - s) : strlen(s);
+            const char *w = s;
+            trim(&w, &n);
+            if (n == 0)
+                cli_usage("--labels: empty label in '%s'", o_labels);
+            if (!llm_utf8_check(w, n, NULL))
+                cli_usage("--labels: invalid UTF-8");
+            check(llm_metrics_declare(m, w, n));
+            if (!e)
+                break;
+            s = e + 1;
+        }
+    }
+    if (first >= argc)
+        read_pairs(m, NULL);
+    for (int i = first; i < argc; i++)
+        read_pairs(m, argv[i]);
+    llm_metrics_result res;
+    int rc = llm_metrics_summary(m, &res);
+    if (rc == LLM_ERR_INVALID)
+        cli_die("no records in %s", first >= argc ? "standard input" : "the input");
+    check(rc);
+    if (strcmp(o_format, "json") == 0)
+        report_json(m, &res);
+    else
+        report_text(m, &res);
+    llm_metrics_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* -m MODEL: a language model's loss on text or token files. */
+
+static void run_lm(const char *path, int first, int argc, char **argv)
+{
+    llm_set_threads(o_threads);
+    llm_tok *tok;
+    check(llm_tok_load(path, &tok));
+    llm_model *m;
+    check(llm_model_load(path, o_device, &m));
+    const llm_config *cfg = llm_model_config(m);
+    int V = llm_tok_vocab_size(tok);
+    if (cfg->vocab_size != V)
+        cli_die("'%s': the model has a vocabulary of %d, its tokenizer %d", path,
+                cfg->vocab_size, V);
+    int T = o_context ? o_context : cfg->context;
+    if (T > cfg->context)
+        cli_usage("--context %d is longer than the model's context %d", T, cfg->context);
+    if (o_max_tokens && o_max_tokens < T)
+        cli_usage("--max-tokens %lld is less than one window of --context %d tokens",
+                  (long long)o_max_tokens, T);
+
+    llm_data *d;
+    check(llm_data_new((uint32_t)V, &d));
+    if (first >= argc)
+        check(llm_data_add_input(d, tok, NULL));
+    for (int i = first; i < argc; i++)
+        check(llm_data_add_input(d, tok, argv[i]));
+    uint64_t n = llm_data_count(d);
+    if (n == 0)
+        cli_die("no tokens in %s", first >= argc ? "standard input" : "the input");
+    if (n < (uint64_t)T + 1)
+        cli_die("%llu tokens are fewer than one window of %d + 1 (use a shorter --context)",
+                (unsigned long long)n, T);
+
+    llm_eval_result r;
+    check(llm_eval_loss(m, d, 0, n, o_batch, T, (uint64_t)o_max_tokens, &r));
+    uint64_t bytes;
+    check(llm_data_text_bytes(d, tok, r.first, r.tokens, &bytes));
+    double bpb = bytes ? r.loss * (double)r.tokens / (double)bytes / log(2.0) : NAN;
+    if (!o_quiet && o_max_tokens && r.tokens + 1 < n)
+        fprintf(stderr, "llm-eval: scored %llu of %llu tokens (whole windows of %d)\n",
+                (unsigned long long)r.tokens, (unsigned long long)n - 1, T);
+    if (strcmp(o_format, "json") == 0) {
+        putf("{\"tokens\":%llu,\"bytes\":%llu,\"loss\":", (unsigned long long)r.tokens,
+             (unsigned long long)bytes);
+        put_num(r.loss);
+        put(",\"perplexity\":");
+        put_num(exp(r.loss));
+        put(",\"bits_per_byte\":");
+        put_num(bpb);
+        putf(",\"context\":%d}\n", T);
+    } else {
+        putf("%-16s%llu\n", "tokens", (unsigned long long)r.tokens);
+        putf("%-16s%llu\n", "bytes", (unsigned long long)bytes);
+        putf("%-16s%.4f nats/token\n", "loss", r.loss);
+        putf("%-16s%.2f\n", "perplexity", exp(r.loss));
+        putf("%-16s%.4f\n", "bits per byte", bpb);
+    }
+    llm_data_free(d);
+    llm_model_free(m);
+    llm_tok_free(tok);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static void run_model(int first, int argc, char **argv)
+{
+    /* Which kind of model: its "task" metadata (absent: a language model). */
+    llm_st *f;
+    check(llm_st_open(o_model, &f));
+    const char *t = llm_st_meta(f, "task");
+    int classifier = t && strcmp(t, "classify") == 0;
+    llm_st_close(f);
+    if (classifier)
+        cli_die("'%s' is a classifier, which this build cannot evaluate yet; score its "
+                "predictions with --pairs", o_model);
+    int wants_classify = o_task ? strcmp(o_task, "classify") == 0 : 0;
+    /* Labelled TSV given to a language model, without --task lm: almost
+     * surely meant for a classifier. */
+    for (int i = first; !o_task && i < argc; i++)
+        if (ends_with(argv[i], ".tsv"))
+            wants_classify = 1;
+    if (wants_classify)
+        cli_die("'%s' is a language model, not a classifier; use --pairs to score "
+                "predictions (or --task lm for its loss on the text)", o_model);
+    run_lm(o_model, first, argc, argv);
+}
+
+int main(int argc, char **argv)
+{
+    cli_signals();
+    int first = cli_parse(&prog, argc, argv, NULL);
+    if (o_pairs && o_model)
+        cli_usage("--pairs and --model cannot be combined");
+    if (!o_pairs && !o_model)
+        cli_usage("missing --pairs or --model FILE");
+    if (o_pairs && o_task)
+        cli_usage("--task needs --model");
+    if (!o_pairs && (o_multi || o_labels))
+        cli_usage("--%s needs --pairs", o_multi ? "multi-label" : "labels");
+#ifndef LLM_CUDA
+    if (strcmp(o_device, "cpu") != 0)
+        cli_die("device '%s' is not available in this build (CUDA support is not built)",
+                o_device);
+#endif
+    if (o_pairs)
+        run_pairs(first, argc, argv);
+    else
+        run_model(first, argc, argv);
+    cli_write(out.data, out.len, stdout);
+    cli_flush(stdout);
+    llm_buf_free(&out);
+    return 0;
+}
