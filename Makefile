@@ -8,6 +8,7 @@
 #   make gen              regenerate man OPTIONS sections and completions
 #   make install          prefix=/usr/local, DESTDIR honoured; make uninstall
 #   make CUDA=1           also build the CUDA kernels (nvcc)
+#   make CUDA=1 check-cuda  CUDA kernels against the reference (skips without a GPU)
 #   make WERROR=1         warnings are errors (CI)
 
 prefix      ?= /usr/local
@@ -43,7 +44,12 @@ CUDA_HOME ?= /usr/local/cuda
 CPPFLAGS  += -DLLM_CUDA=1
 NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 -Xcompiler -fPIC
-LIBS      += -L$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+NVCC_WARN  = -Xcompiler -Wall,-Wextra
+ifeq ($(WERROR),1)
+NVCC_WARN += -Werror all-warnings -Xcompiler -Werror
+endif
+CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcublasLt -lcudart
+LIBS      += $(CUDA_LIBS)
 CU_SRC     = $(wildcard kernels/cuda/*.cu)
 endif
 
@@ -86,7 +92,7 @@ $(B)/%.o: %.cc lib/llm.h lib/internal.h
 
 $(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cuda/*.h)
 	@mkdir -p $(@D)
-	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) $(NVCC_WARN) -c $< -o $@
 
 $(B)/libllm.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -157,6 +163,27 @@ fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 	    -artifact_prefix=$(FUZZ_B)/$$n- $(FUZZ_B)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | \
 	    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' ; \
 	done
+
+# ---------------------------------------------------------------- GPU
+# check-cuda: every CUDA kernel against the reference kernels. The test
+# links only those two (no OpenBLAS, SentencePiece or OpenMP), so that it
+# builds on a bare GPU machine; without a GPU it says so and is skipped.
+# tests/cuda/gpu-session.sh runs this on a GPU machine and keeps the logs.
+.PHONY: check-cuda
+CUDA_TEST = $(B)/tests/cuda/test_cuda_kernels
+$(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o $(CU_SRC:%.cu=$(B)/%.o)
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS) -lm
+
+ifeq ($(CUDA),1)
+check-cuda: $(CUDA_TEST)
+	@$(CUDA_TEST); rc=$$?; \
+	if [ $$rc -eq 77 ]; then echo "check-cuda: skipped (no CUDA device)"; exit 0; fi; \
+	exit $$rc
+else
+check-cuda:
+	@echo "check-cuda: needs the CUDA build: make CUDA=1 check-cuda" >&2; exit 2
+endif
 
 # ---------------------------------------------------------------- generated docs
 gen: $(BINS)

@@ -6,6 +6,9 @@
 #include <omp.h>
 
 #include "kernels.h"
+#ifdef LLM_CUDA
+#include "cuda/cuda.h"
+#endif
 
 static int n_threads;   /* 0: not set yet, both libraries at their default */
 
@@ -17,7 +20,7 @@ const llm_kernels *llm_kernels_get(const char *device)
         return llm_kernels_ref();
 #ifdef LLM_CUDA
     if (strcmp(device, "cuda") == 0)
-        return NULL;   /* the CUDA backend comes with kernels/cuda/ */
+        return llm_kernels_cuda();   /* NULL without a usable GPU */
 #endif
     return NULL;
 }

@@ -1,0 +1,965 @@
+/* cuda.cu: the CUDA backend: every entry of the llm_kernels table on device
+ * pointers, plus the memory and error helpers of cuda.h.
+ *
+ * Matrix products go through cuBLAS in fp32 (pedantic compute: no TF32
+ * unless llm_cuda_set_tf32() asks), row-major nn.Linear semantics mapped
+ * onto cuBLAS's column-major view: a row-major (R, C) array is a column-major
+ * (C, R) one, so out = inp . w^T becomes out' = w'^T . inp'.
+ *
+ * Attention materialises att (B,H,T,T) as the table's contract says: QK^T
+ * and PV are batched cuBLAS products over all (b, h) pairs, with a causal
+ * softmax kernel between them. The products compute the masked upper half
+ * too (wasted work, zeros there keep it harmless); a fused flash-style
+ * kernel that never writes att is future work.
+ *
+ * Determinism: no floating-point atomics anywhere. Reductions run in a fixed
+ * order that depends only on the sizes: warp butterflies and fixed block
+ * trees; rmsnorm's dw and sum_squares sum per-chunk partials in chunk order;
+ * embedding backward sorts positions by token (stable radix sort, a unique
+ * result) and adds each vocabulary row's gradients in position order, which
+ * is the reference's order, so its result is bitwise the reference's.
+ * cuBLAS gives the same bits run to run on the same GPU model and toolkit
+ * with one stream and atomics disallowed (set explicitly below). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cub/device/device_radix_sort.cuh>
+
+#include "cuda.h"
+
+/* ------------------------------------------------------------ errors */
+
+static char err_msg[256];
+static int err_set;
+
+static void set_error(const char *where, const char *what)
+{
+    if (err_set)
+        return;
+    snprintf(err_msg, sizeof err_msg, "%s: %s", where, what);
+    err_set = 1;
+}
+
+static bool ok_cuda(cudaError_t e, const char *where)
+{
+    if (e == cudaSuccess)
+        return true;
+    set_error(where, cudaGetErrorString(e));
+    cudaGetLastError();   /* else a later launch check would see it again */
+    return false;
+}
+
+static bool ok_blas(cublasStatus_t s, const char *where)
+{
+    if (s == CUBLAS_STATUS_SUCCESS)
+        return true;
+    set_error(where, cublasGetStatusString(s));
+    return false;
+}
+
+/* A launch's configuration errors show at once; faults inside the kernel
+ * show at the next synchronising call. */
+#define LAUNCHED(name) ok_cuda(cudaGetLastError(), name)
+
+extern "C" const char *llm_cuda_errmsg(void)
+{
+    return err_set ? err_msg : NULL;
+}
+
+extern "C" void llm_cuda_clear_error(void)
+{
+    err_set = 0;
+    err_msg[0] = '\0';
+}
+
+/* ------------------------------------------------------------ start-up */
+
+static cublasHandle_t blas;
+static int started;              /* 0 not tried, 1 ready, -1 unusable */
+static cublasComputeType_t gemm_compute = CUBLAS_COMPUTE_32F_PEDANTIC;
+
+extern "C" int llm_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();   /* no driver or no device: not sticky, clear it */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int llm_cuda_device_name(char *buf, size_t cap)
+{
+    cudaDeviceProp prop;
+    int dev = 0;
+    if (llm_cuda_device_count() <= 0 || cudaGetDevice(&dev) != cudaSuccess ||
+        cudaGetDeviceProperties(&prop, dev) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    if (cap)
+        snprintf(buf, cap, "%s", prop.name);
+    return 0;
+}
+
+static bool start(void)
+{
+    if (started)
+        return started > 0;
+    started = -1;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        set_error("cudaGetDeviceCount", cudaGetErrorString(e));
+        return false;
+    }
+    if (n <= 0) {
+        set_error("cudaGetDeviceCount", "the driver reports no GPU");
+        return false;
+    }
+    /* Touch the device now, so that a broken driver fails here and not in
+     * the first kernel. */
+    if (!ok_cuda(cudaFree(0), "cudaFree(0)"))
+        return false;
+    if (!ok_blas(cublasCreate(&blas), "cublasCreate"))
+        return false;
+    if (!ok_blas(cublasSetAtomicsMode(blas, CUBLAS_ATOMICS_NOT_ALLOWED), "cublasSetAtomicsMode") ||
+        !ok_blas(cublasSetPointerMode(blas, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode") ||
+        !ok_blas(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode")) {
+        cublasDestroy(blas);
+        return false;
+    }
+    started = 1;
+    return true;
+}
+
+extern "C" void llm_cuda_set_tf32(int on)
+{
+    gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_PEDANTIC;
+    if (started > 0)
+        ok_blas(cublasSetMathMode(blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH),
+                "cublasSetMathMode");
+}
+
+/* ------------------------------------------------------------ memory */
+
+extern "C" int llm_cuda_alloc(void **p, size_t bytes)
+{
+    *p = NULL;
+    if (bytes == 0)
+        return 0;
+    if (!ok_cuda(cudaMalloc(p, bytes), "cudaMalloc")) {
+        *p = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+extern "C" void llm_cuda_free(void *p)
+{
+    if (p)
+        ok_cuda(cudaFree(p), "cudaFree");
+}
+
+static int copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                const char *where)
+{
+    if (bytes == 0)
+        return 0;
+    return ok_cuda(cudaMemcpy(dst, src, bytes, kind), where) ? 0 : -1;
+}
+
+extern "C" int llm_cuda_h2d(void *dst, const void *src, size_t bytes)
+{
+    return copy(dst, src, bytes, cudaMemcpyHostToDevice, "cudaMemcpy to device");
+}
+
+extern "C" int llm_cuda_d2h(void *dst, const void *src, size_t bytes)
+{
+    return copy(dst, src, bytes, cudaMemcpyDeviceToHost, "cudaMemcpy to host");
+}
+
+extern "C" int llm_cuda_d2d(void *dst, const void *src, size_t bytes)
+{
+    return copy(dst, src, bytes, cudaMemcpyDeviceToDevice, "cudaMemcpy on device");
+}
+
+extern "C" int llm_cuda_memset(void *dst, int byte, size_t bytes)
+{
+    if (bytes == 0)
+        return 0;
+    return ok_cuda(cudaMemset(dst, byte, bytes), "cudaMemset") ? 0 : -1;
+}
+
+extern "C" int llm_cuda_sync(void)
+{
+    if (!ok_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize"))
+        return -1;
+    return err_set ? -1 : 0;
+}
+
+/* One grow-only device buffer for the kernels' own temporaries (sort
+ * buffers, partial sums, pointer arrays). Everything runs in order on one
+ * stream, so a kernel's temporaries are dead by the time the next kernel
+ * call reuses the buffer; growing waits for the device before freeing. */
+static void *scratch;
+static size_t scratch_cap;
+
+static void *scratch_get(size_t bytes)
+{
+    if (bytes <= scratch_cap)
+        return scratch;
+    size_t cap = bytes + bytes / 4 + 4096;
+    if (scratch) {
+        ok_cuda(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+        ok_cuda(cudaFree(scratch), "cudaFree");
+        scratch = NULL;
+        scratch_cap = 0;
+    }
+    if (!ok_cuda(cudaMalloc(&scratch, cap), "cudaMalloc (kernel scratch)")) {
+        scratch = NULL;
+        return NULL;
+    }
+    scratch_cap = cap;
+    return scratch;
+}
+
+static size_t align256(size_t n)
+{
+    return (n + 255) & ~(size_t)255;
+}
+
+/* Blocks for a grid-stride loop over n items: enough to fill the GPU, a
+ * fixed cap so that huge n loop instead of needing a huge grid. */
+static unsigned grid_for(size_t n, int threads)
+{
+    size_t b = (n + threads - 1) / threads;
+    return (unsigned)(b < 8192 ? b : 8192);
+}
+
+/* ------------------------------------------------------------ reductions */
+
+template <typename T>
+__device__ T warp_sum(T v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ float warp_max(float v)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the block in a fixed order (warp butterflies, then warp 0 over
+ * the warps' sums); every thread gets the result. blockDim.x must be a
+ * multiple of 32, at most 1024; shm holds 32 values. */
+template <typename T>
+__device__ T block_sum(T v, T *shm)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();   /* shm may still be read from a previous call */
+    if (lane == 0)
+        shm[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        T w = lane < nw ? shm[lane] : (T)0;
+        w = warp_sum(w);
+        if (lane == 0)
+            shm[0] = w;
+    }
+    __syncthreads();
+    return shm[0];
+}
+
+__device__ float block_max(float v, float *shm)
+{
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        shm[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        float w = lane < nw ? shm[lane] : -INFINITY;
+        w = warp_max(w);
+        if (lane == 0)
+            shm[0] = w;
+    }
+    __syncthreads();
+    return shm[0];
+}
+
+/* ------------------------------------------------------------ matmul */
+
+static void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                 float alpha, const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc, const char *where)
+{
+    ok_blas(cublasGemmEx(blas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda,
+                         B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc,
+                         gemm_compute, CUBLAS_GEMM_DEFAULT), where);
+}
+
+static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                         float alpha, const float *const *A, int lda,
+                         const float *const *B, int ldb, float beta,
+                         float *const *C, int ldc, int count, const char *where)
+{
+    ok_blas(cublasGemmBatchedEx(blas, ta, tb, m, n, k, &alpha,
+                                (const void *const *)A, CUDA_R_32F, lda,
+                                (const void *const *)B, CUDA_R_32F, ldb, &beta,
+                                (void *const *)C, CUDA_R_32F, ldc, count,
+                                gemm_compute, CUBLAS_GEMM_DEFAULT), where);
+}
+
+/* out(N,OC) = inp(N,IC) . w(OC,IC)^T; column-major: out' (OC,N) = w'^T inp'. */
+static void matmul_forward(float *out, const float *inp, const float *w,
+                           int N, int IC, int OC)
+{
+    if (N <= 0 || OC <= 0)
+        return;
+    gemm(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, 1.0f, w, IC, inp, IC, 0.0f, out, OC,
+         "matmul_forward");
+}
+
+static void matmul_backward(float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w,
+                            int N, int IC, int OC)
+{
+    if (IC <= 0 || OC <= 0)
+        return;
+    /* dinp' (IC,N) = w' (IC,OC) . dout' (OC,N) */
+    if (dinp && N > 0)
+        gemm(CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, 1.0f, w, IC, dout, OC, 0.0f, dinp, IC,
+             "matmul_backward dinp");
+    /* dw' (IC,OC) += inp' (IC,N) . dout'^T; with N = 0 cuBLAS leaves dw as is */
+    gemm(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, IC,
+         "matmul_backward dw");
+}
+
+/* ------------------------------------------------------------ embedding */
+
+__global__ void embedding_forward_k(float *out, const int32_t *tokens, const float *wte,
+                                    size_t total, int C)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / C, c = i % C;
+        out[i] = wte[(size_t)tokens[n] * C + c];
+    }
+}
+
+static void embedding_forward(float *out, const int32_t *tokens, const float *wte,
+                              int N, int C)
+{
+    size_t total = (size_t)N * (N > 0 && C > 0 ? C : 0);
+    if (!total)
+        return;
+    embedding_forward_k<<<grid_for(total, 256), 256>>>(out, tokens, wte, total, C);
+    LAUNCHED("embedding_forward");
+}
+
+__global__ void iota_k(int32_t *x, int n)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+        x[i] = i;
+}
+
+/* Block x = sorted position i; it works only where a run of equal tokens
+ * starts, and adds that run's rows in position order. */
+__global__ void embedding_backward_k(float *dwte, const float *dout,
+                                     const uint32_t *tok_sorted, const int32_t *pos_sorted,
+                                     int N, int C)
+{
+    int i = blockIdx.x;
+    uint32_t v = tok_sorted[i];
+    if (i > 0 && tok_sorted[i - 1] == v)
+        return;
+    int c = blockIdx.y * blockDim.x + threadIdx.x;
+    if (c >= C)
+        return;
+    float *d = dwte + (size_t)v * C + c;
+    float acc = *d;
+    for (int j = i; j < N && tok_sorted[j] == v; j++)
+        acc += dout[(size_t)pos_sorted[j] * C + c];
+    *d = acc;
+}
+
+static void embedding_backward(float *dwte, const float *dout, const int32_t *tokens,
+                               int N, int C)
+{
+    if (N <= 0 || C <= 0)
+        return;
+    const uint32_t *keys_in = (const uint32_t *)tokens;   /* tokens are >= 0 */
+    size_t temp_bytes = 0;
+    if (!ok_cuda(cub::DeviceRadixSort::SortPairs(NULL, temp_bytes, keys_in, (uint32_t *)NULL,
+                                                 (const int32_t *)NULL, (int32_t *)NULL, N),
+                 "embedding_backward sort size"))
+        return;
+    size_t nb = align256((size_t)N * 4);
+    char *s = (char *)scratch_get(3 * nb + align256(temp_bytes));
+    if (!s)
+        return;
+    uint32_t *keys_out = (uint32_t *)s;
+    int32_t *pos_in = (int32_t *)(s + nb), *pos_out = (int32_t *)(s + 2 * nb);
+    void *temp = s + 3 * nb;
+    iota_k<<<grid_for((size_t)N, 256), 256>>>(pos_in, N);
+    if (!LAUNCHED("embedding_backward iota"))
+        return;
+    if (!ok_cuda(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, keys_in, keys_out,
+                                                 pos_in, pos_out, N),
+                 "embedding_backward sort"))
+        return;
+    dim3 grid((unsigned)N, (unsigned)((C + 127) / 128));
+    embedding_backward_k<<<grid, 128>>>(dwte, dout, keys_out, pos_out, N, C);
+    LAUNCHED("embedding_backward");
+}
+
+/* ------------------------------------------------------------ rmsnorm */
+
+/* One warp per row, 8 rows per block. */
+#define ROWS_PER_BLOCK 8
+
+__global__ void rmsnorm_forward_k(float *out, float *rstd, const float *inp,
+                                  const float *w, int N, int C, float eps)
+{
+    int n = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (n >= N)
+        return;
+    const float *x = inp + (size_t)n * C;
+    float *y = out + (size_t)n * C;
+    float ss = 0.0f;
+    for (int c = lane; c < C; c += 32)
+        ss += x[c] * x[c];
+    ss = warp_sum(ss);
+    float r = 1.0f / sqrtf(ss / (float)C + eps);
+    for (int c = lane; c < C; c += 32)
+        y[c] = x[c] * r * w[c];
+    if (lane == 0)
+        rstd[n] = r;
+}
+
+static void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
+                            int N, int C, float eps)
+{
+    if (N <= 0 || C <= 0)
+        return;
+    rmsnorm_forward_k<<<(N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK>>>(
+        out, rstd, inp, w, N, C, eps);
+    LAUNCHED("rmsnorm_forward");
+}
+
+/* dx_j += r w_j dy_j - r^3 x_j / C * sum_c dy_c w_c x_c, one warp per row. */
+__global__ void rmsnorm_backward_dx_k(float *dinp, const float *dout, const float *inp,
+                                      const float *w, const float *rstd, int N, int C)
+{
+    int n = blockIdx.x * ROWS_PER_BLOCK + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (n >= N)
+        return;
+    const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+    float *dx = dinp + (size_t)n * C;
+    float dot = 0.0f, r = rstd[n];
+    for (int c = lane; c < C; c += 32)
+        dot += dy[c] * w[c] * x[c];
+    dot = warp_sum(dot);
+    float k = r * r * r * dot / (float)C;
+    for (int c = lane; c < C; c += 32)
+        dx[c] += r * w[c] * dy[c] - k * x[c];
+}
+
+/* partial[chunk][c] = sum over the chunk's rows of dy x r, rows in order. */
+__global__ void rmsnorm_backward_dw_k(float *partial, const float *dout, const float *inp,
+                                      const float *rstd, int N, int C, int rows)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x, chunk = blockIdx.y;
+    if (c >= C)
+        return;
+    int n0 = chunk * rows, n1 = n0 + rows < N ? n0 + rows : N;
+    float s = 0.0f;
+    for (int n = n0; n < n1; n++)
+        s += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
+    partial[(size_t)chunk * C + c] = s;
+}
+
+/* dw[c] += the chunks' partials, in chunk order. */
+__global__ void sum_chunks_k(float *dw, const float *partial, int chunks, int C)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C)
+        return;
+    double s = 0.0;
+    for (int k = 0; k < chunks; k++)
+        s += partial[(size_t)k * C + c];
+    dw[c] += (float)s;
+}
+
+static void rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                             const float *w, const float *rstd, int N, int C)
+{
+    if (N <= 0 || C <= 0)
+        return;
+    rmsnorm_backward_dx_k<<<(N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, 32 * ROWS_PER_BLOCK>>>(
+        dinp, dout, inp, w, rstd, N, C);
+    if (!LAUNCHED("rmsnorm_backward dinp"))
+        return;
+    /* At most ~256 chunks of at least 32 rows: the chunking depends on N
+     * alone, so the sum order does too. */
+    int rows = (N + 255) / 256;
+    rows = rows < 32 ? 32 : rows;
+    int chunks = (N + rows - 1) / rows;
+    float *partial = (float *)scratch_get((size_t)chunks * C * sizeof(float));
+    if (!partial)
+        return;
+    dim3 grid((unsigned)((C + 127) / 128), (unsigned)chunks);
+    rmsnorm_backward_dw_k<<<grid, 128>>>(partial, dout, inp, rstd, N, C, rows);
+    if (!LAUNCHED("rmsnorm_backward dw partials"))
+        return;
+    sum_chunks_k<<<(C + 127) / 128, 128>>>(dw, partial, chunks, C);
+    LAUNCHED("rmsnorm_backward dw");
+}
+
+/* ------------------------------------------------------------ rope */
+
+__global__ void rope_k(float *x, const float *cos_t, const float *sin_t, size_t total,
+                       int T, int nh, int hd, int stride, float sign)
+{
+    int h2 = hd / 2;
+    for (size_t idx = blockIdx.x * (size_t)blockDim.x + threadIdx.x; idx < total;
+         idx += (size_t)gridDim.x * blockDim.x) {
+        int i = (int)(idx % h2);
+        size_t rest = idx / h2;
+        int h = (int)(rest % nh);
+        size_t bt = rest / nh;
+        int t = (int)(bt % T);
+        float *p = x + bt * stride + (size_t)h * hd + 2 * i;
+        float c = cos_t[(size_t)t * h2 + i], s = sign * sin_t[(size_t)t * h2 + i];
+        float x0 = p[0], x1 = p[1];
+        p[0] = x0 * c - x1 * s;
+        p[1] = x0 * s + x1 * c;
+    }
+}
+
+static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh,
+                 int hd, int stride, float sign)
+{
+    if (B <= 0 || T <= 0 || nh <= 0 || hd < 2)
+        return;
+    size_t total = (size_t)B * T * nh * (hd / 2);
+    rope_k<<<grid_for(total, 256), 256>>>(x, cos_t, sin_t, total, T, nh, hd, stride, sign);
+    LAUNCHED("rope");
+}
+
+static void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T,
+                         int nh, int hd, int stride)
+{
+    rope(x, cos_t, sin_t, B, T, nh, hd, stride, 1.0f);
+}
+
+static void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int T,
+                          int nh, int hd, int stride)
+{
+    rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0f);
+}
+
+/* ------------------------------------------------------------ attention */
+
+/* Pointer arrays for the batched products, one entry per (b, h) in the order
+ * z = (j * B + b) * KVH + kh with h = kh * rep + j: entries [j*B*KVH,
+ * (j+1)*B*KVH) are the j-th query head of every kv group, so a product that
+ * adds into a kv head's dk/dv runs once per j, with no two entries of one
+ * call writing the same place. */
+enum { P_Q, P_K, P_V, P_ATT, P_OUT, P_D, P_DQ, P_DK, P_DV, P_COUNT };
+
+struct att_args {
+    const float *qkv, *att, *out;
+    float *scratch, *dqkv;
+    int B, T, H, KVH, hd;
+};
+
+__global__ void att_pointers_k(const float **p, att_args a)
+{
+    int BH = a.B * a.H, z = blockIdx.x * blockDim.x + threadIdx.x;
+    if (z >= BH)
+        return;
+    int rep = a.H / a.KVH, bk = a.B * a.KVH;
+    int j = z / bk, b = (z % bk) / a.KVH, kh = z % a.KVH, h = kh * rep + j;
+    size_t QS = (size_t)(a.H + 2 * a.KVH) * a.hd, row0 = (size_t)b * a.T;
+    size_t bh = (size_t)b * a.H + h, TT = (size_t)a.T * a.T;
+    p[P_Q * BH + z] = a.qkv + row0 * QS + (size_t)h * a.hd;
+    p[P_K * BH + z] = a.qkv + row0 * QS + (size_t)(a.H + kh) * a.hd;
+    p[P_V * BH + z] = a.qkv + row0 * QS + (size_t)(a.H + a.KVH + kh) * a.hd;
+    p[P_ATT * BH + z] = a.att + bh * TT;
+    p[P_OUT * BH + z] = a.out + row0 * a.H * a.hd + (size_t)h * a.hd;
+    p[P_D * BH + z] = a.scratch ? a.scratch + bh * TT : NULL;
+    p[P_DQ * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)h * a.hd : NULL;
+    p[P_DK * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)(a.H + kh) * a.hd : NULL;
+    p[P_DV * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)(a.H + a.KVH + kh) * a.hd : NULL;
+}
+
+static const float **att_pointers(const att_args &a)
+{
+    int BH = a.B * a.H;
+    const float **p = (const float **)scratch_get((size_t)P_COUNT * BH * sizeof(float *));
+    if (!p)
+        return NULL;
+    att_pointers_k<<<(BH + 127) / 128, 128>>>(p, a);
+    return LAUNCHED("attention pointers") ? p : NULL;
+}
+
+/* In place on att rows (b, h, t), one warp per row: the scaled scores of
+ * keys s <= t become softmax probabilities, the rest 0. */
+__global__ void causal_softmax_k(float *att, size_t rows, int T)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    int t = (int)(r % T);
+    float *a = att + r * T;
+    float mx = -INFINITY;
+    for (int s = lane; s <= t; s += 32)
+        mx = fmaxf(mx, a[s]);
+    mx = warp_max(mx);
+    float sum = 0.0f;
+    for (int s = lane; s <= t; s += 32) {
+        float e = expf(a[s] - mx);
+        a[s] = e;
+        sum += e;
+    }
+    sum = warp_sum(sum);
+    for (int s = lane; s <= t; s += 32)
+        a[s] = a[s] / sum;
+    for (int s = t + 1 + lane; s < T; s += 32)
+        a[s] = 0.0f;
+}
+
+/* In place on the scratch rows: dP becomes dS = P (dP - <P, dP>) * scale for
+ * s <= t and 0 above the diagonal, where the next products read it. */
+__global__ void causal_softmax_backward_k(float *d, const float *att, size_t rows, int T,
+                                          float scale)
+{
+    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
+    int lane = threadIdx.x & 31;
+    if (r >= rows)
+        return;
+    int t = (int)(r % T);
+    const float *p = att + r * T;
+    float *dp = d + r * T;
+    float dot = 0.0f;
+    for (int s = lane; s <= t; s += 32)
+        dot += p[s] * dp[s];
+    dot = warp_sum(dot);
+    for (int s = lane; s <= t; s += 32)
+        dp[s] = p[s] * (dp[s] - dot) * scale;
+    for (int s = t + 1 + lane; s < T; s += 32)
+        dp[s] = 0.0f;
+}
+
+static bool att_shape_ok(int B, int T, int H, int KVH, int hd)
+{
+    return B > 0 && T > 0 && H > 0 && KVH > 0 && hd > 0 && H % KVH == 0;
+}
+
+static void attention_forward(float *out, float *att, const float *qkv,
+                              int B, int T, int H, int KVH, int hd)
+{
+    if (!att_shape_ok(B, T, H, KVH, hd))
+        return;
+    int QS = (H + 2 * KVH) * hd, BH = B * H;
+    float scale = 1.0f / sqrtf((float)hd);
+    att_args a = { qkv, att, out, NULL, NULL, B, T, H, KVH, hd };
+    const float **p = att_pointers(a);
+    if (!p)
+        return;
+    /* att' (T_s, T_t) = K' ^T Q': att[t][s] = scale * k_s . q_t */
+    gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, scale, p + P_K * BH, QS,
+                 p + P_Q * BH, QS, 0.0f, (float *const *)(p + P_ATT * BH), T, BH,
+                 "attention_forward QK^T");
+    size_t rows = (size_t)BH * T;
+    causal_softmax_k<<<(unsigned)((rows + 7) / 8), 256>>>(att, rows, T);
+    if (!LAUNCHED("attention_forward softmax"))
+        return;
+    /* out' (hd, T) = V' (hd, T) . att' : out[t] = sum_s att[t][s] v_s */
+    gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, p + P_V * BH, QS,
+                 p + P_ATT * BH, T, 0.0f, (float *const *)(p + P_OUT * BH), H * hd, BH,
+                 "attention_forward PV");
+}
+
+static void attention_backward(float *dqkv, float *scratch_tt, const float *dout,
+                               const float *qkv, const float *att,
+                               int B, int T, int H, int KVH, int hd)
+{
+    if (!att_shape_ok(B, T, H, KVH, hd))
+        return;
+    int QS = (H + 2 * KVH) * hd, OS = H * hd, BH = B * H, rep = H / KVH, BK = B * KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+    att_args a = { qkv, att, dout, scratch_tt, dqkv, B, T, H, KVH, hd };
+    const float **p = att_pointers(a);
+    if (!p)
+        return;
+    float *const *D = (float *const *)(p + P_D * BH);
+    /* dP (T_t, T_s) = dO V^T; column-major dP' = V'^T dO' */
+    gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, p + P_V * BH, QS,
+                 p + P_OUT * BH, OS, 0.0f, D, T, BH, "attention_backward dP");
+    size_t rows = (size_t)BH * T;
+    causal_softmax_backward_k<<<(unsigned)((rows + 7) / 8), 256>>>(scratch_tt, att, rows, T,
+                                                                    scale);
+    if (!LAUNCHED("attention_backward softmax"))
+        return;
+    /* dQ = dS K: dQ' (hd, T) = K' dS' */
+    gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, p + P_K * BH, QS,
+                 (const float *const *)D, T, 0.0f, (float *const *)(p + P_DQ * BH), QS, BH,
+                 "attention_backward dQ");
+    /* dK = dS^T Q and dV = P^T dO, summed over the query heads of a kv group
+     * in head order: the first overwrites, the rest add. */
+    for (int j = 0; j < rep; j++) {
+        size_t o = (size_t)j * BK;
+        float beta = j == 0 ? 0.0f : 1.0f;
+        gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, p + P_Q * BH + o, QS,
+                     (const float *const *)D + o, T, beta,
+                     (float *const *)(p + P_DK * BH + o), QS, BK, "attention_backward dK");
+        gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, p + P_OUT * BH + o, OS,
+                     p + P_ATT * BH + o, T, beta,
+                     (float *const *)(p + P_DV * BH + o), QS, BK, "attention_backward dV");
+    }
+}
+
+/* ------------------------------------------------------------ swiglu */
+
+__global__ void swiglu_forward_k(float *out, const float *h13, size_t total, int F)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / F, f = i % F;
+        float g = h13[n * 2 * F + f], u = h13[n * 2 * F + F + f];
+        out[i] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
+__global__ void swiglu_backward_k(float *dh13, const float *dout, const float *h13,
+                                  size_t total, int F)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t n = i / F, f = i % F;
+        float g = h13[n * 2 * F + f], u = h13[n * 2 * F + F + f], d = dout[i];
+        float sg = 1.0f / (1.0f + expf(-g));
+        dh13[n * 2 * F + f] = d * u * sg * (1.0f + g * (1.0f - sg));
+        dh13[n * 2 * F + F + f] = d * g * sg;
+    }
+}
+
+static void swiglu_forward(float *out, const float *h13, int N, int F)
+{
+    size_t total = (size_t)(N > 0 ? N : 0) * (F > 0 ? F : 0);
+    if (!total)
+        return;
+    swiglu_forward_k<<<grid_for(total, 256), 256>>>(out, h13, total, F);
+    LAUNCHED("swiglu_forward");
+}
+
+static void swiglu_backward(float *dh13, const float *dout, const float *h13, int N, int F)
+{
+    size_t total = (size_t)(N > 0 ? N : 0) * (F > 0 ? F : 0);
+    if (!total)
+        return;
+    swiglu_backward_k<<<grid_for(total, 256), 256>>>(dh13, dout, h13, total, F);
+    LAUNCHED("swiglu_backward");
+}
+
+/* ------------------------------------------------------------ element-wise */
+
+__global__ void residual_k(float *out, const float *a, const float *b, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+
+static void residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+    if (!n)
+        return;
+    residual_k<<<grid_for(n, 256), 256>>>(out, a, b, n);
+    LAUNCHED("residual_forward");
+}
+
+__global__ void scale_k(float *x, size_t n, float s)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+
+static void scale(float *x, size_t n, float s)
+{
+    if (!n)
+        return;
+    scale_k<<<grid_for(n, 256), 256>>>(x, n, s);
+    LAUNCHED("scale");
+}
+
+__global__ void adamw_k(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                        float beta1, float beta2, float eps, float wd, float ic1, float ic2)
+{
+    float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        float mi = beta1 * m[i] + a1 * gi;
+        float vi = beta2 * v[i] + a2 * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * (mi * ic1 / (sqrtf(vi * ic2) + eps) + wd * p[i]);
+    }
+}
+
+static void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                         float beta1, float beta2, float eps, float wd, int t)
+{
+    if (!n)
+        return;
+    float ic1 = (float)(1.0 / (1.0 - pow(beta1, t)));
+    float ic2 = (float)(1.0 / (1.0 - pow(beta2, t)));
+    adamw_k<<<grid_for(n, 256), 256>>>(p, g, m, v, n, lr, beta1, beta2, eps, wd, ic1, ic2);
+    LAUNCHED("adamw_update");
+}
+
+/* A fixed grid, whatever the GPU, so that the order of the sum depends on n
+ * alone: SS_BLOCKS partials, then one block sums them. */
+#define SS_BLOCKS 512
+#define SS_THREADS 256
+
+__global__ void sum_squares_k(double *partial, const float *x, size_t n)
+{
+    __shared__ double shm[32];
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)SS_THREADS + threadIdx.x; i < n;
+         i += (size_t)SS_BLOCKS * SS_THREADS)
+        s += (double)x[i] * x[i];
+    s = block_sum(s, shm);
+    if (threadIdx.x == 0)
+        partial[blockIdx.x] = s;
+}
+
+__global__ void sum_partials_k(double *out, const double *partial)
+{
+    __shared__ double shm[32];
+    double s = block_sum(partial[threadIdx.x], shm);
+    if (threadIdx.x == 0)
+        *out = s;
+}
+
+static double sum_squares(const float *x, size_t n)
+{
+    if (!n)
+        return 0.0;
+    double *partial = (double *)scratch_get((SS_BLOCKS + 1) * sizeof(double));
+    if (!partial)
+        return NAN;
+    sum_squares_k<<<SS_BLOCKS, SS_THREADS>>>(partial, x, n);
+    if (!LAUNCHED("sum_squares"))
+        return NAN;
+    sum_partials_k<<<1, SS_BLOCKS>>>(partial + SS_BLOCKS, partial);
+    if (!LAUNCHED("sum_squares partials"))
+        return NAN;
+    double s = NAN;
+    if (llm_cuda_d2h(&s, partial + SS_BLOCKS, sizeof s) != 0)
+        return NAN;
+    return s;
+}
+
+/* ------------------------------------------------------------ cross-entropy */
+
+#define CE_THREADS 512
+
+/* One block per row. dlogits may be logits: every element is read and
+ * written by the same thread, and logit[target] is read by all threads
+ * before the first barrier, ahead of any write. */
+__global__ void crossentropy_k(float *losses, float *dlogits, const float *logits,
+                               const int32_t *targets, int V, float dscale)
+{
+    __shared__ float fshm[32];
+    __shared__ double dshm[32];
+    size_t n = blockIdx.x;
+    const float *l = logits + n * V;
+    float *e = dlogits ? dlogits + n * V : NULL;
+    int y = targets[n];
+    if (y < 0) {
+        if (threadIdx.x == 0)
+            losses[n] = 0.0f;
+        if (e)
+            for (int i = threadIdx.x; i < V; i += CE_THREADS)
+                e[i] = 0.0f;
+        return;
+    }
+    float ly = l[y];
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < V; i += CE_THREADS)
+        mx = fmaxf(mx, l[i]);
+    mx = block_max(mx, fshm);
+    float part = 0.0f;
+    for (int i = threadIdx.x; i < V; i += CE_THREADS)
+        part += expf(l[i] - mx);
+    double sum = block_sum((double)part, dshm);
+    if (threadIdx.x == 0)
+        losses[n] = (float)(log(sum) + mx - ly);
+    if (e) {
+        float inv = (float)(1.0 / sum);
+        for (int i = threadIdx.x; i < V; i += CE_THREADS) {
+            float pr = expf(l[i] - mx) * inv;
+            e[i] = (pr - (i == y ? 1.0f : 0.0f)) * dscale;
+        }
+    }
+}
+
+static void crossentropy_forward(float *losses, float *dlogits, const float *logits,
+                                 const int32_t *targets, int N, int V, float dscale)
+{
+    if (N <= 0 || V <= 0)
+        return;
+    crossentropy_k<<<(unsigned)N, CE_THREADS>>>(losses, dlogits, logits, targets, V, dscale);
+    LAUNCHED("crossentropy_forward");
+}
+
+/* ------------------------------------------------------------ the table */
+
+static llm_kernels cuda_kernels;
+
+extern "C" const llm_kernels *llm_kernels_cuda(void)
+{
+    if (!start())
+        return NULL;
+    if (!cuda_kernels.name) {
+        llm_kernels *k = &cuda_kernels;
+        k->matmul_forward = matmul_forward;
+        k->matmul_backward = matmul_backward;
+        k->embedding_forward = embedding_forward;
+        k->embedding_backward = embedding_backward;
+        k->rmsnorm_forward = rmsnorm_forward;
+        k->rmsnorm_backward = rmsnorm_backward;
+        k->rope_forward = rope_forward;
+        k->rope_backward = rope_backward;
+        k->attention_forward = attention_forward;
+        k->attention_backward = attention_backward;
+        k->swiglu_forward = swiglu_forward;
+        k->swiglu_backward = swiglu_backward;
+        k->residual_forward = residual_forward;
+        k->crossentropy_forward = crossentropy_forward;
+        k->adamw_update = adamw_update;
+        k->sum_squares = sum_squares;
+        k->scale = scale;
+        k->name = "cuda";
+    }
+    return &cuda_kernels;
+}

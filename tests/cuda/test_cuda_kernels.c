@@ -1,0 +1,813 @@
+/* test_cuda_kernels.c: every CUDA kernel, forward and backward, against the
+ * reference kernels on random inputs of several shapes (odd sizes, T across
+ * tile and warp sizes, grouped-query attention), plus run-to-run bitwise
+ * determinism of the kernels that reduce. Exits 77 with "no CUDA device"
+ * when no GPU can be used.
+ *
+ * The CUDA table is wrapped in a host-memory table (h_*): each wrapper copies
+ * every argument to the device (outputs too, so that "=" kernels are seen to
+ * overwrite and "+=" kernels to add to what was there), runs the kernel and
+ * copies the outputs back. The tests then treat both tables alike.
+ *
+ * Tolerances, |cuda - ref| <= atol + rtol * |ref| (the reference computes in
+ * double, CUDA in fp32):
+ *   exact copies and single float operations (embedding forward and
+ *   backward, residual, scale): bitwise;
+ *   matrix products and attention (fp32 sums over up to ~2300 terms): 1e-4, 1e-4;
+ *   rmsnorm: 1e-5, 1e-5 forward, 1e-4, 1e-4 backward;
+ *   rope, swiglu, cross-entropy, adamw (a few roundings each): 1e-6..1e-5;
+ *   sum_squares (double): 1e-9 relative. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "cuda/cuda.h"
+
+static const llm_kernels *K;   /* the CUDA table, device pointers */
+static int passed, failed;
+
+/* ------------------------------------------------------------ host side */
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dull;
+
+static uint64_t next_u64(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float uniform(void)   /* [-1, 1) */
+{
+    return (float)((next_u64() >> 40) / 16777216.0 * 2.0 - 1.0);
+}
+
+static void *xmalloc(size_t bytes)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "test_cuda_kernels: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static float *rnd(size_t n)
+{
+    float *p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = uniform();
+    return p;
+}
+
+static float *dup(const float *a, size_t n)
+{
+    float *p = xmalloc(n * sizeof *p);
+    memcpy(p, a, n * sizeof *p);
+    return p;
+}
+
+static int32_t *tokens(int N, int V)
+{
+    int32_t *t = xmalloc((size_t)N * sizeof *t);
+    for (int n = 0; n < N; n++)   /* every third id is 0 or 1: long runs */
+        t[n] = (int32_t)(next_u64() % (uint64_t)(n % 3 == 0 ? (V < 2 ? V : 2) : V));
+    return t;
+}
+
+/* ------------------------------------------------------------ checks */
+
+static void result(const char *what, int ok, const char *detail)
+{
+    if (ok)
+        passed++;
+    else
+        failed++;
+    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail[0] ? ": " : "", detail);
+    fflush(stdout);
+}
+
+/* Reports the worst element, and on success how close to the limit the
+ * worst one came (ratio = max |d| / limit), to help set tolerances. */
+static void check(const char *what, const float *got, const float *ref, size_t n,
+                  double atol, double rtol)
+{
+    size_t bad = 0, worst = 0;
+    double wratio = -1, maxd = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]), lim = atol + rtol * fabs(ref[i]);
+        double ratio = isnan(d) ? INFINITY : d / lim;
+        if (!(d <= lim))
+            bad++;
+        if (ratio > wratio) {
+            wratio = ratio;
+            worst = i;
+        }
+        if (d > maxd)
+            maxd = d;
+    }
+    char detail[200];
+    if (bad)
+        snprintf(detail, sizeof detail,
+                 "%zu of %zu differ; worst [%zu] got %.9g want %.9g (atol %g rtol %g)",
+                 bad, n, worst, n ? got[worst] : 0.0f, n ? ref[worst] : 0.0f, atol, rtol);
+    else
+        snprintf(detail, sizeof detail, "max |d| %.3g, worst/limit %.3f", maxd,
+                 wratio < 0 ? 0.0 : wratio);
+    result(what, bad == 0, detail);
+}
+
+static void check_bits(const char *what, const void *a, const void *b, size_t bytes)
+{
+    result(what, memcmp(a, b, bytes) == 0, memcmp(a, b, bytes) ? "not bitwise identical" : "");
+}
+
+/* A kernel failure recorded by the backend fails the test that caused it. */
+static void check_errors(const char *what)
+{
+    if (llm_cuda_sync() != 0) {
+        char detail[300];
+        snprintf(detail, sizeof detail, "CUDA error: %s",
+                 llm_cuda_errmsg() ? llm_cuda_errmsg() : "?");
+        result(what, 0, detail);
+        llm_cuda_clear_error();
+    }
+}
+
+/* ------------------------------------------------------------ device copies */
+
+static void *dput(const void *h, size_t bytes)
+{
+    void *d = NULL;
+    if (bytes == 0)
+        return NULL;
+    if (llm_cuda_alloc(&d, bytes) != 0 || llm_cuda_h2d(d, h, bytes) != 0) {
+        fprintf(stderr, "test_cuda_kernels: %s\n", llm_cuda_errmsg());
+        exit(1);
+    }
+    return d;
+}
+
+static void dget(void *h, const void *d, size_t bytes)
+{
+    if (bytes && llm_cuda_d2h(h, d, bytes) != 0) {
+        fprintf(stderr, "test_cuda_kernels: %s\n", llm_cuda_errmsg());
+        exit(1);
+    }
+}
+
+static void dback(void *h, void *d, size_t bytes)   /* copy back and free */
+{
+    dget(h, d, bytes);
+    llm_cuda_free(d);
+}
+
+#define F4 sizeof(float)
+
+/* ------------------------------------------------------------ host wrappers */
+
+static void h_matmul_forward(float *out, const float *inp, const float *w, int N, int IC, int OC)
+{
+    float *o = dput(out, (size_t)N * OC * F4), *i = dput(inp, (size_t)N * IC * F4);
+    float *ww = dput(w, (size_t)OC * IC * F4);
+    K->matmul_forward(o, i, ww, N, IC, OC);
+    dback(out, o, (size_t)N * OC * F4);
+    llm_cuda_free(i);
+    llm_cuda_free(ww);
+}
+
+static void h_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                              const float *w, int N, int IC, int OC)
+{
+    float *di = dinp ? dput(dinp, (size_t)N * IC * F4) : NULL;
+    float *dww = dput(dw, (size_t)OC * IC * F4), *dd = dput(dout, (size_t)N * OC * F4);
+    float *i = dput(inp, (size_t)N * IC * F4), *ww = dput(w, (size_t)OC * IC * F4);
+    K->matmul_backward(di, dww, dd, i, ww, N, IC, OC);
+    if (di)
+        dback(dinp, di, (size_t)N * IC * F4);
+    dback(dw, dww, (size_t)OC * IC * F4);
+    llm_cuda_free(dd);
+    llm_cuda_free(i);
+    llm_cuda_free(ww);
+}
+
+static int max_token(const int32_t *tok, int N)
+{
+    int v = 0;
+    for (int n = 0; n < N; n++)
+        v = tok[n] > v ? tok[n] : v;
+    return v + 1;
+}
+
+static void h_embedding_forward(float *out, const int32_t *tok, const float *wte, int N, int C)
+{
+    int V = max_token(tok, N);
+    float *o = dput(out, (size_t)N * C * F4), *w = dput(wte, (size_t)V * C * F4);
+    int32_t *t = dput(tok, (size_t)N * 4);
+    K->embedding_forward(o, t, w, N, C);
+    dback(out, o, (size_t)N * C * F4);
+    llm_cuda_free(w);
+    llm_cuda_free(t);
+}
+
+static void h_embedding_backward(float *dwte, const float *dout, const int32_t *tok, int N, int C)
+{
+    int V = max_token(tok, N);
+    float *d = dput(dwte, (size_t)V * C * F4), *g = dput(dout, (size_t)N * C * F4);
+    int32_t *t = dput(tok, (size_t)N * 4);
+    K->embedding_backward(d, g, t, N, C);
+    dback(dwte, d, (size_t)V * C * F4);
+    llm_cuda_free(g);
+    llm_cuda_free(t);
+}
+
+static void h_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w,
+                              int N, int C, float eps)
+{
+    float *o = dput(out, (size_t)N * C * F4), *r = dput(rstd, (size_t)N * F4);
+    float *x = dput(inp, (size_t)N * C * F4), *ww = dput(w, (size_t)C * F4);
+    K->rmsnorm_forward(o, r, x, ww, N, C, eps);
+    dback(out, o, (size_t)N * C * F4);
+    dback(rstd, r, (size_t)N * F4);
+    llm_cuda_free(x);
+    llm_cuda_free(ww);
+}
+
+static void h_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                               const float *w, const float *rstd, int N, int C)
+{
+    size_t nc = (size_t)N * C * F4;
+    float *dx = dput(dinp, nc), *dww = dput(dw, (size_t)C * F4), *dy = dput(dout, nc);
+    float *x = dput(inp, nc), *ww = dput(w, (size_t)C * F4), *r = dput(rstd, (size_t)N * F4);
+    K->rmsnorm_backward(dx, dww, dy, x, ww, r, N, C);
+    dback(dinp, dx, nc);
+    dback(dw, dww, (size_t)C * F4);
+    llm_cuda_free(dy);
+    llm_cuda_free(x);
+    llm_cuda_free(ww);
+    llm_cuda_free(r);
+}
+
+static void h_rope(float *x, const float *c, const float *s, int B, int T, int nh, int hd,
+                   int stride, int backward)
+{
+    size_t n = (size_t)B * T * stride * F4, nt = (size_t)T * (hd / 2) * F4;
+    float *dx = dput(x, n), *dc = dput(c, nt), *ds = dput(s, nt);
+    if (backward)
+        K->rope_backward(dx, dc, ds, B, T, nh, hd, stride);
+    else
+        K->rope_forward(dx, dc, ds, B, T, nh, hd, stride);
+    dback(x, dx, n);
+    llm_cuda_free(dc);
+    llm_cuda_free(ds);
+}
+
+static void h_rope_forward(float *x, const float *c, const float *s, int B, int T, int nh,
+                           int hd, int stride)
+{
+    h_rope(x, c, s, B, T, nh, hd, stride, 0);
+}
+
+static void h_rope_backward(float *x, const float *c, const float *s, int B, int T, int nh,
+                            int hd, int stride)
+{
+    h_rope(x, c, s, B, T, nh, hd, stride, 1);
+}
+
+static void h_attention_forward(float *out, float *att, const float *qkv,
+                                int B, int T, int H, int KVH, int hd)
+{
+    size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
+    size_t na = (size_t)B * H * T * T * F4;
+    float *o = dput(out, no), *a = dput(att, na), *q = dput(qkv, nq);
+    K->attention_forward(o, a, q, B, T, H, KVH, hd);
+    dback(out, o, no);
+    dback(att, a, na);
+    llm_cuda_free(q);
+}
+
+static void h_attention_backward(float *dqkv, float *scratch, const float *dout,
+                                 const float *qkv, const float *att,
+                                 int B, int T, int H, int KVH, int hd)
+{
+    size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
+    size_t na = (size_t)B * H * T * T * F4;
+    float *d = dput(dqkv, nq), *o = dput(dout, no), *q = dput(qkv, nq), *a = dput(att, na);
+    float *s = NULL;
+    if (scratch)
+        s = dput(scratch, na);
+    else if (llm_cuda_alloc((void **)&s, na) != 0)
+        exit(1);
+    K->attention_backward(d, s, o, q, a, B, T, H, KVH, hd);
+    dback(dqkv, d, nq);
+    llm_cuda_free(s);
+    llm_cuda_free(o);
+    llm_cuda_free(q);
+    llm_cuda_free(a);
+}
+
+static void h_swiglu_forward(float *out, const float *h13, int N, int F)
+{
+    float *o = dput(out, (size_t)N * F * F4), *h = dput(h13, (size_t)N * 2 * F * F4);
+    K->swiglu_forward(o, h, N, F);
+    dback(out, o, (size_t)N * F * F4);
+    llm_cuda_free(h);
+}
+
+static void h_swiglu_backward(float *dh13, const float *dout, const float *h13, int N, int F)
+{
+    size_t n2 = (size_t)N * 2 * F * F4;
+    float *d = dput(dh13, n2), *o = dput(dout, (size_t)N * F * F4), *h = dput(h13, n2);
+    K->swiglu_backward(d, o, h, N, F);
+    dback(dh13, d, n2);
+    llm_cuda_free(o);
+    llm_cuda_free(h);
+}
+
+static void h_residual_forward(float *out, const float *a, const float *b, size_t n)
+{
+    float *o = dput(out, n * F4);   /* out may alias a or b: so may the copies */
+    float *da = a == out ? o : dput(a, n * F4), *db = b == out ? o : dput(b, n * F4);
+    K->residual_forward(o, da, db, n);
+    dback(out, o, n * F4);
+    if (da != o)
+        llm_cuda_free(da);
+    if (db != o)
+        llm_cuda_free(db);
+}
+
+static void h_crossentropy_forward(float *losses, float *dlogits, const float *logits,
+                                   const int32_t *targets, int N, int V, float dscale)
+{
+    size_t nl = (size_t)N * V * F4;
+    float *l = dput(logits, nl), *lo = dput(losses, (size_t)N * F4);
+    float *d = dlogits == logits ? l : dlogits ? dput(dlogits, nl) : NULL;
+    int32_t *t = dput(targets, (size_t)N * 4);
+    K->crossentropy_forward(lo, d, l, t, N, V, dscale);
+    dback(losses, lo, (size_t)N * F4);
+    if (d)
+        dget(dlogits, d, nl);
+    if (d && d != l)
+        llm_cuda_free(d);
+    llm_cuda_free(l);
+    llm_cuda_free(t);
+}
+
+static void h_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
+                           float beta1, float beta2, float eps, float wd, int t)
+{
+    float *dp = dput(p, n * F4), *dg = dput(g, n * F4), *dm = dput(m, n * F4);
+    float *dv = dput(v, n * F4);
+    K->adamw_update(dp, dg, dm, dv, n, lr, beta1, beta2, eps, wd, t);
+    dback(p, dp, n * F4);
+    dback(m, dm, n * F4);
+    dback(v, dv, n * F4);
+    llm_cuda_free(dg);
+}
+
+static double h_sum_squares(const float *x, size_t n)
+{
+    float *d = dput(x, n * F4);
+    double s = K->sum_squares(d, n);
+    llm_cuda_free(d);
+    return s;
+}
+
+static void h_scale(float *x, size_t n, float s)
+{
+    float *d = dput(x, n * F4);
+    K->scale(d, n, s);
+    dback(x, d, n * F4);
+}
+
+static const llm_kernels host_cuda = {
+    .name = "cuda (host copies)",
+    .matmul_forward = h_matmul_forward,
+    .matmul_backward = h_matmul_backward,
+    .embedding_forward = h_embedding_forward,
+    .embedding_backward = h_embedding_backward,
+    .rmsnorm_forward = h_rmsnorm_forward,
+    .rmsnorm_backward = h_rmsnorm_backward,
+    .rope_forward = h_rope_forward,
+    .rope_backward = h_rope_backward,
+    .attention_forward = h_attention_forward,
+    .attention_backward = h_attention_backward,
+    .swiglu_forward = h_swiglu_forward,
+    .swiglu_backward = h_swiglu_backward,
+    .residual_forward = h_residual_forward,
+    .crossentropy_forward = h_crossentropy_forward,
+    .adamw_update = h_adamw_update,
+    .sum_squares = h_sum_squares,
+    .scale = h_scale,
+};
+
+/* ------------------------------------------------------------ tests */
+
+static void test_matmul(const llm_kernels *f, const llm_kernels *r, int N, int IC, int OC)
+{
+    char what[128];
+    float *inp = rnd((size_t)N * IC), *w = rnd((size_t)OC * IC), *dout = rnd((size_t)N * OC);
+    float *o1 = rnd((size_t)N * OC), *o2 = rnd((size_t)N * OC);
+    f->matmul_forward(o1, inp, w, N, IC, OC);
+    r->matmul_forward(o2, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_forward N=%d IC=%d OC=%d", N, IC, OC);
+    check_errors(what);
+    check(what, o1, o2, (size_t)N * OC, 1e-4, 1e-4);
+
+    float *di1 = rnd((size_t)N * IC), *di2 = rnd((size_t)N * IC);
+    float *dw1 = rnd((size_t)OC * IC), *dw2 = dup(dw1, (size_t)OC * IC);
+    f->matmul_backward(di1, dw1, dout, inp, w, N, IC, OC);
+    r->matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward dinp N=%d IC=%d OC=%d", N, IC, OC);
+    check_errors(what);
+    check(what, di1, di2, (size_t)N * IC, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "matmul_backward dw N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, dw1, dw2, (size_t)OC * IC, 1e-4, 1e-4);
+
+    /* dinp NULL: only dw, added a second time. */
+    f->matmul_backward(NULL, dw1, dout, inp, w, N, IC, OC);
+    r->matmul_backward(NULL, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward dinp=NULL N=%d IC=%d OC=%d", N, IC, OC);
+    check_errors(what);
+    check(what, dw1, dw2, (size_t)OC * IC, 2e-4, 1e-4);
+    free(inp); free(w); free(dout); free(o1); free(o2);
+    free(di1); free(di2); free(dw1); free(dw2);
+}
+
+static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, int V, int C)
+{
+    char what[128];
+    int32_t *tok = tokens(N, V);
+    int Vu = max_token(tok, N);   /* the wrappers copy rows [0, Vu) */
+    float *wte = rnd((size_t)Vu * C), *o1 = rnd((size_t)N * C), *o2 = rnd((size_t)N * C);
+    f->embedding_forward(o1, tok, wte, N, C);
+    r->embedding_forward(o2, tok, wte, N, C);
+    snprintf(what, sizeof what, "embedding_forward N=%d V=%d C=%d", N, V, C);
+    check_errors(what);
+    check_bits(what, o1, o2, (size_t)N * C * F4);
+    /* Same order of float additions as the reference: bitwise. */
+    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)Vu * C), *d2 = dup(d1, (size_t)Vu * C);
+    f->embedding_backward(d1, dout, tok, N, C);
+    r->embedding_backward(d2, dout, tok, N, C);
+    snprintf(what, sizeof what, "embedding_backward N=%d V=%d C=%d", N, V, C);
+    check_errors(what);
+    check_bits(what, d1, d2, (size_t)Vu * C * F4);
+    free(tok); free(wte); free(o1); free(o2); free(dout); free(d1); free(d2);
+}
+
+static void test_rmsnorm(const llm_kernels *f, const llm_kernels *r, int N, int C)
+{
+    char what[128];
+    float *x = rnd((size_t)N * C), *w = rnd(C);
+    float *o1 = rnd((size_t)N * C), *o2 = rnd((size_t)N * C), *s1 = rnd(N), *s2 = rnd(N);
+    f->rmsnorm_forward(o1, s1, x, w, N, C, 1e-5f);
+    r->rmsnorm_forward(o2, s2, x, w, N, C, 1e-5f);
+    snprintf(what, sizeof what, "rmsnorm_forward out N=%d C=%d", N, C);
+    check_errors(what);
+    check(what, o1, o2, (size_t)N * C, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "rmsnorm_forward rstd N=%d C=%d", N, C);
+    check(what, s1, s2, N, 1e-5, 1e-5);
+    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C), *dx2 = dup(dx1, (size_t)N * C);
+    float *dw1 = rnd(C), *dw2 = dup(dw1, C);
+    f->rmsnorm_backward(dx1, dw1, dout, x, w, s2, N, C);
+    r->rmsnorm_backward(dx2, dw2, dout, x, w, s2, N, C);
+    snprintf(what, sizeof what, "rmsnorm_backward dinp N=%d C=%d", N, C);
+    check_errors(what);
+    check(what, dx1, dx2, (size_t)N * C, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "rmsnorm_backward dw N=%d C=%d", N, C);
+    /* dw sums N terms; the reference adds them in float, one by one. */
+    check(what, dw1, dw2, C, 1e-4 * (1 + N / 1000), 1e-4);
+    free(x); free(w); free(o1); free(o2); free(s1); free(s2);
+    free(dout); free(dx1); free(dx2); free(dw1); free(dw2);
+}
+
+static void rope_tables(int T, int hd, float **c, float **s)
+{
+    *c = xmalloc((size_t)T * (hd / 2) * sizeof **c);
+    *s = xmalloc((size_t)T * (hd / 2) * sizeof **s);
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < hd / 2; i++) {
+            double a = t * pow(10000.0, -2.0 * i / hd);
+            (*c)[(size_t)t * (hd / 2) + i] = (float)cos(a);
+            (*s)[(size_t)t * (hd / 2) + i] = (float)sin(a);
+        }
+}
+
+static void test_rope(const llm_kernels *f, const llm_kernels *r, int B, int T, int nh, int hd,
+                      int tail)
+{
+    char what[128];
+    int stride = nh * hd + tail;   /* a tail the kernel must leave alone */
+    size_t n = (size_t)B * T * stride;
+    float *c, *s;
+    rope_tables(T, hd, &c, &s);
+    float *x1 = rnd(n), *x2 = dup(x1, n);
+    f->rope_forward(x1, c, s, B, T, nh, hd, stride);
+    r->rope_forward(x2, c, s, B, T, nh, hd, stride);
+    snprintf(what, sizeof what, "rope_forward B=%d T=%d nh=%d hd=%d stride=%d", B, T, nh, hd, stride);
+    check_errors(what);
+    check(what, x1, x2, n, 1e-6, 1e-6);
+    f->rope_backward(x1, c, s, B, T, nh, hd, stride);
+    r->rope_backward(x2, c, s, B, T, nh, hd, stride);
+    snprintf(what, sizeof what, "rope_backward B=%d T=%d nh=%d hd=%d stride=%d", B, T, nh, hd, stride);
+    check_errors(what);
+    check(what, x1, x2, n, 1e-6, 1e-6);
+    free(c); free(s); free(x1); free(x2);
+}
+
+static void test_attention(const llm_kernels *f, const llm_kernels *r,
+                           int B, int T, int H, int KVH, int hd)
+{
+    char what[128];
+    int QS = (H + 2 * KVH) * hd;
+    size_t nq = (size_t)B * T * QS, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    float *qkv = rnd(nq);
+    for (size_t i = 0; i < nq; i++)
+        qkv[i] *= 2.0f;   /* peakier softmax */
+    float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
+    f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
+    r->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check_errors(what);
+    check(what, o1, o2, no, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check(what, a1, a2, na, 1e-6, 1e-4);
+    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(na);
+    f->attention_backward(d1, scr, dout, qkv, a2, B, T, H, KVH, hd);
+    r->attention_backward(d2, NULL, dout, qkv, a2, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_backward B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check_errors(what);
+    check(what, d1, d2, nq, 1e-4, 1e-4);
+    free(qkv); free(o1); free(o2); free(a1); free(a2);
+    free(dout); free(d1); free(d2); free(scr);
+}
+
+static void test_swiglu(const llm_kernels *f, const llm_kernels *r, int N, int F)
+{
+    char what[128];
+    float *h = rnd((size_t)N * 2 * F);
+    for (size_t i = 0; i < (size_t)N * 2 * F; i++)
+        h[i] *= 6.0f;
+    float *o1 = rnd((size_t)N * F), *o2 = rnd((size_t)N * F), *dout = rnd((size_t)N * F);
+    float *d1 = rnd((size_t)N * 2 * F), *d2 = rnd((size_t)N * 2 * F);
+    f->swiglu_forward(o1, h, N, F);
+    r->swiglu_forward(o2, h, N, F);
+    snprintf(what, sizeof what, "swiglu_forward N=%d F=%d", N, F);
+    check_errors(what);
+    check(what, o1, o2, (size_t)N * F, 1e-6, 1e-5);
+    f->swiglu_backward(d1, dout, h, N, F);
+    r->swiglu_backward(d2, dout, h, N, F);
+    snprintf(what, sizeof what, "swiglu_backward N=%d F=%d", N, F);
+    check_errors(what);
+    check(what, d1, d2, (size_t)N * 2 * F, 1e-6, 1e-5);
+    free(h); free(o1); free(o2); free(dout); free(d1); free(d2);
+}
+
+static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V)
+{
+    char what[128];
+    size_t n = (size_t)N * V;
+    float *l = rnd(n);
+    for (size_t i = 0; i < n; i++)
+        l[i] *= 8.0f;
+    int32_t *y = xmalloc((size_t)N * sizeof *y);
+    for (int i = 0; i < N; i++)
+        y[i] = i % 5 == 2 ? -1 : (int32_t)(next_u64() % (uint64_t)V);
+    float *l1 = rnd(N), *l2 = rnd(N), *l3 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
+    float *inplace = dup(l, n);
+    float dscale = 1.0f / (float)N;
+    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale);
+    r->crossentropy_forward(l2, d2, l, y, N, V, dscale);
+    snprintf(what, sizeof what, "crossentropy_forward losses (no dlogits) N=%d V=%d", N, V);
+    check_errors(what);
+    check(what, l1, l2, N, 1e-5, 1e-5);
+    f->crossentropy_forward(l3, d1, l, y, N, V, dscale);
+    snprintf(what, sizeof what, "crossentropy_forward losses N=%d V=%d", N, V);
+    check_errors(what);
+    check(what, l3, l2, N, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "crossentropy_forward dlogits N=%d V=%d", N, V);
+    check(what, d1, d2, n, 1e-7, 1e-5);
+    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale);
+    snprintf(what, sizeof what, "crossentropy_forward in place dlogits N=%d V=%d", N, V);
+    check_errors(what);
+    check(what, inplace, d2, n, 1e-7, 1e-5);
+    snprintf(what, sizeof what, "crossentropy_forward in place losses N=%d V=%d", N, V);
+    check(what, l3, l2, N, 1e-5, 1e-5);
+    free(l); free(y); free(l1); free(l2); free(l3); free(d1); free(d2); free(inplace);
+}
+
+static void test_elementwise(const llm_kernels *f, const llm_kernels *r, size_t n)
+{
+    char what[128];
+    float *a = rnd(n), *b = rnd(n), *o1 = rnd(n), *o2 = rnd(n);
+    f->residual_forward(o1, a, b, n);
+    r->residual_forward(o2, a, b, n);
+    snprintf(what, sizeof what, "residual_forward n=%zu", n);
+    check_errors(what);
+    check_bits(what, o1, o2, n * F4);
+    f->residual_forward(a, a, b, n);   /* out aliasing a */
+    snprintf(what, sizeof what, "residual_forward in place n=%zu", n);
+    check_errors(what);
+    check_bits(what, a, o2, n * F4);
+    f->scale(o1, n, 0.37f);
+    r->scale(o2, n, 0.37f);
+    snprintf(what, sizeof what, "scale n=%zu", n);
+    check_errors(what);
+    check_bits(what, o1, o2, n * F4);
+    double s1 = f->sum_squares(b, n), s2 = r->sum_squares(b, n);
+    snprintf(what, sizeof what, "sum_squares n=%zu", n);
+    check_errors(what);
+    char detail[128];
+    snprintf(detail, sizeof detail, "%.17g vs %.17g", s1, s2);
+    result(what, fabs(s1 - s2) <= 1e-9 * s2 + 1e-12, detail);
+    /* AdamW: several steps so that m, v and the bias corrections all matter. */
+    float *p1 = rnd(n), *p2 = dup(p1, n), *m1 = calloc(n + 1, 4), *m2 = calloc(n + 1, 4);
+    float *v1 = calloc(n + 1, 4), *v2 = calloc(n + 1, 4);
+    if (!m1 || !m2 || !v1 || !v2)
+        exit(1);
+    for (int t = 1; t <= 4; t++) {
+        float *g = rnd(n);
+        f->adamw_update(p1, g, m1, v1, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        r->adamw_update(p2, g, m2, v2, n, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        free(g);
+    }
+    snprintf(what, sizeof what, "adamw_update p n=%zu", n);
+    check_errors(what);
+    check(what, p1, p2, n, 1e-6, 1e-5);
+    snprintf(what, sizeof what, "adamw_update m n=%zu", n);
+    check(what, m1, m2, n, 1e-7, 1e-5);
+    snprintf(what, sizeof what, "adamw_update v n=%zu", n);
+    check(what, v1, v2, n, 1e-7, 1e-5);
+    free(a); free(b); free(o1); free(o2); free(p1); free(p2);
+    free(m1); free(m2); free(v1); free(v2);
+}
+
+/* ------------------------------------------------------------ determinism
+ * The kernels that reduce, run twice on the same inputs: same bits. */
+
+static void test_determinism(const llm_kernels *f)
+{
+    {
+        int N = 300, IC = 517, OC = 263;
+        float *inp = rnd((size_t)N * IC), *w = rnd((size_t)OC * IC), *dout = rnd((size_t)N * OC);
+        float *dw1 = rnd((size_t)OC * IC), *dw2 = dup(dw1, (size_t)OC * IC);
+        float *di1 = rnd((size_t)N * IC), *di2 = rnd((size_t)N * IC);
+        f->matmul_backward(di1, dw1, dout, inp, w, N, IC, OC);
+        f->matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
+        check_bits("determinism matmul_backward dinp", di1, di2, (size_t)N * IC * F4);
+        check_bits("determinism matmul_backward dw", dw1, dw2, (size_t)OC * IC * F4);
+        free(inp); free(w); free(dout); free(dw1); free(dw2); free(di1); free(di2);
+    }
+    {
+        int N = 5000, C = 300;
+        float *x = rnd((size_t)N * C), *w = rnd(C), *dout = rnd((size_t)N * C), *rs = rnd(N);
+        float *dx1 = rnd((size_t)N * C), *dx2 = dup(dx1, (size_t)N * C);
+        float *dw1 = rnd(C), *dw2 = dup(dw1, C), *o = rnd((size_t)N * C);
+        f->rmsnorm_forward(o, rs, x, w, N, C, 1e-5f);
+        f->rmsnorm_backward(dx1, dw1, dout, x, w, rs, N, C);
+        f->rmsnorm_backward(dx2, dw2, dout, x, w, rs, N, C);
+        check_bits("determinism rmsnorm_backward dinp", dx1, dx2, (size_t)N * C * F4);
+        check_bits("determinism rmsnorm_backward dw", dw1, dw2, (size_t)C * F4);
+        free(x); free(w); free(dout); free(rs); free(dx1); free(dx2); free(dw1); free(dw2); free(o);
+    }
+    {
+        int B = 2, T = 200, H = 6, KVH = 2, hd = 32;
+        size_t nq = (size_t)B * T * (H + 2 * KVH) * hd, no = (size_t)B * T * H * hd;
+        size_t na = (size_t)B * H * T * T;
+        float *qkv = rnd(nq), *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
+        float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
+        f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
+        f->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
+        check_bits("determinism attention_forward out", o1, o2, no * F4);
+        check_bits("determinism attention_forward att", a1, a2, na * F4);
+        f->attention_backward(d1, NULL, dout, qkv, a1, B, T, H, KVH, hd);
+        f->attention_backward(d2, NULL, dout, qkv, a1, B, T, H, KVH, hd);
+        check_bits("determinism attention_backward", d1, d2, nq * F4);
+        free(qkv); free(o1); free(o2); free(a1); free(a2); free(dout); free(d1); free(d2);
+    }
+    {
+        int N = 64, V = 32003;
+        size_t n = (size_t)N * V;
+        float *l = rnd(n), *l1 = rnd(N), *l2 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
+        int32_t *y = tokens(N, V);
+        f->crossentropy_forward(l1, d1, l, y, N, V, 0.5f);
+        f->crossentropy_forward(l2, d2, l, y, N, V, 0.5f);
+        check_bits("determinism crossentropy losses", l1, l2, (size_t)N * F4);
+        check_bits("determinism crossentropy dlogits", d1, d2, n * F4);
+        free(l); free(l1); free(l2); free(d1); free(d2); free(y);
+    }
+    {
+        size_t n = 3000017;
+        float *x = rnd(n);
+        double s1 = f->sum_squares(x, n), s2 = f->sum_squares(x, n);
+        check_bits("determinism sum_squares", &s1, &s2, sizeof s1);
+        free(x);
+    }
+    check_errors("determinism");
+}
+
+/* ------------------------------------------------------------ misc */
+
+static void test_lookup(void)
+{
+    result("table name", strcmp(K->name, "cuda") == 0 && llm_kernels_cuda() == K, K->name);
+    char name[256] = "";
+    result("llm_cuda_device_name", llm_cuda_device_name(name, sizeof name) == 0 && name[0], name);
+    /* A bad launch is recorded, not fatal, and cleared on request. */
+    void *p = NULL;
+    int big = llm_cuda_alloc(&p, (size_t)1 << 62);
+    result("llm_cuda_alloc of 4 EiB fails cleanly", big == -1 && p == NULL && llm_cuda_errmsg(),
+           llm_cuda_errmsg() ? llm_cuda_errmsg() : "no message");
+    llm_cuda_clear_error();
+    result("llm_cuda_clear_error", llm_cuda_errmsg() == NULL && llm_cuda_sync() == 0, "");
+    /* Zero sizes launch nothing. */
+    K->residual_forward(NULL, NULL, NULL, 0);
+    K->scale(NULL, 0, 2.0f);
+    K->swiglu_forward(NULL, NULL, 0, 5);
+    K->matmul_forward(NULL, NULL, NULL, 0, 3, 4);
+    K->embedding_backward(NULL, NULL, NULL, 0, 4);
+    K->rmsnorm_backward(NULL, NULL, NULL, NULL, NULL, NULL, 0, 4);
+    K->crossentropy_forward(NULL, NULL, NULL, NULL, 0, 10, 1.0f);
+    result("zero sizes", llm_cuda_sync() == 0 && K->sum_squares(NULL, 0) == 0.0,
+           llm_cuda_errmsg() ? llm_cuda_errmsg() : "");
+    llm_cuda_clear_error();
+}
+
+/* LLM_TEST_QUICK=1 in the environment: small shapes only (for runs under
+ * compute-sanitizer, which slows kernels down a hundredfold). */
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    K = llm_kernels_cuda();
+    if (!K) {
+        const char *why = llm_cuda_errmsg();
+        printf("no CUDA device%s%s\n", why ? ": " : "", why ? why : "");
+        return 77;
+    }
+    const char *q = getenv("LLM_TEST_QUICK");
+    int big = !(q && *q && strcmp(q, "0") != 0);
+    const llm_kernels *f = &host_cuda, *r = llm_kernels_ref();
+    char name[256] = "?";
+    llm_cuda_device_name(name, sizeof name);
+    printf("device: %s%s\n", name, big ? "" : " (quick: small shapes only)");
+
+    test_lookup();
+    test_matmul(f, r, 1, 1, 1);
+    test_matmul(f, r, 7, 13, 5);
+    test_matmul(f, r, 64, 96, 131);
+    if (big) {
+        test_matmul(f, r, 257, 771, 2305);
+        test_matmul(f, r, 1000, 288, 769);
+    }
+    test_embedding(f, r, 9, 5, 7);
+    test_embedding(f, r, 100, 37, 33);
+    test_embedding(f, r, 1000, 3, 129);      /* long runs of one token */
+    if (big)
+        test_embedding(f, r, 4096, 50257, 768);
+    test_rmsnorm(f, r, 1, 1);
+    test_rmsnorm(f, r, 5, 7);
+    test_rmsnorm(f, r, 70, 288);
+    if (big) {
+        test_rmsnorm(f, r, 4097, 768);       /* several dw chunks */
+        test_rmsnorm(f, r, 33, 4099);
+    }
+    test_rope(f, r, 2, 5, 3, 6, 3);
+    test_rope(f, r, 1, 17, 2, 48, 3);
+    test_rope(f, r, 1, 4, 2, 7, 0);                /* odd hd: last element untouched */
+    if (big)
+        test_rope(f, r, 3, 129, 12, 64, 2 * 4 * 64);   /* q heads of a GQA qkv row */
+    test_attention(f, r, 1, 1, 1, 1, 2);
+    test_attention(f, r, 2, 5, 4, 2, 6);
+    test_attention(f, r, 1, 31, 2, 2, 16);
+    test_attention(f, r, 1, 33, 3, 1, 8);
+    test_attention(f, r, 2, 65, 8, 2, 64);
+    if (big) {
+        test_attention(f, r, 1, 70, 3, 3, 8);
+        test_attention(f, r, 2, 130, 6, 1, 4);
+        test_attention(f, r, 1, 257, 4, 4, 64);
+        test_attention(f, r, 1, 1024, 4, 2, 64);
+    }
+    test_swiglu(f, r, 3, 5);
+    test_swiglu(f, r, 33, 97);
+    if (big)
+        test_swiglu(f, r, 1000, 2048);
+    test_crossentropy(f, r, 1, 1);
+    test_crossentropy(f, r, 7, 67);
+    test_crossentropy(f, r, 12, 4096);
+    if (big)
+        test_crossentropy(f, r, 5, 50257);
+    test_elementwise(f, r, 1);
+    test_elementwise(f, r, 1001);
+    test_elementwise(f, r, 100003);
+    if (big) {
+        test_elementwise(f, r, 3000017);
+        test_determinism(f);
+    }
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
