@@ -16,6 +16,8 @@
 static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log;
 static const char *o_val;
 static const char *o_task = "lm";
+static const char *o_pooling = "mean";
+static int o_multi_label, o_balance, o_freeze;
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
 static double o_rope_base = 10000, o_norm_eps = 1e-5;
@@ -38,8 +40,21 @@ static const cli_opt opts[] = {
     {"output", 'o', CLI_STRING, &o_output, "FILE",
      "model file to write (required); with validation, the best model seen", NULL, 0, 0,
      0, CLI_COMPLETE_FILE, 0},
-    {"task", 0, CLI_CHOICE, &o_task, "TASK", "what to train", "lm", 0, 0, 0,
-     CLI_COMPLETE_CHOICE, 0},
+    {"task", 0, CLI_CHOICE, &o_task, "TASK",
+     "what to train: a language model, or a classifier of labelled lines", "lm|classify",
+     0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+    {"multi-label", 0, CLI_FLAG, &o_multi_label, NULL,
+     "classify: each line may carry several labels (comma-separated, or several "
+     "__label__ tokens)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"pooling", 0, CLI_CHOICE, &o_pooling, "HOW",
+     "classify: the head reads the mean of the final hidden states, or the last token's",
+     "mean|last", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+    {"balance", 0, CLI_FLAG, &o_balance, NULL,
+     "classify: weigh each label's loss inversely to its frequency", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"freeze", 0, CLI_FLAG, &o_freeze, NULL,
+     "classify: train only the head, keeping the --init model's weights", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
     {"init", 0, CLI_STRING, &o_init, "FILE",
      "start from the weights of this model file instead of random ones", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
@@ -186,6 +201,354 @@ static uint64_t text_bytes(const llm_data *d, const llm_tok *tok, uint64_t first
 }
 
 /* ------------------------------------------------------------------------ */
+/* Classifier input (--task classify): `label<TAB>text` lines (with
+ * --multi-label, comma-separated labels), or fastText's `__label__x text`
+ * with the labels as the leading tokens. Each line is one document: BOS,
+ * its ids, EOS, cut to the context. Labels are numbered in byte order. */
+
+typedef struct {
+    char **names;            /* labels, first-seen order while reading */
+    int n, cap;
+    llm_ids ids;             /* documents' ids, concatenated */
+    llm_ids labs;            /* documents' label numbers, concatenated */
+    size_t *off, *loff;      /* (ndocs + 1) */
+    size_t ndocs, dcap;
+    uint64_t truncated;
+} cls_raw;
+
+static int label_index(cls_raw *r, const char *s, size_t n, int add)
+{
+    for (int i = 0; i < r->n; i++)
+        if (strlen(r->names[i]) == n && memcmp(r->names[i], s, n) == 0)
+            return i;
+    if (!add)
+        return -1;
+    if (r->n == r->cap) {
+        r->cap = r->cap ? 2 * r->cap : 16;
+        r->names = realloc(r->names, (size_t)r->cap * sizeof *r->names);
+        if (!r->names)
+            cli_die("out of memory");
+    }
+    if (!(r->names[r->n] = strndup(s, n)))
+        cli_die("out of memory");
+    return r->n++;
+}
+
+static void raw_doc(cls_raw *r, const llm_ids *doc, const int32_t *lab, size_t nl)
+{
+    if (r->ndocs + 1 >= r->dcap) {
+        r->dcap = r->dcap ? 2 * r->dcap : 1024;
+        r->off = realloc(r->off, (r->dcap + 1) * sizeof *r->off);
+        r->loff = realloc(r->loff, (r->dcap + 1) * sizeof *r->loff);
+        if (!r->off || !r->loff)
+            cli_die("out of memory");
+        if (r->ndocs == 0)
+            r->off[0] = r->loff[0] = 0;
+    }
+    for (size_t i = 0; i < doc->len; i++)
+        check(llm_ids_push(&r->ids, doc->data[i]));
+    for (size_t i = 0; i < nl; i++)
+        check(llm_ids_push(&r->labs, lab[i]));
+    r->ndocs++;
+    r->off[r->ndocs] = r->ids.len;
+    r->loff[r->ndocs] = r->labs.len;
+}
+
+/* Reads one labelled file into r; `add`: new labels allowed (training). */
+static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int T, int add)
+{
+    FILE *f = cli_open(path);
+    const char *name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
+    llm_lines *lr;
+    check(llm_lines_open(f, &lr));
+    const char *line;
+    size_t len;
+    int rc;
+    llm_ids doc = { 0 };
+    int32_t lab[4096];
+    while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
+        long long ln = (long long)llm_lines_number(lr);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            continue;
+        size_t bad, nl = 0;
+        if (!llm_utf8_check(line, len, &bad))
+            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+        const char *text, *end = line + len;
+        if (len >= 9 && memcmp(line, "__label__", 9) == 0) {
+            const char *p = line;
+            while (p < end && (size_t)(end - p) >= 9 && memcmp(p, "__label__", 9) == 0) {
+                const char *s = p + 9, *e = s;
+                while (e < end && *e != ' ' && *e != '\t')
+                    e++;
+                if (e == s)
+                    cli_die("'%s', line %lld: empty label", name, ln);
+                if (nl == sizeof lab / sizeof lab[0])
+                    cli_die("'%s', line %lld: too many labels", name, ln);
+                int k = label_index(r, s, (size_t)(e - s), add);
+                if (k < 0)
+                    cli_die("'%s', line %lld: label '%.*s' is not among the training "
+                            "labels", name, ln, (int)(e - s), s);
+                lab[nl++] = k;
+                p = e;
+                while (p < end && (*p == ' ' || *p == '\t'))
+                    p++;
+            }
+            text = p;
+        } else {
+            const char *tab = memchr(line, '\t', len);
+            if (!tab)
+                cli_die("'%s', line %lld: no tab between label and text (expected "
+                        "'label<TAB>text' or '__label__x text')", name, ln);
+            if (tab == line)
+                cli_die("'%s', line %lld: empty label", name, ln);
+            for (const char *s = line; s < tab;) {
+                const char *e = s;
+                if (o_multi_label)
+                    while (e < tab && *e != ',')
+                        e++;
+                else
+                    e = tab;
+                if (e == s)
+                    cli_die("'%s', line %lld: empty label", name, ln);
+                if (nl == sizeof lab / sizeof lab[0])
+                    cli_die("'%s', line %lld: too many labels", name, ln);
+                int k = label_index(r, s, (size_t)(e - s), add);
+                if (k < 0)
+                    cli_die("'%s', line %lld: label '%.*s' is not among the training "
+                            "labels", name, ln, (int)(e - s), s);
+                lab[nl++] = k;
+                s = e < tab ? e + 1 : e;
+                if (e < tab && s == tab)
+                    cli_die("'%s', line %lld: empty label", name, ln);
+            }
+            text = tab + 1;
+        }
+        if (nl > 1 && !o_multi_label)
+            cli_die("'%s', line %lld: %zu labels on one line (use --multi-label)", name,
+                    ln, nl);
+        /* The same label twice on a line counts once. */
+        size_t u = 0;
+        for (size_t i = 0; i < nl; i++) {
+            size_t j = 0;
+            while (j < u && lab[j] != lab[i])
+                j++;
+            if (j == u)
+                lab[u++] = lab[i];
+        }
+        int tr;
+        check(llm_cls_encode(tok, text, (size_t)(end - text), T, &doc, &tr));
+        r->truncated += (uint64_t)tr;
+        raw_doc(r, &doc, lab, u);
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", name, llm_errmsg());
+    llm_lines_free(lr);
+    cli_close(f);
+    llm_ids_free(&doc);
+}
+
+static const cls_raw *g_sort_raw;
+
+static int cmp_label(const void *a, const void *b)
+{
+    return strcmp(g_sort_raw->names[*(const int *)a], g_sort_raw->names[*(const int *)b]);
+}
+
+/* The documents [from, to) of r, with labels renumbered by `map`, into d. */
+static void raw_to_data(const cls_raw *r, const size_t *pick, size_t n, const int *map,
+                        llm_cls_data *d)
+{
+    int32_t lab[4096];
+    for (size_t j = 0; j < n; j++) {
+        size_t i = pick ? pick[j] : j;
+        size_t nl = r->loff[i + 1] - r->loff[i];
+        for (size_t k = 0; k < nl; k++)
+            lab[k] = map[r->labs.data[r->loff[i] + k]];
+        check(llm_cls_data_add(d, r->ids.data + r->off[i], r->off[i + 1] - r->off[i], lab,
+                               nl));
+    }
+}
+
+static int cmp_sz(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void raw_free(cls_raw *r)
+{
+    for (int i = 0; i < r->n; i++)
+        free(r->names[i]);
+    free(r->names);
+    llm_ids_free(&r->ids);
+    llm_ids_free(&r->labs);
+    free(r->off);
+    free(r->loff);
+}
+
+/* Reads the labelled inputs; gives the model its head (or checks the one it
+ * has); splits off the validation documents. */
+static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int argc,
+                        char **argv, llm_cls_data **train, llm_cls_data **val,
+                        float **weights)
+{
+    cls_raw r = { 0 };
+    if (first >= argc)
+        read_labelled(&r, tok, NULL, T, 1);
+    for (int i = first; i < argc; i++)
+        read_labelled(&r, tok, argv[i], T, 1);
+    if (r.ndocs == 0)
+        cli_die("no labelled documents in %s", first >= argc ? "standard input" : "the input");
+    uint64_t tr_train = r.truncated;
+    size_t ntrain = r.ndocs;
+    if (o_val)
+        read_labelled(&r, tok, o_val, T, 0);
+    int K = r.n;
+    if (K < 2 && !o_multi_label)
+        cli_die("only one label ('%s') in the training data: a classifier needs two or more",
+                r.names[0]);
+    int *order = malloc((size_t)K * sizeof *order), *map = malloc((size_t)K * sizeof *map);
+    const char **names = malloc((size_t)K * sizeof *names);
+    if (!order || !map || !names)
+        cli_die("out of memory");
+    for (int i = 0; i < K; i++)
+        order[i] = i;
+    g_sort_raw = &r;
+    qsort(order, (size_t)K, sizeof *order, cmp_label);
+    for (int i = 0; i < K; i++) {
+        map[order[i]] = i;
+        names[i] = r.names[order[i]];
+    }
+    /* The head: a classifier with these labels keeps its own (resume, or
+     * --init from a classifier of the same labels); anything else gets a
+     * fresh one. */
+    int same = llm_model_n_labels(m) == K && llm_model_multi_label(m) == o_multi_label &&
+               strcmp(llm_pooling_name(llm_model_pooling(m)), o_pooling) == 0;
+    for (int i = 0; same && i < K; i++)
+        same = strcmp(llm_model_label(m, i), names[i]) == 0;
+    if (o_resume && !same)
+        cli_die("'%s' is not a classifier of these labels and options (--multi-label, "
+                "--pooling)", o_resume);
+    if (!same) {
+        llm_head_params hp = { K, names, o_multi_label, LLM_POOL_LAST };
+        check(llm_pooling_parse(o_pooling, &hp.pooling));
+        int rc = llm_model_add_head(m, &hp, (uint64_t)o_seed);
+        if (rc == LLM_ERR_INVALID)
+            cli_die("the training data: %s", llm_errmsg());
+        check(rc);
+    }
+    /* Validation: --val's documents, or a seeded random --val-fraction. */
+    check(llm_cls_data_new(K, train));
+    *val = NULL;
+    if (o_val) {
+        if (r.ndocs == ntrain)
+            cli_die("'%s': no labelled documents", o_val);
+        check(llm_cls_data_new(K, val));
+        raw_to_data(&r, NULL, ntrain, map, *train);
+        size_t *pick = malloc((r.ndocs - ntrain) * sizeof *pick);
+        if (!pick)
+            cli_die("out of memory");
+        for (size_t i = ntrain; i < r.ndocs; i++)
+            pick[i - ntrain] = i;
+        raw_to_data(&r, pick, r.ndocs - ntrain, map, *val);
+        free(pick);
+    } else if (o_val_fraction > 0) {
+        size_t nv = (size_t)((double)ntrain * o_val_fraction);
+        if (nv < 1 || nv >= ntrain)
+            cli_die("--val-fraction %g of %zu documents leaves no validation or no training "
+                    "documents", o_val_fraction, ntrain);
+        size_t *perm = malloc(ntrain * sizeof *perm);
+        if (!perm)
+            cli_die("out of memory");
+        for (size_t i = 0; i < ntrain; i++)
+            perm[i] = i;
+        llm_rng rng;
+        llm_rng_seed(&rng, (uint64_t)o_seed ^ 0x76616c6964ULL);
+        for (size_t i = ntrain; i > 1; i--) {
+            size_t j = (size_t)llm_rng_below(&rng, i), t = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = t;
+        }
+        /* Both parts keep the file order. */
+        qsort(perm, nv, sizeof *perm, cmp_sz);
+        qsort(perm + nv, ntrain - nv, sizeof *perm, cmp_sz);
+        check(llm_cls_data_new(K, val));
+        raw_to_data(&r, perm, nv, map, *val);
+        raw_to_data(&r, perm + nv, ntrain - nv, map, *train);
+        free(perm);
+    } else {
+        raw_to_data(&r, NULL, ntrain, map, *train);
+    }
+    /* --balance: weights inverse to frequency, 1 on average (single-label);
+     * multi-label: each label's negatives over its positives (pos_weight). */
+    *weights = NULL;
+    if (o_balance) {
+        uint64_t *cnt = malloc((size_t)K * sizeof *cnt);
+        *weights = malloc((size_t)K * sizeof **weights);
+        if (!cnt || !*weights)
+            cli_die("out of memory");
+        llm_cls_data_label_counts(*train, cnt);
+        double n = (double)llm_cls_data_count(*train);
+        for (int k = 0; k < K; k++) {
+            if (cnt[k] == 0)
+                (*weights)[k] = 1.0f;
+            else if (o_multi_label)
+                (*weights)[k] = (float)((n - (double)cnt[k]) / (double)cnt[k]);
+            else
+                (*weights)[k] = (float)(n / ((double)K * (double)cnt[k]));
+        }
+        free(cnt);
+    }
+    if (!o_quiet) {
+        fprintf(stderr, "llm-train: %zu training documents", llm_cls_data_count(*train));
+        if (*val)
+            fprintf(stderr, ", %zu validation documents", llm_cls_data_count(*val));
+        fprintf(stderr, ", %d labels%s", K, o_multi_label ? " (multi-label)" : "");
+        if (tr_train || r.truncated > tr_train)
+            fprintf(stderr, "; %llu truncated to the context of %d tokens",
+                    (unsigned long long)r.truncated, T);
+        fputc('\n', stderr);
+    }
+    free(order);
+    free(map);
+    free(names);
+    raw_free(&r);
+}
+
+/* After training: temperature (and multi-label thresholds) fitted on the
+ * validation documents with the best model, which is saved again. */
+static void cls_calibrate(const char *path, const llm_cls_data *val,
+                          const llm_save_params *sp)
+{
+    llm_model *b;
+    check(llm_model_load(path, o_device, &b));
+    int K = llm_model_n_labels(b);
+    size_t n = llm_cls_data_count(val);
+    float *z = malloc(n * (size_t)K * sizeof *z), *thr = malloc((size_t)K * sizeof *thr);
+    if (!z || !thr)
+        cli_die("out of memory");
+    llm_cls_eval_result r;
+    check(llm_cls_eval(b, val, o_batch, z, &r));
+    double temp;
+    check(llm_cls_fit_temperature(b, z, val, &temp));
+    check(llm_model_set_calibration(b, temp, NULL));
+    if (llm_model_multi_label(b)) {
+        llm_cls_probs(b, z, n, z);
+        check(llm_cls_tune_thresholds(b, z, val, thr));
+        check(llm_model_set_calibration(b, temp, thr));
+    }
+    check(llm_model_save(b, path, sp));
+    if (!o_quiet)
+        fprintf(stderr, "llm-train: calibrated on %zu validation documents: temperature "
+                "%.4g%s\n", n, temp, llm_model_multi_label(b) ? ", per-label thresholds" : "");
+    free(z);
+    free(thr);
+    llm_model_free(b);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Signals: the first SIGINT/SIGTERM asks the loop to save and stop. */
 
 static volatile sig_atomic_t g_stop;
@@ -241,6 +604,11 @@ int main(int argc, char **argv)
         cli_usage("--resume and --init cannot be combined");
     if (o_val && o_val_fraction > 0)
         cli_usage("--val and --val-fraction cannot be combined");
+    int cls = strcmp(o_task, "classify") == 0;
+    if (!cls && (o_multi_label || o_balance || o_freeze))
+        cli_usage("--multi-label, --balance and --freeze need --task classify");
+    if (cls && o_batch_tokens)
+        cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
     if (strcmp(o_device, "cpu") != 0)
         cli_die("device '%s' is not available in this build (CUDA support is not built)",
                 o_device);
@@ -297,38 +665,48 @@ int main(int argc, char **argv)
         cli_usage("--context %d is longer than the model's context %d", T, cfg->context);
 
     /* Data. */
-    llm_data *data;
-    check(llm_data_new((uint32_t)V, &data));
-    if (first >= argc)
-        add_input(data, tok, NULL);
-    for (int i = first; i < argc; i++)
-        add_input(data, tok, argv[i]);
-    uint64_t ntok = llm_data_count(data);
-    if (ntok == 0)
-        cli_die("no training tokens in %s", first >= argc ? "standard input" : "the input");
-    llm_data *vdata = data;
-    uint64_t train_end = ntok, vbegin = 0, vend = 0;
-    if (o_val) {
-        check(llm_data_new((uint32_t)V, &vdata));
-        add_input(vdata, tok, o_val);
-        vend = llm_data_count(vdata);
-        if (vend < (uint64_t)T + 1)
-            cli_die("'%s': %llu validation tokens are fewer than one sequence of %d + 1",
-                    o_val, (unsigned long long)vend, T);
-    } else if (o_val_fraction > 0) {
-        vbegin = train_end = ntok - (uint64_t)((double)ntok * o_val_fraction);
-        vend = ntok;
-        if (vend - vbegin < (uint64_t)T + 1)
-            cli_die("--val-fraction %g holds out %llu tokens, fewer than one sequence of "
-                    "%d + 1", o_val_fraction, (unsigned long long)(vend - vbegin), T);
+    llm_data *data = NULL, *vdata = NULL;
+    uint64_t train_end = 0, vbegin = 0, vend = 0;
+    llm_cls_data *ctrain = NULL, *cval = NULL;
+    float *cweights = NULL;
+    if (cls) {
+        cls_prepare(tok, m, T, first, argc, argv, &ctrain, &cval, &cweights);
+    } else {
+        check(llm_data_new((uint32_t)V, &data));
+        if (first >= argc)
+            add_input(data, tok, NULL);
+        for (int i = first; i < argc; i++)
+            add_input(data, tok, argv[i]);
+        uint64_t ntok = llm_data_count(data);
+        if (ntok == 0)
+            cli_die("no training tokens in %s", first >= argc ? "standard input" : "the input");
+        vdata = data;
+        train_end = ntok;
+        if (o_val) {
+            check(llm_data_new((uint32_t)V, &vdata));
+            add_input(vdata, tok, o_val);
+            vend = llm_data_count(vdata);
+            if (vend < (uint64_t)T + 1)
+                cli_die("'%s': %llu validation tokens are fewer than one sequence of %d + 1",
+                        o_val, (unsigned long long)vend, T);
+        } else if (o_val_fraction > 0) {
+            vbegin = train_end = ntok - (uint64_t)((double)ntok * o_val_fraction);
+            vend = ntok;
+            if (vend - vbegin < (uint64_t)T + 1)
+                cli_die("--val-fraction %g holds out %llu tokens, fewer than one sequence of "
+                        "%d + 1", o_val_fraction, (unsigned long long)(vend - vbegin), T);
+        }
+        if (train_end < (uint64_t)T + 1)
+            cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
+                    "shorter --context or more text)", (unsigned long long)train_end, T);
     }
-    if (train_end < (uint64_t)T + 1)
-        cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
-                "shorter --context or more text)", (unsigned long long)train_end, T);
-    int has_val = vend > vbegin;
+    int has_val = cls ? cval != NULL : vend > vbegin;
 
     llm_batcher *batcher;
-    check(llm_batcher_new(data, 0, train_end, T, (uint64_t)o_seed, &batcher));
+    if (cls)
+        check(llm_batcher_new_docs(ctrain, (uint64_t)o_seed, &batcher));
+    else
+        check(llm_batcher_new(data, 0, train_end, T, (uint64_t)o_seed, &batcher));
     uint64_t per_micro = (uint64_t)o_batch * (uint64_t)T;
     int accum = 1;
     if (o_batch_tokens) {
@@ -360,6 +738,9 @@ int main(int argc, char **argv)
     tp.adamw.weight_decay = o_weight_decay;
     tp.adamw.decay_embedding = o_decay_embeddings;
     tp.clip = o_clip;
+    tp.class_weights = cweights;
+    if (cls)
+        check(llm_model_freeze(m, o_freeze));
     llm_trainer *tr;
     check(llm_trainer_new(m, batcher, &tp, &tr));
     if (o_resume)
@@ -376,7 +757,14 @@ int main(int argc, char **argv)
     llm_tok_bytes(tok, &tokb, &tokn);
     llm_save_params sp = { tokb, tokn, 0, NULL };
     int64_t start = llm_model_steps(m);
-    if (!o_quiet)
+    if (!o_quiet && cls)
+        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, FFN %d, "
+                "context %d, vocabulary %d) and a head of %d labels (%s pooling%s); "
+                "%d thread%s\n", (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim,
+                cfg->n_heads, cfg->ffn_dim, cfg->context, V, llm_model_n_labels(m),
+                llm_pooling_name(llm_model_pooling(m)), o_freeze ? ", backbone frozen" : "",
+                threads, threads == 1 ? "" : "s");
+    else if (!o_quiet)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
                 "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "
                 "sequences of %d; %d thread%s\n",
@@ -397,11 +785,16 @@ int main(int argc, char **argv)
     int bad_evals = 0;
     uint64_t val_bytes = 0;
     llm_eval_result ev;
+    llm_cls_eval_result cev;
     double flops_tok = llm_config_flops_per_token(cfg, T);
     double peak = progress ? llm_peak_flops() : 0;
 
 #define EVALUATE(step_)                                                                \
     do {                                                                               \
+        if (cls) {                                                                     \
+            EVALUATE_CLS(step_);                                                       \
+            break;                                                                     \
+        }                                                                              \
         check(llm_eval_loss(m, vdata, vbegin, vend, o_batch, T, (uint64_t)o_eval_tokens, \
                             &ev));                                                     \
         if (!val_bytes)                                                                \
@@ -418,6 +811,30 @@ int main(int argc, char **argv)
                     "byte\n", (long long)(step_), ev.loss, last_bpb);                  \
         if (ev.loss < best) {                                                          \
             best = ev.loss;                                                            \
+            bad_evals = 0;                                                             \
+            check(llm_model_save(m, o_output, &sp));                                   \
+        } else {                                                                       \
+            bad_evals++;                                                               \
+        }                                                                              \
+    } while (0)
+
+    /* A classifier keeps the model of the best validation accuracy (ties:
+     * the lower loss); last_bpb then holds the accuracy. */
+#define EVALUATE_CLS(step_)                                                            \
+    do {                                                                               \
+        check(llm_cls_eval(m, cval, o_batch, NULL, &cev));                             \
+        last_val = cev.loss;                                                           \
+        last_bpb = cev.accuracy;                                                       \
+        if (logf)                                                                      \
+            fprintf(logf, "{\"step\":%lld,\"val_loss\":%.6f,\"val_accuracy\":%.6f,"    \
+                    "\"val_docs\":%zu}\n", (long long)(step_), cev.loss, cev.accuracy,  \
+                    cev.docs);                                                         \
+        if (progress && !tty)                                                          \
+            fprintf(stderr, "llm-train: step %lld: validation loss %.4f, accuracy "    \
+                    "%.4f\n", (long long)(step_), cev.loss, cev.accuracy);             \
+        double key_ = 1.0 - cev.accuracy + 1e-9 * cev.loss;                            \
+        if (key_ < best) {                                                             \
+            best = key_;                                                               \
             bad_evals = 0;                                                             \
             check(llm_model_save(m, o_output, &sp));                                   \
         } else {                                                                       \
@@ -465,7 +882,8 @@ int main(int argc, char **argv)
             fmt_duration(eta, sizeof eta, (double)(total - step) * (t - t0) /
                                               (double)(step - start));
             if (!isnan(last_val))
-                snprintf(val, sizeof val, " | val %.4f (%.3f bpb)", last_val, last_bpb);
+                snprintf(val, sizeof val, cls ? " | val %.4f (acc %.3f)" : " | val %.4f "
+                         "(%.3f bpb)", last_val, last_bpb);
             fprintf(stderr, "%sstep %lld/%lld | loss %.4f%s | lr %.2e | gnorm %.2f | "
                     "%.0f tok/s | MFU %.0f%% | ETA %s%s", tty ? "\r\033[K" : "",
                     (long long)step, (long long)total, info.loss, val, info.lr,
@@ -501,10 +919,14 @@ int main(int argc, char **argv)
          * the latest model; otherwise it already holds the best one. */
         if (!has_val || isinf(best))
             check(llm_model_save(m, o_output, &sp));
+        else if (cls)
+            cls_calibrate(o_output, cval, &sp);
         if (!o_quiet) {
             fprintf(stderr, "llm-train: %s at step %lld; model '%s'", why, (long long)step,
                     o_output);
-            if (has_val && !isinf(best))
+            if (has_val && !isinf(best) && cls)
+                fprintf(stderr, " (best validation accuracy %.4f)", 1 - best);
+            else if (has_val && !isinf(best))
                 fprintf(stderr, " (best validation loss %.4f)", best);
             fprintf(stderr, ", checkpoint '%s'\n", o_checkpoint);
         }
@@ -516,6 +938,9 @@ int main(int argc, char **argv)
     if (vdata != data)
         llm_data_free(vdata);
     llm_data_free(data);
+    llm_cls_data_free(ctrain);
+    llm_cls_data_free(cval);
+    free(cweights);
     llm_model_free(m);
     llm_tok_free(tok);
     free(ckpt_default);

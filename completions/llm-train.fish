@@ -2,7 +2,11 @@
 complete -c llm-train -f
 complete -c llm-train -s m -l model -r -F -d 'tokenizer: a SentencePiece .model or an llm model file (default: the one in --init or --resume)'
 complete -c llm-train -s o -l output -r -F -d 'model file to write (required); with validation, the best model seen'
-complete -c llm-train -l task -x -a 'lm' -d 'what to train'
+complete -c llm-train -l task -x -a 'lm classify' -d 'what to train: a language model, or a classifier of labelled lines'
+complete -c llm-train -l multi-label -d 'classify: each line may carry several labels (comma-separated, or several __label__ tokens)'
+complete -c llm-train -l pooling -x -a 'mean last' -d 'classify: the head reads the mean of the final hidden states, or the last token\'s'
+complete -c llm-train -l balance -d 'classify: weigh each label\'s loss inversely to its frequency'
+complete -c llm-train -l freeze -d 'classify: train only the head, keeping the --init model\'s weights'
 complete -c llm-train -l init -r -F -d 'start from the weights of this model file instead of random ones'
 complete -c llm-train -l resume -r -F -d 'continue the run saved in this checkpoint (pass the same options)'
 complete -c llm-train -l checkpoint -r -F -d 'where checkpoints go (default: OUTPUT.ckpt)'
