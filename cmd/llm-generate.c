@@ -1,0 +1,680 @@
+/* llm-generate.c: continue prompts with a language model, one prompt per
+ * input line (or one -p prompt), several prompts decoded together. Options,
+ * I/O, stop strings and record bookkeeping only; the model and its key/value
+ * cache are lib/infer.c, sampling is lib/sample.c. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "internal.h"   /* llm_json_put_string */
+
+/* Option values, holding their defaults (--help prints them from here). */
+static const char *o_model, *o_prompt;
+static int o_max_tokens = 128;
+static double o_temperature = 0.8, o_top_p = 0.95, o_min_p = 0.05;
+static int o_top_k = 40, o_repeat_last_n = 64;
+static double o_repeat_penalty = 1.0, o_presence = 0.0, o_frequency = 0.0;
+static int64_t o_seed = 1;
+static cli_list o_stop;
+static int o_samples = 1, o_batch = 16, o_threads, o_quiet;
+static const char *o_format = "text";
+static int o_logprobs, o_echo, o_null;
+static const char *o_device = "cpu";
+
+static const cli_opt opts[] = {
+    {"model", 'm', CLI_STRING, &o_model, "FILE", "model file to generate with (required)",
+     NULL, 0, 0, 0, CLI_COMPLETE_FILE, 1},
+    {"prompt", 'p', CLI_STRING, &o_prompt, "TEXT",
+     "continue this one prompt, streaming the text as it comes, instead of reading "
+     "prompt lines", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"max-tokens", 'n', CLI_INT, &o_max_tokens, "N",
+     "generate at most N tokens per sample (less than the model's context)", NULL, 1,
+     1 << 20, 0, CLI_COMPLETE_NONE, 0},
+    {"temperature", 0, CLI_DOUBLE, &o_temperature, "X",
+     "sampling temperature; 0 picks the most likely token every time (greedy)", NULL,
+     0, 1e6, 0, CLI_COMPLETE_NONE, 0},
+    {"top-k", 0, CLI_INT, &o_top_k, "N", "sample among the N most likely tokens (0: all)",
+     NULL, 0, 1 << 24, 0, CLI_COMPLETE_NONE, 0},
+    {"top-p", 0, CLI_DOUBLE, &o_top_p, "X",
+     "sample among the most likely tokens whose probabilities sum to X, in (0, 1] "
+     "(1: off)", NULL, 0, 1, 0, CLI_COMPLETE_NONE, 0},
+    {"min-p", 0, CLI_DOUBLE, &o_min_p, "X",
+     "drop tokens less likely than X times the most likely one, in [0, 1] (0: off)",
+     NULL, 0, 1, 0, CLI_COMPLETE_NONE, 0},
+    {"repeat-penalty", 0, CLI_DOUBLE, &o_repeat_penalty, "X",
+     "divide positive (multiply negative) logits of recent tokens by X > 0 (1: off)",
+     NULL, 0, 1e6, 0, CLI_COMPLETE_NONE, 0},
+    {"repeat-last-n", 0, CLI_INT, &o_repeat_last_n, "N",
+     "recent tokens the penalties look at (0: none, -1: the whole sequence)", NULL, -1,
+     1 << 24, 0, CLI_COMPLETE_NONE, 0},
+    {"presence-penalty", 0, CLI_DOUBLE, &o_presence, "X",
+     "subtract X from the logit of every recent token (negative: reward)", NULL, -1e6,
+     1e6, 0, CLI_COMPLETE_NONE, 0},
+    {"frequency-penalty", 0, CLI_DOUBLE, &o_frequency, "X",
+     "subtract X times its count from the logit of every recent token", NULL, -1e6, 1e6,
+     0, CLI_COMPLETE_NONE, 0},
+    {"seed", 0, CLI_INT64, &o_seed, "N",
+     "seed for sampling; each prompt line and sample draws from its own stream, so "
+     "results do not depend on --batch", NULL, 0, 9.2e18, 0, CLI_COMPLETE_NONE, 0},
+    {"stop", 0, CLI_LIST, &o_stop, "TEXT",
+     "end a sample where TEXT appears in it, even across tokens, leaving TEXT out "
+     "(repeatable)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"samples", 0, CLI_INT, &o_samples, "N", "samples (output records) per prompt", NULL,
+     1, 1000000, 0, CLI_COMPLETE_NONE, 0},
+    {"format", 0, CLI_CHOICE, &o_format, "FORMAT",
+     "text: the continuation, one line per record (newline, tab and backslash "
+     "escaped); jsonl: a JSON object per record", "text|jsonl", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
+    {"logprobs", 0, CLI_FLAG, &o_logprobs, NULL,
+     "jsonl: add the log-probability of each generated token", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"echo", 0, CLI_FLAG, &o_echo, NULL, "begin each record's text with its prompt", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"null", '0', CLI_FLAG, &o_null, NULL,
+     "text: end records with NUL instead of newline, and escape nothing", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"batch", 'b', CLI_INT, &o_batch, "N",
+     "decode up to N samples together (throughput; the output is the same)", NULL, 1,
+     4096, 0, CLI_COMPLETE_NONE, 0},
+    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
+    {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no warnings and no summary", NULL, 0,
+     0, 0, CLI_COMPLETE_NONE, 1},
+    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
+};
+
+static const cli_prog prog = {
+    "llm-generate", "[FILE]...",
+    "Continue prompts with a language model: each input line is a prompt, or one -p "
+    "prompt.",
+    NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
+};
+
+static void check(int rc)
+{
+    if (rc)
+        cli_die_status(rc);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        cli_die("out of memory");
+    return p;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Text helpers. */
+
+/* Appends s[0..n) to b with every invalid UTF-8 sequence replaced by U+FFFD.
+ * @return how many replacements were made. */
+static int put_utf8_repaired(llm_buf *b, const char *s, size_t n)
+{
+    int fixed = 0;
+    while (n) {
+        size_t bad;
+        if (llm_utf8_check(s, n, &bad)) {
+            check(llm_buf_append(b, s, n));
+            break;
+        }
+        check(llm_buf_append(b, s, bad));
+        check(llm_buf_append(b, "\xEF\xBF\xBD", 3));
+        fixed++;
+        /* Skip the bad lead byte and any continuation bytes after it. */
+        size_t skip = 1;
+        while (bad + skip < n && ((unsigned char)s[bad + skip] & 0xC0) == 0x80 &&
+               skip < 4)
+            skip++;
+        /* A valid sequence may start inside what we skip only if it is not a
+         * continuation byte, which we never skip: nothing is lost. */
+        s += bad + skip;
+        n -= bad + skip;
+    }
+    return fixed;
+}
+
+/* Text records: one line each, so newline, CR, tab and backslash are
+ * escaped as \n, \r, \t and \\ (undo with printf '%b'). */
+static void put_escaped(llm_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '\n': e = "\\n"; break;
+        case '\r': e = "\\r"; break;
+        case '\t': e = "\\t"; break;
+        case '\\': e = "\\\\"; break;
+        default: break;
+        }
+        if (e)
+            check(llm_buf_append(b, e, 2));
+        else
+            check(llm_buf_append(b, s + i, 1));
+    }
+}
+
+/* Stop strings. */
+static size_t g_stop_max;
+
+/* The offset where the first stop string occurs in text[from..len), or -1. */
+static long find_stop(const char *text, size_t len, size_t from)
+{
+    long best = -1;
+    for (int i = 0; i < o_stop.n; i++) {
+        size_t sl = strlen(o_stop.items[i]);
+        if (sl > len)
+            continue;
+        const char *p = memmem(text + from, len - from, o_stop.items[i], sl);
+        if (p && (best < 0 || p - text < best))
+            best = p - text;
+    }
+    return best;
+}
+
+/* Bytes at the end of text[0..len) that could begin a stop string: held
+ * back from streaming until the next token decides. */
+static size_t stop_holdback(const char *text, size_t len)
+{
+    size_t keep = 0;
+    for (int i = 0; i < o_stop.n; i++) {
+        size_t sl = strlen(o_stop.items[i]);
+        for (size_t k = sl - 1 < len ? sl - 1 : len; k > keep; k--)
+            if (memcmp(text + len - k, o_stop.items[i], k) == 0) {
+                keep = k;
+                break;
+            }
+    }
+    return keep;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Jobs: one (prompt, sample) each; records come out in job order. */
+
+typedef struct {
+    int64_t line;          /* 1-based input line (1 for -p) */
+    int samples;           /* samples started so far */
+    int refs;              /* jobs alive */
+    char *prompt;          /* valid UTF-8 (repaired) */
+    size_t prompt_len;
+    int32_t *ids;          /* prompt ids, after truncation */
+    size_t n_ids;
+} prompt_t;
+
+typedef struct {
+    prompt_t *pr;          /* shared by the samples of one prompt */
+    int sample;            /* 0-based */
+    llm_rng rng;
+    llm_ids hist;          /* prompt and generated ids, for the penalties */
+    llm_buf text;          /* generated text */
+    float *lp;             /* logprobs of generated tokens */
+    int ntok;
+    int32_t next;          /* the token to feed at the next step */
+    const char *finish;    /* NULL while running */
+    size_t streamed;       /* bytes of text already written (-p text) */
+    int started;           /* anything written yet (-p text) */
+} job_t;
+
+/* The seed of job (line, sample): the same whatever the batching. */
+static uint64_t job_seed(uint64_t seed, uint64_t line, uint64_t sample)
+{
+    uint64_t h = seed;
+    uint64_t v[2] = { line, sample };
+    for (int i = 0; i < 2; i++) {
+        h ^= v[i] + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
+        h ^= h >> 30;
+        h *= 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 27;
+        h *= 0x94D049BB133111EBULL;
+        h ^= h >> 31;
+    }
+    return h;
+}
+
+static const llm_tok *g_tok;
+static llm_sampler *g_sampler;
+static int g_eos, g_V, g_stream, g_jsonl;
+static FILE *g_out;
+
+/* Applies one token's logits to a job: sample, append, check the ends. */
+static void advance(job_t *j, float *logits)
+{
+    int32_t t;
+    float lp;
+    check(llm_sampler_sample(g_sampler, &j->rng, logits, g_V, j->hist.data, j->hist.len,
+                             &t, &lp));
+    j->lp[j->ntok++] = lp;
+    if (t == g_eos) {
+        j->finish = "eos";
+        return;
+    }
+    int prev = j->hist.len ? j->hist.data[j->hist.len - 1] : -1;
+    size_t old = j->text.len;
+    check(llm_tok_decode_piece(g_tok, prev, t, &j->text));
+    check(llm_ids_push(&j->hist, t));
+    if (o_stop.n) {
+        size_t from = old + 1 > g_stop_max ? old + 1 - g_stop_max : 0;
+        long at = find_stop(j->text.data, j->text.len, from);
+        if (at >= 0) {
+            j->text.len = (size_t)at;
+            j->text.data[at] = '\0';
+            j->finish = "stop";
+            return;
+        }
+    }
+    if (j->ntok >= o_max_tokens)
+        j->finish = "length";
+    j->next = t;
+}
+
+/* -p text: writes what is safe to show of the front job, now. */
+static void stream(job_t *j)
+{
+    llm_buf b = { 0 };
+    if (!j->started && o_echo)
+        check(llm_buf_append(&b, j->pr->prompt, j->pr->prompt_len));
+    j->started = 1;
+    size_t upto = j->finish ? j->text.len : j->text.len - stop_holdback(j->text.data,
+                                                                        j->text.len);
+    if (upto > j->streamed) {
+        check(llm_buf_append(&b, j->text.data + j->streamed, upto - j->streamed));
+        j->streamed = upto;
+    }
+    if (j->finish)
+        check(llm_buf_append(&b, o_null ? "" : "\n", 1));
+    if (b.len) {
+        cli_write(b.data, b.len, g_out);
+        cli_flush(g_out);
+    }
+    llm_buf_free(&b);
+}
+
+/* A finished job's record. */
+static void write_record(job_t *j)
+{
+    llm_buf b = { 0 };
+    const prompt_t *p = j->pr;
+    if (g_jsonl) {
+        llm_buf t = { 0 };
+        if (o_echo)
+            check(llm_buf_append(&t, p->prompt, p->prompt_len));
+        put_utf8_repaired(&t, j->text.data, j->text.len);
+        check(llm_buf_append(&b, "{\"prompt\":", 10));
+        check(llm_json_put_string(&b, p->prompt, p->prompt_len));
+        check(llm_buf_append(&b, ",\"text\":", 8));
+        check(llm_json_put_string(&b, t.data ? t.data : "", t.len));
+        char num[96];
+        int n = snprintf(num, sizeof num, ",\"tokens\":%d,\"finish\":\"%s\"", j->ntok,
+                         j->finish);
+        check(llm_buf_append(&b, num, (size_t)n));
+        if (o_samples > 1) {
+            n = snprintf(num, sizeof num, ",\"sample\":%d", j->sample);
+            check(llm_buf_append(&b, num, (size_t)n));
+        }
+        if (o_logprobs) {
+            check(llm_buf_append(&b, ",\"logprobs\":[", 13));
+            for (int i = 0; i < j->ntok; i++) {
+                n = snprintf(num, sizeof num, "%s%.6g", i ? "," : "", (double)j->lp[i]);
+                check(llm_buf_append(&b, num, (size_t)n));
+            }
+            check(llm_buf_append(&b, "]", 1));
+        }
+        check(llm_buf_append(&b, "}\n", 2));
+        llm_buf_free(&t);
+    } else if (o_null) {
+        if (o_echo)
+            check(llm_buf_append(&b, p->prompt, p->prompt_len));
+        check(llm_buf_append(&b, j->text.data ? j->text.data : "", j->text.len));
+        check(llm_buf_append(&b, "", 1));
+    } else {
+        if (o_echo)
+            put_escaped(&b, p->prompt, p->prompt_len);
+        put_escaped(&b, j->text.data ? j->text.data : "", j->text.len);
+        check(llm_buf_append(&b, "\n", 1));
+    }
+    cli_write(b.data, b.len, g_out);
+    cli_flush(g_out);
+    llm_buf_free(&b);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Input: prompt lines from the files in turn. */
+
+typedef struct {
+    char **files;
+    int nfiles, at;
+    FILE *f;
+    const char *name;
+    llm_lines *r;
+    int64_t line;          /* across all inputs, for seeds */
+} input_t;
+
+/* The next prompt line, or 0 at the end of all inputs. */
+static int next_line(input_t *in, const char **line, size_t *len, int64_t *lineno,
+                     const char **name)
+{
+    for (;;) {
+        if (!in->r) {
+            if (in->at >= in->nfiles && !(in->nfiles == 0 && in->at == 0))
+                return 0;
+            const char *path = in->nfiles ? in->files[in->at] : "-";
+            in->at++;
+            in->f = cli_open(path);
+            in->name = strcmp(path, "-") == 0 ? "(standard input)" : path;
+            check(llm_lines_open(in->f, &in->r));
+        }
+        int rc = llm_lines_next(in->r, line, len);
+        if (rc == 1) {
+            in->line++;
+            *lineno = llm_lines_number(in->r);
+            *name = in->name;
+            return 1;
+        }
+        if (rc < 0)
+            cli_die("'%s': %s", in->name, llm_errmsg());
+        llm_lines_free(in->r);
+        in->r = NULL;
+        cli_close(in->f);
+        in->f = NULL;
+    }
+}
+
+static int g_ctx, g_bos;
+
+/* Builds a prompt: repaired text, BOS + ids, truncated on the left. */
+static prompt_t *make_prompt(const char *line, size_t len, const char *name,
+                             int64_t lineno, int64_t seqline)
+{
+    prompt_t *p = xmalloc(sizeof *p);
+    memset(p, 0, sizeof *p);
+    p->line = seqline;
+    if (len && line[len - 1] == '\r' && !o_prompt)
+        len--;
+    llm_buf t = { 0 };
+    check(llm_buf_append(&t, "", 0));
+    int fixed = put_utf8_repaired(&t, line, len);
+    if (fixed && !o_quiet) {
+        if (o_prompt)
+            cli_warn("the prompt is not valid UTF-8: %d bad sequence%s replaced by U+FFFD",
+                     fixed, fixed == 1 ? "" : "s");
+        else
+            cli_warn("'%s', line %lld: invalid UTF-8: %d bad sequence%s replaced by U+FFFD",
+                     name, (long long)lineno, fixed, fixed == 1 ? "" : "s");
+    }
+    p->prompt = t.data;
+    p->prompt_len = t.len;
+    llm_ids ids = { 0 };
+    int start = g_bos >= 0 ? g_bos : g_eos;
+    if (start >= 0)
+        check(llm_ids_push(&ids, start));
+    check(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids));
+    if (ids.len == 0)
+        cli_die("the tokenizer has neither BOS nor EOS: cannot start from an empty prompt");
+    size_t room = (size_t)(g_ctx - o_max_tokens);
+    if (ids.len > room) {
+        if (!o_quiet) {
+            if (o_prompt)
+                cli_warn("the prompt's %zu tokens do not fit the context (%d) with "
+                         "--max-tokens %d: keeping its last %zu", ids.len, g_ctx,
+                         o_max_tokens, room);
+            else
+                cli_warn("'%s', line %lld: the prompt's %zu tokens do not fit the "
+                         "context (%d) with --max-tokens %d: keeping its last %zu", name,
+                         (long long)lineno, ids.len, g_ctx, o_max_tokens, room);
+        }
+        memmove(ids.data, ids.data + ids.len - room, room * sizeof *ids.data);
+        ids.len = room;
+    }
+    p->ids = ids.data;
+    p->n_ids = ids.len;
+    return p;
+}
+
+/* Starts the next sample of prompt p in session slot q: prefill, then the
+ * first token. */
+static job_t *start_job(prompt_t *p, llm_session *s, int q, float *logits)
+{
+    job_t *j = xmalloc(sizeof *j);
+    memset(j, 0, sizeof *j);
+    j->pr = p;
+    j->sample = p->samples++;
+    p->refs++;
+    llm_rng_seed(&j->rng, job_seed((uint64_t)o_seed, (uint64_t)p->line,
+                                   (uint64_t)j->sample));
+    j->lp = xmalloc((size_t)o_max_tokens * sizeof *j->lp);
+    check(llm_buf_append(&j->text, "", 0));
+    check(llm_ids_reserve(&j->hist, p->n_ids + (size_t)o_max_tokens));
+    for (size_t i = 0; i < p->n_ids; i++)
+        check(llm_ids_push(&j->hist, p->ids[i]));
+    check(llm_session_clear(s, q));
+    check(llm_session_prefill(s, q, p->ids, (int)p->n_ids, logits));
+    advance(j, logits);
+    return j;
+}
+
+/* Frees a job, and its prompt with the last of its `samples` samples. */
+static void free_job(job_t *j, int samples)
+{
+    if (!j)
+        return;
+    prompt_t *p = j->pr;
+    if (--p->refs == 0 && p->samples == samples) {
+        free(p->prompt);
+        free(p->ids);
+        free(p);
+    }
+    llm_ids_free(&j->hist);
+    llm_buf_free(&j->text);
+    free(j->lp);
+    free(j);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
+{
+    g_stop = sig;
+    signal(sig, SIG_DFL);   /* a second one ends the program at once */
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    cli_signals();
+    int first = cli_parse(&prog, argc, argv, NULL);
+    if (!o_model)
+        cli_usage("missing --model FILE");
+    g_jsonl = strcmp(o_format, "jsonl") == 0;
+    if (o_logprobs && !g_jsonl)
+        cli_usage("--logprobs needs --format jsonl");
+    if (o_null && g_jsonl)
+        cli_usage("--null applies to --format text only");
+    if (o_prompt && first < argc)
+        cli_usage("--prompt and input files cannot be combined");
+    for (int i = 0; i < o_stop.n; i++) {
+        size_t l = strlen(o_stop.items[i]);
+        if (l == 0)
+            cli_usage("--stop needs a non-empty string");
+        if (l > g_stop_max)
+            g_stop_max = l;
+    }
+    llm_sampler_params sp;
+    sp.temperature = o_temperature;
+    sp.top_k = o_top_k;
+    sp.top_p = o_top_p;
+    sp.min_p = o_min_p;
+    sp.repeat_penalty = o_repeat_penalty;
+    sp.repeat_last_n = o_repeat_last_n;
+    sp.presence_penalty = o_presence;
+    sp.frequency_penalty = o_frequency;
+    if (llm_sampler_check(&sp))
+        cli_usage("--%s", llm_errmsg());
+    if (strcmp(o_device, "cpu") != 0)
+        cli_die("device '%s' is not available in this build (CUDA support is not built)",
+                o_device);
+    llm_set_threads(o_threads);
+
+    llm_model *m;
+    int rc = llm_model_load(o_model, o_device, &m);
+    if (rc == LLM_ERR_FORMAT)
+        cli_die("not a model file, or a damaged one: %s", llm_errmsg());
+    check(rc);
+    llm_tok *tok;
+    check(llm_tok_load(o_model, &tok));
+    const llm_config *cfg = llm_model_config(m);
+    g_V = cfg->vocab_size;
+    g_ctx = cfg->context;
+    if (llm_tok_vocab_size(tok) != g_V)
+        cli_die("'%s': the tokenizer has %d pieces, the model %d", o_model,
+                llm_tok_vocab_size(tok), g_V);
+    if (o_max_tokens >= g_ctx)
+        cli_usage("--max-tokens %d must be less than the model's context (%d)",
+                  o_max_tokens, g_ctx);
+    g_tok = tok;
+    g_bos = llm_tok_bos_id(tok);
+    g_eos = llm_tok_eos_id(tok);
+    check(llm_sampler_new(&sp, &g_sampler));
+    g_out = stdout;
+    g_stream = o_prompt && !g_jsonl;
+
+    int B = o_batch;
+    llm_session *s;
+    check(llm_session_new(m, B, &s));
+    float *logits = xmalloc((size_t)B * g_V * sizeof *logits);
+    job_t **slot = xmalloc((size_t)B * sizeof *slot);   /* by session sequence */
+    for (int i = 0; i < B; i++)
+        slot[i] = NULL;
+    /* The queue of started jobs, in record order. */
+    size_t qcap = (size_t)B * 2, qhead = 0, qlen = 0;
+    job_t **queue = xmalloc(qcap * sizeof *queue);
+
+    input_t in = { argv + first, argc - first, 0, NULL, NULL, NULL, 0 };
+    prompt_t *cur = NULL;       /* the prompt whose samples are being started */
+    int eof = 0;
+    uint64_t total_tokens = 0, records = 0;
+    double t0 = now();
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+
+    int *seqs = xmalloc((size_t)B * sizeof *seqs);
+    int32_t *toks = xmalloc((size_t)B * sizeof *toks);
+    for (;;) {
+        /* Start jobs in free slots, in input order. */
+        for (int q = 0; q < B && !g_stop; q++) {
+            if (slot[q])
+                continue;
+            if (!cur) {
+                if (eof)
+                    break;
+                if (o_prompt) {
+                    if (in.at++ > 0) {
+                        eof = 1;
+                        break;
+                    }
+                    cur = make_prompt(o_prompt, strlen(o_prompt), "", 1, 1);
+                } else {
+                    const char *line, *name;
+                    size_t len;
+                    int64_t lineno;
+                    if (!next_line(&in, &line, &len, &lineno, &name)) {
+                        eof = 1;
+                        break;
+                    }
+                    cur = make_prompt(line, len, name, lineno, in.line);
+                }
+            }
+            job_t *j = start_job(cur, s, q, logits);
+            if (cur->samples == o_samples)
+                cur = NULL;   /* owned by its jobs from here on */
+            slot[q] = j;
+            if (qhead + qlen == qcap) {
+                memmove(queue, queue + qhead, qlen * sizeof *queue);
+                qhead = 0;
+                if (qlen == qcap) {
+                    qcap *= 2;
+                    queue = realloc(queue, qcap * sizeof *queue);
+                    if (!queue)
+                        cli_die("out of memory");
+                }
+            }
+            queue[qhead + qlen++] = j;
+        }
+        /* Step every running job together. */
+        int n = 0;
+        for (int q = 0; q < B; q++)
+            if (slot[q] && !slot[q]->finish) {
+                seqs[n] = q;
+                toks[n++] = slot[q]->next;
+            }
+        if (n && !g_stop) {
+            check(llm_session_step(s, seqs, toks, n, logits));
+            for (int i = 0; i < n; i++)
+                advance(slot[seqs[i]], logits + (size_t)i * g_V);
+        }
+        /* Free the slots of finished jobs; write the records now due. */
+        for (int q = 0; q < B; q++)
+            if (slot[q] && slot[q]->finish)
+                slot[q] = NULL;
+        while (qlen) {
+            job_t *j = queue[qhead];
+            if (g_stream)
+                stream(j);
+            if (!j->finish)
+                break;
+            if (!g_stream)
+                write_record(j);
+            total_tokens += (uint64_t)j->ntok;
+            records++;
+            qhead++;
+            qlen--;
+            free_job(j, o_samples);
+        }
+        if (g_stop) {
+            if (g_stream && qlen && queue[qhead]->started)
+                cli_write(o_null ? "" : "\n", 1, g_out);
+            break;
+        }
+        if (eof && qlen == 0)
+            break;
+    }
+    cli_flush(g_out);
+    while (qlen)   /* unfinished after an interrupt */
+        free_job(queue[qhead + --qlen], o_samples);
+    if (cur && cur->refs == 0) {
+        free(cur->prompt);
+        free(cur->ids);
+        free(cur);
+    }
+    double dt = now() - t0;
+    if (!o_quiet && cli_isatty_stderr() && !g_stream)
+        fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
+                (unsigned long long)records, (unsigned long long)total_tokens, dt,
+                dt > 0 ? (double)total_tokens / dt : 0.0);
+    free(seqs);
+    free(toks);
+    free(queue);
+    free(slot);
+    free(logits);
+    llm_session_free(s);
+    llm_sampler_free(g_sampler);
+    llm_tok_free(tok);
+    llm_model_free(m);
+    return g_stop ? 128 + g_stop : 0;
+}
