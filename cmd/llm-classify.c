@@ -684,7 +684,7 @@ int main(int argc, char **argv)
         classify_input(&b, argv[i]);
     cli_flush(stdout);
     if (!o_quiet && g_truncated)
-        cli_warn("%llu document%s longer than the context of %d tokens %s",
+        cli_warn("%llu document%s longer than the context of %d tokens: %s",
                  (unsigned long long)g_truncated, g_truncated == 1 ? " was" : "s were",
                  g_ctx, g_zero_shot ? "lost their beginning" :
                  strcmp(o_long, "mean") == 0 ? "averaged over windows" : "truncated");
