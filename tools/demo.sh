@@ -27,7 +27,7 @@ run llm-tokenize info -m tok.model
 echo "The pump failed because the bearing overheated." > prompt.txt
 run llm-tokenize encode -m tok.model --output-format pieces prompt.txt
 run llm-tokenize encode -m tok.model prompt.txt
-run llm-tokenize encode -m tok.model --output-format bin -o fortunes.tok fortunes.txt
+run llm-tokenize encode -m tok.model --bos --eos --output-format bin -o fortunes.tok fortunes.txt
 run llm-tokenize decode -m tok.model fortunes.tok | head -n 3
 printf '\nmodel: %s/tok.model   tokens: %s/fortunes.tok (%s bytes)\n' "$OUT" "$OUT" "$(wc -c < fortunes.tok)" >&2
 echo "next: man llm-tokenize, man llm-formats" >&2
