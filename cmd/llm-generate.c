@@ -655,6 +655,10 @@ int main(int argc, char **argv)
             break;
     }
     cli_flush(g_out);
+    if (in.r) {    /* interrupted before the end of the input */
+        llm_lines_free(in.r);
+        cli_close(in.f);
+    }
     while (qlen)   /* unfinished after an interrupt */
         free_job(queue[qhead + --qlen], o_samples);
     if (cur && cur->refs == 0) {
