@@ -25,6 +25,7 @@ static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
 static double o_epochs, o_val_fraction, o_time_limit;
 static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
+static double o_dropout;
 static double o_lr = 1e-3, o_min_lr = -1, o_weight_decay = 0.1, o_beta1 = 0.9,
               o_beta2 = 0.95, o_adam_eps = 1e-8, o_clip = 1.0, o_decay_fraction = 0.2;
 static const char *o_schedule = "cosine";
@@ -90,6 +91,10 @@ static const cli_opt opts[] = {
     {"untied", 0, CLI_FLAG, &o_untied, NULL,
      SHAPE "give the output projection its own weights instead of the embedding's",
      NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"dropout", 0, CLI_DOUBLE, &o_dropout, "P",
+     "drop this share of each block's attention and feed-forward outputs while "
+     "training, against overfitting small data (0: off)", NULL, 0, 0.9, 0,
+     CLI_COMPLETE_NONE, 0},
     {"steps", 0, CLI_INT64, &o_steps, "N",
      "optimiser steps in all (0: write the initial model)", NULL, 0, 1e12, 0,
      CLI_COMPLETE_NONE, 0},
@@ -742,6 +747,7 @@ int main(int argc, char **argv)
     if (cls)
         check(llm_model_freeze(m, o_freeze));
     llm_trainer *tr;
+    check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
     check(llm_trainer_new(m, batcher, &tp, &tr));
     if (o_resume)
         check(llm_trainer_restore(tr, o_resume));

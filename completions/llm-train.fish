@@ -21,6 +21,7 @@ complete -c llm-train -l context -x -d 'model shape (ignored with --init and --r
 complete -c llm-train -l rope-base -x -d 'model shape (ignored with --init and --resume): rotary embedding base'
 complete -c llm-train -l norm-eps -x -d 'model shape (ignored with --init and --resume): RMSNorm epsilon'
 complete -c llm-train -l untied -d 'model shape (ignored with --init and --resume): give the output projection its own weights instead of the embedding\'s'
+complete -c llm-train -l dropout -x -d 'drop this share of each block\'s attention and feed-forward outputs while training, against overfitting small data (0: off)'
 complete -c llm-train -l steps -x -d 'optimiser steps in all (0: write the initial model)'
 complete -c llm-train -l until -x -d 'stop after step N of the run (saving a checkpoint), to --resume later: training in slices gives the same weights as one run'
 complete -c llm-train -l epochs -x -d 'train for X passes over the data instead of --steps'

@@ -461,7 +461,6 @@ typedef struct {
     double rope_base;   /* 10000 */
     double norm_eps;    /* 1e-5 */
     int tied;           /* 1: the output projection is the token embedding */
-    double dropout;     /* must be 0 (dropout is not implemented yet) */
 } llm_config;
 
 /*! llm_config_preset() : fills `c` with a named shape, keeping its
@@ -505,6 +504,16 @@ const llm_config *llm_model_config(const llm_model *m);
  *  position) or LLM_ERR_NOMEM. */
 int llm_model_forward(llm_model *m, const int32_t *tokens,
                       const int32_t *targets, int B, int T, float *loss);
+/*! llm_model_set_dropout() : residual dropout with probability p in [0, 1)
+ *  on the attention and feed-forward outputs of every block, in training
+ *  passes only (see llm_model_set_training()); kept values are scaled by
+ *  1 / (1 - p). Each mask is a pure function of (seed, AdamW step, backward
+ *  passes since that step, layer, position), so repeated and resumed runs
+ *  draw the same masks whatever the thread count. p = 0 turns it off. */
+int  llm_model_set_dropout(llm_model *m, double p, uint64_t seed);
+/*! llm_model_set_training() : 1 while training (dropout on), 0 otherwise,
+ *  the default (validation, inference). */
+void llm_model_set_training(llm_model *m, int on);
 /*! llm_model_logits() : (B, T, V) logits of the last forward; invalid after
  *  llm_model_backward() (the buffer then holds their gradients). */
 const float *llm_model_logits(const llm_model *m);

@@ -49,7 +49,6 @@ int llm_config_preset(const char *name, llm_config *c)
             c->rope_base = 10000.0;
             c->norm_eps = 1e-5;
             c->tied = 1;
-            c->dropout = 0.0;
             return LLM_OK;
         }
     return llm_fail(LLM_ERR_INVALID,
@@ -95,9 +94,6 @@ int llm_config_check(const llm_config *c)
         return llm_fail(LLM_ERR_INVALID, "norm eps (%g) must be in (0, 1)", c->norm_eps);
     if (c->tied != 0 && c->tied != 1)
         return llm_fail(LLM_ERR_INVALID, "tied (%d) must be 0 or 1", c->tied);
-    if (c->dropout != 0.0)
-        return llm_fail(LLM_ERR_INVALID, "--dropout (%g): only 0 is supported for now",
-                        c->dropout);
     return LLM_OK;
 }
 
@@ -417,6 +413,47 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
 
 /* ---------------------------------------------------------------- forward */
 
+/* ------------------------------------------------------------------------ */
+/* Residual dropout. A mask bit is a hash of (seed, step, micro-batch, site,
+ * position), so the backward pass recomputes the forward's mask instead of
+ * storing it, and no thread count or batching changes it. */
+
+int llm_model_set_dropout(llm_model *m, double p, uint64_t seed)
+{
+    if (!(p >= 0.0 && p < 1.0))
+        return llm_fail(LLM_ERR_INVALID, "--dropout (%g) must be in [0, 1)", p);
+    m->drop_p = p;
+    m->drop_seed = seed;
+    return LLM_OK;
+}
+
+void llm_model_set_training(llm_model *m, int on)
+{
+    m->training = on != 0;
+}
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* x[i] *= mask(i) / (1 - p) for the mask of `site` (2 per layer). */
+static void dropout_apply(const llm_model *m, float *x, size_t n, int site)
+{
+    uint64_t base = mix64(m->drop_seed ^ mix64((uint64_t)m->steps * 0x9e3779b97f4a7c15ULL +
+                                               (uint64_t)m->drop_micro * 0xd1b54a32d192ed03ULL +
+                                               (uint64_t)site));
+    uint32_t cut = (uint32_t)(m->drop_p * 16777216.0);   /* p in 24-bit steps */
+    float scale = (float)(1.0 / (1.0 - m->drop_p));
+    #pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)(mix64(base + i * 0x9e3779b97f4a7c15ULL) >> 40);
+        x[i] = u >= cut ? x[i] * scale : 0.0f;
+    }
+}
+
 int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                              const int32_t *targets, int B, int T)
 {
@@ -449,6 +486,7 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     int n = (int)N;
     float eps = (float)c->norm_eps;
 
+    m->drop_active = m->training && m->drop_p > 0;
     k->embedding_forward(a.res, tok, m->wte, n, C);
     for (int l = 0; l < c->n_layers; l++) {
         float *res = a.res + (size_t)l * N * C, *res_next = res + N * C;
@@ -465,11 +503,15 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
         k->rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         k->attention_forward(atty, att, qkv, B, T, H, KVH, m->hd);
         k->matmul_forward(a.tmp, atty, m->wo + (size_t)l * C * m->OS, n, m->OS, C);
+        if (m->drop_active)
+            dropout_apply(m, a.tmp, N * C, 2 * l);
         k->residual_forward(res_mid, res, a.tmp, N * C);
         k->rmsnorm_forward(a2, rstd2, res_mid, m->ffn_norm + (size_t)l * C, n, C, eps);
         k->matmul_forward(h13, a2, m->w13 + (size_t)l * 2 * F * C, n, C, 2 * F);
         k->swiglu_forward(hsw, h13, n, F);
         k->matmul_forward(a.tmp, hsw, m->w2 + (size_t)l * C * F, n, F, C);
+        if (m->drop_active)
+            dropout_apply(m, a.tmp, N * C, 2 * l + 1);
         k->residual_forward(res_next, res_mid, a.tmp, N * C);
     }
     k->rmsnorm_forward(a.af, a.rstdf, a.res + (size_t)c->n_layers * N * C, m->norm,
@@ -605,19 +647,32 @@ int llm_model_backward_hidden(llm_model *m)
         float *w13 = m->w13 + (size_t)l * 2 * F * C, *w2 = m->w2 + (size_t)l * C * F;
         float *an = m->attn_norm + (size_t)l * C, *fn = m->ffn_norm + (size_t)l * C;
 
-        /* res_next = res_mid + w2(hsw): dres flows to res_mid unchanged. */
-        k->matmul_backward(a.dhsw, G(w2), a.dres, hsw, w2, n, F, C);
+        /* res_next = res_mid + drop(w2(hsw)): dres flows to res_mid unchanged;
+         * the branch sees it through the same mask. */
+        const float *dbranch = a.dres;
+        if (m->drop_active) {
+            memcpy(a.tmp, a.dres, N * C * sizeof *a.tmp);
+            dropout_apply(m, a.tmp, N * C, 2 * l + 1);
+            dbranch = a.tmp;
+        }
+        k->matmul_backward(a.dhsw, G(w2), dbranch, hsw, w2, n, F, C);
         k->swiglu_backward(a.dh13, a.dhsw, h13, n, F);
         k->matmul_backward(a.da, G(w13), a.dh13, a2, w13, n, C, 2 * F);
         k->rmsnorm_backward(a.dres, G(fn), a.da, res_mid, fn, rstd2, n, C);
-        /* res_mid = res + wo(atty). */
-        k->matmul_backward(a.datty, G(wo), a.dres, atty, wo, n, m->OS, C);
+        /* res_mid = res + drop(wo(atty)). */
+        if (m->drop_active) {
+            memcpy(a.tmp, a.dres, N * C * sizeof *a.tmp);
+            dropout_apply(m, a.tmp, N * C, 2 * l);
+        }
+        k->matmul_backward(a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
         k->attention_backward(a.dqkv, a.logits, a.datty, qkv, att, B, T, H, KVH, m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         k->matmul_backward(a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
         k->rmsnorm_backward(a.dres, G(an), a.da, res, an, rstd1, n, C);
     }
     k->embedding_backward(G(m->wte), a.dres, tok, n, C);
+    if (m->drop_active)
+        m->drop_micro++;   /* the next micro-batch of this step gets new masks */
     return LLM_OK;
 }
 
@@ -686,6 +741,7 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
     if (m->steps >= INT32_MAX)
         return llm_fail(LLM_ERR_RANGE, "too many AdamW steps");
     int t = (int)++m->steps;
+    m->drop_micro = 0;
     float lr = (float)o->lr, b1 = (float)o->beta1, b2 = (float)o->beta2;
     float eps = (float)o->eps, wd = (float)o->weight_decay;
     size_t nwte = (size_t)m->cfg.vocab_size * m->cfg.dim;

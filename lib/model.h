@@ -36,6 +36,11 @@ struct llm_model {
     float *grads;          /* (n_params), same layout; NULL until needed */
     float *adam_m, *adam_v;/* (n_params) each; NULL until the first step */
     int64_t steps;
+    double drop_p;         /* residual dropout probability, 0: off */
+    uint64_t drop_seed;
+    int training;          /* dropout applies only while training */
+    int drop_active;       /* the last forward used dropout... */
+    int64_t drop_micro;    /* ...with masks of this many backwards since the step */
 
     float *rope_cos, *rope_sin;   /* (context, hd/2) */
     llm_tensor_desc *tensors;     /* file order */

@@ -98,7 +98,17 @@ static void scale_grads(llm_model *m, float s)
     }
 }
 
+static int trainer_step(llm_trainer *t, llm_step_info *info);
+
 int llm_trainer_step(llm_trainer *t, llm_step_info *info)
+{
+    llm_model_set_training(t->m, 1);   /* dropout, when set, applies here only */
+    int rc = trainer_step(t, info);
+    llm_model_set_training(t->m, 0);
+    return rc;
+}
+
+static int trainer_step(llm_trainer *t, llm_step_info *info)
 {
     const llm_train_params *p = &t->p;
     int64_t step = llm_model_steps(t->m);          /* 0-based index of this step */

@@ -22,6 +22,13 @@ llm-train -m "$tok" $shape --steps 12 --seed 7 --until 6 -o r.llm "$txt" || no "
 llm-train $shape --steps 12 --seed 7 --resume r.llm.ckpt -o r.llm "$txt" || no "resume"
 cmp -s a.llm r.llm || no "6 + resume + 6 steps differ from 12 straight steps"
 
+# With dropout too (its masks follow the step, so resuming repeats them).
+llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 -o d.llm "$txt" || no "dropout run"
+cmp -s a.llm d.llm && no "--dropout 0.2 changed nothing"
+llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 --until 6 -o dr.llm "$txt" || no "dropout to 6"
+llm-train $shape --dropout 0.2 --steps 12 --seed 7 --resume dr.llm.ckpt -o dr.llm "$txt" || no "dropout resume"
+cmp -s d.llm dr.llm || no "with dropout, 6 + resume + 6 steps differ from 12 straight steps"
+
 # The same corpus as a token file (BOS/EOS per line, as llm-train does for text).
 llm-tokenize encode -m "$tok" --bos --eos --output-format bin -o tiny.tok "$txt" || no "encode"
 llm-train -m "$tok" $shape --steps 12 --seed 7 -o t.llm tiny.tok || no "token-file run"

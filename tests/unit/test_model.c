@@ -90,9 +90,6 @@ static void test_config(void)
         { { .vocab_size = 9, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 0, .tied = 1 },
           "norm eps" },
-        { { .vocab_size = 9, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
-            .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1,
-            .dropout = 0.1 }, "dropout" },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         llm_model *m = NULL;
@@ -443,6 +440,103 @@ static void test_fixture(const char *path, const char *device)
     llm_st_close(f);
 }
 
+/* ---------------------------------------------------------------- dropout */
+
+/* Dropout's gradient by finite differences (masks are a function of the
+ * step and the backward count, so the differences, taken before the one
+ * backward, see the same masks); about p of the branch outputs dropped;
+ * none when not training; two runs with the same seed give the same bytes;
+ * different micro-batches of one step draw different masks. */
+static void test_dropout(void)
+{
+    llm_config c = tiny_config(1, 1);
+    llm_model *m, *m2, *plain;
+    CHECK_RC(llm_model_create(&c, 7, "ref", &m));
+    CHECK_RC(llm_model_create(&c, 7, "ref", &plain));
+    if (llm_model_set_dropout(m, 1.0, 1) != LLM_ERR_INVALID ||
+        llm_model_set_dropout(m, -0.1, 1) != LLM_ERR_INVALID)
+        FAIL("dropout outside [0, 1) accepted");
+    CHECK_RC(llm_model_set_dropout(m, 0.3, 11));
+    enum { B = 2, T = 5 };
+    int32_t tok[B * T], tgt[B * T];
+    fill_batch(tok, tgt, B * T, c.vocab_size, 3);
+    float l_eval, l_plain, l_a, l_b;
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &l_eval));          /* not training */
+    CHECK_RC(llm_model_forward(plain, tok, tgt, B, T, &l_plain));
+    if (l_eval != l_plain)
+        FAIL("dropout applied outside training: %.9g vs %.9g", l_eval, l_plain);
+    llm_model_set_training(m, 1);
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &l_a));
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &l_b));
+    if (l_a != l_b || l_a == l_plain)
+        FAIL("training forwards: %.9g, %.9g (plain %.9g): want equal, and not plain",
+             l_a, l_b, l_plain);
+
+    /* Finite differences first, then the one backward. */
+    llm_rng r;
+    llm_rng_seed(&r, 5);
+    const double h = 1e-2;
+    enum { PICKS = 24 };
+    size_t pi[PICKS], pj[PICKS];
+    double fd[PICKS];
+    for (int k = 0; k < PICKS; k++) {
+        llm_param p;
+        pi[k] = (size_t)llm_rng_below(&r, llm_model_param_count(m));
+        CHECK_RC(llm_model_param_at(m, pi[k], &p));
+        pj[k] = (size_t)llm_rng_below(&r, p.numel);
+        float old = p.data[pj[k]], lp, lm;
+        p.data[pj[k]] = (float)(old + h);
+        CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lp));
+        p.data[pj[k]] = (float)(old - h);
+        CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lm));
+        p.data[pj[k]] = old;
+        fd[k] = ((double)lp - lm) / (2 * h);
+    }
+    CHECK_RC(llm_model_zero_grad(m));
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &l_a));
+    CHECK_RC(llm_model_backward(m));
+    for (int k = 0; k < PICKS; k++) {
+        llm_param p;
+        CHECK_RC(llm_model_param_at(m, pi[k], &p));
+        double g = p.grad[pj[k]];
+        if (!(fabs(fd[k] - g) <= 2e-4 + 2e-2 * fabs(fd[k])))
+            FAIL("dropout gradcheck %s[%zu]: analytic %.6g, finite difference %.6g",
+                 p.name, pj[k], g, fd[k]);
+    }
+    /* After a backward the next micro-batch of the step has other masks. */
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &l_b));
+    if (l_b == l_a)
+        FAIL("second micro-batch reused the first one's masks");
+    llm_model_free(m);
+
+    /* Same seed, same steps: same bytes; another seed: other bytes. */
+    float losses[3];
+    llm_model *m3;
+    c = (llm_config){ .vocab_size = 97 };
+    CHECK_RC(llm_config_preset("tiny", &c));
+    c.n_layers = 2;
+    CHECK_RC(llm_model_create(&c, 7, "cpu", &m));
+    CHECK_RC(llm_model_create(&c, 7, "cpu", &m2));
+    CHECK_RC(llm_model_create(&c, 7, "cpu", &m3));
+    CHECK_RC(llm_model_set_dropout(m, 0.2, 5));
+    CHECK_RC(llm_model_set_dropout(m2, 0.2, 5));
+    CHECK_RC(llm_model_set_dropout(m3, 0.2, 6));
+    llm_model_set_training(m, 1);
+    llm_model_set_training(m2, 1);
+    llm_model_set_training(m3, 1);
+    train_steps(m, 3, losses);
+    train_steps(m2, 3, losses);
+    train_steps(m3, 3, losses);
+    if (!same_params(m, m2))
+        FAIL("dropout runs with the same seed differ");
+    if (same_params(m, m3))
+        FAIL("dropout runs with different seeds are identical");
+    llm_model_free(m);
+    llm_model_free(m2);
+    llm_model_free(m3);
+    llm_model_free(plain);
+}
+
 int main(void)
 {
     /* Tests run in a temporary directory; the fixtures live in the tree. */
@@ -455,6 +549,7 @@ int main(void)
     test_gradcheck(1, 1);
     test_gradcheck(0, 2);
     test_determinism();
+    test_dropout();
     for (int threads = 1; threads <= 2; threads++) {
         llm_set_threads(threads);
         test_fixture(tied, "cpu");
