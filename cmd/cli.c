@@ -413,6 +413,27 @@ static int is_form(const cli_prog *p, const char *a, cli_type t)
     return o && o->short_name && a[0] == '-' && a[1] == o->short_name && !a[2];
 }
 
+/* Whether `a` ("--name", "--name=value", an abbreviation of a name, or
+ * "-x...") names some option of the program: before the command, a known
+ * option means the command is missing, an unknown one is just unknown. */
+static int is_option(const cli_prog *p, const char *a)
+{
+    int n = opt_count(p);
+    if (a[1] == '-') {
+        size_t len = strcspn(a + 2, "=");
+        if (len == 0)
+            return 1;   /* "--": no command follows it either */
+        for (int i = 0; i < n; i++)
+            if (strncmp(opt_at(p, i)->name, a + 2, len) == 0)
+                return 1;
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (opt_at(p, i)->short_name == (unsigned char)a[1])
+            return 1;
+    return 0;
+}
+
 static CLI_NORETURN void no_command(const cli_prog *p, const char *what, const char *a)
 {
     char list[512];
@@ -497,6 +518,11 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
                 print_help(p, -1);
             if (is_form(p, argv[1], CLI_VERSION))
                 print_version(p);
+            if (argv[1][0] == '-' && argv[1][1] && !is_option(p, argv[1])) {
+                if (argv[1][1] == '-')
+                    cli_usage("unrecognized option '%s'", argv[1]);
+                cli_usage("invalid option -- '%c'", argv[1][1]);
+            }
             if (argv[1][0] == '-')
                 no_command(p, "missing command", NULL);
             no_command(p, "unknown command", argv[1]);

@@ -19,7 +19,7 @@ static const char *o_model, *o_task, *o_labels;
 static const char *o_format = "text";
 static const char *o_device = "cpu";
 static int o_batch = 8, o_context;
-static int64_t o_max_tokens;
+static int64_t o_max_tokens, o_seed = 1;
 
 static const cli_opt opts[] = {
     {"pairs", 0, CLI_FLAG, &o_pairs, NULL,
@@ -29,8 +29,8 @@ static const cli_opt opts[] = {
      "model file to evaluate: a language model on text or token files", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
     {"task", 0, CLI_CHOICE, &o_task, "TASK",
-     "with --model: lm (loss on text) or classify (labelled TSV) (default: from the "
-     "model file)", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
+     "with --model: lm (loss on text) or classify (labelled TSV); default: from the "
+     "model file", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
     {"multi-label", 0, CLI_FLAG, &o_multi, NULL,
      "with --pairs: each side is a set of labels, comma-separated (or several "
      "__label__ words)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
@@ -50,6 +50,9 @@ static const cli_opt opts[] = {
      1e15, 0, CLI_COMPLETE_NONE, 0},
     {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
      CLI_COMPLETE_NONE, 1},
+    {"seed", 0, CLI_INT64, &o_seed, "N",
+     "accepted for uniformity: evaluation draws no random numbers", NULL, 0, 9.2e18, 0,
+     CLI_COMPLETE_NONE, 0},
     {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,

@@ -33,12 +33,14 @@ _llm_eval()
         ;;
     -t|--threads)
         ;;
+    --seed)
+        ;;
     --device)
         COMPREPLY=($(compgen -W 'cpu cuda' -P "$pre" -- "$cur"));;
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--pairs --model -m --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --device --quiet -q --help -h --version'
+    opts='--pairs --model -m --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

@@ -2,7 +2,7 @@
 complete -c llm-eval -f
 complete -c llm-eval -l pairs -d 'score predictions: read gold<TAB>predicted[<TAB>probability] lines'
 complete -c llm-eval -s m -l model -r -F -d 'model file to evaluate: a language model on text or token files'
-complete -c llm-eval -l task -x -a 'lm classify' -d 'with --model: lm (loss on text) or classify (labelled TSV) (default: from the model file)'
+complete -c llm-eval -l task -x -a 'lm classify' -d 'with --model: lm (loss on text) or classify (labelled TSV); default: from the model file'
 complete -c llm-eval -l multi-label -d 'with --pairs: each side is a set of labels, comma-separated (or several __label__ words)'
 complete -c llm-eval -l labels -x -d 'with --pairs: report labels in this order (comma-separated); others follow in order of appearance'
 complete -c llm-eval -l format -x -a 'text json' -d 'output: an aligned table, or one JSON object'
@@ -10,6 +10,7 @@ complete -c llm-eval -l context -x -d 'language model: tokens per scored window 
 complete -c llm-eval -s b -l batch -x -d 'language model: windows per forward pass'
 complete -c llm-eval -l max-tokens -x -d 'language model: score at most N tokens, in whole windows (0: all)'
 complete -c llm-eval -s t -l threads -x -d 'threads (0: all cores)'
+complete -c llm-eval -l seed -x -d 'accepted for uniformity: evaluation draws no random numbers'
 complete -c llm-eval -l device -x -a 'cpu cuda' -d 'where to compute'
 complete -c llm-eval -s q -l quiet -d 'print no notes on standard error'
 complete -c llm-eval -s h -l help -d 'display this help and exit'

@@ -315,6 +315,11 @@ static void test_parse_x(void)
         "llm-x: missing command: expected one of train, encode, decode\n" TRY_X);
     RUN(p, dump_x, "-q train", 2, "",
         "llm-x: missing command: expected one of train, encode, decode\n" TRY_X);
+    RUN(p, dump_x, "--no-such-option train", 2, "",
+        "llm-x: unrecognized option '--no-such-option'\n" TRY_X);
+    RUN(p, dump_x, "-Z train", 2, "", "llm-x: invalid option -- 'Z'\n" TRY_X);
+    RUN(p, dump_x, "--qui", 2, "",
+        "llm-x: missing command: expected one of train, encode, decode\n" TRY_X);
     RUN(p, dump_x, "fit x", 2, "",
         "llm-x: unknown command 'fit': expected one of train, encode, decode\n" TRY_X);
     RUN(p, dump_x, "--generate=pdf", 2, "",
