@@ -614,9 +614,7 @@ int main(int argc, char **argv)
         cli_usage("--multi-label, --balance and --freeze need --task classify");
     if (cls && o_batch_tokens)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
-    if (strcmp(o_device, "cpu") != 0)
-        cli_die("device '%s' is not available in this build (CUDA support is not built)",
-                o_device);
+    check(llm_device_check(o_device));
     char *ckpt_default = NULL;
     if (!o_checkpoint) {
         size_t n = strlen(o_output) + 6;

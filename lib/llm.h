@@ -485,6 +485,11 @@ typedef struct llm_model llm_model;
  *  @return the count in use. */
 int llm_set_threads(int n);
 
+/*! llm_device_check() : LLM_OK when models can run on `device` ("cpu",
+ *  "ref" or NULL), else LLM_ERR_DEVICE saying why ("cuda": not built, no
+ *  GPU, or not supported by the model yet). */
+int llm_device_check(const char *device);
+
 /*! llm_model_create() : a model with freshly initialised weights: normal
  *  (std 0.02) from llm_rng seeded with `seed`, drawn tensor by tensor in
  *  file order; wo and w2 scaled by 1/sqrt(2L); norm weights 1. `device`:

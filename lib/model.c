@@ -197,17 +197,36 @@ void llm_model_views(llm_model *m)
     build_tensor_table(m);
 }
 
+int llm_device_check(const char *device)
+{
+    if (!device || strcmp(device, "cpu") == 0 || strcmp(device, "ref") == 0)
+        return LLM_OK;
+    if (strcmp(device, "cuda") != 0)
+        return llm_fail(LLM_ERR_DEVICE, "unknown device '%s' (cpu, cuda)", device);
+#ifndef LLM_CUDA
+    return llm_fail(LLM_ERR_DEVICE, "device 'cuda' is not available: this build has no CUDA "
+                    "support (build with make CUDA=1)");
+#else
+    if (!llm_kernels_get("cuda"))
+        return llm_fail(LLM_ERR_DEVICE, "device 'cuda' is not available: no usable CUDA "
+                        "device or driver");
+    /* The CUDA kernels exist, but the model's memory still lives on the
+     * host: handing it to them would crash. */
+    return llm_fail(LLM_ERR_DEVICE, "device 'cuda': models do not run on the GPU yet "
+                    "(only the CUDA kernels exist); use --device cpu");
+#endif
+}
+
 int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
 {
     *out = NULL;
     int rc = llm_config_check(c);
     if (rc)
         return rc;
+    rc = llm_device_check(device);
+    if (rc)
+        return rc;
     const llm_kernels *k = llm_kernels_get(device ? device : "cpu");
-    if (!k)
-        return llm_fail(LLM_ERR_DEVICE, "device '%s' is not available%s", device,
-                        device && strcmp(device, "cuda") == 0
-                            ? " (CUDA kernels are not built)" : "");
     llm_model *m = calloc(1, sizeof *m);
     if (!m)
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
