@@ -1,0 +1,113 @@
+#!/bin/sh
+# classify.sh: llm-classify throughput, and accuracy against fastText.
+#
+# 1. Documents per second of llm-classify for a ~1M-parameter classifier
+#    on documents of 64 tokens (AG News test texts, cut to the context),
+#    1 and 2 threads, best of 3; target >= 20,000 documents/s on 2. The
+#    parameters are mostly embedding, as in fastText: vocabulary 16,000 x 64
+#    wide, one layer, FFN 128 (1.07M); tokenizing is included.
+# 2. Accuracy and macro-F1 on ag_news and thucnews_titles, side by side with
+#    Debian's `fasttext supervised` trained on the same train.tsv in
+#    __label__ form (ag_news lowercased, thucnews split into characters, as
+#    in REFERENCES.md: lr 0.5, 25 epochs, bigrams, dim 50, 2 threads), with
+#    both tools' training and labelling times. Ours: a SentencePiece
+#    tokenizer and a language model pretrained on the training texts, then
+#    fine-tuned as a classifier with a tenth held out for early stopping and
+#    calibration. Scores are computed here, the same way for both, from the
+#    predicted and gold labels. PRETRAIN_S and EPOCHS resize our runs.
+set -u
+ag=${DATA:-}/ag_news
+th=${DATA:-}/thucnews_titles
+[ -f "$ag/train.tsv" ] && [ -f "$th/train.tsv" ] ||
+    { echo "data sets not found under DATA='${DATA:-}'"; exit 77; }
+PRETRAIN_S=${PRETRAIN_S:-240}
+EPOCHS=${EPOCHS:-4}
+
+now() { date +%s.%N; }
+since() { echo "$1 $(now)" | awk '{ printf "%.1f", $2 - $1 }'; }
+
+# Accuracy and macro-F1 of "gold<TAB>pred" lines.
+score() {
+    awk -F'\t' '{ n++; g[$1]++; p[$2]++; lab[$1]; lab[$2]; if ($1 == $2) { c++; tp[$1]++ } }
+        END { for (l in lab) { k++; d = g[l] + p[l]; f += d ? 2 * tp[l] / d : 0 }
+              printf "%.4f %.4f", c / n, f / k }'
+}
+
+# ---------------------------------------------------------------- speed
+cut -f2 "$ag/train.tsv" "$ag/test.tsv" > ag.txt
+llm-tokenize train --vocab-size 16000 -q -o speed.model ag.txt || exit 1
+awk -v n=300 -v seed=1 -f "$FIXTURES/labelled.awk" > syn.tsv
+params=$(llm-train --task classify -m speed.model --layers 1 --dim 64 --heads 2 \
+    --ffn-dim 128 --context 64 --steps 0 -o speed.llm syn.tsv 2>&1 |
+    sed -n 's/.*: \([0-9]*\) parameters.*/\1/p' | head -n 1)
+[ -f speed.llm ] || exit 1
+: > docs.txt
+for i in 1 2 3 4 5 6 7 8 9 10 11 12 13; do cut -f2 "$ag/test.tsv" >> docs.txt; done
+ndocs=$(wc -l < docs.txt)
+printf '%-40s %8s %12s\n' "llm-classify, 64-token documents" threads "documents/s"
+for t in 1 2; do
+    best=1e9
+    for r in 1 2 3; do
+        t0=$(now)
+        llm-classify -m speed.llm -t $t -q docs.txt > /dev/null
+        best=$(echo "$(since "$t0") $best" | awk '{ print $1 < $2 ? $1 : $2 }')
+    done
+    printf '%-40s %8d %12.0f\n' "$ndocs docs, $params parameters" $t "$(echo "$ndocs $best" | awk '{ print $1 / $2 }')"
+done
+
+# ------------------------------------------------------------- accuracy
+run_ours() { # name train test tokenizer-options context
+    name=$1 train=$2 test=$3 topt=$4 ctx=$5
+    t0=$(now)
+    cut -f2 "$train" > $name.txt
+    llm-tokenize train $topt -q -o $name.model $name.txt || return 1
+    llm-train -m $name.model --layers 2 --dim 128 --heads 4 --ffn-dim 344 --context $ctx \
+        --batch 16 --lr 2e-3 --warmup 20 --steps 100000 --time-limit "$PRETRAIN_S" \
+        -t 2 -q -o $name-base.llm $name.txt || return 1
+    llm-train --task classify --init $name-base.llm --val-fraction 0.1 --epochs "$EPOCHS" \
+        --batch 32 --lr 1e-3 --warmup 20 --eval-every 50 --patience 6 -t 2 -q \
+        -o $name-cls.llm "$train" || return 1
+    train_s=$(since "$t0")
+    t0=$(now)
+    cut -f2 "$test" | llm-classify -m $name-cls.llm -t 2 -q | cut -f1 > $name.pred
+    label_s=$(since "$t0")
+    echo "$train_s $label_s $(cut -f1 "$test" | paste - $name.pred | score)"
+}
+
+run_fasttext() { # name train test text-prep label-prep
+    name=$1 train=$2 test=$3 prep=$4 lprep=$5
+    cut -f1 "$train" | $lprep | sed 's/^/__label__/' > $name-ft.labels
+    cut -f2 "$train" | $prep | paste -d' ' $name-ft.labels - > $name-ft.train
+    cut -f2 "$test" | $prep > $name-ft.test
+    t0=$(now)
+    fasttext supervised -input $name-ft.train -output $name-ft -lr 0.5 -epoch 25 \
+        -wordNgrams 2 -dim 50 -bucket 200000 -thread 2 -verbose 0 > /dev/null 2>&1 || return 1
+    train_s=$(since "$t0")
+    t0=$(now)
+    fasttext predict $name-ft.bin $name-ft.test | sed 's/^__label__//' > $name-ft.pred
+    label_s=$(since "$t0")
+    echo "$train_s $label_s $(cut -f1 "$test" | $lprep | paste - $name-ft.pred | score)"
+}
+
+lower() { tr 'A-Z' 'a-z'; }
+same() { cat; }
+chars() { sed 's/\(.\)/\1 /g; s/ *$//'; }   # UTF-8 aware with LC_ALL=C.UTF-8
+
+printf '\n%-16s %-10s %9s %9s %9s %9s\n' data tool accuracy macro-F1 "train s" "label s"
+for set in ag thuc; do
+    if [ $set = ag ]; then
+        d=$ag; topt="--vocab-size 4000"; ctx=128; prep=lower; lprep=lower
+    else
+        d=$th; topt="--vocab-size 4000 --model-type char"; ctx=64; prep=chars; lprep=same
+    fi
+    o=$(run_ours $set "$d/train.tsv" "$d/test.tsv" "$topt" $ctx) || o="- - - -"
+    set -- $o
+    printf '%-16s %-10s %9s %9s %9s %9s\n' "$(basename "$d")" llm "$3" "$4" "$1" "$2"
+    if command -v fasttext > /dev/null 2>&1; then
+        f=$(run_fasttext $set "$d/train.tsv" "$d/test.tsv" $prep $lprep) || f="- - - -"
+        set -- $f
+        printf '%-16s %-10s %9s %9s %9s %9s\n' "$(basename "$d")" fasttext "$3" "$4" "$1" "$2"
+    else
+        printf '%-16s %-10s (fasttext not installed)\n' "$(basename "$d")" fasttext
+    fi
+done
