@@ -1,8 +1,10 @@
 /* llm-eval.c: measure a model. Scores predictions against gold labels
  * (--pairs: accuracy, per-label precision/recall/F1, macro/micro-F1,
- * confusion matrix, calibration), or a language model on text or token files
- * (loss, perplexity, bits per byte). Options, reading and the report only;
- * the metrics are lib/metrics.c, the loss lib/train.c. */
+ * confusion matrix, calibration), a classifier on labelled text (the same
+ * report, from its own predictions), or a language model on text or token
+ * files (loss, perplexity, bits per byte). Options, reading and the report
+ * only; the metrics are lib/metrics.c, prediction lib/classify.c, the loss
+ * lib/train.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -18,7 +20,7 @@ static int o_pairs, o_multi, o_quiet, o_threads;
 static const char *o_model, *o_task, *o_labels;
 static const char *o_format = "text";
 static const char *o_device = "cpu";
-static int o_batch = 8, o_context;
+static int o_batch, o_context;
 static int64_t o_max_tokens, o_seed = 1;
 
 static const cli_opt opts[] = {
@@ -26,8 +28,8 @@ static const cli_opt opts[] = {
      "score predictions: read gold<TAB>predicted[<TAB>probability] lines", NULL, 0, 0,
      0, CLI_COMPLETE_NONE, 1},
     {"model", 'm', CLI_STRING, &o_model, "FILE",
-     "model file to evaluate: a language model on text or token files", NULL, 0, 0, 0,
-     CLI_COMPLETE_FILE, 0},
+     "model file to evaluate: a classifier on labelled text, or a language model on "
+     "text or token files", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
     {"task", 0, CLI_CHOICE, &o_task, "TASK",
      "with --model: lm (loss on text) or classify (labelled TSV); default: from the "
      "model file", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
@@ -35,16 +37,17 @@ static const cli_opt opts[] = {
      "with --pairs: each side is a set of labels, comma-separated (or several "
      "__label__ words)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"labels", 0, CLI_STRING, &o_labels, "LIST",
-     "with --pairs: report labels in this order (comma-separated); others follow "
-     "in order of appearance", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 0},
+     "report labels in this order (comma-separated); others follow in order of "
+     "appearance", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 0},
     {"format", 0, CLI_CHOICE, &o_format, "FMT",
      "output: an aligned table, or one JSON object", "text|json", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"context", 0, CLI_INT, &o_context, "N",
      "language model: tokens per scored window (0: the model's context)", NULL, 0,
      1 << 20, 0, CLI_COMPLETE_NONE, 0},
-    {"batch", 'b', CLI_INT, &o_batch, "N", "language model: windows per forward pass",
-     NULL, 1, 65536, 0, CLI_COMPLETE_NONE, 0},
+    {"batch", 'b', CLI_INT, &o_batch, "N",
+     "windows (language model) or documents (classifier) per forward pass (0: 8 "
+     "windows, 64 documents)", NULL, 0, 65536, 0, CLI_COMPLETE_NONE, 0},
     {"max-tokens", 0, CLI_INT64, &o_max_tokens, "N",
      "language model: score at most N tokens, in whole windows (0: all)", NULL, 0,
      1e15, 0, CLI_COMPLETE_NONE, 0},
@@ -65,8 +68,8 @@ static const cli_opt opts[] = {
 
 static const cli_prog prog = {
     "llm-eval", "--pairs [FILE]... | -m MODEL [FILE]...",
-    "Score predictions against gold labels, or measure a language model's loss, "
-    "perplexity and bits per byte.",
+    "Score predictions against gold labels, a classifier on labelled text, or a "
+    "language model's loss, perplexity and bits per byte.",
     NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
 };
 
@@ -532,41 +535,359 @@ static void report_json(llm_metrics *m, const llm_metrics_result *res)
     put("}\n");
 }
 
-static void run_pairs(int first, int argc, char **argv)
+typedef int (*label_known_fn)(const void *ctx, const char *s, size_t n);
+
+/* --labels into m, in order; each must be known to `known` when not NULL. */
+static void declare_labels(llm_metrics *m, label_known_fn known, const void *ctx)
 {
-    llm_metrics *m;
-    check(llm_metrics_new(o_multi, &m));
-    if (o_labels) {
-        const char *s = o_labels;
-        for (;;) {
-            const char *e = strchr(s, ',');
-            size_t n = e ? (size_t)(e - s) : strlen(s);
-            const char *w = s;
-            trim(&w, &n);
-            if (n == 0)
-                cli_usage("--labels: empty label in '%s'", o_labels);
-            if (!llm_utf8_check(w, n, NULL))
-                cli_usage("--labels: invalid UTF-8");
-            check(llm_metrics_declare(m, w, n));
-            if (!e)
-                break;
-            s = e + 1;
-        }
+    const char *s = o_labels;
+    while (s) {
+        const char *e = strchr(s, ',');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        const char *w = s;
+        trim(&w, &n);
+        if (n == 0)
+            cli_usage("--labels: empty label in '%s'", o_labels);
+        if (!llm_utf8_check(w, n, NULL))
+            cli_usage("--labels: invalid UTF-8");
+        if (known && !known(ctx, w, n))
+            cli_usage("--labels: '%.*s' is not one of the model's labels", (int)n, w);
+        check(llm_metrics_declare(m, w, n));
+        s = e ? e + 1 : NULL;
     }
-    if (first >= argc)
-        read_pairs(m, NULL);
-    for (int i = first; i < argc; i++)
-        read_pairs(m, argv[i]);
+}
+
+static void write_report(llm_metrics *m, int from_stdin)
+{
     llm_metrics_result res;
     int rc = llm_metrics_summary(m, &res);
     if (rc == LLM_ERR_INVALID)
-        cli_die("no records in %s", first >= argc ? "standard input" : "the input");
+        cli_die("no records in %s", from_stdin ? "standard input" : "the input");
     check(rc);
     if (strcmp(o_format, "json") == 0)
         report_json(m, &res);
     else
         report_text(m, &res);
+}
+
+static void run_pairs(int first, int argc, char **argv)
+{
+    llm_metrics *m;
+    check(llm_metrics_new(o_multi, &m));
+    declare_labels(m, NULL, NULL);
+    if (first >= argc)
+        read_pairs(m, NULL);
+    for (int i = first; i < argc; i++)
+        read_pairs(m, argv[i]);
+    write_report(m, first >= argc);
     llm_metrics_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* -m CLASSIFIER: labelled lines, read as llm-train reads them (label<TAB>text,
+ * comma-separated labels for a multi-label model, or fastText's
+ * `__label__x text`), predicted in chunks of 4 x --batch documents as
+ * llm-classify does (so that, with the same --batch and threads, both
+ * compute the same probabilities), and scored as --pairs scores. */
+
+typedef struct {
+    llm_model *m;
+    const llm_tok *tok;
+    int K, multi, ctx, B;
+    const char **names;      /* (K) the model's labels */
+    size_t *name_len;
+    int *by_name;            /* (K) label indices in byte order of their names */
+    char *known;             /* "a, b, c" for messages */
+    llm_metrics *met;
+    /* The chunk of documents waiting for prediction. */
+    llm_ids ids, gold;       /* documents' ids, gold label indices, back to back */
+    size_t *doff, *dlen, *goff;   /* document d: ids at doff, gold at goff[d..d+1) */
+    const int32_t **dptr;
+    size_t n, cap;
+    float *probs;            /* (cap, K) */
+    const char **gname, **pname;  /* (K) scratch for one record */
+    size_t *glen, *plen;
+    uint64_t truncated;
+} cls_eval;
+
+static int name_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    return c ? c : (an > bn) - (an < bn);
+}
+
+/* The index of label s[0..n) in the model, or -1. */
+static int cls_label(const cls_eval *c, const char *s, size_t n)
+{
+    int lo = 0, hi = c->K;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, k = c->by_name[mid];
+        int r = name_cmp(c->names[k], c->name_len[k], s, n);
+        if (r == 0)
+            return k;
+        if (r < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static int cls_known(const void *ctx, const char *s, size_t n)
+{
+    return cls_label(ctx, s, n) >= 0;
+}
+
+static const cls_eval *g_sort_cls;
+
+static int cmp_by_name(const void *a, const void *b)
+{
+    const cls_eval *c = g_sort_cls;
+    int x = *(const int *)a, y = *(const int *)b;
+    return name_cmp(c->names[x], c->name_len[x], c->names[y], c->name_len[y]);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        cli_die("out of memory");
+    return p;
+}
+
+/* Predicts the chunk and adds its records to the metrics. */
+static void cls_flush(cls_eval *c)
+{
+    if (c->n == 0)
+        return;
+    for (size_t d = 0; d < c->n; d++)
+        c->dptr[d] = c->ids.data + c->doff[d];
+    check(llm_cls_predict(c->m, c->dptr, c->dlen, c->n, NULL, 0, c->B, c->probs));
+    const float *thr = llm_model_thresholds(c->m);
+    size_t K = (size_t)c->K;
+    for (size_t d = 0; d < c->n; d++) {
+        const float *p = c->probs + d * K;
+        size_t ng = 0, np = 0;
+        for (size_t i = c->goff[d]; i < c->goff[d + 1]; i++) {
+            int k = c->gold.data[i];
+            c->gname[ng] = c->names[k];
+            c->glen[ng++] = c->name_len[k];
+        }
+        double prob;
+        if (c->multi) {
+            /* Every label at or above its tuned threshold, as llm-classify
+             * prints them; the confidence is the probability that this set
+             * is exactly right, the labels taken as independent. */
+            prob = 1;
+            for (size_t k = 0; k < K; k++) {
+                if (p[k] >= thr[k]) {
+                    c->pname[np] = c->names[k];
+                    c->plen[np++] = c->name_len[k];
+                    prob *= p[k];
+                } else {
+                    prob *= 1 - (double)p[k];
+                }
+            }
+        } else {
+            /* The top label (ties: the first), and its probability as
+             * llm-classify prints it, so that scoring its output with
+             * --pairs gives the same figures to the last digit. */
+            size_t top = 0;
+            for (size_t k = 1; k < K; k++)
+                if (p[k] > p[top])
+                    top = k;
+            c->pname[0] = c->names[top];
+            c->plen[0] = c->name_len[top];
+            np = 1;
+            char num[32];
+            snprintf(num, sizeof num, "%.4f", (double)p[top]);
+            prob = strtod(num, NULL);
+        }
+        check(llm_metrics_add(c->met, c->gname, c->glen, ng, c->pname, c->plen, np, prob));
+    }
+    c->n = 0;
+    c->ids.len = 0;
+    c->gold.len = 0;
+}
+
+/* Adds label k to the gold set of the record being read (once). */
+static void cls_gold(cls_eval *c, int k)
+{
+    for (size_t i = c->goff[c->n]; i < c->gold.len; i++)
+        if (c->gold.data[i] == k)
+            return;
+    check(llm_ids_push(&c->gold, k));
+}
+
+static CLI_NORETURN void cls_unknown(const cls_eval *c, const char *name, long long ln,
+                                     const char *s, size_t n)
+{
+    cli_die("'%s', line %lld: label '%.*s' is not one of the model's labels (%s)", name, ln,
+            (int)(n > 60 ? 60 : n), s, c->known);
+}
+
+static void cls_read(cls_eval *c, const char *path)
+{
+    const char *name = display_name(path);
+    FILE *f = cli_open(path);
+    llm_lines *r;
+    check(llm_lines_open(f, &r));
+    const char *line;
+    size_t len;
+    int rc;
+    llm_ids doc = { 0 };
+    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
+        long long ln = (long long)llm_lines_number(r);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            continue;
+        size_t bad;
+        if (!llm_utf8_check(line, len, &bad))
+            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+        const char *text, *end = line + len;
+        c->goff[c->n] = c->gold.len;
+        size_t nl = 0;
+        if (len >= FT_LEN && memcmp(line, FT, FT_LEN) == 0) {
+            const char *p = line;
+            while ((size_t)(end - p) >= FT_LEN && memcmp(p, FT, FT_LEN) == 0) {
+                const char *s = p + FT_LEN, *e = s;
+                while (e < end && *e != ' ' && *e != '\t')
+                    e++;
+                if (e == s)
+                    cli_die("'%s', line %lld: empty label", name, ln);
+                int k = cls_label(c, s, (size_t)(e - s));
+                if (k < 0)
+                    cls_unknown(c, name, ln, s, (size_t)(e - s));
+                cls_gold(c, k);
+                nl++;
+                p = e;
+                while (p < end && (*p == ' ' || *p == '\t'))
+                    p++;
+            }
+            text = p;
+        } else {
+            const char *tab = memchr(line, '\t', len);
+            if (!tab)
+                cli_die("'%s', line %lld: no tab between label and text (expected "
+                        "'label<TAB>text' or '__label__x text')", name, ln);
+            for (const char *s = line; s <= tab;) {
+                const char *e = s;
+                while (e < tab && !(c->multi && *e == ','))
+                    e++;
+                if (e == s)
+                    cli_die("'%s', line %lld: empty label", name, ln);
+                int k = cls_label(c, s, (size_t)(e - s));
+                if (k < 0)
+                    cls_unknown(c, name, ln, s, (size_t)(e - s));
+                cls_gold(c, k);
+                nl++;
+                s = e + 1;
+            }
+            text = tab + 1;
+        }
+        if (nl > 1 && !c->multi)
+            cli_die("'%s', line %lld: %zu labels, but the model is single-label", name, ln,
+                    nl);
+        int tr;
+        check(llm_cls_encode(c->tok, text, (size_t)(end - text), c->ctx, &doc, &tr));
+        c->truncated += (uint64_t)tr;
+        c->doff[c->n] = c->ids.len;
+        c->dlen[c->n] = doc.len;
+        for (size_t i = 0; i < doc.len; i++)
+            check(llm_ids_push(&c->ids, doc.data[i]));
+        c->n++;
+        c->goff[c->n] = c->gold.len;
+        if (c->n == c->cap)
+            cls_flush(c);
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", name, llm_errmsg());
+    cls_flush(c);   /* as llm-classify, which labels what is left of each input */
+    llm_ids_free(&doc);
+    llm_lines_free(r);
+    cli_close(f);
+}
+
+static void run_classifier(const char *path, int first, int argc, char **argv)
+{
+    llm_set_threads(o_threads);
+    cls_eval c = { 0 };
+    check(llm_model_load(path, o_device, &c.m));
+    llm_tok *tok;
+    check(llm_tok_load(path, &tok));
+    c.tok = tok;
+    const llm_config *cfg = llm_model_config(c.m);
+    if (cfg->vocab_size != llm_tok_vocab_size(tok))
+        cli_die("'%s': the model has a vocabulary of %d, its tokenizer %d", path,
+                cfg->vocab_size, llm_tok_vocab_size(tok));
+    c.K = llm_model_n_labels(c.m);
+    c.multi = llm_model_multi_label(c.m);
+    c.ctx = cfg->context;
+    c.B = o_batch ? o_batch : 64;
+    size_t K = (size_t)c.K;
+    c.names = xcalloc(K, sizeof *c.names);
+    c.name_len = xcalloc(K, sizeof *c.name_len);
+    c.by_name = xcalloc(K, sizeof *c.by_name);
+    llm_buf known = { 0 };
+    for (int k = 0; k < c.K; k++) {
+        c.names[k] = llm_model_label(c.m, k);
+        c.name_len[k] = strlen(c.names[k]);
+        c.by_name[k] = k;
+        if (k < 12 || c.K <= 16) {
+            if (k)
+                check(llm_buf_append(&known, ", ", 2));
+            check(llm_buf_append(&known, c.names[k], c.name_len[k]));
+        } else if (k == 12) {
+            char more[48];
+            snprintf(more, sizeof more, ", ... %d in all", c.K);
+            check(llm_buf_append(&known, more, strlen(more)));
+        }
+    }
+    c.known = known.data;
+    g_sort_cls = &c;
+    qsort(c.by_name, K, sizeof *c.by_name, cmp_by_name);
+    c.cap = (size_t)c.B * 4;
+    c.doff = xcalloc(c.cap, sizeof *c.doff);
+    c.dlen = xcalloc(c.cap, sizeof *c.dlen);
+    c.goff = xcalloc(c.cap + 1, sizeof *c.goff);
+    c.dptr = xcalloc(c.cap, sizeof *c.dptr);
+    c.probs = xcalloc(c.cap * K, sizeof *c.probs);
+    c.gname = xcalloc(K, sizeof *c.gname);
+    c.pname = xcalloc(K, sizeof *c.pname);
+    c.glen = xcalloc(K, sizeof *c.glen);
+    c.plen = xcalloc(K, sizeof *c.plen);
+    check(llm_metrics_new(c.multi, &c.met));
+    declare_labels(c.met, cls_known, &c);
+
+    if (first >= argc)
+        cls_read(&c, NULL);
+    for (int i = first; i < argc; i++)
+        cls_read(&c, argv[i]);
+    write_report(c.met, first >= argc);
+    if (!o_quiet && c.truncated)
+        cli_warn("%llu document%s longer than the context of %d tokens: truncated",
+                 (unsigned long long)c.truncated, c.truncated == 1 ? " was" : "s were",
+                 c.ctx);
+
+    llm_metrics_free(c.met);
+    llm_ids_free(&c.ids);
+    llm_ids_free(&c.gold);
+    free(c.doff);
+    free(c.dlen);
+    free(c.goff);
+    free((void *)c.dptr);
+    free(c.probs);
+    free((void *)c.gname);
+    free((void *)c.pname);
+    free(c.glen);
+    free(c.plen);
+    free((void *)c.names);
+    free(c.name_len);
+    free(c.by_name);
+    llm_buf_free(&known);
+    llm_tok_free(tok);
+    llm_model_free(c.m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -574,6 +895,10 @@ static void run_pairs(int first, int argc, char **argv)
 
 static void run_lm(const char *path, int first, int argc, char **argv)
 {
+    if (o_labels)
+        cli_usage("--labels needs --pairs or a classifier; '%s' is a language model", path);
+    if (o_batch == 0)
+        o_batch = 8;
     llm_set_threads(o_threads);
     llm_tok *tok;
     check(llm_tok_load(path, &tok));
@@ -647,9 +972,16 @@ static void run_model(int first, int argc, char **argv)
     const char *t = llm_st_meta(f, "task");
     int classifier = t && strcmp(t, "classify") == 0;
     llm_st_close(f);
-    if (classifier)
-        cli_die("'%s' is a classifier, which this build cannot evaluate yet; score its "
-                "predictions with --pairs", o_model);
+    if (classifier) {
+        if (o_task && strcmp(o_task, "lm") == 0)
+            cli_die("'%s' is a classifier, not a language model: --task lm does not apply",
+                    o_model);
+        if (o_context || o_max_tokens)
+            cli_usage("--%s applies to a language model; '%s' is a classifier",
+                      o_context ? "context" : "max-tokens", o_model);
+        run_classifier(o_model, first, argc, argv);
+        return;
+    }
     int wants_classify = o_task ? strcmp(o_task, "classify") == 0 : 0;
     /* Labelled TSV given to a language model, without --task lm: almost
      * surely meant for a classifier. */
@@ -672,13 +1004,9 @@ int main(int argc, char **argv)
         cli_usage("missing --pairs or --model FILE");
     if (o_pairs && o_task)
         cli_usage("--task needs --model");
-    if (!o_pairs && (o_multi || o_labels))
-        cli_usage("--%s needs --pairs", o_multi ? "multi-label" : "labels");
-#ifndef LLM_CUDA
-    if (strcmp(o_device, "cpu") != 0)
-        cli_die("device '%s' is not available in this build (CUDA support is not built)",
-                o_device);
-#endif
+    if (!o_pairs && o_multi)
+        cli_usage("--multi-label needs --pairs");
+    check(llm_device_check(o_device));
     if (o_pairs)
         run_pairs(first, argc, argv);
     else
