@@ -3,11 +3,13 @@
  * I/O, stop strings and record bookkeeping only; the model and its key/value
  * cache are lib/infer.c, sampling is lib/sample.c. */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "internal.h"   /* llm_json_put_string */
@@ -347,45 +349,106 @@ static void write_record(job_t *j)
 }
 
 /* ------------------------------------------------------------------------ */
-/* Input: prompt lines from the files in turn. */
+/* Input: prompt lines from the files in turn, read with read(2) into our
+ * own buffer (never through stdio), so that we know when no whole line is
+ * waiting: then the prompts already started are decoded instead of waiting
+ * for a full batch (interactive pipes), as llm-classify does. */
 
 typedef struct {
     char **files;
     int nfiles, at;
-    FILE *f;
+    FILE *f;               /* from cli_open(); only its descriptor is read */
     const char *name;
-    llm_lines *r;
+    char *buf;
+    size_t cap, beg, end;
+    int eof;               /* the open file has ended */
+    int64_t lineno;        /* within the open file */
     int64_t line;          /* across all inputs, for seeds */
 } input_t;
+
+/* Opens the next input when none is open. @return 0 when all are done. */
+static int input_open(input_t *in)
+{
+    if (in->f)
+        return 1;
+    if (in->at >= in->nfiles && !(in->nfiles == 0 && in->at == 0))
+        return 0;
+    const char *path = in->nfiles ? in->files[in->at] : "-";
+    in->at++;
+    in->f = cli_open(path);
+    in->name = strcmp(path, "-") == 0 ? "(standard input)" : path;
+    in->beg = in->end = 0;
+    in->eof = 0;
+    in->lineno = 0;
+    return 1;
+}
+
+static void input_close(input_t *in)
+{
+    if (in->f)
+        cli_close(in->f);
+    in->f = NULL;
+}
+
+static int has_line(const input_t *in)
+{
+    return in->beg < in->end &&
+           (in->eof || memchr(in->buf + in->beg, '\n', in->end - in->beg));
+}
+
+/* Whether the next line (or the end) can be had without waiting. */
+static int input_ready(input_t *in)
+{
+    if (!input_open(in) || in->eof || has_line(in))
+        return 1;
+    struct pollfd p = { fileno(in->f), POLLIN, 0 };
+    return poll(&p, 1, 0) > 0;
+}
 
 /* The next prompt line, or 0 at the end of all inputs. */
 static int next_line(input_t *in, const char **line, size_t *len, int64_t *lineno,
                      const char **name)
 {
-    for (;;) {
-        if (!in->r) {
-            if (in->at >= in->nfiles && !(in->nfiles == 0 && in->at == 0))
-                return 0;
-            const char *path = in->nfiles ? in->files[in->at] : "-";
-            in->at++;
-            in->f = cli_open(path);
-            in->name = strcmp(path, "-") == 0 ? "(standard input)" : path;
-            check(llm_lines_open(in->f, &in->r));
-        }
-        int rc = llm_lines_next(in->r, line, len);
-        if (rc == 1) {
+    while (input_open(in)) {
+        char *nl = in->beg < in->end ? memchr(in->buf + in->beg, '\n', in->end - in->beg)
+                                     : NULL;
+        if (nl || (in->eof && in->beg < in->end)) {
+            *line = in->buf + in->beg;
+            *len = nl ? (size_t)(nl - *line) : in->end - in->beg;
+            in->beg += *len + (nl != NULL);
             in->line++;
-            *lineno = llm_lines_number(in->r);
+            *lineno = ++in->lineno;
             *name = in->name;
             return 1;
         }
-        if (rc < 0)
-            cli_die("'%s': %s", in->name, llm_errmsg());
-        llm_lines_free(in->r);
-        in->r = NULL;
-        cli_close(in->f);
-        in->f = NULL;
+        if (in->eof) {
+            input_close(in);
+            continue;
+        }
+        if (in->beg > 0) {
+            memmove(in->buf, in->buf + in->beg, in->end - in->beg);
+            in->end -= in->beg;
+            in->beg = 0;
+        }
+        if (in->end == in->cap) {
+            size_t nc = in->cap ? 2 * in->cap : 1 << 16;
+            char *nb = realloc(in->buf, nc);
+            if (!nb)
+                cli_die("'%s', line %lld: out of memory for a line of %zu bytes", in->name,
+                        (long long)in->lineno + 1, in->end);
+            in->buf = nb;
+            in->cap = nc;
+        }
+        ssize_t n = read(fileno(in->f), in->buf + in->end, in->cap - in->end);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            cli_die("cannot read '%s': %s", in->name, strerror(errno));
+        if (n == 0)
+            in->eof = 1;
+        in->end += (size_t)n;
     }
+    return 0;
 }
 
 static int g_ctx, g_bos;
@@ -526,9 +589,7 @@ int main(int argc, char **argv)
     sp.frequency_penalty = o_frequency;
     if (llm_sampler_check(&sp))
         cli_usage("--%s", llm_errmsg());
-    if (strcmp(o_device, "cpu") != 0)
-        cli_die("device '%s' is not available in this build (CUDA support is not built)",
-                o_device);
+    check(llm_device_check(o_device));
     llm_set_threads(o_threads);
 
     llm_model *m;
@@ -565,7 +626,9 @@ int main(int argc, char **argv)
     size_t qcap = (size_t)B * 2, qhead = 0, qlen = 0;
     job_t **queue = xmalloc(qcap * sizeof *queue);
 
-    input_t in = { argv + first, argc - first, 0, NULL, NULL, NULL, 0 };
+    input_t in = { 0 };
+    in.files = argv + first;
+    in.nfiles = argc - first;
     prompt_t *cur = NULL;       /* the prompt whose samples are being started */
     int eof = 0;
     uint64_t total_tokens = 0, records = 0;
@@ -593,6 +656,9 @@ int main(int argc, char **argv)
                     const char *line, *name;
                     size_t len;
                     int64_t lineno;
+                    /* Decode what has started rather than wait for input. */
+                    if (qlen && !input_ready(&in))
+                        break;
                     if (!next_line(&in, &line, &len, &lineno, &name)) {
                         eof = 1;
                         break;
@@ -655,10 +721,8 @@ int main(int argc, char **argv)
             break;
     }
     cli_flush(g_out);
-    if (in.r) {    /* interrupted before the end of the input */
-        llm_lines_free(in.r);
-        cli_close(in.f);
-    }
+    input_close(&in);   /* open when interrupted before the end of the input */
+    free(in.buf);
     while (qlen)   /* unfinished after an interrupt */
         free_job(queue[qhead + --qlen], o_samples);
     if (cur && cur->refs == 0) {
