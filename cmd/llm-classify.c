@@ -3,7 +3,6 @@
  * output record per input record, in order, streamed. Options and I/O
  * only: encoding, batching and the maths are in lib/classify.c. */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
@@ -146,7 +145,7 @@ static int next_record(reader *r, char delim, char **rec, size_t *len)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            cli_die("read error on '%s': %s", r->name, strerror(errno));
+            cli_die("cannot read '%s': %s", r->name, strerror(errno));
         if (n == 0)
             r->eof = 1;
         r->end += (size_t)n;
@@ -559,11 +558,8 @@ static void classify_input(batch *b, const char *path)
 {
     reader r = { 0 };
     r.name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
-    if (!path || strcmp(path, "-") == 0) {
-        r.fd = 0;
-    } else if ((r.fd = open(path, O_RDONLY)) < 0) {
-        cli_die("cannot open '%s': %s", path, strerror(errno));
-    }
+    FILE *f = cli_open(path);   /* only its descriptor is read, never through stdio */
+    r.fd = fileno(f);
     char delim = o_null ? '\0' : '\n';
     size_t chunk = (size_t)o_batch * 4;
     char *rec;
@@ -579,8 +575,7 @@ static void classify_input(batch *b, const char *path)
             run_batch(b);
     }
     run_batch(b);
-    if (r.fd != 0)
-        close(r.fd);
+    cli_close(f);
     free(r.buf);
 }
 
@@ -608,9 +603,7 @@ int main(int argc, char **argv)
         cli_usage("missing --model FILE");
     if (o_id_field && o_id_field == o_text_field)
         cli_usage("--id-field and --text-field name the same field %d", o_id_field);
-    if (strcmp(o_device, "cpu") != 0)
-        cli_die("device '%s' is not available in this build (CUDA support is not built)",
-                o_device);
+    check(llm_device_check(o_device));
     llm_set_threads(o_threads);
     check(llm_model_load(o_model, o_device, &g_model));
     check(llm_tok_load(o_model, &g_tok));
