@@ -16,7 +16,7 @@
 static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log;
 static const char *o_val;
 static const char *o_task = "lm";
-static const char *o_pooling = "mean";
+static const char *o_pooling = "last";
 static int o_multi_label, o_balance, o_freeze;
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
@@ -48,8 +48,8 @@ static const cli_opt opts[] = {
      "classify: each line may carry several labels (comma-separated, or several "
      "__label__ tokens)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"pooling", 0, CLI_CHOICE, &o_pooling, "HOW",
-     "classify: the head reads the mean of the final hidden states, or the last token's",
-     "mean|last", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+     "classify: the head reads the final hidden state of the last token (EOS), or the "
+     "mean over the document's tokens", "last|mean", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"balance", 0, CLI_FLAG, &o_balance, NULL,
      "classify: weigh each label's loss inversely to its frequency", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},

@@ -25,7 +25,7 @@ _llm_train()
     --task)
         COMPREPLY=($(compgen -W 'lm classify' -P "$pre" -- "$cur"));;
     --pooling)
-        COMPREPLY=($(compgen -W 'mean last' -P "$pre" -- "$cur"));;
+        COMPREPLY=($(compgen -W 'last mean' -P "$pre" -- "$cur"));;
     --init)
         local IFS=$'\n'; compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;

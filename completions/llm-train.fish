@@ -4,7 +4,7 @@ complete -c llm-train -s m -l model -r -F -d 'tokenizer: a SentencePiece .model 
 complete -c llm-train -s o -l output -r -F -d 'model file to write (required); with validation, the best model seen'
 complete -c llm-train -l task -x -a 'lm classify' -d 'what to train: a language model, or a classifier of labelled lines'
 complete -c llm-train -l multi-label -d 'classify: each line may carry several labels (comma-separated, or several __label__ tokens)'
-complete -c llm-train -l pooling -x -a 'mean last' -d 'classify: the head reads the mean of the final hidden states, or the last token\'s'
+complete -c llm-train -l pooling -x -a 'last mean' -d 'classify: the head reads the final hidden state of the last token (EOS), or the mean over the document\'s tokens'
 complete -c llm-train -l balance -d 'classify: weigh each label\'s loss inversely to its frequency'
 complete -c llm-train -l freeze -d 'classify: train only the head, keeping the --init model\'s weights'
 complete -c llm-train -l init -r -F -d 'start from the weights of this model file instead of random ones'
