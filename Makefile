@@ -9,6 +9,7 @@
 #   make install          prefix=/usr/local, DESTDIR honoured; make uninstall
 #   make CUDA=1           also build the CUDA kernels (nvcc)
 #   make CUDA=1 check-cuda  CUDA kernels against the reference (skips without a GPU)
+#   make MPI=1            llm-train over OpenMPI: mpirun -np N llm-train ... (B=build-mpi)
 #   make WERROR=1         warnings are errors (CI)
 
 prefix      ?= /usr/local
@@ -104,6 +105,26 @@ $(B)/libllm.so: $(LIB_OBJ)
 $(B)/bin/%: $(B)/cmd/%.o $(CLI_OBJ) $(B)/libllm.a
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $< $(CLI_OBJ) $(B)/libllm.a $(LIBS)
+
+# llm-train's collectives (cmd/par.c): with MPI=1, OpenMPI (Debian
+# libopenmpi-dev; flags from mpicc, else pkg-config ompi-c), so that
+# `mpirun -np N llm-train ...` trains N data-parallel ranks; without it, one
+# process. Only llm-train links MPI. A stamp per setting rebuilds par.o
+# when MPI= changes; a separate build directory (B=build-mpi) keeps both.
+MPI_STAMP = $(B)/cmd/.mpi-$(if $(filter 1,$(MPI)),on,off)
+ifeq ($(MPI),1)
+MPI_CFLAGS ?= $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null || \
+                pkg-config --cflags ompi-c))
+MPI_LIBS   ?= $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c)
+$(B)/cmd/par.o: CPPFLAGS += -DLLM_MPI=1 $(MPI_CFLAGS)
+endif
+$(MPI_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(B)/cmd/.mpi-on $(B)/cmd/.mpi-off && touch $@
+$(B)/cmd/par.o: $(MPI_STAMP)
+$(B)/bin/llm-train: $(B)/cmd/llm-train.o $(B)/cmd/par.o $(CLI_OBJ) $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/cmd/par.o $(CLI_OBJ) $(B)/libllm.a $(LIBS) $(MPI_LIBS)
 
 # Benchmark programs, run by the tests/bench/*.sh scripts of `make bench`.
 $(B)/bench/%: $(B)/tests/bench/%.o $(B)/libllm.a

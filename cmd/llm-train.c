@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "par.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
 static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log;
@@ -583,6 +584,21 @@ static void fmt_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%dh%02dm", (int)s / 3600, (int)s % 3600 / 60);
 }
 
+/* Do all ranks hold the same weights? A 64-bit FNV-1a hash of the bytes,
+ * compared by its minimum and maximum over the ranks. */
+static int same_weights(const llm_model *m)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    llm_param p;
+    for (size_t i = 0; i < llm_model_param_count(m); i++) {
+        check(llm_model_param_at(m, i, &p));
+        const unsigned char *b = (const unsigned char *)p.data;
+        for (size_t j = 0; j < p.numel * sizeof *p.data; j++)
+            h = (h ^ b[j]) * 0x100000001b3ULL;
+    }
+    return par_max_u64(h) == par_min_u64(h);
+}
+
 /* Can we create files next to `path`? Checked before hours of training. */
 static void check_writable(const char *path)
 {
@@ -602,7 +618,15 @@ static void check_writable(const char *path)
 int main(int argc, char **argv)
 {
     cli_signals();
+    par_init(&argc, &argv);
     int first = cli_parse(&prog, argc, argv, NULL);
+    /* Under mpirun: rank 0 alone speaks and writes files (see "Scaling out"
+     * in llm-train(1)); every rank trains. */
+    int rank = par_rank(), world = par_world();
+    if (rank > 0) {
+        o_quiet = 1;
+        o_log = NULL;
+    }
     if (!o_output)
         cli_usage("missing --output FILE");
     if (o_resume && o_init)
@@ -614,6 +638,8 @@ int main(int argc, char **argv)
         cli_usage("--multi-label, --balance and --freeze need --task classify");
     if (cls && o_batch_tokens)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
+    if (cls && world > 1)
+        cli_usage("--task classify runs as one process, not over %d MPI ranks", world);
     check(llm_device_check(o_device));
     char *ckpt_default = NULL;
     if (!o_checkpoint) {
@@ -627,6 +653,8 @@ int main(int argc, char **argv)
     int progress = !o_quiet && (o_progress || cli_isatty_stderr());
     int tty = progress && cli_isatty_stderr();
     int threads = llm_set_threads(o_threads);
+    if (!o_threads && par_local() > 1)   /* share this machine's cores */
+        threads = llm_set_threads(threads / par_local() > 0 ? threads / par_local() : 1);
 
     /* The tokenizer: -m, else the one inside --init / --resume. */
     const char *tok_path = o_model ? o_model : o_resume ? o_resume : o_init;
@@ -718,6 +746,11 @@ int main(int argc, char **argv)
                       (long long)o_batch_tokens, (unsigned long long)per_micro);
         accum = (int)((uint64_t)o_batch_tokens / per_micro);
     }
+    if (accum % world)
+        cli_usage("%d micro-batch%s of %d x %d per step cannot be shared by %d MPI ranks: "
+                  "set --batch-tokens to a multiple of %llu (rank r takes micro-batches r, "
+                  "r + %d, ...)", accum, accum == 1 ? "" : "es", o_batch, T, world,
+                  (unsigned long long)per_micro * (unsigned long long)world, world);
     int64_t total = o_steps;
     if (o_epochs > 0) {
         double seqs = (double)llm_batcher_sequences(batcher) * o_epochs;
@@ -742,6 +775,9 @@ int main(int argc, char **argv)
     tp.adamw.decay_embedding = o_decay_embeddings;
     tp.clip = o_clip;
     tp.class_weights = cweights;
+    tp.rank = rank;
+    tp.world = world;
+    tp.reduce = par_reduce;
     if (cls)
         check(llm_model_freeze(m, o_freeze));
     llm_trainer *tr;
@@ -750,8 +786,10 @@ int main(int argc, char **argv)
     if (o_resume)
         check(llm_trainer_restore(tr, o_resume));
 
-    check_writable(o_output);
-    check_writable(o_checkpoint);
+    if (rank == 0) {
+        check_writable(o_output);
+        check_writable(o_checkpoint);
+    }
     FILE *logf = NULL;
     if (o_log && !(logf = fopen(o_log, "a")))
         cli_die("cannot open '%s': %s", o_log, strerror(errno));
@@ -771,12 +809,15 @@ int main(int argc, char **argv)
     else if (!o_quiet)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
                 "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "
-                "sequences of %d; %d thread%s\n",
+                "sequences of %d; %d thread%s%s\n",
                 (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
                 cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V,
                 (unsigned long long)train_end,
                 (unsigned long long)llm_batcher_sequences(batcher), T,
-                threads, threads == 1 ? "" : "s");
+                threads, threads == 1 ? "" : "s", world > 1 ? " per rank" : "");
+    if (!o_quiet && world > 1)
+        fprintf(stderr, "llm-train: %d MPI ranks, each taking %d of the %d micro-batches "
+                "of %d x %d per step\n", world, accum / world, accum, o_batch, T);
     if (start >= total && !o_quiet && total > 0)
         fprintf(stderr, "llm-train: the checkpoint is already at step %lld of %lld\n",
                 (long long)start, (long long)total);
@@ -791,7 +832,7 @@ int main(int argc, char **argv)
     llm_eval_result ev;
     llm_cls_eval_result cev;
     double flops_tok = llm_config_flops_per_token(cfg, T);
-    double peak = progress ? llm_peak_flops() : 0;
+    double peak = progress ? llm_peak_flops() * world : 0;   /* ranks alike */
 
 #define EVALUATE(step_)                                                                \
     do {                                                                               \
@@ -855,15 +896,19 @@ int main(int argc, char **argv)
     uint64_t tokens_done = 0;
     int64_t print_every = total / 20 > 0 ? total / 20 : 1;
     int64_t stop_at = o_until && o_until < total ? o_until : total;
+    double comm_last = 0;
     while (step < stop_at) {
         llm_step_info info;
         int rc = llm_trainer_step(tr, &info);
         if (rc == LLM_ERR_NUMERIC) {
+            /* Every rank sees the same reduced loss and gradient: all stop. */
             if (tty)
                 fputc('\n', stderr);
-            cli_warn("%s", llm_errmsg());
-            cli_warn("stopped without saving; the last checkpoint '%s' (if any) is kept",
-                     o_checkpoint);
+            if (rank == 0) {
+                cli_warn("%s", llm_errmsg());
+                cli_warn("stopped without saving; the last checkpoint '%s' (if any) is kept",
+                         o_checkpoint);
+            }
             status = 1;
             why = NULL;
             break;
@@ -873,12 +918,22 @@ int main(int argc, char **argv)
         tokens_done += info.tokens;
         double t = now();
         double tps = (double)tokens_done / (t - t0);
-        if (logf)
+        if (logf && world > 1) {
+            double comm = par_comm_seconds();
+            fprintf(logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
+                    "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f,\"ranks\":%d,"
+                    "\"allreduce_s\":%.6f}\n", (long long)step, info.loss, info.lr,
+                    info.grad_norm, (unsigned long long)info.tokens, tps, t - t0, world,
+                    comm - comm_last);
+            comm_last = comm;
+        } else if (logf)
             fprintf(logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
                     "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
                     (long long)step, info.loss, info.lr, info.grad_norm,
                     (unsigned long long)info.tokens, tps, t - t0);
-        if (has_val && (step % o_eval_every == 0 || step == total))
+        /* Validation on rank 0 only: its outcome reaches the others through
+         * the stop decision below. */
+        if (has_val && rank == 0 && (step % o_eval_every == 0 || step == total))
             EVALUATE(step);
         if (progress && (tty ? t - tlast > 0.2 || step == total : step % print_every == 0
                                                                     || step == total)) {
@@ -897,27 +952,35 @@ int main(int argc, char **argv)
         }
         if (step == stop_at && stop_at < total)
             why = "paused (resume with --resume)";
-        if (o_save_every && step % o_save_every == 0 && step < stop_at)
+        if (o_save_every && step % o_save_every == 0 && step < stop_at && rank == 0)
             check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, NULL));
-        if (has_val && o_patience && bad_evals >= o_patience) {
+        /* Stop decisions are agreed by all ranks every step, so that none is
+         * left waiting in the next step's all-reduce. */
+        int stop = (has_val && o_patience && bad_evals >= o_patience ? 1 : 0) |
+                   (o_time_limit > 0 && t - t0 >= o_time_limit ? 2 : 0) | (g_stop ? 4 : 0);
+        stop = par_or(stop);
+        if (stop & 1) {
             why = "stopped early: no improvement in validation loss";
             break;
         }
-        if (o_time_limit > 0 && t - t0 >= o_time_limit) {
+        if (stop & 2) {
             why = "stopped at the time limit";
-            if (has_val && step % o_eval_every != 0)
+            if (has_val && rank == 0 && step % o_eval_every != 0)
                 EVALUATE(step);
             break;
         }
-        if (g_stop) {
+        if (stop & 4) {
             why = "interrupted";
-            status = 128 + g_stop;
+            status = 128 + (int)par_max_u64((unsigned long long)g_stop);
             break;
         }
     }
+    if (world > 1 && why && !same_weights(m))
+        cli_die("the ranks' weights differ at step %lld (an MPI reduction that is not "
+                "identical on every rank?); nothing saved", (long long)step);
     if (tty)
         fputc('\n', stderr);
-    if (why) {
+    if (why && rank == 0) {
         check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, NULL));
         /* Without validation, or when nothing was validated yet, the output is
          * the latest model; otherwise it already holds the best one. */
@@ -948,5 +1011,6 @@ int main(int argc, char **argv)
     llm_model_free(m);
     llm_tok_free(tok);
     free(ckpt_default);
+    par_finalize();
     return status;
 }

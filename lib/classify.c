@@ -60,6 +60,9 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
             if (strcmp(p->labels[i], p->labels[j]) == 0)
                 return llm_fail(LLM_ERR_INVALID, "label '%s' appears twice", p->labels[i]);
     }
+    int rc0 = llm_model_own(m);   /* the block grows: not in a mapped file */
+    if (rc0)
+        return rc0;
     char **names = calloc((size_t)K, sizeof *names);
     float *thr = malloc((size_t)K * sizeof *thr);
     size_t n = m->n_backbone + (size_t)K * C + (size_t)K;

@@ -241,6 +241,14 @@ uint64_t llm_batcher_take(llm_batcher *b)
     return s;
 }
 
+void llm_batcher_skip(llm_batcher *b, uint64_t n)
+{
+    /* Orders are a function of (seed, epoch) only: no need to build them. */
+    n += b->pos.index;
+    b->pos.epoch += n / b->nseq;
+    b->pos.index = n % b->nseq;
+}
+
 void llm_batcher_free(llm_batcher *b)
 {
     if (!b)

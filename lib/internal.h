@@ -110,6 +110,18 @@ const llm_cls_data *llm_batcher_docs(const llm_batcher *b);
 /*! llm_batcher_take() : the next item's index in the shuffled order. */
 uint64_t llm_batcher_take(llm_batcher *b);
 
+/* ------------------------------------------------------------------------ */
+/* For the trainer (model.c). */
+/*! llm_model_grad_block() : the gradient block (*n floats, every tensor in
+ *  parameter-block order), NULL before the first llm_model_zero_grad(). */
+float *llm_model_grad_block(llm_model *m, size_t *n);
+/*! llm_model_set_micro() : the micro-batch of this step whose dropout masks
+ *  the next forward draws (by default, counted by backward passes). */
+void llm_model_set_micro(llm_model *m, int64_t micro);
+/*! llm_model_own() : makes the parameters a private, writable copy when they
+ *  are mapped from the model file (llm_model_load()), before training. */
+int  llm_model_own(llm_model *m);
+
 #ifdef __cplusplus
 }
 #endif

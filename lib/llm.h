@@ -265,6 +265,11 @@ int  llm_batcher_new(const llm_data *d, uint64_t begin, uint64_t end, int T,
 uint64_t llm_batcher_sequences(const llm_batcher *b);
 /*! llm_batcher_next() : fills inputs and targets, each (B, T). */
 int  llm_batcher_next(llm_batcher *b, int B, int32_t *inputs, int32_t *targets);
+/*! llm_batcher_skip() : moves past the next n sequences (or documents)
+ *  without reading them, to where n more of them taken one by one would
+ *  leave it: how a data-parallel rank passes over the other ranks'
+ *  micro-batches (llm_train_params.world). */
+void llm_batcher_skip(llm_batcher *b, uint64_t n);
 llm_data_pos llm_batcher_pos(const llm_batcher *b);
 int  llm_batcher_seek(llm_batcher *b, llm_data_pos pos);
 void llm_batcher_free(llm_batcher *b);
@@ -579,12 +584,21 @@ typedef struct {
 /*! llm_model_save() : writes a model file (safetensors, atomically): the
  *  parameters, "tokenizer.model" (U8) and the metadata of llm-formats(5);
  *  with p->optimizer, "adamw.m.<name>", "adamw.v.<name>" and metadata
- *  "adamw.step". p may be NULL. @return LLM_OK, LLM_ERR_IO, LLM_ERR_NOMEM. */
+ *  "adamw.step". p may be NULL. Tensors lie in the file in the model's
+ *  memory order, so that llm_model_load() can map them.
+ *  @return LLM_OK, LLM_ERR_IO, LLM_ERR_NOMEM. */
 int llm_model_save(const llm_model *m, const char *path, const llm_save_params *p);
 /*! llm_model_load() : reads a model file: checks "format", the version, the
  *  config, and every tensor's dtype and shape; restores AdamW state when
- *  present. @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT (with the file and
- *  the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE, LLM_ERR_NOMEM. */
+ *  present. When the file holds the parameters as one run of
+ *  little-endian F32 in memory order (as llm_model_save() writes them), the
+ *  model reads them where the file lies mapped, read-only, so that
+ *  processes loading one file share one copy; otherwise they are copied.
+ *  Training (llm_trainer_new(), AdamW, a new head) first takes a private
+ *  copy. The file must not be written in place while the model lives
+ *  (replace it by rename). @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT (with
+ *  the file and the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE,
+ *  LLM_ERR_NOMEM. */
 int llm_model_load(const char *path, const char *device, llm_model **out);
 
 /* ------------------------------------------------------------------------ */
@@ -784,6 +798,17 @@ typedef struct {
     llm_adamw adamw;      /* its lr is ignored */
     double clip;          /* largest global gradient norm; 0: no clipping */
     const float *class_weights; /* classifier: (K) loss weights, or NULL */
+    /* Data parallelism (llm-train under MPI): `world` processes run the same
+     * trainer over the same data and seed; micro-batch a of a step (of
+     * `accum`, a multiple of world) belongs to rank a % world, which
+     * computes it while the others skip it, so the global batch and the data
+     * position are those of one process. reduce() then sums, in place over
+     * all ranks, the gradient block (n floats) and `ns` doubles, giving every
+     * rank the same result (@return LLM_OK or a status). world <= 1: one
+     * process, reduce() never called, results bit for bit as without it. */
+    int rank, world;
+    int (*reduce)(void *ctx, float *grads, size_t n, double *sums, size_t ns);
+    void *reduce_ctx;
 } llm_train_params;
 
 /*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from 3e-4 to
@@ -804,7 +829,9 @@ typedef struct llm_trainer llm_trainer;
 int  llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
                      llm_trainer **out);
 /*! llm_trainer_step() : zero gradients, accum x (next batch, forward,
- *  backward), average, clip, AdamW at the scheduled rate.
+ *  backward), average, clip, AdamW at the scheduled rate. With world > 1,
+ *  only this rank's micro-batches, then reduce(); info then holds the
+ *  global loss and tokens.
  *  @return LLM_OK, or LLM_ERR_NUMERIC for a non-finite loss or gradient
  *  (the weights are then unchanged), or another failure. */
 int  llm_trainer_step(llm_trainer *t, llm_step_info *info);

@@ -294,7 +294,10 @@ void llm_model_free(llm_model *m)
 {
     if (!m)
         return;
-    free(m->params);
+    if (m->file)
+        llm_st_close(m->file);
+    else
+        free(m->params);
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
@@ -606,6 +609,33 @@ static int grads_alloc(llm_model *m)
     return LLM_OK;
 }
 
+float *llm_model_grad_block(llm_model *m, size_t *n)
+{
+    *n = m->grads ? m->n_params : 0;
+    return m->grads;
+}
+
+void llm_model_set_micro(llm_model *m, int64_t micro)
+{
+    m->drop_micro = micro;
+}
+
+int llm_model_own(llm_model *m)
+{
+    if (!m->file)
+        return LLM_OK;
+    float *p = malloc(m->n_params * sizeof *p);
+    if (!p)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
+                        m->n_params);
+    memcpy(p, m->params, m->n_params * sizeof *p);
+    llm_st_close(m->file);
+    m->file = NULL;
+    m->params = p;
+    llm_model_views(m);
+    return LLM_OK;
+}
+
 int llm_model_zero_grad(llm_model *m)
 {
     int rc = grads_alloc(m);
@@ -755,6 +785,8 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
         return llm_fail(LLM_ERR_NUMERIC, "a gradient is not finite; step %lld skipped",
                         (long long)m->steps + 1);
     int rc = llm_model_adamw_alloc(m);
+    if (rc == LLM_OK)
+        rc = llm_model_own(m);   /* a mapped file is read-only */
     if (rc)
         return rc;
     if (m->steps >= INT32_MAX)

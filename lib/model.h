@@ -24,6 +24,9 @@ struct llm_model {
     size_t n_params;
     size_t n_nodecay;      /* leading floats AdamW never decays by default */
     float *params;         /* one block; the views below point into it */
+    llm_st *file;          /* the model file `params` is mapped from (read
+                            * only, shared between processes), else NULL:
+                            * params malloc'ed (llm_model_own()) */
     float *wte;            /* (V, C) */
     float *attn_norm;      /* (L, C) */
     float *ffn_norm;       /* (L, C) */

@@ -107,20 +107,29 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
         }
         rc = llm_st_writer_meta(w, kv[0], kv[1]);
     }
+    /* The tensors in memory order (by offset in the parameter block), so
+     * that the file holds the block as it is and llm_model_load() can map
+     * it; then the AdamW moments, each block in the same order. */
+    size_t *ord = rc ? NULL : malloc(m->n_tensors * sizeof *ord);
+    if (!rc && !ord)
+        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < m->n_tensors; i++) {
-        const llm_tensor_desc *t = &m->tensors[i];
-        rc = llm_st_writer_add(w, t->name, LLM_DT_F32, t->ndim, t->shape,
-                               m->params + t->offset);
-        if (!rc && p->optimizer) {
-            snprintf(name, sizeof name, "adamw.m.%s", t->name);
+        size_t j = i;
+        for (; j > 0 && m->tensors[ord[j - 1]].offset > m->tensors[i].offset; j--)
+            ord[j] = ord[j - 1];
+        ord[j] = i;
+    }
+    for (int part = 0; !rc && part < (p->optimizer ? 3 : 1); part++) {
+        const float *block = part == 0 ? m->params : part == 1 ? m->adam_m : m->adam_v;
+        for (size_t i = 0; !rc && i < m->n_tensors; i++) {
+            const llm_tensor_desc *t = &m->tensors[ord[i]];
+            snprintf(name, sizeof name, "%s%s", part == 0 ? "" : part == 1 ? "adamw.m."
+                     : "adamw.v.", t->name);
             rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape,
-                                   m->adam_m + t->offset);
-            snprintf(name, sizeof name, "adamw.v.%s", t->name);
-            if (!rc)
-                rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape,
-                                       m->adam_v + t->offset);
+                                   block + t->offset);
         }
     }
+    free(ord);
     if (!rc && p->tokenizer) {
         int64_t n = (int64_t)p->tokenizer_len;
         rc = llm_st_writer_add(w, "tokenizer.model", LLM_DT_U8, 1, &n, p->tokenizer);
@@ -162,7 +171,7 @@ static int meta_double(const llm_st *f, const char *path, const char *key, doubl
 }
 
 /* Copies tensor `name` of exactly shape t into dst (file data may be
- * unaligned, hence memcpy). */
+ * unaligned, hence memcpy); dst NULL: checks only. */
 static int load_tensor(const llm_st *f, const char *path, const char *name,
                        const llm_tensor_desc *t, float *dst)
 {
@@ -188,8 +197,37 @@ static int load_tensor(const llm_st *f, const char *path, const char *name,
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' has shape (%s), expected %s",
                         path, name, got, want);
     }
-    memcpy(dst, s->data, t->numel * sizeof *dst);
+    if (dst)
+        memcpy(dst, s->data, t->numel * sizeof *dst);
     return LLM_OK;
+}
+
+/* The parameter block inside the mapped file, when its tensors lie there
+ * as in memory: one run of little-endian F32 in block order, float-aligned.
+ * Else NULL, and they are copied. */
+static const float *mapped_block(const llm_st *f, const llm_model *m)
+{
+    const uint32_t one = 1;
+    unsigned char little;
+    memcpy(&little, &one, 1);
+    if (!little)
+        return NULL;
+    const char *base = NULL;
+    size_t total = 0;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const llm_tensor_desc *t = &m->tensors[i];
+        const llm_st_tensor *s = llm_st_find(f, t->name);
+        if (!s || s->dtype != LLM_DT_F32 || s->nbytes != t->numel * sizeof(float))
+            return NULL;
+        const char *b = (const char *)s->data - t->offset * sizeof(float);
+        if (base && b != base)
+            return NULL;
+        base = b;
+        total += t->numel;
+    }
+    if (!base || total != m->n_params || (uintptr_t)base % _Alignof(float))
+        return NULL;
+    return (const float *)base;
 }
 
 /* A classifier's head from the metadata: labels, multi_label, pooling,
@@ -335,6 +373,18 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
     if (classify && (rc = load_head(f, path, m)))
         goto done;
     for (size_t i = 0; !rc && i < m->n_tensors; i++)
+        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], NULL);
+    /* Inference reads the weights where the file lies mapped, shared by
+     * every process that loads it; training first takes its own copy
+     * (llm_model_own()). */
+    const float *mapped = rc ? NULL : mapped_block(f, m);
+    if (mapped) {
+        free(m->params);
+        m->params = (float *)(uintptr_t)mapped;
+        m->file = f;
+        llm_model_views(m);
+    }
+    for (size_t i = 0; !rc && !mapped && i < m->n_tensors; i++)
         rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i],
                          m->params + m->tensors[i].offset);
     if (!rc && llm_st_meta(f, "adamw.step")) {
@@ -359,7 +409,8 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         }
     }
 done:
-    llm_st_close(f);
+    if (!m || m->file != f)
+        llm_st_close(f);
     if (rc) {
         llm_model_free(m);
         return rc;

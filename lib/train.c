@@ -49,6 +49,15 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
                         p->seq_len, c->context);
     if (!(p->clip >= 0) || !isfinite(p->clip))
         return llm_fail(LLM_ERR_INVALID, "gradient clipping norm must be finite and >= 0");
+    if (p->world > 1 && (p->rank < 0 || p->rank >= p->world || !p->reduce))
+        return llm_fail(LLM_ERR_INVALID, "rank %d of %d, or no reduce function", p->rank,
+                        p->world);
+    if (p->world > 1 && p->accum % p->world)
+        return llm_fail(LLM_ERR_INVALID, "%d micro-batches per step cannot be shared by %d "
+                        "ranks (use a multiple of %d)", p->accum, p->world, p->world);
+    int rc0 = llm_model_own(m);   /* training writes the weights */
+    if (rc0)
+        return rc0;
     int K = llm_model_n_labels(m);
     if (llm_batcher_docs(b) && !K)
         return llm_fail(LLM_ERR_INVALID, "training on labelled documents needs a classifier");
@@ -118,8 +127,21 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
     double loss_sum = 0;
     uint64_t tokens = 0;
     int docs = llm_batcher_docs(t->b) != NULL;
+    int world = p->world > 1 ? p->world : 1;
     for (int a = 0; a < p->accum; a++) {
         float loss;
+        if (a % world != p->rank % world) {
+            /* Another rank's micro-batch. */
+            llm_batcher_skip(t->b, (uint64_t)p->batch);
+            continue;
+        }
+        if (isnan(loss_sum)) {
+            /* A non-finite loss on one rank: the others must still meet
+             * it in reduce(), where it turns every rank's sum into NaN. */
+            llm_batcher_skip(t->b, (uint64_t)p->batch);
+            continue;
+        }
+        llm_model_set_micro(t->m, a);   /* dropout masks as one process draws them */
         if (docs) {
             /* A classifier: documents, right-padded to the longest. */
             int T, multi = llm_model_multi_label(t->m);
@@ -143,14 +165,34 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
         }
         if (rc)
             return rc;
-        if (!isfinite(loss))
+        if (!isfinite(loss) && world == 1)
             return llm_fail(LLM_ERR_NUMERIC, "loss is %s at step %lld (learning rate too "
                             "high, or non-finite weights?)", isnan(loss) ? "NaN" : "infinite",
                             (long long)step + 1);
+        if (!isfinite(loss)) {
+            loss_sum = NAN;
+            continue;
+        }
         loss_sum += loss;
         rc = docs ? llm_cls_backward(t->m) : llm_model_backward(t->m);
         if (rc)
             return rc;
+    }
+    if (world > 1) {
+        /* Sum the ranks' gradients and losses: then every rank holds what one
+         * process would have accumulated, up to the order of the float sums. */
+        size_t n;
+        float *g = llm_model_grad_block(t->m, &n);
+        double sums[2] = { loss_sum, (double)tokens };
+        rc = p->reduce(p->reduce_ctx, g, n, sums, 2);
+        if (rc)
+            return rc;
+        loss_sum = sums[0];
+        tokens = (uint64_t)sums[1];
+        if (!isfinite(loss_sum))
+            return llm_fail(LLM_ERR_NUMERIC, "loss is not finite at step %lld on some rank "
+                            "(learning rate too high, or non-finite weights?)",
+                            (long long)step + 1);
     }
     if (p->accum > 1)
         scale_grads(t->m, 1.0f / (float)p->accum);

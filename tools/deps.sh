@@ -9,7 +9,7 @@ case $job in
     demo)  need="$need fortunes" ;;
     check) need="$need sentencepiece" ;;
     bench) need="$need sentencepiece fasttext" ;;
-    ci)    need="$need sentencepiece clang libclang-rt-14-dev fortunes bash-completion" ;;
+    ci)    need="$need sentencepiece clang libclang-rt-14-dev fortunes bash-completion openmpi-bin libopenmpi-dev parallel" ;;
 esac
 missing=""
 for p in $need; do
