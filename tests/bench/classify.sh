@@ -56,15 +56,15 @@ for t in 1 2; do
 done
 
 # ------------------------------------------------------------- accuracy
-run_ours() { # name train test tokenizer-options context
-    name=$1 train=$2 test=$3 topt=$4 ctx=$5
+run_ours() { # name train test tokenizer-options context pooling
+    name=$1 train=$2 test=$3 topt=$4 ctx=$5 pool=$6
     t0=$(now)
     cut -f2 "$train" > $name.txt
     llm-tokenize train $topt -q -o $name.model $name.txt || return 1
     llm-train -m $name.model --layers 2 --dim 128 --heads 4 --ffn-dim 344 --context $ctx \
         --batch 16 --lr 2e-3 --warmup 20 --steps 100000 --time-limit "$PRETRAIN_S" \
         -t 2 -q -o $name-base.llm $name.txt || return 1
-    llm-train --task classify --init $name-base.llm --val-fraction 0.1 --epochs "$EPOCHS" \
+    llm-train --task classify --init $name-base.llm --pooling $pool --val-fraction 0.1 --epochs "$EPOCHS" \
         --batch 32 --lr 1e-3 --warmup 20 --eval-every 50 --patience 6 -t 2 -q \
         -o $name-cls.llm "$train" || return 1
     train_s=$(since "$t0")
@@ -96,11 +96,11 @@ chars() { sed 's/\(.\)/\1 /g; s/ *$//'; }   # UTF-8 aware with LC_ALL=C.UTF-8
 printf '\n%-16s %-10s %9s %9s %9s %9s\n' data tool accuracy macro-F1 "train s" "label s"
 for set in ag thuc; do
     if [ $set = ag ]; then
-        d=$ag; topt="--vocab-size 4000"; ctx=128; prep=lower; lprep=lower
+        d=$ag; topt="--vocab-size 4000"; ctx=128; pool=last; prep=lower; lprep=lower
     else
-        d=$th; topt="--vocab-size 4000 --model-type char"; ctx=64; prep=chars; lprep=same
+        d=$th; topt="--vocab-size 3000 --model-type char"; ctx=48; pool=mean; prep=chars; lprep=same
     fi
-    o=$(run_ours $set "$d/train.tsv" "$d/test.tsv" "$topt" $ctx) || o="- - - -"
+    o=$(run_ours $set "$d/train.tsv" "$d/test.tsv" "$topt" $ctx $pool) || o="- - - -"
     set -- $o
     printf '%-16s %-10s %9s %9s %9s %9s\n' "$(basename "$d")" llm "$3" "$4" "$1" "$2"
     if command -v fasttext > /dev/null 2>&1; then
