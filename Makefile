@@ -247,4 +247,4 @@ uninstall:
 	done
 
 clean:
-	rm -rf build build-asan build-ubsan build-fuzz
+	rm -rf build build-asan build-ubsan build-fuzz build-mpi
