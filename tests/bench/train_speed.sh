@@ -21,9 +21,9 @@ echo "side by side (tokens/s, same model, batch and threads):"
 printf '%-8s %-6s %10s %10s %7s\n' threads batch llm pytorch ratio
 awk '/^threads/ { t = $2; sub(":", "", t) } /batch/ { b = $2; sub(":", "", b); print t, b, $3 }' ours.txt |
 while read -r t b ours; do
-    theirs=$("$py" "$TOP/tests/bench/pytorch_train.py" --batch "$b" --threads "$t" --steps 4 2>/dev/null |
+    theirs=$("$py" "$TOP/tests/bench/pytorch_train.py" --batch "$b" --threads "$t" --steps 4 2>/dev/null </dev/null |
              sed 's/.*"tokens_per_s": *\([0-9.]*\).*/\1/')
     [ -n "$theirs" ] || theirs=0
     awk -v t="$t" -v b="$b" -v o="$ours" -v p="$theirs" \
-        'BEGIN { printf "%-8s %-6s %10.0f %10.0f %6.2fx\n", t, b, o, p, p > 0 ? o / p : 0 }'
+        'BEGIN { printf "%-8s %-6s %10.0f %10.0f %6.2fx\n", t, b, o, p, (p > 0 ? o / p : 0) }'
 done
