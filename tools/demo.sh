@@ -40,7 +40,7 @@ run llm-tokenize train --vocab-size 2000 --seed 1 -o tok.model fortunes.txt
 echo "The pump failed because the bearing overheated." |
     run llm-tokenize encode -m tok.model --output-format pieces
 
-say "2. a language model (tiny preset, about 0.8M parameters)"
+say "2. a language model (tiny preset: 4 layers x 128, about 1M parameters)"
 run llm-tokenize encode -m tok.model --bos --eos --output-format bin -o fortunes.tok fortunes.txt
 run llm-train -m tok.model --preset tiny --context 128 --batch 16 --lr 2e-3 --warmup 20 \
     --steps "$STEPS" --val-fraction 0.05 --eval-every 100 --seed 1 --threads "$THREADS" \
