@@ -96,8 +96,10 @@ $(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 # The CPU kernels' element-wise loops rely on auto-vectorisation, which
-# needs -O3 with GCC, and on sqrtf in loops not having to set errno.
-$(B)/kernels/cpu/%.o: CFLAGS += -O3 -fno-math-errno
+# needs -O3 with GCC, sqrtf in loops not having to set errno, and (for the
+# NaN-preserving select in fast_expf, so swiglu vectorises) comparisons
+# that need not keep floating-point exception flags.
+$(B)/kernels/cpu/%.o: CFLAGS += -O3 -fno-math-errno -fno-trapping-math
 
 $(B)/%.o: %.cc lib/llm.h lib/internal.h
 	@mkdir -p $(@D)
