@@ -29,6 +29,19 @@ llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 --until 6 -o dr.llm
 llm-train $shape --dropout 0.2 --steps 12 --seed 7 --resume dr.llm.ckpt -o dr.llm "$txt" || no "dropout resume"
 cmp -s d.llm dr.llm || no "with dropout, 6 + resume + 6 steps differ from 12 straight steps"
 
+# SIGINT: the run saves a checkpoint, says so and exits 130; resuming it
+# finishes the run.
+llm-train -m "$tok" $shape --steps 100000 --seed 7 -o int.llm "$txt" 2>int.err &
+pid=$!
+i=0
+while [ ! -s int.llm.ckpt ] && [ $i -lt 1 ]; do sleep 1; i=$((i + 1)); done
+kill -INT $pid
+wait $pid; st=$?
+[ $st -eq 130 ] || no "SIGINT: exit $st, want 130: $(cat int.err)"
+[ -s int.llm.ckpt ] && [ -s int.llm ] || no "SIGINT: no checkpoint or model written"
+llm-train $shape --steps 3 --resume int.llm.ckpt -o int2.llm "$txt" 2>err ||
+    no "resume after SIGINT: $(cat err)"
+
 # The same corpus as a token file (BOS/EOS per line, as llm-train does for text).
 llm-tokenize encode -m "$tok" --bos --eos --output-format bin -o tiny.tok "$txt" || no "encode"
 llm-train -m "$tok" $shape --steps 12 --seed 7 -o t.llm tiny.tok || no "token-file run"
