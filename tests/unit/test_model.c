@@ -287,6 +287,8 @@ static void test_determinism(void)
     if (llm_model_load("bad.llm", "cpu", &g) != LLM_ERR_FORMAT || g ||
         !strstr(llm_errmsg(), "tok_embeddings.weight") || !strstr(llm_errmsg(), "(4, 4)"))
         FAIL("wrong shape not reported: %s", llm_errmsg());
+    remove("ckpt.llm");
+    remove("bad.llm");
     llm_model_free(a);
     llm_model_free(b);
     llm_model_free(e);
