@@ -536,6 +536,9 @@ int llm_model_zero_grad(llm_model *m);
 /*! llm_model_grad_norm() : the global L2 norm of all gradients (0 when
  *  none are allocated); summed in double in a fixed order. */
 double llm_model_grad_norm(const llm_model *m);
+/*! llm_model_scale_grad() : multiplies every gradient by s (averaging
+ *  accumulated micro-batches), through the model's kernels. */
+void llm_model_scale_grad(llm_model *m, float s);
 /*! llm_model_clip_grad() : scales the gradients so that their global norm
  *  is at most max_norm (> 0). @return the norm before clipping. */
 double llm_model_clip_grad(llm_model *m, double max_norm);

@@ -732,6 +732,12 @@ double llm_model_grad_norm(const llm_model *m)
     return sqrt(m->k->sum_squares(m->grads, m->n_params));
 }
 
+void llm_model_scale_grad(llm_model *m, float s)
+{
+    if (m->grads)
+        m->k->scale(m->grads, m->n_params, s);
+}
+
 double llm_model_clip_grad(llm_model *m, double max_norm)
 {
     double norm = llm_model_grad_norm(m);

@@ -96,17 +96,6 @@ void llm_trainer_free(llm_trainer *t)
     free(t);
 }
 
-static void scale_grads(llm_model *m, float s)
-{
-    size_t n = llm_model_param_count(m);
-    for (size_t i = 0; i < n; i++) {
-        llm_param p;
-        if (llm_model_param_at(m, i, &p) == LLM_OK && p.grad)
-            for (size_t j = 0; j < p.numel; j++)
-                p.grad[j] *= s;
-    }
-}
-
 static int trainer_step(llm_trainer *t, llm_step_info *info);
 
 int llm_trainer_step(llm_trainer *t, llm_step_info *info)
@@ -195,7 +184,7 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
                             (long long)step + 1);
     }
     if (p->accum > 1)
-        scale_grads(t->m, 1.0f / (float)p->accum);
+        llm_model_scale_grad(t->m, 1.0f / (float)p->accum);
     double norm = p->clip > 0 ? llm_model_clip_grad(t->m, p->clip) : llm_model_grad_norm(t->m);
     if (!isfinite(norm))
         return llm_fail(LLM_ERR_NUMERIC, "gradient norm is %s at step %lld (learning rate "

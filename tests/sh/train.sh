@@ -22,6 +22,17 @@ llm-train -m "$tok" $shape --steps 12 --seed 7 --until 6 -o r.llm "$txt" || no "
 llm-train $shape --steps 12 --seed 7 --resume r.llm.ckpt -o r.llm "$txt" || no "resume"
 cmp -s a.llm r.llm || no "6 + resume + 6 steps differ from 12 straight steps"
 
+# Gradient accumulation: 2 micro-batches of 2 sequences make the same step
+# as 1 of 4 (the same sequences; sums in another order, so compared to 4
+# decimals of the held-out loss).
+acc="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --threads 2 -q"
+llm-train -m "$tok" $acc --batch 2 --batch-tokens 128 --steps 12 --seed 7 -o acc.llm "$txt" ||
+    no "accumulation run"
+l4=$(llm-eval -m a.llm --format json "$txt" | grep -o '"loss": *[0-9.]*' | grep -o '[0-9.]*$')
+l22=$(llm-eval -m acc.llm --format json "$txt" | grep -o '"loss": *[0-9.]*' | grep -o '[0-9.]*$')
+awk -v a="$l4" -v b="$l22" 'BEGIN { d = a - b; exit !(a > 0 && d < 1e-4 && d > -1e-4) }' ||
+    no "batch 4 (loss $l4) and 2 x 2 accumulated (loss $l22) differ"
+
 # With dropout too (its masks follow the step, so resuming repeats them).
 llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 -o d.llm "$txt" || no "dropout run"
 cmp -s a.llm d.llm && no "--dropout 0.2 changed nothing"
