@@ -5,13 +5,21 @@
  * sampled sequence, is a pure function of the logits, the history and the
  * RNG state. The order is built lazily: only as much of the candidate list
  * is sorted as a step looks at, which keeps a 32000-token vocabulary cheap
- * when top-k, top-p or min-p cut it down (the usual case). */
+ * when top-k, top-p or min-p cut it down (the usual case). With no cut at
+ * all (top-k 0, top-p 1, min-p 0) no order is needed: the draw walks the
+ * vocabulary in id order, as llama2.c's sampler does, over weights computed
+ * in one vectorised pass and summed in blocks, so that finding the token
+ * costs a walk over block sums and then one block. */
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fastexp.h"
 #include "internal.h"
+
+/* Tokens per block of the plain draw's partial sums. */
+#define BLOCK 64
 
 struct llm_sampler {
     llm_sampler_params p;
@@ -21,6 +29,8 @@ struct llm_sampler {
     double *w;           /* (cap) by token id: unnormalised probability */
     int32_t *count;      /* (cap) by token id: occurrences in the penalty
                           * window; all zero between calls */
+    float *f;            /* (cap) by token id: the plain draw's weights */
+    double *bsum;        /* (cap / BLOCK + 1) their sums by block */
 };
 
 void llm_sampler_defaults(llm_sampler_params *p)
@@ -101,6 +111,8 @@ void llm_sampler_free(llm_sampler *s)
     free(s->tmp);
     free(s->w);
     free(s->count);
+    free(s->f);
+    free(s->bsum);
     free(s);
 }
 
@@ -124,11 +136,15 @@ static int reserve(llm_sampler *s, int vocab)
     uint64_t *tmp = malloc(n * sizeof *tmp);
     double *w = malloc(n * sizeof *w);
     int32_t *count = calloc(n, sizeof *count);
-    if (!key || !tmp || !w || !count) {
+    float *f = malloc(n * sizeof *f);
+    double *bsum = malloc((n / BLOCK + 1) * sizeof *bsum);
+    if (!key || !tmp || !w || !count || !f || !bsum) {
         free(key);
         free(tmp);
         free(w);
         free(count);
+        free(f);
+        free(bsum);
         return llm_fail(LLM_ERR_NOMEM,
                         "out of memory for sampler scratch (%d tokens)", vocab);
     }
@@ -136,10 +152,14 @@ static int reserve(llm_sampler *s, int vocab)
     free(s->tmp);
     free(s->w);
     free(s->count);
+    free(s->f);
+    free(s->bsum);
     s->key = key;
     s->tmp = tmp;
     s->w = w;
     s->count = count;
+    s->f = f;
+    s->bsum = bsum;
     s->cap = n;
     return LLM_OK;
 }
@@ -312,6 +332,56 @@ static inline int32_t order_at(order *o, size_t i)
 
 /* ---------------------------------------------------------------- sample */
 
+/* The draw with no cut: weights exp((l - lmax) / T) by id, -inf giving 0;
+ * z their sum by blocks; the token is found by walking the block sums, then
+ * the one block where the running sum passes u * z. */
+static int sample_plain(llm_sampler *s, llm_rng *rng, const float *logits, int vocab,
+                        float lmax, int32_t *token, float *logprob)
+{
+    float *f = s->f, inv = (float)(1.0 / s->p.temperature);
+    double z = 0;
+    int nb = 0;
+    for (int32_t b = 0; b < vocab; b += BLOCK, nb++) {
+        int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
+        float bs = 0;
+#pragma omp simd reduction(+:bs)
+        for (int32_t t = b; t < e; t++) {
+            float l = logits[t];
+            float v = l == -INFINITY ? 0.0f : fast_expf((l - lmax) * inv);
+            f[t] = v;
+            bs += v;
+        }
+        s->bsum[nb] = bs;
+        z += bs;
+    }
+    double target = llm_rng_uniform(rng) * z, cum = 0;
+    int j = 0;
+    while (j < nb && cum + s->bsum[j] <= target)
+        cum += s->bsum[j++];
+    int32_t pick = -1;
+    if (j < nb) {
+        int32_t b = j * BLOCK, e = vocab - b < BLOCK ? vocab : b + BLOCK;
+        for (int32_t t = b; t < e && pick < 0; t++)
+            if ((cum += f[t]) > target)
+                pick = t;
+        /* The block's own sum in double can fall short of its float sum:
+         * then its last token with any weight. */
+        for (int32_t t = e; pick < 0 && t-- > b;)
+            if (f[t] > 0)
+                pick = t;
+    }
+    /* Rounding left the target at or past the summed weights: the last
+     * token that has any weight. */
+    for (int32_t t = vocab; pick < 0 && t-- > 0;)
+        if (f[t] > 0)
+            pick = t;
+    assert(pick >= 0);
+    *token = pick;
+    if (logprob)
+        *logprob = (float)log(f[pick] / z);
+    return LLM_OK;
+}
+
 int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
                        const int32_t *history, size_t n_history,
                        int32_t *token, float *logprob)
@@ -325,29 +395,43 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
     if (rc != LLM_OK)
         return rc;
 
-    /* One pass: check, find the best (first maximum), and, unless greedy,
-     * make the candidates: every token above -inf (-inf masks a token). */
-    order o = {s->key, s->tmp, 0, 0};
-    int greedy = p->temperature == 0;
+    /* Check, and find the best (first maximum): a vectorised pass for the
+     * maximum and for NaN or +inf, then the first block holding it. */
     float lmax = -INFINITY;
-    int32_t best = -1;
+    int bad = 0;
+#pragma omp simd reduction(max:lmax) reduction(|:bad)
     for (int32_t t = 0; t < vocab; t++) {
         float l = logits[t];
-        if (isnan(l) || l == INFINITY)
-            return llm_fail(LLM_ERR_NUMERIC,
-                            "logit of token %ld is %s (after penalties)",
-                            (long)t, isnan(l) ? "NaN" : "+inf");
-        if (l > lmax) {
-            lmax = l;
-            best = t;
-        }
-        if (!greedy && l != -INFINITY)
-            o.key[o.n++] = key_of(l, t);
+        bad |= isnan(l) | (l == INFINITY);
+        lmax = l > lmax ? l : lmax;
     }
-    if (best < 0)
+    if (bad)
+        for (int32_t t = 0; t < vocab; t++)
+            if (isnan(logits[t]) || logits[t] == INFINITY)
+                return llm_fail(LLM_ERR_NUMERIC,
+                                "logit of token %ld is %s (after penalties)",
+                                (long)t, isnan(logits[t]) ? "NaN" : "+inf");
+    if (lmax == -INFINITY)
         return llm_fail(LLM_ERR_NUMERIC, "every logit is -inf: nothing to sample");
-
-    if (greedy) {
+    int32_t best = 0;
+    for (int32_t b = 0; b < vocab; b += BLOCK) {
+        int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
+        int hit = 0;
+#pragma omp simd reduction(|:hit)
+        for (int32_t t = b; t < e; t++)
+            hit |= logits[t] == lmax;
+        if (hit) {
+            for (best = b; logits[best] != lmax; best++)
+                ;
+            break;
+        }
+    }
+    int plain = (p->top_k == 0 || p->top_k >= vocab) && p->top_p >= 1 && p->min_p <= 0;
+    if (p->temperature > 0 && plain) {
+        assert(rng);
+        return sample_plain(s, rng, logits, vocab, lmax, token, logprob);
+    }
+    if (p->temperature == 0) {
         /* Greedy: `best` is the first maximum, so ties go to the lowest id.
          * Its logprob is under the temperature-1 softmax of these logits. */
         *token = best;
@@ -360,6 +444,12 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
         return LLM_OK;
     }
     assert(rng);
+
+    /* The candidates: every token above -inf (-inf masks a token). */
+    order o = {s->key, s->tmp, 0, 0};
+    for (int32_t t = 0; t < vocab; t++)
+        if (logits[t] != -INFINITY)
+            o.key[o.n++] = key_of(logits[t], t);
 
     if (p->top_k > 0 && (size_t)p->top_k < o.n) {
         order_extend(&o, (size_t)p->top_k);

@@ -76,8 +76,9 @@ static double triad(int threads)
     return 3.0 * (double)n * sizeof(float) / best;
 }
 
-/* Decodes `tokens` steps of B sequences; @return aggregated tokens/s. */
-static double run(llm_model *m, int B, int tokens, llm_sampler *smp)
+/* Decodes `tokens` steps of B sequences; @return aggregated tokens/s, and
+ * the share of the time spent sampling in *sampling. */
+static double run(llm_model *m, int B, int tokens, llm_sampler *smp, double *sampling)
 {
     const llm_config *c = llm_model_config(m);
     int V = c->vocab_size;
@@ -101,17 +102,20 @@ static double run(llm_model *m, int B, int tokens, llm_sampler *smp)
             exit(1);
         }
     }
-    double t = now();
+    double t = now(), ts = 0;
     for (int step = 0; step < tokens; step++) {
         if (llm_session_step(s, seqs, next, B, logits)) {
             fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
             exit(1);
         }
+        double t1 = now();
         for (int j = 0; j < B; j++)
             llm_sampler_sample(smp, &rng[j], logits + (size_t)j * V, V, NULL, 0,
                                &next[j], NULL);
+        ts += now() - t1;
     }
     t = now() - t;
+    *sampling = ts / t;
     llm_session_free(s);
     free(logits);
     free(seqs);
@@ -180,8 +184,10 @@ int main(int argc, char **argv)
         for (int t = 0; t < nt; t++) {
             llm_set_threads(threads[t]);
             for (int b = 0; b < nb; b++) {
-                double tps = run(m, batches[b], tokens, smp);
-                printf("  threads %d batch %2d: %8.1f tokens/s", threads[t], batches[b], tps);
+                double share;
+                double tps = run(m, batches[b], tokens, smp, &share);
+                printf("  threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)", threads[t],
+                       batches[b], tps, 100 * share);
                 if (batches[b] == 1)
                     printf("  weights %.1f GB/s = %.0f%% of triad", bytes * tps / 1e9,
                            100.0 * bytes * tps / bw[t]);

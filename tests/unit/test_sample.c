@@ -85,6 +85,18 @@ static void naive_dist(const llm_sampler_params *p, const float *l, int vocab,
         d->id[i] = ord[i];
         d->prob[i] = pr[i] / z;
     }
+    /* With no cut at all, the draw walks the vocabulary in id order. */
+    if ((p->top_k == 0 || p->top_k >= vocab) && p->top_p >= 1 && p->min_p <= 0) {
+        static double byid[MAXV];
+        for (int i = 0; i < n; i++)
+            byid[ord[i]] = d->prob[i];
+        int k = 0;
+        for (int t = 0; t < vocab; t++)
+            if (l[t] != -INFINITY) {
+                d->id[k] = t;
+                d->prob[k++] = byid[t];
+            }
+    }
 }
 
 static double dist_prob(const dist *d, int32_t t)
@@ -95,15 +107,16 @@ static double dist_prob(const dist *d, int32_t t)
     return 0;
 }
 
-/* The token the draw rule gives for u; *close when u is within 1e-9 of a
- * boundary, where float rounding may decide either way. */
+/* The token the draw rule gives for u; *close when u is within 1e-6 of a
+ * boundary, where rounding (the sampler's weights are floats) may decide
+ * either way. */
 static int32_t dist_pick(const dist *d, double u, int *close)
 {
     double cum = 0;
     *close = 0;
     for (int i = 0; i < d->n; i++) {
         cum += d->prob[i];
-        if (fabs(cum - u) < 1e-9)
+        if (fabs(cum - u) < 1e-6)
             *close = 1;
         if (cum > u)
             return d->id[i];
@@ -422,6 +435,14 @@ static void test_filters(void)
     p = off(0.9);
     p.top_p = 0.5;
     check_against_naive("ties top-p", &p, l, 500, 5000, 15);
+    /* No filter: the id-order walk over blocks of 64, with a short last
+     * block (500 = 7 x 64 + 52) and masked tokens inside blocks. */
+    p = off(0.9);
+    check_against_naive("ties, masked, no filter", &p, l, 500, 20000, 16);
+    /* One token holding nearly all the weight, in the short last block. */
+    for (int t = 0; t < 500; t++)
+        l[t] = t == 470 ? 12.0f : (float)(t % 3) - 8.0f;
+    check_against_naive("peaked, no filter", &p, l, 500, 20000, 17);
 }
 
 static void test_temperature(void)
