@@ -44,6 +44,11 @@ struct llm_session {
     float *rstd;          /* (rows) */
     float *rcos, *rsin;   /* (rows, hd/2) RoPE tables gathered by position */
     int *rseq, *rpos;     /* (rows) sequence and position of each row */
+    int *keep;            /* (rows) rows that go past the last layer's cache */
+    int32_t *tok;         /* (rows) tokens of a packed forward */
+    /* A packed forward (llm_session_pooled()) caches nothing: sequence d's
+     * keys and values are its own rows of qkv, from row start[d] on. */
+    const int *start;     /* NULL: keys and values in the cache */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
 };
@@ -54,7 +59,12 @@ struct llm_session {
  * all N input rows. Output element (n, o) is always computed as: 8 lanes
  * accumulated by FMA over k = 0, 8, 16, ... (while k + 8 <= IC), summed
  * lane pairs in a fixed tree, then the tail k in order: independent of N,
- * of the blocking and of the thread count. */
+ * of the tiling and of the thread count.
+ *
+ * tile() computes R weight rows against Q input rows; R and Q are constants
+ * at every call, so that once inlined its accumulators live in registers
+ * (4 x 3 = 12 of the 16 ymm registers, with the 4 weight vectors reused 3
+ * times and the 3 input vectors 4 times). */
 #if defined(__AVX2__) && defined(__FMA__)
 static inline float hsum8(__m256 v)
 {
@@ -65,42 +75,56 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* Rows o..o+R-1 of w against input rows n..n+Q-1 (R <= 4, Q <= 2). */
-static inline void block(float *out, const float *inp, const float *w, int IC,
-                         int OC, int o, int R, int n, int Q)
+/* hsum8 of four vectors at once, the same tree for each: (a0 .. a3). */
+static inline __m128 hsum8x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
-    __m256 acc[4][2];
+    __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20),
+                               _mm256_permute2f128_ps(a0, a1, 0x31));
+    __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(a2, a3, 0x20),
+                               _mm256_permute2f128_ps(a2, a3, 0x31));
+    /* Lanes l0+l4, l2+l6, l1+l5, l3+l7 of each, then the pairs' sums. */
+    s01 = _mm256_permute_ps(s01, _MM_SHUFFLE(3, 1, 2, 0));
+    s23 = _mm256_permute_ps(s23, _MM_SHUFFLE(3, 1, 2, 0));
+    __m256 h = _mm256_hadd_ps(s01, s23);
+    h = _mm256_hadd_ps(h, h);   /* a0 a2 . . | a1 a3 . . */
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+__attribute__((always_inline))
+static inline void tile(float *out, const float *inp, const float *w, int IC, int OC,
+                        int o, int n, const int R, const int Q)
+{
+    __m256 acc[4][3];
+#pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    const float *w0 = w + (size_t)o * IC;
-    const float *x0 = inp + (size_t)n * IC, *x1 = x0 + (Q > 1 ? IC : 0);
-    int k = 0, K8 = IC & ~7;
-    if (R == 4 && Q == 2) {
-        for (; k < K8; k += 8) {
-            __m256 a = _mm256_loadu_ps(x0 + k), b = _mm256_loadu_ps(x1 + k);
-            for (int r = 0; r < 4; r++) {
-                __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
-                acc[r][0] = _mm256_fmadd_ps(wv, a, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(wv, b, acc[r][1]);
-            }
+#pragma GCC unroll 3
+        for (int q = 0; q < 3; q++)
+            acc[r][q] = _mm256_setzero_ps();
+    const float *w0 = w + (size_t)o * IC, *x0 = inp + (size_t)n * IC;
+    int K8 = IC & ~7;
+    for (int k = 0; k < K8; k += 8) {
+        __m256 x[3];
+#pragma GCC unroll 3
+        for (int q = 0; q < Q; q++)
+            x[q] = _mm256_loadu_ps(x0 + (size_t)q * IC + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
+#pragma GCC unroll 3
+            for (int q = 0; q < Q; q++)
+                acc[r][q] = _mm256_fmadd_ps(wv, x[q], acc[r][q]);
         }
-    } else if (R == 4) {
-        for (; k < K8; k += 8) {
-            __m256 a = _mm256_loadu_ps(x0 + k);
-            for (int r = 0; r < 4; r++)
-                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(w0 + (size_t)r * IC + k), a,
-                                            acc[r][0]);
-        }
-    } else {
-        for (; k < K8; k += 8)
-            for (int r = 0; r < R; r++) {
-                __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
-                for (int q = 0; q < Q; q++)
-                    acc[r][q] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + (size_t)q * IC + k),
-                                                acc[r][q]);
-            }
     }
+    if (R == 4 && K8 == IC) {
+#pragma GCC unroll 3
+        for (int q = 0; q < Q; q++)
+            _mm_storeu_ps(out + (size_t)(n + q) * OC + o,
+                          hsum8x4(acc[0][q], acc[1][q], acc[2][q], acc[3][q]));
+        return;
+    }
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
+#pragma GCC unroll 3
         for (int q = 0; q < Q; q++) {
             float s = hsum8(acc[r][q]);
             const float *wr = w0 + (size_t)r * IC, *xq = x0 + (size_t)q * IC;
@@ -111,8 +135,8 @@ static inline void block(float *out, const float *inp, const float *w, int IC,
 }
 #else
 /* Portable version of the same order: 8 partial sums, the same tree. */
-static inline void block(float *out, const float *inp, const float *w, int IC,
-                         int OC, int o, int R, int n, int Q)
+static inline void tile(float *out, const float *inp, const float *w, int IC, int OC,
+                        int o, int n, const int R, const int Q)
 {
     int K8 = IC & ~7;
     for (int r = 0; r < R; r++)
@@ -130,9 +154,26 @@ static inline void block(float *out, const float *inp, const float *w, int IC,
 }
 #endif
 
+/* Weight rows o..o+R-1 (R = 4, or 1 for the last OC % 4) against input
+ * rows g..g+gn-1, three at a time. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void rows(float *out, const float *inp, const float *w, int IC, int OC,
+                        int o, const int R, int g, int gn)
+{
+    int n = g, end = g + gn;
+    for (; n + 3 <= end; n += 3)
+        tile(out, inp, w, IC, OC, o, n, R, 3);
+    if (end - n == 2)
+        tile(out, inp, w, IC, OC, o, n, R, 2);
+    else if (end - n == 1)
+        tile(out, inp, w, IC, OC, o, n, R, 1);
+}
+
 /* Input rows are taken in groups that stay in L2 while a thread's weight
  * rows stream past them once per group. */
-#define SKINNY_GROUP 32
+#define SKINNY_GROUP 48
 
 static void skinny_matmul(float *out, const float *inp, const float *w, int N,
                           int IC, int OC)
@@ -140,18 +181,19 @@ static void skinny_matmul(float *out, const float *inp, const float *w, int N,
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        /* Contiguous runs of 4-row blocks per thread. */
+        /* Contiguous runs of 4-row blocks per thread; the last block may
+         * be short, and its rows go one at a time. */
         int nb = (OC + 3) / 4;
         int b0 = (int)((int64_t)nb * id / nt), b1 = (int)((int64_t)nb * (id + 1) / nt);
         for (int g = 0; g < N; g += SKINNY_GROUP) {
             int gn = N - g < SKINNY_GROUP ? N - g : SKINNY_GROUP;
             for (int b = b0; b < b1; b++) {
-                int o = 4 * b, R = OC - o < 4 ? OC - o : 4;
-                int n = g;
-                for (; n + 2 <= g + gn; n += 2)
-                    block(out, inp, w, IC, OC, o, R, n, 2);
-                if (n < g + gn)
-                    block(out, inp, w, IC, OC, o, R, n, 1);
+                int o = 4 * b;
+                if (OC - o >= 4)
+                    rows(out, inp, w, IC, OC, o, 4, g, gn);
+                else
+                    for (; o < OC; o++)
+                        rows(out, inp, w, IC, OC, o, 1, g, gn);
             }
         }
     }
@@ -211,6 +253,8 @@ void llm_session_free(llm_session *s)
     free(s->rsin);
     free(s->rseq);
     free(s->rpos);
+    free(s->keep);
+    free(s->tok);
     free(s->att);
     free(s);
 }
@@ -263,38 +307,54 @@ static int grow(llm_session *s, int rows)
     }
     free(s->rseq);
     free(s->rpos);
+    free(s->keep);
+    free(s->tok);
     ok &= (s->rseq = malloc(R * sizeof *s->rseq)) != NULL;
     ok &= (s->rpos = malloc(R * sizeof *s->rpos)) != NULL;
+    ok &= (s->keep = malloc(R * sizeof *s->keep)) != NULL;
+    ok &= (s->tok = malloc(R * sizeof *s->tok)) != NULL;
     if (!ok)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for %d rows of activations", rows);
     s->rows = rows;
     return LLM_OK;
 }
 
-/* Causal attention of every row against its own sequence's cache, which
- * already holds this row's key and value: out(N, OS) =. One task per (row,
- * head); each task's arithmetic is independent of the others. */
-static void attend(llm_session *s, int l, int N)
+/* Causal attention of n rows against their own sequences' keys and
+ * values, which already hold each row's own: row i of out(n, OS) = for the
+ * query row rows[i] of qkv (rows NULL: i). Keys and values come from the
+ * cache, or in a packed forward from the sequence's own rows of qkv. One
+ * task per (row, head); each task's arithmetic is independent of the
+ * others. */
+static void attend(llm_session *s, int l, int n, const int *rows)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    int H = c->n_heads, hd = m->hd, rep = H / c->n_kv_heads, KVD = s->KVD;
+    int H = c->n_heads, hd = m->hd, rep = H / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < N * H; task++) {
-        int r = task / H, h = task % H, kh = h / rep;
-        int p = s->rpos[r];
+    for (int task = 0; task < n * H; task++) {
+        int i = task / H, h = task % H, kh = h / rep;
+        int r = rows ? rows[i] : i, p = s->rpos[r], seq = s->rseq[r];
         const float *q = s->qkv + (size_t)r * m->QS + (size_t)h * hd;
-        const float *K = kv_at(s, s->rseq[r], l, 0) + (size_t)kh * hd;
-        const float *V = kv_at(s, s->rseq[r], l, 1) + (size_t)kh * hd;
+        const float *K, *V;
+        size_t stride;
+        if (s->start) {
+            K = s->qkv + (size_t)s->start[seq] * m->QS + (size_t)(H + kh) * hd;
+            V = K + s->KVD;
+            stride = (size_t)m->QS;
+        } else {
+            K = kv_at(s, seq, l, 0) + (size_t)kh * hd;
+            V = kv_at(s, seq, l, 1) + (size_t)kh * hd;
+            stride = (size_t)s->KVD;
+        }
         float *a = s->att + (size_t)omp_get_thread_num() * s->n_ctx;
         float mx = -INFINITY;
         for (int t = 0; t <= p; t++) {
-            const float *k = K + (size_t)t * KVD;
+            const float *k = K + (size_t)t * stride;
             float d = 0.0f;
 #pragma omp simd reduction(+:d)
-            for (int i = 0; i < hd; i++)
-                d += q[i] * k[i];
+            for (int j = 0; j < hd; j++)
+                d += q[j] * k[j];
             a[t] = d * scale;
             mx = a[t] > mx ? a[t] : mx;
         }
@@ -304,25 +364,27 @@ static void attend(llm_session *s, int l, int N)
             sum += a[t];
         }
         float inv = 1.0f / sum;
-        float *o = s->atty + (size_t)r * m->OS + (size_t)h * hd;
-        for (int i = 0; i < hd; i++)
-            o[i] = 0.0f;
+        float *o = s->atty + (size_t)i * m->OS + (size_t)h * hd;
+        for (int j = 0; j < hd; j++)
+            o[j] = 0.0f;
         for (int t = 0; t <= p; t++) {
-            const float *v = V + (size_t)t * KVD;
+            const float *v = V + (size_t)t * stride;
             float w = a[t] * inv;
 #pragma omp simd
-            for (int i = 0; i < hd; i++)
-                o[i] += w * v[i];
+            for (int j = 0; j < hd; j++)
+                o[j] += w * v[j];
         }
     }
 }
 
 /* The forward of N rows whose tokens, sequences and positions are in
- * tokens / s->rseq / s->rpos; logits of the rows `last` (n of them; NULL:
- * rows 0..n-1) into logits (n, V), none when logits is NULL. `skinny`:
- * matrix products by skinny_matmul. */
-static void forward(llm_session *s, const int32_t *tokens, int N, const int *last,
-                    int n, float *logits, int skinny)
+ * tokens / s->rseq / s->rpos. Every row's keys and values go through every
+ * layer (into the cache unless packed); past the last layer's, only the n
+ * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
+ * RMSNorm'd hidden states end in s->xb (n, C). `skinny`: matrix products
+ * by skinny_matmul. */
+static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
+                    int n, int skinny)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
@@ -340,38 +402,49 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *las
                (size_t)h2 * sizeof(float));
     }
     k->embedding_forward(s->x, tokens, m->wte, N, C);
+    int rows = N;   /* rows going on: N, then n in the last layer */
     for (int l = 0; l < c->n_layers; l++) {
-        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, N, C, eps);
-        mm(s->qkv, s->xb, m->wqkv + (size_t)l * QS * C, N, C, QS);
+        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, rows, C, eps);
+        mm(s->qkv, s->xb, m->wqkv + (size_t)l * QS * C, rows, C, QS);
         /* The gathered tables make row r rotate by its own position. */
-        k->rope_forward(s->qkv, s->rcos, s->rsin, 1, N, H + KVH, hd, QS);
-        for (int r = 0; r < N; r++) {
+        k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
+        for (int r = 0; !s->start && r < rows; r++) {
             const float *row = s->qkv + (size_t)r * QS + (size_t)H * hd;
             size_t at = (size_t)s->rpos[r] * KVD;
             memcpy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
             memcpy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
         }
-        attend(s, l, N);
-        mm(s->xb, s->atty, m->wo + (size_t)l * C * OS, N, OS, C);
-        k->residual_forward(s->x, s->x, s->xb, (size_t)N * C);
-        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->ffn_norm + (size_t)l * C, N, C, eps);
-        mm(s->h13, s->xb, m->w13 + (size_t)l * 2 * F * C, N, C, 2 * F);
-        k->swiglu_forward(s->hsw, s->h13, N, F);
-        mm(s->xb, s->hsw, m->w2 + (size_t)l * C * F, N, F, C);
-        k->residual_forward(s->x, s->x, s->xb, (size_t)N * C);
+        const int *qrows = NULL;
+        if (l == c->n_layers - 1 && keep) {
+            /* Only the kept rows' queries and residuals go on. */
+            for (int i = 0; i < n; i++)
+                if (keep[i] != i)
+                    memmove(s->x + (size_t)i * C, s->x + (size_t)keep[i] * C,
+                            (size_t)C * sizeof(float));
+            qrows = keep;
+            rows = n;
+        }
+        attend(s, l, rows, qrows);
+        mm(s->xb, s->atty, m->wo + (size_t)l * C * OS, rows, OS, C);
+        k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
+        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->ffn_norm + (size_t)l * C, rows, C, eps);
+        mm(s->h13, s->xb, m->w13 + (size_t)l * 2 * F * C, rows, C, 2 * F);
+        k->swiglu_forward(s->hsw, s->h13, rows, F);
+        mm(s->xb, s->hsw, m->w2 + (size_t)l * C * F, rows, F, C);
+        k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
     }
-    if (!logits)
-        return;
-    /* Only the rows whose logits are wanted go through the output layer. */
-    for (int i = 0; last && i < n; i++)
-        if (last[i] != i)
-            memmove(s->x + (size_t)i * C, s->x + (size_t)last[i] * C,
-                    (size_t)C * sizeof(float));
-    k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, n, C, eps);
-    /* A few rows against the whole vocabulary: skinny for prefill too. */
+    k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, rows, C, eps);
+}
+
+/* Logits (n, V) of the n rows in s->xb: a few rows against the whole
+ * vocabulary, by skinny_matmul on the CPU. */
+static void output(llm_session *s, int n, float *logits)
+{
+    const llm_model *m = s->m;
     if (s->skinny)
-        mm = skinny_matmul;
-    mm(logits, s->xb, m->wout, n, C, c->vocab_size);
+        skinny_matmul(logits, s->xb, m->wout, n, m->cfg.dim, m->cfg.vocab_size);
+    else
+        m->k->matmul_forward(logits, s->xb, m->wout, n, m->cfg.dim, m->cfg.vocab_size);
 }
 
 static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
@@ -403,8 +476,10 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
         s->rseq[r] = seq;
         s->rpos[r] = s->len[seq] + r;
     }
-    int last = n - 1;
-    forward(s, tokens, n, &last, 1, logits, 0);
+    s->keep[0] = n - 1;
+    forward(s, tokens, n, s->keep, 1, 0);
+    if (logits)
+        output(s, 1, logits);
     s->len[seq] += n;
     return LLM_OK;
 }
@@ -436,8 +511,66 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
         s->rseq[r] = seqs[r];
         s->rpos[r] = s->len[seqs[r]];
     }
-    forward(s, tokens, n, NULL, n, logits, s->skinny);
+    forward(s, tokens, n, NULL, n, s->skinny);
+    output(s, n, logits);
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
+    return LLM_OK;
+}
+
+int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t *lens,
+                       int nd, int pooling, float *pooled)
+{
+    int ctx = s->n_ctx, V = s->m->cfg.vocab_size, C = s->m->cfg.dim;
+    if (nd < 1)
+        return llm_fail(LLM_ERR_INVALID, "a packed forward needs at least one document");
+    size_t N = 0;
+    for (int d = 0; d < nd; d++) {
+        if (lens[d] < 1 || lens[d] > (size_t)ctx)
+            return llm_fail(LLM_ERR_INVALID, "document %d has %zu tokens, not 1 to the "
+                            "context (%d)", d, lens[d], ctx);
+        for (size_t t = 0; t < lens[d]; t++)
+            if (docs[d][t] < 0 || docs[d][t] >= V)
+                return llm_fail(LLM_ERR_RANGE, "token %d at index %zu of document %d is "
+                                "outside the vocabulary [0, %d)", docs[d][t], t, d, V);
+        N += lens[d];
+    }
+    if (N > INT32_MAX / 2)
+        return llm_fail(LLM_ERR_INVALID, "%zu tokens are too many for one forward", N);
+    int *start = malloc((size_t)nd * sizeof *start);
+    int rc = start ? grow(s, (int)N) : llm_fail(LLM_ERR_NOMEM, "out of memory");
+    if (rc) {
+        free(start);
+        return rc;
+    }
+    int r = 0;
+    for (int d = 0; d < nd; d++) {
+        start[d] = r;
+        for (size_t t = 0; t < lens[d]; t++, r++) {
+            s->tok[r] = docs[d][t];
+            s->rseq[r] = d;
+            s->rpos[r] = (int)t;
+        }
+        s->keep[d] = r - 1;
+    }
+    int last = pooling == LLM_POOL_LAST;
+    s->start = start;
+    forward(s, s->tok, (int)N, last ? s->keep : NULL, last ? nd : (int)N, s->skinny);
+    s->start = NULL;
+    for (int d = 0; d < nd; d++) {
+        float *p = pooled + (size_t)d * C;
+        if (last) {
+            memcpy(p, s->xb + (size_t)d * C, (size_t)C * sizeof *p);
+            continue;
+        }
+        const float *h = s->xb + (size_t)start[d] * C;
+        for (int j = 0; j < C; j++) {
+            double sum = 0;
+            for (size_t t = 0; t < lens[d]; t++)
+                sum += h[t * C + j];
+            p[j] = (float)(sum / (double)lens[d]);
+        }
+    }
+    free(start);
     return LLM_OK;
 }
