@@ -168,6 +168,9 @@ typedef struct {
     const int32_t **dptr;
     float *probs;
     size_t pcap;
+    llm_ids *enc;            /* (ecap) record r's ids, encoded in parallel */
+    int *erc, *etr;          /* its status and truncation */
+    size_t ecap;
 } batch;
 
 static void *grow(void *p, size_t n, size_t size)
@@ -504,25 +507,42 @@ static void run_batch(batch *b)
             emit(b, r, b->probs + r * (size_t)g_K, idx);
         }
     } else {
-        llm_ids doc = { 0 };
         b->nd = 0;
         b->ids.len = 0;
         int mean = strcmp(o_long, "mean") == 0;
+        if (b->n > b->ecap) {
+            b->enc = grow(b->enc, b->n, sizeof *b->enc);
+            memset(b->enc + b->ecap, 0, (b->n - b->ecap) * sizeof *b->enc);
+            b->erc = grow(b->erc, b->n, sizeof *b->erc);
+            b->etr = grow(b->etr, b->n, sizeof *b->etr);
+            b->ecap = b->n;
+        }
+        /* Records are tokenized on every thread; a failure is reported by
+         * encoding that record again here, in order. */
+#pragma omp parallel for schedule(dynamic, 8)
+        for (size_t r = 0; r < b->n; r++) {
+            b->erc[r] = LLM_OK;
+            b->etr[r] = 0;
+            if (!b->empty[r])
+                b->erc[r] = llm_cls_encode(g_tok, b->text.data + b->toff[r], b->tlen[r],
+                                           mean ? 0 : g_ctx, &b->enc[r], &b->etr[r]);
+        }
         for (size_t r = 0; r < b->n; r++) {
             if (b->empty[r])
                 continue;
-            int tr;
-            const char *t = b->text.data + b->toff[r];
-            check(llm_cls_encode(g_tok, t, b->tlen[r], mean ? 0 : g_ctx, &doc, &tr));
-            g_truncated += (uint64_t)tr;
-            if (!mean || doc.len <= (size_t)g_ctx) {
-                add_doc(b, doc.data, doc.len, r);
+            llm_ids *doc = &b->enc[r];
+            if (b->erc[r])
+                check(llm_cls_encode(g_tok, b->text.data + b->toff[r], b->tlen[r],
+                                     mean ? 0 : g_ctx, doc, NULL));
+            g_truncated += (uint64_t)b->etr[r];
+            if (!mean || doc->len <= (size_t)g_ctx) {
+                add_doc(b, doc->data, doc->len, r);
                 continue;
             }
             g_truncated++;
             /* Windows of the inner ids, each with BOS and EOS again. */
             int bos = llm_tok_bos_id(g_tok) >= 0, eos = llm_tok_eos_id(g_tok) >= 0;
-            size_t inner = doc.len - (size_t)bos - (size_t)eos;
+            size_t inner = doc->len - (size_t)bos - (size_t)eos;
             size_t w = (size_t)g_ctx - (size_t)bos - (size_t)eos;
             int32_t *win = malloc((size_t)g_ctx * sizeof *win);
             if (!win)
@@ -530,16 +550,15 @@ static void run_batch(batch *b)
             for (size_t s = 0; s < inner; s += w) {
                 size_t k = inner - s < w ? inner - s : w, n = 0;
                 if (bos)
-                    win[n++] = doc.data[0];
-                memcpy(win + n, doc.data + bos + s, k * sizeof *win);
+                    win[n++] = doc->data[0];
+                memcpy(win + n, doc->data + bos + s, k * sizeof *win);
                 n += k;
                 if (eos)
-                    win[n++] = doc.data[doc.len - 1];
+                    win[n++] = doc->data[doc->len - 1];
                 add_doc(b, win, n, r);
             }
             free(win);
         }
-        llm_ids_free(&doc);
         b->dptr = grow((void *)b->dptr, b->nd, sizeof *b->dptr);
         for (size_t d = 0; d < b->nd; d++)
             b->dptr[d] = b->ids.data + b->doff[d];
@@ -689,6 +708,9 @@ int main(int argc, char **argv)
     free(b.probs);
     llm_buf_free(&b.text);
     llm_ids_free(&b.ids);
+    for (size_t r = 0; r < b.ecap; r++)
+        llm_ids_free(&b.enc[r]);
+    free(b.enc); free(b.erc); free(b.etr);
     for (int k = 0; zs_names && k < g_K; k++) {
         free(zs_names[k]);
         llm_ids_free(&g_label_ids[k]);

@@ -1,11 +1,15 @@
 /* classify.c: the classifier head over the backbone of model.c (pooling,
  * linear layer, softmax or sigmoid losses and their gradients), labelled
- * documents and their batcher, prediction in length-sorted batches,
+ * documents and their batcher, prediction (packed documents, threads over
+ * batches),
  * calibration (temperature, per-label thresholds), and log-likelihood
  * scores of continuations for zero-shot use of a language model. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <omp.h>
 
 #include "internal.h"
 #include "model.h"
@@ -443,16 +447,38 @@ int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
 
 /* -------------------------------------------------------------- prediction */
 
-typedef struct {
-    size_t len, i;
-} by_len;
-
-static int cmp_len(const void *a, const void *b)
+/* One scratch session per thread in m->infer. */
+static int infer_reserve(llm_model *m, int nt)
 {
-    const by_len *x = a, *y = b;
-    if (x->len != y->len)
-        return x->len < y->len ? -1 : 1;
-    return x->i < y->i ? -1 : x->i > y->i;
+    if (nt <= m->n_infer)
+        return LLM_OK;
+    llm_session **v = realloc(m->infer, (size_t)nt * sizeof *v);
+    if (!v)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    m->infer = v;
+    for (; m->n_infer < nt; m->n_infer++) {
+        int rc = llm_session_new(m, 1, &v[m->n_infer]);
+        if (rc)
+            return rc;
+    }
+    return LLM_OK;
+}
+
+/* Probabilities (n, K) of documents packed b at a time: pooled (b, C) and
+ * logits (b, K) are this thread's scratch. */
+static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *docs,
+                         const size_t *lens, int b, float *pooled, float *z, float *p)
+{
+    int K = m->n_labels, C = m->cfg.dim;
+    int rc = llm_session_pooled(s, docs, lens, b, m->pooling, pooled);
+    if (rc)
+        return rc;
+    m->k->matmul_forward(z, pooled, m->head_w, b, C, K);
+    for (int r = 0; r < b; r++)
+        for (int k = 0; k < K; k++)
+            z[(size_t)r * K + k] += m->head_b[k];
+    llm_cls_probs(m, z, (size_t)b, p);
+    return LLM_OK;
 }
 
 int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
@@ -462,66 +488,88 @@ int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
     if (B < 1)
         return llm_fail(LLM_ERR_INVALID, "batch size %d must be positive", B);
-    int K = m->n_labels, ctx = m->cfg.context;
+    int K = m->n_labels, C = m->cfg.dim, ctx = m->cfg.context, V = m->cfg.vocab_size;
     for (size_t i = 0; i < n; i++) {
         if (lens[i] < 1 || lens[i] > (size_t)ctx)
             return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, not 1 to the "
                             "context (%d)", i, lens[i], ctx);
+        for (size_t t = 0; t < lens[i]; t++)
+            if (docs[i][t] < 0 || docs[i][t] >= V)
+                return llm_fail(LLM_ERR_RANGE, "token %d at index %zu of document %zu is "
+                                "outside the vocabulary [0, %d)", docs[i][t], t, i, V);
         if (owner && owner[i] >= n_records)
             return llm_fail(LLM_ERR_RANGE, "window %zu belongs to record %zu of %zu", i,
                             owner[i], n_records);
     }
     size_t nout = owner ? n_records : n;
-    by_len *order = malloc((n ? n : 1) * sizeof *order);
-    int32_t *tok = malloc((size_t)B * ctx * sizeof *tok);
-    int32_t *len = malloc((size_t)B * sizeof *len);
-    float *p = malloc((size_t)B * K * sizeof *p);
+    if (owner)
+        memset(probs, 0, nout * K * sizeof *probs);
+    if (n == 0)
+        return LLM_OK;
+    /* Threads take batches of documents, each batch one single-threaded
+     * forward: no barrier inside a batch, and every thread busy once there
+     * are as many batches as threads. */
+    int nt = omp_get_max_threads();
+    size_t chunk = (n + (size_t)nt - 1) / (size_t)nt;
+    chunk = chunk < (size_t)B ? chunk : (size_t)B;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    nt = nchunks < (size_t)nt ? (int)nchunks : nt;
+    int rc = infer_reserve(m, nt);
+    if (rc)
+        return rc;
+    float *scratch = malloc((size_t)nt * chunk * (C + 2 * (size_t)K) * sizeof *scratch);
+    float *dp = owner ? malloc(n * K * sizeof *dp) : probs;   /* by document */
     uint32_t *count = owner ? calloc(nout ? nout : 1, sizeof *count) : NULL;
-    int rc = LLM_OK;
-    if (!order || !tok || !len || !p || (owner && !count)) {
+    if (!scratch || !dp || (owner && !count)) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
-    if (owner)
-        memset(probs, 0, nout * K * sizeof *probs);
-    for (size_t i = 0; i < n; i++)
-        order[i] = (by_len){ lens[i], i };
-    /* Sorting by length keeps padding (wasted work) small. */
-    qsort(order, n, sizeof *order, cmp_len);
-    for (size_t s = 0; s < n && !rc; s += (size_t)B) {
-        int b = n - s < (size_t)B ? (int)(n - s) : B;
-        int T = (int)order[s + (size_t)b - 1].len;
-        for (int r = 0; r < b; r++) {
-            size_t i = order[s + (size_t)r].i;
-            int32_t *row = tok + (size_t)r * T;
-            memcpy(row, docs[i], lens[i] * sizeof *row);
-            for (size_t t = lens[i]; t < (size_t)T; t++)
-                row[t] = 0;
-            len[r] = (int32_t)lens[i];
-        }
-        if ((rc = llm_cls_forward(m, tok, len, b, T, NULL, NULL)))
-            break;
-        llm_cls_probs(m, llm_cls_logits(m), (size_t)b, p);
-        for (int r = 0; r < b; r++) {
-            size_t i = order[s + (size_t)r].i;
-            if (!owner) {
-                memcpy(probs + i * K, p + (size_t)r * K, (size_t)K * sizeof *p);
+    char msg[256] = "";
+#pragma omp parallel num_threads(nt)
+    {
+        int id = omp_get_thread_num();
+        omp_set_num_threads(1);   /* the kernels inside run on this thread */
+        float *pooled = scratch + (size_t)id * chunk * (C + 2 * (size_t)K);
+        float *z = pooled + chunk * C, *p = z + chunk * K;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t ci = 0; ci < nchunks; ci++) {
+            size_t s = ci * chunk;
+            int b = n - s < chunk ? (int)(n - s) : (int)chunk, e;
+            int failed;
+#pragma omp atomic read
+            failed = rc;
+            if (failed)
+                continue;
+            e = predict_chunk(m, m->infer[id], docs + s, lens + s, b, pooled, z, p);
+            if (e) {
+#pragma omp critical(llm_cls_predict_error)
+                if (!rc) {
+                    snprintf(msg, sizeof msg, "%s", llm_errmsg());
+#pragma omp atomic write
+                    rc = e;
+                }
                 continue;
             }
-            float *dst = probs + owner[i] * K;
-            for (int k = 0; k < K; k++)
-                dst[k] += p[(size_t)r * K + k];
-            count[owner[i]]++;
+            memcpy(dp + s * K, p, (size_t)b * K * sizeof *p);
         }
     }
-    for (size_t r = 0; owner && !rc && r < nout; r++)
+    if (rc) {
+        llm_fail(rc, "%s", msg);
+        goto done;
+    }
+    for (size_t i = 0; owner && i < n; i++) {
+        float *dst = probs + owner[i] * K;
+        for (int k = 0; k < K; k++)
+            dst[k] += dp[i * K + k];
+        count[owner[i]]++;
+    }
+    for (size_t r = 0; owner && r < nout; r++)
         for (int k = 0; count[r] > 1 && k < K; k++)
             probs[r * K + k] /= (float)count[r];
 done:
-    free(order);
-    free(tok);
-    free(len);
-    free(p);
+    free(scratch);
+    if (owner)
+        free(dp);
     free(count);
     return rc;
 }

@@ -726,8 +726,9 @@ int  llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens
                     llm_ids *out, int *truncated);
 
 /*! llm_cls_predict() : probabilities of n documents (each <= context ids,
- *  as llm_cls_encode() makes them), in batches of up to B rows grouped by
- *  length. owner == NULL: probs is (n, K); otherwise document i is a window
+ *  as llm_cls_encode() makes them), B documents per forward, packed with no
+ *  padding; each document's probabilities depend on it alone, not on the
+ *  others or (on the CPU) the thread count. owner == NULL: probs is (n, K); otherwise document i is a window
  *  of record owner[i] < n_records, and probs (n_records, K) holds each
  *  record's mean over its windows (a record without windows: zeros). */
 int  llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,

@@ -312,6 +312,9 @@ void llm_model_free(llm_model *m)
     free(m->thresholds);
     free(m->cls);
     free(m->lens);
+    for (int i = 0; i < m->n_infer; i++)
+        llm_session_free(m->infer[i]);
+    free(m->infer);
     free(m);
 }
 

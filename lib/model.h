@@ -75,6 +75,8 @@ struct llm_model {
     int32_t *lens;         /* (B) real tokens per row of the last forward */
     size_t lens_cap;
     int cls_ready;         /* a classifier forward with labels awaits backward */
+    struct llm_session **infer;  /* (n_infer) llm_cls_predict()'s scratch by thread */
+    int n_infer;
 };
 
 /* A model with allocated, uninitialised parameters. */
@@ -90,6 +92,15 @@ int   llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
 float *llm_model_hidden(const llm_model *m);    /* af of the last forward */
 float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the caller */
 int   llm_model_backward_hidden(llm_model *m);
+/* The backbone over nd documents packed as rows, each at its own positions
+ * from 0 and attending only to itself, with nothing cached (infer.c):
+ * pooled (nd, C) = their final RMSNorm'd hidden states pooled by `pooling`
+ * (LLM_POOL_LAST or LLM_POOL_MEAN, as in llm_cls_forward()). Past the last
+ * layer's keys and values only the rows pooling reads are computed. Each
+ * document's result is the same whatever the others and the thread count
+ * on the CPU kernels. */
+int   llm_session_pooled(struct llm_session *s, const int32_t *const *docs,
+                         const size_t *lens, int nd, int pooling, float *pooled);
 /* Points the views (wte, ..., head_w, head_b) into m->params. */
 void  llm_model_views(llm_model *m);
 

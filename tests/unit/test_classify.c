@@ -377,6 +377,68 @@ static void test_predict(void)
     llm_model_free(m);
 }
 
+/* Prediction (packed documents, no padding, inference forward) against the
+ * training forward on each document alone, for both poolings, on a model
+ * whose widths are not multiples of 8; and each document's probabilities
+ * the same bits alone, among others in any batch size, on 1 or 2 threads. */
+static void test_predict_reference(llm_pooling pool)
+{
+    llm_config c = { .vocab_size = 50, .dim = 20, .n_layers = 2, .n_heads = 2,
+                     .n_kv_heads = 1, .ffn_dim = 36, .context = 16, .rope_base = 1e4,
+                     .norm_eps = 1e-5, .tied = 0 };
+    llm_model *m;
+    CHECK_RC(llm_model_create(&c, 5, "cpu", &m));
+    llm_head_params hp = { 3, labels4, 0, pool };
+    CHECK_RC(llm_model_add_head(m, &hp, 3));
+    llm_rng r;
+    llm_rng_seed(&r, 17);
+    for (size_t i = 0; i < llm_model_param_count(m); i++) {
+        llm_param p;
+        CHECK_RC(llm_model_param_at(m, i, &p));
+        for (size_t j = 0; j < p.numel; j++)
+            p.data[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
+                                    : (float)(0.3 * llm_rng_normal(&r));
+    }
+    enum { N = 9 };
+    int32_t ids[N][16];
+    const int32_t *docs[N];
+    size_t lens[N] = { 16, 1, 7, 2, 16, 9, 3, 12, 5 };
+    for (int d = 0; d < N; d++) {
+        for (size_t t = 0; t < lens[d]; t++)
+            ids[d][t] = (int32_t)llm_rng_below(&r, 50);
+        docs[d] = ids[d];
+    }
+    float all[N * 3], one[3], ref[3];
+    const char *name = pool == LLM_POOL_LAST ? "last" : "mean";
+    char what[96];
+    llm_set_threads(2);
+    CHECK_RC(llm_cls_predict(m, docs, lens, N, NULL, 0, 4, all));
+    for (int d = 0; d < N; d++) {
+        int32_t len = (int32_t)lens[d];
+        CHECK_RC(llm_cls_forward(m, docs[d], &len, 1, len, NULL, NULL));
+        llm_cls_probs(m, llm_cls_logits(m), 1, ref);
+        snprintf(what, sizeof what, "%s pooling: document %d against the training forward",
+                 name, d);
+        close_enough(what, all + 3 * d, ref, 3, 1e-6, 1e-5);
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        llm_set_threads(threads);
+        for (int B = 1; B <= N; B += 3) {
+            float again[N * 3];
+            CHECK_RC(llm_cls_predict(m, docs, lens, N, NULL, 0, B, again));
+            if (memcmp(again, all, sizeof all) != 0)
+                FAIL("%s pooling: batches of %d on %d thread(s) change the bits", name, B,
+                     threads);
+        }
+        CHECK_RC(llm_cls_predict(m, docs + 4, lens + 4, 1, NULL, 0, 1, one));
+        if (memcmp(one, all + 12, sizeof one) != 0)
+            FAIL("%s pooling: a document alone on %d thread(s) differs from in a batch",
+                 name, threads);
+    }
+    llm_set_threads(2);
+    llm_model_free(m);
+}
+
 /* ------------------------------------------------------------ calibration */
 
 static void test_calibration(void)
@@ -517,6 +579,8 @@ int main(void)
     test_freeze();
     test_save_load();
     test_predict();
+    test_predict_reference(LLM_POOL_LAST);
+    test_predict_reference(LLM_POOL_MEAN);
     test_calibration();
     test_encode_and_batches();
     if (failures) {
