@@ -473,10 +473,15 @@ static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *doc
     int rc = llm_session_pooled(s, docs, lens, b, m->pooling, pooled);
     if (rc)
         return rc;
-    m->k->matmul_forward(z, pooled, m->head_w, b, C, K);
+    /* The head: a few dot products per document, in a fixed order. */
     for (int r = 0; r < b; r++)
-        for (int k = 0; k < K; k++)
-            z[(size_t)r * K + k] += m->head_b[k];
+        for (int k = 0; k < K; k++) {
+            const float *x = pooled + (size_t)r * C, *w = m->head_w + (size_t)k * C;
+            double sum = m->head_b[k];
+            for (int c = 0; c < C; c++)
+                sum += (double)x[c] * w[c];
+            z[(size_t)r * K + k] = (float)sum;
+        }
     llm_cls_probs(m, z, (size_t)b, p);
     return LLM_OK;
 }
