@@ -27,9 +27,12 @@ tmproot=$(mktemp -d "${TMPDIR:-/tmp}/llm-check.XXXXXX")
 trap 'rm -rf "$tmproot"' EXIT INT TERM
 want() { [ -z "${TESTS:-}" ] || case "$1" in *"$TESTS"*) return 0;; *) return 1;; esac; }
 
+started=$(date +%s)
 result() { # name status log
+    took=$(( $(date +%s) - started )); t=""
+    [ "$took" -lt 5 ] || t=" ($took s)"
     case $2 in
-    0) pass=$((pass + 1)); echo "PASS: $1";;
+    0) pass=$((pass + 1)); echo "PASS: $1$t";;
     77) skip=$((skip + 1)); echo "SKIP: $1 ($(tail -n 1 "$3" 2>/dev/null))";;
     *) fail=$((fail + 1)); failed="$failed $1"; echo "FAIL: $1 (exit $2)"
        sed -n '1,60p' "$3" | sed 's/^/    /';;
@@ -40,6 +43,7 @@ run_in_tmp() { # name log command...
     name=$1 log=$2; shift 2
     d=$tmproot/$(echo "$name" | tr '/ ' '__')
     mkdir -p "$d"
+    started=$(date +%s)
     (cd "$d" && "$@") >"$log" 2>&1 </dev/null
 }
 
@@ -71,6 +75,7 @@ for c in "$TOP"/tests/cli/*/*/; do
     c=${c%/}; n=cli/${c#"$TOP"/tests/cli/}; want "$n" || continue
     d=$tmproot/$(echo "$n" | tr '/' '_'); mkdir -p "$d"
     inp=/dev/null; [ -f "$c/stdin" ] && inp=$c/stdin
+    started=$(date +%s)
     (cd "$d" && CASE=$c sh "$c/cmd") <"$inp" >"$d.out" 2>"$d.err"
     st=$?
     exp=0; [ -f "$c/status" ] && exp=$(cat "$c/status")
@@ -89,6 +94,7 @@ done
 
 # Generated man pages and completions match the option tables.
 if want gen; then
+    started=$(date +%s)
     (cd "$TOP" && sh tests/gen.sh check) >"$tmproot/log" 2>&1; result gen/man-and-completions $? "$tmproot/log"
 fi
 
