@@ -65,6 +65,21 @@ struct llm_session {
  * at every call, so that once inlined its accumulators live in registers
  * (4 x 3 = 12 of the 16 ymm registers, with the 4 weight vectors reused 3
  * times and the 3 input vectors 4 times). */
+
+/* The rows of a product: row n of the input is in + r * ldi and row n of
+ * the output out + r * ldo, where r = map[n] (map NULL: r = n). */
+typedef struct {
+    const float *in;
+    float *out;
+    size_t ldi, ldo;
+    const int *map;
+} rowset;
+
+static inline size_t row_of(const rowset *rs, int n)
+{
+    return (size_t)(rs->map ? rs->map[n] : n);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 static inline float hsum8(__m256 v)
 {
@@ -91,8 +106,8 @@ static inline __m128 hsum8x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 }
 
 __attribute__((always_inline))
-static inline void tile(float *out, const float *inp, const float *w, int IC, int OC,
-                        int o, int n, const int R, const int Q)
+static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
+                        const int R, const int Q)
 {
     __m256 acc[4][3];
 #pragma GCC unroll 4
@@ -100,15 +115,25 @@ static inline void tile(float *out, const float *inp, const float *w, int IC, in
 #pragma GCC unroll 3
         for (int q = 0; q < 3; q++)
             acc[r][q] = _mm256_setzero_ps();
-    const float *w0 = w + (size_t)o * IC, *x0 = inp + (size_t)n * IC;
+    const float *w0 = w + (size_t)o * IC, *xr[3];
+    float *orow[3];
+#pragma GCC unroll 3
+    for (int q = 0; q < Q; q++) {
+        size_t r = row_of(rs, n + q);
+        xr[q] = rs->in + r * rs->ldi;
+        orow[q] = rs->out + r * rs->ldo + o;
+    }
     int K8 = IC & ~7;
     for (int k = 0; k < K8; k += 8) {
         __m256 x[3];
 #pragma GCC unroll 3
         for (int q = 0; q < Q; q++)
-            x[q] = _mm256_loadu_ps(x0 + (size_t)q * IC + k);
+            x[q] = _mm256_loadu_ps(xr[q] + k);
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
+            /* Short rows end before the hardware prefetcher is up to
+             * speed: ask for the same part of the rows two tiles on. */
+            _mm_prefetch((const char *)(w0 + (size_t)(r + 8) * IC + k), _MM_HINT_T0);
             __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
 #pragma GCC unroll 3
             for (int q = 0; q < Q; q++)
@@ -118,8 +143,7 @@ static inline void tile(float *out, const float *inp, const float *w, int IC, in
     if (R == 4 && K8 == IC) {
 #pragma GCC unroll 3
         for (int q = 0; q < Q; q++)
-            _mm_storeu_ps(out + (size_t)(n + q) * OC + o,
-                          hsum8x4(acc[0][q], acc[1][q], acc[2][q], acc[3][q]));
+            _mm_storeu_ps(orow[q], hsum8x4(acc[0][q], acc[1][q], acc[2][q], acc[3][q]));
         return;
     }
 #pragma GCC unroll 4
@@ -127,21 +151,24 @@ static inline void tile(float *out, const float *inp, const float *w, int IC, in
 #pragma GCC unroll 3
         for (int q = 0; q < Q; q++) {
             float s = hsum8(acc[r][q]);
-            const float *wr = w0 + (size_t)r * IC, *xq = x0 + (size_t)q * IC;
+            const float *wr = w0 + (size_t)r * IC;
             for (int t = K8; t < IC; t++)
-                s += wr[t] * xq[t];
-            out[(size_t)(n + q) * OC + o + r] = s;
+                s += wr[t] * xr[q][t];
+            orow[q][r] = s;
         }
 }
 #else
 /* Portable version of the same order: 8 partial sums, the same tree. */
-static inline void tile(float *out, const float *inp, const float *w, int IC, int OC,
-                        int o, int n, const int R, const int Q)
+static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
+                        const int R, const int Q)
 {
     int K8 = IC & ~7;
-    for (int r = 0; r < R; r++)
-        for (int q = 0; q < Q; q++) {
-            const float *wr = w + (size_t)(o + r) * IC, *xq = inp + (size_t)(n + q) * IC;
+    for (int q = 0; q < Q; q++) {
+        size_t rr = row_of(rs, n + q);
+        const float *xq = rs->in + rr * rs->ldi;
+        float *oq = rs->out + rr * rs->ldo + o;
+        for (int r = 0; r < R; r++) {
+            const float *wr = w + (size_t)(o + r) * IC;
             float l[8] = { 0 };
             for (int k = 0; k < K8; k += 8)
                 for (int j = 0; j < 8; j++)
@@ -149,8 +176,9 @@ static inline void tile(float *out, const float *inp, const float *w, int IC, in
             float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
             for (int t = K8; t < IC; t++)
                 s += wr[t] * xq[t];
-            out[(size_t)(n + q) * OC + o + r] = s;
+            oq[r] = s;
         }
+    }
 }
 #endif
 
@@ -159,24 +187,24 @@ static inline void tile(float *out, const float *inp, const float *w, int IC, in
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline void rows(float *out, const float *inp, const float *w, int IC, int OC,
-                        int o, const int R, int g, int gn)
+static inline void rows(const rowset *rs, const float *w, int IC, int o, const int R,
+                        int g, int gn)
 {
     int n = g, end = g + gn;
     for (; n + 3 <= end; n += 3)
-        tile(out, inp, w, IC, OC, o, n, R, 3);
+        tile(rs, w, IC, o, n, R, 3);
     if (end - n == 2)
-        tile(out, inp, w, IC, OC, o, n, R, 2);
+        tile(rs, w, IC, o, n, R, 2);
     else if (end - n == 1)
-        tile(out, inp, w, IC, OC, o, n, R, 1);
+        tile(rs, w, IC, o, n, R, 1);
 }
 
 /* Input rows are taken in groups that stay in L2 while a thread's weight
  * rows stream past them once per group. */
 #define SKINNY_GROUP 48
 
-static void skinny_matmul(float *out, const float *inp, const float *w, int N,
-                          int IC, int OC)
+/* rows of rs (N of them) times w(OC, IC)^T. */
+static void skinny_rows(const rowset *rs, const float *w, int N, int IC, int OC)
 {
 #pragma omp parallel
     {
@@ -190,13 +218,20 @@ static void skinny_matmul(float *out, const float *inp, const float *w, int N,
             for (int b = b0; b < b1; b++) {
                 int o = 4 * b;
                 if (OC - o >= 4)
-                    rows(out, inp, w, IC, OC, o, 4, g, gn);
+                    rows(rs, w, IC, o, 4, g, gn);
                 else
                     for (; o < OC; o++)
-                        rows(out, inp, w, IC, OC, o, 1, g, gn);
+                        rows(rs, w, IC, o, 1, g, gn);
             }
         }
     }
+}
+
+static void skinny_matmul(float *out, const float *inp, const float *w, int N,
+                          int IC, int OC)
+{
+    rowset rs = { inp, out, (size_t)IC, (size_t)OC, NULL };
+    skinny_rows(&rs, w, N, IC, OC);
 }
 
 /* ------------------------------------------------------------ session */
@@ -405,9 +440,25 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
     int rows = N;   /* rows going on: N, then n in the last layer */
     for (int l = 0; l < c->n_layers; l++) {
         k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, rows, C, eps);
-        mm(s->qkv, s->xb, m->wqkv + (size_t)l * QS * C, rows, C, QS);
-        /* The gathered tables make row r rotate by its own position. */
-        k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
+        const float *wqkv = m->wqkv + (size_t)l * QS * C;
+        int last = l == c->n_layers - 1 && keep;
+        if (last && skinny && n < rows) {
+            /* Keys and values of every row, queries of the kept rows only;
+             * each row rotated by its own position. */
+            size_t qd = (size_t)H * hd;
+            rowset kv = { s->xb, s->qkv + qd, (size_t)C, (size_t)QS, NULL };
+            rowset q = { s->xb, s->qkv, (size_t)C, (size_t)QS, keep };
+            skinny_rows(&kv, wqkv + qd * C, rows, C, 2 * KVD);
+            skinny_rows(&q, wqkv, n, C, (int)qd);
+            k->rope_forward(s->qkv + qd, s->rcos, s->rsin, 1, rows, KVH, hd, QS);
+            for (int i = 0; i < n; i++)
+                k->rope_forward(s->qkv + (size_t)keep[i] * QS, s->rcos + (size_t)keep[i] * h2,
+                                s->rsin + (size_t)keep[i] * h2, 1, 1, H, hd, QS);
+        } else {
+            mm(s->qkv, s->xb, wqkv, rows, C, QS);
+            /* The gathered tables make row r rotate by its own position. */
+            k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
+        }
         for (int r = 0; !s->start && r < rows; r++) {
             const float *row = s->qkv + (size_t)r * QS + (size_t)H * hd;
             size_t at = (size_t)s->rpos[r] * KVD;
@@ -415,7 +466,7 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
             memcpy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
         }
         const int *qrows = NULL;
-        if (l == c->n_layers - 1 && keep) {
+        if (last) {
             /* Only the kept rows' queries and residuals go on. */
             for (int i = 0; i < n; i++)
                 if (keep[i] != i)

@@ -322,6 +322,45 @@ static void order_extend(order *o, size_t m)
     o->sorted += c;
 }
 
+/* The k greatest candidates of the finite logits into h[0..k), greatest
+ * first: a min-heap of keys, into which a block of logits is looked at
+ * only when one of them beats the heap's worst (a later token must beat it
+ * strictly: an equal logit with a higher id orders after it). @return k,
+ * or the number of finite logits when fewer (then h is unordered). */
+static size_t select_top_k(uint64_t *h, const float *logits, int vocab, size_t k)
+{
+    size_t n = 0;
+    int32_t t = 0;
+    for (; t < vocab && n < k; t++)
+        if (logits[t] != -INFINITY)
+            h[n++] = key_of(logits[t], t);
+    if (n < k)
+        return n;
+    for (size_t i = k / 2; i-- > 0;)
+        sift_down(h, k, i);
+    float worst = logits[key_id(h[0])];
+    while (t < vocab) {
+        int32_t e = vocab - t < 16 ? vocab : t + 16;
+        int any = 0;
+        for (int32_t j = t; j < e; j++)
+            any |= logits[j] > worst;
+        for (int32_t j = t; any && j < e; j++)
+            if (logits[j] > worst) {
+                h[0] = key_of(logits[j], j);
+                sift_down(h, k, 0);
+                worst = logits[key_id(h[0])];
+            }
+        t = e;
+    }
+    for (size_t e = k; e-- > 1;) {   /* smallest to the back: greatest first */
+        uint64_t x = h[0];
+        h[0] = h[e];
+        h[e] = x;
+        sift_down(h, e, 0);
+    }
+    return k;
+}
+
 /* The candidate at rank i (< n), sorting more when needed. */
 static inline int32_t order_at(order *o, size_t i)
 {
@@ -395,8 +434,8 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
     if (rc != LLM_OK)
         return rc;
 
-    /* Check, and find the best (first maximum): a vectorised pass for the
-     * maximum and for NaN or +inf, then the first block holding it. */
+    /* Check, and find the maximum: one vectorised pass, which also looks
+     * for NaN or +inf. */
     float lmax = -INFINITY;
     int bad = 0;
 #pragma omp simd reduction(max:lmax) reduction(|:bad)
@@ -413,27 +452,28 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
                                 (long)t, isnan(logits[t]) ? "NaN" : "+inf");
     if (lmax == -INFINITY)
         return llm_fail(LLM_ERR_NUMERIC, "every logit is -inf: nothing to sample");
-    int32_t best = 0;
-    for (int32_t b = 0; b < vocab; b += BLOCK) {
-        int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
-        int hit = 0;
-#pragma omp simd reduction(|:hit)
-        for (int32_t t = b; t < e; t++)
-            hit |= logits[t] == lmax;
-        if (hit) {
-            for (best = b; logits[best] != lmax; best++)
-                ;
-            break;
-        }
-    }
     int plain = (p->top_k == 0 || p->top_k >= vocab) && p->top_p >= 1 && p->min_p <= 0;
     if (p->temperature > 0 && plain) {
         assert(rng);
         return sample_plain(s, rng, logits, vocab, lmax, token, logprob);
     }
     if (p->temperature == 0) {
-        /* Greedy: `best` is the first maximum, so ties go to the lowest id.
-         * Its logprob is under the temperature-1 softmax of these logits. */
+        /* Greedy: the first maximum, so ties go to the lowest id: the
+         * first block holding it, then the token. */
+        int32_t best = 0;
+        for (int32_t b = 0; b < vocab; b += BLOCK) {
+            int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
+            int hit = 0;
+#pragma omp simd reduction(|:hit)
+            for (int32_t t = b; t < e; t++)
+                hit |= logits[t] == lmax;
+            if (hit) {
+                for (best = b; logits[best] != lmax; best++)
+                    ;
+                break;
+            }
+        }
+        /* Its logprob is under the temperature-1 softmax of these logits. */
         *token = best;
         if (logprob) {
             double z = 0;
@@ -445,15 +485,24 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
     }
     assert(rng);
 
-    /* The candidates: every token above -inf (-inf masks a token). */
+    /* The candidates: every token above -inf (-inf masks a token); with
+     * top-k, only the k best, selected straight from the logits; with
+     * min-p alone, only tokens whose logit comes near the best one's
+     * (w >= min-p means l >= lmax + T ln(min-p); the bound taken a little
+     * lower, and the exact test made below). */
     order o = {s->key, s->tmp, 0, 0};
-    for (int32_t t = 0; t < vocab; t++)
-        if (logits[t] != -INFINITY)
-            o.key[o.n++] = key_of(logits[t], t);
-
-    if (p->top_k > 0 && (size_t)p->top_k < o.n) {
-        order_extend(&o, (size_t)p->top_k);
-        o.n = (size_t)p->top_k;
+    if (p->top_k > 0 && p->top_k < vocab) {
+        o.n = select_top_k(o.key, logits, vocab, (size_t)p->top_k);
+        o.sorted = o.n == (size_t)p->top_k ? o.n : 0;
+    } else {
+        float lo = -INFINITY;
+        if (p->min_p > 0 && p->top_p >= 1) {
+            double b = lmax + p->temperature * log(p->min_p);
+            lo = (float)(b - 1e-4 * (1 + fabs(b)));
+        }
+        for (int32_t t = 0; t < vocab; t++)
+            if (logits[t] != -INFINITY && logits[t] >= lo)
+                o.key[o.n++] = key_of(logits[t], t);
     }
 
     /* Temperature and softmax, in double. The best token gets weight
