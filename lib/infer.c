@@ -21,6 +21,7 @@
 #include <immintrin.h>
 #endif
 
+#include "fastexp.h"
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
@@ -124,7 +125,20 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
         orow[q] = rs->out + r * rs->ldo + o;
     }
     int K8 = IC & ~7;
-    for (int k = 0; k < K8; k += 8) {
+    if (Q == 1) {
+        /* One input row (decoding one sequence: bound by memory): the
+         * weight rows one after the other, a single forward stream. */
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const float *wr = w0 + (size_t)r * IC;
+            for (int k = 0; k < K8; k += 8) {
+                _mm_prefetch((const char *)(wr + 8 * (size_t)IC + k), _MM_HINT_T0);
+                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xr[0] + k),
+                                            acc[r][0]);
+            }
+        }
+    }
+    for (int k = 0; Q > 1 && k < K8; k += 8) {
         __m256 x[3];
 #pragma GCC unroll 3
         for (int q = 0; q < Q; q++)
@@ -132,7 +146,7 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             /* Short rows end before the hardware prefetcher is up to
-             * speed: ask for the same part of the rows two tiles on. */
+             * speed: ask for the same part of the rows 8 rows on. */
             _mm_prefetch((const char *)(w0 + (size_t)(r + 8) * IC + k), _MM_HINT_T0);
             __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
 #pragma GCC unroll 3
@@ -366,7 +380,11 @@ static void attend(llm_session *s, int l, int n, const int *rows)
     const llm_config *c = &m->cfg;
     int H = c->n_heads, hd = m->hd, rep = H / c->n_kv_heads;
     float scale = 1.0f / sqrtf((float)hd);
-#pragma omp parallel for schedule(dynamic, 1)
+    /* Tasks differ in length (positions): taken dynamically, a few at a
+     * time once there are many. */
+    int chunk = n * H / (8 * omp_get_max_threads());
+    chunk = chunk < 1 ? 1 : chunk;
+#pragma omp parallel for schedule(dynamic, chunk)
     for (int task = 0; task < n * H; task++) {
         int i = task / H, h = task % H, kh = h / rep;
         int r = rows ? rows[i] : i, p = s->rpos[r], seq = s->rseq[r];
@@ -394,8 +412,9 @@ static void attend(llm_session *s, int l, int n, const int *rows)
             mx = a[t] > mx ? a[t] : mx;
         }
         float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
         for (int t = 0; t <= p; t++) {
-            a[t] = expf(a[t] - mx);
+            a[t] = fast_expf(a[t] - mx);
             sum += a[t];
         }
         float inv = 1.0f / sum;
