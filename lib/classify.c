@@ -493,16 +493,12 @@ int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
     if (B < 1)
         return llm_fail(LLM_ERR_INVALID, "batch size %d must be positive", B);
-    int K = m->n_labels, C = m->cfg.dim, ctx = m->cfg.context, V = m->cfg.vocab_size;
-    for (size_t i = 0; i < n; i++) {
-        if (lens[i] < 1 || lens[i] > (size_t)ctx)
-            return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, not 1 to the "
-                            "context (%d)", i, lens[i], ctx);
-        for (size_t t = 0; t < lens[i]; t++)
-            if (docs[i][t] < 0 || docs[i][t] >= V)
-                return llm_fail(LLM_ERR_RANGE, "token %d at index %zu of document %zu is "
-                                "outside the vocabulary [0, %d)", docs[i][t], t, i, V);
-        if (owner && owner[i] >= n_records)
+    int K = m->n_labels, C = m->cfg.dim;
+    int rc = llm_check_docs(m, docs, lens, n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; owner && i < n; i++) {
+        if (owner[i] >= n_records)
             return llm_fail(LLM_ERR_RANGE, "window %zu belongs to record %zu of %zu", i,
                             owner[i], n_records);
     }
@@ -519,7 +515,7 @@ int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens
     chunk = chunk < (size_t)B ? chunk : (size_t)B;
     size_t nchunks = (n + chunk - 1) / chunk;
     nt = nchunks < (size_t)nt ? (int)nchunks : nt;
-    int rc = infer_reserve(m, nt);
+    rc = infer_reserve(m, nt);
     if (rc)
         return rc;
     float *scratch = malloc((size_t)nt * chunk * (C + 2 * (size_t)K) * sizeof *scratch);

@@ -588,27 +588,38 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
     return LLM_OK;
 }
 
-int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t *lens,
-                       int nd, int pooling, float *pooled)
+int llm_check_docs(const llm_model *m, const int32_t *const *docs, const size_t *lens,
+                   size_t n)
 {
-    int ctx = s->n_ctx, V = s->m->cfg.vocab_size, C = s->m->cfg.dim;
-    if (nd < 1)
-        return llm_fail(LLM_ERR_INVALID, "a packed forward needs at least one document");
-    size_t N = 0;
-    for (int d = 0; d < nd; d++) {
+    int ctx = m->cfg.context, V = m->cfg.vocab_size;
+    for (size_t d = 0; d < n; d++) {
         if (lens[d] < 1 || lens[d] > (size_t)ctx)
-            return llm_fail(LLM_ERR_INVALID, "document %d has %zu tokens, not 1 to the "
+            return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, not 1 to the "
                             "context (%d)", d, lens[d], ctx);
         for (size_t t = 0; t < lens[d]; t++)
             if (docs[d][t] < 0 || docs[d][t] >= V)
-                return llm_fail(LLM_ERR_RANGE, "token %d at index %zu of document %d is "
+                return llm_fail(LLM_ERR_RANGE, "token %d at index %zu of document %zu is "
                                 "outside the vocabulary [0, %d)", docs[d][t], t, d, V);
-        N += lens[d];
     }
+    return LLM_OK;
+}
+
+int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t *lens,
+                       int nd, int pooling, float *pooled)
+{
+    int C = s->m->cfg.dim;
+    if (nd < 1)
+        return llm_fail(LLM_ERR_INVALID, "a packed forward needs at least one document");
+    int rc = llm_check_docs(s->m, docs, lens, (size_t)nd);
+    if (rc)
+        return rc;
+    size_t N = 0;
+    for (int d = 0; d < nd; d++)
+        N += lens[d];
     if (N > INT32_MAX / 2)
         return llm_fail(LLM_ERR_INVALID, "%zu tokens are too many for one forward", N);
     int *start = malloc((size_t)nd * sizeof *start);
-    int rc = start ? grow(s, (int)N) : llm_fail(LLM_ERR_NOMEM, "out of memory");
+    rc = start ? grow(s, (int)N) : llm_fail(LLM_ERR_NOMEM, "out of memory");
     if (rc) {
         free(start);
         return rc;

@@ -99,6 +99,9 @@ int   llm_model_backward_hidden(llm_model *m);
  * layer's keys and values only the rows pooling reads are computed. Each
  * document's result is the same whatever the others and the thread count
  * on the CPU kernels. */
+/* Each of n documents has 1 to context tokens, every one in the vocabulary. */
+int   llm_check_docs(const llm_model *m, const int32_t *const *docs, const size_t *lens,
+                     size_t n);
 int   llm_session_pooled(struct llm_session *s, const int32_t *const *docs,
                          const size_t *lens, int nd, int pooling, float *pooled);
 /* Points the views (wte, ..., head_w, head_b) into m->params. */
