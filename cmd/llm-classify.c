@@ -580,7 +580,7 @@ static void classify_input(batch *b, const char *path)
     FILE *f = cli_open(path);   /* only its descriptor is read, never through stdio */
     r.fd = fileno(f);
     char delim = o_null ? '\0' : '\n';
-    size_t chunk = (size_t)o_batch * 4;
+    size_t chunk = (size_t)o_batch * 16;
     char *rec;
     size_t len;
     for (;;) {
