@@ -3,15 +3,18 @@
  * position seen, so that each new token costs one pass over the weights
  * instead of a recompute of the whole sequence.
  *
- * Two entry points, chosen so that results never depend on batching:
+ * Three entry points, chosen so that results never depend on batching:
  *  - prefill: the tokens of ONE sequence in one forward, matrix-matrix
  *    through the kernel table (sgemm on the CPU);
  *  - step: one token for each of n sequences together. Its matrix products
- *    go through skinny_matmul() below, which reads every weight row once for
+ *    go through skinny_rows() below, which reads every weight row once for
  *    all n rows (decode is bound by memory bandwidth) and computes each
  *    output element in the same order whatever n and the thread count, so
- *    that a sequence decoded alongside 31 others gets the same bits as alone.
- * Everything else (norms, RoPE, SwiGLU, residuals) is per row already. */
+ *    that a sequence decoded alongside 31 others gets the same bits as alone;
+ *  - pooled (classification): whole documents packed as rows with nothing
+ *    cached, through skinny_rows() as well, computing past the last layer's
+ *    keys and values only the rows that pooling reads.
+ * Everything else (norms, RoPE, SwiGLU, residuals, attention) is per row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
