@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -167,6 +168,78 @@ void cli_signals(void)
 int cli_isatty_stderr(void)
 {
     return isatty(STDERR_FILENO);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
+{
+    stop_signal = sig;
+    signal(sig, SIG_DFL);   /* a second one ends the program at once */
+}
+
+void cli_catch_stop(void)
+{
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+}
+
+int cli_stopped(void)
+{
+    return stop_signal;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+const char *cli_split_labelled(const char *line, size_t len, int multi, cli_span *labels,
+                               size_t cap, size_t *n, const char **text)
+{
+    static const char ft[] = "__label__";
+    const size_t FT = sizeof ft - 1;
+    const char *end = line + len;
+    *n = 0;
+    if (len >= FT && memcmp(line, ft, FT) == 0) {
+        const char *p = line;
+        while ((size_t)(end - p) >= FT && memcmp(p, ft, FT) == 0) {
+            const char *s = p + FT, *e = s;
+            while (e < end && *e != ' ' && *e != '\t')
+                e++;
+            if (e == s)
+                return "empty label";
+            if (*n == cap)
+                return "too many labels";
+            labels[(*n)++] = (cli_span){ s, (size_t)(e - s) };
+            p = e;
+            while (p < end && (*p == ' ' || *p == '\t'))
+                p++;
+        }
+        *text = p;
+        return NULL;
+    }
+    const char *tab = memchr(line, '\t', len);
+    if (!tab)
+        return "no tab between label and text (expected 'label<TAB>text' or "
+               "'__label__x text')";
+    /* Each label ends at a comma (multi) or the tab; one ending at a comma
+     * must be followed by another. */
+    for (const char *s = line; s <= tab;) {
+        const char *e = s;
+        while (e < tab && !(multi && *e == ','))
+            e++;
+        if (e == s)
+            return "empty label";
+        if (*n == cap)
+            return "too many labels";
+        labels[(*n)++] = (cli_span){ s, (size_t)(e - s) };
+        s = e + 1;
+    }
+    *text = tab + 1;
+    return NULL;
 }
 
 /* ======================================================================== */

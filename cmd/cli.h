@@ -120,4 +120,26 @@ void cli_signals(void);
 /*! cli_isatty_stderr() : whether progress should be shown by default. */
 int cli_isatty_stderr(void);
 
+/*! cli_catch_stop() : the first SIGINT or SIGTERM is only recorded, for the
+ *  program to finish cleanly; a second one ends it at once. */
+void cli_catch_stop(void);
+/*! cli_stopped() : the signal recorded by cli_catch_stop(), or 0. */
+int cli_stopped(void);
+/*! cli_now() : seconds on the monotonic clock. */
+double cli_now(void);
+
+/* A piece of a line. */
+typedef struct {
+    const char *s;
+    size_t n;
+} cli_span;
+
+/*! cli_split_labelled() : the labels and the text of a labelled line (its
+ *  end of line removed): leading "__label__NAME" words (fastText's form),
+ *  or "LABEL<TAB>text" where LABEL holds comma-separated labels when
+ *  `multi`. Up to cap labels go into labels[], *n of them, and *text
+ *  points past them. @return NULL, or what is wrong with the line. */
+const char *cli_split_labelled(const char *line, size_t len, int multi, cli_span *labels,
+                               size_t cap, size_t *n, const char **text);
+
 #endif

@@ -736,6 +736,7 @@ static void cls_read(cls_eval *c, const char *path)
     size_t len;
     int rc;
     llm_ids doc = { 0 };
+    static cli_span span[4096];
     while ((rc = llm_lines_next(r, &line, &len)) == 1) {
         long long ln = (long long)llm_lines_number(r);
         if (len && line[len - 1] == '\r')
@@ -747,44 +748,16 @@ static void cls_read(cls_eval *c, const char *path)
             cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
         const char *text, *end = line + len;
         c->goff[c->n] = c->gold.len;
-        size_t nl = 0;
-        if (len >= FT_LEN && memcmp(line, FT, FT_LEN) == 0) {
-            const char *p = line;
-            while ((size_t)(end - p) >= FT_LEN && memcmp(p, FT, FT_LEN) == 0) {
-                const char *s = p + FT_LEN, *e = s;
-                while (e < end && *e != ' ' && *e != '\t')
-                    e++;
-                if (e == s)
-                    cli_die("'%s', line %lld: empty label", name, ln);
-                int k = cls_label(c, s, (size_t)(e - s));
-                if (k < 0)
-                    cls_unknown(c, name, ln, s, (size_t)(e - s));
-                cls_gold(c, k);
-                nl++;
-                p = e;
-                while (p < end && (*p == ' ' || *p == '\t'))
-                    p++;
-            }
-            text = p;
-        } else {
-            const char *tab = memchr(line, '\t', len);
-            if (!tab)
-                cli_die("'%s', line %lld: no tab between label and text (expected "
-                        "'label<TAB>text' or '__label__x text')", name, ln);
-            for (const char *s = line; s <= tab;) {
-                const char *e = s;
-                while (e < tab && !(c->multi && *e == ','))
-                    e++;
-                if (e == s)
-                    cli_die("'%s', line %lld: empty label", name, ln);
-                int k = cls_label(c, s, (size_t)(e - s));
-                if (k < 0)
-                    cls_unknown(c, name, ln, s, (size_t)(e - s));
-                cls_gold(c, k);
-                nl++;
-                s = e + 1;
-            }
-            text = tab + 1;
+        size_t nl;
+        const char *why = cli_split_labelled(line, len, c->multi, span,
+                                             sizeof span / sizeof span[0], &nl, &text);
+        if (why)
+            cli_die("'%s', line %lld: %s", name, ln, why);
+        for (size_t i = 0; i < nl; i++) {
+            int k = cls_label(c, span[i].s, span[i].n);
+            if (k < 0)
+                cls_unknown(c, name, ln, span[i].s, span[i].n);
+            cls_gold(c, k);
         }
         if (nl > 1 && !c->multi)
             cli_die("'%s', line %lld: %zu labels, but the model is single-label", name, ln,

@@ -4,11 +4,9 @@
  * cache are lib/infer.c, sampling is lib/sample.c. */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -543,20 +541,6 @@ static void free_job(job_t *j, int samples)
 
 /* ------------------------------------------------------------------------ */
 
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    g_stop = sig;
-    signal(sig, SIG_DFL);   /* a second one ends the program at once */
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -632,15 +616,14 @@ int main(int argc, char **argv)
     prompt_t *cur = NULL;       /* the prompt whose samples are being started */
     int eof = 0;
     uint64_t total_tokens = 0, records = 0;
-    double t0 = now();
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    double t0 = cli_now();
+    cli_catch_stop();
 
     int *seqs = xmalloc((size_t)B * sizeof *seqs);
     int32_t *toks = xmalloc((size_t)B * sizeof *toks);
     for (;;) {
         /* Start jobs in free slots, in input order. */
-        for (int q = 0; q < B && !g_stop; q++) {
+        for (int q = 0; q < B && !cli_stopped(); q++) {
             if (slot[q])
                 continue;
             if (!cur) {
@@ -689,7 +672,7 @@ int main(int argc, char **argv)
                 seqs[n] = q;
                 toks[n++] = slot[q]->next;
             }
-        if (n && !g_stop) {
+        if (n && !cli_stopped()) {
             check(llm_session_step(s, seqs, toks, n, logits));
             for (int i = 0; i < n; i++)
                 advance(slot[seqs[i]], logits + (size_t)i * g_V);
@@ -712,7 +695,7 @@ int main(int argc, char **argv)
             qlen--;
             free_job(j, o_samples);
         }
-        if (g_stop) {
+        if (cli_stopped()) {
             if (g_stream && qlen && queue[qhead]->started)
                 cli_write(o_null ? "" : "\n", 1, g_out);
             break;
@@ -730,7 +713,7 @@ int main(int argc, char **argv)
         free(cur->ids);
         free(cur);
     }
-    double dt = now() - t0;
+    double dt = cli_now() - t0;
     if (!o_quiet && cli_isatty_stderr() && !g_stream)
         fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
                 (unsigned long long)records, (unsigned long long)total_tokens, dt,
@@ -744,5 +727,5 @@ int main(int argc, char **argv)
     llm_sampler_free(g_sampler);
     llm_tok_free(tok);
     llm_model_free(m);
-    return g_stop ? 128 + g_stop : 0;
+    return cli_stopped() ? 128 + cli_stopped() : 0;
 }

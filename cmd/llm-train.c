@@ -3,11 +3,9 @@
  * training loop's bookkeeping only; the maths is in lib/ (model.c, train.c). */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -271,7 +269,8 @@ static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int 
     size_t len;
     int rc;
     llm_ids doc = { 0 };
-    int32_t lab[4096];
+    static int32_t lab[4096];
+    static cli_span span[4096];
     while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
         long long ln = (long long)llm_lines_number(lr);
         if (len && line[len - 1] == '\r')
@@ -282,54 +281,16 @@ static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int 
         if (!llm_utf8_check(line, len, &bad))
             cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
         const char *text, *end = line + len;
-        if (len >= 9 && memcmp(line, "__label__", 9) == 0) {
-            const char *p = line;
-            while (p < end && (size_t)(end - p) >= 9 && memcmp(p, "__label__", 9) == 0) {
-                const char *s = p + 9, *e = s;
-                while (e < end && *e != ' ' && *e != '\t')
-                    e++;
-                if (e == s)
-                    cli_die("'%s', line %lld: empty label", name, ln);
-                if (nl == sizeof lab / sizeof lab[0])
-                    cli_die("'%s', line %lld: too many labels", name, ln);
-                int k = label_index(r, s, (size_t)(e - s), add);
-                if (k < 0)
-                    cli_die("'%s', line %lld: label '%.*s' is not among the training "
-                            "labels", name, ln, (int)(e - s), s);
-                lab[nl++] = k;
-                p = e;
-                while (p < end && (*p == ' ' || *p == '\t'))
-                    p++;
-            }
-            text = p;
-        } else {
-            const char *tab = memchr(line, '\t', len);
-            if (!tab)
-                cli_die("'%s', line %lld: no tab between label and text (expected "
-                        "'label<TAB>text' or '__label__x text')", name, ln);
-            if (tab == line)
-                cli_die("'%s', line %lld: empty label", name, ln);
-            for (const char *s = line; s < tab;) {
-                const char *e = s;
-                if (o_multi_label)
-                    while (e < tab && *e != ',')
-                        e++;
-                else
-                    e = tab;
-                if (e == s)
-                    cli_die("'%s', line %lld: empty label", name, ln);
-                if (nl == sizeof lab / sizeof lab[0])
-                    cli_die("'%s', line %lld: too many labels", name, ln);
-                int k = label_index(r, s, (size_t)(e - s), add);
-                if (k < 0)
-                    cli_die("'%s', line %lld: label '%.*s' is not among the training "
-                            "labels", name, ln, (int)(e - s), s);
-                lab[nl++] = k;
-                s = e < tab ? e + 1 : e;
-                if (e < tab && s == tab)
-                    cli_die("'%s', line %lld: empty label", name, ln);
-            }
-            text = tab + 1;
+        const char *why = cli_split_labelled(line, len, o_multi_label, span,
+                                             sizeof span / sizeof span[0], &nl, &text);
+        if (why)
+            cli_die("'%s', line %lld: %s", name, ln, why);
+        for (size_t i = 0; i < nl; i++) {
+            int k = label_index(r, span[i].s, span[i].n, add);
+            if (k < 0)
+                cli_die("'%s', line %lld: label '%.*s' is not among the training "
+                        "labels", name, ln, (int)span[i].n, span[i].s);
+            lab[i] = k;
         }
         if (nl > 1 && !o_multi_label)
             cli_die("'%s', line %lld: %zu labels on one line (use --multi-label)", name,
@@ -554,23 +515,6 @@ static void cls_calibrate(const char *path, const llm_cls_data *val,
     llm_model_free(b);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Signals: the first SIGINT/SIGTERM asks the loop to save and stop. */
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig)
-{
-    g_stop = sig;
-    signal(sig, SIG_DFL);   /* a second one ends the program at once */
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fmt_duration(char *buf, size_t n, double s)
 {
@@ -822,8 +766,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "llm-train: the checkpoint is already at step %lld of %lld\n",
                 (long long)start, (long long)total);
 
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
+    cli_catch_stop();   /* the first SIGINT/SIGTERM: save and stop */
 
     /* Validation bookkeeping. */
     double best = INFINITY, last_val = NAN, last_bpb = NAN;
@@ -887,7 +830,7 @@ int main(int argc, char **argv)
         }                                                                              \
     } while (0)
 
-    double t0 = now(), tlast = t0;
+    double t0 = cli_now(), tlast = t0;
     int64_t step = start;
     int status = 0;
     const char *why = "done";
@@ -916,7 +859,7 @@ int main(int argc, char **argv)
         check(rc);
         step = info.step;
         tokens_done += info.tokens;
-        double t = now();
+        double t = cli_now();
         double tps = (double)tokens_done / (t - t0);
         if (logf && world > 1) {
             double comm = par_comm_seconds();
@@ -957,7 +900,7 @@ int main(int argc, char **argv)
         /* Stop decisions are agreed by all ranks every step, so that none is
          * left waiting in the next step's all-reduce. */
         int stop = (has_val && o_patience && bad_evals >= o_patience ? 1 : 0) |
-                   (o_time_limit > 0 && t - t0 >= o_time_limit ? 2 : 0) | (g_stop ? 4 : 0);
+                   (o_time_limit > 0 && t - t0 >= o_time_limit ? 2 : 0) | (cli_stopped() ? 4 : 0);
         stop = par_or(stop);
         if (stop & 1) {
             why = "stopped early: no improvement in validation loss";
@@ -971,7 +914,7 @@ int main(int argc, char **argv)
         }
         if (stop & 4) {
             why = "interrupted";
-            status = 128 + (int)par_max_u64((unsigned long long)g_stop);
+            status = 128 + (int)par_max_u64((unsigned long long)cli_stopped());
             break;
         }
     }

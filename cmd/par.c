@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "cli.h"
 #include "par.h"
@@ -18,13 +17,6 @@ double par_comm_seconds(void)
 #ifdef LLM_MPI
 #include <limits.h>
 #include <mpi.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int g_rank, g_world = 1, g_local = 1, g_done;
 
@@ -75,7 +67,7 @@ int par_built(void) { return 1; }
 int par_reduce(void *ctx, float *grads, size_t n, double *sums, size_t ns)
 {
     (void)ctx;
-    double t0 = now();
+    double t0 = cli_now();
     int rc = MPI_SUCCESS;
     /* One contiguous block, in pieces of at most INT_MAX floats. */
     for (size_t off = 0; rc == MPI_SUCCESS && off < n; off += (size_t)INT_MAX) {
@@ -85,7 +77,7 @@ int par_reduce(void *ctx, float *grads, size_t n, double *sums, size_t ns)
     }
     if (rc == MPI_SUCCESS && ns)
         rc = MPI_Allreduce(MPI_IN_PLACE, sums, (int)ns, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    comm_seconds += now() - t0;
+    comm_seconds += cli_now() - t0;
     if (rc != MPI_SUCCESS)
         cli_die("MPI_Allreduce of the gradients failed (error %d)", rc);
     return 0;

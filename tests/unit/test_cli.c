@@ -827,6 +827,41 @@ static void test_messages(void)
     CHECK(cli_isatty_stderr() == isatty(2), "cli_isatty_stderr");
 }
 
+/* Labelled lines: the labels (joined with |), the text, or the error. */
+static void labelled(int line, const char *in, int multi, size_t cap, const char *want)
+{
+    cli_span sp[8];
+    size_t n = 99;
+    const char *text = NULL;
+    const char *why = cli_split_labelled(in, strlen(in), multi, sp, cap, &n, &text);
+    char got[256] = "";
+    if (why)
+        snprintf(got, sizeof got, "error: %s", why);
+    else {
+        for (size_t i = 0; i < n; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", i ? "|" : "",
+                     (int)sp[i].n, sp[i].s);
+        snprintf(got + strlen(got), sizeof got - strlen(got), " / %s", text);
+    }
+    check(strncmp(got, want, strlen(want)) == 0, line, "'%s': got '%s', want '%s'", in, got,
+          want);
+}
+
+static void test_labelled(void)
+{
+    labelled(__LINE__, "sports\tThe match", 0, 8, "sports / The match");
+    labelled(__LINE__, "a,b\tx", 0, 8, "a,b / x");            /* one label, with a comma */
+    labelled(__LINE__, "a,b\tx", 1, 8, "a|b / x");
+    labelled(__LINE__, "a,\tx", 1, 8, "error: empty label");
+    labelled(__LINE__, "\tx", 0, 8, "error: empty label");
+    labelled(__LINE__, "a,b,c\tx", 1, 2, "error: too many labels");
+    labelled(__LINE__, "no tab here", 0, 8, "error: no tab between label and text");
+    labelled(__LINE__, "__label__a __label__b  text here", 1, 8, "a|b / text here");
+    labelled(__LINE__, "__label__a\t__label__b", 1, 8, "a|b / ");
+    labelled(__LINE__, "__label__ text", 0, 8, "error: empty label");
+    labelled(__LINE__, "x __label__a", 0, 8, "error: no tab");   /* labels only in front */
+}
+
 int main(void)
 {
     /* getopt permutes unless POSIXLY_CORRECT is set; the cases expect GNU's
@@ -842,6 +877,7 @@ int main(void)
     test_parse_y();
     test_help();
     test_generate();
+    test_labelled();
     if (chdir(tmpdir) != 0)
         abort();
     test_messages();
