@@ -196,6 +196,18 @@ double cli_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Appends label s..e to labels (cap of them). @return NULL or the error. */
+static const char *add_label(const char *s, const char *e, cli_span *labels, size_t cap,
+                             size_t *n)
+{
+    if (e == s)
+        return "empty label";
+    if (*n == cap)
+        return "too many labels";
+    labels[(*n)++] = (cli_span){ s, (size_t)(e - s) };
+    return NULL;
+}
+
 const char *cli_split_labelled(const char *line, size_t len, int multi, cli_span *labels,
                                size_t cap, size_t *n, const char **text)
 {
@@ -209,11 +221,9 @@ const char *cli_split_labelled(const char *line, size_t len, int multi, cli_span
             const char *s = p + FT, *e = s;
             while (e < end && *e != ' ' && *e != '\t')
                 e++;
-            if (e == s)
-                return "empty label";
-            if (*n == cap)
-                return "too many labels";
-            labels[(*n)++] = (cli_span){ s, (size_t)(e - s) };
+            const char *why = add_label(s, e, labels, cap, n);
+            if (why)
+                return why;
             p = e;
             while (p < end && (*p == ' ' || *p == '\t'))
                 p++;
@@ -231,11 +241,9 @@ const char *cli_split_labelled(const char *line, size_t len, int multi, cli_span
         const char *e = s;
         while (e < tab && !(multi && *e == ','))
             e++;
-        if (e == s)
-            return "empty label";
-        if (*n == cap)
-            return "too many labels";
-        labels[(*n)++] = (cli_span){ s, (size_t)(e - s) };
+        const char *why = add_label(s, e, labels, cap, n);
+        if (why)
+            return why;
         s = e + 1;
     }
     *text = tab + 1;
