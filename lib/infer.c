@@ -12,8 +12,9 @@
  *    output element in the same order whatever n and the thread count, so
  *    that a sequence decoded alongside 31 others gets the same bits as alone;
  *  - pooled (classification): whole documents packed as rows with nothing
- *    cached, through skinny_rows() as well, computing past the last layer's
- *    keys and values only the rows that pooling reads.
+ *    cached, computing past the last layer's keys and values only the rows
+ *    that pooling reads. Many rows per product: gemm_rows() below, whose
+ *    order of summation is again the same for any batch and threads.
  * Everything else (norms, RoPE, SwiGLU, residuals, attention) is per row. */
 #include <math.h>
 #include <stdlib.h>
@@ -33,7 +34,7 @@ struct llm_session {
     const llm_model *m;
     int n_seq, n_ctx;
     int KVD;              /* KVH * hd: one key (or value) row */
-    int skinny;           /* step uses skinny_matmul (CPU kernels) */
+    int skinny;           /* CPU kernels: step by skinny_rows(), pooled by gemm_rows() */
     float *kv;            /* (n_seq, L, 2, n_ctx, KVD): keys then values */
     int *len;             /* (n_seq) positions held */
 
@@ -55,6 +56,7 @@ struct llm_session {
     const int *start;     /* NULL: keys and values in the cache */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
+    float *wpack;         /* gemm_rows()' packed weights, for any product */
 };
 
 /* ------------------------------------------------------------ matvec */
@@ -244,12 +246,129 @@ static void skinny_rows(const rowset *rs, const float *w, int N, int IC, int OC)
     }
 }
 
-static void skinny_matmul(float *out, const float *inp, const float *w, int N,
-                          int IC, int OC)
+/* ------------------------------------------------------------ gemm */
+
+/* The same product for many rows at once (a packed classification
+ * forward): compute-bound, so the weights are packed per call into panels
+ * of GEMM_NR outputs, k-major and zero past OC (pack[p][k][j] = w[16p+j][k]),
+ * and a GEMM_MR x GEMM_NR register tile broadcasts one input per row and
+ * reads two weight vectors per k. Output element (n, o) is always one FMA
+ * chain over k = 0 .. IC-1 in order, from 0: independent of N, of the
+ * tiling and of the thread count (not the order of skinny_rows). */
+#define GEMM_MR 6
+#define GEMM_NR 16
+
+/* Floats of the packed copy of a (OC, IC) weight. */
+static size_t gemm_pack_size(int IC, int OC)
 {
-    rowset rs = { inp, out, (size_t)IC, (size_t)OC, NULL };
-    skinny_rows(&rs, w, N, IC, OC);
+    return (size_t)(OC + GEMM_NR - 1) / GEMM_NR * GEMM_NR * (size_t)IC;
 }
+
+#if defined(__AVX2__) && defined(__FMA__)
+__attribute__((always_inline))
+static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, int OC,
+                             int n, const int M)
+{
+    __m256 acc[GEMM_MR][2];
+    const float *x[GEMM_MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < M; r++) {
+        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        x[r] = rs->in + row_of(rs, n + r) * rs->ldi;
+    }
+    for (int k = 0; k < IC; k++) {
+        __m256 b0 = _mm256_loadu_ps(pk + (size_t)k * GEMM_NR);
+        __m256 b1 = _mm256_loadu_ps(pk + (size_t)k * GEMM_NR + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < M; r++) {
+            __m256 a = _mm256_broadcast_ss(x[r] + k);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    int w = OC - o < GEMM_NR ? OC - o : GEMM_NR;
+#pragma GCC unroll 6
+    for (int r = 0; r < M; r++) {
+        float *out = rs->out + row_of(rs, n + r) * rs->ldo + o;
+        if (w == GEMM_NR) {
+            _mm256_storeu_ps(out, acc[r][0]);
+            _mm256_storeu_ps(out + 8, acc[r][1]);
+        } else {
+            float t[GEMM_NR];
+            _mm256_storeu_ps(t, acc[r][0]);
+            _mm256_storeu_ps(t + 8, acc[r][1]);
+            memcpy(out, t, (size_t)w * sizeof *t);
+        }
+    }
+}
+
+/* rows of rs (N of them) times w(OC, IC)^T; pk has gemm_pack_size()
+ * floats. */
+static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC, int OC)
+{
+    int np = (OC + GEMM_NR - 1) / GEMM_NR, nb = (N + GEMM_MR - 1) / GEMM_MR;
+    size_t psz = (size_t)GEMM_NR * IC;
+    /* Panels are taken in groups of about 128 KiB, which stay in L2 while
+     * all the row blocks go past them. */
+    int pg = (int)(32768 / psz);
+    pg = pg < 1 ? 1 : pg > np ? np : pg;
+    int ng = (np + pg - 1) / pg;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int p = 0; p < np; p++) {
+            float *d = pk + (size_t)p * psz;
+            for (int j = 0; j < GEMM_NR; j++) {
+                int o = p * GEMM_NR + j;
+                const float *wr = w + (size_t)o * IC;
+                if (o < OC)
+                    for (int k = 0; k < IC; k++)
+                        d[(size_t)k * GEMM_NR + j] = wr[k];
+                else
+                    for (int k = 0; k < IC; k++)
+                        d[(size_t)k * GEMM_NR + j] = 0.0f;
+            }
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int g = 0; g < ng; g++)
+            for (int b = 0; b < nb; b++) {
+                int n = b * GEMM_MR, m = N - n < GEMM_MR ? N - n : GEMM_MR;
+                int p1 = (g + 1) * pg < np ? (g + 1) * pg : np;
+                for (int p = g * pg; p < p1; p++) {
+                    const float *pp = pk + (size_t)p * psz;
+                    int o = p * GEMM_NR;
+                    switch (m) {
+                    case 6: gemm_tile(rs, pp, IC, o, OC, n, 6); break;
+                    case 5: gemm_tile(rs, pp, IC, o, OC, n, 5); break;
+                    case 4: gemm_tile(rs, pp, IC, o, OC, n, 4); break;
+                    case 3: gemm_tile(rs, pp, IC, o, OC, n, 3); break;
+                    case 2: gemm_tile(rs, pp, IC, o, OC, n, 2); break;
+                    default: gemm_tile(rs, pp, IC, o, OC, n, 1); break;
+                    }
+                }
+            }
+    }
+}
+#else
+/* Portable version: one chain per element as well, without packing. */
+static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC, int OC)
+{
+    (void)pk;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < N; n++) {
+        size_t r = row_of(rs, n);
+        const float *x = rs->in + r * rs->ldi;
+        float *out = rs->out + r * rs->ldo;
+        for (int o = 0; o < OC; o++) {
+            const float *wr = w + (size_t)o * IC;
+            float acc = 0.0f;
+            for (int k = 0; k < IC; k++)
+                acc += x[k] * wr[k];
+            out[o] = acc;
+        }
+    }
+}
+#endif
 
 /* ------------------------------------------------------------ session */
 
@@ -308,6 +427,7 @@ void llm_session_free(llm_session *s)
     free(s->keep);
     free(s->tok);
     free(s->att);
+    free(s->wpack);
     free(s);
 }
 
@@ -368,6 +488,25 @@ static int grow(llm_session *s, int rows)
     if (!ok)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for %d rows of activations", rows);
     s->rows = rows;
+    return LLM_OK;
+}
+
+/* Room for gemm_rows()' packed copy of any of the layers' weights. */
+static int gemm_reserve(llm_session *s)
+{
+    if (s->wpack)
+        return LLM_OK;
+    const llm_model *m = s->m;
+    int C = m->cfg.dim, F = m->cfg.ffn_dim;
+    size_t n = gemm_pack_size(C, m->QS), t;
+    if ((t = gemm_pack_size(m->OS, C)) > n)
+        n = t;
+    if ((t = gemm_pack_size(C, 2 * F)) > n)
+        n = t;
+    if ((t = gemm_pack_size(F, C)) > n)
+        n = t;
+    if (!(s->wpack = malloc(n * sizeof *s->wpack)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
     return LLM_OK;
 }
 
@@ -438,10 +577,30 @@ static void attend(llm_session *s, int l, int n, const int *rows)
  * tokens / s->rseq / s->rpos. Every row's keys and values go through every
  * layer (into the cache unless packed); past the last layer's, only the n
  * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
- * RMSNorm'd hidden states end in s->xb (n, C). `skinny`: matrix products
- * by skinny_matmul. */
+ * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
+enum { MM_KERNEL, MM_SKINNY, MM_GEMM };
+
+/* rows of rs (N of them) times w(OC, IC)^T by the method `mm`. */
+static void product(llm_session *s, int mm, const rowset *rs, const float *w, int N,
+                    int IC, int OC)
+{
+    if (mm == MM_GEMM)
+        gemm_rows(rs, w, s->wpack, N, IC, OC);
+    else if (mm == MM_SKINNY)
+        skinny_rows(rs, w, N, IC, OC);
+    else   /* contiguous rows only */
+        s->m->k->matmul_forward(rs->out, rs->in, w, N, IC, OC);
+}
+
+static void matmul(llm_session *s, int mm, float *out, const float *inp, const float *w,
+                   int N, int IC, int OC)
+{
+    rowset rs = { inp, out, (size_t)IC, (size_t)OC, NULL };
+    product(s, mm, &rs, w, N, IC, OC);
+}
+
 static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
-                    int n, int skinny)
+                    int n, int mm)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
@@ -449,8 +608,6 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
     int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads, hd = m->hd;
     int QS = m->QS, OS = m->OS, h2 = hd / 2, KVD = s->KVD;
     float eps = (float)c->norm_eps;
-    void (*mm)(float *, const float *, const float *, int, int, int) =
-        skinny ? skinny_matmul : k->matmul_forward;
 
     for (int r = 0; r < N; r++) {
         memcpy(s->rcos + (size_t)r * h2, m->rope_cos + (size_t)s->rpos[r] * h2,
@@ -464,20 +621,20 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
         k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, rows, C, eps);
         const float *wqkv = m->wqkv + (size_t)l * QS * C;
         int last = l == c->n_layers - 1 && keep;
-        if (last && skinny && n < rows) {
+        if (last && mm != MM_KERNEL && n < rows) {
             /* Keys and values of every row, queries of the kept rows only;
              * each row rotated by its own position. */
             size_t qd = (size_t)H * hd;
             rowset kv = { s->xb, s->qkv + qd, (size_t)C, (size_t)QS, NULL };
             rowset q = { s->xb, s->qkv, (size_t)C, (size_t)QS, keep };
-            skinny_rows(&kv, wqkv + qd * C, rows, C, 2 * KVD);
-            skinny_rows(&q, wqkv, n, C, (int)qd);
+            product(s, mm, &kv, wqkv + qd * C, rows, C, 2 * KVD);
+            product(s, mm, &q, wqkv, n, C, (int)qd);
             k->rope_forward(s->qkv + qd, s->rcos, s->rsin, 1, rows, KVH, hd, QS);
             for (int i = 0; i < n; i++)
                 k->rope_forward(s->qkv + (size_t)keep[i] * QS, s->rcos + (size_t)keep[i] * h2,
                                 s->rsin + (size_t)keep[i] * h2, 1, 1, H, hd, QS);
         } else {
-            mm(s->qkv, s->xb, wqkv, rows, C, QS);
+            matmul(s, mm, s->qkv, s->xb, wqkv, rows, C, QS);
             /* The gathered tables make row r rotate by its own position. */
             k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
         }
@@ -498,26 +655,24 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
             rows = n;
         }
         attend(s, l, rows, qrows);
-        mm(s->xb, s->atty, m->wo + (size_t)l * C * OS, rows, OS, C);
+        matmul(s, mm, s->xb, s->atty, m->wo + (size_t)l * C * OS, rows, OS, C);
         k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
         k->rmsnorm_forward(s->xb, s->rstd, s->x, m->ffn_norm + (size_t)l * C, rows, C, eps);
-        mm(s->h13, s->xb, m->w13 + (size_t)l * 2 * F * C, rows, C, 2 * F);
+        matmul(s, mm, s->h13, s->xb, m->w13 + (size_t)l * 2 * F * C, rows, C, 2 * F);
         k->swiglu_forward(s->hsw, s->h13, rows, F);
-        mm(s->xb, s->hsw, m->w2 + (size_t)l * C * F, rows, F, C);
+        matmul(s, mm, s->xb, s->hsw, m->w2 + (size_t)l * C * F, rows, F, C);
         k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
     }
     k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, rows, C, eps);
 }
 
 /* Logits (n, V) of the n rows in s->xb: a few rows against the whole
- * vocabulary, by skinny_matmul on the CPU. */
+ * vocabulary, by skinny_rows() on the CPU. */
 static void output(llm_session *s, int n, float *logits)
 {
     const llm_model *m = s->m;
-    if (s->skinny)
-        skinny_matmul(logits, s->xb, m->wout, n, m->cfg.dim, m->cfg.vocab_size);
-    else
-        m->k->matmul_forward(logits, s->xb, m->wout, n, m->cfg.dim, m->cfg.vocab_size);
+    matmul(s, s->skinny ? MM_SKINNY : MM_KERNEL, logits, s->xb, m->wout, n, m->cfg.dim,
+           m->cfg.vocab_size);
 }
 
 static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
@@ -550,7 +705,7 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
         s->rpos[r] = s->len[seq] + r;
     }
     s->keep[0] = n - 1;
-    forward(s, tokens, n, s->keep, 1, 0);
+    forward(s, tokens, n, s->keep, 1, MM_KERNEL);
     if (logits)
         output(s, 1, logits);
     s->len[seq] += n;
@@ -584,7 +739,7 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
         s->rseq[r] = seqs[r];
         s->rpos[r] = s->len[seqs[r]];
     }
-    forward(s, tokens, n, NULL, n, s->skinny);
+    forward(s, tokens, n, NULL, n, s->skinny ? MM_SKINNY : MM_KERNEL);
     output(s, n, logits);
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
@@ -623,6 +778,8 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
         return llm_fail(LLM_ERR_INVALID, "%zu tokens are too many for one forward", N);
     int *start = malloc((size_t)nd * sizeof *start);
     rc = start ? grow(s, (int)N) : llm_fail(LLM_ERR_NOMEM, "out of memory");
+    if (!rc && s->skinny)
+        rc = gemm_reserve(s);
     if (rc) {
         free(start);
         return rc;
@@ -639,7 +796,8 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
     }
     int last = pooling == LLM_POOL_LAST;
     s->start = start;
-    forward(s, s->tok, (int)N, last ? s->keep : NULL, last ? nd : (int)N, s->skinny);
+    forward(s, s->tok, (int)N, last ? s->keep : NULL, last ? nd : (int)N,
+            s->skinny ? MM_GEMM : MM_KERNEL);
     s->start = NULL;
     for (int d = 0; d < nd; d++) {
         float *p = pooled + (size_t)d * C;
