@@ -53,10 +53,12 @@ _llm_generate()
         ;;
     --device)
         COMPREPLY=($(compgen -W 'cpu cuda' -P "$pre" -- "$cur"));;
+    --precision)
+        COMPREPLY=($(compgen -W 'f32 f16' -P "$pre" -- "$cur"));;
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--model -m --prompt -p --max-tokens -n --temperature --top-k --top-p --min-p --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop --samples --format --logprobs --echo --null -0 --batch -b --threads -t --device --quiet -q --help -h --version'
+    opts='--model -m --prompt -p --max-tokens -n --temperature --top-k --top-p --min-p --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop --samples --format --logprobs --echo --null -0 --batch -b --threads -t --device --precision --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

@@ -21,11 +21,12 @@
 #include <string.h>
 
 #include <omp.h>
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) && defined(__FMA__) || defined(__F16C__)
 #include <immintrin.h>
 #endif
 
 #include "fastexp.h"
+#include "half.h"
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
@@ -111,8 +112,37 @@ static inline __m128 hsum8x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
     return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
+/* Weights are floats, or IEEE halves (h = 1: llm_model_decode_f16()), read
+ * as 8 floats from element i; h is a constant at every call. */
 __attribute__((always_inline))
-static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
+static inline __m256 wload(const void *w, size_t i, const int h)
+{
+    if (!h)
+        return _mm256_loadu_ps((const float *)w + i);
+#if defined(__F16C__)
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+#else
+    float t[8];
+    for (int j = 0; j < 8; j++)
+        t[j] = llm_half_to_float(((const uint16_t *)w)[i + j]);
+    return _mm256_loadu_ps(t);
+#endif
+}
+#endif
+
+static inline float wget(const void *w, size_t i, const int h)
+{
+    return h ? llm_half_to_float(((const uint16_t *)w)[i]) : ((const float *)w)[i];
+}
+
+static inline const char *waddr(const void *w, size_t i, const int h)
+{
+    return (const char *)w + i * (h ? sizeof(uint16_t) : sizeof(float));
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+__attribute__((always_inline))
+static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
                         const int R, const int Q)
 {
     __m256 acc[4][3];
@@ -121,7 +151,8 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
 #pragma GCC unroll 3
         for (int q = 0; q < 3; q++)
             acc[r][q] = _mm256_setzero_ps();
-    const float *w0 = w + (size_t)o * IC, *xr[3];
+    size_t w0 = (size_t)o * IC;   /* element of w where row o starts */
+    const float *xr[3];
     float *orow[3];
 #pragma GCC unroll 3
     for (int q = 0; q < Q; q++) {
@@ -135,10 +166,10 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
          * weight rows one after the other, a single forward stream. */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            const float *wr = w0 + (size_t)r * IC;
+            size_t wr = w0 + (size_t)r * IC;
             for (int k = 0; k < K8; k += 8) {
-                _mm_prefetch((const char *)(wr + 8 * (size_t)IC + k), _MM_HINT_T0);
-                acc[r][0] = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(xr[0] + k),
+                _mm_prefetch(waddr(w, wr + 8 * (size_t)IC + k, h), _MM_HINT_T0);
+                acc[r][0] = _mm256_fmadd_ps(wload(w, wr + k, h), _mm256_loadu_ps(xr[0] + k),
                                             acc[r][0]);
             }
         }
@@ -152,8 +183,8 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
         for (int r = 0; r < R; r++) {
             /* Short rows end before the hardware prefetcher is up to
              * speed: ask for the same part of the rows 8 rows on. */
-            _mm_prefetch((const char *)(w0 + (size_t)(r + 8) * IC + k), _MM_HINT_T0);
-            __m256 wv = _mm256_loadu_ps(w0 + (size_t)r * IC + k);
+            _mm_prefetch(waddr(w, w0 + (size_t)(r + 8) * IC + k, h), _MM_HINT_T0);
+            __m256 wv = wload(w, w0 + (size_t)r * IC + k, h);
 #pragma GCC unroll 3
             for (int q = 0; q < Q; q++)
                 acc[r][q] = _mm256_fmadd_ps(wv, x[q], acc[r][q]);
@@ -170,15 +201,15 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
 #pragma GCC unroll 3
         for (int q = 0; q < Q; q++) {
             float s = hsum8(acc[r][q]);
-            const float *wr = w0 + (size_t)r * IC;
+            size_t wr = w0 + (size_t)r * IC;
             for (int t = K8; t < IC; t++)
-                s += wr[t] * xr[q][t];
+                s += wget(w, wr + t, h) * xr[q][t];
             orow[q][r] = s;
         }
 }
 #else
 /* Portable version of the same order: 8 partial sums, the same tree. */
-static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
+static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
                         const int R, const int Q)
 {
     int K8 = IC & ~7;
@@ -187,14 +218,14 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
         const float *xq = rs->in + rr * rs->ldi;
         float *oq = rs->out + rr * rs->ldo + o;
         for (int r = 0; r < R; r++) {
-            const float *wr = w + (size_t)(o + r) * IC;
+            size_t wr = (size_t)(o + r) * IC;
             float l[8] = { 0 };
             for (int k = 0; k < K8; k += 8)
                 for (int j = 0; j < 8; j++)
-                    l[j] = fmaf(wr[k + j], xq[k + j], l[j]);
+                    l[j] = fmaf(wget(w, wr + k + j, h), xq[k + j], l[j]);
             float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
             for (int t = K8; t < IC; t++)
-                s += wr[t] * xq[t];
+                s += wget(w, wr + t, h) * xq[t];
             oq[r] = s;
         }
     }
@@ -206,24 +237,44 @@ static inline void tile(const rowset *rs, const float *w, int IC, int o, int n,
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline void rows(const rowset *rs, const float *w, int IC, int o, const int R,
-                        int g, int gn)
+static inline void rows(const rowset *rs, const void *w, const int h, int IC, int o,
+                        const int R, int g, int gn)
 {
     int n = g, end = g + gn;
     for (; n + 3 <= end; n += 3)
-        tile(rs, w, IC, o, n, R, 3);
+        tile(rs, w, h, IC, o, n, R, 3);
     if (end - n == 2)
-        tile(rs, w, IC, o, n, R, 2);
+        tile(rs, w, h, IC, o, n, R, 2);
     else if (end - n == 1)
-        tile(rs, w, IC, o, n, R, 1);
+        tile(rs, w, h, IC, o, n, R, 1);
 }
 
 /* Input rows are taken in groups that stay in L2 while a thread's weight
  * rows stream past them once per group. */
 #define SKINNY_GROUP 48
 
-/* rows of rs (N of them) times w(OC, IC)^T. */
-static void skinny_rows(const rowset *rs, const float *w, int N, int IC, int OC)
+/* Weight rows blocks [b0, b1) of 4 against all N rows of rs. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void skinny_part(const rowset *rs, const void *w, const int h, int N, int IC,
+                               int OC, int b0, int b1)
+{
+    for (int g = 0; g < N; g += SKINNY_GROUP) {
+        int gn = N - g < SKINNY_GROUP ? N - g : SKINNY_GROUP;
+        for (int b = b0; b < b1; b++) {
+            int o = 4 * b;
+            if (OC - o >= 4)
+                rows(rs, w, h, IC, o, 4, g, gn);
+            else
+                for (; o < OC; o++)
+                    rows(rs, w, h, IC, o, 1, g, gn);
+        }
+    }
+}
+
+/* rows of rs (N of them) times w(OC, IC)^T, w floats or (h) halves. */
+static void skinny_rows(const rowset *rs, const void *w, int h, int N, int IC, int OC)
 {
 #pragma omp parallel
     {
@@ -232,17 +283,10 @@ static void skinny_rows(const rowset *rs, const float *w, int N, int IC, int OC)
          * be short, and its rows go one at a time. */
         int nb = (OC + 3) / 4;
         int b0 = (int)((int64_t)nb * id / nt), b1 = (int)((int64_t)nb * (id + 1) / nt);
-        for (int g = 0; g < N; g += SKINNY_GROUP) {
-            int gn = N - g < SKINNY_GROUP ? N - g : SKINNY_GROUP;
-            for (int b = b0; b < b1; b++) {
-                int o = 4 * b;
-                if (OC - o >= 4)
-                    rows(rs, w, IC, o, 4, g, gn);
-                else
-                    for (; o < OC; o++)
-                        rows(rs, w, IC, o, 1, g, gn);
-            }
-        }
+        if (h)
+            skinny_part(rs, w, 1, N, IC, OC, b0, b1);
+        else
+            skinny_part(rs, w, 0, N, IC, OC, b0, b1);
     }
 }
 
@@ -580,23 +624,27 @@ static void attend(llm_session *s, int l, int n, const int *rows)
  * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
 enum { MM_KERNEL, MM_SKINNY, MM_GEMM };
 
-/* rows of rs (N of them) times w(OC, IC)^T by the method `mm`. */
-static void product(llm_session *s, int mm, const rowset *rs, const float *w, int N,
-                    int IC, int OC)
+/* rows of rs (N of them) times w(OC, IC)^T by the method `mm`, where w
+ * starts at element `at` of the floats f, or for a decoding step of their
+ * half copies h when llm_model_decode_f16() made them (else h is NULL). */
+static void product(llm_session *s, int mm, const rowset *rs, const float *f,
+                    const uint16_t *h, size_t at, int N, int IC, int OC)
 {
     if (mm == MM_GEMM)
-        gemm_rows(rs, w, s->wpack, N, IC, OC);
+        gemm_rows(rs, f + at, s->wpack, N, IC, OC);
+    else if (mm == MM_SKINNY && h)
+        skinny_rows(rs, h + at, 1, N, IC, OC);
     else if (mm == MM_SKINNY)
-        skinny_rows(rs, w, N, IC, OC);
+        skinny_rows(rs, f + at, 0, N, IC, OC);
     else   /* contiguous rows only */
-        s->m->k->matmul_forward(rs->out, rs->in, w, N, IC, OC);
+        s->m->k->matmul_forward(rs->out, rs->in, f + at, N, IC, OC);
 }
 
-static void matmul(llm_session *s, int mm, float *out, const float *inp, const float *w,
-                   int N, int IC, int OC)
+static void matmul(llm_session *s, int mm, float *out, const float *inp, const float *f,
+                   const uint16_t *h, size_t at, int N, int IC, int OC)
 {
     rowset rs = { inp, out, (size_t)IC, (size_t)OC, NULL };
-    product(s, mm, &rs, w, N, IC, OC);
+    product(s, mm, &rs, f, h, at, N, IC, OC);
 }
 
 static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
@@ -619,7 +667,7 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
     int rows = N;   /* rows going on: N, then n in the last layer */
     for (int l = 0; l < c->n_layers; l++) {
         k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, rows, C, eps);
-        const float *wqkv = m->wqkv + (size_t)l * QS * C;
+        size_t wqkv = (size_t)l * QS * C;   /* layer l's rows of m->wqkv */
         int last = l == c->n_layers - 1 && keep;
         if (last && mm != MM_KERNEL && n < rows) {
             /* Keys and values of every row, queries of the kept rows only;
@@ -627,14 +675,14 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
             size_t qd = (size_t)H * hd;
             rowset kv = { s->xb, s->qkv + qd, (size_t)C, (size_t)QS, NULL };
             rowset q = { s->xb, s->qkv, (size_t)C, (size_t)QS, keep };
-            product(s, mm, &kv, wqkv + qd * C, rows, C, 2 * KVD);
-            product(s, mm, &q, wqkv, n, C, (int)qd);
+            product(s, mm, &kv, m->wqkv, m->h_wqkv, wqkv + qd * C, rows, C, 2 * KVD);
+            product(s, mm, &q, m->wqkv, m->h_wqkv, wqkv, n, C, (int)qd);
             k->rope_forward(s->qkv + qd, s->rcos, s->rsin, 1, rows, KVH, hd, QS);
             for (int i = 0; i < n; i++)
                 k->rope_forward(s->qkv + (size_t)keep[i] * QS, s->rcos + (size_t)keep[i] * h2,
                                 s->rsin + (size_t)keep[i] * h2, 1, 1, H, hd, QS);
         } else {
-            matmul(s, mm, s->qkv, s->xb, wqkv, rows, C, QS);
+            matmul(s, mm, s->qkv, s->xb, m->wqkv, m->h_wqkv, wqkv, rows, C, QS);
             /* The gathered tables make row r rotate by its own position. */
             k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
         }
@@ -655,24 +703,25 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
             rows = n;
         }
         attend(s, l, rows, qrows);
-        matmul(s, mm, s->xb, s->atty, m->wo + (size_t)l * C * OS, rows, OS, C);
+        matmul(s, mm, s->xb, s->atty, m->wo, m->h_wo, (size_t)l * C * OS, rows, OS, C);
         k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
         k->rmsnorm_forward(s->xb, s->rstd, s->x, m->ffn_norm + (size_t)l * C, rows, C, eps);
-        matmul(s, mm, s->h13, s->xb, m->w13 + (size_t)l * 2 * F * C, rows, C, 2 * F);
+        matmul(s, mm, s->h13, s->xb, m->w13, m->h_w13, (size_t)l * 2 * F * C, rows, C, 2 * F);
         k->swiglu_forward(s->hsw, s->h13, rows, F);
-        matmul(s, mm, s->xb, s->hsw, m->w2 + (size_t)l * C * F, rows, F, C);
+        matmul(s, mm, s->xb, s->hsw, m->w2, m->h_w2, (size_t)l * C * F, rows, F, C);
         k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
     }
     k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, rows, C, eps);
 }
 
 /* Logits (n, V) of the n rows in s->xb: a few rows against the whole
- * vocabulary, by skinny_rows() on the CPU. */
-static void output(llm_session *s, int n, float *logits)
+ * vocabulary, by skinny_rows() on the CPU; from the half copy of the
+ * output weights when `h` and there is one. */
+static void output(llm_session *s, int n, float *logits, int h)
 {
     const llm_model *m = s->m;
-    matmul(s, s->skinny ? MM_SKINNY : MM_KERNEL, logits, s->xb, m->wout, n, m->cfg.dim,
-           m->cfg.vocab_size);
+    matmul(s, s->skinny ? MM_SKINNY : MM_KERNEL, logits, s->xb, m->wout,
+           h ? m->h_wout : NULL, 0, n, m->cfg.dim, m->cfg.vocab_size);
 }
 
 static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
@@ -707,7 +756,7 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
     s->keep[0] = n - 1;
     forward(s, tokens, n, s->keep, 1, MM_KERNEL);
     if (logits)
-        output(s, 1, logits);
+        output(s, 1, logits, 0);
     s->len[seq] += n;
     return LLM_OK;
 }
@@ -740,7 +789,7 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
         s->rpos[r] = s->len[seqs[r]];
     }
     forward(s, tokens, n, NULL, n, s->skinny ? MM_SKINNY : MM_KERNEL);
-    output(s, n, logits);
+    output(s, n, logits, 1);
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
     return LLM_OK;
@@ -814,5 +863,63 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
         }
     }
     free(start);
+    return LLM_OK;
+}
+
+/* ------------------------------------------------------------ f16 */
+
+int llm_model_decode_f16(llm_model *m)
+{
+    if (m->h_wqkv)
+        return LLM_OK;
+    if (strcmp(m->k->name, "cpu") != 0)
+        return llm_fail(LLM_ERR_INVALID, "half-precision decoding is for the CPU, not '%s'",
+                        m->k->name);
+    const llm_config *c = &m->cfg;
+    size_t L = (size_t)c->n_layers, C = (size_t)c->dim, F = (size_t)c->ffn_dim;
+    struct { const char *name; const float *f; size_t n; uint16_t **h; } t[] = {
+        { "wqkv", m->wqkv, L * m->QS * C, &m->h_wqkv },
+        { "wo", m->wo, L * C * m->OS, &m->h_wo },
+        { "w13", m->w13, L * 2 * F * C, &m->h_w13 },
+        { "w2", m->w2, L * C * F, &m->h_w2 },
+        { "output", m->wout, (size_t)c->vocab_size * C, &m->h_wout },
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        total += t[i].n;
+    uint16_t *block = malloc(total * sizeof *block);
+    if (!block)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for half-precision weights (%zu MB)",
+                        (total * sizeof *block) >> 20);
+    uint16_t *h = block;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; h += t[i].n, i++) {
+        const float *f = t[i].f;
+        size_t n = t[i].n, bad = SIZE_MAX;
+        /* Blocks of 8 (F16C rounds as llm_float_to_half() does: test_infer). */
+#pragma omp parallel for schedule(static) reduction(min:bad)
+        for (size_t b = 0; b < (n + 7) / 8; b++) {
+            size_t j = 8 * b, e = j + 8 < n ? j + 8 : n;
+#if defined(__F16C__)
+            if (e - j == 8) {
+                _mm_storeu_si128((__m128i *)(h + j),
+                                 _mm256_cvtps_ph(_mm256_loadu_ps(f + j),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            } else
+#endif
+                for (size_t q = j; q < e; q++)
+                    h[q] = llm_float_to_half(f[q]);
+            for (size_t q = j; q < e; q++)
+                if ((h[q] & 0x7c00u) == 0x7c00u && q < bad)
+                    bad = q;
+        }
+        if (bad != SIZE_MAX) {
+            free(block);
+            return llm_fail(LLM_ERR_RANGE, "weight %s[%zu] = %g is outside half precision's "
+                            "range (magnitude 65504)", t[i].name, bad, (double)f[bad]);
+        }
+    }
+    h = block;
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; h += t[i].n, i++)
+        *t[i].h = h;
     return LLM_OK;
 }

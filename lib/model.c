@@ -294,6 +294,7 @@ void llm_model_free(llm_model *m)
 {
     if (!m)
         return;
+    free(m->h_wqkv);
     if (m->file)
         llm_st_close(m->file);
     else

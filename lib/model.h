@@ -36,6 +36,10 @@ struct llm_model {
     float *w13;            /* (L, 2F, C): w1 (gate) | w3 (up) rows per layer */
     float *w2;             /* (L, C, F) */
     float *wout;           /* (V, C); == wte when tied */
+    /* IEEE half copies of wqkv, wo, w13, w2 and wout, one block from
+     * h_wqkv on, that decoding steps read instead (llm_model_decode_f16());
+     * NULL: none. */
+    uint16_t *h_wqkv, *h_wo, *h_w13, *h_w2, *h_wout;
     float *grads;          /* (n_params), same layout; NULL until needed */
     float *adam_m, *adam_v;/* (n_params) each; NULL until the first step */
     int64_t steps;

@@ -6,7 +6,10 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
+ *                  [--precision f32,f16]
  *
+ * f16: the steps read half-precision copies of the weights
+ * (llm_model_decode_f16()), half the bytes per token.
  * Each sequence starts from one token and generates --tokens tokens; the
  * time is that of the decoding steps, sampling included (temperature 1, no
  * top-k/top-p/min-p: one softmax and one draw over the vocabulary per token,
@@ -129,12 +132,14 @@ int main(int argc, char **argv)
     const char *presets = "small,medium,large";
     int vocab = 32000, tokens = 128;
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
+    const char *precisions = "f32,f16";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) presets = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--tokens")) tokens = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) nb = parse_ints(argv[i + 1], batches, 8);
         else if (!strcmp(argv[i], "--threads")) nt = parse_ints(argv[i + 1], threads, 8);
+        else if (!strcmp(argv[i], "--precision")) precisions = argv[i + 1];
         else {
             fprintf(stderr, "generate_speed: unknown option '%s'\n", argv[i]);
             return 2;
@@ -173,34 +178,44 @@ int main(int argc, char **argv)
         /* Weights read per token: every matrix once (the embedding as the
          * output projection when tied, plus the one row looked up). */
         double params = (double)llm_config_params(&c);
-        double bytes = 4.0 * (params - (c.tied ? 0.0 : (double)c.vocab_size * c.dim));
+        double weights = params - (c.tied ? 0.0 : (double)c.vocab_size * c.dim);
         double reftps = 0;
         for (size_t i = 0; i < sizeof ref / sizeof ref[0]; i++)
             if (!strcmp(ref[i].name, name))
                 reftps = ref[i].tps;
-        printf("\n%s: %d x %d, vocab %d, %.1fM parameters, %.0f MB of weights per token; "
-               "%d tokens per sequence\n", name, c.n_layers, c.dim, c.vocab_size,
-               params / 1e6, bytes / 1e6, tokens);
-        for (int t = 0; t < nt; t++) {
-            llm_set_threads(threads[t]);
-            for (int b = 0; b < nb; b++) {
-                /* The triad again just before batch 1, the best seen kept:
-                 * a shared machine's bandwidth varies over a run. */
-                if (batches[b] == 1) {
-                    double again = triad(threads[t]);
-                    bw[t] = again > bw[t] ? again : bw[t];
+        printf("\n%s: %d x %d, vocab %d, %.1fM parameters, %.0f MB of fp32 weights per "
+               "token; %d tokens per sequence\n", name, c.n_layers, c.dim, c.vocab_size,
+               params / 1e6, 4 * weights / 1e6, tokens);
+        /* f32 first: llm_model_decode_f16() is for the rest of the model's life. */
+        for (int f16 = 0; f16 < 2; f16++) {
+            if (!strstr(precisions, f16 ? "f16" : "f32"))
+                continue;
+            if (f16 && llm_model_decode_f16(m)) {
+                fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
+                return 1;
+            }
+            double bytes = (f16 ? 2.0 : 4.0) * weights;
+            for (int t = 0; t < nt; t++) {
+                llm_set_threads(threads[t]);
+                for (int b = 0; b < nb; b++) {
+                    /* The triad again just before batch 1, the best seen kept:
+                     * a shared machine's bandwidth varies over a run. */
+                    if (batches[b] == 1) {
+                        double again = triad(threads[t]);
+                        bw[t] = again > bw[t] ? again : bw[t];
+                    }
+                    double share;
+                    double tps = run(m, batches[b], tokens, smp, &share);
+                    printf("  %s threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)",
+                           f16 ? "f16" : "f32", threads[t], batches[b], tps, 100 * share);
+                    if (batches[b] == 1)
+                        printf("  weights %.1f GB/s = %.0f%% of triad (%.1f)",
+                               bytes * tps / 1e9, 100.0 * bytes * tps / bw[t], bw[t] / 1e9);
+                    if (reftps > 0 && threads[t] == 2)
+                        printf("  %.2fx llama2.c (%.0f)", tps / reftps, reftps);
+                    printf("\n");
+                    fflush(stdout);
                 }
-                double share;
-                double tps = run(m, batches[b], tokens, smp, &share);
-                printf("  threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)", threads[t],
-                       batches[b], tps, 100 * share);
-                if (batches[b] == 1)
-                    printf("  weights %.1f GB/s = %.0f%% of triad (%.1f)", bytes * tps / 1e9,
-                           100.0 * bytes * tps / bw[t], bw[t] / 1e9);
-                if (reftps > 0 && threads[t] == 2)
-                    printf("  %.2fx llama2.c (%.0f)", tps / reftps, reftps);
-                printf("\n");
-                fflush(stdout);
             }
         }
         llm_model_free(m);

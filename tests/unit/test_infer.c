@@ -3,13 +3,20 @@
  * plain multi-head configs, on the fast and the reference kernels: prefill
  * (whole and in chunks), then steps over several sequences of different
  * lengths together. Also: a step's logits do not depend on which other
- * sequences share it nor on the thread count, and bad calls are refused. */
+ * sequences share it nor on the thread count, and bad calls are refused.
+ * Half-precision decoding: the conversions against the F16C instructions
+ * and known values, and f16 steps against fp32 steps over weights rounded
+ * to half (the same bits). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "llm.h"
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
 
 static int failures;
 
@@ -208,6 +215,119 @@ static void test_errors(const llm_config *c)
     llm_model_free(m);
 }
 
+/* The conversions: known values, round to nearest even at every kind of
+ * boundary, and (with F16C) every half and many floats against the
+ * hardware. */
+static void test_half(void)
+{
+    static const struct { float f; uint16_t h; } known[] = {
+        { 0.0f, 0x0000 }, { -0.0f, 0x8000 }, { 1.0f, 0x3c00 }, { -2.0f, 0xc000 },
+        { 65504.0f, 0x7bff }, { 65519.0f, 0x7bff }, { 65520.0f, 0x7c00 },
+        { 1e9f, 0x7c00 }, { -1e9f, 0xfc00 },
+        { 0x1p-14f, 0x0400 }, { 0x1p-24f, 0x0001 }, { 0x1p-25f, 0x0000 },
+        { 0x1.000002p-25f, 0x0001 }, { 0x3p-25f, 0x0002 },          /* 1.5 ulp: even */
+        { 1.0f + 0x1p-11f, 0x3c00 }, { 1.0f + 0x3p-11f, 0x3c02 },   /* ties to even */
+        { 0x1.00201p+0f, 0x3c01 }, { 0x1.ffep-15f, 0x0400 },
+        { 0.333333343f, 0x3555 },
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        uint16_t h = llm_float_to_half(known[i].f);
+        if (h != known[i].h)
+            FAIL("float_to_half(%a) = 0x%04x, want 0x%04x", (double)known[i].f, h,
+                 known[i].h);
+    }
+    if (llm_half_to_float(0x0001) != 0x1p-24f || llm_half_to_float(0x3555) != 0x1.554p-2f ||
+        llm_half_to_float(0xfbff) != -65504.0f || !isinf(llm_half_to_float(0x7c00)) ||
+        !isnan(llm_half_to_float(0x7e01)))
+        FAIL("half_to_float of known values");
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        /* Every finite half survives the round trip. */
+        if ((h & 0x7c00) != 0x7c00 && llm_float_to_half(llm_half_to_float((uint16_t)h)) != h) {
+            FAIL("half 0x%04x does not survive float and back", h);
+            break;
+        }
+    }
+#if defined(__F16C__)
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        float a = llm_half_to_float((uint16_t)h), b = _cvtsh_ss((unsigned short)h);
+        if (memcmp(&a, &b, sizeof a) != 0) {
+            FAIL("half_to_float(0x%04x) = %a, F16C %a", h, (double)a, (double)b);
+            break;
+        }
+    }
+    /* Every exponent, with mantissas near the rounding boundaries and
+     * random ones, both signs, plus NaNs. */
+    llm_rng r;
+    llm_rng_seed(&r, 11);
+    for (uint32_t e = 0; e < 256; e++)
+        for (int k = 0; k < 4096; k++) {
+            uint32_t m = k < 64 ? ((uint32_t)(k & 31) - 16u + 0x1000u * (uint32_t)(k >> 5)) & 0x7fffffu
+                                : (uint32_t)llm_rng_u64(&r) & 0x7fffffu;
+            uint32_t u = (uint32_t)(k & 1) << 31 | e << 23 | m;
+            float f;
+            memcpy(&f, &u, sizeof f);
+            uint16_t a = llm_float_to_half(f);
+            uint16_t b = (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            if (a != b) {
+                FAIL("float_to_half(%a) (0x%08x) = 0x%04x, F16C 0x%04x", (double)f, u, a, b);
+                return;
+            }
+        }
+#endif
+}
+
+/* f16 steps on an untied model equal fp32 steps on a copy whose layer and
+ * output weights are rounded to half (the embedding stays fp32 in both),
+ * whatever the batch; and a weight beyond half's range is refused. */
+static void test_decode_f16(const llm_config *c)
+{
+    int V = c->vocab_size;
+    llm_model *h = make_model(c, "cpu", 9), *r = make_model(c, "cpu", 9);
+    for (size_t i = 0; i < llm_model_param_count(r); i++) {
+        llm_param p;
+        CHECK_RC(llm_model_param_at(r, i, &p));
+        if (p.ndim == 2 && strcmp(p.name, "tok_embeddings.weight") != 0)
+            for (size_t j = 0; j < p.numel; j++)
+                p.data[j] = llm_half_to_float(llm_float_to_half(p.data[j]));
+    }
+    CHECK_RC(llm_model_decode_f16(h));
+    CHECK_RC(llm_model_decode_f16(h));   /* twice: nothing changes */
+    float *lh = malloc((size_t)3 * V * sizeof *lh), *lr = malloc((size_t)3 * V * sizeof *lr);
+    float *l1 = malloc((size_t)V * sizeof *l1);
+    llm_session *sh, *sr, *s1;
+    CHECK_RC(llm_session_new(h, 3, &sh));
+    CHECK_RC(llm_session_new(r, 3, &sr));
+    CHECK_RC(llm_session_new(h, 1, &s1));
+    int seqs[3] = { 2, 0, 1 }, zero = 0;
+    for (int step = 0; step < c->context; step++) {
+        int32_t tok[3] = { (int32_t)(step * 7 % V), (int32_t)(step * 3 % V), (int32_t)(step % V) };
+        CHECK_RC(llm_session_step(sh, seqs, tok, 3, lh));
+        CHECK_RC(llm_session_step(sr, seqs, tok, 3, lr));
+        CHECK_RC(llm_session_step(s1, &zero, &tok[1], 1, l1));
+        if (memcmp(lh, lr, (size_t)3 * V * sizeof *lh) != 0)
+            FAIL("step %d: f16 logits differ from fp32 over rounded weights", step);
+        if (memcmp(l1, lh + V, (size_t)V * sizeof *l1) != 0)
+            FAIL("step %d: f16 logits alone differ from the same sequence among 3", step);
+    }
+    llm_session_free(sh);
+    llm_session_free(sr);
+    llm_session_free(s1);
+    /* A weight past 65504 (it would round to infinity) is refused. */
+    llm_param p;
+    CHECK_RC(llm_model_param_find(r, "layers.0.feed_forward.w2.weight", &p));
+    p.data[3] = 70000.0f;
+    if (llm_model_decode_f16(r) != LLM_ERR_RANGE || !strstr(llm_errmsg(), "w2[3]"))
+        FAIL("a weight of 70000 was accepted for f16, or the message does not name it: %s",
+             llm_errmsg());
+    p.data[3] = 65504.0f;
+    CHECK_RC(llm_model_decode_f16(r));
+    free(lh);
+    free(lr);
+    free(l1);
+    llm_model_free(h);
+    llm_model_free(r);
+}
+
 int main(void)
 {
     llm_set_threads(2);
@@ -233,6 +353,11 @@ int main(void)
     test_batch_invariance(&mha);
     test_batch_invariance(&big);
     test_errors(&gqa);
+    test_half();
+    test_decode_f16(&mha);
+    llm_config odd = mha;   /* widths with tails past the blocks of 8 */
+    odd.dim = 36, odd.ffn_dim = 44, odd.n_heads = 3, odd.n_kv_heads = 3;
+    test_decode_f16(&odd);
     printf("max |cache - recompute| over all logits: %.3g (tolerance %g + %g*|ref|)\n",
            worst_seen, ATOL, RTOL);
     if (failures) {
