@@ -103,7 +103,7 @@ $(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
 $(B)/kernels/cpu/%.o $(B)/lib/sample.o $(B)/lib/infer.o: CFLAGS += -O3 -fno-math-errno \
 	-fno-trapping-math
 
-$(B)/%.o: %.cc lib/llm.h lib/internal.h
+$(B)/%.o: %.cc $(wildcard lib/*.h)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c $< -o $@
 

@@ -101,6 +101,14 @@ int  llm_json_double(const llm_json_node *n, double *v);
 int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
 
 /* ------------------------------------------------------------------------ */
+/* Tokenizer (tokenizer.cc), for tests and benchmarks of our own encoder.   */
+/*! llm_tok_encode_spm() : llm_tok_encode() through SentencePiece always. */
+int llm_tok_encode_spm(const llm_tok *t, const char *text, size_t n, llm_ids *out);
+/*! llm_tok_own_encoder() : 1 when llm_tok_encode() uses our own encoder
+ *  (unigram.c) for this model, 0 when SentencePiece's. */
+int llm_tok_own_encoder(const llm_tok *t);
+
+/* ------------------------------------------------------------------------ */
 /* Batchers over items other than token sequences (data.c), for classify.c:
  * the same seeded, resumable order over n items (documents of `docs`). */
 int llm_batcher_new_items(const llm_cls_data *docs, uint64_t n, uint64_t seed,

@@ -3,9 +3,14 @@
 // Every entry point catches all exceptions, so none reaches C callers; a
 // failed util::Status becomes LLM_ERR_TOKENIZER with SentencePiece's message.
 // The Debian package ships no sentencepiece_model.pb.h, so the few fields of
-// the serialized ModelProto we report (model type, normaliser, byte fallback,
-// piece types) are read by a small bounds-checked protobuf walker; field
-// numbers are those of upstream src/sentencepiece_model.proto.
+// the serialized ModelProto we need (model type, normaliser, byte fallback,
+// piece types, the charsmap) are read by a small bounds-checked protobuf
+// walker; field numbers are those of upstream src/sentencepiece_model.proto.
+//
+// llm_tok_encode() runs our own encoder (unigram.c) when the model is one it
+// implements, decided at load: SentencePiece's Encode builds a protobuf per
+// call, which was half of llm-classify's time. Everything else, and encoding
+// with other models, goes through SentencePiece.
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -23,6 +28,7 @@
 #include <vector>
 
 #include "internal.h"
+#include "unigram.h"
 
 namespace {
 
@@ -104,18 +110,26 @@ struct ModelInfo {
     int model_type = 1;                 // TrainerSpec.model_type, UNIGRAM
     bool byte_fallback = false;         // TrainerSpec.byte_fallback
     std::string unk_surface = " \xE2\x81\x87 ";  // TrainerSpec.unk_surface
+    bool treat_ws_suffix = false;       // TrainerSpec.treat_whitespace_as_suffix
     std::string normalizer;             // NormalizerSpec.name
     bool add_dummy_prefix = true;       // NormalizerSpec.add_dummy_prefix
     bool remove_extra_ws = true;        // NormalizerSpec.remove_extra_whitespaces
+    bool escape_ws = true;              // NormalizerSpec.escape_whitespaces
+    // NormalizerSpec.precompiled_charsmap of the normalizer and of the
+    // denormalizer, as offsets into the serialized model (empty: none).
+    size_t charsmap_at = 0, charsmap_len = 0;
+    size_t decharsmap_at = 0, decharsmap_len = 0;
 };
 
 // ModelProto { repeated SentencePiece pieces = 1; TrainerSpec trainer_spec = 2;
 //              NormalizerSpec normalizer_spec = 3; ... }
 // SentencePiece { string piece = 1; float score = 2; Type type = 3; }
-// TrainerSpec { ModelType model_type = 3; bool byte_fallback = 35;
-//               string unk_surface = 44; ... }
-// NormalizerSpec { string name = 1; bool add_dummy_prefix = 3;
-//                  bool remove_extra_whitespaces = 4; ... }
+// TrainerSpec { ModelType model_type = 3; bool treat_whitespace_as_suffix = 24;
+//               bool byte_fallback = 35; string unk_surface = 44; ... }
+// NormalizerSpec { string name = 1; bytes precompiled_charsmap = 2;
+//                  bool add_dummy_prefix = 3; bool remove_extra_whitespaces = 4;
+//                  bool escape_whitespaces = 5; ... }
+// ModelProto.denormalizer_spec = 5 is a NormalizerSpec too.
 bool parse_model(const unsigned char *buf, size_t len, ModelInfo *mi)
 {
     PbReader r{buf, buf + len};
@@ -144,6 +158,8 @@ bool parse_model(const unsigned char *buf, size_t len, ModelInfo *mi)
                     return false;
                 if (g.number == 3 && g.wire == WT_VARINT)
                     mi->model_type = (int)g.value;
+                else if (g.number == 24 && g.wire == WT_VARINT)
+                    mi->treat_ws_suffix = g.value != 0;
                 else if (g.number == 35 && g.wire == WT_VARINT)
                     mi->byte_fallback = g.value != 0;
                 else if (g.number == 44 && g.wire == WT_LEN)
@@ -155,12 +171,29 @@ bool parse_model(const unsigned char *buf, size_t len, ModelInfo *mi)
             while (s.p < s.end) {
                 if (!pb_next(s, &g))
                     return false;
-                if (g.number == 1 && g.wire == WT_LEN)
+                if (g.number == 1 && g.wire == WT_LEN) {
                     mi->normalizer.assign((const char *)g.data, g.len);
-                else if (g.number == 3 && g.wire == WT_VARINT)
+                } else if (g.number == 2 && g.wire == WT_LEN) {
+                    mi->charsmap_at = (size_t)(g.data - buf);
+                    mi->charsmap_len = g.len;
+                } else if (g.number == 3 && g.wire == WT_VARINT) {
                     mi->add_dummy_prefix = g.value != 0;
-                else if (g.number == 4 && g.wire == WT_VARINT)
+                } else if (g.number == 4 && g.wire == WT_VARINT) {
                     mi->remove_extra_ws = g.value != 0;
+                } else if (g.number == 5 && g.wire == WT_VARINT) {
+                    mi->escape_ws = g.value != 0;
+                }
+            }
+        } else if (f.number == 5 && f.wire == WT_LEN) {
+            PbReader s{f.data, f.data + f.len};
+            PbField g;
+            while (s.p < s.end) {
+                if (!pb_next(s, &g))
+                    return false;
+                if (g.number == 2 && g.wire == WT_LEN) {
+                    mi->decharsmap_at = (size_t)(g.data - buf);
+                    mi->decharsmap_len = g.len;
+                }
             }
         }
     }
@@ -197,6 +230,8 @@ struct llm_tok {
     std::string proto;      // the serialized ModelProto, for llm_tok_bytes()
     ModelInfo info;
     int vocab = 0;
+    llm_unigram *own = nullptr;     // our encoder, or null: SentencePiece's
+    ~llm_tok() { llm_unigram_free(own); }
 };
 
 namespace {
@@ -207,6 +242,40 @@ int check_id(const llm_tok *t, int id)
         return llm_fail(LLM_ERR_RANGE, "id %d is out of range (vocabulary %d)",
                         id, t->vocab);
     return LLM_OK;
+}
+
+// Our encoder for the models it implements (unigram.c); for others t->own
+// stays null.
+int build_own_encoder(llm_tok *t)
+{
+    const ModelInfo &mi = t->info;
+    if (mi.model_type != 1 || mi.treat_ws_suffix)
+        return LLM_OK;
+    size_t n = (size_t)t->vocab;
+    std::vector<const char *> pieces(n);
+    std::vector<size_t> lens(n);
+    std::vector<float> scores(n);
+    for (size_t i = 0; i < n; i++) {
+        const std::string &p = t->sp.IdToPiece((int)i);
+        pieces[i] = p.data();
+        lens[i] = p.size();
+        scores[i] = t->sp.GetScore((int)i);
+    }
+    llm_unigram_spec s;
+    s.n_pieces = t->vocab;
+    s.pieces = pieces.data();
+    s.piece_lens = lens.data();
+    s.scores = scores.data();
+    s.types = mi.types.data();
+    s.byte_fallback = mi.byte_fallback;
+    s.charsmap = (const unsigned char *)t->proto.data() + mi.charsmap_at;
+    s.charsmap_len = mi.charsmap_len;
+    s.add_dummy_prefix = mi.add_dummy_prefix;
+    s.remove_extra_ws = mi.remove_extra_ws;
+    s.escape_ws = mi.escape_ws;
+    const char *why;
+    int rc = llm_unigram_new(&s, &t->own, &why);
+    return rc == LLM_UNIGRAM_FALLBACK ? LLM_OK : rc;
 }
 
 // `name` is NULL for bytes that did not come from a file.
@@ -240,6 +309,24 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
                         name ? name : "(memory)");
     }
     t->info = std::move(mi);
+    // SentencePiece reads the charsmaps without bounds checks: a corrupt
+    // one is refused here, whatever encodes.
+    const ModelInfo &i = t->info;
+    const unsigned char *p = (const unsigned char *)t->proto.data();
+    int rc = LLM_OK;
+    if (i.charsmap_len)
+        rc = llm_charsmap_check(p + i.charsmap_at, i.charsmap_len);
+    if (!rc && i.decharsmap_len)
+        rc = llm_charsmap_check(p + i.decharsmap_at, i.decharsmap_len);
+    if (!rc)
+        rc = build_own_encoder(t);
+    if (rc) {
+        std::string m = llm_errmsg();
+        delete t;
+        if (name)
+            return llm_fail(rc, "'%s': %s", name, m.c_str());
+        return llm_fail(rc, "%s", m.c_str());
+    }
     *out = t;
     return LLM_OK;
 }
@@ -524,7 +611,28 @@ int llm_tok_piece_id(const llm_tok *t, const char *piece)
     }
 }
 
+int llm_tok_own_encoder(const llm_tok *t)
+{
+    return t->own != nullptr;
+}
+
 int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out)
+{
+    if (t->own) {
+        // One scratch per thread, freed with the thread.
+        struct Scratch {
+            llm_unigram_scratch s = {};
+            ~Scratch() { llm_unigram_scratch_free(&s); }
+        };
+        thread_local Scratch scratch;
+        int rc = llm_unigram_encode(t->own, text, n, &scratch.s, out);
+        if (rc != LLM_UNIGRAM_FALLBACK)
+            return rc;
+    }
+    return llm_tok_encode_spm(t, text, n, out);
+}
+
+int llm_tok_encode_spm(const llm_tok *t, const char *text, size_t n, llm_ids *out)
 {
     try {
         // One vector per thread, reused: no allocation per line once warm.
