@@ -310,16 +310,14 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
     }
     t->info = std::move(mi);
     // SentencePiece reads the charsmaps without bounds checks: a corrupt
-    // one is refused here, whatever encodes.
+    // one is refused here, whatever encodes (our encoder checks its own).
     const ModelInfo &i = t->info;
     const unsigned char *p = (const unsigned char *)t->proto.data();
-    int rc = LLM_OK;
-    if (i.charsmap_len)
+    int rc = build_own_encoder(t);
+    if (!rc && !t->own && i.charsmap_len)
         rc = llm_charsmap_check(p + i.charsmap_at, i.charsmap_len);
     if (!rc && i.decharsmap_len)
         rc = llm_charsmap_check(p + i.decharsmap_at, i.decharsmap_len);
-    if (!rc)
-        rc = build_own_encoder(t);
     if (rc) {
         std::string m = llm_errmsg();
         delete t;

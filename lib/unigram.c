@@ -12,34 +12,36 @@
 
 /* ---------------------------------------------------------------- pieces trie
  * The pieces SentencePiece puts in its trie (normal, user-defined and unused
- * ones), as an open-addressing hash of (parent node, byte) -> node: a node is
- * its slot, so one probe sequence per byte finds the child and the piece
- * ending there. Linear to build, which matters as every command loads a
- * tokenizer. */
+ * ones), as a double array of our own: the child of unit x by byte c is unit
+ * base(x) ^ c when that unit's check is x, so one load per byte of text
+ * walks it, and the unit carries the piece and score found there. With XOR,
+ * a base's 256 children share its aligned block of 256 units, so units come
+ * in whole blocks and a lookup needs no bounds check. */
 
 typedef struct {
-    uint32_t key;       /* (parent slot + 1) << 8 | byte, the root's slot being -1; 0: empty */
+    int32_t base;       /* children at base ^ byte */
+    int32_t check;      /* the parent unit; DA_FREE, or DA_ROOT for unit 0 */
     int32_t id;         /* the normal or user-defined piece spelled up to here, else -1 */
-} trie_slot;
+    float score;        /* its score */
+} da_unit;
 
-/* Slots are named by 23 bits so that keys fit in 32 bits. */
-#define TRIE_MAX_SLOTS ((size_t)1 << 23)
+enum { DA_FREE = -1, DA_ROOT = -2 };
+
+/* Units are int32-indexed; beyond this the model stays with SentencePiece. */
+#define DA_MAX_UNITS ((size_t)1 << 30)
 
 /* Charsmap lookups with more results than this overflow SentencePiece's
  * fixed array (Normalizer::kMaxTrieResultsSize); its builder never makes
  * such a map. */
 #define CHARSMAP_MAX_RESULTS 32
 
-/* quick[] entries for bytes below 0x80 whose normalization depends on the
- * byte alone; other values are offsets of a replacement. */
+/* quick[c], for a byte c below 0x80 followed by another or by the end:
+ * whether its normalization depends on c alone, and then whether c stays or
+ * which replacement (an offset in strs) it gets. */
 enum { QUICK_SLOW = -2, QUICK_KEEP = -1 };
 
 struct llm_unigram {
-    trie_slot *slots;           /* (mask + 1) */
-    uint32_t mask;
-    int shift;                  /* 32 - log2(mask + 1), for the hash */
-    int32_t root[256];          /* slot of each one-byte prefix, -1 when none */
-    float *scores;              /* (n_pieces) */
+    da_unit *units;             /* the pieces trie, in whole blocks of 256 */
     unsigned char *user;        /* (n_pieces) 1 for user-defined; NULL when there are none */
     unsigned char user_first[256];  /* some user-defined piece starts with this byte */
     float max_score;            /* over normal pieces, as unigram::Model computes it */
@@ -49,47 +51,18 @@ struct llm_unigram {
     int32_t byte_id[256];       /* id of <0xXX>, when byte_fallback */
     /* The normalizer: a darts-clone double array (NULL for identity) whose
      * values are offsets of NUL-terminated replacements in strs. */
-    uint32_t *units;
+    uint32_t *cmap;
     char *strs;
     int32_t quick[128];
     int32_t quick_len[128];
     int add_dummy_prefix, remove_extra_ws, escape_ws;
 };
 
-static inline uint32_t trie_hash(const llm_unigram *u, uint32_t key)
+/* The child of unit x by byte c (c > 0), or -1. */
+static inline int32_t da_child(const da_unit *units, int32_t x, unsigned char c)
 {
-    return (key * 0x9E3779B1u) >> u->shift;
-}
-
-/* The child of slot `node` by byte c, or -1. */
-static inline int32_t trie_child(const llm_unigram *u, int32_t node, unsigned char c)
-{
-    uint32_t key = ((uint32_t)node + 1) << 8 | c;
-    uint32_t h = trie_hash(u, key);
-    for (;;) {
-        uint32_t k = u->slots[h].key;
-        if (k == key)
-            return (int32_t)h;
-        if (k == 0)
-            return -1;
-        h = (h + 1) & u->mask;
-    }
-}
-
-static int32_t trie_insert(llm_unigram *u, int32_t node, unsigned char c)
-{
-    uint32_t key = ((uint32_t)node + 1) << 8 | c;
-    uint32_t h = trie_hash(u, key);
-    while (u->slots[h].key != key) {
-        if (u->slots[h].key == 0) {
-            u->slots[h].key = key;
-            break;
-        }
-        h = (h + 1) & u->mask;
-    }
-    if (node < 0)
-        u->root[c] = (int32_t)h;
-    return (int32_t)h;
+    int32_t y = units[x].base ^ c;
+    return units[y].check == x ? y : -1;
 }
 
 /* ---------------------------------------------------------------- charsmap
@@ -114,7 +87,7 @@ int llm_charsmap_check(const unsigned char *b, size_t n)
         return llm_fail(LLM_ERR_FORMAT, "corrupt normalization map (trie past the end)");
     size_t trie = llm_le32(b), n_units = trie / 4;
     const unsigned char *units = b + 4, *strs = b + 4 + trie;
-    size_t end = n - 4 - trie;   /* a string must start before the last NUL */
+    size_t end = n - 4 - trie;   /* strings start before, so end at, the last NUL */
     while (end && strs[end - 1] != 0)
         end--;
     if (n_units == 0)
@@ -179,13 +152,11 @@ static int normalize_prefix(const llm_unigram *u, const unsigned char *s, size_t
 {
     if (u->user && u->user_first[s[0]]) {
         size_t best = 0;
-        int32_t node = u->root[s[0]];
-        for (size_t k = 1;; k++) {
-            int32_t id = u->slots[node].id;
+        int32_t x = 0;
+        for (size_t k = 0; k < n && (x = da_child(u->units, x, s[k])) >= 0; k++) {
+            int32_t id = u->units[x].id;
             if (id >= 0 && u->user[id])
-                best = k;
-            if (k == n || (node = trie_child(u, node, s[k])) < 0)
-                break;
+                best = k + 1;
         }
         if (best) {
             p->rep = (const char *)s;
@@ -193,8 +164,8 @@ static int normalize_prefix(const llm_unigram *u, const unsigned char *s, size_t
             return 0;
         }
     }
-    if (u->units) {
-        const uint32_t *units = u->units;
+    if (u->cmap) {
+        const uint32_t *units = u->cmap;
         size_t best = 0;
         uint32_t value = 0;
         int hits = 0;
@@ -207,7 +178,7 @@ static int normalize_prefix(const llm_unigram *u, const unsigned char *s, size_t
             pos ^= unit_offset(unit);
             if (unit_has_leaf(unit)) {
                 if (++hits > CHARSMAP_MAX_RESULTS)
-                    return llm_fail(LLM_ERR_FORMAT, "tokenizer: corrupt normalization map "
+                    return llm_fail(LLM_ERR_FORMAT, "corrupt normalization map "
                                     "(more than %d nested rules)", CHARSMAP_MAX_RESULTS);
                 best = i + 1;
                 value = unit_value(units[pos]);
@@ -240,10 +211,9 @@ void llm_unigram_free(llm_unigram *u)
 {
     if (!u)
         return;
-    free(u->slots);
-    free(u->scores);
     free(u->user);
     free(u->units);
+    free(u->cmap);
     free(u->strs);
     free(u);
 }
@@ -260,53 +230,261 @@ static int byte_of_piece(const char *p, size_t n)
     return (int)(hi - hex) * 16 + (int)(lo - hex);
 }
 
+/* ---------------------------------------------------------------- building the trie
+ * A level (byte position) at a time, as darts-clone builds from sorted
+ * keys: the pieces still longer than the level are sorted by (node reached,
+ * next byte) with two counting sorts; the distinct bytes under a node are
+ * its children, all placed at once, at the first base where each finds a
+ * free unit. One-child nodes, most of them, take the first free unit and
+ * so fill the gaps the others leave. */
+
+/* The double array while it is built: free units in a doubly-linked list in
+ * index order, so that a search skips the taken ones. Nodes with several
+ * children start their search at `scan`, which moves on past free units
+ * that have failed DA_TRIES searches (as darts' old next_check_pos skipped
+ * dense regions), and after DA_SEARCH failures take a fresh block. */
+typedef struct {
+    size_t cap;
+    int32_t *next, *prev;   /* (cap) links of free units; -1 ends */
+    unsigned char *fails;   /* (cap) searches each free unit failed */
+    int32_t head, tail, scan;
+    size_t end;             /* past the last unit taken */
+} da_build;
+
+#define DA_TRIES 8
+#define DA_SEARCH 256
+
+/* Grows the units so that index `want` exists, new ones free. */
+static int da_grow(llm_unigram *u, da_build *d, size_t want)
+{
+    if (want < d->cap)
+        return LLM_OK;
+    size_t n = d->cap ? d->cap : 1024;
+    while (n <= want)
+        n *= 2;
+    if (n > DA_MAX_UNITS)
+        return LLM_UNIGRAM_FALLBACK;
+    da_unit *v = realloc(u->units, n * sizeof *v);
+    if (v)
+        u->units = v;
+    int32_t *next = v ? realloc(d->next, n * sizeof *next) : NULL;
+    if (next)
+        d->next = next;
+    int32_t *prev = next ? realloc(d->prev, n * sizeof *prev) : NULL;
+    if (prev)
+        d->prev = prev;
+    unsigned char *fails = prev ? realloc(d->fails, n) : NULL;
+    if (!fails)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer trie)");
+    d->fails = fails;
+    for (size_t i = d->cap; i < n; i++) {
+        v[i] = (da_unit){.base = 0, .check = DA_FREE, .id = -1, .score = 0.0f};
+        next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
+        prev[i] = i > d->cap ? (int32_t)i - 1 : d->tail;
+        fails[i] = 0;
+    }
+    if (d->scan < 0)
+        d->scan = (int32_t)d->cap;
+    if (d->tail >= 0)
+        next[d->tail] = (int32_t)d->cap;
+    else
+        d->head = (int32_t)d->cap;
+    d->tail = (int32_t)n - 1;
+    d->cap = n;
+    return LLM_OK;
+}
+
+static void da_take(llm_unigram *u, da_build *d, int32_t z, int32_t parent)
+{
+    u->units[z].check = parent;
+    if ((size_t)z >= d->end)
+        d->end = (size_t)z + 1;
+    if (d->scan == z)
+        d->scan = d->next[z];
+    if (d->prev[z] >= 0)
+        d->next[d->prev[z]] = d->next[z];
+    else
+        d->head = d->next[z];
+    if (d->next[z] >= 0)
+        d->prev[d->next[z]] = d->prev[z];
+    else
+        d->tail = d->prev[z];
+}
+
+/* Gives unit x the children lab[0..k), k > 0: its base, and their units. */
+static int da_fit(llm_unigram *u, da_build *d, int32_t x, const unsigned char *lab, int k)
+{
+    const int many = k > 1;
+    size_t base;
+    int rc, tries = 0;
+    for (int32_t f = many ? d->scan : d->head;; f = d->next[f]) {
+        if (f < 0 || (many && tries++ == DA_SEARCH)) {
+            f = (int32_t)((d->end + 255) & ~(size_t)255);
+            if ((rc = da_grow(u, d, (size_t)f)))
+                return rc;
+        }
+        base = (size_t)f ^ lab[0];
+        int j = 1;
+        while (j < k && u->units[base ^ lab[j]].check == DA_FREE)
+            j++;
+        if (j == k)
+            break;
+        if (many && ++d->fails[f] >= DA_TRIES && f == d->scan)
+            d->scan = d->next[f];
+    }
+    u->units[x].base = (int32_t)base;
+    for (int j = 0; j < k; j++)
+        da_take(u, d, (int32_t)(base ^ lab[j]), x);
+    return LLM_OK;
+}
+
+static int is_trie_piece(unsigned type)
+{
+    return type == LLM_PIECE_NORMAL || type == LLM_PIECE_USER || type == LLM_PIECE_UNUSED;
+}
+
+/* A piece not yet at its end. */
+typedef struct {
+    int32_t id;         /* the piece */
+    int32_t unit;       /* the node it has reached */
+    int32_t rank;       /* that node's rank in its level */
+    uint32_t off, end;  /* its bytes in the pool */
+} active;
+
+/* Sorts a[0..n) into b by key[i], a byte or (with nkeys) a rank: stable. */
+static void counting_sort(const active *a, active *b, size_t n, const uint32_t *key,
+                          size_t nkeys, size_t *count)
+{
+    memset(count, 0, (nkeys + 1) * sizeof *count);
+    for (size_t j = 0; j < n; j++)
+        count[key[j] + 1]++;
+    for (size_t c = 1; c <= nkeys; c++)
+        count[c] += count[c - 1];
+    for (size_t j = 0; j < n; j++)
+        b[count[key[j]]++] = a[j];
+}
+
+/* The trie of `n` pieces of `bytes` bytes in all (every one non-empty). */
+static int da_levels(llm_unigram *u, da_build *d, const llm_unigram_spec *s, size_t n,
+                     size_t bytes)
+{
+    active *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    uint32_t *key = malloc(n * sizeof *key);
+    size_t *count = malloc((n + 257) * sizeof *count);
+    unsigned char *pool = malloc(bytes);
+    int rc = LLM_OK;
+    if (!a || !b || !key || !count || !pool) {
+        rc = llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer trie)");
+        goto done;
+    }
+    /* The pieces' bytes side by side: each level reads one of each. */
+    size_t n_act = 0, at = 0;
+    for (int i = 0; i < s->n_pieces; i++) {
+        if (!is_trie_piece(s->types[i]))
+            continue;
+        memcpy(pool + at, s->pieces[i], s->piece_lens[i]);
+        a[n_act++] = (active){.id = i, .unit = 0, .rank = 0, .off = (uint32_t)at,
+                              .end = (uint32_t)(at + s->piece_lens[i])};
+        at += s->piece_lens[i];
+        if (s->types[i] == LLM_PIECE_USER)
+            u->user_first[(unsigned char)s->pieces[i][0]] = 1;
+    }
+    size_t width = 1;   /* nodes in the level reached */
+    for (uint32_t lvl = 0; n_act && !rc; lvl++) {
+        for (size_t j = 0; j < n_act; j++)
+            key[j] = pool[a[j].off + lvl];
+        counting_sort(a, b, n_act, key, 256, count);
+        for (size_t j = 0; j < n_act; j++)
+            key[j] = (uint32_t)b[j].rank;
+        counting_sort(b, a, n_act, key, width, count);
+        /* A node's entries are now together, by byte; its distinct bytes
+         * are its children, ranked in the next level in this order. */
+        size_t kept = 0, next_width = 0;
+        for (size_t g = 0; g < n_act && !rc;) {
+            size_t e = g;
+            unsigned char lab[256];
+            int k = 0;
+            for (; e < n_act && a[e].rank == a[g].rank; e++) {
+                unsigned char c = pool[a[e].off + lvl];
+                if (k == 0 || lab[k - 1] != c)
+                    lab[k++] = c;
+            }
+            int32_t x = a[g].unit;
+            if ((rc = da_fit(u, d, x, lab, k)))
+                break;
+            int32_t base = u->units[x].base, rank = (int32_t)next_width - 1;
+            unsigned char last = 0;
+            for (size_t j = g; j < e; j++) {
+                unsigned char c = pool[a[j].off + lvl];
+                if (j == g || c != last)
+                    rank++;
+                last = c;
+                int32_t y = base ^ c, id = a[j].id;
+                if (a[j].off + lvl + 1 == a[j].end) {
+                    /* unigram::Model skips unused pieces where it finds them. */
+                    if (s->types[id] != LLM_PIECE_UNUSED) {
+                        u->units[y].id = id;
+                        u->units[y].score = s->scores[id];
+                    }
+                } else {
+                    a[kept] = a[j];
+                    a[kept].unit = y;
+                    a[kept++].rank = rank;
+                }
+            }
+            next_width = (size_t)rank + 1;
+            g = e;
+        }
+        n_act = kept;
+        width = next_width;
+    }
+done:
+    free(a);
+    free(b);
+    free(key);
+    free(count);
+    free(pool);
+    return rc;
+}
+
 static int build_trie(llm_unigram *u, const llm_unigram_spec *s, const char **why)
 {
-    size_t bytes = 0;
+    size_t bytes = 0, n = 0;
     for (int i = 0; i < s->n_pieces; i++) {
-        unsigned t = s->types[i];
-        if (t != LLM_PIECE_NORMAL && t != LLM_PIECE_USER && t != LLM_PIECE_UNUSED)
+        if (!is_trie_piece(s->types[i]))
             continue;
         /* SentencePiece's trie keys are C strings: a NUL would cut the piece. */
-        if (memchr(s->pieces[i], 0, s->piece_lens[i])) {
-            *why = "a piece holds a NUL byte";
+        if (s->piece_lens[i] == 0 || memchr(s->pieces[i], 0, s->piece_lens[i])) {
+            *why = "a piece is empty or holds a NUL byte";
             return LLM_UNIGRAM_FALLBACK;
         }
         bytes += s->piece_lens[i];
+        n++;
     }
-    /* At most one node per byte: a load factor of at most 1/2. */
-    size_t cap = 256;
-    while (cap < 2 * bytes && cap < TRIE_MAX_SLOTS)
-        cap *= 2;
-    if (cap < 2 * bytes) {
-        *why = "too many pieces";
+    /* At most a node per byte, plus the root. */
+    if (n == 0 || bytes >= DA_MAX_UNITS / 4) {
+        *why = n ? "too many pieces" : "no pieces";
         return LLM_UNIGRAM_FALLBACK;
     }
-    u->slots = calloc(cap, sizeof *u->slots);
-    if (!u->slots)
-        return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer trie)");
-    u->mask = (uint32_t)cap - 1;
-    u->shift = 32;
-    for (size_t c = cap; c > 1; c /= 2)
-        u->shift--;
-    for (size_t i = 0; i < cap; i++)
-        u->slots[i].id = -1;
-    for (int c = 0; c < 256; c++)
-        u->root[c] = -1;
-    for (int i = 0; i < s->n_pieces; i++) {
-        unsigned t = s->types[i];
-        if (t != LLM_PIECE_NORMAL && t != LLM_PIECE_USER && t != LLM_PIECE_UNUSED)
-            continue;
-        const unsigned char *p = (const unsigned char *)s->pieces[i];
-        int32_t node = -1;
-        for (size_t k = 0; k < s->piece_lens[i]; k++)
-            node = trie_insert(u, node, p[k]);
-        /* unigram::Model skips unused pieces where it finds them. */
-        if (node >= 0 && t != LLM_PIECE_UNUSED)
-            u->slots[node].id = i;
-        if (t == LLM_PIECE_USER && s->piece_lens[i])
-            u->user_first[p[0]] = 1;
+    da_build d = {.cap = 0, .next = NULL, .prev = NULL, .fails = NULL,
+                  .head = -1, .tail = -1, .scan = -1, .end = 0};
+    int rc = da_grow(u, &d, 256);
+    if (!rc) {
+        da_take(u, &d, 0, DA_ROOT);
+        rc = da_levels(u, &d, s, n, bytes);
     }
+    free(d.next);
+    free(d.prev);
+    free(d.fails);
+    if (rc == LLM_UNIGRAM_FALLBACK)
+        *why = "too many pieces";
+    if (rc)
+        return rc;
+    /* Every base is in the block of its children, so the blocks up to the
+     * last unit taken hold every lookup. */
+    da_unit *v = realloc(u->units, ((d.end + 255) & ~(size_t)255) * sizeof *v);
+    if (v)
+        u->units = v;
     return LLM_OK;
 }
 
@@ -317,17 +495,19 @@ static int build_charsmap(llm_unigram *u, const llm_unigram_spec *s)
         return rc;
     const unsigned char *b = s->charsmap;
     size_t trie = llm_le32(b), n_units = trie / 4, strs_len = s->charsmap_len - 4 - trie;
-    u->units = malloc(n_units * sizeof *u->units);
+    u->cmap = malloc(n_units * sizeof *u->cmap);
     u->strs = malloc(strs_len ? strs_len : 1);
-    if (!u->units || !u->strs)
+    if (!u->cmap || !u->strs)
         return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer charsmap)");
     for (size_t i = 0; i < n_units; i++)
-        u->units[i] = llm_le32(b + 4 + 4 * i);
+        u->cmap[i] = llm_le32(b + 4 + 4 * i);
     memcpy(u->strs, b + 4 + trie, strs_len);
     return LLM_OK;
 }
 
-/* quick[c] for bytes below 0x80 whose lookup cannot go past them. */
+/* quick[c] for bytes below 0x80: no charsmap rule goes on from c with
+ * another such byte (rules that do, like a letter and a combining mark,
+ * need bytes from 0x80), and no user-defined piece starts with c. */
 static void build_quick(llm_unigram *u)
 {
     for (int c = 0; c < 128; c++) {
@@ -337,19 +517,19 @@ static void build_quick(llm_unigram *u)
             u->quick[c] = QUICK_SLOW;
             continue;
         }
-        if (!u->units)
+        if (!u->cmap)
             continue;
-        uint32_t node = unit_offset(u->units[0]) ^ (uint32_t)c;
-        uint32_t unit = u->units[node];
+        uint32_t node = unit_offset(u->cmap[0]) ^ (uint32_t)c;
+        uint32_t unit = u->cmap[node];
         if (unit_label(unit) != (uint32_t)c)
             continue;
         uint32_t base = node ^ unit_offset(unit);
-        for (uint32_t k = 0; k < 256; k++)
-            if (unit_label(u->units[base ^ k]) == k)
+        for (uint32_t k = 0; k < 128; k++)
+            if (unit_label(u->cmap[base ^ k]) == k)
                 u->quick[c] = QUICK_SLOW;
         if (u->quick[c] == QUICK_SLOW || !unit_has_leaf(unit))
             continue;
-        u->quick[c] = (int32_t)unit_value(u->units[base]);
+        u->quick[c] = (int32_t)unit_value(u->cmap[base]);
         u->quick_len[c] = (int32_t)strlen(u->strs + u->quick[c]);
     }
     /* A NUL kept in the text goes to SentencePiece (normalize_prefix()). */
@@ -365,11 +545,6 @@ int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **w
     if (!u)
         return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer)");
     size_t n = (size_t)(s->n_pieces > 0 ? s->n_pieces : 0);
-    u->scores = malloc((n ? n : 1) * sizeof *u->scores);
-    if (!u->scores) {
-        llm_unigram_free(u);
-        return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer)");
-    }
     /* unigram::Model's bounds start at FLT_MAX and FLT_MIN (the smallest
      * positive float) and take normal pieces with std::min and std::max,
      * which keep the bound when the score is NaN. */
@@ -380,7 +555,6 @@ int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **w
     int n_user = 0, n_bytes = 0;
     for (int i = 0; i < s->n_pieces; i++) {
         float sc = s->scores[i];
-        u->scores[i] = sc;
         switch (s->types[i]) {
         case LLM_PIECE_NORMAL:
             if (sc < min_score)
@@ -527,7 +701,13 @@ static int normalize(const llm_unigram *u, const unsigned char *in, size_t n,
     int prev_space = u->remove_extra_ws;
     while (i < n) {
         unsigned char c = in[i];
-        if (c < 0x80 && u->quick[c] != QUICK_SLOW) {
+        if (c < 0x80 && u->quick[c] != QUICK_SLOW && (i + 1 == n || in[i + 1] < 0x80)) {
+            if (u->quick[c] == QUICK_KEEP && c != ' ') {
+                out[at++] = (char)c;
+                prev_space = 0;
+                i++;
+                continue;
+            }
             p.rep = u->quick[c] == QUICK_KEEP ? (const char *)in + i : u->strs + u->quick[c];
             p.len = (size_t)u->quick_len[c];
             p.used = 1;
@@ -595,7 +775,10 @@ static void viterbi(const llm_unigram *u, const unsigned char *t, int size, best
         best[i].start = -1;
         best[i].id = -1;
     }
-    const trie_slot *slots = u->slots;
+    const da_unit *units = u->units;
+    const unsigned char *user = u->user;
+    const float max_score = u->max_score, unk_score = u->unk_score;
+    const int32_t unk_id = u->unk_id;
     int mblen;
     for (int start = 0; start < size; start += mblen) {
         const float here = best[start].score;
@@ -603,38 +786,38 @@ static void viterbi(const llm_unigram *u, const unsigned char *t, int size, best
         if (mblen > size - start)
             mblen = size - start;
         int single = 0;
-        int32_t node = u->root[t[start]];
-        for (int end = start + 1; node >= 0; end++) {
-            int32_t id = slots[node].id;
-            if (id >= 0) {
-                double score;
-                if (u->user && u->user[id]) {
-                    float lm = (float)(end - start) * u->max_score;
-                    score = (double)lm - 0.1;
-                } else {
-                    score = u->scores[id];
-                }
-                double cand = score + (double)here;
-                best_node *b = &best[end];
-                if (b->start < 0 || cand > (double)b->score) {
-                    b->score = (float)cand;
-                    b->start = start;
-                    b->id = id;
-                }
-                if (end - start == mblen)
-                    single = 1;
-            }
-            if (end == size)
+        int32_t x = 0;
+        for (int end = start; end < size;) {
+            int32_t y = units[x].base ^ t[end];
+            if (units[y].check != x)
                 break;
-            node = trie_child(u, node, t[end]);
+            x = y;
+            end++;
+            int32_t id = units[x].id;
+            if (id < 0)
+                continue;
+            double score = units[x].score;
+            if (user && user[id]) {
+                float lm = (float)(end - start) * max_score;
+                score = (double)lm - 0.1;
+            }
+            double cand = score + (double)here;
+            best_node *b = &best[end];
+            if (b->start < 0 || cand > (double)b->score) {
+                b->score = (float)cand;
+                b->start = start;
+                b->id = id;
+            }
+            if (end - start == mblen)
+                single = 1;
         }
         if (!single) {
-            float cand = u->unk_score + here;
+            float cand = unk_score + here;
             best_node *b = &best[start + mblen];
             if (b->start < 0 || cand > b->score) {
                 b->score = cand;
                 b->start = start;
-                b->id = u->unk_id;
+                b->id = unk_id;
             }
         }
     }
