@@ -273,8 +273,7 @@ int build_own_encoder(llm_tok *t)
     s.add_dummy_prefix = mi.add_dummy_prefix;
     s.remove_extra_ws = mi.remove_extra_ws;
     s.escape_ws = mi.escape_ws;
-    const char *why;
-    int rc = llm_unigram_new(&s, &t->own, &why);
+    int rc = llm_unigram_new(&s, &t->own);
     return rc == LLM_UNIGRAM_FALLBACK ? LLM_OK : rc;
 }
 

@@ -447,25 +447,22 @@ done:
     return rc;
 }
 
-static int build_trie(llm_unigram *u, const llm_unigram_spec *s, const char **why)
+/* The pieces trie, or LLM_UNIGRAM_FALLBACK for pieces it cannot hold. */
+static int build_trie(llm_unigram *u, const llm_unigram_spec *s)
 {
     size_t bytes = 0, n = 0;
     for (int i = 0; i < s->n_pieces; i++) {
         if (!is_trie_piece(s->types[i]))
             continue;
         /* SentencePiece's trie keys are C strings: a NUL would cut the piece. */
-        if (s->piece_lens[i] == 0 || memchr(s->pieces[i], 0, s->piece_lens[i])) {
-            *why = "a piece is empty or holds a NUL byte";
+        if (s->piece_lens[i] == 0 || memchr(s->pieces[i], 0, s->piece_lens[i]))
             return LLM_UNIGRAM_FALLBACK;
-        }
         bytes += s->piece_lens[i];
         n++;
     }
     /* At most a node per byte, plus the root. */
-    if (n == 0 || bytes >= DA_MAX_UNITS / 4) {
-        *why = n ? "too many pieces" : "no pieces";
+    if (n == 0 || bytes >= DA_MAX_UNITS / 4)
         return LLM_UNIGRAM_FALLBACK;
-    }
     da_build d = {.cap = 0, .next = NULL, .prev = NULL, .fails = NULL,
                   .head = -1, .tail = -1, .scan = -1, .end = 0};
     int rc = da_grow(u, &d, 256);
@@ -476,8 +473,6 @@ static int build_trie(llm_unigram *u, const llm_unigram_spec *s, const char **wh
     free(d.next);
     free(d.prev);
     free(d.fails);
-    if (rc == LLM_UNIGRAM_FALLBACK)
-        *why = "too many pieces";
     if (rc)
         return rc;
     /* Every base is in the block of its children, so the blocks up to the
@@ -537,10 +532,9 @@ static void build_quick(llm_unigram *u)
         u->quick[0] = QUICK_SLOW;
 }
 
-int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **why)
+int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out)
 {
     *out = NULL;
-    *why = NULL;
     llm_unigram *u = calloc(1, sizeof *u);
     if (!u)
         return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer)");
@@ -583,10 +577,8 @@ int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **w
     }
     int rc = LLM_OK;
     /* SentencePiece refuses models without these; to be safe, leave them to it. */
-    if (u->unk_id < 0 || (s->byte_fallback && n_bytes != 256)) {
-        *why = "no <unk>, or byte pieces missing";
+    if (u->unk_id < 0 || (s->byte_fallback && n_bytes != 256))
         rc = LLM_UNIGRAM_FALLBACK;
-    }
     u->unk_score = min_score - 10.0f;   /* kUnkPenalty */
     u->max_score = max_score;
     u->byte_fallback = s->byte_fallback;
@@ -598,7 +590,7 @@ int llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **w
             u->user[i] = s->types[i] == LLM_PIECE_USER;
     }
     if (!rc)
-        rc = build_trie(u, s, why);
+        rc = build_trie(u, s);
     if (!rc && s->charsmap_len)
         rc = build_charsmap(u, s);
     if (rc) {

@@ -39,11 +39,12 @@ int  llm_charsmap_check(const unsigned char *b, size_t n);
 
 /*! llm_unigram_new() : builds the encoder of a model that SentencePiece
  *  has loaded (so its pieces passed SentencePiece's own checks).
- *  @return LLM_OK; LLM_UNIGRAM_FALLBACK with *out NULL and the reason in
- *  *why when the model needs something this encoder does not implement;
- *  LLM_ERR_FORMAT when the charsmap is corrupt (llm_charsmap_check());
- *  LLM_ERR_NOMEM. */
-int  llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out, const char **why);
+ *  @return LLM_OK; LLM_UNIGRAM_FALLBACK, *out NULL, when the model needs
+ *  what this encoder does not implement (a piece with a NUL byte, more than
+ *  2^28 bytes of pieces; no <unk> or missing byte pieces, which
+ *  SentencePiece refuses anyway); LLM_ERR_FORMAT when the charsmap is
+ *  corrupt (llm_charsmap_check()); LLM_ERR_NOMEM. */
+int  llm_unigram_new(const llm_unigram_spec *s, llm_unigram **out);
 void llm_unigram_free(llm_unigram *u);   /* accepts NULL */
 
 /* Per-thread working memory of llm_unigram_encode(), grown as needed; zero
@@ -58,11 +59,13 @@ typedef struct {
 void llm_unigram_scratch_free(llm_unigram_scratch *s);
 
 /*! llm_unigram_encode() : appends the ids of text[0..n) to `out`.
- *  @return LLM_OK; LLM_UNIGRAM_FALLBACK, with `out` untouched, for text that
- *  reaches the pieces with a NUL byte (SentencePiece's double-array trie
- *  treats NUL in a way that depends on its layout); LLM_ERR_FORMAT for a
- *  charsmap lookup with more results than SentencePiece can hold (its
- *  builder never makes one); LLM_ERR_NOMEM. */
+ *  @return LLM_OK; LLM_UNIGRAM_FALLBACK, with `out` untouched, for text
+ *  with a NUL byte that normalization keeps (or any NUL, with user-defined
+ *  pieces): SentencePiece's double-array tries treat NUL in a way that
+ *  depends on their layout; also for normalized text of 2 GiB or more;
+ *  LLM_ERR_FORMAT for a charsmap lookup with more results than SentencePiece
+ *  can hold (its builder never makes one); LLM_ERR_NOMEM. On error `out`
+ *  is as it was. */
 int llm_unigram_encode(const llm_unigram *u, const char *text, size_t n,
                        llm_unigram_scratch *s, llm_ids *out);
 
