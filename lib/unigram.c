@@ -232,109 +232,108 @@ static int byte_of_piece(const char *p, size_t n)
 
 /* ---------------------------------------------------------------- building the trie
  * A level (byte position) at a time, as darts-clone builds from sorted
- * keys: the pieces still longer than the level are sorted by (node reached,
- * next byte) with two counting sorts; the distinct bytes under a node are
- * its children, all placed at once, at the first base where each finds a
- * free unit. One-child nodes, most of them, take the first free unit and
- * so fill the gaps the others leave. */
+ * keys. The pieces still longer than the level are kept grouped by the node
+ * they have reached; within a group, sorted by their next byte, the distinct
+ * bytes are the node's children, all placed at once at the first base where
+ * each finds a free unit. One-child nodes, most of them, take the first
+ * free unit and so fill the gaps the others leave. */
 
-/* The double array while it is built: free units in a doubly-linked list in
- * index order, so that a search skips the taken ones. Nodes with several
- * children start their search at `scan`, which moves on past free units
- * that have failed DA_TRIES searches (as darts' old next_check_pos skipped
- * dense regions), and after DA_SEARCH failures take a fresh block. */
+/* The double array while it is built: a bitmap of the units taken, so that
+ * searches skip them a word at a time. Nodes with several children start
+ * their search at `scan`, which moves on past free units that have failed
+ * DA_TRIES searches (as darts' old next_check_pos skipped dense regions),
+ * and after DA_SEARCH failures take a fresh block. */
 typedef struct {
-    size_t cap;
-    int32_t *next, *prev;   /* (cap) links of free units; -1 ends */
+    size_t cap;             /* units, a power of 2 */
+    uint64_t *taken;        /* (cap / 64) */
     unsigned char *fails;   /* (cap) searches each free unit failed */
-    int32_t head, tail, scan;
+    size_t head, scan;      /* no free unit below head; where searches start */
     size_t end;             /* past the last unit taken */
 } da_build;
 
 #define DA_TRIES 8
 #define DA_SEARCH 256
 
-/* Grows the units so that index `want` exists, new ones free. */
+/* Grows the units to at least `want`, new ones free. */
 static int da_grow(llm_unigram *u, da_build *d, size_t want)
 {
-    if (want < d->cap)
+    if (want <= d->cap)
         return LLM_OK;
     size_t n = d->cap ? d->cap : 1024;
-    while (n <= want)
+    while (n < want)
         n *= 2;
     if (n > DA_MAX_UNITS)
         return LLM_UNIGRAM_FALLBACK;
     da_unit *v = realloc(u->units, n * sizeof *v);
     if (v)
         u->units = v;
-    int32_t *next = v ? realloc(d->next, n * sizeof *next) : NULL;
-    if (next)
-        d->next = next;
-    int32_t *prev = next ? realloc(d->prev, n * sizeof *prev) : NULL;
-    if (prev)
-        d->prev = prev;
-    unsigned char *fails = prev ? realloc(d->fails, n) : NULL;
+    uint64_t *taken = v ? realloc(d->taken, n / 8) : NULL;
+    if (taken)
+        d->taken = taken;
+    unsigned char *fails = taken ? realloc(d->fails, n) : NULL;
     if (!fails)
         return llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer trie)");
     d->fails = fails;
-    for (size_t i = d->cap; i < n; i++) {
+    for (size_t i = d->cap; i < n; i++)
         v[i] = (da_unit){.base = 0, .check = DA_FREE, .id = -1, .score = 0.0f};
-        next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
-        prev[i] = i > d->cap ? (int32_t)i - 1 : d->tail;
-        fails[i] = 0;
-    }
-    if (d->scan < 0)
-        d->scan = (int32_t)d->cap;
-    if (d->tail >= 0)
-        next[d->tail] = (int32_t)d->cap;
-    else
-        d->head = (int32_t)d->cap;
-    d->tail = (int32_t)n - 1;
+    memset(taken + d->cap / 64, 0, (n - d->cap) / 8);
+    memset(fails + d->cap, 0, n - d->cap);
     d->cap = n;
     return LLM_OK;
 }
 
-static void da_take(llm_unigram *u, da_build *d, int32_t z, int32_t parent)
+static int da_is_taken(const da_build *d, size_t i)
 {
-    u->units[z].check = parent;
-    if ((size_t)z >= d->end)
-        d->end = (size_t)z + 1;
-    if (d->scan == z)
-        d->scan = d->next[z];
-    if (d->prev[z] >= 0)
-        d->next[d->prev[z]] = d->next[z];
-    else
-        d->head = d->next[z];
-    if (d->next[z] >= 0)
-        d->prev[d->next[z]] = d->prev[z];
-    else
-        d->tail = d->prev[z];
+    return (d->taken[i / 64] >> (i % 64)) & 1;
+}
+
+/* The first free unit from i on; d->cap when there is none. */
+static size_t da_next_free(const da_build *d, size_t i)
+{
+    size_t w = i / 64, words = d->cap / 64;
+    if (w >= words)
+        return d->cap;
+    uint64_t free_bits = ~d->taken[w] & (~(uint64_t)0 << (i % 64));
+    while (!free_bits) {
+        if (++w == words)
+            return d->cap;
+        free_bits = ~d->taken[w];
+    }
+    return w * 64 + (size_t)__builtin_ctzll(free_bits);
 }
 
 /* Gives unit x the children lab[0..k), k > 0: its base, and their units. */
 static int da_fit(llm_unigram *u, da_build *d, int32_t x, const unsigned char *lab, int k)
 {
     const int many = k > 1;
-    size_t base;
+    size_t f, base;
     int rc, tries = 0;
-    for (int32_t f = many ? d->scan : d->head;; f = d->next[f]) {
-        if (f < 0 || (many && tries++ == DA_SEARCH)) {
-            f = (int32_t)((d->end + 255) & ~(size_t)255);
-            if ((rc = da_grow(u, d, (size_t)f)))
-                return rc;
-        }
-        base = (size_t)f ^ lab[0];
+    if (many)
+        f = d->scan = da_next_free(d, d->scan);
+    else
+        f = d->head = da_next_free(d, d->head);
+    for (;; f = da_next_free(d, f + 1)) {
+        if (many && tries++ == DA_SEARCH)
+            f = (d->end + 255) & ~(size_t)255;
+        if (f >= d->cap && (rc = da_grow(u, d, f + 1)))
+            return rc;
+        base = f ^ lab[0];
         int j = 1;
-        while (j < k && u->units[base ^ lab[j]].check == DA_FREE)
+        while (j < k && !da_is_taken(d, base ^ lab[j]))
             j++;
         if (j == k)
             break;
         if (many && ++d->fails[f] >= DA_TRIES && f == d->scan)
-            d->scan = d->next[f];
+            d->scan = da_next_free(d, f + 1);
     }
     u->units[x].base = (int32_t)base;
-    for (int j = 0; j < k; j++)
-        da_take(u, d, (int32_t)(base ^ lab[j]), x);
+    for (int j = 0; j < k; j++) {
+        size_t z = base ^ lab[j];
+        d->taken[z / 64] |= (uint64_t)1 << (z % 64);
+        u->units[z].check = x;
+        if (z >= d->end)
+            d->end = z + 1;
+    }
     return LLM_OK;
 }
 
@@ -347,21 +346,32 @@ static int is_trie_piece(unsigned type)
 typedef struct {
     int32_t id;         /* the piece */
     int32_t unit;       /* the node it has reached */
-    int32_t rank;       /* that node's rank in its level */
     uint32_t off, end;  /* its bytes in the pool */
 } active;
 
-/* Sorts a[0..n) into b by key[i], a byte or (with nkeys) a rank: stable. */
-static void counting_sort(const active *a, active *b, size_t n, const uint32_t *key,
-                          size_t nkeys, size_t *count)
+/* Sorts a[0..n) by the byte at `lvl` of each: insertion for the small
+ * groups most nodes have, counting into b for large ones. */
+static void sort_group(active *a, active *b, size_t n, const unsigned char *pool, uint32_t lvl)
 {
-    memset(count, 0, (nkeys + 1) * sizeof *count);
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++) {
+            active v = a[i];
+            unsigned char c = pool[v.off + lvl];
+            size_t j = i;
+            for (; j > 0 && pool[a[j - 1].off + lvl] > c; j--)
+                a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    size_t count[257] = {0};
     for (size_t j = 0; j < n; j++)
-        count[key[j] + 1]++;
-    for (size_t c = 1; c <= nkeys; c++)
+        count[pool[a[j].off + lvl] + 1]++;
+    for (int c = 1; c < 257; c++)
         count[c] += count[c - 1];
     for (size_t j = 0; j < n; j++)
-        b[count[key[j]]++] = a[j];
+        b[count[pool[a[j].off + lvl]]++] = a[j];
+    memcpy(a, b, n * sizeof *a);
 }
 
 /* The trie of `n` pieces of `bytes` bytes in all (every one non-empty). */
@@ -369,11 +379,9 @@ static int da_levels(llm_unigram *u, da_build *d, const llm_unigram_spec *s, siz
                      size_t bytes)
 {
     active *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-    uint32_t *key = malloc(n * sizeof *key);
-    size_t *count = malloc((n + 257) * sizeof *count);
     unsigned char *pool = malloc(bytes);
     int rc = LLM_OK;
-    if (!a || !b || !key || !count || !pool) {
+    if (!a || !b || !pool) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory (tokenizer trie)");
         goto done;
     }
@@ -383,66 +391,48 @@ static int da_levels(llm_unigram *u, da_build *d, const llm_unigram_spec *s, siz
         if (!is_trie_piece(s->types[i]))
             continue;
         memcpy(pool + at, s->pieces[i], s->piece_lens[i]);
-        a[n_act++] = (active){.id = i, .unit = 0, .rank = 0, .off = (uint32_t)at,
+        a[n_act++] = (active){.id = i, .unit = 0, .off = (uint32_t)at,
                               .end = (uint32_t)(at + s->piece_lens[i])};
         at += s->piece_lens[i];
         if (s->types[i] == LLM_PIECE_USER)
             u->user_first[(unsigned char)s->pieces[i][0]] = 1;
     }
-    size_t width = 1;   /* nodes in the level reached */
+    /* Each level keeps a node's pieces together, in the order of its
+     * children, so the next level's groups are again runs. */
     for (uint32_t lvl = 0; n_act && !rc; lvl++) {
-        for (size_t j = 0; j < n_act; j++)
-            key[j] = pool[a[j].off + lvl];
-        counting_sort(a, b, n_act, key, 256, count);
-        for (size_t j = 0; j < n_act; j++)
-            key[j] = (uint32_t)b[j].rank;
-        counting_sort(b, a, n_act, key, width, count);
-        /* A node's entries are now together, by byte; its distinct bytes
-         * are its children, ranked in the next level in this order. */
-        size_t kept = 0, next_width = 0;
-        for (size_t g = 0; g < n_act && !rc;) {
-            size_t e = g;
+        size_t kept = 0;
+        for (size_t g = 0, e; g < n_act && !rc; g = e) {
+            int32_t x = a[g].unit;
+            for (e = g + 1; e < n_act && a[e].unit == x; e++)
+                ;
+            sort_group(a + g, b, e - g, pool, lvl);
             unsigned char lab[256];
             int k = 0;
-            for (; e < n_act && a[e].rank == a[g].rank; e++) {
-                unsigned char c = pool[a[e].off + lvl];
+            for (size_t j = g; j < e; j++) {
+                unsigned char c = pool[a[j].off + lvl];
                 if (k == 0 || lab[k - 1] != c)
                     lab[k++] = c;
             }
-            int32_t x = a[g].unit;
             if ((rc = da_fit(u, d, x, lab, k)))
                 break;
-            int32_t base = u->units[x].base, rank = (int32_t)next_width - 1;
-            unsigned char last = 0;
+            int32_t base = u->units[x].base;
             for (size_t j = g; j < e; j++) {
-                unsigned char c = pool[a[j].off + lvl];
-                if (j == g || c != last)
-                    rank++;
-                last = c;
-                int32_t y = base ^ c, id = a[j].id;
-                if (a[j].off + lvl + 1 == a[j].end) {
-                    /* unigram::Model skips unused pieces where it finds them. */
-                    if (s->types[id] != LLM_PIECE_UNUSED) {
-                        u->units[y].id = id;
-                        u->units[y].score = s->scores[id];
-                    }
-                } else {
+                int32_t y = base ^ pool[a[j].off + lvl], id = a[j].id;
+                if (a[j].off + lvl + 1 < a[j].end) {
                     a[kept] = a[j];
-                    a[kept].unit = y;
-                    a[kept++].rank = rank;
+                    a[kept++].unit = y;
+                } else if (s->types[id] != LLM_PIECE_UNUSED) {
+                    /* unigram::Model skips unused pieces where it finds them. */
+                    u->units[y].id = id;
+                    u->units[y].score = s->scores[id];
                 }
             }
-            next_width = (size_t)rank + 1;
-            g = e;
         }
         n_act = kept;
-        width = next_width;
     }
 done:
     free(a);
     free(b);
-    free(key);
-    free(count);
     free(pool);
     return rc;
 }
@@ -463,15 +453,14 @@ static int build_trie(llm_unigram *u, const llm_unigram_spec *s)
     /* At most a node per byte, plus the root. */
     if (n == 0 || bytes >= DA_MAX_UNITS / 4)
         return LLM_UNIGRAM_FALLBACK;
-    da_build d = {.cap = 0, .next = NULL, .prev = NULL, .fails = NULL,
-                  .head = -1, .tail = -1, .scan = -1, .end = 0};
-    int rc = da_grow(u, &d, 256);
+    da_build d = {.cap = 0, .taken = NULL, .fails = NULL, .head = 0, .scan = 0, .end = 1};
+    int rc = da_grow(u, &d, 1024);
     if (!rc) {
-        da_take(u, &d, 0, DA_ROOT);
+        d.taken[0] = 1;   /* the root */
+        u->units[0].check = DA_ROOT;
         rc = da_levels(u, &d, s, n, bytes);
     }
-    free(d.next);
-    free(d.prev);
+    free(d.taken);
     free(d.fails);
     if (rc)
         return rc;
