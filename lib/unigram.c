@@ -78,7 +78,9 @@ static inline uint32_t unit_value(uint32_t u) { return u & ((1u << 31) - 1); }
 /* Checks every offset a lookup can follow, once, so that lookups need no
  * bounds checks: each unit a byte can match (label bit 31 clear), and the
  * root, must have its 256 children inside the array, and the value of its
- * leaf must start a NUL-terminated string. */
+ * leaf must start a NUL-terminated string. The root is a unit a byte can
+ * match too when one leads back to it (a base in block 0): darts-clone never
+ * lays a trie out so, but a crafted map can. */
 int llm_charsmap_check(const unsigned char *b, size_t n)
 {
     /* Normalizer::DecodePrecompiledCharsMap: a little-endian uint32 trie
@@ -100,7 +102,8 @@ int llm_charsmap_check(const unsigned char *b, size_t n)
         if ((base | 0xFF) >= n_units)
             return llm_fail(LLM_ERR_FORMAT, "corrupt normalization map "
                             "(unit %zu points past the end)", i);
-        if (i != 0 && unit_has_leaf(unit) && unit_value(llm_le32(units + 4 * base)) >= end)
+        if (!(unit >> 31) && unit_has_leaf(unit) &&
+            unit_value(llm_le32(units + 4 * base)) >= end)
             return llm_fail(LLM_ERR_FORMAT, "corrupt normalization map "
                             "(unit %zu has a value past the strings)", i);
     }

@@ -364,6 +364,12 @@ static void own_charsmap(const llm_tok *identity, const llm_tok *bpe, const char
     small[0] = 256u << 10;
     charsmap_blob(&blob, small, 256, 4 * 256, "x", 2);
     charsmap_refused(identity, 3, &blob, "(unit 0 points past the end)");
+    /* The root's children in block 0, so that 'r' leads back to the root,
+     * whose leaf is past the strings (found by fuzz_unigram). */
+    small[0] = 'r' | 1u << 8 | (uint32_t)'r' << 10;
+    small['r'] = 1u << 31 | 2;
+    charsmap_blob(&blob, small, 256, 4 * 256, "x", 2);
+    charsmap_refused(identity, 3, &blob, "(unit 0 has a value past the strings)");
     /* A rule whose children are past the end. */
     unit_at(u, R ^ 'w', 'w', 300 * 256, 0, 0);
     charsmap_blob(&blob, u, 256 * BLOCKS, 4 * 256 * BLOCKS, strs.data, strs.len);
