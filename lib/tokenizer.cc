@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <memory>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -290,11 +291,19 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
                             "'%s': not a SentencePiece model or llm model file", name);
         return llm_fail(LLM_ERR_FORMAT, "not a SentencePiece model");
     }
-    llm_tok *t = new llm_tok;
+    // Owned until handed out: SentencePiece may throw while loading.
+    std::unique_ptr<llm_tok> t(new llm_tok);
     t->proto.assign((const char *)buf, len);
-    auto st = t->sp.LoadFromSerializedProto(t->proto);
+    sentencepiece::util::Status st;
+    try {
+        st = t->sp.LoadFromSerializedProto(t->proto);
+    } catch (const std::bad_alloc &) {
+        throw;
+    } catch (const std::exception &e) {
+        // Its trie builder throws on some malformed pieces (an empty key).
+        st = sentencepiece::util::Status(sentencepiece::util::StatusCode::kInternal, e.what());
+    }
     if (!st.ok()) {
-        delete t;
         if (name)
             return llm_fail(LLM_ERR_FORMAT, "'%s': not a usable SentencePiece model: %s",
                             name, st.ToString().c_str());
@@ -303,7 +312,6 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
     }
     t->vocab = t->sp.GetPieceSize();
     if (t->vocab != (int)mi.types.size()) {
-        delete t;
         return llm_fail(LLM_ERR_FORMAT, "'%s': inconsistent SentencePiece model",
                         name ? name : "(memory)");
     }
@@ -312,19 +320,18 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
     // one is refused here, whatever encodes (our encoder checks its own).
     const ModelInfo &i = t->info;
     const unsigned char *p = (const unsigned char *)t->proto.data();
-    int rc = build_own_encoder(t);
+    int rc = build_own_encoder(t.get());
     if (!rc && !t->own && i.charsmap_len)
         rc = llm_charsmap_check(p + i.charsmap_at, i.charsmap_len);
     if (!rc && i.decharsmap_len)
         rc = llm_charsmap_check(p + i.decharsmap_at, i.decharsmap_len);
     if (rc) {
         std::string m = llm_errmsg();
-        delete t;
         if (name)
             return llm_fail(rc, "'%s': %s", name, m.c_str());
         return llm_fail(rc, "%s", m.c_str());
     }
-    *out = t;
+    *out = t.release();
     return LLM_OK;
 }
 
