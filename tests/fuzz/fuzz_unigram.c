@@ -22,6 +22,7 @@
 #include "llm.h"
 #include "internal.h"
 #include "unigram.h"
+#include "../unit/pbwrite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -115,59 +116,29 @@ static void make_table(table *t, unsigned flags)
 
 /* ---------------------------------------------------------------- ModelProto */
 
-static void put_varint(llm_buf *b, uint64_t v)
-{
-    unsigned char c;
-    do {
-        c = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            c |= 0x80;
-        llm_buf_append(b, &c, 1);
-    } while (v);
-}
-
-static void put_len(llm_buf *b, unsigned field, const void *p, size_t n)
-{
-    put_varint(b, (uint64_t)field << 3 | 2);
-    put_varint(b, n);
-    llm_buf_append(b, p, n);
-}
-
-static void put_uint(llm_buf *b, unsigned field, uint64_t v)
-{
-    put_varint(b, (uint64_t)field << 3);
-    put_varint(b, v);
-}
-
 /* The table, the flags and the charsmap as a serialized ModelProto. */
 static void make_proto(llm_buf *b, const table *t, unsigned flags,
                        const unsigned char *cmap, size_t cmap_len)
 {
     llm_buf sub = {0};
     for (int i = 0; i < t->n; i++) {
-        unsigned char w[4];
-        uint32_t bits;
-        memcpy(&bits, &t->scores[i], 4);
-        llm_put_le32(w, bits);
         sub.len = 0;
-        put_len(&sub, 1, t->pieces[i], t->lens[i]);
-        put_varint(&sub, 2 << 3 | 5);
-        llm_buf_append(&sub, w, 4);
-        put_uint(&sub, 3, t->types[i]);
-        put_len(b, 1, sub.data, sub.len);
+        pb_len_field(&sub, 1, t->pieces[i], t->lens[i]);
+        pb_float_field(&sub, 2, t->scores[i]);
+        pb_uint_field(&sub, 3, t->types[i]);
+        pb_len_field(b, 1, sub.data, sub.len);
     }
     sub.len = 0;
-    put_uint(&sub, 3, 1);                       /* model_type UNIGRAM */
-    put_uint(&sub, 35, !!(flags & F_BYTES));    /* byte_fallback */
-    put_len(b, 2, sub.data, sub.len);
+    pb_uint_field(&sub, 3, 1);                       /* model_type UNIGRAM */
+    pb_uint_field(&sub, 35, !!(flags & F_BYTES));    /* byte_fallback */
+    pb_len_field(b, 2, sub.data, sub.len);
     sub.len = 0;
     if (cmap_len)
-        put_len(&sub, 2, cmap, cmap_len);
-    put_uint(&sub, 3, !!(flags & F_DUMMY));
-    put_uint(&sub, 4, !!(flags & F_RMWS));
-    put_uint(&sub, 5, !!(flags & F_ESC));
-    put_len(b, 3, sub.data, sub.len);
+        pb_len_field(&sub, 2, cmap, cmap_len);
+    pb_uint_field(&sub, 3, !!(flags & F_DUMMY));
+    pb_uint_field(&sub, 4, !!(flags & F_RMWS));
+    pb_uint_field(&sub, 5, !!(flags & F_ESC));
+    pb_len_field(b, 3, sub.data, sub.len);
     llm_buf_free(&sub);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pbwrite.h"
 
 static int failures;
 
@@ -204,34 +205,6 @@ static void compare_all(const llm_tok *t, const char *model, const char *path, i
     }
 }
 
-/* Protobuf writing, to derive models from a serialized one: fields appended
- * to a ModelProto merge into it (a message field merges, a scalar field's
- * last value wins), which SentencePiece and our walker both follow. */
-static void put_varint(llm_buf *b, uint64_t v)
-{
-    unsigned char c;
-    do {
-        c = (unsigned char)(v & 0x7f);
-        v >>= 7;
-        if (v)
-            c |= 0x80;
-        llm_buf_append(b, &c, 1);
-    } while (v);
-}
-
-static void put_len_field(llm_buf *b, unsigned field, const void *p, size_t n)
-{
-    put_varint(b, (uint64_t)field << 3 | 2);
-    put_varint(b, n);
-    llm_buf_append(b, p, n);
-}
-
-static void put_bool_field(llm_buf *b, unsigned field, int v)
-{
-    put_varint(b, (uint64_t)field << 3);
-    put_varint(b, (uint64_t)v);
-}
-
 /* The model `t` with `spec` appended as ModelProto field `field`
  * (2 TrainerSpec, 3 NormalizerSpec, 5 denormalizer). */
 static int load_with(const llm_tok *t, unsigned field, const llm_buf *spec, llm_tok **out)
@@ -241,7 +214,7 @@ static int load_with(const llm_tok *t, unsigned field, const llm_buf *spec, llm_
     llm_tok_bytes(t, &p, &n);
     llm_buf b = {0};
     llm_buf_append(&b, p, n);
-    put_len_field(&b, field, spec->data, spec->len);
+    pb_len_field(&b, field, spec->data, spec->len);
     int rc = llm_tok_load_mem(b.data, b.len, out);
     llm_buf_free(&b);
     return rc;
@@ -285,7 +258,7 @@ static int load_with_charsmap(const llm_tok *t, unsigned field, const llm_buf *b
                               llm_tok **out)
 {
     llm_buf spec = {0};
-    put_len_field(&spec, 2, blob->data, blob->len);
+    pb_len_field(&spec, 2, blob->data, blob->len);
     int rc = load_with(t, field, &spec, out);
     llm_buf_free(&spec);
     return rc;
@@ -407,18 +380,13 @@ static void crafted_scores(const llm_tok *identity)
     llm_buf b = {0}, piece = {0}, spec = {0};
     llm_buf_append(&b, p, n);
     for (size_t i = 0; i < sizeof add / sizeof *add; i++) {
-        unsigned char w[4];
-        uint32_t bits;
-        memcpy(&bits, &add[i].score, 4);
-        llm_put_le32(w, bits);
         piece.len = 0;
-        put_len_field(&piece, 1, add[i].piece, strlen(add[i].piece));
-        put_varint(&piece, 2 << 3 | 5);
-        llm_buf_append(&piece, w, 4);
-        put_len_field(&b, 1, piece.data, piece.len);
+        pb_len_field(&piece, 1, add[i].piece, strlen(add[i].piece));
+        pb_float_field(&piece, 2, add[i].score);
+        pb_len_field(&b, 1, piece.data, piece.len);
     }
-    put_bool_field(&spec, 3, 0);   /* add_dummy_prefix */
-    put_len_field(&b, 3, spec.data, spec.len);
+    pb_uint_field(&spec, 3, 0);   /* add_dummy_prefix */
+    pb_len_field(&b, 3, spec.data, spec.len);
     llm_tok *t = NULL;
     CHECK(llm_tok_load_mem(b.data, b.len, &t) == LLM_OK);
     if (t) {
@@ -470,9 +438,9 @@ static void own_encoder(const llm_tok *identity, const char *tiny)
     compare_all(nmt, "nmt_nfkc", tiny, 3000, 3);
     for (int m = 1; m < 8; m++) {
         llm_buf spec = {0};
-        put_bool_field(&spec, 3, !(m & 1));     /* add_dummy_prefix */
-        put_bool_field(&spec, 4, !(m & 2));     /* remove_extra_whitespaces */
-        put_bool_field(&spec, 5, !(m & 4));     /* escape_whitespaces */
+        pb_uint_field(&spec, 3, !(m & 1));     /* add_dummy_prefix */
+        pb_uint_field(&spec, 4, !(m & 2));     /* remove_extra_whitespaces */
+        pb_uint_field(&spec, 5, !(m & 4));     /* escape_whitespaces */
         CHECK(load_with(nmt, 3, &spec, &t) == LLM_OK);
         char name[64];
         snprintf(name, sizeof name, "nmt_nfkc, flags %d", m);
@@ -483,7 +451,7 @@ static void own_encoder(const llm_tok *identity, const char *tiny)
     }
     /* treat_whitespace_as_suffix (TrainerSpec 24) is SentencePiece's. */
     llm_buf spec = {0};
-    put_bool_field(&spec, 24, 1);
+    pb_uint_field(&spec, 24, 1);
     CHECK(load_with(nmt, 2, &spec, &t) == LLM_OK);
     llm_buf_free(&spec);
     if (t) {
