@@ -21,9 +21,11 @@
 #    titles for THUC_EPOCHS epochs (no hold-out: the tenth it would take
 #    costs more accuracy than early stopping gains; measured on 1 thread,
 #    test accuracy 0.849 against 0.838 with the hold-out and 0.836 for the
-#    previous recipe, fastText 0.847). Over seeds 1-3 on 1 thread, 3 epochs
-#    gave 0.8489 / 0.8456 / 0.8457 (mean 0.8467) and 4 epochs 0.8491 /
-#    0.8392 / 0.8450 (0.8444); fastText over 5 seeds 0.8471-0.8489 (0.8476).
+#    previous recipe, fastText 0.847). Over seeds 1-5 on 1 thread, 3 epochs
+#    gave 0.8489 / 0.8456 / 0.8457 / 0.8430 / 0.8452 (mean 0.8457) and 4
+#    epochs 0.8491 / 0.8392 / 0.8450 / 0.8429 / 0.8436 (0.8440); fastText
+#    over 5 seeds 0.8471-0.8489 (0.8476): a tie within the seeds' spread,
+#    not yet a margin.
 #    Dropout in fine-tuning, 6 epochs, lr 5e-4 or 2e-3, last-token pooling,
 #    an 8,000-piece unigram tokenizer, 2 x 96 or 3 x 160 models, and dropout
 #    0.3 over 5000 steps all did worse on the seeds tried. Scores are
