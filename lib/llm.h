@@ -648,7 +648,9 @@ int  llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, in
  *  the tokens per second where decoding is bound by memory bandwidth. Steps
  *  then equal fp32 steps over the weights rounded to half, bit for bit;
  *  prefill still reads the fp32 weights. CPU only; costs 2 bytes per such
- *  weight. Not to be called while a session over `m` is running.
+ *  weight. The copies are of the weights as they are now: later changes
+ *  to them (training) do not reach the steps. Not to be called while a
+ *  session over `m` is running.
  *  @return LLM_OK, LLM_ERR_INVALID (not the CPU), LLM_ERR_RANGE (a weight
  *  beyond half's range, 65504), LLM_ERR_NOMEM. */
 int  llm_model_decode_f16(llm_model *m);
