@@ -22,7 +22,7 @@ static int64_t o_seed = 1;
 static cli_list o_stop;
 static int o_samples = 1, o_batch = 16, o_threads, o_quiet;
 static const char *o_format = "text";
-static int o_logprobs, o_echo, o_null;
+static int o_logprobs, o_echo, o_null, o_no_mmap;
 static const char *o_device = "cpu", *o_precision = "f32";
 
 static const cli_opt opts[] = {
@@ -88,6 +88,11 @@ static const cli_opt opts[] = {
      "weights each generated token reads: f32, or f16 copies (half the memory traffic, "
      "up to twice the speed; CPU only; prompts still read f32)", "f32|f16", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
+    {"no-mmap", 0, CLI_FLAG, &o_no_mmap, NULL,
+     "f32: copy the weights out of the model file's mapping into memory of this "
+     "process's own, in huge pages where the system has them (faster where files are "
+     "mapped in 4 KiB pages; not shared with other processes)", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no warnings and no summary", NULL, 0,
      0, 0, CLI_COMPLETE_NONE, 1},
     {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
@@ -587,6 +592,8 @@ int main(int argc, char **argv)
     check(rc);
     if (strcmp(o_precision, "f16") == 0 && (rc = llm_model_decode_f16(m)))
         cli_die("--precision f16: %s", llm_errmsg());
+    if (strcmp(o_precision, "f32") == 0 && o_no_mmap)
+        check(llm_model_own(m));
     llm_tok *tok;
     check(llm_tok_load(o_model, &tok));
     const llm_config *cfg = llm_model_config(m);

@@ -22,6 +22,7 @@ complete -c llm-generate -s b -l batch -x -d 'decode up to N samples together (t
 complete -c llm-generate -s t -l threads -x -d 'threads (0: all cores)'
 complete -c llm-generate -l device -x -a 'cpu cuda' -d 'where to compute'
 complete -c llm-generate -l precision -x -a 'f32 f16' -d 'weights each generated token reads: f32, or f16 copies (half the memory traffic, up to twice the speed; CPU only; prompts still read f32)'
+complete -c llm-generate -l no-mmap -d 'f32: copy the weights out of the model file\'s mapping into memory of this process\'s own, in huge pages where the system has them (faster where files are mapped in 4 KiB pages; not shared with other processes)'
 complete -c llm-generate -s q -l quiet -d 'print no warnings and no summary'
 complete -c llm-generate -s h -l help -d 'display this help and exit'
 complete -c llm-generate -l version -d 'output version information and exit'

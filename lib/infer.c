@@ -887,7 +887,7 @@ int llm_model_decode_f16(llm_model *m)
     size_t total = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         total += t[i].n;
-    uint16_t *block = malloc(total * sizeof *block);
+    uint16_t *block = llm_alloc_big(total * sizeof *block, 0);
     if (!block)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for half-precision weights (%zu MB)",
                         (total * sizeof *block) >> 20);

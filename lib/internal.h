@@ -52,6 +52,11 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
 /*! llm_map_file() : maps a whole regular file read-only (a zero-length file
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
+/* llm_alloc_big() : malloc (zero: calloc) for blocks streamed over and over
+ * (weights, gradients, optimizer state): from 4 MiB up, 2 MiB-aligned and
+ * advised into transparent huge pages. Freed by free(); NULL when out of
+ * memory. */
+void *llm_alloc_big(size_t bytes, int zero);
 void llm_unmap_file(const void *map, size_t len);
 
 /* ------------------------------------------------------------------------ */
@@ -126,9 +131,6 @@ float *llm_model_grad_block(llm_model *m, size_t *n);
 /*! llm_model_set_micro() : the micro-batch of this step whose dropout masks
  *  the next forward draws (by default, counted by backward passes). */
 void llm_model_set_micro(llm_model *m, int64_t micro);
-/*! llm_model_own() : makes the parameters a private, writable copy when they
- *  are mapped from the model file (llm_model_load()), before training. */
-int  llm_model_own(llm_model *m);
 
 #ifdef __cplusplus
 }

@@ -603,6 +603,13 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
  *  the file and the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE,
  *  LLM_ERR_NOMEM. */
 int llm_model_load(const char *path, const char *device, llm_model **out);
+/*! llm_model_own() : makes the parameters a private, writable copy when they
+ *  lie mapped from the model file (llm_model_load()); a no-op otherwise.
+ *  Training does it first. The copy sits in transparent huge pages where the
+ *  system has them: faster to stream through (one decoding step reads every
+ *  weight) than a file mapped in 4 KiB pages, but no longer shared between
+ *  processes (llm-generate --no-mmap). @return LLM_OK, LLM_ERR_NOMEM. */
+int llm_model_own(llm_model *m);
 
 /* ------------------------------------------------------------------------ */
 /* Generation with a key/value cache (infer.c). A session keeps the keys and

@@ -239,7 +239,7 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
     family_sizes(c, &wte, &norms, &layer2d, &wout);
     m->n_params = m->n_backbone = wte + norms + layer2d + wout;
     m->temperature = 1.0;
-    m->params = malloc(m->n_params * sizeof *m->params);
+    m->params = llm_alloc_big(m->n_params * sizeof *m->params, 0);
     /* Room for the head's two tensors too. */
     m->tensors = calloc((size_t)9 * c->n_layers + 5, sizeof *m->tensors);
     size_t h2 = (size_t)m->hd / 2;
@@ -607,7 +607,7 @@ static int grads_alloc(llm_model *m)
 {
     if (m->grads)
         return LLM_OK;
-    m->grads = calloc(m->n_params, sizeof *m->grads);
+    m->grads = llm_alloc_big(m->n_params * sizeof *m->grads, 1);
     if (!m->grads)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for gradients");
     return LLM_OK;
@@ -628,7 +628,7 @@ int llm_model_own(llm_model *m)
 {
     if (!m->file)
         return LLM_OK;
-    float *p = malloc(m->n_params * sizeof *p);
+    float *p = llm_alloc_big(m->n_params * sizeof *p, 0);
     if (!p)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
                         m->n_params);
@@ -766,8 +766,8 @@ int llm_model_adamw_alloc(llm_model *m)
 {
     if (m->adam_m)
         return LLM_OK;
-    m->adam_m = calloc(m->n_params, sizeof *m->adam_m);
-    m->adam_v = calloc(m->n_params, sizeof *m->adam_v);
+    m->adam_m = llm_alloc_big(m->n_params * sizeof *m->adam_m, 1);
+    m->adam_v = llm_alloc_big(m->n_params * sizeof *m->adam_v, 1);
     if (!m->adam_m || !m->adam_v) {
         free(m->adam_m);
         free(m->adam_v);

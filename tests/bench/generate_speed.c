@@ -6,10 +6,12 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
- *                  [--precision f32,f16]
+ *                  [--precision f32,mmap,f16]
  *
- * f16: the steps read half-precision copies of the weights
- * (llm_model_decode_f16()), half the bytes per token.
+ * f32 reads the weights from a private block in transparent huge pages (as
+ * llm-generate does by default), mmap from the mapping of a model file
+ * (llm-generate --mmap), f16 half-precision copies (llm_model_decode_f16()),
+ * half the bytes per token.
  * Each sequence starts from one token and generates --tokens tokens; the
  * time is that of the decoding steps, sampling included (temperature 1, no
  * top-k/top-p/min-p: one softmax and one draw over the vocabulary per token,
@@ -132,7 +134,7 @@ int main(int argc, char **argv)
     const char *presets = "small,medium,large";
     int vocab = 32000, tokens = 128;
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
-    const char *precisions = "f32,f16";
+    const char *precisions = "f32,mmap,f16";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) presets = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
@@ -186,10 +188,21 @@ int main(int argc, char **argv)
         printf("\n%s: %d x %d, vocab %d, %.1fM parameters, %.0f MB of fp32 weights per "
                "token; %d tokens per sequence\n", name, c.n_layers, c.dim, c.vocab_size,
                params / 1e6, 4 * weights / 1e6, tokens);
-        /* f32 first: llm_model_decode_f16() is for the rest of the model's life. */
-        for (int f16 = 0; f16 < 2; f16++) {
-            if (!strstr(precisions, f16 ? "f16" : "f32"))
+        /* f32 first: llm_model_decode_f16() is for the rest of the model's
+         * life. "mmap": f32 read from the file's mapping (llm-generate
+         * --mmap), the model saved and loaded again; the others read a
+         * private block in huge pages, as llm-generate by default. */
+        static const char *const variant[] = { "f32", "mmap", "f16" };
+        for (int v = 0; v < 3; v++) {
+            int f16 = v == 2;
+            if (!strstr(precisions, variant[v]))
                 continue;
+            llm_model *mm = m;
+            if (v == 1 && (llm_model_save(m, "generate_speed.llm", NULL) ||
+                           llm_model_load("generate_speed.llm", "cpu", &mm))) {
+                fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
+                return 1;
+            }
             if (f16 && llm_model_decode_f16(m)) {
                 fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
                 return 1;
@@ -205,9 +218,9 @@ int main(int argc, char **argv)
                         bw[t] = again > bw[t] ? again : bw[t];
                     }
                     double share;
-                    double tps = run(m, batches[b], tokens, smp, &share);
-                    printf("  %s threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)",
-                           f16 ? "f16" : "f32", threads[t], batches[b], tps, 100 * share);
+                    double tps = run(mm, batches[b], tokens, smp, &share);
+                    printf("  %-4s threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)",
+                           variant[v], threads[t], batches[b], tps, 100 * share);
                     if (batches[b] == 1)
                         printf("  weights %.1f GB/s = %.0f%% of triad (%.1f)",
                                bytes * tps / 1e9, 100.0 * bytes * tps / bw[t], bw[t] / 1e9);
@@ -216,6 +229,10 @@ int main(int argc, char **argv)
                     printf("\n");
                     fflush(stdout);
                 }
+            }
+            if (mm != m) {
+                llm_model_free(mm);
+                remove("generate_speed.llm");
             }
         }
         llm_model_free(m);

@@ -3,6 +3,7 @@
  * and logits, loss, every gradient and 10 AdamW steps against the PyTorch
  * reference states in tests/fixtures (made by make_reference.py). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,38 @@ static void test_determinism(void)
     llm_model_free(e);
 }
 
+/* llm_model_own() on a model read from its file's mapping: the same values
+ * in a private block, which from 4 MiB up starts on a 2 MiB boundary (the
+ * huge pages of llm_alloc_big()); a second call changes nothing. */
+static void test_own(void)
+{
+    llm_config c = { .vocab_size = 4096, .dim = 256, .n_layers = 2, .n_heads = 4,
+                     .n_kv_heads = 4, .ffn_dim = 688, .context = 64, .rope_base = 10000.0,
+                     .norm_eps = 1e-5, .tied = 1 };
+    llm_model *a, *b;
+    CHECK_RC(llm_model_create(&c, 7, "cpu", &a));
+    CHECK_RC(llm_model_save(a, "own.llm", NULL));
+    CHECK_RC(llm_model_load("own.llm", "cpu", &b));
+    llm_param p, q;
+    CHECK_RC(llm_model_param_at(b, 0, &p));
+    CHECK_RC(llm_model_own(b));
+    CHECK_RC(llm_model_param_at(b, 0, &q));
+    if (q.data == p.data)
+        FAIL("llm_model_own() kept the parameters where the file lies mapped");
+    if ((uintptr_t)q.data % ((uintptr_t)2 << 20) != 0)
+        FAIL("own copy of %zu floats at %p: not on a 2 MiB boundary",
+             llm_config_params(&c), (void *)q.data);
+    if (!same_params(a, b))
+        FAIL("own copy differs from the model saved");
+    CHECK_RC(llm_model_own(b));
+    CHECK_RC(llm_model_param_at(b, 0, &p));
+    if (p.data != q.data)
+        FAIL("a second llm_model_own() moved the parameters");
+    remove("own.llm");
+    llm_model_free(a);
+    llm_model_free(b);
+}
+
 /* --------------------------------------------------------- PyTorch fixture */
 
 static int meta_int(const llm_st *f, const char *k)
@@ -551,6 +584,7 @@ int main(void)
     test_gradcheck(1, 1);
     test_gradcheck(0, 2);
     test_determinism();
+    test_own();
     test_dropout();
     for (int threads = 1; threads <= 2; threads++) {
         llm_set_threads(threads);
