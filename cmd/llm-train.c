@@ -24,7 +24,7 @@ static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
 static double o_epochs, o_val_fraction, o_time_limit;
 static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
-static double o_dropout;
+static double o_dropout, o_lm_weight;
 static double o_lr = 1e-3, o_min_lr = -1, o_weight_decay = 0.1, o_beta1 = 0.9,
               o_beta2 = 0.95, o_adam_eps = 1e-8, o_clip = 1.0, o_decay_fraction = 0.2;
 static const char *o_schedule = "cosine";
@@ -55,6 +55,10 @@ static const cli_opt opts[] = {
     {"freeze", 0, CLI_FLAG, &o_freeze, NULL,
      "classify: train only the head, keeping the --init model's weights", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},
+    {"lm-weight", 0, CLI_DOUBLE, &o_lm_weight, "X",
+     "classify: add X times the documents' own next-token loss to the classifier's "
+     "(GPT-1's auxiliary objective: the backbone stays a model of the domain's text; "
+     "0: off)", NULL, 0, 1000, 0, CLI_COMPLETE_NONE, 0},
     {"init", 0, CLI_STRING, &o_init, "FILE",
      "start from the weights of this model file instead of random ones", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
@@ -578,8 +582,10 @@ int main(int argc, char **argv)
     if (o_val && o_val_fraction > 0)
         cli_usage("--val and --val-fraction cannot be combined");
     int cls = strcmp(o_task, "classify") == 0;
-    if (!cls && (o_multi_label || o_balance || o_freeze))
-        cli_usage("--multi-label, --balance and --freeze need --task classify");
+    if (!cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
+        cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
+    if (o_freeze && o_lm_weight > 0)
+        cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
     if (cls && o_batch_tokens)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
     if (cls && world > 1)
@@ -719,6 +725,7 @@ int main(int argc, char **argv)
     tp.adamw.decay_embedding = o_decay_embeddings;
     tp.clip = o_clip;
     tp.class_weights = cweights;
+    tp.lm_weight = o_lm_weight;
     tp.rank = rank;
     tp.world = world;
     tp.reduce = par_reduce;
@@ -745,11 +752,11 @@ int main(int argc, char **argv)
     int64_t start = llm_model_steps(m);
     if (!o_quiet && cls)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, FFN %d, "
-                "context %d, vocabulary %d) and a head of %d labels (%s pooling%s); "
+                "context %d, vocabulary %d) and a head of %d labels (%s pooling%s%s); "
                 "%d thread%s\n", (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim,
                 cfg->n_heads, cfg->ffn_dim, cfg->context, V, llm_model_n_labels(m),
                 llm_pooling_name(llm_model_pooling(m)), o_freeze ? ", backbone frozen" : "",
-                threads, threads == 1 ? "" : "s");
+                o_lm_weight > 0 ? ", with the LM loss" : "", threads, threads == 1 ? "" : "s");
     else if (!o_quiet)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
                 "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "

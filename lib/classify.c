@@ -302,6 +302,33 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     double l = 0;
     if ((rc = cls_loss(m, logits, B, y, dlog, &l)))
         return rc;
+    if (!(y->lm_weight >= 0) || !isfinite(y->lm_weight))
+        return llm_fail(LLM_ERR_INVALID, "language modelling weight %g must be finite and "
+                        ">= 0", y->lm_weight);
+    m->cls_lm = 0;
+    if (y->lm_weight > 0 && !m->frozen) {
+        /* Each real position predicts the next real token of its row. */
+        int n = B * T, V = m->cfg.vocab_size;
+        int32_t *tgt = m->ids + (size_t)n;
+        size_t count = 0;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                int32_t v = t + 1 < lengths[b] ? tokens[(size_t)b * T + t + 1] : -1;
+                tgt[(size_t)b * T + t] = v;
+                count += v >= 0;
+            }
+        if (count) {
+            float *losses, *lm = llm_model_lm_buffers(m, &losses);
+            m->dscale = (float)(y->lm_weight / (double)count);
+            m->k->matmul_forward(lm, h, m->wout, n, C, V);
+            m->k->crossentropy_forward(losses, NULL, lm, tgt, n, V, m->dscale);
+            double s = 0;
+            for (int i = 0; i < n; i++)
+                s += losses[i];
+            l += y->lm_weight * s / (double)count;
+            m->cls_lm = 1;
+        }
+    }
     if (loss)
         *loss = (float)l;
     m->cls_ready = 1;
@@ -337,18 +364,28 @@ int llm_cls_backward(llm_model *m)
     if (m->frozen)
         return LLM_OK;
     float *da = llm_model_dhidden(m);
-    memset(da, 0, (size_t)B * T * C * sizeof *da);
+    if (m->cls_lm) {
+        /* The auxiliary LM loss: its gradient first (written into da). */
+        int n = B * T, V = m->cfg.vocab_size;
+        float *losses, *lm = llm_model_lm_buffers(m, &losses);
+        m->k->crossentropy_forward(losses, lm, lm, m->ids + (size_t)n, n, V, m->dscale);
+        m->k->matmul_backward(da, m->grads + (m->wout - m->params), lm, llm_model_hidden(m),
+                              m->wout, n, C, V);
+    } else {
+        memset(da, 0, (size_t)B * T * C * sizeof *da);
+    }
     for (int b = 0; b < B; b++) {
         const float *dp = dpooled + (size_t)b * C;
         float *db = da + (size_t)b * T * C;
         int len = m->lens[b];
         if (m->pooling == LLM_POOL_LAST) {
-            memcpy(db + (size_t)(len - 1) * C, dp, (size_t)C * sizeof *dp);
+            for (int c = 0; c < C; c++)
+                db[(size_t)(len - 1) * C + c] += dp[c];
             continue;
         }
         for (int t = 0; t < len; t++)
             for (int c = 0; c < C; c++)
-                db[(size_t)t * C + c] = dp[c] / (float)len;
+                db[(size_t)t * C + c] += dp[c] / (float)len;
     }
     return llm_model_backward_hidden(m);
 }
@@ -799,7 +836,7 @@ int llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
         }
         for (int i = 0; i < b; i++)
             fill_row(d, s + (size_t)i, i, T, tok, len, lab, tg);
-        llm_cls_targets y = { lab, tg, NULL };
+        llm_cls_targets y = { lab, tg, NULL, 0 };
         float loss;
         if ((rc = llm_cls_forward(m, tok, len, b, T, &y, &loss)))
             break;

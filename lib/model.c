@@ -561,6 +561,14 @@ float *llm_model_dhidden(const llm_model *m)
     return m->acts ? a.da : NULL;
 }
 
+float *llm_model_lm_buffers(const llm_model *m, float **losses)
+{
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    *losses = m->acts ? a.losses : NULL;
+    return m->acts ? a.logits : NULL;
+}
+
 int llm_model_forward(llm_model *m, const int32_t *tokens,
                       const int32_t *targets, int B, int T, float *loss)
 {

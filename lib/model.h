@@ -79,6 +79,7 @@ struct llm_model {
     int32_t *lens;         /* (B) real tokens per row of the last forward */
     size_t lens_cap;
     int cls_ready;         /* a classifier forward with labels awaits backward */
+    int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
     struct llm_session **infer;  /* (n_infer) llm_cls_predict()'s scratch by thread */
     int n_infer;
 };
@@ -95,6 +96,8 @@ int   llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                                const int32_t *targets, int B, int T);
 float *llm_model_hidden(const llm_model *m);    /* af of the last forward */
 float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the caller */
+/* The (B, T, V) logits buffer of the last forward, and (B, T) losses. */
+float *llm_model_lm_buffers(const llm_model *m, float **losses);
 int   llm_model_backward_hidden(llm_model *m);
 /* The backbone over nd documents packed as rows, each at its own positions
  * from 0 and attending only to itself, with nothing cached (infer.c):

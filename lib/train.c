@@ -141,7 +141,7 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
             if (T > p->seq_len)
                 return llm_fail(LLM_ERR_INVALID, "a document of %d tokens is longer than "
                                 "%d", T, p->seq_len);
-            llm_cls_targets y = { t->labels, t->cls_targets, p->class_weights };
+            llm_cls_targets y = { t->labels, t->cls_targets, p->class_weights, p->lm_weight };
             rc = llm_cls_forward(t->m, t->inputs, t->lengths, p->batch, T, &y, &loss);
             for (int i = 0; i < p->batch; i++)
                 tokens += (uint64_t)t->lengths[i];

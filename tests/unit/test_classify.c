@@ -96,7 +96,7 @@ static void test_fixture(const char *file, const char *device)
     const llm_st_tensor *ids = llm_st_find(f, "input_ids");
     int B = (int)ids->shape[0], T = (int)ids->shape[1];
     int32_t *tok = copy(ids), *len = copy(need(f, "lengths", (size_t)B));
-    llm_cls_targets y = { NULL, NULL, copy(need(f, "weights", (size_t)K)) };
+    llm_cls_targets y = { NULL, NULL, copy(need(f, "weights", (size_t)K)), 0 };
     if (multi)
         y.targets = copy(need(f, "targets", (size_t)B * K));
     else
@@ -167,7 +167,8 @@ static llm_model *tiny_classifier(const char *device, int K, int multi, llm_pool
     return m;
 }
 
-static void test_gradcheck(int multi, llm_pooling pool)
+/* lmw: weight of the auxiliary language modelling loss. */
+static void test_gradcheck(int multi, llm_pooling pool, double lmw)
 {
     enum { B = 3, T = 6, K = 3 };
     llm_model *m = tiny_classifier("ref", K, multi, pool, 0.4);
@@ -175,7 +176,7 @@ static void test_gradcheck(int multi, llm_pooling pool)
     float tg[B * K] = { 1, 0, 1, 0, 0, 1, 1, 1, 0 }, w[K] = { 0.5f, 2.0f, 1.25f };
     for (int i = 0; i < B * T; i++)
         tok[i] = (int32_t)((i * 7 + 3) % 11);
-    llm_cls_targets y = { lab, tg, w };
+    llm_cls_targets y = { lab, tg, w, lmw };
     float loss;
     CHECK_RC(llm_model_zero_grad(m));
     CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y, &loss));
@@ -196,8 +197,8 @@ static void test_gradcheck(int multi, llm_pooling pool)
             p.data[j] = old;
             double fd = ((double)lp - lm) / (2 * h), g = p.grad[j];
             if (!(fabs(fd - g) <= 2e-4 + 2e-2 * fabs(fd)))
-                FAIL("gradcheck multi=%d pool=%s %s[%zu]: analytic %.6g, finite "
-                     "difference %.6g", multi, llm_pooling_name(pool), p.name, j, g, fd);
+                FAIL("gradcheck multi=%d pool=%s lm %g %s[%zu]: analytic %.6g, finite "
+                     "difference %.6g", multi, llm_pooling_name(pool), lmw, p.name, j, g, fd);
         }
     }
     /* The padding after each row's length plays no part. */
@@ -228,7 +229,8 @@ static void test_freeze(void)
     memcpy(h0, head.data, head.numel * 4);
     CHECK_RC(llm_model_freeze(m, 1));
     int32_t tok[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2 }, len[2] = { 6, 3 }, lab[2] = { 0, 2 };
-    llm_cls_targets y = { lab, NULL, NULL };
+    /* The language modelling term trains the backbone only: no effect. */
+    llm_cls_targets y = { lab, NULL, NULL, 0.5 };
     llm_adamw o;
     llm_adamw_defaults(&o);
     for (int s = 0; s < 3; s++) {
@@ -257,6 +259,48 @@ static void test_freeze(void)
     }
     free(e0);
     free(h0);
+    llm_model_free(m);
+}
+
+/* The auxiliary term against the language model's own loss: a classifier
+ * forward with lm_weight w exceeds the one without by w times the mean
+ * next-token loss of llm_model_forward() over each row's real positions;
+ * padding, rows of one token, and a bad weight. */
+static void test_lm_term(void)
+{
+    enum { B = 3, T = 6, K = 3 };
+    llm_model *m = tiny_classifier("cpu", K, 0, LLM_POOL_MEAN, 0.4);
+    int32_t tok[B * T], tgt[B * T], len[B] = { 6, 1, 4 }, lab[B] = { 2, 0, 1 };
+    for (int i = 0; i < B * T; i++)
+        tok[i] = (int32_t)((i * 5 + 2) % 11);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            tgt[b * T + t] = t + 1 < len[b] ? tok[b * T + t + 1] : -1;
+    float l0, l1, lref;
+    llm_cls_targets y0 = { lab, NULL, NULL, 0 }, y1 = { lab, NULL, NULL, 0.7 };
+    CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y0, &l0));
+    CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y1, &l1));
+    CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lref));
+    if (!(fabs((l1 - l0) - 0.7 * lref) <= 1e-5 * fabs(l1)))
+        FAIL("lm term: %.7g - %.7g, want 0.7 x %.7g", l1, l0, lref);
+    /* Only the padding changes: the same loss. */
+    for (int b = 0; b < B; b++)
+        for (int t = len[b]; t < T; t++)
+            tok[b * T + t] = (tok[b * T + t] + 3) % 11;
+    float l2;
+    CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y1, &l2));
+    if (l2 != l1)
+        FAIL("lm term depends on the padding: %.9g, %.9g", l1, l2);
+    /* No position with a next token: the term is 0. */
+    int32_t one[B] = { 1, 1, 1 };
+    CHECK_RC(llm_cls_forward(m, tok, one, B, T, &y0, &l0));
+    CHECK_RC(llm_cls_forward(m, tok, one, B, T, &y1, &l1));
+    if (l0 != l1)
+        FAIL("lm term of one-token rows: %.9g, want %.9g", l1, l0);
+    llm_cls_targets bad = { lab, NULL, NULL, -0.5 };
+    if (llm_cls_forward(m, tok, len, B, T, &bad, &l1) != LLM_ERR_INVALID ||
+        !strstr(llm_errmsg(), "language modelling weight"))
+        FAIL("negative lm weight accepted: %s", llm_errmsg());
     llm_model_free(m);
 }
 
@@ -572,10 +616,13 @@ int main(void)
     test_fixture("cls_single_last.safetensors", "ref");
     test_fixture("cls_multi_mean.safetensors", "cpu");
     test_fixture("cls_multi_mean.safetensors", "ref");
-    test_gradcheck(0, LLM_POOL_LAST);
-    test_gradcheck(0, LLM_POOL_MEAN);
-    test_gradcheck(1, LLM_POOL_LAST);
-    test_gradcheck(1, LLM_POOL_MEAN);
+    test_gradcheck(0, LLM_POOL_LAST, 0);
+    test_gradcheck(0, LLM_POOL_MEAN, 0);
+    test_gradcheck(1, LLM_POOL_LAST, 0);
+    test_gradcheck(1, LLM_POOL_MEAN, 0);
+    test_gradcheck(0, LLM_POOL_LAST, 0.7);
+    test_gradcheck(1, LLM_POOL_MEAN, 1.3);
+    test_lm_term();
     test_freeze();
     test_save_load();
     test_predict();
