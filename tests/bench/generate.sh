@@ -4,7 +4,10 @@
 # threads, with the weight bandwidth of batch 1 against a STREAM triad of
 # the same run, and the ratio to llama2.c's run.c (2 threads, top-p off:
 # 365 / 142 / 57 tokens/s on the reference machine, when the issue was
-# written).
+# written). Rows: f32 reads a private block of weights in transparent huge
+# pages (a model in memory, or llm-generate --no-mmap), mmap the mapping of
+# a model file (llm-generate's default; this kernel maps the page cache in
+# large folios, as fast here), f16 half-precision copies.
 #
 # This machine's bandwidth drifts within minutes, so a fixed reference can
 # mislead: with LLAMA2C=path/to/run (llama2.c's run.c built with -Ofast
