@@ -13,7 +13,10 @@
 # mislead: with LLAMA2C=path/to/run (llama2.c's run.c built with -Ofast
 # -fopenmp -march=native) and numpy, run.c is timed on the same shapes
 # (llama2c_models.py writes them; 128 tokens, top-p off, 1 and 2 threads)
-# just before ours, shape by shape.
+# just before ours, shape by shape. Then, since one run of each can land on
+# a fast or a slow minute, GEN_REPS (default 5) runs of run.c and of ours
+# (batch 1, 2 threads, the model file's mapping as llm-generate reads it)
+# taken in turn per shape, and the medians.
 set -u
 prog=$TOP/$B/bench/generate_speed
 [ -x "$prog" ] || { echo "generate: $prog not built"; exit 1; }
@@ -33,4 +36,27 @@ for m in small medium large; do
     done
     "$prog" --preset $m --vocab 32000 --batch 1,16,32 --threads 1,2 --tokens 128
     echo
+done
+
+# Median of the numbers on standard input.
+median() { sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+reps=${GEN_REPS:-5}
+[ -n "$peer" ] && [ "$reps" -gt 1 ] || exit 0
+echo "batch 1, 2 threads, $reps runs of each taken in turn (file mapping; medians):"
+for m in small medium large; do
+    : > l2c.txt
+    : > ours.txt
+    r=0
+    while [ $r -lt "$reps" ]; do
+        OMP_NUM_THREADS=2 "$peer" $m.bin -z tokenizer.bin -t 1.0 -p 1.0 -n 128 -s 1 -i hello \
+            2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> l2c.txt
+        "$prog" --preset $m --vocab 32000 --batch 1 --threads 2 --tokens 128 --precision mmap |
+            awk '/mmap threads 2 batch  1:/ { print $6 }' >> ours.txt
+        r=$((r + 1))
+    done
+    a=$(median < ours.txt) b=$(median < l2c.txt)
+    printf '  %-6s ours %7.1f (%s)  llama2.c %7.1f (%s)  %.2fx\n' $m "$a" \
+        "$(sort -n ours.txt | cut -d. -f1 | tr '\n' ' ' | sed 's/ $//')" "$b" \
+        "$(sort -n l2c.txt | cut -d. -f1 | tr '\n' ' ' | sed 's/ $//')" \
+        "$(echo "$a $b" | awk '{ print ($2 > 0 ? $1 / $2 : 0) }')"
 done
