@@ -308,7 +308,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     m->cls_lm = 0;
     if (y->lm_weight > 0 && !m->frozen) {
         /* Each real position predicts the next real token of its row. */
-        int n = B * T, V = m->cfg.vocab_size;
+        int n = B * T;
         int32_t *tgt = m->ids + (size_t)n;
         size_t count = 0;
         for (int b = 0; b < B; b++)
@@ -318,14 +318,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
                 count += v >= 0;
             }
         if (count) {
-            float *losses, *lm = llm_model_lm_buffers(m, &losses);
-            m->dscale = (float)(y->lm_weight / (double)count);
-            m->k->matmul_forward(lm, h, m->wout, n, C, V);
-            m->k->crossentropy_forward(losses, NULL, lm, tgt, n, V, m->dscale);
-            double s = 0;
-            for (int i = 0; i < n; i++)
-                s += losses[i];
-            l += y->lm_weight * s / (double)count;
+            l += llm_model_lm_loss(m, y->lm_weight);
             m->cls_lm = 1;
         }
     }
@@ -364,16 +357,10 @@ int llm_cls_backward(llm_model *m)
     if (m->frozen)
         return LLM_OK;
     float *da = llm_model_dhidden(m);
-    if (m->cls_lm) {
-        /* The auxiliary LM loss: its gradient first (written into da). */
-        int n = B * T, V = m->cfg.vocab_size;
-        float *losses, *lm = llm_model_lm_buffers(m, &losses);
-        m->k->crossentropy_forward(losses, lm, lm, m->ids + (size_t)n, n, V, m->dscale);
-        m->k->matmul_backward(da, m->grads + (m->wout - m->params), lm, llm_model_hidden(m),
-                              m->wout, n, C, V);
-    } else {
+    if (m->cls_lm)
+        llm_model_lm_backward(m);   /* the auxiliary LM loss's gradient: da first */
+    else
         memset(da, 0, (size_t)B * T * C * sizeof *da);
-    }
     for (int b = 0; b < B; b++) {
         const float *dp = dpooled + (size_t)b * C;
         float *db = da + (size_t)b * T * C;

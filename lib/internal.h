@@ -52,12 +52,12 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
 /*! llm_map_file() : maps a whole regular file read-only (a zero-length file
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
+void llm_unmap_file(const void *map, size_t len);
 /* llm_alloc_big() : malloc (zero: calloc) for blocks streamed over and over
  * (weights, gradients, optimizer state): from 4 MiB up, 2 MiB-aligned and
  * advised into transparent huge pages. Freed by free(); NULL when out of
  * memory. */
 void *llm_alloc_big(size_t bytes, int zero);
-void llm_unmap_file(const void *map, size_t len);
 
 /* ------------------------------------------------------------------------ */
 /* JSON (json.c): a strict RFC 8259 parser into a read-only tree, and a string

@@ -561,12 +561,24 @@ float *llm_model_dhidden(const llm_model *m)
     return m->acts ? a.da : NULL;
 }
 
-float *llm_model_lm_buffers(const llm_model *m, float **losses)
+double llm_model_lm_loss(llm_model *m, double weight)
 {
+    int n = m->B * m->T, V = m->cfg.vocab_size;
     acts a;
     acts_layout(m, m->B, m->T, m->acts, &a);
-    *losses = m->acts ? a.losses : NULL;
-    return m->acts ? a.logits : NULL;
+    const int32_t *tgt = m->ids + (size_t)n;
+    size_t count = 0;
+    for (int i = 0; i < n; i++)
+        count += tgt[i] >= 0;
+    /* (float)(w / count) is 1.0f / count for w = 1: rounding a quotient to
+     * double, then to float, is exact (53 >= 2 x 24 + 2 bits). */
+    m->dscale = count ? (float)(weight / (double)count) : 0.0f;
+    m->k->matmul_forward(a.logits, a.af, m->wout, n, m->cfg.dim, V);
+    m->k->crossentropy_forward(a.losses, NULL, a.logits, tgt, n, V, m->dscale);
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        s += a.losses[i];
+    return count ? weight * s / (double)count : 0.0;
 }
 
 int llm_model_forward(llm_model *m, const int32_t *tokens,
@@ -575,29 +587,18 @@ int llm_model_forward(llm_model *m, const int32_t *tokens,
     int rc = llm_model_forward_hidden(m, tokens, targets, B, T);
     if (rc)
         return rc;
-    const llm_kernels *k = m->k;
-    int V = m->cfg.vocab_size, n = B * T;
-    size_t N = (size_t)n;
-    acts a;
-    acts_layout(m, B, T, m->acts, &a);
-    int32_t *tgt = m->ids + N;
-    k->matmul_forward(a.logits, a.af, m->wout, n, m->cfg.dim, V);
     if (!targets) {
+        acts a;
+        acts_layout(m, B, T, m->acts, &a);
+        m->k->matmul_forward(a.logits, a.af, m->wout, B * T, m->cfg.dim, m->cfg.vocab_size);
         if (loss)
             *loss = 0.0f;
         return LLM_OK;
     }
-    memcpy(tgt, targets, N * sizeof *tgt);
-    size_t count = 0;
-    for (size_t i = 0; i < N; i++)
-        count += tgt[i] >= 0;
-    m->dscale = count ? 1.0f / (float)count : 0.0f;
-    k->crossentropy_forward(a.losses, NULL, a.logits, tgt, n, V, m->dscale);
-    double s = 0.0;
-    for (size_t i = 0; i < N; i++)
-        s += a.losses[i];
+    memcpy(m->ids + (size_t)B * T, targets, (size_t)B * T * sizeof *targets);
+    double l = llm_model_lm_loss(m, 1.0);
     if (loss)
-        *loss = count ? (float)(s / (double)count) : 0.0f;
+        *loss = (float)l;
     m->ready = 1;
     return LLM_OK;
 }
@@ -668,15 +669,18 @@ int llm_model_backward(llm_model *m)
     if (rc)
         return rc;
     m->ready = 0;   /* the logits are overwritten below */
-    const llm_kernels *k = m->k;
+    llm_model_lm_backward(m);
+    return llm_model_backward_hidden(m);
+}
+
+void llm_model_lm_backward(llm_model *m)
+{
     int n = m->B * m->T, V = m->cfg.vocab_size, C = m->cfg.dim;
     acts a;
     acts_layout(m, m->B, m->T, m->acts, &a);
-    int32_t *tgt = m->ids + (size_t)n;
-
-    k->crossentropy_forward(a.losses, a.logits, a.logits, tgt, n, V, m->dscale);
-    k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
-    return llm_model_backward_hidden(m);
+    m->k->crossentropy_forward(a.losses, a.logits, a.logits, m->ids + (size_t)n, n, V,
+                               m->dscale);
+    m->k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
 }
 
 int llm_model_backward_hidden(llm_model *m)

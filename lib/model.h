@@ -96,8 +96,13 @@ int   llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                                const int32_t *targets, int B, int T);
 float *llm_model_hidden(const llm_model *m);    /* af of the last forward */
 float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the caller */
-/* The (B, T, V) logits buffer of the last forward, and (B, T) losses. */
-float *llm_model_lm_buffers(const llm_model *m, float **losses);
+/* The output layer over the final hidden states of the last forward, and
+ * `weight` times the mean cross-entropy against the targets the caller put
+ * in ids + B * T (< 0: none; 0 when there are none). Its gradient:
+ * llm_model_lm_backward(), into da (overwritten) and the output weights'
+ * (grads must exist). */
+double llm_model_lm_loss(llm_model *m, double weight);
+void  llm_model_lm_backward(llm_model *m);
 int   llm_model_backward_hidden(llm_model *m);
 /* The backbone over nd documents packed as rows, each at its own positions
  * from 0 and attending only to itself, with nothing cached (infer.c):
