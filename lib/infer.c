@@ -143,7 +143,7 @@ static inline const char *waddr(const void *w, size_t i, const int h)
 #if defined(__AVX2__) && defined(__FMA__)
 __attribute__((always_inline))
 static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
-                        const int R, const int Q)
+                        const int R, const int Q, const int pf)
 {
     __m256 acc[4][3];
 #pragma GCC unroll 4
@@ -182,8 +182,12 @@ static inline void tile(const rowset *rs, const void *w, const int h, int IC, in
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             /* Short rows end before the hardware prefetcher is up to
-             * speed: ask for the same part of the rows 8 rows on. */
-            _mm_prefetch(waddr(w, w0 + (size_t)(r + 8) * IC + k, h), _MM_HINT_T0);
+             * speed: the first tile over these weight rows (pf) asks for
+             * the same part of the rows 8 rows on; the next tiles find
+             * these rows in L1, and more prefetches would only take load
+             * slots. */
+            if (pf)
+                _mm_prefetch(waddr(w, w0 + (size_t)(r + 8) * IC + k, h), _MM_HINT_T0);
             __m256 wv = wload(w, w0 + (size_t)r * IC + k, h);
 #pragma GCC unroll 3
             for (int q = 0; q < Q; q++)
@@ -210,8 +214,9 @@ static inline void tile(const rowset *rs, const void *w, const int h, int IC, in
 #else
 /* Portable version of the same order: 8 partial sums, the same tree. */
 static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
-                        const int R, const int Q)
+                        const int R, const int Q, const int pf)
 {
+    (void)pf;
     int K8 = IC & ~7;
     for (int q = 0; q < Q; q++) {
         size_t rr = row_of(rs, n + q);
@@ -241,12 +246,16 @@ static inline void rows(const rowset *rs, const void *w, const int h, int IC, in
                         const int R, int g, int gn)
 {
     int n = g, end = g + gn;
+    if (n + 3 <= end) {
+        tile(rs, w, h, IC, o, n, R, 3, 1);
+        n += 3;
+    }
     for (; n + 3 <= end; n += 3)
-        tile(rs, w, h, IC, o, n, R, 3);
+        tile(rs, w, h, IC, o, n, R, 3, 0);
     if (end - n == 2)
-        tile(rs, w, h, IC, o, n, R, 2);
+        tile(rs, w, h, IC, o, n, R, 2, n == g);
     else if (end - n == 1)
-        tile(rs, w, h, IC, o, n, R, 1);
+        tile(rs, w, h, IC, o, n, R, 1, n == g);
 }
 
 /* Input rows are taken in groups that stay in L2 while a thread's weight
@@ -441,7 +450,7 @@ int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
     size_t n;
     /* Pages of the cache are touched only as positions fill. */
     if (llm_mul_size((size_t)n_seq * c->n_layers * 2, (size_t)s->n_ctx * s->KVD, &n) ||
-        llm_mul_size(n, sizeof(float), &n) || !(s->kv = malloc(n)) ||
+        llm_mul_size(n, sizeof(float), &n) || !(s->kv = llm_alloc64(n)) ||
         !(s->len = calloc((size_t)n_seq, sizeof *s->len))) {
         llm_session_free(s);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a key/value cache of %d "
@@ -499,7 +508,7 @@ static int grow(llm_session *s, int rows)
     if (threads > s->att_threads) {
         free(s->att);
         s->att_threads = 0;
-        s->att = malloc((size_t)threads * s->n_ctx * sizeof *s->att);
+        s->att = llm_alloc64((size_t)threads * s->n_ctx * sizeof *s->att);
         if (!s->att)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         s->att_threads = threads;
@@ -519,7 +528,7 @@ static int grow(llm_session *s, int rows)
     int ok = 1;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         free(*f[i].p);
-        ok &= (*f[i].p = malloc(f[i].n * sizeof(float))) != NULL;
+        ok &= (*f[i].p = llm_alloc64(f[i].n * sizeof(float))) != NULL;
     }
     free(s->rseq);
     free(s->rpos);

@@ -53,6 +53,11 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
 void llm_unmap_file(const void *map, size_t len);
+/* llm_alloc64() : malloc on a cache line (64 bytes), so that rows whose
+ * length is a multiple of 16 floats never straddle two lines: the vector
+ * loads of a product run 20-40% faster (a straddling load counts twice).
+ * Freed by free(); NULL when out of memory. */
+void *llm_alloc64(size_t bytes);
 /* llm_alloc_big() : malloc (zero: calloc) for blocks streamed over and over
  * (weights, gradients, optimizer state): from 4 MiB up, 2 MiB-aligned and
  * advised into transparent huge pages. Freed by free(); NULL when out of

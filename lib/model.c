@@ -419,7 +419,7 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
     if (need > m->acts_cap) {
         free(m->acts);
         m->acts_cap = 0;
-        m->acts = aligned_alloc(64, ((need * sizeof(float)) + 63) & ~(size_t)63);
+        m->acts = llm_alloc64(need * sizeof(float));
         if (!m->acts)
             return llm_fail(LLM_ERR_NOMEM, "out of memory for activations (%zu MB)",
                             need * sizeof(float) >> 20);
