@@ -254,13 +254,10 @@ static llm_sampler *g_sampler;
 static int g_eos, g_V, g_stream, g_jsonl;
 static FILE *g_out;
 
-/* Applies one token's logits to a job: sample, append, check the ends. */
-static void advance(job_t *j, float *logits)
+/* Applies a sampled token t, of log-probability lp, to a job: append,
+ * check the ends. */
+static void advance(job_t *j, int32_t t, float lp)
 {
-    int32_t t;
-    float lp;
-    check(llm_sampler_sample(g_sampler, &j->rng, logits, g_V, j->hist.data, j->hist.len,
-                             &t, &lp));
     j->lp[j->ntok++] = lp;
     if (t == g_eos) {
         j->finish = "eos";
@@ -527,7 +524,11 @@ static job_t *start_job(prompt_t *p, llm_session *s, int q, float *logits)
         check(llm_ids_push(&j->hist, p->ids[i]));
     check(llm_session_clear(s, q));
     check(llm_session_prefill(s, q, p->ids, (int)p->n_ids, logits));
-    advance(j, logits);
+    int32_t t;
+    float lp;
+    check(llm_sampler_sample(g_sampler, &j->rng, logits, g_V, j->hist.data, j->hist.len,
+                             &t, &lp));
+    advance(j, t, lp);
     return j;
 }
 
@@ -634,6 +635,10 @@ int main(int argc, char **argv)
 
     int *seqs = xmalloc((size_t)B * sizeof *seqs);
     int32_t *toks = xmalloc((size_t)B * sizeof *toks);
+    llm_rng *rngs = xmalloc((size_t)B * sizeof *rngs);
+    const int32_t **hists = xmalloc((size_t)B * sizeof *hists);
+    size_t *nhist = xmalloc((size_t)B * sizeof *nhist);
+    float *lps = xmalloc((size_t)B * sizeof *lps);
     for (;;) {
         /* Start jobs in free slots, in input order. */
         for (int q = 0; q < B && !cli_stopped(); q++) {
@@ -687,8 +692,19 @@ int main(int argc, char **argv)
             }
         if (n && !cli_stopped()) {
             check(llm_session_step(s, seqs, toks, n, logits));
-            for (int i = 0; i < n; i++)
-                advance(slot[seqs[i]], logits + (size_t)i * g_V);
+            /* Sampled on the threads, applied in turn. */
+            for (int i = 0; i < n; i++) {
+                job_t *j = slot[seqs[i]];
+                rngs[i] = j->rng;
+                hists[i] = j->hist.data;
+                nhist[i] = j->hist.len;
+            }
+            check(llm_sampler_sample_batch(g_sampler, n, rngs, logits, g_V, hists, nhist,
+                                           toks, lps));
+            for (int i = 0; i < n; i++) {
+                slot[seqs[i]]->rng = rngs[i];
+                advance(slot[seqs[i]], toks[i], lps[i]);
+            }
         }
         /* Free the slots of finished jobs; write the records now due. */
         for (int q = 0; q < B; q++)
@@ -733,6 +749,10 @@ int main(int argc, char **argv)
                 dt > 0 ? (double)total_tokens / dt : 0.0);
     free(seqs);
     free(toks);
+    free(rngs);
+    free(hists);
+    free(nhist);
+    free(lps);
     free(queue);
     free(slot);
     free(logits);

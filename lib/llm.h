@@ -440,6 +440,18 @@ const llm_sampler_params *llm_sampler_get_params(const llm_sampler *s);
 int  llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
                         const int32_t *history, size_t n_history,
                         int32_t *token, float *logprob);
+/*! llm_sampler_sample_batch() : llm_sampler_sample() for n sequences at
+ *  once, on the threads: sequence i samples from logits + i * vocab with
+ *  rng[i] (rng may be NULL when temperature is 0) and history[i] of
+ *  n_history[i] ids (history may be NULL: none), into tokens[i] and, when
+ *  logprobs is not NULL, logprobs[i]. The tokens are those of n calls of
+ *  llm_sampler_sample() in turn, whatever the thread count; `s` keeps one
+ *  sampler's scratch per thread. On failure the status of the lowest
+ *  failing sequence, whose number the message names; the other sequences
+ *  may or may not have drawn. */
+int  llm_sampler_sample_batch(llm_sampler *s, int n, llm_rng *rng, float *logits, int vocab,
+                              const int32_t *const *history, const size_t *n_history,
+                              int32_t *tokens, float *logprobs);
 /*! llm_sampler_penalize() : applies step 1 alone, in place (the logits the
  *  rest of llm_sampler_sample() sees), e.g. to show or test them. */
 int  llm_sampler_penalize(llm_sampler *s, float *logits, int vocab,

@@ -12,6 +12,7 @@
  * costs a walk over block sums and then one block. */
 #include <assert.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,8 @@ struct llm_sampler {
                           * window; all zero between calls */
     float *f;            /* (cap) by token id: the plain draw's weights */
     double *bsum;        /* (cap / BLOCK + 1) their sums by block */
+    struct llm_sampler **sub;  /* (nsub) llm_sampler_sample_batch()'s */
+    int nsub;                  /* samplers for threads 1, 2, ... */
 };
 
 void llm_sampler_defaults(llm_sampler_params *p)
@@ -113,6 +116,9 @@ void llm_sampler_free(llm_sampler *s)
     free(s->count);
     free(s->f);
     free(s->bsum);
+    for (int i = 0; i < s->nsub; i++)
+        llm_sampler_free(s->sub[i]);
+    free(s->sub);
     free(s);
 }
 
@@ -568,5 +574,54 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
     *token = pick;
     if (logprob)
         *logprob = (float)log(w[pick] / z);
+    return LLM_OK;
+}
+
+int llm_sampler_sample_batch(llm_sampler *s, int n, llm_rng *rng, float *logits, int vocab,
+                             const int32_t *const *history, const size_t *n_history,
+                             int32_t *tokens, float *logprobs)
+{
+    assert(s && n >= 0 && (n == 0 || (logits && tokens)));
+    if (n <= 1)
+        return n ? llm_sampler_sample(s, rng, logits, vocab, history ? history[0] : NULL,
+                                      history ? n_history[0] : 0, tokens,
+                                      logprobs) : LLM_OK;
+    /* Thread 0 samples with s itself, thread i with sub[i - 1]: the
+     * scratch differs, the draws do not (a sample is a pure function of
+     * the logits, the history and the stream). */
+    int threads = omp_get_max_threads();
+    threads = threads < n ? threads : n;
+    if (threads - 1 > s->nsub) {
+        llm_sampler **sub = realloc(s->sub, (size_t)(threads - 1) * sizeof *sub);
+        if (!sub)
+            return llm_fail(LLM_ERR_NOMEM, "out of memory allocating samplers");
+        s->sub = sub;
+        for (; s->nsub < threads - 1; s->nsub++) {
+            int rc = llm_sampler_new(&s->p, &sub[s->nsub]);
+            if (rc != LLM_OK)
+                return rc;
+        }
+    }
+    int first = n, status = LLM_OK;   /* the lowest failing sequence */
+    char msg[1024] = "";
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        int id = omp_get_thread_num();
+        llm_sampler *own = id ? s->sub[id - 1] : s;
+        int rc = llm_sampler_sample(own, rng ? &rng[i] : NULL, logits + (size_t)i * vocab,
+                                    vocab, history ? history[i] : NULL,
+                                    history ? n_history[i] : 0, &tokens[i],
+                                    logprobs ? &logprobs[i] : NULL);
+        if (rc != LLM_OK) {
+#pragma omp critical(llm_sampler_batch)
+            if (i < first) {
+                first = i;
+                status = rc;
+                snprintf(msg, sizeof msg, "%s", llm_errmsg());
+            }
+        }
+    }
+    if (status != LLM_OK)
+        return llm_fail(status, "sequence %d: %s", first, msg);
     return LLM_OK;
 }

@@ -114,9 +114,10 @@ static double run(llm_model *m, int B, int tokens, llm_sampler *smp, double *sam
             exit(1);
         }
         double t1 = now();
-        for (int j = 0; j < B; j++)
-            llm_sampler_sample(smp, &rng[j], logits + (size_t)j * V, V, NULL, 0,
-                               &next[j], NULL);
+        if (llm_sampler_sample_batch(smp, B, rng, logits, V, NULL, NULL, next, NULL)) {
+            fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
+            exit(1);
+        }
         ts += now() - t1;
     }
     t = now() - t;

@@ -676,6 +676,84 @@ static void test_numeric(void)
     llm_sampler_free(s);
 }
 
+/* llm_sampler_sample_batch() against llm_sampler_sample() called on each
+ * sequence in turn with a sampler of its own: the same tokens, logprobs
+ * and stream states, bit for bit, on 1, 2 and 3 threads and over several
+ * steps (the per-thread samplers are made once, then reused). */
+#define BN 13
+#define BV 1000
+static void test_batch(void)
+{
+    llm_sampler_params ps[3];
+    llm_sampler_defaults(&ps[0]);
+    ps[0].repeat_penalty = 1.3;
+    ps[0].frequency_penalty = 0.2;
+    ps[1] = off(1.0);
+    ps[2] = off(0.0);
+    static float logits[BN * BV], work[BN * BV];
+    static int32_t hist[BN][40];
+    for (int pi = 0; pi < 3; pi++)
+        for (int threads = 1; threads <= 3; threads++) {
+            llm_set_threads(threads);
+            llm_sampler *s = make(&ps[pi]), *ref = make(&ps[pi]);
+            llm_rng r, rb[BN], rr[BN];
+            llm_rng_seed(&r, 100 + (uint64_t)pi);
+            for (int i = 0; i < BN; i++) {
+                llm_rng_seed(&rb[i], 7 * (uint64_t)i + 1);
+                rr[i] = rb[i];
+            }
+            const int32_t *h[BN];
+            size_t nh[BN];
+            int bad = 0;
+            for (int step = 0; step < 4; step++) {
+                for (int i = 0; i < BN; i++) {
+                    random_logits(&r, logits + (size_t)i * BV, BV, 1.0 + i % 4);
+                    nh[i] = (size_t)((i * 3 + step * 5) % 41);
+                    for (size_t k = 0; k < nh[i]; k++)
+                        hist[i][k] = (int32_t)(llm_rng_u64(&r) % BV);
+                    h[i] = hist[i];
+                }
+                int32_t tok[BN], want[BN];
+                float lp[BN], wlp[BN];
+                memcpy(work, logits, sizeof work);
+                int rc = llm_sampler_sample_batch(s, BN, pi == 2 ? NULL : rb, work, BV, h, nh,
+                                                  tok, lp);
+                CHECK(rc == LLM_OK, "%s", llm_errmsg());
+                for (int i = 0; i < BN; i++) {
+                    memcpy(work, logits + (size_t)i * BV, BV * sizeof *work);
+                    CHECK(llm_sampler_sample(ref, pi == 2 ? NULL : &rr[i], work, BV, h[i],
+                                             nh[i], &want[i], &wlp[i]) == LLM_OK,
+                          "%s", llm_errmsg());
+                    bad += tok[i] != want[i] || memcmp(&lp[i], &wlp[i], sizeof lp[i]) ||
+                           memcmp(&rb[i], &rr[i], sizeof rb[i]);
+                }
+            }
+            CHECK(bad == 0, "params %d, %d threads: %d sequences differ", pi, threads, bad);
+            llm_sampler_free(s);
+            llm_sampler_free(ref);
+        }
+    /* The lowest failing sequence is the one reported. */
+    llm_set_threads(3);
+    llm_sampler_params p = off(1.0);
+    llm_sampler *s = make(&p);
+    llm_rng rb[BN];
+    for (int i = 0; i < BN; i++)
+        llm_rng_seed(&rb[i], (uint64_t)i);
+    for (size_t i = 0; i < BN * BV; i++)
+        work[i] = 0.0f;
+    work[9 * BV + 5] = NAN;
+    work[4 * BV + 2] = INFINITY;
+    int32_t tok[BN];
+    CHECK(llm_sampler_sample_batch(s, BN, rb, work, BV, NULL, NULL, tok, NULL) ==
+          LLM_ERR_NUMERIC, "NaN and +inf accepted");
+    CHECK(strstr(llm_errmsg(), "sequence 4: logit of token 2 is +inf") != NULL, "%s",
+          llm_errmsg());
+    CHECK(llm_sampler_sample_batch(s, 0, rb, work, BV, NULL, NULL, tok, NULL) == LLM_OK,
+          "n = 0");
+    llm_sampler_free(s);
+    llm_set_threads(0);
+}
+
 int main(void)
 {
     test_params();
@@ -685,6 +763,7 @@ int main(void)
     test_seeds();
     test_penalties();
     test_numeric();
+    test_batch();
     if (failures) {
         fprintf(stderr, "test_sample: %d of %d checks failed\n", failures, checks);
         return 1;
