@@ -19,6 +19,12 @@
 /* Query/key rows per attention tile: tiles above the diagonal are skipped. */
 #define TILE 64
 
+/* Row-wise and elementwise kernels go parallel from this many elements:
+ * below it (one decoding step's row, a few thousand floats) a fork and
+ * join of the threads (3 us here) costs more than the work. Their results
+ * do not depend on the thread count either way. */
+#define PAR_MIN 32768
+
 /* Column strip [*c0, *c1) of thread id out of nt over C columns. */
 static void strip(int C, int id, int nt, int *c0, int *c1)
 {
@@ -63,7 +69,7 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
 static void embedding_forward(float *out, const int32_t *tokens,
                               const float *wte, int N, int C)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C,
                (size_t)C * sizeof *out);
@@ -88,7 +94,7 @@ static void embedding_backward(float *dwte, const float *dout,
 static void rmsnorm_forward(float *out, float *rstd, const float *inp,
                             const float *w, int N, int C, float eps)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *restrict x = inp + (size_t)n * C;
         float *restrict y = out + (size_t)n * C;
@@ -138,7 +144,7 @@ static void rope(float *x, const float *cos_t, const float *sin_t,
                  int B, int T, int nh, int hd, int stride, float sign)
 {
     int h2 = hd / 2;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)B * T * nh * hd >= PAR_MIN)
     for (int bt = 0; bt < B * T; bt++) {
         int t = bt % T;
         const float *restrict c = cos_t + (size_t)t * h2;
@@ -296,7 +302,7 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
 
 static void swiglu_forward(float *out, const float *h13, int N, int F)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)N * F >= PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *restrict g = h13 + (size_t)n * 2 * F;
         const float *restrict u = g + F;
@@ -328,7 +334,7 @@ static void swiglu_backward(float *dh13, const float *dout, const float *h13,
 
 static void residual_forward(float *out, const float *a, const float *b, size_t n)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++)
         out[i] = a[i] + b[i];
 }
