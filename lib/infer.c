@@ -563,6 +563,107 @@ static int gemm_reserve(llm_session *s)
     return LLM_OK;
 }
 
+/* Attention's two inner loops, in an order fixed by hd alone. scores():
+ * a[t] = q . K[t] for the n keys K + t * stride: 8 lanes accumulated by
+ * FMA over j = 0, 8, ... (while j + 8 <= hd), the lanes summed in hsum8's
+ * tree, then the tail j in order; four keys go together, each as alone.
+ * mix(): o = sum over t = 0 .. n-1 in order of a[t] * V[t], one FMA per
+ * element and step, with up to 64 elements of o held in registers. */
+#if defined(__AVX2__) && defined(__FMA__)
+static void scores(float *a, const float *q, const float *K, size_t stride, int n, int hd)
+{
+    int H8 = hd & ~7, t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const float *k0 = K + (size_t)t * stride, *k1 = k0 + stride, *k2 = k1 + stride,
+                    *k3 = k2 + stride;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < H8; j += 8) {
+            __m256 x = _mm256_loadu_ps(q + j);
+            s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + j), s0);
+            s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + j), s1);
+            s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + j), s2);
+            s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + j), s3);
+        }
+        _mm_storeu_ps(a + t, hsum8x4(s0, s1, s2, s3));
+        for (int j = H8; j < hd; j++) {
+            a[t] += q[j] * k0[j];
+            a[t + 1] += q[j] * k1[j];
+            a[t + 2] += q[j] * k2[j];
+            a[t + 3] += q[j] * k3[j];
+        }
+    }
+    for (; t < n; t++) {
+        const float *k = K + (size_t)t * stride;
+        __m256 s0 = _mm256_setzero_ps();
+        for (int j = 0; j < H8; j += 8)
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), s0);
+        a[t] = hsum8(s0);
+        for (int j = H8; j < hd; j++)
+            a[t] += q[j] * k[j];
+    }
+}
+
+static void mix(float *o, const float *a, const float *V, size_t stride, int n, int hd)
+{
+    int j0 = 0;
+    for (; j0 + 64 <= hd; j0 += 64) {
+        __m256 v[8];
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++)
+            v[u] = _mm256_setzero_ps();
+        for (int t = 0; t < n; t++) {
+            const float *x = V + (size_t)t * stride + j0;
+            __m256 w = _mm256_set1_ps(a[t]);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++)
+                v[u] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * u), v[u]);
+        }
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++)
+            _mm256_storeu_ps(o + j0 + 8 * u, v[u]);
+    }
+    for (; j0 + 8 <= hd; j0 += 8) {
+        __m256 v = _mm256_setzero_ps();
+        for (int t = 0; t < n; t++)
+            v = _mm256_fmadd_ps(_mm256_set1_ps(a[t]),
+                                _mm256_loadu_ps(V + (size_t)t * stride + j0), v);
+        _mm256_storeu_ps(o + j0, v);
+    }
+    for (; j0 < hd; j0++) {
+        float v = 0.0f;
+        for (int t = 0; t < n; t++)
+            v = fmaf(a[t], V[(size_t)t * stride + j0], v);
+        o[j0] = v;
+    }
+}
+#else
+static void scores(float *a, const float *q, const float *K, size_t stride, int n, int hd)
+{
+    int H8 = hd & ~7;
+    for (int t = 0; t < n; t++) {
+        const float *k = K + (size_t)t * stride;
+        float l[8] = { 0 };
+        for (int j = 0; j < H8; j += 8)
+            for (int u = 0; u < 8; u++)
+                l[u] = fmaf(q[j + u], k[j + u], l[u]);
+        float d = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+        for (int j = H8; j < hd; j++)
+            d += q[j] * k[j];
+        a[t] = d;
+    }
+}
+
+static void mix(float *o, const float *a, const float *V, size_t stride, int n, int hd)
+{
+    for (int j = 0; j < hd; j++) {
+        float v = 0.0f;
+        for (int t = 0; t < n; t++)
+            v = fmaf(a[t], V[(size_t)t * stride + j], v);
+        o[j] = v;
+    }
+}
+#endif
+
 /* Causal attention of n rows against their own sequences' keys and
  * values, which already hold each row's own: row i of out(n, OS) = for the
  * query row rows[i] of qkv (rows NULL: i). Keys and values come from the
@@ -596,14 +697,10 @@ static void attend(llm_session *s, int l, int n, const int *rows)
             stride = (size_t)s->KVD;
         }
         float *a = s->att + (size_t)omp_get_thread_num() * s->n_ctx;
+        scores(a, q, K, stride, p + 1, hd);
         float mx = -INFINITY;
         for (int t = 0; t <= p; t++) {
-            const float *k = K + (size_t)t * stride;
-            float d = 0.0f;
-#pragma omp simd reduction(+:d)
-            for (int j = 0; j < hd; j++)
-                d += q[j] * k[j];
-            a[t] = d * scale;
+            a[t] *= scale;
             mx = a[t] > mx ? a[t] : mx;
         }
         float sum = 0.0f;
@@ -613,16 +710,9 @@ static void attend(llm_session *s, int l, int n, const int *rows)
             sum += a[t];
         }
         float inv = 1.0f / sum;
-        float *o = s->atty + (size_t)i * m->OS + (size_t)h * hd;
-        for (int j = 0; j < hd; j++)
-            o[j] = 0.0f;
-        for (int t = 0; t <= p; t++) {
-            const float *v = V + (size_t)t * stride;
-            float w = a[t] * inv;
-#pragma omp simd
-            for (int j = 0; j < hd; j++)
-                o[j] += w * v[j];
-        }
+        for (int t = 0; t <= p; t++)
+            a[t] *= inv;
+        mix(s->atty + (size_t)i * m->OS + (size_t)h * hd, a, V, stride, p + 1, hd);
     }
 }
 

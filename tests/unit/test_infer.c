@@ -344,11 +344,17 @@ int main(void)
     llm_config big = { .vocab_size = 300, .dim = 128, .n_layers = 2, .n_heads = 8,
                        .n_kv_heads = 2, .ffn_dim = 200, .context = 24,
                        .rope_base = 10000.0, .norm_eps = 1e-5, .tied = 1 };
+    /* Head size 84 = 64 + 2 * 8 + 4: every part of the attention's
+     * loops over a head (a 64-float block, blocks of 8, a tail). */
+    llm_config wide = { .vocab_size = 50, .dim = 168, .n_layers = 1, .n_heads = 2,
+                        .n_kv_heads = 1, .ffn_dim = 64, .context = 19,
+                        .rope_base = 10000.0, .norm_eps = 1e-5, .tied = 0 };
     const char *devices[] = { "cpu", "ref" };
     for (int d = 0; d < 2; d++) {
         test_config("gqa-tied", &gqa, devices[d]);
         test_config("mha-untied", &mha, devices[d]);
         test_config("gqa-big", &big, devices[d]);
+        test_config("head-84", &wide, devices[d]);
     }
     test_batch_invariance(&mha);
     test_batch_invariance(&big);
