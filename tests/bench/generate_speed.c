@@ -6,12 +6,15 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
- *                  [--precision f32,mmap,f16]
+ *                  [--precision f32,mmap,f16] [--ref TPS]
  *
- * f32 reads the weights from a private block in transparent huge pages (as
- * llm-generate does by default), mmap from the mapping of a model file
- * (llm-generate --mmap), f16 half-precision copies (llm_model_decode_f16()),
- * half the bytes per token.
+ * f32 reads the weights from a private block in transparent huge pages (a
+ * model made in memory, or llm-generate --no-mmap), mmap from the mapping
+ * of a model file (llm-generate's default), f16 half-precision copies
+ * (llm_model_decode_f16()), half the bytes per token. Rows of 2 threads
+ * give their ratio to llama2.c's run.c on 2 threads: to --ref TPS, its
+ * tokens/s timed just before (generate.sh does), else to the figure the
+ * issue gave for the reference machine.
  * Each sequence starts from one token and generates --tokens tokens; the
  * time is that of the decoding steps, sampling included (temperature 1, no
  * top-k/top-p/min-p: one softmax and one draw over the vocabulary per token,
@@ -136,6 +139,7 @@ int main(int argc, char **argv)
     int vocab = 32000, tokens = 128;
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
     const char *precisions = "f32,mmap,f16";
+    double ref_now = 0;   /* --ref: llama2.c timed in this run */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) presets = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
@@ -143,6 +147,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) nb = parse_ints(argv[i + 1], batches, 8);
         else if (!strcmp(argv[i], "--threads")) nt = parse_ints(argv[i + 1], threads, 8);
         else if (!strcmp(argv[i], "--precision")) precisions = argv[i + 1];
+        else if (!strcmp(argv[i], "--ref")) ref_now = atof(argv[i + 1]);
         else {
             fprintf(stderr, "generate_speed: unknown option '%s'\n", argv[i]);
             return 2;
@@ -182,8 +187,8 @@ int main(int argc, char **argv)
          * output projection when tied, plus the one row looked up). */
         double params = (double)llm_config_params(&c);
         double weights = params - (c.tied ? 0.0 : (double)c.vocab_size * c.dim);
-        double reftps = 0;
-        for (size_t i = 0; i < sizeof ref / sizeof ref[0]; i++)
+        double reftps = ref_now;
+        for (size_t i = 0; reftps <= 0 && i < sizeof ref / sizeof ref[0]; i++)
             if (!strcmp(ref[i].name, name))
                 reftps = ref[i].tps;
         printf("\n%s: %d x %d, vocab %d, %.1fM parameters, %.0f MB of fp32 weights per "
@@ -226,7 +231,8 @@ int main(int argc, char **argv)
                         printf("  weights %.1f GB/s = %.0f%% of triad (%.1f)",
                                bytes * tps / 1e9, 100.0 * bytes * tps / bw[t], bw[t] / 1e9);
                     if (reftps > 0 && threads[t] == 2)
-                        printf("  %.2fx llama2.c (%.0f)", tps / reftps, reftps);
+                        printf("  %.2fx llama2.c (%.0f%s)", tps / reftps, reftps,
+                               ref_now > 0 ? " now" : "");
                     printf("\n");
                     fflush(stdout);
                 }
