@@ -163,7 +163,8 @@ static inline void tile(const rowset *rs, const void *w, const int h, int IC, in
     int K8 = IC & ~7;
     if (Q == 1) {
         /* One input row (decoding one sequence: bound by memory): the
-         * weight rows one after the other, a single forward stream. */
+         * weight rows one after the other, a single forward stream that
+         * always asks 8 rows ahead, whatever pf. */
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             size_t wr = w0 + (size_t)r * IC;
@@ -238,7 +239,7 @@ static inline void tile(const rowset *rs, const void *w, const int h, int IC, in
 #endif
 
 /* Weight rows o..o+R-1 (R = 4, or 1 for the last OC % 4) against input
- * rows g..g+gn-1, three at a time. */
+ * rows g..g+gn-1, three at a time; the first tile prefetches. */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -255,7 +256,7 @@ static inline void rows(const rowset *rs, const void *w, const int h, int IC, in
     if (end - n == 2)
         tile(rs, w, h, IC, o, n, R, 2, n == g);
     else if (end - n == 1)
-        tile(rs, w, h, IC, o, n, R, 1, n == g);
+        tile(rs, w, h, IC, o, n, R, 1, 1);
 }
 
 /* Input rows are taken in groups that stay in L2 while a thread's weight
