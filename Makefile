@@ -49,7 +49,11 @@ BLAS_LIBS = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 else
 BLAS_LIBS = -lopenblas
 endif
+# PCRE2 (Debian libpcre2-dev) runs the byte-level BPE pre-tokenizer regexes
+# (lib/bpe.c): the peers' patterns need Unicode property classes (\p{L},
+# \p{N}), lookahead and (?i:) groups, which POSIX regex lacks.
 LIBS     = $(shell pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece -lsentencepiece_train) \
+           $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) \
            $(BLAS_LIBS) -lm -lstdc++ -fopenmp -pthread
 
 ifeq ($(CUDA),1)

@@ -293,7 +293,8 @@ int    llm_schedule_parse(const char *name, llm_schedule_kind *kind);
 double llm_schedule_lr(const llm_schedule *s, int64_t step);
 
 /* ------------------------------------------------------------------------ */
-/* Tokenizer: a C API over SentencePiece.                                    */
+/* Tokenizer: a C API over SentencePiece, and byte-level BPE (GPT-2 style:
+ * SmolLM2, Llama 3, Qwen2, GPT-2) with the ids of Hugging Face tokenizers. */
 
 typedef struct llm_tok llm_tok;
 
@@ -302,12 +303,56 @@ typedef enum {
     LLM_PIECE_USER = 4, LLM_PIECE_BYTE = 6, LLM_PIECE_UNUSED = 5
 } llm_piece_type;
 
-/*! llm_tok_load() : loads a SentencePiece .model file, or the tokenizer
- *  embedded in an llm model file (safetensors). */
+/*! llm_tok_load() : loads a SentencePiece .model file, a Hugging Face
+ *  tokenizer.json of a byte-level BPE model (first non-space byte '{'), or
+ *  the tokenizer embedded in an llm model file (safetensors; a U8 tensor
+ *  "tokenizer.model" or "tokenizer.json"). */
 int  llm_tok_load(const char *path, llm_tok **out);
 /*! llm_tok_load_mem() : loads a serialized SentencePiece ModelProto. */
 int  llm_tok_load_mem(const void *buf, size_t len, llm_tok **out);
+/*! llm_tok_load_hf_json() : loads a tokenizer.json file. What is read and
+ *  what is refused by name (normalizers, non-Isolated splits, dropout...)
+ *  is listed in lib/bpe.c. @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT,
+ *  LLM_ERR_UNSUPPORTED (a valid feature we do not implement), LLM_ERR_NOMEM. */
+int  llm_tok_load_hf_json(const char *path, llm_tok **out);
 void llm_tok_free(llm_tok *t);
+
+/* A vocabulary as GGUF files hold it (tokenizer.ggml.*). */
+typedef struct {
+    const char *model;            /* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    const char *const *tokens;    /* (n_tokens) */
+    const size_t *token_lens;     /* (n_tokens), or NULL: NUL-terminated */
+    size_t n_tokens;
+    const float *scores;          /* llama: piece scores (required); gpt2: unused, may be NULL */
+    const int32_t *types;         /* GGUF token types (llm_piece_type), or NULL: all normal */
+    const char *const *merges;    /* gpt2: "a b", rank = index */
+    size_t n_merges;
+    const char *pre;              /* gpt2: tokenizer.ggml.pre, NULL = "default" */
+    int bos_id, eos_id, unk_id, pad_id;   /* -1: none */
+    int add_bos, add_eos;         /* -1: the model type's default (llama: bos yes; gpt2: no) */
+    int add_space_prefix;         /* llama: -1 default (yes) */
+} llm_tok_vocab;
+
+/*! llm_tok_from_vocab() : builds a tokenizer from a GGUF-style vocabulary.
+ *  "gpt2": byte-level BPE with the pre-tokenizer regexes of `pre` (names as
+ *  llama.cpp's: default/gpt2, llama3/llama-bpe, smollm, qwen2 and aliases);
+ *  control and user-defined tokens are matched literally in the text
+ *  (user-defined always, control never by llm_tok_encode()).
+ *  "llama": a SentencePiece BPE ModelProto (identity normalization, byte
+ *  fallback when the vocabulary has byte pieces, no removal of extra
+ *  whitespace, the dummy prefix unless add_space_prefix is 0), as Llama 2
+ *  and TinyLlama's tokenizer.model are. `name` names the source in messages.
+ *  @return LLM_OK, LLM_ERR_INVALID (model, pre or scores), LLM_ERR_FORMAT
+ *  (duplicate, empty or invalid-UTF-8 token, bad merge or type, special id
+ *  out of range), LLM_ERR_UNSUPPORTED (an unknown pre), LLM_ERR_NOMEM. */
+int llm_tok_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out);
+
+/* What llm_tok_bytes() holds: a serialized SentencePiece ModelProto, or a
+ * tokenizer.json (UTF-8 JSON text starting with '{'). */
+enum { LLM_TOK_SPM = 1, LLM_TOK_HF_JSON = 2 };
+/*! llm_tok_format() : LLM_TOK_SPM or LLM_TOK_HF_JSON, so that a model file
+ *  names its tensor "tokenizer.model" or "tokenizer.json". */
+int llm_tok_format(const llm_tok *t);
 
 /*! llm_tok_bytes() : the serialized model, e.g. to embed it in a model file. */
 void llm_tok_bytes(const llm_tok *t, const void **buf, size_t *len);
@@ -317,27 +362,42 @@ int llm_tok_bos_id(const llm_tok *t);    /* -1 when the model has none */
 int llm_tok_eos_id(const llm_tok *t);
 int llm_tok_unk_id(const llm_tok *t);
 int llm_tok_pad_id(const llm_tok *t);
-/*! llm_tok_model_type() : "unigram", "bpe", "word" or "char". */
+/*! llm_tok_add_bos() / llm_tok_add_eos() : the model's own flags (1 or 0):
+ *  whether its users put BOS before / EOS after a text. llm_tok_encode()
+ *  adds neither. SentencePiece models from a file: BOS when there is a bos
+ *  id, no EOS; from llm_tok_from_vocab(): as given. Byte-level BPE: as given,
+ *  or from tokenizer.json (see lib/bpe.c). */
+int llm_tok_add_bos(const llm_tok *t);
+int llm_tok_add_eos(const llm_tok *t);
+/*! llm_tok_model_type() : "unigram", "bpe", "word" or "char" (SentencePiece
+ *  models), or "bytelevel-bpe". */
 const char *llm_tok_model_type(const llm_tok *t);
-/*! llm_tok_normalizer() : the normalisation rule name, e.g. "nmt_nfkc". */
+/*! llm_tok_normalizer() : the normalisation rule name, e.g. "nmt_nfkc";
+ *  "identity" for byte-level BPE. */
 const char *llm_tok_normalizer(const llm_tok *t);
+/*! llm_tok_byte_fallback() : SentencePiece's byte_fallback; 0 for
+ *  byte-level BPE (which needs none: every byte is a token). */
 int llm_tok_byte_fallback(const llm_tok *t);
 
-/* Vocabulary queries; `id` must be in [0, vocab_size). */
+/* Vocabulary queries; `id` must be in [0, vocab_size). Byte-level BPE
+ * pieces are in the GPT-2 byte alphabet ("Ġthe"); their scores are 0. */
 const char *llm_tok_piece(const llm_tok *t, int id);
 float llm_tok_score(const llm_tok *t, int id);
 llm_piece_type llm_tok_piece_type(const llm_tok *t, int id);
 /*! llm_tok_piece_id() : the id of a piece, or -1 when not in the vocabulary. */
 int llm_tok_piece_id(const llm_tok *t, const char *piece);
 
-/*! llm_tok_encode() : appends the ids of text[0..n) to `out`. */
+/*! llm_tok_encode() : appends the ids of text[0..n) to `out`. Byte-level
+ *  BPE takes any bytes (each byte of invalid UTF-8 is a piece of its own)
+ *  and decodes back to them exactly. */
 int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out);
 /*! llm_tok_encode_pieces() : appends the pieces, separated by single spaces,
  *  to `out` (as spm_encode --output_format=piece). */
 int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n,
                           llm_buf *out);
 /*! llm_tok_decode() : appends the text of ids to `out`. Every id must be in
- *  range (else LLM_ERR_RANGE). */
+ *  range (else LLM_ERR_RANGE). Byte-level BPE: control tokens give their
+ *  text, as HF decode(skip_special_tokens=False). */
 int llm_tok_decode(const llm_tok *t, const int32_t *ids, size_t n, llm_buf *out);
 /*! llm_tok_decode_piece() : appends the text of one id as it would appear
  *  when decoding a sequence after a previous id `prev` (-1 at the start):
@@ -615,6 +675,39 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
  *  the file and the tensor or key), LLM_ERR_UNSUPPORTED, LLM_ERR_DEVICE,
  *  LLM_ERR_NOMEM. */
 int llm_model_load(const char *path, const char *device, llm_model **out);
+/* What a model path holds. */
+enum { LLM_FORMAT_LLM = 0, LLM_FORMAT_GGUF = 1, LLM_FORMAT_HF = 2 };
+/*! llm_model_format() : by a look at `path`: a folder is a Hugging Face
+ *  model (config.json, safetensors weights, tokenizer.json or
+ *  tokenizer.model), a file that starts with "GGUF" a GGUF file; anything
+ *  else, including what cannot be opened, is taken for our own model file
+ *  (whose reader then says what is wrong). llm_model_load() and
+ *  llm_tok_load() read all three. */
+int llm_model_format(const char *path);
+/*! llm_model_chat_template() : the chat layout of an instruct model,
+ *  "chatml" (<|im_start|>role ... <|im_end|>) or "llama2" ([INST] ...
+ *  [/INST]), or NULL when it has none. Read from a pretrained model's chat
+ *  template and kept in model files (metadata "chat_template"). */
+const char *llm_model_chat_template(const llm_model *m);
+/*! llm_model_set_chat() : sets it; NULL: none. @return LLM_OK, or
+ *  LLM_ERR_INVALID for a name other than those. */
+int llm_model_set_chat(llm_model *m, const char *name);
+/*! llm_model_chat_system() : the system turn the model's chat template
+ *  puts first when a conversation has none (SmolLM2's "You are a helpful AI
+ *  assistant named SmolLM, ..."), or NULL; metadata "chat_system". */
+const char *llm_model_chat_system(const llm_model *m);
+/*! llm_model_set_chat_system() : sets it (copied; NULL: none). */
+int llm_model_set_chat_system(llm_model *m, const char *text);
+/*! llm_chat_encode() : appends to `out` the ids of a prompt in chat layout
+ *  `tmpl` ("chatml" or "llama2"): a system turn when `system` is not NULL,
+ *  the user's turn, and the start of the assistant's, where generation
+ *  goes on. The layout's markers are the vocabulary's special tokens; the
+ *  turns' text is encoded as plain text (markers typed in it stay text).
+ *  No system turn is added by default.
+ *  @return LLM_OK, LLM_ERR_INVALID (unknown template), LLM_ERR_UNSUPPORTED
+ *  (the vocabulary lacks a marker), or the tokenizer's error. */
+int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size_t sn,
+                    const char *user, size_t un, llm_ids *out);
 /*! llm_model_own() : makes the parameters a private, writable copy when they
  *  lie mapped from the model file (llm_model_load()); a no-op otherwise.
  *  Training does it first. The copy sits in transparent huge pages where the

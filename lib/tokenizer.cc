@@ -11,6 +11,10 @@
 // implements, decided at load: SentencePiece's Encode builds a protobuf per
 // call, which was half of llm-classify's time. Everything else, and encoding
 // with other models, goes through SentencePiece.
+//
+// A byte-level BPE tokenizer (bpe.c) is the other kind of llm_tok: every
+// llm_tok_* call branches on t->bpe, and its llm_tok_bytes() is the
+// tokenizer.json that llm_bpe_to_json() writes.
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -28,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bpe.h"
 #include "internal.h"
 #include "unigram.h"
 
@@ -228,11 +233,17 @@ const char kSpace[] = "\xE2\x96\x81";   // U+2581, SentencePiece's space symbol
 
 struct llm_tok {
     sentencepiece::SentencePieceProcessor sp;
-    std::string proto;      // the serialized ModelProto, for llm_tok_bytes()
+    std::string proto;      // the serialized ModelProto (or tokenizer.json), for llm_tok_bytes()
     ModelInfo info;
     int vocab = 0;
     llm_unigram *own = nullptr;     // our encoder, or null: SentencePiece's
-    ~llm_tok() { llm_unigram_free(own); }
+    llm_bpe *bpe = nullptr;         // a byte-level BPE tokenizer: sp is unused
+    int add_bos = 0, add_eos = 0;   // the model's own flags
+    ~llm_tok()
+    {
+        llm_unigram_free(own);
+        llm_bpe_free(bpe);
+    }
 };
 
 namespace {
@@ -331,8 +342,192 @@ int load_proto(const void *buf, size_t len, const char *name, llm_tok **out)
             return llm_fail(rc, "'%s': %s", name, m.c_str());
         return llm_fail(rc, "%s", m.c_str());
     }
+    t->add_bos = t->sp.bos_id() >= 0;
+    t->add_eos = 0;
     *out = t.release();
     return LLM_OK;
+}
+
+// Takes `b` (freed on failure) into a new llm_tok.
+int wrap_bpe(llm_bpe *b, llm_tok **out)
+{
+    *out = nullptr;
+    llm_tok *raw = new (std::nothrow) llm_tok;
+    if (!raw) {
+        llm_bpe_free(b);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    }
+    std::unique_ptr<llm_tok> t(raw);
+    t->bpe = b;
+    llm_buf json = {};
+    int rc = llm_bpe_to_json(b, &json);
+    if (rc) {
+        llm_buf_free(&json);
+        return rc;
+    }
+    try {
+        t->proto.assign(json.data, json.len);
+    } catch (...) {
+        llm_buf_free(&json);
+        throw;
+    }
+    llm_buf_free(&json);
+    t->vocab = (int)llm_bpe_n_tokens(b);
+    t->add_bos = llm_bpe_special(b, LLM_BPE_ADD_BOS);
+    t->add_eos = llm_bpe_special(b, LLM_BPE_ADD_EOS);
+    *out = t.release();
+    return LLM_OK;
+}
+
+int load_json(const void *buf, size_t len, const char *name, llm_tok **out)
+{
+    *out = nullptr;
+    llm_bpe *b;
+    int rc = llm_bpe_from_json((const char *)buf, len, name, &b);
+    if (rc)
+        return rc;
+    return wrap_bpe(b, out);
+}
+
+// JSON text: the first byte that is not white space is '{'.
+bool looks_json(const unsigned char *b, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r'))
+        i++;
+    return i < len && b[i] == '{';
+}
+
+// ---------------------------------------------------------------- protobuf writing
+
+void pbw_varint(std::string &o, uint64_t v)
+{
+    do {
+        unsigned char c = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        o.push_back((char)(v ? c | 0x80 : c));
+    } while (v);
+}
+
+void pbw_key(std::string &o, unsigned field, int wire)
+{
+    pbw_varint(o, (uint64_t)field << 3 | (unsigned)wire);
+}
+
+void pbw_bytes(std::string &o, unsigned field, const void *p, size_t n)
+{
+    pbw_key(o, field, WT_LEN);
+    pbw_varint(o, n);
+    o.append((const char *)p, n);
+}
+
+void pbw_uint(std::string &o, unsigned field, uint64_t v)
+{
+    pbw_key(o, field, WT_VARINT);
+    pbw_varint(o, v);
+}
+
+void pbw_float(std::string &o, unsigned field, float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    unsigned char b[4];
+    llm_put_le32(b, u);
+    pbw_key(o, field, WT_I32);
+    o.append((const char *)b, 4);
+}
+
+// A SentencePiece BPE ModelProto from a GGUF "llama" vocabulary.
+int spm_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
+{
+    if (!v->scores)
+        return llm_fail(LLM_ERR_INVALID, "'%s': a llama vocabulary needs piece scores", name);
+    size_t n = v->n_tokens;
+    if (n == 0 || n > (size_t)INT32_MAX / 2)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': %zu tokens", name, n);
+    int special[4] = {v->unk_id, v->bos_id, v->eos_id, v->pad_id};
+    for (int i = 0; i < 4; i++)
+        if (special[i] < -1 || (special[i] >= 0 && (size_t)special[i] >= n))
+            return llm_fail(LLM_ERR_FORMAT, "'%s': special id %d is out of range "
+                            "(vocabulary %zu)", name, special[i], n);
+    std::string model, piece;
+    bool bytes = false;
+    for (size_t i = 0; i < n; i++) {
+        int type = v->types ? v->types[i] : LLM_PIECE_NORMAL;
+        if (type == 0)
+            type = LLM_PIECE_NORMAL;
+        if ((int)i == v->unk_id)
+            type = LLM_PIECE_UNKNOWN;
+        else if ((int)i == v->bos_id || (int)i == v->eos_id || (int)i == v->pad_id)
+            type = LLM_PIECE_CONTROL;
+        if (type < LLM_PIECE_NORMAL || type > LLM_PIECE_BYTE)
+            return llm_fail(LLM_ERR_FORMAT, "'%s': token %zu has type %d (not 1-6)", name, i,
+                            type);
+        bytes = bytes || type == LLM_PIECE_BYTE;
+        size_t len = v->token_lens ? v->token_lens[i] : strlen(v->tokens[i]);
+        piece.clear();
+        pbw_bytes(piece, 1, v->tokens[i], len);
+        pbw_float(piece, 2, v->scores[i]);
+        if (type != LLM_PIECE_NORMAL)
+            pbw_uint(piece, 3, (uint64_t)type);
+        pbw_bytes(model, 1, piece.data(), piece.size());
+    }
+    // TrainerSpec: model_type 3, vocab_size 4, byte_fallback 35,
+    // unk/bos/eos/pad_id 40-43, unk/bos/eos/pad_piece 45-48. SentencePiece
+    // finds the special ids by their pieces, so those say which they are.
+    std::string ts;
+    pbw_uint(ts, 3, 2);     // BPE
+    pbw_uint(ts, 4, n);
+    pbw_uint(ts, 35, bytes);
+    for (int i = 0; i < 4; i++) {
+        pbw_uint(ts, 40 + (unsigned)i, (uint64_t)(int64_t)special[i]);
+        if (special[i] >= 0) {
+            size_t len = v->token_lens ? v->token_lens[special[i]] : strlen(v->tokens[special[i]]);
+            pbw_bytes(ts, 45 + (unsigned)i, v->tokens[special[i]], len);
+        }
+    }
+    pbw_bytes(model, 2, ts.data(), ts.size());
+    // NormalizerSpec: name 1, add_dummy_prefix 3, remove_extra_whitespaces 4,
+    // escape_whitespaces 5.
+    std::string ns;
+    pbw_bytes(ns, 1, "identity", 8);
+    pbw_uint(ns, 3, v->add_space_prefix != 0);
+    pbw_uint(ns, 4, 0);
+    pbw_uint(ns, 5, 1);
+    pbw_bytes(model, 3, ns.data(), ns.size());
+    int rc = load_proto(model.data(), model.size(), name, out);
+    if (rc)
+        return rc;
+    (*out)->add_bos = v->add_bos < 0 ? (*out)->sp.bos_id() >= 0 : v->add_bos != 0;
+    (*out)->add_eos = v->add_eos < 0 ? 0 : v->add_eos != 0;
+    return LLM_OK;
+}
+
+int bpe_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
+{
+    const char *pre = v->pre ? v->pre : "default";
+    llm_bpe_spec s;
+    memset(&s, 0, sizeof s);
+    int rc = llm_bpe_pre_regexes(pre, &s.regexes, &s.n_regexes);
+    if (rc)
+        return llm_fail(rc, "'%s': unknown pre-tokenizer '%s'", name, pre);
+    s.tokens = v->tokens;
+    s.token_lens = v->token_lens;
+    s.n_tokens = v->n_tokens;
+    s.types = v->types;
+    s.merges = v->merges;
+    s.n_merges = v->n_merges;
+    s.bos_id = v->bos_id;
+    s.eos_id = v->eos_id;
+    s.unk_id = v->unk_id;
+    s.pad_id = v->pad_id;
+    s.add_bos = v->add_bos < 0 ? 0 : v->add_bos != 0;
+    s.add_eos = v->add_eos < 0 ? 0 : v->add_eos != 0;
+    s.ignore_merges = llm_bpe_pre_ignore_merges(pre);
+    llm_bpe *b;
+    if ((rc = llm_bpe_new(&s, name, &b)))
+        return rc;
+    return wrap_bpe(b, out);
 }
 
 // Sentences for the trainer, read from our files line by line: this lets
@@ -514,7 +709,10 @@ int llm_tok_load(const char *path, llm_tok **out)
     bool is_st = len >= 9 && llm_le64(b) <= len - 8 && b[8] == '{';
     if (!is_st) {
         try {
-            rc = load_proto(map, len, path, out);
+            if (looks_json(b, len))
+                rc = load_json(map, len, path, out);
+            else
+                rc = load_proto(map, len, path, out);
         } catch (...) {
             rc = fail_exception();
         }
@@ -527,19 +725,71 @@ int llm_tok_load(const char *path, llm_tok **out)
     if (rc)
         return rc;
     const llm_st_tensor *ten = llm_st_find(st, "tokenizer.model");
+    bool json = false;
+    if (!ten) {
+        ten = llm_st_find(st, "tokenizer.json");
+        json = true;
+    }
     if (!ten || ten->dtype != LLM_DT_U8) {
         llm_st_close(st);
-        return llm_fail(LLM_ERR_FORMAT, "'%s': model file has no U8 tensor 'tokenizer.model'",
-                        path);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': model file has no U8 tensor 'tokenizer.model' "
+                        "or 'tokenizer.json'", path);
     }
     try {
-        rc = load_proto(ten->data, ten->nbytes, path, out);
+        if (json)
+            rc = load_json(ten->data, ten->nbytes, path, out);
+        else
+            rc = load_proto(ten->data, ten->nbytes, path, out);
     } catch (...) {
         rc = fail_exception();
     }
     llm_st_close(st);
     return rc;
 }
+
+int llm_tok_load_hf_json(const char *path, llm_tok **out)
+{
+    *out = nullptr;
+    const void *map;
+    size_t len;
+    int rc = llm_map_file(path, &map, &len);
+    if (rc)
+        return rc;
+    try {
+        rc = load_json(map ? map : "", len, path, out);
+    } catch (...) {
+        rc = fail_exception();
+    }
+    llm_unmap_file(map, len);
+    return rc;
+}
+
+int llm_tok_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
+{
+    *out = nullptr;
+    if (!name)
+        name = "(vocabulary)";
+    if (!v->model || (strcmp(v->model, "gpt2") != 0 && strcmp(v->model, "llama") != 0))
+        return llm_fail(LLM_ERR_INVALID, "'%s': tokenizer model '%s' is not supported "
+                        "(gpt2 or llama)", name, v->model ? v->model : "(null)");
+    if (!v->tokens && v->n_tokens)
+        return llm_fail(LLM_ERR_INVALID, "'%s': no tokens", name);
+    try {
+        if (strcmp(v->model, "gpt2") == 0)
+            return bpe_from_vocab(v, name, out);
+        return spm_from_vocab(v, name, out);
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
+int llm_tok_format(const llm_tok *t)
+{
+    return t->bpe ? LLM_TOK_HF_JSON : LLM_TOK_SPM;
+}
+
+int llm_tok_add_bos(const llm_tok *t) { return t->add_bos; }
+int llm_tok_add_eos(const llm_tok *t) { return t->add_eos; }
 
 void llm_tok_free(llm_tok *t)
 {
@@ -553,13 +803,27 @@ void llm_tok_bytes(const llm_tok *t, const void **buf, size_t *len)
 }
 
 int llm_tok_vocab_size(const llm_tok *t) { return t->vocab; }
-int llm_tok_bos_id(const llm_tok *t) { return t->sp.bos_id(); }
-int llm_tok_eos_id(const llm_tok *t) { return t->sp.eos_id(); }
-int llm_tok_unk_id(const llm_tok *t) { return t->sp.unk_id(); }
-int llm_tok_pad_id(const llm_tok *t) { return t->sp.pad_id(); }
+int llm_tok_bos_id(const llm_tok *t)
+{
+    return t->bpe ? llm_bpe_special(t->bpe, LLM_BPE_BOS) : t->sp.bos_id();
+}
+int llm_tok_eos_id(const llm_tok *t)
+{
+    return t->bpe ? llm_bpe_special(t->bpe, LLM_BPE_EOS) : t->sp.eos_id();
+}
+int llm_tok_unk_id(const llm_tok *t)
+{
+    return t->bpe ? llm_bpe_special(t->bpe, LLM_BPE_UNK) : t->sp.unk_id();
+}
+int llm_tok_pad_id(const llm_tok *t)
+{
+    return t->bpe ? llm_bpe_special(t->bpe, LLM_BPE_PAD) : t->sp.pad_id();
+}
 
 const char *llm_tok_model_type(const llm_tok *t)
 {
+    if (t->bpe)
+        return "bytelevel-bpe";
     switch (t->info.model_type) {
     case 1: return "unigram";
     case 2: return "bpe";
@@ -571,11 +835,15 @@ const char *llm_tok_model_type(const llm_tok *t)
 
 const char *llm_tok_normalizer(const llm_tok *t)
 {
+    if (t->bpe)
+        return "identity";
     return t->info.normalizer.c_str();
 }
 
 int llm_tok_byte_fallback(const llm_tok *t)
 {
+    if (t->bpe)
+        return 0;
     return t->info.byte_fallback;
 }
 
@@ -584,12 +852,16 @@ const char *llm_tok_piece(const llm_tok *t, int id)
 {
     if (check_id(t, id))
         return nullptr;
+    if (t->bpe)
+        return llm_bpe_token(t->bpe, id, nullptr);
     return t->sp.IdToPiece(id).c_str();   // a reference into the model: stable
 }
 
 float llm_tok_score(const llm_tok *t, int id)
 {
     if (check_id(t, id))
+        return 0.0f;
+    if (t->bpe)
         return 0.0f;
     return t->sp.GetScore(id);
 }
@@ -598,11 +870,15 @@ llm_piece_type llm_tok_piece_type(const llm_tok *t, int id)
 {
     if (check_id(t, id))
         return (llm_piece_type)0;
+    if (t->bpe)
+        return (llm_piece_type)llm_bpe_token_type(t->bpe, id);
     return (llm_piece_type)t->info.types[(size_t)id];
 }
 
 int llm_tok_piece_id(const llm_tok *t, const char *piece)
 {
+    if (t->bpe)
+        return llm_bpe_token_id(t->bpe, piece, strlen(piece));
     try {
         int id = t->sp.PieceToId(piece);
         // PieceToId answers unk_id for unknown pieces; only <unk> itself is it.
@@ -620,8 +896,21 @@ int llm_tok_own_encoder(const llm_tok *t)
     return t->own != nullptr;
 }
 
+// One scratch per thread for byte-level BPE, freed with the thread.
+static int encode_bpe(const llm_tok *t, const char *text, size_t n, llm_ids *out)
+{
+    struct Scratch {
+        llm_bpe_scratch s = {};
+        ~Scratch() { llm_bpe_scratch_free(&s); }
+    };
+    thread_local Scratch scratch;
+    return llm_bpe_encode_with(t->bpe, text, n, 0, &scratch.s, out);
+}
+
 int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out)
 {
+    if (t->bpe)
+        return encode_bpe(t, text, n, out);
     if (t->own) {
         // One scratch per thread, freed with the thread.
         struct Scratch {
@@ -638,6 +927,8 @@ int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out)
 
 int llm_tok_encode_spm(const llm_tok *t, const char *text, size_t n, llm_ids *out)
 {
+    if (t->bpe)
+        return encode_bpe(t, text, n, out);
     try {
         // One vector per thread, reused: no allocation per line once warm.
         thread_local std::vector<int> ids;
@@ -660,6 +951,19 @@ int llm_tok_encode_spm(const llm_tok *t, const char *text, size_t n, llm_ids *ou
 
 int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n, llm_buf *out)
 {
+    if (t->bpe) {
+        llm_ids ids = {};
+        int rc = encode_bpe(t, text, n, &ids);
+        for (size_t i = 0; !rc && i < ids.len; i++) {
+            size_t len;
+            const char *p = llm_bpe_token(t->bpe, ids.data[i], &len);
+            rc = i ? llm_buf_append(out, " ", 1) : LLM_OK;
+            if (!rc)
+                rc = llm_buf_append(out, p, len);
+        }
+        llm_ids_free(&ids);
+        return rc ? rc : llm_buf_append(out, "", 0);
+    }
     try {
         thread_local std::vector<std::string> pieces;
         pieces.clear();
@@ -681,6 +985,8 @@ int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n, llm_buf 
 
 int llm_tok_decode(const llm_tok *t, const int32_t *ids, size_t n, llm_buf *out)
 {
+    if (t->bpe)
+        return llm_bpe_decode(t->bpe, ids, n, out);
     try {
         thread_local std::vector<int> v;
         thread_local std::string text;
@@ -712,6 +1018,8 @@ int llm_tok_decode_piece(const llm_tok *t, int prev, int id, llm_buf *out)
             return rc;
         if (prev >= t->vocab || prev < -1)
             return check_id(t, prev);
+        if (t->bpe)
+            return llm_bpe_decode_piece(t->bpe, id, out);
         const ModelInfo &mi = t->info;
         unsigned type = mi.types[(size_t)id];
         const std::string &piece = t->sp.IdToPiece(id);

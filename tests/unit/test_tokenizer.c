@@ -485,6 +485,93 @@ static void own_encoder(const llm_tok *identity, const char *tiny)
     fprintf(stderr, "own encoder: %ld strings compared with SentencePiece\n", compared);
 }
 
+/* llm_tok_from_vocab("llama"): a SentencePiece BPE model re-expressed as a
+ * GGUF-style vocabulary (pieces, scores, types) gives the same ids as the
+ * model itself on every line of tiny.txt. Trained here as BPE, since that
+ * is the model type the vocabulary path builds (Llama 2's). */
+static void from_vocab_llama(const char *tiny)
+{
+    const char *inputs[] = {tiny};
+    llm_tok_train_params p;
+    llm_tok_train_defaults(&p);
+    p.model_type = "bpe";
+    p.vocab_size = 600;
+    p.normalization = "identity";
+    p.remove_extra_whitespaces = 0;
+    p.threads = 1;
+    llm_tok *t = NULL, *v = NULL;
+    CHECK(llm_tok_train(inputs, 1, &p, &t) == LLM_OK);
+    if (!t)
+        return;
+    int n = llm_tok_vocab_size(t);
+    const char **pieces = malloc((size_t)n * sizeof *pieces);
+    float *scores = malloc((size_t)n * sizeof *scores);
+    int32_t *types = malloc((size_t)n * sizeof *types);
+    if (!pieces || !scores || !types)
+        abort();
+    for (int i = 0; i < n; i++) {
+        pieces[i] = llm_tok_piece(t, i);
+        scores[i] = llm_tok_score(t, i);
+        types[i] = (int32_t)llm_tok_piece_type(t, i);
+    }
+    llm_tok_vocab voc;
+    memset(&voc, 0, sizeof voc);
+    voc.model = "llama";
+    voc.tokens = pieces;
+    voc.n_tokens = (size_t)n;
+    voc.scores = scores;
+    voc.types = types;
+    voc.bos_id = llm_tok_bos_id(t);
+    voc.eos_id = llm_tok_eos_id(t);
+    voc.unk_id = llm_tok_unk_id(t);
+    voc.pad_id = -1;
+    voc.add_bos = voc.add_eos = voc.add_space_prefix = -1;
+    CHECK(llm_tok_from_vocab(&voc, "vocab", &v) == LLM_OK);
+    if (v) {
+        CHECK(strcmp(llm_tok_model_type(v), "bpe") == 0);
+        CHECK(llm_tok_format(v) == LLM_TOK_SPM);
+        CHECK(llm_tok_add_bos(v) == 1 && llm_tok_add_eos(v) == 0);
+        CHECK(llm_tok_bos_id(v) == llm_tok_bos_id(t) && llm_tok_eos_id(v) == llm_tok_eos_id(t));
+        CHECK(llm_tok_unk_id(v) == llm_tok_unk_id(t) && llm_tok_byte_fallback(v) == 1);
+        FILE *f = fopen(tiny, "rb");
+        CHECK(f != NULL);
+        char *line = NULL;
+        size_t cap = 0;
+        ssize_t k;
+        long lines = 0, same = 0;
+        llm_ids a = {0}, b = {0};
+        while (f && (k = getline(&line, &cap, f)) > 0) {
+            a.len = b.len = 0;
+            CHECK(llm_tok_encode(t, line, (size_t)k, &a) == LLM_OK);
+            CHECK(llm_tok_encode(v, line, (size_t)k, &b) == LLM_OK);
+            lines++;
+            same += a.len == b.len && !memcmp(a.data, b.data, a.len * sizeof *a.data);
+        }
+        CHECK(lines > 0 && same == lines);
+        const char *odd = "  two  spaces\t\xe2\x9c\x93 \xf0\x9f\x98\x80 Zebra-Quokka 12345";
+        a.len = b.len = 0;
+        CHECK(llm_tok_encode(t, odd, strlen(odd), &a) == LLM_OK);
+        CHECK(llm_tok_encode(v, odd, strlen(odd), &b) == LLM_OK);
+        CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len * sizeof *a.data));
+        llm_ids_free(&a);
+        llm_ids_free(&b);
+        free(line);
+        if (f)
+            fclose(f);
+    }
+    llm_tok_free(v);
+    v = NULL;
+    voc.scores = NULL;
+    CHECK(llm_tok_from_vocab(&voc, "vocab", &v) == LLM_ERR_INVALID && !v);
+    voc.scores = scores;
+    voc.unk_id = n;
+    CHECK(llm_tok_from_vocab(&voc, "vocab", &v) == LLM_ERR_FORMAT && !v);
+    free(pieces);
+    free(scores);
+    free(types);
+    llm_tok_free(t);
+}
+
 int main(void)
 {
     char *tiny = path_in_fixtures("tiny.txt");
@@ -590,7 +677,7 @@ int main(void)
     CHECK(llm_st_writer_write(w, "none.llm") == LLM_OK);
     llm_st_writer_free(w);
     CHECK(llm_tok_load("none.llm", &t2) == LLM_ERR_FORMAT);
-    CHECK(strcmp(llm_errmsg(), "'none.llm': model file has no U8 tensor 'tokenizer.model'") == 0);
+    CHECK(strcmp(llm_errmsg(), "'none.llm': model file has no U8 tensor 'tokenizer.model' or 'tokenizer.json'") == 0);
     llm_tok_free(t);
     llm_ids_free(&ids);
     llm_buf_free(&out);
@@ -643,6 +730,7 @@ int main(void)
     CHECK(llm_tok_train(badin, 1, &p, &t) == LLM_ERR_UTF8);
     CHECK(strcmp(llm_errmsg(), "'bad.txt', line 2: invalid UTF-8 at byte 5") == 0);
 
+    from_vocab_llama(tiny);
     free(tiny);
     if (failures)
         fprintf(stderr, "%d checks failed\n", failures);

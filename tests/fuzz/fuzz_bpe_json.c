@@ -1,0 +1,59 @@
+/* fuzz_bpe_json.c: llm_bpe_from_json() on arbitrary bytes. An accepted
+ * tokenizer must encode a fixed string (every byte kind: ASCII, CJK,
+ * emoji, digits, whitespace runs, invalid UTF-8) to ids in range that decode
+ * back to it when every byte has a token, write itself back as JSON, and
+ * read that back; a refusal must leave a message. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpe.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static const char text[] = "Hello  world 12345 don't\n\n\t中文 😀<|endoftext|>\xff\xe4\xb8 end ";
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    llm_bpe *b = NULL;
+    int rc = llm_bpe_from_json((const char *)data, size, "fuzz.json", &b);
+    if (rc != LLM_OK) {
+        if (b != NULL || llm_errmsg()[0] == '\0')
+            abort();
+        return 0;
+    }
+    size_t n = sizeof text - 1;
+    for (int special = 0; special < 2; special++) {
+        llm_ids ids = {0};
+        llm_buf dec = {0};
+        rc = llm_bpe_encode(b, text, n, special, &ids);
+        if (rc == LLM_OK) {
+            for (size_t i = 0; i < ids.len; i++)
+                if (ids.data[i] < 0 || (size_t)ids.data[i] >= llm_bpe_n_tokens(b))
+                    abort();
+            if (llm_bpe_decode(b, ids.data, ids.len, &dec) != LLM_OK)
+                abort();
+            /* no unk stands in for a byte: the text comes back exactly */
+            if (llm_bpe_special(b, LLM_BPE_UNK) < 0 &&
+                (dec.len != n || memcmp(dec.data, text, n) != 0))
+                abort();
+        } else if (rc != LLM_ERR_RANGE && rc != LLM_ERR_FORMAT) {
+            abort();
+        }
+        llm_ids_free(&ids);
+        llm_buf_free(&dec);
+    }
+    llm_buf j = {0};
+    if (llm_bpe_to_json(b, &j) == LLM_OK) {
+        llm_bpe *c = NULL;
+        if (llm_bpe_from_json(j.data, j.len, "again.json", &c) != LLM_OK)
+            abort();
+        if (llm_bpe_n_tokens(c) != llm_bpe_n_tokens(b) ||
+            llm_bpe_n_merges(c) != llm_bpe_n_merges(b))
+            abort();
+        llm_bpe_free(c);
+    }
+    llm_buf_free(&j);
+    llm_bpe_free(b);
+    return 0;
+}
