@@ -43,7 +43,8 @@ static const cli_opt opts[] = {
      "output: an aligned table, or one JSON object", "text|json", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"context", 0, CLI_INT, &o_context, "N",
-     "language model: tokens per scored window (0: the model's context)", NULL, 0,
+     "language model: tokens per scored window (0: the model's context, at most 1024, "
+     "or the whole text when shorter)", NULL, 0,
      1 << 20, 0, CLI_COMPLETE_NONE, 0},
     {"batch", 'b', CLI_INT, &o_batch, "N",
      "windows (language model) or documents (classifier) per forward pass (0: 8 "
@@ -882,7 +883,10 @@ static void run_lm(const char *path, int first, int argc, char **argv)
     if (cfg->vocab_size != V)
         cli_die("'%s': the model has a vocabulary of %d, its tokenizer %d", path,
                 cfg->vocab_size, V);
-    int T = o_context ? o_context : cfg->context;
+    /* By default windows of the model's context, at most 1024 tokens: the
+     * logits of a batch of 8192-token windows of a 49k vocabulary would
+     * take 13 GB. */
+    int T = o_context ? o_context : cfg->context < 1024 ? cfg->context : 1024;
     if (T > cfg->context)
         cli_usage("--context %d is longer than the model's context %d", T, cfg->context);
     if (o_max_tokens && o_max_tokens < T)
@@ -898,6 +902,8 @@ static void run_lm(const char *path, int first, int argc, char **argv)
     uint64_t n = llm_data_count(d);
     if (n == 0)
         cli_die("no tokens in %s", first >= argc ? "standard input" : "the input");
+    if (n < (uint64_t)T + 1 && !o_context && !o_max_tokens && n >= 2)
+        T = (int)(n - 1);   /* a short text: one window of all of it */
     if (n < (uint64_t)T + 1)
         cli_die("%llu tokens are fewer than one window of %d + 1 (use a shorter --context)",
                 (unsigned long long)n, T);
@@ -939,12 +945,16 @@ static int ends_with(const char *s, const char *suffix)
 
 static void run_model(int first, int argc, char **argv)
 {
-    /* Which kind of model: its "task" metadata (absent: a language model). */
-    llm_st *f;
-    check(llm_st_open(o_model, &f));
-    const char *t = llm_st_meta(f, "task");
-    int classifier = t && strcmp(t, "classify") == 0;
-    llm_st_close(f);
+    /* Which kind of model: one with labels is a classifier. (Our files are
+     * mapped, so loading twice costs little; GGUF and Hugging Face models
+     * are language models, whose loader runs once.) */
+    int classifier = 0;
+    if (llm_model_format(o_model) == LLM_FORMAT_LLM) {
+        llm_model *probe;
+        check(llm_model_load(o_model, o_device, &probe));
+        classifier = llm_model_n_labels(probe) > 0;
+        llm_model_free(probe);
+    }
     if (classifier) {
         if (o_task && strcmp(o_task, "lm") == 0)
             cli_die("'%s' is a classifier, not a language model: --task lm does not apply",

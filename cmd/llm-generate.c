@@ -24,6 +24,8 @@ static int o_samples = 1, o_batch = 16, o_threads, o_quiet;
 static const char *o_format = "text";
 static int o_logprobs, o_echo, o_null, o_no_mmap;
 static const char *o_device = "cpu", *o_precision = "f32";
+static int o_chat;
+static const char *o_chat_template, *o_system;
 
 static const cli_opt opts[] = {
     {"model", 'm', CLI_STRING, &o_model, "FILE", "model file to generate with (required)",
@@ -31,6 +33,17 @@ static const cli_opt opts[] = {
     {"prompt", 'p', CLI_STRING, &o_prompt, "TEXT",
      "continue this one prompt, streaming the text as it comes, instead of reading "
      "prompt lines", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"chat", 0, CLI_FLAG, &o_chat, NULL,
+     "wrap each prompt as a user's turn in the model's chat layout (an instruct model's "
+     "template), so that the model answers it", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+    {"chat-template", 0, CLI_CHOICE, &o_chat_template, "NAME",
+     "with --chat: this layout instead of the model's own (chatml: <|im_start|>role ... "
+     "<|im_end|>; llama2: [INST] ... [/INST])", "chatml|llama2", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 1},
+    {"system", 0, CLI_STRING, &o_system, "TEXT",
+     "with --chat: begin each conversation with this system turn instead of the one the "
+     "model's template adds by default (if any)", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"max-tokens", 'n', CLI_INT, &o_max_tokens, "N",
      "generate at most N tokens per sample (less than the model's context)", NULL, 1,
      1 << 20, 0, CLI_COMPLETE_NONE, 0},
@@ -456,6 +469,8 @@ static int next_line(input_t *in, const char **line, size_t *len, int64_t *linen
 }
 
 static int g_ctx, g_bos;
+static const char *g_chat;   /* --chat: the layout, else NULL */
+static const char *g_chat_system;   /* the model's default system turn, or NULL */
 
 /* Builds a prompt: repaired text, BOS + ids, truncated on the left. */
 static prompt_t *make_prompt(const char *line, size_t len, const char *name,
@@ -480,10 +495,19 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
     p->prompt = t.data;
     p->prompt_len = t.len;
     llm_ids ids = { 0 };
-    int start = g_bos >= 0 ? g_bos : g_eos;
-    if (start >= 0)
-        check(llm_ids_push(&ids, start));
-    check(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids));
+    if (g_chat) {
+        const char *sys = o_system ? o_system : g_chat_system;
+        check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
+                              p->prompt_len, &ids));
+    } else {
+        /* BOS first where the tokenizer's users put it; an empty prompt
+         * starts from BOS, else EOS, in any case. */
+        if (g_bos >= 0 && llm_tok_add_bos(g_tok))
+            check(llm_ids_push(&ids, g_bos));
+        check(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids));
+        if (ids.len == 0 && (g_bos >= 0 || g_eos >= 0))
+            check(llm_ids_push(&ids, g_bos >= 0 ? g_bos : g_eos));
+    }
     if (ids.len == 0)
         cli_die("the tokenizer has neither BOS nor EOS: cannot start from an empty prompt");
     size_t room = (size_t)(g_ctx - o_max_tokens);
@@ -607,6 +631,16 @@ int main(int argc, char **argv)
         cli_usage("--max-tokens %d must be less than the model's context (%d)",
                   o_max_tokens, g_ctx);
     g_tok = tok;
+    if (o_chat) {
+        g_chat = o_chat_template ? o_chat_template : llm_model_chat_template(m);
+        if (!g_chat)
+            cli_usage("--chat: '%s' has no chat template; name one with --chat-template",
+                      o_model);
+        if (!o_chat_template || strcmp(o_chat_template, g_chat) == 0)
+            g_chat_system = llm_model_chat_system(m);
+    } else if (o_chat_template || o_system) {
+        cli_usage("--%s needs --chat", o_system ? "system" : "chat-template");
+    }
     g_bos = llm_tok_bos_id(tok);
     g_eos = llm_tok_eos_id(tok);
     check(llm_sampler_new(&sp, &g_sampler));

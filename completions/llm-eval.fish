@@ -6,7 +6,7 @@ complete -c llm-eval -l task -x -a 'lm classify' -d 'with --model: lm (loss on t
 complete -c llm-eval -l multi-label -d 'with --pairs: each side is a set of labels, comma-separated (or several __label__ words)'
 complete -c llm-eval -l labels -x -d 'report labels in this order (comma-separated); others follow in order of appearance'
 complete -c llm-eval -l format -x -a 'text json' -d 'output: an aligned table, or one JSON object'
-complete -c llm-eval -l context -x -d 'language model: tokens per scored window (0: the model\'s context)'
+complete -c llm-eval -l context -x -d 'language model: tokens per scored window (0: the model\'s context, at most 1024, or the whole text when shorter)'
 complete -c llm-eval -s b -l batch -x -d 'windows (language model) or documents (classifier) per forward pass (0: 8 windows, 64 documents)'
 complete -c llm-eval -l max-tokens -x -d 'language model: score at most N tokens, in whole windows (0: all)'
 complete -c llm-eval -s t -l threads -x -d 'threads (0: all cores)'

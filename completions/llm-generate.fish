@@ -2,6 +2,9 @@
 complete -c llm-generate -f
 complete -c llm-generate -s m -l model -r -F -d 'model file to generate with (required)'
 complete -c llm-generate -s p -l prompt -x -d 'continue this one prompt, streaming the text as it comes, instead of reading prompt lines'
+complete -c llm-generate -l chat -d 'wrap each prompt as a user\'s turn in the model\'s chat layout (an instruct model\'s template), so that the model answers it'
+complete -c llm-generate -l chat-template -x -a 'chatml llama2' -d 'with --chat: this layout instead of the model\'s own (chatml: <|im_start|>role ... <|im_end|>; llama2: [INST] ... [/INST])'
+complete -c llm-generate -l system -x -d 'with --chat: begin each conversation with this system turn instead of the one the model\'s template adds by default (if any)'
 complete -c llm-generate -s n -l max-tokens -x -d 'generate at most N tokens per sample (less than the model\'s context)'
 complete -c llm-generate -l temperature -x -d 'sampling temperature; 0 picks the most likely token every time (greedy)'
 complete -c llm-generate -l top-k -x -d 'sample among the N most likely tokens (0: all)'

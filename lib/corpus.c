@@ -19,7 +19,10 @@ int llm_data_add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name
     llm_ids ids = { 0 };
     const char *line;
     size_t len;
-    int bos = llm_tok_bos_id(tok), eos = llm_tok_eos_id(tok);
+    /* BOS where the tokenizer's own users put it (SentencePiece models:
+     * always; pretrained byte-level BPE: as their flag says); EOS ends
+     * every line. */
+    int bos = llm_tok_add_bos(tok) ? llm_tok_bos_id(tok) : -1, eos = llm_tok_eos_id(tok);
     while ((rc = llm_lines_next(r, &line, &len)) == 1) {
         if (len && line[len - 1] == '\r')
             len--;

@@ -316,12 +316,47 @@ void llm_model_free(llm_model *m)
     for (int i = 0; i < m->n_infer; i++)
         llm_session_free(m->infer[i]);
     free(m->infer);
+    free(m->chat_system);
     free(m);
 }
 
 const llm_config *llm_model_config(const llm_model *m)
 {
     return &m->cfg;
+}
+
+const char *llm_model_chat_template(const llm_model *m)
+{
+    return m->chat;
+}
+
+const char *llm_model_chat_system(const llm_model *m)
+{
+    return m->chat_system;
+}
+
+int llm_model_set_chat_system(llm_model *m, const char *text)
+{
+    char *c = NULL;
+    if (text && !(c = strdup(text)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    free(m->chat_system);
+    m->chat_system = c;
+    return LLM_OK;
+}
+
+int llm_model_set_chat(llm_model *m, const char *name)
+{
+    static const char *const known[] = { "chatml", "llama2" };
+    m->chat = NULL;
+    if (!name)
+        return LLM_OK;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(name, known[i]) == 0) {
+            m->chat = known[i];
+            return LLM_OK;
+        }
+    return llm_fail(LLM_ERR_INVALID, "unknown chat template '%s' (chatml, llama2)", name);
 }
 
 /* ---------------------------------------------------------------- tensors */

@@ -82,6 +82,8 @@ struct llm_model {
     int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
     struct llm_session **infer;  /* (n_infer) llm_cls_predict()'s scratch by thread */
     int n_infer;
+    const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
+    char *chat_system;     /* the template's default system turn, owned, or NULL */
 };
 
 /* A model with allocated, uninitialised parameters. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "import.h"
 #include "model.h"
 
 /* Shortest decimal that reads back as the same double ("10000", "1e-05"). */
@@ -95,6 +96,10 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc) rc = add_meta_double(w, "norm_eps", c->norm_eps);
     if (!rc) rc = llm_st_writer_meta(w, "tied", c->tied ? "1" : "0");
     if (!rc) rc = llm_st_writer_meta(w, "task", m->n_labels ? "classify" : "lm");
+    if (!rc && m->chat)
+        rc = llm_st_writer_meta(w, "chat_template", m->chat);
+    if (!rc && m->chat && m->chat_system)
+        rc = llm_st_writer_meta(w, "chat_system", m->chat_system);
     if (!rc && m->n_labels)
         rc = add_meta_head(w, m);
     if (!rc) rc = add_meta_int(w, "params", (long long)m->n_params);
@@ -131,8 +136,13 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     }
     free(ord);
     if (!rc && p->tokenizer) {
+        /* A byte-level BPE tokenizer is a tokenizer.json (JSON text); a
+         * SentencePiece ModelProto never starts with '{' (field 15 as a
+         * group, which proto3 does not have). */
         int64_t n = (int64_t)p->tokenizer_len;
-        rc = llm_st_writer_add(w, "tokenizer.model", LLM_DT_U8, 1, &n, p->tokenizer);
+        int json = p->tokenizer_len && *(const char *)p->tokenizer == '{';
+        rc = llm_st_writer_add(w, json ? "tokenizer.json" : "tokenizer.model", LLM_DT_U8, 1, &n,
+                               p->tokenizer);
     }
     if (!rc)
         rc = llm_st_writer_write(w, path);
@@ -320,6 +330,12 @@ done:
 int llm_model_load(const char *path, const char *device, llm_model **out)
 {
     *out = NULL;
+    switch (llm_model_format(path)) {
+    case LLM_FORMAT_GGUF:
+        return llm_gguf_model_load(path, device, out);
+    case LLM_FORMAT_HF:
+        return llm_hf_model_load(path, device, out);
+    }
     llm_st *f;
     int rc = llm_st_open(path, &f);
     if (rc)
@@ -371,6 +387,12 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
     if ((rc = llm_model_alloc(&c, device, &m)))
         goto done;
     if (classify && (rc = load_head(f, path, m)))
+        goto done;
+    if ((s = llm_st_meta(f, "chat_template")) && llm_model_set_chat(m, s)) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': unknown chat template '%s'", path, s);
+        goto done;
+    }
+    if ((s = llm_st_meta(f, "chat_system")) && (rc = llm_model_set_chat_system(m, s)))
         goto done;
     for (size_t i = 0; !rc && i < m->n_tensors; i++)
         rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], NULL);

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "bpe.h"
+#include "import.h"
 #include "internal.h"
 #include "unigram.h"
 
@@ -697,6 +698,13 @@ int llm_tok_load_mem(const void *buf, size_t len, llm_tok **out)
 int llm_tok_load(const char *path, llm_tok **out)
 {
     *out = nullptr;
+    // Pretrained models of other formats carry their tokenizer (import.c).
+    switch (llm_model_format(path)) {
+    case LLM_FORMAT_GGUF:
+        return llm_gguf_tok_load(path, out);
+    case LLM_FORMAT_HF:
+        return llm_hf_tok_load(path, out);
+    }
     const void *map;
     size_t len;
     int rc = llm_map_file(path, &map, &len);
@@ -786,6 +794,31 @@ int llm_tok_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
 int llm_tok_format(const llm_tok *t)
 {
     return t->bpe ? LLM_TOK_HF_JSON : LLM_TOK_SPM;
+}
+
+int llm_tok_set_special(llm_tok *t, const int *ids)
+{
+    if (!t->bpe)
+        return llm_fail(LLM_ERR_UNSUPPORTED, "special ids of a SentencePiece model are "
+                        "fixed by the model");
+    for (int w = 0; w < LLM_BPE_N_SPECIAL; w++) {
+        int rc = ids[w] == -2 ? LLM_OK : llm_bpe_set_special(t->bpe, w, ids[w]);
+        if (rc)
+            return rc;
+    }
+    llm_buf json = {};
+    int rc = llm_bpe_to_json(t->bpe, &json);
+    if (!rc) {
+        try {
+            t->proto.assign(json.data, json.len);
+        } catch (...) {
+            rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
+        }
+    }
+    llm_buf_free(&json);
+    t->add_bos = llm_bpe_special(t->bpe, LLM_BPE_ADD_BOS);
+    t->add_eos = llm_bpe_special(t->bpe, LLM_BPE_ADD_EOS);
+    return rc;
 }
 
 int llm_tok_add_bos(const llm_tok *t) { return t->add_bos; }
