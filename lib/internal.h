@@ -53,6 +53,27 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
 void llm_unmap_file(const void *map, size_t len);
+/* Atomic output (fileio.c), shared by every writer of the library. */
+/*! llm_write_all() : writes all n bytes (retrying short writes and EINTR).
+ *  @return 0, or -1 with errno set. */
+int  llm_write_all(int fd, const void *p, size_t n);
+/*! llm_create_temp() : creates "PATH.tmpXXXXXX" exclusively, mode 0666 less
+ *  the umask (not mkstemp's 0600), its name in *tmp (malloc'd).
+ *  @return the open descriptor (>= 0), or LLM_ERR_IO / LLM_ERR_NOMEM with
+ *  "cannot write 'PATH': ...". */
+int  llm_create_temp(const char *path, char **tmp);
+/*! llm_create_temp_dir() : the same for a folder (mode 0777 less the umask).
+ *  @return LLM_OK, LLM_ERR_IO or LLM_ERR_NOMEM. */
+int  llm_create_temp_dir(const char *path, char **tmp);
+/*! llm_sync_dir() : fsyncs the folder holding `path`, so that a rename into
+ *  it is durable; failures are ignored (nothing a caller could act on). */
+void llm_sync_dir(const char *path);
+/*! llm_write_file() : writes p[0..n) to `path` atomically (temporary file,
+ *  fsync, rename). @return LLM_OK, LLM_ERR_IO or LLM_ERR_NOMEM. */
+int  llm_write_file(const char *path, const void *p, size_t n);
+/*! llm_remove_dir() : removes a folder of plain files that this process
+ *  created (a temporary one), ignoring failures. */
+void llm_remove_dir(const char *dir);
 /* llm_alloc64() : malloc on a cache line (64 bytes), so that rows whose
  * length is a multiple of 16 floats never straddle two lines: the vector
  * loads of a product run 20-40% faster (a straddling load counts twice).

@@ -615,6 +615,7 @@ void llm_model_scale_grad(llm_model *m, float s);
  *  is at most max_norm (> 0). @return the norm before clipping. */
 double llm_model_clip_grad(llm_model *m, double max_norm);
 
+
 typedef struct {
     double lr;               /* 3e-4 */
     double beta1, beta2;     /* 0.9, 0.95 */
@@ -715,6 +716,51 @@ int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size
  *  weight) than a file mapped in 4 KiB pages, but no longer shared between
  *  processes (llm-generate --no-mmap). @return LLM_OK, LLM_ERR_NOMEM. */
 int llm_model_own(llm_model *m);
+
+/* ------------------------------------------------------------------------ */
+/* Export (export.c): a language model and its tokenizer in the formats
+ * others read, llama.cpp's GGUF and Hugging Face's LlamaForCausalLM folder,
+ * so that llm_model_load() and llm_tok_load() read back the same weights
+ * (to the rounding of the type), config, tokenizer and chat settings.
+ * Classifiers have no such format: both refuse them (LLM_ERR_UNSUPPORTED).
+ * The chat layout travels as a Jinja chat template: ChatML in SmolLM2's
+ * shape, its default system turn (llm_model_chat_system()) as a literal
+ * first turn, or Llama 2's [INST] template. */
+
+/* Tensor types of GGUF export, numbered as ggml_type. */
+enum { LLM_EXPORT_F32 = 0, LLM_EXPORT_F16 = 1, LLM_EXPORT_Q8_0 = 8 };
+
+/*! llm_model_export_gguf() : writes `path` (atomically) as a GGUF v3 file
+ *  of architecture "llama": 2-D weights of `type` (LLM_EXPORT_F32, _F16 or
+ *  _Q8_0, bit-exact with gguf-py's quantize), except that a matrix whose
+ *  rows are not a multiple of 32 falls back to F16 under Q8_0, as
+ *  llama.cpp's converter does; norm weights always F32. Tensors under
+ *  llama.cpp's names, unpermuted (GGUF's llama rotates adjacent pairs, as
+ *  we do); a tied model has no output.weight. Metadata: the llama.* shape
+ *  keys, general.file_type, general.quantization_version 2 when quantized,
+ *  tokenizer.chat_template, and with `t` (NULL: no tokenizer) the
+ *  tokenizer.ggml.* vocabulary: SentencePiece (pieces, scores, types,
+ *  special ids, add_bos/add_eos, add_space_prefix) as "llama" for a BPE
+ *  model and "t5" (llama.cpp's unigram, UGM) for a unigram one; no
+ *  normalization travels, so that only identity-normalized models encode
+ *  the same everywhere (char and word models: LLM_ERR_UNSUPPORTED); our
+ *  own import reads "llama" but not yet "t5"; byte-level BPE as
+ *  "gpt2" (tokens, types, merges, and tokenizer.ggml.pre when its
+ *  pre-tokenizer is one llama.cpp names). t's vocabulary must be the
+ *  model's. @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_UNSUPPORTED,
+ *  LLM_ERR_NUMERIC (Q8_0 of a non-finite weight), LLM_ERR_IO, LLM_ERR_NOMEM. */
+int llm_model_export_gguf(const llm_model *m, const llm_tok *t, const char *path, int type);
+/*! llm_model_export_hf() : writes the folder `dir`, which must not exist or
+ *  be empty (else LLM_ERR_INVALID): config.json, generation_config.json,
+ *  model.safetensors (F32, or BF16 rounded to nearest even when `bf16`;
+ *  Hugging Face names, q/k rows in its rotate-half layout; a tied model
+ *  has no lm_head), and with `t`: tokenizer.json (byte-level BPE) or
+ *  tokenizer.model (SentencePiece) and tokenizer_config.json (special
+ *  tokens, add_bos/add_eos, chat template, model_max_length). Built in a
+ *  temporary folder beside `dir` and renamed onto it: on failure nothing
+ *  is left. @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_UNSUPPORTED,
+ *  LLM_ERR_IO, LLM_ERR_NOMEM. */
+int llm_model_export_hf(const llm_model *m, const llm_tok *t, const char *dir, int bf16);
 
 /* ------------------------------------------------------------------------ */
 /* Generation with a key/value cache (infer.c). A session keeps the keys and

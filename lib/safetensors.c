@@ -2,11 +2,9 @@
  * safetensors files, the format of model files and checkpoints. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -665,84 +663,6 @@ static int build_header(const llm_st_writer *w, llm_buf *out)
 
 #undef PUT
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *s = p;
-    while (n) {
-        /* Linux writes at most about 2 GiB per call. */
-        size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
-        ssize_t k = write(fd, s, chunk);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Like mkstemp, but created with mode 0666 less the umask, as any other
- * output file of the programs: mkstemp's 0600 would make every model file
- * private, and fixing it afterwards needs the umask, which cannot be read
- * without a race between threads. */
-static int create_temp(const char *path, char **tmp_out)
-{
-    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    static atomic_uint counter;
-    size_t plen = strlen(path), tlen;
-    if (llm_add_size(plen, sizeof ".tmpXXXXXX", &tlen))
-        return llm_fail(LLM_ERR_INVALID, "path too long");
-    char *tmp = malloc(tlen);
-    if (!tmp)
-        return llm_fail(LLM_ERR_NOMEM, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmpXXXXXX", sizeof ".tmpXXXXXX");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        x ^= (uint64_t)atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
-        for (int i = 0; i < 6; i++) {
-            x ^= x << 13;   /* xorshift64 */
-            x ^= x >> 7;
-            x ^= x << 17;
-            tmp[plen + 4 + (size_t)i] = chars[x % (sizeof chars - 1)];
-        }
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            *tmp_out = tmp;
-            return fd;
-        }
-        if (errno != EEXIST) {
-            int e = errno;
-            free(tmp);
-            return llm_fail(LLM_ERR_IO, "cannot write '%s': cannot create a temporary file: %s",
-                            path, strerror(e));
-        }
-    }
-    free(tmp);
-    return llm_fail(LLM_ERR_IO, "cannot write '%s': cannot create a temporary file: %s",
-                    path, strerror(EEXIST));
-}
-
-/* Makes the rename itself durable; failure here loses nothing that the
- * caller could act on, so it is not reported. */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int llm_st_writer_write(llm_st_writer *w, const char *path)
 {
     llm_buf h = {0};
@@ -750,15 +670,15 @@ int llm_st_writer_write(llm_st_writer *w, const char *path)
     if (rc)
         return rc;
     char *tmp = NULL;
-    int fd = create_temp(path, &tmp);
+    int fd = llm_create_temp(path, &tmp);
     if (fd < 0) {
         llm_buf_free(&h);
         return fd;
     }
     const char *step = "cannot write";
-    int ok = write_all(fd, h.data, h.len) == 0;
+    int ok = llm_write_all(fd, h.data, h.len) == 0;
     for (size_t i = 0; ok && i < w->n; i++)
-        ok = write_all(fd, w->t[i].data, w->t[i].nbytes) == 0;
+        ok = llm_write_all(fd, w->t[i].data, w->t[i].nbytes) == 0;
     if (ok && !(ok = fsync(fd) == 0))
         step = "cannot sync";
     int e = errno;
@@ -776,7 +696,7 @@ int llm_st_writer_write(llm_st_writer *w, const char *path)
         unlink(tmp);
         rc = llm_fail(LLM_ERR_IO, "%s '%s': %s", step, path, strerror(e));
     } else {
-        sync_dir(path);
+        llm_sync_dir(path);
     }
     free(tmp);
     llm_buf_free(&h);

@@ -1,0 +1,157 @@
+/* fileio.c: the pieces of atomic file output shared by every writer of the
+ * library (safetensors.c, gguf.c, export.c): a temporary file or folder
+ * beside the target, a write that finishes, and a synced directory, so that
+ * a target is either its old self or the complete new one. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int llm_write_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        /* Linux writes at most about 2 GiB per call. */
+        size_t chunk = n > ((size_t)1 << 30) ? (size_t)1 << 30 : n;
+        ssize_t k = write(fd, s, chunk);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Like mkstemp (or mkdtemp), but created with mode 0666 (0777) less the
+ * umask, as any other output of the programs: mkstemp's 0600 would make
+ * every model file private, and fixing it afterwards needs the umask, which
+ * cannot be read without a race between threads. */
+static int create_temp(const char *path, int dir, char **tmp_out)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static atomic_uint counter;
+    size_t plen = strlen(path), tlen;
+    if (llm_add_size(plen, sizeof ".tmpXXXXXX", &tlen))
+        return llm_fail(LLM_ERR_INVALID, "path too long");
+    char *tmp = malloc(tlen);
+    if (!tmp)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmpXXXXXX", sizeof ".tmpXXXXXX");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 40;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        x ^= (uint64_t)atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
+        for (int i = 0; i < 6; i++) {
+            x ^= x << 13;   /* xorshift64 */
+            x ^= x >> 7;
+            x ^= x << 17;
+            tmp[plen + 4 + (size_t)i] = chars[x % (sizeof chars - 1)];
+        }
+        int fd = dir ? mkdir(tmp, 0777) : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        if (errno != EEXIST) {
+            int e = errno;
+            free(tmp);
+            return llm_fail(LLM_ERR_IO, "cannot write '%s': cannot create a temporary %s: %s",
+                            path, dir ? "folder" : "file", strerror(e));
+        }
+    }
+    free(tmp);
+    return llm_fail(LLM_ERR_IO, "cannot write '%s': cannot create a temporary %s: %s", path,
+                    dir ? "folder" : "file", strerror(EEXIST));
+}
+
+int llm_create_temp(const char *path, char **tmp_out)
+{
+    return create_temp(path, 0, tmp_out);
+}
+
+int llm_create_temp_dir(const char *path, char **tmp_out)
+{
+    int rc = create_temp(path, 1, tmp_out);
+    return rc < 0 ? rc : LLM_OK;
+}
+
+void llm_sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+int llm_write_file(const char *path, const void *p, size_t n)
+{
+    char *tmp = NULL;
+    int fd = llm_create_temp(path, &tmp);
+    if (fd < 0)
+        return fd;
+    const char *step = "cannot write";
+    int ok = llm_write_all(fd, p, n) == 0;
+    if (ok && !(ok = fsync(fd) == 0))
+        step = "cannot sync";
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        e = errno;
+        step = "cannot write";
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+        step = "cannot rename the temporary file to";
+    }
+    int rc = LLM_OK;
+    if (!ok) {
+        unlink(tmp);
+        rc = llm_fail(LLM_ERR_IO, "%s '%s': %s", step, path, strerror(e));
+    } else {
+        llm_sync_dir(path);
+    }
+    free(tmp);
+    return rc;
+}
+
+void llm_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            size_t n = strlen(dir) + strlen(e->d_name) + 2;
+            char *p = malloc(n);
+            if (!p)
+                continue;
+            snprintf(p, n, "%s/%s", dir, e->d_name);
+            unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
