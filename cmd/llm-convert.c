@@ -10,10 +10,13 @@
 #include "cli.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
-static const char *o_to, *o_type;
+static const char *o_to, *o_type, *o_output;
 static int o_quiet, o_threads;
 
 static const cli_opt opts[] = {
+    {"output", 'o', CLI_STRING, &o_output, "OUT",
+     "write the converted model here (instead of the second operand)", NULL, 0, 0, 0,
+     CLI_COMPLETE_FILE, 1},
     {"to", 0, CLI_CHOICE, &o_to, "FORMAT",
      "output format: gguf (llama.cpp), hf (a Hugging Face folder) or llm (our model "
      "file); default: from OUT's name", "gguf|hf|llm", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
@@ -31,7 +34,7 @@ static const cli_opt opts[] = {
 };
 
 static const cli_prog prog = {
-    "llm-convert", "IN OUT",
+    "llm-convert", "IN OUT | -o OUT IN",
     "Convert a model between our model files, GGUF files and Hugging Face folders.",
     NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
 };
@@ -101,12 +104,14 @@ int main(int argc, char **argv)
 {
     cli_signals();
     int first = cli_parse(&prog, argc, argv, NULL);
-    if (argc - first < 2)
-        cli_usage(argc - first == 0 ? "missing input and output (IN OUT)"
+    int want = o_output ? 1 : 2;
+    if (argc - first < want)
+        cli_usage(argc - first == 0 ? (o_output ? "missing input (IN)"
+                                                : "missing input and output (IN OUT)")
                                     : "missing output after '%s'", argv[first]);
-    if (argc - first > 2)
-        cli_usage("too many operands: '%s'", argv[first + 2]);
-    const char *in = argv[first], *out = argv[first + 1];
+    if (argc - first > want)
+        cli_usage("too many operands: '%s'", argv[first + want]);
+    const char *in = argv[first], *out = o_output ? o_output : argv[first + 1];
     int to = target(out);
     const char *type = o_type ? o_type : to == TO_GGUF ? "f16" : "f32";
     int gguf_type = LLM_EXPORT_F16;

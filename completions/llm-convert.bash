@@ -16,6 +16,9 @@ _llm_convert()
         opt=$prev
     fi
     case $opt in
+    -o|--output)
+        local IFS=$'\n'; compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
     --to)
         COMPREPLY=($(compgen -W 'gguf hf llm' -P "$pre" -- "$cur"));;
     --type)
@@ -25,7 +28,7 @@ _llm_convert()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--to --type --threads -t --quiet -q --help -h --version'
+    opts='--output -o --to --type --threads -t --quiet -q --help -h --version'
     files=0
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

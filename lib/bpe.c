@@ -102,7 +102,8 @@ static const struct {
     size_t n;
     int ignore_merges;
 } presets[] = {
-    {"default", PRE_GPT2, 1, 0}, {"gpt2", PRE_GPT2, 1, 0}, {"mpt", PRE_GPT2, 1, 0},
+    {"default", PRE_GPT2, 1, 0}, {"gpt2", PRE_GPT2, 1, 0}, {"gpt-2", PRE_GPT2, 1, 0},
+    {"phi-2", PRE_GPT2, 1, 0}, {"mpt", PRE_GPT2, 1, 0},
     {"olmo", PRE_GPT2, 1, 0}, {"jais", PRE_GPT2, 1, 0},
     {"llama3", PRE_LLAMA3, 1, 1}, {"llama-bpe", PRE_LLAMA3, 1, 1},
     {"smollm", PRE_SMOLLM, 2, 0}, {"starcoder", PRE_SMOLLM, 2, 0},

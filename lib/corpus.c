@@ -35,8 +35,7 @@ int llm_data_add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name
             break;
         }
         ids.len = 0;
-        if (bos >= 0)
-            rc = llm_ids_push(&ids, bos);
+        rc = bos >= 0 ? llm_ids_push(&ids, bos) : LLM_OK;
         if (!rc)
             rc = llm_tok_encode(tok, line, len, &ids);
         if (!rc && eos >= 0)

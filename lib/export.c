@@ -152,7 +152,7 @@ static int tok_bpe(const llm_tok *t, llm_bpe **out)
  * spelling first), or NULL when none of ours matches. */
 static const char *bpe_pre_name(const llm_bpe *b)
 {
-    static const char *const names[] = { "gpt-2", "default", "llama-bpe", "smollm", "qwen2" };
+    static const char *const names[] = { "gpt-2", "llama-bpe", "smollm", "qwen2" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *const *re;
         size_t n;

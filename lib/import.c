@@ -309,6 +309,57 @@ static int gguf_chat(const llm_gguf *g, llm_model *m)
     return rc ? rc : chat_default_system(s, m);
 }
 
+/* Elements of llama tensor `k` of the name table under config c. */
+static uint64_t table_numel(size_t k, const llm_config *c)
+{
+    uint64_t C = (uint64_t)c->dim, V = (uint64_t)c->vocab_size, F = (uint64_t)c->ffn_dim,
+             hd = C / (uint64_t)c->n_heads, Q = (uint64_t)c->n_heads * hd,
+             KV = (uint64_t)c->n_kv_heads * hd;
+    static const int kind[] = { 0, 1, 0, 1, 2, 3, 3, 2, 1, 4, 4, 4 };
+    switch (kind[k]) {
+    case 0: return V * C;
+    case 1: return C;
+    case 2: return Q * C;
+    case 3: return KV * C;
+    default: return F * C;
+    }
+}
+
+/* The file's tensors against the config, by name and size only. */
+static int gguf_check_tensors(const llm_gguf *g, const char *path, const llm_config *c)
+{
+    size_t nt = sizeof names / sizeof names[0];
+    for (size_t i = 0; i < llm_gguf_tensor_count(g); i++) {
+        const llm_gguf_tensor *t = llm_gguf_tensor_at(g, i);
+        size_t k = 0;
+        int layer = -1;
+        while (k < nt && !match_name(names[k].gguf, t->name, &layer))
+            k++;
+        if (k == nt || layer >= c->n_layers || (k == 2 && c->tied))
+            return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor '%s' is not part of a llama "
+                            "model this program runs", path, t->name);
+        if (t->n_elements != table_numel(k, c))
+            return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' has %llu elements, the config "
+                            "needs %llu", path, t->name, (unsigned long long)t->n_elements,
+                            (unsigned long long)table_numel(k, c));
+    }
+    char want[LLM_TENSOR_NAME];
+    for (size_t k = 0; k < nt; k++)
+        for (int l = 0; l < (strstr(names[k].gguf, "%d") ? c->n_layers : 1); l++) {
+            if (k == 2 && c->tied)
+                continue;
+            const char *d = strstr(names[k].gguf, "%d");
+            if (d)
+                snprintf(want, sizeof want, "%.*s%d%s", (int)(d - names[k].gguf),
+                         names[k].gguf, l, d + 2);
+            else
+                snprintf(want, sizeof want, "%s", names[k].gguf);
+            if (!llm_gguf_tensor_find(g, want))
+                return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", path, want);
+        }
+    return LLM_OK;
+}
+
 int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
 {
     *out = NULL;
@@ -319,7 +370,14 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
     llm_config c;
     llm_model *m = NULL;
     unsigned char *seen = NULL;
-    if ((rc = gguf_config(g, path, &c)) || (rc = llm_model_alloc(&c, device, &m)))
+    if ((rc = gguf_config(g, path, &c)))
+        goto done;
+    /* Every weight comes from the file: before anything is allocated for
+     * the config, each tensor must be one it has, of its size, and none may
+     * be missing, so that a lying config cannot ask for gigabytes. */
+    if ((rc = gguf_check_tensors(g, path, &c)))
+        goto done;
+    if ((rc = llm_model_alloc(&c, device, &m)))
         goto done;
     if (!(seen = calloc(m->n_tensors, 1))) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
@@ -420,11 +478,14 @@ int llm_gguf_tok_load(const char *path, llm_tok **out)
                           "'tokenizer.ggml.model')", path);
         goto done;
     }
-    if (strcmp(v.model, "gpt2") != 0 && strcmp(v.model, "llama") != 0) {
+    if (strcmp(v.model, "gpt2") != 0 && strcmp(v.model, "llama") != 0 &&
+        strcmp(v.model, "t5") != 0) {
         rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tokenizer '%s' is not supported (gpt2, "
-                      "llama)", path, v.model);
+                      "llama, t5)", path, v.model);
         goto done;
     }
+    /* A unigram vocabulary's normalization rules (a precompiled charsmap)
+     * are not read: such a model encodes as with identity normalization. */
     if ((rc = llm_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n)))
         goto arr_fail;
     if (et != LLM_GGUF_T_STRING || n == 0 || n > (1u << 24)) {
@@ -701,9 +762,25 @@ static int hf_config(const char *dir, llm_config *c)
             goto done;
         }
     }
-    if ((n = llm_json_get(o, "rope_scaling")) && n->type != LLM_JSON_NULL) {
-        rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': rope_scaling is not supported", path);
-        goto done;
+    /* transformers 5 writes "rope_parameters" {"rope_theta", "rope_type"};
+     * earlier ones "rope_theta" and "rope_scaling". Only the plain rotary
+     * embedding ("default") is implemented. */
+    static const char *const rope_keys[] = { "rope_parameters", "rope_scaling" };
+    for (size_t i = 0; i < 2; i++) {
+        if (!(n = llm_json_get(o, rope_keys[i])) || n->type == LLM_JSON_NULL)
+            continue;
+        const llm_json_node *ty = n->type == LLM_JSON_OBJECT ? llm_json_get(n, "rope_type") : NULL;
+        if (!ty && n->type == LLM_JSON_OBJECT)
+            ty = llm_json_get(n, "type");
+        if (n->type != LLM_JSON_OBJECT || (ty && !json_is(n, ty->key, "default")) ||
+            (!ty && i == 1)) {
+            rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': %s of type %s is not supported (only "
+                          "default rotary embedding)", path, rope_keys[i],
+                          ty && ty->type == LLM_JSON_STRING ? ty->str : "(unknown)");
+            goto done;
+        }
+        if ((rc = json_num(n, path, "rope_theta", &c->rope_base)))
+            goto done;
     }
     if (llm_config_check(c) != LLM_OK) {
         char why[512];
@@ -879,7 +956,23 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
     size_t nsh = 0;
     unsigned char *seen = NULL;
     int rc = hf_config(dir, &c);
-    if (rc || (rc = hf_open_shards(dir, &sh, &nsh)) || (rc = llm_model_alloc(&c, device, &m)))
+    if (rc || (rc = hf_open_shards(dir, &sh, &nsh)))
+        goto done;
+    /* As for GGUF: no allocation for weights the files do not hold. */
+    uint64_t have = 0;
+    for (size_t s = 0; s < nsh; s++)
+        for (size_t i = 0; i < llm_st_count(sh[s]); i++) {
+            const llm_st_tensor *t = llm_st_at(sh[s], i);
+            size_t es = llm_dtype_size(t->dtype);
+            have += es ? t->nbytes / es : 0;
+        }
+    if ((uint64_t)llm_config_params(&c) > have) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': config.json needs %lld weights, the safetensors "
+                      "files hold %llu", dir, (long long)llm_config_params(&c),
+                      (unsigned long long)have);
+        goto done;
+    }
+    if ((rc = llm_model_alloc(&c, device, &m)))
         goto done;
     if (!(seen = calloc(m->n_tensors, 1))) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");

@@ -319,7 +319,8 @@ void llm_tok_free(llm_tok *t);
 
 /* A vocabulary as GGUF files hold it (tokenizer.ggml.*). */
 typedef struct {
-    const char *model;            /* "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    const char *model;            /* "gpt2" (byte-level BPE), "llama" (SentencePiece BPE)
+                                   * or "t5" (SentencePiece unigram) */
     const char *const *tokens;    /* (n_tokens) */
     const size_t *token_lens;     /* (n_tokens), or NULL: NUL-terminated */
     size_t n_tokens;
@@ -338,7 +339,7 @@ typedef struct {
  *  llama.cpp's: default/gpt2, llama3/llama-bpe, smollm, qwen2 and aliases);
  *  control and user-defined tokens are matched literally in the text
  *  (user-defined always, control never by llm_tok_encode()).
- *  "llama": a SentencePiece BPE ModelProto (identity normalization, byte
+ *  "llama" ("t5": unigram instead of BPE): a SentencePiece BPE ModelProto (identity normalization, byte
  *  fallback when the vocabulary has byte pieces, no removal of extra
  *  whitespace, the dummy prefix unless add_space_prefix is 0), as Llama 2
  *  and TinyLlama's tokenizer.model are. `name` names the source in messages.

