@@ -16,7 +16,8 @@ static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log
 static const char *o_val;
 static const char *o_task = "lm";
 static const char *o_pooling = "last";
-static int o_multi_label, o_balance, o_freeze;
+static int o_multi_label, o_balance, o_freeze, o_lora;
+static double o_lora_alpha = 8;   /* PEFT's LoraConfig default */
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
 static double o_rope_base = 10000, o_norm_eps = 1e-5;
@@ -59,6 +60,13 @@ static const cli_opt opts[] = {
      "classify: add X times the documents' own next-token loss to the classifier's "
      "(GPT-1's auxiliary objective: the backbone stays a model of the domain's text; "
      "0: off)", NULL, 0, 1000, 0, CLI_COMPLETE_NONE, 0},
+    {"lora", 0, CLI_INT, &o_lora, "R",
+     "with --init: train low-rank adapters of rank R on every layer's attention and "
+     "feed-forward projections instead of all the weights (default: off)", NULL, 1, 4096, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"lora-alpha", 0, CLI_DOUBLE, &o_lora_alpha, "X",
+     "the adapters' outputs are scaled by X / R (as PEFT's lora_alpha)", NULL, 1e-6, 1e6,
+     0, CLI_COMPLETE_NONE, 0},
     {"init", 0, CLI_STRING, &o_init, "FILE",
      "start from the weights of this model file instead of random ones", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
@@ -563,6 +571,17 @@ static void check_writable(const char *path)
     free(tmp);
 }
 
+/* Floats of the adapters (tensors named *.lora_a / *.lora_b). */
+static size_t lora_params(const llm_model *m)
+{
+    size_t n = 0;
+    llm_param p;
+    for (size_t i = 0; i < llm_model_param_count(m); i++)
+        if (llm_model_param_at(m, i, &p) == LLM_OK && strstr(p.name, ".lora_"))
+            n += p.numel;
+    return n;
+}
+
 int main(int argc, char **argv)
 {
     cli_signals();
@@ -584,6 +603,10 @@ int main(int argc, char **argv)
     int cls = strcmp(o_task, "classify") == 0;
     if (!cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
         cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
+    if (o_lora && !o_init && !o_resume)
+        cli_usage("--lora needs --init: adapters train on a pretrained model");
+    if (o_lora && o_freeze)
+        cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)
         cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
     if (cls && o_batch_tokens)
@@ -731,6 +754,12 @@ int main(int argc, char **argv)
     tp.reduce = par_reduce;
     if (cls)
         check(llm_model_freeze(m, o_freeze));
+    if (o_resume && llm_model_lora_rank(m) != o_lora)
+        cli_die("'%s' was saved with %s%d: pass the same --lora", o_resume,
+                llm_model_lora_rank(m) ? "--lora " : "no adapters, not --lora ",
+                llm_model_lora_rank(m) ? llm_model_lora_rank(m) : o_lora);
+    else if (o_lora && !o_resume)
+        check(llm_model_lora(m, o_lora, o_lora_alpha, (uint64_t)o_seed));
     llm_trainer *tr;
     check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
     check(llm_trainer_new(m, batcher, &tp, &tr));
@@ -750,6 +779,10 @@ int main(int argc, char **argv)
     llm_tok_bytes(tok, &tokb, &tokn);
     llm_save_params sp = { tokb, tokn, 0, NULL };
     int64_t start = llm_model_steps(m);
+    if (!o_quiet && o_lora)
+        fprintf(stderr, "llm-train: LoRA rank %d, alpha %g: %zu adapter parameters train%s; "
+                "the base model's stay as they are\n", o_lora, llm_model_lora_alpha(m),
+                lora_params(m), cls ? " with the head" : "");
     if (!o_quiet && cls)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, FFN %d, "
                 "context %d, vocabulary %d) and a head of %d labels (%s pooling%s%s); "

@@ -8,6 +8,8 @@ complete -c llm-train -l pooling -x -a 'last mean' -d 'classify: the head reads 
 complete -c llm-train -l balance -d 'classify: weigh each label\'s loss inversely to its frequency'
 complete -c llm-train -l freeze -d 'classify: train only the head, keeping the --init model\'s weights'
 complete -c llm-train -l lm-weight -x -d 'classify: add X times the documents\' own next-token loss to the classifier\'s (GPT-1\'s auxiliary objective: the backbone stays a model of the domain\'s text; 0: off)'
+complete -c llm-train -l lora -x -d 'with --init: train low-rank adapters of rank R on every layer\'s attention and feed-forward projections instead of all the weights (default: off)'
+complete -c llm-train -l lora-alpha -x -d 'the adapters\' outputs are scaled by X / R (as PEFT\'s lora_alpha)'
 complete -c llm-train -l init -r -F -d 'start from the weights of this model file instead of random ones'
 complete -c llm-train -l resume -r -F -d 'continue the run saved in this checkpoint (pass the same options)'
 complete -c llm-train -l checkpoint -r -F -d 'where checkpoints go (default: OUTPUT.ckpt)'

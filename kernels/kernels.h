@@ -31,7 +31,7 @@ typedef struct llm_kernels {
     void (*matmul_forward)(float *out, const float *inp, const float *w,
                            int N, int IC, int OC);
     /* dinp(N,IC) = dout(N,OC) . w (skipped when dinp is NULL);
-     * dw(OC,IC) += dout^T . inp. */
+     * dw(OC,IC) += dout^T . inp (skipped when dw is NULL: a frozen weight). */
     void (*matmul_backward)(float *dinp, float *dw, const float *dout,
                             const float *inp, const float *w,
                             int N, int IC, int OC);
@@ -99,6 +99,10 @@ typedef struct llm_kernels {
     double (*sum_squares)(const float *x, size_t n);
     /* x *= s. */
     void (*scale)(float *x, size_t n, float s);
+    /* y(N,C) += a * x(N,C), rows ldy and ldx floats apart (>= C): adds a
+     * low-rank adapter's output into columns of a fused projection, and
+     * gathers them back (into a zeroed y) for its backward. */
+    void (*axpy)(float *y, int ldy, const float *x, int ldx, int N, int C, float a);
 } llm_kernels;
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels. */

@@ -64,6 +64,8 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
             if (strcmp(p->labels[i], p->labels[j]) == 0)
                 return llm_fail(LLM_ERR_INVALID, "label '%s' appears twice", p->labels[i]);
     }
+    if (m->lora_rank)
+        return llm_fail(LLM_ERR_INVALID, "add the head before the adapters (llm_model_lora())");
     int rc0 = llm_model_own(m);   /* the block grows: not in a mapped file */
     if (rc0)
         return rc0;
@@ -346,7 +348,11 @@ int llm_cls_backward(llm_model *m)
     int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
     float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
     float *dpooled = dlog + (size_t)B * K;
-    float *gw = m->grads + (m->head_w - m->params), *gb = m->grads + (m->head_b - m->params);
+    /* The head is the first thing that trains (g_off: past the backbone
+     * under adapters, else 0). */
+    size_t g = m->g_off;
+    float *gw = m->grads + ((size_t)(m->head_w - m->params) - g);
+    float *gb = m->grads + ((size_t)(m->head_b - m->params) - g);
     m->k->matmul_backward(m->frozen ? NULL : dpooled, gw, dlog, pooled, m->head_w, B, C, K);
     for (int k = 0; k < K; k++) {
         double s = 0;
@@ -510,8 +516,36 @@ static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *doc
     return LLM_OK;
 }
 
+static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
+                       size_t n, const size_t *owner, size_t n_records, int B, float *probs);
+
 int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
                     size_t n, const size_t *owner, size_t n_records, int B, float *probs)
+{
+    if (!m->lora_rank || !m->n_labels)
+        return cls_predict(m, docs, lens, n, owner, n_records, B, probs);
+    /* The inference forward knows no adapters: it reads the merged weights,
+     * pointed to for the duration (validation while training adapters). */
+    size_t n2;
+    float *w = llm_model_lora_merged(m, &n2);
+    if (!w)
+        return LLM_ERR_NOMEM;
+    float *v[4] = { m->wqkv, m->wo, m->w13, m->w2 };
+    m->wo = w + (m->wo - m->wqkv);
+    m->w13 = w + (m->w13 - m->wqkv);
+    m->w2 = w + (m->w2 - m->wqkv);
+    m->wqkv = w;
+    int rc = cls_predict(m, docs, lens, n, owner, n_records, B, probs);
+    m->wqkv = v[0];
+    m->wo = v[1];
+    m->w13 = v[2];
+    m->w2 = v[3];
+    free(w);
+    return rc;
+}
+
+static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
+                       size_t n, const size_t *owner, size_t n_records, int B, float *probs)
 {
     if (!m->n_labels)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");

@@ -616,6 +616,27 @@ void llm_model_scale_grad(llm_model *m, float s);
  *  is at most max_norm (> 0). @return the norm before clipping. */
 double llm_model_clip_grad(llm_model *m, double max_norm);
 
+/*! llm_model_lora() : adds low-rank adapters (LoRA, Hu et al. 2021) of rank
+ *  r to every layer's wq, wk, wv, wo, w1, w2 and w3: each projection W
+ *  (out, in) becomes y = W x + (alpha / r) B (A x) with A (r, in) drawn as
+ *  PEFT draws it (kaiming-uniform, U(-1/sqrt(in), 1/sqrt(in)), from `seed`)
+ *  and B (out, r) = 0, so that the adapted model starts equal to the base.
+ *  From then on only the adapters (and a classifier head, if the model has
+ *  one: add it first) have gradients and AdamW moments: the base weights,
+ *  norms and embedding stay as they are, and need no memory beyond their
+ *  own. Gradients and optimizer state are reset. llm_model_save() writes
+ *  the merged weights W + (alpha / r) B A (a plain model) unless it saves
+ *  the optimizer state (a checkpoint): then the base weights, the adapters
+ *  ("layers.N.<proj>.lora_a" / "lora_b") and their moments, with
+ *  "lora.rank" and "lora.alpha" in the metadata, which llm_model_load()
+ *  reads back into an adapted model.
+ *  @return LLM_OK, LLM_ERR_INVALID (adapters already there, r outside
+ *  [1, min(dim, ffn_dim)], alpha not finite and > 0), LLM_ERR_NOMEM. */
+int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed);
+/*! llm_model_lora_rank() : r of the model's adapters, 0 when it has none. */
+int llm_model_lora_rank(const llm_model *m);
+/*! llm_model_lora_alpha() : their alpha (0 when none). */
+double llm_model_lora_alpha(const llm_model *m);
 
 typedef struct {
     double lr;               /* 3e-4 */

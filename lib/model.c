@@ -139,6 +139,47 @@ static int add_tensor(llm_model *m, const char *name, int ndim, int64_t d0,
     return LLM_OK;
 }
 
+/* Adapter t's input and output features, and where its output lies in a
+ * row of the fused projection (column col of ld floats), which is also the
+ * first row of its base weight in the layer's fused weight. */
+static void lora_dims(const llm_model *m, int t, int *in, int *out, int *col, int *ld)
+{
+    int C = m->cfg.dim, F = m->cfg.ffn_dim, QD = m->cfg.n_heads * m->hd;
+    int KD = m->cfg.n_kv_heads * m->hd;
+    switch (t) {
+    case LLM_LORA_Q:  *in = C; *out = QD; *col = 0; *ld = m->QS; break;
+    case LLM_LORA_K:  *in = C; *out = KD; *col = QD; *ld = m->QS; break;
+    case LLM_LORA_V:  *in = C; *out = KD; *col = QD + KD; *ld = m->QS; break;
+    case LLM_LORA_O:  *in = m->OS; *out = C; *col = 0; *ld = C; break;
+    case LLM_LORA_W1: *in = C; *out = F; *col = 0; *ld = 2 * F; break;
+    case LLM_LORA_W2: *in = F; *out = C; *col = 0; *ld = C; break;
+    default:          *in = C; *out = F; *col = F; *ld = 2 * F; break;
+    }
+}
+
+static float lora_scale(const llm_model *m)
+{
+    return (float)(m->lora_alpha / m->lora_rank);
+}
+
+/* Layer l's base weight (out, in) under adapter t. */
+static float *lora_base(const llm_model *m, int t, int l)
+{
+    int in, out, col, ld;
+    lora_dims(m, t, &in, &out, &col, &ld);
+    size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
+    switch (t) {
+    case LLM_LORA_Q: case LLM_LORA_K: case LLM_LORA_V:
+        return m->wqkv + (size_t)l * m->QS * C + (size_t)col * C;
+    case LLM_LORA_O:
+        return m->wo + (size_t)l * C * m->OS;
+    case LLM_LORA_W2:
+        return m->w2 + (size_t)l * C * F;
+    default:
+        return m->w13 + (size_t)l * 2 * F * C + (size_t)col * C;
+    }
+}
+
 /* The file's tensors in file order, as slices of the fused families. */
 static void build_tensor_table(llm_model *m)
 {
@@ -171,6 +212,20 @@ static void build_tensor_table(llm_model *m)
         add_tensor(m, "head.weight", 2, m->n_labels, C, m->head_w);
         add_tensor(m, "head.bias", 1, m->n_labels, 0, m->head_b);
     }
+    static const char *const proj[LLM_LORA_N] = {
+        "attention.wq", "attention.wk", "attention.wv", "attention.wo",
+        "feed_forward.w1", "feed_forward.w2", "feed_forward.w3" };
+    int r = m->lora_rank;
+    for (int t = 0; r && t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        for (int l = 0; l < c->n_layers; l++) {
+            snprintf(name, sizeof name, "layers.%d.%s.lora_a", l, proj[t]);
+            add_tensor(m, name, 2, r, in, m->lora_a[t] + (size_t)l * r * in);
+            snprintf(name, sizeof name, "layers.%d.%s.lora_b", l, proj[t]);
+            add_tensor(m, name, 2, out, r, m->lora_b[t] + (size_t)l * out * r);
+        }
+    }
 }
 
 void llm_model_views(llm_model *m)
@@ -194,6 +249,14 @@ void llm_model_views(llm_model *m)
     m->wout = c->tied ? m->wte : p;
     m->head_w = m->n_labels ? m->params + m->n_backbone : NULL;
     m->head_b = m->n_labels ? m->head_w + (size_t)m->n_labels * C : NULL;
+    /* Adapters last: (L, r, in) A then (L, out, r) B per target. */
+    p = m->params + (m->n_params - m->n_lora);
+    for (int t = 0; m->lora_rank && t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        m->lora_a[t] = p;  p += L * (size_t)m->lora_rank * (size_t)in;
+        m->lora_b[t] = p;  p += L * (size_t)out * (size_t)m->lora_rank;
+    }
     build_tensor_table(m);
 }
 
@@ -240,8 +303,8 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
     m->n_params = m->n_backbone = wte + norms + layer2d + wout;
     m->temperature = 1.0;
     m->params = llm_alloc_big(m->n_params * sizeof *m->params, 0);
-    /* Room for the head's two tensors too. */
-    m->tensors = calloc((size_t)9 * c->n_layers + 5, sizeof *m->tensors);
+    /* Room for the head's two tensors and 14 adapters per layer too. */
+    m->tensors = calloc((size_t)(9 + 2 * LLM_LORA_N) * c->n_layers + 5, sizeof *m->tensors);
     size_t h2 = (size_t)m->hd / 2;
     m->rope_cos = malloc((size_t)c->context * h2 * sizeof *m->rope_cos);
     m->rope_sin = malloc((size_t)c->context * h2 * sizeof *m->rope_sin);
@@ -290,6 +353,115 @@ int llm_model_create(const llm_config *c, uint64_t seed, const char *device,
     return LLM_OK;
 }
 
+/* ------------------------------------------------------------- adapters */
+
+int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed)
+{
+    const llm_config *c = &m->cfg;
+    int rmax = c->dim < c->ffn_dim ? c->dim : c->ffn_dim;
+    if (m->lora_rank)
+        return llm_fail(LLM_ERR_INVALID, "the model already has adapters (rank %d)",
+                        m->lora_rank);
+    if (r < 1 || r > rmax)
+        return llm_fail(LLM_ERR_INVALID, "LoRA rank (%d) must be in [1, %d]", r, rmax);
+    if (!(alpha > 0) || !isfinite(alpha))
+        return llm_fail(LLM_ERR_INVALID, "LoRA alpha (%g) must be finite and > 0", alpha);
+    int rc = llm_model_own(m);   /* the block grows: not in a mapped file */
+    if (rc)
+        return rc;
+    size_t n = 0;
+    for (int t = 0; t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        n += (size_t)c->n_layers * (size_t)r * (size_t)(in + out);
+    }
+    float *sink = calloc((size_t)c->dim, sizeof *sink);
+    float *p = sink ? llm_alloc_big((m->n_params + n) * sizeof *p, 0) : NULL;
+    if (!p) {
+        free(sink);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for adapters of rank %d", r);
+    }
+    memcpy(p, m->params, m->n_params * sizeof *p);
+    free(m->params);
+    free(m->grads);
+    free(m->adam_m);
+    free(m->adam_v);
+    m->grads = m->adam_m = m->adam_v = NULL;
+    m->params = p;
+    m->lora_sink = sink;
+    m->lora_rank = r;
+    m->lora_alpha = alpha;
+    m->n_lora = n;
+    m->g_off = m->n_backbone;
+    m->n_params += n;
+    m->frozen = 0;
+    m->ready = m->cls_ready = 0;
+    llm_model_views(m);
+    /* PEFT: kaiming_uniform_(A, a=sqrt(5)), i.e. U(-1/sqrt(in), 1/sqrt(in));
+     * B = 0. */
+    llm_rng rng;
+    llm_rng_seed(&rng, seed);
+    for (int t = 0; t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        size_t na = (size_t)c->n_layers * (size_t)r * (size_t)in;
+        double bound = 1.0 / sqrt((double)in);
+        for (size_t i = 0; i < na; i++)
+            m->lora_a[t][i] = (float)(bound * (2.0 * llm_rng_uniform(&rng) - 1.0));
+        memset(m->lora_b[t], 0, (size_t)c->n_layers * (size_t)out * r * sizeof(float));
+    }
+    return LLM_OK;
+}
+
+int llm_model_lora_rank(const llm_model *m)
+{
+    return m->lora_rank;
+}
+
+double llm_model_lora_alpha(const llm_model *m)
+{
+    return m->lora_rank ? m->lora_alpha : 0.0;
+}
+
+float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d)
+{
+    const llm_config *c = &m->cfg;
+    size_t wte, norms, layer2d, wout;
+    family_sizes(c, &wte, &norms, &layer2d, &wout);
+    *n_layer2d = layer2d;
+    int r = m->lora_rank, C = c->dim, F = c->ffn_dim;
+    size_t big = (size_t)(C > F ? C : F) * (size_t)(C > F ? C : F);
+    float *w = llm_alloc_big(layer2d * sizeof *w, 0);
+    float *ba = malloc(big * sizeof *ba);
+    float *at = malloc((size_t)(C > F ? C : F) * (size_t)(r ? r : 1) * sizeof *at);
+    if (!w || !ba || !at) {
+        free(w);
+        free(ba);
+        free(at);
+        llm_fail(LLM_ERR_NOMEM, "out of memory merging the adapters");
+        return NULL;
+    }
+    memcpy(w, m->wqkv, layer2d * sizeof *w);
+    for (int t = 0; r && t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        for (int l = 0; l < c->n_layers; l++) {
+            const float *A = m->lora_a[t] + (size_t)l * r * in;
+            const float *Bm = m->lora_b[t] + (size_t)l * out * r;
+            for (int i = 0; i < in; i++)        /* A^T (in, r): a copy, no arithmetic */
+                for (int j = 0; j < r; j++)
+                    at[(size_t)i * r + j] = A[(size_t)j * in + i];
+            /* B A (out, in) = B (out, r) . (A^T)^T */
+            m->k->matmul_forward(ba, Bm, at, out, r, in);
+            float *dst = w + (lora_base(m, t, l) - m->wqkv);
+            m->k->axpy(dst, in, ba, in, out, in, lora_scale(m));
+        }
+    }
+    free(ba);
+    free(at);
+    return w;
+}
+
 void llm_model_free(llm_model *m)
 {
     if (!m)
@@ -302,6 +474,7 @@ void llm_model_free(llm_model *m)
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
+    free(m->lora_sink);
     free(m->acts);
     free(m->ids);
     free(m->tensors);
@@ -378,9 +551,12 @@ int llm_model_param_at(const llm_model *m, size_t i, llm_param *p)
     p->shape[1] = t->shape[1];
     p->numel = t->numel;
     p->data = m->params + t->offset;
-    p->grad = m->grads ? m->grads + t->offset : NULL;
-    p->adam_m = m->adam_m ? m->adam_m + t->offset : NULL;
-    p->adam_v = m->adam_v ? m->adam_v + t->offset : NULL;
+    /* Frozen tensors (below g_off) have neither gradients nor moments. */
+    int trains = t->offset >= m->g_off;
+    size_t o = t->offset - (trains ? m->g_off : 0);
+    p->grad = m->grads && trains ? m->grads + o : NULL;
+    p->adam_m = m->adam_m && trains ? m->adam_m + o : NULL;
+    p->adam_v = m->adam_v && trains ? m->adam_v + o : NULL;
     return LLM_OK;
 }
 
@@ -418,6 +594,11 @@ typedef struct {
     float *datty;   /* (B, T, OS) */
     float *dh13;    /* (B, T, 2F) */
     float *dhsw;    /* (B, T, F) */
+    /* Adapters only (0 floats without): */
+    float *lu;      /* (L, 7, B, T, r) A x of every adapter, kept for the backward */
+    float *lv;      /* (B, T, max(C, F)) B (A x), then the gradient of it */
+    float *ldu;     /* (B, T, r) */
+    float *ldx;     /* (B, T, max(C, F)) an adapter's input gradient */
 } acts;
 
 /* Lays out the activations of (B, T) from base (NULL: just count).
@@ -428,6 +609,7 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
     size_t N = (size_t)B * T, L = (size_t)c->n_layers, C = (size_t)c->dim;
     size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     size_t lw = V > H * (size_t)T ? V : H * (size_t)T;
+    size_t R = (size_t)m->lora_rank, CF = C > F ? C : F;
     struct { float **p; size_t n; } parts[] = {
         { &a->res, (L + 1) * N * C }, { &a->rstd1, L * N }, { &a->a1, L * N * C },
         { &a->qkv, L * N * m->QS }, { &a->att, L * N * H * T },
@@ -437,6 +619,8 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
         { &a->logits, N * lw }, { &a->losses, N }, { &a->tmp, N * C },
         { &a->dres, N * C }, { &a->da, N * C }, { &a->dqkv, N * m->QS },
         { &a->datty, N * m->OS }, { &a->dh13, N * 2 * F }, { &a->dhsw, N * F },
+        { &a->lu, L * LLM_LORA_N * N * R }, { &a->lv, R ? N * CF : 0 }, { &a->ldu, N * R },
+        { &a->ldx, R ? N * CF : 0 },
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -515,6 +699,50 @@ static void dropout_apply(const llm_model *m, float *x, size_t n, int site)
     }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Low-rank adapters: y = W x + s B (A x), s = alpha / r, over the matmul
+ * kernels; the strided axpy adds into (and gathers from) the adapter's
+ * columns of a fused projection. */
+
+/* Layer l's adapters of the targets in [t0, t1], whose projections all read
+ * x (n, in): y (n, ld) += s B (A x); A x kept in a.lu. */
+static void lora_forward(llm_model *m, const acts *a, int l, int t0, int t1,
+                         float *y, const float *x, int n)
+{
+    const llm_kernels *k = m->k;
+    int r = m->lora_rank;
+    for (int t = t0; t <= t1; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        float *u = a->lu + ((size_t)l * LLM_LORA_N + t) * n * r;
+        k->matmul_forward(u, x, m->lora_a[t] + (size_t)l * r * in, n, in, r);
+        k->matmul_forward(a->lv, u, m->lora_b[t] + (size_t)l * out * r, n, r, out);
+        k->axpy(y + col, ld, a->lv, out, n, out, lora_scale(m));
+    }
+}
+
+static float *gradp(const llm_model *m, const float *p);
+
+/* Their backward from dy (n, ld): dA and dB accumulate, and dx (n, in),
+ * already holding the base weight's input gradient, gets theirs added. */
+static void lora_backward(llm_model *m, const acts *a, int l, int t0, int t1,
+                          const float *dy, const float *x, float *dx, int n)
+{
+    const llm_kernels *k = m->k;
+    int r = m->lora_rank;
+    for (int t = t0; t <= t1; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        const float *u = a->lu + ((size_t)l * LLM_LORA_N + t) * n * r;
+        float *A = m->lora_a[t] + (size_t)l * r * in, *Bm = m->lora_b[t] + (size_t)l * out * r;
+        memset(a->lv, 0, (size_t)n * out * sizeof *a->lv);
+        k->axpy(a->lv, out, dy + col, ld, n, out, lora_scale(m));   /* s dy */
+        k->matmul_backward(a->ldu, gradp(m, Bm), a->lv, u, Bm, n, r, out);
+        k->matmul_backward(a->ldx, gradp(m, A), a->ldu, x, A, n, in, r);
+        k->residual_forward(dx, dx, a->ldx, (size_t)n * in);
+    }
+}
+
 int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                              const int32_t *targets, int B, int T)
 {
@@ -561,16 +789,26 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
 
         k->rmsnorm_forward(a1, rstd1, res, m->attn_norm + (size_t)l * C, n, C, eps);
         k->matmul_forward(qkv, a1, m->wqkv + (size_t)l * m->QS * C, n, C, m->QS);
+        if (m->lora_rank)
+            lora_forward(m, &a, l, LLM_LORA_Q, LLM_LORA_V, qkv, a1, n);
         k->rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         k->attention_forward(atty, att, qkv, B, T, H, KVH, m->hd);
         k->matmul_forward(a.tmp, atty, m->wo + (size_t)l * C * m->OS, n, m->OS, C);
+        if (m->lora_rank)
+            lora_forward(m, &a, l, LLM_LORA_O, LLM_LORA_O, a.tmp, atty, n);
         if (m->drop_active)
             dropout_apply(m, a.tmp, N * C, 2 * l);
         k->residual_forward(res_mid, res, a.tmp, N * C);
         k->rmsnorm_forward(a2, rstd2, res_mid, m->ffn_norm + (size_t)l * C, n, C, eps);
         k->matmul_forward(h13, a2, m->w13 + (size_t)l * 2 * F * C, n, C, 2 * F);
+        if (m->lora_rank) {
+            lora_forward(m, &a, l, LLM_LORA_W1, LLM_LORA_W1, h13, a2, n);
+            lora_forward(m, &a, l, LLM_LORA_W3, LLM_LORA_W3, h13, a2, n);
+        }
         k->swiglu_forward(hsw, h13, n, F);
         k->matmul_forward(a.tmp, hsw, m->w2 + (size_t)l * C * F, n, F, C);
+        if (m->lora_rank)
+            lora_forward(m, &a, l, LLM_LORA_W2, LLM_LORA_W2, a.tmp, hsw, n);
         if (m->drop_active)
             dropout_apply(m, a.tmp, N * C, 2 * l + 1);
         k->residual_forward(res_next, res_mid, a.tmp, N * C);
@@ -647,11 +885,17 @@ const float *llm_model_logits(const llm_model *m)
 
 /* --------------------------------------------------------------- backward */
 
+/* Floats that train, from g_off on: gradients and moments hold these. */
+static size_t n_grad(const llm_model *m)
+{
+    return m->n_params - m->g_off;
+}
+
 static int grads_alloc(llm_model *m)
 {
     if (m->grads)
         return LLM_OK;
-    m->grads = llm_alloc_big(m->n_params * sizeof *m->grads, 1);
+    m->grads = llm_alloc_big(n_grad(m) * sizeof *m->grads, 1);
     if (!m->grads)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for gradients");
     return LLM_OK;
@@ -659,7 +903,7 @@ static int grads_alloc(llm_model *m)
 
 float *llm_model_grad_block(llm_model *m, size_t *n)
 {
-    *n = m->grads ? m->n_params : 0;
+    *n = m->grads ? n_grad(m) : 0;
     return m->grads;
 }
 
@@ -689,12 +933,20 @@ int llm_model_zero_grad(llm_model *m)
     int rc = grads_alloc(m);
     if (rc)
         return rc;
-    memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    memset(m->grads, 0, n_grad(m) * sizeof *m->grads);
     return LLM_OK;
 }
 
-/* Gradient views: the same offsets as the parameters. */
-#define G(p) (m->grads + ((p) - m->params))
+/* Gradient views: the same offsets as the parameters, less g_off; NULL for
+ * a frozen weight (below g_off: the kernels then skip its gradient). */
+static float *gradp(const llm_model *m, const float *p)
+{
+    size_t o = (size_t)(p - m->params);
+    return o >= m->g_off ? m->grads + (o - m->g_off) : NULL;
+}
+#define G(p) gradp(m, (p))
+/* A frozen norm's gradient goes to a sink nobody reads. */
+#define GN(p) (gradp(m, (p)) ? gradp(m, (p)) : m->lora_sink)
 
 int llm_model_backward(llm_model *m)
 {
@@ -732,7 +984,7 @@ int llm_model_backward_hidden(llm_model *m)
     acts_layout(m, B, T, m->acts, &a);
     int32_t *tok = m->ids;
     memset(a.dres, 0, N * C * sizeof *a.dres);
-    k->rmsnorm_backward(a.dres, G(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
+    k->rmsnorm_backward(a.dres, GN(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
                         m->norm, a.rstdf, n, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         float *res = a.res + (size_t)l * N * C;
@@ -756,21 +1008,32 @@ int llm_model_backward_hidden(llm_model *m)
             dbranch = a.tmp;
         }
         k->matmul_backward(a.dhsw, G(w2), dbranch, hsw, w2, n, F, C);
+        if (m->lora_rank)
+            lora_backward(m, &a, l, LLM_LORA_W2, LLM_LORA_W2, dbranch, hsw, a.dhsw, n);
         k->swiglu_backward(a.dh13, a.dhsw, h13, n, F);
         k->matmul_backward(a.da, G(w13), a.dh13, a2, w13, n, C, 2 * F);
-        k->rmsnorm_backward(a.dres, G(fn), a.da, res_mid, fn, rstd2, n, C);
+        if (m->lora_rank) {
+            lora_backward(m, &a, l, LLM_LORA_W1, LLM_LORA_W1, a.dh13, a2, a.da, n);
+            lora_backward(m, &a, l, LLM_LORA_W3, LLM_LORA_W3, a.dh13, a2, a.da, n);
+        }
+        k->rmsnorm_backward(a.dres, GN(fn), a.da, res_mid, fn, rstd2, n, C);
         /* res_mid = res + drop(wo(atty)). */
         if (m->drop_active) {
             memcpy(a.tmp, a.dres, N * C * sizeof *a.tmp);
             dropout_apply(m, a.tmp, N * C, 2 * l);
         }
         k->matmul_backward(a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
+        if (m->lora_rank)
+            lora_backward(m, &a, l, LLM_LORA_O, LLM_LORA_O, dbranch, atty, a.datty, n);
         k->attention_backward(a.dqkv, a.logits, a.datty, qkv, att, B, T, H, KVH, m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         k->matmul_backward(a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
-        k->rmsnorm_backward(a.dres, G(an), a.da, res, an, rstd1, n, C);
+        if (m->lora_rank)
+            lora_backward(m, &a, l, LLM_LORA_Q, LLM_LORA_V, a.dqkv, a1, a.da, n);
+        k->rmsnorm_backward(a.dres, GN(an), a.da, res, an, rstd1, n, C);
     }
-    k->embedding_backward(G(m->wte), a.dres, tok, n, C);
+    if (G(m->wte))
+        k->embedding_backward(G(m->wte), a.dres, tok, n, C);
     if (m->drop_active)
         m->drop_micro++;   /* the next micro-batch of this step gets new masks */
     return LLM_OK;
@@ -780,20 +1043,20 @@ double llm_model_grad_norm(const llm_model *m)
 {
     if (!m->grads)
         return 0.0;
-    return sqrt(m->k->sum_squares(m->grads, m->n_params));
+    return sqrt(m->k->sum_squares(m->grads, n_grad(m)));
 }
 
 void llm_model_scale_grad(llm_model *m, float s)
 {
     if (m->grads)
-        m->k->scale(m->grads, m->n_params, s);
+        m->k->scale(m->grads, n_grad(m), s);
 }
 
 double llm_model_clip_grad(llm_model *m, double max_norm)
 {
     double norm = llm_model_grad_norm(m);
     if (m->grads && max_norm > 0 && norm > max_norm)
-        m->k->scale(m->grads, m->n_params, (float)(max_norm / (norm + 1e-6)));
+        m->k->scale(m->grads, n_grad(m), (float)(max_norm / (norm + 1e-6)));
     return norm;
 }
 
@@ -813,8 +1076,8 @@ int llm_model_adamw_alloc(llm_model *m)
 {
     if (m->adam_m)
         return LLM_OK;
-    m->adam_m = llm_alloc_big(m->n_params * sizeof *m->adam_m, 1);
-    m->adam_v = llm_alloc_big(m->n_params * sizeof *m->adam_v, 1);
+    m->adam_m = llm_alloc_big(n_grad(m) * sizeof *m->adam_m, 1);
+    m->adam_v = llm_alloc_big(n_grad(m) * sizeof *m->adam_v, 1);
     if (!m->adam_m || !m->adam_v) {
         free(m->adam_m);
         free(m->adam_v);
@@ -838,7 +1101,7 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
                         o->weight_decay);
     if (!m->grads)
         return llm_fail(LLM_ERR_INVALID, "AdamW step without gradients");
-    if (!isfinite(m->k->sum_squares(m->grads, m->n_params)))
+    if (!isfinite(m->k->sum_squares(m->grads, n_grad(m))))
         return llm_fail(LLM_ERR_NUMERIC, "a gradient is not finite; step %lld skipped",
                         (long long)m->steps + 1);
     int rc = llm_model_adamw_alloc(m);
@@ -854,8 +1117,23 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
     float eps = (float)o->eps, wd = (float)o->weight_decay;
     size_t nwte = (size_t)m->cfg.vocab_size * m->cfg.dim;
     /* [wte | norms] undecayed (wte optionally decayed), the rest decayed;
-     * then the head: its weight decayed, its bias not. A frozen backbone
-     * is left alone (weight decay included). */
+     * then the head: its weight decayed, its bias not; then the adapters,
+     * decayed as the matrices they are (as Hugging Face's Trainer does: it
+     * exempts only biases and norms). A frozen backbone is left alone
+     * (weight decay included), as is the base model under adapters. */
+    if (m->lora_rank) {
+        size_t g = m->g_off, off = m->n_params - m->n_lora;
+        if (m->n_labels) {
+            size_t nw = (size_t)m->n_labels * m->cfg.dim;
+            m->k->adamw_update(m->head_w, m->grads, m->adam_m, m->adam_v, nw,
+                               lr, b1, b2, eps, wd, t);
+            m->k->adamw_update(m->head_b, m->grads + nw, m->adam_m + nw, m->adam_v + nw,
+                               (size_t)m->n_labels, lr, b1, b2, eps, 0.0f, t);
+        }
+        m->k->adamw_update(m->params + off, m->grads + (off - g), m->adam_m + (off - g),
+                           m->adam_v + (off - g), m->n_lora, lr, b1, b2, eps, wd, t);
+        return LLM_OK;
+    }
     if (!m->frozen) {
         m->k->adamw_update(m->params, m->grads, m->adam_m, m->adam_v, nwte,
                            lr, b1, b2, eps, o->decay_embedding ? wd : 0.0f, t);

@@ -82,6 +82,17 @@ struct llm_model {
     int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
     struct llm_session **infer;  /* (n_infer) llm_cls_predict()'s scratch by thread */
     int n_infer;
+    /* Low-rank adapters (LoRA, llm_model_lora()), absent when lora_rank is
+     * 0: for each target t (LLM_LORA_Q .. LLM_LORA_W3) A_t (L, r, in_t) and
+     * B_t (L, out_t, r), the last n_lora floats of the parameter block.
+     * Then only the floats from g_off on train (the head, if any, and the
+     * adapters): grads, adam_m and adam_v hold n_params - g_off floats. */
+    int lora_rank;         /* r */
+    double lora_alpha;     /* the output of B A x is scaled by alpha / r */
+    size_t n_lora;
+    size_t g_off;          /* 0 without adapters */
+    float *lora_a[7], *lora_b[7];
+    float *lora_sink;      /* (C) gradient of frozen norm weights, never read */
     const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
     char *chat_system;     /* the template's default system turn, owned, or NULL */
 };
@@ -118,6 +129,13 @@ int   llm_check_docs(const llm_model *m, const int32_t *const *docs, const size_
                      size_t n);
 int   llm_session_pooled(struct llm_session *s, const int32_t *const *docs,
                          const size_t *lens, int nd, int pooling, float *pooled);
+/* The adapted projections, in the order of their adapter families. */
+enum { LLM_LORA_Q, LLM_LORA_K, LLM_LORA_V, LLM_LORA_O, LLM_LORA_W1, LLM_LORA_W2,
+       LLM_LORA_W3, LLM_LORA_N };
+/* A malloc'ed copy of the layers' 2-D weights (wqkv | wo | w13 | w2, from
+ * m->wqkv on, n_layer2d floats) with each adapter merged in: W + (alpha/r)
+ * B A. NULL when out of memory (reason set). */
+float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d);
 /* Points the views (wte, ..., head_w, head_b) into m->params. */
 void  llm_model_views(llm_model *m);
 

@@ -102,7 +102,22 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
         rc = llm_st_writer_meta(w, "chat_system", m->chat_system);
     if (!rc && m->n_labels)
         rc = add_meta_head(w, m);
-    if (!rc) rc = add_meta_int(w, "params", (long long)m->n_params);
+    /* Adapters: a checkpoint keeps them apart from the base weights, so
+     * that a resumed run continues exactly; a model file holds the merged
+     * weights W + (alpha / r) B A, readable by every program. */
+    int lora = m->lora_rank > 0, merge = lora && !p->optimizer;
+    float *merged = NULL;
+    size_t n_merged = 0, lora_off = m->n_params - m->n_lora;
+    if (!rc) rc = add_meta_int(w, "params", (long long)(merge ? lora_off : m->n_params));
+    if (!rc && lora && !merge) {
+        char num[40];
+        rc = add_meta_int(w, "lora.rank", m->lora_rank);
+        fmt_double(num, sizeof num, m->lora_alpha);
+        if (!rc)
+            rc = llm_st_writer_meta(w, "lora.alpha", num);
+    }
+    if (!rc && merge && !(merged = llm_model_lora_merged(m, &n_merged)))
+        rc = LLM_ERR_NOMEM;
     if (!rc && p->optimizer)
         rc = add_meta_int(w, "adamw.step", (long long)m->steps);
     for (const char *const *kv = p->meta; !rc && kv && kv[0]; kv += 2) {
@@ -124,14 +139,20 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
             ord[j] = ord[j - 1];
         ord[j] = i;
     }
+    size_t moff = (size_t)(m->wqkv - m->params);
     for (int part = 0; !rc && part < (p->optimizer ? 3 : 1); part++) {
         const float *block = part == 0 ? m->params : part == 1 ? m->adam_m : m->adam_v;
         for (size_t i = 0; !rc && i < m->n_tensors; i++) {
             const llm_tensor_desc *t = &m->tensors[ord[i]];
+            /* Moments exist from g_off on (frozen weights have none). */
+            if ((part > 0 && t->offset < m->g_off) || (merge && t->offset >= lora_off))
+                continue;
+            const float *d = block + t->offset - (part > 0 ? m->g_off : 0);
+            if (merge && t->offset >= moff && t->offset < moff + n_merged)
+                d = merged + (t->offset - moff);
             snprintf(name, sizeof name, "%s%s", part == 0 ? "" : part == 1 ? "adamw.m."
                      : "adamw.v.", t->name);
-            rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape,
-                                   block + t->offset);
+            rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape, d);
         }
     }
     free(ord);
@@ -147,6 +168,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc)
         rc = llm_st_writer_write(w, path);
     llm_st_writer_free(w);
+    free(merged);
     return rc;
 }
 
@@ -394,6 +416,20 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
     }
     if ((s = llm_st_meta(f, "chat_system")) && (rc = llm_model_set_chat_system(m, s)))
         goto done;
+    if ((s = llm_st_meta(f, "lora.rank"))) {
+        /* A checkpoint of adapters: the tensors below fill them in. */
+        int r;
+        double alpha;
+        if ((rc = meta_int(f, path, "lora.rank", &r)) ||
+            (rc = meta_double(f, path, "lora.alpha", &alpha)))
+            goto done;
+        if ((rc = llm_model_lora(m, r, alpha, 0))) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", llm_errmsg());
+            rc = llm_fail(LLM_ERR_FORMAT, "'%s': bad adapters: %s", path, why);
+            goto done;
+        }
+    }
     for (size_t i = 0; !rc && i < m->n_tensors; i++)
         rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], NULL);
     /* Inference reads the weights where the file lies mapped, shared by
@@ -423,11 +459,13 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         m->steps = step;
         for (size_t i = 0; !rc && i < m->n_tensors; i++) {
             const llm_tensor_desc *t = &m->tensors[i];
+            if (t->offset < m->g_off)
+                continue;   /* frozen under adapters: no moments */
             snprintf(name, sizeof name, "adamw.m.%s", t->name);
-            rc = load_tensor(f, path, name, t, m->adam_m + t->offset);
+            rc = load_tensor(f, path, name, t, m->adam_m + (t->offset - m->g_off));
             snprintf(name, sizeof name, "adamw.v.%s", t->name);
             if (!rc)
-                rc = load_tensor(f, path, name, t, m->adam_v + t->offset);
+                rc = load_tensor(f, path, name, t, m->adam_v + (t->offset - m->g_off));
         }
     }
 done:

@@ -62,8 +62,9 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
     if (dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
                     1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
-                1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    if (dw)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
+                    1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 }
 
 static void embedding_forward(float *out, const int32_t *tokens,
@@ -430,6 +431,18 @@ static void scale(float *x, size_t n, float s)
         x[i] *= s;
 }
 
+static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float a)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * C >= PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        float *restrict yr = y + (size_t)n * ldy;
+        const float *restrict xr = x + (size_t)n * ldx;
+#pragma omp simd
+        for (int c = 0; c < C; c++)
+            yr[c] += a * xr[c];
+    }
+}
+
 static const llm_kernels cpu_kernels = {
     .name = "cpu",
     .matmul_forward = matmul_forward,
@@ -449,6 +462,7 @@ static const llm_kernels cpu_kernels = {
     .adamw_update = adamw_update,
     .sum_squares = sum_squares,
     .scale = scale,
+    .axpy = axpy,
 };
 
 const llm_kernels *llm_kernels_cpu(void)

@@ -31,7 +31,7 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
                     s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * IC + i];
                 dinp[(size_t)n * IC + i] = (float)s;
             }
-    for (int o = 0; o < OC; o++)
+    for (int o = 0; dw && o < OC; o++)
         for (int i = 0; i < IC; i++) {
             double s = 0;
             for (int n = 0; n < N; n++)
@@ -300,6 +300,13 @@ static void scale(float *x, size_t n, float s)
         x[i] *= s;
 }
 
+static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float a)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            y[(size_t)n * ldy + c] += a * x[(size_t)n * ldx + c];
+}
+
 static const llm_kernels ref_kernels = {
     .name = "ref",
     .matmul_forward = matmul_forward,
@@ -319,6 +326,7 @@ static const llm_kernels ref_kernels = {
     .adamw_update = adamw_update,
     .sum_squares = sum_squares,
     .scale = scale,
+    .axpy = axpy,
 };
 
 const llm_kernels *llm_kernels_ref(void)

@@ -343,8 +343,9 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
         gemm(CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, 1.0f, w, IC, dout, OC, 0.0f, dinp, IC,
              "matmul_backward dinp");
     /* dw' (IC,OC) += inp' (IC,N) . dout'^T; with N = 0 cuBLAS leaves dw as is */
-    gemm(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, IC,
-         "matmul_backward dw");
+    if (dw)
+        gemm(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, IC,
+             "matmul_backward dw");
 }
 
 /* ------------------------------------------------------------ embedding */
@@ -809,6 +810,24 @@ static void scale(float *x, size_t n, float s)
     LAUNCHED("scale");
 }
 
+__global__ void axpy_k(float *y, int ldy, const float *x, int ldx, int N, int C, float a)
+{
+    size_t n = (size_t)N * C;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        size_t r = i / (size_t)C, c = i % (size_t)C;
+        y[r * (size_t)ldy + c] += a * x[r * (size_t)ldx + c];
+    }
+}
+
+static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float a)
+{
+    if (N <= 0 || C <= 0)
+        return;
+    axpy_k<<<grid_for((size_t)N * C, 256), 256>>>(y, ldy, x, ldx, N, C, a);
+    LAUNCHED("axpy");
+}
+
 __global__ void adamw_k(float *p, const float *g, float *m, float *v, size_t n, float lr,
                         float beta1, float beta2, float eps, float wd, float ic1, float ic2)
 {
@@ -959,6 +978,7 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->adamw_update = adamw_update;
         k->sum_squares = sum_squares;
         k->scale = scale;
+        k->axpy = axpy;
         k->name = "cuda";
     }
     return &cuda_kernels;

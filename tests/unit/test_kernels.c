@@ -244,6 +244,40 @@ static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N,
     free(l); free(y); free(l1); free(l2); free(l3); free(d1); free(d2); free(inplace);
 }
 
+/* axpy into strided columns (the LoRA adapters' add and gather), and a
+ * matmul backward with a frozen weight (dw NULL: dinp alone). */
+static void test_axpy(const llm_kernels *f, const llm_kernels *r, int N, int C, int ldy,
+                      int ldx)
+{
+    char what[96];
+    size_t ny = (size_t)N * ldy, nx = (size_t)N * ldx;
+    float *x = rnd(nx), *y1 = rnd(ny), *y2 = dup(y1, ny), *y0 = dup(y1, ny);
+    f->axpy(y1, ldy, x, ldx, N, C, -0.625f);
+    r->axpy(y2, ldy, x, ldx, N, C, -0.625f);
+    snprintf(what, sizeof what, "axpy N=%d C=%d ldy=%d ldx=%d", N, C, ldy, ldx);
+    check_bits(what, y1, y2, ny);
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < ldy; c++) {
+            size_t i = (size_t)n * ldy + c;
+            float want = c < C ? y0[i] + -0.625f * x[(size_t)n * ldx + c] : y0[i];
+            if (y2[i] != want) {
+                failures++;
+                printf("FAIL %s: [%d][%d] %g, want %g\n", what, n, c, y2[i], want);
+                n = N;
+                break;
+            }
+        }
+    free(x), free(y1), free(y2), free(y0);
+    int IC = C, OC = ldy;
+    float *dout = rnd((size_t)N * OC), *inp = rnd((size_t)N * IC), *w = rnd((size_t)OC * IC);
+    float *d1 = rnd((size_t)N * IC), *d2 = rnd((size_t)N * IC), *dw = rnd((size_t)OC * IC);
+    f->matmul_backward(d1, NULL, dout, inp, w, N, IC, OC);
+    r->matmul_backward(d2, dw, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward dw=NULL N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, d1, d2, (size_t)N * IC, 1e-5, 1e-4);
+    free(dout), free(inp), free(w), free(d1), free(d2), free(dw);
+}
+
 static void test_elementwise(const llm_kernels *f, const llm_kernels *r, size_t n)
 {
     char what[96];
@@ -482,6 +516,9 @@ int main(void)
         test_elementwise(f, r, 1);
         test_elementwise(f, r, 1001);
         test_elementwise(f, r, 100003);
+        test_axpy(f, r, 1, 1, 1, 1);
+        test_axpy(f, r, 7, 5, 13, 9);
+        test_axpy(f, r, 300, 96, 288, 96);
     }
     test_finite_differences(r);
     if (failures) {

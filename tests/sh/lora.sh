@@ -1,0 +1,54 @@
+#!/bin/sh
+# lora.sh: llm-train --lora: the usage errors (no --init, with --freeze, a
+# rank of 0 or below), a short LoRA run on the fixtures whose model
+# llm-generate reads, determinism, resume giving the same bytes as a
+# straight run, and a LoRA classifier (the head trains, validation reads
+# the adapted weights) that llm-classify reads.
+set -u
+tok=$FIXTURES/tiny.model
+shape="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --threads 1 -q"
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+usage() { # expected status 2 and a one-line message
+    "$@" > out 2> err; rc=$?
+    [ $rc -eq 2 ] || no "'$*' exited $rc, not 2"
+    grep -q '^llm-train: ' err || no "'$*': no message: $(cat err)"
+}
+
+llm-train -m $tok $shape --steps 20 -o base.llm "$FIXTURES/tiny.txt" || no "base model"
+usage llm-train -m $tok $shape --lora 4 -o x.llm "$FIXTURES/tiny.txt"
+usage llm-train --init base.llm --lora 4 --freeze --task classify -o x.llm train.tsv
+usage llm-train --init base.llm --lora 0 -o x.llm "$FIXTURES/tiny.txt"
+usage llm-train --init base.llm --lora -3 -o x.llm "$FIXTURES/tiny.txt"
+usage llm-train --init base.llm --lora 4 --lora-alpha 0 -o x.llm "$FIXTURES/tiny.txt"
+[ ! -e x.llm ] || no "a usage error wrote x.llm"
+
+l="--init base.llm --lora 4 --context 32 --threads 1 -q --lr 1e-2 --seed 5"
+llm-train $l --steps 12 -o a.llm "$FIXTURES/tiny.txt" || no "LoRA run"
+llm-train $l --steps 12 -o b.llm "$FIXTURES/tiny.txt" || no "LoRA run again"
+cmp -s a.llm b.llm || no "same seed gave different LoRA models"
+cmp -s a.llm base.llm && no "LoRA training left the model as it was"
+grep -q 'lora' a.llm && no "the model file holds adapters (it should hold merged weights)"
+grep -q '"lora.rank":"4"' a.llm.ckpt || no "the checkpoint has no adapters"
+[ "$(wc -c < a.llm)" -eq "$(wc -c < base.llm)" ] || no "the merged model is not the base's size"
+printf 'the\n' | llm-generate -m a.llm -n 8 --seed 1 > gen.out || no "llm-generate on the LoRA model"
+[ -s gen.out ] || no "llm-generate wrote nothing"
+
+# Stop at step 5, resume to 12: the same bytes as one run.
+llm-train $l --steps 12 --until 5 -o r.llm "$FIXTURES/tiny.txt" || no "run to step 5"
+llm-train --resume r.llm.ckpt --lora 4 --context 32 --threads 1 -q --lr 1e-2 --seed 5 \
+    --steps 12 -o r.llm "$FIXTURES/tiny.txt" || no "resume"
+cmp -s a.llm r.llm || no "resumed LoRA model differs from the straight run"
+cmp -s a.llm.ckpt r.llm.ckpt || no "resumed LoRA checkpoint differs from the straight run"
+llm-train --resume r.llm.ckpt --context 32 -q --steps 12 -o s.llm "$FIXTURES/tiny.txt" \
+    2> err && no "resuming adapters without --lora succeeded"
+
+# A classifier: the head trains with the adapters.
+awk -v n=200 -v seed=1 -f "$FIXTURES/labelled.awk" > train.tsv
+awk -v n=60 -v seed=2 -f "$FIXTURES/labelled.awk" > val.tsv
+llm-train --task classify --init base.llm --lora 8 --lora-alpha 16 --threads 1 -q \
+    --batch 16 --lr 3e-3 --steps 30 --val val.tsv --eval-every 10 -o c.llm train.tsv \
+    || no "LoRA classifier"
+cut -f2 val.tsv | llm-classify -q -m c.llm > c.out || no "llm-classify on the LoRA classifier"
+[ "$(wc -l < c.out)" -eq 60 ] || no "$(wc -l < c.out) labels for 60 lines"
+exit $fail
