@@ -76,8 +76,14 @@ llm-eval -m s.llm --context 64 "$txt" 2>err; st=$?
 llm-eval -m s.llm --max-tokens 10 "$txt" 2>err; st=$?
 [ $st -eq 2 ] && grep -q "less than one window" err || no "--max-tokens 10: $st $(cat err)"
 printf 'short\n' > short.txt
-llm-eval -m s.llm short.txt 2>err; st=$?
-[ $st -eq 1 ] && grep -q "fewer than one window of 32 + 1" err || no "short text: $st $(cat err)"
+# A text shorter than the default window is scored whole; a window asked
+# for with --context must fit.
+n=$(llm-tokenize encode -m s.llm --bos --eos short.txt | wc -w)
+llm-eval -m s.llm --format json short.txt > short.json 2>err; st=$?
+[ $st -eq 0 ] && grep -q "\"tokens\":$((n - 1))," short.json ||
+    no "short text: $st $(cat err short.json)"
+llm-eval -m s.llm --context 32 short.txt 2>err; st=$?
+[ $st -eq 1 ] && grep -q "fewer than one window of 32 + 1" err || no "short text, --context 32: $st $(cat err)"
 : > empty.txt
 llm-eval -m s.llm empty.txt 2>err; st=$?
 [ $st -eq 1 ] && grep -q "no tokens in the input" err || no "empty text: $st $(cat err)"
