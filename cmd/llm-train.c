@@ -564,8 +564,11 @@ static void check_writable(const char *path)
         cli_die("out of memory");
     snprintf(tmp, n, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
-    if (fd < 0)
-        cli_die("cannot write '%s': %s", path, strerror(errno));
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        cli_die("cannot write '%s': %s", path, strerror(e));
+    }
     close(fd);
     unlink(tmp);
     free(tmp);

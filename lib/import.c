@@ -132,6 +132,27 @@ int llm_model_format(const char *path)
     return llm_gguf_is_gguf(b, n) ? LLM_FORMAT_GGUF : LLM_FORMAT_LLM;
 }
 
+/* After the tensors of a file have been read into m: every one of the
+ * model's was there (seen), named in the file's scheme when not, and every
+ * weight is finite. */
+static int check_complete(const llm_model *m, const unsigned char *seen, const char *src,
+                          int scheme)
+{
+    for (size_t k = 0; k < m->n_tensors; k++)
+        if (!seen[k]) {
+            char theirs[LLM_TENSOR_NAME];
+            if (llm_tensor_rename(m->tensors[k].name, LLM_NAMES_OURS, scheme, theirs,
+                                  sizeof theirs) == -2)
+                snprintf(theirs, sizeof theirs, "%s", m->tensors[k].name);
+            return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", src, theirs);
+        }
+    for (size_t j = 0; j < m->n_params; j++)
+        if (!isfinite(m->params[j]))
+            return llm_fail(LLM_ERR_FORMAT, "'%s': a weight is not finite (parameter %zu)",
+                            src, j);
+    return LLM_OK;
+}
+
 /* ------------------------------------------------------------------- GGUF */
 
 static int gguf_key_int(const llm_gguf *g, const char *path, const char *key, int required,
@@ -426,18 +447,8 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
             rc = llm_fail(rc, "'%s': tensor '%s': %s", path, t->name, why);
         }
     }
-    for (size_t k = 0; !rc && k < m->n_tensors; k++)
-        if (!seen[k]) {
-            char theirs[LLM_TENSOR_NAME];
-            if (llm_tensor_rename(m->tensors[k].name, LLM_NAMES_OURS, LLM_NAMES_GGUF, theirs,
-                                  sizeof theirs) == -2)
-                snprintf(theirs, sizeof theirs, "%s", m->tensors[k].name);
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", path, theirs);
-        }
-    for (size_t j = 0; !rc && j < m->n_params; j++)
-        if (!isfinite(m->params[j]))
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': a weight is not finite (parameter %zu)",
-                          path, j);
+    if (!rc)
+        rc = check_complete(m, seen, path, LLM_NAMES_GGUF);
     if (!rc)
         rc = gguf_chat(g, m);
 done:
@@ -1022,18 +1033,8 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
             if (strstr(ours, ".attention.wq.") || strstr(ours, ".attention.wk."))
                 llm_hf_permute_rows(dst, (int)d->shape[0], (int)d->shape[1], m->hd, 0);
         }
-    for (size_t k = 0; !rc && k < m->n_tensors; k++)
-        if (!seen[k]) {
-            char theirs[LLM_TENSOR_NAME];
-            if (llm_tensor_rename(m->tensors[k].name, LLM_NAMES_OURS, LLM_NAMES_HF, theirs,
-                                  sizeof theirs) == -2)
-                snprintf(theirs, sizeof theirs, "%s", m->tensors[k].name);
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", dir, theirs);
-        }
-    for (size_t j = 0; !rc && j < m->n_params; j++)
-        if (!isfinite(m->params[j]))
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': a weight is not finite (parameter %zu)",
-                          dir, j);
+    if (!rc)
+        rc = check_complete(m, seen, dir, LLM_NAMES_HF);
     if (!rc)
         rc = hf_chat(dir, m);
 done:
