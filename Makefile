@@ -51,9 +51,12 @@ BLAS_LIBS = -lopenblas
 endif
 # PCRE2 (Debian libpcre2-dev) runs the byte-level BPE pre-tokenizer regexes
 # (lib/bpe.c): the peers' patterns need Unicode property classes (\p{L},
-# \p{N}), lookahead and (?i:) groups, which POSIX regex lacks.
+# \p{N}), lookahead and (?i:) groups, which POSIX regex lacks. utf8proc
+# (Debian libutf8proc-dev) gives Unicode NFKC and case folding for the
+# leakage check (lib/leak.c): normalisation tables are not ours to copy.
 LIBS     = $(shell pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece -lsentencepiece_train) \
            $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) \
+           $(shell pkg-config --libs libutf8proc 2>/dev/null || echo -lutf8proc) \
            $(BLAS_LIBS) -lm -lstdc++ -fopenmp -pthread
 
 ifeq ($(CUDA),1)

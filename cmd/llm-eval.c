@@ -17,7 +17,8 @@
 
 /* Option values, holding their defaults (--help prints them from here). */
 static int o_pairs, o_multi, o_quiet, o_threads;
-static const char *o_model, *o_task, *o_labels;
+static const char *o_model, *o_task, *o_labels, *o_leakage;
+static double o_similarity = 0.8;
 static const char *o_format = "text";
 static const char *o_device = "cpu";
 static int o_batch, o_context;
@@ -30,6 +31,14 @@ static const cli_opt opts[] = {
     {"model", 'm', CLI_STRING, &o_model, "FILE",
      "model file to evaluate: a classifier on labelled text, or a language model on "
      "text or token files", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"leakage", 0, CLI_STRING, &o_leakage, "TRAIN",
+     "report each document of FILE (test or validation data) whose text is also in "
+     "TRAIN, exactly or nearly, after folding case, Unicode forms, punctuation and "
+     "spaces; with --model, also the share of its 13-grams of tokens found in TRAIN",
+     NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"similarity", 0, CLI_DOUBLE, &o_similarity, "X",
+     "with --leakage: a near duplicate has at least this Jaccard similarity of "
+     "character 5-grams", NULL, 0.01, 1, 0, CLI_COMPLETE_NONE, 0},
     {"task", 0, CLI_CHOICE, &o_task, "TASK",
      "with --model: lm (loss on text) or classify (labelled TSV); default: from the "
      "model file", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
@@ -68,9 +77,10 @@ static const cli_opt opts[] = {
 };
 
 static const cli_prog prog = {
-    "llm-eval", "--pairs [FILE]... | -m MODEL [FILE]...",
+    "llm-eval", "--pairs [FILE]... | -m MODEL [FILE]... | --leakage TRAIN [-m MODEL] [FILE]...",
     "Score predictions against gold labels, a classifier on labelled text, or a "
-    "language model's loss, perplexity and bits per byte.",
+    "language model's loss, perplexity and bits per byte; find test documents "
+    "that are also in the training data.",
     NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
 };
 
@@ -937,6 +947,252 @@ static void run_lm(const char *path, int first, int argc, char **argv)
     llm_tok_free(tok);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* --leakage TRAIN: the test documents whose folded text is also in TRAIN,
+ * exactly or nearly (lib/leak.c), and with --model the share of their
+ * 13-grams of tokens found in TRAIN. A file is labelled when every
+ * non-empty line is (label<TAB>text or __label__ words); then only the text
+ * is compared, and the labels of a leaked pair are compared too. */
+
+typedef struct {
+    size_t off, len;            /* the line in the file's buffer */
+    size_t text, label_len;     /* the text's offset in it; the label's length */
+    long long line;
+} leak_doc;
+
+typedef struct {
+    const char *name;
+    llm_buf data;
+    leak_doc *docs;
+    size_t n, empty;
+    int labelled;
+} leak_file;
+
+/* The text of a labelled line after its labels (label<TAB>text, or every
+ * leading __label__ word), and the length of the label part without
+ * trailing blanks; NULL when the line is not labelled. */
+static const char *leak_split(const char *s, size_t n, size_t *label_len)
+{
+    const char *end = s + n, *text;
+    if (n >= 9 && memcmp(s, "__label__", 9) == 0) {
+        text = s;
+        while ((size_t)(end - text) >= 9 && memcmp(text, "__label__", 9) == 0) {
+            while (text < end && *text != ' ' && *text != '\t')
+                text++;
+            while (text < end && (*text == ' ' || *text == '\t'))
+                text++;
+        }
+    } else {
+        const char *tab = memchr(s, '\t', n);
+        if (!tab || tab == s)
+            return NULL;
+        text = tab + 1;
+    }
+    size_t k = (size_t)(text - s);
+    while (k && (s[k - 1] == ' ' || s[k - 1] == '\t'))
+        k--;
+    *label_len = k;
+    return text;
+}
+
+static void leak_read(const char *path, leak_file *f)
+{
+    f->name = display_name(path);
+    FILE *fp = cli_open(path);
+    llm_lines *r;
+    check(llm_lines_open(fp, &r));
+    const char *line;
+    size_t len, cap = 0;
+    int rc;
+    f->labelled = 1;
+    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0) {
+            f->empty++;
+            continue;
+        }
+        if (f->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            leak_doc *d = realloc(f->docs, cap * sizeof *d);
+            if (!d)
+                check(LLM_ERR_NOMEM);
+            f->docs = d;
+        }
+        leak_doc *d = &f->docs[f->n++];
+        size_t label_len = 0;
+        const char *text = f->labelled ? leak_split(line, len, &label_len) : NULL;
+        if (!text)
+            f->labelled = 0;
+        *d = (leak_doc){ f->data.len, len, text ? (size_t)(text - line) : 0, label_len,
+                         (long long)llm_lines_number(r) };
+        check(llm_buf_append(&f->data, line, len));
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", f->name, llm_errmsg());
+    llm_lines_free(r);
+    cli_close(fp);
+    if (!f->labelled)   /* a file is labelled only when every line is */
+        for (size_t i = 0; i < f->n; i++)
+            f->docs[i].text = f->docs[i].label_len = 0;
+}
+
+static const char *leak_text(const leak_file *f, const leak_doc *d, size_t *n)
+{
+    *n = d->len - d->text;
+    return f->data.data + d->off + d->text;
+}
+
+static void leak_free(leak_file *f)
+{
+    llm_buf_free(&f->data);
+    free(f->docs);
+}
+
+/* Tokens of a document's text for the 13-gram overlap (none for invalid
+ * UTF-8, which only the folded comparison covers). */
+static void leak_tokens(llm_tok *tok, const leak_file *f, const leak_doc *d, llm_ids *ids)
+{
+    size_t n, bad;
+    const char *s = leak_text(f, d, &n);
+    ids->len = 0;
+    if (llm_utf8_check(s, n, &bad) && llm_tok_encode(tok, s, n, ids))
+        cli_die("'%s', line %lld: %s", f->name, d->line, llm_errmsg());
+}
+
+static void run_leakage(int first, int argc, char **argv)
+{
+    int nfiles = argc > first ? argc - first : 1;
+    leak_file train = { 0 }, *test = calloc((size_t)nfiles, sizeof *test);
+    if (!test)
+        check(LLM_ERR_NOMEM);
+    if (strcmp(o_leakage, "-") == 0)
+        for (int i = 0; i < nfiles; i++)
+            if (argc <= first || strcmp(argv[first + i], "-") == 0)
+                cli_usage("the training file and a test file cannot both be standard input");
+    llm_tok *tok = NULL;
+    llm_ngrams *grams = NULL;
+    if (o_model) {
+        check(llm_tok_load(o_model, &tok));
+        check(llm_ngrams_new(13, &grams));
+    }
+    llm_leak *x;
+    check(llm_leak_new(o_similarity, &x));
+    llm_ids ids = { 0 };
+    for (int i = 0; i < nfiles; i++) {
+        leak_read(argc > first ? argv[first + i] : "-", &test[i]);
+        for (size_t j = 0; j < test[i].n; j++) {
+            size_t n;
+            const char *t = leak_text(&test[i], &test[i].docs[j], &n);
+            check(llm_leak_add_test(x, t, n));
+            if (grams) {
+                leak_tokens(tok, &test[i], &test[i].docs[j], &ids);
+                check(llm_ngrams_add(grams, ids.data, ids.len, (uint32_t)i));
+            }
+        }
+    }
+    check(llm_leak_index(x));
+    leak_read(o_leakage, &train);
+    for (size_t j = 0; j < train.n; j++) {
+        size_t n;
+        const char *t = leak_text(&train, &train.docs[j], &n);
+        check(llm_leak_scan(x, t, n, (int64_t)j));
+        if (grams) {
+            leak_tokens(tok, &train, &train.docs[j], &ids);
+            llm_ngrams_scan(grams, ids.data, ids.len);
+        }
+    }
+    /* Report. */
+    int json = strcmp(o_format, "json") == 0;
+    if (json) {
+        put("{\"train\":");
+        put_jstr(train.name, strlen(train.name));
+        putf(",\"train_documents\":%zu,\"similarity\":%g,\"hashes\":%d,\"rows\":%d,\"files\":[",
+             train.n, o_similarity, LLM_LEAK_HASHES, LLM_LEAK_ROWS);
+    }
+    size_t base = 0;
+    for (int i = 0; i < nfiles; i++) {
+        const leak_file *f = &test[i];
+        int labels = f->labelled && train.labelled;
+        size_t exact = 0, near = 0, other = 0;
+        if (json) {
+            put(i ? ",{\"file\":" : "{\"file\":");
+            put_jstr(f->name, strlen(f->name));
+            put(",\"matches\":[");
+        }
+        for (size_t j = 0; j < f->n; j++) {
+            const llm_leak_match *m = llm_leak_result(x, base + j);
+            if (m->train_id < 0)
+                continue;
+            const leak_doc *d = &f->docs[j], *t = &train.docs[m->train_id];
+            int same = d->label_len == t->label_len &&
+                       memcmp(f->data.data + d->off, train.data.data + t->off, d->label_len) == 0;
+            if (labels && !same)
+                other++;
+            if (json) {
+                putf("%s{\"line\":%lld,\"train_line\":%lld,\"kind\":\"%s\",\"similarity\":%.6g",
+                     exact + near ? "," : "", d->line, t->line, m->exact ? "exact" : "near",
+                     m->similarity);
+                if (labels)
+                    putf(",\"label\":\"%s\"", same ? "same" : "other");
+                put("}");
+            } else {
+                putf("%s:%lld\t%s:%lld\t%s\t%.4f", f->name, d->line, train.name, t->line,
+                     m->exact ? "exact" : "near", m->similarity);
+                if (labels)
+                    put(same ? "\tsame-label" : "\tother-label");
+                put("\n");
+            }
+            if (m->exact)
+                exact++;
+            else
+                near++;
+        }
+        uint64_t total = 0, found = 0;
+        if (grams)
+            llm_ngrams_counts(grams, (uint32_t)i, &total, &found);
+        size_t leaked = exact + near;
+        if (json) {
+            putf("],\"documents\":%zu,\"empty_lines\":%zu,\"leaked\":%zu,\"exact\":%zu,"
+                 "\"near\":%zu", f->n, f->empty, leaked, exact, near);
+            if (labels)
+                putf(",\"other_label\":%zu", other);
+            if (grams)
+                putf(",\"ngram\":13,\"ngrams\":%llu,\"ngrams_in_train\":%llu",
+                     (unsigned long long)total, (unsigned long long)found);
+            put("}");
+        } else {
+            putf("# %s: %zu of %zu documents (%.2f%%) also in %s: %zu exact, %zu near",
+                 f->name, leaked, f->n, f->n ? 100.0 * (double)leaked / (double)f->n : 0.0,
+                 train.name, exact, near);
+            if (labels)
+                putf("; %zu with another label", other);
+            put("\n");
+            if (grams)
+                putf("# %s: %llu of %llu 13-grams of tokens (%.2f%%) also in %s\n", f->name,
+                     (unsigned long long)found, (unsigned long long)total,
+                     total ? 100.0 * (double)found / (double)total : 0.0, train.name);
+        }
+        base += f->n;
+    }
+    if (json)
+        put("]}\n");
+    else
+        putf("# %s: %zu documents; near: Jaccard of character 5-grams >= %g "
+             "(MinHash of %d functions, %d bands of %d)\n", train.name, train.n,
+             o_similarity, LLM_LEAK_HASHES, LLM_LEAK_HASHES / LLM_LEAK_ROWS, LLM_LEAK_ROWS);
+    for (int i = 0; i < nfiles; i++)
+        leak_free(&test[i]);
+    free(test);
+    leak_free(&train);
+    llm_ids_free(&ids);
+    llm_ngrams_free(grams);
+    llm_leak_free(x);
+    if (tok)
+        llm_tok_free(tok);
+}
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t n = strlen(s), k = strlen(suffix);
@@ -981,10 +1237,12 @@ int main(int argc, char **argv)
 {
     cli_signals();
     int first = cli_parse(&prog, argc, argv, NULL);
-    if (o_pairs && o_model)
-        cli_usage("--pairs and --model cannot be combined");
-    if (!o_pairs && !o_model)
-        cli_usage("missing --pairs or --model FILE");
+    if (o_pairs && (o_model || o_leakage))
+        cli_usage("--pairs and --%s cannot be combined", o_model ? "model" : "leakage");
+    if (!o_pairs && !o_model && !o_leakage)
+        cli_usage("missing --pairs, --model FILE or --leakage TRAIN");
+    if (o_leakage && o_task)
+        cli_usage("--task does not apply to --leakage");
     if (o_pairs && o_task)
         cli_usage("--task needs --model");
     if (!o_pairs && o_multi)
@@ -992,6 +1250,8 @@ int main(int argc, char **argv)
     check(llm_device_check(o_device));
     if (o_pairs)
         run_pairs(first, argc, argv);
+    else if (o_leakage)
+        run_leakage(first, argc, argv);
     else
         run_model(first, argc, argv);
     cli_write(out.data, out.len, stdout);

@@ -16,7 +16,7 @@ static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log
 static const char *o_val;
 static const char *o_task = "lm";
 static const char *o_pooling = "last";
-static int o_multi_label, o_balance, o_freeze, o_lora;
+static int o_multi_label, o_balance, o_freeze, o_lora, o_dedup;
 static double o_lora_alpha = 8;   /* PEFT's LoraConfig default */
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
@@ -52,6 +52,10 @@ static const cli_opt opts[] = {
      "mean over the document's tokens", "last|mean", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"balance", 0, CLI_FLAG, &o_balance, NULL,
      "classify: weigh each label's loss inversely to its frequency", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
+    {"dedup", 0, CLI_FLAG, &o_dedup, NULL,
+     "classify: drop each document whose text, folded as llm-eval --leakage folds it, "
+     "repeats an earlier one, before validation documents are split off", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},
     {"freeze", 0, CLI_FLAG, &o_freeze, NULL,
      "classify: train only the head, keeping the --init model's weights", NULL, 0, 0, 0,
@@ -228,6 +232,8 @@ typedef struct {
     llm_ids ids;             /* documents' ids, concatenated */
     llm_ids labs;            /* documents' label numbers, concatenated */
     size_t *off, *loff;      /* (ndocs + 1) */
+    llm_buf text;            /* documents' texts, concatenated */
+    size_t *toff;            /* (ndocs + 1) */
     size_t ndocs, dcap;
     uint64_t truncated;
 } cls_raw;
@@ -250,17 +256,21 @@ static int label_index(cls_raw *r, const char *s, size_t n, int add)
     return r->n++;
 }
 
-static void raw_doc(cls_raw *r, const llm_ids *doc, const int32_t *lab, size_t nl)
+static void raw_doc(cls_raw *r, const llm_ids *doc, const int32_t *lab, size_t nl,
+                    const char *text, size_t tn)
 {
     if (r->ndocs + 1 >= r->dcap) {
         r->dcap = r->dcap ? 2 * r->dcap : 1024;
         r->off = realloc(r->off, (r->dcap + 1) * sizeof *r->off);
         r->loff = realloc(r->loff, (r->dcap + 1) * sizeof *r->loff);
-        if (!r->off || !r->loff)
+        r->toff = realloc(r->toff, (r->dcap + 1) * sizeof *r->toff);
+        if (!r->off || !r->loff || !r->toff)
             cli_die("out of memory");
         if (r->ndocs == 0)
-            r->off[0] = r->loff[0] = 0;
+            r->off[0] = r->loff[0] = r->toff[0] = 0;
     }
+    check(llm_buf_append(&r->text, text, tn));
+    r->toff[r->ndocs + 1] = r->text.len;
     for (size_t i = 0; i < doc->len; i++)
         check(llm_ids_push(&r->ids, doc->data[i]));
     for (size_t i = 0; i < nl; i++)
@@ -319,7 +329,7 @@ static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int 
         int tr;
         check(llm_cls_encode(tok, text, (size_t)(end - text), T, &doc, &tr));
         r->truncated += (uint64_t)tr;
-        raw_doc(r, &doc, lab, u);
+        raw_doc(r, &doc, lab, u, text, (size_t)(end - text));
     }
     if (rc < 0)
         cli_die("'%s': %s", name, llm_errmsg());
@@ -365,6 +375,94 @@ static void raw_free(cls_raw *r)
     llm_ids_free(&r->labs);
     free(r->off);
     free(r->loff);
+    free(r->toff);
+    llm_buf_free(&r->text);
+}
+
+/* --dedup: the first n documents of r less those whose folded text repeats
+ * an earlier one's; @return how many remain. */
+static size_t raw_dedup(cls_raw *r, size_t n)
+{
+    llm_leak *x;   /* exact duplicates: equal folded texts */
+    check(llm_leak_new(1.0, &x));
+    for (size_t i = 0; i < n; i++)
+        check(llm_leak_add_test(x, r->text.data + r->toff[i], r->toff[i + 1] - r->toff[i]));
+    check(llm_leak_index(x));
+    for (size_t i = 0; i < n; i++)
+        check(llm_leak_scan(x, r->text.data + r->toff[i], r->toff[i + 1] - r->toff[i],
+                            (int64_t)i));
+    /* Document i is a repeat when its best exact match is an earlier one
+     * (the first scanned wins, and every document matches itself). */
+    size_t k = 0, ids = 0, labs = 0, txt = 0;
+    for (size_t i = 0; i < n; i++) {
+        const llm_leak_match *m = llm_leak_result(x, i);
+        size_t ti = r->toff[i + 1] - r->toff[i];
+        if (m->exact && m->train_id < (int64_t)i && ti)
+            continue;
+        size_t ni = r->off[i + 1] - r->off[i], li = r->loff[i + 1] - r->loff[i];
+        memmove(r->ids.data + ids, r->ids.data + r->off[i], ni * sizeof *r->ids.data);
+        memmove(r->labs.data + labs, r->labs.data + r->loff[i], li * sizeof *r->labs.data);
+        memmove(r->text.data + txt, r->text.data + r->toff[i], ti);
+        r->off[k] = ids;
+        r->loff[k] = labs;
+        r->toff[k] = txt;
+        ids += ni;
+        labs += li;
+        txt += ti;
+        k++;
+    }
+    /* The documents after the first n (--val's) move down behind them. */
+    size_t rest = r->ndocs - n;
+    size_t ni = r->off[r->ndocs] - r->off[n], li = r->loff[r->ndocs] - r->loff[n],
+           ti = r->toff[r->ndocs] - r->toff[n];
+    size_t o0 = r->off[n], l0 = r->loff[n], t0 = r->toff[n];
+    for (size_t j = 0; j <= rest; j++) {
+        r->off[k + j] = ids + (r->off[n + j] - o0);
+        r->loff[k + j] = labs + (r->loff[n + j] - l0);
+        r->toff[k + j] = txt + (r->toff[n + j] - t0);
+    }
+    memmove(r->ids.data + ids, r->ids.data + o0, ni * sizeof *r->ids.data);
+    memmove(r->labs.data + labs, r->labs.data + l0, li * sizeof *r->labs.data);
+    memmove(r->text.data + txt, r->text.data + t0, ti);
+    r->ids.len = ids + ni;
+    r->labs.len = labs + li;
+    r->text.len = txt + ti;
+    r->ndocs = k + rest;
+    llm_leak_free(x);
+    return k;
+}
+
+/* A warning when validation documents (val, nv of them) also occur in the
+ * training documents (train, nt), exactly or nearly (llm-eval --leakage's
+ * rules): their scores would flatter the model. */
+static void warn_overlap(const cls_raw *r, const size_t *val, size_t nv, const size_t *train,
+                         size_t nt, const char *what)
+{
+    llm_leak *x;
+    check(llm_leak_new(0.8, &x));
+    for (size_t j = 0; j < nv; j++) {
+        size_t i = val[j];
+        check(llm_leak_add_test(x, r->text.data + r->toff[i], r->toff[i + 1] - r->toff[i]));
+    }
+    check(llm_leak_index(x));
+    for (size_t j = 0; j < nt; j++) {
+        size_t i = train[j];
+        check(llm_leak_scan(x, r->text.data + r->toff[i], r->toff[i + 1] - r->toff[i],
+                            (int64_t)j));
+    }
+    size_t exact = 0, near = 0;
+    for (size_t j = 0; j < nv; j++) {
+        const llm_leak_match *m = llm_leak_result(x, j);
+        exact += m->train_id >= 0 && m->exact;
+        near += m->train_id >= 0 && !m->exact;
+    }
+    if (exact + near)
+        cli_warn("warning: %zu of %zu %s are also in the training data (%zu exact, %zu "
+                 "near, after folding case, Unicode forms and punctuation), so validation "
+                 "flatters the model; %s'llm-eval --leakage' lists them",
+                 exact + near, nv, what, exact, near,
+                 o_val ? "" : "--dedup drops exact repeats before the split; ");
+    llm_leak_free(x);
 }
 
 /* Reads the labelled inputs; gives the model its head (or checks the one it
@@ -384,6 +482,13 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
     size_t ntrain = r.ndocs;
     if (o_val)
         read_labelled(&r, tok, o_val, T, 0);
+    if (o_dedup) {
+        size_t kept = raw_dedup(&r, ntrain);
+        if (!o_quiet && kept < ntrain)
+            fprintf(stderr, "llm-train: --dedup: dropped %zu of %zu documents that repeat an "
+                    "earlier one\n", ntrain - kept, ntrain);
+        ntrain = kept;
+    }
     int K = r.n;
     if (K < 2 && !o_multi_label)
         cli_die("only one label ('%s') in the training data: a classifier needs two or more",
@@ -432,6 +537,13 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
         for (size_t i = ntrain; i < r.ndocs; i++)
             pick[i - ntrain] = i;
         raw_to_data(&r, pick, r.ndocs - ntrain, map, *val);
+        size_t *all = malloc(ntrain * sizeof *all);
+        if (!all)
+            cli_die("out of memory");
+        for (size_t i = 0; i < ntrain; i++)
+            all[i] = i;
+        warn_overlap(&r, pick, r.ndocs - ntrain, all, ntrain, "--val documents");
+        free(all);
         free(pick);
     } else if (o_val_fraction > 0) {
         size_t nv = (size_t)((double)ntrain * o_val_fraction);
@@ -456,6 +568,7 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
         check(llm_cls_data_new(K, val));
         raw_to_data(&r, perm, nv, map, *val);
         raw_to_data(&r, perm + nv, ntrain - nv, map, *train);
+        warn_overlap(&r, perm, nv, perm + nv, ntrain - nv, "validation documents");
         free(perm);
     } else {
         raw_to_data(&r, NULL, ntrain, map, *train);

@@ -19,6 +19,11 @@ _llm_eval()
     -m|--model)
         local IFS=$'\n'; compopt -o filenames 2>/dev/null
         COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
+    --leakage)
+        local IFS=$'\n'; compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
+    --similarity)
+        ;;
     --task)
         COMPREPLY=($(compgen -W 'lm classify' -P "$pre" -- "$cur"));;
     --labels)
@@ -40,7 +45,7 @@ _llm_eval()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--pairs --model -m --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--pairs --model -m --leakage --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-static int grow(void **p, size_t *cap, size_t want, size_t elem)
+int llm_grow(void **p, size_t *cap, size_t want, size_t elem)
 {
     if (want <= *cap)
         return LLM_OK;
@@ -37,7 +37,7 @@ int llm_buf_reserve(llm_buf *b, size_t cap)
     if (llm_add_size(cap, 1, &want))
         return llm_fail(LLM_ERR_NOMEM, "buffer size overflow");
     void *p = b->data;
-    int rc = grow(&p, &b->cap, want, 1);
+    int rc = llm_grow(&p, &b->cap, want, 1);
     b->data = p;
     if (rc == LLM_OK && b->len == 0)
         b->data[0] = '\0';
@@ -71,7 +71,7 @@ void llm_buf_free(llm_buf *b)
 int llm_ids_reserve(llm_ids *v, size_t cap)
 {
     void *p = v->data;
-    int rc = grow(&p, &v->cap, cap, sizeof *v->data);
+    int rc = llm_grow(&p, &v->cap, cap, sizeof *v->data);
     v->data = p;
     return rc;
 }

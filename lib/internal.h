@@ -49,6 +49,10 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
     llm_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/*! llm_grow() : makes room for `want` elements of `elem` bytes in *p
+ *  (capacity *cap, doubled as needed). @return LLM_OK or LLM_ERR_NOMEM. */
+int  llm_grow(void **p, size_t *cap, size_t want, size_t elem);
+
 /*! llm_map_file() : maps a whole regular file read-only (a zero-length file
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);

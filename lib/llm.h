@@ -1093,6 +1093,54 @@ int llm_data_text_bytes(const llm_data *d, const llm_tok *tok, uint64_t first,
                         uint64_t n, uint64_t *bytes);
 
 /* ------------------------------------------------------------------------ */
+/* Train/test leakage (leak.c): which test documents also occur, exactly or
+ * nearly, in the training data. Texts are compared folded (NFKC, case
+ * folded, punctuation, separators and controls as one space, trimmed):
+ * exact = equal folded texts; near = the Jaccard similarity of their sets
+ * of character 5-grams >= a threshold, found through MinHash (HASHES
+ * functions) in LSH bands of ROWS values and confirmed by the exact
+ * Jaccard. Add every test document, build the index, then stream the
+ * training documents past it; memory holds only the test side. */
+#define LLM_LEAK_HASHES 144
+#define LLM_LEAK_ROWS 6
+typedef struct llm_leak llm_leak;
+typedef struct {
+    int64_t train_id;     /* the best training document's id, -1 if none */
+    double similarity;    /* its Jaccard similarity (1 when exact) */
+    int exact;            /* 1: equal folded texts */
+} llm_leak_match;
+/*! llm_leak_new() : an empty index; threshold in (0, 1]. */
+int  llm_leak_new(double threshold, llm_leak **out);
+void llm_leak_free(llm_leak *x);
+/*! llm_leak_add_test() : test document number llm_leak_count() (0-based). */
+int  llm_leak_add_test(llm_leak *x, const char *text, size_t n);
+size_t llm_leak_count(const llm_leak *x);
+/*! llm_leak_index() : after the last test document, before any scan. */
+int  llm_leak_index(llm_leak *x);
+/*! llm_leak_scan() : compares one training document (id >= 0, the
+ *  caller's, e.g. its line number) with every test document. The best
+ *  match of each test document is kept: exact before near, then the higher
+ *  similarity, then the first scanned. */
+int  llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id);
+/*! llm_leak_result() : test document doc's best match (NULL if no such doc). */
+const llm_leak_match *llm_leak_result(const llm_leak *x, size_t doc);
+/*! llm_leak_fold() : the folded form of a text (valid UTF-8; invalid input
+ *  bytes become U+FFFD) into out, replacing its contents. */
+int  llm_leak_fold(const char *s, size_t n, llm_buf *out);
+/*! llm_leak_jaccard() : the exact shingle Jaccard of two texts' folded forms. */
+int  llm_leak_jaccard(const char *a, size_t na, const char *b, size_t nb, double *out);
+
+/* Token n-gram overlap (leak.c): the share of test n-grams (with their
+ * multiplicity) that occur anywhere in the training data, per group (e.g.
+ * test file). Add the test side, then scan the training documents. */
+typedef struct llm_ngrams llm_ngrams;
+int  llm_ngrams_new(int n, llm_ngrams **out);   /* n in [1, 64] */
+void llm_ngrams_free(llm_ngrams *g);
+int  llm_ngrams_add(llm_ngrams *g, const int32_t *ids, size_t n, uint32_t group);
+void llm_ngrams_index(llm_ngrams *g);   /* after the last add (scan does it too) */
+void llm_ngrams_scan(llm_ngrams *g, const int32_t *ids, size_t n);
+void llm_ngrams_counts(const llm_ngrams *g, uint32_t group, uint64_t *total, uint64_t *found);
+
 /* Classification metrics (metrics.c), over label names.
  *
  * Single-label: each record has one gold and one predicted label; the

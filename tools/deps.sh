@@ -4,7 +4,7 @@
 # says what it installs. Nothing is installed when everything is present.
 set -eu
 job=${1:-check}
-need="gcc g++ make pkg-config libsentencepiece-dev libopenblas-openmp-dev libpcre2-dev"
+need="gcc g++ make pkg-config libsentencepiece-dev libopenblas-openmp-dev libpcre2-dev libutf8proc-dev"
 case $job in
     demo)  need="$need fortunes" ;;
     check) need="$need sentencepiece" ;;

@@ -25,4 +25,5 @@ fail=0
 [ "$(wc -l < labels.tsv)" -eq "$(wc -l < notes.txt)" ] || { echo "FAIL: labels.tsv does not have one record per note"; fail=1; }
 grep -q "accuracy" tour.out || { echo "FAIL: no accuracy in the output"; fail=1; }
 grep -q "perplexity" tour.out || { echo "FAIL: no perplexity in the output"; fail=1; }
+grep -q "^# test.tsv: .* documents .* also in labelled.tsv" tour.out || { echo "FAIL: no leakage summary in the output"; fail=1; }
 exit $fail
