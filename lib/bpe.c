@@ -10,8 +10,9 @@
  * strings or [a, b] pairs, unk_token, ignore_merges; dropout,
  * continuing_subword_prefix, end_of_word_suffix and byte_fallback true are
  * refused by name}; added_tokens (special -> control, else user-defined;
- * single_word, lstrip, rstrip refused); normalizer null (others, NFC
- * included, refused by name); pre_tokenizer a ByteLevel (add_prefix_space
+ * single_word, lstrip, rstrip refused); normalizer null or NFC (Qwen2's;
+ * through utf8proc, each run of valid UTF-8 composed on its own; others
+ * refused by name); pre_tokenizer a ByteLevel (add_prefix_space
  * false; use_regex true adds the GPT-2 regex) after any Split (Regex or
  * String pattern, behavior Isolated, invert false) and Digits, possibly in
  * Sequences; decoder ByteLevel or null; post_processor null, ByteLevel,
@@ -22,6 +23,7 @@
  * members of model), else derived from the post_processor and unk_token. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <utf8proc.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,7 @@ struct llm_bpe {
     size_t n_added;
     int special[LLM_BPE_N_SPECIAL];
     int ignore_merges;
+    int nfc;                    /* normalizer NFC before everything else */
 };
 
 #define PAIR_EMPTY UINT64_MAX
@@ -557,6 +560,7 @@ int llm_bpe_new(const llm_bpe_spec *s, const char *name, llm_bpe **out)
 size_t llm_bpe_n_tokens(const llm_bpe *b) { return b->n; }
 size_t llm_bpe_n_merges(const llm_bpe *b) { return b->n_merges; }
 size_t llm_bpe_n_regexes(const llm_bpe *b) { return b->n_re; }
+int llm_bpe_nfc(const llm_bpe *b) { return b->nfc; }
 
 int llm_bpe_merge(const llm_bpe *b, size_t i, int32_t *left, int32_t *right)
 {
@@ -606,6 +610,7 @@ void llm_bpe_scratch_free(llm_bpe_scratch *s)
 {
     if (!s)
         return;
+    llm_buf_free(&s->norm);
     pcre2_match_data_free(s->match);
     free(s->a);
     free(s->b);
@@ -819,12 +824,50 @@ static int32_t added_at(const llm_bpe *b, const char *t, size_t i, size_t n, int
     return best;
 }
 
+/* text[0..n) in Unicode NFC into out: each run of valid UTF-8 composed,
+ * invalid bytes kept as they are (HF sees only valid strings). */
+static int nfc(const char *text, size_t n, llm_buf *out)
+{
+    out->len = 0;
+    while (n) {
+        size_t bad;
+        if (llm_utf8_check(text, n, &bad))
+            bad = n;
+        if (bad) {
+            utf8proc_uint8_t *m = NULL;
+            utf8proc_ssize_t k = utf8proc_map((const utf8proc_uint8_t *)text,
+                                              (utf8proc_ssize_t)bad, &m,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (k < 0)
+                return k == UTF8PROC_ERROR_NOMEM ? llm_fail(LLM_ERR_NOMEM, "out of memory")
+                                                 : llm_fail(LLM_ERR_UTF8, "NFC: %s",
+                                                            utf8proc_errmsg(k));
+            int rc = llm_buf_append(out, m, (size_t)k);
+            free(m);
+            if (rc)
+                return rc;
+        }
+        if (bad < n && llm_buf_append(out, text + bad, 1))
+            return LLM_ERR_NOMEM;
+        size_t skip = bad < n ? bad + 1 : n;
+        text += skip;
+        n -= skip;
+    }
+    return LLM_OK;
+}
+
 int llm_bpe_encode_with(const llm_bpe *b, const char *text, size_t n, int parse_special,
                         llm_bpe_scratch *s, llm_ids *out)
 {
-    const unsigned char *t = (const unsigned char *)text;
     size_t na = 0, start = out->len;
     int rc = LLM_OK;
+    if (b->nfc) {
+        if ((rc = nfc(text, n, &s->norm)))
+            return rc;
+        text = s->norm.data ? s->norm.data : "";
+        n = s->norm.len;
+    }
+    const unsigned char *t = (const unsigned char *)text;
     if (!s->match) {
         s->match = pcre2_match_data_create(16, NULL);
         if (!s->match)
@@ -989,8 +1032,8 @@ int llm_bpe_to_json(const llm_bpe *b, llm_buf *o)
                              "\"normalized\":false,\"special\":");
         if (!rc) rc = put(o, b->type[i] == LLM_PIECE_CONTROL ? "true}" : "false}");
     }
-    if (!rc) rc = put(o, "],\"normalizer\":null,\"pre_tokenizer\":{\"type\":\"Sequence\","
-                         "\"pretokenizers\":[");
+    if (!rc) rc = put(o, b->nfc ? "],\"normalizer\":{\"type\":\"NFC\"}" : "],\"normalizer\":null");
+    if (!rc) rc = put(o, ",\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[");
     for (size_t i = 0; !rc && i < b->n_re; i++) {
         rc = put(o, "{\"type\":\"Split\",\"pattern\":{\"Regex\":");
         if (!rc) rc = llm_json_put_string(o, b->re_src[i], strlen(b->re_src[i]));
@@ -1472,9 +1515,10 @@ static int read_json(reader *r, const llm_json_node *root)
     if (rc)
         return rc;
     const llm_json_node *norm = llm_json_get(root, "normalizer");
-    if (!is_null(norm))
+    if (!is_null(norm) && strcmp(type_of(norm), "NFC") != 0)
         return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': normalizer '%s' is not supported "
-                        "(only null)", r->name, type_of(norm));
+                        "(only null and NFC)", r->name, type_of(norm));
+    r->b->nfc = !is_null(norm);
     const llm_json_node *pre = llm_json_get(root, "pre_tokenizer");
     if (is_null(pre))
         return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': no pre_tokenizer: not a byte-level BPE "

@@ -97,6 +97,7 @@ typedef struct {
     size_t heap_cap;
     char *enc;                      /* a piece in the byte alphabet */
     size_t enc_cap;
+    llm_buf norm;                   /* the text in NFC, when the model says so */
 } llm_bpe_scratch;
 
 void llm_bpe_scratch_free(llm_bpe_scratch *s);
@@ -127,6 +128,7 @@ size_t      llm_bpe_n_merges(const llm_bpe *b);
 /*! llm_bpe_merge() : the ids of merge i (rank i); -1 when i is out of range. */
 int         llm_bpe_merge(const llm_bpe *b, size_t i, int32_t *left, int32_t *right);
 size_t      llm_bpe_n_regexes(const llm_bpe *b);
+int         llm_bpe_nfc(const llm_bpe *b);   /* 1: normalizer NFC (decode gives the NFC text) */
 const char *llm_bpe_regex(const llm_bpe *b, size_t i);
 
 /* Special ids (-1: none) and flags, in this order in `v`: bos, eos, unk,

