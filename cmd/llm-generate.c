@@ -612,8 +612,6 @@ int main(int argc, char **argv)
 
     llm_model *m;
     int rc = llm_model_load(o_model, o_device, &m);
-    if (rc == LLM_ERR_FORMAT)
-        cli_die("not a model file, or a damaged one: %s", llm_errmsg());
     check(rc);
     if (strcmp(o_precision, "f16") == 0 && (rc = llm_model_decode_f16(m)))
         cli_die("--precision f16: %s", llm_errmsg());

@@ -256,9 +256,12 @@ static int parse_meta(llm_st *f, const llm_json_node *m)
 
 static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
 {
-    if (len < 8)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': truncated: %zu bytes, no header length",
-                        f->name, len);
+    size_t j = 8;   /* the format's header is a JSON object, maybe after blanks */
+    while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\n' || buf[j] == '\r'))
+        j++;
+    if (j >= len || buf[j] != '{')
+        return llm_fail(LLM_ERR_FORMAT, "'%s': not a model file (expected one of ours or "
+                        "safetensors, GGUF, or a Hugging Face folder)", f->name);
     uint64_t hlen = llm_le64(buf);
     if (hlen > ST_MAX_HEADER)
         return llm_fail(LLM_ERR_FORMAT, "'%s': header length %llu exceeds the limit of %u bytes",

@@ -486,7 +486,10 @@ static void test_rejects(void)
     CHECK_RC(llm_st_open_mem(b, 0, "m.llm", &f), LLM_ERR_FORMAT);
     CHECK_RC(llm_st_open_mem(NULL, 0, "m.llm", &f), LLM_ERR_FORMAT);
     CHECK_RC(llm_st_open_mem(b, 7, "m.llm", &f), LLM_ERR_FORMAT);        /* truncated */
-    CHECK(strstr(llm_errmsg(), "'m.llm': truncated"));
+    CHECK(strstr(llm_errmsg(), "'m.llm': not a model file"));
+    CHECK_RC(llm_st_open_mem((const unsigned char *)"hello world, a text\n", 20, "m.llm", &f),
+             LLM_ERR_FORMAT);                                          /* text */
+    CHECK(strstr(llm_errmsg(), "'m.llm': not a model file"));
     memcpy(b, "\x03\0\0\0\0\0\0\0{} ", 11);
     CHECK_RC(llm_st_open_mem(b, 10, "m.llm", &f), LLM_ERR_FORMAT);       /* past the end */
     CHECK_RC(llm_st_open_mem(b, 11, "m.llm", &f), LLM_OK);               /* just fits */
