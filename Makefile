@@ -61,6 +61,10 @@ LIBS     = $(shell pkg-config --libs sentencepiece 2>/dev/null || echo -lsentenc
 
 ifeq ($(CUDA),1)
 CUDA_HOME ?= /usr/local/cuda
+# The CUDA Toolkit is too large to install behind the user's back: say what is missing.
+ifeq ($(shell command -v $(NVCC) 2>/dev/null || command -v $(CUDA_HOME)/bin/nvcc 2>/dev/null),)
+$(error make CUDA=1 needs the CUDA Toolkit 12 or later (nvcc, cuBLAS): nvcc is neither on PATH nor in $(CUDA_HOME)/bin; install NVIDIA's cuda-toolkit package or Debian's nvidia-cuda-toolkit, or set NVCC= or CUDA_HOME=)
+endif
 CPPFLAGS  += -DLLM_CUDA=1
 NVCCFLAGS ?= -O3 -std=c++17 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90 -Xcompiler -fPIC
@@ -136,6 +140,13 @@ $(B)/bin/%: $(B)/cmd/%.o $(CLI_OBJ) $(B)/libllm.a
 # when MPI= changes; a separate build directory (B=build-mpi) keeps both.
 MPI_STAMP = $(B)/cmd/.mpi-$(if $(filter 1,$(MPI)),on,off)
 ifeq ($(MPI),1)
+# On a fresh machine, install Open MPI as `make check` installs its packages.
+ifeq ($(shell command -v mpicc 2>/dev/null),)
+$(info make MPI=1: Open MPI's mpicc not found; tools/deps.sh mpi installs it)
+ifneq ($(shell sh tools/deps.sh mpi >&2 && echo ok),ok)
+$(error make MPI=1 needs Open MPI: apt-get install openmpi-bin libopenmpi-dev)
+endif
+endif
 MPI_CFLAGS ?= $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile 2>/dev/null || \
                 pkg-config --cflags ompi-c))
 MPI_LIBS   ?= $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [demo|check|bench|ci]: installs the Debian packages the project needs
+# deps.sh [demo|check|bench|mpi|ci]: installs the Debian packages the project needs
 # for one job when they are missing (apt-get; through sudo when not root), and
 # says what it installs. Nothing is installed when everything is present.
 set -eu
@@ -9,6 +9,7 @@ case $job in
     demo)  need="$need fortunes" ;;
     check) need="$need sentencepiece" ;;
     bench) need="$need sentencepiece fasttext" ;;
+    mpi)   need="$need openmpi-bin libopenmpi-dev" ;;
     ci)    need="$need sentencepiece clang libclang-rt-14-dev fortunes bash-completion openmpi-bin libopenmpi-dev parallel" ;;
 esac
 missing=""
