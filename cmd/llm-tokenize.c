@@ -19,7 +19,8 @@ enum { CMD_TRAIN, CMD_ENCODE, CMD_DECODE, CMD_INFO };
 static const char *o_model, *o_output;
 static int o_threads, o_quiet, o_verbose;
 static int64_t o_seed;
-static int o_vocab_size = 8000;
+static const char *o_vocab_size = "auto";
+static int o_strict_size;
 static const char *o_model_type = "unigram";
 static double o_coverage = 0.9995;
 static int o_byte_fallback, o_no_byte_fallback, o_split_digits;
@@ -56,8 +57,14 @@ static const cli_opt opts[] = {
      0, 128, TRAIN, CLI_COMPLETE_NONE, 0},
     {"seed", 0, CLI_INT64, &o_seed, "N", "seed for sampling sentences", NULL, 0,
      4294967295.0, TRAIN, CLI_COMPLETE_NONE, 0},
-    {"vocab-size", 0, CLI_INT, &o_vocab_size, "N", "vocabulary size", NULL, 1, 1000000,
-     TRAIN, CLI_COMPLETE_NONE, 0},
+    {"vocab-size", 0, CLI_STRING, &o_vocab_size, "N",
+     "vocabulary size, 1 to 1000000, or auto: 8000, or the nearest size the corpus "
+     "supports (the trainer's upper bound for a small corpus, the pieces its characters "
+     "need for a large alphabet); a size that does not fit is changed to the nearest "
+     "that does, with a warning", NULL, 0, 0, TRAIN, CLI_COMPLETE_NONE, 0},
+    {"strict-size", 0, CLI_FLAG, &o_strict_size, NULL,
+     "fail when --vocab-size N does not fit the corpus instead of changing it", NULL, 0,
+     0, TRAIN, CLI_COMPLETE_NONE, 1},
     {"model-type", 0, CLI_CHOICE, &o_model_type, "TYPE", "segmentation algorithm",
      "unigram|bpe|char|word", 0, 0, TRAIN, CLI_COMPLETE_CHOICE, 0},
     {"character-coverage", 0, CLI_DOUBLE, &o_coverage, "X",
@@ -213,7 +220,21 @@ static int cmd_train(int nfiles, char **files)
     llm_tok_train_params p;
     llm_tok_train_defaults(&p);
     p.model_type = o_model_type;
-    p.vocab_size = o_vocab_size;
+    int is_auto = strcmp(o_vocab_size, "auto") == 0;
+    if (is_auto) {
+        if (o_strict_size)
+            cli_usage("--strict-size needs a number for --vocab-size, not auto");
+        p.vocab_size = 8000;
+    } else {
+        char *end;
+        errno = 0;
+        long v = strtol(o_vocab_size, &end, 10);
+        if (errno || end == o_vocab_size || *end || v < 1 || v > 1000000)
+            cli_usage("invalid value '%s' for --vocab-size: expected auto or an integer in "
+                      "[1, 1000000]", o_vocab_size);
+        p.vocab_size = (int)v;
+    }
+    p.fit_vocab = !o_strict_size;
     p.character_coverage = o_coverage;
     p.byte_fallback = !o_no_byte_fallback;
     p.normalization = o_normalization;
@@ -241,6 +262,19 @@ static int cmd_train(int nfiles, char **files)
 
     const void *buf;
     size_t len;
+    /* Unigram and BPE give the size asked for or fail; character and word
+     * models may have fewer pieces (the size is their bound): so a unigram
+     * or BPE model of another size was fitted. */
+    int got = llm_tok_vocab_size(t);
+    const char *type = llm_tok_model_type(t);
+    if (got != p.vocab_size && (strcmp(type, "unigram") == 0 || strcmp(type, "bpe") == 0)) {
+        if (!is_auto)
+            cli_warn("warning: a vocabulary of %d does not fit this corpus; trained %d "
+                     "pieces instead (--strict-size refuses)", p.vocab_size, got);
+        else if (!o_quiet)
+            fprintf(stderr, "%s: --vocab-size auto: %d pieces (8000 does not fit this "
+                    "corpus)\n", cli_prog_name(), got);
+    }
     llm_tok_bytes(t, &buf, &len);
     cli_write(buf, len, f);
     out_close(f, o_output);

@@ -420,6 +420,10 @@ typedef struct {
     int threads;                     /* 0 = all cores */
     int max_sentence_length;         /* bytes; 4192 */
     int verbose;                     /* let SentencePiece log to stderr */
+    int fit_vocab;                   /* 0; 1: a size the corpus cannot support is
+                                        replaced by the nearest it can (the
+                                        trainer's upper bound, or the pieces
+                                        its characters need) and trained again */
 } llm_tok_train_params;
 
 /*! llm_tok_train_defaults() : fills `p` with the defaults shown above. */

@@ -655,30 +655,39 @@ std::string num(double v)
     return b;
 }
 
+// The vocabulary size the trainer says this corpus supports, from its
+// complaint about the one asked for (0: not such a complaint).
+long feasible_vocab(const sentencepiece::util::Status &st)
+{
+    std::string m = st.ToString();
+    const char key[] = "Please set it to a value <= ";
+    size_t at = m.find(key);
+    if (at != std::string::npos)
+        return strtol(m.c_str() + at + sizeof key - 1, nullptr, 10);
+    const char key2[] = "smaller than required_chars. ";
+    at = m.find(key2);
+    if (at != std::string::npos) {
+        const char *q = strstr(m.c_str() + at, " vs ");
+        return q ? strtol(q + 4, nullptr, 10) : 0;
+    }
+    return 0;
+}
+
 // Maps the trainer's vocabulary-size complaints into our wording; other
 // statuses pass through. "Vocabulary size too high (8000). Please set it to
 // a value <= 1234." comes from unigram training on a small corpus.
 int fail_train(const sentencepiece::util::Status &st, int vocab_size)
 {
-    std::string m = st.ToString();
-    const char key[] = "Please set it to a value <= ";
-    size_t at = m.find(key);
-    if (at != std::string::npos) {
-        long n = strtol(m.c_str() + at + sizeof key - 1, nullptr, 10);
+    long n = feasible_vocab(st);
+    if (n && st.ToString().find("Please set it to a value <= ") != std::string::npos)
         return llm_fail(LLM_ERR_INVALID,
                         "vocabulary size %d is too large for this corpus; "
                         "the trainer suggests <= %ld", vocab_size, n);
-    }
     // "Vocabulary size is smaller than required_chars. 400 vs 457."
-    const char key2[] = "smaller than required_chars. ";
-    at = m.find(key2);
-    if (at != std::string::npos) {
-        const char *q = strstr(m.c_str() + at, " vs ");
-        long n = q ? strtol(q + 4, nullptr, 10) : 0;
+    if (n)
         return llm_fail(LLM_ERR_INVALID,
                         "vocabulary size %d is too small for this corpus: its characters, "
                         "byte pieces and special pieces need %ld", vocab_size, n);
-    }
     return fail_status(st);
 }
 
@@ -1169,17 +1178,27 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
             kw["control_symbols"] = p->control_symbols;
         // Character and word models take every piece the corpus has; the
         // vocabulary size is then an upper bound, as spm_train treats it.
-        sentencepiece::SetRandomGeneratorSeed(p->seed);
-        LineIterator it(inputs, n_inputs);
-        std::string serialized;
-        // model_prefix stays empty: with an output string the trainer
-        // serializes into it and writes no files.
-        auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &serialized);
-        if (it.err())
-            return llm_fail(it.err(), "%s", it.msg().c_str());
-        if (!st.ok())
-            return fail_train(st, p->vocab_size);
-        return load_proto(serialized.data(), serialized.size(), nullptr, out);
+        // With fit_vocab, a size the corpus cannot support is replaced by
+        // the one the trainer names and trained again (a bound found for one
+        // size can move a little for the next, hence up to three tries).
+        int vocab = p->vocab_size;
+        for (int attempt = 0;; attempt++) {
+            kw["vocab_size"] = std::to_string(vocab);
+            sentencepiece::SetRandomGeneratorSeed(p->seed);
+            LineIterator it(inputs, n_inputs);
+            std::string serialized;
+            // model_prefix stays empty: with an output string the trainer
+            // serializes into it and writes no files.
+            auto st = sentencepiece::SentencePieceTrainer::Train(kw, &it, &serialized);
+            if (it.err())
+                return llm_fail(it.err(), "%s", it.msg().c_str());
+            if (st.ok())
+                return load_proto(serialized.data(), serialized.size(), nullptr, out);
+            long fit = feasible_vocab(st);
+            if (!p->fit_vocab || attempt == 2 || fit < 1 || fit == vocab || fit > 1000000)
+                return fail_train(st, vocab);
+            vocab = (int)fit;
+        }
     } catch (...) {
         return fail_exception();
     }

@@ -689,9 +689,24 @@ int main(void)
     CHECK(strstr(llm_errmsg(), "vocabulary size 8000 is too large for this corpus; "
                                "the trainer suggests <= ") != NULL);
 
+    long bound = strtol(strstr(llm_errmsg(), "<= ") + 3, NULL, 10);
+    /* fit_vocab: trained at the bound the strict error named. */
+    p.fit_vocab = 1;
+    CHECK(llm_tok_train(inputs, 1, &p, &t) == LLM_OK);
+    CHECK(bound > 300 && bound < 8000 && llm_tok_vocab_size(t) == (int)bound);
+    llm_tok_free(t);
+    p.fit_vocab = 0;
+
     p.vocab_size = 300;
     CHECK(llm_tok_train(inputs, 1, &p, &t) == LLM_ERR_INVALID);
     CHECK(strstr(llm_errmsg(), "vocabulary size 300 is too small for this corpus") != NULL);
+    const char *need = strstr(llm_errmsg(), "need ");
+    long least = need ? strtol(need + 5, NULL, 10) : 0;
+    p.fit_vocab = 1;   /* ... and at the size its characters need */
+    CHECK(llm_tok_train(inputs, 1, &p, &t) == LLM_OK);
+    CHECK(least > 300 && llm_tok_vocab_size(t) == (int)least);
+    llm_tok_free(t);
+    p.fit_vocab = 0;
 
     /* Other models and normalisers are reported as trained. */
     p.vocab_size = 600;
