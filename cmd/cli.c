@@ -432,8 +432,22 @@ static void list_push(cli_list *l, const char *v)
     l->items[l->n++] = v;
 }
 
+/* The options given on the command line, by destination (cli_given()). */
+static const void *given[512];
+static int n_given;
+
+int cli_given(const void *dest)
+{
+    for (int i = 0; i < n_given; i++)
+        if (given[i] == dest)
+            return 1;
+    return 0;
+}
+
 static void set_value(const cli_prog *p, int cmd, const cli_opt *o, const char *arg)
 {
+    if (o->dest && !cli_given(o->dest) && n_given < (int)(sizeof given / sizeof given[0]))
+        given[n_given++] = o->dest;
     long long lo, hi, v;
     double d;
     switch (o->type) {
@@ -685,6 +699,47 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
     free(lo);
     free(shorts);
     return first;
+}
+
+int cli_opt_string(const cli_opt *o, char *buf, size_t cap)
+{
+    if (!o->dest)
+        return 0;
+    switch (o->type) {
+    case CLI_FLAG:   snprintf(buf, cap, "%d", *(const int *)o->dest); return 1;
+    case CLI_INT:    snprintf(buf, cap, "%d", *(const int *)o->dest); return 1;
+    case CLI_INT64:  snprintf(buf, cap, "%lld", (long long)*(const int64_t *)o->dest); return 1;
+    case CLI_DOUBLE: snprintf(buf, cap, "%.17g", *(const double *)o->dest); return 1;
+    case CLI_STRING:
+    case CLI_CHOICE: {
+        const char *v = *(const char *const *)o->dest;
+        if (!v || strlen(v) >= cap)
+            return 0;
+        snprintf(buf, cap, "%s", v);
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+void cli_opt_set(const cli_prog *p, const cli_opt *o, const char *value)
+{
+    if (o->type == CLI_FLAG) {
+        if (strcmp(value, "0") != 0 && strcmp(value, "1") != 0)
+            bad_value(o, value, "0 or 1");
+        *(int *)o->dest = value[0] == '1';
+        return;
+    }
+    if (o->type == CLI_LIST || o->type == CLI_HELP || o->type == CLI_VERSION)
+        return;
+    char *copy = strdup(value);   /* string options keep pointing at it */
+    if (!copy)
+        cli_die("out of memory");
+    int was = cli_given(o->dest);
+    set_value(p, -1, o, copy);
+    if (!was)
+        n_given--;   /* restored, not given */
 }
 
 /* ======================================================================== */

@@ -88,6 +88,17 @@ typedef struct {
  *  and exits 2. @return the index of the first operand in argv. */
 int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd);
 
+/*! cli_given() : whether the option whose value lives at `dest` was given
+ *  on the command line (by the last cli_parse()). */
+int cli_given(const void *dest);
+/*! cli_opt_string() : an option's current value as text ("0"/"1" for
+ *  flags); 0 when it has none to give (unset string, list). */
+int cli_opt_string(const cli_opt *o, char *buf, size_t cap);
+/*! cli_opt_set() : sets an option from text as if given (checked the same
+ *  way; a bad value is a usage error naming the option), without counting
+ *  it as given. */
+void cli_opt_set(const cli_prog *p, const cli_opt *o, const char *value);
+
 /*! cli_help() : writes the --help text for subcommand `cmd` (-1: the
  *  program overview) to `f`, with defaults read from the dest variables. */
 void cli_help(const cli_prog *p, int cmd, FILE *f);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "internal.h"   /* llm_file_digest */
 #include "par.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
@@ -16,7 +17,7 @@ static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log
 static const char *o_val;
 static const char *o_task = "lm";
 static const char *o_pooling = "last";
-static int o_multi_label, o_balance, o_freeze, o_lora, o_dedup;
+static int o_multi_label, o_balance, o_freeze, o_lora, o_dedup, o_override;
 static double o_lora_alpha = 8;   /* PEFT's LoraConfig default */
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
@@ -75,8 +76,11 @@ static const cli_opt opts[] = {
      "start from the weights of this model file instead of random ones", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
     {"resume", 0, CLI_STRING, &o_resume, "FILE",
-     "continue the run saved in this checkpoint (pass the same options)", NULL, 0, 0, 0,
-     CLI_COMPLETE_FILE, 0},
+     "continue the run saved in this checkpoint, with its options and data files (given "
+     "alone, exactly that run)", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"override", 0, CLI_FLAG, &o_override, NULL,
+     "with --resume: accept options or data that differ from the checkpoint's run", NULL,
+     0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"checkpoint", 0, CLI_STRING, &o_checkpoint, "FILE",
      "where checkpoints go (default: OUTPUT.ckpt)", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
     {"save-every", 0, CLI_INT64, &o_save_every, "N",
@@ -698,11 +702,176 @@ static size_t lora_params(const llm_model *m)
     return n;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The run in the checkpoint: every option that defines it ("run.--NAME"),
+ * and its data files with their sizes and hashes ("run.input.I", ".size",
+ * ".hash"), so that --resume CKPT alone continues exactly that run. */
+
+/* Options of this process only: never stored; given or not, they apply. */
+static int transient(const cli_opt *o)
+{
+    static const char *const names[] = {"resume", "override", "time-limit",
+                                        "save-every", "log", "progress", "quiet", "until",
+                                        "init", "model", "help", "version", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(o->name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Stored and restored, but free to change when resuming (another thread
+ * count continues the run with other roundings: not the same bytes). */
+static int changeable(const cli_opt *o)
+{
+    return strcmp(o->name, "output") == 0 || strcmp(o->name, "checkpoint") == 0 ||
+           strcmp(o->name, "threads") == 0;
+}
+
+static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
+static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
+static size_t run_n, run_cap;
+
+static void run_put(const char *key, const char *val)
+{
+    if (run_n + 3 > run_cap) {
+        run_cap = run_cap ? 2 * run_cap : 64;
+        run_meta = realloc(run_meta, run_cap * sizeof *run_meta);
+        if (!run_meta)
+            cli_die("out of memory");
+    }
+    run_meta[run_n++] = strdup(key);
+    run_meta[run_n++] = strdup(val);
+    run_meta[run_n] = NULL;
+    if (!run_meta[run_n - 1] || !run_meta[run_n - 2])
+        cli_die("out of memory");
+}
+
+static void run_record(int first, int argc, char **argv)
+{
+    char key[96], val[4096];
+    for (int i = 0; i < prog.nopts; i++) {
+        const cli_opt *o = &prog.opts[i];
+        /* What was given (or restored); defaults stay defaults. */
+        if (transient(o) || !(cli_given(o->dest) || run_restored[i]) ||
+            !cli_opt_string(o, val, sizeof val))
+            continue;
+        snprintf(key, sizeof key, "run.--%s", o->name);
+        run_put(key, val);
+    }
+    int n = argc - first;
+    snprintf(val, sizeof val, "%d", n > 0 ? n : 1);
+    run_put("run.inputs", val);
+    for (int i = 0; i < (n > 0 ? n : 1); i++) {
+        const char *path = n > 0 ? argv[first + i] : "-";
+        snprintf(key, sizeof key, "run.input.%d", i);
+        run_put(key, path);
+        if (strcmp(path, "-") == 0)
+            continue;   /* standard input: nothing to check on resume */
+        uint64_t size, hash;
+        check(llm_file_digest(path, &size, &hash));
+        snprintf(key, sizeof key, "run.input.%d.size", i);
+        snprintf(val, sizeof val, "%llu", (unsigned long long)size);
+        run_put(key, val);
+        snprintf(key, sizeof key, "run.input.%d.hash", i);
+        snprintf(val, sizeof val, "%016llx", (unsigned long long)hash);
+        run_put(key, val);
+    }
+}
+
+/* --resume: the checkpoint's options where none is given, a refusal where
+ * one given differs (but for the changeable ones, or with --override), its
+ * data files when none are given, and a refusal when they changed. A
+ * checkpoint written before runs were recorded resumes on the options given. */
+static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
+{
+    llm_st *f;
+    check(llm_st_open(ckpt, &f));
+    const char *ninp = llm_st_meta(f, "run.inputs");
+    if (!ninp) {
+        llm_st_close(f);
+        return;
+    }
+    char key[96], cur[4096];
+    for (int i = 0; i < prog.nopts; i++) {
+        const cli_opt *o = &prog.opts[i];
+        if (transient(o))
+            continue;
+        snprintf(key, sizeof key, "run.--%s", o->name);
+        const char *was = llm_st_meta(f, key);
+        if (!cli_given(o->dest)) {
+            if (was) {
+                cli_opt_set(&prog, o, was);
+                run_restored[i] = 1;
+            }
+            continue;
+        }
+        int has = cli_opt_string(o, cur, sizeof cur);
+        if ((!was || !has || strcmp(was, cur) != 0) && !changeable(o) && !o_override)
+            cli_die("--%s %s differs from the run in '%s' (%s%s); --resume continues that "
+                    "run as it was started (--override to change it)", o->name,
+                    o->type == CLI_FLAG ? "given" : cur, ckpt, was ? "there: " : "not set there",
+                    was ? (o->type == CLI_FLAG ? (was[0] == '1' ? "set" : "not set") : was) : "");
+    }
+    long n = strtol(ninp, NULL, 10);
+    if (n < 1 || n > 100000)
+        cli_die("'%s': bad run.inputs '%s'", ckpt, ninp);
+    int given = *argc - *first;
+    if (given == 0) {
+        char **v = calloc((size_t)n + 1, sizeof *v);
+        if (!v)
+            cli_die("out of memory");
+        for (long i = 0; i < n; i++) {
+            snprintf(key, sizeof key, "run.input.%ld", i);
+            const char *p = llm_st_meta(f, key);
+            if (!p)
+                cli_die("'%s': no %s", ckpt, key);
+            if (!(v[i] = strdup(p)))
+                cli_die("out of memory");
+        }
+        *argv = v;
+        *first = 0;
+        *argc = (int)n;
+    } else if (!o_override) {
+        int same = given == n;
+        for (long i = 0; same && i < n; i++) {
+            snprintf(key, sizeof key, "run.input.%ld", i);
+            const char *p = llm_st_meta(f, key);
+            same = p && strcmp(p, (*argv)[*first + i]) == 0;
+        }
+        if (!same)
+            cli_die("the data files differ from those of the run in '%s' (give none to use "
+                    "its own, or --override)", ckpt);
+    }
+    for (long i = 0; !o_override && i < n; i++) {
+        const char *path = (*argv)[*first + i];
+        snprintf(key, sizeof key, "run.input.%ld.size", i);
+        const char *ws = llm_st_meta(f, key);
+        snprintf(key, sizeof key, "run.input.%ld.hash", i);
+        const char *wh = llm_st_meta(f, key);
+        if (!ws || !wh)
+            continue;   /* standard input */
+        uint64_t size, hash;
+        check(llm_file_digest(path, &size, &hash));
+        char h[32];
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)hash);
+        if (strtoull(ws, NULL, 10) != size || strcmp(wh, h) != 0)
+            cli_die("'%s' changed since the checkpoint '%s' was written (%llu bytes, were %s"
+                    "%s); resuming on other data would not continue the run (--override "
+                    "to go on anyway)", path, ckpt, (unsigned long long)size, ws,
+                    strtoull(ws, NULL, 10) == size ? ", same size, other bytes" : "");
+    }
+    llm_st_close(f);
+}
+
 int main(int argc, char **argv)
 {
     cli_signals();
     par_init(&argc, &argv);
     int first = cli_parse(&prog, argc, argv, NULL);
+    if (o_override && !o_resume)
+        cli_usage("--override needs --resume");
+    if (o_resume)
+        run_apply(o_resume, &first, &argc, &argv);
     /* Under mpirun: rank 0 alone speaks and writes files (see "Scaling out"
      * in llm-train(1)); every rank trains. */
     int rank = par_rank(), world = par_world();
@@ -739,6 +908,7 @@ int main(int argc, char **argv)
         snprintf(ckpt_default, n, "%s.ckpt", o_output);
         o_checkpoint = ckpt_default;
     }
+    run_record(first, argc, argv);
     int progress = !o_quiet && (o_progress || cli_isatty_stderr());
     int tty = progress && cli_isatty_stderr();
     int threads = llm_set_threads(o_threads);
@@ -1052,7 +1222,7 @@ int main(int argc, char **argv)
         if (step == stop_at && stop_at < total)
             why = "paused (resume with --resume)";
         if (o_save_every && step % o_save_every == 0 && step < stop_at && rank == 0)
-            check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, NULL));
+            check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, (const char *const *)run_meta));
         /* Stop decisions are agreed by all ranks every step, so that none is
          * left waiting in the next step's all-reduce. */
         int stop = (has_val && o_patience && bad_evals >= o_patience ? 1 : 0) |
@@ -1080,7 +1250,7 @@ int main(int argc, char **argv)
     if (tty)
         fputc('\n', stderr);
     if (why && rank == 0) {
-        check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, NULL));
+        check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, (const char *const *)run_meta));
         /* Without validation, or when nothing was validated yet, the output is
          * the latest model; otherwise it already holds the best one. */
         if (!has_val || isinf(best))

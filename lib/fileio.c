@@ -155,3 +155,25 @@ void llm_remove_dir(const char *dir)
     }
     rmdir(dir);
 }
+
+int llm_file_digest(const char *path, uint64_t *size, uint64_t *hash)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return llm_fail(LLM_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    unsigned char buf[1 << 16];
+    uint64_t h = 0xcbf29ce484222325ULL, n = 0;
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (size_t i = 0; i < k; i++)   /* FNV-1a */
+            h = (h ^ buf[i]) * 0x100000001b3ULL;
+        n += k;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err)
+        return llm_fail(LLM_ERR_IO, "cannot read '%s'", path);
+    *size = n;
+    *hash = h;
+    return LLM_OK;
+}

@@ -49,6 +49,9 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
     llm_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/*! llm_file_digest() : a file's size and 64-bit FNV-1a hash of its bytes
+ *  (to tell that a file changed, not to resist an adversary). */
+int  llm_file_digest(const char *path, uint64_t *size, uint64_t *hash);
 /*! llm_grow() : makes room for `want` elements of `elem` bytes in *p
  *  (capacity *cap, doubled as needed). @return LLM_OK or LLM_ERR_NOMEM. */
 int  llm_grow(void **p, size_t *cap, size_t want, size_t elem);

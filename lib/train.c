@@ -260,20 +260,25 @@ int llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
     char epoch[32], index[32];
     snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)pos.epoch);
     snprintf(index, sizeof index, "%llu", (unsigned long long)pos.index);
-    const char *meta[64];
-    int k = 0;
+    size_t n = 0;
+    while (extra && extra[n] && extra[n + 1])
+        n += 2;
+    const char **meta = malloc((n + 5) * sizeof *meta);
+    if (!meta)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    size_t k = 0;
     meta[k++] = "train.epoch";
     meta[k++] = epoch;
     meta[k++] = "train.index";
     meta[k++] = index;
-    for (int i = 0; extra && extra[i] && extra[i + 1] && k < 62; i += 2) {
+    for (size_t i = 0; i < n; i++)
         meta[k++] = extra[i];
-        meta[k++] = extra[i + 1];
-    }
     meta[k] = NULL;
     /* Before the first step there are no moments to save yet. */
     llm_save_params sp = { tok, tok_len, llm_model_steps(t->m) > 0, meta };
-    return llm_model_save(t->m, path, &sp);
+    int rc = llm_model_save(t->m, path, &sp);
+    free(meta);
+    return rc;
 }
 
 int llm_trainer_restore(llm_trainer *t, const char *path)

@@ -34,14 +34,20 @@ grep -q '"lora.rank":"4"' a.llm.ckpt || no "the checkpoint has no adapters"
 printf 'the\n' | llm-generate -m a.llm -n 8 --seed 1 > gen.out || no "llm-generate on the LoRA model"
 [ -s gen.out ] || no "llm-generate wrote nothing"
 
-# Stop at step 5, resume to 12: the same bytes as one run.
-llm-train $l --steps 12 --until 5 -o r.llm "$FIXTURES/tiny.txt" || no "run to step 5"
-llm-train --resume r.llm.ckpt --lora 4 --context 32 --threads 1 -q --lr 1e-2 --seed 5 \
-    --steps 12 -o r.llm "$FIXTURES/tiny.txt" || no "resume"
-cmp -s a.llm r.llm || no "resumed LoRA model differs from the straight run"
-cmp -s a.llm.ckpt r.llm.ckpt || no "resumed LoRA checkpoint differs from the straight run"
-llm-train --resume r.llm.ckpt --context 32 -q --steps 12 -o s.llm "$FIXTURES/tiny.txt" \
-    2> err && no "resuming adapters without --lora succeeded"
+# Stop at step 5, resume to 12: the same bytes as one run (model and
+# checkpoint; the checkpoint names its output, so both runs write x.llm).
+mkdir straight stopped
+lsub=$(echo "$l" | sed 's,base.llm,../base.llm,')
+(cd straight && llm-train $lsub --steps 12 -o x.llm "$FIXTURES/tiny.txt") || no "straight run"
+(cd stopped && llm-train $lsub --steps 12 --until 5 -o x.llm "$FIXTURES/tiny.txt") || no "run to step 5"
+(cd stopped && llm-train --resume x.llm.ckpt -q) || no "resume"
+cmp -s straight/x.llm stopped/x.llm || no "resumed LoRA model differs from the straight run"
+cmp -s straight/x.llm.ckpt stopped/x.llm.ckpt ||
+    no "resumed LoRA checkpoint differs from the straight run"
+# The checkpoint's run has --lora 4: another rank is refused.
+llm-train --resume stopped/x.llm.ckpt --lora 2 -q -o s.llm 2> err &&
+    no "resuming adapters with another --lora succeeded"
+grep -q -e "--lora 2 differs from the run" err || no "no message naming --lora: $(cat err)"
 
 # A classifier: the head trains with the adapters.
 awk -v n=200 -v seed=1 -f "$FIXTURES/labelled.awk" > train.tsv

@@ -50,7 +50,7 @@ kill -INT $pid
 wait $pid; st=$?
 [ $st -eq 130 ] || no "SIGINT: exit $st, want 130: $(cat int.err)"
 [ -s int.llm.ckpt ] && [ -s int.llm ] || no "SIGINT: no checkpoint or model written"
-llm-train $shape --steps 3 --resume int.llm.ckpt -o int2.llm "$txt" 2>err ||
+llm-train $shape --steps 3 --override --resume int.llm.ckpt -o int2.llm "$txt" 2>err ||
     no "resume after SIGINT: $(cat err)"
 
 # The same corpus as a token file (BOS/EOS per line, as llm-train does for text).
