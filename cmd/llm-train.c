@@ -710,9 +710,9 @@ static size_t lora_params(const llm_model *m)
 /* Options of this process only: never stored; given or not, they apply. */
 static int transient(const cli_opt *o)
 {
-    static const char *const names[] = {"resume", "override", "time-limit",
-                                        "save-every", "log", "progress", "quiet", "until",
-                                        "init", "model", "help", "version", NULL};
+    static const char *const names[] = {"resume", "override", "time-limit", "progress",
+                                        "quiet", "until", "init", "model", "help",
+                                        "version", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(o->name, names[i]) == 0)
             return 1;
@@ -723,8 +723,12 @@ static int transient(const cli_opt *o)
  * count continues the run with other roundings: not the same bytes). */
 static int changeable(const cli_opt *o)
 {
-    return strcmp(o->name, "output") == 0 || strcmp(o->name, "checkpoint") == 0 ||
-           strcmp(o->name, "threads") == 0;
+    static const char *const names[] = {"output", "checkpoint", "threads", "save-every",
+                                        "log", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(o->name, names[i]) == 0)
+            return 1;
+    return 0;
 }
 
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
@@ -909,6 +913,14 @@ int main(int argc, char **argv)
         o_checkpoint = ckpt_default;
     }
     run_record(first, argc, argv);
+    if (rank == 0) {
+        /* A run killed while writing (SIGKILL, power) leaves its temporary
+         * files; this one is about to write the same targets. */
+        int stale = llm_remove_stale_temps(o_checkpoint) + llm_remove_stale_temps(o_output);
+        if (stale && !o_quiet)
+            fprintf(stderr, "llm-train: removed %d temporary file%s left by an interrupted "
+                    "run\n", stale, stale == 1 ? "" : "s");
+    }
     int progress = !o_quiet && (o_progress || cli_isatty_stderr());
     int tty = progress && cli_isatty_stderr();
     int threads = llm_set_threads(o_threads);

@@ -169,11 +169,44 @@ int llm_file_digest(const char *path, uint64_t *size, uint64_t *hash)
             h = (h ^ buf[i]) * 0x100000001b3ULL;
         n += k;
     }
-    int err = ferror(f);
+    int err = ferror(f) ? errno : 0;
     fclose(f);
     if (err)
-        return llm_fail(LLM_ERR_IO, "cannot read '%s'", path);
+        return llm_fail(LLM_ERR_IO, "cannot read '%s': %s", path, strerror(err));
     *size = n;
     *hash = h;
     return LLM_OK;
+}
+
+int llm_remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return 0;
+    DIR *d = opendir(dir);
+    int removed = 0;
+    size_t blen = strlen(base);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        const char *n = e->d_name;
+        /* BASE.tmpXXXXXX, as create_temp() names them */
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp", 4) != 0 ||
+            strlen(n + blen + 4) != 6 || strspn(n + blen + 4, "abcdefghijklmnopqrstuvwxyz"
+                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != 6)
+            continue;
+        size_t len = strlen(dir) + strlen(n) + 2;
+        char *full = malloc(len);
+        if (!full)
+            break;
+        snprintf(full, len, "%s/%s", dir, n);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0)
+            removed++;
+        free(full);
+    }
+    if (d)
+        closedir(d);
+    free(dir);
+    return removed;
 }

