@@ -632,9 +632,14 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
      * "does not apply" rather than "unrecognized", the other subcommands'
      * options whose names are still free. */
     int n = opt_count(p);
-    const cli_opt **sel = calloc((size_t)n, sizeof *sel);
-    struct option *lo = calloc((size_t)n + 1, sizeof *lo);
-    char *shorts = malloc(3 * (size_t)n + 2);
+    /* Reachable from statics while parsing: a usage error exits from
+     * inside, and LeakSanitizer must not count them as leaked then. */
+    static const cli_opt **sel;
+    static struct option *lo;
+    static char *shorts;
+    sel = calloc((size_t)n, sizeof *sel);
+    lo = calloc((size_t)n + 1, sizeof *lo);
+    shorts = malloc(3 * (size_t)n + 2);
     if (!sel || !lo || !shorts)
         cli_die("out of memory");
     int short_idx[256];
@@ -698,6 +703,9 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
     free(sel);
     free(lo);
     free(shorts);
+    sel = NULL;
+    lo = NULL;
+    shorts = NULL;
     return first;
 }
 
