@@ -741,11 +741,12 @@ void cli_opt_set(const cli_prog *p, const cli_opt *o, const char *value)
     }
     if (o->type == CLI_LIST || o->type == CLI_HELP || o->type == CLI_VERSION)
         return;
-    char *copy = strdup(value);   /* string options keep pointing at it */
-    if (!copy)
+    int str = o->type == CLI_STRING || o->type == CLI_CHOICE;
+    char *copy = str ? strdup(value) : NULL;   /* string options keep pointing at it */
+    if (str && !copy)
         cli_die("out of memory");
     int was = cli_given(o->dest);
-    set_value(p, -1, o, copy);
+    set_value(p, -1, o, str ? copy : value);
     if (!was)
         n_given--;   /* restored, not given */
 }

@@ -821,7 +821,8 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         cli_die("'%s': bad run.inputs '%s'", ckpt, ninp);
     int given = *argc - *first;
     if (given == 0) {
-        char **v = calloc((size_t)n + 1, sizeof *v);
+        static char **v;   /* the run's files: argv from here on */
+        v = calloc((size_t)n + 1, sizeof *v);
         if (!v)
             cli_die("out of memory");
         for (long i = 0; i < n; i++) {
