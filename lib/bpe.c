@@ -750,9 +750,16 @@ static void try_pair(const llm_bpe *b, llm_bpe_scratch *s, size_t *nh, int32_t l
     heap_push(s->heap, nh, p);
 }
 
-/* BPE over one piece of text t[0..n). */
-static int encode_piece(const llm_bpe *b, const unsigned char *t, size_t n,
-                        llm_bpe_scratch *s, llm_ids *out)
+static int push_pair(llm_ids *spans, size_t start, size_t end)
+{
+    int rc = llm_ids_push(spans, (int32_t)start);
+    return rc ? rc : llm_ids_push(spans, (int32_t)end);
+}
+
+/* BPE over one piece of text t[0..n), at byte `at` of the text: with
+ * `spans`, each token's [start, end) too. */
+static int encode_piece(const llm_bpe *b, const unsigned char *t, size_t n, size_t at,
+                        llm_bpe_scratch *s, llm_ids *out, llm_ids *spans)
 {
     int rc;
     if (n > (size_t)INT32_MAX)
@@ -764,8 +771,10 @@ static int encode_piece(const llm_bpe *b, const unsigned char *t, size_t n,
         for (size_t i = 0; i < n; i++)
             k += put_utf8(s->enc + k, byte_char(t[i]));
         int32_t id = llm_bpe_token_id(b, s->enc, k);
-        if (id >= 0)
-            return llm_ids_push(out, id);
+        if (id >= 0) {
+            rc = llm_ids_push(out, id);
+            return rc || !spans ? rc : push_pair(spans, at, at + n);
+        }
     }
     if ((rc = grow((void **)&s->sym, &s->sym_cap, n, sizeof *s->sym)) ||
         (rc = grow((void **)&s->heap, &s->heap_cap, n, sizeof *s->heap)))
@@ -802,9 +811,14 @@ static int encode_piece(const llm_bpe *b, const unsigned char *t, size_t n,
         try_pair(b, s, &nh, l->prev, p.left);
         try_pair(b, s, &nh, p.left, l->next);
     }
-    for (int32_t i = 0; i >= 0; i = s->sym[i].next)
+    for (int32_t i = 0; i >= 0; i = s->sym[i].next) {
         if ((rc = llm_ids_push(out, s->sym[i].id)))
             return rc;
+        /* A symbol spans its first byte up to the next symbol's. */
+        size_t end = s->sym[i].next >= 0 ? (size_t)s->sym[i].next : n;
+        if (spans && (rc = push_pair(spans, at + (size_t)i, at + end)))
+            return rc;
+    }
     return LLM_OK;
 }
 
@@ -856,10 +870,13 @@ static int nfc(const char *text, size_t n, llm_buf *out)
     return LLM_OK;
 }
 
-int llm_bpe_encode_with(const llm_bpe *b, const char *text, size_t n, int parse_special,
-                        llm_bpe_scratch *s, llm_ids *out)
+static int map_spans(const char *text, size_t n, const llm_buf *norm, int32_t *v, size_t nv);
+
+static int encode(const llm_bpe *b, const char *text, size_t n, int parse_special,
+                  llm_bpe_scratch *s, llm_ids *out, llm_ids *spans)
 {
-    size_t na = 0, start = out->len;
+    const char *orig = text;
+    size_t orig_n = n, na = 0, start = out->len, sstart = spans ? spans->len : 0;
     int rc = LLM_OK;
     if (b->nfc) {
         if ((rc = nfc(text, n, &s->norm)))
@@ -910,13 +927,126 @@ int llm_bpe_encode_with(const llm_bpe *b, const char *text, size_t n, int parse_
     /* 4. BPE per piece */
     for (size_t i = 0; !rc && i < na; i++) {
         const struct llm_bpe_span *sp = &s->a[i];
-        if (sp->id >= 0)
+        if (sp->id >= 0) {
             rc = llm_ids_push(out, sp->id);
-        else
-            rc = encode_piece(b, t + sp->off, sp->len, s, out);
+            if (!rc && spans)
+                rc = push_pair(spans, sp->off, sp->off + sp->len);
+        } else {
+            rc = encode_piece(b, t + sp->off, sp->len, sp->off, s, out, spans);
+        }
     }
-    if (rc)
+    /* 5. offsets in the normalised text back to the caller's */
+    if (!rc && spans && b->nfc)
+        rc = map_spans(orig, orig_n, &s->norm, spans->data + sstart, spans->len - sstart);
+    if (rc) {
         out->len = start;
+        if (spans)
+            spans->len = sstart;
+    }
+    return rc;
+}
+
+int llm_bpe_encode_with(const llm_bpe *b, const char *text, size_t n, int parse_special,
+                        llm_bpe_scratch *s, llm_ids *out)
+{
+    return encode(b, text, n, parse_special, s, out, NULL);
+}
+
+int llm_bpe_encode_spans(const llm_bpe *b, const char *text, size_t n, llm_bpe_scratch *s,
+                         llm_ids *out, llm_ids *spans)
+{
+    if (n > (size_t)INT32_MAX / 2)
+        return llm_fail(LLM_ERR_RANGE, "a text of %zu bytes is too long for offsets", n);
+    return encode(b, text, n, 0, s, out, spans);
+}
+
+/* The first byte of the code point at or after i that starts a composition
+ * segment: a valid code point of canonical combining class 0 that is not a
+ * Hangul vowel or trailing jamo (which compose with what precedes them), or
+ * an invalid byte (kept as it is by nfc()). */
+static size_t next_segment(const unsigned char *t, size_t i, size_t n)
+{
+    while (i < n) {
+        uint32_t cp;
+        size_t k = t[i] < 0x80 ? (cp = t[i], 1) : utf8_len(t + i, n - i, &cp);
+        if (!k)
+            return i;
+        const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+        int jamo = (cp >= 0x1160 && cp <= 0x11FF) || (cp >= 0xD7B0 && cp <= 0xD7FF);
+        if (p->combining_class == 0 && !jamo)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
+/* Maps nv/2 [start, end) pairs v of offsets in norm (text[0..n) in NFC)
+ * to offsets in text. Each composition segment of text is normalised on its
+ * own; where their concatenation is not norm (a starter that composes with
+ * a previous starter), every pair becomes [-1, -1). Within a segment that
+ * normalisation changed, a start maps to the segment's start and an end to
+ * its end. */
+static int map_spans(const char *text, size_t n, const llm_buf *norm, int32_t *v, size_t nv)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    if (norm->len == n && (n == 0 || memcmp(norm->data, text, n) == 0))
+        return LLM_OK;
+    /* Segments: (orig start, norm start, changed) per segment, plus ends. */
+    size_t cap = 0, ns = 0, *seg = NULL;
+    size_t i = 0, at = 0;
+    int rc = LLM_OK, ok = 1;
+    llm_buf one = { 0 };
+    while (i < n && !rc) {
+        uint32_t cp;
+        size_t k = t[i] < 0x80 ? 1 : utf8_len(t + i, n - i, &cp);
+        size_t j = next_segment(t, i + (k ? k : 1), n);
+        if ((rc = nfc(text + i, j - i, &one)))
+            break;
+        if (at + one.len > norm->len || memcmp(norm->data + at, one.data, one.len) != 0) {
+            ok = 0;
+            break;
+        }
+        if ((rc = grow((void **)&seg, &cap, 3 * (ns + 1), sizeof *seg)))
+            break;
+        seg[3 * ns] = i;
+        seg[3 * ns + 1] = at;
+        seg[3 * ns + 2] = one.len != j - i || memcmp(one.data, text + i, one.len) != 0;
+        ns++;
+        at += one.len;
+        i = j;
+    }
+    llm_buf_free(&one);
+    if (!rc && ok && at != norm->len)
+        ok = 0;
+    for (size_t p = 0; !rc && p < nv; p++) {
+        size_t x = (size_t)v[p];
+        int is_end = p & 1;
+        if (!ok) {
+            v[p] = -1;
+            continue;
+        }
+        /* The segment holding x (an end: holding x - 1). */
+        size_t lo = 0, hi = ns;
+        size_t key = is_end && x > 0 ? x - 1 : x;
+        while (hi - lo > 1) {
+            size_t mid = (lo + hi) / 2;
+            if (seg[3 * mid + 1] <= key)
+                lo = mid;
+            else
+                hi = mid;
+        }
+        if (ns == 0 || key >= norm->len) {   /* no token lies there: defensive */
+            v[p] = -1;
+            continue;
+        }
+        size_t os = seg[3 * lo], nsb = seg[3 * lo + 1];
+        size_t oe = lo + 1 < ns ? seg[3 * (lo + 1)] : n;
+        if (!seg[3 * lo + 2])
+            v[p] = (int32_t)(os + (x - nsb));
+        else
+            v[p] = (int32_t)(is_end ? oe : os);
+    }
+    free(seg);
     return rc;
 }
 

@@ -111,6 +111,12 @@ int llm_bpe_encode(const llm_bpe *b, const char *text, size_t n, int parse_speci
                    llm_ids *out);
 int llm_bpe_encode_with(const llm_bpe *b, const char *text, size_t n, int parse_special,
                         llm_bpe_scratch *s, llm_ids *out);
+/* As llm_bpe_encode_with() (parse_special 0), and appends to `spans` each
+ * token's [start, end) byte offsets in text (two ints per token; -1 when
+ * the normaliser's change cannot be traced back). A token of a character
+ * split into bytes spans the bytes it holds. */
+int llm_bpe_encode_spans(const llm_bpe *b, const char *text, size_t n, llm_bpe_scratch *s,
+                         llm_ids *out, llm_ids *spans);
 /*! llm_bpe_decode() : appends the bytes of ids (see above); an id out of
  *  range is LLM_ERR_RANGE. */
 int llm_bpe_decode(const llm_bpe *b, const int32_t *ids, size_t n, llm_buf *out);

@@ -335,6 +335,25 @@ const float *llm_cls_logits(const llm_model *m)
     return m->cls ? m->cls + (size_t)m->B * m->cfg.dim : NULL;
 }
 
+/* The pooling's gradient: dpooled (B, C) added into da (B, T, C). */
+static void pool_backward(const llm_model *m, const float *dpooled, float *da)
+{
+    int B = m->B, T = m->T, C = m->cfg.dim;
+    for (int b = 0; b < B; b++) {
+        const float *dp = dpooled + (size_t)b * C;
+        float *db = da + (size_t)b * T * C;
+        int len = m->lens[b];
+        if (m->pooling == LLM_POOL_LAST) {
+            for (int c = 0; c < C; c++)
+                db[(size_t)(len - 1) * C + c] += dp[c];
+            continue;
+        }
+        for (int t = 0; t < len; t++)
+            for (int c = 0; c < C; c++)
+                db[(size_t)t * C + c] += dp[c] / (float)len;
+    }
+}
+
 int llm_cls_backward(llm_model *m)
 {
     if (!m->cls_ready)
@@ -367,20 +386,27 @@ int llm_cls_backward(llm_model *m)
         llm_model_lm_backward(m);   /* the auxiliary LM loss's gradient: da first */
     else
         memset(da, 0, (size_t)B * T * C * sizeof *da);
-    for (int b = 0; b < B; b++) {
-        const float *dp = dpooled + (size_t)b * C;
-        float *db = da + (size_t)b * T * C;
-        int len = m->lens[b];
-        if (m->pooling == LLM_POOL_LAST) {
-            for (int c = 0; c < C; c++)
-                db[(size_t)(len - 1) * C + c] += dp[c];
-            continue;
-        }
-        for (int t = 0; t < len; t++)
-            for (int c = 0; c < C; c++)
-                db[(size_t)t * C + c] += dp[c] / (float)len;
-    }
+    pool_backward(m, dpooled, da);
     return llm_model_backward_hidden(m);
+}
+
+int llm_cls_backward_input(llm_model *m, const float *dlogits)
+{
+    if (!m->n_labels || !m->cls || !m->acts)
+        return llm_fail(LLM_ERR_INVALID, "backward needs a classifier forward first");
+    int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
+    if (!m->grad_sink && !(m->grad_sink = calloc((size_t)C, sizeof *m->grad_sink)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    float *pooled = m->cls, *dpooled = pooled + (size_t)B * C + 2 * (size_t)B * K;
+    m->k->matmul_backward(dpooled, NULL, dlogits, pooled, m->head_w, B, C, K);
+    float *da = llm_model_dhidden(m);
+    memset(da, 0, (size_t)B * T * C * sizeof *da);
+    pool_backward(m, dpooled, da);
+    m->input_grad = 1;
+    int rc = llm_model_backward_hidden(m);
+    m->input_grad = 0;
+    m->ready = m->cls_ready = 0;
+    return rc;
 }
 
 void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs)
@@ -424,8 +450,28 @@ static size_t utf8_cut(const char *s, size_t n, size_t cap)
     return k;
 }
 
-int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
-                   llm_ids *out, int *truncated)
+static int push2(llm_ids *v, int32_t x)
+{
+    int rc = llm_ids_push(v, x);
+    return rc ? rc : llm_ids_push(v, x);
+}
+
+/* text[0..n) at byte `at` of the document: ids into out, their spans. */
+static int encode_at(const llm_tok *t, const char *text, size_t n, size_t at, llm_ids *out,
+                     llm_ids *spans)
+{
+    if (!spans)
+        return llm_tok_encode(t, text, n, out);
+    size_t from = spans->len;
+    int rc = llm_tok_encode_spans(t, text, n, out, spans);
+    for (size_t i = from; !rc && i < spans->len; i++)
+        if (spans->data[i] >= 0)
+            spans->data[i] += (int32_t)at;
+    return rc;
+}
+
+static int cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                      llm_ids *out, llm_ids *spans, int *truncated)
 {
     if (truncated)
         *truncated = 0;
@@ -434,7 +480,12 @@ int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
         return llm_fail(LLM_ERR_INVALID, "documents need room for 3 tokens, not %d",
                         max_tokens);
     int bos = llm_tok_bos_id(t), eos = llm_tok_eos_id(t), rc;
-    if (bos >= 0 && (rc = llm_ids_push(out, bos)))
+    if (spans) {
+        spans->len = 0;
+        if (n > (size_t)INT32_MAX / 2)
+            return llm_fail(LLM_ERR_RANGE, "a text of %zu bytes is too long for offsets", n);
+    }
+    if (bos >= 0 && ((rc = llm_ids_push(out, bos)) || (spans && (rc = push2(spans, -1)))))
         return rc;
     if (max_tokens > 0) {
         /* A piece is at most 16 characters (64 bytes): this prefix holds
@@ -443,11 +494,13 @@ int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
         size_t k = utf8_cut(text, n, cap);
         if (k < n && truncated)
             *truncated = 1;
-        if ((rc = llm_tok_encode(t, text, k, out)))
+        if ((rc = encode_at(t, text, k, 0, out, spans)))
             return rc;
         size_t keep = (size_t)max_tokens - (eos >= 0);
         if (out->len > keep) {
             out->len = keep;
+            if (spans)
+                spans->len = 2 * keep;
             if (truncated)
                 *truncated = 1;
         }
@@ -465,14 +518,26 @@ int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
             }
             if (k == 0)
                 k = n - off < 4 ? n - off : 4;   /* unreachable with valid UTF-8 */
-            if ((rc = llm_tok_encode(t, text + off, k, out)))
+            if ((rc = encode_at(t, text + off, k, off, out, spans)))
                 return rc;
             off += k;
         }
     }
-    if (eos >= 0 && (rc = llm_ids_push(out, eos)))
+    if (eos >= 0 && ((rc = llm_ids_push(out, eos)) || (spans && (rc = push2(spans, -1)))))
         return rc;
     return LLM_OK;
+}
+
+int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                   llm_ids *out, int *truncated)
+{
+    return cls_encode(t, text, n, max_tokens, out, NULL, truncated);
+}
+
+int llm_cls_encode_spans(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                         llm_ids *out, llm_ids *spans, int *truncated)
+{
+    return cls_encode(t, text, n, max_tokens, out, spans, truncated);
 }
 
 /* -------------------------------------------------------------- prediction */

@@ -392,6 +392,11 @@ int llm_tok_piece_id(const llm_tok *t, const char *piece);
  *  BPE takes any bytes (each byte of invalid UTF-8 is a piece of its own)
  *  and decodes back to them exactly. */
 int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out);
+/*! llm_tok_encode_spans() : as llm_tok_encode(), and appends to `spans`
+ *  each id's [start, end) byte offsets in text[0..n), two ints per id; -1,
+ *  -1 for an id the normaliser made up. The ids are llm_tok_encode()'s. */
+int llm_tok_encode_spans(const llm_tok *t, const char *text, size_t n, llm_ids *out,
+                         llm_ids *spans);
 /*! llm_tok_encode_pieces() : appends the pieces, separated by single spaces,
  *  to `out` (as spm_encode --output_format=piece). */
 int llm_tok_encode_pieces(const llm_tok *t, const char *text, size_t n,
@@ -929,6 +934,37 @@ void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *pro
  *  64 KB cut at spaces). `truncated` may be NULL. */
 int  llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
                     llm_ids *out, int *truncated);
+
+/*! llm_cls_encode_spans() : as llm_cls_encode(), and replaces `spans`
+ *  with each id's [start, end) byte offsets in text (two ints per id;
+ *  -1, -1 for BOS, EOS and ids the normaliser made up). */
+int  llm_cls_encode_spans(const llm_tok *t, const char *text, size_t n, int max_tokens,
+                          llm_ids *out, llm_ids *spans, int *truncated);
+
+typedef enum {
+    LLM_EXPLAIN_IG = 0,          /* integrated gradients (default) */
+    LLM_EXPLAIN_OCCLUSION = 1    /* each token left out in turn */
+} llm_explain_method;
+/*! llm_explain_method_parse() : "ig" or "occlusion". */
+int  llm_explain_method_parse(const char *name, llm_explain_method *out);
+
+/*! llm_cls_explain() : how much each token of one document ids[0..n) (as
+ *  llm_cls_encode() makes it) moves label `label`'s score F: log p(label)
+ *  for a single-label model, logit / temperature (log-odds) for a
+ *  multi-label one, through the training forward in fp32.
+ *  Positions with vary[i] = 0 (BOS, EOS) are kept and get 0.
+ *  LLM_EXPLAIN_IG: integrated gradients over the token embeddings from a
+ *  baseline where the varied positions hold token `baseline`'s embedding
+ *  (-1: zero), with a `steps`-node Gauss-Legendre rule (1..1024; cost:
+ *  about steps forwards and backwards of the document); the scores sum to
+ *  F(x) - F(baseline) (closely with a baseline token; the zero baseline
+ *  makes F turn sharply near it, see explain.c).
+ *  f[0] = F(x), f[1] = F(baseline).
+ *  LLM_EXPLAIN_OCCLUSION: scores[i] = F(x) - F(x without token i) (one
+ *  forward per varied token); f[0] = F(x), f[1] = NAN. */
+int  llm_cls_explain(llm_model *m, const int32_t *ids, int n, const unsigned char *vary,
+                     int label, llm_explain_method method, int steps, int baseline,
+                     float *scores, double f[2]);
 
 /*! llm_cls_predict() : probabilities of n documents (each <= context ids,
  *  as llm_cls_encode() makes them), B documents per forward, packed with no

@@ -388,7 +388,7 @@ int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed)
     free(m->adam_v);
     m->grads = m->adam_m = m->adam_v = NULL;
     m->params = p;
-    m->lora_sink = sink;
+    m->grad_sink = sink;
     m->lora_rank = r;
     m->lora_alpha = alpha;
     m->n_lora = n;
@@ -474,7 +474,7 @@ void llm_model_free(llm_model *m)
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
-    free(m->lora_sink);
+    free(m->grad_sink);
     free(m->acts);
     free(m->ids);
     free(m->tensors);
@@ -777,6 +777,13 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
 
     m->drop_active = m->training && m->drop_p > 0;
     k->embedding_forward(a.res, tok, m->wte, n, C);
+    for (size_t i = 0; m->emb_scale && i < N; i++)
+        if (m->emb_scale[i] != 1.0f) {
+            k->scale(a.res + i * C, (size_t)C, m->emb_scale[i]);
+            if (m->emb_base >= 0)
+                k->axpy(a.res + i * C, C, m->wte + (size_t)m->emb_base * C, C, 1, C,
+                        1.0f - m->emb_scale[i]);
+        }
     for (int l = 0; l < c->n_layers; l++) {
         float *res = a.res + (size_t)l * N * C, *res_next = res + N * C;
         float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
@@ -832,6 +839,13 @@ float *llm_model_dhidden(const llm_model *m)
     acts a;
     acts_layout(m, m->B, m->T, m->acts, &a);
     return m->acts ? a.da : NULL;
+}
+
+float *llm_model_dinput(const llm_model *m)
+{
+    acts a;
+    acts_layout(m, m->B, m->T, m->acts, &a);
+    return m->acts ? a.dres : NULL;
 }
 
 double llm_model_lm_loss(llm_model *m, double weight)
@@ -942,11 +956,11 @@ int llm_model_zero_grad(llm_model *m)
 static float *gradp(const llm_model *m, const float *p)
 {
     size_t o = (size_t)(p - m->params);
-    return o >= m->g_off ? m->grads + (o - m->g_off) : NULL;
+    return o >= m->g_off && !m->input_grad ? m->grads + (o - m->g_off) : NULL;
 }
 #define G(p) gradp(m, (p))
 /* A frozen norm's gradient goes to a sink nobody reads. */
-#define GN(p) (gradp(m, (p)) ? gradp(m, (p)) : m->lora_sink)
+#define GN(p) (gradp(m, (p)) ? gradp(m, (p)) : m->grad_sink)
 
 int llm_model_backward(llm_model *m)
 {
@@ -972,7 +986,7 @@ void llm_model_lm_backward(llm_model *m)
 
 int llm_model_backward_hidden(llm_model *m)
 {
-    int rc = grads_alloc(m);
+    int rc = m->input_grad ? LLM_OK : grads_alloc(m);
     if (rc)
         return rc;
     const llm_config *c = &m->cfg;

@@ -92,7 +92,15 @@ struct llm_model {
     size_t n_lora;
     size_t g_off;          /* 0 without adapters */
     float *lora_a[7], *lora_b[7];
-    float *lora_sink;      /* (C) gradient of frozen norm weights, never read */
+    float *grad_sink;      /* (C) gradient of frozen norm weights, never read */
+    /* Attribution (explain.c). While emb_scale is set, position i of the
+     * next forward sees emb_scale[i] x its token's embedding, plus
+     * (1 - emb_scale[i]) x token emb_base's when emb_base >= 0. While
+     * input_grad is set, the backward computes no weight gradient and stops
+     * at the embeddings' output (llm_model_dinput()). */
+    const float *emb_scale;
+    int emb_base;
+    int input_grad;
     const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
     char *chat_system;     /* the template's default system turn, owned, or NULL */
 };
@@ -117,6 +125,12 @@ float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the calle
 double llm_model_lm_loss(llm_model *m, double weight);
 void  llm_model_lm_backward(llm_model *m);
 int   llm_model_backward_hidden(llm_model *m);
+/* After a backward under input_grad: (B, T, C) gradient of the embeddings'
+ * output (each row's input to the first layer). */
+float *llm_model_dinput(const llm_model *m);
+/* From the last llm_cls_forward() (any targets): dlogits (B, K) back to
+ * llm_model_dinput(), no weight gradient computed (classify.c). */
+int   llm_cls_backward_input(llm_model *m, const float *dlogits);
 /* The backbone over nd documents packed as rows, each at its own positions
  * from 0 and attending only to itself, with nothing cached (infer.c):
  * pooled (nd, C) = their final RMSNorm'd hidden states pooled by `pooling`

@@ -971,6 +971,47 @@ int llm_tok_encode(const llm_tok *t, const char *text, size_t n, llm_ids *out)
     return llm_tok_encode_spm(t, text, n, out);
 }
 
+int llm_tok_encode_spans(const llm_tok *t, const char *text, size_t n, llm_ids *out,
+                         llm_ids *spans)
+{
+    if (n > (size_t)INT32_MAX / 2)
+        return llm_fail(LLM_ERR_RANGE, "a text of %zu bytes is too long for offsets", n);
+    if (t->bpe) {
+        struct Scratch {
+            llm_bpe_scratch s = {};
+            ~Scratch() { llm_bpe_scratch_free(&s); }
+        };
+        thread_local Scratch scratch;
+        return llm_bpe_encode_spans(t->bpe, text, n, &scratch.s, out, spans);
+    }
+    try {
+        // SentencePiece traces each piece back through its normaliser.
+        sentencepiece::ImmutableSentencePieceText spt;
+        auto st = t->sp.Encode(absl::string_view(text, n), spt.mutable_proto());
+        if (!st.ok())
+            return fail_status(st);
+        size_t len = out->len, slen = spans->len;
+        int rc = LLM_OK;
+        for (size_t i = 0; i < spt.pieces_size() && !rc; i++) {
+            auto p = spt.pieces((int)i);
+            uint32_t b = p.begin(), e = p.end();
+            int known = b <= e && e <= n;
+            rc = llm_ids_push(out, (int32_t)p.id());
+            if (!rc)
+                rc = llm_ids_push(spans, known ? (int32_t)b : -1);
+            if (!rc)
+                rc = llm_ids_push(spans, known ? (int32_t)e : -1);
+        }
+        if (rc) {
+            out->len = len;
+            spans->len = slen;
+        }
+        return rc;
+    } catch (...) {
+        return fail_exception();
+    }
+}
+
 int llm_tok_encode_spm(const llm_tok *t, const char *text, size_t n, llm_ids *out)
 {
     if (t->bpe)

@@ -472,6 +472,39 @@ static void ids_string(const llm_ids *ids, llm_buf *out)
 static const char *const PRESETS[] = {"gpt2", "llama3", "smollm", "qwen2"};
 
 /* Every string of bpe_reference.txt gives HF's ids under each preset. */
+/* llm_bpe_encode_spans() on a tokenizer without normaliser: the ids of
+ * llm_bpe_encode(), and spans that tile text[0..n) in order, each holding
+ * exactly its token's bytes. */
+static void check_spans(const llm_bpe *b, const char *text, size_t n, long lineno)
+{
+    llm_ids ids = {0}, got = {0}, sp = {0};
+    llm_buf piece = {0};
+    llm_bpe_scratch s;
+    memset(&s, 0, sizeof s);
+    CHECK(llm_bpe_encode(b, text, n, 0, &ids) == 0);
+    CHECK(llm_bpe_encode_spans(b, text, n, &s, &got, &sp) == 0);
+    int ok = got.len == ids.len && sp.len == 2 * got.len &&
+             (!ids.len || memcmp(got.data, ids.data, ids.len * sizeof *ids.data) == 0);
+    size_t at = 0;
+    for (size_t i = 0; ok && i < got.len; i++) {
+        int32_t s0 = sp.data[2 * i], e0 = sp.data[2 * i + 1];
+        piece.len = 0;
+        ok = s0 == (int32_t)at && e0 > s0 && (size_t)e0 <= n &&
+             llm_bpe_decode_piece(b, got.data[i], &piece) == 0 &&
+             piece.len == (size_t)(e0 - s0) && memcmp(piece.data, text + s0, piece.len) == 0;
+        at = (size_t)e0;
+    }
+    if (!ok || at != n) {
+        fprintf(stderr, "bpe_reference.txt line %ld: spans do not tile the text\n", lineno);
+        failures++;
+    }
+    llm_bpe_scratch_free(&s);
+    llm_ids_free(&ids);
+    llm_ids_free(&got);
+    llm_ids_free(&sp);
+    llm_buf_free(&piece);
+}
+
 static long reference(const llm_bpe *base)
 {
     char *path = path_in_fixtures("bpe_reference.txt");
@@ -511,6 +544,7 @@ static long reference(const llm_bpe *base)
         for (int p = 0; p < 4; p++) {
             if (!b[p])
                 continue;
+            check_spans(b[p], text, n, lineno);
             ids.len = 0;
             CHECK(llm_bpe_encode(b[p], text, n, 1, &ids) == 0);
             ids_string(&ids, &got);
@@ -603,6 +637,20 @@ static void nfc_normalizer(const char *json, size_t len)
         CHECK(llm_bpe_encode(plain, "cafe\xcc\x81 \xff", 8, 0, &z) == 0);
         CHECK(x.len == y.len && memcmp(x.data, y.data, x.len * sizeof *x.data) == 0);
         CHECK(!(z.len == y.len && memcmp(z.data, y.data, z.len * sizeof *z.data) == 0));
+        /* Offsets lead back to the caller's bytes: the two byte tokens of
+         * the composed "\u00e9" both span the decomposed "e\u0301" [3, 6);
+         * the rest are as without a normaliser. */
+        llm_ids w = {0}, sp = {0};
+        llm_bpe_scratch sc;
+        memset(&sc, 0, sizeof sc);
+        const char *t8 = "cafe\xcc\x81 \xff ok";
+        static const int32_t want[] = { 0, 1, 1, 2, 2, 3, 3, 6, 3, 6, 6, 7, 7, 8, 8, 10, 10, 11 };
+        CHECK(llm_bpe_encode_spans(b, t8, 11, &sc, &w, &sp) == 0);
+        CHECK(sp.len == sizeof want / sizeof *want && sp.len == 2 * w.len &&
+              memcmp(sp.data, want, sizeof want) == 0);
+        llm_bpe_scratch_free(&sc);
+        llm_ids_free(&w);
+        llm_ids_free(&sp);
         llm_buf out = {0};
         CHECK(llm_bpe_to_json(b, &out) == 0);
         CHECK(out.data && strstr(out.data, "\"normalizer\":{\"type\":\"NFC\"}") != NULL);

@@ -101,11 +101,25 @@ static long compared;   /* strings compared, for the summary line */
 
 static void same_ids(const llm_tok *t, const char *s, size_t n, const char *model)
 {
-    static llm_ids own, ref;
-    own.len = ref.len = 0;
+    static llm_ids own, ref, sp_ids, spans;
+    own.len = ref.len = sp_ids.len = spans.len = 0;
     int rc1 = llm_tok_encode(t, s, n, &own);
     int rc2 = llm_tok_encode_spm(t, s, n, &ref);
     compared++;
+    /* With offsets: the same ids; spans in order, inside the text. */
+    int rc3 = llm_tok_encode_spans(t, s, n, &sp_ids, &spans);
+    int ok = rc3 == LLM_OK && sp_ids.len == ref.len && spans.len == 2 * ref.len &&
+             (!ref.len || memcmp(sp_ids.data, ref.data, ref.len * sizeof *ref.data) == 0);
+    for (size_t i = 0, last = 0; ok && i < sp_ids.len; i++) {
+        int32_t b = spans.data[2 * i], e = spans.data[2 * i + 1];
+        ok = b >= (int32_t)last && b <= e && (size_t)e <= n;
+        last = (size_t)b;
+    }
+    if (!ok) {
+        failures++;
+        fprintf(stderr, "%s: llm_tok_encode_spans() (rc %d) disagrees with encode or has "
+                "spans out of order\n", model, rc3);
+    }
     if (rc1 == LLM_OK && rc2 == LLM_OK && own.len == ref.len &&
         (own.len == 0 || memcmp(own.data, ref.data, own.len * sizeof *own.data) == 0))
         return;
