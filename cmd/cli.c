@@ -292,6 +292,12 @@ static int takes_arg(const cli_opt *o)
     return o->type != CLI_FLAG && o->type != CLI_HELP && o->type != CLI_VERSION;
 }
 
+/* Takes an argument that may not be left out (completions offer one). */
+static int needs_arg(const cli_opt *o)
+{
+    return takes_arg(o) && o->type != CLI_OPTINT;
+}
+
 /* Whether option `o` may be used with subcommand `cmd`. */
 static int applies(const cli_opt *o, int cmd)
 {
@@ -314,7 +320,7 @@ static const char *metavar(const cli_opt *o)
     if (o->metavar)
         return o->metavar;
     switch (o->type) {
-    case CLI_INT: case CLI_INT64: return "N";
+    case CLI_INT: case CLI_INT64: case CLI_OPTINT: return "N";
     case CLI_DOUBLE: return "X";
     case CLI_CHOICE: return "WORD";
     default: return "STRING";
@@ -455,6 +461,12 @@ static void set_value(const cli_prog *p, int cmd, const cli_opt *o, const char *
         if (o->dest)
             *(int *)o->dest = 1;
         break;
+    case CLI_OPTINT:
+        if (!arg) {
+            *(int *)o->dest = -1;
+            break;
+        }
+        /* fall through */
     case CLI_INT:
         int_range(o, INT_MIN, INT_MAX, &lo, &hi);
         if (!parse_ll(arg, &v) || v < lo || v > hi)
@@ -660,7 +672,8 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
             if (taken)
                 continue;
             lo[ns].name = o->name;
-            lo[ns].has_arg = takes_arg(o) ? required_argument : no_argument;
+            lo[ns].has_arg = !takes_arg(o) ? no_argument
+                             : o->type == CLI_OPTINT ? optional_argument : required_argument;
             lo[ns].flag = NULL;
             lo[ns].val = 256 + ns;
             unsigned char s = (unsigned char)o->short_name;
@@ -715,7 +728,8 @@ int cli_opt_string(const cli_opt *o, char *buf, size_t cap)
         return 0;
     switch (o->type) {
     case CLI_FLAG:   snprintf(buf, cap, "%d", *(const int *)o->dest); return 1;
-    case CLI_INT:    snprintf(buf, cap, "%d", *(const int *)o->dest); return 1;
+    case CLI_INT:
+    case CLI_OPTINT: snprintf(buf, cap, "%d", *(const int *)o->dest); return 1;
     case CLI_INT64:  snprintf(buf, cap, "%lld", (long long)*(const int64_t *)o->dest); return 1;
     case CLI_DOUBLE: snprintf(buf, cap, "%.17g", *(const double *)o->dest); return 1;
     case CLI_STRING:
@@ -816,7 +830,9 @@ static void opt_left(const cli_opt *o, char *buf, size_t cap)
     char sh[8] = "    ";
     if (o->short_name)
         snprintf(sh, sizeof sh, "-%c, ", o->short_name);
-    if (takes_arg(o))
+    if (o->type == CLI_OPTINT)
+        snprintf(buf, cap, "  %s--%s[=%s]", sh, o->name, metavar(o));
+    else if (takes_arg(o))
         snprintf(buf, cap, "  %s--%s=%s", sh, o->name, metavar(o));
     else
         snprintf(buf, cap, "  %s--%s", sh, o->name);
@@ -961,9 +977,9 @@ static void man_opt(FILE *f, const cli_opt *o)
     roff(f, o->name, 0);
     fputs("\\fR", f);
     if (takes_arg(o)) {
-        fputs("=\\fI", f);
+        fputs(o->type == CLI_OPTINT ? "[=\\fI" : "=\\fI", f);
         roff(f, metavar(o), 0);
-        fputs("\\fR", f);
+        fputs(o->type == CLI_OPTINT ? "\\fR]" : "\\fR", f);
     }
     fputc('\n', f);
     roff(f, o->help ? o->help : "", 1);
@@ -1060,7 +1076,7 @@ static void bash_block(const cli_prog *p, int cmd, FILE *f, const char *ind)
     char words[512];
     for (int i = 0; i < n; i++) {
         const cli_opt *o = opt_at(p, i);
-        if (!applies(o, cmd) || !takes_arg(o))
+        if (!applies(o, cmd) || !needs_arg(o))
             continue;
         if (!any)
             fprintf(f, "%scase $opt in\n", ind);
@@ -1214,13 +1230,13 @@ static void zsh_spec(FILE *f, const cli_opt *o, int shrt, const char *ind)
     else if (o->short_name)
         fprintf(f, "(-%c --%s)", o->short_name, o->name);
     if (shrt)
-        fprintf(f, "-%c%s", o->short_name, takes_arg(o) ? "+" : "");
+        fprintf(f, "-%c%s", o->short_name, needs_arg(o) ? "+" : "");
     else
-        fprintf(f, "--%s%s", o->name, takes_arg(o) ? "=" : "");
+        fprintf(f, "--%s%s", o->name, needs_arg(o) ? "=" : "");
     fputc('[', f);
     zsh_text(f, o->help ? o->help : "", "[]");
     fputc(']', f);
-    if (takes_arg(o)) {
+    if (needs_arg(o)) {
         fputc(':', f);
         zsh_text(f, metavar(o), ":");
         fputc(':', f);
@@ -1352,7 +1368,7 @@ static void gen_fish(const cli_prog *p, FILE *f)
         if (o->short_name)
             fprintf(f, " -s %c", o->short_name);
         fprintf(f, " -l %s", o->name);
-        if (takes_arg(o)) {
+        if (needs_arg(o)) {
             switch (o->type == CLI_CHOICE ? CLI_COMPLETE_CHOICE : o->complete) {
             case CLI_COMPLETE_FILE: fputs(" -r -F", f); break;
             case CLI_COMPLETE_DIR: fputs(" -x -a '(__fish_complete_directories)'", f); break;

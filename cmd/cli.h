@@ -34,6 +34,8 @@ typedef enum {
     CLI_STRING,   /* *(const char **)dest = optarg */
     CLI_CHOICE,   /* *(const char **)dest = optarg, one of `choices` */
     CLI_LIST,     /* appends optarg to a cli_list (repeatable option) */
+    CLI_OPTINT,   /* --name[=N], no short name: *(int *)dest = N in [min, max], or -1
+                   * when given bare (the program's default) */
     CLI_HELP,     /* --help: prints help to stdout, exits 0 */
     CLI_VERSION   /* --version: prints "prog VERSION", exits 0 */
 } cli_type;

@@ -17,7 +17,8 @@ static const char *o_model, *o_format = "tsv", *o_long = "truncate", *o_labels;
 static const char *o_template = "{text} Label: {label}";
 static const char *o_device = "cpu";
 static int o_text_field, o_id_field, o_top_k, o_with_input, o_null, o_threads, o_quiet;
-static int o_batch = 64;
+static int o_batch = 64, o_explain, o_explain_steps = 32;
+static const char *o_explain_method = "ig";
 static double o_threshold = -1;
 static int64_t o_seed = 1;
 
@@ -56,6 +57,16 @@ static const cli_opt opts[] = {
     {"template", 0, CLI_STRING, &o_template, "STR",
      "zero-shot prompt: {text} is the record, {label} a candidate label (at the end); "
      "\\n and \\t are a newline and a tab", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 0},
+    {"explain", 0, CLI_OPTINT, &o_explain, "K",
+     "explain each printed label by the K tokens (default 10) that raised its probability "
+     "most and the K that lowered it most, with their scores and byte offsets", NULL, 1,
+     100000, 0, CLI_COMPLETE_NONE, 1},
+    {"explain-method", 0, CLI_CHOICE, &o_explain_method, "HOW",
+     "ig: integrated gradients over the token embeddings; occlusion: each token left out "
+     "in turn", "ig|occlusion", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+    {"explain-steps", 0, CLI_INT, &o_explain_steps, "N",
+     "integration steps of --explain-method ig (cost: about N forward and backward passes "
+     "per explained label)", NULL, 1, 1024, 0, CLI_COMPLETE_NONE, 0},
     {"batch", 'b', CLI_INT, &o_batch, "N", "documents per forward pass", NULL, 1, 65536, 0,
      CLI_COMPLETE_NONE, 0},
     {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
@@ -335,6 +346,178 @@ static void out_prob(float p)
     outs(num);
 }
 
+/* ------------------------------------------------------------------------ */
+/* Explanations: each printed label's attributions over the record's text
+ * field (offsets into it, after invalid UTF-8 was replaced). */
+
+static llm_explain_method g_method;
+static int g_baseline = -1;
+static uint64_t g_explain_cut;     /* explained documents that were truncated */
+
+typedef struct {
+    llm_ids ids, spans;
+    float *score;
+    int *order;                    /* positions to print, best first */
+    int n_order, truncated;
+    size_t cap;
+} explanation;
+
+static int by_score_desc(const void *a, const void *b, void *sc)
+{
+    const float *s = sc;
+    float x = s[*(const int *)a], y = s[*(const int *)b];
+    return x < y ? 1 : x > y ? -1 : *(const int *)a - *(const int *)b;
+}
+
+/* Fills e for label k of the text t[0..n): the K highest positive scores in
+ * falling order, then the K lowest negative ones in rising order. */
+static void explain_label(explanation *e, const char *t, size_t n, int k)
+{
+    e->ids.len = 0;
+    check(llm_cls_encode_spans(g_tok, t, n, g_ctx, &e->ids, &e->spans, &e->truncated));
+    int len = (int)e->ids.len, K = o_explain > 0 ? o_explain : 10;
+    if ((size_t)len > e->cap) {
+        e->cap = (size_t)len;
+        e->score = grow(e->score, e->cap, sizeof *e->score);
+        e->order = grow(e->order, e->cap, sizeof *e->order);
+    }
+    unsigned char *vary = grow(NULL, (size_t)len, 1);
+    int bos = llm_tok_bos_id(g_tok) >= 0, eos = llm_tok_eos_id(g_tok) >= 0;
+    for (int i = 0; i < len; i++)
+        vary[i] = i >= bos && i < len - eos;
+    double f[2];
+    check(llm_cls_explain(g_model, e->ids.data, len, vary, k, g_method, o_explain_steps,
+                          g_baseline, e->score, f));
+    int m = 0;
+    for (int i = 0; i < len; i++)
+        if (vary[i])
+            e->order[m++] = i;
+    qsort_r(e->order, (size_t)m, sizeof *e->order, by_score_desc, e->score);
+    int pos = 0, neg = 0;
+    while (pos < m && pos < K && e->score[e->order[pos]] > 0)
+        pos++;
+    while (neg < m - pos && neg < K && e->score[e->order[m - 1 - neg]] < 0)
+        neg++;
+    for (int i = 0; i < neg; i++)          /* the most negative first */
+        e->order[pos + i] = e->order[m - 1 - i];
+    e->n_order = pos + neg;
+    free(vary);
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+
+/* Token i's span in the text, without the spaces around it (a piece's
+ * leading space) unless it is only spaces; -1, -1 when unknown. */
+static void token_span(const explanation *e, const char *t, int i, int32_t *s0, int32_t *e0)
+{
+    int32_t a = e->spans.data[2 * i], z = e->spans.data[2 * i + 1];
+    *s0 = a;
+    *e0 = z;
+    if (a < 0)
+        return;
+    while (a < z && is_space(t[a]))
+        a++;
+    while (z > a && is_space(t[z - 1]))
+        z--;
+    if (a < z) {
+        *s0 = a;
+        *e0 = z;
+    }
+}
+
+/* Token i's text: its bytes in the record, or its piece when its place in
+ * the text is unknown; invalid UTF-8 (a character split between byte-level
+ * tokens) as U+FFFD. */
+static void token_text(const explanation *e, const char *t, int i, llm_buf *out)
+{
+    int32_t s0, e0;
+    token_span(e, t, i, &s0, &e0);
+    out->len = 0;
+    if (s0 < 0)
+        check(llm_tok_decode_piece(g_tok, -1, e->ids.data[i], out));
+    else
+        check(llm_buf_append(out, t + s0, (size_t)(e0 - s0)));
+    size_t bad;
+    llm_buf fixed = { 0 };
+    const char *p = out->data ? out->data : "";
+    size_t n = out->len;
+    while (n && !llm_utf8_check(p, n, &bad)) {
+        check(llm_buf_append(&fixed, p, bad));
+        check(llm_buf_append(&fixed, "\xEF\xBF\xBD", 3));
+        p += bad + 1;
+        n -= bad + 1;
+    }
+    if (fixed.len) {
+        check(llm_buf_append(&fixed, p, n));
+        out->len = 0;
+        check(llm_buf_append(out, fixed.data, fixed.len));
+    }
+    llm_buf_free(&fixed);
+}
+
+static void out_score(float x)
+{
+    char num[32];
+    snprintf(num, sizeof num, "%.4g", x);
+    outs(num);
+}
+
+static void out_json_string(const char *s, size_t n);
+
+static void emit_explanation_json(explanation *e, const char *t)
+{
+    llm_buf tok = { 0 };
+    out("[", 1);
+    for (int j = 0; j < e->n_order; j++) {
+        int i = e->order[j];
+        token_text(e, t, i, &tok);
+        outs(j ? ",{\"token\":" : "{\"token\":");
+        out_json_string(tok.data ? tok.data : "", tok.len);
+        char num[64];
+        int32_t s0, e0;
+        token_span(e, t, i, &s0, &e0);
+        if (s0 >= 0)
+            snprintf(num, sizeof num, ",\"start\":%d,\"end\":%d,\"score\":", (int)s0, (int)e0);
+        else
+            snprintf(num, sizeof num, ",\"start\":null,\"end\":null,\"score\":");
+        outs(num);
+        out_score(e->score[i]);
+        out("}", 1);
+    }
+    out("]", 1);
+    llm_buf_free(&tok);
+}
+
+/* token:score pairs separated by spaces; in a token \, tab, newline, CR and
+ * space are written \\, \t, \n, \r and \s. */
+static void emit_explanation_tsv(explanation *e, const char *t)
+{
+    llm_buf tok = { 0 };
+    for (int j = 0; j < e->n_order; j++) {
+        int i = e->order[j];
+        token_text(e, t, i, &tok);
+        if (j)
+            out(" ", 1);
+        for (size_t c = 0; c < tok.len; c++) {
+            char ch = tok.data[c];
+            const char *esc = ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n"
+                              : ch == '\r' ? "\\r" : ch == ' ' ? "\\s" : NULL;
+            if (esc)
+                outs(esc);
+            else
+                out(&ch, 1);
+        }
+        out(":", 1);
+        out_score(e->score[i]);
+    }
+    llm_buf_free(&tok);
+}
+
+static explanation g_expl;
+
 /* The labels to print, most probable first (ties: label order). */
 static int pick(const float *p, int *idx)
 {
@@ -390,6 +573,29 @@ static void emit(const batch *b, size_t r, const float *p, int *idx)
             out_prob(p[i]);
         }
         out("}", 1);
+        if (o_explain) {
+            int cut = 0;
+            outs(n > 1 ? ",\"explain\":{" : ",\"explain\":");
+            if (n == 0)
+                outs("[]");
+            for (int i = 0; i < n; i++) {
+                explain_label(&g_expl, text + b->toff[r], b->tlen[r], idx[i]);
+                cut |= g_expl.truncated;
+                if (n > 1) {
+                    if (i)
+                        out(",", 1);
+                    out_json_string(g_names[idx[i]], strlen(g_names[idx[i]]));
+                    out(":", 1);
+                }
+                emit_explanation_json(&g_expl, text + b->toff[r]);
+            }
+            if (n > 1)
+                out("}", 1);
+            if (cut) {
+                outs(",\"explain_truncated\":true");
+                g_explain_cut++;
+            }
+        }
         if (o_with_input) {
             outs(",\"text\":");
             out_json_string(text + b->toff[r], b->tlen[r]);
@@ -408,6 +614,12 @@ static void emit(const batch *b, size_t r, const float *p, int *idx)
             outs(g_names[idx[i]]);
             out("\t", 1);
             out_prob(p[idx[i]]);
+        }
+        for (int i = 0; o_explain && i < n; i++) {
+            explain_label(&g_expl, text + b->toff[r], b->tlen[r], idx[i]);
+            g_explain_cut += (uint64_t)g_expl.truncated;
+            out("\t", 1);
+            emit_explanation_tsv(&g_expl, text + b->toff[r]);
         }
         if (o_with_input) {
             out("\t", 1);
@@ -628,6 +840,17 @@ int main(int argc, char **argv)
     check(llm_tok_load(o_model, &g_tok));
     g_ctx = llm_model_config(g_model)->context;
     char **zs_names = NULL;
+    if (o_explain && o_labels)
+        cli_usage("--explain needs a classifier model; zero-shot --labels scores are not "
+                  "explained");
+    if (o_explain && !llm_model_n_labels(g_model))
+        cli_usage("--explain needs a classifier; '%s' is a language model", o_model);
+    if (o_explain) {
+        check(llm_explain_method_parse(o_explain_method, &g_method));
+        g_baseline = llm_tok_pad_id(g_tok) >= 0 ? llm_tok_pad_id(g_tok) : llm_tok_unk_id(g_tok);
+        if (g_baseline >= llm_model_config(g_model)->vocab_size)
+            g_baseline = -1;
+    }
     if (o_labels) {
         if (llm_model_n_labels(g_model))
             cli_usage("--labels is for zero-shot use of a language model; '%s' is a "
@@ -700,12 +923,20 @@ int main(int argc, char **argv)
                  (unsigned long long)g_truncated, g_truncated == 1 ? " was" : "s were",
                  g_ctx, g_zero_shot ? "lost their beginning" :
                  strcmp(o_long, "mean") == 0 ? "averaged over windows" : "truncated");
+    if (!o_quiet && g_explain_cut)
+        cli_warn("%llu explanation%s cover%s only the first %d tokens of a longer document",
+                 (unsigned long long)g_explain_cut, g_explain_cut == 1 ? "" : "s",
+                 g_explain_cut == 1 ? "s" : "", g_ctx);
     if (!o_quiet && g_repaired)
         cli_warn("%llu record%s held invalid UTF-8, replaced by U+FFFD",
                  (unsigned long long)g_repaired, g_repaired == 1 ? "" : "s");
     free(b.roff); free(b.rlen); free(b.toff); free(b.tlen); free(b.ioff); free(b.ilen);
     free(b.empty); free(b.doff); free(b.dlen); free(b.owner); free((void *)b.dptr);
     free(b.probs);
+    llm_ids_free(&g_expl.ids);
+    llm_ids_free(&g_expl.spans);
+    free(g_expl.score);
+    free(g_expl.order);
     llm_buf_free(&b.text);
     llm_ids_free(&b.ids);
     for (size_t r = 0; r < b.ecap; r++)

@@ -35,6 +35,10 @@ _llm_classify()
         ;;
     --template)
         ;;
+    --explain-method)
+        COMPREPLY=($(compgen -W 'ig occlusion' -P "$pre" -- "$cur"));;
+    --explain-steps)
+        ;;
     -b|--batch)
         ;;
     -t|--threads)
@@ -46,7 +50,7 @@ _llm_classify()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--model -m --text-field -f --id-field --top-k -k --threshold --with-input --format --null -0 --long --labels --template --batch -b --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--model -m --text-field -f --id-field --top-k -k --threshold --with-input --format --null -0 --long --labels --template --explain --explain-method --explain-steps --batch -b --threads -t --seed --device --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

@@ -37,7 +37,8 @@
 #    states (--freeze, 2 epochs, lr 3e-3), low-rank adapters (--lora 8, 1
 #    epoch, lr 1e-3) and every weight trained (1 epoch, lr 5e-5), batch 16,
 #    beside the recipe of part 2 and fastText trained on the same lines.
-#    Skipped without the package. SECTIONS (default "1 2 3") picks parts.
+#    Skipped without the package. SECTIONS (default "1 2 3") picks parts;
+#    PT_SETS (default "ag thuc") picks the sets of part 3.
 set -u
 ag=${DATA:-}/ag_news
 th=${DATA:-}/thucnews_titles
@@ -50,6 +51,7 @@ THUC_EPOCHS=${THUC_EPOCHS:-3}
 SECTIONS=${SECTIONS:-1 2 3}
 PT_TRAIN=${PT_TRAIN:-2000}
 PT_TEST=${PT_TEST:-2000}
+PT_SETS=${PT_SETS:-ag thuc}
 part() { case " $SECTIONS " in *" $1 "*) return 0;; esac; return 1; }
 
 now() { date +%s.%N; }
@@ -182,7 +184,7 @@ elif part 3; then
     echo
     echo "transfer: first $PT_TRAIN training lines, $PT_TEST evenly spaced test lines"
     header
-    for set in ag thuc; do
+    for set in $PT_SETS; do
         if [ $set = ag ]; then d=$ag; else d=$th; fi
         head -n "$PT_TRAIN" "$d/train.tsv" > pt-$set-train.tsv
         # Evenly spaced test lines: thucnews_titles' test file is sorted by label.

@@ -1,0 +1,68 @@
+#!/bin/sh
+# explain.sh: llm-classify --explain is faithful on a classifier whose labels
+# are decided by one planted keyword. Documents are 12 words drawn from 30
+# fillers; labels a-d each plant their own keyword at a random place, label e
+# plants none (so that no keyword class is "everything else"). A 1-layer,
+# 32-wide classifier over a word tokenizer learns this exactly; then, on 200
+# fresh documents, the top-scored token must be the keyword in at least 95%
+# of the keyword documents, with integrated gradients and with occlusion,
+# and every reported token must be the bytes its start/end offsets name in
+# the record. Also: a document longer than the context is explained over
+# its kept beginning and flagged ("explain_truncated", a warning).
+set -u
+cat > gen.awk <<'EOF'
+BEGIN {
+    srand(seed)
+    nf = split("the of and to in is was for on that with as by at from this are be it or an had not but were which all have one their", fill, " ")
+    split("zebra quartz violin copper", kw, " ")
+    split("a b c d e", lab, " ")
+    for (i = 0; i < n; i++) {
+        k = 1 + int(rand() * 5)
+        at = int(rand() * 12)
+        line = ""
+        for (j = 0; j < 12; j++) {
+            w = j == at && k < 5 ? kw[k] : fill[1 + int(rand() * nf)]
+            line = line (j ? " " : "") w
+        }
+        print lab[k] "\t" line
+    }
+}
+EOF
+awk -v seed=1 -v n=1000 -f gen.awk > train.tsv
+awk -v seed=2 -v n=200 -f gen.awk > test.tsv
+cut -f2 train.tsv > text.txt
+fail=0
+llm-tokenize train --model-type word --no-byte-fallback --vocab-size 48 -q -o w.model text.txt || exit 1
+llm-train --task classify -m w.model --layers 1 --dim 32 --heads 2 --ffn-dim 64 --context 16 \
+    --steps 150 --batch 16 --lr 3e-3 --threads 2 -q -o k.llm train.tsv || exit 1
+for method in ig occlusion; do
+    llm-classify -m k.llm -f 2 --explain=1 --explain-method $method test.tsv > $method.tsv || exit 1
+    # field 3: "token:score ..." of the predicted label
+    share=$(awk -F'\t' 'BEGIN { split("zebra quartz violin copper", kw, " ")
+                               split("a b c d", lab, " "); for (i in lab) want[lab[i]] = kw[i] }
+        NR == FNR { gold[FNR] = $1; next }
+        gold[FNR] in want { n++; split($3, p, " "); sub(/:[^:]*$/, "", p[1]); ok += p[1] == want[gold[FNR]] }
+        END { printf "%.3f %d", ok / n, n }' test.tsv $method.tsv)
+    echo "$method: keyword on top in $share keyword documents"
+    awk -v s="${share% *}" 'BEGIN { exit !(s >= 0.95) }' || { echo "FAIL: $method: $share < 0.95"; fail=1; }
+done
+# Offsets: every token of every explanation is the record's bytes there.
+llm-classify -m k.llm -f 2 --explain=5 --format jsonl test.tsv > ex.jsonl || exit 1
+bad=$(awk -F'\t' 'NR == FNR { text[FNR] = $2; next }
+    { s = $0
+      while (match(s, /"token":"[^"]*","start":[0-9]+,"end":[0-9]+/)) {
+          e = substr(s, RSTART, RLENGTH); s = substr(s, RSTART + RLENGTH)
+          split(e, f, /[":,]+/)   # "" token T start S end E
+          n++
+          if (substr(text[FNR], f[5] + 1, f[7] - f[5]) != f[3]) bad++
+      } }
+    END { print bad + 0, n + 0 }' test.tsv ex.jsonl)
+echo "offsets: ${bad% *} of ${bad#* } tokens do not match their bytes"
+[ "${bad% *}" -eq 0 ] && [ "${bad#* }" -ge 1000 ] || { echo "FAIL: offsets ($bad)"; fail=1; }
+# Longer than the context (16): the beginning is explained and flagged.
+long="the of and to in is was for on that with as by at from this are be it zebra"
+printf 'x\t%s\n' "$long" | llm-classify -m k.llm -f 2 --explain=3 --format jsonl > long.jsonl 2> long.err || exit 1
+grep -q '"explain_truncated":true' long.jsonl || { echo "FAIL: no explain_truncated"; cat long.jsonl; fail=1; }
+grep -q 'explanation covers only the first 16 tokens' long.err || { echo "FAIL: no warning"; cat long.err; fail=1; }
+grep -q '"token":"zebra"' long.jsonl && { echo "FAIL: a token past the context explained"; fail=1; }
+exit $fail
