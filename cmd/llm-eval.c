@@ -21,7 +21,7 @@ static const char *o_model, *o_task, *o_labels, *o_leakage;
 static double o_similarity = 0.8;
 static const char *o_format = "text";
 static const char *o_device = "cpu";
-static int o_batch, o_context;
+static int o_batch, o_context, o_top_tokens;
 static int64_t o_max_tokens, o_seed = 1;
 
 static const cli_opt opts[] = {
@@ -36,6 +36,10 @@ static const cli_opt opts[] = {
      "TRAIN, exactly or nearly, after folding case, Unicode forms, punctuation and "
      "spaces; with --model, also the share of its 13-grams of tokens found in TRAIN",
      NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"top-tokens", 0, CLI_INT, &o_top_tokens, "K",
+     "with a classifier: for each label, the K tokens that most often drive its "
+     "predictions (the 5 highest integrated-gradients scores of each document for each "
+     "predicted label), with document counts", NULL, 1, 100000, 0, CLI_COMPLETE_NONE, 1},
     {"similarity", 0, CLI_DOUBLE, &o_similarity, "X",
      "with --leakage: a near duplicate has at least this Jaccard similarity of "
      "character 5-grams", NULL, 0.01, 1, 0, CLI_COMPLETE_NONE, 0},
@@ -403,6 +407,154 @@ static void read_pairs(llm_metrics *m, const char *path)
     cli_close(f);
 }
 
+static void *xcalloc(size_t n, size_t size);
+
+/* --top-tokens: per (label, token id) the documents whose explanation of
+ * that predicted label has the token among its TOP_PER_DOC highest positive
+ * scores, and the sum of those scores; an open-addressing table. */
+enum { TOP_PER_DOC = 5 };
+
+typedef struct {
+    uint64_t key;            /* label * vocab + id + 1; 0: empty */
+    uint32_t docs;
+    double sum;
+} top_slot;
+
+static struct {
+    top_slot *t;
+    size_t cap, n;
+    int V, K;
+    const char *const *names;
+    const llm_tok *tok;
+} g_top;
+
+static top_slot *top_find(uint64_t key)
+{
+    size_t i = (size_t)(key * 0x9E3779B97F4A7C15ull) & (g_top.cap - 1);
+    while (g_top.t[i].key && g_top.t[i].key != key)
+        i = (i + 1) & (g_top.cap - 1);
+    return &g_top.t[i];
+}
+
+static void top_add(int label, int id, double score)
+{
+    if (2 * (g_top.n + 1) > g_top.cap) {
+        top_slot *old = g_top.t;
+        size_t oc = g_top.cap;
+        g_top.cap = oc ? 2 * oc : 1024;
+        g_top.t = xcalloc(g_top.cap, sizeof *g_top.t);
+        for (size_t i = 0; i < oc; i++)
+            if (old[i].key)
+                *top_find(old[i].key) = old[i];
+        free(old);
+    }
+    uint64_t key = (uint64_t)label * (uint64_t)g_top.V + (uint64_t)id + 1;
+    top_slot *s = top_find(key);
+    if (!s->key) {
+        s->key = key;
+        g_top.n++;
+    }
+    s->docs++;
+    s->sum += score;
+}
+
+static int top_cmp(const void *a, const void *b)
+{
+    const top_slot *x = *(const top_slot *const *)a, *y = *(const top_slot *const *)b;
+    if (x->docs != y->docs)
+        return x->docs < y->docs ? 1 : -1;
+    if (x->sum != y->sum)
+        return x->sum < y->sum ? 1 : -1;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* Label k's slots, most documents first (ties: larger score sum, lower id). */
+static size_t top_of(int k, const top_slot **v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g_top.cap; i++) {
+        const top_slot *s = &g_top.t[i];
+        if (s->key && (int)((s->key - 1) / (uint64_t)g_top.V) == k)
+            v[n++] = s;
+    }
+    qsort(v, n, sizeof *v, top_cmp);
+    return n < (size_t)o_top_tokens ? n : (size_t)o_top_tokens;
+}
+
+/* A token's text: its piece decoded, spaces around it dropped, invalid
+ * UTF-8 (part of a character) as U+FFFD. */
+static void top_text(const top_slot *s, llm_buf *b)
+{
+    b->len = 0;
+    int id = (int)((s->key - 1) % (uint64_t)g_top.V);
+    check(llm_tok_decode_piece(g_top.tok, -1, id, b));
+    llm_buf t = { 0 };
+    size_t a = 0, z = b->len, bad;
+    while (a < z && b->data[a] == ' ')
+        a++;
+    while (z > a && b->data[z - 1] == ' ')
+        z--;
+    const char *p = b->data ? b->data + a : "";
+    size_t n = z - a;
+    while (n && !llm_utf8_check(p, n, &bad)) {
+        check(llm_buf_append(&t, p, bad));
+        check(llm_buf_append(&t, "\xEF\xBF\xBD", 3));
+        p += bad + 1;
+        n -= bad + 1;
+    }
+    check(llm_buf_append(&t, p, n));
+    b->len = 0;
+    check(llm_buf_append(b, t.data ? t.data : "", t.len));
+    llm_buf_free(&t);
+}
+
+static void report_top_text(void)
+{
+    const top_slot **v = xcalloc(g_top.n, sizeof *v);
+    llm_buf b = { 0 };
+    putf("\ntokens that most often drive each predicted label (documents, mean score)\n");
+    for (int k = 0; k < g_top.K; k++) {
+        size_t n = top_of(k, v);
+        put(g_top.names[k]);
+        put(":");
+        for (size_t i = 0; i < n; i++) {
+            top_text(v[i], &b);
+            put(" ");
+            put(b.data ? b.data : "");
+            putf(" (%u, %.3f)", v[i]->docs, v[i]->sum / v[i]->docs);
+            put(i + 1 < n ? "," : "");
+        }
+        put("\n");
+    }
+    llm_buf_free(&b);
+    free((void *)v);
+}
+
+static void report_top_json(void)
+{
+    const top_slot **v = xcalloc(g_top.n, sizeof *v);
+    llm_buf b = { 0 };
+    put(",\"top_tokens\":{");
+    for (int k = 0; k < g_top.K; k++) {
+        size_t n = top_of(k, v);
+        put(k ? "," : "");
+        put_jstr(g_top.names[k], strlen(g_top.names[k]));
+        put(":[");
+        for (size_t i = 0; i < n; i++) {
+            top_text(v[i], &b);
+            put(i ? ",{\"token\":" : "{\"token\":");
+            put_jstr(b.data ? b.data : "", b.len);
+            putf(",\"documents\":%u,\"mean_score\":", v[i]->docs);
+            put_num(v[i]->sum / v[i]->docs);
+            put("}");
+        }
+        put("]");
+    }
+    put("}");
+    llm_buf_free(&b);
+    free((void *)v);
+}
+
 static void report_text(llm_metrics *m, const llm_metrics_result *res)
 {
     size_t n = res->labels;
@@ -543,6 +695,8 @@ static void report_json(llm_metrics *m, const llm_metrics_result *res)
         }
         put("]");
     }
+    if (g_top.K)
+        report_top_json();
     put("}\n");
 }
 
@@ -575,10 +729,13 @@ static void write_report(llm_metrics *m, int from_stdin)
     if (rc == LLM_ERR_INVALID)
         cli_die("no records in %s", from_stdin ? "standard input" : "the input");
     check(rc);
-    if (strcmp(o_format, "json") == 0)
+    if (strcmp(o_format, "json") == 0) {
         report_json(m, &res);
-    else
+    } else {
         report_text(m, &res);
+        if (g_top.K)
+            report_top_text();
+    }
 }
 
 static void run_pairs(int first, int argc, char **argv)
@@ -619,6 +776,12 @@ typedef struct {
     const char **gname, **pname;  /* (K) scratch for one record */
     size_t *glen, *plen;
     uint64_t truncated;
+    /* --top-tokens: one document's scores, attributed positions, order */
+    float *xscore;
+    unsigned char *xvary;
+    int *xord;
+    size_t xcap;
+    int baseline;            /* token of the integrated-gradients baseline, or -1 */
 } cls_eval;
 
 static int name_cmp(const char *a, size_t an, const char *b, size_t bn)
@@ -664,6 +827,53 @@ static void *xcalloc(size_t n, size_t size)
     if (!p)
         cli_die("out of memory");
     return p;
+}
+
+/* --top-tokens: explains predicted label `name` of document d. */
+static void cls_top(cls_eval *c, size_t d, const char *name)
+{
+    int k = cls_label(c, name, strlen(name)), n = (int)c->dlen[d];
+    const int32_t *ids = c->ids.data + c->doff[d];
+    if ((size_t)n > c->xcap) {
+        c->xcap = (size_t)n;
+        c->xscore = realloc(c->xscore, c->xcap * sizeof *c->xscore);
+        c->xvary = realloc(c->xvary, c->xcap);
+        c->xord = realloc(c->xord, c->xcap * sizeof *c->xord);
+        if (!c->xscore || !c->xvary || !c->xord)
+            cli_die("out of memory");
+    }
+    int bos = llm_tok_bos_id(c->tok) >= 0, eos = llm_tok_eos_id(c->tok) >= 0;
+    for (int i = 0; i < n; i++)
+        c->xvary[i] = i >= bos && i < n - eos;
+    double f[2];
+    check(llm_cls_explain(c->m, ids, n, c->xvary, k, LLM_EXPLAIN_IG, 32, c->baseline,
+                          c->xscore, f));
+    /* The TOP_PER_DOC highest positive scores, one per distinct token. */
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!c->xvary[i] || !(c->xscore[i] > 0))
+            continue;
+        int j = 0;
+        while (j < m && ids[c->xord[j]] != ids[i])
+            j++;
+        if (j < m) {
+            if (c->xscore[i] > c->xscore[c->xord[j]])
+                c->xord[j] = i;
+            continue;
+        }
+        c->xord[m++] = i;
+    }
+    for (int r = 0; r < m && r < TOP_PER_DOC; r++) {   /* partial selection sort */
+        int best = r;
+        for (int j = r + 1; j < m; j++)
+            if (c->xscore[c->xord[j]] > c->xscore[c->xord[best]] ||
+                (c->xscore[c->xord[j]] == c->xscore[c->xord[best]] && c->xord[j] < c->xord[best]))
+                best = j;
+        int t = c->xord[r];
+        c->xord[r] = c->xord[best];
+        c->xord[best] = t;
+        top_add(k, ids[c->xord[r]], c->xscore[c->xord[r]]);
+    }
 }
 
 /* Predicts the chunk and adds its records to the metrics. */
@@ -715,6 +925,8 @@ static void cls_flush(cls_eval *c)
             prob = strtod(num, NULL);
         }
         check(llm_metrics_add(c->met, c->gname, c->glen, ng, c->pname, c->plen, np, prob));
+        for (size_t i = 0; o_top_tokens && i < np; i++)
+            cls_top(c, d, c->pname[i]);
     }
     c->n = 0;
     c->ids.len = 0;
@@ -843,6 +1055,15 @@ static void run_classifier(const char *path, int first, int argc, char **argv)
     c.plen = xcalloc(K, sizeof *c.plen);
     check(llm_metrics_new(c.multi, &c.met));
     declare_labels(c.met, cls_known, &c);
+    if (o_top_tokens) {   /* the baseline of llm-classify --explain */
+        c.baseline = llm_tok_pad_id(tok) >= 0 ? llm_tok_pad_id(tok) : llm_tok_unk_id(tok);
+        if (c.baseline >= cfg->vocab_size)
+            c.baseline = -1;
+        g_top.V = cfg->vocab_size;
+        g_top.K = c.K;
+        g_top.names = c.names;
+        g_top.tok = tok;
+    }
 
     if (first >= argc)
         cls_read(&c, NULL);
@@ -855,6 +1076,10 @@ static void run_classifier(const char *path, int first, int argc, char **argv)
                  c.ctx);
 
     llm_metrics_free(c.met);
+    free(c.xscore);
+    free(c.xvary);
+    free(c.xord);
+    free(g_top.t);
     llm_ids_free(&c.ids);
     llm_ids_free(&c.gold);
     free(c.doff);
@@ -1221,6 +1446,8 @@ static void run_model(int first, int argc, char **argv)
         run_classifier(o_model, first, argc, argv);
         return;
     }
+    if (o_top_tokens)
+        cli_usage("--top-tokens explains a classifier; '%s' is a language model", o_model);
     int wants_classify = o_task ? strcmp(o_task, "classify") == 0 : 0;
     /* Labelled TSV given to a language model, without --task lm: almost
      * surely meant for a classifier. */
@@ -1247,6 +1474,8 @@ int main(int argc, char **argv)
         cli_usage("--task needs --model");
     if (!o_pairs && o_multi)
         cli_usage("--multi-label needs --pairs");
+    if (o_top_tokens && !o_model)
+        cli_usage("--top-tokens needs --model (a classifier)");
     check(llm_device_check(o_device));
     if (o_pairs)
         run_pairs(first, argc, argv);

@@ -7,8 +7,9 @@
 # fresh documents, the top-scored token must be the keyword in at least 95%
 # of the keyword documents, with integrated gradients and with occlusion,
 # and every reported token must be the bytes its start/end offsets name in
-# the record. Also: a document longer than the context is explained over
-# its kept beginning and flagged ("explain_truncated", a warning).
+# the record; llm-eval --top-tokens names each keyword first for its label.
+# Also: a document longer than the context is explained over its kept
+# beginning and flagged ("explain_truncated", a warning).
 set -u
 cat > gen.awk <<'EOF'
 BEGIN {
@@ -59,6 +60,13 @@ bad=$(awk -F'\t' 'NR == FNR { text[FNR] = $2; next }
     END { print bad + 0, n + 0 }' test.tsv ex.jsonl)
 echo "offsets: ${bad% *} of ${bad#* } tokens do not match their bytes"
 [ "${bad% *}" -eq 0 ] && [ "${bad#* }" -ge 1000 ] || { echo "FAIL: offsets ($bad)"; fail=1; }
+# llm-eval --top-tokens: the keyword drives each keyword label.
+llm-eval -m k.llm --top-tokens 2 test.tsv > top.txt || exit 1
+for p in "a: zebra (" "b: quartz (" "c: violin (" "d: copper ("; do
+    grep -qF "$p" top.txt || { echo "FAIL: llm-eval --top-tokens: no '$p'"; cat top.txt; fail=1; }
+done
+llm-eval -m k.llm --top-tokens 1 --format json test.tsv | grep -q '"top_tokens":{"a":\[{"token":"zebra","documents":' ||
+    { echo "FAIL: --top-tokens in JSON"; fail=1; }
 # Longer than the context (16): the beginning is explained and flagged.
 long="the of and to in is was for on that with as by at from this are be it zebra"
 printf 'x\t%s\n' "$long" | llm-classify -m k.llm -f 2 --explain=3 --format jsonl > long.jsonl 2> long.err || exit 1
