@@ -469,6 +469,43 @@ static void warn_overlap(const cls_raw *r, const size_t *val, size_t nv, const s
     llm_leak_free(x);
 }
 
+/* A warning when a tenth or more of the language-model validation tokens'
+ * 13-grams (val [v0, v1), at most its first 2^20 tokens) occur in the
+ * training tokens (train [t0, t1)): llm-eval --leakage -m's contamination
+ * measure. Read in chunks of 2^20 tokens that overlap by 12. */
+static void warn_lm_overlap(const llm_data *train, uint64_t t0, uint64_t t1,
+                            const llm_data *val, uint64_t v0, uint64_t v1, const char *what)
+{
+    enum { N = 13, CHUNK = 1 << 20 };
+    if (v1 - v0 > CHUNK)
+        v1 = v0 + CHUNK;
+    if (v1 - v0 < N || t1 - t0 < N)
+        return;
+    int32_t *buf = malloc((CHUNK + N - 1) * sizeof *buf);
+    if (!buf)
+        cli_die("out of memory");
+    llm_ngrams *g;
+    check(llm_ngrams_new(N, &g));
+    check(llm_data_read(val, v0, (size_t)(v1 - v0), buf));
+    check(llm_ngrams_add(g, buf, (size_t)(v1 - v0), 0));
+    llm_ngrams_index(g);
+    for (uint64_t s = t0; s + N <= t1; s += CHUNK) {
+        size_t n = (size_t)(t1 - s < CHUNK + N - 1 ? t1 - s : CHUNK + N - 1);
+        check(llm_data_read(train, s, n, buf));
+        llm_ngrams_scan(g, buf, n);
+    }
+    uint64_t total, found;
+    llm_ngrams_counts(g, 0, &total, &found);
+    if (total && found * 10 >= total)
+        cli_warn("warning: %llu of %llu %d-token sequences of the %s (%.1f%%) also occur in "
+                 "the training data, so validation loss flatters the model; 'llm-eval "
+                 "--leakage TRAIN -m MODEL' measures it per file",
+                 (unsigned long long)found, (unsigned long long)total, N, what,
+                 100.0 * (double)found / (double)total);
+    llm_ngrams_free(g);
+    free(buf);
+}
+
 /* Reads the labelled inputs; gives the model its head (or checks the one it
  * has); splits off the validation documents. */
 static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int argc,
@@ -1002,6 +1039,9 @@ int main(int argc, char **argv)
         if (train_end < (uint64_t)T + 1)
             cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
                     "shorter --context or more text)", (unsigned long long)train_end, T);
+        if (vend > vbegin)
+            warn_lm_overlap(data, 0, train_end, vdata, vbegin, vend,
+                            o_val ? "--val text" : "validation split");
     }
     int has_val = cls ? cval != NULL : vend > vbegin;
 
