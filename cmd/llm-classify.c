@@ -429,17 +429,21 @@ static void token_span(const explanation *e, const char *t, int i, int32_t *s0, 
 }
 
 /* Token i's text: its bytes in the record, or its piece when its place in
- * the text is unknown; invalid UTF-8 (a character split between byte-level
+ * the text is unknown or holds no byte; invalid UTF-8 (a character split between byte-level
  * tokens) as U+FFFD. */
 static void token_text(const explanation *e, const char *t, int i, llm_buf *out)
 {
     int32_t s0, e0;
     token_span(e, t, i, &s0, &e0);
     out->len = 0;
-    if (s0 < 0)
+    if (s0 >= 0 && e0 == s0) {   /* no bytes: SentencePiece's word-start mark */
+        const char *pc = llm_tok_piece(g_tok, e->ids.data[i]);
+        check(llm_buf_append(out, pc ? pc : "", pc ? strlen(pc) : 0));
+    } else if (s0 < 0) {
         check(llm_tok_decode_piece(g_tok, -1, e->ids.data[i], out));
-    else
+    } else {
         check(llm_buf_append(out, t + s0, (size_t)(e0 - s0)));
+    }
     size_t bad;
     llm_buf fixed = { 0 };
     const char *p = out->data ? out->data : "";
