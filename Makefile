@@ -80,7 +80,7 @@ endif
 LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 LIB_CXX  = $(wildcard lib/*.cc)
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
-CLI_OBJ  = $(B)/cmd/cli.o
+CLI_OBJ  = $(B)/cmd/cli.o $(B)/cmd/plot.o
 PROGS    = $(patsubst cmd/%.c,%,$(wildcard cmd/llm-*.c))
 BINS     = $(PROGS:%=$(B)/bin/%)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)

@@ -14,10 +14,11 @@
 
 #include "cli.h"
 #include "internal.h"   /* llm_json_put_string */
+#include "plot.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
 static int o_pairs, o_multi, o_quiet, o_threads;
-static const char *o_model, *o_task, *o_labels, *o_leakage;
+static const char *o_model, *o_task, *o_labels, *o_leakage, *o_plot;
 static double o_similarity = 0.8;
 static const char *o_format = "text";
 static const char *o_device = "cpu";
@@ -40,6 +41,9 @@ static const cli_opt opts[] = {
      "with a classifier: for each label, the K tokens that most often drive its "
      "predictions (the 5 highest integrated-gradients scores of each document for each "
      "predicted label), with document counts", NULL, 1, 100000, 0, CLI_COMPLETE_NONE, 1},
+    {"plot", 0, CLI_STRING, &o_plot, "FILE",
+     "classifiers (--pairs or a classifier model): also draw the confusion matrix as a "
+     "heat map and the reliability diagram, as SVG", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 1},
     {"similarity", 0, CLI_DOUBLE, &o_similarity, "X",
      "with --leakage: a near duplicate has at least this Jaccard similarity of "
      "character 5-grams", NULL, 0.01, 1, 0, CLI_COMPLETE_NONE, 0},
@@ -722,6 +726,41 @@ static void declare_labels(llm_metrics *m, label_known_fn known, const void *ctx
     }
 }
 
+/* --plot: the confusion matrix and the reliability diagram. */
+static void write_plot(llm_metrics *m, const llm_metrics_result *res)
+{
+    size_t K = res->labels;
+    const char **names = xcalloc(K, sizeof *names);
+    size_t *len = xcalloc(K, sizeof *len);
+    uint64_t *conf = res->multi_label ? NULL : xcalloc(K * K, sizeof *conf);
+    llm_label_stats st;
+    for (size_t i = 0; i < K; i++) {
+        check(llm_metrics_label_at(m, i, &st));
+        names[i] = st.name;
+        len[i] = st.len;
+        for (size_t j = 0; conf && j < K; j++)
+            conf[i * K + j] = llm_metrics_confusion(m, i, j);
+    }
+    uint64_t bn[10] = { 0 };
+    double bc[10], ba[10];
+    for (int b = 0; b < 10; b++) {
+        bc[b] = ba[b] = 0;
+        if (res->has_prob)
+            check(llm_metrics_ece_bin(m, b, &bn[b], &bc[b], &ba[b]));
+    }
+    llm_buf svg = { 0 };
+    char title[160];
+    snprintf(title, sizeof title, "%s %.4f, macro-F1 %.4f, %llu records%s",
+             res->multi_label ? "exact match" : "accuracy", res->accuracy, res->macro_f1,
+             (unsigned long long)res->records, res->has_prob ? "" : " (no probabilities)");
+    plot_classifier(&svg, (int)K, names, len, conf, bn, bc, ba, title);
+    check(llm_write_file(o_plot, svg.data, svg.len));
+    llm_buf_free(&svg);
+    free((void *)names);
+    free(len);
+    free(conf);
+}
+
 static void write_report(llm_metrics *m, int from_stdin)
 {
     llm_metrics_result res;
@@ -729,6 +768,8 @@ static void write_report(llm_metrics *m, int from_stdin)
     if (rc == LLM_ERR_INVALID)
         cli_die("no records in %s", from_stdin ? "standard input" : "the input");
     check(rc);
+    if (o_plot)
+        write_plot(m, &res);
     if (strcmp(o_format, "json") == 0) {
         report_json(m, &res);
     } else {
@@ -1446,8 +1487,9 @@ static void run_model(int first, int argc, char **argv)
         run_classifier(o_model, first, argc, argv);
         return;
     }
-    if (o_top_tokens)
-        cli_usage("--top-tokens explains a classifier; '%s' is a language model", o_model);
+    if (o_top_tokens || o_plot)
+        cli_usage("--%s is for a classifier; '%s' is a language model",
+                  o_top_tokens ? "top-tokens" : "plot", o_model);
     int wants_classify = o_task ? strcmp(o_task, "classify") == 0 : 0;
     /* Labelled TSV given to a language model, without --task lm: almost
      * surely meant for a classifier. */
@@ -1476,6 +1518,8 @@ int main(int argc, char **argv)
         cli_usage("--multi-label needs --pairs");
     if (o_top_tokens && !o_model)
         cli_usage("--top-tokens needs --model (a classifier)");
+    if (o_plot && o_leakage)
+        cli_usage("--plot draws a classifier's evaluation, not --leakage");
     check(llm_device_check(o_device));
     if (o_pairs)
         run_pairs(first, argc, argv);

@@ -10,10 +10,11 @@
 
 #include "cli.h"
 #include "internal.h"   /* llm_file_digest */
+#include "plot.h"
 #include "par.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
-static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log;
+static const char *o_model, *o_output, *o_checkpoint, *o_resume, *o_init, *o_log, *o_plot;
 static const char *o_val;
 static const char *o_task = "lm";
 static const char *o_pooling = "last";
@@ -26,6 +27,7 @@ static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
 static double o_epochs, o_val_fraction, o_time_limit;
 static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
+static int o_plot_only;
 static double o_dropout, o_lm_weight;
 static double o_lr = 1e-3, o_min_lr = -1, o_weight_decay = 0.1, o_beta1 = 0.9,
               o_beta2 = 0.95, o_adam_eps = 1e-8, o_clip = 1.0, o_decay_fraction = 0.2;
@@ -181,6 +183,13 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_CHOICE, 0},
     {"log", 0, CLI_STRING, &o_log, "FILE", "append JSON Lines metrics, one per step and "
      "per validation", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
+    {"plot", 0, CLI_STRING, &o_plot, "FILE",
+     "draw training and validation loss against step and tokens, with the learning rate, "
+     "as SVG when training stops (from the whole --log file when given)", NULL, 0, 0, 0,
+     CLI_COMPLETE_FILE, 1},
+    {"plot-only", 0, CLI_FLAG, &o_plot_only, NULL,
+     "only draw the existing --log file into --plot, without training", NULL, 0, 0, 0,
+     CLI_COMPLETE_NONE, 1},
     {"progress", 0, CLI_FLAG, &o_progress, NULL,
      "show progress even when standard error is not a terminal", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},
@@ -748,8 +757,8 @@ static size_t lora_params(const llm_model *m)
 static int transient(const cli_opt *o)
 {
     static const char *const names[] = {"resume", "override", "time-limit", "progress",
-                                        "quiet", "until", "init", "model", "help",
-                                        "version", NULL};
+                                        "quiet", "until", "init", "model", "plot",
+                                        "plot-only", "help", "version", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(o->name, names[i]) == 0)
             return 1;
@@ -905,11 +914,48 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
     llm_st_close(f);
 }
 
+/* --plot: the log text[0..n) (`name` in messages) as SVG into o_plot. */
+static void write_plot(const char *text, size_t n, const char *name)
+{
+    plot_log pl;
+    plot_log_read(text, n, name, &pl);
+    llm_buf svg = { 0 };
+    char title[256];
+    snprintf(title, sizeof title, "llm-train: %s", o_output ? o_output : name);
+    plot_training(&svg, &pl, title);
+    check(llm_write_file(o_plot, svg.data, svg.len));
+    llm_buf_free(&svg);
+    plot_log_free(&pl);
+}
+
+static void plot_file(const char *path)
+{
+    FILE *f = cli_open(path);
+    llm_buf t = { 0 };
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0)
+        check(llm_buf_append(&t, chunk, k));
+    if (ferror(f))
+        cli_die("cannot read '%s': %s", path, strerror(errno));
+    cli_close(f);
+    write_plot(t.data ? t.data : "", t.len, path);
+    llm_buf_free(&t);
+}
+
 int main(int argc, char **argv)
 {
     cli_signals();
     par_init(&argc, &argv);
     int first = cli_parse(&prog, argc, argv, NULL);
+    if (o_plot_only) {
+        if (!o_plot || !o_log)
+            cli_usage("--plot-only needs --plot FILE and --log FILE");
+        if (first < argc)
+            cli_usage("--plot-only trains nothing: no input files");
+        plot_file(o_log);
+        return 0;
+    }
     if (o_override && !o_resume)
         cli_usage("--override needs --resume");
     if (o_resume)
@@ -1110,8 +1156,14 @@ int main(int argc, char **argv)
         check_writable(o_checkpoint);
     }
     FILE *logf = NULL;
+    char *memlog = NULL;   /* --plot without --log: this run's lines */
+    size_t memlog_n = 0;
     if (o_log && !(logf = fopen(o_log, "a")))
         cli_die("cannot open '%s': %s", o_log, strerror(errno));
+    if (o_plot && rank == 0)
+        check_writable(o_plot);
+    if (o_plot && !o_log && rank == 0 && !(logf = open_memstream(&memlog, &memlog_n)))
+        cli_die("out of memory");
 
     const void *tokb;
     size_t tokn;
@@ -1321,7 +1373,14 @@ int main(int argc, char **argv)
         }
     }
     if (logf && fclose(logf) != 0)
-        cli_die("write error on '%s': %s", o_log, strerror(errno));
+        cli_die("write error on '%s': %s", o_log ? o_log : "(memory)", strerror(errno));
+    if (o_plot && rank == 0) {
+        if (o_log)
+            plot_file(o_log);
+        else
+            write_plot(memlog ? memlog : "", memlog_n, "(this run)");
+    }
+    free(memlog);
     llm_trainer_free(tr);
     llm_batcher_free(batcher);
     if (vdata != data)

@@ -24,6 +24,9 @@ _llm_eval()
         COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
     --top-tokens)
         ;;
+    --plot)
+        local IFS=$'\n'; compopt -o filenames 2>/dev/null
+        COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
     --similarity)
         ;;
     --task)
@@ -47,7 +50,7 @@ _llm_eval()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--pairs --model -m --leakage --top-tokens --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--pairs --model -m --leakage --top-tokens --plot --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

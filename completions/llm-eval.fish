@@ -4,6 +4,7 @@ complete -c llm-eval -l pairs -d 'score predictions: read gold<TAB>predicted[<TA
 complete -c llm-eval -s m -l model -r -F -d 'model file to evaluate: a classifier on labelled text, or a language model on text or token files'
 complete -c llm-eval -l leakage -r -F -d 'report each document of FILE (test or validation data) whose text is also in TRAIN, exactly or nearly, after folding case, Unicode forms, punctuation and spaces; with --model, also the share of its 13-grams of tokens found in TRAIN'
 complete -c llm-eval -l top-tokens -x -d 'with a classifier: for each label, the K tokens that most often drive its predictions (the 5 highest integrated-gradients scores of each document for each predicted label), with document counts'
+complete -c llm-eval -l plot -r -F -d 'classifiers (--pairs or a classifier model): also draw the confusion matrix as a heat map and the reliability diagram, as SVG'
 complete -c llm-eval -l similarity -x -d 'with --leakage: a near duplicate has at least this Jaccard similarity of character 5-grams'
 complete -c llm-eval -l task -x -a 'lm classify' -d 'with --model: lm (loss on text) or classify (labelled TSV); default: from the model file'
 complete -c llm-eval -l multi-label -d 'with --pairs: each side is a set of labels, comma-separated (or several __label__ words)'

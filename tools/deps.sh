@@ -7,10 +7,10 @@ job=${1:-check}
 need="gcc g++ make pkg-config libsentencepiece-dev libopenblas-openmp-dev libpcre2-dev libutf8proc-dev"
 case $job in
     demo)  need="$need fortunes" ;;
-    check) need="$need sentencepiece" ;;
+    check) need="$need sentencepiece libxml2-utils" ;;
     bench) need="$need sentencepiece fasttext" ;;
     mpi)   need="$need openmpi-bin libopenmpi-dev" ;;
-    ci)    need="$need sentencepiece clang libclang-rt-14-dev fortunes bash-completion openmpi-bin libopenmpi-dev parallel" ;;
+    ci)    need="$need sentencepiece libxml2-utils clang libclang-rt-14-dev fortunes bash-completion openmpi-bin libopenmpi-dev parallel" ;;
 esac
 missing=""
 for p in $need; do
