@@ -86,16 +86,19 @@ static void score_rows(const llm_model *m, int rows, int label, const double *we
     }
 }
 
-/* Rows of n tokens per forward: at most 4096 positions and about 256 MB of
- * attention probabilities (L x rows x H x n x n floats). */
+/* Rows of n tokens per forward, so that the activations the training pass
+ * keeps stay near 256 MB: per position about L (8 C + 3 F + H n) floats and
+ * the vocabulary-wide scratch; at most 4096 positions. */
 static int rows_per_pass(const llm_model *m, int n, int want)
 {
-    double att = 4.0 * m->cfg.n_layers * m->cfg.n_heads * (double)n * n;
-    int r = 4096 / n;
-    if (att * r > 256e6)
-        r = (int)(256e6 / att);
-    r = r < 1 ? 1 : r;
-    return r < want ? r : want;
+    const llm_config *c = &m->cfg;
+    double per_pos = 4.0 * ((double)c->n_layers * (8.0 * c->dim + 3.0 * c->ffn_dim +
+                                                   (double)c->n_heads * n) + c->vocab_size);
+    double r = 256e6 / (per_pos * n);
+    if (r * n > 4096)
+        r = 4096.0 / n;
+    int rows = r < 1 ? 1 : (int)r;
+    return rows < want ? rows : want;
 }
 
 static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned char *vary,
