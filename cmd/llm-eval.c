@@ -1096,10 +1096,8 @@ static void run_classifier(const char *path, int first, int argc, char **argv)
     c.plen = xcalloc(K, sizeof *c.plen);
     check(llm_metrics_new(c.multi, &c.met));
     declare_labels(c.met, cls_known, &c);
-    if (o_top_tokens) {   /* the baseline of llm-classify --explain */
-        c.baseline = llm_tok_pad_id(tok) >= 0 ? llm_tok_pad_id(tok) : llm_tok_unk_id(tok);
-        if (c.baseline >= cfg->vocab_size)
-            c.baseline = -1;
+    if (o_top_tokens) {
+        c.baseline = -1;   /* zero embeddings, as llm-classify --explain */
         g_top.V = cfg->vocab_size;
         g_top.K = c.K;
         g_top.names = c.names;

@@ -21,9 +21,11 @@
  * sharply at several scales of a (down to 1e-4 and below on a small random
  * model), where a rule in a misses the turns. For it the nodes are spread
  * evenly in log a from about sqrt(eps / mean square of the embeddings) up,
- * which resolves the first turn; a baseline token (the tokenizer's padding
- * token, llm-classify's default) keeps the path away from zero and F
- * smooth along it. */
+ * which resolves the first turn (on an ag_news classifier, 32 nodes give
+ * the sum 1.3899 for F(x) - F(0) = 1.3900). A baseline token keeps the path
+ * away from zero and F smooth, but is an arbitrary point: an untrained
+ * <unk> can look like one label to the model, and then every real token
+ * seems to argue against it. llm-classify uses zero. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -24,6 +24,9 @@ fail=0
 [ -s tok.model ] && [ -s corpus.tok ] && [ -s base.llm ] && [ -s risk.llm ] || { echo "FAIL: missing model files"; fail=1; }
 [ "$(wc -l < labels.tsv)" -eq "$(wc -l < notes.txt)" ] || { echo "FAIL: labels.tsv does not have one record per note"; fail=1; }
 grep -q "accuracy" tour.out || { echo "FAIL: no accuracy in the output"; fail=1; }
+[ "$(grep -c '"explain":\[{"token":' why.jsonl)" -eq "$(wc -l < notes.txt)" ] || { echo "FAIL: why.jsonl lacks explanations"; fail=1; }
+grep -q "^tokens that most often drive each predicted label" tour.out || { echo "FAIL: no --top-tokens"; fail=1; }
+for f in base.svg risk.svg; do grep -q '</svg>' $f || { echo "FAIL: no picture $f"; fail=1; }; done
 grep -q "perplexity" tour.out || { echo "FAIL: no perplexity in the output"; fail=1; }
 grep -q "^# test.tsv: .* documents .* also in labelled.tsv" tour.out || { echo "FAIL: no leakage summary in the output"; fail=1; }
 exit $fail
