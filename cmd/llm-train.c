@@ -3,10 +3,15 @@
  * training loop's bookkeeping only; the maths is in lib/ (model.c, train.c). */
 #include <errno.h>
 #include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include "cli.h"
 #include "internal.h"   /* llm_file_digest */
@@ -914,6 +919,301 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
     llm_st_close(f);
 }
 
+/* ------------------------------------------------------------------------ */
+/* One command: `llm-train --task classify FILE... -o OUT` with neither -m
+ * nor --init builds what they would name, in three stages run as child
+ * processes of the sibling programs (each with its own signals, checkpoints
+ * and messages): a tokenizer from the texts, a small language model
+ * pretrained on them, and the classifier fine-tuned from it with the
+ * auxiliary language-model loss, a held-out tenth for model choice and
+ * calibration. The stages' files go to OUT.parts.XXXXXX, removed at the end.
+ * The recipe is tests/bench/classify.sh's, sized by the data. */
+
+/* Options that keep their meaning here; any other is a usage error. */
+static int one_command_option(const char *name)
+{
+    static const char *const ok[] = {"task", "output", "val", "val-fraction", "epochs",
+                                     "time-limit", "threads", "seed", "multi-label",
+                                     "balance", "dedup", "quiet", "progress", "log", "plot",
+                                     "device", NULL};
+    for (int i = 0; ok[i]; i++)
+        if (strcmp(name, ok[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* The sibling program `name`: in this program's directory, else on PATH. */
+static char *sibling(const char *name)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    size_t need = (n > 0 ? (size_t)n : 0) + strlen(name) + 2;
+    char *p = malloc(need);
+    if (!p)
+        cli_die("out of memory");
+    if (n > 0) {
+        self[n] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(p, need, "%s/%s", self, name);
+            if (access(p, X_OK) == 0)
+                return p;
+        }
+    }
+    snprintf(p, need, "%s", name);
+    return p;
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+} argvec;
+
+static void arg(argvec *a, const char *fmt, ...) CLI_PRINTF(2, 3);
+static void arg(argvec *a, const char *fmt, ...)
+{
+    if (a->n + 2 > a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 32;
+        a->v = realloc(a->v, (size_t)a->cap * sizeof *a->v);
+        if (!a->v)
+            cli_die("out of memory");
+    }
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (!(a->v[a->n++] = strdup(buf)))
+        cli_die("out of memory");
+    a->v[a->n] = NULL;
+}
+
+static void argvec_free(argvec *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    memset(a, 0, sizeof *a);
+}
+
+/* Runs a stage; dies naming it (and the kept parts) when it fails. */
+static void stage(argvec *a, const char *what, const char *parts)
+{
+    pid_t pid;
+    int rc = posix_spawnp(&pid, a->v[0], NULL, NULL, a->v, environ);
+    if (rc)
+        cli_die("cannot run '%s' (%s): %s; the parts are in '%s'", a->v[0], what,
+                strerror(rc), parts);
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            cli_die("waiting for '%s': %s", a->v[0], strerror(errno));
+    if (WIFSIGNALED(st))
+        cli_die("%s was killed by signal %d; the parts are in '%s'", what, WTERMSIG(st),
+                parts);
+    if (WEXITSTATUS(st) != 0) {
+        cli_warn("%s failed (exit %d); the parts are in '%s'", what, WEXITSTATUS(st),
+                 parts);
+        exit(WEXITSTATUS(st) >= 128 ? WEXITSTATUS(st) : CLI_EXIT_FAIL);
+    }
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+static void remove_parts(const char *dir)
+{
+    static const char *const files[] = {"texts.txt", "tok.model", "base.llm",
+                                        "base.llm.ckpt", NULL};
+    char p[4096];
+    for (int i = 0; files[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static int one_command(const cli_prog *pg, int first, int argc, char **argv)
+{
+    for (int i = 0; i < pg->nopts; i++)
+        if (pg->opts[i].dest && cli_given(pg->opts[i].dest) &&
+            !one_command_option(pg->opts[i].name))
+            cli_usage("--%s needs -m TOKENIZER or --init MODEL: with neither, llm-train "
+                      "chooses the tokenizer and model itself", pg->opts[i].name);
+    if (first >= argc)
+        cli_usage("with neither -m nor --init, name the labelled files (they are read "
+                  "twice: for the tokenizer and the model, then for the classifier)");
+    for (int i = first; i < argc; i++)
+        if (strcmp(argv[i], "-") == 0)
+            cli_usage("with neither -m nor --init, standard input cannot be read (it is "
+                      "read twice): name a file");
+    double t0 = cli_now();
+    size_t n = strlen(o_output) + 16;
+    char *parts = malloc(n);
+    if (!parts)
+        cli_die("out of memory");
+    snprintf(parts, n, "%s.parts.XXXXXX", o_output);
+    if (!mkdtemp(parts))
+        cli_die("cannot make a directory beside '%s': %s", o_output, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/texts.txt", parts);
+    FILE *out = fopen(path, "w");
+    if (!out)
+        cli_die("cannot create '%s': %s", path, strerror(errno));
+    /* The texts, and what sizes the recipe: characters, spaces, lengths. */
+    size_t docs = 0, cap = 0, *lens = NULL;
+    uint64_t chars = 0, spaces = 0;
+    static cli_span span[4096];
+    for (int i = first; i < argc; i++) {
+        FILE *f = cli_open(argv[i]);
+        llm_lines *lr;
+        check(llm_lines_open(f, &lr));
+        const char *line, *text;
+        size_t len, nl;
+        int rc;
+        while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
+            if (len && line[len - 1] == '\r')
+                len--;
+            if (len == 0 || cli_split_labelled(line, len, o_multi_label, span,
+                                               sizeof span / sizeof span[0], &nl, &text))
+                continue;   /* the classifier stage reports bad lines */
+            size_t tl = (size_t)(line + len - text), c = 0;
+            for (size_t k = 0; k < tl; k++) {
+                c += ((unsigned char)text[k] & 0xC0) != 0x80;
+                spaces += text[k] == ' ';
+            }
+            chars += c;
+            if (docs == cap) {
+                cap = cap ? 2 * cap : 1024;
+                if (!(lens = realloc(lens, cap * sizeof *lens)))
+                    cli_die("out of memory");
+            }
+            lens[docs++] = c;
+            if (fwrite(text, 1, tl, out) != tl || fputc('\n', out) == EOF)
+                cli_die("write error on '%s': %s", path, strerror(errno));
+        }
+        if (rc < 0)
+            cli_die("'%s': %s", argv[i], llm_errmsg());
+        llm_lines_free(lr);
+        cli_close(f);
+    }
+    if (fclose(out) != 0)
+        cli_die("write error on '%s': %s", path, strerror(errno));
+    if (docs == 0)
+        cli_die("no labelled documents in the input");
+    /* Text without spaces (Chinese, Japanese): a character tokenizer; else
+     * unigram pieces. The context holds the 95th percentile document. */
+    int by_char = spaces * 20 < chars;
+    qsort(lens, docs, sizeof *lens, cmp_size);
+    size_t p95 = lens[(docs - 1) * 95 / 100];
+    free(lens);
+    int ctx = (int)(by_char ? p95 : p95 / 4) + 2;
+    ctx = ctx < 32 ? 32 : ctx > 256 ? 256 : (ctx + 15) / 16 * 16;
+    int threads = o_threads;
+    char *tokp = sibling("llm-tokenize"), *trainp = sibling("llm-train");
+    if (!o_quiet)
+        fprintf(stderr, "llm-train: no -m or --init: a %s tokenizer from the %zu texts, a "
+                "2 x 128 language model pretrained on them (10 epochs, context %d), then "
+                "the classifier fine-tuned from it with the language-modelling loss; "
+                "parts in '%s'\n", by_char ? "character" : "unigram", docs, ctx, parts);
+    argvec a = { 0 };
+    /* 1. The tokenizer. */
+    arg(&a, "%s", tokp);
+    arg(&a, "train");
+    if (by_char)
+        arg(&a, "--model-type=char");
+    arg(&a, "--vocab-size=auto");
+    arg(&a, "--seed=%lld", (long long)o_seed);
+    arg(&a, "--threads=%d", threads);
+    arg(&a, "-q");
+    arg(&a, "-o");
+    arg(&a, "%s/tok.model", parts);
+    arg(&a, "%s/texts.txt", parts);
+    stage(&a, "building the tokenizer", parts);
+    argvec_free(&a);
+    /* 2. Pretraining; two thirds of what --time-limit leaves. */
+    arg(&a, "%s", trainp);
+    arg(&a, "-m");
+    arg(&a, "%s/tok.model", parts);
+    static const char *const shape[] = {"--layers=2", "--dim=128", "--heads=4",
+                                        "--ffn-dim=344", "--batch=16", "--lr=2e-3",
+                                        "--warmup=20", "--dropout=0.1", "--epochs=10", NULL};
+    for (int i = 0; shape[i]; i++)
+        arg(&a, "%s", shape[i]);
+    arg(&a, "--context=%d", ctx);
+    arg(&a, "--threads=%d", threads);
+    arg(&a, "--seed=%lld", (long long)o_seed);
+    arg(&a, "--device=%s", o_device);
+    if (o_time_limit > 0) {
+        double left = o_time_limit - (cli_now() - t0);
+        arg(&a, "--time-limit=%g", left * 2 / 3 > 1 ? left * 2 / 3 : 1);
+    }
+    arg(&a, "%s", o_progress ? "--progress" : "-q");
+    arg(&a, "-o");
+    arg(&a, "%s/base.llm", parts);
+    arg(&a, "%s/texts.txt", parts);
+    stage(&a, "pretraining", parts);
+    argvec_free(&a);
+    /* 3. The classifier: this command's own options and files. */
+    arg(&a, "%s", trainp);
+    arg(&a, "--task=classify");
+    arg(&a, "--init");
+    arg(&a, "%s/base.llm", parts);
+    static const char *const fine[] = {"--pooling=mean", "--batch=32", "--lr=1e-3",
+                                       "--warmup=20", "--lm-weight=0.5", "--eval-every=50",
+                                       "--patience=6", NULL};
+    for (int i = 0; fine[i]; i++)
+        arg(&a, "%s", fine[i]);
+    /* At least 3 epochs and about 600 steps: small sets need more passes. */
+    double vf = o_val ? 0 : cli_given(&o_val_fraction) ? o_val_fraction : 0.1;
+    double ep = ceil(600.0 * 32 / ((double)docs * (1 - vf)));
+    ep = ep < 3 ? 3 : ep > 50 ? 50 : ep;
+    arg(&a, "--epochs=%g", cli_given(&o_epochs) ? o_epochs : ep);
+    if (o_val)
+        arg(&a, "--val=%s", o_val);
+    else
+        arg(&a, "--val-fraction=%g", cli_given(&o_val_fraction) ? o_val_fraction : 0.1);
+    arg(&a, "--threads=%d", threads);
+    arg(&a, "--seed=%lld", (long long)o_seed);
+    arg(&a, "--device=%s", o_device);
+    if (o_multi_label)
+        arg(&a, "--multi-label");
+    if (o_balance)
+        arg(&a, "--balance");
+    if (o_dedup)
+        arg(&a, "--dedup");
+    if (o_log)
+        arg(&a, "--log=%s", o_log);
+    if (o_plot)
+        arg(&a, "--plot=%s", o_plot);
+    if (o_progress)
+        arg(&a, "--progress");
+    if (o_quiet)
+        arg(&a, "-q");
+    if (o_time_limit > 0) {
+        double left = o_time_limit - (cli_now() - t0);
+        arg(&a, "--time-limit=%g", left > 1 ? left : 1);
+    }
+    arg(&a, "-o");
+    arg(&a, "%s", o_output);
+    for (int i = first; i < argc; i++)
+        arg(&a, "%s", argv[i]);
+    stage(&a, "fine-tuning the classifier", parts);
+    argvec_free(&a);
+    remove_parts(parts);
+    if (!o_quiet)
+        fprintf(stderr, "llm-train: one command done in %.0f s; model '%s'\n",
+                cli_now() - t0, o_output);
+    free(tokp);
+    free(trainp);
+    free(parts);
+    return 0;
+}
+
 /* --plot: the log text[0..n) (`name` in messages) as SVG into o_plot. */
 static void write_plot(const char *text, size_t n, const char *name)
 {
@@ -974,6 +1274,8 @@ int main(int argc, char **argv)
     if (o_val && o_val_fraction > 0)
         cli_usage("--val and --val-fraction cannot be combined");
     int cls = strcmp(o_task, "classify") == 0;
+    if (cls && !o_model && !o_init && !o_resume && rank == 0 && world == 1)
+        return one_command(&prog, first, argc, argv);
     if (!cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
         cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
     if (o_lora && !o_init && !o_resume)

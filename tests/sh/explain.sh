@@ -12,26 +12,8 @@
 # Also: a document longer than the context is explained over its kept
 # beginning and flagged ("explain_truncated", a warning).
 set -u
-cat > gen.awk <<'EOF'
-BEGIN {
-    srand(seed)
-    nf = split("the of and to in is was for on that with as by at from this are be it or an had not but were which all have one their", fill, " ")
-    split("zebra quartz violin copper", kw, " ")
-    split("a b c d e", lab, " ")
-    for (i = 0; i < n; i++) {
-        k = 1 + int(rand() * 5)
-        at = int(rand() * 12)
-        line = ""
-        for (j = 0; j < 12; j++) {
-            w = j == at && k < 5 ? kw[k] : fill[1 + int(rand() * nf)]
-            line = line (j ? " " : "") w
-        }
-        print lab[k] "\t" line
-    }
-}
-EOF
-awk -v seed=1 -v n=1000 -f gen.awk > train.tsv
-awk -v seed=2 -v n=200 -f gen.awk > test.tsv
+awk -v seed=1 -v n=1000 -f "$TOP/tests/sh/keywords.awk" > train.tsv
+awk -v seed=2 -v n=200 -f "$TOP/tests/sh/keywords.awk" > test.tsv
 cut -f2 train.tsv > text.txt
 fail=0
 llm-tokenize train --model-type word --no-byte-fallback --vocab-size 48 -q -o w.model text.txt || exit 1
