@@ -37,7 +37,9 @@
 #    states (--freeze, 2 epochs, lr 3e-3), low-rank adapters (--lora 8, 1
 #    epoch, lr 1e-3) and every weight trained (1 epoch, lr 5e-5), batch 16,
 #    beside the recipe of part 2 and fastText trained on the same lines.
-#    Skipped without the package. SECTIONS (default "1 2 3") picks parts;
+#    Skipped without the package. Parts 2 and 3 also run llm-train's one
+#    command (`llm-train --task classify FILE -o OUT`, defaults only) on the
+#    same training file. SECTIONS (default "1 2 3") picks parts;
 #    PT_SETS (default "ag thuc") picks the sets of part 3.
 set -u
 ag=${DATA:-}/ag_news
@@ -105,6 +107,17 @@ run_ours() { # name train test tokenizer-options context pooling pretrain-option
     echo "$train_s $label_s $(cut -f1 "$test" | paste - $name.pred | score)"
 }
 
+run_one() { # name train test: llm-train's one command, defaults only
+    name=$1 train=$2 test=$3
+    t0=$(now)
+    llm-train --task classify -t 2 -q -o $name-one.llm "$train" || return 1
+    train_s=$(since "$t0")
+    t0=$(now)
+    cut -f2 "$test" | llm-classify -m $name-one.llm -t 2 -q | cut -f1 > $name-one.pred
+    label_s=$(since "$t0")
+    echo "$train_s $label_s $(cut -f1 "$test" | paste - $name-one.pred | score)"
+}
+
 run_fasttext() { # name train test text-prep label-prep
     name=$1 train=$2 test=$3 prep=$4 lprep=$5
     cut -f1 "$train" | $lprep | sed 's/^/__label__/' > $name-ft.labels
@@ -126,7 +139,7 @@ chars() { sed 's/\(.\)/\1 /g; s/ *$//'; }   # UTF-8 aware with LC_ALL=C.UTF-8
 
 row() { # data tool "train-s label-s accuracy macro-F1"
     set -- "$1" "$2" $3
-    printf '%-16s %-14s %9s %9s %9s %9s\n' "$1" "$2" "$5" "$6" "$3" "$4"
+    printf '%-16s %-16s %9s %9s %9s %9s\n' "$1" "$2" "$5" "$6" "$3" "$4"
 }
 
 # Our recipe and fastText on one set's TRAIN and TEST files, a row each.
@@ -143,15 +156,16 @@ compare() { # set train test
     fi
     row "$(basename "$d")" llm "$(run_ours $set "$train" "$test" "$topt" $ctx $pool "$popt" "$fopt" ||
         echo - - - -)"
+    row "$(basename "$d")" "llm one command" "$(run_one $set "$train" "$test" || echo - - - -)"
     if command -v fasttext > /dev/null 2>&1; then
         row "$(basename "$d")" fasttext "$(run_fasttext $set "$train" "$test" $prep $lprep ||
             echo - - - -)"
     else
-        printf '%-16s %-14s (fasttext not installed)\n' "$(basename "$d")" fasttext
+        printf '%-16s %-16s (fasttext not installed)\n' "$(basename "$d")" fasttext
     fi
 }
 
-header() { printf '\n%-16s %-14s %9s %9s %9s %9s\n' data tool accuracy macro-F1 "train s" "label s"; }
+header() { printf '\n%-16s %-16s %9s %9s %9s %9s\n' data tool accuracy macro-F1 "train s" "label s"; }
 
 if part 2; then
     header
