@@ -30,7 +30,7 @@ static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
 static double o_rope_base = 10000, o_norm_eps = 1e-5;
 static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
-static double o_epochs, o_val_fraction, o_time_limit;
+static double o_epochs, o_val_fraction, o_time_limit, o_autotune;
 static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
 static int o_plot_only;
 static double o_dropout, o_lm_weight;
@@ -180,6 +180,11 @@ static const cli_opt opts[] = {
     {"time-limit", 0, CLI_DOUBLE, &o_time_limit, "SECONDS",
      "stop when this much time has passed, validate and save (0: no limit)", NULL, 0,
      1e9, 0, CLI_COMPLETE_NONE, 1},
+    {"autotune", 0, CLI_DOUBLE, &o_autotune, "SECONDS",
+     "with neither -m nor --init: search the fine-tuning settings (learning rate, "
+     "language-modelling weight, pooling, dropout, epochs) on a held-out tenth, then "
+     "train with the best; the whole run stays within SECONDS", NULL, 0, 1e9, 0,
+     CLI_COMPLETE_NONE, 1},
     {"seed", 0, CLI_INT64, &o_seed, "N", "seed for weights and data order", NULL, 0,
      9.2e18, 0, CLI_COMPLETE_NONE, 0},
     {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
@@ -763,7 +768,7 @@ static int transient(const cli_opt *o)
 {
     static const char *const names[] = {"resume", "override", "time-limit", "progress",
                                         "quiet", "until", "init", "model", "plot",
-                                        "plot-only", "help", "version", NULL};
+                                        "plot-only", "autotune", "help", "version", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(o->name, names[i]) == 0)
             return 1;
@@ -935,7 +940,7 @@ static int one_command_option(const char *name)
     static const char *const ok[] = {"task", "output", "val", "val-fraction", "epochs",
                                      "time-limit", "threads", "seed", "multi-label",
                                      "balance", "dedup", "quiet", "progress", "log", "plot",
-                                     "device", NULL};
+                                     "device", "autotune", NULL};
     for (int i = 0; ok[i]; i++)
         if (strcmp(name, ok[i]) == 0)
             return 1;
@@ -1037,6 +1042,160 @@ static void remove_parts(const char *dir)
     rmdir(dir);
 }
 
+/* Fine-tuning settings that --autotune searches. */
+typedef struct {
+    double lr, lm, dropout, epochs;
+    const char *pooling;
+} tune_cfg;
+
+static void tune_args(argvec *a, const tune_cfg *c)
+{
+    arg(a, "--lr=%g", c->lr);
+    arg(a, "--lm-weight=%g", c->lm);
+    arg(a, "--dropout=%g", c->dropout);
+    arg(a, "--epochs=%g", c->epochs);
+    arg(a, "--pooling=%s", c->pooling);
+}
+
+/* The best validation accuracy in a --log file (0 when none). */
+static double best_accuracy(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    double best = 0;
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "\"val_accuracy\":");
+        double v;
+        if (p && sscanf(p + 15, "%lf", &v) == 1 && v > best)
+            best = v;
+    }
+    if (f)
+        fclose(f);
+    return best;
+}
+
+/* Labelled lines of the inputs: every tenth (the 10th, 20th, ...) into
+ * val, the others into train. */
+static void tune_split(int first, int argc, char **argv, const char *train, const char *val)
+{
+    FILE *t = fopen(train, "w"), *v = fopen(val, "w");
+    if (!t || !v)
+        cli_die("cannot create '%s': %s", !t ? train : val, strerror(errno));
+    uint64_t k = 0;
+    for (int i = first; i < argc; i++) {
+        FILE *f = cli_open(argv[i]);
+        llm_lines *lr;
+        check(llm_lines_open(f, &lr));
+        const char *line;
+        size_t len;
+        int rc;
+        while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
+            if (len == 0)
+                continue;
+            FILE *o = ++k % 10 == 0 ? v : t;
+            if (fwrite(line, 1, len, o) != len || fputc('\n', o) == EOF)
+                cli_die("write error: %s", strerror(errno));
+        }
+        if (rc < 0)
+            cli_die("'%s': %s", argv[i], llm_errmsg());
+        llm_lines_free(lr);
+        cli_close(f);
+    }
+    if (fclose(t) != 0 || fclose(v) != 0)
+        cli_die("write error: %s", strerror(errno));
+}
+
+/* --autotune: coordinate search from `best` over one setting at a time, each
+ * trial a fine-tuning run on the split with its share of the time left
+ * before `deadline` (cli_now() seconds); `best` ends as the winner. */
+static void autotune(const char *trainp, const char *parts, const tune_cfg *base_cfg,
+                     double deadline, tune_cfg *best)
+{
+    char tr[4096], va[4096], lg[4096], mo[4096];
+    snprintf(tr, sizeof tr, "%s/tune-train.tsv", parts);
+    snprintf(va, sizeof va, "%s/tune-val.tsv", parts);
+    snprintf(mo, sizeof mo, "%s/trial.llm", parts);
+    *best = *base_cfg;
+    tune_cfg tries[8];
+    int nt = 0;
+    tries[nt] = *best, tries[nt++].lr = 2 * base_cfg->lr;
+    tries[nt] = *best, tries[nt++].lr = base_cfg->lr / 2;
+    tries[nt] = *best, tries[nt++].lm = 0;
+    tries[nt] = *best, tries[nt++].lm = 1;
+    tries[nt] = *best, tries[nt++].pooling = "last";
+    tries[nt] = *best, tries[nt++].dropout = 0.1;
+    tries[nt] = *best, tries[nt++].epochs = 2 * base_cfg->epochs;
+    double best_acc = -1;
+    for (int t = -1; t < nt; t++) {
+        double left = deadline - cli_now();
+        int remaining = nt - t;
+        double share = left / remaining;
+        if (share < 3)   /* too short for all: the next takes what is left */
+            share = left;
+        if (share < 3)
+            break;
+        tune_cfg c = t < 0 ? *best : tries[t];
+        /* The settings found so far, with this trial's one change. */
+        if (t >= 0) {
+            tune_cfg d = *best;
+            if (t < 2)
+                d.lr = c.lr;
+            else if (t < 4)
+                d.lm = c.lm;
+            else if (t == 4)
+                d.pooling = c.pooling;
+            else if (t == 5)
+                d.dropout = c.dropout;
+            else
+                d.epochs = c.epochs;
+            c = d;
+        }
+        snprintf(lg, sizeof lg, "%s/trial%d.jsonl", parts, t + 1);
+        argvec a = { 0 };
+        arg(&a, "%s", trainp);
+        arg(&a, "--task=classify");
+        arg(&a, "--init=%s/base.llm", parts);
+        tune_args(&a, &c);
+        static const char *const fixed[] = {"--batch=32", "--warmup=20", "--eval-every=25",
+                                            "--patience=6", "-q", NULL};
+        for (int i = 0; fixed[i]; i++)
+            arg(&a, "%s", fixed[i]);
+        arg(&a, "--threads=%d", o_threads);
+        arg(&a, "--seed=%lld", (long long)o_seed);
+        if (o_multi_label)
+            arg(&a, "--multi-label");
+        arg(&a, "--val=%s", va);
+        arg(&a, "--log=%s", lg);
+        arg(&a, "--time-limit=%g", share * 0.8 > 1 ? share * 0.8 : 1);
+        arg(&a, "-o");
+        arg(&a, "%s", mo);
+        arg(&a, "%s", tr);
+        double t1 = cli_now();
+        stage(&a, "an autotune trial", parts);
+        argvec_free(&a);
+        double acc = best_accuracy(lg);
+        unlink(lg);
+        if (!o_quiet)
+            fprintf(stderr, "llm-train: autotune trial %d (lr %g, lm-weight %g, pooling %s, "
+                    "dropout %g, epochs %g): validation accuracy %.4f in %.0f s\n", t + 2,
+                    c.lr, c.lm, c.pooling, c.dropout, c.epochs, acc, cli_now() - t1);
+        if (acc > best_acc) {
+            best_acc = acc;
+            *best = c;
+        }
+    }
+    char p2[4200];
+    snprintf(p2, sizeof p2, "%s.ckpt", mo);
+    unlink(mo);
+    unlink(p2);
+    unlink(tr);
+    unlink(va);
+    if (!o_quiet)
+        fprintf(stderr, "llm-train: autotune chose lr %g, lm-weight %g, pooling %s, dropout "
+                "%g, epochs %g (validation accuracy %.4f)\n", best->lr, best->lm,
+                best->pooling, best->dropout, best->epochs, best_acc);
+}
+
 static int one_command(const cli_prog *pg, int first, int argc, char **argv)
 {
     for (int i = 0; i < pg->nopts; i++)
@@ -1052,6 +1211,10 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
             cli_usage("with neither -m nor --init, standard input cannot be read (it is "
                       "read twice): name a file");
     double t0 = cli_now();
+    if (o_autotune > 0 && o_time_limit > 0)
+        cli_usage("--autotune SECONDS bounds the whole run: --time-limit is not needed");
+    if (o_autotune > 0)   /* pretraining gets 35%, the search until 75%, then the final */
+        o_time_limit = o_autotune;
     size_t n = strlen(o_output) + 16;
     char *parts = malloc(n);
     if (!parts)
@@ -1150,7 +1313,8 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
     arg(&a, "--device=%s", o_device);
     if (o_time_limit > 0) {
         double left = o_time_limit - (cli_now() - t0);
-        arg(&a, "--time-limit=%g", left * 2 / 3 > 1 ? left * 2 / 3 : 1);
+        double part = o_autotune > 0 ? o_autotune * 0.35 : left * 2 / 3;
+        arg(&a, "--time-limit=%g", part > 1 ? part : 1);
     }
     arg(&a, "%s", o_progress ? "--progress" : "-q");
     arg(&a, "-o");
@@ -1158,21 +1322,30 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
     arg(&a, "%s/texts.txt", parts);
     stage(&a, "pretraining", parts);
     argvec_free(&a);
-    /* 3. The classifier: this command's own options and files. */
+    /* 3. The classifier: this command's own options and files; at least 3
+     * epochs and about 600 steps (small sets need more passes). */
+    double vf = o_val ? 0 : cli_given(&o_val_fraction) ? o_val_fraction : 0.1;
+    double ep = ceil(600.0 * 32 / ((double)docs * (1 - vf)));
+    ep = ep < 3 ? 3 : ep > 50 ? 50 : ep;
+    tune_cfg cfgv = { 1e-3, 0.5, 0, cli_given(&o_epochs) ? o_epochs : ep, "mean" };
+    if (o_autotune > 0) {
+        char tr[4096], va[4096];
+        snprintf(tr, sizeof tr, "%s/tune-train.tsv", parts);
+        snprintf(va, sizeof va, "%s/tune-val.tsv", parts);
+        tune_split(first, argc, argv, tr, va);
+        tune_cfg found;
+        autotune(trainp, parts, &cfgv, t0 + o_autotune * 0.75, &found);
+        cfgv = found;
+    }
     arg(&a, "%s", trainp);
     arg(&a, "--task=classify");
     arg(&a, "--init");
     arg(&a, "%s/base.llm", parts);
-    static const char *const fine[] = {"--pooling=mean", "--batch=32", "--lr=1e-3",
-                                       "--warmup=20", "--lm-weight=0.5", "--eval-every=50",
+    static const char *const fine[] = {"--batch=32", "--warmup=20", "--eval-every=50",
                                        "--patience=6", NULL};
     for (int i = 0; fine[i]; i++)
         arg(&a, "%s", fine[i]);
-    /* At least 3 epochs and about 600 steps: small sets need more passes. */
-    double vf = o_val ? 0 : cli_given(&o_val_fraction) ? o_val_fraction : 0.1;
-    double ep = ceil(600.0 * 32 / ((double)docs * (1 - vf)));
-    ep = ep < 3 ? 3 : ep > 50 ? 50 : ep;
-    arg(&a, "--epochs=%g", cli_given(&o_epochs) ? o_epochs : ep);
+    tune_args(&a, &cfgv);
     if (o_val)
         arg(&a, "--val=%s", o_val);
     else
@@ -1194,8 +1367,8 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
         arg(&a, "--progress");
     if (o_quiet)
         arg(&a, "-q");
-    if (o_time_limit > 0) {
-        double left = o_time_limit - (cli_now() - t0);
+    if (o_time_limit > 0) {   /* a margin for loading, calibrating and saving */
+        double left = (o_time_limit - (cli_now() - t0)) * 0.9;
         arg(&a, "--time-limit=%g", left > 1 ? left : 1);
     }
     arg(&a, "-o");
@@ -1276,6 +1449,9 @@ int main(int argc, char **argv)
     int cls = strcmp(o_task, "classify") == 0;
     if (cls && !o_model && !o_init && !o_resume && rank == 0 && world == 1)
         return one_command(&prog, first, argc, argv);
+    if (o_autotune > 0)
+        cli_usage("--autotune is for a classifier made by llm-train alone (--task classify "
+                  "with neither -m nor --init)");
     if (!cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
         cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
     if (o_lora && !o_init && !o_resume)
