@@ -3,9 +3,9 @@
 # run that checkpoints every 2 steps, each time resumed from its checkpoint
 # alone (or started again when none was written yet), ends with the model
 # bytes of an uninterrupted run, and leaves no temporary file; a checkpoint
-# or model that cannot be written (the file size limit of `ulimit -f`, as a
-# full disk would) fails with exit 1 and a message, the previous checkpoint
-# and model stay intact and loadable.
+# or model that cannot be written (the file size limit of `ulimit -f`, and a
+# full tmpfs where one can be mounted) fails with exit 1 and a message, the
+# previous checkpoint and model stay intact and loadable.
 set -u
 [ -z "${SANITIZED:-}" ] || { echo "skipped under sanitizers (timing)"; exit 77; }
 cp "$FIXTURES/tiny.txt" d.txt
@@ -51,4 +51,22 @@ cmp -s f.llm f0.llm && cmp -s f.llm.ckpt f0.ckpt ||
     { echo "FAIL: a failed write changed the previous model or checkpoint"; fail=1; }
 printf 'the\n' | llm-generate -m f.llm -n 2 > /dev/null || { echo "FAIL: the old model no longer loads"; fail=1; }
 if ls | grep -q '\.tmp'; then echo "FAIL: temporary files left after the failed write"; fail=1; fi
+# A full file system, where this machine lets the test make one (root with
+# the right to mount a tmpfs): room for the model and checkpoint of step 2
+# and 64 KiB, not for the next checkpoint.
+mkdir full
+need=$(( ($(wc -c < f0.llm) + $(wc -c < f0.ckpt)) / 1024 + 64 ))
+if mount -t tmpfs -o size=${need}k tmpfs full 2> /dev/null; then
+    cp f0.llm full/f.llm && cp f0.ckpt full/f.llm.ckpt
+    llm-train --resume full/f.llm.ckpt --override --steps 4 -q -o full/f.llm 2> err.txt; st=$?
+    echo "full file system: exit $st: $(head -c 300 err.txt)"
+    [ $st -eq 1 ] && grep -q "cannot write 'full/f.llm.ckpt': No space left on device" err.txt ||
+        { echo "FAIL: a full file system: exit $st, want 1 and the file named"; fail=1; }
+    cmp -s full/f.llm f0.llm && cmp -s full/f.llm.ckpt f0.ckpt ||
+        { echo "FAIL: a full file system changed the previous model or checkpoint"; fail=1; }
+    ls full | grep -q '\.tmp' && { echo "FAIL: temporary files left on the full file system"; fail=1; }
+    umount full
+else
+    echo "no tmpfs can be mounted here (not root, or no right to mount): full file system not tried"
+fi
 exit $fail
