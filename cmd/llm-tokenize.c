@@ -53,7 +53,7 @@ static const cli_opt opts[] = {
     {"verbose", 'v', CLI_FLAG, &o_verbose, NULL,
      "let SentencePiece log its progress to standard error", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},
-    {"threads", 0, CLI_INT, &o_threads, "N", "trainer threads, 0 for all cores", NULL,
+    {"threads", 't', CLI_INT, &o_threads, "N", "trainer threads, 0 for all cores", NULL,
      0, 128, TRAIN, CLI_COMPLETE_NONE, 0},
     {"seed", 0, CLI_INT64, &o_seed, "N", "seed for sampling sentences", NULL, 0,
      4294967295.0, TRAIN, CLI_COMPLETE_NONE, 0},

@@ -28,7 +28,7 @@ _llm_tokenize()
         -o|--output)
             local IFS=$'\n'; compopt -o filenames 2>/dev/null
             COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
-        --threads)
+        -t|--threads)
             ;;
         --seed)
             ;;
@@ -51,7 +51,7 @@ _llm_tokenize()
         *) opt=;;
         esac
         [ -n "$opt" ] && return 0
-        opts='--output -o --quiet -q --verbose -v --threads --seed --vocab-size --strict-size --model-type --character-coverage --byte-fallback --no-byte-fallback --normalization --split-digits --user-symbols --control-symbols --input-sentence-size --max-sentence-length --help -h --version'
+        opts='--output -o --quiet -q --verbose -v --threads -t --seed --vocab-size --strict-size --model-type --character-coverage --byte-fallback --no-byte-fallback --normalization --split-digits --user-symbols --control-symbols --input-sentence-size --max-sentence-length --help -h --version'
         files=1
         ;;
     'encode')

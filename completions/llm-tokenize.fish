@@ -8,7 +8,7 @@ complete -c llm-tokenize -n '__fish_seen_subcommand_from encode decode info' -s 
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train encode decode info' -s o -l output -r -F -d 'write to FILE (atomically) instead of standard output; required for train'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train encode decode info' -s q -l quiet -d 'print no summary on standard error'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train encode decode info' -s v -l verbose -d 'let SentencePiece log its progress to standard error'
-complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l threads -x -d 'trainer threads, 0 for all cores'
+complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -s t -l threads -x -d 'trainer threads, 0 for all cores'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l seed -x -d 'seed for sampling sentences'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l vocab-size -x -d 'vocabulary size, 1 to 1000000, or auto: 8000, or the nearest size the corpus supports (the trainer\'s upper bound for a small corpus, the pieces its characters need for a large alphabet); a size that does not fit is changed to the nearest that does, with a warning'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l strict-size -d 'fail when --vocab-size N does not fit the corpus instead of changing it'
