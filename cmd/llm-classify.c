@@ -525,6 +525,40 @@ static void emit_explanation_tsv(explanation *e, const char *t)
 }
 
 static explanation g_expl;
+static int g_colour;   /* --explain, tsv, standard output a terminal */
+
+/* The text again, its explained tokens on a green (for the label) or red
+ * (against it) background, darker for a larger share of the largest score:
+ * for a person at a terminal, never in a pipe. */
+static void emit_coloured(const explanation *e, const char *t, size_t n)
+{
+    static const int green[] = { 22, 28, 34, 40 }, red[] = { 52, 88, 124, 160 };
+    float mx = 0;
+    for (int j = 0; j < e->n_order; j++)
+        mx = fabsf(e->score[e->order[j]]) > mx ? fabsf(e->score[e->order[j]]) : mx;
+    size_t at = 0;
+    outs("  ");
+    for (size_t i = 0; i < e->ids.len; i++) {
+        int32_t s0, e0;
+        token_span(e, t, (int)i, &s0, &e0);
+        int j = 0;
+        while (j < e->n_order && e->order[j] != (int)i)
+            j++;
+        if (s0 < 0 || j == e->n_order || (size_t)s0 < at || e0 == s0)
+            continue;
+        out(t + at, (size_t)s0 - at);
+        float sc = e->score[i];
+        int lvl = mx > 0 ? (int)(3.999f * fabsf(sc) / mx) : 0;
+        char esc[32];
+        snprintf(esc, sizeof esc, "\033[97;48;5;%dm", sc > 0 ? green[lvl] : red[lvl]);
+        outs(esc);
+        out(t + s0, (size_t)(e0 - s0));
+        outs("\033[0m");
+        at = (size_t)e0;
+    }
+    out(t + at, n - at);
+    out("\n", 1);
+}
 
 /* The labels to print, most probable first (ties: label order). */
 static int pick(const float *p, int *idx)
@@ -635,6 +669,11 @@ static void emit(const batch *b, size_t r, const float *p, int *idx)
         }
     }
     out(&g_end, 1);
+    if (g_colour && n) {   /* the first label's explanation (the last one made, if alone) */
+        if (n > 1)
+            explain_label(&g_expl, text + b->toff[r], b->tlen[r], idx[0]);
+        emit_coloured(&g_expl, text + b->toff[r], b->tlen[r]);
+    }
     if (g_flush)
         cli_flush(stdout);
 }
@@ -914,6 +953,7 @@ int main(int argc, char **argv)
             g_names[k] = llm_model_label(g_model, k);
     }
     g_end = o_null ? '\0' : '\n';
+    g_colour = o_explain && !o_null && strcmp(o_format, "tsv") == 0 && isatty(1);
     struct stat st;
     g_flush = fstat(1, &st) != 0 || !S_ISREG(st.st_mode);
 

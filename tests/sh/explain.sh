@@ -50,6 +50,18 @@ for p in "a: zebra (" "b: quartz (" "c: violin (" "d: copper ("; do
 done
 llm-eval -m k.llm --top-tokens 1 --format json test.tsv | grep -q '"top_tokens":{"a":\[{"token":"zebra","documents":' ||
     { echo "FAIL: --top-tokens in JSON"; fail=1; }
+# On a terminal (script(1) makes one) the text follows in colour, the
+# keyword on green; in a pipe never.
+esc=$(printf '\033')
+if command -v script > /dev/null 2>&1; then
+    script -qc "printf 'x\tthe zebra was here\n' | llm-classify -m k.llm -f 2 --explain=1" /dev/null > tty.txt
+    grep -q "${esc}\[97;48;5;[0-9]*mzebra${esc}\[0m" tty.txt ||
+        { echo "FAIL: no coloured keyword on a terminal"; cat -v tty.txt; fail=1; }
+else
+    echo "no script(1): the terminal colours are not tried"
+fi
+printf 'x\tthe zebra was here\n' | llm-classify -m k.llm -f 2 --explain=1 | grep -q "$esc" &&
+    { echo "FAIL: colour codes in a pipe"; fail=1; }
 # Longer than the context (16): the beginning is explained and flagged.
 long="the of and to in is was for on that with as by at from this are be it zebra"
 printf 'x\t%s\n' "$long" | llm-classify -m k.llm -f 2 --explain=3 --format jsonl > long.jsonl 2> long.err || exit 1
