@@ -203,24 +203,9 @@ static size_t add_bytes(batch *b, const char *s, size_t n)
  * @return 1 when something was replaced. */
 static int add_repaired(batch *b, const char *s, size_t n)
 {
-    int fixed = 0;
-    while (n > 0) {
-        size_t bad;
-        if (llm_utf8_check(s, n, &bad)) {
-            add_bytes(b, s, n);
-            break;
-        }
-        add_bytes(b, s, bad);
-        add_bytes(b, "\xEF\xBF\xBD", 3);
-        fixed = 1;
-        /* Skip the offending lead byte and its stray continuation bytes. */
-        size_t k = bad + 1;
-        while (k < n && ((unsigned char)s[k] & 0xC0) == 0x80 && k < bad + 4)
-            k++;
-        s += k;
-        n -= k;
-    }
-    return fixed;
+    size_t fixed;
+    check(llm_utf8_repair(s, n, &b->text, &fixed));
+    return fixed > 0;
 }
 
 /* Field f (1-based) of a tab-separated record. @return 0 when absent. */
@@ -448,22 +433,13 @@ static void token_text(const explanation *e, const char *t, int i, llm_buf *out)
     } else {
         check(llm_buf_append(out, t + s0, (size_t)(e0 - s0)));
     }
-    size_t bad;
-    llm_buf fixed = { 0 };
-    const char *p = out->data ? out->data : "";
-    size_t n = out->len;
-    while (n && !llm_utf8_check(p, n, &bad)) {
-        check(llm_buf_append(&fixed, p, bad));
-        check(llm_buf_append(&fixed, "\xEF\xBF\xBD", 3));
-        p += bad + 1;
-        n -= bad + 1;
-    }
-    if (fixed.len) {
-        check(llm_buf_append(&fixed, p, n));
+    if (out->len && !llm_utf8_check(out->data, out->len, NULL)) {
+        llm_buf fixed = { 0 };
+        check(llm_utf8_repair(out->data, out->len, &fixed, NULL));
         out->len = 0;
         check(llm_buf_append(out, fixed.data, fixed.len));
+        llm_buf_free(&fixed);
     }
-    llm_buf_free(&fixed);
 }
 
 static void out_score(float x)

@@ -493,20 +493,12 @@ static void top_text(const top_slot *s, llm_buf *b)
     int id = (int)((s->key - 1) % (uint64_t)g_top.V);
     check(llm_tok_decode_piece(g_top.tok, -1, id, b));
     llm_buf t = { 0 };
-    size_t a = 0, z = b->len, bad;
+    size_t a = 0, z = b->len;
     while (a < z && b->data[a] == ' ')
         a++;
     while (z > a && b->data[z - 1] == ' ')
         z--;
-    const char *p = b->data ? b->data + a : "";
-    size_t n = z - a;
-    while (n && !llm_utf8_check(p, n, &bad)) {
-        check(llm_buf_append(&t, p, bad));
-        check(llm_buf_append(&t, "\xEF\xBF\xBD", 3));
-        p += bad + 1;
-        n -= bad + 1;
-    }
-    check(llm_buf_append(&t, p, n));
+    check(llm_utf8_repair(b->data ? b->data + a : "", z - a, &t, NULL));
     b->len = 0;
     check(llm_buf_append(b, t.data ? t.data : "", t.len));
     llm_buf_free(&t);

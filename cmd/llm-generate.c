@@ -142,27 +142,9 @@ static void *xmalloc(size_t n)
  * @return how many replacements were made. */
 static int put_utf8_repaired(llm_buf *b, const char *s, size_t n)
 {
-    int fixed = 0;
-    while (n) {
-        size_t bad;
-        if (llm_utf8_check(s, n, &bad)) {
-            check(llm_buf_append(b, s, n));
-            break;
-        }
-        check(llm_buf_append(b, s, bad));
-        check(llm_buf_append(b, "\xEF\xBF\xBD", 3));
-        fixed++;
-        /* Skip the bad lead byte and any continuation bytes after it. */
-        size_t skip = 1;
-        while (bad + skip < n && ((unsigned char)s[bad + skip] & 0xC0) == 0x80 &&
-               skip < 4)
-            skip++;
-        /* A valid sequence may start inside what we skip only if it is not a
-         * continuation byte, which we never skip: nothing is lost. */
-        s += bad + skip;
-        n -= bad + skip;
-    }
-    return fixed;
+    size_t fixed;
+    check(llm_utf8_repair(s, n, b, &fixed));
+    return (int)fixed;
 }
 
 /* Text records: one line each, so newline, CR, tab and backslash are

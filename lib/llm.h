@@ -89,6 +89,10 @@ double   llm_rng_normal(llm_rng *r);               /* mean 0, sd 1 */
  *  the start of the first invalid or truncated sequence (as Python's
  *  UnicodeDecodeError.start). `bad` may be NULL. */
 int llm_utf8_check(const char *s, size_t n, size_t *bad);
+/*! llm_utf8_repair() : appends s[0..n) to `out` with each invalid sequence
+ *  (a bad lead byte and the continuation bytes after it, up to 4 bytes)
+ *  replaced by one U+FFFD; *replaced (may be NULL) = how many. */
+int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced);
 
 /* ------------------------------------------------------------------------ */
 /* Line reader: lines of any length, with line numbers.                      */

@@ -74,3 +74,29 @@ int llm_utf8_check(const char *str, size_t n, size_t *bad)
     }
     return 1;
 }
+
+int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced)
+{
+    size_t fixed = 0;
+    while (n) {
+        size_t bad;
+        if (llm_utf8_check(s, n, &bad)) {
+            if (llm_buf_append(out, s, n))
+                return llm_fail(LLM_ERR_NOMEM, "out of memory");
+            break;
+        }
+        if (llm_buf_append(out, s, bad) || llm_buf_append(out, "\xEF\xBF\xBD", 3))
+            return llm_fail(LLM_ERR_NOMEM, "out of memory");
+        fixed++;
+        /* The bad lead byte and up to 3 continuation bytes after it: a valid
+         * sequence never starts with a continuation byte, so none is lost. */
+        size_t skip = 1;
+        while (bad + skip < n && ((unsigned char)s[bad + skip] & 0xC0) == 0x80 && skip < 4)
+            skip++;
+        s += bad + skip;
+        n -= bad + skip;
+    }
+    if (replaced)
+        *replaced = fixed;
+    return LLM_OK;
+}

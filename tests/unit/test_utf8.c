@@ -99,8 +99,33 @@ static int ref_check(const unsigned char *s, size_t n, size_t *bad)
     return 1;
 }
 
+/* llm_utf8_repair(): exact outputs, one U+FFFD per bad sequence. */
+static void repair(void)
+{
+    static const struct { const char *in; size_t n; const char *want; size_t k; } t[] = {
+        { "abc", 3, "abc", 0 },
+        { "a\xff" "b", 3, "a\xEF\xBF\xBD" "b", 1 },
+        { "\xe4\xb8", 2, "\xEF\xBF\xBD", 1 },                 /* a cut character */
+        { "\x80\x80\x80\x80\x80", 5, "\xEF\xBF\xBD\xEF\xBF\xBD", 2 },   /* 4 + 1 strays */
+        { "\xe4\xb8\xad", 3, "\xe4\xb8\xad", 0 },
+        { "x\xc3(", 3, "x\xEF\xBF\xBD(", 1 },
+        { "", 0, "", 0 },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        llm_buf b = { 0 };
+        size_t k = 99;
+        int rc = llm_utf8_repair(t[i].in, t[i].n, &b, &k);
+        size_t wn = strlen(t[i].want);
+        CHECK(rc == LLM_OK && k == t[i].k && b.len == wn &&
+              (wn == 0 || memcmp(b.data, t[i].want, wn) == 0),
+              "repair case %zu: rc %d, %zu replacements, %zu bytes", i, rc, k, b.len);
+        llm_buf_free(&b);
+    }
+}
+
 int main(void)
 {
+    repair();
     for (size_t t = 0; t < sizeof table / sizeof table[0]; t++) {
         size_t bad = 12345;
         int v = llm_utf8_check(table[t].s, table[t].n, &bad);
