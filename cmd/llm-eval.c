@@ -116,14 +116,11 @@ static void put(const char *s)
 static void putf(const char *fmt, ...) CLI_PRINTF(1, 2);
 static void putf(const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int rc = llm_buf_vprintf(&out, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        cli_die("internal error: formatted text too long");
-    check(llm_buf_append(&out, tmp, (size_t)n));
+    check(rc);
 }
 
 /* A JSON number; NaN or infinity (undefined metrics) as null. */

@@ -20,48 +20,23 @@ static void add(llm_buf *b, const char *s)
 static void addf(llm_buf *b, const char *fmt, ...) CLI_PRINTF(2, 3);
 static void addf(llm_buf *b, const char *fmt, ...)
 {
-    char tmp[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    int rc = llm_buf_vprintf(b, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        cli_die("output error");
-    if ((size_t)n < sizeof tmp) {
-        if (llm_buf_append(b, tmp, (size_t)n))
-            cli_die("out of memory");
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big)
-        cli_die("out of memory");
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    if (llm_buf_append(b, big, (size_t)n))
-        cli_die("out of memory");
-    free(big);
+    if (rc)
+        cli_die("%s", llm_errmsg());
 }
 
-/* XML character data: & < > " escaped, control characters (not allowed in
- * XML 1.0) and invalid UTF-8 as U+FFFD. */
+/* XML character data: invalid UTF-8 and control characters (not allowed
+ * in XML 1.0) as U+FFFD, & < > " escaped. */
 static void add_text(llm_buf *b, const char *s, size_t n)
 {
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t bad;
-        if (c >= 0x80) {
-            size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
-            if (k <= n - i && llm_utf8_check(s + i, k, &bad)) {
-                if (llm_buf_append(b, s + i, k))
-                    cli_die("out of memory");
-                i += k;
-            } else {
-                add(b, "\xEF\xBF\xBD");
-                i++;
-            }
-            continue;
-        }
+    llm_buf t = { 0 };
+    if (llm_utf8_repair(s, n, &t, NULL))
+        cli_die("%s", llm_errmsg());
+    for (size_t i = 0; i < t.len; i++) {
+        unsigned char c = (unsigned char)t.data[i];
         if (c == '&')
             add(b, "&amp;");
         else if (c == '<')
@@ -72,10 +47,10 @@ static void add_text(llm_buf *b, const char *s, size_t n)
             add(b, "&quot;");
         else if (c < 0x20 && c != '\t' && c != '\n')
             add(b, "\xEF\xBF\xBD");
-        else if (llm_buf_append(b, s + i, 1))
+        else if (llm_buf_append(b, t.data + i, 1))
             cli_die("out of memory");
-        i++;
     }
+    llm_buf_free(&t);
 }
 
 enum { W = 800, H = 460 };

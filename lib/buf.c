@@ -1,6 +1,8 @@
 /* buf.c: growable byte and id buffers, whole-file read-only maps, and large
  * blocks backed by huge pages. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,4 +171,28 @@ void *llm_alloc_big(size_t bytes, int zero)
     if (zero)
         memset(p, 0, bytes);
     return p;
+}
+
+int llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    int rc = n < 0 ? llm_fail(LLM_ERR_INVALID, "bad format '%s'", fmt)
+                   : llm_buf_reserve(b, b->len + (size_t)n);
+    if (rc == LLM_OK) {
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, again);
+        b->len += (size_t)n;
+    }
+    va_end(again);
+    return rc;
+}
+
+int llm_buf_printf(llm_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = llm_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }

@@ -106,14 +106,15 @@ static int rows_per_pass(const llm_model *m, int n, int want)
 static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned char *vary,
                       int label, int steps, int base, float *scores, double f[2])
 {
+    const llm_kernels *k = m->k;
     int C = m->cfg.dim, K = m->n_labels;
-    int R = rows_per_pass(m, n, steps < 2 ? 2 : steps);
+    int R = rows_per_pass(m, n, steps);
     double *x = malloc((size_t)steps * sizeof *x), *w = malloc((size_t)steps * sizeof *w);
     double *fr = malloc((size_t)R * sizeof *fr), *wr = malloc((size_t)R * sizeof *wr);
     int32_t *tok = malloc((size_t)R * n * sizeof *tok), *len = malloc((size_t)R * sizeof *len);
     float *scale = malloc((size_t)R * n * sizeof *scale);
     float *dlog = malloc((size_t)R * K * sizeof *dlog);
-    double *g = calloc((size_t)n * C, sizeof *g);
+    float *g = calloc((size_t)n * C, sizeof *g);   /* the gradient summed over the path */
     int rc = LLM_OK;
     if (!x || !w || !fr || !wr || !tok || !len || !scale || !dlog || !g) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory for explanations");
@@ -123,12 +124,9 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
      * near a = sqrt(eps / mean square) of the largest varied embedding. */
     double ms = 0;
     for (int i = 0; i < n; i++) {
-        const float *e = m->wte + (size_t)ids[i] * C;
-        double q = 0;
-        for (int c = 0; c < C; c++)
-            q += (double)e[c] * e[c];
-        if (vary[i] && q / C > ms)
-            ms = q / C;
+        double q = k->sum_squares(m->wte + (size_t)ids[i] * C, (size_t)C) / C;
+        if (vary[i] && q > ms)
+            ms = q;
     }
     double a0 = ms > 0 ? sqrt(m->cfg.norm_eps / ms) : 1;
     double lambda = log(1 / (a0 < 1e-12 ? 1e-12 : a0)) + 2;
@@ -144,26 +142,15 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
         memcpy(tok + (size_t)r * n, ids, (size_t)n * sizeof *tok);
         len[r] = n;
     }
-    /* F(x) and F(baseline): two rows at a = 1 and a = 0. */
-    for (int r = 0; r < 2 && r < R; r++)
-        for (int i = 0; i < n; i++)
-            scale[(size_t)r * n + i] = vary[i] ? (float)(1 - r) : 1.0f;
     m->emb_scale = scale;
     m->emb_base = base;
-    if (R >= 2) {
-        if (!(rc = llm_cls_forward(m, tok, len, 2, n, NULL, NULL))) {
-            score_rows(m, 2, label, wr, fr, NULL);
-            f[0] = fr[0];
-            f[1] = fr[1];
-        }
-    } else {   /* one row per pass */
-        for (int r = 0; r < 2 && !rc; r++) {
-            for (int i = 0; i < n; i++)
-                scale[i] = vary[i] ? (float)(1 - r) : 1.0f;
-            if (!(rc = llm_cls_forward(m, tok, len, 1, n, NULL, NULL))) {
-                score_rows(m, 1, label, wr, fr, NULL);
-                f[r] = fr[0];
-            }
+    /* F(x) at a = 1 and F(baseline) at a = 0, one row each. */
+    for (int r = 0; r < 2 && !rc; r++) {
+        for (int i = 0; i < n; i++)
+            scale[i] = vary[i] ? (float)(1 - r) : 1.0f;
+        if (!(rc = llm_cls_forward(m, tok, len, 1, n, NULL, NULL))) {
+            score_rows(m, 1, label, wr, fr, NULL);
+            f[r] = fr[0];
         }
     }
     for (int s0 = 0; s0 < steps && !rc; s0 += R) {
@@ -180,16 +167,15 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
             break;
         const float *d = llm_model_dinput(m);
         for (int r = 0; r < rows; r++)
-            for (size_t i = 0; i < (size_t)n * C; i++)
-                g[i] += d[(size_t)r * n * C + i];
+            k->axpy(g, C, d + (size_t)r * n * C, C, n, C, 1.0f);
     }
+    /* score_i = (e_i - p) . g_i, each dot product a 1 x 1 matrix product. */
     for (int i = 0; i < n && !rc; i++) {
-        const float *e = m->wte + (size_t)ids[i] * C;
-        const float *p = base >= 0 ? m->wte + (size_t)base * C : NULL;
-        double s = 0;
-        for (int c = 0; c < C; c++)
-            s += ((double)e[c] - (p ? p[c] : 0)) * g[(size_t)i * C + c];
-        scores[i] = vary[i] ? (float)s : 0.0f;
+        float se, sp = 0;
+        k->matmul_forward(&se, g + (size_t)i * C, m->wte + (size_t)ids[i] * C, 1, C, 1);
+        if (base >= 0)
+            k->matmul_forward(&sp, g + (size_t)i * C, m->wte + (size_t)base * C, 1, C, 1);
+        scores[i] = vary[i] ? se - sp : 0.0f;
     }
 done:
     m->emb_scale = NULL;
@@ -210,14 +196,12 @@ static int explain_occlusion(llm_model *m, const int32_t *ids, int n,
                              const unsigned char *vary, int label, float *scores,
                              double f[2])
 {
-    int K = m->n_labels;
     int R = n > 1 ? rows_per_pass(m, n - 1, n) : 1;
     int32_t *tok = malloc((size_t)R * n * sizeof *tok), *len = malloc((size_t)R * sizeof *len);
     int *pos = malloc((size_t)R * sizeof *pos);
     double *fr = malloc((size_t)R * sizeof *fr), one = 1;
-    float *dlog = malloc((size_t)K * sizeof *dlog);
     int rc = LLM_OK;
-    if (!tok || !len || !pos || !fr || !dlog) {
+    if (!tok || !len || !pos || !fr) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory for explanations");
         goto done;
     }
@@ -252,7 +236,6 @@ done:
     free(len);
     free(pos);
     free(fr);
-    free(dlog);
     return rc;
 }
 

@@ -56,19 +56,6 @@ static int put(llm_buf *b, const char *s)
     return llm_buf_append(b, s, strlen(s));
 }
 
-static int putf(llm_buf *b, const char *fmt, ...) LLM_PRINTF(2, 3);
-static int putf(llm_buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return llm_fail(LLM_ERR_INVALID, "formatted text too long");
-    return llm_buf_append(b, tmp, (size_t)n);
-}
-
 /* Appends s as the body of a Jinja single-quoted string literal. */
 static int jinja_literal(llm_buf *b, const char *s)
 {
@@ -376,7 +363,7 @@ done:
 
 static int json_kv_str(llm_buf *b, const char *key, const char *s, int last)
 {
-    int rc = putf(b, "  \"%s\": ", key);
+    int rc = llm_buf_printf(b, "  \"%s\": ", key);
     if (!rc)
         rc = s ? llm_json_put_string(b, s, strlen(s)) : put(b, "null");
     return rc ? rc : put(b, last ? "\n" : ",\n");
@@ -384,7 +371,7 @@ static int json_kv_str(llm_buf *b, const char *key, const char *s, int last)
 
 static int json_kv_raw(llm_buf *b, const char *key, const char *v, int last)
 {
-    return putf(b, "  \"%s\": %s%s\n", key, v, last ? "" : ",");
+    return llm_buf_printf(b, "  \"%s\": %s%s\n", key, v, last ? "" : ",");
 }
 
 static int json_kv_int(llm_buf *b, const char *key, long long v, int last)

@@ -2,6 +2,7 @@
 #ifndef LLM_INTERNAL_H
 #define LLM_INTERNAL_H
 
+#include <stdarg.h>
 #include "llm.h"
 
 #if defined(__GNUC__)
@@ -17,6 +18,10 @@ extern "C" {
 /*! llm_fail() : records a formatted message for llm_errmsg() and returns
  *  `status`, so that callers write `return llm_fail(LLM_ERR_IO, ...)`. */
 int llm_fail(int status, const char *fmt, ...) LLM_PRINTF(2, 3);
+/*! llm_buf_printf() / llm_buf_vprintf() : appends printf-formatted text,
+ *  any length, to `b`. */
+int llm_buf_printf(llm_buf *b, const char *fmt, ...) LLM_PRINTF(2, 3);
+int llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap) LLM_PRINTF(2, 0);
 
 /* Overflow-checked size arithmetic: 0 on success, -1 on overflow. */
 static inline int llm_mul_size(size_t a, size_t b, size_t *r)
