@@ -1269,6 +1269,63 @@ uint64_t llm_metrics_confusion(const llm_metrics *m, size_t gold, size_t pred);
 int  llm_metrics_ece_bin(const llm_metrics *m, int bin, uint64_t *count,
                          double *confidence, double *accuracy);
 
+/* Generated text against references (textmetrics.c): each figure as the
+ * implementation people quote computes it, on a 0-100 scale.
+ *
+ * bleu: corpus BLEU of sacreBLEU 2 with its defaults
+ *   (sacrebleu.corpus_bleu(hyps, [refs])): each text right-stripped and cut
+ *   by the 13a tokenizer of mteval-v13a (ASCII punctuation apart, periods
+ *   and commas apart unless by a digit, a dash after a digit apart; other
+ *   characters, non-ASCII punctuation included, stay in their words), case
+ *   kept; clipped n-gram matches (n = 1..4) and lengths summed over lines;
+ *   precision p_n = matches / n-grams, an order without matches smoothed
+ *   'exp' (the k-th such order: 1 / (2^k n-grams)); BLEU = BP exp(mean
+ *   log p_n), BP = exp(1 - ref/sys) when sys < ref. 0 when no n-gram
+ *   matches, or when the hypotheses have no n-grams of some order.
+ * chrf: chrF2 of sacreBLEU (CHRF()): character n-grams (n = 1..6, code
+ *   points, whitespace removed) counted and summed over lines; precision
+ *   and recall averaged over the orders both sides have, then
+ *   F = 5 P R / (4 P + R).
+ * exact_match, token_f1: the SQuAD v1.1 evaluation script, averaged over
+ *   lines. Texts are normalised (lower case, ASCII punctuation removed, the
+ *   words a, an, the removed, whitespace collapsed); exact match: equal
+ *   normalised texts; F1 of the tokens as multisets, 0 when none is shared
+ *   (so also when both are empty).
+ * rouge_l: rouge-score's RougeScorer(['rougeL']) F-measure averaged over
+ *   lines: tokens are the runs of [a-z0-9] of the lowered text (no
+ *   stemming), F of the longest common subsequence; 0 when a side has none.
+ *
+ * Lower case and whitespace are Python's (str.lower(), str.split()), as the
+ * reference implementations are Python. */
+
+typedef struct llm_text_metrics llm_text_metrics;
+
+/*! llm_text_metrics_new() : an empty accumulator. */
+int  llm_text_metrics_new(llm_text_metrics **out);
+void llm_text_metrics_free(llm_text_metrics *m);
+/*! llm_text_metrics_add() : one line: reference ref[0..ref_len) and
+ *  hypothesis hyp[0..hyp_len), UTF-8, either may be empty. A line of any
+ *  length is scored (ROUGE-L costs n m / 64 steps).
+ *  @return LLM_OK, LLM_ERR_UTF8, LLM_ERR_RANGE (a text of 256 MB or more),
+ *  LLM_ERR_NOMEM. Nothing is counted on failure. */
+int  llm_text_metrics_add(llm_text_metrics *m, const char *ref, size_t ref_len,
+                          const char *hyp, size_t hyp_len);
+
+typedef struct {
+    uint64_t lines;
+    double bleu;
+    double bleu_precisions[4];    /* p_n, 0-100, smoothed as above */
+    double bleu_bp;               /* brevity penalty */
+    uint64_t bleu_sys_len, bleu_ref_len;   /* 13a tokens */
+    uint64_t bleu_correct[4], bleu_total[4];
+    double chrf;
+    double exact_match, token_f1, rouge_l;
+} llm_text_metrics_result;
+
+/*! llm_text_metrics_summary() : the figures over the lines so far.
+ *  @return LLM_OK, LLM_ERR_INVALID ("no lines"). */
+int  llm_text_metrics_summary(const llm_text_metrics *m, llm_text_metrics_result *r);
+
 #ifdef __cplusplus
 }
 #endif
