@@ -26,6 +26,8 @@ static int o_logprobs, o_echo, o_null, o_no_mmap;
 static const char *o_device = "cpu", *o_precision = "f32";
 static int o_chat;
 static const char *o_chat_template, *o_system;
+static int o_beams = 1;
+static double o_length_penalty = 1.0;
 
 static const cli_opt opts[] = {
     {"model", 'm', CLI_STRING, &o_model, "FILE", "model file to generate with (required)",
@@ -45,7 +47,8 @@ static const cli_opt opts[] = {
      "model's template adds by default (if any)", NULL,
      0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"max-tokens", 'n', CLI_INT, &o_max_tokens, "N",
-     "generate at most N tokens per sample (less than the model's context)", NULL, 1,
+     "generate at most N tokens per sample (less than the model's context; when not "
+     "given, at most half of it)", NULL, 1,
      1 << 20, 0, CLI_COMPLETE_NONE, 0},
     {"temperature", 0, CLI_DOUBLE, &o_temperature, "X",
      "sampling temperature; 0 picks the most likely token every time (greedy)", NULL,
@@ -70,6 +73,13 @@ static const cli_opt opts[] = {
     {"frequency-penalty", 0, CLI_DOUBLE, &o_frequency, "X",
      "subtract X times its count from the logit of every recent token", NULL, -1e6, 1e6,
      0, CLI_COMPLETE_NONE, 0},
+    {"beams", 0, CLI_INT, &o_beams, "N",
+     "beam search: keep the N most likely outputs at each step and write the best "
+     "(1: greedy or sampling; with N > 1 the sampling options do not apply)", NULL, 1, 256,
+     0, CLI_COMPLETE_NONE, 0},
+    {"length-penalty", 0, CLI_DOUBLE, &o_length_penalty, "X",
+     "beam search: rank finished outputs by log-probability / length^X (0: the plain "
+     "sum, which favours short outputs)", NULL, -100, 100, 0, CLI_COMPLETE_NONE, 0},
     {"seed", 0, CLI_INT64, &o_seed, "N",
      "seed for sampling; each prompt line and sample draws from its own stream, so "
      "results do not depend on --batch", NULL, 0, 9.2e18, 0, CLI_COMPLETE_NONE, 0},
@@ -117,7 +127,9 @@ static const cli_opt opts[] = {
 static const cli_prog prog = {
     "llm-generate", "[FILE]...",
     "Continue prompts with a language model: each input line is a prompt, or one -p "
-    "prompt.",
+    "prompt. With a model trained by llm-train --task pairs each line is an input "
+    "(\\t, \\n and \\\\ unescaped) and each record the model's output, greedy by "
+    "default.",
     NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
 };
 
@@ -450,7 +462,8 @@ static int next_line(input_t *in, const char **line, size_t *len, int64_t *linen
     return 0;
 }
 
-static int g_ctx, g_bos;
+static int g_ctx, g_bos, g_pairs;
+static const llm_model *g_model;
 static const char *g_chat;   /* --chat: the layout, else NULL */
 static const char *g_chat_system;   /* the model's default system turn, or NULL */
 
@@ -477,7 +490,13 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
     p->prompt = t.data;
     p->prompt_len = t.len;
     llm_ids ids = { 0 };
-    if (g_chat) {
+    if (g_pairs) {
+        llm_buf in = { 0 };
+        check(llm_unescape(p->prompt, p->prompt_len, &in));
+        check(llm_buf_append(&in, "", 0));
+        check(llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL));
+        llm_buf_free(&in);
+    } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
         check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
                               p->prompt_len, &ids));
@@ -556,7 +575,80 @@ static void free_job(job_t *j, int samples)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Beam search (--beams N > 1): prompts in groups of `groups`, each group
+ * searched to its end (lib/beam.c) before the next starts. */
 
+static void free_prompt(prompt_t *p)
+{
+    free(p->prompt);
+    free(p->ids);
+    free(p);
+}
+
+static void run_beams(llm_session *s, input_t *in, int groups, uint64_t *records,
+                      uint64_t *tokens)
+{
+    prompt_t **pr = xmalloc((size_t)groups * sizeof *pr);
+    const int32_t **ids = xmalloc((size_t)groups * sizeof *ids);
+    size_t *lens = xmalloc((size_t)groups * sizeof *lens);
+    int *fin = xmalloc((size_t)groups * sizeof *fin);
+    llm_ids *out = xmalloc((size_t)groups * sizeof *out);
+    memset(out, 0, (size_t)groups * sizeof *out);
+    llm_beam_params bp = { o_beams, o_length_penalty, o_max_tokens };
+    int eof = 0;
+    while (!eof && !cli_stopped()) {
+        int n = 0;
+        while (n < groups) {
+            if (o_prompt) {
+                if (in->at++ > 0) {
+                    eof = 1;
+                    break;
+                }
+                pr[n++] = make_prompt(o_prompt, strlen(o_prompt), "", 1, 1);
+                continue;
+            }
+            const char *line, *name;
+            size_t len;
+            int64_t lineno;
+            if (n && !input_ready(in))   /* search what has come rather than wait */
+                break;
+            if (!next_line(in, &line, &len, &lineno, &name)) {
+                eof = 1;
+                break;
+            }
+            pr[n++] = make_prompt(line, len, name, lineno, in->line);
+        }
+        if (n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            ids[i] = pr[i]->ids;
+            lens[i] = pr[i]->n_ids;
+            out[i].len = 0;
+        }
+        check(llm_beam_search(s, ids, lens, n, g_eos, &bp, out, NULL, fin));
+        for (int i = 0; i < n; i++) {
+            job_t j;
+            memset(&j, 0, sizeof j);
+            j.pr = pr[i];
+            check(llm_buf_append(&j.text, "", 0));
+            check(llm_tok_decode(g_tok, out[i].data, out[i].len, &j.text));
+            j.ntok = (int)out[i].len + fin[i];
+            j.finish = fin[i] ? "eos" : "length";
+            write_record(&j);
+            *tokens += (uint64_t)j.ntok;
+            (*records)++;
+            llm_buf_free(&j.text);
+            free_prompt(pr[i]);
+        }
+    }
+    for (int i = 0; i < groups; i++)
+        llm_ids_free(&out[i]);
+    free(out);
+    free(fin);
+    free(lens);
+    free(ids);
+    free(pr);
+}
 
 int main(int argc, char **argv)
 {
@@ -571,6 +663,14 @@ int main(int argc, char **argv)
         cli_usage("--null applies to --format text only");
     if (o_prompt && first < argc)
         cli_usage("--prompt and input files cannot be combined");
+    if (o_beams > 1 && (o_samples > 1 || o_logprobs || o_stop.n))
+        cli_usage("--beams %d writes the one best output: not with --%s", o_beams,
+                  o_samples > 1 ? "samples" : o_logprobs ? "logprobs" : "stop");
+    if (o_beams > 1 && cli_given(&o_temperature) && o_temperature > 0)
+        cli_usage("--beams searches, it does not sample: --temperature applies with "
+                  "--beams 1");
+    if (cli_given(&o_length_penalty) && o_beams == 1)
+        cli_usage("--length-penalty needs --beams N > 1");
     for (int i = 0; i < o_stop.n; i++) {
         size_t l = strlen(o_stop.items[i]);
         if (l == 0)
@@ -607,6 +707,8 @@ int main(int argc, char **argv)
     if (llm_tok_vocab_size(tok) != g_V)
         cli_die("'%s': the tokenizer has %d pieces, the model %d", o_model,
                 llm_tok_vocab_size(tok), g_V);
+    if (!cli_given(&o_max_tokens) && o_max_tokens > g_ctx / 2)
+        o_max_tokens = g_ctx / 2 > 0 ? g_ctx / 2 : 1;   /* leave room for the prompt */
     if (o_max_tokens >= g_ctx)
         cli_usage("--max-tokens %d must be less than the model's context (%d)",
                   o_max_tokens, g_ctx);
@@ -623,12 +725,41 @@ int main(int argc, char **argv)
     }
     g_bos = llm_tok_bos_id(tok);
     g_eos = llm_tok_eos_id(tok);
+    g_model = m;
+    g_pairs = llm_model_pairs(m) != NULL;
+    if (g_pairs && o_chat)
+        cli_usage("'%s' writes outputs for inputs in its own layout: no --chat", o_model);
+    if (g_pairs && !cli_given(&o_temperature))
+        sp.temperature = 0;   /* an input has one best output */
     check(llm_sampler_new(&sp, &g_sampler));
     g_out = stdout;
     g_stream = o_prompt && !g_jsonl;
 
     int B = o_batch;
     llm_session *s;
+    if (o_beams > 1) {
+        int groups = B / o_beams > 0 ? B / o_beams : 1;
+        check(llm_session_new(m, groups * o_beams, &s));
+        input_t in = { 0 };
+        in.files = argv + first;
+        in.nfiles = argc - first;
+        uint64_t records = 0, tokens = 0;
+        double t0 = cli_now();
+        cli_catch_stop();
+        run_beams(s, &in, groups, &records, &tokens);
+        cli_flush(g_out);
+        input_close(&in);
+        free(in.buf);
+        double dt = cli_now() - t0;
+        if (!o_quiet && cli_isatty_stderr())
+            fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%d beams)\n",
+                    (unsigned long long)records, (unsigned long long)tokens, dt, o_beams);
+        llm_session_free(s);
+        llm_sampler_free(g_sampler);
+        llm_tok_free(tok);
+        llm_model_free(m);
+        return cli_stopped() ? 128 + cli_stopped() : 0;
+    }
     check(llm_session_new(m, B, &s));
     float *logits = xmalloc((size_t)B * g_V * sizeof *logits);
     job_t **slot = xmalloc((size_t)B * sizeof *slot);   /* by session sequence */

@@ -31,6 +31,7 @@ static double o_rope_base = 10000, o_norm_eps = 1e-5;
 static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
 static double o_epochs, o_val_fraction, o_time_limit, o_autotune;
+static int o_eval_samples = 200;
 static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
 static int o_plot_only;
 static double o_dropout, o_lm_weight;
@@ -50,8 +51,9 @@ static const cli_opt opts[] = {
      "model file to write (required); with validation, the best model seen", NULL, 0, 0,
      0, CLI_COMPLETE_FILE, 0},
     {"task", 0, CLI_CHOICE, &o_task, "TASK",
-     "what to train: a language model, or a classifier of labelled lines", "lm|classify",
-     0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+     "what to train: a language model, a classifier of labelled lines, or a model that "
+     "writes an output for an input (input<TAB>output lines, or JSON Lines with "
+     "\"input\" and \"output\")", "lm|classify|pairs", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"multi-label", 0, CLI_FLAG, &o_multi_label, NULL,
      "classify: each line may carry several labels (comma-separated, or several "
      "__label__ tokens)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
@@ -174,6 +176,10 @@ static const cli_opt opts[] = {
     {"eval-tokens", 0, CLI_INT64, &o_eval_tokens, "N",
      "score at most N held-out tokens per validation (0: all)", NULL, 0, 1e15, 0,
      CLI_COMPLETE_NONE, 0},
+    {"eval-samples", 0, CLI_INT, &o_eval_samples, "N",
+     "pairs: at each validation also write outputs for the first N held-out inputs "
+     "(greedy) and score them by BLEU; the best model is then the one of the best BLEU "
+     "(0: validation loss only)", NULL, 0, 1000000, 0, CLI_COMPLETE_NONE, 0},
     {"patience", 0, CLI_INT, &o_patience, "N",
      "stop after N validations without improvement (0: never)", NULL, 0, 1000000, 0,
      CLI_COMPLETE_NONE, 1},
@@ -700,6 +706,251 @@ static void cls_calibrate(const char *path, const llm_cls_data *val,
     llm_model_free(b);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Input -> output pairs (--task pairs). */
+
+typedef struct {
+    llm_pairs *d;
+    char **ref;            /* held-out outputs, for the sample's BLEU */
+    size_t nref;
+} pairs_set;
+
+static void pairs_set_free(pairs_set *p)
+{
+    llm_pairs_free(p->d);
+    for (size_t i = 0; i < p->nref; i++)
+        free(p->ref[i]);
+    free(p->ref);
+    memset(p, 0, sizeof *p);
+}
+
+/* Reads a pairs file into `all` (keeping every output's text when refs is
+ * not NULL). */
+static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path, llm_pairs *all,
+                       char ***refs, size_t *nrefs)
+{
+    FILE *f = cli_open(path);
+    const char *name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
+    llm_lines *lr;
+    check(llm_lines_open(f, &lr));
+    const char *line;
+    size_t len, cap = *nrefs;
+    int rc;
+    llm_buf in = { 0 }, out = { 0 };
+    llm_ids ids = { 0 };
+    while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
+        long long ln = (long long)llm_lines_number(lr);
+        if (len == 0 || (len == 1 && line[0] == '\r'))
+            continue;
+        if (llm_pairs_parse(line, len, &in, &out))
+            cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
+        ids.len = 0;
+        size_t np;
+        check(llm_pairs_encode(m, tok, in.data, in.len, out.data, out.len, &ids, &np));
+        check(llm_pairs_add(all, ids.data, ids.len, np));
+        if (refs) {
+            if (*nrefs == cap) {
+                cap = cap ? 2 * cap : 1024;
+                char **nr = realloc(*refs, cap * sizeof *nr);
+                if (!nr)
+                    cli_die("out of memory");
+                *refs = nr;
+            }
+            if (!((*refs)[(*nrefs)++] = strdup(out.data)))
+                cli_die("out of memory");
+        }
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", name, llm_errmsg());
+    llm_lines_free(lr);
+    cli_close(f);
+    llm_buf_free(&in);
+    llm_buf_free(&out);
+    llm_ids_free(&ids);
+}
+
+/* Moves example i of `from` (and its reference) into `to`. */
+static void pairs_take(const pairs_set *from, size_t i, pairs_set *to)
+{
+    const int32_t *ids;
+    size_t n, np;
+    llm_pairs_example(from->d, i, &ids, &n, &np);
+    check(llm_pairs_add(to->d, ids, n, np));
+    to->ref[to->nref++] = from->ref[i];
+}
+
+/* The training and validation pairs (--val, or a seeded --val-fraction of
+ * the training lines), the training set packed in rows of T. */
+static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int first, int argc,
+                          char **argv, pairs_set *train, pairs_set *val)
+{
+    pairs_set all = { 0 };
+    check(llm_pairs_new(&all.d));
+    if (first >= argc)
+        read_pairs(m, tok, NULL, all.d, &all.ref, &all.nref);
+    for (int i = first; i < argc; i++)
+        read_pairs(m, tok, argv[i], all.d, &all.ref, &all.nref);
+    size_t n = llm_pairs_count(all.d);
+    if (n == 0)
+        cli_die("no input<TAB>output pairs in %s", first >= argc ? "standard input" : "the input");
+    if (o_val) {
+        *train = all;
+        check(llm_pairs_new(&val->d));
+        read_pairs(m, tok, o_val, val->d, &val->ref, &val->nref);
+        if (llm_pairs_count(val->d) == 0)
+            cli_die("'%s': no validation pairs", o_val);
+    } else if (o_val_fraction > 0) {
+        size_t nv = (size_t)((double)n * o_val_fraction);
+        if (nv == 0 || nv == n)
+            cli_die("--val-fraction %g of %zu pairs leaves %s", o_val_fraction, n,
+                    nv ? "none to train on" : "none to validate on");
+        size_t *perm = malloc(n * sizeof *perm);
+        unsigned char *held = calloc(n, 1);
+        if (!perm || !held)
+            cli_die("out of memory");
+        llm_rng r;
+        llm_rng_seed(&r, (uint64_t)o_seed ^ 0x243f6a8885a308d3ULL);
+        for (size_t i = 0; i < n; i++)
+            perm[i] = i;
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)llm_rng_below(&r, i), t = perm[i - 1];
+            perm[i - 1] = perm[j];
+            perm[j] = t;
+        }
+        for (size_t i = 0; i < nv; i++)
+            held[perm[i]] = 1;
+        check(llm_pairs_new(&train->d));
+        check(llm_pairs_new(&val->d));
+        train->ref = malloc(n * sizeof *train->ref);
+        val->ref = malloc(n * sizeof *val->ref);
+        if (!train->ref || !val->ref)
+            cli_die("out of memory");
+        for (size_t i = 0; i < n; i++)   /* file order within each set */
+            pairs_take(&all, i, held[i] ? val : train);
+        llm_pairs_free(all.d);
+        free(all.ref);
+        free(perm);
+        free(held);
+    } else {
+        *train = all;
+    }
+    /* Training needs no references. */
+    for (size_t i = 0; i < train->nref; i++)
+        free(train->ref[i]);
+    free(train->ref);
+    train->ref = NULL;
+    train->nref = 0;
+    size_t dropped;
+    check(llm_pairs_pack(train->d, T, 1, (uint64_t)o_seed, &dropped));
+    if (dropped && !o_quiet)
+        cli_warn("%zu of %zu training pairs are longer than %d tokens and are left out",
+                 dropped, llm_pairs_count(train->d), T);
+    if (llm_pairs_rows(train->d) == 0)
+        cli_die("no training pair fits %d tokens", T);
+}
+
+/* Greedy outputs for the first `n` held-out inputs, scored by corpus BLEU
+ * against their references. */
+static double pairs_sample_bleu(llm_model *m, const llm_tok *tok, const pairs_set *val, int n,
+                                int B)
+{
+    if ((size_t)n > llm_pairs_count(val->d))
+        n = (int)llm_pairs_count(val->d);
+    int ctx = llm_model_config(m)->context, eos = llm_tok_eos_id(tok);
+    llm_session *s;
+    check(llm_session_new(m, B, &s));
+    llm_text_metrics *tm;
+    check(llm_text_metrics_new(&tm));
+    const int32_t **pr = malloc((size_t)B * sizeof *pr);
+    size_t *lens = malloc((size_t)B * sizeof *lens);
+    llm_ids *outs = calloc((size_t)B, sizeof *outs);
+    llm_buf text = { 0 };
+    if (!pr || !lens || !outs)
+        cli_die("out of memory");
+    for (int i0 = 0; i0 < n; i0 += B) {
+        int k = n - i0 < B ? n - i0 : B, go = 0;
+        int idx[4096];
+        for (int i = 0; i < k; i++) {
+            size_t np;
+            llm_pairs_example(val->d, (size_t)(i0 + i), &pr[go], NULL, &np);
+            if (np + 1 >= (size_t)ctx)   /* no room to answer: scored as empty */
+                continue;
+            lens[go] = np;
+            idx[go++] = i;
+            outs[go - 1].len = 0;
+        }
+        int maxt = ctx;
+        for (int i = 0; i < go; i++)
+            maxt = ctx - (int)lens[i] < maxt ? ctx - (int)lens[i] : maxt;
+        llm_beam_params bp = { 1, 1.0, maxt - 1 < 256 ? maxt - 1 : 256 };
+        if (go)
+            check(llm_beam_search(s, pr, lens, go, eos, &bp, outs, NULL, NULL));
+        for (int i = 0, g = 0; i < k; i++) {
+            text.len = 0;
+            check(llm_buf_append(&text, "", 0));
+            if (g < go && idx[g] == i) {
+                check(llm_tok_decode(tok, outs[g].data, outs[g].len, &text));
+                g++;
+            }
+            const char *ref = val->ref[i0 + i];
+            check(llm_text_metrics_add(tm, ref, strlen(ref), text.data, text.len));
+        }
+    }
+    llm_text_metrics_result res;
+    check(llm_text_metrics_summary(tm, &res));
+    for (int i = 0; i < B; i++)
+        llm_ids_free(&outs[i]);
+    free(outs);
+    free(pr);
+    free(lens);
+    llm_buf_free(&text);
+    llm_text_metrics_free(tm);
+    llm_session_free(s);
+    return res.bleu;
+}
+
+/* One validation of a pairs model: the loss over every held-out pair and,
+ * with --eval-samples, the BLEU of the first ones' greedy outputs, logged
+ * and shown. An evaluation that improves neither resets no patience.
+ * @return the key the best model is chosen by (lower is better). */
+static double pairs_evaluate(llm_model *m, const llm_tok *tok, const pairs_set *val, int T,
+                             int64_t step, FILE *logf, int say, double *last_val,
+                             double *last_bleu, double *best_loss, double *best_bleu,
+                             int *bad_evals)
+{
+    llm_pairs_eval_result r;
+    check(llm_pairs_eval(m, val->d, o_batch, T, &r));
+    double bleu = o_eval_samples ? pairs_sample_bleu(m, tok, val, o_eval_samples,
+                                                     o_batch * 4 < 64 ? o_batch * 4 : 64)
+                                 : NAN;
+    *last_val = r.loss;
+    *last_bleu = bleu;
+    if (logf) {
+        fprintf(logf, "{\"step\":%lld,\"val_loss\":%.6f,", (long long)step, r.loss);
+        if (o_eval_samples)
+            fprintf(logf, "\"val_bleu\":%.4f,", bleu);
+        fprintf(logf, "\"val_pairs\":%zu,\"val_tokens\":%llu}\n", r.examples,
+                (unsigned long long)r.tokens);
+    }
+    if (say && o_eval_samples)
+        fprintf(stderr, "llm-train: step %lld: validation loss %.4f, sample BLEU %.2f\n",
+                (long long)step, r.loss, bleu);
+    else if (say)
+        fprintf(stderr, "llm-train: step %lld: validation loss %.4f\n", (long long)step,
+                r.loss);
+    int better = 0;
+    if (r.loss < *best_loss) {
+        *best_loss = r.loss;
+        better = 1;
+    }
+    if (o_eval_samples && bleu > *best_bleu) {
+        *best_bleu = bleu;
+        better = 1;
+    }
+    *bad_evals = better ? 0 : *bad_evals + 1;
+    return o_eval_samples ? -bleu + 1e-9 * r.loss : r.loss;
+}
 
 static void fmt_duration(char *buf, size_t n, double s)
 {
@@ -1446,7 +1697,7 @@ int main(int argc, char **argv)
         cli_usage("--resume and --init cannot be combined");
     if (o_val && o_val_fraction > 0)
         cli_usage("--val and --val-fraction cannot be combined");
-    int cls = strcmp(o_task, "classify") == 0;
+    int cls = strcmp(o_task, "classify") == 0, pairs = strcmp(o_task, "pairs") == 0;
     if (cls && !o_model && !o_init && !o_resume && rank == 0 && world == 1)
         return one_command(&prog, first, argc, argv);
     if (o_autotune > 0)
@@ -1460,6 +1711,8 @@ int main(int argc, char **argv)
         cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)
         cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
+    if (!pairs && cli_given(&o_eval_samples))
+        cli_usage("--eval-samples needs --task pairs");
     if (cls && o_batch_tokens)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
     if (cls && world > 1)
@@ -1523,6 +1776,12 @@ int main(int argc, char **argv)
             cli_usage("%s", llm_errmsg());
         check(llm_model_create(&c, (uint64_t)o_seed, o_device, &m));
     }
+    if (pairs && llm_model_n_labels(m))
+        cli_die("'%s' is a classifier; --task pairs needs a language model", from);
+    if (pairs && !llm_model_pairs(m))   /* an instruct model answers in its chat layout */
+        check(llm_model_set_pairs(m, llm_model_chat_template(m) ? "chat" : "eos"));
+    else if (!pairs)
+        check(llm_model_set_pairs(m, NULL));
     const llm_config *cfg = llm_model_config(m);
     int T = o_context && from ? o_context : cfg->context;
     if (T > cfg->context)
@@ -1533,8 +1792,11 @@ int main(int argc, char **argv)
     uint64_t train_end = 0, vbegin = 0, vend = 0;
     llm_cls_data *ctrain = NULL, *cval = NULL;
     float *cweights = NULL;
+    pairs_set ptrain = { 0 }, pval = { 0 };
     if (cls) {
         cls_prepare(tok, m, T, first, argc, argv, &ctrain, &cval, &cweights);
+    } else if (pairs) {
+        pairs_prepare(m, tok, T, first, argc, argv, &ptrain, &pval);
     } else {
         check(llm_data_new((uint32_t)V, &data));
         if (first >= argc)
@@ -1567,11 +1829,13 @@ int main(int argc, char **argv)
             warn_lm_overlap(data, 0, train_end, vdata, vbegin, vend,
                             o_val ? "--val text" : "validation split");
     }
-    int has_val = cls ? cval != NULL : vend > vbegin;
+    int has_val = cls ? cval != NULL : pairs ? pval.d != NULL : vend > vbegin;
 
     llm_batcher *batcher;
     if (cls)
         check(llm_batcher_new_docs(ctrain, (uint64_t)o_seed, &batcher));
+    else if (pairs)
+        check(llm_batcher_new_pairs(ptrain.d, (uint64_t)o_seed, &batcher));
     else
         check(llm_batcher_new(data, 0, train_end, T, (uint64_t)o_seed, &batcher));
     uint64_t per_micro = (uint64_t)o_batch * (uint64_t)T;
@@ -1659,6 +1923,15 @@ int main(int argc, char **argv)
                 cfg->n_heads, cfg->ffn_dim, cfg->context, V, llm_model_n_labels(m),
                 llm_pooling_name(llm_model_pooling(m)), o_freeze ? ", backbone frozen" : "",
                 o_lm_weight > 0 ? ", with the LM loss" : "", threads, threads == 1 ? "" : "s");
+    else if (!o_quiet && pairs)
+        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
+                "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu rows "
+                "of %d (%s layout)%s; %d thread%s%s\n",
+                (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
+                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, llm_pairs_count(ptrain.d),
+                llm_pairs_rows(ptrain.d), T, llm_model_pairs(m),
+                pval.d ? "" : ", no validation", threads, threads == 1 ? "" : "s",
+                world > 1 ? " per rank" : "");
     else if (!o_quiet)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
                 "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "
@@ -1678,7 +1951,8 @@ int main(int argc, char **argv)
     cli_catch_stop();   /* the first SIGINT/SIGTERM: save and stop */
 
     /* Validation bookkeeping. */
-    double best = INFINITY, last_val = NAN, last_bpb = NAN;
+    double best = INFINITY, last_val = NAN, last_bpb = NAN, best_loss = INFINITY;
+    double best_bleu = -INFINITY;
     int bad_evals = 0;
     uint64_t val_bytes = 0;
     llm_eval_result ev;
@@ -1690,6 +1964,16 @@ int main(int argc, char **argv)
     do {                                                                               \
         if (cls) {                                                                     \
             EVALUATE_CLS(step_);                                                       \
+            break;                                                                     \
+        }                                                                              \
+        if (pairs) {                                                                   \
+            double key_ = pairs_evaluate(m, tok, &pval, T, (step_), logf,              \
+                                         progress && !tty, &last_val, &last_bpb,       \
+                                         &best_loss, &best_bleu, &bad_evals);          \
+            if (key_ < best) {                                                         \
+                best = key_;                                                           \
+                check(llm_model_save(m, o_output, &sp));                               \
+            }                                                                          \
             break;                                                                     \
         }                                                                              \
         check(llm_eval_loss(m, vdata, vbegin, vend, o_batch, T, (uint64_t)o_eval_tokens, \
@@ -1793,8 +2077,9 @@ int main(int argc, char **argv)
             fmt_duration(eta, sizeof eta, (double)(total - step) * (t - t0) /
                                               (double)(step - start));
             if (!isnan(last_val))
-                snprintf(val, sizeof val, cls ? " | val %.4f (acc %.3f)" : " | val %.4f "
-                         "(%.3f bpb)", last_val, last_bpb);
+                snprintf(val, sizeof val, cls ? " | val %.4f (acc %.3f)" : pairs &&
+                         o_eval_samples ? " | val %.4f (BLEU %.1f)" : pairs ? " | val %.4f" :
+                         " | val %.4f (%.3f bpb)", last_val, last_bpb);
             fprintf(stderr, "%sstep %lld/%lld | loss %.4f%s | lr %.2e | gnorm %.2f | "
                     "%.0f tok/s | MFU %.0f%% | ETA %s%s", tty ? "\r\033[K" : "",
                     (long long)step, (long long)total, info.loss, val, info.lr,
@@ -1845,6 +2130,8 @@ int main(int argc, char **argv)
                     o_output);
             if (has_val && !isinf(best) && cls)
                 fprintf(stderr, " (best validation accuracy %.4f)", 1 - best);
+            else if (has_val && !isinf(best) && pairs && o_eval_samples)
+                fprintf(stderr, " (best sample BLEU %.2f)", best_bleu);
             else if (has_val && !isinf(best))
                 fprintf(stderr, " (best validation loss %.4f)", best);
             fprintf(stderr, ", checkpoint '%s'\n", o_checkpoint);
@@ -1866,6 +2153,8 @@ int main(int argc, char **argv)
     llm_data_free(data);
     llm_cls_data_free(ctrain);
     llm_cls_data_free(cval);
+    pairs_set_free(&ptrain);
+    pairs_set_free(&pval);
     free(cweights);
     llm_model_free(m);
     llm_tok_free(tok);

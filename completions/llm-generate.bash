@@ -43,6 +43,10 @@ _llm_generate()
         ;;
     --frequency-penalty)
         ;;
+    --beams)
+        ;;
+    --length-penalty)
+        ;;
     --seed)
         ;;
     --stop)
@@ -62,7 +66,7 @@ _llm_generate()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--model -m --prompt -p --chat --chat-template --system --max-tokens -n --temperature --top-k --top-p --min-p --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --seed --stop --samples --format --logprobs --echo --null -0 --batch -b --threads -t --device --precision --no-mmap --quiet -q --help -h --version'
+    opts='--model -m --prompt -p --chat --chat-template --system --max-tokens -n --temperature --top-k --top-p --min-p --repeat-penalty --repeat-last-n --presence-penalty --frequency-penalty --beams --length-penalty --seed --stop --samples --format --logprobs --echo --null -0 --batch -b --threads -t --device --precision --no-mmap --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

@@ -2,7 +2,7 @@
 complete -c llm-train -f
 complete -c llm-train -s m -l model -r -F -d 'tokenizer: a SentencePiece .model or an llm model file (default: the one in --init or --resume)'
 complete -c llm-train -s o -l output -r -F -d 'model file to write (required); with validation, the best model seen'
-complete -c llm-train -l task -x -a 'lm classify' -d 'what to train: a language model, or a classifier of labelled lines'
+complete -c llm-train -l task -x -a 'lm classify pairs' -d 'what to train: a language model, a classifier of labelled lines, or a model that writes an output for an input (input<TAB>output lines, or JSON Lines with "input" and "output")'
 complete -c llm-train -l multi-label -d 'classify: each line may carry several labels (comma-separated, or several __label__ tokens)'
 complete -c llm-train -l pooling -x -a 'last mean' -d 'classify: the head reads the final hidden state of the last token (EOS), or the mean over the document\'s tokens'
 complete -c llm-train -l balance -d 'classify: weigh each label\'s loss inversely to its frequency'
@@ -47,6 +47,7 @@ complete -c llm-train -l val -r -F -d 'held-out text or token file for validatio
 complete -c llm-train -l val-fraction -x -d 'hold out the last X of the training tokens for validation'
 complete -c llm-train -l eval-every -x -d 'validate every N steps'
 complete -c llm-train -l eval-tokens -x -d 'score at most N held-out tokens per validation (0: all)'
+complete -c llm-train -l eval-samples -x -d 'pairs: at each validation also write outputs for the first N held-out inputs (greedy) and score them by BLEU; the best model is then the one of the best BLEU (0: validation loss only)'
 complete -c llm-train -l patience -x -d 'stop after N validations without improvement (0: never)'
 complete -c llm-train -l time-limit -x -d 'stop when this much time has passed, validate and save (0: no limit)'
 complete -c llm-train -l autotune -x -d 'with neither -m nor --init: search the fine-tuning settings (learning rate, language-modelling weight, pooling, dropout, epochs) on a held-out tenth, then train with the best; the whole run stays within SECONDS'

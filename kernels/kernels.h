@@ -62,10 +62,15 @@ typedef struct llm_kernels {
 
     /* Causal attention, scale 1/sqrt(hd), query head j reads kv head
      * j / (H/KVH). out(B,T,H*hd) =; att(B,H,T,T) = softmax probabilities
-     * (entries above the diagonal are 0), kept for the backward pass. */
+     * (entries above the diagonal are 0), kept for the backward pass.
+     * start(B,T), or NULL for all 0: query t of row b sees keys
+     * [start[b*T+t], t] only (0 <= start <= t), so that several documents
+     * packed into one row do not see each other; the probabilities of the
+     * keys before start are 0. */
     void (*attention_forward)(float *out, float *att, const float *qkv,
-                              int B, int T, int H, int KVH, int hd);
-    /* dqkv(B,T,QS) =; scratch is (B,H,T,T) floats, clobbered. */
+                              const int32_t *start, int B, int T, int H, int KVH, int hd);
+    /* dqkv(B,T,QS) =; scratch is (B,H,T,T) floats, clobbered. The mask of
+     * the forward pass is in att (its zeros), so it needs no start. */
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout,
                                const float *qkv, const float *att,
                                int B, int T, int H, int KVH, int hd);

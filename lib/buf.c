@@ -46,6 +46,26 @@ int llm_buf_reserve(llm_buf *b, size_t cap)
     return rc;
 }
 
+int llm_unescape(const char *s, size_t n, llm_buf *b)
+{
+    int rc = llm_buf_reserve(b, b->len + n);
+    for (size_t i = 0; i < n && !rc; i++) {
+        char c = s[i];
+        if (c == '\\' && i + 1 < n) {
+            char e = s[i + 1];
+            char d = e == 'n' ? '\n' : e == 'r' ? '\r' : e == 't' ? '\t' : e == '\\' ? '\\' : 0;
+            if (d) {
+                c = d;
+                i++;
+            }
+        }
+        b->data[b->len++] = c;
+    }
+    if (!rc)
+        b->data[b->len] = '\0';
+    return rc;
+}
+
 int llm_buf_append(llm_buf *b, const void *p, size_t n)
 {
     size_t want;

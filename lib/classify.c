@@ -270,7 +270,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
                             lengths[b], b, T);
     int rc = cls_reserve(m, B);
     if (!rc)
-        rc = llm_model_forward_hidden(m, tokens, NULL, B, T);
+        rc = llm_model_forward_hidden(m, tokens, NULL, NULL, B, T);
     if (rc)
         return rc;
     int C = m->cfg.dim, K = m->n_labels;

@@ -154,7 +154,8 @@ int llm_data_read(const llm_data *d, uint64_t pos, size_t n, int32_t *dst)
 
 struct llm_batcher {
     const llm_data *d;     /* token sequences, or */
-    const llm_cls_data *docs;  /* labelled documents (classify.c) */
+    const llm_cls_data *docs;  /* labelled documents (classify.c), or */
+    const llm_pairs *pairs;    /* input -> output pairs packed in rows (pairs.c) */
     uint64_t begin, end;   /* the token range sequences come from */
     int T;
     uint64_t seed;
@@ -222,9 +223,26 @@ int llm_batcher_new_items(const llm_cls_data *docs, uint64_t n, uint64_t seed,
     return LLM_OK;
 }
 
+int llm_batcher_new_pairs(const llm_pairs *p, uint64_t seed, llm_batcher **out)
+{
+    *out = NULL;
+    uint64_t rows = llm_pairs_rows(p);
+    if (rows == 0)
+        return llm_fail(LLM_ERR_INVALID, "no packed rows of pairs to train on");
+    int rc = llm_batcher_new_items(NULL, rows, seed, out);
+    if (!rc)
+        (*out)->pairs = p;
+    return rc;
+}
+
 const llm_cls_data *llm_batcher_docs(const llm_batcher *b)
 {
     return b->docs;
+}
+
+const llm_pairs *llm_batcher_pairs(const llm_batcher *b)
+{
+    return b->pairs;
 }
 
 static void shuffle(llm_batcher *b, uint64_t epoch);

@@ -485,6 +485,11 @@ void llm_session_free(llm_session *s)
     free(s);
 }
 
+const llm_model *llm_session_model(const llm_session *s)
+{
+    return s->m;
+}
+
 int llm_session_seqs(const llm_session *s)
 {
     return s->n_seq;
@@ -500,6 +505,21 @@ int llm_session_clear(llm_session *s, int seq)
     if (seq < 0 || seq >= s->n_seq)
         return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seq, s->n_seq);
     s->len[seq] = 0;
+    return LLM_OK;
+}
+
+int llm_session_copy(llm_session *s, int dst, int src)
+{
+    if (dst < 0 || dst >= s->n_seq || src < 0 || src >= s->n_seq)
+        return llm_fail(LLM_ERR_RANGE, "sequence %d or %d out of range [0, %d)", dst, src,
+                        s->n_seq);
+    if (dst == src)
+        return LLM_OK;
+    size_t n = (size_t)s->len[src] * s->KVD * sizeof(float);
+    for (int l = 0; l < s->m->cfg.n_layers; l++)
+        for (int w = 0; w < 2; w++)
+            memcpy(kv_at(s, dst, l, w), kv_at(s, src, l, w), n);
+    s->len[dst] = s->len[src];
     return LLM_OK;
 }
 

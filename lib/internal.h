@@ -162,6 +162,12 @@ int llm_batcher_new_items(const llm_cls_data *docs, uint64_t n, uint64_t seed,
                           llm_batcher **out);
 /*! llm_batcher_docs() : the documents of a batcher over them, else NULL. */
 const llm_cls_data *llm_batcher_docs(const llm_batcher *b);
+/*! llm_session_model() : the model a session runs. */
+const llm_model *llm_session_model(const llm_session *s);
+/*! llm_pairs_width() : T of the last llm_pairs_pack() (0 before any). */
+int llm_pairs_width(const llm_pairs *d);
+/*! llm_batcher_pairs() : the pairs of a batcher over them, else NULL. */
+const llm_pairs *llm_batcher_pairs(const llm_batcher *b);
 /*! llm_batcher_take() : the next item's index in the shuffled order. */
 uint64_t llm_batcher_take(llm_batcher *b);
 

@@ -64,6 +64,10 @@ typedef struct {
 int  llm_buf_reserve(llm_buf *b, size_t cap);
 int  llm_buf_append(llm_buf *b, const void *p, size_t n);
 void llm_buf_free(llm_buf *b);            /* frees storage, zeroes *b */
+/*! llm_unescape() : appends s[0..n) to b with the escapes of the programs'
+ *  one-line text records (\n, \r, \t, \\) turned back into their bytes;
+ *  any other backslash stays as it is. */
+int  llm_unescape(const char *s, size_t n, llm_buf *b);
 int  llm_ids_reserve(llm_ids *v, size_t cap);
 int  llm_ids_push(llm_ids *v, int32_t id);
 void llm_ids_free(llm_ids *v);
@@ -600,6 +604,16 @@ const llm_config *llm_model_config(const llm_model *m);
  *  position) or LLM_ERR_NOMEM. */
 int llm_model_forward(llm_model *m, const int32_t *tokens,
                       const int32_t *targets, int B, int T, float *loss);
+/*! llm_model_forward_packed() : llm_model_forward() over rows that each
+ *  hold several documents: starts (B, T) gives, for every position, the
+ *  position in its row where its document begins (0 <= starts[b*T+t] <= t),
+ *  and attention never crosses into an earlier document. RoPE sees row
+ *  positions, which leaves attention scores as they would be at positions
+ *  from 0 (they depend on distances only), up to float rounding.
+ *  starts NULL: llm_model_forward(). @return as llm_model_forward(), and
+ *  LLM_ERR_RANGE for a start outside [0, t]. */
+int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t *targets,
+                             const int32_t *starts, int B, int T, float *loss);
 /*! llm_model_set_dropout() : residual dropout with probability p in [0, 1)
  *  on the attention and feed-forward outputs of every block, in training
  *  passes only (see llm_model_set_training()); kept values are scaled by
@@ -835,6 +849,41 @@ int  llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
  *  @return as llm_session_prefill(). */
 int  llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,
                       float *logits);
+/*! llm_session_copy() : makes sequence `dst` a copy of sequence `src`
+ *  (its positions, keys and values), as beam search forks a hypothesis.
+ *  dst == src does nothing. @return LLM_OK or LLM_ERR_RANGE (a bad seq). */
+int  llm_session_copy(llm_session *s, int dst, int src);
+
+/*! Beam search over a session: for each of n prompts, `beams` hypotheses
+ *  grow together, all prompts' live hypotheses stepped in one
+ *  llm_session_step() (so a batch gives the same text as one prompt at a
+ *  time: steps are batch-invariant, and ties break by hypothesis, then
+ *  token id). At each step every live hypothesis of a prompt offers its
+ *  2 x beams best next tokens; of all offers the `beams` best by total
+ *  log-probability go on, and an offer of EOS finishes its hypothesis with
+ *  the score sum / length^length_penalty (length: generated tokens, EOS
+ *  counted). A prompt is done when `beams` hypotheses have finished and no
+ *  live one can beat the worst of them by its score at this length (as
+ *  Hugging Face's early_stopping=False), or after max_tokens tokens, when
+ *  the live hypotheses finish as they are. beams 1 is greedy decoding. */
+typedef struct {
+    int beams;               /* >= 1 */
+    double length_penalty;   /* finite; 1: mean log-probability per token;
+                              * 0: the plain sum (favours short outputs) */
+    int max_tokens;          /* >= 1 */
+} llm_beam_params;
+
+/*! llm_beam_search() : decodes prompts[i] (lens[i] >= 1 ids) for i < n in
+ *  sequences [i x beams, (i + 1) x beams) of `s` (which must have that many;
+ *  they are cleared first, and each prompt plus max_tokens must fit the
+ *  context). out[i] gets the best hypothesis' ids without EOS (appended to
+ *  whatever it holds), score[i] its score and finished[i] 1 when it ended
+ *  with EOS (0: at max_tokens); score and finished may be NULL.
+ *  @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_RANGE, LLM_ERR_NOMEM. */
+int  llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t *lens, int n,
+                     int eos, const llm_beam_params *p, llm_ids *out, double *score,
+                     int *finished);
+
 /*! llm_model_decode_f16() : from now on every llm_session_step() over `m`
  *  reads IEEE half-precision copies (rounded to nearest even) of the layers'
  *  and the output layer's weights: half the bytes per token, so about twice
@@ -1011,6 +1060,87 @@ int  llm_batcher_new_docs(const llm_cls_data *d, uint64_t seed, llm_batcher **ou
  *  the first label of each) or targets (B, K) when not NULL. */
 int  llm_batcher_next_docs(llm_batcher *b, int B, int32_t *tokens, int32_t *lengths,
                            int *T, int32_t *labels, float *targets);
+
+/* ------------------------------------------------------------------------ */
+/* Input -> output pairs (pairs.c): a language model taught to write an
+ * output for an input (translation, answers, drafting). Each example is
+ * the input's prompt followed by the output and EOS; the loss counts the
+ * output's tokens and EOS only. The prompt's layout is the model's:
+ *   "eos"  [BOS] input EOS            (models without a chat layout)
+ *   "chat" the model's chat layout with the input as the user's turn
+ *          (an instruct model), the output as the assistant's answer.
+ * Several examples share a row of the batch, each attending to itself only
+ * (llm_model_forward_packed()), so short pairs waste no compute on padding. */
+
+/*! llm_model_set_pairs() : marks `m` as an input -> output model with
+ *  layout "eos" or "chat" (which needs the model's chat template), or NULL
+ *  for a plain language model. Saved in the model file (task "pairs").
+ *  @return LLM_OK or LLM_ERR_INVALID. */
+int  llm_model_set_pairs(llm_model *m, const char *layout);
+/*! llm_model_pairs() : the layout, or NULL when `m` is not a pairs model. */
+const char *llm_model_pairs(const llm_model *m);
+
+/*! llm_pairs_encode() : appends to `ids` the prompt of input in[0..n)
+ *  (valid UTF-8) in m's layout, and when `output` is not NULL the output's
+ *  ids and EOS; *n_prompt (when not NULL) = ids in the prompt.
+ *  @return LLM_OK, LLM_ERR_INVALID (not a pairs model, or no EOS id),
+ *  a tokenizer's status, LLM_ERR_NOMEM. */
+int  llm_pairs_encode(const llm_model *m, const llm_tok *t, const char *in, size_t n,
+                      const char *output, size_t on, llm_ids *ids, size_t *n_prompt);
+/*! llm_pairs_parse() : one line of a pairs file (without its newline; a
+ *  final CR is dropped) into `in` and `out` (cleared first, NUL-terminated):
+ *  a JSON object with string members "input" and "output" when the line
+ *  starts with '{' and is one, else `input<TAB>output` with tabs, newlines
+ *  and backslashes inside the fields escaped (llm_unescape()). Both must
+ *  be valid UTF-8. @return LLM_OK, LLM_ERR_FORMAT (with the reason),
+ *  LLM_ERR_UTF8, LLM_ERR_NOMEM. */
+int  llm_pairs_parse(const char *line, size_t n, llm_buf *in, llm_buf *out);
+
+typedef struct llm_pairs llm_pairs;
+int    llm_pairs_new(llm_pairs **out);
+void   llm_pairs_free(llm_pairs *d);
+/*! llm_pairs_add() : appends an example of ids[0..n), whose first n_prompt
+ *  (1 <= n_prompt < n) are the prompt. @return LLM_OK, LLM_ERR_INVALID,
+ *  LLM_ERR_RANGE (a negative id), LLM_ERR_NOMEM. */
+int    llm_pairs_add(llm_pairs *d, const int32_t *ids, size_t n, size_t n_prompt);
+size_t llm_pairs_count(const llm_pairs *d);
+void   llm_pairs_example(const llm_pairs *d, size_t i, const int32_t **ids, size_t *n,
+                         size_t *n_prompt);
+/*! llm_pairs_pack() : lays the examples out in rows of T tokens: in the
+ *  order of a shuffle seeded by `seed` (or in file order when shuffle is
+ *  0), each goes into the first of the last 16 open rows with room for it,
+ *  else a new row. Examples longer than T are left out (*dropped counts
+ *  them, when not NULL). Packing again replaces the previous layout. */
+int    llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *dropped);
+/*! llm_pairs_rows() : rows of the last packing (0 before any). */
+size_t llm_pairs_rows(const llm_pairs *d);
+/*! llm_pairs_row() : row r of the packing: tokens (T), targets (T; -1 where
+ *  nothing is predicted: prompts, and padding with id 0) and starts (T; the
+ *  position where each position's example begins); @return the example
+ *  tokens in the row. */
+size_t llm_pairs_row(const llm_pairs *d, size_t r, int32_t *tokens, int32_t *targets,
+                     int32_t *starts);
+
+/*! llm_batcher_new_pairs() : a batcher over the packed rows of `p` (which
+ *  must outlive it and not be packed again), each epoch in an order
+ *  derived from (seed, epoch). A trainer over it trains with
+ *  llm_model_forward_packed(); llm_train_params.seq_len must be the T of
+ *  the packing. */
+int  llm_batcher_new_pairs(const llm_pairs *p, uint64_t seed, llm_batcher **out);
+/*! llm_batcher_next_pairs() : the next B rows (B, T) as llm_pairs_row()
+ *  gives them; *tokens_used (when not NULL) = example tokens in them. */
+int  llm_batcher_next_pairs(llm_batcher *b, int B, int32_t *tokens, int32_t *targets,
+                            int32_t *starts, uint64_t *tokens_used);
+
+typedef struct {
+    double loss;          /* mean loss per output token (and EOS) */
+    uint64_t tokens;      /* output tokens counted */
+    size_t examples;
+} llm_pairs_eval_result;
+
+/*! llm_pairs_eval() : the loss of every example of `d` (packed first, in
+ *  file order, in rows of T), in batches of B rows. */
+int  llm_pairs_eval(llm_model *m, llm_pairs *d, int B, int T, llm_pairs_eval_result *r);
 
 typedef struct {
     double loss;          /* mean unweighted loss per document */

@@ -634,7 +634,7 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
 
 static int acts_reserve(llm_model *m, int B, int T, acts *a)
 {
-    size_t need = acts_layout(m, B, T, NULL, a), nids = (size_t)2 * B * T;
+    size_t need = acts_layout(m, B, T, NULL, a), nids = (size_t)3 * B * T;
     if (need > m->acts_cap) {
         free(m->acts);
         m->acts_cap = 0;
@@ -744,7 +744,7 @@ static void lora_backward(llm_model *m, const acts *a, int l, int t0, int t1,
 }
 
 int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
-                             const int32_t *targets, int B, int T)
+                             const int32_t *targets, const int32_t *starts, int B, int T)
 {
     const llm_config *c = &m->cfg;
     const llm_kernels *k = m->k;
@@ -765,13 +765,18 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
         if (targets && targets[i] >= V)
             return llm_fail(LLM_ERR_RANGE, "target %d at position %zu is outside the vocabulary [0, %d)",
                             targets[i], i, V);
+        if (starts && (starts[i] < 0 || starts[i] > (int32_t)(i % (size_t)T)))
+            return llm_fail(LLM_ERR_RANGE, "document start %d at position %zu of its row is "
+                            "outside [0, %zu]", starts[i], i % (size_t)T, i % (size_t)T);
     }
     acts a;
     int rc = acts_reserve(m, B, T, &a);
     if (rc)
         return rc;
-    int32_t *tok = m->ids;
+    int32_t *tok = m->ids, *start = starts ? m->ids + 2 * N : NULL;
     memcpy(tok, tokens, N * sizeof *tok);
+    if (start)
+        memcpy(start, starts, N * sizeof *start);
     int n = (int)N;
     float eps = (float)c->norm_eps;
 
@@ -799,7 +804,7 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
         if (m->lora_rank)
             lora_forward(m, &a, l, LLM_LORA_Q, LLM_LORA_V, qkv, a1, n);
         k->rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
-        k->attention_forward(atty, att, qkv, B, T, H, KVH, m->hd);
+        k->attention_forward(atty, att, qkv, start, B, T, H, KVH, m->hd);
         k->matmul_forward(a.tmp, atty, m->wo + (size_t)l * C * m->OS, n, m->OS, C);
         if (m->lora_rank)
             lora_forward(m, &a, l, LLM_LORA_O, LLM_LORA_O, a.tmp, atty, n);
@@ -871,7 +876,13 @@ double llm_model_lm_loss(llm_model *m, double weight)
 int llm_model_forward(llm_model *m, const int32_t *tokens,
                       const int32_t *targets, int B, int T, float *loss)
 {
-    int rc = llm_model_forward_hidden(m, tokens, targets, B, T);
+    return llm_model_forward_packed(m, tokens, targets, NULL, B, T, loss);
+}
+
+int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t *targets,
+                             const int32_t *starts, int B, int T, float *loss)
+{
+    int rc = llm_model_forward_hidden(m, tokens, targets, starts, B, T);
     if (rc)
         return rc;
     if (!targets) {

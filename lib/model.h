@@ -102,6 +102,8 @@ struct llm_model {
     int emb_base;
     int input_grad;
     const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
+    const char *pairs;     /* an input -> output model's layout ("eos", "chat"), a
+                            * literal, or NULL (pairs.c) */
     char *chat_system;     /* the template's default system turn, owned, or NULL */
 };
 
@@ -114,7 +116,7 @@ int llm_model_adamw_alloc(llm_model *m);
  * runs embedding .. final RMSNorm into the `af` activations (B, T, C); and
  * back from their gradient, in the `da` activations, to the embedding. */
 int   llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
-                               const int32_t *targets, int B, int T);
+                               const int32_t *targets, const int32_t *starts, int B, int T);
 float *llm_model_hidden(const llm_model *m);    /* af of the last forward */
 float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the caller */
 /* The output layer over the final hidden states of the last forward, and

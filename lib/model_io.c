@@ -95,7 +95,10 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc) rc = add_meta_double(w, "rope_base", c->rope_base);
     if (!rc) rc = add_meta_double(w, "norm_eps", c->norm_eps);
     if (!rc) rc = llm_st_writer_meta(w, "tied", c->tied ? "1" : "0");
-    if (!rc) rc = llm_st_writer_meta(w, "task", m->n_labels ? "classify" : "lm");
+    if (!rc) rc = llm_st_writer_meta(w, "task", m->n_labels ? "classify" : m->pairs ? "pairs"
+                                                                                : "lm");
+    if (!rc && m->pairs)
+        rc = llm_st_writer_meta(w, "pairs_layout", m->pairs);
     if (!rc && m->chat)
         rc = llm_st_writer_meta(w, "chat_template", m->chat);
     if (!rc && m->chat && m->chat_system)
@@ -381,13 +384,14 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': architecture '%s' is not supported", path, s);
         goto done;
     }
-    int classify = 0;
+    int classify = 0, pairs = 0;
     if ((s = llm_st_meta(f, "task")) && strcmp(s, "lm") != 0) {
-        if (strcmp(s, "classify") != 0) {
+        if (strcmp(s, "classify") != 0 && strcmp(s, "pairs") != 0) {
             rc = llm_fail(LLM_ERR_UNSUPPORTED, "'%s': task '%s' is not supported here", path, s);
             goto done;
         }
-        classify = 1;
+        classify = s[0] == 'c';
+        pairs = s[0] == 'p';
     }
     if ((rc = meta_int(f, path, "vocab_size", &c.vocab_size)) ||
         (rc = meta_int(f, path, "dim", &c.dim)) ||
@@ -416,6 +420,12 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
     }
     if ((s = llm_st_meta(f, "chat_system")) && (rc = llm_model_set_chat_system(m, s)))
         goto done;
+    if (pairs && llm_model_set_pairs(m, (s = llm_st_meta(f, "pairs_layout")) ? s : "")) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'pairs_layout' is %s%s%s (eos, or chat "
+                      "with a chat template)", path, s ? "'" : "missing", s ? s : "",
+                      s ? "'" : "");
+        goto done;
+    }
     if ((s = llm_st_meta(f, "lora.rank"))) {
         /* A checkpoint of adapters: the tensors below fill them in. */
         int r;

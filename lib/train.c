@@ -20,6 +20,7 @@ struct llm_trainer {
     /* Classifier training (a batcher over documents): */
     int32_t *lengths, *labels; /* (batch) each */
     float *cls_targets;        /* (batch, K), multi-label */
+    int32_t *starts;           /* (batch, seq_len): pairs, packed */
 };
 
 void llm_train_defaults(llm_train_params *p)
@@ -61,6 +62,11 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
     int K = llm_model_n_labels(m);
     if (llm_batcher_docs(b) && !K)
         return llm_fail(LLM_ERR_INVALID, "training on labelled documents needs a classifier");
+    const llm_pairs *pairs = llm_batcher_pairs(b);
+    if (pairs && (K || llm_pairs_width(pairs) != p->seq_len))
+        return llm_fail(LLM_ERR_INVALID, K ? "a classifier cannot train on input -> output "
+                        "pairs" : "pairs packed in rows of %d tokens, sequence length %d",
+                        llm_pairs_width(pairs), p->seq_len);
     llm_trainer *t = calloc(1, sizeof *t);
     size_t n = (size_t)p->batch * (size_t)p->seq_len;
     if (t) {
@@ -72,7 +78,9 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
             t->cls_targets = malloc((size_t)p->batch * K * sizeof *t->cls_targets);
         }
     }
-    if (!t || !t->inputs || !t->targets ||
+    if (t && llm_batcher_pairs(b))
+        t->starts = malloc(n * sizeof *t->starts);
+    if (!t || !t->inputs || !t->targets || (llm_batcher_pairs(b) && !t->starts) ||
         (K && (!t->lengths || !t->labels || !t->cls_targets))) {
         llm_trainer_free(t);
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
@@ -93,6 +101,7 @@ void llm_trainer_free(llm_trainer *t)
     free(t->lengths);
     free(t->labels);
     free(t->cls_targets);
+    free(t->starts);
     free(t);
 }
 
@@ -145,6 +154,16 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
             rc = llm_cls_forward(t->m, t->inputs, t->lengths, p->batch, T, &y, &loss);
             for (int i = 0; i < p->batch; i++)
                 tokens += (uint64_t)t->lengths[i];
+        } else if (t->starts) {
+            /* Input -> output pairs, packed into rows. */
+            uint64_t used;
+            rc = llm_batcher_next_pairs(t->b, p->batch, t->inputs, t->targets, t->starts,
+                                        &used);
+            if (rc)
+                return rc;
+            rc = llm_model_forward_packed(t->m, t->inputs, t->targets, t->starts, p->batch,
+                                          p->seq_len, &loss);
+            tokens += used;
         } else {
             rc = llm_batcher_next(t->b, p->batch, t->inputs, t->targets);
             if (rc)

@@ -179,7 +179,7 @@ static int imin(int a, int b)
 }
 
 static void attention_forward(float *out, float *att, const float *qkv,
-                              int B, int T, int H, int KVH, int hd)
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
@@ -201,17 +201,20 @@ static void attention_forward(float *out, float *att, const float *qkv,
         for (int t = 0; t < T; t++) {
             float *row = A + (size_t)t * T;
             float mx = -INFINITY, sum = 0.0f;
+            int s0 = start ? start[(size_t)b * T + t] : 0;
+            for (int s = 0; s < s0; s++)
+                row[s] = 0.0f;
 #pragma omp simd reduction(max:mx)
-            for (int s = 0; s <= t; s++)
+            for (int s = s0; s <= t; s++)
                 mx = row[s] > mx ? row[s] : mx;
 #pragma omp simd reduction(+:sum)
-            for (int s = 0; s <= t; s++) {
+            for (int s = s0; s <= t; s++) {
                 float e = fast_expf(row[s] - mx);
                 row[s] = e;
                 sum += e;
             }
             float inv = 1.0f / sum;
-            for (int s = 0; s <= t; s++)
+            for (int s = s0; s <= t; s++)
                 row[s] *= inv;
             for (int s = t + 1; s < T; s++)
                 row[s] = 0.0f;

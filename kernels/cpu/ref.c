@@ -120,7 +120,7 @@ static void rope_backward(float *dx, const float *cos_t, const float *sin_t,
 }
 
 static void attention_forward(float *out, float *att, const float *qkv,
-                              int B, int T, int H, int KVH, int hd)
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, rep = H / KVH;
     double scale = 1.0 / sqrt((double)hd);
@@ -134,7 +134,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
                 const float *q = qkv + ((size_t)b * T + t) * QS + (size_t)h * hd;
                 float *a = att + (((size_t)b * H + h) * T + t) * T;
                 double mx = -INFINITY, sum = 0;
-                for (int s = 0; s <= t; s++) {
+                int s0 = start ? start[(size_t)b * T + t] : 0;
+                for (int s = s0; s <= t; s++) {
                     const float *k = qkv + ((size_t)b * T + s) * QS +
                                      (size_t)(H + kh) * hd;
                     double d = 0;
@@ -144,16 +145,16 @@ static void attention_forward(float *out, float *att, const float *qkv,
                     if (e[s] > mx)
                         mx = e[s];
                 }
-                for (int s = 0; s <= t; s++) {
+                for (int s = s0; s <= t; s++) {
                     e[s] = exp(e[s] - mx);
                     sum += e[s];
                 }
                 for (int s = 0; s < T; s++)
-                    a[s] = s <= t ? (float)(e[s] / sum) : 0.0f;
+                    a[s] = s >= s0 && s <= t ? (float)(e[s] / sum) : 0.0f;
                 float *o = out + ((size_t)b * T + t) * H * hd + (size_t)h * hd;
                 for (int i = 0; i < hd; i++) {
                     double acc = 0;
-                    for (int s = 0; s <= t; s++)
+                    for (int s = s0; s <= t; s++)
                         acc += e[s] / sum * qkv[((size_t)b * T + s) * QS +
                                                (size_t)(H + KVH + kh) * hd + i];
                     o[i] = (float)acc;

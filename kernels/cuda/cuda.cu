@@ -618,28 +618,32 @@ static const float **att_pointers(const att_args &a)
 }
 
 /* In place on att rows (b, h, t), one warp per row: the scaled scores of
- * keys s <= t become softmax probabilities, the rest 0. */
-__global__ void causal_softmax_k(float *att, size_t rows, int T)
+ * keys start <= s <= t become softmax probabilities, the rest 0; start is
+ * (B, T) in device memory, or NULL for 0. */
+__global__ void causal_softmax_k(float *att, const int32_t *start, size_t rows, int T, int H)
 {
     size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
     int lane = threadIdx.x & 31;
     if (r >= rows)
         return;
     int t = (int)(r % T);
+    int s0 = start ? start[(r / ((size_t)T * H)) * T + t] : 0;
     float *a = att + r * T;
     float mx = -INFINITY;
-    for (int s = lane; s <= t; s += 32)
+    for (int s = s0 + lane; s <= t; s += 32)
         mx = fmaxf(mx, a[s]);
     mx = warp_max(mx);
     float sum = 0.0f;
-    for (int s = lane; s <= t; s += 32) {
+    for (int s = s0 + lane; s <= t; s += 32) {
         float e = expf(a[s] - mx);
         a[s] = e;
         sum += e;
     }
     sum = warp_sum(sum);
-    for (int s = lane; s <= t; s += 32)
+    for (int s = s0 + lane; s <= t; s += 32)
         a[s] = a[s] / sum;
+    for (int s = lane; s < s0; s += 32)
+        a[s] = 0.0f;
     for (int s = t + 1 + lane; s < T; s += 32)
         a[s] = 0.0f;
 }
@@ -672,7 +676,7 @@ static bool att_shape_ok(int B, int T, int H, int KVH, int hd)
 }
 
 static void attention_forward(float *out, float *att, const float *qkv,
-                              int B, int T, int H, int KVH, int hd)
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     if (!att_shape_ok(B, T, H, KVH, hd))
         return;
@@ -687,7 +691,7 @@ static void attention_forward(float *out, float *att, const float *qkv,
                  p + P_Q * BH, QS, 0.0f, (float *const *)(p + P_ATT * BH), T, BH,
                  "attention_forward QK^T");
     size_t rows = (size_t)BH * T;
-    causal_softmax_k<<<(unsigned)((rows + 7) / 8), 256>>>(att, rows, T);
+    causal_softmax_k<<<(unsigned)((rows + 7) / 8), 256>>>(att, start, rows, T, H);
     if (!LAUNCHED("attention_forward softmax"))
         return;
     /* out' (hd, T) = V' (hd, T) . att' : out[t] = sum_s att[t][s] v_s */

@@ -279,15 +279,18 @@ static void h_rope_backward(float *x, const float *c, const float *s, int B, int
 }
 
 static void h_attention_forward(float *out, float *att, const float *qkv,
-                                int B, int T, int H, int KVH, int hd)
+                                const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
     size_t na = (size_t)B * H * T * T * F4;
     float *o = dput(out, no), *a = dput(att, na), *q = dput(qkv, nq);
-    K->attention_forward(o, a, q, B, T, H, KVH, hd);
+    int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
+    K->attention_forward(o, a, q, st, B, T, H, KVH, hd);
     dback(out, o, no);
     dback(att, a, na);
     llm_cuda_free(q);
+    if (st)
+        llm_cuda_free(st);
 }
 
 static void h_attention_backward(float *dqkv, float *scratch, const float *dout,
@@ -519,8 +522,26 @@ static void test_rope(const llm_kernels *f, const llm_kernels *r, int B, int T, 
     free(c); free(s); free(x1); free(x2);
 }
 
+/* Documents of 1 to 2 * mean positions packed into rows of T. */
+static int32_t *random_starts(int B, int T, int mean)
+{
+    int32_t *st = (int32_t *)malloc((size_t)B * T * sizeof *st);
+    if (!st)
+        abort();
+    for (int b = 0; b < B; b++)
+        for (int t = 0, s = 0, left = 0; t < T; t++) {
+            if (left == 0) {
+                s = t;
+                left = 1 + (int)(rand() % (unsigned)(2 * mean));
+            }
+            st[(size_t)b * T + t] = s;
+            left--;
+        }
+    return st;
+}
+
 static void test_attention(const llm_kernels *f, const llm_kernels *r,
-                           int B, int T, int H, int KVH, int hd)
+                           int B, int T, int H, int KVH, int hd, int packed)
 {
     char what[128];
     int QS = (H + 2 * KVH) * hd;
@@ -529,9 +550,12 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     for (size_t i = 0; i < nq; i++)
         qkv[i] *= 2.0f;   /* peakier softmax */
     float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
-    f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
-    r->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
-    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    int32_t *st = packed ? random_starts(B, T, packed) : NULL;
+    f->attention_forward(o1, a1, qkv, st, B, T, H, KVH, hd);
+    r->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
+    free(st);
+    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H,
+             KVH, hd, packed ? " packed" : "");
     check_errors(what);
     check(what, o1, o2, no, 1e-4, 1e-4);
     snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
@@ -680,8 +704,8 @@ static void test_determinism(const llm_kernels *f)
         size_t na = (size_t)B * H * T * T;
         float *qkv = rnd(nq), *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
         float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
-        f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
-        f->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
+        f->attention_forward(o1, a1, qkv, NULL, B, T, H, KVH, hd);
+        f->attention_forward(o2, a2, qkv, NULL, B, T, H, KVH, hd);
         check_bits("determinism attention_forward out", o1, o2, no * F4);
         check_bits("determinism attention_forward att", a1, a2, na * F4);
         f->attention_backward(d1, NULL, dout, qkv, a1, B, T, H, KVH, hd);
@@ -780,16 +804,17 @@ int main(void)
     test_rope(f, r, 1, 4, 2, 7, 0);                /* odd hd: last element untouched */
     if (big)
         test_rope(f, r, 3, 129, 12, 64, 2 * 4 * 64);   /* q heads of a GQA qkv row */
-    test_attention(f, r, 1, 1, 1, 1, 2);
-    test_attention(f, r, 2, 5, 4, 2, 6);
-    test_attention(f, r, 1, 31, 2, 2, 16);
-    test_attention(f, r, 1, 33, 3, 1, 8);
-    test_attention(f, r, 2, 65, 8, 2, 64);
+    test_attention(f, r, 1, 1, 1, 1, 2, 0);
+    test_attention(f, r, 2, 5, 4, 2, 6, 0);
+    test_attention(f, r, 1, 31, 2, 2, 16, 0);
+    test_attention(f, r, 1, 33, 3, 1, 8, 0);
+    test_attention(f, r, 2, 65, 8, 2, 64, 0);
+    test_attention(f, r, 2, 65, 8, 2, 64, 7);
     if (big) {
-        test_attention(f, r, 1, 70, 3, 3, 8);
-        test_attention(f, r, 2, 130, 6, 1, 4);
-        test_attention(f, r, 1, 257, 4, 4, 64);
-        test_attention(f, r, 1, 1024, 4, 2, 64);
+        test_attention(f, r, 1, 70, 3, 3, 8, 0);
+        test_attention(f, r, 2, 130, 6, 1, 4, 0);
+        test_attention(f, r, 1, 257, 4, 4, 64, 0);
+        test_attention(f, r, 1, 1024, 4, 2, 64, 0);
     }
     test_swiglu(f, r, 3, 5);
     test_swiglu(f, r, 33, 97);

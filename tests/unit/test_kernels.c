@@ -172,8 +172,27 @@ static void test_rope(const llm_kernels *f, const llm_kernels *r, int B, int T, 
     free(c); free(s); free(x1); free(x2);
 }
 
+/* Documents of random lengths (1 to 2 * mean) packed into rows of T: the
+ * start of each position's document, as the packing batcher makes it. */
+static int32_t *random_starts(int B, int T, int mean)
+{
+    int32_t *st = malloc((size_t)B * T * sizeof *st);
+    if (!st)
+        abort();
+    for (int b = 0; b < B; b++)
+        for (int t = 0, s = 0, left = 0; t < T; t++) {
+            if (left == 0) {
+                s = t;
+                left = 1 + (int)(rand() % (unsigned)(2 * mean));
+            }
+            st[(size_t)b * T + t] = s;
+            left--;
+        }
+    return st;
+}
+
 static void test_attention(const llm_kernels *f, const llm_kernels *r,
-                           int B, int T, int H, int KVH, int hd)
+                           int B, int T, int H, int KVH, int hd, int packed)
 {
     char what[128];
     int QS = (H + 2 * KVH) * hd;
@@ -181,12 +200,15 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     float *qkv = rnd(nq);
     for (size_t i = 0; i < nq; i++)
         qkv[i] *= 2.0f;   /* peakier softmax */
+    int32_t *st = packed ? random_starts(B, T, packed) : NULL;
     float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
-    f->attention_forward(o1, a1, qkv, B, T, H, KVH, hd);
-    r->attention_forward(o2, a2, qkv, B, T, H, KVH, hd);
-    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    f->attention_forward(o1, a1, qkv, st, B, T, H, KVH, hd);
+    r->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H,
+             KVH, hd, packed ? " packed" : "");
     check(what, o1, o2, no, 1e-5, 1e-4);
-    snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H,
+             KVH, hd, packed ? " packed" : "");
     check(what, a1, a2, na, 1e-6, 1e-4);
     float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(na);
     f->attention_backward(d1, scr, dout, qkv, a2, B, T, H, KVH, hd);
@@ -195,6 +217,44 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     check(what, d1, d2, nq, 1e-5, 1e-4);
     free(qkv); free(o1); free(o2); free(a1); free(a2);
     free(dout); free(d1); free(d2); free(scr);
+    free(st);
+}
+
+/* A row packed with documents, under its starts, gives each document the
+ * outputs and gradients it gets alone in a row of its own (within rounding:
+ * the reference adds in double). */
+static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, OS = H * hd;
+    float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * OS);
+    int32_t *st = random_starts(1, T, 5);
+    float *o = rnd((size_t)T * OS), *a = rnd((size_t)H * T * T), *d = rnd((size_t)T * QS);
+    float *scr = rnd((size_t)H * T * T);
+    k->attention_forward(o, a, qkv, st, 1, T, H, KVH, hd);
+    k->attention_backward(d, scr, dout, qkv, a, 1, T, H, KVH, hd);
+    int docs = 0;
+    for (int t0 = 0; t0 < T; docs++) {
+        int n = 1;
+        while (t0 + n < T && st[t0 + n] == t0)
+            n++;
+        float *o1 = rnd((size_t)n * OS), *a1 = rnd((size_t)H * n * n), *d1 = rnd((size_t)n * QS);
+        float *s1 = rnd((size_t)H * n * n);
+        k->attention_forward(o1, a1, qkv + (size_t)t0 * QS, NULL, 1, n, H, KVH, hd);
+        k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, a1, 1, n,
+                              H, KVH, hd);
+        char what[96];
+        snprintf(what, sizeof what, "%s: packed document [%d, %d) out", k->name, t0, t0 + n);
+        check(what, o + (size_t)t0 * OS, o1, (size_t)n * OS, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "%s: packed document [%d, %d) dqkv", k->name, t0, t0 + n);
+        check(what, d + (size_t)t0 * QS, d1, (size_t)n * QS, 1e-5, 1e-4);
+        free(o1); free(a1); free(d1); free(s1);
+        t0 += n;
+    }
+    if (docs < 3) {
+        fprintf(stderr, "FAIL: packing test made %d documents\n", docs);
+        failures++;
+    }
+    free(qkv); free(dout); free(st); free(o); free(a); free(d); free(scr);
 }
 
 static void test_swiglu(const llm_kernels *f, const llm_kernels *r, int N, int F)
@@ -386,11 +446,12 @@ static double rp_loss(void *p)
     return wsum(c->tmp, c->wgt, n);
 }
 
-struct at { const llm_kernels *k; float *qkv, *out, *att, *wgt; int B, T, H, KVH, hd; };
+struct at { const llm_kernels *k; float *qkv, *out, *att, *wgt; const int32_t *st;
+            int B, T, H, KVH, hd; };
 static double at_loss(void *p)
 {
     struct at *c = p;
-    c->k->attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->H, c->KVH, c->hd);
+    c->k->attention_forward(c->out, c->att, c->qkv, c->st, c->B, c->T, c->H, c->KVH, c->hd);
     return wsum(c->out, c->wgt, (size_t)c->B * c->T * c->H * c->hd);
 }
 
@@ -454,13 +515,17 @@ static void test_finite_differences(const llm_kernels *r)
     }
     {   /* attention with GQA */
         int B = 2, T = 4, H = 4, KVH = 2, hd = 3, nq = B * T * (H + 2 * KVH) * hd;
-        struct at c = { r, rnd(nq), rnd(B * T * H * hd), rnd(B * H * T * T),
-                        rnd(B * T * H * hd), B, T, H, KVH, hd };
-        float *d = rnd(nq);
-        at_loss(&c);
-        r->attention_backward(d, NULL, c.wgt, c.qkv, c.att, B, T, H, KVH, hd);
-        fd_check("attention dqkv", at_loss, &c, c.qkv, nq, d);
-        free(c.qkv); free(c.out); free(c.att); free(c.wgt); free(d);
+        static const int32_t st[] = { 0, 0, 2, 2, 0, 1, 1, 3 };   /* 2 rows of 4 */
+        for (int packed = 0; packed < 2; packed++) {
+            struct at c = { r, rnd(nq), rnd(B * T * H * hd), rnd(B * H * T * T),
+                            rnd(B * T * H * hd), packed ? st : NULL, B, T, H, KVH, hd };
+            float *d = rnd(nq);
+            at_loss(&c);
+            r->attention_backward(d, NULL, c.wgt, c.qkv, c.att, B, T, H, KVH, hd);
+            fd_check(packed ? "attention dqkv, packed" : "attention dqkv", at_loss, &c, c.qkv,
+                     nq, d);
+            free(c.qkv); free(c.out); free(c.att); free(c.wgt); free(d);
+        }
     }
     {   /* swiglu */
         int N = 3, F = 5;
@@ -505,10 +570,14 @@ int main(void)
         test_rmsnorm(f, r, 70, 288);
         test_rope(f, r, 2, 5, 3, 6);
         test_rope(f, r, 1, 17, 2, 48);
-        test_attention(f, r, 1, 1, 1, 1, 2);
-        test_attention(f, r, 2, 5, 4, 2, 6);
-        test_attention(f, r, 1, 70, 3, 3, 8);
-        test_attention(f, r, 2, 130, 6, 1, 4);
+        test_attention(f, r, 1, 1, 1, 1, 2, 0);
+        test_attention(f, r, 2, 5, 4, 2, 6, 0);
+        test_attention(f, r, 1, 70, 3, 3, 8, 0);
+        test_attention(f, r, 2, 130, 6, 1, 4, 0);
+        test_attention(f, r, 2, 5, 4, 2, 6, 2);
+        test_attention(f, r, 2, 130, 6, 1, 4, 9);
+        test_attention_packing(f, 70, 4, 2, 8);
+        test_attention_packing(r, 40, 2, 1, 4);
         test_swiglu(f, r, 3, 5);
         test_swiglu(f, r, 33, 97);
         test_crossentropy(f, r, 7, 67);

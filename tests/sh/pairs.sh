@@ -1,0 +1,71 @@
+#!/bin/sh
+# pairs.sh: llm-train --task pairs end to end, on a task with one right
+# answer per input (copy the words of the input): trained from scratch, the
+# model must write the right output for most held-out inputs (65-75% after
+# 300 steps of this small model; an untrained one gets none), greedy and
+# with beams; beams give the same bytes whatever the batch; JSON Lines and
+# TSV train the same model; bad pairs files get a message naming the line.
+set -u
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+tok=$FIXTURES/tiny.model
+
+awk 'BEGIN { srand(7); split("red green blue cat dog sun moon tree", w, " ");
+             for (i = 0; i < 2300; i++) { n = 2 + int(rand() * 4); s = "";
+                 for (j = 0; j < n; j++) s = s (j ? " " : "") w[1 + int(rand() * 8)];
+                 print s "\t" s } }' > all.tsv
+head -n 2200 all.tsv > train.tsv
+tail -n 100 all.tsv > val.tsv
+cut -f1 val.tsv > in.txt
+cut -f2 val.tsv > ref.txt
+
+shape="--layers 2 --dim 64 --heads 4 --context 64 --batch 8 -t 2 --seed 3"
+llm-train --task pairs -m "$tok" -o copy.llm $shape --steps 300 --lr 4e-3 --warmup 20 \
+    --val val.tsv --eval-every 100 --eval-samples 40 --log log.jsonl train.tsv 2>err ||
+    no "training: $(cat err)"
+grep -q '"val_bleu":' log.jsonl || no "the log has no val_bleu: $(cat log.jsonl)"
+grep -q 'training pairs packed in' err || no "no summary of the packing: $(cat err)"
+
+# Greedy (the default for a pairs model): most outputs exactly right.
+llm-generate -m copy.llm -t 2 in.txt > greedy.txt 2>err || no "generate: $(cat err)"
+[ "$(wc -l < greedy.txt)" -eq 100 ] || no "$(wc -l < greedy.txt) outputs for 100 inputs"
+paste ref.txt greedy.txt | llm-eval --pairs --text --format json > g.json ||
+    no "llm-eval on the outputs failed"
+em=$(sed 's/.*"exact_match":\([0-9.]*\).*/\1/' g.json)
+awk -v e="$em" 'BEGIN { exit !(e >= 50) }' || no "greedy exact match $em% (want >= 50%)"
+llm-generate -m copy.llm -t 2 in.txt | cmp -s - greedy.txt || no "greedy is not deterministic"
+
+# Beams: the same bytes one input at a time and 32 at a time.
+llm-generate -m copy.llm -t 2 --beams 4 -b 4 in.txt > beam1.txt 2>err || no "beams: $(cat err)"
+llm-generate -m copy.llm -t 2 --beams 4 -b 128 in.txt > beam32.txt || no "beams -b 128"
+cmp -s beam1.txt beam32.txt || no "beam search depends on the batch"
+paste ref.txt beam1.txt | llm-eval --pairs --text --format json > b.json
+emb=$(sed 's/.*"exact_match":\([0-9.]*\).*/\1/' b.json)
+awk -v e="$emb" 'BEGIN { exit !(e >= 50) }' || no "beam exact match $emb% (want >= 50%)"
+echo "copy task: exact match greedy $em%, 4 beams $emb%"
+
+# An input with escapes reaches the model unescaped: a tab in the input.
+printf 'red\\tcat\n' | llm-generate -m copy.llm -t 2 --echo --format jsonl > esc.jsonl ||
+    no "escaped input"
+grep -q '"prompt":"red\\\\tcat"' esc.jsonl || no "echoed prompt: $(cat esc.jsonl)"
+
+# JSON Lines train the same model as TSV, bit for bit.
+awk -F'\t' '{ printf "{\"input\": \"%s\", \"output\": \"%s\"}\n", $1, $2 }' train.tsv > train.jsonl
+llm-train --task pairs -m "$tok" -o a.llm $shape --steps 3 -q train.tsv || no "tsv, 3 steps"
+llm-train --task pairs -m "$tok" -o b.llm $shape --steps 3 -q train.jsonl || no "jsonl, 3 steps"
+cmp -s a.llm b.llm || no "JSON Lines and TSV trained different models"
+
+# Bad input: the file and line.
+printf 'a\tb\nno tab here\n' > bad.tsv
+llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad.tsv 2>err
+[ $? -eq 1 ] || no "a line without a tab: exit status"
+grep -q "'bad.tsv', line 2: no tab" err || no "a line without a tab: $(cat err)"
+printf 'a\tb\tc\n' > bad2.tsv
+llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad2.tsv 2>err
+grep -q "line 1: more than one tab" err || no "two tabs: $(cat err)"
+[ -e x.llm ] && no "a model was written from bad input"
+llm-train --task lm -m "$tok" -o x.llm --eval-samples 5 train.tsv 2>err
+[ $? -eq 2 ] || no "--eval-samples without --task pairs: not a usage error: $(cat err)"
+llm-generate -m copy.llm --beams 2 --temperature 0.7 in.txt 2>err >/dev/null
+[ $? -eq 2 ] || no "--beams with --temperature: not a usage error"
+exit $fail
