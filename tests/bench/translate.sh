@@ -1,0 +1,145 @@
+#!/bin/sh
+# translate.sh: English->French translation on Multi30k (issue #16): our
+# encoder-decoder (`llm-train --task pairs`, then `llm-generate`, greedy)
+# beside the model this field starts from, PyTorch's nn.Transformer
+# (tests/bench/translate_torch.py: 3 + 3 layers of 256, ~7.6M parameters, the
+# textbook recipe), each trained for the same wall-clock budget (TIME_LIMIT
+# seconds, default 1200: the issue's 20 minutes) on 2 threads, both on one
+# joint 8,000-piece unigram tokenizer made by `llm-tokenize train` from both
+# columns of train.tsv. Prints one row a system: BLEU and chrF from sacrebleu
+# (defaults, on the detokenised output; "-" without it) and from `llm-eval
+# --pairs --text`, the minutes from start to a trained model (ours: the
+# llm-train command; the peer: reading, tokenizing and training), test
+# sentences decoded per second on 2 threads, and parameters. OURS_OPTS
+# (default empty) is passed to llm-train. QUICK=1 for trying it: TIME_LIMIT
+# 90 and the first TEST_LINES=200 test sentences unless those are set
+# (TEST_LINES=0: all 1,000). When our side fails, its row says so after the
+# program's message and the peer still runs.
+set -u
+TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+PATH=$TOP/${B:-build}/bin:$PATH
+LC_ALL=C.UTF-8
+export PATH LC_ALL
+d=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}/multi30k_en_fr
+[ -f "$d/train.tsv" ] && [ -f "$d/val.tsv" ] && [ -f "$d/test.tsv" ] ||
+    { echo "multi30k_en_fr not found under DATA='${DATA:-}'"; exit 77; }
+if [ "${QUICK:-0}" = 1 ]; then
+    TIME_LIMIT=${TIME_LIMIT:-90}
+    TEST_LINES=${TEST_LINES:-200}
+fi
+TIME_LIMIT=${TIME_LIMIT:-1200}
+TEST_LINES=${TEST_LINES:-0}
+OURS_OPTS=${OURS_OPTS:-}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/llm-translate.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+cd "$tmp" || exit 1
+
+now() { date +%s.%N; }
+since() { echo "$1 $(now)" | awk '{ printf "%.3f", $2 - $1 }'; }
+
+if [ "$TEST_LINES" -gt 0 ]; then head -n "$TEST_LINES" "$d/test.tsv"; else cat "$d/test.tsv"; fi > test.tsv
+cut -f1 test.tsv > src.txt
+cut -f2 test.tsv > ref.txt
+n=$(wc -l < src.txt)
+echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; each system trains" \
+    "for $TIME_LIMIT s on 2 threads; $n test sentences"
+
+# "BLEU chrF" of hypotheses FILE against ref.txt, or "- -".
+sacre() {
+    python3 - "$1" ref.txt 2>/dev/null <<'EOF' || echo "- -"
+import sys
+import sacrebleu
+hyp = open(sys.argv[1], encoding="utf-8").read().split("\n")[:-1]
+ref = open(sys.argv[2], encoding="utf-8").read().split("\n")[:-1]
+print("%.2f %.2f" % (sacrebleu.corpus_bleu(hyp, [ref]).score,
+                     sacrebleu.corpus_chrf(hyp, [ref]).score))
+EOF
+}
+ourscore() {
+    paste ref.txt "$1" | llm-eval --pairs --text --format json 2> eval.err |
+        python3 -c 'import json, sys
+j = json.load(sys.stdin)
+print("%.2f %.2f" % (j["bleu"], j["chrf"]))' 2>/dev/null ||
+        { echo "    (llm-eval --pairs --text failed: $(tail -n 1 eval.err))" >&2; echo "- -"; }
+}
+# row SYSTEM MINUTES SENTENCES/S PARAMS HYP-FILE: one line of the table, to rows.txt
+row() {
+    printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' "$1" $(sacre "$5") $(ourscore "$5") \
+        "$2" "$3" "$4" >> rows.txt
+}
+failed() { printf '%-26s %s\n' "$1" "$2" >> rows.txt; }
+: > rows.txt
+
+# ------------------------------------------------------------ tokenizer
+{ cut -f1 "$d/train.tsv"; cut -f2 "$d/train.tsv"; } > both.txt
+tok=""
+if llm-tokenize train --vocab-size 8000 --strict-size -t 2 -q -o tok.model both.txt 2> tok.err; then
+    tok=$tmp/tok.model
+else
+    echo "llm-tokenize train failed: $(tail -n 3 tok.err)"
+    echo "  (the peer trains its own tokenizer with the same settings)"
+fi
+
+# ------------------------------------------------------------ our side
+name="llm-train --task pairs"
+if [ -z "$tok" ]; then
+    failed "$name" "no tokenizer"
+else
+    t0=$(now)
+    # shellcheck disable=SC2086
+    llm-train --task pairs -m "$tok" -o ours.llm --time-limit "$TIME_LIMIT" -t 2 \
+        --val "$d/val.tsv" $OURS_OPTS "$d/train.tsv" > train.out 2> train.err
+    rc=$?
+    train_s=$(since "$t0")
+    if [ $rc -ne 0 ]; then
+        echo "$name failed (exit $rc):"
+        tail -n 5 train.err | sed 's/^/    /'
+        failed "$name" "failed (exit $rc)"
+    else
+        params=$(sed -n 's/.*[^0-9]\([0-9][0-9]*\) parameters.*/\1/p' train.err | head -n 1)
+        t0=$(now)
+        llm-generate -m ours.llm -t 2 < src.txt > ours.hyp 2> gen.err
+        rc=$?
+        dec_s=$(since "$t0")
+        if [ $rc -ne 0 ]; then
+            echo "llm-generate failed (exit $rc):"
+            tail -n 5 gen.err | sed 's/^/    /'
+            failed "$name" "llm-generate failed (exit $rc)"
+        elif [ "$(wc -l < ours.hyp)" -ne "$n" ]; then
+            echo "llm-generate wrote $(wc -l < ours.hyp) lines for $n sources"
+            failed "$name" "wrong number of output lines"
+        else
+            row "$name" "$(echo "$train_s" | awk '{ printf "%.1f", $1 / 60 }')" \
+                "$(echo "$n $dec_s" | awk '{ printf "%.1f", $1 / $2 }')" "${params:--}" ours.hyp
+        fi
+    fi
+fi
+
+# ------------------------------------------------------------ the peer
+name="PyTorch nn.Transformer"
+python3 "$TOP/tests/bench/translate_torch.py" --data "$d" ${tok:+--tokenizer "$tok"} \
+    --time-limit "$TIME_LIMIT" --threads 2 --test-lines "$TEST_LINES" --hyp peer.hyp \
+    > peer.json 2> peer.err
+rc=$?
+if grep -q 'skipped:' peer.json; then
+    cat peer.json
+    failed "$name" "not installed"
+elif [ $rc -ne 0 ] || [ ! -s peer.hyp ]; then
+    echo "translate_torch.py failed (exit $rc):"
+    tail -n 5 peer.err | sed 's/^/    /'
+    failed "$name" "failed (exit $rc)"
+else
+    set -- $(python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))
+print("%.1f %.1f %d %d %.2f %s" % ((j["setup_seconds"] + j["train_seconds"]) / 60,
+      j["sentences_per_second"], j["params"], j["steps"], j["epochs"], j["torch"]))' peer.json)
+    row "$name" "$1" "$2" "$3" peer.hyp
+    echo "peer: torch $6, $4 steps ($5 epochs)"
+fi
+
+echo
+printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' system BLEU chrF "BLEU(ll)" "chrF(ll)" \
+    "train min" "sent/s" params
+cat rows.txt
+echo "(BLEU, chrF: sacrebleu defaults; (ll): llm-eval --pairs --text)"
