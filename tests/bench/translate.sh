@@ -21,8 +21,9 @@ PATH=$TOP/${B:-build}/bin:$PATH
 LC_ALL=C.UTF-8
 export PATH LC_ALL
 d=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}/multi30k_en_fr
-[ -f "$d/train.tsv" ] && [ -f "$d/val.tsv" ] && [ -f "$d/test.tsv" ] ||
-    { echo "multi30k_en_fr not found under DATA='${DATA:-}'"; exit 77; }
+for f in train val test; do
+    [ -f "$d/$f.tsv" ] || { echo "multi30k_en_fr not found under DATA='${DATA:-}'"; exit 77; }
+done
 if [ "${QUICK:-0}" = 1 ]; then
     TIME_LIMIT=${TIME_LIMIT:-90}
     TEST_LINES=${TEST_LINES:-200}
@@ -61,11 +62,12 @@ ourscore() {
         python3 -c 'import json, sys
 j = json.load(sys.stdin)
 print("%.2f %.2f" % (j["bleu"], j["chrf"]))' 2>/dev/null ||
-        { echo "    (llm-eval --pairs --text failed: $(tail -n 1 eval.err))" >&2; echo "- -"; }
+        { echo "    (llm-eval --pairs --text failed: $(head -n 1 eval.err))" >&2; echo "- -"; }
 }
 # row SYSTEM MINUTES SENTENCES/S PARAMS HYP-FILE: one line of the table, to rows.txt
 row() {
-    printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' "$1" $(sacre "$5") $(ourscore "$5") \
+    s=$(sacre "$5") o=$(ourscore "$5")
+    printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' "$1" "${s% *}" "${s#* }" "${o% *}" "${o#* }" \
         "$2" "$3" "$4" >> rows.txt
 }
 failed() { printf '%-26s %s\n' "$1" "$2" >> rows.txt; }
@@ -130,12 +132,14 @@ elif [ $rc -ne 0 ] || [ ! -s peer.hyp ]; then
     tail -n 5 peer.err | sed 's/^/    /'
     failed "$name" "failed (exit $rc)"
 else
-    set -- $(python3 -c 'import json, sys
+    python3 -c 'import json, sys
 j = json.load(open(sys.argv[1]))
 print("%.1f %.1f %d %d %.2f %s" % ((j["setup_seconds"] + j["train_seconds"]) / 60,
-      j["sentences_per_second"], j["params"], j["steps"], j["epochs"], j["torch"]))' peer.json)
-    row "$name" "$1" "$2" "$3" peer.hyp
-    echo "peer: torch $6, $4 steps ($5 epochs)"
+      j["sentences_per_second"], j["params"], j["steps"], j["epochs"], j["torch"]))' \
+        peer.json > peer.txt
+    read -r minutes rate params steps epochs tv < peer.txt
+    row "$name" "$minutes" "$rate" "$params" peer.hyp
+    echo "peer: torch $tv, $steps steps ($epochs epochs)"
 fi
 
 echo
