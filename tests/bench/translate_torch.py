@@ -30,7 +30,11 @@ uses <unk>'s id, always masked (the tokenizer falls back to bytes, so <unk>
 never occurs in the data).
 
 Nothing is evaluated during training. Greedy decoding runs in batches of
-sentences sorted by length, up to 1.5 x source pieces + 10. Prints one JSON
+sentences sorted by length, up to 1.5 x source pieces + 10, one position a
+step through the model's own layers with their keys and values kept (the
+tutorial's loop runs the whole prefix again at every step, which made
+decoding the slower half of a short run; --self-test checks the two agree).
+Prints one JSON
 object: bleu, chrf (sacrebleu.corpus_bleu / corpus_chrf, defaults, on
 detokenised output), params, steps, epochs, setup_seconds (reading and
 tokenizing the data, building the model), train_seconds, decode_seconds,
