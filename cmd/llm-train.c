@@ -184,7 +184,8 @@ static const cli_opt opts[] = {
      "stop after N validations without improvement (0: never)", NULL, 0, 1000000, 0,
      CLI_COMPLETE_NONE, 1},
     {"time-limit", 0, CLI_DOUBLE, &o_time_limit, "SECONDS",
-     "stop when this much time has passed, validate and save (0: no limit)", NULL, 0,
+     "stop when this much time has passed, validate and save (0: no limit); without "
+     "--steps or --epochs the learning-rate schedule is fitted to it", NULL, 0,
      1e9, 0, CLI_COMPLETE_NONE, 1},
     {"autotune", 0, CLI_DOUBLE, &o_autotune, "SECONDS",
      "with neither -m nor --init: search the fine-tuning settings (learning rate, "
@@ -2032,6 +2033,11 @@ int main(int argc, char **argv)
     uint64_t tokens_done = 0;
     int64_t print_every = total / 20 > 0 ? total / 20 : 1;
     int64_t stop_at = o_until && o_until < total ? o_until : total;
+    /* --time-limit without --steps or --epochs: the schedule's length is
+     * fitted to the time, from the mean time per step so far (validations
+     * included), after 10 steps and again at every validation. */
+    int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
+              !o_until && world == 1;
     double comm_last = 0;
     while (step < stop_at) {
         llm_step_info info;
@@ -2051,6 +2057,21 @@ int main(int argc, char **argv)
         }
         check(rc);
         step = info.step;
+        if (fit && (step == start + 10 || (has_val && step % o_eval_every == 1 &&
+                                           step > start + 10))) {
+            double spent = cli_now() - t0, per = spent / (double)(step - start);
+            int64_t fitted = step + (int64_t)((o_time_limit - spent) / per);
+            if (fitted > step) {
+                total = stop_at = fitted;
+                tp.sched.total = total;
+                tp.sched.warmup = o_warmup < total ? o_warmup : total;
+                llm_trainer_set_schedule(tr, &tp.sched);
+                print_every = total / 20 > 0 ? total / 20 : 1;
+                if (progress && !tty)
+                    fprintf(stderr, "llm-train: the schedule is fitted to --time-limit: "
+                            "%lld steps\n", (long long)total);
+            }
+        }
         tokens_done += info.tokens;
         double t = cli_now();
         double tps = (double)tokens_done / (t - t0);

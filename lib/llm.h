@@ -1224,6 +1224,9 @@ int  llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
  *  checkpoint `path` (the model itself is loaded with llm_model_load()). */
 int  llm_trainer_restore(llm_trainer *t, const char *path);
 void llm_trainer_free(llm_trainer *t);
+/*! llm_trainer_set_schedule() : the learning rates of the steps from now on
+ *  come from `s` (a run that fits its schedule to a time limit). */
+void llm_trainer_set_schedule(llm_trainer *t, const llm_schedule *s);
 
 typedef struct {
     double loss;          /* mean cross-entropy, nats per token */

@@ -92,6 +92,11 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
     return LLM_OK;
 }
 
+void llm_trainer_set_schedule(llm_trainer *t, const llm_schedule *s)
+{
+    t->p.sched = *s;
+}
+
 void llm_trainer_free(llm_trainer *t)
 {
     if (!t)
