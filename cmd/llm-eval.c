@@ -1,9 +1,11 @@
 /* llm-eval.c: measure a model. Scores predictions against gold labels
  * (--pairs: accuracy, per-label precision/recall/F1, macro/micro-F1,
- * confusion matrix, calibration), a classifier on labelled text (the same
- * report, from its own predictions), or a language model on text or token
- * files (loss, perplexity, bits per byte). Options, reading and the report
- * only; the metrics are lib/metrics.c, prediction lib/classify.c, the loss
+ * confusion matrix, calibration), generated text against references
+ * (--pairs --text: BLEU, chrF2, exact match, token F1, ROUGE-L), a
+ * classifier on labelled text (the same report, from its own predictions),
+ * or a language model on text or token files (loss, perplexity, bits per
+ * byte). Options, reading and the report only; the metrics are
+ * lib/metrics.c and lib/textmetrics.c, prediction lib/classify.c, the loss
  * lib/train.c. */
 #include <errno.h>
 #include <math.h>
@@ -17,7 +19,7 @@
 #include "plot.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
-static int o_pairs, o_multi, o_quiet, o_threads;
+static int o_pairs, o_text, o_multi, o_quiet, o_threads;
 static const char *o_model, *o_task, *o_labels, *o_leakage, *o_plot;
 static double o_similarity = 0.8;
 static const char *o_format = "text";
@@ -29,6 +31,10 @@ static const cli_opt opts[] = {
     {"pairs", 0, CLI_FLAG, &o_pairs, NULL,
      "score predictions: read gold<TAB>predicted[<TAB>probability] lines", NULL, 0, 0,
      0, CLI_COMPLETE_NONE, 1},
+    {"text", 0, CLI_FLAG, &o_text, NULL,
+     "with --pairs: score generated text: read reference<TAB>hypothesis lines (\\t, "
+     "\\n, \\r and \\\\ escaped, as llm-generate writes them) for BLEU, chrF2, "
+     "exact match, token F1 and ROUGE-L", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"model", 'm', CLI_STRING, &o_model, "FILE",
      "model file to evaluate: a classifier on labelled text, or a language model on "
      "text or token files", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
@@ -85,10 +91,11 @@ static const cli_opt opts[] = {
 };
 
 static const cli_prog prog = {
-    "llm-eval", "--pairs [FILE]... | -m MODEL [FILE]... | --leakage TRAIN [-m MODEL] [FILE]...",
-    "Score predictions against gold labels, a classifier on labelled text, or a "
-    "language model's loss, perplexity and bits per byte; find test documents "
-    "that are also in the training data.",
+    "llm-eval", "--pairs [--text] [FILE]... | -m MODEL [FILE]... | --leakage TRAIN [-m MODEL] "
+    "[FILE]...",
+    "Score predictions against gold labels, generated text against references, a "
+    "classifier on labelled text, or a language model's loss, perplexity and bits "
+    "per byte; find test documents that are also in the training data.",
     NULL, 0, opts, (int)(sizeof opts / sizeof opts[0]),
 };
 
@@ -779,6 +786,100 @@ static void run_pairs(int first, int argc, char **argv)
         read_pairs(m, argv[i]);
     write_report(m, first >= argc);
     llm_metrics_free(m);
+}
+
+/* ------------------------------------------------------------------------ */
+/* --pairs --text: reference<TAB>hypothesis lines, each field escaped as
+ * llm-generate writes text records. */
+
+static void read_text_pairs(llm_text_metrics *m, const char *path)
+{
+    const char *name = display_name(path);
+    FILE *f = cli_open(path);
+    llm_lines *r;
+    check(llm_lines_open(f, &r));
+    const char *line;
+    size_t len;
+    int rc;
+    llm_buf ref = { 0 }, hyp = { 0 };
+    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
+        long long ln = (long long)llm_lines_number(r);
+        if (len && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            continue;
+        size_t bad;
+        if (!llm_utf8_check(line, len, &bad))
+            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+        const char *tab = memchr(line, '\t', len);
+        if (!tab)
+            cli_die("'%s', line %lld: no tab (expected reference<TAB>hypothesis)", name, ln);
+        size_t rn = (size_t)(tab - line), hn = len - rn - 1;
+        if (memchr(tab + 1, '\t', hn))
+            cli_die("'%s', line %lld: too many fields (expected reference<TAB>hypothesis, "
+                    "tabs inside them escaped as \\t)", name, ln);
+        ref.len = hyp.len = 0;
+        check(llm_unescape(line, rn, &ref));
+        check(llm_unescape(tab + 1, hn, &hyp));
+        if (llm_text_metrics_add(m, ref.data ? ref.data : "", ref.len,
+                                 hyp.data ? hyp.data : "", hyp.len))
+            cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", name, llm_errmsg());
+    llm_buf_free(&ref);
+    llm_buf_free(&hyp);
+    llm_lines_free(r);
+    cli_close(f);
+}
+
+static void run_text(int first, int argc, char **argv)
+{
+    llm_text_metrics *m;
+    check(llm_text_metrics_new(&m));
+    if (first >= argc)
+        read_text_pairs(m, NULL);
+    for (int i = first; i < argc; i++)
+        read_text_pairs(m, argv[i]);
+    llm_text_metrics_result r;
+    int rc = llm_text_metrics_summary(m, &r);
+    if (rc == LLM_ERR_INVALID)
+        cli_die("no records in %s", first >= argc ? "standard input" : "the input");
+    check(rc);
+    if (strcmp(o_format, "json") == 0) {
+        putf("{\"lines\":%llu,\"bleu\":", (unsigned long long)r.lines);
+        put_num(r.bleu);
+        put(",\"bleu_precisions\":[");
+        for (int n = 0; n < 4; n++) {
+            put(n ? "," : "");
+            put_num(r.bleu_precisions[n]);
+        }
+        put("],\"bleu_bp\":");
+        put_num(r.bleu_bp);
+        putf(",\"bleu_sys_len\":%llu,\"bleu_ref_len\":%llu,\"chrf\":",
+             (unsigned long long)r.bleu_sys_len, (unsigned long long)r.bleu_ref_len);
+        put_num(r.chrf);
+        put(",\"exact_match\":");
+        put_num(r.exact_match);
+        put(",\"token_f1\":");
+        put_num(r.token_f1);
+        put(",\"rouge_l\":");
+        put_num(r.rouge_l);
+        put("}\n");
+    } else {
+        putf("%-16s%llu\n", "lines", (unsigned long long)r.lines);
+        putf("%-16s%.4f\n", "BLEU", r.bleu);
+        putf("%-16s%.4f/%.4f/%.4f/%.4f\n", "BLEU precisions", r.bleu_precisions[0],
+             r.bleu_precisions[1], r.bleu_precisions[2], r.bleu_precisions[3]);
+        putf("%-16s%.4f\n", "BLEU BP", r.bleu_bp);
+        putf("%-16s%llu\n", "BLEU hyp tokens", (unsigned long long)r.bleu_sys_len);
+        putf("%-16s%llu\n", "BLEU ref tokens", (unsigned long long)r.bleu_ref_len);
+        putf("%-16s%.4f\n", "chrF2", r.chrf);
+        putf("%-16s%.4f\n", "exact match", r.exact_match);
+        putf("%-16s%.4f\n", "token F1", r.token_f1);
+        putf("%-16s%.4f\n", "ROUGE-L", r.rouge_l);
+    }
+    llm_text_metrics_free(m);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1493,6 +1594,8 @@ int main(int argc, char **argv)
 {
     cli_signals();
     int first = cli_parse(&prog, argc, argv, NULL);
+    if (o_text && !o_pairs)
+        cli_usage("--text needs --pairs");
     if (o_pairs && (o_model || o_leakage))
         cli_usage("--pairs and --%s cannot be combined", o_model ? "model" : "leakage");
     if (!o_pairs && !o_model && !o_leakage)
@@ -1507,8 +1610,13 @@ int main(int argc, char **argv)
         cli_usage("--top-tokens needs --model (a classifier)");
     if (o_plot && o_leakage)
         cli_usage("--plot draws a classifier's evaluation, not --leakage");
+    if (o_text && (o_multi || o_labels || o_plot))
+        cli_usage("--%s is for labels; --text scores text",
+                  o_multi ? "multi-label" : o_labels ? "labels" : "plot");
     check(llm_device_check(o_device));
-    if (o_pairs)
+    if (o_text)
+        run_text(first, argc, argv);
+    else if (o_pairs)
         run_pairs(first, argc, argv);
     else if (o_leakage)
         run_leakage(first, argc, argv);

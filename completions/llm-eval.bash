@@ -50,7 +50,7 @@ _llm_eval()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--pairs --model -m --leakage --top-tokens --plot --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--pairs --text --model -m --leakage --top-tokens --plot --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;
