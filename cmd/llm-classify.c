@@ -833,22 +833,6 @@ static void classify_input(batch *b, const char *path)
     free(r.buf);
 }
 
-static char *unescape(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = malloc(n + 1), *o = d;
-    if (!d)
-        cli_die("out of memory");
-    for (; *s; s++) {
-        if (*s == '\\' && s[1] == 'n') { *o++ = '\n'; s++; }
-        else if (*s == '\\' && s[1] == 't') { *o++ = '\t'; s++; }
-        else if (*s == '\\' && s[1] == '\\') { *o++ = '\\'; s++; }
-        else *o++ = *s;
-    }
-    *o = '\0';
-    return d;
-}
-
 int main(int argc, char **argv)
 {
     cli_signals();
@@ -875,7 +859,10 @@ int main(int argc, char **argv)
         if (llm_model_n_labels(g_model))
             cli_usage("--labels is for zero-shot use of a language model; '%s' is a "
                       "classifier", o_model);
-        char *tpl = unescape(o_template);
+        llm_buf tb = { 0 };   /* kept: g_prefix_fmt points into it */
+        check(llm_unescape(o_template, strlen(o_template), &tb));
+        check(llm_buf_append(&tb, "", 0));
+        char *tpl = tb.data;
         char *at = strstr(tpl, "{label}");
         if (!at || strstr(at + 7, "{label}"))
             cli_usage("--template must hold {label} once");

@@ -742,7 +742,9 @@ static void attend(llm_session *s, int l, int n, const int *rows)
  * layer (into the cache unless packed); past the last layer's, only the n
  * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
  * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
-enum { MM_KERNEL, MM_SKINNY, MM_GEMM };
+enum { MM_KERNEL, MM_SKINNY, MM_SKINNY_F32, MM_GEMM };
+/* Prompts up to this many tokens are prefilled by row products. */
+#define PREFILL_SKINNY 32
 
 /* rows of rs (N of them) times w(OC, IC)^T by the method `mm`, where w
  * starts at element `at` of the floats f, or for a decoding step of their
@@ -754,7 +756,7 @@ static void product(llm_session *s, int mm, const rowset *rs, const float *f,
         gemm_rows(rs, f + at, s->wpack, N, IC, OC);
     else if (mm == MM_SKINNY && h)
         skinny_rows(rs, h + at, 1, N, IC, OC);
-    else if (mm == MM_SKINNY)
+    else if (mm == MM_SKINNY || mm == MM_SKINNY_F32)
         skinny_rows(rs, f + at, 0, N, IC, OC);
     else   /* contiguous rows only */
         s->m->k->matmul_forward(rs->out, rs->in, f + at, N, IC, OC);
@@ -874,7 +876,10 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
         s->rpos[r] = s->len[seq] + r;
     }
     s->keep[0] = n - 1;
-    forward(s, tokens, n, s->keep, 1, MM_KERNEL);
+    /* A short prompt costs sgemm more in packing the weights than in
+     * arithmetic: then the steps' row products (over fp32 weights). */
+    forward(s, tokens, n, s->keep, 1, s->skinny && n <= PREFILL_SKINNY ? MM_SKINNY_F32
+                                                                        : MM_KERNEL);
     if (logits)
         output(s, 1, logits, 0);
     s->len[seq] += n;
