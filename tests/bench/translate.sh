@@ -1,7 +1,8 @@
 #!/bin/sh
 # translate.sh: English->French translation on Multi30k (issue #16): our
 # decoder-only model with the input as a prefix (`llm-train --task pairs`,
-# then `llm-generate`, greedy) beside the model this field starts from,
+# then `llm-generate`, greedy, 128 sentences at a time as the peer decodes
+# 100) beside the model this field starts from,
 # PyTorch's nn.Transformer encoder-decoder (tests/bench/translate_torch.py:
 # 3 + 3 layers of 256, 6.0M parameters, the textbook recipe), each trained
 # for the same wall-clock budget (TIME_LIMIT seconds, default 1200: the
@@ -104,7 +105,7 @@ else
     else
         params=$(sed -n 's/.*[^0-9]\([0-9][0-9]*\) parameters.*/\1/p' train.err | head -n 1)
         t0=$(now)
-        llm-generate -m ours.llm -t 2 < src.txt > ours.hyp 2> gen.err
+        llm-generate -m ours.llm -t 2 -b 128 < src.txt > ours.hyp 2> gen.err
         rc=$?
         dec_s=$(since "$t0")
         if [ $rc -ne 0 ]; then
