@@ -83,7 +83,8 @@ static int finish(group *g, int beams, double penalty, double score, const llm_i
     int rc = llm_ids_reserve(&d->ids, ids->len + 1);
     if (rc)
         return rc;
-    memcpy(d->ids.data, ids->data, ids->len * sizeof *ids->data);
+    if (ids->len)   /* data may be NULL when empty */
+        memcpy(d->ids.data, ids->data, ids->len * sizeof *ids->data);
     d->ids.len = ids->len;
     return LLM_OK;
 }
@@ -153,7 +154,8 @@ static int advance(llm_session *s, group *g, const float *logits, int V, int eos
             llm_ids tmp = g->live[o->from].ids, with = { 0 };   /* tmp + o->tok */
             rc = llm_ids_reserve(&with, tmp.len + 1);
             if (!rc) {
-                memcpy(with.data, tmp.data, tmp.len * sizeof *tmp.data);
+                if (tmp.len)
+                    memcpy(with.data, tmp.data, tmp.len * sizeof *tmp.data);
                 with.len = tmp.len;
                 with.data[with.len++] = o->tok;
                 rc = finish(g, beams, p->length_penalty, o->score, &with, 0);
@@ -214,7 +216,8 @@ static int advance(llm_session *s, group *g, const float *logits, int V, int eos
             if (!rc)
                 rc = llm_ids_reserve(&nh[i].ids, pi->len + 1);
             if (!rc) {
-                memcpy(nh[i].ids.data, pi->data, pi->len * sizeof *pi->data);
+                if (pi->len)
+                    memcpy(nh[i].ids.data, pi->data, pi->len * sizeof *pi->data);
                 nh[i].ids.len = pi->len;
                 nh[i].ids.data[nh[i].ids.len++] = o->tok;
             }
