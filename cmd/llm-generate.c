@@ -557,17 +557,21 @@ static job_t *start_job(prompt_t *p, llm_session *s, int q, float *logits)
     return j;
 }
 
+static void free_prompt(prompt_t *p)
+{
+    free(p->prompt);
+    free(p->ids);
+    free(p);
+}
+
 /* Frees a job, and its prompt with the last of its `samples` samples. */
 static void free_job(job_t *j, int samples)
 {
     if (!j)
         return;
     prompt_t *p = j->pr;
-    if (--p->refs == 0 && p->samples == samples) {
-        free(p->prompt);
-        free(p->ids);
-        free(p);
-    }
+    if (--p->refs == 0 && p->samples == samples)
+        free_prompt(p);
     llm_ids_free(&j->hist);
     llm_buf_free(&j->text);
     free(j->lp);
@@ -577,13 +581,6 @@ static void free_job(job_t *j, int samples)
 /* ------------------------------------------------------------------------ */
 /* Beam search (--beams N > 1): prompts in groups of `groups`, each group
  * searched to its end (lib/beam.c) before the next starts. */
-
-static void free_prompt(prompt_t *p)
-{
-    free(p->prompt);
-    free(p->ids);
-    free(p);
-}
 
 static void run_beams(llm_session *s, input_t *in, int groups, uint64_t *records,
                       uint64_t *tokens)
@@ -882,11 +879,8 @@ int main(int argc, char **argv)
     free(in.buf);
     while (qlen)   /* unfinished after an interrupt */
         free_job(queue[qhead + --qlen], o_samples);
-    if (cur && cur->refs == 0) {
-        free(cur->prompt);
-        free(cur->ids);
-        free(cur);
-    }
+    if (cur && cur->refs == 0)
+        free_prompt(cur);
     double dt = cli_now() - t0;
     if (!o_quiet && cli_isatty_stderr() && !g_stream)
         fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
