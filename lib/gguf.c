@@ -140,7 +140,7 @@ static int is_int_type(int t)
 }
 
 /* ======================================================================== */
-/* Half precision as numpy converts it: lib/half.h for every finite value and
+/* Half precision as numpy converts it: kernels/half.h for every finite value and
  * infinity (the same rounding), but NaNs keep their payload and are not
  * made quiet, which is what numpy's astype does and F16C would not.        */
 
