@@ -812,13 +812,7 @@ static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int fir
             cli_die("out of memory");
         llm_rng r;
         llm_rng_seed(&r, (uint64_t)o_seed ^ 0x243f6a8885a308d3ULL);
-        for (size_t i = 0; i < n; i++)
-            perm[i] = i;
-        for (size_t i = n; i > 1; i--) {
-            size_t j = (size_t)llm_rng_below(&r, i), t = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = t;
-        }
+        llm_rng_permutation(&r, perm, n);
         for (size_t i = 0; i < nv; i++)
             held[perm[i]] = 1;
         check(llm_pairs_new(&train->d));

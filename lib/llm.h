@@ -84,6 +84,8 @@ uint64_t llm_rng_u64(llm_rng *r);
 double   llm_rng_uniform(llm_rng *r);              /* [0, 1) */
 uint64_t llm_rng_below(llm_rng *r, uint64_t n);    /* [0, n), unbiased */
 double   llm_rng_normal(llm_rng *r);               /* mean 0, sd 1 */
+/*! llm_rng_permutation() : a[i] = i for i < n, then shuffled (Fisher-Yates). */
+void     llm_rng_permutation(llm_rng *r, size_t *a, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* UTF-8.                                                                    */

@@ -19,8 +19,10 @@ struct llm_pairs {
     size_t count, cap;
     /* The packing: row r holds examples ex[roff[r] .. roff[r + 1]). */
     int T;
+    int shuffled;
     size_t *ex, *roff;
     size_t rows;
+    size_t dropped;
 };
 
 int llm_model_set_pairs(llm_model *m, const char *layout)
@@ -213,17 +215,13 @@ int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *drop
         free(order); free(row); free(fill); free(ex); free(roff);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for packing %zu examples", n);
     }
-    for (size_t i = 0; i < n; i++)
-        order[i] = i;
-    if (shuffle) {
-        llm_rng r;
-        llm_rng_seed(&r, seed ^ 0x6a09e667f3bcc909ULL);
-        for (size_t i = n; i > 1; i--) {          /* Fisher-Yates */
-            size_t j = (size_t)llm_rng_below(&r, i), t = order[i - 1];
-            order[i - 1] = order[j];
-            order[j] = t;
-        }
-    }
+    llm_rng r;
+    llm_rng_seed(&r, seed ^ 0x6a09e667f3bcc909ULL);
+    if (shuffle)
+        llm_rng_permutation(&r, order, n);
+    else
+        for (size_t i = 0; i < n; i++)
+            order[i] = i;
     size_t rows = 0;
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k], len = d->off[i + 1] - d->off[i];
@@ -260,6 +258,8 @@ int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *drop
     d->roff = roff;
     d->rows = rows;
     d->T = T;
+    d->shuffled = shuffle;
+    d->dropped = n - kept;
     if (dropped)
         *dropped = n - kept;
     return LLM_OK;
@@ -323,10 +323,9 @@ int llm_pairs_eval(llm_model *m, llm_pairs *d, int B, int T, llm_pairs_eval_resu
     memset(r, 0, sizeof *r);
     if (B < 1)
         return llm_fail(LLM_ERR_INVALID, "batch %d must be positive", B);
-    size_t dropped;
-    int rc = llm_pairs_pack(d, T, 0, 0, &dropped);
-    if (rc)
-        return rc;
+    int rc = LLM_OK;
+    if ((d->T != T || d->shuffled || !d->ex) && (rc = llm_pairs_pack(d, T, 0, 0, NULL)))
+        return rc;   /* packed in file order once, then reused */
     if (d->rows == 0)
         return llm_fail(LLM_ERR_INVALID, "no example fits %d tokens", T);
     size_t n = (size_t)B * T;
@@ -358,6 +357,6 @@ int llm_pairs_eval(llm_model *m, llm_pairs *d, int B, int T, llm_pairs_eval_resu
         return rc;
     r->loss = count ? sum / (double)count : 0.0;
     r->tokens = count;
-    r->examples = d->count - dropped;
+    r->examples = d->count - d->dropped;
     return LLM_OK;
 }

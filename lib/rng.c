@@ -72,3 +72,14 @@ double llm_rng_normal(llm_rng *r)
         u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
+
+void llm_rng_permutation(llm_rng *r, size_t *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)llm_rng_below(r, i), t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}

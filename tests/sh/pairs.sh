@@ -55,6 +55,11 @@ llm-train --task pairs -m "$tok" -o a.llm $shape --steps 3 -q train.tsv || no "t
 llm-train --task pairs -m "$tok" -o b.llm $shape --steps 3 -q train.jsonl || no "jsonl, 3 steps"
 cmp -s a.llm b.llm || no "JSON Lines and TSV trained different models"
 
+# --time-limit without --steps fits the schedule to the time.
+llm-train --task pairs -m "$tok" -o t.llm $shape --time-limit 3 --progress train.tsv 2>err ||
+    no "--time-limit: $(cat err)"
+grep -q "the schedule is fitted to --time-limit" err || no "no fitted schedule: $(cat err)"
+
 # Bad input: the file and line.
 printf 'a\tb\nno tab here\n' > bad.tsv
 llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad.tsv 2>err
