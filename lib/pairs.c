@@ -215,10 +215,10 @@ int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *drop
         free(order); free(row); free(fill); free(ex); free(roff);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for packing %zu examples", n);
     }
-    llm_rng r;
-    llm_rng_seed(&r, seed ^ 0x6a09e667f3bcc909ULL);
+    llm_rng rng;
+    llm_rng_seed(&rng, seed ^ 0x6a09e667f3bcc909ULL);
     if (shuffle)
-        llm_rng_permutation(&r, order, n);
+        llm_rng_permutation(&rng, order, n);
     else
         for (size_t i = 0; i < n; i++)
             order[i] = i;
