@@ -226,7 +226,10 @@ fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 # tests/cuda/gpu-session.sh runs this on a GPU machine and keeps the logs.
 .PHONY: check-cuda
 CUDA_TEST = $(B)/tests/cuda/test_cuda_kernels
-$(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o $(CU_SRC:%.cu=$(B)/%.o)
+# The sampling kernels of the two tables (cpu_extra.h) come along: the
+# CUDA table points at the CPU's host-side ones.
+$(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o \
+              $(B)/kernels/cpu/ref_sample.o $(B)/kernels/cpu/sample.o $(CU_SRC:%.cu=$(B)/%.o)
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS) -lm
 

@@ -108,6 +108,45 @@ typedef struct llm_kernels {
      * low-rank adapter's output into columns of a fused projection, and
      * gathers them back (into a zeroed y) for its backward. */
     void (*axpy)(float *y, int ldy, const float *x, int ldx, int N, int C, float a);
+    /* --- sampling, dropout (helper block) --- */
+    /* The sampler's passes over one row of logits. Host memory on every
+     * backend (the sampler runs on the CPU), so a GPU table points at the
+     * CPU's. Serial: they run inside llm_kernels_parallel() tasks. */
+    /* @return the largest of x[0..n) (n >= 1; -inf when every x is -inf);
+     * *bad = 1 when some x is NaN or +inf (the maximum is then
+     * unspecified), else 0. A maximum does not round: cpu and ref agree
+     * exactly (as values: the sign of a zero maximum is unspecified). */
+    float (*logits_max)(const float *x, int n, int *bad);
+    /* The weights of a draw at temperature 1 / inv_t: w(n) = fast_expf((x -
+     * xmax) * inv_t), 0 where x is -inf; bsum(n / block + 1) = the float sum
+     * of w over each block of `block` entries (the last one possibly
+     * shorter); "=" for both. @return the sum of bsum in double, in block
+     * order. Every x <= xmax and none NaN. w is the same bits on cpu and
+     * ref; cpu sums a block as a vectorised reduction whose order is the
+     * compiler's (fixed for a build, independent of threads), so bsum and
+     * the sum agree with ref (in order) within 2 * block * 2^-24 relative. */
+    double (*softmax_weights)(float *w, float *bsum, const float *x, int n,
+                              float xmax, float inv_t, int block);
+    /* @return the lowest i < n with x[i] == v (so ties go to the lowest
+     * index; -0 == +0), n when there is none. Exact on every backend. */
+    int (*find_first)(const float *x, int n, float v);
+    /* A classifier head's logits: out(N,K) = b(K) + inp(N,C) . w(K,C)^T
+     * ("="), each element summed in double from b[k] over c in order and
+     * rounded to float once, so cpu and ref agree bit for bit (a few
+     * outputs per row do not pay for a matrix product; the training pass
+     * uses matmul_forward). Serial. NULL on cuda (models run on the CPU). */
+    void (*linear_f64)(float *out, const float *inp, const float *w,
+                       const float *b, int N, int C, int K);
+    /* Inverted dropout in place on x(n) ("="): element i is kept when u_i
+     * >= (uint32_t)(p * 2^24) and then multiplied by (float)(1 / (1 - p)),
+     * else set to 0, where u_i = the top 24 bits of mix64(key + i *
+     * 0x9e3779b97f4a7c15) and mix64 is SplitMix64's finaliser (shifts 30,
+     * 27, 31; multipliers 0xbf58476d1ce4e5b9, 0x94d049bb133111eb). The
+     * mask is a function of (key, i) alone: no thread count or split of x
+     * changes it, and cpu and ref agree bit for bit. 0 <= p < 1. NULL on
+     * cuda (models run on the CPU). */
+    void (*dropout)(float *x, size_t n, double p, uint64_t key);
+    /* --- end helper block --- */
 } llm_kernels;
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels. */
@@ -124,6 +163,16 @@ const llm_kernels *llm_kernels_get(const char *device);
 int llm_kernels_set_threads(int n);
 /*! llm_kernels_threads() : the count in use. */
 int llm_kernels_threads(void);
+
+/*! llm_kernels_parallel() : calls fn(ctx, task, thread) once for every task
+ *  in [0, n_tasks), on at most `threads` threads (<= 0: llm_kernels_threads()),
+ *  handing tasks out one at a time as threads come free (which thread runs
+ *  which task is not fixed). `thread` is in [0, min(threads, n_tasks)) and
+ *  no two tasks run on one thread at once, so fn may use scratch indexed by
+ *  it. Kernels called inside fn run on that thread only. Returns when every
+ *  task is done; fn reports failures through ctx (kernels/cpu/parallel.c). */
+void llm_kernels_parallel(int n_tasks, int threads,
+                          void (*fn)(void *ctx, int task, int thread), void *ctx);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "cpu_extra.h"
 #include "fastexp.h"
 #include "kernels.h"
 
@@ -466,6 +467,13 @@ static const llm_kernels cpu_kernels = {
     .sum_squares = sum_squares,
     .scale = scale,
     .axpy = axpy,
+    /* --- sampling, dropout (helper block) --- */
+    .logits_max = llm_cpu_logits_max,
+    .softmax_weights = llm_cpu_softmax_weights,
+    .find_first = llm_cpu_find_first,
+    .linear_f64 = llm_cpu_linear_f64,
+    .dropout = llm_cpu_dropout,
+    /* --- end helper block --- */
 };
 
 const llm_kernels *llm_kernels_cpu(void)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu_extra.h"
 #include "kernels.h"
 
 static void matmul_forward(float *out, const float *inp, const float *w,
@@ -328,6 +329,13 @@ static const llm_kernels ref_kernels = {
     .sum_squares = sum_squares,
     .scale = scale,
     .axpy = axpy,
+    /* --- sampling, dropout (helper block) --- */
+    .logits_max = llm_ref_logits_max,
+    .softmax_weights = llm_ref_softmax_weights,
+    .find_first = llm_ref_find_first,
+    .linear_f64 = llm_ref_linear_f64,
+    .dropout = llm_ref_dropout,
+    /* --- end helper block --- */
 };
 
 const llm_kernels *llm_kernels_ref(void)

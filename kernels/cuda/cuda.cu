@@ -29,6 +29,7 @@
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
 
+#include "../cpu/cpu_extra.h"
 #include "cuda.h"
 
 /* ------------------------------------------------------------ errors */
@@ -983,6 +984,11 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->sum_squares = sum_squares;
         k->scale = scale;
         k->axpy = axpy;
+        /* The sampler's passes work on host memory by contract: the CPU's.
+         * linear_f64 and dropout stay NULL: models run on the CPU. */
+        k->logits_max = llm_cpu_logits_max;
+        k->softmax_weights = llm_cpu_softmax_weights;
+        k->find_first = llm_cpu_find_first;
         k->name = "cuda";
     }
     return &cuda_kernels;
