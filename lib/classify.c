@@ -4,14 +4,15 @@
  * batches),
  * calibration (temperature, per-label thresholds), and log-likelihood
  * scores of continuations for zero-shot use of a language model. */
+#include <limits.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-
 #include "internal.h"
+#include "kernels.h"
 #include "model.h"
 
 /* ---------------------------------------------------------------- pooling */
@@ -569,14 +570,7 @@ static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *doc
     if (rc)
         return rc;
     /* The head: a few dot products per document, in a fixed order. */
-    for (int r = 0; r < b; r++)
-        for (int k = 0; k < K; k++) {
-            const float *x = pooled + (size_t)r * C, *w = m->head_w + (size_t)k * C;
-            double sum = m->head_b[k];
-            for (int c = 0; c < C; c++)
-                sum += (double)x[c] * w[c];
-            z[(size_t)r * K + k] = (float)sum;
-        }
+    m->k->linear_f64(z, pooled, m->head_w, m->head_b, b, C, K);
     llm_cls_probs(m, z, (size_t)b, p);
     return LLM_OK;
 }
@@ -609,6 +603,50 @@ int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens
     return rc;
 }
 
+/* cls_predict()'s batches: chunk documents from docs + task * chunk each;
+ * every thread's scratch and its lowest failing batch (fail_at, nchunks
+ * when none) with status and message. */
+typedef struct {
+    char msg[256];
+    size_t fail_at;
+    int rc;
+} predict_slot;
+
+typedef struct {
+    llm_model *m;
+    const int32_t *const *docs;
+    const size_t *lens;
+    size_t n, chunk, nchunks;
+    int K, C;
+    float *scratch;        /* (threads, chunk * (C + 2K)) */
+    float *dp;             /* (n, K) probabilities by document */
+    predict_slot *slot;    /* (threads) */
+    atomic_int failed;     /* some batch failed: skip the rest */
+} predict_job;
+
+static void predict_task(void *ctx, int task, int id)
+{
+    predict_job *j = ctx;
+    if (atomic_load_explicit(&j->failed, memory_order_relaxed))
+        return;
+    size_t K = (size_t)j->K, s = (size_t)task * j->chunk;
+    int b = j->n - s < j->chunk ? (int)(j->n - s) : (int)j->chunk;
+    float *pooled = j->scratch + (size_t)id * j->chunk * (j->C + 2 * K);
+    float *z = pooled + j->chunk * j->C, *p = z + j->chunk * K;
+    int e = predict_chunk(j->m, j->m->infer[id], j->docs + s, j->lens + s, b, pooled, z, p);
+    if (e) {
+        predict_slot *sl = &j->slot[id];
+        if ((size_t)task < sl->fail_at) {
+            sl->fail_at = (size_t)task;
+            sl->rc = e;
+            snprintf(sl->msg, sizeof sl->msg, "%s", llm_errmsg());
+        }
+        atomic_store_explicit(&j->failed, 1, memory_order_relaxed);
+        return;
+    }
+    memcpy(j->dp + s * K, p, (size_t)b * K * sizeof *p);
+}
+
 static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
                        size_t n, const size_t *owner, size_t n_records, int B, float *probs)
 {
@@ -633,10 +671,13 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
     /* Threads take batches of documents, each batch one single-threaded
      * forward: no barrier inside a batch, and every thread busy once there
      * are as many batches as threads. */
-    int nt = omp_get_max_threads();
+    int nt = llm_kernels_threads();
     size_t chunk = (n + (size_t)nt - 1) / (size_t)nt;
     chunk = chunk < (size_t)B ? chunk : (size_t)B;
     size_t nchunks = (n + chunk - 1) / chunk;
+    if (nchunks > INT_MAX)
+        return llm_fail(LLM_ERR_RANGE, "%zu batches of %zu documents are too many", nchunks,
+                        chunk);
     nt = nchunks < (size_t)nt ? (int)nchunks : nt;
     rc = infer_reserve(m, nt);
     if (rc)
@@ -644,41 +685,21 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
     float *scratch = malloc((size_t)nt * chunk * (C + 2 * (size_t)K) * sizeof *scratch);
     float *dp = owner ? malloc(n * K * sizeof *dp) : probs;   /* by document */
     uint32_t *count = owner ? calloc(nout ? nout : 1, sizeof *count) : NULL;
-    if (!scratch || !dp || (owner && !count)) {
+    predict_slot *slot = malloc((size_t)nt * sizeof *slot);
+    if (!scratch || !dp || (owner && !count) || !slot) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
-    char msg[256] = "";
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num();
-        omp_set_num_threads(1);   /* the kernels inside run on this thread */
-        float *pooled = scratch + (size_t)id * chunk * (C + 2 * (size_t)K);
-        float *z = pooled + chunk * C, *p = z + chunk * K;
-#pragma omp for schedule(dynamic, 1)
-        for (size_t ci = 0; ci < nchunks; ci++) {
-            size_t s = ci * chunk;
-            int b = n - s < chunk ? (int)(n - s) : (int)chunk, e;
-            int failed;
-#pragma omp atomic read
-            failed = rc;
-            if (failed)
-                continue;
-            e = predict_chunk(m, m->infer[id], docs + s, lens + s, b, pooled, z, p);
-            if (e) {
-#pragma omp critical(llm_cls_predict_error)
-                if (!rc) {
-                    snprintf(msg, sizeof msg, "%s", llm_errmsg());
-#pragma omp atomic write
-                    rc = e;
-                }
-                continue;
-            }
-            memcpy(dp + s * K, p, (size_t)b * K * sizeof *p);
-        }
-    }
-    if (rc) {
-        llm_fail(rc, "%s", msg);
+    for (int id = 0; id < nt; id++)
+        slot[id].fail_at = nchunks;
+    predict_job job = {m, docs, lens, n, chunk, nchunks, K, C, scratch, dp, slot, 0};
+    llm_kernels_parallel((int)nchunks, nt, predict_task, &job);
+    const predict_slot *first = NULL;   /* the lowest failing batch */
+    for (int id = 0; id < nt; id++)
+        if (slot[id].fail_at < nchunks && (!first || slot[id].fail_at < first->fail_at))
+            first = &slot[id];
+    if (first) {
+        rc = llm_fail(first->rc, "%s", first->msg);
         goto done;
     }
     for (size_t i = 0; owner && i < n; i++) {
@@ -695,6 +716,7 @@ done:
     if (owner)
         free(dp);
     free(count);
+    free(slot);
     return rc;
 }
 

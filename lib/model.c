@@ -684,19 +684,14 @@ static inline uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* x[i] *= mask(i) / (1 - p) for the mask of `site` (2 per layer). */
+/* x[i] *= mask(i) / (1 - p) for the mask of `site` (2 per layer): the
+ * dropout kernel, keyed by a hash of the step, micro-batch and site. */
 static void dropout_apply(const llm_model *m, float *x, size_t n, int site)
 {
     uint64_t base = mix64(m->drop_seed ^ mix64((uint64_t)m->steps * 0x9e3779b97f4a7c15ULL +
                                                (uint64_t)m->drop_micro * 0xd1b54a32d192ed03ULL +
                                                (uint64_t)site));
-    uint32_t cut = (uint32_t)(m->drop_p * 16777216.0);   /* p in 24-bit steps */
-    float scale = (float)(1.0 / (1.0 - m->drop_p));
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)(mix64(base + i * 0x9e3779b97f4a7c15ULL) >> 40);
-        x[i] = u >= cut ? x[i] * scale : 0.0f;
-    }
+    m->k->dropout(x, n, m->drop_p, base);
 }
 
 /* ------------------------------------------------------------------------ */

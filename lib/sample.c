@@ -9,15 +9,17 @@
  * all (top-k 0, top-p 1, min-p 0) no order is needed: the draw walks the
  * vocabulary in id order, as llama2.c's sampler does, over weights computed
  * in one vectorised pass and summed in blocks, so that finding the token
- * costs a walk over block sums and then one block. */
+ * costs a walk over block sums and then one block. The passes over the
+ * whole vocabulary are the CPU kernel table's (kernels.h), and a batch of
+ * sequences is sampled on the kernels' threads (llm_kernels_parallel()). */
 #include <assert.h>
 #include <math.h>
-#include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "fastexp.h"
 #include "internal.h"
+#include "kernels.h"
 
 /* Tokens per block of the plain draw's partial sums. */
 #define BLOCK 64
@@ -31,9 +33,13 @@ struct llm_sampler {
     int32_t *count;      /* (cap) by token id: occurrences in the penalty
                           * window; all zero between calls */
     float *f;            /* (cap) by token id: the plain draw's weights */
-    double *bsum;        /* (cap / BLOCK + 1) their sums by block */
+    float *bsum;         /* (cap / BLOCK + 1) their sums by block */
     struct llm_sampler **sub;  /* (nsub) llm_sampler_sample_batch()'s */
     int nsub;                  /* samplers for threads 1, 2, ... */
+    /* llm_sampler_sample_batch(): the lowest sequence that failed on this
+     * sampler's thread (-1: none), its status and message. */
+    int fail_at, fail_rc;
+    char fail_msg[1024];
 };
 
 void llm_sampler_defaults(llm_sampler_params *p)
@@ -143,7 +149,7 @@ static int reserve(llm_sampler *s, int vocab)
     double *w = malloc(n * sizeof *w);
     int32_t *count = calloc(n, sizeof *count);
     float *f = malloc(n * sizeof *f);
-    double *bsum = malloc((n / BLOCK + 1) * sizeof *bsum);
+    float *bsum = malloc((n / BLOCK + 1) * sizeof *bsum);
     if (!key || !tmp || !w || !count || !f || !bsum) {
         free(key);
         free(tmp);
@@ -384,21 +390,9 @@ static int sample_plain(llm_sampler *s, llm_rng *rng, const float *logits, int v
                         float lmax, int32_t *token, float *logprob)
 {
     float *f = s->f, inv = (float)(1.0 / s->p.temperature);
-    double z = 0;
-    int nb = 0;
-    for (int32_t b = 0; b < vocab; b += BLOCK, nb++) {
-        int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
-        float bs = 0;
-#pragma omp simd reduction(+:bs)
-        for (int32_t t = b; t < e; t++) {
-            float l = logits[t];
-            float v = l == -INFINITY ? 0.0f : fast_expf((l - lmax) * inv);
-            f[t] = v;
-            bs += v;
-        }
-        s->bsum[nb] = bs;
-        z += bs;
-    }
+    double z = llm_kernels_cpu()->softmax_weights(f, s->bsum, logits, vocab, lmax, inv,
+                                                  BLOCK);
+    int nb = (vocab + BLOCK - 1) / BLOCK;
     double target = llm_rng_uniform(rng) * z, cum = 0;
     int j = 0;
     while (j < nb && cum + s->bsum[j] <= target)
@@ -442,14 +436,9 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
 
     /* Check, and find the maximum: one vectorised pass, which also looks
      * for NaN or +inf. */
-    float lmax = -INFINITY;
-    int bad = 0;
-#pragma omp simd reduction(max:lmax) reduction(|:bad)
-    for (int32_t t = 0; t < vocab; t++) {
-        float l = logits[t];
-        bad |= isnan(l) | (l == INFINITY);
-        lmax = l > lmax ? l : lmax;
-    }
+    const llm_kernels *k = llm_kernels_cpu();
+    int bad;
+    float lmax = k->logits_max(logits, vocab, &bad);
     if (bad)
         for (int32_t t = 0; t < vocab; t++)
             if (isnan(logits[t]) || logits[t] == INFINITY)
@@ -464,21 +453,9 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
         return sample_plain(s, rng, logits, vocab, lmax, token, logprob);
     }
     if (p->temperature == 0) {
-        /* Greedy: the first maximum, so ties go to the lowest id: the
-         * first block holding it, then the token. */
-        int32_t best = 0;
-        for (int32_t b = 0; b < vocab; b += BLOCK) {
-            int32_t e = vocab - b < BLOCK ? vocab : b + BLOCK;
-            int hit = 0;
-#pragma omp simd reduction(|:hit)
-            for (int32_t t = b; t < e; t++)
-                hit |= logits[t] == lmax;
-            if (hit) {
-                for (best = b; logits[best] != lmax; best++)
-                    ;
-                break;
-            }
-        }
+        /* Greedy: the first maximum, so ties go to the lowest id. */
+        int32_t best = k->find_first(logits, vocab, lmax);
+        assert(best < vocab);
         /* Its logprob is under the temperature-1 softmax of these logits. */
         *token = best;
         if (logprob) {
@@ -577,6 +554,36 @@ int llm_sampler_sample(llm_sampler *s, llm_rng *rng, float *logits, int vocab,
     return LLM_OK;
 }
 
+/* One batch of llm_sampler_sample_batch(): its arguments. */
+typedef struct {
+    llm_sampler *s;
+    llm_rng *rng;
+    float *logits;
+    int vocab;
+    const int32_t *const *history;
+    const size_t *n_history;
+    int32_t *tokens;
+    float *logprobs;
+} batch;
+
+/* Samples sequence i on thread `id`: thread 0 with s itself, thread id
+ * with sub[id - 1], which also keeps that thread's lowest failure. */
+static void batch_task(void *ctx, int i, int id)
+{
+    const batch *a = ctx;
+    llm_sampler *own = id ? a->s->sub[id - 1] : a->s;
+    int rc = llm_sampler_sample(own, a->rng ? &a->rng[i] : NULL,
+                                a->logits + (size_t)i * a->vocab, a->vocab,
+                                a->history ? a->history[i] : NULL,
+                                a->history ? a->n_history[i] : 0, &a->tokens[i],
+                                a->logprobs ? &a->logprobs[i] : NULL);
+    if (rc != LLM_OK && (own->fail_at < 0 || i < own->fail_at)) {
+        own->fail_at = i;
+        own->fail_rc = rc;
+        snprintf(own->fail_msg, sizeof own->fail_msg, "%s", llm_errmsg());
+    }
+}
+
 int llm_sampler_sample_batch(llm_sampler *s, int n, llm_rng *rng, float *logits, int vocab,
                              const int32_t *const *history, const size_t *n_history,
                              int32_t *tokens, float *logprobs)
@@ -589,7 +596,7 @@ int llm_sampler_sample_batch(llm_sampler *s, int n, llm_rng *rng, float *logits,
     /* Thread 0 samples with s itself, thread i with sub[i - 1]: the
      * scratch differs, the draws do not (a sample is a pure function of
      * the logits, the history and the stream). */
-    int threads = omp_get_max_threads();
+    int threads = llm_kernels_threads();
     threads = threads < n ? threads : n;
     if (threads - 1 > s->nsub) {
         llm_sampler **sub = realloc(s->sub, (size_t)(threads - 1) * sizeof *sub);
@@ -602,26 +609,17 @@ int llm_sampler_sample_batch(llm_sampler *s, int n, llm_rng *rng, float *logits,
                 return rc;
         }
     }
-    int first = n, status = LLM_OK;   /* the lowest failing sequence */
-    char msg[1024] = "";
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        int id = omp_get_thread_num();
-        llm_sampler *own = id ? s->sub[id - 1] : s;
-        int rc = llm_sampler_sample(own, rng ? &rng[i] : NULL, logits + (size_t)i * vocab,
-                                    vocab, history ? history[i] : NULL,
-                                    history ? n_history[i] : 0, &tokens[i],
-                                    logprobs ? &logprobs[i] : NULL);
-        if (rc != LLM_OK) {
-#pragma omp critical(llm_sampler_batch)
-            if (i < first) {
-                first = i;
-                status = rc;
-                snprintf(msg, sizeof msg, "%s", llm_errmsg());
-            }
-        }
+    for (int id = 0; id < threads; id++)
+        (id ? s->sub[id - 1] : s)->fail_at = -1;
+    batch a = {s, rng, logits, vocab, history, n_history, tokens, logprobs};
+    llm_kernels_parallel(n, threads, batch_task, &a);
+    const llm_sampler *first = NULL;   /* the lowest failing sequence */
+    for (int id = 0; id < threads; id++) {
+        const llm_sampler *own = id ? s->sub[id - 1] : s;
+        if (own->fail_at >= 0 && (!first || own->fail_at < first->fail_at))
+            first = own;
     }
-    if (status != LLM_OK)
-        return llm_fail(status, "sequence %d: %s", first, msg);
+    if (first)
+        return llm_fail(first->fail_rc, "sequence %d: %s", first->fail_at, first->fail_msg);
     return LLM_OK;
 }

@@ -8,9 +8,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <cblas.h>
-
 #include "internal.h"
+#include "kernels.h"
 
 struct llm_trainer {
     llm_model *m;              /* not owned */
@@ -352,13 +351,13 @@ double llm_peak_flops(void)
     for (size_t i = 0; i < (size_t)N * N * 3; i++)
         a[i] = (float)((i * 2654435761u) % 1000) * 1e-3f;
     float *b = a + N * N, *c = b + N * N;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1, a, N, b, N, 0, c, N);
+    const llm_kernels *k = llm_kernels_cpu();   /* c = a . b^T, sgemm */
+    k->matmul_forward(c, a, b, N, N, N);
     double best = 0;
     for (int r = 0; r < REPS; r++) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, N, N, 1, a, N, b, N, 0, c,
-                    N);
+        k->matmul_forward(c, a, b, N, N, N);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
         double f = 2.0 * N * N * N / s;
