@@ -110,8 +110,7 @@ $(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
 # needs -O3 with GCC, sqrtf in loops not having to set errno, and (for the
 # NaN-preserving select in fast_expf, so swiglu vectorises) comparisons
 # that need not keep floating-point exception flags.
-# The sampler and the decoding path call fast_expf too.
-$(B)/kernels/cpu/%.o $(B)/lib/sample.o $(B)/lib/infer.o: CFLAGS += -O3 -fno-math-errno \
+$(B)/kernels/cpu/%.o: CFLAGS += -O3 -fno-math-errno \
 	-fno-trapping-math
 
 $(B)/%.o: %.cc $(wildcard lib/*.h)

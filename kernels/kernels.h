@@ -108,6 +108,47 @@ typedef struct llm_kernels {
      * low-rank adapter's output into columns of a fused projection, and
      * gathers them back (into a zeroed y) for its backward. */
     void (*axpy)(float *y, int ldy, const float *x, int ldx, int N, int C, float a);
+
+    /* Inference (KV-cached generation, packed classification): products
+     * and attention whose every output element is computed alone, in an
+     * order independent of the batch, of the other rows and of the thread
+     * count, so that a sequence gets the same bits in any batch. Rows of
+     * inp and out are ldi and ldo floats apart; row n of a product is row
+     * map[n] of both (map NULL: n).
+     *
+     * out[map n](OC) = inp[map n](IC) . w(OC,IC)^T for n in [0, N), where w
+     * is floats, or IEEE halves when `half` (see to_half). Few rows (a
+     * decoding step): each weight row is read once for all N. Element
+     * (n, o) is, bit for bit on every backend: 8 partial sums s0..s7, s_j
+     * accumulated by fmaf over k = 8i + j while 8i + 8 <= IC, then
+     * ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)), then += w[o][k] *
+     * x[k] (a product, then a sum) for the remaining k in order. */
+    void (*matmul_rows)(float *out, size_t ldo, const float *inp, size_t ldi,
+                        const int *map, const void *w, int half, int N, int IC, int OC);
+    /* The same product over float weights for many rows (a packed
+     * forward), element (n, o) being, bit for bit on every backend, one
+     * fmaf chain over k = 0 .. IC-1 from 0. scratch holds
+     * matmul_rows_scratch(IC, OC) floats (the weights repacked), clobbered. */
+    void (*matmul_rows_packed)(float *out, size_t ldo, const float *inp, size_t ldi,
+                               const int *map, const float *w, float *scratch,
+                               int N, int IC, int OC);
+    size_t (*matmul_rows_scratch)(int IC, int OC);
+    /* Attention of n query rows over keys and values held elsewhere (a
+     * cache): for row i and head h (kv head kh = h / (H/KVH)), with
+     * q_i = q[i] + h*hd, k_t = K[i] + t*kvs + kh*hd and v_t = V[i] + t*kvs
+     * + kh*hd for t in [0, len[i]) (1 <= len[i] <= maxlen):
+     * out[i*ldo + h*hd ..](hd) = sum_t softmax_t(q_i . k_t / sqrt(hd)) v_t.
+     * scratch holds llm_kernels_threads() * maxlen floats, clobbered. The
+     * exponentials are fast_expf's: backends agree within rounding. */
+    void (*attention_rows)(float *out, size_t ldo, const float *const *q,
+                           const float *const *K, const float *const *V, size_t kvs,
+                           const int *len, int n, int H, int KVH, int hd,
+                           float *scratch, int maxlen);
+    /* h(n) = f rounded to the nearest IEEE half (ties to even; overflow
+     * gives +-inf, NaN stays NaN), as llm_float_to_half() (half.h).
+     * @return the lowest i whose half is inf or NaN, n if none. NULL where
+     * matmul_rows does not take halves. */
+    size_t (*to_half)(uint16_t *h, const float *f, size_t n);
     /* --- sampling, dropout (helper block) --- */
     /* The sampler's passes over one row of logits. Host memory on every
      * backend (the sampler runs on the CPU), so a GPU table points at the

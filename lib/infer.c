@@ -5,28 +5,23 @@
  *
  * Three entry points, chosen so that results never depend on batching:
  *  - prefill: the tokens of ONE sequence in one forward, matrix-matrix
- *    through the kernel table (sgemm on the CPU);
+ *    through the kernel table's matmul_forward (sgemm on the CPU), or for a
+ *    short prompt its matmul_rows;
  *  - step: one token for each of n sequences together. Its matrix products
- *    go through skinny_rows() below, which reads every weight row once for
- *    all n rows (decode is bound by memory bandwidth) and computes each
+ *    go through the table's matmul_rows, which reads every weight row once
+ *    for all n rows (decode is bound by memory bandwidth) and computes each
  *    output element in the same order whatever n and the thread count, so
  *    that a sequence decoded alongside 31 others gets the same bits as alone;
  *  - pooled (classification): whole documents packed as rows with nothing
  *    cached, computing past the last layer's keys and values only the rows
- *    that pooling reads. Many rows per product: gemm_rows() below, whose
- *    order of summation is again the same for any batch and threads.
+ *    that pooling reads. Many rows per product: the table's
+ *    matmul_rows_packed, whose order of summation is again the same for
+ *    any batch and threads.
  * Everything else (norms, RoPE, SwiGLU, residuals, attention) is per row. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <omp.h>
-#if defined(__AVX2__) && defined(__FMA__) || defined(__F16C__)
-#include <immintrin.h>
-#endif
-
-#include "fastexp.h"
-#include "half.h"
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
@@ -35,7 +30,6 @@ struct llm_session {
     const llm_model *m;
     int n_seq, n_ctx;
     int KVD;              /* KVH * hd: one key (or value) row */
-    int skinny;           /* CPU kernels: step by skinny_rows(), pooled by gemm_rows() */
     float *kv;            /* (n_seq, L, 2, n_ctx, KVD): keys then values */
     int *len;             /* (n_seq) positions held */
 
@@ -55,374 +49,12 @@ struct llm_session {
     /* A packed forward (llm_session_pooled()) caches nothing: sequence d's
      * keys and values are its own rows of qkv, from row start[d] on. */
     const int *start;     /* NULL: keys and values in the cache */
+    const float **aq, **ak, **av;   /* (rows) attention's query, keys, values */
+    int *alen;            /* (rows) and number of keys */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
-    float *wpack;         /* gemm_rows()' packed weights, for any product */
+    float *wpack;         /* matmul_rows_packed's scratch, for any product */
 };
-
-/* ------------------------------------------------------------ matvec */
-
-/* out(N,OC) = inp(N,IC) . w(OC,IC)^T with every weight row read once for
- * all N input rows. Output element (n, o) is always computed as: 8 lanes
- * accumulated by FMA over k = 0, 8, 16, ... (while k + 8 <= IC), summed
- * lane pairs in a fixed tree, then the tail k in order: independent of N,
- * of the tiling and of the thread count.
- *
- * tile() computes R weight rows against Q input rows; R and Q are constants
- * at every call, so that once inlined its accumulators live in registers
- * (4 x 3 = 12 of the 16 ymm registers, with the 4 weight vectors reused 3
- * times and the 3 input vectors 4 times). */
-
-/* The rows of a product: row n of the input is in + r * ldi and row n of
- * the output out + r * ldo, where r = map[n] (map NULL: r = n). */
-typedef struct {
-    const float *in;
-    float *out;
-    size_t ldi, ldo;
-    const int *map;
-} rowset;
-
-static inline size_t row_of(const rowset *rs, int n)
-{
-    return (size_t)(rs->map ? rs->map[n] : n);
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-static inline float hsum8(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    __m128 s = _mm_add_ps(lo, hi);                    /* l0+l4 .. l3+l7 */
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));           /* (0+2), (1+3) */
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));            /* 0 + 1 */
-    return _mm_cvtss_f32(s);
-}
-
-/* hsum8 of four vectors at once, the same tree for each: (a0 .. a3). */
-static inline __m128 hsum8x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
-{
-    __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(a0, a1, 0x20),
-                               _mm256_permute2f128_ps(a0, a1, 0x31));
-    __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(a2, a3, 0x20),
-                               _mm256_permute2f128_ps(a2, a3, 0x31));
-    /* Lanes l0+l4, l2+l6, l1+l5, l3+l7 of each, then the pairs' sums. */
-    s01 = _mm256_permute_ps(s01, _MM_SHUFFLE(3, 1, 2, 0));
-    s23 = _mm256_permute_ps(s23, _MM_SHUFFLE(3, 1, 2, 0));
-    __m256 h = _mm256_hadd_ps(s01, s23);
-    h = _mm256_hadd_ps(h, h);   /* a0 a2 . . | a1 a3 . . */
-    return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-/* Weights are floats, or IEEE halves (h = 1: llm_model_decode_f16()), read
- * as 8 floats from element i; h is a constant at every call. */
-__attribute__((always_inline))
-static inline __m256 wload(const void *w, size_t i, const int h)
-{
-    if (!h)
-        return _mm256_loadu_ps((const float *)w + i);
-#if defined(__F16C__)
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
-#else
-    float t[8];
-    for (int j = 0; j < 8; j++)
-        t[j] = llm_half_to_float(((const uint16_t *)w)[i + j]);
-    return _mm256_loadu_ps(t);
-#endif
-}
-#endif
-
-static inline float wget(const void *w, size_t i, const int h)
-{
-    return h ? llm_half_to_float(((const uint16_t *)w)[i]) : ((const float *)w)[i];
-}
-
-static inline const char *waddr(const void *w, size_t i, const int h)
-{
-    return (const char *)w + i * (h ? sizeof(uint16_t) : sizeof(float));
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-__attribute__((always_inline))
-static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
-                        const int R, const int Q, const int pf)
-{
-    __m256 acc[4][3];
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; r++)
-#pragma GCC unroll 3
-        for (int q = 0; q < 3; q++)
-            acc[r][q] = _mm256_setzero_ps();
-    size_t w0 = (size_t)o * IC;   /* element of w where row o starts */
-    const float *xr[3];
-    float *orow[3];
-#pragma GCC unroll 3
-    for (int q = 0; q < Q; q++) {
-        size_t r = row_of(rs, n + q);
-        xr[q] = rs->in + r * rs->ldi;
-        orow[q] = rs->out + r * rs->ldo + o;
-    }
-    int K8 = IC & ~7;
-    if (Q == 1) {
-        /* One input row (decoding one sequence: bound by memory): the
-         * weight rows one after the other, a single forward stream that
-         * always asks 8 rows ahead, whatever pf. */
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            size_t wr = w0 + (size_t)r * IC;
-            for (int k = 0; k < K8; k += 8) {
-                _mm_prefetch(waddr(w, wr + 8 * (size_t)IC + k, h), _MM_HINT_T0);
-                acc[r][0] = _mm256_fmadd_ps(wload(w, wr + k, h), _mm256_loadu_ps(xr[0] + k),
-                                            acc[r][0]);
-            }
-        }
-    }
-    for (int k = 0; Q > 1 && k < K8; k += 8) {
-        __m256 x[3];
-#pragma GCC unroll 3
-        for (int q = 0; q < Q; q++)
-            x[q] = _mm256_loadu_ps(xr[q] + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < R; r++) {
-            /* Short rows end before the hardware prefetcher is up to
-             * speed: the first tile over these weight rows (pf) asks for
-             * the same part of the rows 8 rows on; the next tiles find
-             * these rows in L1, and more prefetches would only take load
-             * slots. */
-            if (pf)
-                _mm_prefetch(waddr(w, w0 + (size_t)(r + 8) * IC + k, h), _MM_HINT_T0);
-            __m256 wv = wload(w, w0 + (size_t)r * IC + k, h);
-#pragma GCC unroll 3
-            for (int q = 0; q < Q; q++)
-                acc[r][q] = _mm256_fmadd_ps(wv, x[q], acc[r][q]);
-        }
-    }
-    if (R == 4 && K8 == IC) {
-#pragma GCC unroll 3
-        for (int q = 0; q < Q; q++)
-            _mm_storeu_ps(orow[q], hsum8x4(acc[0][q], acc[1][q], acc[2][q], acc[3][q]));
-        return;
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
-        for (int q = 0; q < Q; q++) {
-            float s = hsum8(acc[r][q]);
-            size_t wr = w0 + (size_t)r * IC;
-            for (int t = K8; t < IC; t++)
-                s += wget(w, wr + t, h) * xr[q][t];
-            orow[q][r] = s;
-        }
-}
-#else
-/* Portable version of the same order: 8 partial sums, the same tree. */
-static inline void tile(const rowset *rs, const void *w, const int h, int IC, int o, int n,
-                        const int R, const int Q, const int pf)
-{
-    (void)pf;
-    int K8 = IC & ~7;
-    for (int q = 0; q < Q; q++) {
-        size_t rr = row_of(rs, n + q);
-        const float *xq = rs->in + rr * rs->ldi;
-        float *oq = rs->out + rr * rs->ldo + o;
-        for (int r = 0; r < R; r++) {
-            size_t wr = (size_t)(o + r) * IC;
-            float l[8] = { 0 };
-            for (int k = 0; k < K8; k += 8)
-                for (int j = 0; j < 8; j++)
-                    l[j] = fmaf(wget(w, wr + k + j, h), xq[k + j], l[j]);
-            float s = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-            for (int t = K8; t < IC; t++)
-                s += wget(w, wr + t, h) * xq[t];
-            oq[r] = s;
-        }
-    }
-}
-#endif
-
-/* Weight rows o..o+R-1 (R = 4, or 1 for the last OC % 4) against input
- * rows g..g+gn-1, three at a time; the first tile prefetches. */
-#if defined(__GNUC__)
-__attribute__((always_inline))
-#endif
-static inline void rows(const rowset *rs, const void *w, const int h, int IC, int o,
-                        const int R, int g, int gn)
-{
-    int n = g, end = g + gn;
-    if (n + 3 <= end) {
-        tile(rs, w, h, IC, o, n, R, 3, 1);
-        n += 3;
-    }
-    for (; n + 3 <= end; n += 3)
-        tile(rs, w, h, IC, o, n, R, 3, 0);
-    if (end - n == 2)
-        tile(rs, w, h, IC, o, n, R, 2, n == g);
-    else if (end - n == 1)
-        tile(rs, w, h, IC, o, n, R, 1, 1);
-}
-
-/* Input rows are taken in groups that stay in L2 while a thread's weight
- * rows stream past them once per group. */
-#define SKINNY_GROUP 48
-
-/* Weight rows blocks [b0, b1) of 4 against all N rows of rs. */
-#if defined(__GNUC__)
-__attribute__((always_inline))
-#endif
-static inline void skinny_part(const rowset *rs, const void *w, const int h, int N, int IC,
-                               int OC, int b0, int b1)
-{
-    for (int g = 0; g < N; g += SKINNY_GROUP) {
-        int gn = N - g < SKINNY_GROUP ? N - g : SKINNY_GROUP;
-        for (int b = b0; b < b1; b++) {
-            int o = 4 * b;
-            if (OC - o >= 4)
-                rows(rs, w, h, IC, o, 4, g, gn);
-            else
-                for (; o < OC; o++)
-                    rows(rs, w, h, IC, o, 1, g, gn);
-        }
-    }
-}
-
-/* rows of rs (N of them) times w(OC, IC)^T, w floats or (h) halves. */
-static void skinny_rows(const rowset *rs, const void *w, int h, int N, int IC, int OC)
-{
-#pragma omp parallel
-    {
-        int nt = omp_get_num_threads(), id = omp_get_thread_num();
-        /* Contiguous runs of 4-row blocks per thread; the last block may
-         * be short, and its rows go one at a time. */
-        int nb = (OC + 3) / 4;
-        int b0 = (int)((int64_t)nb * id / nt), b1 = (int)((int64_t)nb * (id + 1) / nt);
-        if (h)
-            skinny_part(rs, w, 1, N, IC, OC, b0, b1);
-        else
-            skinny_part(rs, w, 0, N, IC, OC, b0, b1);
-    }
-}
-
-/* ------------------------------------------------------------ gemm */
-
-/* The same product for many rows at once (a packed classification
- * forward): compute-bound, so the weights are packed per call into panels
- * of GEMM_NR outputs, k-major and zero past OC (pack[p][k][j] = w[16p+j][k]),
- * and a GEMM_MR x GEMM_NR register tile broadcasts one input per row and
- * reads two weight vectors per k. Output element (n, o) is always one FMA
- * chain over k = 0 .. IC-1 in order, from 0: independent of N, of the
- * tiling and of the thread count (not the order of skinny_rows). */
-#define GEMM_MR 6
-#define GEMM_NR 16
-
-/* Floats of the packed copy of a (OC, IC) weight. */
-static size_t gemm_pack_size(int IC, int OC)
-{
-    return (size_t)(OC + GEMM_NR - 1) / GEMM_NR * GEMM_NR * (size_t)IC;
-}
-
-#if defined(__AVX2__) && defined(__FMA__)
-__attribute__((always_inline))
-static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, int OC,
-                             int n, const int M)
-{
-    __m256 acc[GEMM_MR][2];
-    const float *x[GEMM_MR];
-#pragma GCC unroll 6
-    for (int r = 0; r < M; r++) {
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        x[r] = rs->in + row_of(rs, n + r) * rs->ldi;
-    }
-    for (int k = 0; k < IC; k++) {
-        __m256 b0 = _mm256_loadu_ps(pk + (size_t)k * GEMM_NR);
-        __m256 b1 = _mm256_loadu_ps(pk + (size_t)k * GEMM_NR + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < M; r++) {
-            __m256 a = _mm256_broadcast_ss(x[r] + k);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-        }
-    }
-    int w = OC - o < GEMM_NR ? OC - o : GEMM_NR;
-#pragma GCC unroll 6
-    for (int r = 0; r < M; r++) {
-        float *out = rs->out + row_of(rs, n + r) * rs->ldo + o;
-        if (w == GEMM_NR) {
-            _mm256_storeu_ps(out, acc[r][0]);
-            _mm256_storeu_ps(out + 8, acc[r][1]);
-        } else {
-            float t[GEMM_NR];
-            _mm256_storeu_ps(t, acc[r][0]);
-            _mm256_storeu_ps(t + 8, acc[r][1]);
-            memcpy(out, t, (size_t)w * sizeof *t);
-        }
-    }
-}
-
-/* rows of rs (N of them) times w(OC, IC)^T; pk has gemm_pack_size()
- * floats. */
-static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC, int OC)
-{
-    int np = (OC + GEMM_NR - 1) / GEMM_NR, nb = (N + GEMM_MR - 1) / GEMM_MR;
-    size_t psz = (size_t)GEMM_NR * IC;
-    /* Panels are taken in groups of about 128 KiB, which stay in L2 while
-     * all the row blocks go past them. */
-    int pg = (int)(32768 / psz);
-    pg = pg < 1 ? 1 : pg > np ? np : pg;
-    int ng = (np + pg - 1) / pg;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-        for (int p = 0; p < np; p++) {
-            float *d = pk + (size_t)p * psz;
-            for (int j = 0; j < GEMM_NR; j++) {
-                int o = p * GEMM_NR + j;
-                const float *wr = w + (size_t)o * IC;
-                if (o < OC)
-                    for (int k = 0; k < IC; k++)
-                        d[(size_t)k * GEMM_NR + j] = wr[k];
-                else
-                    for (int k = 0; k < IC; k++)
-                        d[(size_t)k * GEMM_NR + j] = 0.0f;
-            }
-        }
-#pragma omp for collapse(2) schedule(static)
-        for (int g = 0; g < ng; g++)
-            for (int b = 0; b < nb; b++) {
-                int n = b * GEMM_MR, m = N - n < GEMM_MR ? N - n : GEMM_MR;
-                int p1 = (g + 1) * pg < np ? (g + 1) * pg : np;
-                for (int p = g * pg; p < p1; p++) {
-                    const float *pp = pk + (size_t)p * psz;
-                    int o = p * GEMM_NR;
-                    switch (m) {
-                    case 6: gemm_tile(rs, pp, IC, o, OC, n, 6); break;
-                    case 5: gemm_tile(rs, pp, IC, o, OC, n, 5); break;
-                    case 4: gemm_tile(rs, pp, IC, o, OC, n, 4); break;
-                    case 3: gemm_tile(rs, pp, IC, o, OC, n, 3); break;
-                    case 2: gemm_tile(rs, pp, IC, o, OC, n, 2); break;
-                    default: gemm_tile(rs, pp, IC, o, OC, n, 1); break;
-                    }
-                }
-            }
-    }
-}
-#else
-/* Portable version: one chain per element as well, without packing. */
-static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC, int OC)
-{
-    (void)pk;
-#pragma omp parallel for schedule(static)
-    for (int n = 0; n < N; n++) {
-        size_t r = row_of(rs, n);
-        const float *x = rs->in + r * rs->ldi;
-        float *out = rs->out + r * rs->ldo;
-        for (int o = 0; o < OC; o++) {
-            const float *wr = w + (size_t)o * IC;
-            float acc = 0.0f;
-            for (int k = 0; k < IC; k++)
-                acc += x[k] * wr[k];
-            out[o] = acc;
-        }
-    }
-}
-#endif
 
 /* ------------------------------------------------------------ session */
 
@@ -436,6 +68,9 @@ static float *kv_at(const llm_session *s, int seq, int l, int which)
 int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
 {
     *out = NULL;
+    if (!m->k->matmul_rows || !m->k->attention_rows)
+        return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels cannot run a key/value "
+                        "cache yet", m->k->name);
     if (n_seq < 1 || n_seq > 65536)
         return llm_fail(LLM_ERR_INVALID, "sequences per session (%d) must be in [1, 65536]",
                         n_seq);
@@ -447,7 +82,6 @@ int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
     s->n_seq = n_seq;
     s->n_ctx = c->context;
     s->KVD = c->n_kv_heads * m->hd;
-    s->skinny = strcmp(m->k->name, "cpu") == 0;
     size_t n;
     /* Pages of the cache are touched only as positions fill. */
     if (llm_mul_size((size_t)n_seq * c->n_layers * 2, (size_t)s->n_ctx * s->KVD, &n) ||
@@ -480,6 +114,10 @@ void llm_session_free(llm_session *s)
     free(s->rpos);
     free(s->keep);
     free(s->tok);
+    free(s->aq);
+    free(s->ak);
+    free(s->av);
+    free(s->alen);
     free(s->att);
     free(s->wpack);
     free(s);
@@ -525,7 +163,7 @@ int llm_session_copy(llm_session *s, int dst, int src)
 
 static int grow(llm_session *s, int rows)
 {
-    int threads = omp_get_max_threads();
+    int threads = llm_kernels_threads();
     if (threads > s->att_threads) {
         free(s->att);
         s->att_threads = 0;
@@ -555,6 +193,14 @@ static int grow(llm_session *s, int rows)
     free(s->rpos);
     free(s->keep);
     free(s->tok);
+    free(s->aq);
+    free(s->ak);
+    free(s->av);
+    free(s->alen);
+    ok &= (s->aq = malloc(R * sizeof *s->aq)) != NULL;
+    ok &= (s->ak = malloc(R * sizeof *s->ak)) != NULL;
+    ok &= (s->av = malloc(R * sizeof *s->av)) != NULL;
+    ok &= (s->alen = malloc(R * sizeof *s->alen)) != NULL;
     ok &= (s->rseq = malloc(R * sizeof *s->rseq)) != NULL;
     ok &= (s->rpos = malloc(R * sizeof *s->rpos)) != NULL;
     ok &= (s->keep = malloc(R * sizeof *s->keep)) != NULL;
@@ -565,176 +211,50 @@ static int grow(llm_session *s, int rows)
     return LLM_OK;
 }
 
-/* Room for gemm_rows()' packed copy of any of the layers' weights. */
-static int gemm_reserve(llm_session *s)
+/* Room for matmul_rows_packed's scratch for any of the layers' weights. */
+static int packed_reserve(llm_session *s)
 {
     if (s->wpack)
         return LLM_OK;
     const llm_model *m = s->m;
+    size_t (*size)(int, int) = m->k->matmul_rows_scratch;
     int C = m->cfg.dim, F = m->cfg.ffn_dim;
-    size_t n = gemm_pack_size(C, m->QS), t;
-    if ((t = gemm_pack_size(m->OS, C)) > n)
+    size_t n = size(C, m->QS), t;
+    if ((t = size(m->OS, C)) > n)
         n = t;
-    if ((t = gemm_pack_size(C, 2 * F)) > n)
+    if ((t = size(C, 2 * F)) > n)
         n = t;
-    if ((t = gemm_pack_size(F, C)) > n)
+    if ((t = size(F, C)) > n)
         n = t;
-    if (!(s->wpack = malloc(n * sizeof *s->wpack)))
+    if (!(s->wpack = malloc((n ? n : 1) * sizeof *s->wpack)))
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     return LLM_OK;
 }
 
-/* Attention's two inner loops, in an order fixed by hd alone. scores():
- * a[t] = q . K[t] for the n keys K + t * stride: 8 lanes accumulated by
- * FMA over j = 0, 8, ... (while j + 8 <= hd), the lanes summed in hsum8's
- * tree, then the tail j in order; four keys go together, each as alone.
- * mix(): o = sum over t = 0 .. n-1 in order of a[t] * V[t], one FMA per
- * element and step, with up to 64 elements of o held in registers. */
-#if defined(__AVX2__) && defined(__FMA__)
-static void scores(float *a, const float *q, const float *K, size_t stride, int n, int hd)
-{
-    int H8 = hd & ~7, t = 0;
-    for (; t + 4 <= n; t += 4) {
-        const float *k0 = K + (size_t)t * stride, *k1 = k0 + stride, *k2 = k1 + stride,
-                    *k3 = k2 + stride;
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < H8; j += 8) {
-            __m256 x = _mm256_loadu_ps(q + j);
-            s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + j), s0);
-            s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + j), s1);
-            s2 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k2 + j), s2);
-            s3 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k3 + j), s3);
-        }
-        _mm_storeu_ps(a + t, hsum8x4(s0, s1, s2, s3));
-        for (int j = H8; j < hd; j++) {
-            a[t] += q[j] * k0[j];
-            a[t + 1] += q[j] * k1[j];
-            a[t + 2] += q[j] * k2[j];
-            a[t + 3] += q[j] * k3[j];
-        }
-    }
-    for (; t < n; t++) {
-        const float *k = K + (size_t)t * stride;
-        __m256 s0 = _mm256_setzero_ps();
-        for (int j = 0; j < H8; j += 8)
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), s0);
-        a[t] = hsum8(s0);
-        for (int j = H8; j < hd; j++)
-            a[t] += q[j] * k[j];
-    }
-}
-
-static void mix(float *o, const float *a, const float *V, size_t stride, int n, int hd)
-{
-    int j0 = 0;
-    for (; j0 + 64 <= hd; j0 += 64) {
-        __m256 v[8];
-#pragma GCC unroll 8
-        for (int u = 0; u < 8; u++)
-            v[u] = _mm256_setzero_ps();
-        for (int t = 0; t < n; t++) {
-            const float *x = V + (size_t)t * stride + j0;
-            __m256 w = _mm256_set1_ps(a[t]);
-#pragma GCC unroll 8
-            for (int u = 0; u < 8; u++)
-                v[u] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + 8 * u), v[u]);
-        }
-#pragma GCC unroll 8
-        for (int u = 0; u < 8; u++)
-            _mm256_storeu_ps(o + j0 + 8 * u, v[u]);
-    }
-    for (; j0 + 8 <= hd; j0 += 8) {
-        __m256 v = _mm256_setzero_ps();
-        for (int t = 0; t < n; t++)
-            v = _mm256_fmadd_ps(_mm256_set1_ps(a[t]),
-                                _mm256_loadu_ps(V + (size_t)t * stride + j0), v);
-        _mm256_storeu_ps(o + j0, v);
-    }
-    for (; j0 < hd; j0++) {
-        float v = 0.0f;
-        for (int t = 0; t < n; t++)
-            v = fmaf(a[t], V[(size_t)t * stride + j0], v);
-        o[j0] = v;
-    }
-}
-#else
-static void scores(float *a, const float *q, const float *K, size_t stride, int n, int hd)
-{
-    int H8 = hd & ~7;
-    for (int t = 0; t < n; t++) {
-        const float *k = K + (size_t)t * stride;
-        float l[8] = { 0 };
-        for (int j = 0; j < H8; j += 8)
-            for (int u = 0; u < 8; u++)
-                l[u] = fmaf(q[j + u], k[j + u], l[u]);
-        float d = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
-        for (int j = H8; j < hd; j++)
-            d += q[j] * k[j];
-        a[t] = d;
-    }
-}
-
-static void mix(float *o, const float *a, const float *V, size_t stride, int n, int hd)
-{
-    for (int j = 0; j < hd; j++) {
-        float v = 0.0f;
-        for (int t = 0; t < n; t++)
-            v = fmaf(a[t], V[(size_t)t * stride + j], v);
-        o[j] = v;
-    }
-}
-#endif
-
 /* Causal attention of n rows against their own sequences' keys and
  * values, which already hold each row's own: row i of out(n, OS) = for the
  * query row rows[i] of qkv (rows NULL: i). Keys and values come from the
- * cache, or in a packed forward from the sequence's own rows of qkv. One
- * task per (row, head); each task's arithmetic is independent of the
- * others. */
+ * cache, or in a packed forward from the sequence's own rows of qkv. */
 static void attend(llm_session *s, int l, int n, const int *rows)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    int H = c->n_heads, hd = m->hd, rep = H / c->n_kv_heads;
-    float scale = 1.0f / sqrtf((float)hd);
-    /* Tasks differ in length (positions): taken dynamically, a few at a
-     * time once there are many. */
-    int chunk = n * H / (8 * omp_get_max_threads());
-    chunk = chunk < 1 ? 1 : chunk;
-#pragma omp parallel for schedule(dynamic, chunk)
-    for (int task = 0; task < n * H; task++) {
-        int i = task / H, h = task % H, kh = h / rep;
-        int r = rows ? rows[i] : i, p = s->rpos[r], seq = s->rseq[r];
-        const float *q = s->qkv + (size_t)r * m->QS + (size_t)h * hd;
-        const float *K, *V;
-        size_t stride;
+    int H = c->n_heads, hd = m->hd;
+    size_t stride = s->start ? (size_t)m->QS : (size_t)s->KVD;
+    for (int i = 0; i < n; i++) {
+        int r = rows ? rows[i] : i, seq = s->rseq[r];
+        s->aq[i] = s->qkv + (size_t)r * m->QS;
         if (s->start) {
-            K = s->qkv + (size_t)s->start[seq] * m->QS + (size_t)(H + kh) * hd;
-            V = K + s->KVD;
-            stride = (size_t)m->QS;
+            s->ak[i] = s->qkv + (size_t)s->start[seq] * m->QS + (size_t)H * hd;
+            s->av[i] = s->ak[i] + s->KVD;
         } else {
-            K = kv_at(s, seq, l, 0) + (size_t)kh * hd;
-            V = kv_at(s, seq, l, 1) + (size_t)kh * hd;
-            stride = (size_t)s->KVD;
+            s->ak[i] = kv_at(s, seq, l, 0);
+            s->av[i] = kv_at(s, seq, l, 1);
         }
-        float *a = s->att + (size_t)omp_get_thread_num() * s->n_ctx;
-        scores(a, q, K, stride, p + 1, hd);
-        float mx = -INFINITY;
-        for (int t = 0; t <= p; t++) {
-            a[t] *= scale;
-            mx = a[t] > mx ? a[t] : mx;
-        }
-        float sum = 0.0f;
-#pragma omp simd reduction(+:sum)
-        for (int t = 0; t <= p; t++) {
-            a[t] = fast_expf(a[t] - mx);
-            sum += a[t];
-        }
-        float inv = 1.0f / sum;
-        for (int t = 0; t <= p; t++)
-            a[t] *= inv;
-        mix(s->atty + (size_t)i * m->OS + (size_t)h * hd, a, V, stride, p + 1, hd);
+        s->alen[i] = s->rpos[r] + 1;
     }
+    m->k->attention_rows(s->atty, (size_t)m->OS, s->aq, s->ak, s->av, stride, s->alen, n, H,
+                         c->n_kv_heads, hd, s->att, s->n_ctx);
 }
 
 /* The forward of N rows whose tokens, sequences and positions are in
@@ -742,31 +262,34 @@ static void attend(llm_session *s, int l, int n, const int *rows)
  * layer (into the cache unless packed); past the last layer's, only the n
  * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
  * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
-enum { MM_KERNEL, MM_SKINNY, MM_SKINNY_F32, MM_GEMM };
+enum { MM_KERNEL, MM_ROWS, MM_ROWS_F32, MM_PACKED };
 /* Prompts up to this many tokens are prefilled by row products. */
-#define PREFILL_SKINNY 32
+#define PREFILL_ROWS 32
 
-/* rows of rs (N of them) times w(OC, IC)^T by the method `mm`, where w
- * starts at element `at` of the floats f, or for a decoding step of their
- * half copies h when llm_model_decode_f16() made them (else h is NULL). */
-static void product(llm_session *s, int mm, const rowset *rs, const float *f,
-                    const uint16_t *h, size_t at, int N, int IC, int OC)
+/* Rows map[0..N) (map NULL: 0..N-1) of inp (IC floats apart) times
+ * w(OC, IC)^T into the same rows of out (ldo floats apart), by the method
+ * `mm`, where w starts at element `at` of the floats f, or for a decoding
+ * step of their half copies h when llm_model_decode_f16() made them (else
+ * h is NULL). */
+static void product(llm_session *s, int mm, float *out, size_t ldo, const float *inp,
+                    size_t ldi, const int *map, const float *f, const uint16_t *h, size_t at,
+                    int N, int IC, int OC)
 {
-    if (mm == MM_GEMM)
-        gemm_rows(rs, f + at, s->wpack, N, IC, OC);
-    else if (mm == MM_SKINNY && h)
-        skinny_rows(rs, h + at, 1, N, IC, OC);
-    else if (mm == MM_SKINNY || mm == MM_SKINNY_F32)
-        skinny_rows(rs, f + at, 0, N, IC, OC);
+    const llm_kernels *k = s->m->k;
+    if (mm == MM_PACKED)
+        k->matmul_rows_packed(out, ldo, inp, ldi, map, f + at, s->wpack, N, IC, OC);
+    else if (mm == MM_ROWS && h)
+        k->matmul_rows(out, ldo, inp, ldi, map, h + at, 1, N, IC, OC);
+    else if (mm == MM_ROWS || mm == MM_ROWS_F32)
+        k->matmul_rows(out, ldo, inp, ldi, map, f + at, 0, N, IC, OC);
     else   /* contiguous rows only */
-        s->m->k->matmul_forward(rs->out, rs->in, f + at, N, IC, OC);
+        k->matmul_forward(out, inp, f + at, N, IC, OC);
 }
 
 static void matmul(llm_session *s, int mm, float *out, const float *inp, const float *f,
                    const uint16_t *h, size_t at, int N, int IC, int OC)
 {
-    rowset rs = { inp, out, (size_t)IC, (size_t)OC, NULL };
-    product(s, mm, &rs, f, h, at, N, IC, OC);
+    product(s, mm, out, (size_t)OC, inp, (size_t)IC, NULL, f, h, at, N, IC, OC);
 }
 
 static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
@@ -795,10 +318,10 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
             /* Keys and values of every row, queries of the kept rows only;
              * each row rotated by its own position. */
             size_t qd = (size_t)H * hd;
-            rowset kv = { s->xb, s->qkv + qd, (size_t)C, (size_t)QS, NULL };
-            rowset q = { s->xb, s->qkv, (size_t)C, (size_t)QS, keep };
-            product(s, mm, &kv, m->wqkv, m->h_wqkv, wqkv + qd * C, rows, C, 2 * KVD);
-            product(s, mm, &q, m->wqkv, m->h_wqkv, wqkv, n, C, (int)qd);
+            product(s, mm, s->qkv + qd, (size_t)QS, s->xb, (size_t)C, NULL, m->wqkv,
+                    m->h_wqkv, wqkv + qd * C, rows, C, 2 * KVD);
+            product(s, mm, s->qkv, (size_t)QS, s->xb, (size_t)C, keep, m->wqkv, m->h_wqkv,
+                    wqkv, n, C, (int)qd);
             k->rope_forward(s->qkv + qd, s->rcos, s->rsin, 1, rows, KVH, hd, QS);
             for (int i = 0; i < n; i++)
                 k->rope_forward(s->qkv + (size_t)keep[i] * QS, s->rcos + (size_t)keep[i] * h2,
@@ -837,13 +360,13 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
 }
 
 /* Logits (n, V) of the n rows in s->xb: a few rows against the whole
- * vocabulary, by skinny_rows() on the CPU; from the half copy of the
- * output weights when `h` and there is one. */
+ * vocabulary, by matmul_rows; from the half copy of the output weights
+ * when `h` and there is one. */
 static void output(llm_session *s, int n, float *logits, int h)
 {
     const llm_model *m = s->m;
-    matmul(s, s->skinny ? MM_SKINNY : MM_KERNEL, logits, s->xb, m->wout,
-           h ? m->h_wout : NULL, 0, n, m->cfg.dim, m->cfg.vocab_size);
+    matmul(s, MM_ROWS, logits, s->xb, m->wout, h ? m->h_wout : NULL, 0, n, m->cfg.dim,
+           m->cfg.vocab_size);
 }
 
 static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
@@ -878,8 +401,7 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
     s->keep[0] = n - 1;
     /* A short prompt costs sgemm more in packing the weights than in
      * arithmetic: then the steps' row products (over fp32 weights). */
-    forward(s, tokens, n, s->keep, 1, s->skinny && n <= PREFILL_SKINNY ? MM_SKINNY_F32
-                                                                        : MM_KERNEL);
+    forward(s, tokens, n, s->keep, 1, n <= PREFILL_ROWS ? MM_ROWS_F32 : MM_KERNEL);
     if (logits)
         output(s, 1, logits, 0);
     s->len[seq] += n;
@@ -913,7 +435,7 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
         s->rseq[r] = seqs[r];
         s->rpos[r] = s->len[seqs[r]];
     }
-    forward(s, tokens, n, NULL, n, s->skinny ? MM_SKINNY : MM_KERNEL);
+    forward(s, tokens, n, NULL, n, MM_ROWS);
     output(s, n, logits, 1);
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
@@ -952,8 +474,8 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
         return llm_fail(LLM_ERR_INVALID, "%zu tokens are too many for one forward", N);
     int *start = malloc((size_t)nd * sizeof *start);
     rc = start ? grow(s, (int)N) : llm_fail(LLM_ERR_NOMEM, "out of memory");
-    if (!rc && s->skinny)
-        rc = gemm_reserve(s);
+    if (!rc)
+        rc = packed_reserve(s);
     if (rc) {
         free(start);
         return rc;
@@ -971,7 +493,7 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
     int last = pooling == LLM_POOL_LAST;
     s->start = start;
     forward(s, s->tok, (int)N, last ? s->keep : NULL, last ? nd : (int)N,
-            s->skinny ? MM_GEMM : MM_KERNEL);
+            MM_PACKED);
     s->start = NULL;
     for (int d = 0; d < nd; d++) {
         float *p = pooled + (size_t)d * C;
@@ -997,9 +519,9 @@ int llm_model_decode_f16(llm_model *m)
 {
     if (m->h_wqkv)
         return LLM_OK;
-    if (strcmp(m->k->name, "cpu") != 0)
-        return llm_fail(LLM_ERR_INVALID, "half-precision decoding is for the CPU, not '%s'",
-                        m->k->name);
+    if (!m->k->to_half)
+        return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels do not decode from "
+                        "half-precision weights", m->k->name);
     const llm_config *c = &m->cfg;
     size_t L = (size_t)c->n_layers, C = (size_t)c->dim, F = (size_t)c->ffn_dim;
     struct { const char *name; const float *f; size_t n; uint16_t **h; } t[] = {
@@ -1019,25 +541,8 @@ int llm_model_decode_f16(llm_model *m)
     uint16_t *h = block;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; h += t[i].n, i++) {
         const float *f = t[i].f;
-        size_t n = t[i].n, bad = SIZE_MAX;
-        /* Blocks of 8 (F16C rounds as llm_float_to_half() does: test_infer). */
-#pragma omp parallel for schedule(static) reduction(min:bad)
-        for (size_t b = 0; b < (n + 7) / 8; b++) {
-            size_t j = 8 * b, e = j + 8 < n ? j + 8 : n;
-#if defined(__F16C__)
-            if (e - j == 8) {
-                _mm_storeu_si128((__m128i *)(h + j),
-                                 _mm256_cvtps_ph(_mm256_loadu_ps(f + j),
-                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-            } else
-#endif
-                for (size_t q = j; q < e; q++)
-                    h[q] = llm_float_to_half(f[q]);
-            for (size_t q = j; q < e; q++)
-                if ((h[q] & 0x7c00u) == 0x7c00u && q < bad)
-                    bad = q;
-        }
-        if (bad != SIZE_MAX) {
+        size_t n = t[i].n, bad = m->k->to_half(h, f, n);
+        if (bad < n) {
             free(block);
             return llm_fail(LLM_ERR_RANGE, "weight %s[%zu] = %g is outside half precision's "
                             "range (magnitude 65504)", t[i].name, bad, (double)f[bad]);

@@ -16,6 +16,7 @@
 #include "cpu_extra.h"
 #include "fastexp.h"
 #include "kernels.h"
+#include "rows.h"
 
 /* Query/key rows per attention tile: tiles above the diagonal are skipped. */
 #define TILE 64
@@ -467,6 +468,11 @@ static const llm_kernels cpu_kernels = {
     .sum_squares = sum_squares,
     .scale = scale,
     .axpy = axpy,
+    .matmul_rows = llm_cpu_matmul_rows,
+    .matmul_rows_packed = llm_cpu_matmul_rows_packed,
+    .matmul_rows_scratch = llm_cpu_matmul_rows_scratch,
+    .attention_rows = llm_cpu_attention_rows,
+    .to_half = llm_cpu_to_half,
     /* --- sampling, dropout (helper block) --- */
     .logits_max = llm_cpu_logits_max,
     .softmax_weights = llm_cpu_softmax_weights,

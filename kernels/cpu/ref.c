@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cpu_extra.h"
+#include "half.h"
 #include "kernels.h"
 
 static void matmul_forward(float *out, const float *inp, const float *w,
@@ -309,6 +310,107 @@ static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float
             y[(size_t)n * ldy + c] += a * x[(size_t)n * ldx + c];
 }
 
+/* The inference kernels' orders of summation are their contracts: these
+ * compute the same orders in plain C (matmul_rows, matmul_rows_packed,
+ * bit for bit), or (attention_rows) in double with exp(). */
+static float weight_at(const void *w, size_t i, int half)
+{
+    return half ? llm_half_to_float(((const uint16_t *)w)[i]) : ((const float *)w)[i];
+}
+
+static void matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
+                        const int *map, const void *w, int half, int N, int IC, int OC)
+{
+    int K8 = IC & ~7;
+    for (int n = 0; n < N; n++) {
+        size_t r = (size_t)(map ? map[n] : n);
+        const float *x = inp + r * ldi;
+        for (int o = 0; o < OC; o++) {
+            size_t wr = (size_t)o * IC;
+            float l[8] = { 0 };
+            for (int k = 0; k < K8; k += 8)
+                for (int j = 0; j < 8; j++)
+                    l[j] = fmaf(weight_at(w, wr + k + j, half), x[k + j], l[j]);
+            float sum = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+            for (int k = K8; k < IC; k++) {
+                float p = weight_at(w, wr + k, half) * x[k];
+                sum += p;
+            }
+            out[r * ldo + o] = sum;
+        }
+    }
+}
+
+static size_t matmul_rows_scratch(int IC, int OC)
+{
+    (void)IC;
+    (void)OC;
+    return 0;
+}
+
+static void matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t ldi,
+                               const int *map, const float *w, float *scratch,
+                               int N, int IC, int OC)
+{
+    (void)scratch;
+    for (int n = 0; n < N; n++) {
+        size_t r = (size_t)(map ? map[n] : n);
+        for (int o = 0; o < OC; o++) {
+            float acc = 0.0f;
+            for (int k = 0; k < IC; k++)
+                acc = fmaf(inp[r * ldi + k], w[(size_t)o * IC + k], acc);
+            out[r * ldo + o] = acc;
+        }
+    }
+}
+
+static void attention_rows(float *out, size_t ldo, const float *const *q,
+                           const float *const *K, const float *const *V, size_t kvs,
+                           const int *len, int n, int H, int KVH, int hd,
+                           float *scratch, int maxlen)
+{
+    double *a = malloc((size_t)maxlen * sizeof *a);
+    (void)scratch;
+    if (!a)
+        abort();
+    int rep = H / KVH;
+    double scale = 1.0 / sqrt((double)hd);
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / rep;
+            const float *qh = q[i] + (size_t)h * hd;
+            double mx = -INFINITY, sum = 0;
+            for (int t = 0; t < len[i]; t++) {
+                const float *k = K[i] + (size_t)t * kvs + (size_t)kh * hd;
+                double d = 0;
+                for (int j = 0; j < hd; j++)
+                    d += (double)qh[j] * k[j];
+                a[t] = d * scale;
+                mx = a[t] > mx ? a[t] : mx;
+            }
+            for (int t = 0; t < len[i]; t++)
+                sum += a[t] = exp(a[t] - mx);
+            for (int j = 0; j < hd; j++) {
+                double o = 0;
+                for (int t = 0; t < len[i]; t++)
+                    o += a[t] * V[i][(size_t)t * kvs + (size_t)kh * hd + j];
+                out[(size_t)i * ldo + (size_t)h * hd + j] = (float)(o / sum);
+            }
+        }
+    free(a);
+}
+
+static size_t to_half(uint16_t *h, const float *f, size_t n)
+{
+    size_t bad = n;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = llm_float_to_half(f[i]);
+        if ((h[i] & 0x7c00u) == 0x7c00u && bad == n)
+            bad = i;
+    }
+    return bad;
+}
+
 static const llm_kernels ref_kernels = {
     .name = "ref",
     .matmul_forward = matmul_forward,
@@ -329,6 +431,11 @@ static const llm_kernels ref_kernels = {
     .sum_squares = sum_squares,
     .scale = scale,
     .axpy = axpy,
+    .matmul_rows = matmul_rows,
+    .matmul_rows_packed = matmul_rows_packed,
+    .matmul_rows_scratch = matmul_rows_scratch,
+    .attention_rows = attention_rows,
+    .to_half = to_half,
     /* --- sampling, dropout (helper block) --- */
     .logits_max = llm_ref_logits_max,
     .softmax_weights = llm_ref_softmax_weights,

@@ -1,11 +1,15 @@
 /* test_kernels.c: every fast CPU kernel against the reference kernel on
  * random inputs of several shapes (odd ones included), and every reference
- * backward against central finite differences of its forward. */
+ * backward against central finite differences of its forward. The
+ * inference kernels, whose order of summation is their contract, must
+ * equal the reference bit for bit, and give every row the same bits in
+ * any batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "half.h"
 #include "kernels.h"
 
 static int failures;
@@ -372,6 +376,173 @@ static void test_elementwise(const llm_kernels *f, const llm_kernels *r, size_t 
     free(m1); free(m2); free(v1); free(v2);
 }
 
+/* ------------------------------------------------------------ inference */
+
+/* A shuffled order of the R rows of an array: the map of a product. */
+static int *shuffled_rows(int R)
+{
+    int *perm = malloc((size_t)R * sizeof *perm);
+    if (!perm)
+        exit(1);
+    for (int i = 0; i < R; i++)
+        perm[i] = i;
+    for (int i = R - 1; i > 0; i--) {
+        int j = (int)(next_u64() % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    return perm;
+}
+
+/* matmul_rows (packed = 0, over floats or halves) or matmul_rows_packed:
+ * N of R rows through a map, strided rows; the fast kernel equals the
+ * reference bit for bit, leaves the other rows alone, gives each row the
+ * bits it gets alone, and is a product (against matmul_forward). */
+static void test_matmul_rows(const llm_kernels *f, const llm_kernels *r, int packed, int half,
+                             int N, int IC, int OC)
+{
+    char what[128];
+    int R = N + 3;
+    size_t ldi = (size_t)IC + 5, ldo = (size_t)OC + 3;
+    float *inp = rnd((size_t)R * ldi), *wf = rnd((size_t)OC * IC);
+    uint16_t *wh = malloc((size_t)OC * IC * sizeof *wh);
+    float *o1 = rnd((size_t)R * ldo), *o2 = dup(o1, (size_t)R * ldo);
+    float *o3 = dup(o1, (size_t)R * ldo), *before = dup(o1, (size_t)R * ldo);
+    float *scratch = malloc((f->matmul_rows_scratch(IC, OC) + 1) * sizeof *scratch);
+    float *rs = malloc((r->matmul_rows_scratch(IC, OC) + 1) * sizeof *rs);
+    int *map = shuffled_rows(R);
+    if (!wh || !scratch || !rs)
+        exit(1);
+    for (size_t i = 0; i < (size_t)OC * IC; i++) {
+        wh[i] = llm_float_to_half(wf[i]);
+        if (half)
+            wf[i] = llm_half_to_float(wh[i]);   /* the weights the product sees */
+    }
+    const void *w = half ? (const void *)wh : (const void *)wf;
+#define ROWS(k, out, m, n, scr)                                                      \
+    (packed ? (k)->matmul_rows_packed(out, ldo, inp, ldi, m, wf, scr, n, IC, OC)    \
+            : (k)->matmul_rows(out, ldo, inp, ldi, m, w, half, n, IC, OC))
+    ROWS(f, o1, map, N, scratch);
+    ROWS(r, o2, map, N, rs);
+    snprintf(what, sizeof what, "matmul_rows%s%s N=%d IC=%d OC=%d", packed ? "_packed" : "",
+             half ? " (halves)" : "", N, IC, OC);
+    check_bits(what, o1, o2, (size_t)R * ldo);
+    for (int n = N; n < R; n++)   /* rows outside the map untouched */
+        check_bits(what, o1 + (size_t)map[n] * ldo, before + (size_t)map[n] * ldo, ldo);
+    for (int n = 0; n < N; n++)   /* each row alone */
+        ROWS(f, o3, map + n, 1, scratch);
+    check_bits(what, o3, o1, (size_t)R * ldo);
+#undef ROWS
+    /* A product: against the double-precision reference. */
+    float *x = malloc((size_t)N * IC * sizeof *x), *want = malloc((size_t)N * OC * sizeof *want);
+    float *got = malloc((size_t)N * OC * sizeof *got);
+    if (!x || !want || !got)
+        exit(1);
+    for (int n = 0; n < N; n++) {
+        memcpy(x + (size_t)n * IC, inp + (size_t)map[n] * ldi, (size_t)IC * sizeof *x);
+        memcpy(got + (size_t)n * OC, o1 + (size_t)map[n] * ldo, (size_t)OC * sizeof *got);
+    }
+    r->matmul_forward(want, x, wf, N, IC, OC);
+    check(what, got, want, (size_t)N * OC, 1e-5, 1e-5);
+    free(inp); free(wf); free(wh); free(o1); free(o2); free(o3); free(before);
+    free(scratch); free(rs); free(map); free(x); free(want); free(got);
+}
+
+/* attention_rows over a cache of n rows of different lengths (strided
+ * keys and values) against the reference; each row's bits alone equal its
+ * bits in the batch; and over a whole sequence's own qkv rows it is causal
+ * attention (attention_forward). */
+static void test_attention_rows(const llm_kernels *f, const llm_kernels *r, int n, int H,
+                                int KVH, int hd, int maxlen)
+{
+    char what[128];
+    size_t kvs = (size_t)KVH * hd + 3, OS = (size_t)H * hd;
+    const float **q = malloc((size_t)n * sizeof *q), **K = malloc((size_t)n * sizeof *K);
+    const float **V = malloc((size_t)n * sizeof *V);
+    int *len = malloc((size_t)n * sizeof *len);
+    float *qs = rnd((size_t)n * OS), *cache = rnd((size_t)n * 2 * maxlen * kvs);
+    float *o1 = rnd((size_t)n * OS), *o2 = rnd((size_t)n * OS), *o3 = rnd(OS);
+    float *scratch = malloc((size_t)llm_kernels_threads() * maxlen * sizeof *scratch);
+    if (!q || !K || !V || !len || !scratch)
+        exit(1);
+    for (int i = 0; i < n; i++) {
+        q[i] = qs + (size_t)i * OS;
+        K[i] = cache + (size_t)i * 2 * maxlen * kvs;
+        V[i] = K[i] + (size_t)maxlen * kvs;
+        len[i] = i == 0 ? maxlen : 1 + (int)(next_u64() % (uint64_t)maxlen);
+    }
+    for (size_t i = 0; i < (size_t)n * 2 * maxlen * kvs; i++)
+        cache[i] *= 3.0f;   /* peakier softmax */
+    f->attention_rows(o1, OS, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen);
+    r->attention_rows(o2, OS, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen);
+    snprintf(what, sizeof what, "attention_rows n=%d H=%d KVH=%d hd=%d len<=%d", n, H, KVH,
+             hd, maxlen);
+    check(what, o1, o2, (size_t)n * OS, 1e-5, 1e-4);
+    for (int i = 0; i < n; i++) {
+        f->attention_rows(o3, OS, q + i, K + i, V + i, kvs, len + i, 1, H, KVH, hd, scratch,
+                          maxlen);
+        check_bits(what, o3, o1 + (size_t)i * OS, OS);
+    }
+    /* One sequence of T = maxlen positions over its own rows of qkv. */
+    int T = maxlen, QS = (H + 2 * KVH) * hd;
+    float *qkv = rnd((size_t)T * QS), *att = malloc((size_t)H * T * T * sizeof *att);
+    float *full = malloc((size_t)T * OS * sizeof *full), *rows = rnd((size_t)T * OS);
+    const float **tq = malloc((size_t)T * sizeof *tq), **tk = malloc((size_t)T * sizeof *tk);
+    const float **tv = malloc((size_t)T * sizeof *tv);
+    int *tl = malloc((size_t)T * sizeof *tl);
+    if (!att || !full || !tq || !tk || !tv || !tl)
+        exit(1);
+    for (int t = 0; t < T; t++) {
+        tq[t] = qkv + (size_t)t * QS;
+        tk[t] = qkv + (size_t)H * hd;
+        tv[t] = tk[t] + (size_t)KVH * hd;
+        tl[t] = t + 1;
+    }
+    r->attention_forward(full, att, qkv, NULL, 1, T, H, KVH, hd);
+    f->attention_rows(rows, OS, tq, tk, tv, (size_t)QS, tl, T, H, KVH, hd, scratch, maxlen);
+    snprintf(what, sizeof what, "attention_rows = attention_forward T=%d H=%d KVH=%d hd=%d",
+             T, H, KVH, hd);
+    check(what, rows, full, (size_t)T * OS, 1e-5, 1e-4);
+    free(q); free(K); free(V); free(len); free(qs); free(cache); free(o1); free(o2);
+    free(o3); free(scratch); free(qkv); free(att); free(full); free(rows);
+    free(tq); free(tk); free(tv); free(tl);
+}
+
+/* to_half against the reference and half.h, bit for bit, with the first
+ * value out of half's range reported. */
+static void test_to_half(const llm_kernels *f, const llm_kernels *r, size_t n, size_t bad_at)
+{
+    char what[96];
+    float *x = rnd(n);
+    static const float edge[] = { 65504.0f, 65519.99f, -6.1e-5f, 5.96e-8f, 2.98e-8f,
+                                  1.0009765625f, 1.00048828125f, -0.0f, 1e-10f };
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 3 == 0 ? edge[(i / 3) % (sizeof edge / sizeof edge[0])] : x[i] * 1000;
+    if (bad_at < n)
+        x[bad_at] = bad_at % 2 ? 65520.0f : NAN;
+    if (bad_at + 2 < n)
+        x[bad_at + 2] = INFINITY;
+    uint16_t *h1 = malloc(n * sizeof *h1), *h2 = malloc(n * sizeof *h2);
+    if (!h1 || !h2)
+        exit(1);
+    size_t b1 = f->to_half(h1, x, n), b2 = r->to_half(h2, x, n);
+    size_t want = bad_at < n ? bad_at : n;
+    snprintf(what, sizeof what, "to_half n=%zu", n);
+    if (memcmp(h1, h2, n * sizeof *h1) != 0 || b1 != b2 || b1 != want) {
+        failures++;
+        printf("FAIL %s: halves differ or first bad %zu / %zu, want %zu\n", what, b1, b2,
+               want);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (h1[i] != llm_float_to_half(x[i])) {
+            failures++;
+            printf("FAIL %s: [%zu] %g gives %04x, not %04x\n", what, i, (double)x[i],
+                   (unsigned)h1[i], (unsigned)llm_float_to_half(x[i]));
+            break;
+        }
+    free(x); free(h1); free(h2);
+}
+
 /* ------------------------------------------- reference vs finite differences
  * Each forward is wrapped as L(inputs) = sum_i wgt_i * out_i in double; the
  * analytic gradient comes from the backward with dout = wgt. Central
@@ -588,6 +759,24 @@ int main(void)
         test_axpy(f, r, 1, 1, 1, 1);
         test_axpy(f, r, 7, 5, 13, 9);
         test_axpy(f, r, 300, 96, 288, 96);
+        for (int packed = 0; packed <= 1; packed++)
+            for (int half = 0; half <= !packed; half++) {
+                test_matmul_rows(f, r, packed, half, 1, 1, 1);
+                test_matmul_rows(f, r, packed, half, 1, 96, 131);
+                test_matmul_rows(f, r, packed, half, 2, 13, 5);
+                test_matmul_rows(f, r, packed, half, 3, 96, 64);
+                test_matmul_rows(f, r, packed, half, 7, 40, 17);
+                test_matmul_rows(f, r, packed, half, 50, 19, 9);
+                test_matmul_rows(f, r, packed, half, 53, 288, 70);
+            }
+        test_attention_rows(f, r, 1, 1, 1, 1, 1);
+        test_attention_rows(f, r, 5, 4, 2, 6, 9);
+        test_attention_rows(f, r, 9, 6, 3, 64, 40);
+        test_attention_rows(f, r, 3, 2, 1, 72, 130);
+        test_to_half(f, r, 1, 5);
+        test_to_half(f, r, 7, 3);
+        test_to_half(f, r, 1001, 1001);
+        test_to_half(f, r, 100003, 77777);
     }
     test_finite_differences(r);
     if (failures) {
