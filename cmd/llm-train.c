@@ -2029,9 +2029,11 @@ int main(int argc, char **argv)
     int64_t stop_at = o_until && o_until < total ? o_until : total;
     /* --time-limit without --steps or --epochs: the schedule's length is
      * fitted to the time, from the mean time per step so far (validations
-     * included), after 10 steps and again at every validation. */
+     * included), after 10 steps or a tenth of the time, whichever comes
+     * first, and again at every validation. */
     int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
               !o_until && world == 1;
+    int fitted_once = 0;
     double comm_last = 0;
     while (step < stop_at) {
         llm_step_info info;
@@ -2051,9 +2053,11 @@ int main(int argc, char **argv)
         }
         check(rc);
         step = info.step;
-        if (fit && (step == start + 10 || (has_val && step % o_eval_every == 1 &&
-                                           step > start + 10))) {
-            double spent = cli_now() - t0, per = spent / (double)(step - start);
+        double spent = fit ? cli_now() - t0 : 0;
+        if (fit && (fitted_once ? has_val && step % o_eval_every == 1
+                                : step >= start + 10 || spent >= o_time_limit / 10)) {
+            double per = spent / (double)(step - start);
+            fitted_once = 1;
             int64_t fitted = step + (int64_t)((o_time_limit - spent) / per);
             if (fitted > step) {
                 total = stop_at = fitted;
