@@ -53,6 +53,7 @@ struct llm_session {
     int *alen;            /* (rows) and number of keys */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
+    int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
 };
 
@@ -257,11 +258,9 @@ static void attend(llm_session *s, int l, int n, const int *rows)
                          c->n_kv_heads, hd, s->att, s->n_ctx);
 }
 
-/* The forward of N rows whose tokens, sequences and positions are in
- * tokens / s->rseq / s->rpos. Every row's keys and values go through every
- * layer (into the cache unless packed); past the last layer's, only the n
- * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
- * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
+/* How a forward computes its products: the table's matmul_forward
+ * (contiguous rows only), its matmul_rows over the half copies when there
+ * are any (decoding steps) or over the floats, or matmul_rows_packed. */
 enum { MM_KERNEL, MM_ROWS, MM_ROWS_F32, MM_PACKED };
 /* Prompts up to this many tokens are prefilled by row products. */
 #define PREFILL_ROWS 32
@@ -292,15 +291,68 @@ static void matmul(llm_session *s, int mm, float *out, const float *inp, const f
     product(s, mm, out, (size_t)OC, inp, (size_t)IC, NULL, f, h, at, N, IC, OC);
 }
 
+/* The block's hooks in a session (ctx: the session, whose `mm` says how
+ * products go): products by `mm`; RoPE by the positions gathered into
+ * rcos / rsin; attention after storing the rows' keys and values in the
+ * cache (unless packed). */
+static void session_product(void *ctx, int w, int l, int o0, int OC, float *out, size_t ldo,
+                            const float *inp, size_t ldi, const int *map, int N)
+{
+    llm_session *s = ctx;
+    const llm_model *m = s->m;
+    size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
+    const float *f;
+    const uint16_t *h;
+    size_t at;
+    int IC;
+    switch (w) {
+    case LLM_W_QKV: f = m->wqkv; h = m->h_wqkv; at = (size_t)l * m->QS * C; IC = (int)C; break;
+    case LLM_W_O:   f = m->wo;   h = m->h_wo;   at = (size_t)l * C * m->OS; IC = m->OS;  break;
+    case LLM_W_13:  f = m->w13;  h = m->h_w13;  at = (size_t)l * 2 * F * C; IC = (int)C; break;
+    default:        f = m->w2;   h = m->h_w2;   at = (size_t)l * C * F;     IC = (int)F; break;
+    }
+    product(s, s->mm, out, ldo, inp, ldi, map, f, h, at + (size_t)o0 * IC, N, IC, OC);
+}
+
+static void session_rope(void *ctx, float *x, int nh, const int *map, int N)
+{
+    llm_session *s = ctx;
+    const llm_model *m = s->m;
+    int h2 = m->hd / 2;
+    if (!map) {   /* the gathered tables make row r rotate by its own position */
+        m->k->rope_forward(x, s->rcos, s->rsin, 1, N, nh, m->hd, m->QS);
+        return;
+    }
+    for (int i = 0; i < N; i++)
+        m->k->rope_forward(x + (size_t)map[i] * m->QS, s->rcos + (size_t)map[i] * h2,
+                           s->rsin + (size_t)map[i] * h2, 1, 1, nh, m->hd, m->QS);
+}
+
+static void session_attend(void *ctx, int l, const llm_block *b)
+{
+    llm_session *s = ctx;
+    const llm_model *m = s->m;
+    int KVD = s->KVD;
+    for (int r = 0; !s->start && r < b->n; r++) {
+        const float *row = b->qkv + (size_t)r * m->QS + (size_t)m->cfg.n_heads * m->hd;
+        size_t at = (size_t)s->rpos[r] * KVD;
+        memcpy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
+        memcpy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
+    }
+    attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
+}
+
+/* The forward of N rows whose tokens, sequences and positions are in
+ * tokens / s->rseq / s->rpos. Every row's keys and values go through every
+ * layer (into the cache unless packed); past the last layer's, only the n
+ * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
+ * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
 static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
                     int n, int mm)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    const llm_kernels *k = m->k;
-    int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads, hd = m->hd;
-    int QS = m->QS, OS = m->OS, h2 = hd / 2, KVD = s->KVD;
-    float eps = (float)c->norm_eps;
+    int C = c->dim, h2 = m->hd / 2;
 
     for (int r = 0; r < N; r++) {
         memcpy(s->rcos + (size_t)r * h2, m->rope_cos + (size_t)s->rpos[r] * h2,
@@ -308,55 +360,23 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
         memcpy(s->rsin + (size_t)r * h2, m->rope_sin + (size_t)s->rpos[r] * h2,
                (size_t)h2 * sizeof(float));
     }
-    k->embedding_forward(s->x, tokens, m->wte, N, C);
-    int rows = N;   /* rows going on: N, then n in the last layer */
+    m->k->embedding_forward(s->x, tokens, m->wte, N, C);
+    s->mm = mm;
+    llm_block_ops ops = { session_product, session_rope, session_attend, NULL, s };
+    llm_block b = {
+        .n = N, .in = s->x, .mid = s->x, .out = s->x,
+        .a1 = s->xb, .rstd1 = s->rstd, .qkv = s->qkv, .atty = s->atty,
+        .a2 = s->xb, .rstd2 = s->rstd, .h13 = s->h13, .hsw = s->hsw, .tmp = s->xb,
+    };
     for (int l = 0; l < c->n_layers; l++) {
-        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->attn_norm + (size_t)l * C, rows, C, eps);
-        size_t wqkv = (size_t)l * QS * C;   /* layer l's rows of m->wqkv */
-        int last = l == c->n_layers - 1 && keep;
-        if (last && mm != MM_KERNEL && n < rows) {
-            /* Keys and values of every row, queries of the kept rows only;
-             * each row rotated by its own position. */
-            size_t qd = (size_t)H * hd;
-            product(s, mm, s->qkv + qd, (size_t)QS, s->xb, (size_t)C, NULL, m->wqkv,
-                    m->h_wqkv, wqkv + qd * C, rows, C, 2 * KVD);
-            product(s, mm, s->qkv, (size_t)QS, s->xb, (size_t)C, keep, m->wqkv, m->h_wqkv,
-                    wqkv, n, C, (int)qd);
-            k->rope_forward(s->qkv + qd, s->rcos, s->rsin, 1, rows, KVH, hd, QS);
-            for (int i = 0; i < n; i++)
-                k->rope_forward(s->qkv + (size_t)keep[i] * QS, s->rcos + (size_t)keep[i] * h2,
-                                s->rsin + (size_t)keep[i] * h2, 1, 1, H, hd, QS);
-        } else {
-            matmul(s, mm, s->qkv, s->xb, m->wqkv, m->h_wqkv, wqkv, rows, C, QS);
-            /* The gathered tables make row r rotate by its own position. */
-            k->rope_forward(s->qkv, s->rcos, s->rsin, 1, rows, H + KVH, hd, QS);
+        if (l == c->n_layers - 1 && keep) {
+            b.keep = keep;
+            b.n_keep = n;
+            b.queries_kept_only = mm != MM_KERNEL;   /* matmul_forward takes no map */
         }
-        for (int r = 0; !s->start && r < rows; r++) {
-            const float *row = s->qkv + (size_t)r * QS + (size_t)H * hd;
-            size_t at = (size_t)s->rpos[r] * KVD;
-            memcpy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
-            memcpy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
-        }
-        const int *qrows = NULL;
-        if (last) {
-            /* Only the kept rows' queries and residuals go on. */
-            for (int i = 0; i < n; i++)
-                if (keep[i] != i)
-                    memmove(s->x + (size_t)i * C, s->x + (size_t)keep[i] * C,
-                            (size_t)C * sizeof(float));
-            qrows = keep;
-            rows = n;
-        }
-        attend(s, l, rows, qrows);
-        matmul(s, mm, s->xb, s->atty, m->wo, m->h_wo, (size_t)l * C * OS, rows, OS, C);
-        k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
-        k->rmsnorm_forward(s->xb, s->rstd, s->x, m->ffn_norm + (size_t)l * C, rows, C, eps);
-        matmul(s, mm, s->h13, s->xb, m->w13, m->h_w13, (size_t)l * 2 * F * C, rows, C, 2 * F);
-        k->swiglu_forward(s->hsw, s->h13, rows, F);
-        matmul(s, mm, s->xb, s->hsw, m->w2, m->h_w2, (size_t)l * C * F, rows, F, C);
-        k->residual_forward(s->x, s->x, s->xb, (size_t)rows * C);
+        llm_block_forward(m, &ops, l, &b);
     }
-    k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, rows, C, eps);
+    m->k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, n, C, (float)c->norm_eps);
 }
 
 /* Logits (n, V) of the n rows in s->xb: a few rows against the whole

@@ -738,6 +738,73 @@ static void lora_backward(llm_model *m, const acts *a, int l, int t0, int t1,
     }
 }
 
+/* The block's hooks in training: sgemm and the adapters, RoPE at each
+ * row's position in its sequence of T, attention within the batch's own
+ * rows (kept for the backward), and dropout. */
+typedef struct {
+    llm_model *m;
+    const acts *a;
+    const int32_t *start;
+    int B, T;
+} train_fwd;
+
+static void train_product(void *ctx, int w, int l, int o0, int OC, float *out, size_t ldo,
+                          const float *inp, size_t ldi, const int *map, int N)
+{
+    const train_fwd *f = ctx;
+    llm_model *m = f->m;
+    size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
+    (void)o0, (void)ldo, (void)ldi, (void)map;   /* whole, contiguous rows */
+    switch (w) {
+    case LLM_W_QKV:
+        m->k->matmul_forward(out, inp, m->wqkv + (size_t)l * m->QS * C, N, (int)C, OC);
+        if (m->lora_rank)
+            lora_forward(m, f->a, l, LLM_LORA_Q, LLM_LORA_V, out, inp, N);
+        break;
+    case LLM_W_O:
+        m->k->matmul_forward(out, inp, m->wo + (size_t)l * C * m->OS, N, m->OS, OC);
+        if (m->lora_rank)
+            lora_forward(m, f->a, l, LLM_LORA_O, LLM_LORA_O, out, inp, N);
+        break;
+    case LLM_W_13:
+        m->k->matmul_forward(out, inp, m->w13 + (size_t)l * 2 * F * C, N, (int)C, OC);
+        if (m->lora_rank) {
+            lora_forward(m, f->a, l, LLM_LORA_W1, LLM_LORA_W1, out, inp, N);
+            lora_forward(m, f->a, l, LLM_LORA_W3, LLM_LORA_W3, out, inp, N);
+        }
+        break;
+    default:
+        m->k->matmul_forward(out, inp, m->w2 + (size_t)l * C * F, N, (int)F, OC);
+        if (m->lora_rank)
+            lora_forward(m, f->a, l, LLM_LORA_W2, LLM_LORA_W2, out, inp, N);
+        break;
+    }
+}
+
+static void train_rope(void *ctx, float *x, int nh, const int *map, int N)
+{
+    const train_fwd *f = ctx;
+    (void)map, (void)N;   /* all B * T rows */
+    f->m->k->rope_forward(x, f->m->rope_cos, f->m->rope_sin, f->B, f->T, nh, f->m->hd,
+                          f->m->QS);
+}
+
+static void train_attend(void *ctx, int l, const llm_block *b)
+{
+    const train_fwd *f = ctx;
+    const llm_model *m = f->m;
+    int H = m->cfg.n_heads;
+    float *att = f->a->att + (size_t)l * b->n * H * f->T;
+    m->k->attention_forward(b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads,
+                            m->hd);
+}
+
+static void train_dropout(void *ctx, int l, int site, float *y, int n)
+{
+    const train_fwd *f = ctx;
+    dropout_apply(f->m, y, (size_t)n * f->m->cfg.dim, 2 * l + site);
+}
+
 int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                              const int32_t *targets, const int32_t *starts, int B, int T)
 {
@@ -752,7 +819,7 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     if (N > (size_t)INT32_MAX / (size_t)(c->vocab_size > c->n_heads * T ? c->vocab_size
                                                                        : c->n_heads * T))
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d is too large", B, T);
-    int V = c->vocab_size, C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
+    int V = c->vocab_size, C = c->dim, F = c->ffn_dim;
     for (size_t i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)
             return llm_fail(LLM_ERR_RANGE, "token %d at position %zu is outside the vocabulary [0, %d)",
@@ -784,41 +851,23 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                 k->axpy(a.res + i * C, C, m->wte + (size_t)m->emb_base * C, C, 1, C,
                         1.0f - m->emb_scale[i]);
         }
+    train_fwd f = { m, &a, start, B, T };
+    llm_block_ops ops = { train_product, train_rope, train_attend,
+                          m->drop_active ? train_dropout : NULL, &f };
     for (int l = 0; l < c->n_layers; l++) {
-        float *res = a.res + (size_t)l * N * C, *res_next = res + N * C;
-        float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
-        float *a1 = a.a1 + (size_t)l * N * C, *a2 = a.a2 + (size_t)l * N * C;
-        float *qkv = a.qkv + (size_t)l * N * m->QS;
-        float *att = a.att + (size_t)l * N * H * T;
-        float *atty = a.atty + (size_t)l * N * m->OS;
-        float *res_mid = a.res_mid + (size_t)l * N * C;
-        float *h13 = a.h13 + (size_t)l * N * 2 * F, *hsw = a.hsw + (size_t)l * N * F;
-
-        k->rmsnorm_forward(a1, rstd1, res, m->attn_norm + (size_t)l * C, n, C, eps);
-        k->matmul_forward(qkv, a1, m->wqkv + (size_t)l * m->QS * C, n, C, m->QS);
-        if (m->lora_rank)
-            lora_forward(m, &a, l, LLM_LORA_Q, LLM_LORA_V, qkv, a1, n);
-        k->rope_forward(qkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
-        k->attention_forward(atty, att, qkv, start, B, T, H, KVH, m->hd);
-        k->matmul_forward(a.tmp, atty, m->wo + (size_t)l * C * m->OS, n, m->OS, C);
-        if (m->lora_rank)
-            lora_forward(m, &a, l, LLM_LORA_O, LLM_LORA_O, a.tmp, atty, n);
-        if (m->drop_active)
-            dropout_apply(m, a.tmp, N * C, 2 * l);
-        k->residual_forward(res_mid, res, a.tmp, N * C);
-        k->rmsnorm_forward(a2, rstd2, res_mid, m->ffn_norm + (size_t)l * C, n, C, eps);
-        k->matmul_forward(h13, a2, m->w13 + (size_t)l * 2 * F * C, n, C, 2 * F);
-        if (m->lora_rank) {
-            lora_forward(m, &a, l, LLM_LORA_W1, LLM_LORA_W1, h13, a2, n);
-            lora_forward(m, &a, l, LLM_LORA_W3, LLM_LORA_W3, h13, a2, n);
-        }
-        k->swiglu_forward(hsw, h13, n, F);
-        k->matmul_forward(a.tmp, hsw, m->w2 + (size_t)l * C * F, n, F, C);
-        if (m->lora_rank)
-            lora_forward(m, &a, l, LLM_LORA_W2, LLM_LORA_W2, a.tmp, hsw, n);
-        if (m->drop_active)
-            dropout_apply(m, a.tmp, N * C, 2 * l + 1);
-        k->residual_forward(res_next, res_mid, a.tmp, N * C);
+        llm_block b = {
+            .n = n,
+            .in = a.res + (size_t)l * N * C,
+            .mid = a.res_mid + (size_t)l * N * C,
+            .out = a.res + (size_t)(l + 1) * N * C,
+            .a1 = a.a1 + (size_t)l * N * C, .rstd1 = a.rstd1 + (size_t)l * N,
+            .qkv = a.qkv + (size_t)l * N * m->QS,
+            .atty = a.atty + (size_t)l * N * m->OS,
+            .a2 = a.a2 + (size_t)l * N * C, .rstd2 = a.rstd2 + (size_t)l * N,
+            .h13 = a.h13 + (size_t)l * N * 2 * F, .hsw = a.hsw + (size_t)l * N * F,
+            .tmp = a.tmp,
+        };
+        llm_block_forward(m, &ops, l, &b);
     }
     k->rmsnorm_forward(a.af, a.rstdf, a.res + (size_t)c->n_layers * N * C, m->norm,
                        n, C, eps);

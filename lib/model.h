@@ -107,6 +107,54 @@ struct llm_model {
     char *chat_system;     /* the template's default system turn, owned, or NULL */
 };
 
+/* ------------------------------------------------------------ the block
+ * llm_block_forward() (forward.c) runs layer l over the n rows of a block:
+ * attention sublayer, then feed-forward, each pre-normed with its residual
+ * add. What differs between training and a session are the hooks. */
+
+/* The block's matrices: wqkv, wo, w13, w2 of a layer. */
+enum { LLM_W_QKV, LLM_W_O, LLM_W_13, LLM_W_2 };
+
+typedef struct {
+    int n;              /* rows in */
+    float *in;          /* (n, C) residual stream in */
+    float *mid;         /* (rows, C) after the attention sublayer (may alias in) */
+    float *out;         /* (rows, C) after the feed-forward one (may alias in or mid) */
+    float *a1, *rstd1;  /* (n, C), (n): attention's RMSNorm */
+    float *qkv;         /* (n, QS) */
+    float *atty;        /* (rows, OS) attention's output, written by attend */
+    float *a2, *rstd2;  /* (rows, C), (rows): feed-forward's RMSNorm */
+    float *h13, *hsw;   /* (rows, 2F), (rows, F) */
+    float *tmp;         /* (rows, C) a sublayer's output (may alias a1 / a2) */
+    /* NULL: all n rows go on (rows = n). Else only rows keep[0 .. n_keep)
+     * (increasing) go on past attention (rows = n_keep): their residual
+     * rows move to the front of `in`; with queries_kept_only, the other
+     * rows get keys and values but no queries. */
+    const int *keep;
+    int n_keep;
+    int queries_kept_only;
+} llm_block;
+
+typedef struct {
+    /* out(row map[i] (map NULL: i), OC) = inp(same row) . W^T, W the output
+     * features o0 .. o0+OC-1 of matrix w (LLM_W_*) of layer l; rows ldi and
+     * ldo floats apart. */
+    void (*product)(void *ctx, int w, int l, int o0, int OC, float *out, size_t ldo,
+                    const float *inp, size_t ldi, const int *map, int N);
+    /* RoPE in place on nh heads from x of rows map[i] (map NULL: 0 .. N-1)
+     * of qkv (QS floats apart), each at its position. */
+    void (*rope)(void *ctx, float *x, int nh, const int *map, int N);
+    /* atty from qkv: causal attention of the rows that go on. */
+    void (*attend)(void *ctx, int l, const llm_block *b);
+    /* On a sublayer's output y (n, C) before its residual add (site 0:
+     * attention, 1: feed-forward); NULL: nothing. */
+    void (*sublayer)(void *ctx, int l, int site, float *y, int n);
+    void *ctx;
+} llm_block_ops;
+
+void llm_block_forward(const llm_model *m, const llm_block_ops *ops, int l,
+                       const llm_block *b);
+
 /* A model with allocated, uninitialised parameters. */
 int llm_model_alloc(const llm_config *c, const char *device, llm_model **out);
 int llm_model_adamw_alloc(llm_model *m);
