@@ -82,10 +82,43 @@ void cli_usage(const char *fmt, ...)
     try_help();
 }
 
+/* The library's parameters (llm_errparam()) and the options that set them
+ * in every program that has them. */
+static const struct { const char *param, *option; } param_options[] = {
+    { "dim", "dim" }, { "n_layers", "layers" }, { "n_heads", "heads" },
+    { "n_kv_heads", "kv-heads" }, { "ffn_dim", "ffn-dim" }, { "context", "context" },
+    { "dropout", "dropout" }, { "lr", "lr" }, { "weight_decay", "weight-decay" },
+};
+
+static const cli_prog *g_table;   /* the table cli_parse() parsed */
+
+/* The running program's option for a library parameter, or NULL. */
+static const char *param_option(const char *param)
+{
+    for (size_t i = 0; param && g_table && i < sizeof param_options / sizeof *param_options;
+         i++)
+        if (strcmp(param, param_options[i].param) == 0)
+            for (int j = 0; j < g_table->nopts; j++)
+                if (strcmp(g_table->opts[j].name, param_options[i].option) == 0)
+                    return param_options[i].option;
+    return NULL;
+}
+
+const char *cli_errmsg(int status)
+{
+    static char buf[1100];
+    const char *m = llm_errmsg(), *opt = param_option(llm_errparam());
+    if (!m || !*m)
+        return llm_strerror(status);
+    if (!opt)
+        return m;
+    snprintf(buf, sizeof buf, "--%s: %s", opt, m);
+    return buf;
+}
+
 void cli_die_status(int status)
 {
-    const char *m = llm_errmsg();
-    cli_die("%s", m && *m ? m : llm_strerror(status));
+    cli_die("%s", cli_errmsg(status));
 }
 
 /* ======================================================================== */
@@ -595,6 +628,7 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
 {
     if (!g_prog)
         g_prog = p->name;
+    g_table = p;
     g_cmd = NULL;
     if (cmd)
         *cmd = -1;

@@ -108,6 +108,10 @@ void cli_help(const cli_prog *p, int cmd, FILE *f);
  *  script ("bash", "zsh", "fish") to `f`. @return 0, or -1 for an unknown kind. */
 int cli_generate(const cli_prog *p, const char *kind, FILE *f);
 
+/*! cli_errmsg() : the library's last message (llm_errmsg()), led by the
+ *  option that sets the parameter at fault when this program has one
+ *  ("--lr: learning rate ..."); llm_strerror(status) when there is none. */
+const char *cli_errmsg(int status);
 /* Messages, all to stderr, prefixed with the program name. */
 void cli_set_prog(const char *name);
 const char *cli_prog_name(void);

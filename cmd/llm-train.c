@@ -1768,7 +1768,7 @@ int main(int argc, char **argv)
         c.tied = !o_untied;
         int rc = llm_config_check(&c);
         if (rc)
-            cli_usage("%s", llm_errmsg());
+            cli_usage("%s", cli_errmsg(rc));
         check(llm_model_create(&c, (uint64_t)o_seed, o_device, &m));
     }
     if (pairs && llm_model_n_labels(m))

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 static _Thread_local char errmsg[1024];
+static _Thread_local const char *errparam;
 
 const char *llm_strerror(int status)
 {
@@ -30,11 +31,27 @@ const char *llm_errmsg(void)
     return errmsg;
 }
 
+const char *llm_errparam(void)
+{
+    return errparam;
+}
+
 int llm_fail(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
+    errparam = NULL;
+    return status;
+}
+
+int llm_fail_param(int status, const char *param, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    va_end(ap);
+    errparam = param;
     return status;
 }

@@ -18,6 +18,9 @@ extern "C" {
 /*! llm_fail() : records a formatted message for llm_errmsg() and returns
  *  `status`, so that callers write `return llm_fail(LLM_ERR_IO, ...)`. */
 int llm_fail(int status, const char *fmt, ...) LLM_PRINTF(2, 3);
+/*! llm_fail_param() : the same, naming the parameter at fault
+ *  (llm_errparam()). */
+int llm_fail_param(int status, const char *param, const char *fmt, ...) LLM_PRINTF(3, 4);
 /*! llm_buf_printf() / llm_buf_vprintf() : appends printf-formatted text,
  *  any length, to `b`. */
 int llm_buf_printf(llm_buf *b, const char *fmt, ...) LLM_PRINTF(2, 3);

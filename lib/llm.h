@@ -46,6 +46,14 @@ const char *llm_strerror(int status);
  *  e.g. "'x.tok': bad magic (not a token file)". Never NULL. */
 const char *llm_errmsg(void);
 
+/*! llm_errparam() : when the last failure on this thread was a parameter
+ *  out of its range, the parameter's name, else NULL: "vocab_size", "dim",
+ *  "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "context" (the model
+ *  configuration's keys), "dropout", "lr", "weight_decay". The
+ *  message names the parameter in words ("learning rate -1 must be ...");
+ *  a program maps the name to its own option. */
+const char *llm_errparam(void);
+
 /* ------------------------------------------------------------------------ */
 /* Growable buffers, used to hand variable-sized results back to callers.    */
 

@@ -63,31 +63,33 @@ int llm_config_preset(const char *name, llm_config *c)
 int llm_config_check(const llm_config *c)
 {
     if (c->vocab_size < 1 || c->vocab_size > MAX_VOCAB)
-        return llm_fail(LLM_ERR_INVALID, "vocabulary size (%d) must be in [1, %d]",
-                        c->vocab_size, MAX_VOCAB);
+        return llm_fail_param(LLM_ERR_INVALID, "vocab_size", "vocabulary size %d must be in "
+                              "[1, %d]", c->vocab_size, MAX_VOCAB);
     if (c->dim < 2 || c->dim > MAX_DIM)
-        return llm_fail(LLM_ERR_INVALID, "--dim (%d) must be in [2, %d]", c->dim, MAX_DIM);
+        return llm_fail_param(LLM_ERR_INVALID, "dim", "model dimension %d must be in [2, %d]",
+                              c->dim, MAX_DIM);
     if (c->n_layers < 1 || c->n_layers > 1024)
-        return llm_fail(LLM_ERR_INVALID, "--layers (%d) must be in [1, 1024]", c->n_layers);
+        return llm_fail_param(LLM_ERR_INVALID, "n_layers", "number of layers %d must be in "
+                              "[1, 1024]", c->n_layers);
     if (c->n_heads < 1 || c->n_heads > c->dim)
-        return llm_fail(LLM_ERR_INVALID, "--heads (%d) must be in [1, --dim (%d)]",
-                        c->n_heads, c->dim);
+        return llm_fail_param(LLM_ERR_INVALID, "n_heads", "number of heads %d must be in "
+                              "[1, the model dimension %d]", c->n_heads, c->dim);
     if (c->dim % c->n_heads)
-        return llm_fail(LLM_ERR_INVALID, "--heads (%d) must divide --dim (%d)",
-                        c->n_heads, c->dim);
+        return llm_fail_param(LLM_ERR_INVALID, "n_heads", "number of heads %d must divide "
+                              "the model dimension %d", c->n_heads, c->dim);
     if ((c->dim / c->n_heads) % 2)
-        return llm_fail(LLM_ERR_INVALID,
-                        "head size --dim/--heads (%d/%d = %d) must be even for rotary embeddings",
-                        c->dim, c->n_heads, c->dim / c->n_heads);
+        return llm_fail_param(LLM_ERR_INVALID, "n_heads", "head size (model dimension / "
+                              "heads = %d/%d = %d) must be even for rotary embeddings",
+                              c->dim, c->n_heads, c->dim / c->n_heads);
     if (c->n_kv_heads < 1 || c->n_kv_heads > c->n_heads || c->n_heads % c->n_kv_heads)
-        return llm_fail(LLM_ERR_INVALID, "--kv-heads (%d) must divide --heads (%d)",
-                        c->n_kv_heads, c->n_heads);
+        return llm_fail_param(LLM_ERR_INVALID, "n_kv_heads", "number of key/value heads %d "
+                              "must divide the number of heads %d", c->n_kv_heads, c->n_heads);
     if (c->ffn_dim < 1 || c->ffn_dim > 4 * MAX_DIM)
-        return llm_fail(LLM_ERR_INVALID, "--ffn-dim (%d) must be in [1, %d]",
-                        c->ffn_dim, 4 * MAX_DIM);
+        return llm_fail_param(LLM_ERR_INVALID, "ffn_dim", "feed-forward dimension %d must be "
+                              "in [1, %d]", c->ffn_dim, 4 * MAX_DIM);
     if (c->context < 1 || c->context > MAX_DIM)
-        return llm_fail(LLM_ERR_INVALID, "--context (%d) must be in [1, %d]",
-                        c->context, MAX_DIM);
+        return llm_fail_param(LLM_ERR_INVALID, "context", "context %d must be in [1, %d]",
+                              c->context, MAX_DIM);
     if (!(c->rope_base > 1.0) || !isfinite(c->rope_base))
         return llm_fail(LLM_ERR_INVALID, "rope base (%g) must be finite and > 1", c->rope_base);
     if (!(c->norm_eps > 0.0) || !(c->norm_eps < 1.0))
@@ -276,7 +278,7 @@ int llm_device_check(const char *device)
     /* The CUDA kernels exist, but the model's memory still lives on the
      * host: handing it to them would crash. */
     return llm_fail(LLM_ERR_DEVICE, "device 'cuda': models do not run on the GPU yet "
-                    "(only the CUDA kernels exist); use --device cpu");
+                    "(only the CUDA kernels exist); run them on the CPU");
 #endif
 }
 
@@ -666,7 +668,8 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
 int llm_model_set_dropout(llm_model *m, double p, uint64_t seed)
 {
     if (!(p >= 0.0 && p < 1.0))
-        return llm_fail(LLM_ERR_INVALID, "--dropout (%g) must be in [0, 1)", p);
+        return llm_fail_param(LLM_ERR_INVALID, "dropout", "dropout probability %g must be in "
+                              "[0, 1)", p);
     m->drop_p = p;
     m->drop_seed = seed;
     return LLM_OK;
@@ -1159,15 +1162,16 @@ int llm_model_adamw_alloc(llm_model *m)
 int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
 {
     if (!(o->lr >= 0) || !isfinite(o->lr))
-        return llm_fail(LLM_ERR_INVALID, "--lr (%g) must be finite and >= 0", o->lr);
+        return llm_fail_param(LLM_ERR_INVALID, "lr", "learning rate %g must be finite and >= 0",
+                              o->lr);
     if (!(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1))
         return llm_fail(LLM_ERR_INVALID, "AdamW betas (%g, %g) must be in [0, 1)",
                         o->beta1, o->beta2);
     if (!(o->eps > 0) || !isfinite(o->eps))
         return llm_fail(LLM_ERR_INVALID, "AdamW eps (%g) must be finite and > 0", o->eps);
     if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
-        return llm_fail(LLM_ERR_INVALID, "--weight-decay (%g) must be finite and >= 0",
-                        o->weight_decay);
+        return llm_fail_param(LLM_ERR_INVALID, "weight_decay", "weight decay %g must be "
+                              "finite and >= 0", o->weight_decay);
     if (!m->grads)
         return llm_fail(LLM_ERR_INVALID, "AdamW step without gradients");
     if (!isfinite(m->k->sum_squares(m->grads, n_grad(m))))

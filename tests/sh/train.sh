@@ -94,4 +94,12 @@ llm-tokenize train --vocab-size 30 --no-byte-fallback --model-type char -o other
 llm-train -m other.model $shape --resume r.llm.ckpt -o keep.llm "$txt" 2>err; st=$?
 [ $st -eq 1 ] && grep -q "vocabulary" err || no "vocabulary mismatch on resume: exit $st: $(cat err)"
 cmp -s a.llm keep.llm || no "a failed run changed an existing model file"
+
+# The library names the parameter at fault; llm-train names its option.
+llm-train -m "$tok" --dim 36 --heads 5 --steps 1 -q -o x.llm "$txt" 2>err; st=$?
+[ $st -eq 2 ] && grep -qx "llm-train: --heads: number of heads 5 must divide the model dimension 36" err ||
+    no "heads not dividing dim: exit $st: $(cat err)"
+llm-train -m "$tok" --dim 32 --heads 4 --kv-heads 3 --steps 1 -q -o x.llm "$txt" 2>err; st=$?
+[ $st -eq 2 ] && grep -q "^llm-train: --kv-heads: number of key/value heads 3 must divide" err ||
+    no "kv-heads not dividing heads: exit $st: $(cat err)"
 exit $fail

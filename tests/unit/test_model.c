@@ -72,30 +72,34 @@ static void test_config(void)
         FAIL("expected 4 presets, got %d", n);
     if (llm_config_preset("huge", &c) != LLM_ERR_INVALID || !strstr(llm_errmsg(), "huge"))
         FAIL("unknown preset accepted or unnamed: %s", llm_errmsg());
-    struct { llm_config c; const char *msg; } bad[] = {
+    struct { llm_config c; const char *msg, *param; } bad[] = {
         { { .vocab_size = 0, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1 },
-          "vocabulary" },
+          "vocabulary", "vocab_size" },
         { { .vocab_size = 9, .dim = 9, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1 },
-          "--heads (2) must divide --dim (9)" },
+          "number of heads 2 must divide the model dimension 9", "n_heads" },
         { { .vocab_size = 9, .dim = 6, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1 },
-          "even" },
+          "even", "n_heads" },
         { { .vocab_size = 9, .dim = 8, .n_layers = 1, .n_heads = 4, .n_kv_heads = 3,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1 },
-          "--kv-heads (3)" },
+          "key/value heads 3", "n_kv_heads" },
         { { .vocab_size = 9, .dim = 8, .n_layers = 0, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 1e-5, .tied = 1 },
-          "--layers" },
+          "number of layers 0", "n_layers" },
         { { .vocab_size = 9, .dim = 8, .n_layers = 1, .n_heads = 2, .n_kv_heads = 2,
             .ffn_dim = 8, .context = 4, .rope_base = 1e4, .norm_eps = 0, .tied = 1 },
-          "norm eps" },
+          "norm eps", NULL },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         llm_model *m = NULL;
         if (llm_config_check(&bad[i].c) != LLM_ERR_INVALID || !strstr(llm_errmsg(), bad[i].msg))
             FAIL("bad config %zu: want '%s' in '%s'", i, bad[i].msg, llm_errmsg());
+        const char *param = llm_errparam();
+        if (bad[i].param ? !param || strcmp(param, bad[i].param) != 0 : param != NULL)
+            FAIL("bad config %zu: parameter %s, want %s", i, param ? param : "(none)",
+                 bad[i].param ? bad[i].param : "(none)");
         if (llm_model_create(&bad[i].c, 1, "cpu", &m) != LLM_ERR_INVALID || m)
             FAIL("bad config %zu: model created", i);
     }
