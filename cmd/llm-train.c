@@ -620,15 +620,9 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
         size_t *perm = malloc(ntrain * sizeof *perm);
         if (!perm)
             cli_die("out of memory");
-        for (size_t i = 0; i < ntrain; i++)
-            perm[i] = i;
         llm_rng rng;
         llm_rng_seed(&rng, (uint64_t)o_seed ^ 0x76616c6964ULL);
-        for (size_t i = ntrain; i > 1; i--) {
-            size_t j = (size_t)llm_rng_below(&rng, i), t = perm[i - 1];
-            perm[i - 1] = perm[j];
-            perm[j] = t;
-        }
+        llm_rng_permutation(&rng, perm, ntrain);
         /* Both parts keep the file order. */
         qsort(perm, nv, sizeof *perm, cmp_sz);
         qsort(perm + nv, ntrain - nv, sizeof *perm, cmp_sz);
@@ -644,21 +638,9 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
      * multi-label: each label's negatives over its positives (pos_weight). */
     *weights = NULL;
     if (o_balance) {
-        uint64_t *cnt = malloc((size_t)K * sizeof *cnt);
-        *weights = malloc((size_t)K * sizeof **weights);
-        if (!cnt || !*weights)
+        if (!(*weights = malloc((size_t)K * sizeof **weights)))
             cli_die("out of memory");
-        llm_cls_data_label_counts(*train, cnt);
-        double n = (double)llm_cls_data_count(*train);
-        for (int k = 0; k < K; k++) {
-            if (cnt[k] == 0)
-                (*weights)[k] = 1.0f;
-            else if (o_multi_label)
-                (*weights)[k] = (float)((n - (double)cnt[k]) / (double)cnt[k]);
-            else
-                (*weights)[k] = (float)(n / ((double)K * (double)cnt[k]));
-        }
-        free(cnt);
+        check(llm_cls_class_weights(*train, o_multi_label, *weights));
     }
     if (!o_quiet) {
         fprintf(stderr, "llm-train: %zu training documents", llm_cls_data_count(*train));

@@ -855,6 +855,26 @@ void llm_cls_data_label_counts(const llm_cls_data *d, uint64_t *counts)
         counts[d->labs.data[i]]++;
 }
 
+int llm_cls_class_weights(const llm_cls_data *d, int multi_label, float *weights)
+{
+    int K = d->K;
+    uint64_t *cnt = malloc((size_t)K * sizeof *cnt);
+    if (!cnt)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    llm_cls_data_label_counts(d, cnt);
+    double n = (double)d->count;
+    for (int k = 0; k < K; k++) {
+        if (cnt[k] == 0)
+            weights[k] = 1.0f;
+        else if (multi_label)
+            weights[k] = (float)((n - (double)cnt[k]) / (double)cnt[k]);
+        else
+            weights[k] = (float)(n / ((double)K * (double)cnt[k]));
+    }
+    free(cnt);
+    return LLM_OK;
+}
+
 int llm_batcher_new_docs(const llm_cls_data *d, uint64_t seed, llm_batcher **out)
 {
     return llm_batcher_new_items(d, d->count, seed, out);

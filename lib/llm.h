@@ -590,6 +590,15 @@ typedef struct llm_model llm_model;
  *  @return the count in use. */
 int llm_set_threads(int n);
 
+/*! llm_cpu_level() : the instruction-set level of the CPU kernels in use:
+ *  "generic", "avx2" or "avx512" ("native" in a `make NATIVE=1` build),
+ *  the best this CPU runs unless the environment variable LLM_CPU names
+ *  another (chosen once; a level that cannot be used is said on stderr
+ *  and the best one used). llm_cpu_levels() : every level this build has
+ *  and this CPU runs, best first, NULL-terminated. */
+const char *llm_cpu_level(void);
+const char *const *llm_cpu_levels(void);
+
 /*! llm_device_check() : LLM_OK when models can run on `device` ("cpu",
  *  "ref" or NULL), else LLM_ERR_DEVICE saying why ("cuda": not built, no
  *  GPU, or not supported by the model yet). */
@@ -1058,6 +1067,12 @@ void llm_cls_data_doc(const llm_cls_data *d, size_t i, const int32_t **ids, size
                       const int32_t **labels, size_t *n_labels);
 /*! llm_cls_data_label_counts() : documents per label into counts (K). */
 void llm_cls_data_label_counts(const llm_cls_data *d, uint64_t *counts);
+/*! llm_cls_class_weights() : loss weights (K) that balance the labels of
+ *  `d`: single-label, inverse to each label's frequency and 1 on average
+ *  over the documents (n / (K * count)); multi-label, each label's
+ *  negatives over its positives (PyTorch's pos_weight); 1 for a label no
+ *  document has. */
+int  llm_cls_class_weights(const llm_cls_data *d, int multi_label, float *weights);
 void llm_cls_data_free(llm_cls_data *d);
 
 /*! llm_batcher_new_docs() : a batcher over the documents of `d` (which

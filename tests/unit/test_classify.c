@@ -610,8 +610,30 @@ static void test_encode_and_batches(void)
     llm_tok_free(t);
 }
 
+/* --balance's weights, worked by hand: labels 0 0 0 1 and (multi) 0+1 of
+ * K = 3 (label 2 absent: weight 1). */
+static void test_class_weights(void)
+{
+    llm_cls_data *d;
+    int32_t ids[2] = { 1, 2 }, l0 = 0, l1 = 1, both[2] = { 0, 1 };
+    CHECK_RC(llm_cls_data_new(3, &d));
+    for (int i = 0; i < 3; i++)
+        CHECK_RC(llm_cls_data_add(d, ids, 2, &l0, 1));
+    CHECK_RC(llm_cls_data_add(d, ids, 2, &l1, 1));
+    float w[3];
+    CHECK_RC(llm_cls_class_weights(d, 0, w));
+    if (w[0] != (float)(4.0 / 9.0) || w[1] != (float)(4.0 / 3.0) || w[2] != 1.0f)
+        FAIL("single-label weights %.9g %.9g %.9g, want 4/9 4/3 1", w[0], w[1], w[2]);
+    CHECK_RC(llm_cls_data_add(d, ids, 2, both, 2));   /* 5 documents: 4 x 0, 2 x 1 */
+    CHECK_RC(llm_cls_class_weights(d, 1, w));
+    if (w[0] != 0.25f || w[1] != 1.5f || w[2] != 1.0f)
+        FAIL("multi-label weights %.9g %.9g %.9g, want 1/4 3/2 1", w[0], w[1], w[2]);
+    llm_cls_data_free(d);
+}
+
 int main(void)
 {
+    test_class_weights();
     test_fixture("cls_single_last.safetensors", "cpu");
     test_fixture("cls_single_last.safetensors", "ref");
     test_fixture("cls_multi_mean.safetensors", "cpu");
