@@ -1644,6 +1644,547 @@ static void plot_file(const char *path)
     llm_buf_free(&t);
 }
 
+/* ------------------------------------------------------------------------ */
+/* One training run: what main() sets up, the loop reads and the end frees. */
+
+typedef struct {
+    int cls, pairs;          /* --task */
+    int rank, world;         /* under mpirun; 0 of 1 otherwise */
+    int progress, tty, threads;
+    llm_tok *tok;
+    const char *tok_path;
+    const char *from;        /* --resume or --init, or NULL: a new model */
+    llm_model *m;
+    int T;                   /* tokens per row */
+    /* --task lm: training tokens [0, train_end) of data; validation
+     * [vbegin, vend) of vdata (data itself for --val-fraction). */
+    llm_data *data, *vdata;
+    uint64_t train_end, vbegin, vend;
+    /* --task classify */
+    llm_cls_data *ctrain, *cval;
+    float *cweights;         /* --balance, else NULL */
+    /* --task pairs */
+    pairs_set ptrain, pval;
+    int has_val;
+    llm_batcher *batcher;
+    int accum;               /* micro-batches per step */
+    int64_t start, total;    /* first and last step of this run's schedule */
+    llm_train_params tp;
+    llm_trainer *tr;
+    FILE *logf;              /* --log, or memory for --plot without --log */
+    char *memlog;
+    size_t memlog_n;
+    const void *tokb;        /* the tokenizer's bytes, saved with every model */
+    size_t tokn;
+    llm_save_params sp;
+    /* Validation: the best model is the one saved; `best` is its key (lower
+     * is better: the loss, 1 - accuracy, or the pairs' key). last_bpb holds
+     * bits per byte, a classifier's accuracy or the pairs' sample BLEU. */
+    double best, last_val, last_bpb, best_loss, best_bleu;
+    int bad_evals;
+    uint64_t val_bytes;
+} train_run;
+
+/* Usage errors of option combinations, once the run's kind is known. */
+static void check_combinations(const train_run *r)
+{
+    if (o_autotune > 0)
+        cli_usage("--autotune is for a classifier made by llm-train alone (--task classify "
+                  "with neither -m nor --init)");
+    if (!r->cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
+        cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
+    if (o_lora && !o_init && !o_resume)
+        cli_usage("--lora needs --init: adapters train on a pretrained model");
+    if (o_lora && o_freeze)
+        cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
+    if (o_freeze && o_lm_weight > 0)
+        cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
+    if (!r->pairs && cli_given(&o_eval_samples))
+        cli_usage("--eval-samples needs --task pairs");
+    if (r->cls && o_batch_tokens)
+        cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
+    if (r->cls && r->world > 1)
+        cli_usage("--task classify runs as one process, not over %d MPI ranks", r->world);
+}
+
+/* The tokenizer (-m, else the one inside --init / --resume) and the model
+ * (from a checkpoint, from --init, or new from the shape options). */
+static void load_model(train_run *r)
+{
+    r->tok_path = o_model ? o_model : o_resume ? o_resume : o_init;
+    if (!r->tok_path)
+        cli_usage("missing --model TOKENIZER (or --init / --resume)");
+    check(llm_tok_load(r->tok_path, &r->tok));
+    int V = llm_tok_vocab_size(r->tok);
+    r->from = o_resume ? o_resume : o_init;
+    if (r->from) {
+        check(llm_model_load(r->from, o_device, &r->m));
+        if (llm_model_config(r->m)->vocab_size != V)
+            cli_die("'%s' has a vocabulary of %d, the tokenizer '%s' has %d", r->from,
+                    llm_model_config(r->m)->vocab_size, r->tok_path, V);
+    } else {
+        llm_config c;
+        c.vocab_size = V;
+        check(llm_config_preset(o_preset, &c));
+        if (o_layers) c.n_layers = o_layers;
+        if (o_dim) c.dim = o_dim;
+        if (o_heads) c.n_heads = o_heads;
+        c.n_kv_heads = o_kv_heads ? o_kv_heads : o_heads ? o_heads : c.n_kv_heads;
+        if (o_ffn_dim) c.ffn_dim = o_ffn_dim;
+        if (o_context) c.context = o_context;
+        c.rope_base = o_rope_base;
+        c.norm_eps = o_norm_eps;
+        c.tied = !o_untied;
+        int rc = llm_config_check(&c);
+        if (rc)
+            cli_usage("%s", cli_errmsg(rc));
+        check(llm_model_create(&c, (uint64_t)o_seed, o_device, &r->m));
+    }
+    if (r->pairs && llm_model_n_labels(r->m))
+        cli_die("'%s' is a classifier; --task pairs needs a language model", r->from);
+    if (r->pairs && !llm_model_pairs(r->m))   /* an instruct model answers in its chat layout */
+        check(llm_model_set_pairs(r->m, llm_model_chat_template(r->m) ? "chat" : "eos"));
+    else if (!r->pairs)
+        check(llm_model_set_pairs(r->m, NULL));
+    const llm_config *cfg = llm_model_config(r->m);
+    r->T = o_context && r->from ? o_context : cfg->context;
+    if (r->T > cfg->context)
+        cli_usage("--context %d is longer than the model's context %d", r->T, cfg->context);
+}
+
+/* --task lm: the input's tokens, and the validation tokens (--val, or the
+ * last --val-fraction of them). */
+static void load_lm_data(train_run *r, int first, int argc, char **argv)
+{
+    int T = r->T;
+    check(llm_data_new((uint32_t)llm_tok_vocab_size(r->tok), &r->data));
+    if (first >= argc)
+        add_input(r->data, r->tok, NULL);
+    for (int i = first; i < argc; i++)
+        add_input(r->data, r->tok, argv[i]);
+    uint64_t ntok = llm_data_count(r->data);
+    if (ntok == 0)
+        cli_die("no training tokens in %s", first >= argc ? "standard input" : "the input");
+    r->vdata = r->data;
+    r->train_end = ntok;
+    if (o_val) {
+        check(llm_data_new((uint32_t)llm_tok_vocab_size(r->tok), &r->vdata));
+        add_input(r->vdata, r->tok, o_val);
+        r->vend = llm_data_count(r->vdata);
+        if (r->vend < (uint64_t)T + 1)
+            cli_die("'%s': %llu validation tokens are fewer than one sequence of %d + 1",
+                    o_val, (unsigned long long)r->vend, T);
+    } else if (o_val_fraction > 0) {
+        r->vbegin = r->train_end = ntok - (uint64_t)((double)ntok * o_val_fraction);
+        r->vend = ntok;
+        if (r->vend - r->vbegin < (uint64_t)T + 1)
+            cli_die("--val-fraction %g holds out %llu tokens, fewer than one sequence of "
+                    "%d + 1", o_val_fraction, (unsigned long long)(r->vend - r->vbegin), T);
+    }
+    if (r->train_end < (uint64_t)T + 1)
+        cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
+                "shorter --context or more text)", (unsigned long long)r->train_end, T);
+    if (r->vend > r->vbegin)
+        warn_lm_overlap(r->data, 0, r->train_end, r->vdata, r->vbegin, r->vend,
+                        o_val ? "--val text" : "validation split");
+}
+
+/* The batcher over the training data, the schedule and the trainer (from
+ * the checkpoint's state on --resume). */
+static void make_trainer(train_run *r)
+{
+    int T = r->T;
+    if (r->cls)
+        check(llm_batcher_new_docs(r->ctrain, (uint64_t)o_seed, &r->batcher));
+    else if (r->pairs)
+        check(llm_batcher_new_pairs(r->ptrain.d, (uint64_t)o_seed, &r->batcher));
+    else
+        check(llm_batcher_new(r->data, 0, r->train_end, T, (uint64_t)o_seed, &r->batcher));
+    uint64_t per_micro = (uint64_t)o_batch * (uint64_t)T;
+    r->accum = 1;
+    if (o_batch_tokens) {
+        if ((uint64_t)o_batch_tokens % per_micro)
+            cli_usage("--batch-tokens %lld is not a multiple of batch x context = %llu",
+                      (long long)o_batch_tokens, (unsigned long long)per_micro);
+        r->accum = (int)((uint64_t)o_batch_tokens / per_micro);
+    }
+    if (r->accum % r->world)
+        cli_usage("%d micro-batch%s of %d x %d per step cannot be shared by %d MPI ranks: "
+                  "set --batch-tokens to a multiple of %llu (rank r takes micro-batches r, "
+                  "r + %d, ...)", r->accum, r->accum == 1 ? "" : "es", o_batch, T, r->world,
+                  (unsigned long long)per_micro * (unsigned long long)r->world, r->world);
+    r->total = o_steps;
+    if (o_epochs > 0) {
+        double seqs = (double)llm_batcher_sequences(r->batcher) * o_epochs;
+        r->total = (int64_t)ceil(seqs / ((double)o_batch * r->accum));
+    }
+
+    llm_train_params *tp = &r->tp;
+    llm_train_defaults(tp);
+    tp->batch = o_batch;
+    tp->seq_len = T;
+    tp->accum = r->accum;
+    check(llm_schedule_parse(o_schedule, &tp->sched.kind));
+    tp->sched.lr = o_lr;
+    tp->sched.min_lr = o_min_lr >= 0 ? o_min_lr : o_lr / 10;
+    tp->sched.warmup = o_warmup < r->total ? o_warmup : r->total;
+    tp->sched.total = r->total;
+    tp->sched.decay_fraction = o_decay_fraction;
+    tp->adamw.beta1 = o_beta1;
+    tp->adamw.beta2 = o_beta2;
+    tp->adamw.eps = o_adam_eps;
+    tp->adamw.weight_decay = o_weight_decay;
+    tp->adamw.decay_embedding = o_decay_embeddings;
+    tp->clip = o_clip;
+    tp->class_weights = r->cweights;
+    tp->lm_weight = o_lm_weight;
+    tp->rank = r->rank;
+    tp->world = r->world;
+    tp->reduce = par_reduce;
+    llm_model *m = r->m;
+    if (r->cls)
+        check(llm_model_freeze(m, o_freeze));
+    if (o_resume && llm_model_lora_rank(m) != o_lora)
+        cli_die("'%s' was saved with %s%d: pass the same --lora", o_resume,
+                llm_model_lora_rank(m) ? "--lora " : "no adapters, not --lora ",
+                llm_model_lora_rank(m) ? llm_model_lora_rank(m) : o_lora);
+    else if (o_lora && !o_resume)
+        check(llm_model_lora(m, o_lora, o_lora_alpha, (uint64_t)o_seed));
+    check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
+    check(llm_trainer_new(m, r->batcher, tp, &r->tr));
+    if (o_resume)
+        check(llm_trainer_restore(r->tr, o_resume));
+    r->start = llm_model_steps(m);
+}
+
+/* Every file the run writes is writable before the first step; the log. */
+static void open_outputs(train_run *r)
+{
+    if (r->rank == 0) {
+        check_writable(o_output);
+        check_writable(o_checkpoint);
+    }
+    if (o_log && !(r->logf = fopen(o_log, "a")))
+        cli_die("cannot open '%s': %s", o_log, strerror(errno));
+    if (o_plot && r->rank == 0)
+        check_writable(o_plot);
+    if (o_plot && !o_log && r->rank == 0 &&
+        !(r->logf = open_memstream(&r->memlog, &r->memlog_n)))
+        cli_die("out of memory");
+    llm_tok_bytes(r->tok, &r->tokb, &r->tokn);
+    r->sp = (llm_save_params){ r->tokb, r->tokn, 0, NULL };
+}
+
+/* What is about to train, on stderr. */
+static void announce(const train_run *r)
+{
+    const llm_config *cfg = llm_model_config(r->m);
+    const llm_model *m = r->m;
+    int V = cfg->vocab_size, T = r->T, threads = r->threads, world = r->world;
+    if (o_quiet)
+        return;
+    if (o_lora)
+        fprintf(stderr, "llm-train: LoRA rank %d, alpha %g: %zu adapter parameters train%s; "
+                "the base model's stay as they are\n", o_lora, llm_model_lora_alpha(m),
+                lora_params(m), r->cls ? " with the head" : "");
+    if (r->cls)
+        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, FFN %d, "
+                "context %d, vocabulary %d) and a head of %d labels (%s pooling%s%s); "
+                "%d thread%s\n", (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim,
+                cfg->n_heads, cfg->ffn_dim, cfg->context, V, llm_model_n_labels(m),
+                llm_pooling_name(llm_model_pooling(m)), o_freeze ? ", backbone frozen" : "",
+                o_lm_weight > 0 ? ", with the LM loss" : "", threads, threads == 1 ? "" : "s");
+    else if (r->pairs)
+        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
+                "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu rows "
+                "of %d (%s layout)%s; %d thread%s%s\n",
+                (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
+                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, llm_pairs_count(r->ptrain.d),
+                llm_pairs_rows(r->ptrain.d), T, llm_model_pairs(m),
+                r->pval.d ? "" : ", no validation", threads, threads == 1 ? "" : "s",
+                world > 1 ? " per rank" : "");
+    else
+        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
+                "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "
+                "sequences of %d; %d thread%s%s\n",
+                (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
+                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V,
+                (unsigned long long)r->train_end,
+                (unsigned long long)llm_batcher_sequences(r->batcher), T,
+                threads, threads == 1 ? "" : "s", world > 1 ? " per rank" : "");
+    if (world > 1)
+        fprintf(stderr, "llm-train: %d MPI ranks, each taking %d of the %d micro-batches "
+                "of %d x %d per step\n", world, r->accum / world, r->accum, o_batch, T);
+    if (r->start >= r->total && r->total > 0)
+        fprintf(stderr, "llm-train: the checkpoint is already at step %lld of %lld\n",
+                (long long)r->start, (long long)r->total);
+}
+
+/* A validation better than the best so far (key lower) saves the model;
+ * any other counts towards --patience. */
+static void keep_best(train_run *r, double key)
+{
+    if (key < r->best) {
+        r->best = key;
+        r->bad_evals = 0;
+        check(llm_model_save(r->m, o_output, &r->sp));
+    } else {
+        r->bad_evals++;
+    }
+}
+
+/* Validation at `step` (rank 0): a classifier keeps the model of the best
+ * accuracy (ties: the lower loss); pairs, of the best sample BLEU or loss;
+ * a language model, of the lowest loss. */
+static void evaluate(train_run *r, int64_t step)
+{
+    int say = r->progress && !r->tty;
+    if (r->cls) {
+        llm_cls_eval_result cev;
+        check(llm_cls_eval(r->m, r->cval, o_batch, NULL, &cev));
+        r->last_val = cev.loss;
+        r->last_bpb = cev.accuracy;
+        if (r->logf)
+            fprintf(r->logf, "{\"step\":%lld,\"val_loss\":%.6f,\"val_accuracy\":%.6f,"
+                    "\"val_docs\":%zu}\n", (long long)step, cev.loss, cev.accuracy, cev.docs);
+        if (say)
+            fprintf(stderr, "llm-train: step %lld: validation loss %.4f, accuracy %.4f\n",
+                    (long long)step, cev.loss, cev.accuracy);
+        keep_best(r, 1.0 - cev.accuracy + 1e-9 * cev.loss);
+        return;
+    }
+    if (r->pairs) {
+        /* pairs_evaluate() counts the validations that improve nothing. */
+        double key = pairs_evaluate(r->m, r->tok, &r->pval, r->T, step, r->logf, say,
+                                    &r->last_val, &r->last_bpb, &r->best_loss, &r->best_bleu,
+                                    &r->bad_evals);
+        if (key < r->best) {
+            r->best = key;
+            check(llm_model_save(r->m, o_output, &r->sp));
+        }
+        return;
+    }
+    llm_eval_result ev;
+    check(llm_eval_loss(r->m, r->vdata, r->vbegin, r->vend, o_batch, r->T,
+                        (uint64_t)o_eval_tokens, &ev));
+    if (!r->val_bytes)
+        r->val_bytes = text_bytes(r->vdata, r->tok, ev.first, ev.tokens);
+    r->last_val = ev.loss;
+    r->last_bpb = r->val_bytes ? ev.loss * (double)ev.tokens / (double)r->val_bytes / log(2.0)
+                               : NAN;
+    if (r->logf)
+        fprintf(r->logf, "{\"step\":%lld,\"val_loss\":%.6f,\"val_bpb\":%.6f,"
+                "\"val_tokens\":%llu}\n", (long long)step, ev.loss, r->last_bpb,
+                (unsigned long long)ev.tokens);
+    if (say)
+        fprintf(stderr, "llm-train: step %lld: validation loss %.4f, %.4f bits per byte\n",
+                (long long)step, ev.loss, r->last_bpb);
+    keep_best(r, ev.loss);
+}
+
+/* --time-limit without --steps or --epochs: the schedule's last step
+ * becomes the steps the time left allows at the mean pace so far
+ * (validations included). */
+static void fit_schedule(train_run *r, int64_t step, double spent)
+{
+    double per = spent / (double)(step - r->start);
+    int64_t fitted = step + (int64_t)((o_time_limit - spent) / per);
+    if (fitted <= step)
+        return;
+    r->total = fitted;
+    r->tp.sched.total = fitted;
+    r->tp.sched.warmup = o_warmup < fitted ? o_warmup : fitted;
+    llm_trainer_set_schedule(r->tr, &r->tp.sched);
+    if (r->progress && !r->tty)
+        fprintf(stderr, "llm-train: the schedule is fitted to --time-limit: %lld steps\n",
+                (long long)fitted);
+}
+
+/* A step's line in the log (with the time spent in all-reduces under MPI). */
+static void log_step(const train_run *r, const llm_step_info *info, double elapsed,
+                     double tps, double *comm_last)
+{
+    if (!r->logf)
+        return;
+    if (r->world > 1) {
+        double comm = par_comm_seconds();
+        fprintf(r->logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
+                "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f,\"ranks\":%d,"
+                "\"allreduce_s\":%.6f}\n", (long long)info->step, info->loss, info->lr,
+                info->grad_norm, (unsigned long long)info->tokens, tps, elapsed, r->world,
+                comm - *comm_last);
+        *comm_last = comm;
+    } else {
+        fprintf(r->logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
+                "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
+                (long long)info->step, info->loss, info->lr, info->grad_norm,
+                (unsigned long long)info->tokens, tps, elapsed);
+    }
+}
+
+/* The progress line: rewritten in place on a terminal, else one line. */
+static void show_progress(const train_run *r, const llm_step_info *info, double elapsed,
+                          double tps, double mfu)
+{
+    int64_t step = info->step;
+    char eta[32], val[64] = "";
+    fmt_duration(eta, sizeof eta, (double)(r->total - step) * elapsed /
+                                      (double)(step - r->start));
+    if (!isnan(r->last_val))
+        snprintf(val, sizeof val, r->cls ? " | val %.4f (acc %.3f)" : r->pairs &&
+                 o_eval_samples ? " | val %.4f (BLEU %.1f)" : r->pairs ? " | val %.4f" :
+                 " | val %.4f (%.3f bpb)", r->last_val, r->last_bpb);
+    fprintf(stderr, "%sstep %lld/%lld | loss %.4f%s | lr %.2e | gnorm %.2f | "
+            "%.0f tok/s | MFU %.0f%% | ETA %s%s", r->tty ? "\r\033[K" : "",
+            (long long)step, (long long)r->total, info->loss, val, info->lr,
+            info->grad_norm, tps, mfu, eta, r->tty ? "" : "\n");
+}
+
+/* Steps until the schedule's end, --until, early stopping, the time limit
+ * or a signal. @return the exit status; *why says how it ended (NULL: a
+ * failure, nothing to save) and *last the last step taken. */
+static int train_loop(train_run *r, const char **why, int64_t *last)
+{
+    const llm_config *cfg = llm_model_config(r->m);
+    double flops_tok = llm_config_flops_per_token(cfg, r->T);
+    double peak = r->progress ? llm_peak_flops() * r->world : 0;   /* ranks alike */
+    double t0 = cli_now(), tlast = t0, comm_last = 0;
+    int64_t step = r->start;
+    int status = 0;
+    *why = step >= r->total ? "nothing to do" : "done";
+    uint64_t tokens_done = 0;
+    int64_t stop_at = o_until && o_until < r->total ? o_until : r->total;
+    /* The schedule is fitted after 10 steps or a tenth of the time,
+     * whichever comes first, and again at every validation. */
+    int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
+              !o_until && r->world == 1;
+    int fitted_once = 0;
+    while (step < stop_at) {
+        llm_step_info info;
+        int rc = llm_trainer_step(r->tr, &info);
+        if (rc == LLM_ERR_NUMERIC) {
+            /* Every rank sees the same reduced loss and gradient: all stop. */
+            if (r->tty)
+                fputc('\n', stderr);
+            if (r->rank == 0) {
+                cli_warn("%s", llm_errmsg());
+                cli_warn("stopped without saving; the last checkpoint '%s' (if any) is kept",
+                         o_checkpoint);
+            }
+            status = 1;
+            *why = NULL;
+            break;
+        }
+        check(rc);
+        step = info.step;
+        double spent = fit ? cli_now() - t0 : 0;
+        if (fit && (fitted_once ? r->has_val && step % o_eval_every == 1
+                                : step >= r->start + 10 || spent >= o_time_limit / 10)) {
+            fitted_once = 1;
+            fit_schedule(r, step, spent);
+            stop_at = r->total;
+        }
+        int64_t total = r->total, print_every = total / 20 > 0 ? total / 20 : 1;
+        tokens_done += info.tokens;
+        double t = cli_now(), tps = (double)tokens_done / (t - t0);
+        log_step(r, &info, t - t0, tps, &comm_last);
+        /* Validation on rank 0 only: its outcome reaches the others through
+         * the stop decision below. */
+        if (r->has_val && r->rank == 0 && (step % o_eval_every == 0 || step == total))
+            evaluate(r, step);
+        if (r->progress && (r->tty ? t - tlast > 0.2 || step == total
+                                   : step % print_every == 0 || step == total)) {
+            show_progress(r, &info, t - t0, tps, peak > 0 ? 100 * tps * flops_tok / peak : 0.0);
+            tlast = t;
+        }
+        if (step == stop_at && stop_at < total)
+            *why = "paused (resume with --resume)";
+        if (o_save_every && step % o_save_every == 0 && step < stop_at && r->rank == 0)
+            check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
+                                   (const char *const *)run_meta));
+        /* Stop decisions are agreed by all ranks every step, so that none is
+         * left waiting in the next step's all-reduce. */
+        int stop = (r->has_val && o_patience && r->bad_evals >= o_patience ? 1 : 0) |
+                   (o_time_limit > 0 && t - t0 >= o_time_limit ? 2 : 0) | (cli_stopped() ? 4 : 0);
+        stop = par_or(stop);
+        if (stop & 1) {
+            *why = "stopped early: no improvement in validation loss";
+            break;
+        }
+        if (stop & 2) {
+            *why = "stopped at the time limit";
+            if (r->has_val && r->rank == 0 && step % o_eval_every != 0)
+                evaluate(r, step);
+            break;
+        }
+        if (stop & 4) {
+            *why = "interrupted";
+            status = 128 + (int)par_max_u64((unsigned long long)cli_stopped());
+            break;
+        }
+    }
+    *last = step;
+    return status;
+}
+
+/* The checkpoint, the output model (unless validation already saved the
+ * best), calibration, the closing line and the plot. */
+static void finish(train_run *r, const char *why, int64_t step)
+{
+    if (r->world > 1 && why && !same_weights(r->m))
+        cli_die("the ranks' weights differ at step %lld (an MPI reduction that is not "
+                "identical on every rank?); nothing saved", (long long)step);
+    if (r->tty)
+        fputc('\n', stderr);
+    if (why && r->rank == 0) {
+        check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
+                               (const char *const *)run_meta));
+        /* Without validation, or when nothing was validated yet, the output is
+         * the latest model; otherwise it already holds the best one. */
+        if (!r->has_val || isinf(r->best))
+            check(llm_model_save(r->m, o_output, &r->sp));
+        else if (r->cls)
+            cls_calibrate(o_output, r->cval, &r->sp);
+        if (!o_quiet) {
+            fprintf(stderr, "llm-train: %s at step %lld; model '%s'", why, (long long)step,
+                    o_output);
+            if (r->has_val && !isinf(r->best) && r->cls)
+                fprintf(stderr, " (best validation accuracy %.4f)", 1 - r->best);
+            else if (r->has_val && !isinf(r->best) && r->pairs && o_eval_samples)
+                fprintf(stderr, " (best sample BLEU %.2f)", r->best_bleu);
+            else if (r->has_val && !isinf(r->best))
+                fprintf(stderr, " (best validation loss %.4f)", r->best);
+            fprintf(stderr, ", checkpoint '%s'\n", o_checkpoint);
+        }
+    }
+    if (r->logf && fclose(r->logf) != 0)
+        cli_die("write error on '%s': %s", o_log ? o_log : "(memory)", strerror(errno));
+    r->logf = NULL;
+    if (o_plot && r->rank == 0) {
+        if (o_log)
+            plot_file(o_log);
+        else
+            write_plot(r->memlog ? r->memlog : "", r->memlog_n, "(this run)");
+    }
+}
+
+static void run_free(train_run *r)
+{
+    free(r->memlog);
+    llm_trainer_free(r->tr);
+    llm_batcher_free(r->batcher);
+    if (r->vdata != r->data)
+        llm_data_free(r->vdata);
+    llm_data_free(r->data);
+    llm_cls_data_free(r->ctrain);
+    llm_cls_data_free(r->cval);
+    pairs_set_free(&r->ptrain);
+    pairs_set_free(&r->pval);
+    free(r->cweights);
+    llm_model_free(r->m);
+    llm_tok_free(r->tok);
+}
+
 int main(int argc, char **argv)
 {
     cli_signals();
@@ -1661,10 +2202,13 @@ int main(int argc, char **argv)
         cli_usage("--override needs --resume");
     if (o_resume)
         run_apply(o_resume, &first, &argc, &argv);
+    train_run r = { .best = INFINITY, .last_val = NAN, .last_bpb = NAN,
+                    .best_loss = INFINITY, .best_bleu = -INFINITY };
     /* Under mpirun: rank 0 alone speaks and writes files (see "Scaling out"
      * in llm-train(1)); every rank trains. */
-    int rank = par_rank(), world = par_world();
-    if (rank > 0) {
+    r.rank = par_rank();
+    r.world = par_world();
+    if (r.rank > 0) {
         o_quiet = 1;
         o_log = NULL;
     }
@@ -1674,26 +2218,11 @@ int main(int argc, char **argv)
         cli_usage("--resume and --init cannot be combined");
     if (o_val && o_val_fraction > 0)
         cli_usage("--val and --val-fraction cannot be combined");
-    int cls = strcmp(o_task, "classify") == 0, pairs = strcmp(o_task, "pairs") == 0;
-    if (cls && !o_model && !o_init && !o_resume && rank == 0 && world == 1)
+    r.cls = strcmp(o_task, "classify") == 0;
+    r.pairs = strcmp(o_task, "pairs") == 0;
+    if (r.cls && !o_model && !o_init && !o_resume && r.rank == 0 && r.world == 1)
         return one_command(&prog, first, argc, argv);
-    if (o_autotune > 0)
-        cli_usage("--autotune is for a classifier made by llm-train alone (--task classify "
-                  "with neither -m nor --init)");
-    if (!cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
-        cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
-    if (o_lora && !o_init && !o_resume)
-        cli_usage("--lora needs --init: adapters train on a pretrained model");
-    if (o_lora && o_freeze)
-        cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
-    if (o_freeze && o_lm_weight > 0)
-        cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
-    if (!pairs && cli_given(&o_eval_samples))
-        cli_usage("--eval-samples needs --task pairs");
-    if (cls && o_batch_tokens)
-        cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
-    if (cls && world > 1)
-        cli_usage("--task classify runs as one process, not over %d MPI ranks", world);
+    check_combinations(&r);
     check(llm_device_check(o_device));
     char *ckpt_default = NULL;
     if (!o_checkpoint) {
@@ -1705,7 +2234,7 @@ int main(int argc, char **argv)
         o_checkpoint = ckpt_default;
     }
     run_record(first, argc, argv);
-    if (rank == 0) {
+    if (r.rank == 0) {
         /* A run killed while writing (SIGKILL, power) leaves its temporary
          * files; this one is about to write the same targets. */
         int stale = llm_remove_stale_temps(o_checkpoint) + llm_remove_stale_temps(o_output);
@@ -1713,452 +2242,30 @@ int main(int argc, char **argv)
             fprintf(stderr, "llm-train: removed %d temporary file%s left by an interrupted "
                     "run\n", stale, stale == 1 ? "" : "s");
     }
-    int progress = !o_quiet && (o_progress || cli_isatty_stderr());
-    int tty = progress && cli_isatty_stderr();
-    int threads = llm_set_threads(o_threads);
+    r.progress = !o_quiet && (o_progress || cli_isatty_stderr());
+    r.tty = r.progress && cli_isatty_stderr();
+    r.threads = llm_set_threads(o_threads);
     if (!o_threads && par_local() > 1)   /* share this machine's cores */
-        threads = llm_set_threads(threads / par_local() > 0 ? threads / par_local() : 1);
+        r.threads = llm_set_threads(r.threads / par_local() > 0 ? r.threads / par_local() : 1);
 
-    /* The tokenizer: -m, else the one inside --init / --resume. */
-    const char *tok_path = o_model ? o_model : o_resume ? o_resume : o_init;
-    if (!tok_path)
-        cli_usage("missing --model TOKENIZER (or --init / --resume)");
-    llm_tok *tok;
-    check(llm_tok_load(tok_path, &tok));
-    int V = llm_tok_vocab_size(tok);
-
-    /* The model: from a checkpoint, from --init, or new. */
-    llm_model *m = NULL;
-    const char *from = o_resume ? o_resume : o_init;
-    if (from) {
-        check(llm_model_load(from, o_device, &m));
-        if (llm_model_config(m)->vocab_size != V)
-            cli_die("'%s' has a vocabulary of %d, the tokenizer '%s' has %d", from,
-                    llm_model_config(m)->vocab_size, tok_path, V);
-    } else {
-        llm_config c;
-        c.vocab_size = V;
-        check(llm_config_preset(o_preset, &c));
-        if (o_layers) c.n_layers = o_layers;
-        if (o_dim) c.dim = o_dim;
-        if (o_heads) c.n_heads = o_heads;
-        c.n_kv_heads = o_kv_heads ? o_kv_heads : o_heads ? o_heads : c.n_kv_heads;
-        if (o_ffn_dim) c.ffn_dim = o_ffn_dim;
-        if (o_context) c.context = o_context;
-        c.rope_base = o_rope_base;
-        c.norm_eps = o_norm_eps;
-        c.tied = !o_untied;
-        int rc = llm_config_check(&c);
-        if (rc)
-            cli_usage("%s", cli_errmsg(rc));
-        check(llm_model_create(&c, (uint64_t)o_seed, o_device, &m));
-    }
-    if (pairs && llm_model_n_labels(m))
-        cli_die("'%s' is a classifier; --task pairs needs a language model", from);
-    if (pairs && !llm_model_pairs(m))   /* an instruct model answers in its chat layout */
-        check(llm_model_set_pairs(m, llm_model_chat_template(m) ? "chat" : "eos"));
-    else if (!pairs)
-        check(llm_model_set_pairs(m, NULL));
-    const llm_config *cfg = llm_model_config(m);
-    int T = o_context && from ? o_context : cfg->context;
-    if (T > cfg->context)
-        cli_usage("--context %d is longer than the model's context %d", T, cfg->context);
-
-    /* Data. */
-    llm_data *data = NULL, *vdata = NULL;
-    uint64_t train_end = 0, vbegin = 0, vend = 0;
-    llm_cls_data *ctrain = NULL, *cval = NULL;
-    float *cweights = NULL;
-    pairs_set ptrain = { 0 }, pval = { 0 };
-    if (cls) {
-        cls_prepare(tok, m, T, first, argc, argv, &ctrain, &cval, &cweights);
-    } else if (pairs) {
-        pairs_prepare(m, tok, T, first, argc, argv, &ptrain, &pval);
-    } else {
-        check(llm_data_new((uint32_t)V, &data));
-        if (first >= argc)
-            add_input(data, tok, NULL);
-        for (int i = first; i < argc; i++)
-            add_input(data, tok, argv[i]);
-        uint64_t ntok = llm_data_count(data);
-        if (ntok == 0)
-            cli_die("no training tokens in %s", first >= argc ? "standard input" : "the input");
-        vdata = data;
-        train_end = ntok;
-        if (o_val) {
-            check(llm_data_new((uint32_t)V, &vdata));
-            add_input(vdata, tok, o_val);
-            vend = llm_data_count(vdata);
-            if (vend < (uint64_t)T + 1)
-                cli_die("'%s': %llu validation tokens are fewer than one sequence of %d + 1",
-                        o_val, (unsigned long long)vend, T);
-        } else if (o_val_fraction > 0) {
-            vbegin = train_end = ntok - (uint64_t)((double)ntok * o_val_fraction);
-            vend = ntok;
-            if (vend - vbegin < (uint64_t)T + 1)
-                cli_die("--val-fraction %g holds out %llu tokens, fewer than one sequence of "
-                        "%d + 1", o_val_fraction, (unsigned long long)(vend - vbegin), T);
-        }
-        if (train_end < (uint64_t)T + 1)
-            cli_die("%llu training tokens are fewer than one sequence of %d + 1 (use a "
-                    "shorter --context or more text)", (unsigned long long)train_end, T);
-        if (vend > vbegin)
-            warn_lm_overlap(data, 0, train_end, vdata, vbegin, vend,
-                            o_val ? "--val text" : "validation split");
-    }
-    int has_val = cls ? cval != NULL : pairs ? pval.d != NULL : vend > vbegin;
-
-    llm_batcher *batcher;
-    if (cls)
-        check(llm_batcher_new_docs(ctrain, (uint64_t)o_seed, &batcher));
-    else if (pairs)
-        check(llm_batcher_new_pairs(ptrain.d, (uint64_t)o_seed, &batcher));
+    load_model(&r);
+    if (r.cls)
+        cls_prepare(r.tok, r.m, r.T, first, argc, argv, &r.ctrain, &r.cval, &r.cweights);
+    else if (r.pairs)
+        pairs_prepare(r.m, r.tok, r.T, first, argc, argv, &r.ptrain, &r.pval);
     else
-        check(llm_batcher_new(data, 0, train_end, T, (uint64_t)o_seed, &batcher));
-    uint64_t per_micro = (uint64_t)o_batch * (uint64_t)T;
-    int accum = 1;
-    if (o_batch_tokens) {
-        if ((uint64_t)o_batch_tokens % per_micro)
-            cli_usage("--batch-tokens %lld is not a multiple of batch x context = %llu",
-                      (long long)o_batch_tokens, (unsigned long long)per_micro);
-        accum = (int)((uint64_t)o_batch_tokens / per_micro);
-    }
-    if (accum % world)
-        cli_usage("%d micro-batch%s of %d x %d per step cannot be shared by %d MPI ranks: "
-                  "set --batch-tokens to a multiple of %llu (rank r takes micro-batches r, "
-                  "r + %d, ...)", accum, accum == 1 ? "" : "es", o_batch, T, world,
-                  (unsigned long long)per_micro * (unsigned long long)world, world);
-    int64_t total = o_steps;
-    if (o_epochs > 0) {
-        double seqs = (double)llm_batcher_sequences(batcher) * o_epochs;
-        total = (int64_t)ceil(seqs / ((double)o_batch * accum));
-    }
-
-    llm_train_params tp;
-    llm_train_defaults(&tp);
-    tp.batch = o_batch;
-    tp.seq_len = T;
-    tp.accum = accum;
-    check(llm_schedule_parse(o_schedule, &tp.sched.kind));
-    tp.sched.lr = o_lr;
-    tp.sched.min_lr = o_min_lr >= 0 ? o_min_lr : o_lr / 10;
-    tp.sched.warmup = o_warmup < total ? o_warmup : total;
-    tp.sched.total = total;
-    tp.sched.decay_fraction = o_decay_fraction;
-    tp.adamw.beta1 = o_beta1;
-    tp.adamw.beta2 = o_beta2;
-    tp.adamw.eps = o_adam_eps;
-    tp.adamw.weight_decay = o_weight_decay;
-    tp.adamw.decay_embedding = o_decay_embeddings;
-    tp.clip = o_clip;
-    tp.class_weights = cweights;
-    tp.lm_weight = o_lm_weight;
-    tp.rank = rank;
-    tp.world = world;
-    tp.reduce = par_reduce;
-    if (cls)
-        check(llm_model_freeze(m, o_freeze));
-    if (o_resume && llm_model_lora_rank(m) != o_lora)
-        cli_die("'%s' was saved with %s%d: pass the same --lora", o_resume,
-                llm_model_lora_rank(m) ? "--lora " : "no adapters, not --lora ",
-                llm_model_lora_rank(m) ? llm_model_lora_rank(m) : o_lora);
-    else if (o_lora && !o_resume)
-        check(llm_model_lora(m, o_lora, o_lora_alpha, (uint64_t)o_seed));
-    llm_trainer *tr;
-    check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
-    check(llm_trainer_new(m, batcher, &tp, &tr));
-    if (o_resume)
-        check(llm_trainer_restore(tr, o_resume));
-
-    if (rank == 0) {
-        check_writable(o_output);
-        check_writable(o_checkpoint);
-    }
-    FILE *logf = NULL;
-    char *memlog = NULL;   /* --plot without --log: this run's lines */
-    size_t memlog_n = 0;
-    if (o_log && !(logf = fopen(o_log, "a")))
-        cli_die("cannot open '%s': %s", o_log, strerror(errno));
-    if (o_plot && rank == 0)
-        check_writable(o_plot);
-    if (o_plot && !o_log && rank == 0 && !(logf = open_memstream(&memlog, &memlog_n)))
-        cli_die("out of memory");
-
-    const void *tokb;
-    size_t tokn;
-    llm_tok_bytes(tok, &tokb, &tokn);
-    llm_save_params sp = { tokb, tokn, 0, NULL };
-    int64_t start = llm_model_steps(m);
-    if (!o_quiet && o_lora)
-        fprintf(stderr, "llm-train: LoRA rank %d, alpha %g: %zu adapter parameters train%s; "
-                "the base model's stay as they are\n", o_lora, llm_model_lora_alpha(m),
-                lora_params(m), cls ? " with the head" : "");
-    if (!o_quiet && cls)
-        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, FFN %d, "
-                "context %d, vocabulary %d) and a head of %d labels (%s pooling%s%s); "
-                "%d thread%s\n", (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim,
-                cfg->n_heads, cfg->ffn_dim, cfg->context, V, llm_model_n_labels(m),
-                llm_pooling_name(llm_model_pooling(m)), o_freeze ? ", backbone frozen" : "",
-                o_lm_weight > 0 ? ", with the LM loss" : "", threads, threads == 1 ? "" : "s");
-    else if (!o_quiet && pairs)
-        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
-                "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu rows "
-                "of %d (%s layout)%s; %d thread%s%s\n",
-                (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
-                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, llm_pairs_count(ptrain.d),
-                llm_pairs_rows(ptrain.d), T, llm_model_pairs(m),
-                pval.d ? "" : ", no validation", threads, threads == 1 ? "" : "s",
-                world > 1 ? " per rank" : "");
-    else if (!o_quiet)
-        fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
-                "FFN %d, context %d, vocabulary %d); %llu training tokens, %llu "
-                "sequences of %d; %d thread%s%s\n",
-                (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
-                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V,
-                (unsigned long long)train_end,
-                (unsigned long long)llm_batcher_sequences(batcher), T,
-                threads, threads == 1 ? "" : "s", world > 1 ? " per rank" : "");
-    if (!o_quiet && world > 1)
-        fprintf(stderr, "llm-train: %d MPI ranks, each taking %d of the %d micro-batches "
-                "of %d x %d per step\n", world, accum / world, accum, o_batch, T);
-    if (start >= total && !o_quiet && total > 0)
-        fprintf(stderr, "llm-train: the checkpoint is already at step %lld of %lld\n",
-                (long long)start, (long long)total);
+        load_lm_data(&r, first, argc, argv);
+    r.has_val = r.cls ? r.cval != NULL : r.pairs ? r.pval.d != NULL : r.vend > r.vbegin;
+    make_trainer(&r);
+    open_outputs(&r);
+    announce(&r);
 
     cli_catch_stop();   /* the first SIGINT/SIGTERM: save and stop */
-
-    /* Validation bookkeeping. */
-    double best = INFINITY, last_val = NAN, last_bpb = NAN, best_loss = INFINITY;
-    double best_bleu = -INFINITY;
-    int bad_evals = 0;
-    uint64_t val_bytes = 0;
-    llm_eval_result ev;
-    llm_cls_eval_result cev;
-    double flops_tok = llm_config_flops_per_token(cfg, T);
-    double peak = progress ? llm_peak_flops() * world : 0;   /* ranks alike */
-
-#define EVALUATE(step_)                                                                \
-    do {                                                                               \
-        if (cls) {                                                                     \
-            EVALUATE_CLS(step_);                                                       \
-            break;                                                                     \
-        }                                                                              \
-        if (pairs) {                                                                   \
-            double key_ = pairs_evaluate(m, tok, &pval, T, (step_), logf,              \
-                                         progress && !tty, &last_val, &last_bpb,       \
-                                         &best_loss, &best_bleu, &bad_evals);          \
-            if (key_ < best) {                                                         \
-                best = key_;                                                           \
-                check(llm_model_save(m, o_output, &sp));                               \
-            }                                                                          \
-            break;                                                                     \
-        }                                                                              \
-        check(llm_eval_loss(m, vdata, vbegin, vend, o_batch, T, (uint64_t)o_eval_tokens, \
-                            &ev));                                                     \
-        if (!val_bytes)                                                                \
-            val_bytes = text_bytes(vdata, tok, ev.first, ev.tokens);                   \
-        last_val = ev.loss;                                                            \
-        last_bpb = val_bytes ? ev.loss * (double)ev.tokens / (double)val_bytes / log(2.0) \
-                             : NAN;                                                    \
-        if (logf)                                                                      \
-            fprintf(logf, "{\"step\":%lld,\"val_loss\":%.6f,\"val_bpb\":%.6f,"         \
-                    "\"val_tokens\":%llu}\n", (long long)(step_), ev.loss, last_bpb,    \
-                    (unsigned long long)ev.tokens);                                    \
-        if (progress && !tty)                                                          \
-            fprintf(stderr, "llm-train: step %lld: validation loss %.4f, %.4f bits per " \
-                    "byte\n", (long long)(step_), ev.loss, last_bpb);                  \
-        if (ev.loss < best) {                                                          \
-            best = ev.loss;                                                            \
-            bad_evals = 0;                                                             \
-            check(llm_model_save(m, o_output, &sp));                                   \
-        } else {                                                                       \
-            bad_evals++;                                                               \
-        }                                                                              \
-    } while (0)
-
-    /* A classifier keeps the model of the best validation accuracy (ties:
-     * the lower loss); last_bpb then holds the accuracy. */
-#define EVALUATE_CLS(step_)                                                            \
-    do {                                                                               \
-        check(llm_cls_eval(m, cval, o_batch, NULL, &cev));                             \
-        last_val = cev.loss;                                                           \
-        last_bpb = cev.accuracy;                                                       \
-        if (logf)                                                                      \
-            fprintf(logf, "{\"step\":%lld,\"val_loss\":%.6f,\"val_accuracy\":%.6f,"    \
-                    "\"val_docs\":%zu}\n", (long long)(step_), cev.loss, cev.accuracy,  \
-                    cev.docs);                                                         \
-        if (progress && !tty)                                                          \
-            fprintf(stderr, "llm-train: step %lld: validation loss %.4f, accuracy "    \
-                    "%.4f\n", (long long)(step_), cev.loss, cev.accuracy);             \
-        double key_ = 1.0 - cev.accuracy + 1e-9 * cev.loss;                            \
-        if (key_ < best) {                                                             \
-            best = key_;                                                               \
-            bad_evals = 0;                                                             \
-            check(llm_model_save(m, o_output, &sp));                                   \
-        } else {                                                                       \
-            bad_evals++;                                                               \
-        }                                                                              \
-    } while (0)
-
-    double t0 = cli_now(), tlast = t0;
-    int64_t step = start;
-    int status = 0;
-    const char *why = "done";
-    if (step >= total)
-        why = "nothing to do";
-    uint64_t tokens_done = 0;
-    int64_t print_every = total / 20 > 0 ? total / 20 : 1;
-    int64_t stop_at = o_until && o_until < total ? o_until : total;
-    /* --time-limit without --steps or --epochs: the schedule's length is
-     * fitted to the time, from the mean time per step so far (validations
-     * included), after 10 steps or a tenth of the time, whichever comes
-     * first, and again at every validation. */
-    int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
-              !o_until && world == 1;
-    int fitted_once = 0;
-    double comm_last = 0;
-    while (step < stop_at) {
-        llm_step_info info;
-        int rc = llm_trainer_step(tr, &info);
-        if (rc == LLM_ERR_NUMERIC) {
-            /* Every rank sees the same reduced loss and gradient: all stop. */
-            if (tty)
-                fputc('\n', stderr);
-            if (rank == 0) {
-                cli_warn("%s", llm_errmsg());
-                cli_warn("stopped without saving; the last checkpoint '%s' (if any) is kept",
-                         o_checkpoint);
-            }
-            status = 1;
-            why = NULL;
-            break;
-        }
-        check(rc);
-        step = info.step;
-        double spent = fit ? cli_now() - t0 : 0;
-        if (fit && (fitted_once ? has_val && step % o_eval_every == 1
-                                : step >= start + 10 || spent >= o_time_limit / 10)) {
-            double per = spent / (double)(step - start);
-            fitted_once = 1;
-            int64_t fitted = step + (int64_t)((o_time_limit - spent) / per);
-            if (fitted > step) {
-                total = stop_at = fitted;
-                tp.sched.total = total;
-                tp.sched.warmup = o_warmup < total ? o_warmup : total;
-                llm_trainer_set_schedule(tr, &tp.sched);
-                print_every = total / 20 > 0 ? total / 20 : 1;
-                if (progress && !tty)
-                    fprintf(stderr, "llm-train: the schedule is fitted to --time-limit: "
-                            "%lld steps\n", (long long)total);
-            }
-        }
-        tokens_done += info.tokens;
-        double t = cli_now();
-        double tps = (double)tokens_done / (t - t0);
-        if (logf && world > 1) {
-            double comm = par_comm_seconds();
-            fprintf(logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
-                    "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f,\"ranks\":%d,"
-                    "\"allreduce_s\":%.6f}\n", (long long)step, info.loss, info.lr,
-                    info.grad_norm, (unsigned long long)info.tokens, tps, t - t0, world,
-                    comm - comm_last);
-            comm_last = comm;
-        } else if (logf)
-            fprintf(logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"
-                    "\"tokens\":%llu,\"tokens_per_s\":%.1f,\"elapsed_s\":%.3f}\n",
-                    (long long)step, info.loss, info.lr, info.grad_norm,
-                    (unsigned long long)info.tokens, tps, t - t0);
-        /* Validation on rank 0 only: its outcome reaches the others through
-         * the stop decision below. */
-        if (has_val && rank == 0 && (step % o_eval_every == 0 || step == total))
-            EVALUATE(step);
-        if (progress && (tty ? t - tlast > 0.2 || step == total : step % print_every == 0
-                                                                    || step == total)) {
-            char eta[32], val[64] = "";
-            fmt_duration(eta, sizeof eta, (double)(total - step) * (t - t0) /
-                                              (double)(step - start));
-            if (!isnan(last_val))
-                snprintf(val, sizeof val, cls ? " | val %.4f (acc %.3f)" : pairs &&
-                         o_eval_samples ? " | val %.4f (BLEU %.1f)" : pairs ? " | val %.4f" :
-                         " | val %.4f (%.3f bpb)", last_val, last_bpb);
-            fprintf(stderr, "%sstep %lld/%lld | loss %.4f%s | lr %.2e | gnorm %.2f | "
-                    "%.0f tok/s | MFU %.0f%% | ETA %s%s", tty ? "\r\033[K" : "",
-                    (long long)step, (long long)total, info.loss, val, info.lr,
-                    info.grad_norm, tps, peak > 0 ? 100 * tps * flops_tok / peak : 0.0,
-                    eta, tty ? "" : "\n");
-            tlast = t;
-        }
-        if (step == stop_at && stop_at < total)
-            why = "paused (resume with --resume)";
-        if (o_save_every && step % o_save_every == 0 && step < stop_at && rank == 0)
-            check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, (const char *const *)run_meta));
-        /* Stop decisions are agreed by all ranks every step, so that none is
-         * left waiting in the next step's all-reduce. */
-        int stop = (has_val && o_patience && bad_evals >= o_patience ? 1 : 0) |
-                   (o_time_limit > 0 && t - t0 >= o_time_limit ? 2 : 0) | (cli_stopped() ? 4 : 0);
-        stop = par_or(stop);
-        if (stop & 1) {
-            why = "stopped early: no improvement in validation loss";
-            break;
-        }
-        if (stop & 2) {
-            why = "stopped at the time limit";
-            if (has_val && rank == 0 && step % o_eval_every != 0)
-                EVALUATE(step);
-            break;
-        }
-        if (stop & 4) {
-            why = "interrupted";
-            status = 128 + (int)par_max_u64((unsigned long long)cli_stopped());
-            break;
-        }
-    }
-    if (world > 1 && why && !same_weights(m))
-        cli_die("the ranks' weights differ at step %lld (an MPI reduction that is not "
-                "identical on every rank?); nothing saved", (long long)step);
-    if (tty)
-        fputc('\n', stderr);
-    if (why && rank == 0) {
-        check(llm_trainer_save(tr, o_checkpoint, tokb, tokn, (const char *const *)run_meta));
-        /* Without validation, or when nothing was validated yet, the output is
-         * the latest model; otherwise it already holds the best one. */
-        if (!has_val || isinf(best))
-            check(llm_model_save(m, o_output, &sp));
-        else if (cls)
-            cls_calibrate(o_output, cval, &sp);
-        if (!o_quiet) {
-            fprintf(stderr, "llm-train: %s at step %lld; model '%s'", why, (long long)step,
-                    o_output);
-            if (has_val && !isinf(best) && cls)
-                fprintf(stderr, " (best validation accuracy %.4f)", 1 - best);
-            else if (has_val && !isinf(best) && pairs && o_eval_samples)
-                fprintf(stderr, " (best sample BLEU %.2f)", best_bleu);
-            else if (has_val && !isinf(best))
-                fprintf(stderr, " (best validation loss %.4f)", best);
-            fprintf(stderr, ", checkpoint '%s'\n", o_checkpoint);
-        }
-    }
-    if (logf && fclose(logf) != 0)
-        cli_die("write error on '%s': %s", o_log ? o_log : "(memory)", strerror(errno));
-    if (o_plot && rank == 0) {
-        if (o_log)
-            plot_file(o_log);
-        else
-            write_plot(memlog ? memlog : "", memlog_n, "(this run)");
-    }
-    free(memlog);
-    llm_trainer_free(tr);
-    llm_batcher_free(batcher);
-    if (vdata != data)
-        llm_data_free(vdata);
-    llm_data_free(data);
-    llm_cls_data_free(ctrain);
-    llm_cls_data_free(cval);
-    pairs_set_free(&ptrain);
-    pairs_set_free(&pval);
-    free(cweights);
-    llm_model_free(m);
-    llm_tok_free(tok);
+    const char *why;
+    int64_t step;
+    int status = train_loop(&r, &why, &step);
+    finish(&r, why, step);
+    run_free(&r);
     free(ckpt_default);
     par_finalize();
     return status;
