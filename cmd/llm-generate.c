@@ -647,13 +647,11 @@ static void run_beams(llm_session *s, input_t *in, int groups, uint64_t *records
     free(pr);
 }
 
-int main(int argc, char **argv)
+/* Usage errors of option combinations, before anything is loaded. */
+static void check_combinations(int first, int argc)
 {
-    cli_signals();
-    int first = cli_parse(&prog, argc, argv, NULL);
     if (!o_model)
         cli_usage("missing --model FILE");
-    g_jsonl = strcmp(o_format, "jsonl") == 0;
     if (o_logprobs && !g_jsonl)
         cli_usage("--logprobs needs --format jsonl");
     if (o_null && g_jsonl)
@@ -675,24 +673,15 @@ int main(int argc, char **argv)
         if (l > g_stop_max)
             g_stop_max = l;
     }
-    llm_sampler_params sp;
-    sp.temperature = o_temperature;
-    sp.top_k = o_top_k;
-    sp.top_p = o_top_p;
-    sp.min_p = o_min_p;
-    sp.repeat_penalty = o_repeat_penalty;
-    sp.repeat_last_n = o_repeat_last_n;
-    sp.presence_penalty = o_presence;
-    sp.frequency_penalty = o_frequency;
-    if (llm_sampler_check(&sp))
-        cli_usage("--%s", llm_errmsg());
-    check(llm_device_check(o_device));
-    llm_set_threads(o_threads);
+}
 
+/* The model (f16 copies for --precision f16) and its tokenizer, and what
+ * the jobs read of them (g_*). */
+static void load_model(llm_model **mp, llm_tok **tokp)
+{
     llm_model *m;
-    int rc = llm_model_load(o_model, o_device, &m);
-    check(rc);
-    if (strcmp(o_precision, "f16") == 0 && (rc = llm_model_decode_f16(m)))
+    check(llm_model_load(o_model, o_device, &m));
+    if (strcmp(o_precision, "f16") == 0 && llm_model_decode_f16(m))
         cli_die("--precision f16: %s", llm_errmsg());
     if (strcmp(o_precision, "f32") == 0 && o_no_mmap)
         check(llm_model_own(m));
@@ -726,176 +715,240 @@ int main(int argc, char **argv)
     g_pairs = llm_model_pairs(m) != NULL;
     if (g_pairs && o_chat)
         cli_usage("'%s' writes outputs for inputs in its own layout: no --chat", o_model);
+    *mp = m;
+    *tokp = tok;
+}
+
+/* The jobs of a sampling run: one per session sequence at most (slot), and
+ * the started ones in record order (queue), written as they finish. */
+typedef struct {
+    int B;
+    llm_session *s;
+    float *logits;          /* (B, V) */
+    job_t **slot;           /* (B) by session sequence */
+    job_t **queue;
+    size_t qcap, qhead, qlen;
+    prompt_t *cur;          /* the prompt whose samples are being started */
+    int eof;
+    uint64_t tokens, records;
+    /* One step's sequences, tokens, streams, histories and log-probabilities. */
+    int *seqs;
+    int32_t *toks;
+    llm_rng *rngs;
+    const int32_t **hists;
+    size_t *nhist;
+    float *lps;
+} decoder;
+
+static void queue_push(decoder *d, job_t *j)
+{
+    if (d->qhead + d->qlen == d->qcap) {
+        memmove(d->queue, d->queue + d->qhead, d->qlen * sizeof *d->queue);
+        d->qhead = 0;
+        if (d->qlen == d->qcap) {
+            d->qcap *= 2;
+            d->queue = realloc(d->queue, d->qcap * sizeof *d->queue);
+            if (!d->queue)
+                cli_die("out of memory");
+        }
+    }
+    d->queue[d->qhead + d->qlen++] = j;
+}
+
+/* Jobs into free slots, in input order. */
+static void start_jobs(decoder *d, input_t *in)
+{
+    for (int q = 0; q < d->B && !cli_stopped(); q++) {
+        if (d->slot[q])
+            continue;
+        if (!d->cur) {
+            if (d->eof)
+                break;
+            if (o_prompt) {
+                if (in->at++ > 0) {
+                    d->eof = 1;
+                    break;
+                }
+                d->cur = make_prompt(o_prompt, strlen(o_prompt), "", 1, 1);
+            } else {
+                const char *line, *name;
+                size_t len;
+                int64_t lineno;
+                /* Decode what has started rather than wait for input. */
+                if (d->qlen && !input_ready(in))
+                    break;
+                if (!next_line(in, &line, &len, &lineno, &name)) {
+                    d->eof = 1;
+                    break;
+                }
+                d->cur = make_prompt(line, len, name, lineno, in->line);
+            }
+        }
+        job_t *j = start_job(d->cur, d->s, q, d->logits);
+        if (d->cur->samples == o_samples)
+            d->cur = NULL;   /* owned by its jobs from here on */
+        d->slot[q] = j;
+        queue_push(d, j);
+    }
+}
+
+/* One token for every running job: one session step, sampled on the
+ * threads, applied in turn. */
+static void step_jobs(decoder *d)
+{
+    int n = 0;
+    for (int q = 0; q < d->B; q++)
+        if (d->slot[q] && !d->slot[q]->finish) {
+            d->seqs[n] = q;
+            d->toks[n++] = d->slot[q]->next;
+        }
+    if (!n || cli_stopped())
+        return;
+    check(llm_session_step(d->s, d->seqs, d->toks, n, d->logits));
+    for (int i = 0; i < n; i++) {
+        job_t *j = d->slot[d->seqs[i]];
+        d->rngs[i] = j->rng;
+        d->hists[i] = j->hist.data;
+        d->nhist[i] = j->hist.len;
+    }
+    check(llm_sampler_sample_batch(g_sampler, n, d->rngs, d->logits, g_V, d->hists, d->nhist,
+                                   d->toks, d->lps));
+    for (int i = 0; i < n; i++) {
+        d->slot[d->seqs[i]]->rng = d->rngs[i];
+        advance(d->slot[d->seqs[i]], d->toks[i], d->lps[i]);
+    }
+}
+
+/* Frees the slots of finished jobs and writes the records now due. */
+static void write_due(decoder *d)
+{
+    for (int q = 0; q < d->B; q++)
+        if (d->slot[q] && d->slot[q]->finish)
+            d->slot[q] = NULL;
+    while (d->qlen) {
+        job_t *j = d->queue[d->qhead];
+        if (g_stream)
+            stream(j);
+        if (!j->finish)
+            break;
+        if (!g_stream)
+            write_record(j);
+        d->tokens += (uint64_t)j->ntok;
+        d->records++;
+        d->qhead++;
+        d->qlen--;
+        free_job(j, o_samples);
+    }
+}
+
+/* Sampling (or greedy) continuations of every input, B sequences decoded
+ * together, records written in input order. */
+static void run_sampling(llm_model *m, input_t *in, int B)
+{
+    decoder d = { .B = B, .qcap = (size_t)B * 2 };
+    check(llm_session_new(m, B, &d.s));
+    d.logits = xmalloc((size_t)B * g_V * sizeof *d.logits);
+    d.slot = xmalloc((size_t)B * sizeof *d.slot);
+    for (int i = 0; i < B; i++)
+        d.slot[i] = NULL;
+    d.queue = xmalloc(d.qcap * sizeof *d.queue);
+    d.seqs = xmalloc((size_t)B * sizeof *d.seqs);
+    d.toks = xmalloc((size_t)B * sizeof *d.toks);
+    d.rngs = xmalloc((size_t)B * sizeof *d.rngs);
+    d.hists = xmalloc((size_t)B * sizeof *d.hists);
+    d.nhist = xmalloc((size_t)B * sizeof *d.nhist);
+    d.lps = xmalloc((size_t)B * sizeof *d.lps);
+    double t0 = cli_now();
+    for (;;) {
+        start_jobs(&d, in);
+        step_jobs(&d);
+        write_due(&d);
+        if (cli_stopped()) {
+            if (g_stream && d.qlen && d.queue[d.qhead]->started)
+                cli_write(o_null ? "" : "\n", 1, g_out);
+            break;
+        }
+        if (d.eof && d.qlen == 0)
+            break;
+    }
+    cli_flush(g_out);
+    while (d.qlen)   /* unfinished after an interrupt */
+        free_job(d.queue[d.qhead + --d.qlen], o_samples);
+    if (d.cur && d.cur->refs == 0)
+        free_prompt(d.cur);
+    double dt = cli_now() - t0;
+    if (!o_quiet && cli_isatty_stderr() && !g_stream)
+        fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
+                (unsigned long long)d.records, (unsigned long long)d.tokens, dt,
+                dt > 0 ? (double)d.tokens / dt : 0.0);
+    free(d.seqs);
+    free(d.toks);
+    free(d.rngs);
+    free(d.hists);
+    free(d.nhist);
+    free(d.lps);
+    free(d.queue);
+    free(d.slot);
+    free(d.logits);
+    llm_session_free(d.s);
+}
+
+/* Beam search of every input, groups of beams decoded together. */
+static void run_beam_search(llm_model *m, input_t *in, int B)
+{
+    int groups = B / o_beams > 0 ? B / o_beams : 1;
+    llm_session *s;
+    check(llm_session_new(m, groups * o_beams, &s));
+    uint64_t records = 0, tokens = 0;
+    double t0 = cli_now();
+    run_beams(s, in, groups, &records, &tokens);
+    cli_flush(g_out);
+    double dt = cli_now() - t0;
+    if (!o_quiet && cli_isatty_stderr())
+        fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%d beams)\n",
+                (unsigned long long)records, (unsigned long long)tokens, dt, o_beams);
+    llm_session_free(s);
+}
+
+int main(int argc, char **argv)
+{
+    cli_signals();
+    int first = cli_parse(&prog, argc, argv, NULL);
+    g_jsonl = strcmp(o_format, "jsonl") == 0;
+    check_combinations(first, argc);
+    llm_sampler_params sp;
+    sp.temperature = o_temperature;
+    sp.top_k = o_top_k;
+    sp.top_p = o_top_p;
+    sp.min_p = o_min_p;
+    sp.repeat_penalty = o_repeat_penalty;
+    sp.repeat_last_n = o_repeat_last_n;
+    sp.presence_penalty = o_presence;
+    sp.frequency_penalty = o_frequency;
+    if (llm_sampler_check(&sp))
+        cli_usage("--%s", llm_errmsg());
+    check(llm_device_check(o_device));
+    llm_set_threads(o_threads);
+
+    llm_model *m;
+    llm_tok *tok;
+    load_model(&m, &tok);
     if (g_pairs && !cli_given(&o_temperature))
         sp.temperature = 0;   /* an input has one best output */
     check(llm_sampler_new(&sp, &g_sampler));
     g_out = stdout;
     g_stream = o_prompt && !g_jsonl;
 
-    int B = o_batch;
-    llm_session *s;
-    if (o_beams > 1) {
-        int groups = B / o_beams > 0 ? B / o_beams : 1;
-        check(llm_session_new(m, groups * o_beams, &s));
-        input_t in = { 0 };
-        in.files = argv + first;
-        in.nfiles = argc - first;
-        uint64_t records = 0, tokens = 0;
-        double t0 = cli_now();
-        cli_catch_stop();
-        run_beams(s, &in, groups, &records, &tokens);
-        cli_flush(g_out);
-        input_close(&in);
-        free(in.buf);
-        double dt = cli_now() - t0;
-        if (!o_quiet && cli_isatty_stderr())
-            fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%d beams)\n",
-                    (unsigned long long)records, (unsigned long long)tokens, dt, o_beams);
-        llm_session_free(s);
-        llm_sampler_free(g_sampler);
-        llm_tok_free(tok);
-        llm_model_free(m);
-        return cli_stopped() ? 128 + cli_stopped() : 0;
-    }
-    check(llm_session_new(m, B, &s));
-    float *logits = xmalloc((size_t)B * g_V * sizeof *logits);
-    job_t **slot = xmalloc((size_t)B * sizeof *slot);   /* by session sequence */
-    for (int i = 0; i < B; i++)
-        slot[i] = NULL;
-    /* The queue of started jobs, in record order. */
-    size_t qcap = (size_t)B * 2, qhead = 0, qlen = 0;
-    job_t **queue = xmalloc(qcap * sizeof *queue);
-
     input_t in = { 0 };
     in.files = argv + first;
     in.nfiles = argc - first;
-    prompt_t *cur = NULL;       /* the prompt whose samples are being started */
-    int eof = 0;
-    uint64_t total_tokens = 0, records = 0;
-    double t0 = cli_now();
     cli_catch_stop();
-
-    int *seqs = xmalloc((size_t)B * sizeof *seqs);
-    int32_t *toks = xmalloc((size_t)B * sizeof *toks);
-    llm_rng *rngs = xmalloc((size_t)B * sizeof *rngs);
-    const int32_t **hists = xmalloc((size_t)B * sizeof *hists);
-    size_t *nhist = xmalloc((size_t)B * sizeof *nhist);
-    float *lps = xmalloc((size_t)B * sizeof *lps);
-    for (;;) {
-        /* Start jobs in free slots, in input order. */
-        for (int q = 0; q < B && !cli_stopped(); q++) {
-            if (slot[q])
-                continue;
-            if (!cur) {
-                if (eof)
-                    break;
-                if (o_prompt) {
-                    if (in.at++ > 0) {
-                        eof = 1;
-                        break;
-                    }
-                    cur = make_prompt(o_prompt, strlen(o_prompt), "", 1, 1);
-                } else {
-                    const char *line, *name;
-                    size_t len;
-                    int64_t lineno;
-                    /* Decode what has started rather than wait for input. */
-                    if (qlen && !input_ready(&in))
-                        break;
-                    if (!next_line(&in, &line, &len, &lineno, &name)) {
-                        eof = 1;
-                        break;
-                    }
-                    cur = make_prompt(line, len, name, lineno, in.line);
-                }
-            }
-            job_t *j = start_job(cur, s, q, logits);
-            if (cur->samples == o_samples)
-                cur = NULL;   /* owned by its jobs from here on */
-            slot[q] = j;
-            if (qhead + qlen == qcap) {
-                memmove(queue, queue + qhead, qlen * sizeof *queue);
-                qhead = 0;
-                if (qlen == qcap) {
-                    qcap *= 2;
-                    queue = realloc(queue, qcap * sizeof *queue);
-                    if (!queue)
-                        cli_die("out of memory");
-                }
-            }
-            queue[qhead + qlen++] = j;
-        }
-        /* Step every running job together. */
-        int n = 0;
-        for (int q = 0; q < B; q++)
-            if (slot[q] && !slot[q]->finish) {
-                seqs[n] = q;
-                toks[n++] = slot[q]->next;
-            }
-        if (n && !cli_stopped()) {
-            check(llm_session_step(s, seqs, toks, n, logits));
-            /* Sampled on the threads, applied in turn. */
-            for (int i = 0; i < n; i++) {
-                job_t *j = slot[seqs[i]];
-                rngs[i] = j->rng;
-                hists[i] = j->hist.data;
-                nhist[i] = j->hist.len;
-            }
-            check(llm_sampler_sample_batch(g_sampler, n, rngs, logits, g_V, hists, nhist,
-                                           toks, lps));
-            for (int i = 0; i < n; i++) {
-                slot[seqs[i]]->rng = rngs[i];
-                advance(slot[seqs[i]], toks[i], lps[i]);
-            }
-        }
-        /* Free the slots of finished jobs; write the records now due. */
-        for (int q = 0; q < B; q++)
-            if (slot[q] && slot[q]->finish)
-                slot[q] = NULL;
-        while (qlen) {
-            job_t *j = queue[qhead];
-            if (g_stream)
-                stream(j);
-            if (!j->finish)
-                break;
-            if (!g_stream)
-                write_record(j);
-            total_tokens += (uint64_t)j->ntok;
-            records++;
-            qhead++;
-            qlen--;
-            free_job(j, o_samples);
-        }
-        if (cli_stopped()) {
-            if (g_stream && qlen && queue[qhead]->started)
-                cli_write(o_null ? "" : "\n", 1, g_out);
-            break;
-        }
-        if (eof && qlen == 0)
-            break;
-    }
-    cli_flush(g_out);
+    if (o_beams > 1)
+        run_beam_search(m, &in, o_batch);
+    else
+        run_sampling(m, &in, o_batch);
     input_close(&in);   /* open when interrupted before the end of the input */
     free(in.buf);
-    while (qlen)   /* unfinished after an interrupt */
-        free_job(queue[qhead + --qlen], o_samples);
-    if (cur && cur->refs == 0)
-        free_prompt(cur);
-    double dt = cli_now() - t0;
-    if (!o_quiet && cli_isatty_stderr() && !g_stream)
-        fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
-                (unsigned long long)records, (unsigned long long)total_tokens, dt,
-                dt > 0 ? (double)total_tokens / dt : 0.0);
-    free(seqs);
-    free(toks);
-    free(rngs);
-    free(hists);
-    free(nhist);
-    free(lps);
-    free(queue);
-    free(slot);
-    free(logits);
-    llm_session_free(s);
     llm_sampler_free(g_sampler);
     llm_tok_free(tok);
     llm_model_free(m);
