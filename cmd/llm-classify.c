@@ -180,7 +180,7 @@ typedef struct {
     float *probs;
     size_t pcap;
     llm_ids *enc;            /* (ecap) record r's ids, encoded in parallel */
-    int *erc, *etr;          /* its status and truncation */
+    int *etr;                /* and whether it was truncated */
     size_t ecap;
 } batch;
 
@@ -748,27 +748,16 @@ static void run_batch(batch *b)
         if (b->n > b->ecap) {
             b->enc = grow(b->enc, b->n, sizeof *b->enc);
             memset(b->enc + b->ecap, 0, (b->n - b->ecap) * sizeof *b->enc);
-            b->erc = grow(b->erc, b->n, sizeof *b->erc);
             b->etr = grow(b->etr, b->n, sizeof *b->etr);
             b->ecap = b->n;
         }
-        /* Records are tokenized on every thread; a failure is reported by
-         * encoding that record again here, in order. */
-#pragma omp parallel for schedule(dynamic, 8)
-        for (size_t r = 0; r < b->n; r++) {
-            b->erc[r] = LLM_OK;
-            b->etr[r] = 0;
-            if (!b->empty[r])
-                b->erc[r] = llm_cls_encode(g_tok, b->text.data + b->toff[r], b->tlen[r],
-                                           mean ? 0 : g_ctx, &b->enc[r], &b->etr[r]);
-        }
+        /* Records are tokenized on every thread (empty ones too, unused). */
+        check(llm_cls_encode_many(g_tok, b->text.data, b->toff, b->tlen, b->n,
+                                  mean ? 0 : g_ctx, b->enc, b->etr));
         for (size_t r = 0; r < b->n; r++) {
             if (b->empty[r])
                 continue;
             llm_ids *doc = &b->enc[r];
-            if (b->erc[r])
-                check(llm_cls_encode(g_tok, b->text.data + b->toff[r], b->tlen[r],
-                                     mean ? 0 : g_ctx, doc, NULL));
             g_truncated += (uint64_t)b->etr[r];
             if (!mean || doc->len <= (size_t)g_ctx) {
                 add_doc(b, doc->data, doc->len, r);
@@ -949,7 +938,7 @@ int main(int argc, char **argv)
     llm_ids_free(&b.ids);
     for (size_t r = 0; r < b.ecap; r++)
         llm_ids_free(&b.enc[r]);
-    free(b.enc); free(b.erc); free(b.etr);
+    free(b.enc); free(b.etr);
     for (int k = 0; zs_names && k < g_K; k++) {
         free(zs_names[k]);
         llm_ids_free(&g_label_ids[k]);

@@ -535,6 +535,53 @@ int llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
     return cls_encode(t, text, n, max_tokens, out, NULL, truncated);
 }
 
+typedef struct {
+    const llm_tok *t;
+    const char *text;
+    const size_t *off, *len;
+    size_t n;
+    int max_tokens;
+    llm_ids *out;
+    int *truncated, *status;
+} encode_job;
+
+#define ENCODE_CHUNK 8   /* texts per task */
+
+static void encode_task(void *ctx, int task, int thread)
+{
+    const encode_job *j = ctx;
+    (void)thread;
+    size_t end = ((size_t)task + 1) * ENCODE_CHUNK;
+    for (size_t i = (size_t)task * ENCODE_CHUNK; i < end && i < j->n; i++) {
+        int tr = 0;
+        const char *p = j->len[i] ? j->text + j->off[i] : "";
+        j->status[i] = cls_encode(j->t, p, j->len[i], j->max_tokens, &j->out[i], NULL, &tr);
+        if (j->truncated)
+            j->truncated[i] = tr;
+    }
+}
+
+int llm_cls_encode_many(const llm_tok *t, const char *text, const size_t *off,
+                        const size_t *len, size_t n, int max_tokens, llm_ids *out,
+                        int *truncated)
+{
+    if (n == 0)
+        return LLM_OK;
+    if ((n + ENCODE_CHUNK - 1) / ENCODE_CHUNK > INT32_MAX)
+        return llm_fail(LLM_ERR_INVALID, "%zu texts are too many for one call", n);
+    int *status = malloc(n * sizeof *status);
+    if (!status)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    encode_job j = { t, text, off, len, n, max_tokens, out, truncated, status };
+    llm_kernels_parallel((int)((n + ENCODE_CHUNK - 1) / ENCODE_CHUNK), 0, encode_task, &j);
+    int rc = LLM_OK;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (status[i])   /* again on this thread, for its message */
+            rc = cls_encode(t, text + off[i], len[i], max_tokens, &out[i], NULL, NULL);
+    free(status);
+    return rc;
+}
+
 int llm_cls_encode_spans(const llm_tok *t, const char *text, size_t n, int max_tokens,
                          llm_ids *out, llm_ids *spans, int *truncated)
 {

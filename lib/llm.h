@@ -1007,6 +1007,14 @@ void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *pro
 int  llm_cls_encode(const llm_tok *t, const char *text, size_t n, int max_tokens,
                     llm_ids *out, int *truncated);
 
+/*! llm_cls_encode_many() : llm_cls_encode() of n texts on the threads, text
+ *  i being text[off[i] .. off[i] + len[i]), into out[i] (n initialised
+ *  llm_ids, reused) and truncated[i] (may be NULL). @return LLM_OK, or the
+ *  failure of the lowest failing text, with its message. */
+int  llm_cls_encode_many(const llm_tok *t, const char *text, const size_t *off,
+                         const size_t *len, size_t n, int max_tokens, llm_ids *out,
+                         int *truncated);
+
 /*! llm_cls_encode_spans() : as llm_cls_encode(), and replaces `spans`
  *  with each id's [start, end) byte offsets in text (two ints per id;
  *  -1, -1 for BOS, EOS and ids the normaliser made up). */

@@ -542,6 +542,43 @@ static void test_calibration(void)
 
 /* --------------------------------------------------- encoding and batches */
 
+/* llm_cls_encode_many() against llm_cls_encode() text by text, and its
+ * failure: the lowest failing text's, with that text's message. */
+static void test_encode_many(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tiny.model", fixtures());
+    llm_tok *t;
+    CHECK_RC(llm_tok_load(path, &t));
+    char text[4096] = "";
+    enum { N = 40 };
+    size_t off[N], len[N];
+    for (int i = 0; i < N; i++) {
+        off[i] = strlen(text);
+        for (int k = 0; k < i % 7; k++)   /* i % 7 == 0: empty */
+            strcat(text, k % 2 ? "the seal was worn " : "pump ");
+        len[i] = strlen(text) - off[i];
+    }
+    for (int max = 0; max <= 5; max += 5) {
+        llm_ids out[N] = { { 0 } }, one = { 0 };
+        int tr[N], tr1;
+        CHECK_RC(llm_cls_encode_many(t, text, off, len, N, max, out, tr));
+        for (int i = 0; i < N; i++) {
+            CHECK_RC(llm_cls_encode(t, text + off[i], len[i], max, &one, &tr1));
+            if (one.len != out[i].len || memcmp(one.data, out[i].data, one.len * 4) ||
+                tr1 != tr[i])
+                FAIL("encode_many max %d: text %d differs from llm_cls_encode", max, i);
+        }
+        if (max == 5 && (llm_cls_encode_many(t, text, off, len, N, 2, out, NULL) !=
+                         LLM_ERR_INVALID || !strstr(llm_errmsg(), "2")))
+            FAIL("encode_many: room for 2 tokens accepted: %s", llm_errmsg());
+        for (int i = 0; i < N; i++)
+            llm_ids_free(&out[i]);
+        llm_ids_free(&one);
+    }
+    llm_tok_free(t);
+}
+
 static void test_encode_and_batches(void)
 {
     char path[512];
@@ -634,6 +671,7 @@ static void test_class_weights(void)
 int main(void)
 {
     test_class_weights();
+    test_encode_many();
     test_fixture("cls_single_last.safetensors", "cpu");
     test_fixture("cls_single_last.safetensors", "ref");
     test_fixture("cls_multi_mean.safetensors", "cpu");
