@@ -590,23 +590,6 @@ int llm_cls_encode_spans(const llm_tok *t, const char *text, size_t n, int max_t
 
 /* -------------------------------------------------------------- prediction */
 
-/* One scratch session per thread in m->infer. */
-static int infer_reserve(llm_model *m, int nt)
-{
-    if (nt <= m->n_infer)
-        return LLM_OK;
-    llm_session **v = realloc(m->infer, (size_t)nt * sizeof *v);
-    if (!v)
-        return llm_fail(LLM_ERR_NOMEM, "out of memory");
-    m->infer = v;
-    for (; m->n_infer < nt; m->n_infer++) {
-        int rc = llm_session_new(m, 1, &v[m->n_infer]);
-        if (rc)
-            return rc;
-    }
-    return LLM_OK;
-}
-
 /* Probabilities (n, K) of documents packed b at a time: pooled (b, C) and
  * logits (b, K) are this thread's scratch. */
 static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *docs,
@@ -661,6 +644,7 @@ typedef struct {
 
 typedef struct {
     llm_model *m;
+    llm_session **sess;    /* (threads) one packed-forward session each */
     const int32_t *const *docs;
     const size_t *lens;
     size_t n, chunk, nchunks;
@@ -680,7 +664,7 @@ static void predict_task(void *ctx, int task, int id)
     int b = j->n - s < j->chunk ? (int)(j->n - s) : (int)j->chunk;
     float *pooled = j->scratch + (size_t)id * j->chunk * (j->C + 2 * K);
     float *z = pooled + j->chunk * j->C, *p = z + j->chunk * K;
-    int e = predict_chunk(j->m, j->m->infer[id], j->docs + s, j->lens + s, b, pooled, z, p);
+    int e = predict_chunk(j->m, j->sess[id], j->docs + s, j->lens + s, b, pooled, z, p);
     if (e) {
         predict_slot *sl = &j->slot[id];
         if ((size_t)task < sl->fail_at) {
@@ -726,20 +710,24 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
         return llm_fail(LLM_ERR_RANGE, "%zu batches of %zu documents are too many", nchunks,
                         chunk);
     nt = nchunks < (size_t)nt ? (int)nchunks : nt;
-    rc = infer_reserve(m, nt);
-    if (rc)
-        return rc;
+    llm_session **sess = calloc((size_t)nt, sizeof *sess);
+    if (!sess)
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    for (int id = 0; id < nt && !rc; id++)
+        rc = llm_session_new_packed(m, &sess[id]);
     float *scratch = malloc((size_t)nt * chunk * (C + 2 * (size_t)K) * sizeof *scratch);
     float *dp = owner ? malloc(n * K * sizeof *dp) : probs;   /* by document */
     uint32_t *count = owner ? calloc(nout ? nout : 1, sizeof *count) : NULL;
     predict_slot *slot = malloc((size_t)nt * sizeof *slot);
+    if (rc)
+        goto done;
     if (!scratch || !dp || (owner && !count) || !slot) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (int id = 0; id < nt; id++)
         slot[id].fail_at = nchunks;
-    predict_job job = {m, docs, lens, n, chunk, nchunks, K, C, scratch, dp, slot, 0};
+    predict_job job = {m, sess, docs, lens, n, chunk, nchunks, K, C, scratch, dp, slot, 0};
     llm_kernels_parallel((int)nchunks, nt, predict_task, &job);
     const predict_slot *first = NULL;   /* the lowest failing batch */
     for (int id = 0; id < nt; id++)
@@ -759,6 +747,9 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
         for (int k = 0; count[r] > 1 && k < K; k++)
             probs[r * K + k] /= (float)count[r];
 done:
+    for (int id = 0; id < nt; id++)
+        llm_session_free(sess[id]);
+    free(sess);
     free(scratch);
     if (owner)
         free(dp);

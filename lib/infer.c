@@ -66,7 +66,8 @@ static float *kv_at(const llm_session *s, int seq, int l, int which)
     return s->kv + (((size_t)seq * c->n_layers + l) * 2 + which) * per;
 }
 
-int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
+/* A session of n_seq sequences, with their key/value cache when `cache`. */
+static int session_new(const llm_model *m, int n_seq, int cache, llm_session **out)
 {
     *out = NULL;
     if (!m->k->matmul_rows || !m->k->attention_rows)
@@ -86,7 +87,7 @@ int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
     size_t n;
     /* Pages of the cache are touched only as positions fill. */
     if (llm_mul_size((size_t)n_seq * c->n_layers * 2, (size_t)s->n_ctx * s->KVD, &n) ||
-        llm_mul_size(n, sizeof(float), &n) || !(s->kv = llm_alloc64(n)) ||
+        llm_mul_size(n, sizeof(float), &n) || (cache && !(s->kv = llm_alloc64(n))) ||
         !(s->len = calloc((size_t)n_seq, sizeof *s->len))) {
         llm_session_free(s);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a key/value cache of %d "
@@ -94,6 +95,16 @@ int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
     }
     *out = s;
     return LLM_OK;
+}
+
+int llm_session_new(const llm_model *m, int n_seq, llm_session **out)
+{
+    return session_new(m, n_seq, 1, out);
+}
+
+int llm_session_new_packed(const llm_model *m, llm_session **out)
+{
+    return session_new(m, 1, 0, out);
 }
 
 void llm_session_free(llm_session *s)
@@ -402,6 +413,8 @@ static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
 int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
                         float *logits)
 {
+    if (!s->kv)
+        return llm_fail(LLM_ERR_INVALID, "a session for packed forwards caches nothing");
     if (seq < 0 || seq >= s->n_seq)
         return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seq, s->n_seq);
     if (n < 1)
@@ -431,6 +444,8 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
 int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,
                      float *logits)
 {
+    if (!s->kv)
+        return llm_fail(LLM_ERR_INVALID, "a session for packed forwards caches nothing");
     if (n < 1 || n > s->n_seq)
         return llm_fail(LLM_ERR_INVALID, "a step takes 1 to %d sequences, not %d",
                         s->n_seq, n);

@@ -126,6 +126,16 @@ int llm_set_threads(int n)
     return llm_kernels_set_threads(n);
 }
 
+const char *llm_cpu_level(void)
+{
+    return llm_kernels_cpu_level();
+}
+
+const char *const *llm_cpu_levels(void)
+{
+    return llm_kernels_cpu_levels(1);
+}
+
 /* -------------------------------------------------------------- creation */
 
 static int add_tensor(llm_model *m, const char *name, int ndim, int64_t d0,
@@ -488,9 +498,6 @@ void llm_model_free(llm_model *m)
     free(m->thresholds);
     free(m->cls);
     free(m->lens);
-    for (int i = 0; i < m->n_infer; i++)
-        llm_session_free(m->infer[i]);
-    free(m->infer);
     free(m->chat_system);
     free(m);
 }

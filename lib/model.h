@@ -80,8 +80,6 @@ struct llm_model {
     size_t lens_cap;
     int cls_ready;         /* a classifier forward with labels awaits backward */
     int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
-    struct llm_session **infer;  /* (n_infer) llm_cls_predict()'s scratch by thread */
-    int n_infer;
     /* Low-rank adapters (LoRA, llm_model_lora()), absent when lora_rank is
      * 0: for each target t (LLM_LORA_Q .. LLM_LORA_W3) A_t (L, r, in_t) and
      * B_t (L, out_t, r), the last n_lora floats of the parameter block.
@@ -191,6 +189,8 @@ int   llm_cls_backward_input(llm_model *m, const float *dlogits);
 /* Each of n documents has 1 to context tokens, every one in the vocabulary. */
 int   llm_check_docs(const llm_model *m, const int32_t *const *docs, const size_t *lens,
                      size_t n);
+/* A session for llm_session_pooled() alone: no key/value cache. */
+int   llm_session_new_packed(const llm_model *m, struct llm_session **out);
 int   llm_session_pooled(struct llm_session *s, const int32_t *const *docs,
                          const size_t *lens, int nd, int pooling, float *pooled);
 /* The adapted projections, in the order of their adapter families. */
