@@ -11,6 +11,7 @@
 #   make CUDA=1 check-cuda  CUDA kernels against the reference (skips without a GPU)
 #   make MPI=1            llm-train over OpenMPI: mpirun -np N llm-train ... (B=build-mpi)
 #   make WERROR=1         warnings are errors (CI)
+#   make NATIVE=1         -march=native everywhere: runs only on CPUs like this one
 
 prefix      ?= /usr/local
 exec_prefix ?= $(prefix)
@@ -31,7 +32,28 @@ WARN = -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes \
 ifeq ($(WERROR),1)
 WARN += -Werror
 endif
-OPT      ?= -O2 -march=native -mtune=native
+# Instruction sets. The default build runs on any x86-64 (and on any other
+# machine its compiler targets): lib/, cmd/ and tests/ are compiled for the
+# baseline, and the CPU kernels once per level of CPU_LEVELS, each with its
+# flags; kernels/kernels.c picks the best level the CPU runs at start-up
+# (LLM_CPU=generic|avx2|avx512 forces one). NATIVE=1 compiles everything
+# for this CPU instead, with one level of kernels, "native": a binary that
+# may die of SIGILL on another machine.
+TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifeq ($(NATIVE),1)
+OPT        ?= -O2 -march=native -mtune=native
+CPU_LEVELS  = native
+CPPFLAGS   += -DLLM_CPU_LEVEL=native
+else
+OPT        ?= -O2
+CPU_LEVELS  = generic $(if $(filter x86_64-% amd64-%,$(TARGET)),avx2 avx512)
+endif
+CPU_FLAGS_generic =
+CPU_FLAGS_native  =
+CPU_FLAGS_avx2    = -mavx2 -mfma -mf16c
+CPU_FLAGS_avx512  = $(CPU_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+# The level whose names code compiled once sees (kernels/cpu/level.h).
+CPU_BASE = $(firstword $(CPU_LEVELS))
 SAN      ?=
 CFLAGS   ?=
 CPPFLAGS += -Ilib -Ikernels -Icmd -D_GNU_SOURCE
@@ -77,9 +99,16 @@ LIBS      += $(CUDA_LIBS)
 CU_SRC     = $(wildcard kernels/cuda/*.cu)
 endif
 
-LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
+# kernels/cpu/: the reference kernels (the yardstick) and the one thread
+# pool (llm_kernels_parallel(), a single symbol with no arithmetic) are
+# compiled once; every other file is arithmetic and compiled once per
+# level into $(B)/kernels/cpu/LEVEL/, its names suffixed by level.h.
+CPU_ONCE  = kernels/cpu/ref.c kernels/cpu/ref_sample.c kernels/cpu/parallel.c
+CPU_MULTI = $(filter-out $(CPU_ONCE),$(wildcard kernels/cpu/*.c))
+CPU_OBJ   = $(foreach l,$(CPU_LEVELS),$(CPU_MULTI:kernels/cpu/%.c=$(B)/kernels/cpu/$(l)/%.o))
+LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(CPU_ONCE)
 LIB_CXX  = $(wildcard lib/*.cc)
-LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
+LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(CPU_OBJ) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
 CLI_OBJ  = $(B)/cmd/cli.o $(B)/cmd/plot.o
 PROGS    = $(patsubst cmd/%.c,%,$(wildcard cmd/llm-*.c))
 BINS     = $(PROGS:%=$(B)/bin/%)
@@ -102,7 +131,17 @@ COMPL    = $(foreach p,$(PROGS),completions/$(p).bash completions/_$(p) completi
 
 all: $(BINS) $(B)/libllm.a $(B)/libllm.so
 
-$(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
+HDRS = $(wildcard lib/*.h kernels/*.h kernels/cpu/*.h cmd/*.h)
+
+# Objects built with other flags (NATIVE=, the levels) are rebuilt: a stamp
+# per setting, as for MPI= below.
+empty :=
+CPU_STAMP = $(B)/.cpu-$(subst $(empty) ,-,$(strip $(CPU_LEVELS)))
+$(CPU_STAMP):
+	@mkdir -p $(@D)
+	@rm -f $(B)/.cpu-* && touch $@
+
+$(B)/%.o: %.c $(HDRS) $(CPU_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
@@ -113,11 +152,21 @@ $(B)/%.o: %.c $(wildcard lib/*.h kernels/*.h cmd/*.h)
 $(B)/kernels/cpu/%.o: CFLAGS += -O3 -fno-math-errno \
 	-fno-trapping-math
 
-$(B)/%.o: %.cc $(wildcard lib/*.h)
+# One object per level and source: that level's flags after all others.
+define cpu_level_rule
+$$(B)/kernels/cpu/$(1)/%.o: kernels/cpu/%.c $$(HDRS) $$(CPU_STAMP)
+	@mkdir -p $$(@D)
+	$$(CC) $$(CPPFLAGS) -DLLM_CPU_LEVEL=$(1) $$(ALL_CFLAGS) $$(CPU_FLAGS_$(1)) -c $$< -o $$@
+endef
+$(foreach l,$(CPU_LEVELS),$(eval $(call cpu_level_rule,$(l))))
+# kernels.c offers the levels that were built.
+$(B)/kernels/kernels.o: CPPFLAGS += $(CPU_LEVELS:%=-DLLM_CPU_HAS_%)
+
+$(B)/%.o: %.cc $(wildcard lib/*.h) $(CPU_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cuda/*.h)
+$(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cpu/*.h kernels/cuda/*.h)
 	@mkdir -p $(@D)
 	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) $(NVCC_WARN) -c $< -o $@
 
@@ -209,8 +258,8 @@ FUZZ_B = build-fuzz
 fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 	@mkdir -p $(FUZZ_B)
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang $(CPPFLAGS) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -o $(FUZZ_B)/$$n $$f $(LIB_SRC) $(LIB_CXX:%.cc=$(B)/%.o) $(LIBS) || exit 1; \
+	  clang $(CPPFLAGS) -DLLM_CPU_HAS_$(CPU_BASE) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -o $(FUZZ_B)/$$n $$f $(LIB_SRC) $(CPU_MULTI) $(LIB_CXX:%.cc=$(B)/%.o) $(LIBS) || exit 1; \
 	  mkdir -p tests/fuzz/corpus/$$n $(FUZZ_B)/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
 	  $(FUZZ_B)/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
@@ -226,9 +275,10 @@ fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 .PHONY: check-cuda
 CUDA_TEST = $(B)/tests/cuda/test_cuda_kernels
 # The sampling kernels of the two tables (cpu_extra.h) come along: the
-# CUDA table points at the CPU's host-side ones.
+# CUDA table points at the CPU's host-side ones, of the base level.
 $(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o \
-              $(B)/kernels/cpu/ref_sample.o $(B)/kernels/cpu/sample.o $(CU_SRC:%.cu=$(B)/%.o)
+              $(B)/kernels/cpu/ref_sample.o $(B)/kernels/cpu/$(CPU_BASE)/sample.o \
+              $(CU_SRC:%.cu=$(B)/%.o)
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS) -lm
 

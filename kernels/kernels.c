@@ -1,14 +1,164 @@
-/* kernels.c: backend lookup by device name and the one thread-count knob
+/* kernels.c: backend lookup by device name, the choice of the CPU
+ * kernels' instruction-set level at start-up, and the one thread-count knob
  * shared by OpenMP and OpenBLAS. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
 #include <omp.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
+#include "cpu/level.h"
 #include "kernels.h"
 #ifdef LLM_CUDA
 #include "cuda/cuda.h"
 #endif
+
+/* ---------------------------------------------------------------- CPU levels */
+
+/* The Makefile defines LLM_CPU_HAS_<level> for each level it compiled. */
+#if !defined(LLM_CPU_HAS_generic) && !defined(LLM_CPU_HAS_avx2) && \
+    !defined(LLM_CPU_HAS_avx512) && !defined(LLM_CPU_HAS_native)
+#error "no CPU level: build with the Makefile (it defines LLM_CPU_HAS_<level>)"
+#endif
+
+static int runs_always(void)
+{
+    return 1;
+}
+
+#if defined(LLM_CPU_HAS_avx2) || defined(LLM_CPU_HAS_avx512)
+/* __builtin_cpu_supports() also checks that the OS saves the ymm and zmm
+ * registers; clang 14 lacks its "f16c", so that bit comes from cpuid. */
+static int runs_avx2(void)
+{
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
+#ifdef LLM_CPU_HAS_avx512
+static int runs_avx512(void)
+{
+    return runs_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+typedef struct {
+    const char *name;
+    const llm_kernels *(*table)(void);
+    int (*runs)(void);   /* whether this CPU has the instructions */
+} cpu_level;
+
+/* Best first. A native build (NATIVE=1) has that level alone: it runs
+ * where it was built. */
+static const cpu_level levels[] = {
+#ifdef LLM_CPU_HAS_native
+    {"native", llm_kernels_cpu_native, runs_always},
+#endif
+#ifdef LLM_CPU_HAS_avx512
+    {"avx512", llm_kernels_cpu_avx512, runs_avx512},
+#endif
+#ifdef LLM_CPU_HAS_avx2
+    {"avx2", llm_kernels_cpu_avx2, runs_avx2},
+#endif
+#ifdef LLM_CPU_HAS_generic
+    {"generic", llm_kernels_cpu_generic, runs_always},
+#endif
+};
+enum { N_LEVELS = sizeof levels / sizeof levels[0] };
+
+static const char *built_names[N_LEVELS + 1], *runnable_names[N_LEVELS + 1];
+static const cpu_level *chosen;
+static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+
+/* "a, b, c" from a NULL-terminated list. */
+static void join(char *buf, size_t cap, const char *const *names)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; names[i] && n < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+}
+
+/* Once: which levels this CPU runs, and the one to use. LLM_CPU naming a
+ * level that cannot be used is not fatal (as OpenBLAS treats
+ * OPENBLAS_CORETYPE): the program still works, on the best level, and
+ * says so on stderr, since a forced level is a request somebody should
+ * hear was refused. Empty counts as unset. */
+static void choose(void)
+{
+    int nr = 0;
+    for (int i = 0; i < N_LEVELS; i++) {
+        built_names[i] = levels[i].name;
+        if (levels[i].runs()) {
+            runnable_names[nr++] = levels[i].name;
+            if (!chosen)
+                chosen = &levels[i];
+        }
+    }
+    const char *want = getenv("LLM_CPU");
+    if (!want || !*want)
+        return;
+    for (int i = 0; i < N_LEVELS; i++)
+        if (strcmp(want, levels[i].name) == 0) {
+            if (levels[i].runs()) {
+                chosen = &levels[i];
+                return;
+            }
+            char have[64];
+            join(have, sizeof have, runnable_names);
+            fprintf(stderr, "%s: LLM_CPU=%s: this CPU lacks the instructions of "
+                    "level %s (it runs %s); using %s\n", program_invocation_short_name,
+                    want, want, have, chosen->name);
+            return;
+        }
+    char built[64];
+    join(built, sizeof built, built_names);
+    fprintf(stderr, "%s: LLM_CPU=%s: no such level in this build (%s); using %s\n",
+            program_invocation_short_name, want, built, chosen->name);
+}
+
+const llm_kernels *llm_kernels_cpu(void)
+{
+    pthread_once(&choose_once, choose);
+    return chosen->table();
+}
+
+const char *llm_kernels_cpu_level(void)
+{
+    pthread_once(&choose_once, choose);
+    return chosen->name;
+}
+
+const char *const *llm_kernels_cpu_levels(int runnable)
+{
+    pthread_once(&choose_once, choose);
+    return runnable ? runnable_names : built_names;
+}
+
+const llm_kernels *llm_kernels_cpu_for(const char *level)
+{
+    for (int i = 0; i < N_LEVELS; i++)
+        if (strcmp(level, levels[i].name) == 0)
+            return levels[i].runs() ? levels[i].table() : NULL;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- lookup */
 
 static int n_threads;   /* 0: not set yet, both libraries at their default */
 
@@ -24,6 +174,8 @@ const llm_kernels *llm_kernels_get(const char *device)
 #endif
     return NULL;
 }
+
+/* ---------------------------------------------------------------- threads */
 
 /* OpenMP and OpenBLAS (pthread build) keep separate pools. Matrix products
  * and element-wise kernels alternate, never overlap, so giving both pools

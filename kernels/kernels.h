@@ -190,8 +190,27 @@ typedef struct llm_kernels {
     /* --- end helper block --- */
 } llm_kernels;
 
-/*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels. */
+/*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
+ *  instruction-set level ("generic": baseline x86-64 or any other machine;
+ *  "avx2": AVX2, FMA and F16C; "avx512": AVX-512 F, BW, VL and DQ besides;
+ *  "native" alone in a NATIVE=1 build). The table of the best level this
+ *  CPU runs, chosen at the first call; the environment variable LLM_CPU
+ *  names another. A level this build lacks or this CPU cannot run, or an
+ *  unknown name, is reported once on stderr (the one message the library
+ *  prints: nobody else is told) and the best level used instead. Within a
+ *  level results are bitwise reproducible (see Determinism above); across
+ *  levels the orders of the vectorised reductions differ. */
 const llm_kernels *llm_kernels_cpu(void);
+/*! llm_kernels_cpu_level() : the name of the level llm_kernels_cpu() uses. */
+const char *llm_kernels_cpu_level(void);
+/*! llm_kernels_cpu_levels() : the levels' names, best first,
+ *  NULL-terminated: every one this build has (runnable = 0), or those this
+ *  CPU runs (runnable = 1). */
+const char *const *llm_kernels_cpu_levels(int runnable);
+/*! llm_kernels_cpu_for() : the table of one level, whatever LLM_CPU says
+ *  (for tests and comparisons); NULL when this build lacks it or this CPU
+ *  cannot run it. */
+const llm_kernels *llm_kernels_cpu_for(const char *level);
 /*! llm_kernels_ref() : plain loops, double accumulation; the yardstick every
  *  other backend is tested against. Slow. */
 const llm_kernels *llm_kernels_ref(void);

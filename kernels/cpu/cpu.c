@@ -482,7 +482,8 @@ static const llm_kernels cpu_kernels = {
     /* --- end helper block --- */
 };
 
-const llm_kernels *llm_kernels_cpu(void)
+/* llm_kernels_cpu_<level>(); kernels.c's llm_kernels_cpu() chooses. */
+const llm_kernels *LLM_CPU_NAME(llm_kernels_cpu)(void)
 {
     return &cpu_kernels;
 }

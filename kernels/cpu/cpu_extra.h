@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "level.h"   /* the llm_cpu_ names carry the level */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "level.h"   /* the names carry the level */
+
 void llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                          const int *map, const void *w, int half, int N, int IC, int OC);
 size_t llm_cpu_matmul_rows_scratch(int IC, int OC);

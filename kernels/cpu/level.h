@@ -1,0 +1,53 @@
+/* level.h: the names of the CPU kernels compiled once per instruction-set
+ * level. The Makefile compiles the arithmetic kernels of kernels/cpu/
+ * (cpu.c, rows.c, sample.c, dropout.c) once for each level of CPU_LEVELS,
+ * with that level's flags and LLM_CPU_LEVEL set to its name; every external
+ * name below then carries the level as a suffix (llm_cpu_matmul_rows_avx2),
+ * so that all levels link into one library side by side and kernels.c
+ * picks one table at start-up. A new external name in those files must be
+ * added here, or the levels collide at link time.
+ *
+ * Code compiled once (ref.c, the CUDA table's host-side sampling) sees the
+ * names of the base level: generic, or native in a NATIVE=1 build, whose
+ * Makefile passes LLM_CPU_LEVEL=native everywhere. */
+#ifndef LLM_CPU_LEVEL_H
+#define LLM_CPU_LEVEL_H
+
+#ifndef LLM_CPU_LEVEL
+#define LLM_CPU_LEVEL generic
+#endif
+
+#define LLM_CPU_CAT2(a, b) a##_##b
+#define LLM_CPU_CAT(a, b) LLM_CPU_CAT2(a, b)
+/* name_<level>, e.g. LLM_CPU_NAME(llm_kernels_cpu) = llm_kernels_cpu_avx2. */
+#define LLM_CPU_NAME(name) LLM_CPU_CAT(name, LLM_CPU_LEVEL)
+
+/* rows.c (rows.h) */
+#define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
+#define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)
+#define llm_cpu_matmul_rows_packed   LLM_CPU_NAME(llm_cpu_matmul_rows_packed)
+#define llm_cpu_attention_rows       LLM_CPU_NAME(llm_cpu_attention_rows)
+#define llm_cpu_to_half              LLM_CPU_NAME(llm_cpu_to_half)
+/* sample.c and dropout.c (cpu_extra.h) */
+#define llm_cpu_logits_max           LLM_CPU_NAME(llm_cpu_logits_max)
+#define llm_cpu_softmax_weights      LLM_CPU_NAME(llm_cpu_softmax_weights)
+#define llm_cpu_find_first           LLM_CPU_NAME(llm_cpu_find_first)
+#define llm_cpu_linear_f64           LLM_CPU_NAME(llm_cpu_linear_f64)
+#define llm_cpu_dropout              LLM_CPU_NAME(llm_cpu_dropout)
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* cpu.c's table, one per level (as LLM_CPU_NAME(llm_kernels_cpu)), for
+ * kernels.c; only the levels of the build exist. */
+struct llm_kernels;
+const struct llm_kernels *llm_kernels_cpu_generic(void);
+const struct llm_kernels *llm_kernels_cpu_avx2(void);
+const struct llm_kernels *llm_kernels_cpu_avx512(void);
+const struct llm_kernels *llm_kernels_cpu_native(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
