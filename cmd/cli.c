@@ -370,6 +370,13 @@ static int reads_files(const cli_prog *p, int cmd)
 static void print_version(const cli_prog *p)
 {
     printf("%s (llm) %s\n", p->name, LLM_VERSION);
+    /* kernels: cpu avx512 (avx2, generic available) */
+    const char *level = llm_cpu_level(), *const *all = llm_cpu_levels();
+    printf("kernels: cpu %s", level);
+    for (int i = 0, n = 0; all[i]; i++)
+        if (strcmp(all[i], level) != 0)
+            printf("%s%s", n++ ? ", " : " (", all[i]);
+    printf("%s\n", all[1] ? " available)" : "");   /* level is one of all */
     cli_flush(stdout);
     exit(CLI_EXIT_OK);
 }

@@ -186,8 +186,9 @@ for bin in "$BIN"/llm-*; do
     fi
 
     "$p" --version >out 2>err; st=$?
-    [ $st -eq 0 ] && [ ! -s err ] && [ "$(nlines out)" -eq 1 ] &&
-        grep -q "^$p (llm) [0-9][0-9.]*[0-9a-z.+-]*\$" out && ok "$p" version ||
+    [ $st -eq 0 ] && [ ! -s err ] && [ "$(nlines out)" -eq 2 ] &&
+        head -n 1 out | grep -q "^$p (llm) [0-9][0-9.]*[0-9a-z.+-]*\$" &&
+        tail -n 1 out | grep -q "^kernels: cpu [a-z0-9]*" && ok "$p" version ||
         bad "$p" version "exit $st: $(head -c 200 out)" err
 
     "$p" --no-such-option >out 2>err; usage_error "$p" unknown-option "$p" $?
