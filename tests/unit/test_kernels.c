@@ -3,7 +3,8 @@
  * backward against central finite differences of its forward. The
  * inference kernels, whose order of summation is their contract, must
  * equal the reference bit for bit, and give every row the same bits in
- * any batch. */
+ * any batch. Every CPU level this machine runs is tested; the others are
+ * skipped, saying so. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -717,19 +718,9 @@ static void test_finite_differences(const llm_kernels *r)
     }
 }
 
-int main(void)
+/* Every fast kernel of one CPU level against the reference. */
+static void test_level(const llm_kernels *f, const llm_kernels *r)
 {
-    const llm_kernels *f = llm_kernels_get("cpu"), *r = llm_kernels_get("ref");
-    if (!f || !r || llm_kernels_get("nonesuch") != NULL) {
-        printf("FAIL kernel lookup\n");
-        return 1;
-    }
-#ifndef LLM_CUDA
-    if (llm_kernels_get("cuda") != NULL) {
-        printf("FAIL cuda lookup without LLM_CUDA\n");
-        return 1;
-    }
-#endif
     for (int threads = 1; threads <= 2; threads++) {
         llm_kernels_set_threads(threads);
         test_matmul(f, r, 1, 1, 1);
@@ -777,6 +768,38 @@ int main(void)
         test_to_half(f, r, 7, 3);
         test_to_half(f, r, 1001, 1001);
         test_to_half(f, r, 100003, 77777);
+    }
+}
+
+int main(void)
+{
+    const llm_kernels *f = llm_kernels_get("cpu"), *r = llm_kernels_get("ref");
+    if (!f || !r || llm_kernels_get("nonesuch") != NULL) {
+        printf("FAIL kernel lookup\n");
+        return 1;
+    }
+#ifndef LLM_CUDA
+    if (llm_kernels_get("cuda") != NULL) {
+        printf("FAIL cuda lookup without LLM_CUDA\n");
+        return 1;
+    }
+#endif
+    /* "cpu" is the table of the chosen level; every level the CPU runs is
+     * tested, each as itself. */
+    if (f != llm_kernels_cpu_for(llm_kernels_cpu_level()) || strcmp(f->name, "cpu") != 0 ||
+        llm_kernels_cpu_for("nonesuch") != NULL) {
+        printf("FAIL cpu level lookup\n");
+        return 1;
+    }
+    for (const char *const *lv = llm_kernels_cpu_levels(0); *lv; lv++) {
+        const llm_kernels *k = llm_kernels_cpu_for(*lv);
+        if (!k) {
+            printf("level %s: not supported by this CPU, skipped\n", *lv);
+            continue;
+        }
+        int before = failures;
+        test_level(k, r);
+        printf("level %s: %s\n", *lv, failures == before ? "passed" : "FAILED");
     }
     test_finite_differences(r);
     if (failures) {

@@ -362,9 +362,9 @@ static void test_parallel(int n, int threads)
     free(c.busy);
 }
 
-int main(void)
+/* The sampling, head and dropout kernels of one CPU level. */
+static int test_level(const llm_kernels *f, const llm_kernels *r)
 {
-    const llm_kernels *f = llm_kernels_cpu(), *r = llm_kernels_ref();
     if (!f->logits_max || !f->softmax_weights || !f->find_first || !f->linear_f64 ||
         !f->dropout || !r->logits_max || !r->softmax_weights || !r->find_first ||
         !r->linear_f64 || !r->dropout) {
@@ -385,6 +385,22 @@ int main(void)
             test_dropout(k, 1001, ps[i], 0xdeadbeefcafef00dull);
             test_dropout(k, 100003, ps[i], (uint64_t)i);
         }
+    return 0;
+}
+
+int main(void)
+{
+    const llm_kernels *r = llm_kernels_ref();
+    for (const char *const *lv = llm_kernels_cpu_levels(0); *lv; lv++) {
+        const llm_kernels *f = llm_kernels_cpu_for(*lv);
+        if (!f) {
+            printf("level %s: not supported by this CPU, skipped\n", *lv);
+            continue;
+        }
+        printf("level %s\n", *lv);   /* the failures below are its */
+        if (test_level(f, r) != 0)
+            return 1;
+    }
     llm_kernels_set_threads(2);
     static const int tasks[] = {0, 1, 3, 5, 100};
     static const int threads[] = {1, 2, 8, 0};
