@@ -1424,38 +1424,22 @@ static void autotune(const char *trainp, const char *parts, const tune_cfg *base
                 best->pooling, best->dropout, best->epochs, best_acc);
 }
 
-static int one_command(const cli_prog *pg, int first, int argc, char **argv)
+/* What sizes the one-command recipe, read from the labelled texts. */
+typedef struct {
+    size_t docs;
+    int by_char;   /* text without spaces (Chinese, Japanese): a character tokenizer */
+    int ctx;       /* holds the 95th percentile document */
+} text_shape;
+
+/* The labelled files' texts into parts/texts.txt, one per line, and their
+ * shape: characters, spaces, lengths. */
+static text_shape write_texts(const char *parts, int first, int argc, char **argv)
 {
-    for (int i = 0; i < pg->nopts; i++)
-        if (pg->opts[i].dest && cli_given(pg->opts[i].dest) &&
-            !one_command_option(pg->opts[i].name))
-            cli_usage("--%s needs -m TOKENIZER or --init MODEL: with neither, llm-train "
-                      "chooses the tokenizer and model itself", pg->opts[i].name);
-    if (first >= argc)
-        cli_usage("with neither -m nor --init, name the labelled files (they are read "
-                  "twice: for the tokenizer and the model, then for the classifier)");
-    for (int i = first; i < argc; i++)
-        if (strcmp(argv[i], "-") == 0)
-            cli_usage("with neither -m nor --init, standard input cannot be read (it is "
-                      "read twice): name a file");
-    double t0 = cli_now();
-    if (o_autotune > 0 && o_time_limit > 0)
-        cli_usage("--autotune SECONDS bounds the whole run: --time-limit is not needed");
-    if (o_autotune > 0)   /* pretraining gets 35%, the search until 75%, then the final */
-        o_time_limit = o_autotune;
-    size_t n = strlen(o_output) + 16;
-    char *parts = malloc(n);
-    if (!parts)
-        cli_die("out of memory");
-    snprintf(parts, n, "%s.parts.XXXXXX", o_output);
-    if (!mkdtemp(parts))
-        cli_die("cannot make a directory beside '%s': %s", o_output, strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s/texts.txt", parts);
     FILE *out = fopen(path, "w");
     if (!out)
         cli_die("cannot create '%s': %s", path, strerror(errno));
-    /* The texts, and what sizes the recipe: characters, spaces, lengths. */
     size_t docs = 0, cap = 0, *lens = NULL;
     uint64_t chars = 0, spaces = 0;
     static cli_span span[4096];
@@ -1496,37 +1480,40 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
         cli_die("write error on '%s': %s", path, strerror(errno));
     if (docs == 0)
         cli_die("no labelled documents in the input");
-    /* Text without spaces (Chinese, Japanese): a character tokenizer; else
-     * unigram pieces. The context holds the 95th percentile document. */
-    int by_char = spaces * 20 < chars;
+    text_shape sh = { docs, spaces * 20 < chars, 0 };
     qsort(lens, docs, sizeof *lens, cmp_size);
     size_t p95 = lens[(docs - 1) * 95 / 100];
     free(lens);
-    int ctx = (int)(by_char ? p95 : p95 / 4) + 2;
-    ctx = ctx < 32 ? 32 : ctx > 256 ? 256 : (ctx + 15) / 16 * 16;
-    int threads = o_threads;
-    char *tokp = sibling("llm-tokenize"), *trainp = sibling("llm-train");
-    if (!o_quiet)
-        fprintf(stderr, "llm-train: no -m or --init: a %s tokenizer from the %zu texts, a "
-                "2 x 128 language model pretrained on them (10 epochs, context %d), then "
-                "the classifier fine-tuned from it with the language-modelling loss; "
-                "parts in '%s'\n", by_char ? "character" : "unigram", docs, ctx, parts);
+    int ctx = (int)(sh.by_char ? p95 : p95 / 4) + 2;
+    sh.ctx = ctx < 32 ? 32 : ctx > 256 ? 256 : (ctx + 15) / 16 * 16;
+    return sh;
+}
+
+/* Stage 1: the tokenizer, unigram pieces or characters. */
+static void stage_tokenizer(const char *tokp, const char *parts, const text_shape *sh)
+{
     argvec a = { 0 };
-    /* 1. The tokenizer. */
     arg(&a, "%s", tokp);
     arg(&a, "train");
-    if (by_char)
+    if (sh->by_char)
         arg(&a, "--model-type=char");
     arg(&a, "--vocab-size=auto");
     arg(&a, "--seed=%lld", (long long)o_seed);
-    arg(&a, "--threads=%d", threads);
+    arg(&a, "--threads=%d", o_threads);
     arg(&a, "-q");
     arg(&a, "-o");
     arg(&a, "%s/tok.model", parts);
     arg(&a, "%s/texts.txt", parts);
     stage(&a, "building the tokenizer", parts);
     argvec_free(&a);
-    /* 2. Pretraining; two thirds of what --time-limit leaves. */
+}
+
+/* Stage 2: pretraining on the texts; two thirds of what --time-limit
+ * leaves (35% of --autotune). */
+static void stage_pretrain(const char *trainp, const char *parts, const text_shape *sh,
+                           double t0)
+{
+    argvec a = { 0 };
     arg(&a, "%s", trainp);
     arg(&a, "-m");
     arg(&a, "%s/tok.model", parts);
@@ -1535,8 +1522,8 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
                                         "--warmup=20", "--dropout=0.1", "--epochs=10", NULL};
     for (int i = 0; shape[i]; i++)
         arg(&a, "%s", shape[i]);
-    arg(&a, "--context=%d", ctx);
-    arg(&a, "--threads=%d", threads);
+    arg(&a, "--context=%d", sh->ctx);
+    arg(&a, "--threads=%d", o_threads);
     arg(&a, "--seed=%lld", (long long)o_seed);
     arg(&a, "--device=%s", o_device);
     if (o_time_limit > 0) {
@@ -1550,10 +1537,16 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
     arg(&a, "%s/texts.txt", parts);
     stage(&a, "pretraining", parts);
     argvec_free(&a);
-    /* 3. The classifier: this command's own options and files; at least 3
-     * epochs and about 600 steps (small sets need more passes). */
+}
+
+/* Stage 3: the classifier, with this command's own options and files; at
+ * least 3 epochs and about 600 steps (small sets need more passes), or
+ * the recipe --autotune found. */
+static void stage_classifier(const char *trainp, const char *parts, const text_shape *sh,
+                             double t0, int first, int argc, char **argv)
+{
     double vf = o_val ? 0 : cli_given(&o_val_fraction) ? o_val_fraction : 0.1;
-    double ep = ceil(600.0 * 32 / ((double)docs * (1 - vf)));
+    double ep = ceil(600.0 * 32 / ((double)sh->docs * (1 - vf)));
     ep = ep < 3 ? 3 : ep > 50 ? 50 : ep;
     tune_cfg cfgv = { 1e-3, 0.5, 0, cli_given(&o_epochs) ? o_epochs : ep, "mean" };
     if (o_autotune > 0) {
@@ -1565,6 +1558,7 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
         autotune(trainp, parts, &cfgv, t0 + o_autotune * 0.75, &found);
         cfgv = found;
     }
+    argvec a = { 0 };
     arg(&a, "%s", trainp);
     arg(&a, "--task=classify");
     arg(&a, "--init");
@@ -1578,7 +1572,7 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
         arg(&a, "--val=%s", o_val);
     else
         arg(&a, "--val-fraction=%g", cli_given(&o_val_fraction) ? o_val_fraction : 0.1);
-    arg(&a, "--threads=%d", threads);
+    arg(&a, "--threads=%d", o_threads);
     arg(&a, "--seed=%lld", (long long)o_seed);
     arg(&a, "--device=%s", o_device);
     if (o_multi_label)
@@ -1605,6 +1599,45 @@ static int one_command(const cli_prog *pg, int first, int argc, char **argv)
         arg(&a, "%s", argv[i]);
     stage(&a, "fine-tuning the classifier", parts);
     argvec_free(&a);
+}
+
+static int one_command(const cli_prog *pg, int first, int argc, char **argv)
+{
+    for (int i = 0; i < pg->nopts; i++)
+        if (pg->opts[i].dest && cli_given(pg->opts[i].dest) &&
+            !one_command_option(pg->opts[i].name))
+            cli_usage("--%s needs -m TOKENIZER or --init MODEL: with neither, llm-train "
+                      "chooses the tokenizer and model itself", pg->opts[i].name);
+    if (first >= argc)
+        cli_usage("with neither -m nor --init, name the labelled files (they are read "
+                  "twice: for the tokenizer and the model, then for the classifier)");
+    for (int i = first; i < argc; i++)
+        if (strcmp(argv[i], "-") == 0)
+            cli_usage("with neither -m nor --init, standard input cannot be read (it is "
+                      "read twice): name a file");
+    double t0 = cli_now();
+    if (o_autotune > 0 && o_time_limit > 0)
+        cli_usage("--autotune SECONDS bounds the whole run: --time-limit is not needed");
+    if (o_autotune > 0)   /* pretraining gets 35%, the search until 75%, then the final */
+        o_time_limit = o_autotune;
+    size_t n = strlen(o_output) + 16;
+    char *parts = malloc(n);
+    if (!parts)
+        cli_die("out of memory");
+    snprintf(parts, n, "%s.parts.XXXXXX", o_output);
+    if (!mkdtemp(parts))
+        cli_die("cannot make a directory beside '%s': %s", o_output, strerror(errno));
+    text_shape sh = write_texts(parts, first, argc, argv);
+    char *tokp = sibling("llm-tokenize"), *trainp = sibling("llm-train");
+    if (!o_quiet)
+        fprintf(stderr, "llm-train: no -m or --init: a %s tokenizer from the %zu texts, a "
+                "2 x 128 language model pretrained on them (10 epochs, context %d), then "
+                "the classifier fine-tuned from it with the language-modelling loss; "
+                "parts in '%s'\n", sh.by_char ? "character" : "unigram", sh.docs, sh.ctx,
+                parts);
+    stage_tokenizer(tokp, parts, &sh);
+    stage_pretrain(trainp, parts, &sh, t0);
+    stage_classifier(trainp, parts, &sh, t0, first, argc, argv);
     remove_parts(parts);
     if (!o_quiet)
         fprintf(stderr, "llm-train: one command done in %.0f s; model '%s'\n",
