@@ -278,9 +278,26 @@ static void run(int srcline, const cli_prog *p, void (*dump)(int, int, int, char
 #define TRY_DECODE "Try 'llm-x decode --help' for more information.\n"
 #define TRY_Y "Try 'llm-y --help' for more information.\n"
 
+/* What `prog --version` prints: the version, then the CPU kernels' level
+ * in use and the others this CPU runs (which differ between machines). */
+static const char *version_text(const char *prog, char *buf, size_t cap)
+{
+    const char *level = llm_cpu_level(), *const *all = llm_cpu_levels(), *sep = " (";
+    int n = snprintf(buf, cap, "%s (llm) %s\nkernels: cpu %s", prog, LLM_VERSION, level);
+    for (int i = 0; all[i]; i++)
+        if (strcmp(all[i], level) != 0) {
+            n += snprintf(buf + n, cap - (size_t)n, "%s%s", sep, all[i]);
+            sep = ", ";
+        }
+    snprintf(buf + n, cap - (size_t)n, "%s\n", all[1] ? " available)" : "");
+    return buf;
+}
+
 static void test_parse_x(void)
 {
     const cli_prog *p = &prog_x;
+    char vbuf[256];
+    const char *version = version_text("llm-x", vbuf, sizeof vbuf);
     RUN(p, dump_x, "train", 0, "cmd=0 " X_DEFAULTS " stop= ops=\n", "");
     RUN(p, dump_x, "train -m a.model -o b --vocab-size 500 --model-type=bpe "
         "--cache-dir /tmp -q --seed -5 --threads=4 in1 - in2", 0,
@@ -364,15 +381,16 @@ static void test_parse_x(void)
     RUN(p, dump_x, "train --stop x", 2, "", "llm-x: option '--stop' does not apply to 'train'\n" TRY_TRAIN);
 
     /* help and version */
-    RUN(p, dump_x, "--version", 0, "llm-x (llm) " LLM_VERSION "\n", "");
-    RUN(p, dump_x, "-V", 0, "llm-x (llm) " LLM_VERSION "\n", "");
-    RUN(p, dump_x, "decode --version", 0, "llm-x (llm) " LLM_VERSION "\n", "");
-    RUN(p, dump_x, "train --vocab-size 1 -V --vocab-size 0", 0, "llm-x (llm) " LLM_VERSION "\n", "");
+    RUN(p, dump_x, "--version", 0, version, "");
+    RUN(p, dump_x, "-V", 0, version, "");
+    RUN(p, dump_x, "decode --version", 0, version, "");
+    RUN(p, dump_x, "train --vocab-size 1 -V --vocab-size 0", 0, version, "");
 }
 
 static void test_parse_y(void)
 {
     const cli_prog *p = &prog_y;
+    char vbuf[256];
     RUN(p, dump_y, "", 0, "cmd=-1 prompt=(null) max=256 format=text quiet=0 ops=\n", "");
     RUN(p, dump_y, "-p hi -n 3 --format json -q a -", 0,
         "cmd=-1 prompt=hi max=3 format=json quiet=1 ops=[a],[-]\n", "");
@@ -384,7 +402,7 @@ static void test_parse_y(void)
         "llm-y: invalid value '0' for --max-tokens: expected an integer in [1, 100000]\n" TRY_Y);
     RUN(p, dump_y, "--format xml", 2, "",
         "llm-y: invalid value 'xml' for --format: expected one of text, json\n" TRY_Y);
-    RUN(p, dump_y, "--version", 0, "llm-y (llm) " LLM_VERSION "\n", "");
+    RUN(p, dump_y, "--version", 0, version_text("llm-y", vbuf, sizeof vbuf), "");
     RUN(p, dump_y, "-V", 2, "", "llm-y: invalid option -- 'V'\n" TRY_Y);
     RUN(p, dump_y, "-h", 2, "", "llm-y: invalid option -- 'h'\n" TRY_Y);
     RUN(p, dump_y, "--generate", 2, "",
