@@ -109,7 +109,8 @@ CPU_OBJ   = $(foreach l,$(CPU_LEVELS),$(CPU_MULTI:kernels/cpu/%.c=$(B)/kernels/c
 LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(CPU_ONCE)
 LIB_CXX  = $(wildcard lib/*.cc)
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(CPU_OBJ) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
-CLI_OBJ  = $(B)/cmd/cli.o $(B)/cmd/plot.o
+CLI_OBJ  = $(B)/cmd/cli.o $(B)/cmd/cli_parse.o $(B)/cmd/cli_gen.o $(B)/cmd/labelled.o \
+           $(B)/cmd/plot.o
 PROGS    = $(patsubst cmd/%.c,%,$(wildcard cmd/llm-*.c))
 BINS     = $(PROGS:%=$(B)/bin/%)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
