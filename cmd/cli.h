@@ -66,6 +66,21 @@ typedef struct {
     int no_default;        /* 1: do not print "(default: ...)" in help */
 } cli_opt;
 
+/* The options every program that has them declares alike, one place for
+ * their names, letters, ranges and help. */
+#define CLI_OPT_THREADS(var)                                                             \
+    {"threads", 't', CLI_INT, (var), "N", "threads (0: all cores)", NULL, 0, 4096, 0,   \
+     CLI_COMPLETE_NONE, 1}
+#define CLI_OPT_DEVICE(var)                                                              \
+    {"device", 0, CLI_CHOICE, (var), "DEV", "where to compute", "cpu|cuda", 0, 0, 0,    \
+     CLI_COMPLETE_CHOICE, 0}
+#define CLI_OPT_HELP                                                                     \
+    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,    \
+     CLI_COMPLETE_NONE, 1}
+#define CLI_OPT_VERSION                                                                  \
+    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL, \
+     0, 0, 0, CLI_COMPLETE_NONE, 1}
+
 typedef struct {
     const char *name;      /* "train" */
     const char *args;      /* "[FILE]...", shown in usage */

@@ -23,14 +23,11 @@ static const cli_opt opts[] = {
     {"type", 0, CLI_CHOICE, &o_type, "TYPE",
      "weight type: gguf f32, f16 (default) or q8_0; hf f32 (default) or bf16; llm f32",
      "f32|f16|q8_0|bf16", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
-    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
-     CLI_COMPLETE_NONE, 1},
+    CLI_OPT_THREADS(&o_threads),
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no summary on standard error", NULL, 0,
      0, 0, CLI_COMPLETE_NONE, 1},
-    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
-     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    CLI_OPT_HELP,
+    CLI_OPT_VERSION,
 };
 
 static const cli_prog prog = {

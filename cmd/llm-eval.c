@@ -75,19 +75,15 @@ static const cli_opt opts[] = {
     {"max-tokens", 0, CLI_INT64, &o_max_tokens, "N",
      "language model: score at most N tokens, in whole windows (0: all)", NULL, 0,
      1e15, 0, CLI_COMPLETE_NONE, 0},
-    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
-     CLI_COMPLETE_NONE, 1},
+    CLI_OPT_THREADS(&o_threads),
     {"seed", 0, CLI_INT64, &o_seed, "N",
      "accepted for uniformity: evaluation draws no random numbers", NULL, 0, 9.2e18, 0,
      CLI_COMPLETE_NONE, 0},
-    {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
-     CLI_COMPLETE_CHOICE, 0},
+    CLI_OPT_DEVICE(&o_device),
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,
      0, 0, 0, CLI_COMPLETE_NONE, 1},
-    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
-     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    CLI_OPT_HELP,
+    CLI_OPT_VERSION,
 };
 
 static const cli_prog prog = {

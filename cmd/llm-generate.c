@@ -103,10 +103,8 @@ static const cli_opt opts[] = {
     {"batch", 'b', CLI_INT, &o_batch, "N",
      "decode up to N samples together (throughput; the output is the same)", NULL, 1,
      4096, 0, CLI_COMPLETE_NONE, 0},
-    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
-     CLI_COMPLETE_CHOICE, 0},
+    CLI_OPT_THREADS(&o_threads),
+    CLI_OPT_DEVICE(&o_device),
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "weights each generated token reads: f32, or f16 copies (half the memory traffic, "
      "up to twice the speed; CPU only; prompts still read f32)", "f32|f16", 0, 0, 0,
@@ -118,10 +116,8 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_NONE, 1},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no warnings and no summary", NULL, 0,
      0, 0, CLI_COMPLETE_NONE, 1},
-    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
-     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    CLI_OPT_HELP,
+    CLI_OPT_VERSION,
 };
 
 static const cli_prog prog = {

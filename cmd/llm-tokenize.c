@@ -100,10 +100,8 @@ static const cli_opt opts[] = {
      ONLY(CMD_ENCODE), CLI_COMPLETE_NONE, 1},
     {"vocab", 0, CLI_FLAG, &o_vocab, NULL, "list every piece as id, piece and score",
      NULL, 0, 0, ONLY(CMD_INFO), CLI_COMPLETE_NONE, 1},
-    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
-     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    CLI_OPT_HELP,
+    CLI_OPT_VERSION,
 };
 
 static const cli_prog prog = {

@@ -194,10 +194,8 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_NONE, 1},
     {"seed", 0, CLI_INT64, &o_seed, "N", "seed for weights and data order", NULL, 0,
      9.2e18, 0, CLI_COMPLETE_NONE, 0},
-    {"threads", 't', CLI_INT, &o_threads, "N", "threads (0: all cores)", NULL, 0, 4096, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"device", 0, CLI_CHOICE, &o_device, "DEV", "where to compute", "cpu|cuda", 0, 0, 0,
-     CLI_COMPLETE_CHOICE, 0},
+    CLI_OPT_THREADS(&o_threads),
+    CLI_OPT_DEVICE(&o_device),
     {"log", 0, CLI_STRING, &o_log, "FILE", "append JSON Lines metrics, one per step and "
      "per validation", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
     {"plot", 0, CLI_STRING, &o_plot, "FILE",
@@ -212,10 +210,8 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_NONE, 1},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "show no progress and no summary", NULL, 0,
      0, 0, CLI_COMPLETE_NONE, 1},
-    {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
-    {"version", 0, CLI_VERSION, NULL, NULL, "output version information and exit", NULL,
-     0, 0, 0, CLI_COMPLETE_NONE, 1},
+    CLI_OPT_HELP,
+    CLI_OPT_VERSION,
 };
 
 static const cli_prog prog = {
