@@ -28,16 +28,18 @@ static double o_lora_alpha = 8;   /* PEFT's LoraConfig default */
 static const char *o_preset = "tiny";
 static int o_layers, o_dim, o_heads, o_kv_heads, o_ffn_dim, o_context, o_untied;
 static double o_rope_base = 10000, o_norm_eps = 1e-5;
-static int64_t o_steps = 1000, o_batch_tokens, o_save_every, o_eval_every = 100;
-static int64_t o_eval_tokens = 16384, o_warmup = 50, o_until;
+/* Training defaults (steps, warmup, batch, rate, schedule, AdamW, clip)
+ * come from the library: library_defaults(). */
+static int64_t o_steps, o_batch_tokens, o_save_every, o_eval_every = 100;
+static int64_t o_eval_tokens = 16384, o_warmup, o_until;
 static double o_epochs, o_val_fraction, o_time_limit, o_autotune;
 static int o_eval_samples = 200;
-static int o_batch = 8, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
+static int o_batch, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
 static int o_plot_only;
 static double o_dropout, o_lm_weight;
-static double o_lr = 1e-3, o_min_lr = -1, o_weight_decay = 0.1, o_beta1 = 0.9,
-              o_beta2 = 0.95, o_adam_eps = 1e-8, o_clip = 1.0, o_decay_fraction = 0.2;
-static const char *o_schedule = "cosine";
+static double o_lr, o_min_lr = -1, o_weight_decay, o_beta1, o_beta2, o_adam_eps, o_clip,
+              o_decay_fraction;
+static const char *o_schedule;
 static const char *o_device = "cpu";
 static int64_t o_seed = 1;
 
@@ -2214,10 +2216,29 @@ static void run_free(train_run *r)
     llm_tok_free(r->tok);
 }
 
+/* The training defaults are the library's (llm_train_defaults()). */
+static void library_defaults(void)
+{
+    llm_train_params d;
+    llm_train_defaults(&d);
+    o_batch = d.batch;
+    o_steps = d.sched.total;
+    o_warmup = d.sched.warmup;
+    o_lr = d.sched.lr;
+    o_decay_fraction = d.sched.decay_fraction;
+    o_schedule = llm_schedule_name(d.sched.kind);
+    o_weight_decay = d.adamw.weight_decay;
+    o_beta1 = d.adamw.beta1;
+    o_beta2 = d.adamw.beta2;
+    o_adam_eps = d.adamw.eps;
+    o_clip = d.clip;
+}
+
 int main(int argc, char **argv)
 {
     cli_signals();
     par_init(&argc, &argv);
+    library_defaults();
     int first = cli_parse(&prog, argc, argv, NULL);
     if (o_plot_only) {
         if (!o_plot || !o_log)

@@ -339,9 +339,16 @@ int llm_batcher_next(llm_batcher *b, int B, int32_t *inputs, int32_t *targets)
 /* ------------------------------------------------------------------------ */
 /* Learning-rate schedules. */
 
+static const char *const schedule_names[] = { "cosine", "linear", "constant", "wsd" };
+
+const char *llm_schedule_name(llm_schedule_kind kind)
+{
+    return (unsigned)kind < 4 ? schedule_names[kind] : "unknown";
+}
+
 int llm_schedule_parse(const char *name, llm_schedule_kind *kind)
 {
-    static const char *names[] = { "cosine", "linear", "constant", "wsd" };
+    const char *const *names = schedule_names;
     for (int i = 0; i < 4; i++)
         if (strcmp(name, names[i]) == 0) {
             *kind = (llm_schedule_kind)i;

@@ -307,6 +307,8 @@ typedef struct {
 } llm_schedule;
 
 int    llm_schedule_parse(const char *name, llm_schedule_kind *kind);
+/*! llm_schedule_name() : "cosine", "linear", "constant" or "wsd". */
+const char *llm_schedule_name(llm_schedule_kind kind);
 /*! llm_schedule_lr() : the learning rate of 0-based step `step`. */
 double llm_schedule_lr(const llm_schedule *s, int64_t step);
 
@@ -685,7 +687,7 @@ int llm_model_lora_rank(const llm_model *m);
 double llm_model_lora_alpha(const llm_model *m);
 
 typedef struct {
-    double lr;               /* 3e-4 */
+    double lr;               /* 1e-3 */
     double beta1, beta2;     /* 0.9, 0.95 */
     double eps;              /* 1e-8 */
     double weight_decay;     /* 0.1, on 2-D weights except the embedding */
@@ -1224,8 +1226,10 @@ typedef struct {
     void *reduce_ctx;
 } llm_train_params;
 
-/*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from 3e-4 to
- *  3e-5 over 1000 steps without warmup, AdamW defaults, clip 1. */
+/*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from the
+ *  AdamW default rate (1e-3) to a tenth of it over 1000 steps after 50 of
+ *  warmup (WSD: decay over the last 0.2), AdamW defaults, clip 1. These
+ *  are llm-train's defaults too: it reads them from here. */
 void llm_train_defaults(llm_train_params *p);
 
 typedef struct {

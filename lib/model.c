@@ -1143,7 +1143,7 @@ double llm_model_clip_grad(llm_model *m, double max_norm)
 
 void llm_adamw_defaults(llm_adamw *o)
 {
-    o->lr = 3e-4;
+    o->lr = 1e-3;
     o->beta1 = 0.9;
     o->beta2 = 0.95;
     o->eps = 1e-8;

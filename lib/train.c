@@ -28,12 +28,13 @@ void llm_train_defaults(llm_train_params *p)
     p->batch = 8;
     p->seq_len = 256;
     p->accum = 1;
-    p->sched.kind = LLM_SCHED_COSINE;
-    p->sched.lr = 3e-4;
-    p->sched.min_lr = 3e-5;
-    p->sched.warmup = 0;
-    p->sched.total = 1000;
     llm_adamw_defaults(&p->adamw);
+    p->sched.kind = LLM_SCHED_COSINE;
+    p->sched.lr = p->adamw.lr;
+    p->sched.min_lr = p->adamw.lr / 10;
+    p->sched.warmup = 50;
+    p->sched.total = 1000;
+    p->sched.decay_fraction = 0.2;
     p->clip = 1.0;
 }
 
