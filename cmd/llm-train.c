@@ -45,6 +45,10 @@ static int64_t o_seed = 1;
 
 #define SHAPE "model shape (ignored with --init and --resume): "
 
+/* The choices of --preset and --schedule, the library's names
+ * (library_defaults()). */
+static char preset_choices[128], schedule_choices[128];
+
 static const cli_opt opts[] = {
     {"model", 'm', CLI_STRING, &o_model, "FILE",
      "tokenizer: a SentencePiece .model or an llm model file (default: the one in "
@@ -99,7 +103,7 @@ static const cli_opt opts[] = {
      NULL, 0, 1e12, 0, CLI_COMPLETE_NONE, 0},
     {"preset", 0, CLI_CHOICE, &o_preset, "NAME",
      SHAPE "tiny ~1M, small 15M, medium 42M, large 110M parameters (with vocabulary 32000)",
-     "tiny|small|medium|large", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+     preset_choices, 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"layers", 0, CLI_INT, &o_layers, "N", SHAPE "transformer blocks (0: from the preset)",
      NULL, 0, 1024, 0, CLI_COMPLETE_NONE, 1},
     {"dim", 0, CLI_INT, &o_dim, "N", SHAPE "model width (0: from the preset)", NULL, 0,
@@ -150,7 +154,7 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_NONE, 0},
     {"schedule", 0, CLI_CHOICE, &o_schedule, "NAME",
      "learning rate after warmup (wsd: constant, then linear decay)",
-     "cosine|linear|constant|wsd", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+     schedule_choices, 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"decay-fraction", 0, CLI_DOUBLE, &o_decay_fraction, "X",
      "wsd: share of the steps after warmup spent decaying", NULL, 0.001, 1, 0,
      CLI_COMPLETE_NONE, 0},
@@ -2216,9 +2220,30 @@ static void run_free(train_run *r)
     llm_tok_free(r->tok);
 }
 
-/* The training defaults are the library's (llm_train_defaults()). */
+/* "a|b|c" of the names name(0), name(1), ... until NULL, into buf. */
+static void choice_names(char *buf, size_t cap, const char *(*name)(int))
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; name(i); i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? "|" : "", name(i));
+        if (w < 0 || (size_t)w >= cap - n)
+            cli_die("internal error: too many names for a choice");
+        n += (size_t)w;
+    }
+}
+
+static const char *schedule_at(int i)
+{
+    return llm_schedule_name((llm_schedule_kind)i);
+}
+
+/* The training defaults are the library's (llm_train_defaults()), and so
+ * are the names of presets and schedules. */
 static void library_defaults(void)
 {
+    choice_names(preset_choices, sizeof preset_choices, llm_config_preset_name);
+    choice_names(schedule_choices, sizeof schedule_choices, schedule_at);
     llm_train_params d;
     llm_train_defaults(&d);
     o_batch = d.batch;

@@ -343,7 +343,7 @@ static const char *const schedule_names[] = { "cosine", "linear", "constant", "w
 
 const char *llm_schedule_name(llm_schedule_kind kind)
 {
-    return (unsigned)kind < 4 ? schedule_names[kind] : "unknown";
+    return (unsigned)kind < 4 ? schedule_names[kind] : NULL;
 }
 
 int llm_schedule_parse(const char *name, llm_schedule_kind *kind)

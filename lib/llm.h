@@ -307,7 +307,8 @@ typedef struct {
 } llm_schedule;
 
 int    llm_schedule_parse(const char *name, llm_schedule_kind *kind);
-/*! llm_schedule_name() : "cosine", "linear", "constant" or "wsd". */
+/*! llm_schedule_name() : "cosine", "linear", "constant" or "wsd"; NULL
+ *  past the last kind. */
 const char *llm_schedule_name(llm_schedule_kind kind);
 /*! llm_schedule_lr() : the learning rate of 0-based step `step`. */
 double llm_schedule_lr(const llm_schedule *s, int64_t step);
