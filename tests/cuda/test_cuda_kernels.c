@@ -26,35 +26,14 @@
 #include "kernels.h"
 #include "cuda/cuda.h"
 
+#define TESTRAND_SEED 0x2545f4914f6cdd1dull
+#include "../unit/testrand.h"
+
 static const llm_kernels *K;   /* the CUDA table, device pointers */
 static int passed, failed;
 
 /* ------------------------------------------------------------ host side */
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t next_u64(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float uniform(void)   /* [-1, 1) */
-{
-    return (float)((next_u64() >> 40) / 16777216.0 * 2.0 - 1.0);
-}
-
-static void *xmalloc(size_t bytes)
-{
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "test_cuda_kernels: out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static float *rnd(size_t n)
 {

@@ -13,21 +13,10 @@
 #include "half.h"
 #include "kernels.h"
 
+#define TESTRAND_SEED 0x9e3779b97f4a7c15ull
+#include "testrand.h"
+
 static int failures;
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t next_u64(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float uniform(void)   /* [-1, 1) */
-{
-    return (float)((next_u64() >> 40) / 16777216.0 * 2.0 - 1.0);
-}
 
 static float *rnd(size_t n)
 {

@@ -13,33 +13,12 @@
 
 #include "kernels.h"
 
+#define TESTRAND_SEED 0x243f6a8885a308d3ull
+#include "testrand.h"
+
 static int failures;
-static uint64_t rng_state = 0x243f6a8885a308d3ull;
 
 #define FAIL(...) do { failures++; printf("FAIL "); printf(__VA_ARGS__); printf("\n"); } while (0)
-
-static uint64_t next_u64(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static float uniform(void)   /* [-1, 1) */
-{
-    return (float)((next_u64() >> 40) / 16777216.0 * 2.0 - 1.0);
-}
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 /* Logits in [-8, 8), a few of them -inf when `masked`. */
 static float *logits(int n, int masked)
