@@ -818,28 +818,11 @@ static void classify_input(batch *b, const char *path)
     free(r.buf);
 }
 
-int main(int argc, char **argv)
+/* The labels: a classifier's own, or zero-shot --labels scored through
+ * --template. @return the zero-shot names (owned), or NULL. */
+static char **setup_labels(void)
 {
-    cli_signals();
-    int first = cli_parse(&prog, argc, argv, NULL);
-    if (!o_model)
-        cli_usage("missing --model FILE");
-    if (o_id_field && o_id_field == o_text_field)
-        cli_usage("--id-field and --text-field name the same field %d", o_id_field);
-    check(llm_device_check(o_device));
-    llm_set_threads(o_threads);
-    check(llm_model_load(o_model, o_device, &g_model));
-    check(llm_tok_load(o_model, &g_tok));
-    g_ctx = llm_model_config(g_model)->context;
     char **zs_names = NULL;
-    if (o_explain && o_labels)
-        cli_usage("--explain needs a classifier model; zero-shot --labels scores are not "
-                  "explained");
-    if (o_explain && !llm_model_n_labels(g_model))
-        cli_usage("--explain needs a classifier; '%s' is a language model", o_model);
-    if (o_explain) {
-        check(llm_explain_method_parse(o_explain_method, &g_method));
-    }
     if (o_labels) {
         if (llm_model_n_labels(g_model))
             cli_usage("--labels is for zero-shot use of a language model; '%s' is a "
@@ -900,17 +883,13 @@ int main(int argc, char **argv)
         for (int k = 0; k < g_K; k++)
             g_names[k] = llm_model_label(g_model, k);
     }
-    g_end = o_null ? '\0' : '\n';
-    g_colour = o_explain && !o_null && strcmp(o_format, "tsv") == 0 && isatty(1);
-    struct stat st;
-    g_flush = fstat(1, &st) != 0 || !S_ISREG(st.st_mode);
+    return zs_names;
+}
 
-    batch b = { 0 };
-    if (first >= argc)
-        classify_input(&b, NULL);
-    for (int i = first; i < argc; i++)
-        classify_input(&b, argv[i]);
-    cli_flush(stdout);
+/* The closing warnings: truncated documents, cut explanations, repaired
+ * records. */
+static void summary_warnings(void)
+{
     if (!o_quiet && g_truncated)
         cli_warn("%llu document%s longer than the context of %d tokens: %s",
                  (unsigned long long)g_truncated, g_truncated == 1 ? " was" : "s were",
@@ -923,6 +902,42 @@ int main(int argc, char **argv)
     if (!o_quiet && g_repaired)
         cli_warn("%llu record%s held invalid UTF-8, replaced by U+FFFD",
                  (unsigned long long)g_repaired, g_repaired == 1 ? "" : "s");
+}
+
+int main(int argc, char **argv)
+{
+    cli_signals();
+    int first = cli_parse(&prog, argc, argv, NULL);
+    if (!o_model)
+        cli_usage("missing --model FILE");
+    if (o_id_field && o_id_field == o_text_field)
+        cli_usage("--id-field and --text-field name the same field %d", o_id_field);
+    check(llm_device_check(o_device));
+    llm_set_threads(o_threads);
+    check(llm_model_load(o_model, o_device, &g_model));
+    check(llm_tok_load(o_model, &g_tok));
+    g_ctx = llm_model_config(g_model)->context;
+    if (o_explain && o_labels)
+        cli_usage("--explain needs a classifier model; zero-shot --labels scores are not "
+                  "explained");
+    if (o_explain && !llm_model_n_labels(g_model))
+        cli_usage("--explain needs a classifier; '%s' is a language model", o_model);
+    if (o_explain) {
+        check(llm_explain_method_parse(o_explain_method, &g_method));
+    }
+    char **zs_names = setup_labels();
+    g_end = o_null ? '\0' : '\n';
+    g_colour = o_explain && !o_null && strcmp(o_format, "tsv") == 0 && isatty(1);
+    struct stat st;
+    g_flush = fstat(1, &st) != 0 || !S_ISREG(st.st_mode);
+
+    batch b = { 0 };
+    if (first >= argc)
+        classify_input(&b, NULL);
+    for (int i = first; i < argc; i++)
+        classify_input(&b, argv[i]);
+    cli_flush(stdout);
+    summary_warnings();
     free(b.roff); free(b.rlen); free(b.toff); free(b.tlen); free(b.ioff); free(b.ilen);
     free(b.empty); free(b.doff); free(b.dlen); free(b.owner); free((void *)b.dptr);
     free(b.probs);
