@@ -1411,6 +1411,73 @@ static void leak_tokens(llm_tok *tok, const leak_file *f, const leak_doc *d, llm
         cli_die("'%s', line %lld: %s", f->name, d->line, llm_errmsg());
 }
 
+/* The matches of test file i (f), whose documents are results base ..
+ * base + f->n - 1 of x, and its summary; text or JSON. */
+static void leak_report_file(const leak_file *f, int i, const leak_file *train,
+                             const llm_leak *x, llm_ngrams *grams, size_t base, int json)
+{
+    int labels = f->labelled && train->labelled;
+    size_t exact = 0, near = 0, other = 0;
+    if (json) {
+        put(i ? ",{\"file\":" : "{\"file\":");
+        put_jstr(f->name, strlen(f->name));
+        put(",\"matches\":[");
+    }
+    for (size_t j = 0; j < f->n; j++) {
+        const llm_leak_match *m = llm_leak_result(x, base + j);
+        if (m->train_id < 0)
+            continue;
+        const leak_doc *d = &f->docs[j], *t = &train->docs[m->train_id];
+        int same = d->label_len == t->label_len &&
+                   memcmp(f->data.data + d->off, train->data.data + t->off, d->label_len) == 0;
+        if (labels && !same)
+            other++;
+        if (json) {
+            putf("%s{\"line\":%lld,\"train_line\":%lld,\"kind\":\"%s\",\"similarity\":%.6g",
+                 exact + near ? "," : "", d->line, t->line, m->exact ? "exact" : "near",
+                 m->similarity);
+            if (labels)
+                putf(",\"label\":\"%s\"", same ? "same" : "other");
+            put("}");
+        } else {
+            putf("%s:%lld\t%s:%lld\t%s\t%.4f", f->name, d->line, train->name, t->line,
+                 m->exact ? "exact" : "near", m->similarity);
+            if (labels)
+                put(same ? "\tsame-label" : "\tother-label");
+            put("\n");
+        }
+        if (m->exact)
+            exact++;
+        else
+            near++;
+    }
+    uint64_t total = 0, found = 0;
+    if (grams)
+        llm_ngrams_counts(grams, (uint32_t)i, &total, &found);
+    size_t leaked = exact + near;
+    if (json) {
+        putf("],\"documents\":%zu,\"empty_lines\":%zu,\"leaked\":%zu,\"exact\":%zu,"
+             "\"near\":%zu", f->n, f->empty, leaked, exact, near);
+        if (labels)
+            putf(",\"other_label\":%zu", other);
+        if (grams)
+            putf(",\"ngram\":13,\"ngrams\":%llu,\"ngrams_in_train\":%llu",
+                 (unsigned long long)total, (unsigned long long)found);
+        put("}");
+    } else {
+        putf("# %s: %zu of %zu documents (%.2f%%) also in %s: %zu exact, %zu near",
+             f->name, leaked, f->n, f->n ? 100.0 * (double)leaked / (double)f->n : 0.0,
+             train->name, exact, near);
+        if (labels)
+            putf("; %zu with another label", other);
+        put("\n");
+        if (grams)
+            putf("# %s: %llu of %llu 13-grams of tokens (%.2f%%) also in %s\n", f->name,
+                 (unsigned long long)found, (unsigned long long)total,
+                 total ? 100.0 * (double)found / (double)total : 0.0, train->name);
+    }
+}
+
 static void run_leakage(int first, int argc, char **argv)
 {
     int nfiles = argc > first ? argc - first : 1;
@@ -1463,68 +1530,8 @@ static void run_leakage(int first, int argc, char **argv)
     }
     size_t base = 0;
     for (int i = 0; i < nfiles; i++) {
-        const leak_file *f = &test[i];
-        int labels = f->labelled && train.labelled;
-        size_t exact = 0, near = 0, other = 0;
-        if (json) {
-            put(i ? ",{\"file\":" : "{\"file\":");
-            put_jstr(f->name, strlen(f->name));
-            put(",\"matches\":[");
-        }
-        for (size_t j = 0; j < f->n; j++) {
-            const llm_leak_match *m = llm_leak_result(x, base + j);
-            if (m->train_id < 0)
-                continue;
-            const leak_doc *d = &f->docs[j], *t = &train.docs[m->train_id];
-            int same = d->label_len == t->label_len &&
-                       memcmp(f->data.data + d->off, train.data.data + t->off, d->label_len) == 0;
-            if (labels && !same)
-                other++;
-            if (json) {
-                putf("%s{\"line\":%lld,\"train_line\":%lld,\"kind\":\"%s\",\"similarity\":%.6g",
-                     exact + near ? "," : "", d->line, t->line, m->exact ? "exact" : "near",
-                     m->similarity);
-                if (labels)
-                    putf(",\"label\":\"%s\"", same ? "same" : "other");
-                put("}");
-            } else {
-                putf("%s:%lld\t%s:%lld\t%s\t%.4f", f->name, d->line, train.name, t->line,
-                     m->exact ? "exact" : "near", m->similarity);
-                if (labels)
-                    put(same ? "\tsame-label" : "\tother-label");
-                put("\n");
-            }
-            if (m->exact)
-                exact++;
-            else
-                near++;
-        }
-        uint64_t total = 0, found = 0;
-        if (grams)
-            llm_ngrams_counts(grams, (uint32_t)i, &total, &found);
-        size_t leaked = exact + near;
-        if (json) {
-            putf("],\"documents\":%zu,\"empty_lines\":%zu,\"leaked\":%zu,\"exact\":%zu,"
-                 "\"near\":%zu", f->n, f->empty, leaked, exact, near);
-            if (labels)
-                putf(",\"other_label\":%zu", other);
-            if (grams)
-                putf(",\"ngram\":13,\"ngrams\":%llu,\"ngrams_in_train\":%llu",
-                     (unsigned long long)total, (unsigned long long)found);
-            put("}");
-        } else {
-            putf("# %s: %zu of %zu documents (%.2f%%) also in %s: %zu exact, %zu near",
-                 f->name, leaked, f->n, f->n ? 100.0 * (double)leaked / (double)f->n : 0.0,
-                 train.name, exact, near);
-            if (labels)
-                putf("; %zu with another label", other);
-            put("\n");
-            if (grams)
-                putf("# %s: %llu of %llu 13-grams of tokens (%.2f%%) also in %s\n", f->name,
-                     (unsigned long long)found, (unsigned long long)total,
-                     total ? 100.0 * (double)found / (double)total : 0.0, train.name);
-        }
-        base += f->n;
+        leak_report_file(&test[i], i, &train, x, grams, base, json);
+        base += test[i].n;
     }
     if (json)
         put("]}\n");
