@@ -275,7 +275,7 @@ fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 # tests/cuda/gpu-session.sh runs this on a GPU machine and keeps the logs.
 .PHONY: check-cuda
 CUDA_TEST = $(B)/tests/cuda/test_cuda_kernels
-# The sampling kernels of the two tables (cpu_extra.h) come along: the
+# The sampling kernels of the two tables (cpu.h) come along: the
 # CUDA table points at the CPU's host-side ones, of the base level.
 $(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o \
               $(B)/kernels/cpu/ref_sample.o $(B)/kernels/cpu/$(CPU_BASE)/sample.o \

@@ -13,10 +13,9 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include "cpu_extra.h"
+#include "cpu.h"
 #include "fastexp.h"
 #include "kernels.h"
-#include "rows.h"
 
 /* Query/key rows per attention tile: tiles above the diagonal are skipped. */
 #define TILE 64

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cpu_extra.h"
+#include "cpu.h"
 #include "kernels.h"
 
 void llm_cpu_dropout(float *x, size_t n, double p, uint64_t key)

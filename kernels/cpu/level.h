@@ -22,13 +22,13 @@
 /* name_<level>, e.g. LLM_CPU_NAME(llm_kernels_cpu) = llm_kernels_cpu_avx2. */
 #define LLM_CPU_NAME(name) LLM_CPU_CAT(name, LLM_CPU_LEVEL)
 
-/* rows.c (rows.h) */
+/* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
 #define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)
 #define llm_cpu_matmul_rows_packed   LLM_CPU_NAME(llm_cpu_matmul_rows_packed)
 #define llm_cpu_attention_rows       LLM_CPU_NAME(llm_cpu_attention_rows)
 #define llm_cpu_to_half              LLM_CPU_NAME(llm_cpu_to_half)
-/* sample.c and dropout.c (cpu_extra.h) */
+/* sample.c and dropout.c (cpu.h) */
 #define llm_cpu_logits_max           LLM_CPU_NAME(llm_cpu_logits_max)
 #define llm_cpu_softmax_weights      LLM_CPU_NAME(llm_cpu_softmax_weights)
 #define llm_cpu_find_first           LLM_CPU_NAME(llm_cpu_find_first)

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_extra.h"
+#include "cpu.h"
 #include "half.h"
 #include "kernels.h"
 

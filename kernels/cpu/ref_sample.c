@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "cpu_extra.h"
+#include "cpu.h"
 #include "fastexp.h"
 #include "kernels.h"
 

@@ -21,7 +21,7 @@
 #include "fastexp.h"
 #include "half.h"
 #include "kernels.h"
-#include "rows.h"
+#include "cpu.h"
 
 /* ------------------------------------------------------------ matvec */
 

@@ -29,7 +29,7 @@
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
 
-#include "../cpu/cpu_extra.h"
+#include "../cpu/cpu.h"
 #include "cuda.h"
 
 /* ------------------------------------------------------------ errors */

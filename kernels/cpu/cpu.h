@@ -1,9 +1,10 @@
-/* cpu_extra.h: the sampling, dropout and classifier-head kernels of
- * kernels/cpu/sample.c and dropout.c (fast) and ref_sample.c (reference),
- * shared by the cpu and ref tables and, for the host-side sampling
- * entries, by the CUDA table. Contracts in kernels.h. */
-#ifndef LLM_CPU_EXTRA_H
-#define LLM_CPU_EXTRA_H
+/* cpu.h: the CPU backend's kernels that live outside cpu.c, for the cpu
+ * and ref tables: the inference kernels (rows.c), the sampling, dropout and
+ * classifier-head kernels (sample.c, dropout.c; references in
+ * ref_sample.c), and, for its host-side sampling entries, the CUDA table.
+ * Contracts in kernels.h, under the same names. */
+#ifndef LLM_CPU_H
+#define LLM_CPU_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,18 @@ static inline uint64_t llm_mix64(uint64_t z)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
+
+void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
+                           const int *map, const void *w, int half, int N, int IC, int OC);
+size_t llm_cpu_matmul_rows_scratch(int IC, int OC);
+void   llm_cpu_matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t ldi,
+                                  const int *map, const float *w, float *scratch,
+                                  int N, int IC, int OC);
+void   llm_cpu_attention_rows(float *out, size_t ldo, const float *const *q,
+                              const float *const *K, const float *const *V, size_t kvs,
+                              const int *len, int n, int H, int KVH, int hd,
+                              float *scratch, int maxlen);
+size_t llm_cpu_to_half(uint16_t *h, const float *f, size_t n);
 
 float  llm_cpu_logits_max(const float *x, int n, int *bad);
 double llm_cpu_softmax_weights(float *w, float *bsum, const float *x, int n,
