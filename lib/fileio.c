@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "formats.h"
 #include "internal.h"
 
 int llm_write_all(int fd, const void *p, size_t n)
@@ -103,14 +104,9 @@ void llm_sync_dir(const char *path)
     free(dir);
 }
 
-int llm_write_file(const char *path, const void *p, size_t n)
+int llm_finish_temp(int fd, char *tmp, const char *path, int ok)
 {
-    char *tmp = NULL;
-    int fd = llm_create_temp(path, &tmp);
-    if (fd < 0)
-        return fd;
     const char *step = "cannot write";
-    int ok = llm_write_all(fd, p, n) == 0;
     if (ok && !(ok = fsync(fd) == 0))
         step = "cannot sync";
     int e = errno;
@@ -133,6 +129,15 @@ int llm_write_file(const char *path, const void *p, size_t n)
     }
     free(tmp);
     return rc;
+}
+
+int llm_write_file(const char *path, const void *p, size_t n)
+{
+    char *tmp = NULL;
+    int fd = llm_create_temp(path, &tmp);
+    if (fd < 0)
+        return fd;
+    return llm_finish_temp(fd, tmp, path, llm_write_all(fd, p, n) == 0);
 }
 
 void llm_remove_dir(const char *dir)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats.h"
 #include "gguf.h"
 #include "half.h"
 #include "internal.h"
@@ -467,28 +468,6 @@ struct llm_gguf {
     size_t *t_sorted;            /* indices into t, by name */
 };
 
-/* Strings from the file in messages: at most 64 bytes, control characters
- * replaced, so that a hostile name cannot garble a terminal. */
-typedef struct {
-    char s[72];
-} shown;
-
-static shown show(const char *s, size_t n)
-{
-    shown r;
-    size_t k = n > 64 ? 64 : n, i;
-    for (i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[i];
-        r.s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    if (k < n) {
-        memcpy(r.s + i, "...", 3);
-        i += 3;
-    }
-    r.s[i] = '\0';
-    return r;
-}
-
 static const char *astr(const llm_gguf *g, size_t off)
 {
     return g->arena.data + off;
@@ -562,7 +541,7 @@ static int check_name(const rd *r, size_t off, size_t len, const char *field)
                         field);
     if (memchr(s, '\0', len))
         return llm_fail(LLM_ERR_FORMAT, "'%s': %s %zu: %s '%s' contains a NUL byte",
-                        r->g->name, r->what, r->item, field, show(s, len).s);
+                        r->g->name, r->what, r->item, field, llm_show(s, len).s);
     return LLM_OK;
 }
 
@@ -590,7 +569,7 @@ static int check_bools(const rd *r, const unsigned char *p, uint64_t n, const ch
     for (uint64_t i = 0; i < n; i++)
         if (p[i] > 1)
             return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s': bool value %u is not 0 or 1",
-                            r->g->name, show(key, strlen(key)).s, (unsigned)p[i]);
+                            r->g->name, llm_show(key, strlen(key)).s, (unsigned)p[i]);
     return LLM_OK;
 }
 
@@ -605,7 +584,7 @@ static int parse_kv(rd *r, gkv *e)
     if ((rc = rd_u32(r, &t, "value type")))
         return rc;
     const char *key = astr(g, e->key);
-    shown k = show(key, klen);
+    llm_shown k = llm_show(key, klen);
     if (t >= (uint32_t)N_VALUE_TYPES)
         return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' has unknown value type %u", g->name,
                         k.s, t);
@@ -712,7 +691,7 @@ static int parse_tensor_info(rd *r, size_t i)
     int rc = rd_str(r, &g->t_name[i], &nlen, "name");
     if (rc || (rc = check_name(r, g->t_name[i], nlen, "name")))
         return rc;
-    shown nm = show(astr(g, g->t_name[i]), nlen);
+    llm_shown nm = llm_show(astr(g, g->t_name[i]), nlen);
     uint32_t nd;
     if ((rc = rd_u32(r, &nd, "n_dims")))
         return rc;
@@ -807,7 +786,7 @@ static int gguf_parse(llm_gguf *g)
         if (strcmp(astr(g, g->kv[g->kv_sorted[i - 1]].key), astr(g, g->kv[g->kv_sorted[i]].key)) == 0) {
             const char *k = astr(g, g->kv[g->kv_sorted[i]].key);
             return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate key '%s'", g->name,
-                            show(k, strlen(k)).s);
+                            llm_show(k, strlen(k)).s);
         }
 
     g->alignment = LLM_GGUF_DEFAULT_ALIGNMENT;
@@ -834,7 +813,7 @@ static int gguf_parse(llm_gguf *g)
     uint64_t data_start = ((uint64_t)r.pos + g->alignment - 1) / g->alignment * g->alignment;
     for (size_t i = 0; i < g->nt; i++) {
         llm_gguf_tensor *t = &g->t[i];
-        shown nm = show(t->name, strlen(t->name));
+        llm_shown nm = llm_show(t->name, strlen(t->name));
         if (t->offset % g->alignment)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': data offset %llu is not a "
                             "multiple of the alignment %u", g->name, nm.s,
@@ -856,9 +835,9 @@ static int gguf_parse(llm_gguf *g)
         const llm_gguf_tensor *a = &g->t[g->t_sorted[i - 1]], *b = &g->t[g->t_sorted[i]];
         if (b->offset < a->offset + a->nbytes)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensors '%s' [%llu, +%zu) and '%s' [%llu, "
-                            "+%zu) overlap", g->name, show(a->name, strlen(a->name)).s,
+                            "+%zu) overlap", g->name, llm_show(a->name, strlen(a->name)).s,
                             (unsigned long long)a->offset, a->nbytes,
-                            show(b->name, strlen(b->name)).s, (unsigned long long)b->offset,
+                            llm_show(b->name, strlen(b->name)).s, (unsigned long long)b->offset,
                             b->nbytes);
     }
     cmp_ctx = g;
@@ -867,7 +846,7 @@ static int gguf_parse(llm_gguf *g)
         const char *a = g->t[g->t_sorted[i - 1]].name, *b = g->t[g->t_sorted[i]].name;
         if (strcmp(a, b) == 0)
             return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", g->name,
-                            show(b, strlen(b)).s);
+                            llm_show(b, strlen(b)).s);
     }
     free(g->t_name);
     g->t_name = NULL;
@@ -967,7 +946,7 @@ static int wrong_type(const llm_gguf *g, const char *key, const gkv *e, const ch
     char d[40];
     type_desc(e, d, sizeof d);
     return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' is %s, not %s", g->name,
-                    show(key, strlen(key)).s, d, want);
+                    llm_show(key, strlen(key)).s, d, want);
 }
 
 static int lookup(const llm_gguf *g, const char *key, const gkv **e)
@@ -975,7 +954,7 @@ static int lookup(const llm_gguf *g, const char *key, const gkv **e)
     *e = key ? find_kv(g, key) : NULL;
     if (!*e)
         return llm_fail(LLM_ERR_RANGE, "'%s': no key '%s'", g->name,
-                        key ? show(key, strlen(key)).s : "(null)");
+                        key ? llm_show(key, strlen(key)).s : "(null)");
     return LLM_OK;
 }
 
@@ -1020,7 +999,7 @@ static double scalar_double(int t, const unsigned char *p)
 static int too_big(const llm_gguf *g, const char *key, const unsigned char *p)
 {
     return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s': uint64 value %llu is too large",
-                    g->name, show(key, strlen(key)).s, (unsigned long long)llm_le64(p));
+                    g->name, llm_show(key, strlen(key)).s, (unsigned long long)llm_le64(p));
 }
 
 int llm_gguf_has(const llm_gguf *g, const char *key)
@@ -1108,7 +1087,7 @@ static int arr_elem(const llm_gguf *g, const char *key, size_t i, int (*ok)(int)
         return wrong_type(g, key, e, want);
     if (i >= e->count)
         return llm_fail(LLM_ERR_RANGE, "'%s': key '%s': index %zu past the %llu elements",
-                        g->name, show(key, strlen(key)).s, i, (unsigned long long)e->count);
+                        g->name, llm_show(key, strlen(key)).s, i, (unsigned long long)e->count);
     *out = e;
     return LLM_OK;
 }
@@ -1206,7 +1185,7 @@ const llm_gguf_tensor *llm_gguf_tensor_find(const llm_gguf *g, const char *name)
 
 int llm_gguf_tensor_dequantize(const llm_gguf *g, const llm_gguf_tensor *t, float *dst, size_t n)
 {
-    shown nm = show(t->name, strlen(t->name));
+    llm_shown nm = llm_show(t->name, strlen(t->name));
     if (!llm_gguf_type_supported(t->type))
         return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor '%s' has type %s, which is not "
                         "supported", g->name, nm.s, llm_gguf_type_name(t->type));
@@ -1280,7 +1259,7 @@ static int check_text(const char *what, const char *s, int allow_empty)
     if (!n && !allow_empty)
         return llm_fail(LLM_ERR_INVALID, "%s is empty", what);
     if (!llm_utf8_check(s, n, NULL))
-        return llm_fail(LLM_ERR_INVALID, "%s '%s' is not valid UTF-8", what, show(s, n).s);
+        return llm_fail(LLM_ERR_INVALID, "%s '%s' is not valid UTF-8", what, llm_show(s, n).s);
     return LLM_OK;
 }
 
@@ -1293,7 +1272,7 @@ static int add_kv(llm_gguf_writer *w, const char *key, int type, size_t val_len,
         return rc;
     for (size_t i = 0; i < w->nkv; i++)
         if (strcmp(w->kv[i].key, key) == 0)
-            return llm_fail(LLM_ERR_INVALID, "duplicate key '%s'", show(key, strlen(key)).s);
+            return llm_fail(LLM_ERR_INVALID, "duplicate key '%s'", llm_show(key, strlen(key)).s);
     if (strcmp(key, "general.alignment") == 0 && type != LLM_GGUF_T_UINT32)
         return llm_fail(LLM_ERR_INVALID, "general.alignment must be a uint32");
     if (grow((void **)&w->kv, &w->kv_cap, w->nkv + 1, sizeof *w->kv))
@@ -1413,7 +1392,8 @@ int llm_gguf_writer_kv_arr_str(llm_gguf_writer *w, const char *key, const char *
     return rc;
 }
 
-int llm_gguf_writer_kv_arr_f32(llm_gguf_writer *w, const char *key, const float *v, size_t n)
+/* An array of n four-byte values (float32 or int32), each stored as its bits. */
+static int kv_arr4(llm_gguf_writer *w, const char *key, int et, const void *v, size_t n)
 {
     size_t body;
     if (n && !v)
@@ -1421,24 +1401,23 @@ int llm_gguf_writer_kv_arr_f32(llm_gguf_writer *w, const char *key, const float 
     if (llm_mul_size(n, 4, &body))
         return llm_fail(LLM_ERR_NOMEM, "array '%s' too large", key ? key : "(null)");
     unsigned char *p;
-    int rc = kv_arr(w, key, LLM_GGUF_T_FLOAT32, n, body, &p);
-    for (size_t i = 0; rc == LLM_OK && i < n; i++)
-        llm_put_le32(p + 4 * i, float_bits(v[i]));
+    int rc = kv_arr(w, key, et, n, body, &p);
+    for (size_t i = 0; rc == LLM_OK && i < n; i++) {
+        uint32_t u;
+        memcpy(&u, (const unsigned char *)v + 4 * i, 4);
+        llm_put_le32(p + 4 * i, u);
+    }
     return rc;
+}
+
+int llm_gguf_writer_kv_arr_f32(llm_gguf_writer *w, const char *key, const float *v, size_t n)
+{
+    return kv_arr4(w, key, LLM_GGUF_T_FLOAT32, v, n);
 }
 
 int llm_gguf_writer_kv_arr_i32(llm_gguf_writer *w, const char *key, const int32_t *v, size_t n)
 {
-    size_t body;
-    if (n && !v)
-        return llm_fail(LLM_ERR_INVALID, "array '%s': no values", key ? key : "(null)");
-    if (llm_mul_size(n, 4, &body))
-        return llm_fail(LLM_ERR_NOMEM, "array '%s' too large", key ? key : "(null)");
-    unsigned char *p;
-    int rc = kv_arr(w, key, LLM_GGUF_T_INT32, n, body, &p);
-    for (size_t i = 0; rc == LLM_OK && i < n; i++)
-        llm_put_le32(p + 4 * i, (uint32_t)v[i]);
-    return rc;
+    return kv_arr4(w, key, LLM_GGUF_T_INT32, v, n);
 }
 
 static int add_tensor(llm_gguf_writer *w, const char *name, int type, int n_dims,
@@ -1447,7 +1426,7 @@ static int add_tensor(llm_gguf_writer *w, const char *name, int type, int n_dims
     int rc = check_text("tensor name", name, 0);
     if (rc)
         return rc;
-    shown nm = show(name, strlen(name));
+    llm_shown nm = llm_show(name, strlen(name));
     for (size_t i = 0; i < w->nt; i++)
         if (strcmp(w->t[i].name, name) == 0)
             return llm_fail(LLM_ERR_INVALID, "duplicate tensor name '%s'", nm.s);
@@ -1617,7 +1596,6 @@ int llm_gguf_writer_write(llm_gguf_writer *w, const char *path)
         return fd;
     }
     static const unsigned char zeros[LLM_GGUF_MAX_ALIGNMENT > 4096 ? 4096 : 1];
-    const char *step = "cannot write";
     int ok = llm_write_all(fd, h.data, h.len) == 0;
     for (size_t i = 0; ok && i < w->nt; i++) {
         ok = llm_write_all(fd, w->t[i].data, w->t[i].nbytes) == 0;
@@ -1627,26 +1605,7 @@ int llm_gguf_writer_write(llm_gguf_writer *w, const char *path)
             p -= k;
         }
     }
-    if (ok && !(ok = fsync(fd) == 0))
-        step = "cannot sync";
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-        step = "cannot write";
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-        step = "cannot rename the temporary file to";
-    }
-    if (!ok) {
-        unlink(tmp);
-        rc = llm_fail(LLM_ERR_IO, "%s '%s': %s", step, path, strerror(e));
-    } else {
-        llm_sync_dir(path);
-    }
-    free(tmp);
+    rc = llm_finish_temp(fd, tmp, path, ok);
     llm_buf_free(&h);
     return rc;
 }

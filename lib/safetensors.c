@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "formats.h"
 #include "internal.h"
 
 /* The reference implementation refuses larger headers; so do we, so that a
@@ -55,28 +56,6 @@ struct llm_st {
     st_meta *meta_sorted;      /* the same, sorted by key */
     size_t nmeta;
 };
-
-/* Names come from the file: print at most 64 bytes of them, with control
- * characters replaced, so that a hostile name cannot garble a terminal. */
-typedef struct {
-    char s[72];
-} shown;
-
-static shown show(const char *s, size_t n)
-{
-    shown r;
-    size_t k = n > 64 ? 64 : n, i;
-    for (i = 0; i < k; i++) {
-        unsigned char c = (unsigned char)s[i];
-        r.s[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    if (k < n) {
-        memcpy(r.s + i, "...", 3);
-        i += 3;
-    }
-    r.s[i] = '\0';
-    return r;
-}
 
 static int by_name_cmp(const void *a, const void *b)
 {
@@ -128,7 +107,7 @@ static int parse_dtype(const llm_json_node *v, llm_dtype *t)
 static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *data,
                         uint64_t data_len, llm_st_tensor *t, span *sp)
 {
-    shown nm = show(e->key, e->key_len);
+    llm_shown nm = llm_show(e->key, e->key_len);
     if (e->type != LLM_JSON_OBJECT)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' (offset %zu): entry is not an object",
                         f->name, nm.s, e->offset);
@@ -143,10 +122,10 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
             slot = &offs;
         else
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': unknown field '%s'",
-                            f->name, nm.s, show(c->key, c->key_len).s);
+                            f->name, nm.s, llm_show(c->key, c->key_len).s);
         if (*slot)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': duplicate field '%s'",
-                            f->name, nm.s, show(c->key, c->key_len).s);
+                            f->name, nm.s, llm_show(c->key, c->key_len).s);
         *slot = c;
     }
     if (!dt || !shape || !offs)
@@ -155,7 +134,7 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
     if (parse_dtype(dt, &t->dtype))
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': unknown dtype%s%s%s", f->name,
                         nm.s, dt->type == LLM_JSON_STRING ? " '" : "",
-                        dt->type == LLM_JSON_STRING ? show(dt->str, dt->len).s : "",
+                        dt->type == LLM_JSON_STRING ? llm_show(dt->str, dt->len).s : "",
                         dt->type == LLM_JSON_STRING ? "'" : "");
     if (shape->type != LLM_JSON_ARRAY)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': shape is not an array",
@@ -229,7 +208,7 @@ static int parse_meta(llm_st *f, const llm_json_node *m)
     if (!f->meta)
         return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
     for (const llm_json_node *c = m->child; c; c = c->next) {
-        shown k = show(c->key, c->key_len);
+        llm_shown k = llm_show(c->key, c->key_len);
         if (c->type != LLM_JSON_STRING)
             return llm_fail(LLM_ERR_FORMAT, "'%s': __metadata__ value of '%s' is not a string",
                             f->name, k.s);
@@ -250,7 +229,7 @@ static int parse_meta(llm_st *f, const llm_json_node *m)
     for (size_t i = 1; i < f->nmeta; i++)
         if (strcmp(f->meta_sorted[i - 1].key, f->meta_sorted[i].key) == 0)
             return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__ key '%s'", f->name,
-                            show(f->meta_sorted[i].key, strlen(f->meta_sorted[i].key)).s);
+                            llm_show(f->meta_sorted[i].key, strlen(f->meta_sorted[i].key)).s);
     return LLM_OK;
 }
 
@@ -299,7 +278,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
         if (strlen(e->key) != e->key_len) {
             rc = llm_fail(LLM_ERR_FORMAT,
                           "'%s': tensor name '%s' contains a NUL character (not supported)",
-                          f->name, show(e->key, e->key_len).s);
+                          f->name, llm_show(e->key, e->key_len).s);
             goto out;
         }
         if ((rc = parse_tensor(f, e, data, data_len, &f->t[f->n], &sp[f->n])))
@@ -316,7 +295,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
     for (size_t i = 1; i < f->n; i++)
         if (strcmp(nm[i - 1].name, nm[i].name) == 0) {
             rc = llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", f->name,
-                          show(nm[i].name, strlen(nm[i].name)).s);
+                          llm_show(nm[i].name, strlen(nm[i].name)).s);
             goto out;
         }
     qsort(sp, f->n, sizeof *sp, span_cmp);
@@ -325,9 +304,9 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
             const llm_st_tensor *a = &f->t[sp[i - 1].i], *b = &f->t[sp[i].i];
             rc = llm_fail(LLM_ERR_FORMAT,
                           "'%s': tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap",
-                          f->name, show(a->name, strlen(a->name)).s,
+                          f->name, llm_show(a->name, strlen(a->name)).s,
                           (unsigned long long)sp[i - 1].begin, (unsigned long long)sp[i - 1].end,
-                          show(b->name, strlen(b->name)).s,
+                          llm_show(b->name, strlen(b->name)).s,
                           (unsigned long long)sp[i].begin, (unsigned long long)sp[i].end);
             goto out;
         }
@@ -508,7 +487,7 @@ static int check_text(const char *what, const char *s)
     int rc = llm_json_put_string(&tmp, s, strlen(s));
     llm_buf_free(&tmp);
     if (rc == LLM_ERR_UTF8)
-        return llm_fail(LLM_ERR_INVALID, "%s '%s' is not valid UTF-8", what, show(s, strlen(s)).s);
+        return llm_fail(LLM_ERR_INVALID, "%s '%s' is not valid UTF-8", what, llm_show(s, strlen(s)).s);
     return rc;
 }
 
@@ -517,7 +496,7 @@ int llm_st_writer_add(llm_st_writer *w, const char *name, llm_dtype t, int ndim,
 {
     if (!name || strcmp(name, "__metadata__") == 0)
         return llm_fail(LLM_ERR_INVALID, "invalid tensor name '%s'", name ? name : "(null)");
-    shown nm = show(name, strlen(name));
+    llm_shown nm = llm_show(name, strlen(name));
     if ((unsigned)t >= LLM_DT_COUNT)
         return llm_fail(LLM_ERR_INVALID, "tensor '%s': invalid dtype %d", nm.s, (int)t);
     if (ndim < 0 || ndim > LLM_ST_MAX_DIMS || (ndim > 0 && !shape))
@@ -565,7 +544,7 @@ int llm_st_writer_meta(llm_st_writer *w, const char *key, const char *val)
     for (size_t i = 0; i < w->nmeta; i++)
         if (strcmp(w->meta[i].key, key) == 0)
             return llm_fail(LLM_ERR_INVALID, "duplicate metadata key '%s'",
-                            show(key, strlen(key)).s);
+                            llm_show(key, strlen(key)).s);
     int rc = check_text("metadata key", key);
     if (rc == LLM_OK)
         rc = check_text("metadata value", val);
@@ -678,30 +657,10 @@ int llm_st_writer_write(llm_st_writer *w, const char *path)
         llm_buf_free(&h);
         return fd;
     }
-    const char *step = "cannot write";
     int ok = llm_write_all(fd, h.data, h.len) == 0;
     for (size_t i = 0; ok && i < w->n; i++)
         ok = llm_write_all(fd, w->t[i].data, w->t[i].nbytes) == 0;
-    if (ok && !(ok = fsync(fd) == 0))
-        step = "cannot sync";
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-        step = "cannot write";
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-        step = "cannot rename the temporary file to";
-    }
-    if (!ok) {
-        unlink(tmp);
-        rc = llm_fail(LLM_ERR_IO, "%s '%s': %s", step, path, strerror(e));
-    } else {
-        llm_sync_dir(path);
-    }
-    free(tmp);
+    rc = llm_finish_temp(fd, tmp, path, ok);
     llm_buf_free(&h);
     return rc;
 }
