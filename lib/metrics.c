@@ -128,14 +128,9 @@ static int intern(llm_metrics *m, const char *s, size_t n, int cls, size_t *id)
     }
     if (m->n >= (size_t)INT32_MAX)
         return llm_fail(LLM_ERR_RANGE, "too many labels");
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 16;
-        label *p = realloc(m->labels, cap * sizeof *p);
-        if (!p)
-            return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        m->labels = p;
-        m->cap = cap;
-    }
+    int rc = llm_grow((void **)&m->labels, &m->cap, m->n + 1, sizeof *m->labels);
+    if (rc)
+        return rc;
     char *copy = malloc(n + 1);
     if (!copy)
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
@@ -195,14 +190,9 @@ static int count_pair(llm_metrics *m, size_t g, size_t p)
 
 static int push_scratch(llm_metrics *m, size_t *k, size_t id)
 {
-    if (*k == m->scratch_cap) {
-        size_t cap = m->scratch_cap ? m->scratch_cap * 2 : 16;
-        int *p = realloc(m->scratch, cap * sizeof *p);
-        if (!p)
-            return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        m->scratch = p;
-        m->scratch_cap = cap;
-    }
+    int rc = llm_grow((void **)&m->scratch, &m->scratch_cap, *k + 1, sizeof *m->scratch);
+    if (rc)
+        return rc;
     m->scratch[(*k)++] = (int)id;
     return LLM_OK;
 }

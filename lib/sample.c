@@ -112,16 +112,21 @@ int llm_sampler_new(const llm_sampler_params *p, llm_sampler **out)
     return LLM_OK;
 }
 
-void llm_sampler_free(llm_sampler *s)
+static void free_scratch(llm_sampler *s)
 {
-    if (!s)
-        return;
     free(s->key);
     free(s->tmp);
     free(s->w);
     free(s->count);
     free(s->f);
     free(s->bsum);
+}
+
+void llm_sampler_free(llm_sampler *s)
+{
+    if (!s)
+        return;
+    free_scratch(s);
     for (int i = 0; i < s->nsub; i++)
         llm_sampler_free(s->sub[i]);
     free(s->sub);
@@ -160,12 +165,7 @@ static int reserve(llm_sampler *s, int vocab)
         return llm_fail(LLM_ERR_NOMEM,
                         "out of memory for sampler scratch (%d tokens)", vocab);
     }
-    free(s->key);
-    free(s->tmp);
-    free(s->w);
-    free(s->count);
-    free(s->f);
-    free(s->bsum);
+    free_scratch(s);
     s->key = key;
     s->tmp = tmp;
     s->w = w;
