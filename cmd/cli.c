@@ -140,6 +140,41 @@ void cli_close(FILE *f)
         fclose(f);
 }
 
+void cli_records_open(cli_records *r, const char *path)
+{
+    r->name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
+    r->ln = 0;
+    r->f = cli_open(path);
+    int rc = llm_lines_open(r->f, &r->lines);
+    if (rc)
+        cli_die_status(rc);
+}
+
+int cli_records_next(cli_records *r, const char **line, size_t *len)
+{
+    int rc;
+    while ((rc = llm_lines_next(r->lines, line, len)) == 1) {
+        r->ln = (long long)llm_lines_number(r->lines);
+        if (*len && (*line)[*len - 1] == '\r')
+            (*len)--;
+        if (*len == 0)
+            continue;
+        size_t bad;
+        if (!llm_utf8_check(*line, *len, &bad))
+            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", r->name, r->ln, bad + 1);
+        return 1;
+    }
+    if (rc < 0)
+        cli_die("'%s': %s", r->name, llm_errmsg());
+    return 0;
+}
+
+void cli_records_close(cli_records *r)
+{
+    llm_lines_free(r->lines);
+    cli_close(r->f);
+}
+
 /* A reader went away. With SIGPIPE at its default disposition (cli_signals)
  * the write itself kills us and we never get here; EPIPE means SIGPIPE was
  * ignored or blocked by the program. We still end the way a pipeline

@@ -141,6 +141,24 @@ CLI_NORETURN void cli_die_status(int status);
 FILE *cli_open(const char *path);
 void cli_close(FILE *f);   /* no-op for stdin */
 
+/* A file of text records read a line at a time, as the programs read
+ * labelled lines and pairs: the final '\r' dropped, empty lines skipped,
+ * UTF-8 checked. */
+typedef struct {
+    const char *name;   /* the path, or "(standard input)": for messages */
+    long long ln;       /* the number of the line last returned */
+    FILE *f;
+    llm_lines *lines;
+} cli_records;
+
+/*! cli_records_open() : opens `path` ("-" or NULL: stdin); dies as cli_open(). */
+void cli_records_open(cli_records *r, const char *path);
+/*! cli_records_next() : the next non-empty line; dies with "'NAME', line N:
+ *  invalid UTF-8 at byte B", or "'NAME': reason" when reading fails.
+ *  @return 1, or 0 at the end of the file. */
+int  cli_records_next(cli_records *r, const char **line, size_t *len);
+void cli_records_close(cli_records *r);
+
 /*! cli_write() : fwrite that dies quietly on EPIPE and loudly on other errors. */
 void cli_write(const void *p, size_t n, FILE *f);
 /*! cli_flush() : fflush with the same error handling. */

@@ -351,24 +351,15 @@ static const char *parse_side(const char *s, size_t n, int is_pred, label_list *
 
 static void read_pairs(llm_metrics *m, const char *path)
 {
-    const char *name = display_name(path);
-    FILE *f = cli_open(path);
-    llm_lines *r;
-    check(llm_lines_open(f, &r));
-    const char *line;
+    cli_records r;
+    cli_records_open(&r, path);
+    const char *name = r.name, *line;
     size_t len;
-    int rc;
     label_list gold = { 0 }, pred = { 0 };
     char why[160];
-    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
-        long long ln = (long long)llm_lines_number(r);
-        if (len && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            continue;
-        size_t bad;
-        if (!llm_utf8_check(line, len, &bad))
-            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+    while (cli_records_next(&r, &line, &len)) {
+        long long ln = r.ln;
+        int rc;
         const char *t1 = memchr(line, '\t', len);
         if (!t1)
             cli_die("'%s', line %lld: no tab (expected gold<TAB>predicted)", name, ln);
@@ -401,14 +392,11 @@ static void read_pairs(llm_metrics *m, const char *path)
                     "no probability, where earlier lines have one");
         check(rc);
     }
-    if (rc < 0)
-        cli_die("'%s': %s", name, llm_errmsg());
     free(gold.s);
     free(gold.len);
     free(pred.s);
     free(pred.len);
-    llm_lines_free(r);
-    cli_close(f);
+    cli_records_close(&r);
 }
 
 static void *xcalloc(size_t n, size_t size);
@@ -790,23 +778,13 @@ static void run_pairs(int first, int argc, char **argv)
 
 static void read_text_pairs(llm_text_metrics *m, const char *path)
 {
-    const char *name = display_name(path);
-    FILE *f = cli_open(path);
-    llm_lines *r;
-    check(llm_lines_open(f, &r));
-    const char *line;
+    cli_records r;
+    cli_records_open(&r, path);
+    const char *name = r.name, *line;
     size_t len;
-    int rc;
     llm_buf ref = { 0 }, hyp = { 0 };
-    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
-        long long ln = (long long)llm_lines_number(r);
-        if (len && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            continue;
-        size_t bad;
-        if (!llm_utf8_check(line, len, &bad))
-            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+    while (cli_records_next(&r, &line, &len)) {
+        long long ln = r.ln;
         const char *tab = memchr(line, '\t', len);
         if (!tab)
             cli_die("'%s', line %lld: no tab (expected reference<TAB>hypothesis)", name, ln);
@@ -821,12 +799,9 @@ static void read_text_pairs(llm_text_metrics *m, const char *path)
                                  hyp.data ? hyp.data : "", hyp.len))
             cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
     }
-    if (rc < 0)
-        cli_die("'%s': %s", name, llm_errmsg());
     llm_buf_free(&ref);
     llm_buf_free(&hyp);
-    llm_lines_free(r);
-    cli_close(f);
+    cli_records_close(&r);
 }
 
 static void run_text(int first, int argc, char **argv)
@@ -1078,24 +1053,14 @@ static CLI_NORETURN void cls_unknown(const cls_eval *c, const char *name, long l
 
 static void cls_read(cls_eval *c, const char *path)
 {
-    const char *name = display_name(path);
-    FILE *f = cli_open(path);
-    llm_lines *r;
-    check(llm_lines_open(f, &r));
-    const char *line;
+    cli_records r;
+    cli_records_open(&r, path);
+    const char *name = r.name, *line;
     size_t len;
-    int rc;
     llm_ids doc = { 0 };
     static cli_span span[4096];
-    while ((rc = llm_lines_next(r, &line, &len)) == 1) {
-        long long ln = (long long)llm_lines_number(r);
-        if (len && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            continue;
-        size_t bad;
-        if (!llm_utf8_check(line, len, &bad))
-            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+    while (cli_records_next(&r, &line, &len)) {
+        long long ln = r.ln;
         const char *text, *end = line + len;
         c->goff[c->n] = c->gold.len;
         size_t nl;
@@ -1124,12 +1089,9 @@ static void cls_read(cls_eval *c, const char *path)
         if (c->n == c->cap)
             cls_flush(c);
     }
-    if (rc < 0)
-        cli_die("'%s': %s", name, llm_errmsg());
     cls_flush(c);   /* as llm-classify, which labels what is left of each input */
     llm_ids_free(&doc);
-    llm_lines_free(r);
-    cli_close(f);
+    cli_records_close(&r);
 }
 
 static void run_classifier(const char *path, int first, int argc, char **argv)

@@ -315,25 +315,16 @@ static void raw_doc(cls_raw *r, const llm_ids *doc, const int32_t *lab, size_t n
 /* Reads one labelled file into r; `add`: new labels allowed (training). */
 static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int T, int add)
 {
-    FILE *f = cli_open(path);
-    const char *name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
-    llm_lines *lr;
-    check(llm_lines_open(f, &lr));
-    const char *line;
+    cli_records lr;
+    cli_records_open(&lr, path);
+    const char *name = lr.name, *line;
     size_t len;
-    int rc;
     llm_ids doc = { 0 };
     static int32_t lab[4096];
     static cli_span span[4096];
-    while ((rc = llm_lines_next(lr, &line, &len)) == 1) {
-        long long ln = (long long)llm_lines_number(lr);
-        if (len && line[len - 1] == '\r')
-            len--;
-        if (len == 0)
-            continue;
-        size_t bad, nl = 0;
-        if (!llm_utf8_check(line, len, &bad))
-            cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", name, ln, bad + 1);
+    while (cli_records_next(&lr, &line, &len)) {
+        long long ln = lr.ln;
+        size_t nl = 0;
         const char *text, *end = line + len;
         const char *why = cli_split_labelled(line, len, o_multi_label, span,
                                              sizeof span / sizeof span[0], &nl, &text);
@@ -363,10 +354,7 @@ static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int 
         r->truncated += (uint64_t)tr;
         raw_doc(r, &doc, lab, u, text, (size_t)(end - text));
     }
-    if (rc < 0)
-        cli_die("'%s': %s", name, llm_errmsg());
-    llm_lines_free(lr);
-    cli_close(f);
+    cli_records_close(&lr);
     llm_ids_free(&doc);
 }
 
