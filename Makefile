@@ -2,6 +2,7 @@
 #
 #   make                  build programs and libllm into build/
 #   make check            unit, CLI, fuzz-replay and generated-file tests
+#   make check-guarded    the same on the guarded kernels (LLM_KERNELS=guarded)
 #   make bench            benchmarks (print figures, never fail on time)
 #   make asan | ubsan     the test suite under sanitizers (build-asan/, build-ubsan/)
 #   make fuzz             libFuzzer harnesses for FUZZ_TIME seconds each (clang)
@@ -99,11 +100,12 @@ LIBS      += $(CUDA_LIBS)
 CU_SRC     = $(wildcard kernels/cuda/*.cu)
 endif
 
-# kernels/cpu/: the reference kernels (the yardstick) and the one thread
-# pool (llm_kernels_parallel(), a single symbol with no arithmetic) are
-# compiled once; every other file is arithmetic and compiled once per
+# kernels/cpu/: the reference kernels (the yardstick), the one thread
+# pool (llm_kernels_parallel(), a single symbol with no arithmetic) and
+# the host memory of the cpu and ref tables are compiled once; every other file is arithmetic and compiled once per
 # level into $(B)/kernels/cpu/LEVEL/, its names suffixed by level.h.
-CPU_ONCE  = kernels/cpu/ref.c kernels/cpu/ref_sample.c kernels/cpu/parallel.c
+CPU_ONCE  = kernels/cpu/ref.c kernels/cpu/ref_sample.c kernels/cpu/parallel.c \
+            kernels/cpu/memory.c
 CPU_MULTI = $(filter-out $(CPU_ONCE),$(wildcard kernels/cpu/*.c))
 CPU_OBJ   = $(foreach l,$(CPU_LEVELS),$(CPU_MULTI:kernels/cpu/%.c=$(B)/kernels/cpu/$(l)/%.o))
 LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(CPU_ONCE)
@@ -126,7 +128,7 @@ MAN_IN   = $(wildcard man/*.in)
 MANS     = $(MAN_IN:%.in=%) $(filter-out $(MAN_IN:%.in=%),$(wildcard man/*.[1-9]))
 COMPL    = $(foreach p,$(PROGS),completions/$(p).bash completions/_$(p) completions/$(p).fish)
 
-.PHONY: all deps check test asan ubsan bench fuzz gen check-gen \
+.PHONY: all deps check check-guarded test asan ubsan bench fuzz gen check-gen \
         install uninstall clean demo
 .DELETE_ON_ERROR:
 
@@ -236,6 +238,13 @@ check:
 
 test: all $(UNITS) $(REPLAYS)
 	@B=$(B) sh tests/run.sh
+
+# The whole suite again on the guarded kernels (kernels/guarded.c): the
+# cpu kernels, whose memory the library cannot touch outside the table, so
+# that any leftover host access of a weight, activation or cache crashes.
+# Same binaries: the table is chosen at run time.
+check-guarded: all $(UNITS) $(REPLAYS)
+	@LLM_KERNELS=guarded B=$(B) sh tests/run.sh
 
 asan:
 	SANITIZED=1 $(MAKE) B=build-asan OPT="-O1 -fno-omit-frame-pointer" \

@@ -939,9 +939,14 @@ static int same_weights(const llm_model *m)
     llm_param p;
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         check(llm_model_param_at(m, i, &p));
-        const unsigned char *b = (const unsigned char *)p.data;
-        for (size_t j = 0; j < p.numel * sizeof *p.data; j++)
+        float *f = malloc((p.numel ? p.numel : 1) * sizeof *f);
+        if (!f)
+            cli_die("out of memory");
+        check(llm_model_param_read(m, i, LLM_PARAM_DATA, f));
+        const unsigned char *b = (const unsigned char *)f;
+        for (size_t j = 0; j < p.numel * sizeof *f; j++)
             h = (h ^ b[j]) * 0x100000001b3ULL;
+        free(f);
     }
     return par_max_u64(h) == par_min_u64(h);
 }

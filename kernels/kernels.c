@@ -164,10 +164,14 @@ static int n_threads;   /* 0: not set yet, both libraries at their default */
 
 const llm_kernels *llm_kernels_get(const char *device)
 {
-    if (!device || strcmp(device, "cpu") == 0)
-        return llm_kernels_cpu();
+    if (!device || strcmp(device, "cpu") == 0) {
+        const char *k = getenv("LLM_KERNELS");
+        return k && strcmp(k, "guarded") == 0 ? llm_kernels_guarded() : llm_kernels_cpu();
+    }
     if (strcmp(device, "ref") == 0)
         return llm_kernels_ref();
+    if (strcmp(device, "guarded") == 0)
+        return llm_kernels_guarded();
 #ifdef LLM_CUDA
     if (strcmp(device, "cuda") == 0)
         return llm_kernels_cuda();   /* NULL without a usable GPU */

@@ -25,7 +25,29 @@ extern "C" {
 #endif
 
 typedef struct llm_kernels {
-    const char *name;   /* "cpu", "ref", "cuda" */
+    const char *name;   /* "cpu", "ref", "guarded", "cuda" */
+
+    /* --- memory. Every array a kernel reads or writes lives in memory of
+     * its table ("device memory": host memory on cpu and ref, GPU memory
+     * on cuda, host memory the library cannot touch on guarded), except
+     * where a kernel says "host": the sampler's rows, and the small index
+     * arrays of the inference kernels (map, len, and the pointer arrays
+     * q, K, V, which point into device memory). The library reaches
+     * device memory through these entries only. */
+    /* bytes of device memory, uninitialised, 64-byte aligned (large blocks
+     * on huge-page boundaries); NULL when out of memory. Free with free. */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);                                      /* NULL: nothing */
+    void (*upload)(void *dst, const void *src, size_t bytes);   /* host -> device */
+    void (*download)(void *dst, const void *src, size_t bytes); /* device -> host */
+    /* device -> device; the two ranges must not overlap. */
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    /* 1: device memory is host memory (cpu, ref), so that weights can run
+     * straight from a read-only mapping of their file, shared between
+     * processes, and be written to a file, without a copy. The library
+     * uses it for nothing else. */
+    int host_memory;
 
     /* out(N,OC) = inp(N,IC) . w(OC,IC)^T, as nn.Linear without bias. */
     void (*matmul_forward)(float *out, const float *inp, const float *w,
@@ -36,7 +58,8 @@ typedef struct llm_kernels {
                             const float *inp, const float *w,
                             int N, int IC, int OC);
 
-    /* out(N,C) = wte[tokens[n]]; every token must be in [0, V). */
+    /* out(N,C) = wte[tokens[n]]; every token must be in [0, V). Also a
+     * gather of any rows (RoPE tables by position). */
     void (*embedding_forward)(float *out, const int32_t *tokens,
                               const float *wte, int N, int C);
     /* dwte(V,C) += scatter of dout(N,C) by tokens. */
@@ -114,7 +137,7 @@ typedef struct llm_kernels {
      * order independent of the batch, of the other rows and of the thread
      * count, so that a sequence gets the same bits in any batch. Rows of
      * inp and out are ldi and ldo floats apart; row n of a product is row
-     * map[n] of both (map NULL: n).
+     * map[n] of both (map NULL: n; map is host memory).
      *
      * out[map n](OC) = inp[map n](IC) . w(OC,IC)^T for n in [0, N), where w
      * is floats, or IEEE halves when `half` (see to_half). Few rows (a
@@ -136,7 +159,8 @@ typedef struct llm_kernels {
     /* Attention of n query rows over keys and values held elsewhere (a
      * cache): for row i and head h (kv head kh = h / (H/KVH)), with
      * q_i = q[i] + h*hd, k_t = K[i] + t*kvs + kh*hd and v_t = V[i] + t*kvs
-     * + kh*hd for t in [0, len[i]) (1 <= len[i] <= maxlen):
+     * + kh*hd for t in [0, len[i]) (1 <= len[i] <= maxlen; q, K, V and
+     * len are host arrays, their pointers point into device memory):
      * out[i*ldo + h*hd ..](hd) = sum_t softmax_t(q_i . k_t / sqrt(hd)) v_t.
      * scratch holds llm_kernels_threads() * maxlen floats, clobbered. The
      * exponentials are fast_expf's: backends agree within rounding. */
@@ -211,11 +235,19 @@ const char *const *llm_kernels_cpu_levels(int runnable);
  *  (for tests and comparisons); NULL when this build lacks it or this CPU
  *  cannot run it. */
 const llm_kernels *llm_kernels_cpu_for(const char *level);
+/*! llm_kernels_guarded() : the cpu table (same bits) whose memory the
+ *  library cannot touch: every block from its alloc is kept PROT_NONE
+ *  except while one of its entries runs, so that any read or write of
+ *  device memory outside the table crashes (SIGSEGV). For tests: run the
+ *  suite with LLM_KERNELS=guarded (make check-guarded). Slow: two passes
+ *  of mprotect over every live block per kernel call. */
+const llm_kernels *llm_kernels_guarded(void);
 /*! llm_kernels_ref() : plain loops, double accumulation; the yardstick every
  *  other backend is tested against. Slow. */
 const llm_kernels *llm_kernels_ref(void);
-/*! llm_kernels_get() : "cpu", "ref", or "cuda" (NULL unless built with
- *  LLM_CUDA); NULL for an unknown name. */
+/*! llm_kernels_get() : "cpu", "ref", "guarded", or "cuda" (NULL unless
+ *  built with LLM_CUDA); NULL for an unknown name. With the environment
+ *  variable LLM_KERNELS=guarded, "cpu" (and NULL) give the guarded table. */
 const llm_kernels *llm_kernels_get(const char *device);
 
 /*! llm_kernels_set_threads() : one thread count for OpenMP and OpenBLAS

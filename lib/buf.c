@@ -159,40 +159,6 @@ void llm_unmap_file(const void *map, size_t len)
         munmap((void *)map, len);
 }
 
-void *llm_alloc64(size_t bytes)
-{
-    if (bytes > SIZE_MAX - 64)
-        return NULL;
-    return aligned_alloc(64, bytes ? (bytes + 63) & ~(size_t)63 : 64);
-}
-
-/* Blocks past LLM_HUGE_MIN are aligned to 2 MiB and advised into
- * transparent huge pages (Linux's "madvise" mode, a common default): a pass
- * over the weights then takes 512 times fewer TLB misses than over 4 KiB
- * pages. Decoding one sequence streams every weight per token, and is 15-25%
- * faster for it on the 110M shape (make bench, generate.sh). The advice is
- * only advice: where huge pages are off, the block is an ordinary one. */
-#define LLM_HUGE_ALIGN ((size_t)2 << 20)
-#define LLM_HUGE_MIN ((size_t)4 << 20)
-
-void *llm_alloc_big(size_t bytes, int zero)
-{
-    if (bytes < LLM_HUGE_MIN)
-        return zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
-    if (bytes > SIZE_MAX - LLM_HUGE_ALIGN)
-        return NULL;
-    size_t n = (bytes + LLM_HUGE_ALIGN - 1) & ~(LLM_HUGE_ALIGN - 1);
-    void *p;
-    if (posix_memalign(&p, LLM_HUGE_ALIGN, n))
-        return NULL;
-#ifdef MADV_HUGEPAGE
-    (void)madvise(p, n, MADV_HUGEPAGE);
-#endif
-    if (zero)
-        memset(p, 0, bytes);
-    return p;
-}
-
 int llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap)
 {
     va_list again;

@@ -70,31 +70,33 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
     int rc0 = llm_model_own(m);   /* the block grows: not in a mapped file */
     if (rc0)
         return rc0;
+    const llm_kernels *k = m->k;
     char **names = calloc((size_t)K, sizeof *names);
     float *thr = malloc((size_t)K * sizeof *thr);
-    size_t n = m->n_backbone + (size_t)K * C + (size_t)K;
-    float *params = thr && names ? realloc(m->params, n * sizeof *params) : NULL;
+    size_t nh = (size_t)K * C + (size_t)K, n = m->n_backbone + nh;
+    float *head = malloc(nh * sizeof *head);   /* drawn here, then uploaded */
+    float *params = thr && names && head ? k->alloc(n * sizeof *params) : NULL;
     int ok = params != NULL;
     for (int i = 0; ok && i < K; i++)
         ok = (names[i] = strdup(p->labels[i])) != NULL;
     if (!ok) {
-        if (params)
-            m->params = params;      /* still a valid (larger) block */
+        k->free(params);
         for (int i = 0; names && i < K; i++)
             free(names[i]);
         free(names);
         free(thr);
-        if (params)
-            llm_model_views(m);
+        free(head);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a head of %d labels", K);
     }
+    k->copy(params, m->params, m->n_backbone * sizeof *params);
+    k->free(m->params);
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
     free(m->thresholds);
-    free(m->grads);
-    free(m->adam_m);
-    free(m->adam_v);
+    k->free(m->grads);
+    k->free(m->adam_m);
+    k->free(m->adam_v);
     m->grads = m->adam_m = m->adam_v = NULL;
     m->steps = 0;
     m->params = params;
@@ -110,11 +112,13 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
     llm_rng r;
     llm_rng_seed(&r, seed);
     for (size_t i = 0; i < (size_t)K * C; i++)
-        m->head_w[i] = (float)(0.02 * llm_rng_normal(&r));
+        head[i] = (float)(0.02 * llm_rng_normal(&r));
     for (int i = 0; i < K; i++) {
-        m->head_b[i] = 0.0f;
+        head[(size_t)K * C + i] = 0.0f;
         thr[i] = 0.5f;
     }
+    k->upload(m->head_w, head, nh * sizeof *head);   /* head_b follows head_w */
+    free(head);
     return LLM_OK;
 }
 
@@ -178,10 +182,14 @@ int llm_model_freeze(llm_model *m, int frozen)
 static int cls_reserve(llm_model *m, int B)
 {
     size_t need = (size_t)B * (2 * (size_t)m->cfg.dim + 2 * (size_t)m->n_labels);
+    need += (size_t)m->n_labels;   /* the host side's copy of the bias */
     if (need > m->cls_cap) {
-        free(m->cls);
+        m->k->free(m->cls);
+        free(m->cls_host);
         m->cls_cap = 0;
-        if (!(m->cls = malloc(need * sizeof *m->cls)))
+        m->cls = m->k->alloc(need * sizeof *m->cls);
+        m->cls_host = malloc(need * sizeof *m->cls_host);
+        if (!m->cls || !m->cls_host)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         m->cls_cap = need;
     }
@@ -275,8 +283,14 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     if (rc)
         return rc;
     int C = m->cfg.dim, K = m->n_labels;
-    const float *h = llm_model_hidden(m);
-    float *pooled = m->cls, *logits = pooled + (size_t)B * C, *dlog = logits + (size_t)B * K;
+    const llm_kernels *k = m->k;
+    /* The pooling, the bias and the loss run on the host, over copies. */
+    float *owned;
+    const float *h = llm_host_view(k, llm_model_hidden(m), (size_t)B * T * C, &owned);
+    if (!h)
+        return LLM_ERR_NOMEM;
+    float *pooled = m->cls_host, *logits = pooled + (size_t)B * C, *dlog = logits + (size_t)B * K;
+    float *bias = dlog + (size_t)B * K + (size_t)B * C;
     memcpy(m->lens, lengths, (size_t)B * sizeof *lengths);
     for (int b = 0; b < B; b++) {
         float *p = pooled + (size_t)b * C;
@@ -293,10 +307,15 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
             p[c] = (float)(s / len);
         }
     }
-    m->k->matmul_forward(logits, pooled, m->head_w, B, C, K);
+    free(owned);
+    float *pooled_d = m->cls, *logits_d = pooled_d + (size_t)B * C;
+    k->upload(pooled_d, pooled, (size_t)B * C * sizeof *pooled);
+    k->matmul_forward(logits_d, pooled_d, m->head_w, B, C, K);
+    k->download(logits, logits_d, (size_t)B * K * sizeof *logits);
+    k->download(bias, m->head_b, (size_t)K * sizeof *bias);
     for (int b = 0; b < B; b++)
-        for (int k = 0; k < K; k++)
-            logits[(size_t)b * K + k] += m->head_b[k];
+        for (int j = 0; j < K; j++)
+            logits[(size_t)b * K + j] += bias[j];
     if (!y) {
         if (loss)
             *loss = 0;
@@ -312,7 +331,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     if (y->lm_weight > 0 && !m->frozen) {
         /* Each real position predicts the next real token of its row. */
         int n = B * T;
-        int32_t *tgt = m->ids + (size_t)n;
+        int32_t *tgt = m->ids_host + (size_t)n;
         size_t count = 0;
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) {
@@ -333,13 +352,22 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
 
 const float *llm_cls_logits(const llm_model *m)
 {
-    return m->cls ? m->cls + (size_t)m->B * m->cfg.dim : NULL;
+    return m->cls_host ? m->cls_host + (size_t)m->B * m->cfg.dim : NULL;
 }
 
-/* The pooling's gradient: dpooled (B, C) added into da (B, T, C). */
-static void pool_backward(const llm_model *m, const float *dpooled, float *da)
+/* The pooling's gradient: dpooled (B, C), device, added into da (B, T, C),
+ * device, on the host. */
+static int pool_backward(const llm_model *m, const float *ddpooled, float *dda)
 {
     int B = m->B, T = m->T, C = m->cfg.dim;
+    size_t nda = (size_t)B * T * C;
+    float *owned_p, *owned_a;
+    const float *dpooled = llm_host_view(m->k, ddpooled, (size_t)B * C, &owned_p);
+    float *da = dpooled ? llm_host_edit(m->k, dda, nda, &owned_a) : NULL;
+    if (!da) {
+        free(owned_p);
+        return LLM_ERR_NOMEM;
+    }
     for (int b = 0; b < B; b++) {
         const float *dp = dpooled + (size_t)b * C;
         float *db = da + (size_t)b * T * C;
@@ -353,6 +381,9 @@ static void pool_backward(const llm_model *m, const float *dpooled, float *da)
             for (int c = 0; c < C; c++)
                 db[(size_t)t * C + c] += dp[c] / (float)len;
     }
+    free(owned_p);
+    llm_host_done(m->k, dda, owned_a, nda);
+    return LLM_OK;
 }
 
 int llm_cls_backward(llm_model *m)
@@ -366,29 +397,35 @@ int llm_cls_backward(llm_model *m)
             return rc;
     }
     int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
+    const llm_kernels *k = m->k;
     float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
     float *dpooled = dlog + (size_t)B * K;
+    const float *hdlog = m->cls_host + (size_t)B * C + (size_t)B * K;
+    float *gbias = m->cls_host + (size_t)B * (2 * C + 2 * K);
+    k->upload(dlog, hdlog, (size_t)B * K * sizeof *dlog);
     /* The head is the first thing that trains (g_off: past the backbone
      * under adapters, else 0). */
     size_t g = m->g_off;
     float *gw = m->grads + ((size_t)(m->head_w - m->params) - g);
     float *gb = m->grads + ((size_t)(m->head_b - m->params) - g);
-    m->k->matmul_backward(m->frozen ? NULL : dpooled, gw, dlog, pooled, m->head_w, B, C, K);
-    for (int k = 0; k < K; k++) {
+    k->matmul_backward(m->frozen ? NULL : dpooled, gw, dlog, pooled, m->head_w, B, C, K);
+    k->download(gbias, gb, (size_t)K * sizeof *gbias);
+    for (int j = 0; j < K; j++) {
         double s = 0;
         for (int b = 0; b < B; b++)
-            s += dlog[(size_t)b * K + k];
-        gb[k] += (float)s;
+            s += hdlog[(size_t)b * K + j];
+        gbias[j] += (float)s;
     }
+    k->upload(gb, gbias, (size_t)K * sizeof *gbias);
     if (m->frozen)
         return LLM_OK;
     float *da = llm_model_dhidden(m);
     if (m->cls_lm)
         llm_model_lm_backward(m);   /* the auxiliary LM loss's gradient: da first */
     else
-        memset(da, 0, (size_t)B * T * C * sizeof *da);
-    pool_backward(m, dpooled, da);
-    return llm_model_backward_hidden(m);
+        k->zero(da, (size_t)B * T * C * sizeof *da);
+    int rc = pool_backward(m, dpooled, da);
+    return rc ? rc : llm_model_backward_hidden(m);
 }
 
 int llm_cls_backward_input(llm_model *m, const float *dlogits)
@@ -396,15 +433,20 @@ int llm_cls_backward_input(llm_model *m, const float *dlogits)
     if (!m->n_labels || !m->cls || !m->acts)
         return llm_fail(LLM_ERR_INVALID, "backward needs a classifier forward first");
     int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
-    if (!m->grad_sink && !(m->grad_sink = calloc((size_t)C, sizeof *m->grad_sink)))
+    const llm_kernels *k = m->k;
+    if (!m->grad_sink && !(m->grad_sink = k->alloc((size_t)C * sizeof *m->grad_sink)))
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
-    float *pooled = m->cls, *dpooled = pooled + (size_t)B * C + 2 * (size_t)B * K;
-    m->k->matmul_backward(dpooled, NULL, dlogits, pooled, m->head_w, B, C, K);
+    float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
+    float *dpooled = dlog + (size_t)B * K;
+    k->upload(dlog, dlogits, (size_t)B * K * sizeof *dlog);
+    k->matmul_backward(dpooled, NULL, dlog, pooled, m->head_w, B, C, K);
     float *da = llm_model_dhidden(m);
-    memset(da, 0, (size_t)B * T * C * sizeof *da);
-    pool_backward(m, dpooled, da);
+    k->zero(da, (size_t)B * T * C * sizeof *da);
+    int rc = pool_backward(m, dpooled, da);
+    if (rc)
+        return rc;
     m->input_grad = 1;
-    int rc = llm_model_backward_hidden(m);
+    rc = llm_model_backward_hidden(m);
     m->input_grad = 0;
     m->ready = m->cls_ready = 0;
     return rc;
@@ -591,16 +633,19 @@ int llm_cls_encode_spans(const llm_tok *t, const char *text, size_t n, int max_t
 /* -------------------------------------------------------------- prediction */
 
 /* Probabilities (n, K) of documents packed b at a time: pooled (b, C) and
- * logits (b, K) are this thread's scratch. */
+ * logits (b, K) are this thread's scratch, in device memory, and z (b, K)
+ * on the host. */
 static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *docs,
-                         const size_t *lens, int b, float *pooled, float *z, float *p)
+                         const size_t *lens, int b, float *pooled, float *logits, float *z,
+                         float *p)
 {
     int K = m->n_labels, C = m->cfg.dim;
     int rc = llm_session_pooled(s, docs, lens, b, m->pooling, pooled);
     if (rc)
         return rc;
     /* The head: a few dot products per document, in a fixed order. */
-    m->k->linear_f64(z, pooled, m->head_w, m->head_b, b, C, K);
+    m->k->linear_f64(logits, pooled, m->head_w, m->head_b, b, C, K);
+    m->k->download(z, logits, (size_t)b * K * sizeof *z);
     llm_cls_probs(m, z, (size_t)b, p);
     return LLM_OK;
 }
@@ -629,7 +674,7 @@ int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens
     m->wo = v[1];
     m->w13 = v[2];
     m->w2 = v[3];
-    free(w);
+    m->k->free(w);
     return rc;
 }
 
@@ -649,7 +694,8 @@ typedef struct {
     const size_t *lens;
     size_t n, chunk, nchunks;
     int K, C;
-    float *scratch;        /* (threads, chunk * (C + 2K)) */
+    float *scratch;        /* (threads, chunk * 2K) host */
+    float *dev;            /* (threads, chunk * (C + K)) device */
     float *dp;             /* (n, K) probabilities by document */
     predict_slot *slot;    /* (threads) */
     atomic_int failed;     /* some batch failed: skip the rest */
@@ -662,9 +708,10 @@ static void predict_task(void *ctx, int task, int id)
         return;
     size_t K = (size_t)j->K, s = (size_t)task * j->chunk;
     int b = j->n - s < j->chunk ? (int)(j->n - s) : (int)j->chunk;
-    float *pooled = j->scratch + (size_t)id * j->chunk * (j->C + 2 * K);
-    float *z = pooled + j->chunk * j->C, *p = z + j->chunk * K;
-    int e = predict_chunk(j->m, j->sess[id], j->docs + s, j->lens + s, b, pooled, z, p);
+    float *pooled = j->dev + (size_t)id * j->chunk * (j->C + K);
+    float *z = j->scratch + (size_t)id * j->chunk * 2 * K, *p = z + j->chunk * K;
+    int e = predict_chunk(j->m, j->sess[id], j->docs + s, j->lens + s, b, pooled,
+                          pooled + j->chunk * j->C, z, p);
     if (e) {
         predict_slot *sl = &j->slot[id];
         if ((size_t)task < sl->fail_at) {
@@ -715,19 +762,21 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     for (int id = 0; id < nt && !rc; id++)
         rc = llm_session_new_packed(m, &sess[id]);
-    float *scratch = malloc((size_t)nt * chunk * (C + 2 * (size_t)K) * sizeof *scratch);
+    float *scratch = malloc((size_t)nt * chunk * 2 * (size_t)K * sizeof *scratch);
+    float *dev = m->k->alloc((size_t)nt * chunk * (C + (size_t)K) * sizeof *dev);
     float *dp = owner ? malloc(n * K * sizeof *dp) : probs;   /* by document */
     uint32_t *count = owner ? calloc(nout ? nout : 1, sizeof *count) : NULL;
     predict_slot *slot = malloc((size_t)nt * sizeof *slot);
     if (rc)
         goto done;
-    if (!scratch || !dp || (owner && !count) || !slot) {
+    if (!scratch || !dev || !dp || (owner && !count) || !slot) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
     for (int id = 0; id < nt; id++)
         slot[id].fail_at = nchunks;
-    predict_job job = {m, sess, docs, lens, n, chunk, nchunks, K, C, scratch, dp, slot, 0};
+    predict_job job = {m, sess, docs, lens, n, chunk, nchunks, K, C, scratch, dev, dp, slot,
+                       0};
     llm_kernels_parallel((int)nchunks, nt, predict_task, &job);
     const predict_slot *first = NULL;   /* the lowest failing batch */
     for (int id = 0; id < nt; id++)
@@ -751,6 +800,7 @@ done:
         llm_session_free(sess[id]);
     free(sess);
     free(scratch);
+    m->k->free(dev);
     if (owner)
         free(dp);
     free(count);

@@ -114,12 +114,14 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
     int32_t *tok = malloc((size_t)R * n * sizeof *tok), *len = malloc((size_t)R * sizeof *len);
     float *scale = malloc((size_t)R * n * sizeof *scale);
     float *dlog = malloc((size_t)R * K * sizeof *dlog);
-    float *g = calloc((size_t)n * C, sizeof *g);   /* the gradient summed over the path */
+    /* Device memory: the gradient summed over the path, and two dot products. */
+    float *g = k->alloc((size_t)n * C * sizeof *g), *dots = k->alloc(2 * sizeof *dots);
     int rc = LLM_OK;
-    if (!x || !w || !fr || !wr || !tok || !len || !scale || !dlog || !g) {
+    if (!x || !w || !fr || !wr || !tok || !len || !scale || !dlog || !g || !dots) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory for explanations");
         goto done;
     }
+    k->zero(g, (size_t)n * C * sizeof *g);
     /* The path's scale (see the top of the file): the sharpest turn is
      * near a = sqrt(eps / mean square) of the largest varied embedding. */
     double ms = 0;
@@ -171,11 +173,12 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
     }
     /* score_i = (e_i - p) . g_i, each dot product a 1 x 1 matrix product. */
     for (int i = 0; i < n && !rc; i++) {
-        float se, sp = 0;
-        k->matmul_forward(&se, g + (size_t)i * C, m->wte + (size_t)ids[i] * C, 1, C, 1);
+        float d2[2] = { 0, 0 };   /* (e_i . g_i, p . g_i) */
+        k->matmul_forward(dots, g + (size_t)i * C, m->wte + (size_t)ids[i] * C, 1, C, 1);
         if (base >= 0)
-            k->matmul_forward(&sp, g + (size_t)i * C, m->wte + (size_t)base * C, 1, C, 1);
-        scores[i] = vary[i] ? se - sp : 0.0f;
+            k->matmul_forward(dots + 1, g + (size_t)i * C, m->wte + (size_t)base * C, 1, C, 1);
+        k->download(d2, dots, (base >= 0 ? 2 : 1) * sizeof *d2);
+        scores[i] = vary[i] ? d2[0] - d2[1] : 0.0f;
     }
 done:
     m->emb_scale = NULL;
@@ -188,7 +191,8 @@ done:
     free(len);
     free(scale);
     free(dlog);
-    free(g);
+    k->free(g);
+    k->free(dots);
     return rc;
 }
 

@@ -272,7 +272,9 @@ int llm_model_export_gguf(const llm_model *m, const llm_tok *t, const char *path
     llm_gguf_writer *w = NULL;
     llm_buf chat = { 0 };
     int quantized = 0;
-    if (!types || !nbytes) {
+    float *owned = NULL;
+    const float *host = llm_host_view(m->k, m->params, m->n_params, &owned);
+    if (!types || !nbytes || !host) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -334,9 +336,10 @@ int llm_model_export_gguf(const llm_model *m, const llm_tok *t, const char *path
             break;
         }
         int64_t ne[2] = { p.ndim == 1 ? p.shape[0] : p.shape[1], p.shape[0] };
-        const void *src = p.data;
+        const float *f = host + m->tensors[i].offset;
+        const void *src = f;
         if (types[i] != LLM_GGUF_F32) {
-            rc = llm_gguf_quantize(types[i], p.data, p.numel, data + at, nbytes[i]);
+            rc = llm_gguf_quantize(types[i], f, p.numel, data + at, nbytes[i]);
             if (rc) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", llm_errmsg());
@@ -353,6 +356,7 @@ int llm_model_export_gguf(const llm_model *m, const llm_tok *t, const char *path
 done:
     llm_gguf_writer_free(w);
     llm_buf_free(&chat);
+    free(owned);
     free(data);
     free(types);
     free(nbytes);
@@ -484,8 +488,12 @@ static int hf_weights(const llm_model *m, const char *path, int bf16)
     llm_st_writer *w = NULL;
     size_t nbytes;
     int rc = LLM_OK;
+    float *owned = NULL;
+    const float *host = NULL;
     if (!names || llm_mul_size(m->n_params, esz, &nbytes) || !(data = malloc(nbytes ? nbytes : 1)))
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
+    else if (!(host = llm_host_view(m->k, m->params, m->n_params, &owned)))
+        rc = LLM_ERR_NOMEM;
     if (!rc)
         rc = llm_st_writer_new(&w);
     if (!rc)
@@ -509,7 +517,7 @@ static int hf_weights(const llm_model *m, const char *path, int bf16)
                 break;
             }
         }
-        memcpy(f, p.data, p.numel * sizeof *f);
+        memcpy(f, host + m->tensors[i].offset, p.numel * sizeof *f);
         if (strstr(p.name, ".attention.wq.") || strstr(p.name, ".attention.wk."))
             llm_hf_permute_rows(f, (int)p.shape[0], (int)p.shape[1], m->hd, 1);
         if (bf16) {
@@ -527,6 +535,7 @@ static int hf_weights(const llm_model *m, const char *path, int bf16)
     if (!rc)
         rc = llm_st_writer_write(w, path);
     llm_st_writer_free(w);
+    free(owned);
     free(data);
     free(names);
     return rc;

@@ -37,7 +37,7 @@ void llm_block_forward(const llm_model *m, const llm_block_ops *ops, int l,
     ops->attend(ctx, l, b);
     for (int i = 0; b->keep && i < rows; i++)   /* only the kept rows go on */
         if (b->keep[i] != i)
-            memmove(b->in + (size_t)i * C, b->in + (size_t)b->keep[i] * C,
+            k->copy(b->in + (size_t)i * C, b->in + (size_t)b->keep[i] * C,
                     (size_t)C * sizeof *b->in);
     ops->product(ctx, LLM_W_O, l, 0, C, b->tmp, (size_t)C, b->atty, (size_t)OS, NULL, rows);
     if (ops->sublayer)

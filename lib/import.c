@@ -146,11 +146,31 @@ static int check_complete(const llm_model *m, const unsigned char *seen, const c
                 snprintf(theirs, sizeof theirs, "%s", m->tensors[k].name);
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' is missing", src, theirs);
         }
+    float *owned;
+    const float *w = llm_host_view(m->k, m->params, m->n_params, &owned);
+    if (!w)
+        return LLM_ERR_NOMEM;
     for (size_t j = 0; j < m->n_params; j++)
-        if (!isfinite(m->params[j]))
+        if (!isfinite(w[j])) {
+            free(owned);
             return llm_fail(LLM_ERR_FORMAT, "'%s': a weight is not finite (parameter %zu)",
                             src, j);
+        }
+    free(owned);
     return LLM_OK;
+}
+
+/* Room on the host for the largest of m's tensors, each read there and
+ * then uploaded. */
+static float *tensor_stage(const llm_model *m)
+{
+    size_t most = 1;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        most = m->tensors[i].numel > most ? m->tensors[i].numel : most;
+    float *f = malloc(most * sizeof *f);
+    if (!f)
+        llm_fail(LLM_ERR_NOMEM, "out of memory");
+    return f;
 }
 
 /* ------------------------------------------------------------------- GGUF */
@@ -391,6 +411,7 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
     llm_config c;
     llm_model *m = NULL;
     unsigned char *seen = NULL;
+    float *stage = NULL;
     if ((rc = gguf_config(g, path, &c)))
         goto done;
     /* Every weight comes from the file: before anything is allocated for
@@ -400,7 +421,7 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
         goto done;
     if ((rc = llm_model_alloc(&c, device, &m)))
         goto done;
-    if (!(seen = calloc(m->n_tensors, 1))) {
+    if (!(seen = calloc(m->n_tensors, 1)) || !(stage = tensor_stage(m))) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -440,11 +461,13 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
                           "supported", path, t->name, llm_gguf_type_name(t->type));
             break;
         }
-        rc = llm_gguf_dequantize(t->type, t->data, t->nbytes, m->params + d->offset, d->numel);
+        rc = llm_gguf_dequantize(t->type, t->data, t->nbytes, stage, d->numel);
         if (rc) {
             char why[512];
             snprintf(why, sizeof why, "%s", llm_errmsg());
             rc = llm_fail(rc, "'%s': tensor '%s': %s", path, t->name, why);
+        } else {
+            m->k->upload(m->params + d->offset, stage, d->numel * sizeof *stage);
         }
     }
     if (!rc)
@@ -453,6 +476,7 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
         rc = gguf_chat(g, m);
 done:
     free(seen);
+    free(stage);
     llm_gguf_close(g);
     if (rc) {
         llm_model_free(m);
@@ -966,6 +990,7 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
     llm_st **sh = NULL;
     size_t nsh = 0;
     unsigned char *seen = NULL;
+    float *stage = NULL;
     int rc = hf_config(dir, &c);
     if (rc || (rc = hf_open_shards(dir, &sh, &nsh)))
         goto done;
@@ -985,7 +1010,7 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
     }
     if ((rc = llm_model_alloc(&c, device, &m)))
         goto done;
-    if (!(seen = calloc(m->n_tensors, 1))) {
+    if (!(seen = calloc(m->n_tensors, 1)) || !(stage = tensor_stage(m))) {
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -1023,15 +1048,15 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
                 rc = llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' appears twice", dir, t->name);
                 break;
             }
-            float *dst = m->params + d->offset;
-            if ((rc = st_to_f32(t, dst, d->numel))) {
+            if ((rc = st_to_f32(t, stage, d->numel))) {
                 char why[512];
                 snprintf(why, sizeof why, "%s", llm_errmsg());
                 rc = llm_fail(rc, "'%s': %s", dir, why);
                 break;
             }
             if (strstr(ours, ".attention.wq.") || strstr(ours, ".attention.wk."))
-                llm_hf_permute_rows(dst, (int)d->shape[0], (int)d->shape[1], m->hd, 0);
+                llm_hf_permute_rows(stage, (int)d->shape[0], (int)d->shape[1], m->hd, 0);
+            m->k->upload(m->params + d->offset, stage, d->numel * sizeof *stage);
         }
     if (!rc)
         rc = check_complete(m, seen, dir, LLM_NAMES_HF);
@@ -1039,6 +1064,7 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
         rc = hf_chat(dir, m);
 done:
     free(seen);
+    free(stage);
     for (size_t s = 0; s < nsh; s++)
         llm_st_close(sh[s]);
     free(sh);

@@ -26,12 +26,15 @@
 #include "kernels.h"
 #include "model.h"
 
+/* The float and int32 blocks live in the memory of the model's table
+ * (device memory, reached through the table only); the bookkeeping (which
+ * row is which sequence and position, what attention reads) on the host. */
 struct llm_session {
     const llm_model *m;
     int n_seq, n_ctx;
     int KVD;              /* KVH * hd: one key (or value) row */
     float *kv;            /* (n_seq, L, 2, n_ctx, KVD): keys then values */
-    int *len;             /* (n_seq) positions held */
+    int *len;             /* host: (n_seq) positions held */
 
     /* Scratch for up to `rows` rows, grown on demand. */
     int rows;
@@ -43,14 +46,18 @@ struct llm_session {
     float *hsw;           /* (rows, F) */
     float *rstd;          /* (rows) */
     float *rcos, *rsin;   /* (rows, hd/2) RoPE tables gathered by position */
-    int *rseq, *rpos;     /* (rows) sequence and position of each row */
-    int *keep;            /* (rows) rows that go past the last layer's cache */
-    int32_t *tok;         /* (rows) tokens of a packed forward */
+    int32_t *tok;         /* (rows) tokens of the forward under way */
+    int32_t *pos;         /* (rows) rpos, for the gather of rcos and rsin */
+    int *rseq, *rpos;     /* host: (rows) sequence and position of each row */
+    int *keep;            /* host: (rows) rows that go past the last layer's cache */
+    int32_t *htok;        /* host: (rows) tokens of a packed forward */
+    float *logits;        /* (logits_rows, V) of a step */
+    int logits_rows;
     /* A packed forward (llm_session_pooled()) caches nothing: sequence d's
      * keys and values are its own rows of qkv, from row start[d] on. */
-    const int *start;     /* NULL: keys and values in the cache */
-    const float **aq, **ak, **av;   /* (rows) attention's query, keys, values */
-    int *alen;            /* (rows) and number of keys */
+    const int *start;     /* host; NULL: keys and values in the cache */
+    const float **aq, **ak, **av;   /* host: (rows) attention's query, keys, values */
+    int *alen;            /* host: (rows) and number of keys */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
     int mm;               /* how the forward under way computes its products */
@@ -87,7 +94,7 @@ static int session_new(const llm_model *m, int n_seq, int cache, llm_session **o
     size_t n;
     /* Pages of the cache are touched only as positions fill. */
     if (llm_mul_size((size_t)n_seq * c->n_layers * 2, (size_t)s->n_ctx * s->KVD, &n) ||
-        llm_mul_size(n, sizeof(float), &n) || (cache && !(s->kv = llm_alloc64(n))) ||
+        llm_mul_size(n, sizeof(float), &n) || (cache && !(s->kv = m->k->alloc(n))) ||
         !(s->len = calloc((size_t)n_seq, sizeof *s->len))) {
         llm_session_free(s);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a key/value cache of %d "
@@ -111,27 +118,22 @@ void llm_session_free(llm_session *s)
 {
     if (!s)
         return;
-    free(s->kv);
+    const llm_kernels *k = s->m->k;
+    float *dev[] = { s->kv, s->x, s->xb, s->qkv, s->atty, s->h13, s->hsw, s->rstd, s->rcos,
+                     s->rsin, s->logits, s->att, s->wpack };
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
+        k->free(dev[i]);
+    k->free(s->tok);
+    k->free(s->pos);
     free(s->len);
-    free(s->x);
-    free(s->xb);
-    free(s->qkv);
-    free(s->atty);
-    free(s->h13);
-    free(s->hsw);
-    free(s->rstd);
-    free(s->rcos);
-    free(s->rsin);
     free(s->rseq);
     free(s->rpos);
     free(s->keep);
-    free(s->tok);
+    free(s->htok);
     free(s->aq);
     free(s->ak);
     free(s->av);
     free(s->alen);
-    free(s->att);
-    free(s->wpack);
     free(s);
 }
 
@@ -168,18 +170,19 @@ int llm_session_copy(llm_session *s, int dst, int src)
     size_t n = (size_t)s->len[src] * s->KVD * sizeof(float);
     for (int l = 0; l < s->m->cfg.n_layers; l++)
         for (int w = 0; w < 2; w++)
-            memcpy(kv_at(s, dst, l, w), kv_at(s, src, l, w), n);
+            s->m->k->copy(kv_at(s, dst, l, w), kv_at(s, src, l, w), n);
     s->len[dst] = s->len[src];
     return LLM_OK;
 }
 
 static int grow(llm_session *s, int rows)
 {
+    const llm_kernels *k = s->m->k;
     int threads = llm_kernels_threads();
     if (threads > s->att_threads) {
-        free(s->att);
+        k->free(s->att);
         s->att_threads = 0;
-        s->att = llm_alloc64((size_t)threads * s->n_ctx * sizeof *s->att);
+        s->att = k->alloc((size_t)threads * s->n_ctx * sizeof *s->att);
         if (!s->att)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         s->att_threads = threads;
@@ -198,13 +201,17 @@ static int grow(llm_session *s, int rows)
     s->rows = 0;
     int ok = 1;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        free(*f[i].p);
-        ok &= (*f[i].p = llm_alloc64(f[i].n * sizeof(float))) != NULL;
+        k->free(*f[i].p);
+        ok &= (*f[i].p = k->alloc(f[i].n * sizeof(float))) != NULL;
     }
+    k->free(s->tok);
+    k->free(s->pos);
+    ok &= (s->tok = k->alloc(R * sizeof *s->tok)) != NULL;
+    ok &= (s->pos = k->alloc(R * sizeof *s->pos)) != NULL;
     free(s->rseq);
     free(s->rpos);
     free(s->keep);
-    free(s->tok);
+    free(s->htok);
     free(s->aq);
     free(s->ak);
     free(s->av);
@@ -216,7 +223,7 @@ static int grow(llm_session *s, int rows)
     ok &= (s->rseq = malloc(R * sizeof *s->rseq)) != NULL;
     ok &= (s->rpos = malloc(R * sizeof *s->rpos)) != NULL;
     ok &= (s->keep = malloc(R * sizeof *s->keep)) != NULL;
-    ok &= (s->tok = malloc(R * sizeof *s->tok)) != NULL;
+    ok &= (s->htok = malloc(R * sizeof *s->htok)) != NULL;
     if (!ok)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for %d rows of activations", rows);
     s->rows = rows;
@@ -238,7 +245,7 @@ static int packed_reserve(llm_session *s)
         n = t;
     if ((t = size(F, C)) > n)
         n = t;
-    if (!(s->wpack = malloc((n ? n : 1) * sizeof *s->wpack)))
+    if (!(s->wpack = m->k->alloc((n ? n : 1) * sizeof *s->wpack)))
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     return LLM_OK;
 }
@@ -347,31 +354,32 @@ static void session_attend(void *ctx, int l, const llm_block *b)
     for (int r = 0; !s->start && r < b->n; r++) {
         const float *row = b->qkv + (size_t)r * m->QS + (size_t)m->cfg.n_heads * m->hd;
         size_t at = (size_t)s->rpos[r] * KVD;
-        memcpy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
-        memcpy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
+        m->k->copy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
+        m->k->copy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
     }
     attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
 }
 
-/* The forward of N rows whose tokens, sequences and positions are in
- * tokens / s->rseq / s->rpos. Every row's keys and values go through every
- * layer (into the cache unless packed); past the last layer's, only the n
- * rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their final
- * RMSNorm'd hidden states end in s->xb (n, C). Matrix products by `mm`. */
+/* The forward of N rows whose tokens (host), sequences and positions are
+ * in tokens / s->rseq / s->rpos. Every row's keys and values go through
+ * every layer (into the cache unless packed); past the last layer's, only
+ * the n rows keep[0..n) (increasing; NULL: all N, n == N) go on, and their
+ * final RMSNorm'd hidden states end in s->xb (n, C). Matrix products by
+ * `mm`. */
 static void forward(llm_session *s, const int32_t *tokens, int N, const int *keep,
                     int n, int mm)
 {
     const llm_model *m = s->m;
+    const llm_kernels *k = m->k;
     const llm_config *c = &m->cfg;
     int C = c->dim, h2 = m->hd / 2;
 
-    for (int r = 0; r < N; r++) {
-        memcpy(s->rcos + (size_t)r * h2, m->rope_cos + (size_t)s->rpos[r] * h2,
-               (size_t)h2 * sizeof(float));
-        memcpy(s->rsin + (size_t)r * h2, m->rope_sin + (size_t)s->rpos[r] * h2,
-               (size_t)h2 * sizeof(float));
-    }
-    m->k->embedding_forward(s->x, tokens, m->wte, N, C);
+    /* The RoPE tables' rows of each row's position: a gather. */
+    k->upload(s->pos, s->rpos, (size_t)N * sizeof *s->pos);
+    k->embedding_forward(s->rcos, s->pos, m->rope_cos, N, h2);
+    k->embedding_forward(s->rsin, s->pos, m->rope_sin, N, h2);
+    k->upload(s->tok, tokens, (size_t)N * sizeof *s->tok);
+    k->embedding_forward(s->x, s->tok, m->wte, N, C);
     s->mm = mm;
     llm_block_ops ops = { session_product, session_rope, session_attend, NULL, s };
     llm_block b = {
@@ -390,14 +398,24 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
     m->k->rmsnorm_forward(s->xb, s->rstd, s->x, m->norm, n, C, (float)c->norm_eps);
 }
 
-/* Logits (n, V) of the n rows in s->xb: a few rows against the whole
- * vocabulary, by matmul_rows; from the half copy of the output weights
- * when `h` and there is one. */
-static void output(llm_session *s, int n, float *logits, int h)
+/* Logits (n, V), to the host, of the n rows in s->xb: a few rows against
+ * the whole vocabulary, by matmul_rows; from the half copy of the output
+ * weights when `h` and there is one. */
+static int output(llm_session *s, int n, float *logits, int h)
 {
     const llm_model *m = s->m;
-    matmul(s, MM_ROWS, logits, s->xb, m->wout, h ? m->h_wout : NULL, 0, n, m->cfg.dim,
-           m->cfg.vocab_size);
+    size_t V = (size_t)m->cfg.vocab_size;
+    if (n > s->logits_rows) {
+        m->k->free(s->logits);
+        s->logits_rows = 0;
+        if (!(s->logits = m->k->alloc((size_t)n * V * sizeof *s->logits)))
+            return llm_fail(LLM_ERR_NOMEM, "out of memory for %d rows of logits", n);
+        s->logits_rows = n;
+    }
+    matmul(s, MM_ROWS, s->logits, s->xb, m->wout, h ? m->h_wout : NULL, 0, n, m->cfg.dim,
+           (int)V);
+    m->k->download(logits, s->logits, (size_t)n * V * sizeof *logits);
+    return LLM_OK;
 }
 
 static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
@@ -435,8 +453,8 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
     /* A short prompt costs sgemm more in packing the weights than in
      * arithmetic: then the steps' row products (over fp32 weights). */
     forward(s, tokens, n, s->keep, 1, n <= PREFILL_ROWS ? MM_ROWS_F32 : MM_KERNEL);
-    if (logits)
-        output(s, 1, logits, 0);
+    if (logits && (rc = output(s, 1, logits, 0)))
+        return rc;
     s->len[seq] += n;
     return LLM_OK;
 }
@@ -471,7 +489,8 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
         s->rpos[r] = s->len[seqs[r]];
     }
     forward(s, tokens, n, NULL, n, MM_ROWS);
-    output(s, n, logits, 1);
+    if ((rc = output(s, n, logits, 1)))
+        return rc;
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
     return LLM_OK;
@@ -519,7 +538,7 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
     for (int d = 0; d < nd; d++) {
         start[d] = r;
         for (size_t t = 0; t < lens[d]; t++, r++) {
-            s->tok[r] = docs[d][t];
+            s->htok[r] = docs[d][t];
             s->rseq[r] = d;
             s->rpos[r] = (int)t;
         }
@@ -527,16 +546,27 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
     }
     int last = pooling == LLM_POOL_LAST;
     s->start = start;
-    forward(s, s->tok, (int)N, last ? s->keep : NULL, last ? nd : (int)N,
+    forward(s, s->htok, (int)N, last ? s->keep : NULL, last ? nd : (int)N,
             MM_PACKED);
     s->start = NULL;
+    const llm_kernels *k = s->m->k;
+    if (last) {
+        k->copy(pooled, s->xb, (size_t)nd * C * sizeof *pooled);
+        free(start);
+        return LLM_OK;
+    }
+    /* Mean pooling, on the host. */
+    float *own_x, *own_p;
+    const float *xb = llm_host_view(k, s->xb, N * (size_t)C, &own_x);
+    float *hp = xb ? llm_host_edit(k, pooled, (size_t)nd * C, &own_p) : NULL;
+    if (!hp) {
+        free(own_x);
+        free(start);
+        return LLM_ERR_NOMEM;
+    }
     for (int d = 0; d < nd; d++) {
-        float *p = pooled + (size_t)d * C;
-        if (last) {
-            memcpy(p, s->xb + (size_t)d * C, (size_t)C * sizeof *p);
-            continue;
-        }
-        const float *h = s->xb + (size_t)start[d] * C;
+        float *p = hp + (size_t)d * C;
+        const float *h = xb + (size_t)start[d] * C;
         for (int j = 0; j < C; j++) {
             double sum = 0;
             for (size_t t = 0; t < lens[d]; t++)
@@ -544,6 +574,8 @@ int llm_session_pooled(llm_session *s, const int32_t *const *docs, const size_t 
             p[j] = (float)(sum / (double)lens[d]);
         }
     }
+    free(own_x);
+    llm_host_done(k, pooled, own_p, (size_t)nd * C);
     free(start);
     return LLM_OK;
 }
@@ -569,7 +601,7 @@ int llm_model_decode_f16(llm_model *m)
     size_t total = 0;
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         total += t[i].n;
-    uint16_t *block = llm_alloc_big(total * sizeof *block, 0);
+    uint16_t *block = m->k->alloc(total * sizeof *block);
     if (!block)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for half-precision weights (%zu MB)",
                         (total * sizeof *block) >> 20);
@@ -578,9 +610,11 @@ int llm_model_decode_f16(llm_model *m)
         const float *f = t[i].f;
         size_t n = t[i].n, bad = m->k->to_half(h, f, n);
         if (bad < n) {
-            free(block);
+            float v;
+            m->k->download(&v, f + bad, sizeof v);
+            m->k->free(block);
             return llm_fail(LLM_ERR_RANGE, "weight %s[%zu] = %g is outside half precision's "
-                            "range (magnitude 65504)", t[i].name, bad, (double)f[bad]);
+                            "range (magnitude 65504)", t[i].name, bad, (double)v);
         }
     }
     h = block;

@@ -93,16 +93,6 @@ int  llm_write_file(const char *path, const void *p, size_t n);
 /*! llm_remove_dir() : removes a folder of plain files that this process
  *  created (a temporary one), ignoring failures. */
 void llm_remove_dir(const char *dir);
-/* llm_alloc64() : malloc on a cache line (64 bytes), so that rows whose
- * length is a multiple of 16 floats never straddle two lines: the vector
- * loads of a product run 20-40% faster (a straddling load counts twice).
- * Freed by free(); NULL when out of memory. */
-void *llm_alloc64(size_t bytes);
-/* llm_alloc_big() : malloc (zero: calloc) for blocks streamed over and over
- * (weights, gradients, optimizer state): from 4 MiB up, 2 MiB-aligned and
- * advised into transparent huge pages. Freed by free(); NULL when out of
- * memory. */
-void *llm_alloc_big(size_t bytes, int zero);
 
 /* ------------------------------------------------------------------------ */
 /* JSON (json.c): a strict RFC 8259 parser into a read-only tree, and a string
@@ -176,9 +166,13 @@ uint64_t llm_batcher_take(llm_batcher *b);
 
 /* ------------------------------------------------------------------------ */
 /* For the trainer (model.c). */
-/*! llm_model_grad_block() : the gradient block (*n floats, every tensor in
- *  parameter-block order), NULL before the first llm_model_zero_grad(). */
-float *llm_model_grad_block(llm_model *m, size_t *n);
+/*! llm_model_grad_size() : floats of the gradient block (every tensor
+ *  that trains, in parameter-block order), 0 before the first
+ *  llm_model_zero_grad(). */
+size_t llm_model_grad_size(const llm_model *m);
+/*! llm_model_grad_copy() : the gradient block to host (to_host) or back
+ *  from it, llm_model_grad_size() floats. */
+void llm_model_grad_copy(llm_model *m, float *host, int to_host);
 /*! llm_model_set_micro() : the micro-batch of this step whose dropout masks
  *  the next forward draws (by default, counted by backward passes). */
 void llm_model_set_micro(llm_model *m, int64_t micro);

@@ -646,9 +646,11 @@ int  llm_model_set_dropout(llm_model *m, double p, uint64_t seed);
 /*! llm_model_set_training() : 1 while training (dropout on), 0 otherwise,
  *  the default (validation, inference). */
 void llm_model_set_training(llm_model *m, int on);
-/*! llm_model_logits() : (B, T, V) logits of the last forward; invalid after
- *  llm_model_backward() (the buffer then holds their gradients). */
-const float *llm_model_logits(const llm_model *m);
+/*! llm_model_logits() : a copy of the (B, T, V) logits of the last
+ *  forward, valid until the next call on m; NULL before any forward or
+ *  when out of memory (reason set). Not after llm_model_backward(), whose
+ *  gradients overwrite them on the device. */
+const float *llm_model_logits(llm_model *m);
 /*! llm_model_backward() : adds d(loss)/d(parameter) of the last forward
  *  (which must have had targets) to the gradients.
  *  @return LLM_OK, LLM_ERR_INVALID (no such forward) or LLM_ERR_NOMEM. */
@@ -705,21 +707,35 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o);
 /*! llm_model_steps() : AdamW steps taken so far (restored by load). */
 int64_t llm_model_steps(const llm_model *m);
 
-/* A named parameter tensor: pointers into the model's blocks, valid until
- * llm_model_free(). grad, adam_m, adam_v are NULL until allocated. */
+/* A named parameter tensor. Its values, gradient and AdamW moments live in
+ * the memory of the model's device (which may be a GPU's): copy them with
+ * llm_model_param_read() and llm_model_param_write(). */
 typedef struct {
     const char *name;
     int ndim;              /* 1 or 2 */
     int64_t shape[2];
     size_t numel;
-    float *data, *grad, *adam_m, *adam_v;
+    int has_grad;          /* it trains and its gradient is allocated */
+    int has_moments;       /* it trains and its AdamW moments are allocated */
 } llm_param;
+
+/* What of a parameter llm_model_param_read() and _write() copy. */
+enum { LLM_PARAM_DATA, LLM_PARAM_GRAD, LLM_PARAM_ADAM_M, LLM_PARAM_ADAM_V };
 
 size_t llm_model_param_count(const llm_model *m);
 /*! llm_model_param_at() : parameter i in file order; LLM_ERR_RANGE past the end. */
 int llm_model_param_at(const llm_model *m, size_t i, llm_param *p);
-/*! llm_model_param_find() : by name; LLM_ERR_RANGE when there is none. */
-int llm_model_param_find(const llm_model *m, const char *name, llm_param *p);
+/*! llm_model_param_read() : copies the numel floats of `what` (LLM_PARAM_*)
+ *  of parameter i into dst. @return LLM_OK, LLM_ERR_RANGE (no such
+ *  parameter) or LLM_ERR_INVALID (no such gradient or moment). */
+int llm_model_param_read(const llm_model *m, size_t i, int what, float *dst);
+/*! llm_model_param_write() : the other way; the model then owns its
+ *  weights (a mapped file is copied first). Same errors, and
+ *  LLM_ERR_NOMEM. */
+int llm_model_param_write(llm_model *m, size_t i, int what, const float *src);
+/*! llm_model_param_find() : by name, and its index into *index (when not
+ *  NULL); LLM_ERR_RANGE when there is none. */
+int llm_model_param_find(const llm_model *m, const char *name, llm_param *p, size_t *index);
 
 typedef struct {
     const void *tokenizer;      /* serialized SentencePiece model, or NULL */

@@ -314,13 +314,15 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
     family_sizes(c, &wte, &norms, &layer2d, &wout);
     m->n_params = m->n_backbone = wte + norms + layer2d + wout;
     m->temperature = 1.0;
-    m->params = llm_alloc_big(m->n_params * sizeof *m->params, 0);
+    m->params = k->alloc(m->n_params * sizeof *m->params);
     /* Room for the head's two tensors and 14 adapters per layer too. */
     m->tensors = calloc((size_t)(9 + 2 * LLM_LORA_N) * c->n_layers + 5, sizeof *m->tensors);
-    size_t h2 = (size_t)m->hd / 2;
-    m->rope_cos = malloc((size_t)c->context * h2 * sizeof *m->rope_cos);
-    m->rope_sin = malloc((size_t)c->context * h2 * sizeof *m->rope_sin);
-    if (!m->params || !m->tensors || !m->rope_cos || !m->rope_sin) {
+    size_t h2 = (size_t)m->hd / 2, nr = (size_t)c->context * h2;
+    m->rope_cos = k->alloc(nr * sizeof *m->rope_cos);
+    m->rope_sin = k->alloc(nr * sizeof *m->rope_sin);
+    float *cs = malloc(2 * nr * sizeof *cs);
+    if (!m->params || !m->tensors || !m->rope_cos || !m->rope_sin || !cs) {
+        free(cs);
         llm_model_free(m);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
                         m->n_params);
@@ -330,9 +332,12 @@ int llm_model_alloc(const llm_config *c, const char *device, llm_model **out)
     for (int t = 0; t < c->context; t++)
         for (size_t i = 0; i < h2; i++) {
             double a = t * pow(c->rope_base, -2.0 * (double)i / m->hd);
-            m->rope_cos[t * h2 + i] = (float)cos(a);
-            m->rope_sin[t * h2 + i] = (float)sin(a);
+            cs[t * h2 + i] = (float)cos(a);
+            cs[nr + t * h2 + i] = (float)sin(a);
         }
+    k->upload(m->rope_cos, cs, nr * sizeof *cs);
+    k->upload(m->rope_sin, cs + nr, nr * sizeof *cs);
+    free(cs);
     *out = m;
     return LLM_OK;
 }
@@ -344,23 +349,27 @@ int llm_model_create(const llm_config *c, uint64_t seed, const char *device,
     int rc = llm_model_alloc(c, device, &m);
     if (rc)
         return rc;
+    size_t most = 0;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        most = m->tensors[i].numel > most ? m->tensors[i].numel : most;
+    float *d = malloc(most * sizeof *d);   /* each tensor drawn here, then uploaded */
+    if (!d) {
+        llm_model_free(m);
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    }
     llm_rng rng;
     llm_rng_seed(&rng, seed);
     double out_scale = 1.0 / sqrt(2.0 * c->n_layers);
     for (size_t i = 0; i < m->n_tensors; i++) {
         const llm_tensor_desc *t = &m->tensors[i];
-        float *d = m->params + t->offset;
-        if (t->ndim == 1) {
-            for (size_t j = 0; j < t->numel; j++)
-                d[j] = 1.0f;
-            continue;
-        }
         /* Output projections add into the residual stream: GPT-2's scaling. */
         int scaled = strstr(t->name, ".wo.weight") || strstr(t->name, ".w2.weight");
         double sd = 0.02 * (scaled ? out_scale : 1.0);
         for (size_t j = 0; j < t->numel; j++)
-            d[j] = (float)(sd * llm_rng_normal(&rng));
+            d[j] = t->ndim == 1 ? 1.0f : (float)(sd * llm_rng_normal(&rng));
+        m->k->upload(m->params + t->offset, d, t->numel * sizeof *d);
     }
+    free(d);
     *out = m;
     return LLM_OK;
 }
@@ -387,17 +396,28 @@ int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed)
         lora_dims(m, t, &in, &out, &col, &ld);
         n += (size_t)c->n_layers * (size_t)r * (size_t)(in + out);
     }
-    float *sink = calloc((size_t)c->dim, sizeof *sink);
-    float *p = sink ? llm_alloc_big((m->n_params + n) * sizeof *p, 0) : NULL;
-    if (!p) {
-        free(sink);
+    const llm_kernels *k = m->k;
+    size_t most = 0;
+    for (int t = 0; t < LLM_LORA_N; t++) {
+        int in, out, col, ld;
+        lora_dims(m, t, &in, &out, &col, &ld);
+        size_t na = (size_t)c->n_layers * (size_t)r * (size_t)in;
+        most = na > most ? na : most;
+    }
+    float *sink = m->grad_sink ? m->grad_sink : k->alloc((size_t)c->dim * sizeof *sink);
+    float *p = sink ? k->alloc((m->n_params + n) * sizeof *p) : NULL;
+    float *host = p ? malloc(most * sizeof *host) : NULL;
+    if (!host) {
+        if (sink != m->grad_sink)
+            k->free(sink);
+        k->free(p);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for adapters of rank %d", r);
     }
-    memcpy(p, m->params, m->n_params * sizeof *p);
-    free(m->params);
-    free(m->grads);
-    free(m->adam_m);
-    free(m->adam_v);
+    k->copy(p, m->params, m->n_params * sizeof *p);
+    k->free(m->params);
+    k->free(m->grads);
+    k->free(m->adam_m);
+    k->free(m->adam_v);
     m->grads = m->adam_m = m->adam_v = NULL;
     m->params = p;
     m->grad_sink = sink;
@@ -419,9 +439,11 @@ int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed)
         size_t na = (size_t)c->n_layers * (size_t)r * (size_t)in;
         double bound = 1.0 / sqrt((double)in);
         for (size_t i = 0; i < na; i++)
-            m->lora_a[t][i] = (float)(bound * (2.0 * llm_rng_uniform(&rng) - 1.0));
-        memset(m->lora_b[t], 0, (size_t)c->n_layers * (size_t)out * r * sizeof(float));
+            host[i] = (float)(bound * (2.0 * llm_rng_uniform(&rng) - 1.0));
+        k->upload(m->lora_a[t], host, na * sizeof *host);
+        k->zero(m->lora_b[t], (size_t)c->n_layers * (size_t)out * r * sizeof(float));
     }
+    free(host);
     return LLM_OK;
 }
 
@@ -441,36 +463,42 @@ float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d)
     size_t wte, norms, layer2d, wout;
     family_sizes(c, &wte, &norms, &layer2d, &wout);
     *n_layer2d = layer2d;
+    const llm_kernels *k = m->k;
     int r = m->lora_rank, C = c->dim, F = c->ffn_dim;
-    size_t big = (size_t)(C > F ? C : F) * (size_t)(C > F ? C : F);
-    float *w = llm_alloc_big(layer2d * sizeof *w, 0);
-    float *ba = malloc(big * sizeof *ba);
-    float *at = malloc((size_t)(C > F ? C : F) * (size_t)(r ? r : 1) * sizeof *at);
-    if (!w || !ba || !at) {
-        free(w);
-        free(ba);
-        free(at);
+    size_t CF = (size_t)(C > F ? C : F), na = CF * (size_t)(r ? r : 1);
+    float *w = k->alloc(layer2d * sizeof *w);
+    float *ba = k->alloc(CF * CF * sizeof *ba);
+    float *at = k->alloc(na * sizeof *at);
+    float *ha = malloc(2 * na * sizeof *ha);   /* host: A, then A^T */
+    if (!w || !ba || !at || !ha) {
+        k->free(w);
+        k->free(ba);
+        k->free(at);
+        free(ha);
         llm_fail(LLM_ERR_NOMEM, "out of memory merging the adapters");
         return NULL;
     }
-    memcpy(w, m->wqkv, layer2d * sizeof *w);
+    k->copy(w, m->wqkv, layer2d * sizeof *w);
     for (int t = 0; r && t < LLM_LORA_N; t++) {
         int in, out, col, ld;
         lora_dims(m, t, &in, &out, &col, &ld);
         for (int l = 0; l < c->n_layers; l++) {
-            const float *A = m->lora_a[t] + (size_t)l * r * in;
             const float *Bm = m->lora_b[t] + (size_t)l * out * r;
+            float *hat = ha + na;
+            k->download(ha, m->lora_a[t] + (size_t)l * r * in, (size_t)r * in * sizeof *ha);
             for (int i = 0; i < in; i++)        /* A^T (in, r): a copy, no arithmetic */
                 for (int j = 0; j < r; j++)
-                    at[(size_t)i * r + j] = A[(size_t)j * in + i];
+                    hat[(size_t)i * r + j] = ha[(size_t)j * in + i];
+            k->upload(at, hat, (size_t)in * r * sizeof *at);
             /* B A (out, in) = B (out, r) . (A^T)^T */
-            m->k->matmul_forward(ba, Bm, at, out, r, in);
+            k->matmul_forward(ba, Bm, at, out, r, in);
             float *dst = w + (lora_base(m, t, l) - m->wqkv);
-            m->k->axpy(dst, in, ba, in, out, in, lora_scale(m));
+            k->axpy(dst, in, ba, in, out, in, lora_scale(m));
         }
     }
-    free(ba);
-    free(at);
+    k->free(ba);
+    k->free(at);
+    free(ha);
     return w;
 }
 
@@ -478,25 +506,30 @@ void llm_model_free(llm_model *m)
 {
     if (!m)
         return;
-    free(m->h_wqkv);
+    const llm_kernels *k = m->k;
+    k->free(m->h_wqkv);
     if (m->file)
         llm_st_close(m->file);
     else
-        free(m->params);
-    free(m->grads);
-    free(m->adam_m);
-    free(m->adam_v);
-    free(m->grad_sink);
-    free(m->acts);
-    free(m->ids);
+        k->free(m->params);
+    k->free(m->grads);
+    k->free(m->adam_m);
+    k->free(m->adam_v);
+    k->free(m->grad_sink);
+    k->free(m->acts);
+    k->free(m->ids);
+    free(m->ids_host);
+    free(m->loss_host);
+    free(m->logits_host);
     free(m->tensors);
-    free(m->rope_cos);
-    free(m->rope_sin);
+    k->free(m->rope_cos);
+    k->free(m->rope_sin);
     for (int i = 0; m->labels && i < m->n_labels; i++)
         free(m->labels[i]);
     free(m->labels);
     free(m->thresholds);
-    free(m->cls);
+    k->free(m->cls);
+    free(m->cls_host);
     free(m->lens);
     free(m->chat_system);
     free(m);
@@ -548,6 +581,19 @@ size_t llm_model_param_count(const llm_model *m)
     return m->n_tensors;
 }
 
+/* Where `what` of tensor t lives: device memory, or NULL when it has none. */
+static float *param_block(const llm_model *m, const llm_tensor_desc *t, int what)
+{
+    /* Frozen tensors (below g_off) have neither gradients nor moments. */
+    int trains = t->offset >= m->g_off;
+    size_t o = t->offset - (trains ? m->g_off : 0);
+    float *b = what == LLM_PARAM_GRAD ? m->grads : what == LLM_PARAM_ADAM_M ? m->adam_m
+             : m->adam_v;
+    if (what == LLM_PARAM_DATA)
+        return m->params + t->offset;
+    return b && trains ? b + o : NULL;
+}
+
 int llm_model_param_at(const llm_model *m, size_t i, llm_param *p)
 {
     if (i >= m->n_tensors)
@@ -559,21 +605,81 @@ int llm_model_param_at(const llm_model *m, size_t i, llm_param *p)
     p->shape[0] = t->shape[0];
     p->shape[1] = t->shape[1];
     p->numel = t->numel;
-    p->data = m->params + t->offset;
-    /* Frozen tensors (below g_off) have neither gradients nor moments. */
-    int trains = t->offset >= m->g_off;
-    size_t o = t->offset - (trains ? m->g_off : 0);
-    p->grad = m->grads && trains ? m->grads + o : NULL;
-    p->adam_m = m->adam_m && trains ? m->adam_m + o : NULL;
-    p->adam_v = m->adam_v && trains ? m->adam_v + o : NULL;
+    p->has_grad = param_block(m, t, LLM_PARAM_GRAD) != NULL;
+    p->has_moments = param_block(m, t, LLM_PARAM_ADAM_M) != NULL;
     return LLM_OK;
 }
 
-int llm_model_param_find(const llm_model *m, const char *name, llm_param *p)
+/* Parameter i's block of `what`, or the reason why not. */
+static int param_where(const llm_model *m, size_t i, int what, float **at)
+{
+    static const char *const names[] = { "values", "gradient", "first moment",
+                                         "second moment" };
+    if (i >= m->n_tensors)
+        return llm_fail(LLM_ERR_RANGE, "parameter index %zu out of range (%zu)",
+                        i, m->n_tensors);
+    if (what < LLM_PARAM_DATA || what > LLM_PARAM_ADAM_V)
+        return llm_fail(LLM_ERR_INVALID, "unknown part %d of a parameter", what);
+    if (!(*at = param_block(m, &m->tensors[i], what)))
+        return llm_fail(LLM_ERR_INVALID, "parameter '%s' has no %s", m->tensors[i].name,
+                        names[what]);
+    return LLM_OK;
+}
+
+int llm_model_param_read(const llm_model *m, size_t i, int what, float *dst)
+{
+    float *at;
+    int rc = param_where(m, i, what, &at);
+    if (!rc)
+        m->k->download(dst, at, m->tensors[i].numel * sizeof *dst);
+    return rc;
+}
+
+int llm_model_param_write(llm_model *m, size_t i, int what, const float *src)
+{
+    float *at;
+    int rc = what == LLM_PARAM_DATA ? llm_model_own(m) : LLM_OK;
+    if (!rc)
+        rc = param_where(m, i, what, &at);
+    if (!rc)
+        m->k->upload(at, src, m->tensors[i].numel * sizeof *src);
+    return rc;
+}
+
+float *llm_host_edit(const llm_kernels *k, float *dev, size_t n, float **owned)
+{
+    return (float *)(uintptr_t)llm_host_view(k, dev, n, owned);
+}
+
+void llm_host_done(const llm_kernels *k, float *dev, float *owned, size_t n)
+{
+    if (!owned)
+        return;
+    k->upload(dev, owned, n * sizeof *owned);
+    free(owned);
+}
+
+const float *llm_host_view(const llm_kernels *k, const float *dev, size_t n, float **owned)
+{
+    *owned = NULL;
+    if (k->host_memory)
+        return dev;
+    if (!(*owned = malloc((n ? n : 1) * sizeof **owned))) {
+        llm_fail(LLM_ERR_NOMEM, "out of memory for a host copy of %zu floats", n);
+        return NULL;
+    }
+    k->download(*owned, dev, n * sizeof **owned);
+    return *owned;
+}
+
+int llm_model_param_find(const llm_model *m, const char *name, llm_param *p, size_t *index)
 {
     for (size_t i = 0; i < m->n_tensors; i++)
-        if (strcmp(m->tensors[i].name, name) == 0)
+        if (strcmp(m->tensors[i].name, name) == 0) {
+            if (index)
+                *index = i;
             return llm_model_param_at(m, i, p);
+        }
     return llm_fail(LLM_ERR_RANGE, "no parameter named '%s'", name);
 }
 
@@ -645,19 +751,23 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
 {
     size_t need = acts_layout(m, B, T, NULL, a), nids = (size_t)3 * B * T;
     if (need > m->acts_cap) {
-        free(m->acts);
+        m->k->free(m->acts);
         m->acts_cap = 0;
-        m->acts = llm_alloc64(need * sizeof(float));
+        m->acts = m->k->alloc(need * sizeof(float));
         if (!m->acts)
             return llm_fail(LLM_ERR_NOMEM, "out of memory for activations (%zu MB)",
                             need * sizeof(float) >> 20);
         m->acts_cap = need;
     }
     if (nids > m->ids_cap) {
-        free(m->ids);
+        m->k->free(m->ids);
+        free(m->ids_host);
+        free(m->loss_host);
         m->ids_cap = 0;
-        m->ids = malloc(nids * sizeof *m->ids);
-        if (!m->ids)
+        m->ids = m->k->alloc(nids * sizeof *m->ids);
+        m->ids_host = malloc(nids * sizeof *m->ids_host);
+        m->loss_host = malloc(nids / 3 * sizeof *m->loss_host);
+        if (!m->ids || !m->ids_host || !m->loss_host)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         m->ids_cap = nids;
     }
@@ -740,7 +850,7 @@ static void lora_backward(llm_model *m, const acts *a, int l, int t0, int t1,
         lora_dims(m, t, &in, &out, &col, &ld);
         const float *u = a->lu + ((size_t)l * LLM_LORA_N + t) * n * r;
         float *A = m->lora_a[t] + (size_t)l * r * in, *Bm = m->lora_b[t] + (size_t)l * out * r;
-        memset(a->lv, 0, (size_t)n * out * sizeof *a->lv);
+        k->zero(a->lv, (size_t)n * out * sizeof *a->lv);
         k->axpy(a->lv, out, dy + col, ld, n, out, lora_scale(m));   /* s dy */
         k->matmul_backward(a->ldu, gradp(m, Bm), a->lv, u, Bm, n, r, out);
         k->matmul_backward(a->ldx, gradp(m, A), a->ldu, x, A, n, in, r);
@@ -846,9 +956,10 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     if (rc)
         return rc;
     int32_t *tok = m->ids, *start = starts ? m->ids + 2 * N : NULL;
-    memcpy(tok, tokens, N * sizeof *tok);
+    memcpy(m->ids_host, tokens, N * sizeof *tok);
+    k->upload(tok, tokens, N * sizeof *tok);
     if (start)
-        memcpy(start, starts, N * sizeof *start);
+        k->upload(start, starts, N * sizeof *start);
     int n = (int)N;
     float eps = (float)c->norm_eps;
 
@@ -912,18 +1023,20 @@ double llm_model_lm_loss(llm_model *m, double weight)
     int n = m->B * m->T, V = m->cfg.vocab_size;
     acts a;
     acts_layout(m, m->B, m->T, m->acts, &a);
-    const int32_t *tgt = m->ids + (size_t)n;
+    const int32_t *tgt = m->ids_host + (size_t)n;
     size_t count = 0;
     for (int i = 0; i < n; i++)
         count += tgt[i] >= 0;
+    m->k->upload(m->ids + (size_t)n, tgt, (size_t)n * sizeof *tgt);
     /* (float)(w / count) is 1.0f / count for w = 1: rounding a quotient to
      * double, then to float, is exact (53 >= 2 x 24 + 2 bits). */
     m->dscale = count ? (float)(weight / (double)count) : 0.0f;
     m->k->matmul_forward(a.logits, a.af, m->wout, n, m->cfg.dim, V);
-    m->k->crossentropy_forward(a.losses, NULL, a.logits, tgt, n, V, m->dscale);
+    m->k->crossentropy_forward(a.losses, NULL, a.logits, m->ids + (size_t)n, n, V, m->dscale);
+    m->k->download(m->loss_host, a.losses, (size_t)n * sizeof *m->loss_host);
     double s = 0.0;
     for (int i = 0; i < n; i++)
-        s += a.losses[i];
+        s += m->loss_host[i];
     return count ? weight * s / (double)count : 0.0;
 }
 
@@ -947,7 +1060,7 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
             *loss = 0.0f;
         return LLM_OK;
     }
-    memcpy(m->ids + (size_t)B * T, targets, (size_t)B * T * sizeof *targets);
+    memcpy(m->ids_host + (size_t)B * T, targets, (size_t)B * T * sizeof *targets);
     double l = llm_model_lm_loss(m, 1.0);
     if (loss)
         *loss = (float)l;
@@ -955,11 +1068,24 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
     return LLM_OK;
 }
 
-const float *llm_model_logits(const llm_model *m)
+const float *llm_model_logits(llm_model *m)
 {
+    if (!m->acts)
+        return NULL;
     acts a;
     acts_layout(m, m->B, m->T, m->acts, &a);
-    return m->acts ? a.logits : NULL;
+    size_t n = (size_t)m->B * m->T * m->cfg.vocab_size;
+    if (n > m->logits_host_cap) {
+        free(m->logits_host);
+        m->logits_host_cap = 0;
+        if (!(m->logits_host = malloc(n * sizeof *m->logits_host))) {
+            llm_fail(LLM_ERR_NOMEM, "out of memory for %zu logits", n);
+            return NULL;
+        }
+        m->logits_host_cap = n;
+    }
+    m->k->download(m->logits_host, a.logits, n * sizeof *m->logits_host);
+    return m->logits_host;
 }
 
 /* --------------------------------------------------------------- backward */
@@ -974,16 +1100,25 @@ static int grads_alloc(llm_model *m)
 {
     if (m->grads)
         return LLM_OK;
-    m->grads = llm_alloc_big(n_grad(m) * sizeof *m->grads, 1);
+    m->grads = m->k->alloc(n_grad(m) * sizeof *m->grads);
     if (!m->grads)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for gradients");
+    m->k->zero(m->grads, n_grad(m) * sizeof *m->grads);
     return LLM_OK;
 }
 
-float *llm_model_grad_block(llm_model *m, size_t *n)
+size_t llm_model_grad_size(const llm_model *m)
 {
-    *n = m->grads ? n_grad(m) : 0;
-    return m->grads;
+    return m->grads ? n_grad(m) : 0;
+}
+
+void llm_model_grad_copy(llm_model *m, float *host, int to_host)
+{
+    size_t n = llm_model_grad_size(m) * sizeof *host;
+    if (to_host)
+        m->k->download(host, m->grads, n);
+    else
+        m->k->upload(m->grads, host, n);
 }
 
 void llm_model_set_micro(llm_model *m, int64_t micro)
@@ -995,11 +1130,11 @@ int llm_model_own(llm_model *m)
 {
     if (!m->file)
         return LLM_OK;
-    float *p = llm_alloc_big(m->n_params * sizeof *p, 0);
+    float *p = m->k->alloc(m->n_params * sizeof *p);
     if (!p)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a model of %zu parameters",
                         m->n_params);
-    memcpy(p, m->params, m->n_params * sizeof *p);
+    m->k->upload(p, m->params, m->n_params * sizeof *p);
     llm_st_close(m->file);
     m->file = NULL;
     m->params = p;
@@ -1012,7 +1147,7 @@ int llm_model_zero_grad(llm_model *m)
     int rc = grads_alloc(m);
     if (rc)
         return rc;
-    memset(m->grads, 0, n_grad(m) * sizeof *m->grads);
+    m->k->zero(m->grads, n_grad(m) * sizeof *m->grads);
     return LLM_OK;
 }
 
@@ -1062,7 +1197,7 @@ int llm_model_backward_hidden(llm_model *m)
     acts a;
     acts_layout(m, B, T, m->acts, &a);
     int32_t *tok = m->ids;
-    memset(a.dres, 0, N * C * sizeof *a.dres);
+    k->zero(a.dres, N * C * sizeof *a.dres);
     k->rmsnorm_backward(a.dres, GN(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
                         m->norm, a.rstdf, n, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
@@ -1082,7 +1217,7 @@ int llm_model_backward_hidden(llm_model *m)
          * the branch sees it through the same mask. */
         const float *dbranch = a.dres;
         if (m->drop_active) {
-            memcpy(a.tmp, a.dres, N * C * sizeof *a.tmp);
+            k->copy(a.tmp, a.dres, N * C * sizeof *a.tmp);
             dropout_apply(m, a.tmp, N * C, 2 * l + 1);
             dbranch = a.tmp;
         }
@@ -1098,7 +1233,7 @@ int llm_model_backward_hidden(llm_model *m)
         k->rmsnorm_backward(a.dres, GN(fn), a.da, res_mid, fn, rstd2, n, C);
         /* res_mid = res + drop(wo(atty)). */
         if (m->drop_active) {
-            memcpy(a.tmp, a.dres, N * C * sizeof *a.tmp);
+            k->copy(a.tmp, a.dres, N * C * sizeof *a.tmp);
             dropout_apply(m, a.tmp, N * C, 2 * l);
         }
         k->matmul_backward(a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
@@ -1155,14 +1290,17 @@ int llm_model_adamw_alloc(llm_model *m)
 {
     if (m->adam_m)
         return LLM_OK;
-    m->adam_m = llm_alloc_big(n_grad(m) * sizeof *m->adam_m, 1);
-    m->adam_v = llm_alloc_big(n_grad(m) * sizeof *m->adam_v, 1);
+    size_t n = n_grad(m) * sizeof *m->adam_m;
+    m->adam_m = m->k->alloc(n);
+    m->adam_v = m->k->alloc(n);
     if (!m->adam_m || !m->adam_v) {
-        free(m->adam_m);
-        free(m->adam_v);
+        m->k->free(m->adam_m);
+        m->k->free(m->adam_v);
         m->adam_m = m->adam_v = NULL;
         return llm_fail(LLM_ERR_NOMEM, "out of memory for optimizer state");
     }
+    m->k->zero(m->adam_m, n);
+    m->k->zero(m->adam_v, n);
     return LLM_OK;
 }
 

@@ -16,6 +16,9 @@ typedef struct {
     size_t offset;   /* floats from the start of the parameter block */
 } llm_tensor_desc;
 
+/* Every float and int32 block below lives in the memory of the table k
+ * (device memory, see kernels.h), which the library reaches through k
+ * alone, except where "host" says otherwise. */
 struct llm_model {
     llm_config cfg;
     const llm_kernels *k;
@@ -25,8 +28,9 @@ struct llm_model {
     size_t n_nodecay;      /* leading floats AdamW never decays by default */
     float *params;         /* one block; the views below point into it */
     llm_st *file;          /* the model file `params` is mapped from (read
-                            * only, shared between processes), else NULL:
-                            * params malloc'ed (llm_model_own()) */
+                            * only, shared between processes: on a table of
+                            * host memory only), else NULL: params from
+                            * k->alloc (llm_model_own()) */
     float *wte;            /* (V, C) */
     float *attn_norm;      /* (L, C) */
     float *ffn_norm;       /* (L, C) */
@@ -50,13 +54,18 @@ struct llm_model {
     int64_t drop_micro;    /* ...with masks of this many backwards since the step */
 
     float *rope_cos, *rope_sin;   /* (context, hd/2) */
-    llm_tensor_desc *tensors;     /* file order */
+    llm_tensor_desc *tensors;     /* file order, host */
     size_t n_tensors;
 
     float *acts;           /* activations of the last forward, see acts */
     size_t acts_cap;       /* floats */
-    int32_t *ids;          /* (2, B, T) tokens and targets of the last forward */
-    size_t ids_cap;
+    int32_t *ids;          /* (3, B, T) tokens, targets and document starts of
+                            * the last forward */
+    int32_t *ids_host;     /* host: the same, written here, then uploaded */
+    float *loss_host;      /* host: (B, T) losses of the last loss */
+    size_t ids_cap;        /* int32s of each */
+    float *logits_host;    /* host: llm_model_logits()'s copy */
+    size_t logits_host_cap;
     int B, T;              /* shape of the last forward */
     int ready;             /* a forward with targets awaits its backward */
     float dscale;          /* 1 / counted targets */
@@ -68,15 +77,18 @@ struct llm_model {
     int n_labels;          /* K */
     int multi_label;       /* 1: independent sigmoids; 0: one softmax */
     int pooling;           /* LLM_POOL_LAST or LLM_POOL_MEAN */
-    char **labels;         /* (K) names, owned */
+    char **labels;         /* (K) names, owned, host */
     double temperature;    /* calibration: probabilities from logits / T */
-    float *thresholds;     /* (K) multi-label decision thresholds, owned */
+    float *thresholds;     /* (K) multi-label decision thresholds, owned, host */
     float *head_w;         /* (K, C) */
     float *head_b;         /* (K) */
     int frozen;            /* 1: only the head trains */
-    float *cls;            /* pooled (B, C) | logits (B, K) | dlogits (B, K) */
-    size_t cls_cap;        /* floats */
-    int32_t *lens;         /* (B) real tokens per row of the last forward */
+    float *cls;            /* pooled (B, C) | logits (B, K) | dlogits (B, K) |
+                            * dpooled (B, C) */
+    float *cls_host;       /* host: the same layout, where the head's loss,
+                            * bias and pooling are computed */
+    size_t cls_cap;        /* floats of each */
+    int32_t *lens;         /* host: (B) real tokens per row of the last forward */
     size_t lens_cap;
     int cls_ready;         /* a classifier forward with labels awaits backward */
     int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
@@ -96,7 +108,7 @@ struct llm_model {
      * (1 - emb_scale[i]) x token emb_base's when emb_base >= 0. While
      * input_grad is set, the backward computes no weight gradient and stops
      * at the embeddings' output (llm_model_dinput()). */
-    const float *emb_scale;
+    const float *emb_scale;   /* host */
     int emb_base;
     int input_grad;
     const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
@@ -176,8 +188,8 @@ int   llm_model_backward_hidden(llm_model *m);
 /* After a backward under input_grad: (B, T, C) gradient of the embeddings'
  * output (each row's input to the first layer). */
 float *llm_model_dinput(const llm_model *m);
-/* From the last llm_cls_forward() (any targets): dlogits (B, K) back to
- * llm_model_dinput(), no weight gradient computed (classify.c). */
+/* From the last llm_cls_forward() (any targets): dlogits (B, K), host,
+ * back to llm_model_dinput(), no weight gradient computed (classify.c). */
 int   llm_cls_backward_input(llm_model *m, const float *dlogits);
 /* The backbone over nd documents packed as rows, each at its own positions
  * from 0 and attending only to itself, with nothing cached (infer.c):
@@ -196,10 +208,20 @@ int   llm_session_pooled(struct llm_session *s, const int32_t *const *docs,
 /* The adapted projections, in the order of their adapter families. */
 enum { LLM_LORA_Q, LLM_LORA_K, LLM_LORA_V, LLM_LORA_O, LLM_LORA_W1, LLM_LORA_W2,
        LLM_LORA_W3, LLM_LORA_N };
-/* A malloc'ed copy of the layers' 2-D weights (wqkv | wo | w13 | w2, from
- * m->wqkv on, n_layer2d floats) with each adapter merged in: W + (alpha/r)
- * B A. NULL when out of memory (reason set). */
+/* A copy of the layers' 2-D weights (wqkv | wo | w13 | w2, from m->wqkv
+ * on, n_layer2d floats) with each adapter merged in: W + (alpha/r) B A, in
+ * the table's memory (free with m->k->free). NULL when out of memory
+ * (reason set). */
 float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d);
+/* n floats of the table's memory at dev, readable on the host: dev itself
+ * where the table's memory is host memory, else a copy in *owned (free()
+ * it; NULL otherwise). NULL when out of memory (reason set). For writing
+ * weights out to files without doubling the memory on the CPU. */
+const float *llm_host_view(const llm_kernels *k, const float *dev, size_t n, float **owned);
+/* The same to change them: then llm_host_done() puts a copy back (and
+ * frees it). */
+float *llm_host_edit(const llm_kernels *k, float *dev, size_t n, float **owned);
+void  llm_host_done(const llm_kernels *k, float *dev, float *owned, size_t n);
 /* Points the views (wte, ..., head_w, head_b) into m->params. */
 void  llm_model_views(llm_model *m);
 

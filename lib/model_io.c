@@ -142,9 +142,19 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
             ord[j] = ord[j - 1];
         ord[j] = i;
     }
-    size_t moff = (size_t)(m->wqkv - m->params);
+    size_t moff = (size_t)(m->wqkv - m->params), ng = m->n_params - m->g_off;
+    /* The writer reads the blocks when it writes: host views until then. */
+    float *owned[4] = { NULL, NULL, NULL, NULL };
+    const float *host[4] = { NULL, NULL, NULL, NULL };
     for (int part = 0; !rc && part < (p->optimizer ? 3 : 1); part++) {
-        const float *block = part == 0 ? m->params : part == 1 ? m->adam_m : m->adam_v;
+        const float *dev = part == 0 ? m->params : part == 1 ? m->adam_m : m->adam_v;
+        if (!(host[part] = llm_host_view(m->k, dev, part ? ng : m->n_params, &owned[part])))
+            rc = LLM_ERR_NOMEM;
+    }
+    if (!rc && merged && !(host[3] = llm_host_view(m->k, merged, n_merged, &owned[3])))
+        rc = LLM_ERR_NOMEM;
+    for (int part = 0; !rc && part < (p->optimizer ? 3 : 1); part++) {
+        const float *block = host[part];
         for (size_t i = 0; !rc && i < m->n_tensors; i++) {
             const llm_tensor_desc *t = &m->tensors[ord[i]];
             /* Moments exist from g_off on (frozen weights have none). */
@@ -152,7 +162,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
                 continue;
             const float *d = block + t->offset - (part > 0 ? m->g_off : 0);
             if (merge && t->offset >= moff && t->offset < moff + n_merged)
-                d = merged + (t->offset - moff);
+                d = host[3] + (t->offset - moff);
             snprintf(name, sizeof name, "%s%s", part == 0 ? "" : part == 1 ? "adamw.m."
                      : "adamw.v.", t->name);
             rc = llm_st_writer_add(w, name, LLM_DT_F32, t->ndim, t->shape, d);
@@ -171,7 +181,9 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc)
         rc = llm_st_writer_write(w, path);
     llm_st_writer_free(w);
-    free(merged);
+    for (int i = 0; i < 4; i++)
+        free(owned[i]);
+    m->k->free(merged);
     return rc;
 }
 
@@ -205,10 +217,11 @@ static int meta_double(const llm_st *f, const char *path, const char *key, doubl
     return LLM_OK;
 }
 
-/* Copies tensor `name` of exactly shape t into dst (file data may be
- * unaligned, hence memcpy); dst NULL: checks only. */
+/* Copies tensor `name` of exactly shape t into dst, memory of the table k
+ * (file data may be unaligned: upload copies bytes); dst NULL: checks
+ * only. */
 static int load_tensor(const llm_st *f, const char *path, const char *name,
-                       const llm_tensor_desc *t, float *dst)
+                       const llm_tensor_desc *t, const llm_kernels *k, float *dst)
 {
     const llm_st_tensor *s = llm_st_find(f, name);
     if (!s)
@@ -233,7 +246,7 @@ static int load_tensor(const llm_st *f, const char *path, const char *name,
                         path, name, got, want);
     }
     if (dst)
-        memcpy(dst, s->data, t->numel * sizeof *dst);
+        k->upload(dst, s->data, t->numel * sizeof *dst);
     return LLM_OK;
 }
 
@@ -441,19 +454,19 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         }
     }
     for (size_t i = 0; !rc && i < m->n_tensors; i++)
-        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], NULL);
-    /* Inference reads the weights where the file lies mapped, shared by
-     * every process that loads it; training first takes its own copy
-     * (llm_model_own()). */
-    const float *mapped = rc ? NULL : mapped_block(f, m);
+        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], m->k, NULL);
+    /* Inference on the CPU reads the weights where the file lies mapped,
+     * shared by every process that loads it; training first takes its own
+     * copy (llm_model_own()). */
+    const float *mapped = rc || !m->k->host_memory ? NULL : mapped_block(f, m);
     if (mapped) {
-        free(m->params);
+        m->k->free(m->params);
         m->params = (float *)(uintptr_t)mapped;
         m->file = f;
         llm_model_views(m);
     }
     for (size_t i = 0; !rc && !mapped && i < m->n_tensors; i++)
-        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i],
+        rc = load_tensor(f, path, m->tensors[i].name, &m->tensors[i], m->k,
                          m->params + m->tensors[i].offset);
     if (!rc && llm_st_meta(f, "adamw.step")) {
         int step;
@@ -472,10 +485,10 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
             if (t->offset < m->g_off)
                 continue;   /* frozen under adapters: no moments */
             snprintf(name, sizeof name, "adamw.m.%s", t->name);
-            rc = load_tensor(f, path, name, t, m->adam_m + (t->offset - m->g_off));
+            rc = load_tensor(f, path, name, t, m->k, m->adam_m + (t->offset - m->g_off));
             snprintf(name, sizeof name, "adamw.v.%s", t->name);
             if (!rc)
-                rc = load_tensor(f, path, name, t, m->adam_v + (t->offset - m->g_off));
+                rc = load_tensor(f, path, name, t, m->k, m->adam_v + (t->offset - m->g_off));
         }
     }
 done:

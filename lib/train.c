@@ -194,10 +194,16 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
     if (world > 1) {
         /* Sum the ranks' gradients and losses: then every rank holds what one
          * process would have accumulated, up to the order of the float sums. */
-        size_t n;
-        float *g = llm_model_grad_block(t->m, &n);
+        size_t n = llm_model_grad_size(t->m);
+        float *g = malloc((n ? n : 1) * sizeof *g);
+        if (!g)
+            return llm_fail(LLM_ERR_NOMEM, "out of memory for the gradients' all-reduce");
         double sums[2] = { loss_sum, (double)tokens };
+        llm_model_grad_copy(t->m, g, 1);
         rc = p->reduce(p->reduce_ctx, g, n, sums, 2);
+        if (!rc)
+            llm_model_grad_copy(t->m, g, 0);
+        free(g);
         if (rc)
             return rc;
         loss_sum = sums[0];

@@ -449,6 +449,7 @@ static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float
 
 static const llm_kernels cpu_kernels = {
     .name = "cpu",
+    LLM_HOST_MEMORY,
     .matmul_forward = matmul_forward,
     .matmul_backward = matmul_backward,
     .embedding_forward = embedding_forward,

@@ -1,7 +1,8 @@
 /* cpu.h: the CPU backend's kernels that live outside cpu.c, for the cpu
  * and ref tables: the inference kernels (rows.c), the sampling, dropout and
  * classifier-head kernels (sample.c, dropout.c; references in
- * ref_sample.c), and, for its host-side sampling entries, the CUDA table.
+ * ref_sample.c), the host memory of both (memory.c), and, for its host-side
+ * sampling entries, the CUDA table.
  * Contracts in kernels.h, under the same names. */
 #ifndef LLM_CPU_H
 #define LLM_CPU_H
@@ -22,6 +23,16 @@ static inline uint64_t llm_mix64(uint64_t z)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
+
+/* memory.c: the cpu and ref tables' memory (host memory); upload and
+ * download are llm_host_copy too. */
+void  *llm_host_alloc(size_t bytes);
+void   llm_host_free(void *p);
+void   llm_host_copy(void *dst, const void *src, size_t bytes);
+void   llm_host_zero(void *dst, size_t bytes);
+#define LLM_HOST_MEMORY .alloc = llm_host_alloc, .free = llm_host_free, \
+    .upload = llm_host_copy, .download = llm_host_copy, .copy = llm_host_copy, \
+    .zero = llm_host_zero, .host_memory = 1
 
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);

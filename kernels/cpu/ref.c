@@ -413,6 +413,7 @@ static size_t to_half(uint16_t *h, const float *f, size_t n)
 
 static const llm_kernels ref_kernels = {
     .name = "ref",
+    LLM_HOST_MEMORY,
     .matmul_forward = matmul_forward,
     .matmul_backward = matmul_backward,
     .embedding_forward = embedding_forward,

@@ -960,12 +960,47 @@ static void crossentropy_forward(float *losses, float *dlogits, const float *log
 
 static llm_kernels cuda_kernels;
 
+/* The table's memory entries over the helpers above; a failed copy is
+ * recorded (llm_cuda_errmsg()) like a failed kernel. */
+static void *t_alloc(size_t bytes)
+{
+    void *p;
+    return llm_cuda_alloc(&p, bytes ? bytes : 256) ? NULL : p;
+}
+
+static void t_upload(void *dst, const void *src, size_t bytes)
+{
+    (void)llm_cuda_h2d(dst, src, bytes);
+}
+
+static void t_download(void *dst, const void *src, size_t bytes)
+{
+    (void)llm_cuda_d2h(dst, src, bytes);
+}
+
+static void t_copy(void *dst, const void *src, size_t bytes)
+{
+    (void)llm_cuda_d2d(dst, src, bytes);
+}
+
+static void t_zero(void *dst, size_t bytes)
+{
+    (void)llm_cuda_memset(dst, 0, bytes);
+}
+
 extern "C" const llm_kernels *llm_kernels_cuda(void)
 {
     if (!start())
         return NULL;
     if (!cuda_kernels.name) {
         llm_kernels *k = &cuda_kernels;
+        k->alloc = t_alloc;
+        k->free = llm_cuda_free;
+        k->upload = t_upload;
+        k->download = t_download;
+        k->copy = t_copy;
+        k->zero = t_zero;
+        k->host_memory = 0;
         k->matmul_forward = matmul_forward;
         k->matmul_backward = matmul_backward;
         k->embedding_forward = embedding_forward;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "llm.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -91,7 +92,9 @@ static void test_fixture(const char *file, const char *device)
     for (size_t i = 0; i < np; i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
-        memcpy(p.data, need(f, p.name, p.numel)->data, p.numel * 4);
+        float *d = copy(need(f, p.name, p.numel));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
     const llm_st_tensor *ids = llm_st_find(f, "input_ids");
     int B = (int)ids->shape[0], T = (int)ids->shape[1];
@@ -121,7 +124,9 @@ static void test_fixture(const char *file, const char *device)
         for (size_t j = 0; j < p.numel; j++)
             gmax = fmax(gmax, fabs(g[j]));
         snprintf(what, sizeof what, "%s [%s] %s", file, device, name);
-        close_enough(what, p.grad, g, p.numel, 1e-5 * gmax + 1e-9, 1e-4);
+        float *pg = param_get(m, i, LLM_PARAM_GRAD);
+        close_enough(what, pg, g, p.numel, 1e-5 * gmax + 1e-9, 1e-4);
+        free(pg);
         free(g);
     }
     free(tok);
@@ -146,9 +151,12 @@ static void randomize(llm_model *m, uint64_t seed, double scale)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA);
         for (size_t j = 0; j < p.numel; j++)
-            p.data[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
-                                    : (float)(scale * llm_rng_normal(&r));
+            d[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
+                               : (float)(scale * llm_rng_normal(&r));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
 }
 
@@ -187,19 +195,25 @@ static void test_gradcheck(int multi, llm_pooling pool, double lmw)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA), *gr = param_get(m, i, LLM_PARAM_GRAD);
         for (int s = 0; s < 3; s++) {
             size_t j = (size_t)llm_rng_below(&r, p.numel);
-            float old = p.data[j], lp, lm;
-            p.data[j] = (float)(old + h);
+            float old = d[j], lp, lm;
+            d[j] = (float)(old + h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y, &lp));
-            p.data[j] = (float)(old - h);
+            d[j] = (float)(old - h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             CHECK_RC(llm_cls_forward(m, tok, len, B, T, &y, &lm));
-            p.data[j] = old;
-            double fd = ((double)lp - lm) / (2 * h), g = p.grad[j];
+            d[j] = old;
+            param_set(m, i, LLM_PARAM_DATA, d);
+            double fd = ((double)lp - lm) / (2 * h), g = gr[j];
             if (!(fabs(fd - g) <= 2e-4 + 2e-2 * fabs(fd)))
                 FAIL("gradcheck multi=%d pool=%s lm %g %s[%zu]: analytic %.6g, finite "
                      "difference %.6g", multi, llm_pooling_name(pool), lmw, p.name, j, g, fd);
         }
+        free(d);
+        free(gr);
     }
     /* The padding after each row's length plays no part. */
     float *g0 = malloc(4096 * sizeof *g0);
@@ -222,11 +236,9 @@ static void test_freeze(void)
     llm_model *m = tiny_classifier("cpu", 3, 0, LLM_POOL_MEAN, 0);
     size_t n = llm_model_param_count(m);
     llm_param emb, head;
-    CHECK_RC(llm_model_param_find(m, "tok_embeddings.weight", &emb));
-    CHECK_RC(llm_model_param_find(m, "head.weight", &head));
-    float *e0 = malloc(emb.numel * 4), *h0 = malloc(head.numel * 4);
-    memcpy(e0, emb.data, emb.numel * 4);
-    memcpy(h0, head.data, head.numel * 4);
+    size_t iemb = param_index(m, "tok_embeddings.weight", &emb);
+    size_t ihead = param_index(m, "head.weight", &head);
+    float *e0 = param_get(m, iemb, LLM_PARAM_DATA), *h0 = param_get(m, ihead, LLM_PARAM_DATA);
     CHECK_RC(llm_model_freeze(m, 1));
     int32_t tok[12] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 1, 2 }, len[2] = { 6, 3 }, lab[2] = { 0, 2 };
     /* The language modelling term trains the backbone only: no effect. */
@@ -240,22 +252,27 @@ static void test_freeze(void)
         CHECK_RC(llm_cls_backward(m));
         CHECK_RC(llm_model_adamw_step(m, &o));
     }
-    CHECK_RC(llm_model_param_find(m, "tok_embeddings.weight", &emb));
-    CHECK_RC(llm_model_param_find(m, "head.weight", &head));
-    if (memcmp(e0, emb.data, emb.numel * 4) != 0)
+    iemb = param_index(m, "tok_embeddings.weight", &emb);
+    ihead = param_index(m, "head.weight", &head);
+    float *e1 = param_get(m, iemb, LLM_PARAM_DATA), *h1 = param_get(m, ihead, LLM_PARAM_DATA);
+    if (memcmp(e0, e1, emb.numel * 4) != 0)
         FAIL("freeze: the backbone changed");
-    if (memcmp(h0, head.data, head.numel * 4) == 0)
+    if (memcmp(h0, h1, head.numel * 4) == 0)
         FAIL("freeze: the head did not train");
+    free(e1);
+    free(h1);
     for (size_t i = 0; i < n; i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
         if (strncmp(p.name, "head.", 5) == 0)
             continue;
+        float *g = param_get(m, i, LLM_PARAM_GRAD);
         for (size_t j = 0; j < p.numel; j++)
-            if (p.grad[j] != 0) {
+            if (g[j] != 0) {
                 FAIL("freeze: gradient of %s is not 0", p.name);
                 break;
             }
+        free(g);
     }
     free(e0);
     free(h0);
@@ -325,8 +342,11 @@ static void test_save_load(void)
         llm_param p, q;
         CHECK_RC(llm_model_param_at(m, i, &p));
         CHECK_RC(llm_model_param_at(b, i, &q));
-        if (strcmp(p.name, q.name) || memcmp(p.data, q.data, p.numel * 4))
+        float *x = param_get(m, i, LLM_PARAM_DATA), *z = param_get(b, i, LLM_PARAM_DATA);
+        if (strcmp(p.name, q.name) || memcmp(x, z, p.numel * 4))
             FAIL("save/load: %s differs", p.name);
+        free(x);
+        free(z);
     }
     llm_model_free(b);
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "llm.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -36,9 +37,12 @@ static llm_model *classifier(int multi, llm_pooling pool, int context, uint64_t 
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA);
         for (size_t j = 0; j < p.numel; j++)
-            p.data[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
-                                    : (float)(0.2 * llm_rng_normal(&r));
+            d[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
+                               : (float)(0.2 * llm_rng_normal(&r));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
     return m;
 }

@@ -24,6 +24,7 @@
 
 #include "gguf.h"
 #include "llm.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -88,22 +89,25 @@ static void compare_params(const llm_model *a, const llm_model *b, int how, cons
             return;
         }
         float *want = malloc(p.numel * sizeof *want);
+        float *pd = param_get(a, i, LLM_PARAM_DATA), *qd = param_get(b, i, LLM_PARAM_DATA);
         int ty = how;
         if (how == -1)   /* BF16 holds every tensor, norms too */
             for (size_t j = 0; j < p.numel; j++)
-                want[j] = bf16_ref(p.data[j]);
+                want[j] = bf16_ref(pd[j]);
         else if (p.ndim == 1 || how == 0)
-            memcpy(want, p.data, p.numel * sizeof *want);
+            memcpy(want, pd, p.numel * sizeof *want);
         else {
             if (ty == LLM_GGUF_Q8_0 && p.shape[1] % 32)
                 ty = LLM_GGUF_F16;
-            round_trip(ty, p.data, want, p.numel);
+            round_trip(ty, pd, want, p.numel);
         }
-        if (memcmp(want, q.data, p.numel * sizeof *want) != 0) {
+        if (memcmp(want, qd, p.numel * sizeof *want) != 0) {
             bad++;
             FAIL("%s: '%s' differs from the expected rounding", what, p.name);
         }
         free(want);
+        free(pd);
+        free(qd);
     }
     if (!bad)
         printf("ok   %s: %zu tensors as expected\n", what, n);

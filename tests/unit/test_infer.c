@@ -14,6 +14,7 @@
 
 #include "half.h"
 #include "llm.h"
+#include "testparam.h"
 #if defined(__F16C__)
 #include <immintrin.h>
 #endif
@@ -56,9 +57,11 @@ static llm_model *make_model(const llm_config *c, const char *device, uint64_t s
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA);
         for (size_t j = 0; j < p.numel; j++)
-            p.data[j] = p.ndim == 2 ? p.data[j] * 15.0f
-                                    : (float)(1.0 + 0.2 * llm_rng_normal(&r));
+            d[j] = p.ndim == 2 ? d[j] * 15.0f : (float)(1.0 + 0.2 * llm_rng_normal(&r));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
     return m;
 }
@@ -286,9 +289,13 @@ static void test_decode_f16(const llm_config *c)
     for (size_t i = 0; i < llm_model_param_count(r); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(r, i, &p));
-        if (p.ndim == 2 && strcmp(p.name, "tok_embeddings.weight") != 0)
+        if (p.ndim == 2 && strcmp(p.name, "tok_embeddings.weight") != 0) {
+            float *d = param_get(r, i, LLM_PARAM_DATA);
             for (size_t j = 0; j < p.numel; j++)
-                p.data[j] = llm_half_to_float(llm_float_to_half(p.data[j]));
+                d[j] = llm_half_to_float(llm_float_to_half(d[j]));
+            param_set(r, i, LLM_PARAM_DATA, d);
+            free(d);
+        }
     }
     CHECK_RC(llm_model_decode_f16(h));
     CHECK_RC(llm_model_decode_f16(h));   /* twice: nothing changes */
@@ -313,13 +320,16 @@ static void test_decode_f16(const llm_config *c)
     llm_session_free(sr);
     llm_session_free(s1);
     /* A weight past 65504 (it would round to infinity) is refused. */
-    llm_param p;
-    CHECK_RC(llm_model_param_find(r, "layers.0.feed_forward.w2.weight", &p));
-    p.data[3] = 70000.0f;
+    size_t iw2 = param_index(r, "layers.0.feed_forward.w2.weight", NULL);
+    float *w2 = param_get(r, iw2, LLM_PARAM_DATA);
+    w2[3] = 70000.0f;
+    param_set(r, iw2, LLM_PARAM_DATA, w2);
     if (llm_model_decode_f16(r) != LLM_ERR_RANGE || !strstr(llm_errmsg(), "w2[3]"))
         FAIL("a weight of 70000 was accepted for f16, or the message does not name it: %s",
              llm_errmsg());
-    p.data[3] = 65504.0f;
+    w2[3] = 65504.0f;
+    param_set(r, iw2, LLM_PARAM_DATA, w2);
+    free(w2);
     CHECK_RC(llm_model_decode_f16(r));
     free(lh);
     free(lr);

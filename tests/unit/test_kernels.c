@@ -762,7 +762,16 @@ static void test_level(const llm_kernels *f, const llm_kernels *r)
 
 int main(void)
 {
+    /* With LLM_KERNELS=guarded (make check-guarded) the "cpu" device is the
+     * guarded table (test_guarded checks that), whose kernels are the cpu
+     * table's: the cpu table itself is then llm_kernels_cpu(). */
+    const char *env = getenv("LLM_KERNELS");
+    int guarded = env && strcmp(env, "guarded") == 0;
     const llm_kernels *f = llm_kernels_get("cpu"), *r = llm_kernels_get("ref");
+    if (guarded && f && (f != llm_kernels_guarded() || !llm_kernels_cpu()))
+        f = NULL;
+    else if (guarded)
+        f = llm_kernels_cpu();
     if (!f || !r || llm_kernels_get("nonesuch") != NULL) {
         printf("FAIL kernel lookup\n");
         return 1;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "llm.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -52,9 +53,12 @@ static void randomise(llm_model *m, unsigned seed)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA);
         for (size_t j = 0; j < p.numel; j++)
-            p.data[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
-                                    : (float)(0.4 * llm_rng_normal(&r));
+            d[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
+                               : (float)(0.4 * llm_rng_normal(&r));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
 }
 
@@ -101,23 +105,27 @@ static void test_gradcheck(int tied, int kvh, int classify)
         CHECK_RC(llm_model_param_at(m, i, &p));
         int trains = is_adapter(p.name) || strncmp(p.name, "head.", 5) == 0;
         if (!trains) {
-            if (p.grad)
+            if (p.has_grad)
                 FAIL("gradcheck: frozen %s has a gradient", p.name);
             continue;
         }
-        if (!p.grad) {
+        if (!p.has_grad) {
             FAIL("gradcheck: %s has no gradient", p.name);
             continue;
         }
+        float *d = param_get(m, i, LLM_PARAM_DATA), *gr = param_get(m, i, LLM_PARAM_GRAD);
         for (int s = 0; s < 3; s++) {
             size_t j = (size_t)llm_rng_below(&r, p.numel);
-            float old = p.data[j];
-            p.data[j] = (float)(old + h);
+            float old = d[j];
+            d[j] = (float)(old + h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             float lp = task_loss(m, tok, tgt, lens, labels);
-            p.data[j] = (float)(old - h);
+            d[j] = (float)(old - h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             float lm = task_loss(m, tok, tgt, lens, labels);
-            p.data[j] = old;
-            double fd = ((double)lp - lm) / (2 * h), g = p.grad[j];
+            d[j] = old;
+            param_set(m, i, LLM_PARAM_DATA, d);
+            double fd = ((double)lp - lm) / (2 * h), g = gr[j];
             if (fabs(fd) > 1e-2 && fabs(fd - g) / fabs(fd) > worst)
                 worst = fabs(fd - g) / fabs(fd);
             if (!(fabs(fd - g) <= 2e-4 + 2e-2 * fabs(fd)))
@@ -125,6 +133,8 @@ static void test_gradcheck(int tied, int kvh, int classify)
                      "finite difference %.6g", tied, kvh, classify, p.name, j, g, fd);
             checked++;
         }
+        free(d);
+        free(gr);
     }
     printf("ok gradcheck tied=%d kvh=%d classify=%d: %d entries, worst relative error %.2e (|fd| > 0.01)\n",
            tied, kvh, classify, checked, worst);
@@ -215,15 +225,20 @@ static void test_merge(void)
     for (size_t i = 0; i < llm_model_param_count(b); i++) {
         llm_param p, q;
         CHECK_RC(llm_model_param_at(b, i, &p));
-        CHECK_RC(llm_model_param_find(a, p.name, &q));
-        if (memcmp(p.data, q.data, p.numel * sizeof *p.data) != 0)
+        float *x = param_get(b, i, LLM_PARAM_DATA),
+              *y = param_get(a, param_index(a, p.name, &q), LLM_PARAM_DATA);
+        if (memcmp(x, y, p.numel * sizeof *x) != 0)
             FAIL("base weight %s moved", p.name);
+        free(x);
+        free(y);
     }
     llm_param pb;
-    CHECK_RC(llm_model_param_find(a, "layers.1.feed_forward.w2.lora_b", &pb));
+    float *pbd = param_get(a, param_index(a, "layers.1.feed_forward.w2.lora_b", &pb),
+                           LLM_PARAM_DATA);
     int moved = 0;
     for (size_t j = 0; j < pb.numel; j++)
-        moved |= pb.data[j] != 0.0f;
+        moved |= pbd[j] != 0.0f;
+    free(pbd);
     if (!moved)
         FAIL("the adapters did not train");
     char path[] = "/tmp/test_lora.XXXXXX";
@@ -260,6 +275,16 @@ static void test_merge(void)
     llm_model_free(a);
 }
 
+/* Part `what` of parameter i of x and of y (numel floats): the same bytes. */
+static int same_part(const llm_model *x, const llm_model *y, size_t i, int what, size_t numel)
+{
+    float *u = param_get(x, i, what), *v = param_get(y, i, what);
+    int same = memcmp(u, v, numel * sizeof *u) == 0;
+    free(u);
+    free(v);
+    return same;
+}
+
 static int same_bytes(const llm_model *x, const llm_model *y)
 {
     if (llm_model_param_count(x) != llm_model_param_count(y))
@@ -269,11 +294,11 @@ static int same_bytes(const llm_model *x, const llm_model *y)
         CHECK_RC(llm_model_param_at(x, i, &p));
         CHECK_RC(llm_model_param_at(y, i, &q));
         if (strcmp(p.name, q.name) || p.numel != q.numel ||
-            memcmp(p.data, q.data, p.numel * sizeof *p.data) != 0)
+            !same_part(x, y, i, LLM_PARAM_DATA, p.numel))
             return 0;
-        if ((p.adam_m == NULL) != (q.adam_m == NULL) ||
-            (p.adam_m && (memcmp(p.adam_m, q.adam_m, p.numel * sizeof(float)) ||
-                          memcmp(p.adam_v, q.adam_v, p.numel * sizeof(float)))))
+        if (p.has_moments != q.has_moments ||
+            (p.has_moments && (!same_part(x, y, i, LLM_PARAM_ADAM_M, p.numel) ||
+                               !same_part(x, y, i, LLM_PARAM_ADAM_V, p.numel))))
             return 0;
     }
     return 1;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "llm.h"
+#include "model.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -146,9 +148,12 @@ static void test_gradcheck(int tied, int kvh)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA);
         for (size_t j = 0; j < p.numel; j++)
-            p.data[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
-                                    : (float)(0.4 * llm_rng_normal(&r));
+            d[j] = p.ndim == 1 ? (float)(1.0 + 0.3 * llm_rng_normal(&r))
+                               : (float)(0.4 * llm_rng_normal(&r));
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
     enum { B = 2, T = 5 };
     int32_t tok[B * T], tgt[B * T];
@@ -162,20 +167,26 @@ static void test_gradcheck(int tied, int kvh)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
+        float *d = param_get(m, i, LLM_PARAM_DATA), *gr = param_get(m, i, LLM_PARAM_GRAD);
         for (int s = 0; s < 3; s++) {
             size_t j = (size_t)llm_rng_below(&r, p.numel);
-            float old = p.data[j], lp, lm;
-            p.data[j] = (float)(old + h);
+            float old = d[j], lp, lm;
+            d[j] = (float)(old + h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lp));
-            p.data[j] = (float)(old - h);
+            d[j] = (float)(old - h);
+            param_set(m, i, LLM_PARAM_DATA, d);
             CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lm));
-            p.data[j] = old;
-            double fd = ((double)lp - lm) / (2 * h), g = p.grad[j];
+            d[j] = old;
+            param_set(m, i, LLM_PARAM_DATA, d);
+            double fd = ((double)lp - lm) / (2 * h), g = gr[j];
             if (!(fabs(fd - g) <= 2e-4 + 2e-2 * fabs(fd)))
                 FAIL("gradcheck tied=%d kvh=%d %s[%zu]: analytic %.6g, finite difference %.6g",
                      tied, kvh, p.name, j, g, fd);
             checked++;
         }
+        free(d);
+        free(gr);
     }
     if (getenv("VERBOSE"))
         printf("ok gradcheck tied=%d kvh=%d: %d entries\n", tied, kvh, checked);
@@ -207,8 +218,13 @@ static int same_params(const llm_model *a, const llm_model *b)
         llm_param p, q;
         CHECK_RC(llm_model_param_at(a, i, &p));
         CHECK_RC(llm_model_param_at(b, i, &q));
-        if (strcmp(p.name, q.name) || p.numel != q.numel ||
-            memcmp(p.data, q.data, p.numel * sizeof *p.data) != 0)
+        if (strcmp(p.name, q.name) || p.numel != q.numel)
+            return 0;
+        float *x = param_get(a, i, LLM_PARAM_DATA), *y = param_get(b, i, LLM_PARAM_DATA);
+        int same = memcmp(x, y, p.numel * sizeof *x) == 0;
+        free(x);
+        free(y);
+        if (!same)
             return 0;
     }
     return 1;
@@ -228,16 +244,19 @@ static void test_determinism(void)
     if (!same_params(a, b))
         FAIL("same seed, different initial weights");
     llm_param p;
-    CHECK_RC(llm_model_param_find(a, "layers.1.feed_forward.w2.weight", &p));
+    float *wv = param_get(a, param_index(a, "layers.1.feed_forward.w2.weight", &p),
+                         LLM_PARAM_DATA);
     double ss = 0;
     for (size_t j = 0; j < p.numel; j++)
-        ss += (double)p.data[j] * p.data[j];
+        ss += (double)wv[j] * wv[j];
+    free(wv);
     double sd = sqrt(ss / (double)p.numel), want = 0.02 / sqrt(2.0 * c.n_layers);
     if (fabs(sd - want) > 0.05 * want)
         FAIL("w2 init std %.5f, want %.5f", sd, want);
-    CHECK_RC(llm_model_param_find(a, "norm.weight", &p));
-    if (p.data[0] != 1.0f || p.data[p.numel - 1] != 1.0f)
+    wv = param_get(a, param_index(a, "norm.weight", &p), LLM_PARAM_DATA);
+    if (wv[0] != 1.0f || wv[p.numel - 1] != 1.0f)
         FAIL("norm weights not initialised to 1");
+    free(wv);
     train_steps(a, 3, la);
     train_steps(b, 3, lb);
     if (memcmp(la, lb, sizeof la) != 0 || !same_params(a, b))
@@ -301,7 +320,8 @@ static void test_determinism(void)
 
 /* llm_model_own() on a model read from its file's mapping: the same values
  * in a private block, which from 4 MiB up starts on a 2 MiB boundary (the
- * huge pages of llm_alloc_big()); a second call changes nothing. */
+ * huge pages of the cpu table's alloc, kernels/cpu/memory.c); a second
+ * call changes nothing. */
 static void test_own(void)
 {
     llm_config c = { .vocab_size = 4096, .dim = 256, .n_layers = 2, .n_heads = 4,
@@ -311,20 +331,25 @@ static void test_own(void)
     CHECK_RC(llm_model_create(&c, 7, "cpu", &a));
     CHECK_RC(llm_model_save(a, "own.llm", NULL));
     CHECK_RC(llm_model_load("own.llm", "cpu", &b));
-    llm_param p, q;
-    CHECK_RC(llm_model_param_at(b, 0, &p));
+    /* Where the parameters lie is internal (model.h): b->params. Only a
+     * table of host memory runs the weights from the file's mapping (the
+     * guarded table of LLM_KERNELS=guarded copies them at load), and only
+     * its alloc puts large blocks on huge-page boundaries. */
+    int host = b->k->host_memory;
+    if (host && !b->file)
+        FAIL("a model loaded on %s does not run from its file's mapping", b->k->name);
+    float *p = b->params;
     CHECK_RC(llm_model_own(b));
-    CHECK_RC(llm_model_param_at(b, 0, &q));
-    if (q.data == p.data)
+    float *q = b->params;
+    if (b->file || (host && q == p))
         FAIL("llm_model_own() kept the parameters where the file lies mapped");
-    if ((uintptr_t)q.data % ((uintptr_t)2 << 20) != 0)
+    if (host && (uintptr_t)q % ((uintptr_t)2 << 20) != 0)
         FAIL("own copy of %zu floats at %p: not on a 2 MiB boundary",
-             llm_config_params(&c), (void *)q.data);
+             llm_config_params(&c), (void *)q);
     if (!same_params(a, b))
         FAIL("own copy differs from the model saved");
     CHECK_RC(llm_model_own(b));
-    CHECK_RC(llm_model_param_at(b, 0, &p));
-    if (p.data != q.data)
+    if (b->params != q)
         FAIL("a second llm_model_own() moved the parameters");
     remove("own.llm");
     llm_model_free(a);
@@ -408,7 +433,9 @@ static void test_fixture(const char *path, const char *device)
         if (t->ndim != p.ndim || t->shape[0] != p.shape[0] ||
             (p.ndim == 2 && t->shape[1] != p.shape[1]))
             FAIL("%s: fixture shape differs from the model's", p.name);
-        memcpy(p.data, t->data, p.numel * sizeof *p.data);
+        float *d = copy_f32(t);
+        param_set(m, i, LLM_PARAM_DATA, d);
+        free(d);
     }
     const llm_st_tensor *ids = llm_st_find(f, "input_ids");
     if (!ids || ids->ndim != 2 || ids->dtype != LLM_DT_I32) {
@@ -440,7 +467,9 @@ static void test_fixture(const char *path, const char *device)
         for (size_t j = 0; j < p.numel; j++)
             gmax = fmax(gmax, fabs(g[j]));
         snprintf(what, sizeof what, "%s [%s] %s", path, device, name);
-        close_enough(what, p.grad, g, p.numel, 1e-5 * gmax + 1e-9, 1e-4);
+        float *pg = param_get(m, i, LLM_PARAM_GRAD);
+        close_enough(what, pg, g, p.numel, 1e-5 * gmax + 1e-9, 1e-4);
+        free(pg);
         free(g);
     }
 
@@ -471,7 +500,9 @@ static void test_fixture(const char *path, const char *device)
         snprintf(name, sizeof name, "adamw.final.%s", p.name);
         float *w = copy_f32(need(f, name, LLM_DT_F32, p.numel));
         snprintf(what, sizeof what, "%s [%s] %s", path, device, name);
-        close_enough(what, p.data, w, p.numel, 1e-4, 1e-4);
+        float *pd = param_get(m, i, LLM_PARAM_DATA);
+        close_enough(what, pd, w, p.numel, 1e-4, 1e-4);
+        free(pd);
         free(w);
     }
     free(tok); free(tgt); free(ref_logits); free(ref_loss); free(ref_losses); free(losses);
@@ -523,12 +554,17 @@ static void test_dropout(void)
         pi[k] = (size_t)llm_rng_below(&r, llm_model_param_count(m));
         CHECK_RC(llm_model_param_at(m, pi[k], &p));
         pj[k] = (size_t)llm_rng_below(&r, p.numel);
-        float old = p.data[pj[k]], lp, lm;
-        p.data[pj[k]] = (float)(old + h);
+        float *d = param_get(m, pi[k], LLM_PARAM_DATA);
+        float old = d[pj[k]], lp, lm;
+        d[pj[k]] = (float)(old + h);
+        param_set(m, pi[k], LLM_PARAM_DATA, d);
         CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lp));
-        p.data[pj[k]] = (float)(old - h);
+        d[pj[k]] = (float)(old - h);
+        param_set(m, pi[k], LLM_PARAM_DATA, d);
         CHECK_RC(llm_model_forward(m, tok, tgt, B, T, &lm));
-        p.data[pj[k]] = old;
+        d[pj[k]] = old;
+        param_set(m, pi[k], LLM_PARAM_DATA, d);
+        free(d);
         fd[k] = ((double)lp - lm) / (2 * h);
     }
     CHECK_RC(llm_model_zero_grad(m));
@@ -537,7 +573,9 @@ static void test_dropout(void)
     for (int k = 0; k < PICKS; k++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, pi[k], &p));
-        double g = p.grad[pj[k]];
+        float *gr = param_get(m, pi[k], LLM_PARAM_GRAD);
+        double g = gr[pj[k]];
+        free(gr);
         if (!(fabs(fd[k] - g) <= 2e-4 + 2e-2 * fabs(fd[k])))
             FAIL("dropout gradcheck %s[%zu]: analytic %.6g, finite difference %.6g",
                  p.name, pj[k], g, fd[k]);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "llm.h"
+#include "testparam.h"
 
 static int failures;
 
@@ -131,7 +132,7 @@ static void test_packing(const char *device)
     for (size_t i = 0, o = 0; i < np; i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
-        memcpy(packed + o, p.grad, p.numel * sizeof *packed);
+        CHECK_RC(llm_model_param_read(m, i, LLM_PARAM_GRAD, packed + o));
         o += p.numel;
     }
     /* One by one: each example alone in a row of its length. */
@@ -155,8 +156,10 @@ static void test_packing(const char *device)
         for (size_t i = 0, o = 0; i < np; i++) {
             llm_param p;
             CHECK_RC(llm_model_param_at(m, i, &p));
+            float *g = param_get(m, i, LLM_PARAM_GRAD);
             for (size_t j = 0; j < p.numel; j++)
-                alone[o + j] += (double)p.grad[j] * (double)cnt;
+                alone[o + j] += (double)g[j] * (double)cnt;
+            free(g);
             o += p.numel;
         }
     }
@@ -233,9 +236,13 @@ static void test_beam(void)
     for (size_t i = 0; i < llm_model_param_count(m); i++) {
         llm_param p;
         CHECK_RC(llm_model_param_at(m, i, &p));
-        if (p.ndim == 2)
+        if (p.ndim == 2) {
+            float *d = param_get(m, i, LLM_PARAM_DATA);
             for (size_t j = 0; j < p.numel; j++)
-                p.data[j] *= 40.0f;
+                d[j] *= 40.0f;
+            param_set(m, i, LLM_PARAM_DATA, d);
+            free(d);
+        }
     }
     int eos = 4, depth = 4, V = c.vocab_size;
     llm_session *s;
