@@ -75,7 +75,10 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
     float *thr = malloc((size_t)K * sizeof *thr);
     size_t nh = (size_t)K * C + (size_t)K, n = m->n_backbone + nh;
     float *head = malloc(nh * sizeof *head);   /* drawn here, then uploaded */
-    float *params = thr && names && head ? k->alloc(n * sizeof *params) : NULL;
+    int fresh = !m->head;
+    if (fresh)
+        m->head = calloc(1, sizeof *m->head);
+    float *params = thr && names && head && m->head ? k->alloc(n * sizeof *params) : NULL;
     int ok = params != NULL;
     for (int i = 0; ok && i < K; i++)
         ok = (names[i] = strdup(p->labels[i])) != NULL;
@@ -86,28 +89,27 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
         free(names);
         free(thr);
         free(head);
+        if (fresh)
+            llm_head_free(m);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a head of %d labels", K);
     }
     k->copy(params, m->params, m->n_backbone * sizeof *params);
     k->free(m->params);
-    for (int i = 0; m->labels && i < m->n_labels; i++)
-        free(m->labels[i]);
-    free(m->labels);
-    free(m->thresholds);
-    k->free(m->grads);
-    k->free(m->adam_m);
-    k->free(m->adam_v);
-    m->grads = m->adam_m = m->adam_v = NULL;
-    m->steps = 0;
+    for (int i = 0; m->head->labels && i < m->head->n_labels; i++)
+        free(m->head->labels[i]);
+    free(m->head->labels);
+    free(m->head->thresholds);
+    llm_optim_drop(m);
+    m->opt->steps = 0;
     m->params = params;
     m->n_params = n;
-    m->n_labels = K;
-    m->labels = names;
-    m->thresholds = thr;
-    m->multi_label = p->multi_label ? 1 : 0;
-    m->pooling = p->pooling;
-    m->temperature = 1.0;
-    m->ready = m->cls_ready = 0;
+    m->head->n_labels = K;
+    m->head->labels = names;
+    m->head->thresholds = thr;
+    m->head->multi_label = p->multi_label ? 1 : 0;
+    m->head->pooling = p->pooling;
+    m->head->temperature = 1.0;
+    m->pass->ready = m->head->ready = 0;
     llm_model_views(m);
     llm_rng r;
     llm_rng_seed(&r, seed);
@@ -117,61 +119,80 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
         head[(size_t)K * C + i] = 0.0f;
         thr[i] = 0.5f;
     }
-    k->upload(m->head_w, head, nh * sizeof *head);   /* head_b follows head_w */
+    k->upload(m->head->w, head, nh * sizeof *head);   /* head_b follows head_w */
     free(head);
     return LLM_OK;
 }
 
+void llm_head_free(llm_model *m)
+{
+    llm_head *h = m->head;
+    if (!h)
+        return;
+    for (int i = 0; h->labels && i < h->n_labels; i++)
+        free(h->labels[i]);
+    free(h->labels);
+    free(h->thresholds);
+    m->k->free(h->cls);
+    free(h->cls_host);
+    free(h->lens);
+    free(h);
+    m->head = NULL;
+}
+
 int llm_model_n_labels(const llm_model *m)
 {
-    return m->n_labels;
+    return llm_n_labels(m);
 }
 
 const char *llm_model_label(const llm_model *m, int i)
 {
-    return i >= 0 && i < m->n_labels ? m->labels[i] : NULL;
+    return i >= 0 && i < llm_n_labels(m) ? m->head->labels[i] : NULL;
 }
 
 int llm_model_multi_label(const llm_model *m)
 {
-    return m->multi_label;
+    return m->head ? m->head->multi_label : 0;
 }
 
 llm_pooling llm_model_pooling(const llm_model *m)
 {
-    return (llm_pooling)m->pooling;
+    return m->head ? (llm_pooling)m->head->pooling : LLM_POOL_LAST;
 }
 
 double llm_model_temperature(const llm_model *m)
 {
-    return m->temperature;
+    return m->head ? m->head->temperature : 1.0;
 }
 
 const float *llm_model_thresholds(const llm_model *m)
 {
-    return m->thresholds;
+    return m->head ? m->head->thresholds : NULL;
 }
 
 int llm_model_set_calibration(llm_model *m, double temperature, const float *thresholds)
 {
-    if (!m->n_labels)
+    if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is not a classifier");
     if (!(temperature > 0) || !isfinite(temperature))
         return llm_fail(LLM_ERR_INVALID, "temperature (%g) must be finite and > 0",
                         temperature);
-    for (int i = 0; thresholds && i < m->n_labels; i++)
+    for (int i = 0; thresholds && i < m->head->n_labels; i++)
         if (!(thresholds[i] >= 0 && thresholds[i] <= 1))
             return llm_fail(LLM_ERR_INVALID, "threshold of '%s' (%g) must be in [0, 1]",
-                            m->labels[i], thresholds[i]);
-    m->temperature = temperature;
+                            m->head->labels[i], thresholds[i]);
+    m->head->temperature = temperature;
     if (thresholds)
-        memcpy(m->thresholds, thresholds, (size_t)m->n_labels * sizeof *thresholds);
+        memcpy(m->head->thresholds, thresholds, (size_t)m->head->n_labels * sizeof *thresholds);
     return LLM_OK;
 }
 
 int llm_model_freeze(llm_model *m, int frozen)
 {
-    m->frozen = frozen ? 1 : 0;
+    if (!m->head)
+        return llm_fail(LLM_ERR_INVALID, "only a classifier's backbone can be frozen "
+                        "(llm_model_add_head() first)");
+    m->head->frozen = frozen ? 1 : 0;
     return LLM_OK;
 }
 
@@ -181,24 +202,24 @@ int llm_model_freeze(llm_model *m, int frozen)
  * dpooled (B, C). */
 static int cls_reserve(llm_model *m, int B)
 {
-    size_t need = (size_t)B * (2 * (size_t)m->cfg.dim + 2 * (size_t)m->n_labels);
-    need += (size_t)m->n_labels;   /* the host side's copy of the bias */
-    if (need > m->cls_cap) {
-        m->k->free(m->cls);
-        free(m->cls_host);
-        m->cls_cap = 0;
-        m->cls = m->k->alloc(need * sizeof *m->cls);
-        m->cls_host = malloc(need * sizeof *m->cls_host);
-        if (!m->cls || !m->cls_host)
+    size_t need = (size_t)B * (2 * (size_t)m->cfg.dim + 2 * (size_t)m->head->n_labels);
+    need += (size_t)m->head->n_labels;   /* the host side's copy of the bias */
+    if (need > m->head->cls_cap) {
+        m->k->free(m->head->cls);
+        free(m->head->cls_host);
+        m->head->cls_cap = 0;
+        m->head->cls = m->k->alloc(need * sizeof *m->head->cls);
+        m->head->cls_host = malloc(need * sizeof *m->head->cls_host);
+        if (!m->head->cls || !m->head->cls_host)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        m->cls_cap = need;
+        m->head->cls_cap = need;
     }
-    if ((size_t)B > m->lens_cap) {
-        free(m->lens);
-        m->lens_cap = 0;
-        if (!(m->lens = malloc((size_t)B * sizeof *m->lens)))
+    if ((size_t)B > m->head->lens_cap) {
+        free(m->head->lens);
+        m->head->lens_cap = 0;
+        if (!(m->head->lens = malloc((size_t)B * sizeof *m->head->lens)))
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        m->lens_cap = (size_t)B;
+        m->head->lens_cap = (size_t)B;
     }
     return LLM_OK;
 }
@@ -212,12 +233,12 @@ static double softplus(double x)
 static int cls_loss(const llm_model *m, const float *logits, int B,
                     const llm_cls_targets *y, float *dlog, double *loss)
 {
-    int K = m->n_labels;
+    int K = m->head->n_labels;
     for (int k = 0; y->weights && k < K; k++)
         if (!(y->weights[k] >= 0) || !isfinite(y->weights[k]))
             return llm_fail(LLM_ERR_INVALID, "class weight %d (%g) must be finite and >= 0",
                             k, y->weights[k]);
-    if (!m->multi_label) {
+    if (!m->head->multi_label) {
         if (!y->labels)
             return llm_fail(LLM_ERR_INVALID, "a single-label classifier needs labels");
         double wsum = 0, sum = 0;
@@ -267,8 +288,8 @@ static int cls_loss(const llm_model *m, const float *logits, int B,
 int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
                     int B, int T, const llm_cls_targets *y, float *loss)
 {
-    m->cls_ready = 0;
-    if (!m->n_labels)
+    m->head->ready = 0;
+    if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
     if (B < 1 || T < 1 || T > m->cfg.context)
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
@@ -282,21 +303,21 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
         rc = llm_model_forward_hidden(m, tokens, NULL, NULL, B, T);
     if (rc)
         return rc;
-    int C = m->cfg.dim, K = m->n_labels;
+    int C = m->cfg.dim, K = m->head->n_labels;
     const llm_kernels *k = m->k;
     /* The pooling, the bias and the loss run on the host, over copies. */
     float *owned;
     const float *h = llm_host_view(k, llm_model_hidden(m), (size_t)B * T * C, &owned);
     if (!h)
         return LLM_ERR_NOMEM;
-    float *pooled = m->cls_host, *logits = pooled + (size_t)B * C, *dlog = logits + (size_t)B * K;
+    float *pooled = m->head->cls_host, *logits = pooled + (size_t)B * C, *dlog = logits + (size_t)B * K;
     float *bias = dlog + (size_t)B * K + (size_t)B * C;
-    memcpy(m->lens, lengths, (size_t)B * sizeof *lengths);
+    memcpy(m->head->lens, lengths, (size_t)B * sizeof *lengths);
     for (int b = 0; b < B; b++) {
         float *p = pooled + (size_t)b * C;
         const float *hb = h + (size_t)b * T * C;
         int len = lengths[b];
-        if (m->pooling == LLM_POOL_LAST) {
+        if (m->head->pooling == LLM_POOL_LAST) {
             memcpy(p, hb + (size_t)(len - 1) * C, (size_t)C * sizeof *p);
             continue;
         }
@@ -308,11 +329,11 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
         }
     }
     free(owned);
-    float *pooled_d = m->cls, *logits_d = pooled_d + (size_t)B * C;
+    float *pooled_d = m->head->cls, *logits_d = pooled_d + (size_t)B * C;
     k->upload(pooled_d, pooled, (size_t)B * C * sizeof *pooled);
-    k->matmul_forward(logits_d, pooled_d, m->head_w, B, C, K);
+    k->matmul_forward(logits_d, pooled_d, m->head->w, B, C, K);
     k->download(logits, logits_d, (size_t)B * K * sizeof *logits);
-    k->download(bias, m->head_b, (size_t)K * sizeof *bias);
+    k->download(bias, m->head->b, (size_t)K * sizeof *bias);
     for (int b = 0; b < B; b++)
         for (int j = 0; j < K; j++)
             logits[(size_t)b * K + j] += bias[j];
@@ -327,11 +348,11 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     if (!(y->lm_weight >= 0) || !isfinite(y->lm_weight))
         return llm_fail(LLM_ERR_INVALID, "language modelling weight %g must be finite and "
                         ">= 0", y->lm_weight);
-    m->cls_lm = 0;
-    if (y->lm_weight > 0 && !m->frozen) {
+    m->head->lm = 0;
+    if (y->lm_weight > 0 && !m->head->frozen) {
         /* Each real position predicts the next real token of its row. */
         int n = B * T;
-        int32_t *tgt = m->ids_host + (size_t)n;
+        int32_t *tgt = m->pass->ids_host + (size_t)n;
         size_t count = 0;
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) {
@@ -341,25 +362,26 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
             }
         if (count) {
             l += llm_model_lm_loss(m, y->lm_weight);
-            m->cls_lm = 1;
+            m->head->lm = 1;
         }
     }
     if (loss)
         *loss = (float)l;
-    m->cls_ready = 1;
+    m->head->ready = 1;
     return LLM_OK;
 }
 
 const float *llm_cls_logits(const llm_model *m)
 {
-    return m->cls_host ? m->cls_host + (size_t)m->B * m->cfg.dim : NULL;
+    return m->head && m->head->cls_host ? m->head->cls_host + (size_t)m->pass->B * m->cfg.dim
+                                        : NULL;
 }
 
 /* The pooling's gradient: dpooled (B, C), device, added into da (B, T, C),
  * device, on the host. */
 static int pool_backward(const llm_model *m, const float *ddpooled, float *dda)
 {
-    int B = m->B, T = m->T, C = m->cfg.dim;
+    int B = m->pass->B, T = m->pass->T, C = m->cfg.dim;
     size_t nda = (size_t)B * T * C;
     float *owned_p, *owned_a;
     const float *dpooled = llm_host_view(m->k, ddpooled, (size_t)B * C, &owned_p);
@@ -371,8 +393,8 @@ static int pool_backward(const llm_model *m, const float *ddpooled, float *dda)
     for (int b = 0; b < B; b++) {
         const float *dp = dpooled + (size_t)b * C;
         float *db = da + (size_t)b * T * C;
-        int len = m->lens[b];
-        if (m->pooling == LLM_POOL_LAST) {
+        int len = m->head->lens[b];
+        if (m->head->pooling == LLM_POOL_LAST) {
             for (int c = 0; c < C; c++)
                 db[(size_t)(len - 1) * C + c] += dp[c];
             continue;
@@ -388,27 +410,27 @@ static int pool_backward(const llm_model *m, const float *ddpooled, float *dda)
 
 int llm_cls_backward(llm_model *m)
 {
-    if (!m->cls_ready)
+    if (!m->head || !m->head->ready)
         return llm_fail(LLM_ERR_INVALID, "backward needs a classifier forward with labels first");
-    m->cls_ready = 0;
-    if (!m->grads) {
+    m->head->ready = 0;
+    if (!m->opt->grads) {
         int rc = llm_model_zero_grad(m);
         if (rc)
             return rc;
     }
-    int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
+    int B = m->pass->B, T = m->pass->T, C = m->cfg.dim, K = m->head->n_labels;
     const llm_kernels *k = m->k;
-    float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
+    float *pooled = m->head->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
     float *dpooled = dlog + (size_t)B * K;
-    const float *hdlog = m->cls_host + (size_t)B * C + (size_t)B * K;
-    float *gbias = m->cls_host + (size_t)B * (2 * C + 2 * K);
+    const float *hdlog = m->head->cls_host + (size_t)B * C + (size_t)B * K;
+    float *gbias = m->head->cls_host + (size_t)B * (2 * C + 2 * K);
     k->upload(dlog, hdlog, (size_t)B * K * sizeof *dlog);
     /* The head is the first thing that trains (g_off: past the backbone
      * under adapters, else 0). */
     size_t g = m->g_off;
-    float *gw = m->grads + ((size_t)(m->head_w - m->params) - g);
-    float *gb = m->grads + ((size_t)(m->head_b - m->params) - g);
-    k->matmul_backward(m->frozen ? NULL : dpooled, gw, dlog, pooled, m->head_w, B, C, K);
+    float *gw = m->opt->grads + ((size_t)(m->head->w - m->params) - g);
+    float *gb = m->opt->grads + ((size_t)(m->head->b - m->params) - g);
+    k->matmul_backward(m->head->frozen ? NULL : dpooled, gw, dlog, pooled, m->head->w, B, C, K);
     k->download(gbias, gb, (size_t)K * sizeof *gbias);
     for (int j = 0; j < K; j++) {
         double s = 0;
@@ -417,10 +439,10 @@ int llm_cls_backward(llm_model *m)
         gbias[j] += (float)s;
     }
     k->upload(gb, gbias, (size_t)K * sizeof *gbias);
-    if (m->frozen)
+    if (m->head->frozen)
         return LLM_OK;
     float *da = llm_model_dhidden(m);
-    if (m->cls_lm)
+    if (m->head->lm)
         llm_model_lm_backward(m);   /* the auxiliary LM loss's gradient: da first */
     else
         k->zero(da, (size_t)B * T * C * sizeof *da);
@@ -430,36 +452,36 @@ int llm_cls_backward(llm_model *m)
 
 int llm_cls_backward_input(llm_model *m, const float *dlogits)
 {
-    if (!m->n_labels || !m->cls || !m->acts)
+    if (!m->head || !m->head->cls || !m->pass->acts)
         return llm_fail(LLM_ERR_INVALID, "backward needs a classifier forward first");
-    int B = m->B, T = m->T, C = m->cfg.dim, K = m->n_labels;
+    int B = m->pass->B, T = m->pass->T, C = m->cfg.dim, K = m->head->n_labels;
     const llm_kernels *k = m->k;
-    if (!m->grad_sink && !(m->grad_sink = k->alloc((size_t)C * sizeof *m->grad_sink)))
+    if (!m->opt->grad_sink && !(m->opt->grad_sink = k->alloc((size_t)C * sizeof *m->opt->grad_sink)))
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
-    float *pooled = m->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
+    float *pooled = m->head->cls, *dlog = pooled + (size_t)B * C + (size_t)B * K;
     float *dpooled = dlog + (size_t)B * K;
     k->upload(dlog, dlogits, (size_t)B * K * sizeof *dlog);
-    k->matmul_backward(dpooled, NULL, dlog, pooled, m->head_w, B, C, K);
+    k->matmul_backward(dpooled, NULL, dlog, pooled, m->head->w, B, C, K);
     float *da = llm_model_dhidden(m);
     k->zero(da, (size_t)B * T * C * sizeof *da);
     int rc = pool_backward(m, dpooled, da);
     if (rc)
         return rc;
-    m->input_grad = 1;
+    m->pass->input_grad = 1;
     rc = llm_model_backward_hidden(m);
-    m->input_grad = 0;
-    m->ready = m->cls_ready = 0;
+    m->pass->input_grad = 0;
+    m->pass->ready = m->head->ready = 0;
     return rc;
 }
 
 void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs)
 {
-    int K = m->n_labels;
-    double inv = 1.0 / m->temperature;
+    int K = m->head->n_labels;
+    double inv = 1.0 / m->head->temperature;
     for (size_t b = 0; b < n; b++) {
         const float *z = logits + b * K;
         float *p = probs + b * K;
-        if (m->multi_label) {
+        if (m->head->multi_label) {
             for (int k = 0; k < K; k++)
                 p[k] = (float)(1.0 / (1.0 + exp(-inv * z[k])));
             continue;
@@ -639,12 +661,12 @@ static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *doc
                          const size_t *lens, int b, float *pooled, float *logits, float *z,
                          float *p)
 {
-    int K = m->n_labels, C = m->cfg.dim;
-    int rc = llm_session_pooled(s, docs, lens, b, m->pooling, pooled);
+    int K = m->head->n_labels, C = m->cfg.dim;
+    int rc = llm_session_pooled(s, docs, lens, b, m->head->pooling, pooled);
     if (rc)
         return rc;
     /* The head: a few dot products per document, in a fixed order. */
-    m->k->linear_f64(logits, pooled, m->head_w, m->head_b, b, C, K);
+    m->k->linear_f64(logits, pooled, m->head->w, m->head->b, b, C, K);
     m->k->download(z, logits, (size_t)b * K * sizeof *z);
     llm_cls_probs(m, z, (size_t)b, p);
     return LLM_OK;
@@ -656,7 +678,7 @@ static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *l
 int llm_cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
                     size_t n, const size_t *owner, size_t n_records, int B, float *probs)
 {
-    if (!m->lora_rank || !m->n_labels)
+    if (!m->lora_rank || !m->head)
         return cls_predict(m, docs, lens, n, owner, n_records, B, probs);
     /* The inference forward knows no adapters: it reads the merged weights,
      * pointed to for the duration (validation while training adapters). */
@@ -728,11 +750,11 @@ static void predict_task(void *ctx, int task, int id)
 static int cls_predict(llm_model *m, const int32_t *const *docs, const size_t *lens,
                        size_t n, const size_t *owner, size_t n_records, int B, float *probs)
 {
-    if (!m->n_labels)
+    if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
     if (B < 1)
         return llm_fail(LLM_ERR_INVALID, "batch size %d must be positive", B);
-    int K = m->n_labels, C = m->cfg.dim;
+    int K = m->head->n_labels, C = m->cfg.dim;
     int rc = llm_check_docs(m, docs, lens, n);
     if (rc)
         return rc;
@@ -1020,14 +1042,14 @@ int llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
                  llm_cls_eval_result *r)
 {
     memset(r, 0, sizeof *r);
-    if (!m->n_labels)
+    if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
-    if (d->K != m->n_labels)
+    if (d->K != m->head->n_labels)
         return llm_fail(LLM_ERR_INVALID, "data of %d labels for a classifier of %d", d->K,
-                        m->n_labels);
+                        m->head->n_labels);
     if (B < 1 || d->count == 0)
         return llm_fail(LLM_ERR_INVALID, "nothing to evaluate");
-    int K = m->n_labels, ctx = m->cfg.context;
+    int K = m->head->n_labels, ctx = m->cfg.context;
     size_t maxlen = 1;
     for (size_t i = 0; i < d->count; i++) {
         size_t n = d->off[i + 1] - d->off[i];
@@ -1056,14 +1078,14 @@ int llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
         float loss;
         if ((rc = llm_cls_forward(m, tok, len, b, T, &y, &loss)))
             break;
-        m->cls_ready = 0;
+        m->head->ready = 0;
         loss_sum += (double)loss * b;
         const float *z = llm_cls_logits(m);
         if (logits)
             memcpy(logits + s * K, z, (size_t)b * K * sizeof *z);
         for (int i = 0; i < b; i++) {
             const float *zi = z + (size_t)i * K;
-            if (!m->multi_label) {
+            if (!m->head->multi_label) {
                 int best = 0;
                 for (int k = 1; k < K; k++)
                     best = zi[k] > zi[best] ? k : best;
@@ -1092,13 +1114,13 @@ int llm_cls_eval(llm_model *m, const llm_cls_data *d, int B, float *logits,
 static double nll_at(const llm_model *m, const float *logits, const llm_cls_data *d,
                      double beta)
 {
-    int K = m->n_labels;
+    int K = m->head->n_labels;
     double sum = 0;
     for (size_t i = 0; i < d->count; i++) {
         const float *z = logits + i * K;
         const int32_t *lab = d->labs.data + d->loff[i];
         size_t nl = d->loff[i + 1] - d->loff[i];
-        if (!m->multi_label) {
+        if (!m->head->multi_label) {
             double mx = z[0], s = 0;
             for (int k = 1; k < K; k++)
                 mx = z[k] > mx ? z[k] : mx;
@@ -1120,7 +1142,7 @@ static double nll_at(const llm_model *m, const float *logits, const llm_cls_data
 int llm_cls_fit_temperature(const llm_model *m, const float *logits,
                             const llm_cls_data *d, double *temperature)
 {
-    if (d->count == 0 || d->K != m->n_labels)
+    if (d->count == 0 || d->K != llm_n_labels(m))
         return llm_fail(LLM_ERR_INVALID, "no validation documents to fit a temperature on");
     /* Golden-section search over beta = 1 / T: the NLL is convex in beta. */
     const double g = (sqrt(5.0) - 1) / 2;
@@ -1156,9 +1178,9 @@ static int cmp_scored(const void *a, const void *b)
 int llm_cls_tune_thresholds(const llm_model *m, const float *probs,
                             const llm_cls_data *d, float *thresholds)
 {
-    int K = m->n_labels;
+    int K = llm_n_labels(m);
     size_t n = d->count;
-    if (n == 0 || d->K != K)
+    if (n == 0 || K == 0 || d->K != K)
         return llm_fail(LLM_ERR_INVALID, "no validation documents to tune thresholds on");
     scored *s = malloc(n * sizeof *s);
     if (!s)

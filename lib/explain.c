@@ -64,12 +64,12 @@ static void score_rows(const llm_model *m, int rows, int label, const double *we
                        double *f, float *dlog)
 {
     const float *z = llm_cls_logits(m);
-    int K = m->n_labels;
-    double inv = 1.0 / m->temperature;
+    int K = m->head->n_labels;
+    double inv = 1.0 / m->head->temperature;
     for (int r = 0; r < rows; r++) {
         const float *zr = z + (size_t)r * K;
         float *d = dlog ? dlog + (size_t)r * K : NULL;
-        if (m->multi_label) {
+        if (m->head->multi_label) {
             f[r] = inv * zr[label];
             for (int k = 0; d && k < K; k++)
                 d[k] = k == label ? (float)(weight[r] * inv) : 0.0f;
@@ -107,7 +107,7 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
                       int label, int steps, int base, float *scores, double f[2])
 {
     const llm_kernels *k = m->k;
-    int C = m->cfg.dim, K = m->n_labels;
+    int C = m->cfg.dim, K = m->head->n_labels;
     int R = rows_per_pass(m, n, steps);
     double *x = malloc((size_t)steps * sizeof *x), *w = malloc((size_t)steps * sizeof *w);
     double *fr = malloc((size_t)R * sizeof *fr), *wr = malloc((size_t)R * sizeof *wr);
@@ -144,8 +144,8 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
         memcpy(tok + (size_t)r * n, ids, (size_t)n * sizeof *tok);
         len[r] = n;
     }
-    m->emb_scale = scale;
-    m->emb_base = base;
+    m->pass->emb_scale = scale;
+    m->pass->emb_base = base;
     /* F(x) at a = 1 and F(baseline) at a = 0, one row each. */
     for (int r = 0; r < 2 && !rc; r++) {
         for (int i = 0; i < n; i++)
@@ -181,8 +181,8 @@ static int explain_ig(llm_model *m, const int32_t *ids, int n, const unsigned ch
         scores[i] = vary[i] ? d2[0] - d2[1] : 0.0f;
     }
 done:
-    m->emb_scale = NULL;
-    m->emb_base = -1;
+    m->pass->emb_scale = NULL;
+    m->pass->emb_base = -1;
     free(x);
     free(w);
     free(fr);
@@ -247,10 +247,10 @@ int llm_cls_explain(llm_model *m, const int32_t *ids, int n, const unsigned char
                     int label, llm_explain_method method, int steps, int baseline,
                     float *scores, double f[2])
 {
-    if (!m->n_labels)
+    if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
-    if (label < 0 || label >= m->n_labels)
-        return llm_fail(LLM_ERR_RANGE, "label %d is outside [0, %d)", label, m->n_labels);
+    if (label < 0 || label >= m->head->n_labels)
+        return llm_fail(LLM_ERR_RANGE, "label %d is outside [0, %d)", label, m->head->n_labels);
     if (n < 1 || n > m->cfg.context)
         return llm_fail(LLM_ERR_INVALID, "a document of %d tokens: need 1 to %d", n,
                         m->cfg.context);
@@ -261,12 +261,12 @@ int llm_cls_explain(llm_model *m, const int32_t *ids, int n, const unsigned char
                         baseline);
     if (method != LLM_EXPLAIN_IG && method != LLM_EXPLAIN_OCCLUSION)
         return llm_fail(LLM_ERR_INVALID, "unknown explanation method %d", (int)method);
-    int training = m->training;
-    m->training = 0;   /* no dropout */
+    int training = m->opt->training;
+    m->opt->training = 0;   /* no dropout */
     int rc = method == LLM_EXPLAIN_IG
                  ? explain_ig(m, ids, n, vary, label, steps, baseline, scores, f)
                  : explain_occlusion(m, ids, n, vary, label, scores, f);
-    m->training = training;
+    m->opt->training = training;
     return rc;
 }
 

@@ -990,7 +990,8 @@ const float *llm_model_thresholds(const llm_model *m);
  *  NULL, K thresholds in [0, 1]. @return LLM_OK or LLM_ERR_INVALID. */
 int  llm_model_set_calibration(llm_model *m, double temperature, const float *thresholds);
 /*! llm_model_freeze() : 1: only the head trains: llm_cls_backward() stops
- *  at the head and AdamW leaves the backbone as it is (no weight decay). */
+ *  at the head and AdamW leaves the backbone as it is (no weight decay).
+ *  LLM_ERR_INVALID on a language model (nothing would train). */
 int  llm_model_freeze(llm_model *m, int frozen);
 
 typedef struct {

@@ -16,9 +16,80 @@ typedef struct {
     size_t offset;   /* floats from the start of the parameter block */
 } llm_tensor_desc;
 
-/* Every float and int32 block below lives in the memory of the table k
+/* The model is three objects around its weights, each with its own type
+ * and lifetime: the classifier head (classify.c; absent from a language
+ * model), the trainer state (optim.c: gradients, AdamW moments, dropout)
+ * and the pass (pass.c: the activations of the last forward over a batch,
+ * kept for its backward). Sessions of cached generation and packed
+ * classification (infer.c) are made from a model and never stored in it.
+ *
+ * Every float and int32 block below lives in the memory of the table k
  * (device memory, see kernels.h), which the library reaches through k
  * alone, except where "host" says otherwise. */
+
+/* The classifier head: head.weight and head.bias live at the end of the
+ * parameter block, after the n_backbone floats of the language model, so
+ * that one AdamW and one file hold them. */
+typedef struct {
+    int n_labels;          /* K >= 1 */
+    int multi_label;       /* 1: independent sigmoids; 0: one softmax */
+    int pooling;           /* LLM_POOL_LAST or LLM_POOL_MEAN */
+    char **labels;         /* (K) names, owned, host */
+    double temperature;    /* calibration: probabilities from logits / T */
+    float *thresholds;     /* (K) multi-label decision thresholds, owned, host */
+    float *w;              /* (K, C), a view into the parameter block */
+    float *b;              /* (K), too */
+    int frozen;            /* 1: only the head trains */
+    float *cls;            /* pooled (B, C) | logits (B, K) | dlogits (B, K) |
+                            * dpooled (B, C) */
+    float *cls_host;       /* host: the same layout and the bias (K), where the
+                            * head's loss, bias and pooling are computed */
+    size_t cls_cap;        /* floats of each */
+    int32_t *lens;         /* host: (B) real tokens per row of the last forward */
+    size_t lens_cap;
+    int ready;             /* a classifier forward with labels awaits backward */
+    int lm;                /* ... with the auxiliary LM loss (scale: dscale) */
+} llm_head;
+
+/* The trainer state: what a step changes besides the weights. */
+typedef struct {
+    float *grads;          /* (n_params - g_off), the parameters' layout from
+                            * g_off on; NULL until needed */
+    float *adam_m, *adam_v;/* the same, each; NULL until the first step */
+    int64_t steps;         /* AdamW steps taken */
+    double drop_p;         /* residual dropout probability, 0: off */
+    uint64_t drop_seed;
+    int training;          /* dropout applies only while training */
+    int drop_active;       /* the last forward used dropout... */
+    int64_t drop_micro;    /* ...with masks of this many backwards since the step */
+    float *grad_sink;      /* (C) gradient of frozen norm weights, never read */
+} llm_optim;
+
+/* The pass: the last forward over a batch (B, T), for its loss, logits and
+ * backward. */
+typedef struct {
+    float *acts;           /* activations, see pass.c */
+    size_t acts_cap;       /* floats */
+    int32_t *ids;          /* (3, B, T) tokens, targets and document starts */
+    int32_t *ids_host;     /* host: the same, written here, then uploaded */
+    float *loss_host;      /* host: (B, T) losses of the last loss */
+    size_t ids_cap;        /* int32s of each */
+    float *logits_host;    /* host: llm_model_logits()'s copy */
+    size_t logits_host_cap;
+    int B, T;              /* shape of the last forward */
+    int ready;             /* a forward with targets awaits its backward */
+    float dscale;          /* 1 / counted targets */
+    /* Attribution (explain.c). While emb_scale is set, position i of the
+     * next forward sees emb_scale[i] x its token's embedding, plus
+     * (1 - emb_scale[i]) x token emb_base's when emb_base >= 0. While
+     * input_grad is set, the backward computes no weight gradient and stops
+     * at the embeddings' output (llm_model_dinput()). */
+    const float *emb_scale;   /* host */
+    int emb_base;
+    int input_grad;
+} llm_pass;
+
+/* The weights and what describes them. */
 struct llm_model {
     llm_config cfg;
     const llm_kernels *k;
@@ -26,6 +97,7 @@ struct llm_model {
 
     size_t n_params;
     size_t n_nodecay;      /* leading floats AdamW never decays by default */
+    size_t n_backbone;     /* floats of the language model's parameters */
     float *params;         /* one block; the views below point into it */
     llm_st *file;          /* the model file `params` is mapped from (read
                             * only, shared between processes: on a table of
@@ -44,78 +116,34 @@ struct llm_model {
      * h_wqkv on, that decoding steps read instead (llm_model_decode_f16());
      * NULL: none. */
     uint16_t *h_wqkv, *h_wo, *h_w13, *h_w2, *h_wout;
-    float *grads;          /* (n_params), same layout; NULL until needed */
-    float *adam_m, *adam_v;/* (n_params) each; NULL until the first step */
-    int64_t steps;
-    double drop_p;         /* residual dropout probability, 0: off */
-    uint64_t drop_seed;
-    int training;          /* dropout applies only while training */
-    int drop_active;       /* the last forward used dropout... */
-    int64_t drop_micro;    /* ...with masks of this many backwards since the step */
-
     float *rope_cos, *rope_sin;   /* (context, hd/2) */
     llm_tensor_desc *tensors;     /* file order, host */
     size_t n_tensors;
-
-    float *acts;           /* activations of the last forward, see acts */
-    size_t acts_cap;       /* floats */
-    int32_t *ids;          /* (3, B, T) tokens, targets and document starts of
-                            * the last forward */
-    int32_t *ids_host;     /* host: the same, written here, then uploaded */
-    float *loss_host;      /* host: (B, T) losses of the last loss */
-    size_t ids_cap;        /* int32s of each */
-    float *logits_host;    /* host: llm_model_logits()'s copy */
-    size_t logits_host_cap;
-    int B, T;              /* shape of the last forward */
-    int ready;             /* a forward with targets awaits its backward */
-    float dscale;          /* 1 / counted targets */
-
-    /* Classifier head (classify.c), absent when n_labels == 0: head.weight
-     * and head.bias live at the end of the parameter block, after the
-     * n_backbone floats of the language model. */
-    size_t n_backbone;     /* floats of the language model's parameters */
-    int n_labels;          /* K */
-    int multi_label;       /* 1: independent sigmoids; 0: one softmax */
-    int pooling;           /* LLM_POOL_LAST or LLM_POOL_MEAN */
-    char **labels;         /* (K) names, owned, host */
-    double temperature;    /* calibration: probabilities from logits / T */
-    float *thresholds;     /* (K) multi-label decision thresholds, owned, host */
-    float *head_w;         /* (K, C) */
-    float *head_b;         /* (K) */
-    int frozen;            /* 1: only the head trains */
-    float *cls;            /* pooled (B, C) | logits (B, K) | dlogits (B, K) |
-                            * dpooled (B, C) */
-    float *cls_host;       /* host: the same layout, where the head's loss,
-                            * bias and pooling are computed */
-    size_t cls_cap;        /* floats of each */
-    int32_t *lens;         /* host: (B) real tokens per row of the last forward */
-    size_t lens_cap;
-    int cls_ready;         /* a classifier forward with labels awaits backward */
-    int cls_lm;            /* ... with the auxiliary LM loss (scale: dscale) */
     /* Low-rank adapters (LoRA, llm_model_lora()), absent when lora_rank is
      * 0: for each target t (LLM_LORA_Q .. LLM_LORA_W3) A_t (L, r, in_t) and
      * B_t (L, out_t, r), the last n_lora floats of the parameter block.
      * Then only the floats from g_off on train (the head, if any, and the
-     * adapters): grads, adam_m and adam_v hold n_params - g_off floats. */
+     * adapters). */
     int lora_rank;         /* r */
     double lora_alpha;     /* the output of B A x is scaled by alpha / r */
     size_t n_lora;
     size_t g_off;          /* 0 without adapters */
     float *lora_a[7], *lora_b[7];
-    float *grad_sink;      /* (C) gradient of frozen norm weights, never read */
-    /* Attribution (explain.c). While emb_scale is set, position i of the
-     * next forward sees emb_scale[i] x its token's embedding, plus
-     * (1 - emb_scale[i]) x token emb_base's when emb_base >= 0. While
-     * input_grad is set, the backward computes no weight gradient and stops
-     * at the embeddings' output (llm_model_dinput()). */
-    const float *emb_scale;   /* host */
-    int emb_base;
-    int input_grad;
     const char *chat;      /* chat layout ("chatml", "llama2"), a literal, or NULL */
     const char *pairs;     /* an input -> output model's layout ("eos", "chat"), a
                             * literal, or NULL (pairs.c) */
     char *chat_system;     /* the template's default system turn, owned, or NULL */
+
+    llm_head *head;        /* NULL: a language model */
+    llm_optim *opt;        /* always there; its blocks allocated when needed */
+    llm_pass *pass;        /* always there; its blocks allocated when needed */
 };
+
+/* K, or 0 for a language model. */
+static inline int llm_n_labels(const llm_model *m)
+{
+    return m->head ? m->head->n_labels : 0;
+}
 
 /* ------------------------------------------------------------ the block
  * llm_block_forward() (forward.c) runs layer l over the n rows of a block:
@@ -167,7 +195,23 @@ void llm_block_forward(const llm_model *m, const llm_block_ops *ops, int l,
 
 /* A model with allocated, uninitialised parameters. */
 int llm_model_alloc(const llm_config *c, const char *device, llm_model **out);
-int llm_model_adamw_alloc(llm_model *m);
+/* Adapter t's input and output features, and where its output lies in a
+ * row of the fused projection (column col of ld floats), which is also the
+ * first row of its base weight in the layer's fused weight (model.c). */
+void  llm_lora_dims(const llm_model *m, int t, int *in, int *out, int *col, int *ld);
+float llm_lora_scale(const llm_model *m);   /* alpha / r */
+
+/* The trainer state (optim.c). */
+int    llm_model_adamw_alloc(llm_model *m);
+int    llm_grads_alloc(llm_model *m);
+size_t llm_grad_count(const llm_model *m);   /* floats that train: from g_off on */
+/* x[i] *= mask(i) / (1 - p) for the dropout mask of `site` (2 per layer),
+ * keyed by a hash of the seed, step, micro-batch and site. */
+void   llm_dropout_apply(const llm_model *m, float *x, size_t n, int site);
+void   llm_optim_drop(llm_model *m);   /* frees gradients and moments */
+void   llm_optim_free(llm_model *m);
+void   llm_pass_free(llm_model *m);    /* pass.c */
+void   llm_head_free(llm_model *m);    /* classify.c */
 
 /* The trunk shared by the language-model and classifier passes (model.c):
  * checks tokens (and targets, when not NULL) and reserves activations;

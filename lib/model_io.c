@@ -43,21 +43,21 @@ static int add_meta_head(llm_st_writer *w, const llm_model *m)
     llm_buf b = { 0 };
     char num[40];
     int rc = llm_buf_append(&b, "[", 1);
-    for (int i = 0; !rc && i < m->n_labels; i++) {
+    for (int i = 0; !rc && i < m->head->n_labels; i++) {
         if (i)
             rc = llm_buf_append(&b, ",", 1);
         if (!rc)
-            rc = llm_json_put_string(&b, m->labels[i], strlen(m->labels[i]));
+            rc = llm_json_put_string(&b, m->head->labels[i], strlen(m->head->labels[i]));
     }
     if (!rc) rc = llm_buf_append(&b, "]", 2);   /* with the NUL */
     if (!rc) rc = llm_st_writer_meta(w, "labels", b.data);
-    if (!rc) rc = llm_st_writer_meta(w, "multi_label", m->multi_label ? "1" : "0");
-    if (!rc) rc = llm_st_writer_meta(w, "pooling", llm_pooling_name((llm_pooling)m->pooling));
-    if (!rc) rc = add_meta_double(w, "temperature", m->temperature);
+    if (!rc) rc = llm_st_writer_meta(w, "multi_label", m->head->multi_label ? "1" : "0");
+    if (!rc) rc = llm_st_writer_meta(w, "pooling", llm_pooling_name((llm_pooling)m->head->pooling));
+    if (!rc) rc = add_meta_double(w, "temperature", m->head->temperature);
     b.len = 0;
     if (!rc) rc = llm_buf_append(&b, "[", 1);
-    for (int i = 0; !rc && i < m->n_labels; i++) {
-        fmt_double(num, sizeof num, m->thresholds[i]);
+    for (int i = 0; !rc && i < m->head->n_labels; i++) {
+        fmt_double(num, sizeof num, m->head->thresholds[i]);
         if (i)
             rc = llm_buf_append(&b, ",", 1);
         if (!rc)
@@ -75,7 +75,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     llm_save_params none = { 0 };
     if (!p)
         p = &none;
-    if (p->optimizer && !m->adam_m)
+    if (p->optimizer && !m->opt->adam_m)
         return llm_fail(LLM_ERR_INVALID, "cannot save optimizer state before the first step");
     llm_st_writer *w;
     int rc = llm_st_writer_new(&w);
@@ -95,7 +95,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc) rc = add_meta_double(w, "rope_base", c->rope_base);
     if (!rc) rc = add_meta_double(w, "norm_eps", c->norm_eps);
     if (!rc) rc = llm_st_writer_meta(w, "tied", c->tied ? "1" : "0");
-    if (!rc) rc = llm_st_writer_meta(w, "task", m->n_labels ? "classify" : m->pairs ? "pairs"
+    if (!rc) rc = llm_st_writer_meta(w, "task", m->head ? "classify" : m->pairs ? "pairs"
                                                                                 : "lm");
     if (!rc && m->pairs)
         rc = llm_st_writer_meta(w, "pairs_layout", m->pairs);
@@ -103,7 +103,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
         rc = llm_st_writer_meta(w, "chat_template", m->chat);
     if (!rc && m->chat && m->chat_system)
         rc = llm_st_writer_meta(w, "chat_system", m->chat_system);
-    if (!rc && m->n_labels)
+    if (!rc && m->head)
         rc = add_meta_head(w, m);
     /* Adapters: a checkpoint keeps them apart from the base weights, so
      * that a resumed run continues exactly; a model file holds the merged
@@ -122,7 +122,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     if (!rc && merge && !(merged = llm_model_lora_merged(m, &n_merged)))
         rc = LLM_ERR_NOMEM;
     if (!rc && p->optimizer)
-        rc = add_meta_int(w, "adamw.step", (long long)m->steps);
+        rc = add_meta_int(w, "adamw.step", (long long)m->opt->steps);
     for (const char *const *kv = p->meta; !rc && kv && kv[0]; kv += 2) {
         if (!kv[1]) {
             rc = llm_fail(LLM_ERR_INVALID, "metadata key '%s' has no value", kv[0]);
@@ -147,7 +147,7 @@ int llm_model_save(const llm_model *m, const char *path, const llm_save_params *
     float *owned[4] = { NULL, NULL, NULL, NULL };
     const float *host[4] = { NULL, NULL, NULL, NULL };
     for (int part = 0; !rc && part < (p->optimizer ? 3 : 1); part++) {
-        const float *dev = part == 0 ? m->params : part == 1 ? m->adam_m : m->adam_v;
+        const float *dev = part == 0 ? m->params : part == 1 ? m->opt->adam_m : m->opt->adam_v;
         if (!(host[part] = llm_host_view(m->k, dev, part ? ng : m->n_params, &owned[part])))
             rc = LLM_ERR_NOMEM;
     }
@@ -479,16 +479,16 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         }
         if ((rc = llm_model_adamw_alloc(m)))
             goto done;
-        m->steps = step;
+        m->opt->steps = step;
         for (size_t i = 0; !rc && i < m->n_tensors; i++) {
             const llm_tensor_desc *t = &m->tensors[i];
             if (t->offset < m->g_off)
                 continue;   /* frozen under adapters: no moments */
             snprintf(name, sizeof name, "adamw.m.%s", t->name);
-            rc = load_tensor(f, path, name, t, m->k, m->adam_m + (t->offset - m->g_off));
+            rc = load_tensor(f, path, name, t, m->k, m->opt->adam_m + (t->offset - m->g_off));
             snprintf(name, sizeof name, "adamw.v.%s", t->name);
             if (!rc)
-                rc = load_tensor(f, path, name, t, m->k, m->adam_v + (t->offset - m->g_off));
+                rc = load_tensor(f, path, name, t, m->k, m->opt->adam_v + (t->offset - m->g_off));
         }
     }
 done:
