@@ -173,7 +173,6 @@ typedef struct llm_kernels {
      * @return the lowest i whose half is inf or NaN, n if none. NULL where
      * matmul_rows does not take halves. */
     size_t (*to_half)(uint16_t *h, const float *f, size_t n);
-    /* --- sampling, dropout (helper block) --- */
     /* The sampler's passes over one row of logits. Host memory on every
      * backend (the sampler runs on the CPU), so a GPU table points at the
      * CPU's. Serial: they run inside llm_kernels_parallel() tasks. */
@@ -211,7 +210,6 @@ typedef struct llm_kernels {
      * changes it, and cpu and ref agree bit for bit. 0 <= p < 1. NULL on
      * cuda (models run on the CPU). */
     void (*dropout)(float *x, size_t n, double p, uint64_t key);
-    /* --- end helper block --- */
 } llm_kernels;
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per

@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include "cpu.h"
+#include "elementwise.h"
 #include "fastexp.h"
 #include "kernels.h"
 
@@ -393,14 +394,8 @@ static void adamw_update(float *p, const float *g, float *m, float *v,
     float ic2 = (float)(1.0 / (1.0 - pow(beta2, t)));
     float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
 #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float mi = beta1 * m[i] + a1 * gi;
-        float vi = beta2 * v[i] + a2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= lr * (mi * ic1 / (sqrtf(vi * ic2) + eps) + wd * p[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        llm_adamw_one(p, g, m, v, i, lr, beta1, beta2, a1, a2, eps, wd, ic1, ic2);
 }
 
 /* Fixed chunks, whatever the thread count, summed in chunk order. */
@@ -450,36 +445,17 @@ static void axpy(float *y, int ldy, const float *x, int ldx, int N, int C, float
 static const llm_kernels cpu_kernels = {
     .name = "cpu",
     LLM_HOST_MEMORY,
-    .matmul_forward = matmul_forward,
-    .matmul_backward = matmul_backward,
-    .embedding_forward = embedding_forward,
-    .embedding_backward = embedding_backward,
-    .rmsnorm_forward = rmsnorm_forward,
-    .rmsnorm_backward = rmsnorm_backward,
-    .rope_forward = rope_forward,
-    .rope_backward = rope_backward,
-    .attention_forward = attention_forward,
-    .attention_backward = attention_backward,
-    .swiglu_forward = swiglu_forward,
-    .swiglu_backward = swiglu_backward,
-    .residual_forward = residual_forward,
-    .crossentropy_forward = crossentropy_forward,
-    .adamw_update = adamw_update,
-    .sum_squares = sum_squares,
-    .scale = scale,
-    .axpy = axpy,
+    LLM_TRAINING_ENTRIES,
     .matmul_rows = llm_cpu_matmul_rows,
     .matmul_rows_packed = llm_cpu_matmul_rows_packed,
     .matmul_rows_scratch = llm_cpu_matmul_rows_scratch,
     .attention_rows = llm_cpu_attention_rows,
     .to_half = llm_cpu_to_half,
-    /* --- sampling, dropout (helper block) --- */
     .logits_max = llm_cpu_logits_max,
     .softmax_weights = llm_cpu_softmax_weights,
     .find_first = llm_cpu_find_first,
     .linear_f64 = llm_cpu_linear_f64,
     .dropout = llm_cpu_dropout,
-    /* --- end helper block --- */
 };
 
 /* llm_kernels_cpu_<level>(); kernels.c's llm_kernels_cpu() chooses. */

@@ -30,6 +30,17 @@ void  *llm_host_alloc(size_t bytes);
 void   llm_host_free(void *p);
 void   llm_host_copy(void *dst, const void *src, size_t bytes);
 void   llm_host_zero(void *dst, size_t bytes);
+/* The training kernels' entries of the cpu and ref tables, each filled
+ * from the file's own static function of the entry's name. */
+#define LLM_TRAINING_ENTRIES \
+    .matmul_forward = matmul_forward, .matmul_backward = matmul_backward, \
+    .embedding_forward = embedding_forward, .embedding_backward = embedding_backward, \
+    .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, \
+    .rope_forward = rope_forward, .rope_backward = rope_backward, \
+    .attention_forward = attention_forward, .attention_backward = attention_backward, \
+    .swiglu_forward = swiglu_forward, .swiglu_backward = swiglu_backward, \
+    .residual_forward = residual_forward, .crossentropy_forward = crossentropy_forward, \
+    .adamw_update = adamw_update, .sum_squares = sum_squares, .scale = scale, .axpy = axpy
 #define LLM_HOST_MEMORY .alloc = llm_host_alloc, .free = llm_host_free, \
     .upload = llm_host_copy, .download = llm_host_copy, .copy = llm_host_copy, \
     .zero = llm_host_zero, .host_memory = 1

@@ -414,36 +414,17 @@ static size_t to_half(uint16_t *h, const float *f, size_t n)
 static const llm_kernels ref_kernels = {
     .name = "ref",
     LLM_HOST_MEMORY,
-    .matmul_forward = matmul_forward,
-    .matmul_backward = matmul_backward,
-    .embedding_forward = embedding_forward,
-    .embedding_backward = embedding_backward,
-    .rmsnorm_forward = rmsnorm_forward,
-    .rmsnorm_backward = rmsnorm_backward,
-    .rope_forward = rope_forward,
-    .rope_backward = rope_backward,
-    .attention_forward = attention_forward,
-    .attention_backward = attention_backward,
-    .swiglu_forward = swiglu_forward,
-    .swiglu_backward = swiglu_backward,
-    .residual_forward = residual_forward,
-    .crossentropy_forward = crossentropy_forward,
-    .adamw_update = adamw_update,
-    .sum_squares = sum_squares,
-    .scale = scale,
-    .axpy = axpy,
+    LLM_TRAINING_ENTRIES,
     .matmul_rows = matmul_rows,
     .matmul_rows_packed = matmul_rows_packed,
     .matmul_rows_scratch = matmul_rows_scratch,
     .attention_rows = attention_rows,
     .to_half = to_half,
-    /* --- sampling, dropout (helper block) --- */
     .logits_max = llm_ref_logits_max,
     .softmax_weights = llm_ref_softmax_weights,
     .find_first = llm_ref_find_first,
     .linear_f64 = llm_ref_linear_f64,
     .dropout = llm_ref_dropout,
-    /* --- end helper block --- */
 };
 
 const llm_kernels *llm_kernels_ref(void)

@@ -30,6 +30,7 @@
 #include <cub/device/device_radix_sort.cuh>
 
 #include "../cpu/cpu.h"
+#include "../elementwise.h"
 #include "cuda.h"
 
 /* ------------------------------------------------------------ errors */
@@ -838,14 +839,8 @@ __global__ void adamw_k(float *p, const float *g, float *m, float *v, size_t n, 
 {
     float a1 = 1.0f - beta1, a2 = 1.0f - beta2;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
-        float mi = beta1 * m[i] + a1 * gi;
-        float vi = beta2 * v[i] + a2 * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= lr * (mi * ic1 / (sqrtf(vi * ic2) + eps) + wd * p[i]);
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        llm_adamw_one(p, g, m, v, i, lr, beta1, beta2, a1, a2, eps, wd, ic1, ic2);
 }
 
 static void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr,
