@@ -1,6 +1,7 @@
 /* error.c: status codes, their names, and the per-thread error message. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -53,5 +54,26 @@ int llm_fail_param(int status, const char *param, const char *fmt, ...)
     vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
     errparam = param;
+    return status;
+}
+
+int llm_fail_cause(int status, const char *fmt, ...)
+{
+    char why[sizeof errmsg];
+    snprintf(why, sizeof why, "%s", errmsg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    va_end(ap);
+    /* ": " and the cause, cut to fit. */
+    size_t n = strlen(errmsg), w = strlen(why);
+    if (n + 2 < sizeof errmsg) {
+        memcpy(errmsg + n, ": ", 2);
+        n += 2;
+        w = w < sizeof errmsg - 1 - n ? w : sizeof errmsg - 1 - n;
+        memcpy(errmsg + n, why, w);
+        errmsg[n + w] = '\0';
+    }
+    errparam = NULL;
     return status;
 }

@@ -341,9 +341,7 @@ int llm_model_export_gguf(const llm_model *m, const llm_tok *t, const char *path
         if (types[i] != LLM_GGUF_F32) {
             rc = llm_gguf_quantize(types[i], f, p.numel, data + at, nbytes[i]);
             if (rc) {
-                char why[512];
-                snprintf(why, sizeof why, "%s", llm_errmsg());
-                rc = llm_fail(rc, "'%s': tensor '%s': %s", path, name, why);
+                rc = llm_fail_cause(rc, "'%s': tensor '%s'", path, name);
                 break;
             }
             src = data + at;

@@ -277,11 +277,8 @@ static int gguf_config(const llm_gguf *g, const char *path, llm_config *c)
                         "%d)", path, c->dim);
     c->vocab_size = (int)emb->ne[1];
     c->tied = llm_gguf_tensor_find(g, "output.weight") == NULL;
-    if (llm_config_check(c) != LLM_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        return llm_fail(LLM_ERR_FORMAT, "'%s': unusable llama config: %s", path, why);
-    }
+    if (llm_config_check(c) != LLM_OK)
+        return llm_fail_cause(LLM_ERR_FORMAT, "'%s': unusable llama config", path);
     return LLM_OK;
 }
 
@@ -463,9 +460,7 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
         }
         rc = llm_gguf_dequantize(t->type, t->data, t->nbytes, stage, d->numel);
         if (rc) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", llm_errmsg());
-            rc = llm_fail(rc, "'%s': tensor '%s': %s", path, t->name, why);
+            rc = llm_fail_cause(rc, "'%s': tensor '%s'", path, t->name);
         } else {
             m->k->upload(m->params + d->offset, stage, d->numel * sizeof *stage);
         }
@@ -486,6 +481,23 @@ done:
     return LLM_OK;
 }
 
+
+/* An optional array `key` of one entry per token (n of them): *out = room
+ * for n entries of `elem` bytes when the file has it, NULL when not. */
+static int per_token_arr(const llm_gguf *g, const char *path, const char *key,
+                         const char *what, size_t n, size_t elem, void **out)
+{
+    int et;
+    size_t k;
+    *out = NULL;
+    if (llm_gguf_get_arr(g, key, &et, &k) != LLM_OK)
+        return LLM_OK;
+    if (k != n)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': %zu %s for %zu tokens", path, k, what, n);
+    if (!(*out = malloc(n * elem)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    return LLM_OK;
+}
 
 /* GGUF's tokenizer: tokenizer.ggml.model "gpt2" (byte-level BPE) or
  * "llama" (SentencePiece), with its vocabulary, merges or scores, special
@@ -538,16 +550,10 @@ int llm_gguf_tok_load(const char *path, llm_tok **out)
         rc = llm_gguf_arr_str(g, "tokenizer.ggml.tokens", i, &tokens[i], &lens[i]);
     if (rc)
         goto done;
-    size_t k;
-    if (llm_gguf_get_arr(g, "tokenizer.ggml.scores", &et, &k) == LLM_OK) {
-        if (k != n) {
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': %zu scores for %zu tokens", path, k, n);
-            goto done;
-        }
-        if (!(scores = malloc(n * sizeof *scores))) {
-            rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
-            goto done;
-        }
+    if ((rc = per_token_arr(g, path, "tokenizer.ggml.scores", "scores", n, sizeof *scores,
+                            (void **)&scores)))
+        goto done;
+    if (scores) {
         for (size_t i = 0; !rc && i < n; i++) {
             double d;
             rc = llm_gguf_arr_float(g, "tokenizer.ggml.scores", i, &d);
@@ -556,15 +562,10 @@ int llm_gguf_tok_load(const char *path, llm_tok **out)
         if (rc)
             goto done;
     }
-    if (llm_gguf_get_arr(g, "tokenizer.ggml.token_type", &et, &k) == LLM_OK) {
-        if (k != n) {
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': %zu token types for %zu tokens", path, k, n);
-            goto done;
-        }
-        if (!(types = malloc(n * sizeof *types))) {
-            rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
-            goto done;
-        }
+    if ((rc = per_token_arr(g, path, "tokenizer.ggml.token_type", "token types", n,
+                            sizeof *types, (void **)&types)))
+        goto done;
+    if (types) {
         for (size_t i = 0; !rc && i < n; i++) {
             int64_t t;
             rc = llm_gguf_arr_int(g, "tokenizer.ggml.token_type", i, &t);
@@ -818,9 +819,7 @@ static int hf_config(const char *dir, llm_config *c)
             goto done;
     }
     if (llm_config_check(c) != LLM_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        rc = llm_fail(LLM_ERR_FORMAT, "'%s': unusable llama config: %s", path, why);
+        rc = llm_fail_cause(LLM_ERR_FORMAT, "'%s': unusable llama config", path);
     }
 done:
     llm_json_free(j);
@@ -1049,9 +1048,7 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
                 break;
             }
             if ((rc = st_to_f32(t, stage, d->numel))) {
-                char why[512];
-                snprintf(why, sizeof why, "%s", llm_errmsg());
-                rc = llm_fail(rc, "'%s': %s", dir, why);
+                rc = llm_fail_cause(rc, "'%s'", dir);
                 break;
             }
             if (strstr(ours, ".attention.wq.") || strstr(ours, ".attention.wk."))

@@ -114,6 +114,19 @@ int llm_session_new_packed(const llm_model *m, llm_session **out)
     return session_new(m, 1, 0, out);
 }
 
+/* The host arrays of the rows, grown with them. */
+static void free_rows(llm_session *s)
+{
+    free(s->rseq);
+    free(s->rpos);
+    free(s->keep);
+    free(s->htok);
+    free(s->aq);
+    free(s->ak);
+    free(s->av);
+    free(s->alen);
+}
+
 void llm_session_free(llm_session *s)
 {
     if (!s)
@@ -126,14 +139,7 @@ void llm_session_free(llm_session *s)
     k->free(s->tok);
     k->free(s->pos);
     free(s->len);
-    free(s->rseq);
-    free(s->rpos);
-    free(s->keep);
-    free(s->htok);
-    free(s->aq);
-    free(s->ak);
-    free(s->av);
-    free(s->alen);
+    free_rows(s);
     free(s);
 }
 
@@ -208,14 +214,7 @@ static int grow(llm_session *s, int rows)
     k->free(s->pos);
     ok &= (s->tok = k->alloc(R * sizeof *s->tok)) != NULL;
     ok &= (s->pos = k->alloc(R * sizeof *s->pos)) != NULL;
-    free(s->rseq);
-    free(s->rpos);
-    free(s->keep);
-    free(s->htok);
-    free(s->aq);
-    free(s->ak);
-    free(s->av);
-    free(s->alen);
+    free_rows(s);
     ok &= (s->aq = malloc(R * sizeof *s->aq)) != NULL;
     ok &= (s->ak = malloc(R * sizeof *s->ak)) != NULL;
     ok &= (s->av = malloc(R * sizeof *s->av)) != NULL;

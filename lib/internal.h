@@ -21,6 +21,10 @@ int llm_fail(int status, const char *fmt, ...) LLM_PRINTF(2, 3);
 /*! llm_fail_param() : the same, naming the parameter at fault
  *  (llm_errparam()). */
 int llm_fail_param(int status, const char *param, const char *fmt, ...) LLM_PRINTF(3, 4);
+/* llm_fail_cause() : as llm_fail(), the message followed by ": " and the
+ * message of the failure being reported (the current one), for the caller
+ * that adds where it happened ("'file': tensor 'x': <why>"). */
+int llm_fail_cause(int status, const char *fmt, ...) LLM_PRINTF(2, 3);
 /*! llm_buf_printf() / llm_buf_vprintf() : appends printf-formatted text,
  *  any length, to `b`. */
 int llm_buf_printf(llm_buf *b, const char *fmt, ...) LLM_PRINTF(2, 3);

@@ -27,6 +27,7 @@
 
 #include <utf8proc.h>
 
+#include "elementwise.h"
 #include "internal.h"
 
 #define K_SHINGLE 5
@@ -63,15 +64,6 @@ struct llm_leak {
     size_t cap_sa, cap_sb;
     llm_buf fold;
 };
-
-static uint64_t mix64(uint64_t x)   /* splitmix64's finaliser */
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 /* ------------------------------------------------------------------------ */
 /* Folding. */
@@ -177,7 +169,7 @@ static uint64_t shingle_hash(const uint32_t *c, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
     for (size_t i = 0; i < n; i++)
-        h = mix64(h ^ c[i]);
+        h = llm_mix64(h ^ c[i]);
     return h;
 }
 
@@ -198,9 +190,9 @@ static void signature(const llm_leak *x, const uint32_t *c, size_t n, uint32_t *
 
 static uint64_t band_hash(const uint32_t *sig, int band)
 {
-    uint64_t h = mix64((uint64_t)band + 1);
+    uint64_t h = llm_mix64((uint64_t)band + 1);
     for (int r = 0; r < LLM_LEAK_ROWS; r++)
-        h = mix64(h ^ sig[band * LLM_LEAK_ROWS + r]);
+        h = llm_mix64(h ^ sig[band * LLM_LEAK_ROWS + r]);
     return h;
 }
 
@@ -530,7 +522,7 @@ static uint64_t ngram_hash(const int32_t *ids, int n)
 {
     uint64_t h = 0x6a09e667f3bcc909ULL;
     for (int i = 0; i < n; i++)
-        h = mix64(h ^ (uint32_t)ids[i]);
+        h = llm_mix64(h ^ (uint32_t)ids[i]);
     return h;
 }
 

@@ -289,11 +289,8 @@ static int load_head(const llm_st *f, const char *path, llm_model *m)
     const char **names = NULL;
     float *thr = NULL;
     int rc = llm_json_parse(s, strlen(s), path, 0, &j);
-    if (rc) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        return llm_fail(LLM_ERR_FORMAT, "'%s': metadata 'labels': %s", path, why);
-    }
+    if (rc)
+        return llm_fail_cause(LLM_ERR_FORMAT, "'%s': metadata 'labels'", path);
     const llm_json_node *root = llm_json_root(j);
     int K = root->type == LLM_JSON_ARRAY ? (int)root->count : 0;
     if (root->type != LLM_JSON_ARRAY || root->count < 1 || root->count > (1 << 20)) {
@@ -328,9 +325,7 @@ static int load_head(const llm_st *f, const char *path, llm_model *m)
         goto done;
     }
     if ((rc = llm_model_add_head(m, &hp, 0))) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        rc = llm_fail(rc == LLM_ERR_NOMEM ? rc : LLM_ERR_FORMAT, "'%s': %s", path, why);
+        rc = llm_fail_cause(rc == LLM_ERR_NOMEM ? rc : LLM_ERR_FORMAT, "'%s'", path);
         goto done;
     }
     double temp;
@@ -353,9 +348,7 @@ static int load_head(const llm_st *f, const char *path, llm_model *m)
         thr[i] = (float)v;
     }
     if ((rc = llm_model_set_calibration(m, temp, thr))) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        rc = llm_fail(LLM_ERR_FORMAT, "'%s': %s", path, why);
+        rc = llm_fail_cause(LLM_ERR_FORMAT, "'%s'", path);
     }
 done:
     llm_json_free(j);
@@ -418,9 +411,7 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
         (rc = meta_int(f, path, "tied", &c.tied)))
         goto done;
     if (llm_config_check(&c) != LLM_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        rc = llm_fail(LLM_ERR_FORMAT, "'%s': bad model config: %s", path, why);
+        rc = llm_fail_cause(LLM_ERR_FORMAT, "'%s': bad model config", path);
         goto done;
     }
     if ((rc = llm_model_alloc(&c, device, &m)))
@@ -447,9 +438,7 @@ int llm_model_load(const char *path, const char *device, llm_model **out)
             (rc = meta_double(f, path, "lora.alpha", &alpha)))
             goto done;
         if ((rc = llm_model_lora(m, r, alpha, 0))) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", llm_errmsg());
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': bad adapters: %s", path, why);
+            rc = llm_fail_cause(LLM_ERR_FORMAT, "'%s': bad adapters", path);
             goto done;
         }
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "elementwise.h"
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
@@ -49,18 +50,11 @@ void llm_model_set_training(llm_model *m, int on)
     m->opt->training = on != 0;
 }
 
-static inline uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* x[i] *= mask(i) / (1 - p) for the mask of `site` (2 per layer): the
  * dropout kernel, keyed by a hash of the step, micro-batch and site. */
 void llm_dropout_apply(const llm_model *m, float *x, size_t n, int site)
 {
-    uint64_t base = mix64(m->opt->drop_seed ^ mix64((uint64_t)m->opt->steps * 0x9e3779b97f4a7c15ULL +
+    uint64_t base = llm_mix64(m->opt->drop_seed ^ llm_mix64((uint64_t)m->opt->steps * 0x9e3779b97f4a7c15ULL +
                                                (uint64_t)m->opt->drop_micro * 0xd1b54a32d192ed03ULL +
                                                (uint64_t)site));
     m->k->dropout(x, n, m->opt->drop_p, base);

@@ -23,6 +23,7 @@
 
 #include <utf8proc.h>
 
+#include "elementwise.h"
 #include "internal.h"
 
 #define BLEU_ORDER 4
@@ -130,20 +131,11 @@ static int span_push(spanvec *v, size_t off, size_t len)
     return LLM_OK;
 }
 
-static uint64_t mix64(uint64_t x)   /* splitmix64's finaliser */
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
 static size_t slice_hash(const uint32_t *k, uint32_t len)
 {
     uint64_t h = len;
     for (uint32_t i = 0; i < len; i++)
-        h = mix64(h ^ k[i]) + i;
+        h = llm_mix64(h ^ k[i]) + i;
     return (size_t)h;
 }
 

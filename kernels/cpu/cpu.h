@@ -10,19 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../elementwise.h"   /* llm_mix64 */
 #include "level.h"   /* the llm_cpu_ names carry the level */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-/* SplitMix64's finaliser: dropout's hash (kernels.h). */
-static inline uint64_t llm_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* memory.c: the cpu and ref tables' memory (host memory); upload and
  * download are llm_host_copy too. */
