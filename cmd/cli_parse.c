@@ -367,6 +367,29 @@ static CLI_NORETURN void getopt_error(int r, char **args, const struct option *l
     cli_usage("unrecognized option '%s'", a);
 }
 
+/* The subcommand argv[1] names (index into p->cmds); --help, --version,
+ * or a usage error and exit otherwise. */
+static int pick_command(const cli_prog *p, int argc, char **argv)
+{
+    if (argc < 2)
+        no_command(p, "missing command", NULL);
+    for (int i = 0; i < p->ncmds; i++)
+        if (strcmp(argv[1], p->cmds[i].name) == 0)
+            return i;
+    if (is_form(p, argv[1], CLI_HELP))
+        print_help(p, -1);
+    if (is_form(p, argv[1], CLI_VERSION))
+        print_version(p);
+    if (argv[1][0] == '-' && argv[1][1] && !is_option(p, argv[1])) {
+        if (argv[1][1] == '-')
+            cli_usage("unrecognized option '%s'", argv[1]);
+        cli_usage("invalid option -- '%c'", argv[1][1]);
+    }
+    if (argv[1][0] == '-')
+        no_command(p, "missing command", NULL);
+    no_command(p, "unknown command", argv[1]);
+}
+
 int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
 {
     if (!cli_g_prog)
@@ -392,25 +415,7 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
 
     int c = -1, off = 0;
     if (p->cmds) {
-        if (argc < 2)
-            no_command(p, "missing command", NULL);
-        for (int i = 0; i < p->ncmds; i++)
-            if (strcmp(argv[1], p->cmds[i].name) == 0)
-                c = i;
-        if (c < 0) {
-            if (is_form(p, argv[1], CLI_HELP))
-                print_help(p, -1);
-            if (is_form(p, argv[1], CLI_VERSION))
-                print_version(p);
-            if (argv[1][0] == '-' && argv[1][1] && !is_option(p, argv[1])) {
-                if (argv[1][1] == '-')
-                    cli_usage("unrecognized option '%s'", argv[1]);
-                cli_usage("invalid option -- '%c'", argv[1][1]);
-            }
-            if (argv[1][0] == '-')
-                no_command(p, "missing command", NULL);
-            no_command(p, "unknown command", argv[1]);
-        }
+        c = pick_command(p, argc, argv);
         cli_g_cmd = p->cmds[c].name;
         off = 1;
         if (cmd)

@@ -522,6 +522,57 @@ static void warn_lm_overlap(const llm_data *train, uint64_t t0, uint64_t t1,
     free(buf);
 }
 
+/* The training and validation documents: --val's, or a seeded random
+ * --val-fraction of the training ones (both parts in file order), or none;
+ * labels renumbered by map. */
+static void cls_split(const cls_raw *r, size_t ntrain, const int *map, int K, llm_cls_data **train,
+                      llm_cls_data **val)
+{
+    check(llm_cls_data_new(K, train));
+    *val = NULL;
+    if (o_val) {
+        if (r->ndocs == ntrain)
+            cli_die("'%s': no labelled documents", o_val);
+        check(llm_cls_data_new(K, val));
+        raw_to_data(r, NULL, ntrain, map, *train);
+        size_t *pick = malloc((r->ndocs - ntrain) * sizeof *pick);
+        if (!pick)
+            cli_die("out of memory");
+        for (size_t i = ntrain; i < r->ndocs; i++)
+            pick[i - ntrain] = i;
+        raw_to_data(r, pick, r->ndocs - ntrain, map, *val);
+        size_t *all = malloc(ntrain * sizeof *all);
+        if (!all)
+            cli_die("out of memory");
+        for (size_t i = 0; i < ntrain; i++)
+            all[i] = i;
+        warn_overlap(r, pick, r->ndocs - ntrain, all, ntrain, "--val documents");
+        free(all);
+        free(pick);
+    } else if (o_val_fraction > 0) {
+        size_t nv = (size_t)((double)ntrain * o_val_fraction);
+        if (nv < 1 || nv >= ntrain)
+            cli_die("--val-fraction %g of %zu documents leaves no validation or no training "
+                    "documents", o_val_fraction, ntrain);
+        size_t *perm = malloc(ntrain * sizeof *perm);
+        if (!perm)
+            cli_die("out of memory");
+        llm_rng rng;
+        llm_rng_seed(&rng, (uint64_t)o_seed ^ 0x76616c6964ULL);
+        llm_rng_permutation(&rng, perm, ntrain);
+        /* Both parts keep the file order. */
+        qsort(perm, nv, sizeof *perm, cmp_sz);
+        qsort(perm + nv, ntrain - nv, sizeof *perm, cmp_sz);
+        check(llm_cls_data_new(K, val));
+        raw_to_data(r, perm, nv, map, *val);
+        raw_to_data(r, perm + nv, ntrain - nv, map, *train);
+        warn_overlap(r, perm, nv, perm + nv, ntrain - nv, "validation documents");
+        free(perm);
+    } else {
+        raw_to_data(r, NULL, ntrain, map, *train);
+    }
+}
+
 /* Reads the labelled inputs; gives the model its head (or checks the one it
  * has); splits off the validation documents. */
 static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int argc,
@@ -580,50 +631,7 @@ static void cls_prepare(const llm_tok *tok, llm_model *m, int T, int first, int 
             cli_die("the training data: %s", llm_errmsg());
         check(rc);
     }
-    /* Validation: --val's documents, or a seeded random --val-fraction. */
-    check(llm_cls_data_new(K, train));
-    *val = NULL;
-    if (o_val) {
-        if (r.ndocs == ntrain)
-            cli_die("'%s': no labelled documents", o_val);
-        check(llm_cls_data_new(K, val));
-        raw_to_data(&r, NULL, ntrain, map, *train);
-        size_t *pick = malloc((r.ndocs - ntrain) * sizeof *pick);
-        if (!pick)
-            cli_die("out of memory");
-        for (size_t i = ntrain; i < r.ndocs; i++)
-            pick[i - ntrain] = i;
-        raw_to_data(&r, pick, r.ndocs - ntrain, map, *val);
-        size_t *all = malloc(ntrain * sizeof *all);
-        if (!all)
-            cli_die("out of memory");
-        for (size_t i = 0; i < ntrain; i++)
-            all[i] = i;
-        warn_overlap(&r, pick, r.ndocs - ntrain, all, ntrain, "--val documents");
-        free(all);
-        free(pick);
-    } else if (o_val_fraction > 0) {
-        size_t nv = (size_t)((double)ntrain * o_val_fraction);
-        if (nv < 1 || nv >= ntrain)
-            cli_die("--val-fraction %g of %zu documents leaves no validation or no training "
-                    "documents", o_val_fraction, ntrain);
-        size_t *perm = malloc(ntrain * sizeof *perm);
-        if (!perm)
-            cli_die("out of memory");
-        llm_rng rng;
-        llm_rng_seed(&rng, (uint64_t)o_seed ^ 0x76616c6964ULL);
-        llm_rng_permutation(&rng, perm, ntrain);
-        /* Both parts keep the file order. */
-        qsort(perm, nv, sizeof *perm, cmp_sz);
-        qsort(perm + nv, ntrain - nv, sizeof *perm, cmp_sz);
-        check(llm_cls_data_new(K, val));
-        raw_to_data(&r, perm, nv, map, *val);
-        raw_to_data(&r, perm + nv, ntrain - nv, map, *train);
-        warn_overlap(&r, perm, nv, perm + nv, ntrain - nv, "validation documents");
-        free(perm);
-    } else {
-        raw_to_data(&r, NULL, ntrain, map, *train);
-    }
+    cls_split(&r, ntrain, map, K, train, val);
     /* --balance: weights inverse to frequency, 1 on average (single-label);
      * multi-label: each label's negatives over its positives (pos_weight). */
     *weights = NULL;
