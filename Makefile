@@ -73,10 +73,10 @@ else
 BLAS_LIBS = -lopenblas
 endif
 # PCRE2 (Debian libpcre2-dev) runs the byte-level BPE pre-tokenizer regexes
-# (lib/bpe.c): the peers' patterns need Unicode property classes (\p{L},
+# (lib/text/bpe.c): the peers' patterns need Unicode property classes (\p{L},
 # \p{N}), lookahead and (?i:) groups, which POSIX regex lacks. utf8proc
 # (Debian libutf8proc-dev) gives Unicode NFKC and case folding for the
-# leakage check (lib/leak.c): normalisation tables are not ours to copy.
+# leakage check (lib/eval/leak.c): normalisation tables are not ours to copy.
 LIBS     = $(shell pkg-config --libs sentencepiece 2>/dev/null || echo -lsentencepiece -lsentencepiece_train) \
            $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8) \
            $(shell pkg-config --libs libutf8proc 2>/dev/null || echo -lutf8proc) \
@@ -108,8 +108,8 @@ CPU_ONCE  = kernels/cpu/ref.c kernels/cpu/ref_sample.c kernels/cpu/parallel.c \
             kernels/cpu/memory.c
 CPU_MULTI = $(filter-out $(CPU_ONCE),$(wildcard kernels/cpu/*.c))
 CPU_OBJ   = $(foreach l,$(CPU_LEVELS),$(CPU_MULTI:kernels/cpu/%.c=$(B)/kernels/cpu/$(l)/%.o))
-LIB_SRC  = $(wildcard lib/*.c) $(wildcard kernels/*.c) $(CPU_ONCE)
-LIB_CXX  = $(wildcard lib/*.cc)
+LIB_SRC  = $(wildcard lib/*.c lib/*/*.c) $(wildcard kernels/*.c) $(CPU_ONCE)
+LIB_CXX  = $(wildcard lib/*.cc lib/*/*.cc)
 LIB_OBJ  = $(LIB_SRC:%.c=$(B)/%.o) $(CPU_OBJ) $(LIB_CXX:%.cc=$(B)/%.o) $(CU_SRC:%.cu=$(B)/%.o)
 CLI_OBJ  = $(B)/cmd/cli.o $(B)/cmd/cli_parse.o $(B)/cmd/cli_gen.o $(B)/cmd/labelled.o \
            $(B)/cmd/plot.o
@@ -134,7 +134,7 @@ COMPL    = $(foreach p,$(PROGS),completions/$(p).bash completions/_$(p) completi
 
 all: $(BINS) $(B)/libllm.a $(B)/libllm.so
 
-HDRS = $(wildcard lib/*.h kernels/*.h kernels/cpu/*.h cmd/*.h)
+HDRS = $(wildcard lib/*.h lib/*/*.h kernels/*.h kernels/cpu/*.h cmd/*.h)
 
 # Objects built with other flags (NATIVE=, the levels) are rebuilt: a stamp
 # per setting, as for MPI= below.
@@ -165,7 +165,7 @@ $(foreach l,$(CPU_LEVELS),$(eval $(call cpu_level_rule,$(l))))
 # kernels.c offers the levels that were built.
 $(B)/kernels/kernels.o: CPPFLAGS += $(CPU_LEVELS:%=-DLLM_CPU_HAS_%)
 
-$(B)/%.o: %.cc $(wildcard lib/*.h) $(CPU_STAMP)
+$(B)/%.o: %.cc $(wildcard lib/*.h lib/*/*.h) $(CPU_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c $< -o $@
 

@@ -1,7 +1,7 @@
 /* llm-classify.c: label each input line (or a TSV field of it) with a
  * classifier model, or zero-shot with a language model and --labels; one
  * output record per input record, in order, streamed. Options and I/O
- * only: encoding, batching and the maths are in lib/classify.c. */
+ * only: encoding, batching and the maths are in lib/model/classify.c. */
 #include <errno.h>
 #include <math.h>
 #include <poll.h>

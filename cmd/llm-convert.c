@@ -1,6 +1,6 @@
 /* llm-convert.c: convert a model between our model files, GGUF files and
- * Hugging Face folders. Options and I/O only; the readers are lib/import.c
- * and lib/model_io.c, the writers lib/export.c and lib/model_io.c. */
+ * Hugging Face folders. Options and I/O only; the readers are lib/format/import.c
+ * and lib/format/model_io.c, the writers lib/format/export.c and lib/format/model_io.c. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>

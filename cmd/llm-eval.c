@@ -5,8 +5,8 @@
  * classifier on labelled text (the same report, from its own predictions),
  * or a language model on text or token files (loss, perplexity, bits per
  * byte). Options, reading and the report only; the metrics are
- * lib/metrics.c and lib/textmetrics.c, prediction lib/classify.c, the loss
- * lib/train.c. */
+ * lib/eval/metrics.c and lib/eval/textmetrics.c, prediction lib/model/classify.c, the loss
+ * lib/train/train.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -15,7 +15,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"   /* llm_json_put_string */
 #include "plot.h"
 
 /* Option values, holding their defaults (--help prints them from here). */
@@ -1262,7 +1261,7 @@ static void run_lm(const char *path, int first, int argc, char **argv)
 
 /* ------------------------------------------------------------------------ */
 /* --leakage TRAIN: the test documents whose folded text is also in TRAIN,
- * exactly or nearly (lib/leak.c), and with --model the share of their
+ * exactly or nearly (lib/eval/leak.c), and with --model the share of their
  * 13-grams of tokens found in TRAIN. A file is labelled when every
  * non-empty line is (label<TAB>text or __label__ words); then only the text
  * is compared, and the labels of a leaked pair are compared too. */

@@ -1,7 +1,7 @@
 /* llm-generate.c: continue prompts with a language model, one prompt per
  * input line (or one -p prompt), several prompts decoded together. Options,
  * I/O, stop strings and record bookkeeping only; the model and its key/value
- * cache are lib/infer.c, sampling is lib/sample.c. */
+ * cache are lib/model/infer.c, sampling is lib/model/sample.c. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h"   /* llm_json_put_string */
 
 /* Option values, holding their defaults (--help prints them from here). */
 static const char *o_model, *o_prompt;
@@ -576,7 +575,7 @@ static void free_job(job_t *j, int samples)
 
 /* ------------------------------------------------------------------------ */
 /* Beam search (--beams N > 1): prompts in groups of `groups`, each group
- * searched to its end (lib/beam.c) before the next starts. */
+ * searched to its end (lib/model/beam.c) before the next starts. */
 
 static void run_beams(llm_session *s, input_t *in, int groups, uint64_t *records,
                       uint64_t *tokens)

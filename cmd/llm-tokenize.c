@@ -1,6 +1,6 @@
 /* llm-tokenize.c: train a SentencePiece model, encode text to ids, pieces or
  * a token file, decode back, and describe a model. Options and I/O only; the
- * tokenizer is lib/tokenizer.cc. */
+ * tokenizer is lib/text/tokenizer.cc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

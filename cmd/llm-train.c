@@ -14,7 +14,6 @@
 extern char **environ;
 
 #include "cli.h"
-#include "internal.h"   /* llm_file_digest */
 #include "plot.h"
 #include "par.h"
 

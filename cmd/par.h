@@ -1,7 +1,7 @@
 /* par.h: the few collective operations llm-train needs to run as N
  * data-parallel ranks under mpirun or srun. With `make MPI=1` they are
  * OpenMPI calls (cmd/par.c); otherwise one process: rank 0 of 1, and the
- * collectives do nothing. The library (lib/train.c) never sees MPI: it gets
+ * collectives do nothing. The library (lib/train/train.c) never sees MPI: it gets
  * par_reduce() through llm_train_params.reduce. */
 #ifndef LLM_PAR_H
 #define LLM_PAR_H

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "internal.h"   /* llm_json_parse */
 #include "plot.h"
 
 static void add(llm_buf *b, const char *s)

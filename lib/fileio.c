@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "formats.h"
 #include "internal.h"
 
 int llm_write_all(int fd, const void *p, size_t n)

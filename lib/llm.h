@@ -11,9 +11,16 @@
 #ifndef LLM_H
 #define LLM_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#if defined(__GNUC__)
+#define LLM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LLM_PRINTF(a, b)
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +78,10 @@ typedef struct {
 
 int  llm_buf_reserve(llm_buf *b, size_t cap);
 int  llm_buf_append(llm_buf *b, const void *p, size_t n);
+/*! llm_buf_printf() / llm_buf_vprintf() : appends printf-formatted text,
+ *  any length, to `b`. @return LLM_OK or LLM_ERR_NOMEM. */
+int  llm_buf_printf(llm_buf *b, const char *fmt, ...) LLM_PRINTF(2, 3);
+int  llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap) LLM_PRINTF(2, 0);
 void llm_buf_free(llm_buf *b);            /* frees storage, zeroes *b */
 /*! llm_unescape() : appends s[0..n) to b with the escapes of the programs'
  *  one-line text records (\n, \r, \t, \\) turned back into their bytes;
@@ -333,7 +344,7 @@ int  llm_tok_load(const char *path, llm_tok **out);
 int  llm_tok_load_mem(const void *buf, size_t len, llm_tok **out);
 /*! llm_tok_load_hf_json() : loads a tokenizer.json file. What is read and
  *  what is refused by name (normalizers, non-Isolated splits, dropout...)
- *  is listed in lib/bpe.c. @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT,
+ *  is listed in lib/text/bpe.c. @return LLM_OK, LLM_ERR_IO, LLM_ERR_FORMAT,
  *  LLM_ERR_UNSUPPORTED (a valid feature we do not implement), LLM_ERR_NOMEM. */
 int  llm_tok_load_hf_json(const char *path, llm_tok **out);
 void llm_tok_free(llm_tok *t);
@@ -388,7 +399,7 @@ int llm_tok_pad_id(const llm_tok *t);
  *  whether its users put BOS before / EOS after a text. llm_tok_encode()
  *  adds neither. SentencePiece models from a file: BOS when there is a bos
  *  id, no EOS; from llm_tok_from_vocab(): as given. Byte-level BPE: as given,
- *  or from tokenizer.json (see lib/bpe.c). */
+ *  or from tokenizer.json (see lib/text/bpe.c). */
 int llm_tok_add_bos(const llm_tok *t);
 int llm_tok_add_eos(const llm_tok *t);
 /*! llm_tok_model_type() : "unigram", "bpe", "word" or "char" (SentencePiece
@@ -1513,6 +1524,67 @@ typedef struct {
 /*! llm_text_metrics_summary() : the figures over the lines so far.
  *  @return LLM_OK, LLM_ERR_INVALID ("no lines"). */
 int  llm_text_metrics_summary(const llm_text_metrics *m, llm_text_metrics_result *r);
+
+/* ------------------------------------------------------------------------ */
+/* Utilities the programs share with the library: JSON in and out, and files
+ * of interrupted writers.                                                   */
+
+/* JSON (json.c): a strict RFC 8259 parser into a read-only tree, and a string
+ * escaper. Strings are decoded (escapes, \uXXXX surrogate pairs) to UTF-8;
+ * control characters, invalid UTF-8, lone surrogates, trailing garbage and
+ * nesting deeper than 64 are rejected. Duplicate keys are kept: callers that
+ * care check them.                                                          */
+
+typedef enum {
+    LLM_JSON_NULL, LLM_JSON_FALSE, LLM_JSON_TRUE, LLM_JSON_NUMBER,
+    LLM_JSON_STRING, LLM_JSON_ARRAY, LLM_JSON_OBJECT
+} llm_json_type;
+
+typedef struct llm_json_node llm_json_node;
+struct llm_json_node {
+    llm_json_type type;
+    size_t offset;               /* of the value's first byte, plus `base` */
+    const char *str;             /* STRING: decoded; NUMBER: the literal; NUL-terminated */
+    size_t len;                  /* bytes in str (a string may hold "\u0000") */
+    const char *key;             /* an OBJECT member's decoded key, else NULL */
+    size_t key_len;
+    size_t count;                /* ARRAY, OBJECT: number of children */
+    const llm_json_node *child;  /* first child (document order), or NULL */
+    const llm_json_node *next;   /* next sibling, or NULL */
+};
+
+typedef struct llm_json llm_json;
+
+/*! llm_json_parse() : parses text[0..len) (one value, whitespace around it).
+ *  Messages read "'name': invalid JSON at offset N: ...", N = base + offset,
+ *  so that a caller parsing part of a file reports file offsets.
+ *  @return LLM_OK, LLM_ERR_FORMAT or LLM_ERR_NOMEM. */
+int  llm_json_parse(const char *text, size_t len, const char *name, size_t base,
+                    llm_json **out);
+const llm_json_node *llm_json_root(const llm_json *j);
+void llm_json_free(llm_json *j);   /* accepts NULL; frees every node and string */
+/*! llm_json_get() : the first member of `obj` named `key`, or NULL. */
+const llm_json_node *llm_json_get(const llm_json_node *obj, const char *key);
+/*! llm_json_int64() / llm_json_double() : 0 with the value of a NUMBER node,
+ *  -1 when it is not a number, not an integer (int64), or out of range. */
+int  llm_json_int64(const llm_json_node *n, int64_t *v);
+int  llm_json_double(const llm_json_node *n, double *v);
+/*! llm_json_put_string() : appends s[0..n) to `b` as a quoted JSON string
+ *  (", \ and control characters escaped). @return LLM_OK, LLM_ERR_UTF8 when
+ *  `s` is not valid UTF-8, or LLM_ERR_NOMEM. */
+int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
+
+
+/*! llm_write_file() : writes p[0..n) to `path` atomically (temporary file,
+ *  fsync, rename). @return LLM_OK, LLM_ERR_IO or LLM_ERR_NOMEM. */
+int  llm_write_file(const char *path, const void *p, size_t n);
+/*! llm_remove_stale_temps() : removes the temporary files that writers of
+ *  `path` left when killed (PATH.tmpXXXXXX, regular files); @return how
+ *  many. Only for a process about to write `path` itself. */
+int  llm_remove_stale_temps(const char *path);
+/*! llm_file_digest() : a file's size and 64-bit FNV-1a hash of its bytes
+ *  (to tell that a file changed, not to resist an adversary). */
+int  llm_file_digest(const char *path, uint64_t *size, uint64_t *hash);
 
 #ifdef __cplusplus
 }

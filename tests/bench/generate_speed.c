@@ -1,5 +1,5 @@
 /* generate_speed.c: generation throughput of the key/value-cache path
- * (lib/infer.c) with random weights: tokens/s of one sequence (batch 1) and
+ * (lib/model/infer.c) with random weights: tokens/s of one sequence (batch 1) and
  * aggregated tokens/s of batches decoded together, and at batch 1 the
  * weight bandwidth it implies (weight bytes read per token x tokens/s)
  * against a STREAM triad measured in the same run with the same threads.

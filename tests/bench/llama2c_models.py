@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-SHAPES = [  # name, dim, layers, heads, ffn, context: as lib/model.c's presets
+SHAPES = [  # name, dim, layers, heads, ffn, context: as lib/model/model.c's presets
     ("small", 288, 6, 6, 768, 256),
     ("medium", 512, 8, 8, 1376, 1024),
     ("large", 768, 12, 12, 2048, 1024),

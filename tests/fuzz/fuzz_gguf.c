@@ -1,5 +1,5 @@
 /* fuzz_gguf.c: the GGUF reader on arbitrary bytes. An accepted file must keep
- * every promise of lib/gguf.h: each key readable through the getter of its
+ * every promise of lib/format/gguf.h: each key readable through the getter of its
  * type, tensor bytes inside the input and sized by type and shape, no two
  * tensors sharing a byte, lookups consistent; the first blocks of every
  * supported tensor dequantize. */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

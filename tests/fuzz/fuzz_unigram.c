@@ -21,7 +21,8 @@
 
 #include "llm.h"
 #include "internal.h"
-#include "unigram.h"
+#include "text/text.h"
+#include "text/unigram.h"
 #include "../unit/pbwrite.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

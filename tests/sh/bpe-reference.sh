@@ -1,5 +1,5 @@
 #!/bin/sh
-# bpe-reference.sh: our byte-level BPE (lib/bpe.c) against Hugging Face
+# bpe-reference.sh: our byte-level BPE (lib/text/bpe.c) against Hugging Face
 # tokenizers, id for id, on 10,000+ lines (ag_news and thucnews_titles from
 # $DATA when present, plus generated strings: emoji, code, whitespace runs,
 # digits, contractions, mixed scripts), for every preset over the fixture

@@ -1,5 +1,5 @@
 #!/bin/sh
-# gguf-reference.sh: lib/gguf.c against gguf-py (the pip package gguf) on
+# gguf-reference.sh: lib/format/gguf.c against gguf-py (the pip package gguf) on
 # fresh data: the quants fixture regenerated with another seed and compared
 # bit for bit by test_gguf --check, and a file written by our writer read
 # back by gguf-py's GGUFReader with the same keys, values and tensor bytes.

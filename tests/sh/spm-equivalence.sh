@@ -3,7 +3,7 @@
 # spm_encode gives with the same model, on English (tinyshakespeare, AG News)
 # and Chinese (THUCNews titles) text, for unigram and BPE models trained by
 # `llm-tokenize train` on a sample of each corpus. Unigram ids come from our
-# own encoder (lib/unigram.c), BPE ids and all pieces from SentencePiece.
+# own encoder (lib/text/unigram.c), BPE ids and all pieces from SentencePiece.
 set -eu
 command -v spm_encode >/dev/null 2>&1 || { echo "spm_encode not installed"; exit 77; }
 ts=${DATA:-}/tinyshakespeare

@@ -1,4 +1,4 @@
-/* test_bpe.c: byte-level BPE (lib/bpe.c): hand-checked merges, ties, added
+/* test_bpe.c: byte-level BPE (lib/text/bpe.c): hand-checked merges, ties, added
  * tokens, pre-tokenizer splits per preset, the invalid-UTF-8 rule, round
  * trips of random bytes, tokenizer.json round trips, hostile JSON, the
  * llm_tok wrapper, and id-for-id equality with Hugging Face tokenizers on
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bpe.h"
+#include "text/bpe.h"
 
 static int failures;
 

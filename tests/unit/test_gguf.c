@@ -1,4 +1,4 @@
-/* test_gguf.c: the GGUF reader, (de)quantizer and writer (lib/gguf.c):
+/* test_gguf.c: the GGUF reader, (de)quantizer and writer (lib/format/gguf.c):
  * dequantization and quantization bit-exact against gguf-py's output kept in
  * tests/fixtures/gguf_quants.gguf, a writer -> reader round trip of every
  * value type, and hostile files (truncated, huge counts, bad offsets...).
@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "internal.h"
 
 static int failures;

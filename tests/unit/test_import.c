@@ -15,9 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "format/gguf.h"
 #include "half.h"
-#include "import.h"
+#include "format/import.h"
 #include "llm.h"
 #include "testparam.h"
 

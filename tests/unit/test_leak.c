@@ -1,4 +1,4 @@
-/* test_leak.c: the leakage search (lib/leak.c) against independent
+/* test_leak.c: the leakage search (lib/eval/leak.c) against independent
  * references: folding against hand-written expected texts; the shingle
  * Jaccard against hand-counted sets; the MinHash/LSH search against a
  * brute-force search over every (test, training) pair, with shingle sets

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "llm.h"
-#include "model.h"
+#include "model/model.h"
 #include "testparam.h"
 
 static int failures;

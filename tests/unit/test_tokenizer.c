@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "pbwrite.h"
+#include "text/text.h"
 
 static int failures;
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "import.h"
-#include "model.h"
+#include "model/model.h"
 
 /* Shortest decimal that reads back as the same double ("10000", "1e-05"). */
 static void fmt_double(char *buf, size_t cap, double v)

@@ -14,6 +14,7 @@
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
+#include "train/train.h"
 
 /* ---------------------------------------------------------------- pooling */
 

@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "internal.h"
-#include "model.h"
+#include "model/model.h"
+#include "train.h"
 
 /* Examples in the open rows the packer tries before starting a new one. */
 #define OPEN_ROWS 16

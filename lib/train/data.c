@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "train.h"
 
 typedef struct {
     llm_tokfile *tf;      /* a mapped token file, or */

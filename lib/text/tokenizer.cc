@@ -33,8 +33,9 @@
 #include <vector>
 
 #include "bpe.h"
-#include "import.h"
+#include "format/import.h"
 #include "internal.h"
+#include "text.h"
 #include "unigram.h"
 
 namespace {

@@ -17,10 +17,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bpe.h"
+#include "text/bpe.h"
 #include "gguf.h"
 #include "import.h"
-#include "model.h"
+#include "model/model.h"
 
 _Static_assert((int)LLM_EXPORT_F32 == (int)LLM_GGUF_F32 && (int)LLM_EXPORT_F16 == (int)LLM_GGUF_F16 &&
                (int)LLM_EXPORT_Q8_0 == (int)LLM_GGUF_Q8_0,

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats.h"
+#include "format.h"
 #include "internal.h"
 
 /* The reference implementation refuses larger headers; so do we, so that a

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "formats.h"
+#include "format.h"
 #include "gguf.h"
 #include "half.h"
 #include "internal.h"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "model.h"
 
 typedef struct {
     double score;         /* sum of log-probabilities */

@@ -8,7 +8,8 @@
 #include "elementwise.h"
 #include "internal.h"
 #include "kernels.h"
-#include "model.h"
+#include "model/model.h"
+#include "train.h"
 
 void llm_optim_drop(llm_model *m)
 {

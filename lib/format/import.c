@@ -16,11 +16,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bpe.h"
+#include "text/bpe.h"
 #include "gguf.h"
 #include "half.h"
 #include "import.h"
-#include "model.h"
+#include "model/model.h"
 
 /* ------------------------------------------------------------ tensor names */
 

@@ -1,5 +1,6 @@
-/* model.h: the model's internal layout, shared by model.c and model_io.c;
- * not API. */
+/* model.h: the model group's internals (lib/model/): the model's layout
+ * and its parts, the block and its hooks, sessions; for lib/format's model
+ * files and lib/train's trainer too. Not API. */
 #ifndef LLM_MODEL_H
 #define LLM_MODEL_H
 
@@ -242,6 +243,8 @@ int   llm_cls_backward_input(llm_model *m, const float *dlogits);
  * layer's keys and values only the rows pooling reads are computed. Each
  * document's result is the same whatever the others and the thread count
  * on the CPU kernels. */
+/*! llm_session_model() : the model a session runs. */
+const llm_model *llm_session_model(const llm_session *s);
 /* Each of n documents has 1 to context tokens, every one in the vocabulary. */
 int   llm_check_docs(const llm_model *m, const int32_t *const *docs, const size_t *lens,
                      size_t n);

@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "train.h"
 
 struct llm_trainer {
     llm_model *m;              /* not owned */
