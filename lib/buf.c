@@ -12,6 +12,14 @@
 
 #include "internal.h"
 
+int llm_ids_check(const int32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0)
+            return llm_fail(LLM_ERR_RANGE, "token id %d is negative", ids[i]);
+    return LLM_OK;
+}
+
 int llm_grow(void **p, size_t *cap, size_t want, size_t elem)
 {
     if (want <= *cap)

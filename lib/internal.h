@@ -57,6 +57,9 @@ static inline void llm_put_le64(unsigned char *p, uint64_t v)
 /*! llm_grow() : makes room for `want` elements of `elem` bytes in *p
  *  (capacity *cap, doubled as needed). @return LLM_OK or LLM_ERR_NOMEM. */
 int  llm_grow(void **p, size_t *cap, size_t want, size_t elem);
+/*! llm_ids_check() : LLM_ERR_RANGE ("token id -3 is negative") when one of
+ *  ids[0..n) is negative, else LLM_OK. */
+int  llm_ids_check(const int32_t *ids, size_t n);
 
 /*! llm_map_file() : maps a whole regular file read-only (a zero-length file
  *  gives a NULL map with *len 0). */

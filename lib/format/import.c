@@ -160,6 +160,20 @@ static int check_complete(const llm_model *m, const unsigned char *seen, const c
     return LLM_OK;
 }
 
+/* The end of an import: the model to *out, or freed on failure. */
+static int import_end(int rc, llm_model *m, unsigned char *seen, float *stage,
+                      llm_model **out)
+{
+    free(seen);
+    free(stage);
+    if (rc) {
+        llm_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return LLM_OK;
+}
+
 /* Room on the host for the largest of m's tensors, each read there and
  * then uploaded. */
 static float *tensor_stage(const llm_model *m)
@@ -470,15 +484,8 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
     if (!rc)
         rc = gguf_chat(g, m);
 done:
-    free(seen);
-    free(stage);
     llm_gguf_close(g);
-    if (rc) {
-        llm_model_free(m);
-        return rc;
-    }
-    *out = m;
-    return LLM_OK;
+    return import_end(rc, m, seen, stage, out);
 }
 
 
@@ -1060,17 +1067,10 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
     if (!rc)
         rc = hf_chat(dir, m);
 done:
-    free(seen);
-    free(stage);
     for (size_t s = 0; s < nsh; s++)
         llm_st_close(sh[s]);
     free(sh);
-    if (rc) {
-        llm_model_free(m);
-        return rc;
-    }
-    *out = m;
-    return LLM_OK;
+    return import_end(rc, m, seen, stage, out);
 }
 
 /* A special token of tokenizer_config.json ("bos_token": "<s>" or

@@ -871,7 +871,7 @@ struct llm_cls_data {
     llm_ids ids;          /* every document's ids, concatenated */
     llm_ids labs;         /* every document's labels, concatenated */
     size_t *off, *loff;   /* (count + 1) starts in ids and labs */
-    size_t count, cap;
+    size_t count, off_cap, loff_cap;
 };
 
 int llm_cls_data_new(int n_labels, llm_cls_data **out)
@@ -885,7 +885,7 @@ int llm_cls_data_new(int n_labels, llm_cls_data **out)
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     }
     d->K = n_labels;
-    d->cap = 0;
+    d->off_cap = d->loff_cap = 1;
     *out = d;
     return LLM_OK;
 }
@@ -912,21 +912,13 @@ int llm_cls_data_add(llm_cls_data *d, const int32_t *ids, size_t n,
     for (size_t i = 0; i < n_labels; i++)
         if (labels[i] < 0 || labels[i] >= d->K)
             return llm_fail(LLM_ERR_RANGE, "label %d is outside [0, %d)", labels[i], d->K);
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0)
-            return llm_fail(LLM_ERR_RANGE, "token id %d is negative", ids[i]);
-    if (d->count == d->cap) {
-        size_t nc = d->cap ? 2 * d->cap : 1024;
-        size_t *o = realloc(d->off, (nc + 1) * sizeof *o);
-        if (o)
-            d->off = o;
-        size_t *lo = o ? realloc(d->loff, (nc + 1) * sizeof *lo) : NULL;
-        if (!o || !lo)
-            return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        d->loff = lo;
-        d->cap = nc;
-    }
-    int rc = llm_ids_reserve(&d->ids, d->ids.len + n);
+    int rc = llm_ids_check(ids, n);
+    if (!rc)
+        rc = llm_grow((void **)&d->off, &d->off_cap, d->count + 2, sizeof *d->off);
+    if (!rc)
+        rc = llm_grow((void **)&d->loff, &d->loff_cap, d->count + 2, sizeof *d->loff);
+    if (!rc)
+        rc = llm_ids_reserve(&d->ids, d->ids.len + n);
     if (!rc)
         rc = llm_ids_reserve(&d->labs, d->labs.len + n_labels);
     if (rc)

@@ -417,14 +417,15 @@ static int output(llm_session *s, int n, float *logits, int h)
     return LLM_OK;
 }
 
-static int check_tokens(const llm_session *s, const int32_t *tokens, int n)
+/* Room for n rows of these tokens, each in the vocabulary. */
+static int take_rows(llm_session *s, const int32_t *tokens, int n)
 {
     int V = s->m->cfg.vocab_size;
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
             return llm_fail(LLM_ERR_RANGE, "token %d at index %d is outside the "
                             "vocabulary [0, %d)", tokens[i], i, V);
-    return LLM_OK;
+    return grow(s, n);
 }
 
 int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
@@ -439,9 +440,7 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
     if (n > s->n_ctx - s->len[seq])
         return llm_fail(LLM_ERR_RANGE, "%d more tokens do not fit in the context (%d "
                         "held of %d)", n, s->len[seq], s->n_ctx);
-    int rc = check_tokens(s, tokens, n);
-    if (!rc)
-        rc = grow(s, n);
+    int rc = take_rows(s, tokens, n);
     if (rc)
         return rc;
     for (int r = 0; r < n; r++) {
@@ -478,9 +477,7 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
                 return llm_fail(LLM_ERR_INVALID, "sequence %d appears twice in one step",
                                 seqs[i]);
     }
-    int rc = check_tokens(s, tokens, n);
-    if (!rc)
-        rc = grow(s, n);
+    int rc = take_rows(s, tokens, n);
     if (rc)
         return rc;
     for (int r = 0; r < n; r++) {

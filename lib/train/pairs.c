@@ -17,7 +17,7 @@ struct llm_pairs {
     llm_ids ids;          /* every example's ids, one after another */
     size_t *off;          /* (count + 1) starts in ids */
     size_t *prompt;       /* (count) prompt lengths */
-    size_t count, cap;
+    size_t count, off_cap, prompt_cap;
     /* The packing: row r holds examples ex[roff[r] .. roff[r + 1]). */
     int T;
     int shuffled;
@@ -140,6 +140,7 @@ int llm_pairs_new(llm_pairs **out)
         free(d);
         return llm_fail(LLM_ERR_NOMEM, "out of memory");
     }
+    d->off_cap = 1;
     *out = d;
     return LLM_OK;
 }
@@ -161,21 +162,13 @@ int llm_pairs_add(llm_pairs *d, const int32_t *ids, size_t n, size_t n_prompt)
     if (n_prompt < 1 || n_prompt >= n || n > INT32_MAX)
         return llm_fail(LLM_ERR_INVALID, "an example of %zu tokens with a prompt of %zu: need "
                         "1 <= prompt < tokens", n, n_prompt);
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] < 0)
-            return llm_fail(LLM_ERR_RANGE, "token id %d is negative", ids[i]);
-    if (d->count == d->cap) {
-        size_t nc = d->cap ? 2 * d->cap : 1024;
-        size_t *o = realloc(d->off, (nc + 1) * sizeof *o);
-        if (o)
-            d->off = o;
-        size_t *p = o ? realloc(d->prompt, nc * sizeof *p) : NULL;
-        if (!o || !p)
-            return llm_fail(LLM_ERR_NOMEM, "out of memory");
-        d->prompt = p;
-        d->cap = nc;
-    }
-    int rc = llm_ids_reserve(&d->ids, d->ids.len + n);
+    int rc = llm_ids_check(ids, n);
+    if (!rc)
+        rc = llm_grow((void **)&d->off, &d->off_cap, d->count + 2, sizeof *d->off);
+    if (!rc)
+        rc = llm_grow((void **)&d->prompt, &d->prompt_cap, d->count + 1, sizeof *d->prompt);
+    if (!rc)
+        rc = llm_ids_reserve(&d->ids, d->ids.len + n);
     if (rc)
         return rc;
     memcpy(d->ids.data + d->ids.len, ids, n * sizeof *ids);
