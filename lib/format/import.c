@@ -160,6 +160,33 @@ static int check_complete(const llm_model *m, const unsigned char *seen, const c
     return LLM_OK;
 }
 
+/* Room on the host for the largest of m's tensors, each read there and
+ * then uploaded. */
+static float *tensor_stage(const llm_model *m)
+{
+    size_t most = 1;
+    for (size_t i = 0; i < m->n_tensors; i++)
+        most = m->tensors[i].numel > most ? m->tensors[i].numel : most;
+    float *f = malloc(most * sizeof *f);
+    if (!f)
+        llm_fail(LLM_ERR_NOMEM, "out of memory");
+    return f;
+}
+
+/* The start of an import: the model of config c, uninitialised, a mark
+ * per tensor of whether the file had it, and the host room tensor_stage()
+ * gives. */
+static int import_begin(const llm_config *c, const char *device, llm_model **m,
+                        unsigned char **seen, float **stage)
+{
+    int rc = llm_model_alloc(c, device, m);
+    if (rc)
+        return rc;
+    if (!(*seen = calloc((*m)->n_tensors, 1)) || !(*stage = tensor_stage(*m)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    return LLM_OK;
+}
+
 /* The end of an import: the model to *out, or freed on failure. */
 static int import_end(int rc, llm_model *m, unsigned char *seen, float *stage,
                       llm_model **out)
@@ -172,19 +199,6 @@ static int import_end(int rc, llm_model *m, unsigned char *seen, float *stage,
     }
     *out = m;
     return LLM_OK;
-}
-
-/* Room on the host for the largest of m's tensors, each read there and
- * then uploaded. */
-static float *tensor_stage(const llm_model *m)
-{
-    size_t most = 1;
-    for (size_t i = 0; i < m->n_tensors; i++)
-        most = m->tensors[i].numel > most ? m->tensors[i].numel : most;
-    float *f = malloc(most * sizeof *f);
-    if (!f)
-        llm_fail(LLM_ERR_NOMEM, "out of memory");
-    return f;
 }
 
 /* ------------------------------------------------------------------- GGUF */
@@ -430,12 +444,8 @@ int llm_gguf_model_load(const char *path, const char *device, llm_model **out)
      * be missing, so that a lying config cannot ask for gigabytes. */
     if ((rc = gguf_check_tensors(g, path, &c)))
         goto done;
-    if ((rc = llm_model_alloc(&c, device, &m)))
+    if ((rc = import_begin(&c, device, &m, &seen, &stage)))
         goto done;
-    if (!(seen = calloc(m->n_tensors, 1)) || !(stage = tensor_stage(m))) {
-        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
     char ours[LLM_TENSOR_NAME];
     for (size_t i = 0; !rc && i < llm_gguf_tensor_count(g); i++) {
         const llm_gguf_tensor *t = llm_gguf_tensor_at(g, i);
@@ -1014,12 +1024,8 @@ int llm_hf_model_load(const char *dir, const char *device, llm_model **out)
                       (unsigned long long)have);
         goto done;
     }
-    if ((rc = llm_model_alloc(&c, device, &m)))
+    if ((rc = import_begin(&c, device, &m, &seen, &stage)))
         goto done;
-    if (!(seen = calloc(m->n_tensors, 1)) || !(stage = tensor_stage(m))) {
-        rc = llm_fail(LLM_ERR_NOMEM, "out of memory");
-        goto done;
-    }
     char ours[LLM_TENSOR_NAME];
     for (size_t s = 0; !rc && s < nsh; s++)
         for (size_t i = 0; !rc && i < llm_st_count(sh[s]); i++) {
