@@ -309,6 +309,18 @@ static void buf_or_die(int rc)
         cli_die_status(rc);
 }
 
+/* A line reader over `in`; *flush: whether to flush the output after each
+ * line, which only helps when a reader downstream may be waiting and the
+ * input itself can pause (pipe, terminal, socket): lines from a regular
+ * file arrive at once, so flushing each would only cost a system call. */
+static llm_lines *open_lines(FILE *in, int out_streams, int *flush)
+{
+    llm_lines *lr;
+    *flush = out_streams && !is_regular(in);
+    buf_or_die(llm_lines_open(in, &lr));
+    return lr;
+}
+
 static int cmd_encode(int nfiles, char **files)
 {
     llm_tok *t = load_model();
@@ -340,13 +352,8 @@ static int cmd_encode(int nfiles, char **files)
     for (int fi = 0; fi < n; fi++) {
         const char *path = nfiles ? files[fi] : "-";
         FILE *in = cli_open(path);
-        /* Flush per line only when a reader downstream may be waiting and
-         * the input itself can pause (pipe, terminal, socket): lines from a
-         * regular file arrive at once, so flushing each would only cost a
-         * system call per line. */
-        int flush_lines = out_streams && !is_regular(in);
-        llm_lines *lr;
-        buf_or_die(llm_lines_open(in, &lr));
+        int flush_lines;
+        llm_lines *lr = open_lines(in, out_streams, &flush_lines);
         const char *line;
         size_t len;
         int r;
@@ -522,9 +529,8 @@ static int cmd_decode(int nfiles, char **files)
         }
         if (c != EOF)
             ungetc(c, in);
-        int flush_lines = out_streams && !is_regular(in);
-        llm_lines *lr;
-        buf_or_die(llm_lines_open(in, &lr));
+        int flush_lines;
+        llm_lines *lr = open_lines(in, out_streams, &flush_lines);
         const char *line;
         size_t len;
         int r;

@@ -167,6 +167,19 @@ void llm_unmap_file(const void *map, size_t len)
         munmap((void *)map, len);
 }
 
+int llm_open_mapped(const char *path,
+                    int (*open_mem)(const void *buf, size_t len, const char *name, void *out),
+                    void *out, const void **map, size_t *len)
+{
+    int rc = llm_map_file(path, map, len);
+    if (rc)
+        return rc;
+    rc = open_mem(*map, *len, path, out);
+    if (rc)
+        llm_unmap_file(*map, *len);
+    return rc;
+}
+
 int llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap)
 {
     va_list again;

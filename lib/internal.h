@@ -65,6 +65,13 @@ int  llm_ids_check(const int32_t *ids, size_t n);
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
 void llm_unmap_file(const void *map, size_t len);
+/*! llm_open_mapped() : maps `path` and hands its bytes to open_mem(buf,
+ *  len, path, out), a reader's open from memory (out: its object's
+ *  address); unmaps them when that fails. @return its status; on success
+ *  *map and *len are the mapping, for the reader to keep and unmap. */
+int  llm_open_mapped(const char *path,
+                     int (*open_mem)(const void *buf, size_t len, const char *name, void *out),
+                     void *out, const void **map, size_t *len);
 /* Atomic output (fileio.c), shared by every writer of the library. */
 /*! llm_write_all() : writes all n bytes (retrying short writes and EINTR).
  *  @return 0, or -1 with errno set. */

@@ -879,24 +879,22 @@ int llm_gguf_open_mem(const void *buf, size_t len, const char *name, llm_gguf **
     return LLM_OK;
 }
 
+static int open_mem(const void *buf, size_t len, const char *name, void *out)
+{
+    return llm_gguf_open_mem(buf, len, name, out);
+}
+
 int llm_gguf_open(const char *path, llm_gguf **out)
 {
     *out = NULL;
     const void *map;
     size_t len;
-    int rc = llm_map_file(path, &map, &len);
-    if (rc)
-        return rc;
-    llm_gguf *g;
-    rc = llm_gguf_open_mem(map, len, path, &g);
-    if (rc) {
-        llm_unmap_file(map, len);
-        return rc;
+    int rc = llm_open_mapped(path, open_mem, out, &map, &len);
+    if (!rc) {
+        (*out)->map = map;
+        (*out)->map_len = len;
     }
-    g->map = map;
-    g->map_len = len;
-    *out = g;
-    return LLM_OK;
+    return rc;
 }
 
 void llm_gguf_close(llm_gguf *g)

@@ -343,24 +343,22 @@ int llm_st_open_mem(const void *buf, size_t len, const char *name, llm_st **out)
     return LLM_OK;
 }
 
+static int open_mem(const void *buf, size_t len, const char *name, void *out)
+{
+    return llm_st_open_mem(buf, len, name, out);
+}
+
 int llm_st_open(const char *path, llm_st **out)
 {
     *out = NULL;
     const void *map;
     size_t len;
-    int rc = llm_map_file(path, &map, &len);
-    if (rc)
-        return rc;
-    llm_st *f;
-    rc = llm_st_open_mem(map, len, path, &f);
-    if (rc) {
-        llm_unmap_file(map, len);
-        return rc;
+    int rc = llm_open_mapped(path, open_mem, out, &map, &len);
+    if (!rc) {
+        (*out)->map = map;
+        (*out)->map_len = len;
     }
-    f->map = map;
-    f->map_len = len;
-    *out = f;
-    return LLM_OK;
+    return rc;
 }
 
 void llm_st_close(llm_st *f)
