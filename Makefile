@@ -285,10 +285,11 @@ fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
 .PHONY: check-cuda
 CUDA_TEST = $(B)/tests/cuda/test_cuda_kernels
 # The sampling kernels of the two tables (cpu.h) come along: the
-# CUDA table points at the CPU's host-side ones, of the base level.
+# CUDA table points at the CPU's host-side ones, of the base level; and
+# the ref table's host memory.
 $(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o \
               $(B)/kernels/cpu/ref_sample.o $(B)/kernels/cpu/$(CPU_BASE)/sample.o \
-              $(CU_SRC:%.cu=$(B)/%.o)
+              $(B)/kernels/cpu/memory.o $(CU_SRC:%.cu=$(B)/%.o)
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS) -lm
 
