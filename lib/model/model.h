@@ -205,7 +205,6 @@ float llm_lora_scale(const llm_model *m);   /* alpha / r */
 /* The trainer state (optim.c). */
 int    llm_model_adamw_alloc(llm_model *m);
 int    llm_grads_alloc(llm_model *m);
-size_t llm_grad_count(const llm_model *m);   /* floats that train: from g_off on */
 /* x[i] *= mask(i) / (1 - p) for the dropout mask of `site` (2 per layer),
  * keyed by a hash of the seed, step, micro-batch and site. */
 void   llm_dropout_apply(const llm_model *m, float *x, size_t n, int site);

@@ -64,7 +64,7 @@ void llm_dropout_apply(const llm_model *m, float *x, size_t n, int site)
 /* ------------------------------------------------------------ gradients */
 
 /* Floats that train, from g_off on: gradients and moments hold these. */
-size_t llm_grad_count(const llm_model *m)
+static size_t grad_count(const llm_model *m)
 {
     return m->n_params - m->g_off;
 }
@@ -73,16 +73,16 @@ int llm_grads_alloc(llm_model *m)
 {
     if (m->opt->grads)
         return LLM_OK;
-    m->opt->grads = m->k->alloc(llm_grad_count(m) * sizeof *m->opt->grads);
+    m->opt->grads = m->k->alloc(grad_count(m) * sizeof *m->opt->grads);
     if (!m->opt->grads)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for gradients");
-    m->k->zero(m->opt->grads, llm_grad_count(m) * sizeof *m->opt->grads);
+    m->k->zero(m->opt->grads, grad_count(m) * sizeof *m->opt->grads);
     return LLM_OK;
 }
 
 size_t llm_model_grad_size(const llm_model *m)
 {
-    return m->opt->grads ? llm_grad_count(m) : 0;
+    return m->opt->grads ? grad_count(m) : 0;
 }
 
 void llm_model_grad_copy(llm_model *m, float *host, int to_host)
@@ -104,7 +104,7 @@ int llm_model_zero_grad(llm_model *m)
     int rc = llm_grads_alloc(m);
     if (rc)
         return rc;
-    m->k->zero(m->opt->grads, llm_grad_count(m) * sizeof *m->opt->grads);
+    m->k->zero(m->opt->grads, grad_count(m) * sizeof *m->opt->grads);
     return LLM_OK;
 }
 
@@ -114,20 +114,20 @@ double llm_model_grad_norm(const llm_model *m)
 {
     if (!m->opt->grads)
         return 0.0;
-    return sqrt(m->k->sum_squares(m->opt->grads, llm_grad_count(m)));
+    return sqrt(m->k->sum_squares(m->opt->grads, grad_count(m)));
 }
 
 void llm_model_scale_grad(llm_model *m, float s)
 {
     if (m->opt->grads)
-        m->k->scale(m->opt->grads, llm_grad_count(m), s);
+        m->k->scale(m->opt->grads, grad_count(m), s);
 }
 
 double llm_model_clip_grad(llm_model *m, double max_norm)
 {
     double norm = llm_model_grad_norm(m);
     if (m->opt->grads && max_norm > 0 && norm > max_norm)
-        m->k->scale(m->opt->grads, llm_grad_count(m), (float)(max_norm / (norm + 1e-6)));
+        m->k->scale(m->opt->grads, grad_count(m), (float)(max_norm / (norm + 1e-6)));
     return norm;
 }
 
@@ -147,7 +147,7 @@ int llm_model_adamw_alloc(llm_model *m)
 {
     if (m->opt->adam_m)
         return LLM_OK;
-    size_t n = llm_grad_count(m) * sizeof *m->opt->adam_m;
+    size_t n = grad_count(m) * sizeof *m->opt->adam_m;
     m->opt->adam_m = m->k->alloc(n);
     m->opt->adam_v = m->k->alloc(n);
     if (!m->opt->adam_m || !m->opt->adam_v) {
@@ -176,7 +176,7 @@ int llm_model_adamw_step(llm_model *m, const llm_adamw *o)
                               "finite and >= 0", o->weight_decay);
     if (!m->opt->grads)
         return llm_fail(LLM_ERR_INVALID, "AdamW step without gradients");
-    if (!isfinite(m->k->sum_squares(m->opt->grads, llm_grad_count(m))))
+    if (!isfinite(m->k->sum_squares(m->opt->grads, grad_count(m))))
         return llm_fail(LLM_ERR_NUMERIC, "a gradient is not finite; step %lld skipped",
                         (long long)m->opt->steps + 1);
     int rc = llm_model_adamw_alloc(m);

@@ -21,6 +21,8 @@ struct llm_trainer {
     int32_t *lengths, *labels; /* (batch) each */
     float *cls_targets;        /* (batch, K), multi-label */
     int32_t *starts;           /* (batch, seq_len): pairs, packed */
+    float *grads;              /* host copy of the gradients for the all-reduce */
+    size_t grads_cap;          /* floats */
 };
 
 void llm_train_defaults(llm_train_params *p)
@@ -108,6 +110,7 @@ void llm_trainer_free(llm_trainer *t)
     free(t->labels);
     free(t->cls_targets);
     free(t->starts);
+    free(t->grads);
     free(t);
 }
 
@@ -196,15 +199,13 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
         /* Sum the ranks' gradients and losses: then every rank holds what one
          * process would have accumulated, up to the order of the float sums. */
         size_t n = llm_model_grad_size(t->m);
-        float *g = malloc((n ? n : 1) * sizeof *g);
-        if (!g)
-            return llm_fail(LLM_ERR_NOMEM, "out of memory for the gradients' all-reduce");
+        if ((rc = llm_grow((void **)&t->grads, &t->grads_cap, n ? n : 1, sizeof *t->grads)))
+            return rc;
         double sums[2] = { loss_sum, (double)tokens };
-        llm_model_grad_copy(t->m, g, 1);
-        rc = p->reduce(p->reduce_ctx, g, n, sums, 2);
+        llm_model_grad_copy(t->m, t->grads, 1);
+        rc = p->reduce(p->reduce_ctx, t->grads, n, sums, 2);
         if (!rc)
-            llm_model_grad_copy(t->m, g, 0);
-        free(g);
+            llm_model_grad_copy(t->m, t->grads, 0);
         if (rc)
             return rc;
         loss_sum = sums[0];
