@@ -1,5 +1,5 @@
-/* buf.c: growable byte and id buffers, whole-file read-only maps, and large
- * blocks backed by huge pages. */
+/* buf.c: growable byte and id buffers, whole-file read-only maps, and the
+ * file readers' common object (llm_reader). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -167,17 +167,70 @@ void llm_unmap_file(const void *map, size_t len)
         munmap((void *)map, len);
 }
 
-int llm_open_mapped(const char *path,
-                    int (*open_mem)(const void *buf, size_t len, const char *name, void *out),
-                    void *out, const void **map, size_t *len)
+int llm_reader_open(const llm_reader_kind *k, const char *path, const void *buf,
+                    size_t len, const char *name, void *out)
 {
-    int rc = llm_map_file(path, map, len);
-    if (rc)
+    llm_reader *r = NULL;
+    memcpy(out, &r, sizeof r);
+    const void *map = NULL;
+    size_t map_len = 0;
+    if (path) {
+        int rc = llm_map_file(path, &map, &map_len);
+        if (rc)
+            return rc;
+        buf = map;
+        len = map_len;
+        name = path;
+    } else if (!buf) {
+        buf = "";
+        len = 0;
+    }
+    if (!name)
+        name = "<memory>";
+    r = calloc(1, k->size);
+    if (!r || !(r->name = strdup(name))) {
+        free(r);
+        llm_unmap_file(map, map_len);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", name);
+    }
+    int rc = k->parse(r, buf, len);
+    if (rc) {
+        llm_reader_close(k, r);
+        llm_unmap_file(map, map_len);
         return rc;
-    rc = open_mem(*map, *len, path, out);
-    if (rc)
-        llm_unmap_file(*map, *len);
-    return rc;
+    }
+    r->map = map;
+    r->map_len = map_len;
+    memcpy(out, &r, sizeof r);
+    return LLM_OK;
+}
+
+void llm_reader_close(const llm_reader_kind *k, llm_reader *r)
+{
+    if (!r)
+        return;
+    if (k->clear)
+        k->clear(r);
+    llm_unmap_file(r->map, r->map_len);
+    free(r->name);
+    free(r);
+}
+
+size_t llm_find_name(const char *key, const size_t *order, size_t n,
+                     const char *(*name)(const void *ctx, size_t i), const void *ctx)
+{
+    size_t lo = 0, hi = key ? n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, name(ctx, order[mid]));
+        if (c == 0)
+            return order[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return SIZE_MAX;
 }
 
 int llm_buf_vprintf(llm_buf *b, const char *fmt, va_list ap)

@@ -37,13 +37,20 @@ const char *llm_errparam(void)
     return errparam;
 }
 
+/* The message from fmt and ap, naming `param` (NULL: none). */
+static int vfail(int status, const char *param, const char *fmt, va_list ap)
+{
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    errparam = param;
+    return status;
+}
+
 int llm_fail(int status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    vfail(status, NULL, fmt, ap);
     va_end(ap);
-    errparam = NULL;
     return status;
 }
 
@@ -51,9 +58,8 @@ int llm_fail_param(int status, const char *param, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    vfail(status, param, fmt, ap);
     va_end(ap);
-    errparam = param;
     return status;
 }
 
@@ -63,7 +69,7 @@ int llm_fail_cause(int status, const char *fmt, ...)
     snprintf(why, sizeof why, "%s", errmsg);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    vfail(status, NULL, fmt, ap);
     va_end(ap);
     /* ": " and the cause, cut to fit. */
     size_t n = strlen(errmsg), w = strlen(why);
@@ -74,6 +80,5 @@ int llm_fail_cause(int status, const char *fmt, ...)
         memcpy(errmsg + n, why, w);
         errmsg[n + w] = '\0';
     }
-    errparam = NULL;
     return status;
 }

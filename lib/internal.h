@@ -65,13 +65,40 @@ int  llm_ids_check(const int32_t *ids, size_t n);
  *  gives a NULL map with *len 0). */
 int  llm_map_file(const char *path, const void **map, size_t *len);
 void llm_unmap_file(const void *map, size_t len);
-/*! llm_open_mapped() : maps `path` and hands its bytes to open_mem(buf,
- *  len, path, out), a reader's open from memory (out: its object's
- *  address); unmaps them when that fails. @return its status; on success
- *  *map and *len are the mapping, for the reader to keep and unmap. */
-int  llm_open_mapped(const char *path,
-                     int (*open_mem)(const void *buf, size_t len, const char *name, void *out),
-                     void *out, const void **map, size_t *len);
+/* A file reader's object (gguf.c, safetensors.c, tokfile.c) begins with an
+ * llm_reader: the name its messages give, and the mapping it owns when it
+ * was opened from a path. Its kind fills and empties the rest. */
+typedef struct llm_reader {
+    char *name;
+    const void *map;
+    size_t map_len;
+} llm_reader;
+typedef struct llm_reader_kind {
+    size_t size;   /* of the whole object */
+    /* Fills the zeroed object (named) from buf[0..len), which outlives it;
+     * on failure the object must stay fit for clear. */
+    int (*parse)(llm_reader *r, const unsigned char *buf, size_t len);
+    /* Frees what parse allocated: neither the head nor the object (NULL:
+     * nothing to free). */
+    void (*clear)(llm_reader *r);
+} llm_reader_kind;
+/*! llm_reader_open() : a new object of kind k over buf[0..len) (not
+ *  copied; NULL: no bytes), named `name` ("<memory>" when NULL); or, when
+ *  path is not NULL, over the mapped file `path` (buf, len and name
+ *  unused), which the object then owns. `out` is the address of a pointer
+ *  to k's object type (pointers to structures share one representation):
+ *  the object, or NULL on failure. @return the status. */
+int  llm_reader_open(const llm_reader_kind *k, const char *path, const void *buf,
+                     size_t len, const char *name, void *out);
+/*! llm_reader_close() : clears and frees an object of kind k (NULL:
+ *  nothing), unmapping its file. */
+void llm_reader_close(const llm_reader_kind *k, llm_reader *r);
+/*! llm_find_name() : binary search for `key` among n items sorted by name
+ *  through order[0..n) (item indices, in name order); name(ctx, i) is item
+ *  i's name. @return the item's index, SIZE_MAX when none has that name or
+ *  key is NULL. */
+size_t llm_find_name(const char *key, const size_t *order, size_t n,
+                     const char *(*name)(const void *ctx, size_t i), const void *ctx);
 /* Atomic output (fileio.c), shared by every writer of the library. */
 /*! llm_write_all() : writes all n bytes (retrying short writes and EINTR).
  *  @return 0, or -1 with errno set. */

@@ -450,9 +450,7 @@ typedef struct {
 } gkv;
 
 struct llm_gguf {
-    char *name;                  /* for messages */
-    const void *map;             /* owned map (llm_gguf_open), else NULL */
-    size_t map_len;
+    llm_reader head;             /* name (for messages), owned mapping */
     const unsigned char *buf;
     size_t len;
     uint32_t version, alignment;
@@ -485,9 +483,9 @@ static int truncated(const rd *r, const char *field)
 {
     if (strcmp(r->what, "header") == 0)
         return llm_fail(LLM_ERR_FORMAT, "'%s': truncated at offset %zu: %s (file is %zu bytes)",
-                        r->g->name, r->pos, field, r->g->len);
+                        r->g->head.name, r->pos, field, r->g->len);
     return llm_fail(LLM_ERR_FORMAT, "'%s': truncated at offset %zu: %s %zu: %s (file is %zu bytes)",
-                    r->g->name, r->pos, r->what, r->item, field, r->g->len);
+                    r->g->head.name, r->pos, r->what, r->item, field, r->g->len);
 }
 
 static int rd_u32(rd *r, uint32_t *v, const char *field)
@@ -519,14 +517,14 @@ static int rd_str(rd *r, size_t *off, size_t *len, const char *field)
         r->pos -= 8;
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': %s %zu: %s at offset %zu: length %llu past the end of the file "
-                        "(%zu bytes)", r->g->name, r->what, r->item, field, r->pos,
+                        "(%zu bytes)", r->g->head.name, r->what, r->item, field, r->pos,
                         (unsigned long long)n, r->g->len);
     }
     *off = r->g->arena.len;
     *len = (size_t)n;
     if (llm_buf_append(&r->g->arena, r->g->buf + r->pos, (size_t)n) ||
         llm_buf_append(&r->g->arena, "", 1))
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", r->g->name);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", r->g->head.name);
     r->pos += (size_t)n;
     return LLM_OK;
 }
@@ -537,11 +535,11 @@ static int check_name(const rd *r, size_t off, size_t len, const char *field)
 {
     const char *s = astr(r->g, off);
     if (len == 0)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': %s %zu: empty %s", r->g->name, r->what, r->item,
+        return llm_fail(LLM_ERR_FORMAT, "'%s': %s %zu: empty %s", r->g->head.name, r->what, r->item,
                         field);
     if (memchr(s, '\0', len))
         return llm_fail(LLM_ERR_FORMAT, "'%s': %s %zu: %s '%s' contains a NUL byte",
-                        r->g->name, r->what, r->item, field, llm_show(s, len).s);
+                        r->g->head.name, r->what, r->item, field, llm_show(s, len).s);
     return LLM_OK;
 }
 
@@ -569,7 +567,7 @@ static int check_bools(const rd *r, const unsigned char *p, uint64_t n, const ch
     for (uint64_t i = 0; i < n; i++)
         if (p[i] > 1)
             return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s': bool value %u is not 0 or 1",
-                            r->g->name, llm_show(key, strlen(key)).s, (unsigned)p[i]);
+                            r->g->head.name, llm_show(key, strlen(key)).s, (unsigned)p[i]);
     return LLM_OK;
 }
 
@@ -586,7 +584,7 @@ static int parse_kv(rd *r, gkv *e)
     const char *key = astr(g, e->key);
     llm_shown k = llm_show(key, klen);
     if (t >= (uint32_t)N_VALUE_TYPES)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' has unknown value type %u", g->name,
+        return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' has unknown value type %u", g->head.name,
                         k.s, t);
     e->type = (int)t;
     e->elem_type = -1;
@@ -606,10 +604,10 @@ static int parse_kv(rd *r, gkv *e)
         return rc;
     if (et == LLM_GGUF_T_ARRAY)
         return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' is an array of arrays (not supported)",
-                        g->name, k.s);
+                        g->head.name, k.s);
     if (et >= (uint32_t)N_VALUE_TYPES)
         return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' is an array of unknown value type %u",
-                        g->name, k.s, et);
+                        g->head.name, k.s, et);
     e->elem_type = (int)et;
     e->count = n;
     size_t left = g->len - r->pos;
@@ -618,7 +616,7 @@ static int parse_kv(rd *r, gkv *e)
         if (n > left / sz)
             return llm_fail(LLM_ERR_FORMAT,
                             "'%s': key '%s': array of %llu %s past the end of the file "
-                            "(%zu bytes left)", g->name, k.s, (unsigned long long)n,
+                            "(%zu bytes left)", g->head.name, k.s, (unsigned long long)n,
                             value_types[et], left);
         e->raw = r->pos;
         r->pos += (size_t)n * sz;
@@ -628,11 +626,11 @@ static int parse_kv(rd *r, gkv *e)
     if (n > left / 8)
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': key '%s': array of %llu strings past the end of the file "
-                        "(%zu bytes left)", g->name, k.s, (unsigned long long)n, left);
+                        "(%zu bytes left)", g->head.name, k.s, (unsigned long long)n, left);
     size_t need;
     if (llm_add_size(g->nstrs, (size_t)n + 1, &need) ||
         grow((void **)&g->strs, &g->strs_cap, need, sizeof *g->strs))
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", g->name);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", g->head.name);
     e->str = g->nstrs;
     for (uint64_t i = 0; i < n; i++) {
         size_t off, len;
@@ -667,20 +665,15 @@ static int off_cmp(const void *a, const void *b)
     return p < q ? -1 : p > q;
 }
 
+static const char *kv_key(const void *g, size_t i)
+{
+    return astr(g, ((const llm_gguf *)g)->kv[i].key);
+}
+
 static const gkv *find_kv(const llm_gguf *g, const char *key)
 {
-    size_t lo = 0, hi = g->nkv;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(key, astr(g, g->kv[g->kv_sorted[mid]].key));
-        if (c == 0)
-            return &g->kv[g->kv_sorted[mid]];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    size_t i = llm_find_name(key, g->kv_sorted, g->nkv, kv_key, g);
+    return i < g->nkv ? &g->kv[i] : NULL;
 }
 
 static int parse_tensor_info(rd *r, size_t i)
@@ -697,7 +690,7 @@ static int parse_tensor_info(rd *r, size_t i)
         return rc;
     if (nd < 1 || nd > LLM_GGUF_MAX_DIMS)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' has %u dimensions (1 to %d allowed)",
-                        g->name, nm.s, nd, LLM_GGUF_MAX_DIMS);
+                        g->head.name, nm.s, nd, LLM_GGUF_MAX_DIMS);
     t->n_dims = (int)nd;
     uint64_t elems = 1;
     for (int d = 0; d < LLM_GGUF_MAX_DIMS; d++)
@@ -708,10 +701,10 @@ static int parse_tensor_info(rd *r, size_t i)
             return rc;
         if (v < 1 || v > INT64_MAX)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': ne[%u] = %llu (1 to 2^63-1 "
-                            "allowed)", g->name, nm.s, d, (unsigned long long)v);
+                            "allowed)", g->head.name, nm.s, d, (unsigned long long)v);
         if (__builtin_mul_overflow(elems, v, &elems) || elems > INT64_MAX)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': shape too large "
-                            "(element count overflows)", g->name, nm.s);
+                            "(element count overflows)", g->head.name, nm.s);
         t->ne[d] = (int64_t)v;
     }
     t->n_elements = elems;
@@ -719,18 +712,18 @@ static int parse_tensor_info(rd *r, size_t i)
     if ((rc = rd_u32(r, &ty, "type")))
         return rc;
     if (ty > INT32_MAX || !type_known((int)ty))
-        return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor '%s' has unknown type %u", g->name,
+        return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor '%s' has unknown type %u", g->head.name,
                         nm.s, ty);
     t->type = (int)ty;
     if ((uint64_t)t->ne[0] % types[ty].block)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': ne[0] = %lld is not a multiple of "
-                        "the %s block size %u", g->name, nm.s, (long long)t->ne[0],
+                        "the %s block size %u", g->head.name, nm.s, (long long)t->ne[0],
                         types[ty].name, (unsigned)types[ty].block);
     uint64_t nbytes;
     if (__builtin_mul_overflow(elems / types[ty].block, (uint64_t)types[ty].bytes, &nbytes) ||
         nbytes > g->len)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': %llu elements of %s do not fit in "
-                        "the file (%zu bytes)", g->name, nm.s, (unsigned long long)elems,
+                        "the file (%zu bytes)", g->head.name, nm.s, (unsigned long long)elems,
                         types[ty].name, g->len);
     t->nbytes = (size_t)nbytes;
     if ((rc = rd_u64(r, &t->offset, "offset")))
@@ -738,10 +731,13 @@ static int parse_tensor_info(rd *r, size_t i)
     return LLM_OK;
 }
 
-static int gguf_parse(llm_gguf *g)
+static int gguf_parse(llm_reader *head, const unsigned char *buf, size_t len)
 {
+    llm_gguf *g = (llm_gguf *)head;
+    g->buf = buf;
+    g->len = len;
     if (g->len < 4 || memcmp(g->buf, GGUF_MAGIC, 4) != 0)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': not a GGUF file (%s)", g->name,
+        return llm_fail(LLM_ERR_FORMAT, "'%s': not a GGUF file (%s)", g->head.name,
                         g->len < 4 ? "shorter than the magic" : "bad magic");
     rd r = {g, 4, "header", 0};
     uint32_t version;
@@ -753,9 +749,9 @@ static int gguf_parse(llm_gguf *g)
         uint32_t sw = __builtin_bswap32(version);
         if (sw == 2 || sw == 3)
             return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': GGUF version %u is big-endian "
-                            "(not supported)", g->name, sw);
+                            "(not supported)", g->head.name, sw);
         return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': GGUF version %u is not supported "
-                        "(2 and 3 are)", g->name, version);
+                        "(2 and 3 are)", g->head.name, version);
     }
     g->version = version;
     if ((rc = rd_u64(&r, &nt, "tensor count")) || (rc = rd_u64(&r, &nkv, "key/value count")))
@@ -764,7 +760,7 @@ static int gguf_parse(llm_gguf *g)
     if (nkv > left / KV_MIN_BYTES || nt > left / TENSOR_MIN_BYTES ||
         nkv * KV_MIN_BYTES + nt * TENSOR_MIN_BYTES > left)
         return llm_fail(LLM_ERR_FORMAT, "'%s': %llu tensors and %llu key/values cannot fit in "
-                        "the %zu bytes left", g->name, (unsigned long long)nt,
+                        "the %zu bytes left", g->head.name, (unsigned long long)nt,
                         (unsigned long long)nkv, left);
     g->kv = calloc(nkv ? (size_t)nkv : 1, sizeof *g->kv);
     g->kv_sorted = calloc(nkv ? (size_t)nkv : 1, sizeof *g->kv_sorted);
@@ -772,7 +768,7 @@ static int gguf_parse(llm_gguf *g)
     g->t_name = calloc(nt ? (size_t)nt : 1, sizeof *g->t_name);
     g->t_sorted = calloc(nt ? (size_t)nt : 1, sizeof *g->t_sorted);
     if (!g->kv || !g->kv_sorted || !g->t || !g->t_name || !g->t_sorted)
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", g->name);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", g->head.name);
 
     r.what = "key/value";
     for (r.item = 0; r.item < nkv; r.item++, g->nkv++)
@@ -785,7 +781,7 @@ static int gguf_parse(llm_gguf *g)
     for (size_t i = 1; i < g->nkv; i++)
         if (strcmp(astr(g, g->kv[g->kv_sorted[i - 1]].key), astr(g, g->kv[g->kv_sorted[i]].key)) == 0) {
             const char *k = astr(g, g->kv[g->kv_sorted[i]].key);
-            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate key '%s'", g->name,
+            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate key '%s'", g->head.name,
                             llm_show(k, strlen(k)).s);
         }
 
@@ -793,12 +789,12 @@ static int gguf_parse(llm_gguf *g)
     const gkv *al = find_kv(g, "general.alignment");
     if (al) {
         if (al->type != LLM_GGUF_T_UINT32)
-            return llm_fail(LLM_ERR_FORMAT, "'%s': general.alignment is %s, not uint32", g->name,
+            return llm_fail(LLM_ERR_FORMAT, "'%s': general.alignment is %s, not uint32", g->head.name,
                             value_types[al->type]);
         uint32_t a = llm_le32(g->buf + al->raw);
         if (a == 0 || (a & (a - 1)) || a > LLM_GGUF_MAX_ALIGNMENT)
             return llm_fail(LLM_ERR_FORMAT, "'%s': general.alignment %u is not a power of two "
-                            "up to %u", g->name, a, LLM_GGUF_MAX_ALIGNMENT);
+                            "up to %u", g->head.name, a, LLM_GGUF_MAX_ALIGNMENT);
         g->alignment = a;
     }
 
@@ -816,12 +812,12 @@ static int gguf_parse(llm_gguf *g)
         llm_shown nm = llm_show(t->name, strlen(t->name));
         if (t->offset % g->alignment)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': data offset %llu is not a "
-                            "multiple of the alignment %u", g->name, nm.s,
+                            "multiple of the alignment %u", g->head.name, nm.s,
                             (unsigned long long)t->offset, g->alignment);
         if (data_start > g->len || t->offset > g->len - data_start ||
             t->nbytes > g->len - data_start - t->offset)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': data [%llu, +%zu) past the end "
-                            "of the file (%zu bytes, data from %llu)", g->name, nm.s,
+                            "of the file (%zu bytes, data from %llu)", g->head.name, nm.s,
                             (unsigned long long)t->offset, t->nbytes, g->len,
                             (unsigned long long)data_start);
         t->data = g->buf + data_start + t->offset;
@@ -835,7 +831,7 @@ static int gguf_parse(llm_gguf *g)
         const llm_gguf_tensor *a = &g->t[g->t_sorted[i - 1]], *b = &g->t[g->t_sorted[i]];
         if (b->offset < a->offset + a->nbytes)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensors '%s' [%llu, +%zu) and '%s' [%llu, "
-                            "+%zu) overlap", g->name, llm_show(a->name, strlen(a->name)).s,
+                            "+%zu) overlap", g->head.name, llm_show(a->name, strlen(a->name)).s,
                             (unsigned long long)a->offset, a->nbytes,
                             llm_show(b->name, strlen(b->name)).s, (unsigned long long)b->offset,
                             b->nbytes);
@@ -845,7 +841,7 @@ static int gguf_parse(llm_gguf *g)
     for (size_t i = 1; i < g->nt; i++) {
         const char *a = g->t[g->t_sorted[i - 1]].name, *b = g->t[g->t_sorted[i]].name;
         if (strcmp(a, b) == 0)
-            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", g->name,
+            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", g->head.name,
                             llm_show(b, strlen(b)).s);
     }
     free(g->t_name);
@@ -858,50 +854,9 @@ int llm_gguf_is_gguf(const void *buf, size_t len)
     return buf && len >= 4 && memcmp(buf, GGUF_MAGIC, 4) == 0;
 }
 
-int llm_gguf_open_mem(const void *buf, size_t len, const char *name, llm_gguf **out)
+static void gguf_clear(llm_reader *head)
 {
-    *out = NULL;
-    if (!name)
-        name = "<memory>";
-    llm_gguf *g = calloc(1, sizeof *g);
-    if (!g || !(g->name = strdup(name))) {
-        free(g);
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", name);
-    }
-    g->buf = buf ? buf : (const void *)"";
-    g->len = buf ? len : 0;
-    int rc = gguf_parse(g);
-    if (rc) {
-        llm_gguf_close(g);
-        return rc;
-    }
-    *out = g;
-    return LLM_OK;
-}
-
-static int open_mem(const void *buf, size_t len, const char *name, void *out)
-{
-    return llm_gguf_open_mem(buf, len, name, out);
-}
-
-int llm_gguf_open(const char *path, llm_gguf **out)
-{
-    *out = NULL;
-    const void *map;
-    size_t len;
-    int rc = llm_open_mapped(path, open_mem, out, &map, &len);
-    if (!rc) {
-        (*out)->map = map;
-        (*out)->map_len = len;
-    }
-    return rc;
-}
-
-void llm_gguf_close(llm_gguf *g)
-{
-    if (!g)
-        return;
-    llm_unmap_file(g->map, g->map_len);
+    llm_gguf *g = (llm_gguf *)head;
     llm_buf_free(&g->arena);
     free(g->kv);
     free(g->kv_sorted);
@@ -909,8 +864,23 @@ void llm_gguf_close(llm_gguf *g)
     free(g->t);
     free(g->t_name);
     free(g->t_sorted);
-    free(g->name);
-    free(g);
+}
+
+static const llm_reader_kind gguf_kind = {sizeof(llm_gguf), gguf_parse, gguf_clear};
+
+int llm_gguf_open_mem(const void *buf, size_t len, const char *name, llm_gguf **out)
+{
+    return llm_reader_open(&gguf_kind, NULL, buf, len, name, out);
+}
+
+int llm_gguf_open(const char *path, llm_gguf **out)
+{
+    return llm_reader_open(&gguf_kind, path, NULL, 0, NULL, out);
+}
+
+void llm_gguf_close(llm_gguf *g)
+{
+    llm_reader_close(&gguf_kind, g ? &g->head : NULL);
 }
 
 uint32_t llm_gguf_version(const llm_gguf *g)
@@ -925,7 +895,7 @@ uint32_t llm_gguf_alignment(const llm_gguf *g)
 
 const char *llm_gguf_name(const llm_gguf *g)
 {
-    return g->name;
+    return g->head.name;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -943,7 +913,7 @@ static int wrong_type(const llm_gguf *g, const char *key, const gkv *e, const ch
 {
     char d[40];
     type_desc(e, d, sizeof d);
-    return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' is %s, not %s", g->name,
+    return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s' is %s, not %s", g->head.name,
                     llm_show(key, strlen(key)).s, d, want);
 }
 
@@ -951,7 +921,7 @@ static int lookup(const llm_gguf *g, const char *key, const gkv **e)
 {
     *e = key ? find_kv(g, key) : NULL;
     if (!*e)
-        return llm_fail(LLM_ERR_RANGE, "'%s': no key '%s'", g->name,
+        return llm_fail(LLM_ERR_RANGE, "'%s': no key '%s'", g->head.name,
                         key ? llm_show(key, strlen(key)).s : "(null)");
     return LLM_OK;
 }
@@ -997,7 +967,7 @@ static double scalar_double(int t, const unsigned char *p)
 static int too_big(const llm_gguf *g, const char *key, const unsigned char *p)
 {
     return llm_fail(LLM_ERR_FORMAT, "'%s': key '%s': uint64 value %llu is too large",
-                    g->name, llm_show(key, strlen(key)).s, (unsigned long long)llm_le64(p));
+                    g->head.name, llm_show(key, strlen(key)).s, (unsigned long long)llm_le64(p));
 }
 
 int llm_gguf_has(const llm_gguf *g, const char *key)
@@ -1085,7 +1055,7 @@ static int arr_elem(const llm_gguf *g, const char *key, size_t i, int (*ok)(int)
         return wrong_type(g, key, e, want);
     if (i >= e->count)
         return llm_fail(LLM_ERR_RANGE, "'%s': key '%s': index %zu past the %llu elements",
-                        g->name, llm_show(key, strlen(key)).s, i, (unsigned long long)e->count);
+                        g->head.name, llm_show(key, strlen(key)).s, i, (unsigned long long)e->count);
     *out = e;
     return LLM_OK;
 }
@@ -1165,20 +1135,15 @@ const llm_gguf_tensor *llm_gguf_tensor_at(const llm_gguf *g, size_t i)
     return i < g->nt ? &g->t[i] : NULL;
 }
 
+static const char *tensor_name(const void *g, size_t i)
+{
+    return ((const llm_gguf *)g)->t[i].name;
+}
+
 const llm_gguf_tensor *llm_gguf_tensor_find(const llm_gguf *g, const char *name)
 {
-    size_t lo = 0, hi = g->nt;
-    while (name && lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, g->t[g->t_sorted[mid]].name);
-        if (c == 0)
-            return &g->t[g->t_sorted[mid]];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    size_t i = llm_find_name(name, g->t_sorted, g->nt, tensor_name, g);
+    return i < g->nt ? &g->t[i] : NULL;
 }
 
 int llm_gguf_tensor_dequantize(const llm_gguf *g, const llm_gguf_tensor *t, float *dst, size_t n)
@@ -1186,11 +1151,11 @@ int llm_gguf_tensor_dequantize(const llm_gguf *g, const llm_gguf_tensor *t, floa
     llm_shown nm = llm_show(t->name, strlen(t->name));
     if (!llm_gguf_type_supported(t->type))
         return llm_fail(LLM_ERR_UNSUPPORTED, "'%s': tensor '%s' has type %s, which is not "
-                        "supported", g->name, nm.s, llm_gguf_type_name(t->type));
+                        "supported", g->head.name, nm.s, llm_gguf_type_name(t->type));
     size_t bl = types[t->type].block;
     if (n > t->n_elements || n % bl)
         return llm_fail(LLM_ERR_INVALID, "'%s': tensor '%s': cannot dequantize %zu of its "
-                        "%llu elements (blocks of %zu)", g->name, nm.s, n,
+                        "%llu elements (blocks of %zu)", g->head.name, nm.s, n,
                         (unsigned long long)t->n_elements, bl);
     return llm_gguf_dequantize(t->type, t->data, n / bl * types[t->type].bytes, dst, n);
 }

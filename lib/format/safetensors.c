@@ -45,9 +45,7 @@ typedef struct {
 } st_meta;
 
 struct llm_st {
-    char *name;                /* for messages */
-    const void *map;           /* owned map (llm_st_open), else NULL */
-    size_t map_len;
+    llm_reader head;           /* name (for messages), owned mapping */
     llm_json *json;            /* names and metadata point into it */
     llm_st_tensor *t;          /* file (header) order */
     size_t n;
@@ -110,7 +108,7 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
     llm_shown nm = llm_show(e->key, e->key_len);
     if (e->type != LLM_JSON_OBJECT)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s' (offset %zu): entry is not an object",
-                        f->name, nm.s, e->offset);
+                        f->head.name, nm.s, e->offset);
     const llm_json_node *dt = NULL, *shape = NULL, *offs = NULL;
     for (const llm_json_node *c = e->child; c; c = c->next) {
         const llm_json_node **slot;
@@ -122,26 +120,26 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
             slot = &offs;
         else
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': unknown field '%s'",
-                            f->name, nm.s, llm_show(c->key, c->key_len).s);
+                            f->head.name, nm.s, llm_show(c->key, c->key_len).s);
         if (*slot)
             return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': duplicate field '%s'",
-                            f->name, nm.s, llm_show(c->key, c->key_len).s);
+                            f->head.name, nm.s, llm_show(c->key, c->key_len).s);
         *slot = c;
     }
     if (!dt || !shape || !offs)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': missing field '%s'", f->name,
+        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': missing field '%s'", f->head.name,
                         nm.s, !dt ? "dtype" : !shape ? "shape" : "data_offsets");
     if (parse_dtype(dt, &t->dtype))
-        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': unknown dtype%s%s%s", f->name,
+        return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': unknown dtype%s%s%s", f->head.name,
                         nm.s, dt->type == LLM_JSON_STRING ? " '" : "",
                         dt->type == LLM_JSON_STRING ? llm_show(dt->str, dt->len).s : "",
                         dt->type == LLM_JSON_STRING ? "'" : "");
     if (shape->type != LLM_JSON_ARRAY)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': shape is not an array",
-                        f->name, nm.s);
+                        f->head.name, nm.s);
     if (shape->count > LLM_ST_MAX_DIMS)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': %zu dimensions (at most %d)",
-                        f->name, nm.s, shape->count, LLM_ST_MAX_DIMS);
+                        f->head.name, nm.s, shape->count, LLM_ST_MAX_DIMS);
     t->ndim = (int)shape->count;
     uint64_t elems = 1;
     int k = 0, overflow = 0;
@@ -150,7 +148,7 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
         if (llm_json_int64(c, &d) || d < 0)
             return llm_fail(LLM_ERR_FORMAT,
                             "'%s': tensor '%s': shape[%d] is not a non-negative integer",
-                            f->name, nm.s, k);
+                            f->head.name, nm.s, k);
         t->shape[k] = d;
         /* Keep multiplying after an overflow: a later 0 makes it empty. */
         if (__builtin_mul_overflow(elems, (uint64_t)d, &elems))
@@ -166,26 +164,26 @@ static int parse_tensor(llm_st *f, const llm_json_node *e, const unsigned char *
         nbytes = 0;
     else if (overflow || __builtin_mul_overflow(elems, (uint64_t)dtypes[t->dtype].size, &nbytes))
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': shape too large (size overflows)",
-                        f->name, nm.s);
+                        f->head.name, nm.s);
     if (offs->type != LLM_JSON_ARRAY || offs->count != 2)
         return llm_fail(LLM_ERR_FORMAT, "'%s': tensor '%s': data_offsets is not [begin, end]",
-                        f->name, nm.s);
+                        f->head.name, nm.s);
     int64_t b, en;
     if (llm_json_int64(offs->child, &b) || llm_json_int64(offs->child->next, &en) ||
         b < 0 || en < 0)
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': tensor '%s': data_offsets are not non-negative integers",
-                        f->name, nm.s);
+                        f->head.name, nm.s);
     if (b > en || (uint64_t)en > data_len)
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': tensor '%s' data_offsets [%lld, %lld] out of range (data is %llu bytes)",
-                        f->name, nm.s, (long long)b, (long long)en,
+                        f->head.name, nm.s, (long long)b, (long long)en,
                         (unsigned long long)data_len);
     if ((uint64_t)(en - b) != nbytes)
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': tensor '%s': data_offsets [%lld, %lld] hold %llu bytes, "
                         "but its dtype %s and shape need %llu",
-                        f->name, nm.s, (long long)b, (long long)en,
+                        f->head.name, nm.s, (long long)b, (long long)en,
                         (unsigned long long)(en - b), dtypes[t->dtype].name,
                         (unsigned long long)nbytes);
     t->name = e->key;
@@ -201,60 +199,61 @@ static int parse_meta(llm_st *f, const llm_json_node *m)
     if (m->type == LLM_JSON_NULL)
         return LLM_OK;
     if (m->type != LLM_JSON_OBJECT)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': __metadata__ is not an object", f->name);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': __metadata__ is not an object", f->head.name);
     if (m->count == 0)
         return LLM_OK;
     f->meta = calloc(m->count, sizeof *f->meta);
     if (!f->meta)
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->head.name);
     for (const llm_json_node *c = m->child; c; c = c->next) {
         llm_shown k = llm_show(c->key, c->key_len);
         if (c->type != LLM_JSON_STRING)
             return llm_fail(LLM_ERR_FORMAT, "'%s': __metadata__ value of '%s' is not a string",
-                            f->name, k.s);
+                            f->head.name, k.s);
         /* The API hands out C strings: a NUL inside would silently cut them. */
         if (strlen(c->key) != c->key_len || strlen(c->str) != c->len)
             return llm_fail(LLM_ERR_FORMAT,
                             "'%s': __metadata__ entry '%s' contains a NUL character "
-                            "(not supported)", f->name, k.s);
+                            "(not supported)", f->head.name, k.s);
         f->meta[f->nmeta].key = c->key;
         f->meta[f->nmeta].val = c->str;
         f->nmeta++;
     }
     f->meta_sorted = malloc(f->nmeta * sizeof *f->meta_sorted);
     if (!f->meta_sorted)
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
+        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->head.name);
     memcpy(f->meta_sorted, f->meta, f->nmeta * sizeof *f->meta_sorted);
     qsort(f->meta_sorted, f->nmeta, sizeof *f->meta_sorted, by_name_cmp);
     for (size_t i = 1; i < f->nmeta; i++)
         if (strcmp(f->meta_sorted[i - 1].key, f->meta_sorted[i].key) == 0)
-            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__ key '%s'", f->name,
+            return llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__ key '%s'", f->head.name,
                             llm_show(f->meta_sorted[i].key, strlen(f->meta_sorted[i].key)).s);
     return LLM_OK;
 }
 
-static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
+static int st_parse(llm_reader *head, const unsigned char *buf, size_t len)
 {
+    llm_st *f = (llm_st *)head;
     size_t j = 8;   /* the format's header is a JSON object, maybe after blanks */
     while (j < len && (buf[j] == ' ' || buf[j] == '\t' || buf[j] == '\n' || buf[j] == '\r'))
         j++;
     if (j >= len || buf[j] != '{')
         return llm_fail(LLM_ERR_FORMAT, "'%s': not a model file (expected one of ours or "
-                        "safetensors, GGUF, or a Hugging Face folder)", f->name);
+                        "safetensors, GGUF, or a Hugging Face folder)", f->head.name);
     uint64_t hlen = llm_le64(buf);
     if (hlen > ST_MAX_HEADER)
         return llm_fail(LLM_ERR_FORMAT, "'%s': header length %llu exceeds the limit of %u bytes",
-                        f->name, (unsigned long long)hlen, ST_MAX_HEADER);
+                        f->head.name, (unsigned long long)hlen, ST_MAX_HEADER);
     if (hlen > len - 8)
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': header length %llu past the end of the file (%zu bytes)",
-                        f->name, (unsigned long long)hlen, len);
-    int rc = llm_json_parse((const char *)buf + 8, (size_t)hlen, f->name, 8, &f->json);
+                        f->head.name, (unsigned long long)hlen, len);
+    int rc = llm_json_parse((const char *)buf + 8, (size_t)hlen, f->head.name, 8, &f->json);
     if (rc)
         return rc;
     const llm_json_node *root = llm_json_root(f->json);
     if (root->type != LLM_JSON_OBJECT)
-        return llm_fail(LLM_ERR_FORMAT, "'%s': header is not a JSON object", f->name);
+        return llm_fail(LLM_ERR_FORMAT, "'%s': header is not a JSON object", f->head.name);
     const unsigned char *data = buf + 8 + hlen;
     uint64_t data_len = len - 8 - hlen;
 
@@ -262,14 +261,14 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
     span *sp = calloc(root->count ? root->count : 1, sizeof *sp);
     named *nm = calloc(root->count ? root->count : 1, sizeof *nm);
     if (!f->t || !sp || !nm) {
-        rc = llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
+        rc = llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->head.name);
         goto out;
     }
     const llm_json_node *meta = NULL;
     for (const llm_json_node *e = root->child; e; e = e->next) {
         if (e->key_len == 12 && memcmp(e->key, "__metadata__", 12) == 0) {
             if (meta) {
-                rc = llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__", f->name);
+                rc = llm_fail(LLM_ERR_FORMAT, "'%s': duplicate __metadata__", f->head.name);
                 goto out;
             }
             meta = e;
@@ -278,7 +277,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
         if (strlen(e->key) != e->key_len) {
             rc = llm_fail(LLM_ERR_FORMAT,
                           "'%s': tensor name '%s' contains a NUL character (not supported)",
-                          f->name, llm_show(e->key, e->key_len).s);
+                          f->head.name, llm_show(e->key, e->key_len).s);
             goto out;
         }
         if ((rc = parse_tensor(f, e, data, data_len, &f->t[f->n], &sp[f->n])))
@@ -294,7 +293,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
     qsort(nm, f->n, sizeof *nm, named_cmp);
     for (size_t i = 1; i < f->n; i++)
         if (strcmp(nm[i - 1].name, nm[i].name) == 0) {
-            rc = llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", f->name,
+            rc = llm_fail(LLM_ERR_FORMAT, "'%s': duplicate tensor name '%s'", f->head.name,
                           llm_show(nm[i].name, strlen(nm[i].name)).s);
             goto out;
         }
@@ -304,7 +303,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
             const llm_st_tensor *a = &f->t[sp[i - 1].i], *b = &f->t[sp[i].i];
             rc = llm_fail(LLM_ERR_FORMAT,
                           "'%s': tensors '%s' [%llu, %llu] and '%s' [%llu, %llu] overlap",
-                          f->name, llm_show(a->name, strlen(a->name)).s,
+                          f->head.name, llm_show(a->name, strlen(a->name)).s,
                           (unsigned long long)sp[i - 1].begin, (unsigned long long)sp[i - 1].end,
                           llm_show(b->name, strlen(b->name)).s,
                           (unsigned long long)sp[i].begin, (unsigned long long)sp[i].end);
@@ -312,7 +311,7 @@ static int st_parse(llm_st *f, const unsigned char *buf, size_t len)
         }
     f->by_name = malloc((f->n ? f->n : 1) * sizeof *f->by_name);
     if (!f->by_name) {
-        rc = llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->name);
+        rc = llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", f->head.name);
         goto out;
     }
     for (size_t i = 0; i < f->n; i++)
@@ -324,55 +323,31 @@ out:
     return rc;
 }
 
-int llm_st_open_mem(const void *buf, size_t len, const char *name, llm_st **out)
+static void st_clear(llm_reader *head)
 {
-    *out = NULL;
-    if (!name)
-        name = "<memory>";
-    llm_st *f = calloc(1, sizeof *f);
-    if (!f || !(f->name = strdup(name))) {
-        free(f);
-        return llm_fail(LLM_ERR_NOMEM, "'%s': out of memory", name);
-    }
-    int rc = st_parse(f, buf, len);
-    if (rc) {
-        llm_st_close(f);
-        return rc;
-    }
-    *out = f;
-    return LLM_OK;
-}
-
-static int open_mem(const void *buf, size_t len, const char *name, void *out)
-{
-    return llm_st_open_mem(buf, len, name, out);
-}
-
-int llm_st_open(const char *path, llm_st **out)
-{
-    *out = NULL;
-    const void *map;
-    size_t len;
-    int rc = llm_open_mapped(path, open_mem, out, &map, &len);
-    if (!rc) {
-        (*out)->map = map;
-        (*out)->map_len = len;
-    }
-    return rc;
-}
-
-void llm_st_close(llm_st *f)
-{
-    if (!f)
-        return;
-    llm_unmap_file(f->map, f->map_len);
+    llm_st *f = (llm_st *)head;
     llm_json_free(f->json);
     free(f->t);
     free(f->by_name);
     free(f->meta);
     free(f->meta_sorted);
-    free(f->name);
-    free(f);
+}
+
+static const llm_reader_kind st_kind = {sizeof(llm_st), st_parse, st_clear};
+
+int llm_st_open(const char *path, llm_st **out)
+{
+    return llm_reader_open(&st_kind, path, NULL, 0, NULL, out);
+}
+
+int llm_st_open_mem(const void *buf, size_t len, const char *name, llm_st **out)
+{
+    return llm_reader_open(&st_kind, NULL, buf, len, name, out);
+}
+
+void llm_st_close(llm_st *f)
+{
+    llm_reader_close(&st_kind, f ? &f->head : NULL);
 }
 
 size_t llm_st_count(const llm_st *f)
@@ -385,20 +360,15 @@ const llm_st_tensor *llm_st_at(const llm_st *f, size_t i)
     return i < f->n ? &f->t[i] : NULL;
 }
 
+static const char *tensor_name(const void *f, size_t i)
+{
+    return ((const llm_st *)f)->t[i].name;
+}
+
 const llm_st_tensor *llm_st_find(const llm_st *f, const char *name)
 {
-    size_t lo = 0, hi = f->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(name, f->t[f->by_name[mid]].name);
-        if (c == 0)
-            return &f->t[f->by_name[mid]];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return NULL;
+    size_t i = llm_find_name(name, f->by_name, f->n, tensor_name, f);
+    return i < f->n ? &f->t[i] : NULL;
 }
 
 const char *llm_st_meta(const llm_st *f, const char *key)

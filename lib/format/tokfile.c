@@ -149,18 +149,16 @@ static size_t first_bad_id(const unsigned char *ids, size_t n, uint32_t width,
 /* Whole-file access. */
 
 struct llm_tokfile {
+    llm_reader head;    /* name, owned mapping (llm_tokfile_open) */
     llm_tokfile_header h;
     const unsigned char *ids;
     uint64_t count;
-    const void *map;    /* owned mapping (llm_tokfile_open), else NULL */
-    size_t map_len;
 };
 
-int llm_tokfile_open_mem(const void *buf, size_t len, const char *name,
-                         llm_tokfile **out)
+static int tokfile_parse(llm_reader *head, const unsigned char *buf, size_t len)
 {
-    *out = NULL;
-    name = nm(name);
+    llm_tokfile *t = (llm_tokfile *)head;
+    const char *name = head->name;
     const unsigned char *p = buf;
     if (len < LLM_TOKFILE_HEADER)
         return llm_fail(LLM_ERR_FORMAT,
@@ -198,40 +196,29 @@ int llm_tokfile_open_mem(const void *buf, size_t len, const char *name,
                         "vocabulary size %u", name, bad,
                         LLM_TOKFILE_HEADER + bad * h.width, v, h.vocab_size);
     }
-    llm_tokfile *t = calloc(1, sizeof *t);
-    if (!t)
-        return llm_fail(LLM_ERR_NOMEM, "out of memory");
     t->h = h;
     t->ids = p + LLM_TOKFILE_HEADER;
     t->count = count;
-    *out = t;
     return LLM_OK;
+}
+
+/* Nothing to clear: the ids are the file's bytes. */
+static const llm_reader_kind tokfile_kind = {sizeof(llm_tokfile), tokfile_parse, NULL};
+
+int llm_tokfile_open_mem(const void *buf, size_t len, const char *name,
+                         llm_tokfile **out)
+{
+    return llm_reader_open(&tokfile_kind, NULL, buf, len, nm(name), out);
 }
 
 int llm_tokfile_open(const char *path, llm_tokfile **out)
 {
-    *out = NULL;
-    const void *map;
-    size_t len;
-    int rc = llm_map_file(path, &map, &len);
-    if (rc)
-        return rc;
-    rc = llm_tokfile_open_mem(map, len, path, out);
-    if (rc) {
-        llm_unmap_file(map, len);
-        return rc;
-    }
-    (*out)->map = map;
-    (*out)->map_len = len;
-    return LLM_OK;
+    return llm_reader_open(&tokfile_kind, path, NULL, 0, NULL, out);
 }
 
 void llm_tokfile_close(llm_tokfile *t)
 {
-    if (!t)
-        return;
-    llm_unmap_file(t->map, t->map_len);
-    free(t);
+    llm_reader_close(&tokfile_kind, t ? &t->head : NULL);
 }
 
 const llm_tokfile_header *llm_tokfile_info(const llm_tokfile *t)
