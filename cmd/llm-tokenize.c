@@ -313,114 +313,140 @@ static void buf_or_die(int rc)
  * line, which only helps when a reader downstream may be waiting and the
  * input itself can pause (pipe, terminal, socket): lines from a regular
  * file arrive at once, so flushing each would only cost a system call. */
-static llm_lines *open_lines(FILE *in, int out_streams, int *flush)
+/* A file's lines, one call of fn each (line without its newline, its
+ * number from 1); `out` is flushed after each when it and the input are
+ * streams and `flush` is set, so that a pipeline sees every record at once. */
+typedef void line_fn(void *ctx, const char *path, int64_t lineno, const char *line,
+                     size_t len);
+static void each_line(FILE *in, const char *path, FILE *out, int flush, line_fn *fn,
+                      void *ctx)
 {
+    flush = flush && !is_regular(out) && !is_regular(in);
     llm_lines *lr;
-    *flush = out_streams && !is_regular(in);
     buf_or_die(llm_lines_open(in, &lr));
-    return lr;
+    const char *line;
+    size_t len;
+    int r;
+    while ((r = llm_lines_next(lr, &line, &len)) == 1) {
+        fn(ctx, path, llm_lines_number(lr), line, len);
+        if (flush)
+            cli_flush(out);
+    }
+    if (r < 0)
+        cli_die("cannot read '%s': %s", display(path), llm_errmsg());
+    llm_lines_free(lr);
+}
+
+/* What encoding a line needs. */
+typedef struct {
+    const llm_tok *t;
+    FILE *out;
+    int pieces, bos, eos;
+    const char *bos_piece, *eos_piece;   /* NULL: none (pieces) */
+    llm_tokwriter *w;                    /* bin, else NULL */
+    llm_ids ids;
+    llm_buf text;
+} encoder;
+
+static void encode_pieces(encoder *e, const char *path, int64_t lineno, const char *line,
+                          size_t len)
+{
+    llm_buf *o = &e->text;
+    if (e->bos_piece)
+        buf_or_die(llm_buf_append(o, e->bos_piece, strlen(e->bos_piece)));
+    if (e->bos_piece && len)
+        buf_or_die(llm_buf_append(o, " ", 1));
+    size_t before = o->len;
+    if (llm_tok_encode_pieces(e->t, line, len, o))
+        cli_die("'%s', line %lld: %s", display(path), (long long)lineno, llm_errmsg());
+    if (e->eos_piece) {
+        if (o->len > before || (e->bos_piece && !len))
+            buf_or_die(llm_buf_append(o, " ", 1));
+        buf_or_die(llm_buf_append(o, e->eos_piece, strlen(e->eos_piece)));
+    }
+    buf_or_die(llm_buf_append(o, "\n", 1));
+    cli_write(o->data, o->len, e->out);
+}
+
+static void encode_line(void *ctx, const char *path, int64_t lineno, const char *line,
+                        size_t len)
+{
+    encoder *e = ctx;
+    size_t bad;
+    if (!llm_utf8_check(line, len, &bad))
+        cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", display(path),
+                (long long)lineno, bad + 1);
+    e->ids.len = 0;
+    e->text.len = 0;
+    if (e->pieces) {
+        encode_pieces(e, path, lineno, line, len);
+        return;
+    }
+    if (e->bos >= 0)
+        buf_or_die(llm_ids_push(&e->ids, e->bos));
+    if (llm_tok_encode(e->t, line, len, &e->ids))
+        cli_die("'%s', line %lld: %s", display(path), (long long)lineno, llm_errmsg());
+    if (e->eos >= 0)
+        buf_or_die(llm_ids_push(&e->ids, e->eos));
+    if (e->w) {
+        buf_or_die(llm_tokwriter_write(e->w, e->ids.data, e->ids.len));
+        return;
+    }
+    /* at most 10 digits and a separator per id, and "\n" */
+    buf_or_die(llm_buf_reserve(&e->text, e->ids.len * 11 + 1));
+    char *p = e->text.data;
+    for (size_t i = 0; i < e->ids.len; i++) {
+        if (i)
+            *p++ = ' ';
+        p = put_id(p, e->ids.data[i]);
+    }
+    *p++ = '\n';
+    cli_write(e->text.data, (size_t)(p - e->text.data), e->out);
 }
 
 static int cmd_encode(int nfiles, char **files)
 {
     llm_tok *t = load_model();
     int bin = strcmp(o_format, "bin") == 0;
-    int pieces = strcmp(o_format, "pieces") == 0;
+    encoder e = {.t = t, .pieces = strcmp(o_format, "pieces") == 0, .bos = -1, .eos = -1};
     int bos = llm_tok_bos_id(t), eos = llm_tok_eos_id(t);
     if (o_bos && bos < 0)
         cli_die("'%s' has no BOS piece (--bos)", o_model);
     if (o_eos && eos < 0)
         cli_die("'%s' has no EOS piece (--eos)", o_model);
+    if (o_bos) {
+        e.bos = bos;
+        e.bos_piece = llm_tok_piece(t, bos);
+    }
+    if (o_eos) {
+        e.eos = eos;
+        e.eos_piece = llm_tok_piece(t, eos);
+    }
 
-    FILE *out = out_open(o_output);
+    FILE *out = e.out = out_open(o_output);
     if (bin && out == stdout && isatty(STDOUT_FILENO))
         cli_die("refusing to write a binary token file to a terminal (use -o FILE or a redirection)");
-    int out_streams = !is_regular(out);
     /* A large buffer for throughput; records are flushed by hand below. */
     static char obuf[1 << 16];
     setvbuf(out, obuf, _IOFBF, sizeof obuf);
-
-    llm_tokwriter *w = NULL;
     if (bin)
-        buf_or_die(llm_tokwriter_open(out, (uint32_t)llm_tok_vocab_size(t), &w));
+        buf_or_die(llm_tokwriter_open(out, (uint32_t)llm_tok_vocab_size(t), &e.w));
 
-    llm_ids ids = {0};
-    llm_buf line_out = {0};
-    const char *bos_piece = o_bos ? llm_tok_piece(t, bos) : NULL;
-    const char *eos_piece = o_eos ? llm_tok_piece(t, eos) : NULL;
     int n = nfiles ? nfiles : 1;
     for (int fi = 0; fi < n; fi++) {
         const char *path = nfiles ? files[fi] : "-";
         FILE *in = cli_open(path);
-        int flush_lines;
-        llm_lines *lr = open_lines(in, out_streams, &flush_lines);
-        const char *line;
-        size_t len;
-        int r;
-        while ((r = llm_lines_next(lr, &line, &len)) == 1) {
-            size_t bad;
-            if (!llm_utf8_check(line, len, &bad))
-                cli_die("'%s', line %lld: invalid UTF-8 at byte %zu", display(path),
-                        (long long)llm_lines_number(lr), bad + 1);
-            ids.len = 0;
-            line_out.len = 0;
-            if (pieces) {
-                if (bos_piece)
-                    buf_or_die(llm_buf_append(&line_out, bos_piece, strlen(bos_piece)));
-                if (bos_piece && len)
-                    buf_or_die(llm_buf_append(&line_out, " ", 1));
-                size_t before = line_out.len;
-                int rc = llm_tok_encode_pieces(t, line, len, &line_out);
-                if (rc)
-                    cli_die("'%s', line %lld: %s", display(path),
-                            (long long)llm_lines_number(lr), llm_errmsg());
-                if (eos_piece) {
-                    if (line_out.len > before || (bos_piece && !len))
-                        buf_or_die(llm_buf_append(&line_out, " ", 1));
-                    buf_or_die(llm_buf_append(&line_out, eos_piece, strlen(eos_piece)));
-                }
-                buf_or_die(llm_buf_append(&line_out, "\n", 1));
-                cli_write(line_out.data, line_out.len, out);
-            } else {
-                if (o_bos)
-                    buf_or_die(llm_ids_push(&ids, bos));
-                int rc = llm_tok_encode(t, line, len, &ids);
-                if (rc)
-                    cli_die("'%s', line %lld: %s", display(path),
-                            (long long)llm_lines_number(lr), llm_errmsg());
-                if (o_eos)
-                    buf_or_die(llm_ids_push(&ids, eos));
-                if (bin) {
-                    buf_or_die(llm_tokwriter_write(w, ids.data, ids.len));
-                } else {
-                    /* at most 10 digits and a separator per id, and "\n" */
-                    buf_or_die(llm_buf_reserve(&line_out, ids.len * 11 + 1));
-                    char *p = line_out.data;
-                    for (size_t i = 0; i < ids.len; i++) {
-                        if (i)
-                            *p++ = ' ';
-                        p = put_id(p, ids.data[i]);
-                    }
-                    *p++ = '\n';
-                    cli_write(line_out.data, (size_t)(p - line_out.data), out);
-                }
-            }
-            if (flush_lines && !bin)
-                cli_flush(out);
-        }
-        if (r < 0)
-            cli_die("cannot read '%s': %s", display(path), llm_errmsg());
-        llm_lines_free(lr);
+        each_line(in, path, out, !bin, encode_line, &e);
         cli_close(in);
     }
     if (bin) {
-        int rc = llm_tokwriter_close(w);
+        int rc = llm_tokwriter_close(e.w);
         if (rc)
             cli_die_status(rc);
     }
     out_close(out, o_output);
-    llm_ids_free(&ids);
-    llm_buf_free(&line_out);
+    llm_ids_free(&e.ids);
+    llm_buf_free(&e.text);
     llm_tok_free(t);
     return CLI_EXIT_OK;
 }
@@ -506,13 +532,29 @@ static void decode_tokfile(const llm_tok *t, FILE *in, const char *path, FILE *o
     llm_tokreader_free(r);
 }
 
+/* What decoding a line of ids needs. */
+typedef struct {
+    llm_tok *t;
+    FILE *out;
+    llm_ids ids;
+    llm_buf text;
+} decoder;
+
+static void decode_line(void *ctx, const char *path, int64_t lineno, const char *line,
+                        size_t len)
+{
+    decoder *d = ctx;
+    d->ids.len = 0;
+    d->text.len = 0;
+    parse_ids(d->t, path, lineno, line, len, &d->ids);
+    buf_or_die(llm_tok_decode(d->t, d->ids.data, d->ids.len, &d->text));
+    buf_or_die(llm_buf_append(&d->text, "\n", 1));
+    cli_write(d->text.data, d->text.len, d->out);
+}
+
 static int cmd_decode(int nfiles, char **files)
 {
-    llm_tok *t = load_model();
-    FILE *out = out_open(o_output);
-    int out_streams = !is_regular(out);
-    llm_ids ids = {0};
-    llm_buf text = {0};
+    decoder d = {.t = load_model(), .out = out_open(o_output)};
     int n = nfiles ? nfiles : 1;
     for (int fi = 0; fi < n; fi++) {
         const char *path = nfiles ? files[fi] : "-";
@@ -521,38 +563,18 @@ static int cmd_decode(int nfiles, char **files)
          * 'L', so one byte of look-ahead (all ungetc promises) tells them
          * apart, on a pipe too. */
         int c = getc(in);
-        if (c == 'L') {
-            ungetc(c, in);
-            decode_tokfile(t, in, path, out);
-            cli_close(in);
-            continue;
-        }
         if (c != EOF)
             ungetc(c, in);
-        int flush_lines;
-        llm_lines *lr = open_lines(in, out_streams, &flush_lines);
-        const char *line;
-        size_t len;
-        int r;
-        while ((r = llm_lines_next(lr, &line, &len)) == 1) {
-            ids.len = 0;
-            text.len = 0;
-            parse_ids(t, path, llm_lines_number(lr), line, len, &ids);
-            buf_or_die(llm_tok_decode(t, ids.data, ids.len, &text));
-            buf_or_die(llm_buf_append(&text, "\n", 1));
-            cli_write(text.data, text.len, out);
-            if (flush_lines)
-                cli_flush(out);
-        }
-        if (r < 0)
-            cli_die("cannot read '%s': %s", display(path), llm_errmsg());
-        llm_lines_free(lr);
+        if (c == 'L')
+            decode_tokfile(d.t, in, path, d.out);
+        else
+            each_line(in, path, d.out, 1, decode_line, &d);
         cli_close(in);
     }
-    out_close(out, o_output);
-    llm_ids_free(&ids);
-    llm_buf_free(&text);
-    llm_tok_free(t);
+    out_close(d.out, o_output);
+    llm_ids_free(&d.ids);
+    llm_buf_free(&d.text);
+    llm_tok_free(d.t);
     return CLI_EXIT_OK;
 }
 
