@@ -19,11 +19,6 @@ static const char *nm(const char *name)
     return name ? name : "(input)";
 }
 
-static uint32_t le16(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-}
-
 uint32_t llm_tokfile_width(uint32_t vocab_size)
 {
     /* Ids run from 0 to vocab_size - 1, so 65536 ids still fit 16 bits. */
@@ -74,49 +69,35 @@ int llm_tokfile_header_parse(const unsigned char hdr[LLM_TOKFILE_HEADER],
     return LLM_OK;
 }
 
-/* Loads that compilers turn into plain (vector) loads on little-endian
- * hosts; memcpy makes any alignment legal. */
-static inline uint32_t load16(const unsigned char *p)
+/* Id i of little-endian ids `width` (2 or 4) bytes wide: on little-endian
+ * hosts a load that compilers turn into plain (vector) loads, memcpy
+ * making any alignment legal. */
+static inline uint32_t id_at(const unsigned char *ids, size_t i, uint32_t width)
 {
+    const unsigned char *p = ids + i * width;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-#else
-    return le16(p);
-#endif
-}
-
-static inline uint32_t load32(const unsigned char *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (width == 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return v;
+    }
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
 #else
-    return llm_le32(p);
+    return width == 2 ? (uint32_t)p[0] | (uint32_t)p[1] << 8 : llm_le32(p);
 #endif
 }
 
 enum { BLOCK = 4096 };
 
 /* The largest of BLOCK ids: a fixed trip count and no early exit, so that
- * compilers vectorise it even at -O2. */
-static uint32_t block_max16(const unsigned char *ids)
+ * compilers vectorise it even at -O2 (inlined for each constant width). */
+static inline uint32_t block_max(const unsigned char *ids, uint32_t width)
 {
     uint32_t m = 0;
     for (size_t i = 0; i < BLOCK; i++) {
-        uint32_t v = load16(ids + 2 * i);
-        m = v > m ? v : m;
-    }
-    return m;
-}
-
-static uint32_t block_max32(const unsigned char *ids)
-{
-    uint32_t m = 0;
-    for (size_t i = 0; i < BLOCK; i++) {
-        uint32_t v = load32(ids + 4 * i);
+        uint32_t v = id_at(ids, i, width);
         m = v > m ? v : m;
     }
     return m;
@@ -133,12 +114,12 @@ static size_t first_bad_id(const unsigned char *ids, size_t n, uint32_t width,
     size_t b = 0;
     for (; n - b >= BLOCK; b += BLOCK) {
         const unsigned char *p = ids + b * width;
-        uint32_t m = width == 2 ? block_max16(p) : block_max32(p);
+        uint32_t m = width == 2 ? block_max(p, 2) : block_max(p, 4);
         if (m >= vocab)
             break;
     }
     for (size_t i = b; i < n; i++) {
-        uint32_t v = width == 2 ? load16(ids + 2 * i) : load32(ids + 4 * i);
+        uint32_t v = id_at(ids, i, width);
         if (v >= vocab)
             return i;
     }
@@ -190,7 +171,7 @@ static int tokfile_parse(llm_reader *head, const unsigned char *buf, size_t len)
                               h.vocab_size);
     if (bad < count) {
         const unsigned char *q = p + LLM_TOKFILE_HEADER + bad * h.width;
-        uint32_t v = h.width == 2 ? le16(q) : llm_le32(q);
+        uint32_t v = id_at(q, 0, h.width);
         return llm_fail(LLM_ERR_FORMAT,
                         "'%s': token %zu at offset %zu is %u, past the "
                         "vocabulary size %u", name, bad,
@@ -233,9 +214,7 @@ uint64_t llm_tokfile_count(const llm_tokfile *t)
 
 uint32_t llm_tokfile_get(const llm_tokfile *t, uint64_t i)
 {
-    if (t->h.width == 2)
-        return le16(t->ids + 2 * (size_t)i);
-    return llm_le32(t->ids + 4 * (size_t)i);
+    return id_at(t->ids, (size_t)i, t->h.width);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -345,7 +324,7 @@ int64_t llm_tokreader_read(llm_tokreader *r, uint32_t *dst, size_t cap)
     size_t bad = first_bad_id(r->buf, n, r->h.width, r->h.vocab_size);
     if (bad < n) {
         const unsigned char *q = r->buf + bad * r->h.width;
-        uint32_t v = r->h.width == 2 ? le16(q) : llm_le32(q);
+        uint32_t v = id_at(q, 0, r->h.width);
         return r->status = llm_fail(LLM_ERR_FORMAT,
             "'%s': token %llu at offset %llu is %u, past the vocabulary "
             "size %u", r->name, (unsigned long long)(r->nread + bad),
@@ -365,12 +344,8 @@ int64_t llm_tokreader_read(llm_tokreader *r, uint32_t *dst, size_t cap)
             (unsigned long long)r->h.count,
             (unsigned long long)(r->nread + n),
             (unsigned long long)offset_of(r, r->nread + n));
-    if (r->h.width == 2)
-        for (size_t i = 0; i < n; i++)
-            dst[i] = le16(r->buf + 2 * i);
-    else
-        for (size_t i = 0; i < n; i++)
-            dst[i] = llm_le32(r->buf + 4 * i);
+    for (size_t i = 0; i < n; i++)
+        dst[i] = id_at(r->buf, i, r->h.width);
     r->nread += n;
     if (n == 0)
         r->at_end = 1;
