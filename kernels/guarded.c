@@ -252,6 +252,13 @@ WRAPV(attention_rows, (float *out, size_t ldo, const float *const *q, const floa
                        int KVH, int hd, float *scratch, int maxlen),
       (out, ldo, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen))
 WRAP(size_t, to_half, (uint16_t *h, const float *f, size_t n), (h, f, n))
+WRAP(int, quantize_q8, (int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
+                        int N, int IC),
+     (q, d, inp, ldi, map, N, IC))
+WRAPV(matmul_rows_q8, (float *out, size_t ldo, const int *map, const int8_t *xq,
+                       const float *xd, const int8_t *wq, const float *wd, int N, int IC,
+                       int OC),
+      (out, ldo, map, xq, xd, wq, wd, N, IC, OC))
 WRAPV(linear_f64, (float *out, const float *inp, const float *w, const float *b, int N,
                    int C, int K),
       (out, inp, w, b, N, C, K))
@@ -283,6 +290,8 @@ static llm_kernels guarded = {
     .matmul_rows_packed = g_matmul_rows_packed,
     .attention_rows = g_attention_rows,
     .to_half = g_to_half,
+    .quantize_q8 = g_quantize_q8,
+    .matmul_rows_q8 = g_matmul_rows_q8,
     .linear_f64 = g_linear_f64,
     .dropout = g_dropout,
     /* No memory of the table: host rows and sizes, as on cpu. */

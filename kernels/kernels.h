@@ -173,6 +173,37 @@ typedef struct llm_kernels {
      * @return the lowest i whose half is inf or NaN, n if none. NULL where
      * matmul_rows does not take halves. */
     size_t (*to_half)(uint16_t *h, const float *f, size_t n);
+    /* Q8_0 quantization (int8 inference: llm_model_quantize_q8()) of rows
+     * map[n] (map NULL: n) of inp, ldi floats apart, for n in [0, N): each
+     * row is cut into nb = ceil(IC / 32) blocks of 32 values, the last one
+     * short when 32 does not divide IC. Block b of row n gets a float
+     * scale d[n*nb + b] ("=") and 32 int8s q[(n*nb + b)*32 ..] ("="; a
+     * short block's padded with 0), rows of q and d being compact by n:
+     *   a = the largest |x| of the block, compared as bit patterns (exact,
+     *       in any order: a NaN above inf, inf above every finite value);
+     *   a is inf or NaN: d = NaN and q = 0 (the products then give NaN);
+     *   else d = a / 127.0f; d below FLT_MIN (0, subnormal): d = 0, q = 0;
+     *   else q_i = x_i * (1.0f / d) (float roundings) rounded to the
+     *       nearest integer, ties to even: always within [-127, 127].
+     * The same bits on every backend. Serves the weights (once, at load)
+     * and the activations (at every product). @return the lowest n whose
+     * row holds an inf or NaN, N if none. NULL where there is no int8
+     * product (then matmul_rows_q8 is NULL too). */
+    int (*quantize_q8)(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
+                       int N, int IC);
+    /* out[map n](OC) ("="; map as matmul_rows') = the Q8_0 product of the
+     * quantized input row n (xq, xd: quantize_q8 of N rows of IC) with the
+     * quantized weights (wq, wd: quantize_q8 of w(OC, IC)). Element (n, o)
+     * is, bit for bit on every backend: for each block b, the exact
+     * integer i_b = sum over its 32 k of wq[o][b][k] * xq[n][b][k] and the
+     * float s_b = wd[o][b] * xd[n][b]; 8 partial sums p0..p7 from 0, p_j =
+     * fmaf(s_b, (float)i_b, p_j) over b = 8i + j while 8i + 8 <= nb; then
+     * p = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7)); then p =
+     * fmaf(s_b, (float)i_b, p) for the remaining b in order. Each element
+     * alone: a row gets the same bits in any batch and thread count. */
+    void (*matmul_rows_q8)(float *out, size_t ldo, const int *map, const int8_t *xq,
+                           const float *xd, const int8_t *wq, const float *wd, int N,
+                           int IC, int OC);
     /* The sampler's passes over one row of logits. Host memory on every
      * backend (the sampler runs on the CPU), so a GPU table points at the
      * CPU's. Serial: they run inside llm_kernels_parallel() tasks. */

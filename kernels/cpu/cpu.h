@@ -1,5 +1,5 @@
 /* cpu.h: the CPU backend's kernels that live outside cpu.c, for the cpu
- * and ref tables: the inference kernels (rows.c), the sampling, dropout and
+ * and ref tables: the inference kernels (rows.c, q8.c), the sampling, dropout and
  * classifier-head kernels (sample.c, dropout.c; references in
  * ref_sample.c), the host memory of both (memory.c), and, for its host-side
  * sampling entries, the CUDA table.
@@ -49,6 +49,12 @@ void   llm_cpu_attention_rows(float *out, size_t ldo, const float *const *q,
                               const int *len, int n, int H, int KVH, int hd,
                               float *scratch, int maxlen);
 size_t llm_cpu_to_half(uint16_t *h, const float *f, size_t n);
+/* q8.c */
+int    llm_cpu_quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
+                           int N, int IC);
+void   llm_cpu_matmul_rows_q8(float *out, size_t ldo, const int *map, const int8_t *xq,
+                              const float *xd, const int8_t *wq, const float *wd, int N,
+                              int IC, int OC);
 
 float  llm_cpu_logits_max(const float *x, int n, int *bad);
 double llm_cpu_softmax_weights(float *w, float *bsum, const float *x, int n,

@@ -1,6 +1,6 @@
 /* level.h: the names of the CPU kernels compiled once per instruction-set
  * level. The Makefile compiles the arithmetic kernels of kernels/cpu/
- * (cpu.c, rows.c, sample.c, dropout.c) once for each level of CPU_LEVELS,
+ * (cpu.c, rows.c, q8.c, sample.c, dropout.c) once for each level of CPU_LEVELS,
  * with that level's flags and LLM_CPU_LEVEL set to its name; every external
  * name below then carries the level as a suffix (llm_cpu_matmul_rows_avx2),
  * so that all levels link into one library side by side and kernels.c
@@ -28,6 +28,9 @@
 #define llm_cpu_matmul_rows_packed   LLM_CPU_NAME(llm_cpu_matmul_rows_packed)
 #define llm_cpu_attention_rows       LLM_CPU_NAME(llm_cpu_attention_rows)
 #define llm_cpu_to_half              LLM_CPU_NAME(llm_cpu_to_half)
+/* q8.c (cpu.h) */
+#define llm_cpu_quantize_q8          LLM_CPU_NAME(llm_cpu_quantize_q8)
+#define llm_cpu_matmul_rows_q8       LLM_CPU_NAME(llm_cpu_matmul_rows_q8)
 /* sample.c and dropout.c (cpu.h) */
 #define llm_cpu_logits_max           LLM_CPU_NAME(llm_cpu_logits_max)
 #define llm_cpu_softmax_weights      LLM_CPU_NAME(llm_cpu_softmax_weights)

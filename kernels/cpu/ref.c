@@ -1,6 +1,7 @@
 /* ref.c: reference kernels, plain loops with double accumulation, written to
  * be obviously correct; the fast CPU and CUDA kernels are tested against
  * them. Single-threaded and slow on purpose. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,75 @@ static size_t to_half(uint16_t *h, const float *f, size_t n)
     return bad;
 }
 
+/* Q8_0: quantize_q8's block rule, one block at a time. */
+static int quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
+                       int N, int IC)
+{
+    int nb = (IC + 31) / 32, bad = N;
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
+        for (int b = 0; b < nb; b++) {
+            int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
+            int8_t *qb = q + ((size_t)n * nb + b) * 32;
+            uint32_t a = 0;
+            for (int k = 0; k < len; k++) {
+                uint32_t u;
+                memcpy(&u, &x[k0 + k], sizeof u);
+                u &= 0x7fffffffu;
+                a = u > a ? u : a;
+            }
+            float amax, db;
+            memcpy(&amax, &a, sizeof amax);
+            memset(qb, 0, 32);
+            if (a >= 0x7f800000u) {
+                db = NAN;
+                bad = bad < N ? bad : n;
+            } else if ((db = amax / 127.0f) < FLT_MIN) {
+                db = 0.0f;
+            } else {
+                float id = 1.0f / db;
+                for (int k = 0; k < len; k++)
+                    qb[k] = (int8_t)nearbyintf(x[k0 + k] * id);
+            }
+            d[(size_t)n * nb + b] = db;
+        }
+    }
+    return bad;
+}
+
+/* i_b of matmul_rows_q8: an exact integer (|i_b| <= 32 * 127 * 127). */
+static int32_t q8_block_dot(const int8_t *w, const int8_t *x)
+{
+    int32_t s = 0;
+    for (int k = 0; k < 32; k++)
+        s += (int32_t)w[k] * x[k];
+    return s;
+}
+
+static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int8_t *xq,
+                           const float *xd, const int8_t *wq, const float *wd, int N,
+                           int IC, int OC)
+{
+    int nb = (IC + 31) / 32, nb8 = nb & ~7;
+    for (int n = 0; n < N; n++) {
+        size_t r = (size_t)(map ? map[n] : n);
+        const int8_t *x = xq + (size_t)n * nb * 32;
+        const float *dx = xd + (size_t)n * nb;
+        for (int o = 0; o < OC; o++) {
+            const int8_t *w = wq + (size_t)o * nb * 32;
+            const float *dw = wd + (size_t)o * nb;
+            float p[8] = { 0 };
+            for (int b = 0; b < nb8; b++)
+                p[b % 8] = fmaf(dw[b] * dx[b], (float)q8_block_dot(w + 32 * b, x + 32 * b),
+                                p[b % 8]);
+            float sum = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
+            for (int b = nb8; b < nb; b++)
+                sum = fmaf(dw[b] * dx[b], (float)q8_block_dot(w + 32 * b, x + 32 * b), sum);
+            out[r * ldo + o] = sum;
+        }
+    }
+}
+
 static const llm_kernels ref_kernels = {
     .name = "ref",
     LLM_HOST_MEMORY,
@@ -420,6 +490,8 @@ static const llm_kernels ref_kernels = {
     .matmul_rows_scratch = matmul_rows_scratch,
     .attention_rows = attention_rows,
     .to_half = to_half,
+    .quantize_q8 = quantize_q8,
+    .matmul_rows_q8 = matmul_rows_q8,
     .logits_max = llm_ref_logits_max,
     .softmax_weights = llm_ref_softmax_weights,
     .find_first = llm_ref_find_first,
