@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline float llm_half_to_float(uint16_t h)
+#include "elementwise.h"   /* LLM_HD: the CUDA kernels convert as the CPU does */
+
+LLM_HD float llm_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
     if (e == 0x1f) {
@@ -31,7 +33,7 @@ static inline float llm_half_to_float(uint16_t h)
     return f;
 }
 
-static inline uint16_t llm_float_to_half(float f)
+LLM_HD uint16_t llm_float_to_half(float f)
 {
     uint32_t u;
     memcpy(&u, &f, sizeof u);

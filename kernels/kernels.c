@@ -173,8 +173,12 @@ const llm_kernels *llm_kernels_get(const char *device)
     if (strcmp(device, "guarded") == 0)
         return llm_kernels_guarded();
 #ifdef LLM_CUDA
-    if (strcmp(device, "cuda") == 0)
-        return llm_kernels_cuda();   /* NULL without a usable GPU */
+    if (strcmp(device, "cuda") == 0) {
+        const llm_kernels *k = llm_kernels_cuda();   /* NULL without a usable GPU */
+        if (k)   /* the sampler's host-side passes: the CPU level in use */
+            llm_cuda_set_host_kernels(llm_kernels_cpu());
+        return k;
+    }
 #endif
     return NULL;
 }

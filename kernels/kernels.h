@@ -227,9 +227,9 @@ typedef struct llm_kernels {
     int (*find_first)(const float *x, int n, float v);
     /* A classifier head's logits: out(N,K) = b(K) + inp(N,C) . w(K,C)^T
      * ("="), each element summed in double from b[k] over c in order and
-     * rounded to float once, so cpu and ref agree bit for bit (a few
+     * rounded to float once, so cpu, ref and cuda agree bit for bit (a few
      * outputs per row do not pay for a matrix product; the training pass
-     * uses matmul_forward). Serial. NULL on cuda (models run on the CPU). */
+     * uses matmul_forward). Serial on the CPU. */
     void (*linear_f64)(float *out, const float *inp, const float *w,
                        const float *b, int N, int C, int K);
     /* Inverted dropout in place on x(n) ("="): element i is kept when u_i
@@ -238,8 +238,7 @@ typedef struct llm_kernels {
      * 0x9e3779b97f4a7c15) and mix64 is SplitMix64's finaliser (shifts 30,
      * 27, 31; multipliers 0xbf58476d1ce4e5b9, 0x94d049bb133111eb). The
      * mask is a function of (key, i) alone: no thread count or split of x
-     * changes it, and cpu and ref agree bit for bit. 0 <= p < 1. NULL on
-     * cuda (models run on the CPU). */
+     * changes it, and cpu, ref and cuda agree bit for bit. 0 <= p < 1. */
     void (*dropout)(float *x, size_t n, double p, uint64_t key);
 } llm_kernels;
 

@@ -1,5 +1,6 @@
 /* cuda.cu: the CUDA backend: every entry of the llm_kernels table on device
- * pointers, plus the memory and error helpers of cuda.h.
+ * pointers (the sampler's host-side passes excepted: those are the CPU's),
+ * plus the memory and error helpers of cuda.h.
  *
  * Matrix products go through cuBLAS in fp32 (pedantic compute: no TF32
  * unless llm_cuda_set_tf32() asks), row-major nn.Linear semantics mapped
@@ -25,12 +26,17 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <mutex>
+
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
 
 #include "../cpu/cpu.h"
 #include "../elementwise.h"
+#include "../fastexp.h"
+#include "../half.h"
 #include "cuda.h"
 
 /* ------------------------------------------------------------ errors */
@@ -951,6 +957,388 @@ static void crossentropy_forward(float *losses, float *dlogits, const float *log
     LAUNCHED("crossentropy_forward");
 }
 
+/* ------------------------------------------------------------ inference
+ *
+ * The inference entries' orders of summation are their contracts
+ * (kernels.h): every operation is spelled out (__fmaf_rn, __fmul_rn,
+ * __fadd_rn), so that nvcc neither contracts a product and a sum into an
+ * fma nor reorders, and each output element is computed alone, in an order
+ * that depends on the sizes of its own row only: the same bits as the cpu
+ * and ref tables, whatever the batch. The small index arrays (map, len, the
+ * pointer arrays of attention_rows) are host memory: they travel to the
+ * device scratch in one copy per call, in stream order. */
+
+/* Host arrays gathered into one host buffer, to go to the device scratch
+ * in one copy: put() appends the n elements of a at *at (advanced) and
+ * returns where they will be on the device (dev + their offset). */
+static char *staging;
+static size_t staging_cap;
+
+template <typename T>
+static const T *put(char *dev, size_t *at, const T *a, size_t n)
+{
+    size_t off = *at, bytes = n * sizeof *a;
+    *at += align256(bytes);
+    if (*at > staging_cap) {
+        size_t cap = *at * 2;
+        char *p = (char *)realloc(staging, cap);
+        if (!p) {
+            set_error("staging the index arrays", "out of host memory");
+            return NULL;
+        }
+        staging = p;
+        staging_cap = cap;
+    }
+    memcpy(staging + off, a, bytes);
+    return (const T *)(dev + off);
+}
+
+/* The `bytes` staged by put() into dev. */
+static bool staged(char *dev, size_t bytes)
+{
+    return llm_cuda_h2d(dev, staging, bytes) == 0;
+}
+
+/* Rows of a product: row n of both inp and out is map[n] (map NULL: n). */
+__device__ inline size_t row_of(const int *map, int n)
+{
+    return (size_t)(map ? map[n] : n);
+}
+
+__device__ inline float weight_at(const void *w, size_t i, int halves)
+{
+    return halves ? __half2float(__ushort_as_half(((const unsigned short *)w)[i]))
+                : ((const float *)w)[i];
+}
+
+/* matmul_rows: a group of 8 lanes per output feature o, lane j holding the
+ * partial sum s_j (fmaf over k = 8i + j) of up to MR_ROWS input rows at a
+ * time, so that the group reads each 8 consecutive weights once for all of
+ * them; the tree ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)) by
+ * shuffles within the group, then lane 0 adds the tail k >= K8 in order,
+ * each a product then a sum. 4 groups per warp, 8 warps per block. */
+#define MR_ROWS 8
+#define MR_THREADS 256
+#define GRID_Y_MAX 65535
+
+__global__ void matmul_rows_k(float *out, size_t ldo, const float *inp, size_t ldi,
+                              const int *map, int row0, const void *w, int halves, int N, int IC,
+                              int OC)
+{
+    int j = threadIdx.x & 7;
+    int o = blockIdx.x * (MR_THREADS / 8) + (threadIdx.x >> 3);
+    int n0 = row0 + blockIdx.y * MR_ROWS, nr = N - n0 < MR_ROWS ? N - n0 : MR_ROWS;
+    bool live = o < OC;   /* dead lanes still take part in the shuffles */
+    int K8 = IC & ~7;
+    size_t wr = (size_t)(live ? o : 0) * IC;
+    const float *x[MR_ROWS];
+    float s[MR_ROWS];
+#pragma unroll
+    for (int r = 0; r < MR_ROWS; r++) {
+        x[r] = inp + row_of(map, n0 + (r < nr ? r : 0)) * ldi;
+        s[r] = 0.0f;
+    }
+    for (int k = j; live && k < K8; k += 8) {
+        float wk = weight_at(w, wr + k, halves);
+#pragma unroll
+        for (int r = 0; r < MR_ROWS; r++)
+            if (r < nr)
+                s[r] = __fmaf_rn(wk, x[r][k], s[r]);
+    }
+#pragma unroll
+    for (int r = 0; r < MR_ROWS; r++) {
+        float t = __fadd_rn(s[r], __shfl_down_sync(0xffffffffu, s[r], 4, 8));  /* s_j + s_j+4 */
+        t = __fadd_rn(t, __shfl_down_sync(0xffffffffu, t, 2, 8));
+        t = __fadd_rn(t, __shfl_down_sync(0xffffffffu, t, 1, 8));
+        if (live && j == 0 && r < nr) {
+            for (int k = K8; k < IC; k++)
+                t = __fadd_rn(t, __fmul_rn(weight_at(w, wr + k, halves), x[r][k]));
+            out[row_of(map, n0 + r) * ldo + o] = t;
+        }
+    }
+}
+
+static void matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi, const int *map,
+                        const void *w, int halves, int N, int IC, int OC)
+{
+    if (N <= 0 || OC <= 0)
+        return;
+    const int *dmap = NULL;
+    if (map) {
+        size_t at = 0;
+        char *s = (char *)scratch_get(align256((size_t)N * sizeof *map));
+        if (!s || !(dmap = put(s, &at, map, (size_t)N)) || !staged(s, at))
+            return;
+    }
+    /* grid.y is at most 65535: row chunks of that many blocks. */
+    for (int n0 = 0; n0 < N; n0 += GRID_Y_MAX * MR_ROWS) {
+        int nc = N - n0 < GRID_Y_MAX * MR_ROWS ? N - n0 : GRID_Y_MAX * MR_ROWS;
+        dim3 grid((unsigned)((OC + MR_THREADS / 8 - 1) / (MR_THREADS / 8)),
+                  (unsigned)((nc + MR_ROWS - 1) / MR_ROWS));
+        matmul_rows_k<<<grid, MR_THREADS>>>(out, ldo, inp, ldi, dmap, n0, w, halves, n0 + nc, IC,
+                                            OC);
+        if (!LAUNCHED("matmul_rows"))
+            return;
+    }
+}
+
+/* matmul_rows_packed: a tiled product (PK_TILE x PK_TILE outputs per block,
+ * one per thread), each output one fmaf chain over k = 0 .. IC-1 in order
+ * through the tiles: the order the contract fixes, with no repacking (no
+ * scratch). */
+#define PK_TILE 16
+
+__global__ void matmul_rows_packed_k(float *out, size_t ldo, const float *inp, size_t ldi,
+                                     const int *map, int row0, const float *w, int N, int IC,
+                                     int OC)
+{
+    __shared__ float xs[PK_TILE][PK_TILE + 1], ws[PK_TILE][PK_TILE + 1];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    int o = blockIdx.x * PK_TILE + tx, n = row0 + blockIdx.y * PK_TILE + ty;
+    /* Loading: thread (tx, ty) fetches element tx of row ty of each tile. */
+    int ol = blockIdx.x * PK_TILE + ty;
+    const float *xrow = n < N ? inp + row_of(map, n) * ldi : NULL;
+    const float *wrow = ol < OC ? w + (size_t)ol * IC : NULL;
+    float acc = 0.0f;
+    for (int k0 = 0; k0 < IC; k0 += PK_TILE) {
+        int k = k0 + tx;
+        xs[ty][tx] = xrow && k < IC ? xrow[k] : 0.0f;
+        ws[ty][tx] = wrow && k < IC ? wrow[k] : 0.0f;
+        __syncthreads();
+        int kn = IC - k0 < PK_TILE ? IC - k0 : PK_TILE;   /* no padded terms */
+        for (int kk = 0; kk < kn; kk++)
+            acc = __fmaf_rn(xs[ty][kk], ws[tx][kk], acc);
+        __syncthreads();
+    }
+    if (n < N && o < OC)
+        out[row_of(map, n) * ldo + o] = acc;
+}
+
+static size_t matmul_rows_scratch(int IC, int OC)
+{
+    (void)IC;
+    (void)OC;
+    return 0;
+}
+
+static void matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t ldi,
+                               const int *map, const float *w, float *scratch_unused,
+                               int N, int IC, int OC)
+{
+    (void)scratch_unused;
+    if (N <= 0 || OC <= 0)
+        return;
+    const int *dmap = NULL;
+    if (map) {
+        size_t at = 0;
+        char *s = (char *)scratch_get(align256((size_t)N * sizeof *map));
+        if (!s || !(dmap = put(s, &at, map, (size_t)N)) || !staged(s, at))
+            return;
+    }
+    for (int n0 = 0; n0 < N; n0 += GRID_Y_MAX * PK_TILE) {
+        int nc = N - n0 < GRID_Y_MAX * PK_TILE ? N - n0 : GRID_Y_MAX * PK_TILE;
+        dim3 grid((unsigned)((OC + PK_TILE - 1) / PK_TILE),
+                  (unsigned)((nc + PK_TILE - 1) / PK_TILE));
+        matmul_rows_packed_k<<<grid, dim3(PK_TILE, PK_TILE)>>>(out, ldo, inp, ldi, dmap, n0, w,
+                                                               n0 + nc, IC, OC);
+        if (!LAUNCHED("matmul_rows_packed"))
+            return;
+    }
+}
+
+/* attention_rows: one block per (row, head) task, blocks taking tasks in
+ * turn; each block's scores live in its own maxlen floats of scratch. The
+ * orders are the CPU kernel's (rows.c): a score is 8 fmaf chains over j =
+ * 8u + l, the same tree, then the tail j, times the scale; the
+ * probabilities are fast_expf(a - max) times 1/sum; an output element is
+ * one fmaf chain over t in order. Only the sum of the exponentials is taken
+ * in another order (a fixed block tree; the CPU's is a vectorised
+ * reduction), hence "within rounding". */
+#define AR_THREADS 128
+#define AR_BLOCKS 1024
+
+struct rows_att {
+    const float *const *q, *const *K, *const *V;
+    const int *len;
+    float *out, *sc;
+    size_t ldo, kvs;
+    int tasks, H, rep, hd, maxlen;
+    float scale;
+};
+
+__global__ void attention_rows_k(rows_att a)
+{
+    __shared__ float fshm[32];
+    float *sc = a.sc + (size_t)blockIdx.x * a.maxlen;
+    for (int task = blockIdx.x; task < a.tasks; task += gridDim.x) {
+        int i = task / a.H, h = task % a.H, kh = h / a.rep, p = a.len[i];
+        const float *q = a.q[i] + (size_t)h * a.hd;
+        const float *Kh = a.K[i] + (size_t)kh * a.hd, *Vh = a.V[i] + (size_t)kh * a.hd;
+        int H8 = a.hd & ~7;
+        float mx = -INFINITY;
+        for (int t = threadIdx.x; t < p; t += AR_THREADS) {
+            const float *k = Kh + (size_t)t * a.kvs;
+            float l[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+            for (int j = 0; j < H8; j += 8)
+#pragma unroll
+                for (int u = 0; u < 8; u++)
+                    l[u] = __fmaf_rn(q[j + u], k[j + u], l[u]);
+            float d = __fadd_rn(__fadd_rn(__fadd_rn(l[0], l[4]), __fadd_rn(l[2], l[6])),
+                                __fadd_rn(__fadd_rn(l[1], l[5]), __fadd_rn(l[3], l[7])));
+            for (int j = H8; j < a.hd; j++)
+                d = __fadd_rn(d, __fmul_rn(q[j], k[j]));
+            d = __fmul_rn(d, a.scale);
+            sc[t] = d;
+            mx = d > mx ? d : mx;
+        }
+        mx = block_max(mx, fshm);
+        float sum = 0.0f;
+        for (int t = threadIdx.x; t < p; t += AR_THREADS) {
+            float e = fast_expf(__fsub_rn(sc[t], mx));
+            sc[t] = e;
+            sum = __fadd_rn(sum, e);
+        }
+        sum = block_sum(sum, fshm);   /* its barriers publish sc too */
+        float inv = __fdiv_rn(1.0f, sum);
+        for (int t = threadIdx.x; t < p; t += AR_THREADS)
+            sc[t] = __fmul_rn(sc[t], inv);
+        __syncthreads();
+        for (int j = threadIdx.x; j < a.hd; j += AR_THREADS) {
+            float v = 0.0f;
+            for (int t = 0; t < p; t++)
+                v = __fmaf_rn(sc[t], Vh[(size_t)t * a.kvs + j], v);
+            a.out[(size_t)i * a.ldo + (size_t)h * a.hd + j] = v;
+        }
+        __syncthreads();   /* sc is the next task's */
+    }
+}
+
+static void attention_rows(float *out, size_t ldo, const float *const *q,
+                           const float *const *K, const float *const *V, size_t kvs,
+                           const int *len, int n, int H, int KVH, int hd,
+                           float *scratch_unused, int maxlen)
+{
+    (void)scratch_unused;   /* sized for the CPU's threads; ours is per block */
+    if (n <= 0 || H <= 0 || KVH <= 0 || hd <= 0 || maxlen <= 0 || H % KVH)
+        return;
+    int tasks = n * H, blocks = tasks < AR_BLOCKS ? tasks : AR_BLOCKS;
+    size_t np = align256((size_t)n * sizeof *q), nl = align256((size_t)n * sizeof *len);
+    size_t need = 3 * np + nl + (size_t)blocks * maxlen * sizeof(float);
+    char *s = (char *)scratch_get(need);
+    if (!s)
+        return;
+    size_t at = 0;
+    rows_att a;
+    a.q = put(s, &at, q, (size_t)n);
+    a.K = put(s, &at, K, (size_t)n);
+    a.V = put(s, &at, V, (size_t)n);
+    a.len = put(s, &at, len, (size_t)n);
+    if (!a.q || !a.K || !a.V || !a.len || !staged(s, at))
+        return;
+    a.sc = (float *)(s + at);
+    a.out = out;
+    a.ldo = ldo;
+    a.kvs = kvs;
+    a.tasks = tasks;
+    a.H = H;
+    a.rep = H / KVH;
+    a.hd = hd;
+    a.maxlen = maxlen;
+    a.scale = 1.0f / sqrtf((float)hd);   /* on the host, as the CPU's */
+    attention_rows_k<<<blocks, AR_THREADS>>>(a);
+    LAUNCHED("attention_rows");
+}
+
+/* to_half: llm_float_to_half() (half.h) per element, and the lowest index
+ * whose half is inf or NaN: each block's minimum, then the minimum of those
+ * by an integer atomicMin, whose result does not depend on the order. */
+__global__ void to_half_k(uint16_t *h, const float *f, size_t n, unsigned long long *bad)
+{
+    __shared__ unsigned long long shm[32];
+    unsigned long long lo = n;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint16_t v = llm_float_to_half(f[i]);
+        h[i] = v;
+        if ((v & 0x7c00u) == 0x7c00u && i < lo)
+            lo = i;
+    }
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        unsigned long long other = __shfl_xor_sync(0xffffffffu, lo, o);
+        lo = other < lo ? other : lo;
+    }
+    if (lane == 0)
+        shm[warp] = lo;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < nw; w++)
+            lo = shm[w] < lo ? shm[w] : lo;
+        if (lo < n)
+            atomicMin(bad, lo);
+    }
+}
+
+static size_t to_half(uint16_t *h, const float *f, size_t n)
+{
+    if (!n)
+        return 0;
+    unsigned long long *bad = (unsigned long long *)scratch_get(sizeof *bad), r = n;
+    if (!bad || llm_cuda_h2d(bad, &r, sizeof r) != 0)
+        return 0;   /* the failure is recorded; 0 says "no good" to the caller */
+    to_half_k<<<grid_for(n, 256), 256>>>(h, f, n, bad);
+    if (!LAUNCHED("to_half") || llm_cuda_d2h(&r, bad, sizeof r) != 0)
+        return 0;
+    return (size_t)r;
+}
+
+/* linear_f64: one thread per output, the sum in double from b[k] over c in
+ * order (each product of two floats is exact in double), rounded once. */
+__global__ void linear_f64_k(float *out, const float *inp, const float *w, const float *b,
+                             int N, int C, int K)
+{
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * K)
+        return;
+    size_t r = i / K, k = i % K;
+    const float *x = inp + r * C, *wk = w + k * C;
+    double sum = b[k];
+    for (int c = 0; c < C; c++)
+        sum = __dadd_rn(sum, __dmul_rn((double)x[c], (double)wk[c]));
+    out[i] = (float)sum;
+}
+
+static void linear_f64(float *out, const float *inp, const float *w, const float *b,
+                       int N, int C, int K)
+{
+    if (N <= 0 || K <= 0)
+        return;
+    size_t n = (size_t)N * K;
+    linear_f64_k<<<(unsigned)((n + 127) / 128), 128>>>(out, inp, w, b, N, C, K);
+    LAUNCHED("linear_f64");
+}
+
+/* dropout: the mask of (key, i) alone (kernels.h), scale from the host as
+ * the CPU computes it. */
+__global__ void dropout_k(float *x, size_t n, uint32_t cut, float scale, uint64_t key)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x) {
+        uint32_t u = (uint32_t)(llm_mix64(key + i * 0x9e3779b97f4a7c15ULL) >> 40);
+        x[i] = u >= cut ? __fmul_rn(x[i], scale) : 0.0f;
+    }
+}
+
+static void dropout(float *x, size_t n, double p, uint64_t key)
+{
+    if (!n)
+        return;
+    uint32_t cut = (uint32_t)(p * 16777216.0);
+    float s = (float)(1.0 / (1.0 - p));
+    dropout_k<<<grid_for(n, 256), 256>>>(x, n, cut, s, key);
+    LAUNCHED("dropout");
+}
+
 /* ------------------------------------------------------------ the table */
 
 static llm_kernels cuda_kernels;
@@ -983,39 +1371,78 @@ static void t_zero(void *dst, size_t bytes)
     (void)llm_cuda_memset(dst, 0, bytes);
 }
 
+/* The library may call the table from several host threads at once
+ * (llm_kernels_parallel(): batches of documents being classified), while
+ * the scratch buffer, the error record and the cuBLAS handle are shared:
+ * every device entry of the table runs under one lock. The work itself is
+ * serialised anyway, on the one stream. */
+static std::mutex table_lock;
+
+template <auto F> struct locked;
+template <typename R, typename... A, R (*F)(A...)> struct locked<F> {
+    static R call(A... a)
+    {
+        std::lock_guard<std::mutex> hold(table_lock);
+        return F(a...);
+    }
+};
+
+/* The sampler's passes work on host memory by contract: the CPU's, of
+ * the level the CPU table uses once llm_cuda_set_host_kernels() says which
+ * (the base level's until then). */
+extern "C" void llm_cuda_set_host_kernels(const llm_kernels *host)
+{
+    std::lock_guard<std::mutex> hold(table_lock);
+    if (!host)
+        return;
+    cuda_kernels.logits_max = host->logits_max;
+    cuda_kernels.softmax_weights = host->softmax_weights;
+    cuda_kernels.find_first = host->find_first;
+}
+
 extern "C" const llm_kernels *llm_kernels_cuda(void)
 {
+    std::lock_guard<std::mutex> hold(table_lock);
     if (!start())
         return NULL;
     if (!cuda_kernels.name) {
         llm_kernels *k = &cuda_kernels;
-        k->alloc = t_alloc;
-        k->free = llm_cuda_free;
-        k->upload = t_upload;
-        k->download = t_download;
-        k->copy = t_copy;
-        k->zero = t_zero;
+        k->alloc = locked<t_alloc>::call;
+        k->free = locked<llm_cuda_free>::call;
+        k->upload = locked<t_upload>::call;
+        k->download = locked<t_download>::call;
+        k->copy = locked<t_copy>::call;
+        k->zero = locked<t_zero>::call;
         k->host_memory = 0;
-        k->matmul_forward = matmul_forward;
-        k->matmul_backward = matmul_backward;
-        k->embedding_forward = embedding_forward;
-        k->embedding_backward = embedding_backward;
-        k->rmsnorm_forward = rmsnorm_forward;
-        k->rmsnorm_backward = rmsnorm_backward;
-        k->rope_forward = rope_forward;
-        k->rope_backward = rope_backward;
-        k->attention_forward = attention_forward;
-        k->attention_backward = attention_backward;
-        k->swiglu_forward = swiglu_forward;
-        k->swiglu_backward = swiglu_backward;
-        k->residual_forward = residual_forward;
-        k->crossentropy_forward = crossentropy_forward;
-        k->adamw_update = adamw_update;
-        k->sum_squares = sum_squares;
-        k->scale = scale;
-        k->axpy = axpy;
-        /* The sampler's passes work on host memory by contract: the CPU's.
-         * linear_f64 and dropout stay NULL: models run on the CPU. */
+        k->matmul_forward = locked<matmul_forward>::call;
+        k->matmul_backward = locked<matmul_backward>::call;
+        k->embedding_forward = locked<embedding_forward>::call;
+        k->embedding_backward = locked<embedding_backward>::call;
+        k->rmsnorm_forward = locked<rmsnorm_forward>::call;
+        k->rmsnorm_backward = locked<rmsnorm_backward>::call;
+        k->rope_forward = locked<rope_forward>::call;
+        k->rope_backward = locked<rope_backward>::call;
+        k->attention_forward = locked<attention_forward>::call;
+        k->attention_backward = locked<attention_backward>::call;
+        k->swiglu_forward = locked<swiglu_forward>::call;
+        k->swiglu_backward = locked<swiglu_backward>::call;
+        k->residual_forward = locked<residual_forward>::call;
+        k->crossentropy_forward = locked<crossentropy_forward>::call;
+        k->adamw_update = locked<adamw_update>::call;
+        k->sum_squares = locked<sum_squares>::call;
+        k->scale = locked<scale>::call;
+        k->axpy = locked<axpy>::call;
+        k->matmul_rows = locked<matmul_rows>::call;
+        k->matmul_rows_packed = locked<matmul_rows_packed>::call;
+        k->matmul_rows_scratch = matmul_rows_scratch;
+        k->attention_rows = locked<attention_rows>::call;
+        k->to_half = locked<to_half>::call;
+        /* No int8 product on the GPU yet: the library refuses int8
+         * inference on a table without these. */
+        k->quantize_q8 = NULL;
+        k->matmul_rows_q8 = NULL;
+        k->linear_f64 = locked<linear_f64>::call;
+        k->dropout = locked<dropout>::call;
         k->logits_max = llm_cpu_logits_max;
         k->softmax_weights = llm_cpu_softmax_weights;
         k->find_first = llm_cpu_find_first;

@@ -7,9 +7,10 @@
  * (or llm_cuda_sync()) waits for it. The table's functions return nothing,
  * so a failure inside one is recorded here: the first error message stays
  * until llm_cuda_clear_error(), and the library polls llm_cuda_errmsg() at
- * the points where it can report (after a step, a copy, a sync). One host
- * thread drives the backend: the error record and the kernels' scratch
- * buffer are not locked. */
+ * the points where it can report (after a step, a copy, a sync). The
+ * table's entries may be called from several host threads: each runs under
+ * one lock (the error record, the kernels' scratch buffer and the cuBLAS
+ * handle are shared); the helpers below are not locked. */
 #ifndef LLM_CUDA_H
 #define LLM_CUDA_H
 
@@ -25,6 +26,13 @@ extern "C" {
  *  (no driver, no GPU, cuBLAS fails to start); the reason in
  *  llm_cuda_errmsg(). Starts CUDA and cuBLAS on first use. */
 const llm_kernels *llm_kernels_cuda(void);
+
+/*! llm_cuda_set_host_kernels() : the table whose host-side entries (the
+ *  sampler's passes over rows in host memory) the CUDA table uses from now
+ *  on; kernels.c gives it the CPU's table, so that sampling gives the same
+ *  bits on either device. Until then, those of the base CPU level
+ *  (kernels/cpu/level.h), which is all the CUDA kernel test links. */
+void llm_cuda_set_host_kernels(const llm_kernels *host);
 
 /*! llm_cuda_device_count() : GPUs the driver reports; 0 when there is no
  *  driver or no device (never fails otherwise). */
