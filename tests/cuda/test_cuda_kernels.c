@@ -1,7 +1,10 @@
 /* test_cuda_kernels.c: every CUDA kernel, forward and backward, against the
  * reference kernels on random inputs of several shapes (odd sizes, T across
  * tile and warp sizes, grouped-query attention), plus run-to-run bitwise
- * determinism of the kernels that reduce. Exits 77 with "no CUDA device"
+ * determinism of the kernels that reduce; the inference entries
+ * (matmul_rows, matmul_rows_packed, attention_rows, to_half, linear_f64,
+ * dropout) bit for bit where their contracts fix the order, each row alone
+ * against the same row in a batch. Exits 77 with "no CUDA device"
  * when no GPU can be used.
  *
  * The CUDA table is wrapped in a host-memory table (h_*): each wrapper copies
@@ -16,15 +19,19 @@
  *   matrix products and attention (fp32 sums over up to ~2300 terms): 1e-4, 1e-4;
  *   rmsnorm: 1e-5, 1e-5 forward, 1e-4, 1e-4 backward;
  *   rope, swiglu, cross-entropy, adamw (a few roundings each): 1e-6..1e-5;
- *   sum_squares (double): 1e-9 relative. */
+ *   sum_squares (double): 1e-9 relative;
+ *   attention_rows: 1e-5, 1e-4 (the others of that section: bitwise). */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "cpu/cpu.h"     /* the base level's sampler entries */
 #include "cuda/cuda.h"
+#include "half.h"
+#include "kernels.h"
 
 #define TESTRAND_SEED 0x2545f4914f6cdd1dull
 #include "../unit/testrand.h"
@@ -713,6 +720,302 @@ static void test_determinism(const llm_kernels *f)
     check_errors("determinism");
 }
 
+/* ------------------------------------------------------------ inference
+ * The inference entries against the reference on the same inputs: bit for
+ * bit where the contract fixes the order (matmul_rows, matmul_rows_packed,
+ * to_half, linear_f64, dropout), within rounding for attention_rows
+ * (fast_expf is the same bits, but the sum of the exponentials is taken in
+ * another order, and the reference computes in double with exp()). */
+
+static void *dalloc(size_t bytes)
+{
+    void *d = NULL;
+    if (llm_cuda_alloc(&d, bytes ? bytes : 4) != 0) {
+        fprintf(stderr, "test_cuda_kernels: %s\n", llm_cuda_errmsg());
+        exit(1);
+    }
+    return d;
+}
+
+static int *shuffled_rows(int R)
+{
+    int *perm = xmalloc((size_t)R * sizeof *perm);
+    for (int i = 0; i < R; i++)
+        perm[i] = i;
+    for (int i = R - 1; i > 0; i--) {
+        int j = (int)(next_u64() % (uint64_t)(i + 1)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    return perm;
+}
+
+/* matmul_rows (packed = 0) or matmul_rows_packed of the CUDA table on
+ * device copies of R rows of out (in and out) and inp and of w; map is
+ * host memory, as the contract says. */
+static void cuda_rows(int packed, float *out, size_t ldo, const float *inp, size_t ldi,
+                      const int *map, const void *w, int half, int R, int N, int IC, int OC)
+{
+    size_t no = (size_t)R * ldo * F4;
+    float *dout = dput(out, no), *din = dput(inp, (size_t)R * ldi * F4);
+    void *dw = dput(w, (size_t)OC * IC * (half ? 2 : F4));
+    float *dscr = dalloc((K->matmul_rows_scratch(IC, OC) + 1) * F4);
+    if (packed)
+        K->matmul_rows_packed(dout, ldo, din, ldi, map, dw, dscr, N, IC, OC);
+    else
+        K->matmul_rows(dout, ldo, din, ldi, map, dw, half, N, IC, OC);
+    dback(out, dout, no);
+    llm_cuda_free(din);
+    llm_cuda_free(dw);
+    llm_cuda_free(dscr);
+}
+
+/* N of R rows through a shuffled map, rows ldi and ldo floats apart with
+ * gaps (IC and OC odd in most shapes: a tail after the 8-wide sums), then
+ * N rows without a map: the reference's bits everywhere (so the rows
+ * outside the map and the gaps are untouched); each row alone gets the
+ * bits it gets in the batch. */
+static void test_matmul_rows(int packed, int half, int N, int IC, int OC)
+{
+    char what[128], name[96];
+    const llm_kernels *r = llm_kernels_ref();
+    int R = N + 3;
+    size_t ldi = (size_t)IC + 5, ldo = (size_t)OC + 3, no = (size_t)R * ldo;
+    float *inp = rnd((size_t)R * ldi), *wf = rnd((size_t)OC * IC);
+    uint16_t *wh = xmalloc((size_t)OC * IC * sizeof *wh);
+    for (size_t i = 0; i < (size_t)OC * IC; i++) {
+        wh[i] = llm_float_to_half(wf[i]);
+        if (half)
+            wf[i] = llm_half_to_float(wh[i]);   /* the weights the product sees */
+    }
+    const void *w = half ? (const void *)wh : (const void *)wf;
+    float *o1 = rnd(no), *o2 = dup(o1, no), *o3 = dup(o1, no);
+    int *map = shuffled_rows(R);
+    snprintf(name, sizeof name, "matmul_rows%s%s N=%d IC=%d OC=%d", packed ? "_packed" : "",
+             half ? " (halves)" : "", N, IC, OC);
+    cuda_rows(packed, o1, ldo, inp, ldi, map, w, half, R, N, IC, OC);
+    if (packed)
+        r->matmul_rows_packed(o2, ldo, inp, ldi, map, wf, NULL, N, IC, OC);
+    else
+        r->matmul_rows(o2, ldo, inp, ldi, map, w, half, N, IC, OC);
+    check_errors(name);
+    check_bits(name, o1, o2, no * F4);
+    for (int n = 0; n < N; n++)
+        cuda_rows(packed, o3, ldo, inp, ldi, map + n, w, half, R, 1, IC, OC);
+    snprintf(what, sizeof what, "%s: each row alone", name);
+    check_errors(what);
+    check_bits(what, o3, o1, no * F4);
+    float *o4 = rnd(no), *o5 = dup(o4, no);
+    cuda_rows(packed, o4, ldo, inp, ldi, NULL, w, half, R, N, IC, OC);
+    if (packed)
+        r->matmul_rows_packed(o5, ldo, inp, ldi, NULL, wf, NULL, N, IC, OC);
+    else
+        r->matmul_rows(o5, ldo, inp, ldi, NULL, w, half, N, IC, OC);
+    snprintf(what, sizeof what, "%s: no map", name);
+    check_errors(what);
+    check_bits(what, o4, o5, no * F4);
+    free(inp); free(wf); free(wh); free(o1); free(o2); free(o3); free(o4); free(o5);
+    free(map);
+}
+
+/* attention_rows over a cache of n rows of different lengths (keys and
+ * values kvs > KVH * hd floats apart), in device memory, through host
+ * pointer arrays; against the reference on a host copy; each row alone
+ * gets the bits it gets in the batch; over a whole sequence's own qkv rows
+ * it is causal attention (the reference's attention_forward). */
+static void test_attention_rows(int n, int H, int KVH, int hd, int maxlen)
+{
+    char what[128];
+    const llm_kernels *r = llm_kernels_ref();
+    size_t kvs = (size_t)KVH * hd + 3, OS = (size_t)H * hd;
+    size_t ncache = (size_t)n * 2 * maxlen * kvs;
+    const float **q = xmalloc((size_t)n * sizeof *q), **Kp = xmalloc((size_t)n * sizeof *Kp);
+    const float **V = xmalloc((size_t)n * sizeof *V), **dq = xmalloc((size_t)n * sizeof *dq);
+    const float **dK = xmalloc((size_t)n * sizeof *dK), **dV = xmalloc((size_t)n * sizeof *dV);
+    int *len = xmalloc((size_t)n * sizeof *len);
+    float *qs = rnd((size_t)n * OS), *cache = rnd(ncache);
+    for (size_t i = 0; i < ncache; i++)
+        cache[i] *= 3.0f;   /* peakier softmax */
+    float *o1 = rnd((size_t)n * OS), *o2 = rnd((size_t)n * OS), *o3 = rnd((size_t)n * OS);
+    float *dqs = dput(qs, (size_t)n * OS * F4), *dcache = dput(cache, ncache * F4);
+    float *dout = dput(o1, (size_t)n * OS * F4), *dalone = dput(o3, (size_t)n * OS * F4);
+    float *dscr = dalloc((size_t)maxlen * F4);   /* one thread's worth: unused on cuda */
+    for (int i = 0; i < n; i++) {
+        q[i] = qs + (size_t)i * OS;
+        Kp[i] = cache + (size_t)i * 2 * maxlen * kvs;
+        V[i] = Kp[i] + (size_t)maxlen * kvs;
+        dq[i] = dqs + (size_t)i * OS;
+        dK[i] = dcache + (size_t)i * 2 * maxlen * kvs;
+        dV[i] = dK[i] + (size_t)maxlen * kvs;
+        len[i] = i == 0 ? maxlen : 1 + (int)(next_u64() % (uint64_t)maxlen);
+    }
+    K->attention_rows(dout, OS, dq, dK, dV, kvs, len, n, H, KVH, hd, dscr, maxlen);
+    for (int i = 0; i < n; i++)
+        K->attention_rows(dalone + (size_t)i * OS, OS, dq + i, dK + i, dV + i, kvs, len + i, 1,
+                          H, KVH, hd, dscr, maxlen);
+    r->attention_rows(o2, OS, q, Kp, V, kvs, len, n, H, KVH, hd, NULL, maxlen);
+    snprintf(what, sizeof what, "attention_rows n=%d H=%d KVH=%d hd=%d len<=%d", n, H, KVH,
+             hd, maxlen);
+    check_errors(what);
+    dget(o1, dout, (size_t)n * OS * F4);
+    check(what, o1, o2, (size_t)n * OS, 1e-5, 1e-4);
+    dget(o3, dalone, (size_t)n * OS * F4);
+    snprintf(what, sizeof what, "attention_rows n=%d H=%d KVH=%d hd=%d: each row alone", n, H,
+             KVH, hd);
+    check_bits(what, o3, o1, (size_t)n * OS * F4);
+    /* One sequence of T = maxlen positions over its own rows of qkv. */
+    int T = maxlen, QS = (H + 2 * KVH) * hd;
+    float *qkv = rnd((size_t)T * QS), *att = xmalloc((size_t)H * T * T * F4);
+    float *full = xmalloc((size_t)T * OS * F4), *rows = rnd((size_t)T * OS);
+    float *dqkv = dput(qkv, (size_t)T * QS * F4), *drows = dput(rows, (size_t)T * OS * F4);
+    const float **tq = xmalloc((size_t)T * sizeof *tq), **tk = xmalloc((size_t)T * sizeof *tk);
+    const float **tv = xmalloc((size_t)T * sizeof *tv);
+    int *tl = xmalloc((size_t)T * sizeof *tl);
+    for (int t = 0; t < T; t++) {
+        tq[t] = dqkv + (size_t)t * QS;
+        tk[t] = dqkv + (size_t)H * hd;
+        tv[t] = tk[t] + (size_t)KVH * hd;
+        tl[t] = t + 1;
+    }
+    r->attention_forward(full, att, qkv, NULL, 1, T, H, KVH, hd);
+    K->attention_rows(drows, OS, tq, tk, tv, (size_t)QS, tl, T, H, KVH, hd, dscr, maxlen);
+    snprintf(what, sizeof what, "attention_rows = attention_forward T=%d H=%d KVH=%d hd=%d",
+             T, H, KVH, hd);
+    check_errors(what);
+    dget(rows, drows, (size_t)T * OS * F4);
+    check(what, rows, full, (size_t)T * OS, 1e-5, 1e-4);
+    free(q); free(Kp); free(V); free(dq); free(dK); free(dV); free(len); free(qs);
+    free(cache); free(o1); free(o2); free(o3); free(qkv); free(att); free(full); free(rows);
+    free(tq); free(tk); free(tv); free(tl);
+    llm_cuda_free(dqs); llm_cuda_free(dcache); llm_cuda_free(dout); llm_cuda_free(dalone);
+    llm_cuda_free(dscr); llm_cuda_free(dqkv); llm_cuda_free(drows);
+}
+
+/* to_half against the reference (and so half.h), bit for bit, and the
+ * lowest index out of half's range (bad_at, with more after it), or n. */
+static void test_to_half(size_t n, size_t bad_at)
+{
+    char what[96], detail[160] = "";
+    float *x = rnd(n);
+    static const float edge[] = { 65504.0f, 65519.99f, -6.1e-5f, 5.96e-8f, 2.98e-8f,
+                                  1.0009765625f, 1.00048828125f, -0.0f, 1e-10f, -65505.0f };
+    for (size_t i = 0; i < n; i++)
+        x[i] = i % 3 == 0 ? edge[(i / 3) % (sizeof edge / sizeof edge[0])] : x[i] * 1000;
+    if (bad_at < n)
+        x[bad_at] = bad_at % 2 ? 65520.0f : NAN;
+    if (bad_at + 2 < n)
+        x[bad_at + 2] = INFINITY;
+    if (bad_at + 1000 < n)
+        x[n - 1] = -NAN;
+    uint16_t *h1 = xmalloc(n * sizeof *h1), *h2 = xmalloc(n * sizeof *h2);
+    float *dx = dput(x, n * F4);
+    uint16_t *dh = dalloc(n * sizeof *dh);
+    size_t b1 = K->to_half(dh, dx, n), b2 = llm_kernels_ref()->to_half(h2, x, n);
+    size_t want = bad_at < n ? bad_at : n;
+    snprintf(what, sizeof what, "to_half n=%zu", n);
+    check_errors(what);
+    dback(h1, dh, n * sizeof *h1);
+    if (b1 != b2 || b1 != want)
+        snprintf(detail, sizeof detail, "first bad %zu, reference %zu, want %zu", b1, b2, want);
+    result(what, !detail[0], detail);
+    check_bits(what, h1, h2, n * sizeof *h1);
+    free(x); free(h1); free(h2);
+    llm_cuda_free(dx);
+}
+
+static void test_linear_f64(int N, int C, int Kn)
+{
+    char what[96];
+    float *x = rnd((size_t)N * C), *w = rnd((size_t)Kn * C), *b = rnd(Kn);
+    float *o1 = rnd((size_t)N * Kn), *o2 = rnd((size_t)N * Kn);
+    float *dx = dput(x, (size_t)N * C * F4), *dw = dput(w, (size_t)Kn * C * F4);
+    float *db = dput(b, (size_t)Kn * F4), *dout = dput(o1, (size_t)N * Kn * F4);
+    K->linear_f64(dout, dx, dw, db, N, C, Kn);
+    llm_kernels_ref()->linear_f64(o2, x, w, b, N, C, Kn);
+    snprintf(what, sizeof what, "linear_f64 N=%d C=%d K=%d", N, C, Kn);
+    check_errors(what);
+    dback(o1, dout, (size_t)N * Kn * F4);
+    check_bits(what, o1, o2, (size_t)N * Kn * F4);
+    free(x); free(w); free(b); free(o1); free(o2);
+    llm_cuda_free(dx); llm_cuda_free(dw); llm_cuda_free(db);
+}
+
+static void test_dropout(size_t n, double p, uint64_t key)
+{
+    char what[96];
+    float *x = rnd(n), *y = dup(x, n);
+    float *dx = dput(x, n * F4);
+    K->dropout(dx, n, p, key);
+    llm_kernels_ref()->dropout(y, n, p, key);
+    snprintf(what, sizeof what, "dropout n=%zu p=%g", n, p);
+    check_errors(what);
+    dback(x, dx, n * F4);
+    check_bits(what, x, y, n * F4);
+    size_t zeros = 0;   /* and the mask is a mask: about p of them dropped */
+    for (size_t i = 0; i < n; i++)
+        zeros += x[i] == 0.0f;
+    if (n >= 100000) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "%zu of %zu dropped", zeros, n);
+        snprintf(what, sizeof what, "dropout n=%zu p=%g: share dropped", n, p);
+        result(what, fabs((double)zeros / n - p) < 0.01, detail);
+    }
+    free(x); free(y);
+}
+
+/* Every entry is set but the optional int8 ones, which the library checks
+ * for itself (the model needs all the others), the memory entries move
+ * bytes, and the sampler's entries are host-side ones: the base CPU
+ * level's, or those llm_cuda_set_host_kernels() gives. */
+static void test_table(void)
+{
+    typedef void (*fn)(void);
+    size_t first = offsetof(llm_kernels, alloc), hm = offsetof(llm_kernels, host_memory);
+    size_t q8a = offsetof(llm_kernels, quantize_q8), q8b = offsetof(llm_kernels, matmul_rows_q8);
+    int missing = 0;
+    char detail[64] = "";
+    for (size_t at = first; at + sizeof(fn) <= sizeof(llm_kernels); at += sizeof(fn)) {
+        fn f;
+        if ((at <= hm && hm < at + sizeof(fn)) || at == q8a || at == q8b)
+            continue;
+        memcpy(&f, (const char *)K + at, sizeof f);
+        if (!f) {
+            missing++;
+            snprintf(detail, sizeof detail, "no entry at byte %zu", at);
+        }
+    }
+    result("every table entry is set", missing == 0 && K->host_memory == 0, detail);
+    result("sampler entries: the base CPU level's",
+           K->logits_max == llm_cpu_logits_max && K->softmax_weights == llm_cpu_softmax_weights &&
+           K->find_first == llm_cpu_find_first, "");
+    const llm_kernels *r = llm_kernels_ref();
+    llm_cuda_set_host_kernels(r);
+    float x[5] = { 1, 3, -2, 3, 0 };
+    int bad = 1;
+    result("llm_cuda_set_host_kernels", K->logits_max == r->logits_max &&
+           K->find_first == r->find_first && K->softmax_weights == r->softmax_weights &&
+           K->logits_max(x, 5, &bad) == 3.0f && !bad && K->find_first(x, 5, 3.0f) == 1, "");
+    llm_kernels base = { .logits_max = llm_cpu_logits_max,
+                         .softmax_weights = llm_cpu_softmax_weights,
+                         .find_first = llm_cpu_find_first };
+    llm_cuda_set_host_kernels(&base);
+    /* The memory entries: up, copy, zero part, down. */
+    float h[100], g[100];
+    for (int i = 0; i < 100; i++)
+        h[i] = (float)i;
+    float *a = K->alloc(sizeof h), *b = K->alloc(sizeof h);
+    K->upload(a, h, sizeof h);
+    K->copy(b, a, sizeof h);
+    K->zero(b, 10 * sizeof *h);
+    K->download(g, b, sizeof g);
+    K->free(a);
+    K->free(b);
+    K->free(NULL);
+    memset(h, 0, 10 * sizeof *h);
+    check_errors("memory entries");
+    check_bits("memory entries", g, h, sizeof h);
+}
+
 /* ------------------------------------------------------------ misc */
 
 static void test_lookup(void)
@@ -804,6 +1107,47 @@ int main(void)
     test_crossentropy(f, r, 12, 4096);
     if (big)
         test_crossentropy(f, r, 5, 50257);
+    test_table();
+    test_matmul_rows(0, 0, 1, 1, 1);
+    test_matmul_rows(0, 0, 5, 7, 9);       /* IC < 8: the tail alone */
+    test_matmul_rows(0, 0, 3, 64, 70);     /* no tail */
+    test_matmul_rows(0, 0, 9, 37, 13);
+    test_matmul_rows(0, 1, 9, 37, 13);
+    test_matmul_rows(0, 0, 20, 101, 67);   /* several blocks of rows and outputs */
+    test_matmul_rows(0, 1, 20, 101, 67);
+    test_matmul_rows(1, 0, 1, 1, 1);
+    test_matmul_rows(1, 0, 17, 37, 33);    /* across tiles, partial last tiles */
+    test_matmul_rows(1, 0, 40, 100, 21);
+    if (big) {
+        test_matmul_rows(0, 0, 64, 771, 1027);
+        test_matmul_rows(0, 1, 33, 768, 2304);
+        test_matmul_rows(1, 0, 70, 288, 769);
+    }
+    test_attention_rows(1, 1, 1, 2, 1);
+    test_attention_rows(5, 4, 2, 6, 9);
+    test_attention_rows(3, 3, 1, 13, 30);  /* hd not a multiple of 8 */
+    test_attention_rows(7, 8, 2, 64, 65);
+    if (big) {
+        test_attention_rows(33, 12, 4, 64, 300);
+        test_attention_rows(2, 4, 4, 128, 700);
+    }
+    test_to_half(1, 0);
+    test_to_half(1, 5);
+    test_to_half(1001, 1001);
+    test_to_half(1001, 500);
+    if (big) {
+        test_to_half(3000017, 2999000);
+        test_to_half(3000017, 3000017);
+    }
+    test_linear_f64(1, 1, 1);
+    test_linear_f64(7, 129, 5);
+    test_linear_f64(64, 768, 20);
+    test_dropout(1, 0.5, 7);
+    test_dropout(1001, 0.1, 42);
+    test_dropout(1000003, 0.0, 5);
+    test_dropout(1000003, 0.1, 0x123456789abcdefull);
+    if (big)
+        test_dropout(3000017, 0.9, 99);
     test_elementwise(f, r, 1);
     test_elementwise(f, r, 1001);
     test_elementwise(f, r, 100003);
