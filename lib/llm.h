@@ -613,9 +613,11 @@ int llm_set_threads(int n);
 const char *llm_cpu_level(void);
 const char *const *llm_cpu_levels(void);
 
-/*! llm_device_check() : LLM_OK when models can run on `device` ("cpu",
- *  "ref" or NULL), else LLM_ERR_DEVICE saying why ("cuda": not built, no
- *  GPU, or not supported by the model yet). */
+/*! llm_device_check() : LLM_OK when models can run on `device`: "cpu",
+ *  "ref" or NULL; "cuda" in a CUDA build (make CUDA=1) with a usable GPU,
+ *  whose kernel table has every entry a model needs. Else LLM_ERR_DEVICE
+ *  saying why (an unknown device; cuda: not built, no usable GPU or
+ *  driver, with the driver's reason). */
 int llm_device_check(const char *device);
 
 /*! llm_model_create() : a model with freshly initialised weights: normal
@@ -938,12 +940,12 @@ int  llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t
  *  and the output layer's weights: half the bytes per token, so about twice
  *  the tokens per second where decoding is bound by memory bandwidth. Steps
  *  then equal fp32 steps over the weights rounded to half, bit for bit;
- *  prefill still reads the fp32 weights. CPU only; costs 2 bytes per such
- *  weight. The copies are of the weights as they are now: later changes
- *  to them (training) do not reach the steps. Not to be called while a
- *  session over `m` is running.
- *  @return LLM_OK, LLM_ERR_INVALID (not the CPU), LLM_ERR_RANGE (a weight
- *  beyond half's range, 65504), LLM_ERR_NOMEM. */
+ *  prefill still reads the fp32 weights. Costs 2 bytes per such weight
+ *  (on the model's device). The copies are of the weights as they are now:
+ *  later changes to them (training) do not reach the steps. Not to be
+ *  called while a session over `m` is running.
+ *  @return LLM_OK, LLM_ERR_UNSUPPORTED (kernels without half products),
+ *  LLM_ERR_RANGE (a weight beyond half's range, 65504), LLM_ERR_NOMEM. */
 int  llm_model_decode_f16(llm_model *m);
 
 /* ------------------------------------------------------------------------ */

@@ -9,12 +9,16 @@
  * layer), so one sgemm does what three or two would; every named tensor of
  * the file format is still one contiguous slice of the block. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 #include "kernels.h"
 #include "model.h"
+#ifdef LLM_CUDA
+#include "cuda/cuda.h"   /* why no GPU can be used */
+#endif
 
 /* ------------------------------------------------------------------ config */
 
@@ -275,6 +279,32 @@ void llm_model_views(llm_model *m)
     build_tensor_table(m);
 }
 
+#ifdef LLM_CUDA
+/* The index of the first entry of k the model needs that is NULL, or -1:
+ * every member after `name` is a function pointer but host_memory, and the
+ * optional entries (half and int8 inference) are checked where they are
+ * used (llm_model_decode_f16(), llm_model_quantize_q8()). */
+static int missing_entry(const llm_kernels *k)
+{
+    typedef void (*entry)(void);
+    size_t hm = offsetof(llm_kernels, host_memory);
+    size_t optional[] = { offsetof(llm_kernels, to_half), offsetof(llm_kernels, quantize_q8),
+                          offsetof(llm_kernels, matmul_rows_q8) };
+    int i = 0;
+    for (size_t at = offsetof(llm_kernels, alloc); at + sizeof(entry) <= sizeof *k;
+         at += sizeof(entry), i++) {
+        int skip = at <= hm && hm < at + sizeof(entry);
+        for (size_t j = 0; j < sizeof optional / sizeof optional[0]; j++)
+            skip |= at == optional[j];
+        entry e;
+        memcpy(&e, (const char *)k + at, sizeof e);
+        if (!skip && !e)
+            return i;
+    }
+    return -1;
+}
+#endif
+
 int llm_device_check(const char *device)
 {
     if (!device || strcmp(device, "cpu") == 0 || strcmp(device, "ref") == 0)
@@ -285,13 +315,18 @@ int llm_device_check(const char *device)
     return llm_fail(LLM_ERR_DEVICE, "device 'cuda' is not available: this build has no CUDA "
                     "support (build with make CUDA=1)");
 #else
-    if (!llm_kernels_get("cuda"))
+    const llm_kernels *k = llm_kernels_get("cuda");
+    if (!k) {
+        const char *why = llm_cuda_errmsg();
         return llm_fail(LLM_ERR_DEVICE, "device 'cuda' is not available: no usable CUDA "
-                        "device or driver");
-    /* The CUDA kernels exist, but the model's memory still lives on the
-     * host: handing it to them would crash. */
-    return llm_fail(LLM_ERR_DEVICE, "device 'cuda': models do not run on the GPU yet "
-                    "(only the CUDA kernels exist); run them on the CPU");
+                        "device or driver%s%s%s", why ? " (" : "", why ? why : "",
+                        why ? ")" : "");
+    }
+    int e = missing_entry(k);
+    if (e >= 0)
+        return llm_fail(LLM_ERR_DEVICE, "device 'cuda': its kernel table lacks entry %d, "
+                        "which models need (a build of mismatched kernels)", e);
+    return LLM_OK;
 #endif
 }
 
