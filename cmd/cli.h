@@ -72,8 +72,9 @@ typedef struct {
     {"threads", 't', CLI_INT, (var), "N", "threads (0: all cores)", NULL, 0, 4096, 0,   \
      CLI_COMPLETE_NONE, 1}
 #define CLI_OPT_DEVICE(var)                                                              \
-    {"device", 0, CLI_CHOICE, (var), "DEV", "where to compute", "cpu|cuda", 0, 0, 0,    \
-     CLI_COMPLETE_CHOICE, 0}
+    {"device", 0, CLI_CHOICE, (var), "DEV",                                              \
+     "where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))", "cpu|cuda",\
+     0, 0, 0, CLI_COMPLETE_CHOICE, 0}
 #define CLI_OPT_HELP                                                                     \
     {"help", 'h', CLI_HELP, NULL, NULL, "display this help and exit", NULL, 0, 0, 0,    \
      CLI_COMPLETE_NONE, 1}

@@ -17,7 +17,7 @@ complete -c llm-classify -l explain-steps -x -d 'integration steps of --explain-
 complete -c llm-classify -s b -l batch -x -d 'documents per forward pass'
 complete -c llm-classify -s t -l threads -x -d 'threads (0: all cores)'
 complete -c llm-classify -l seed -x -d 'accepted for uniformity: classification draws no random numbers'
-complete -c llm-classify -l device -x -a 'cpu cuda' -d 'where to compute'
+complete -c llm-classify -l device -x -a 'cpu cuda' -d 'where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))'
 complete -c llm-classify -s q -l quiet -d 'print no summary (truncated documents, replaced bytes) at the end'
 complete -c llm-classify -s h -l help -d 'display this help and exit'
 complete -c llm-classify -l version -d 'output version information and exit'

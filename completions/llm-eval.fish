@@ -16,7 +16,7 @@ complete -c llm-eval -s b -l batch -x -d 'windows (language model) or documents 
 complete -c llm-eval -l max-tokens -x -d 'language model: score at most N tokens, in whole windows (0: all)'
 complete -c llm-eval -s t -l threads -x -d 'threads (0: all cores)'
 complete -c llm-eval -l seed -x -d 'accepted for uniformity: evaluation draws no random numbers'
-complete -c llm-eval -l device -x -a 'cpu cuda' -d 'where to compute'
+complete -c llm-eval -l device -x -a 'cpu cuda' -d 'where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))'
 complete -c llm-eval -s q -l quiet -d 'print no notes on standard error'
 complete -c llm-eval -s h -l help -d 'display this help and exit'
 complete -c llm-eval -l version -d 'output version information and exit'

@@ -53,7 +53,7 @@ complete -c llm-train -l time-limit -x -d 'stop when this much time has passed, 
 complete -c llm-train -l autotune -x -d 'with neither -m nor --init: search the fine-tuning settings (learning rate, language-modelling weight, pooling, dropout, epochs) on a held-out tenth, then train with the best; the whole run stays within SECONDS'
 complete -c llm-train -l seed -x -d 'seed for weights and data order'
 complete -c llm-train -s t -l threads -x -d 'threads (0: all cores)'
-complete -c llm-train -l device -x -a 'cpu cuda' -d 'where to compute'
+complete -c llm-train -l device -x -a 'cpu cuda' -d 'where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))'
 complete -c llm-train -l log -r -F -d 'append JSON Lines metrics, one per step and per validation'
 complete -c llm-train -l plot -r -F -d 'draw training and validation loss against step and tokens, with the learning rate, as SVG when training stops (from the whole --log file when given)'
 complete -c llm-train -l plot-only -d 'only draw the existing --log file into --plot, without training'
