@@ -22,7 +22,7 @@ static int o_pairs, o_text, o_multi, o_quiet, o_threads;
 static const char *o_model, *o_task, *o_labels, *o_leakage, *o_plot;
 static double o_similarity = 0.8;
 static const char *o_format = "text";
-static const char *o_device = "cpu";
+static const char *o_device = "cpu", *o_precision = "f32";
 static int o_batch, o_context, o_top_tokens;
 static int64_t o_max_tokens, o_seed = 1;
 
@@ -79,6 +79,10 @@ static const cli_opt opts[] = {
      "accepted for uniformity: evaluation draws no random numbers", NULL, 0, 9.2e18, 0,
      CLI_COMPLETE_NONE, 0},
     CLI_OPT_DEVICE(&o_device),
+    {"precision", 0, CLI_CHOICE, &o_precision, "P",
+     "weights of the model's matrix products: f32, or q8: int8 copies in blocks of 32 "
+     "with a scale each, inputs quantized alike (CPU only)", "f32|q8", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,
      0, 0, 0, CLI_COMPLETE_NONE, 1},
     CLI_OPT_HELP,
@@ -1093,11 +1097,19 @@ static void cls_read(cls_eval *c, const char *path)
     cli_records_close(&r);
 }
 
+/* --precision q8: the model's int8 copies. */
+static void quantize(llm_model *m)
+{
+    if (strcmp(o_precision, "q8") == 0 && llm_model_quantize_q8(m))
+        cli_die("--precision q8: %s", llm_errmsg());
+}
+
 static void run_classifier(const char *path, int first, int argc, char **argv)
 {
     llm_set_threads(o_threads);
     cls_eval c = { 0 };
     check(llm_model_load(path, o_device, &c.m));
+    quantize(c.m);
     llm_tok *tok;
     check(llm_tok_load(path, &tok));
     c.tok = tok;
@@ -1199,6 +1211,7 @@ static void run_lm(const char *path, int first, int argc, char **argv)
     check(llm_tok_load(path, &tok));
     llm_model *m;
     check(llm_model_load(path, o_device, &m));
+    quantize(m);
     const llm_config *cfg = llm_model_config(m);
     int V = llm_tok_vocab_size(tok);
     if (cfg->vocab_size != V)
@@ -1570,6 +1583,8 @@ int main(int argc, char **argv)
         cli_usage("--task needs --model");
     if (!o_pairs && o_multi)
         cli_usage("--multi-label needs --pairs");
+    if (strcmp(o_precision, "f32") != 0 && !o_model)
+        cli_usage("--precision applies to a model's evaluation: it needs --model");
     if (o_top_tokens && !o_model)
         cli_usage("--top-tokens needs --model (a classifier)");
     if (o_plot && o_leakage)

@@ -948,6 +948,27 @@ int  llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t
  *  LLM_ERR_RANGE (a weight beyond half's range, 65504), LLM_ERR_NOMEM. */
 int  llm_model_decode_f16(llm_model *m);
 
+/*! llm_model_quantize_q8() : from now on every forward over `m` (sessions'
+ *  prefill, steps and packed forwards; llm_model_forward(), for evaluation)
+ *  computes the matrix products of its layers and of its output layer in
+ *  int8, Q8_0 style: the weights quantized once, here, in blocks of 32
+ *  along each row with one float scale each (d = max|w| / 127, q =
+ *  round(w / d); a short last block when 32 does not divide the row),
+ *  every input row quantized alike at each product, integer dot products
+ *  per block, scaled and summed in float in a fixed order (kernels.h), so
+ *  that a sequence still gets the same bits in any batch, and a prompt
+ *  prefilled the same bits as stepped token by token. About a quarter of
+ *  fp32's bytes per token (1.125 bytes a weight). The embedding, norms and
+ *  classifier head stay fp32; the fp32 weights stay too (the copies cost
+ *  1.125 bytes per weight on top). Takes precedence over
+ *  llm_model_decode_f16()'s copies. The model can no longer train
+ *  (backward refuses). CPU only. Not to be called while a
+ *  session over `m` is running.
+ *  @return LLM_OK, LLM_ERR_UNSUPPORTED (kernels without int8 products, such
+ *  as cuda; a model with unmerged adapters), LLM_ERR_NUMERIC (a weight is
+ *  inf or NaN), LLM_ERR_NOMEM. */
+int  llm_model_quantize_q8(llm_model *m);
+
 /* ------------------------------------------------------------------------ */
 /* Classification (classify.c): the same backbone with a head over its final
  * RMSNorm'd hidden states h (B, T, C). Each batch row is one document,

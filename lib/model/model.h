@@ -17,6 +17,22 @@ typedef struct {
     size_t offset;   /* floats from the start of the parameter block */
 } llm_tensor_desc;
 
+/* Q8_0 copies of a weight w(rows, IC) (llm_model_quantize_q8(), the
+ * table's quantize_q8): q (rows, nb * 32) int8s, d (rows, nb) scales, nb =
+ * ceil(IC / 32); q NULL: none. */
+typedef struct {
+    int8_t *q;
+    float *d;
+} llm_q8w;
+
+/* Room for the quantized copies of up to `rows` rows of the widest input
+ * of the model's products (q8.c): q (rows, nb * 32), d (rows, nb). */
+typedef struct {
+    int8_t *q;
+    float *d;
+    size_t rows;
+} llm_q8x;
+
 /* The model is three objects around its weights, each with its own type
  * and lifetime: the classifier head (classify.c; absent from a language
  * model), the trainer state (optim.c: gradients, AdamW moments, dropout)
@@ -79,6 +95,7 @@ typedef struct {
     size_t logits_host_cap;
     int B, T;              /* shape of the last forward */
     int ready;             /* a forward with targets awaits its backward */
+    llm_q8x q8;            /* the inputs of int8 products (llm_model_quantize_q8()) */
     float dscale;          /* 1 / counted targets */
     /* Attribution (explain.c). While emb_scale is set, position i of the
      * next forward sees emb_scale[i] x its token's embedding, plus
@@ -117,6 +134,10 @@ struct llm_model {
      * h_wqkv on, that decoding steps read instead (llm_model_decode_f16());
      * NULL: none. */
     uint16_t *h_wqkv, *h_wo, *h_w13, *h_w2, *h_wout;
+    /* Q8_0 copies of the same five weights, one block from q_wqkv.q on,
+     * that every forward reads instead (llm_model_quantize_q8()); q_wqkv.q
+     * NULL: none. */
+    llm_q8w q_wqkv, q_wo, q_w13, q_w2, q_wout;
     float *rope_cos, *rope_sin;   /* (context, hd/2) */
     llm_tensor_desc *tensors;     /* file order, host */
     size_t n_tensors;
@@ -211,6 +232,17 @@ void   llm_dropout_apply(const llm_model *m, float *x, size_t n, int site);
 void   llm_optim_drop(llm_model *m);   /* frees gradients and moments */
 void   llm_optim_free(llm_model *m);
 void   llm_pass_free(llm_model *m);    /* pass.c */
+
+/* Int8 products (q8.c), when m->q_wqkv.q: room in x for `rows` inputs;
+ * its release; and out(row map[n], OC) (map NULL: n; rows ldo floats
+ * apart) = the table's matmul_rows_q8 of rows map[n] of inp (ldi floats
+ * apart) quantized into x, against rows row0 .. row0+OC-1 of w, whose rows
+ * are IC wide, for n in [0, N) (N <= x->rows). */
+int    llm_q8x_reserve(const llm_model *m, llm_q8x *x, size_t rows);
+void   llm_q8x_free(const llm_model *m, llm_q8x *x);
+void   llm_q8_product(const llm_model *m, llm_q8x *x, float *out, size_t ldo,
+                      const float *inp, size_t ldi, const int *map, const llm_q8w *w,
+                      size_t row0, int N, int IC, int OC);
 void   llm_head_free(llm_model *m);    /* classify.c */
 
 /* The trunk shared by the language-model and classifier passes (model.c):

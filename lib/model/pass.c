@@ -24,6 +24,7 @@ void llm_pass_free(llm_model *m)
         return;
     m->k->free(p->acts);
     m->k->free(p->ids);
+    llm_q8x_free(m, &p->q8);
     free(p->ids_host);
     free(p->loss_host);
     free(p->logits_host);
@@ -182,6 +183,15 @@ static void train_product(void *ctx, int w, int l, int o0, int OC, float *out, s
     llm_model *m = f->m;
     size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
     (void)o0, (void)ldo, (void)ldi, (void)map;   /* whole, contiguous rows */
+    if (m->q_wqkv.q) {   /* int8 (llm_model_quantize_q8()), which refused adapters */
+        const llm_q8w *q = w == LLM_W_QKV ? &m->q_wqkv : w == LLM_W_O ? &m->q_wo
+                         : w == LLM_W_13 ? &m->q_w13 : &m->q_w2;
+        size_t rows = w == LLM_W_QKV ? (size_t)m->QS : w == LLM_W_13 ? 2 * F : C;
+        int IC = w == LLM_W_O ? m->OS : w == LLM_W_2 ? (int)F : (int)C;
+        llm_q8_product(m, &m->pass->q8, out, ldo, inp, ldi, map, q,
+                       (size_t)l * rows + (size_t)o0, N, IC, OC);
+        return;
+    }
     switch (w) {
     case LLM_W_QKV:
         m->k->matmul_forward(out, inp, m->wqkv + (size_t)l * m->QS * C, N, (int)C, OC);
@@ -261,6 +271,8 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     }
     acts a;
     int rc = acts_reserve(m, B, T, &a);
+    if (!rc && m->q_wqkv.q)
+        rc = llm_q8x_reserve(m, &m->pass->q8, N);
     if (rc)
         return rc;
     int32_t *tok = m->pass->ids, *start = starts ? m->pass->ids + 2 * N : NULL;
@@ -326,6 +338,17 @@ float *llm_model_dinput(const llm_model *m)
     return m->pass->acts ? a.dres : NULL;
 }
 
+/* logits(n, V) = af(n, C) . wout^T, in int8 after llm_model_quantize_q8(). */
+static void output_logits(llm_model *m, float *logits, const float *af, int n)
+{
+    int C = m->cfg.dim, V = m->cfg.vocab_size;
+    if (m->q_wqkv.q)
+        llm_q8_product(m, &m->pass->q8, logits, (size_t)V, af, (size_t)C, NULL, &m->q_wout, 0,
+                       n, C, V);
+    else
+        m->k->matmul_forward(logits, af, m->wout, n, C, V);
+}
+
 double llm_model_lm_loss(llm_model *m, double weight)
 {
     int n = m->pass->B * m->pass->T, V = m->cfg.vocab_size;
@@ -339,7 +362,7 @@ double llm_model_lm_loss(llm_model *m, double weight)
     /* (float)(w / count) is 1.0f / count for w = 1: rounding a quotient to
      * double, then to float, is exact (53 >= 2 x 24 + 2 bits). */
     m->pass->dscale = count ? (float)(weight / (double)count) : 0.0f;
-    m->k->matmul_forward(a.logits, a.af, m->wout, n, m->cfg.dim, V);
+    output_logits(m, a.logits, a.af, n);
     m->k->crossentropy_forward(a.losses, NULL, a.logits, m->pass->ids + (size_t)n, n, V, m->pass->dscale);
     m->k->download(m->pass->loss_host, a.losses, (size_t)n * sizeof *m->pass->loss_host);
     double s = 0.0;
@@ -363,7 +386,7 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
     if (!targets) {
         acts a;
         acts_layout(m, B, T, m->pass->acts, &a);
-        m->k->matmul_forward(a.logits, a.af, m->wout, B * T, m->cfg.dim, m->cfg.vocab_size);
+        output_logits(m, a.logits, a.af, B * T);
         if (loss)
             *loss = 0.0f;
         return LLM_OK;
@@ -407,6 +430,9 @@ static float *gradp(const llm_model *m, const float *p)
 
 int llm_model_backward(llm_model *m)
 {
+    if (m->q_wqkv.q)
+        return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
+                        "it computes no gradients");
     if (!m->pass->ready)
         return llm_fail(LLM_ERR_INVALID, "backward needs a forward pass with targets first");
     int rc = llm_grads_alloc(m);
@@ -429,6 +455,9 @@ void llm_model_lm_backward(llm_model *m)
 
 int llm_model_backward_hidden(llm_model *m)
 {
+    if (m->q_wqkv.q)
+        return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
+                        "it computes no gradients");
     int rc = m->pass->input_grad ? LLM_OK : llm_grads_alloc(m);
     if (rc)
         return rc;
