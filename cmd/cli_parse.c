@@ -106,13 +106,14 @@ int cli_reads_files(const cli_prog *p, int cmd)
 static void print_version(const cli_prog *p)
 {
     printf("%s (llm) %s\n", p->name, LLM_VERSION);
-    /* kernels: cpu avx512 (avx2, generic available) */
+    /* kernels: cpu avx512 (avx2, generic available); matrix products: own avx512 */
     const char *level = llm_cpu_level(), *const *all = llm_cpu_levels();
     printf("kernels: cpu %s", level);
     for (int i = 0, n = 0; all[i]; i++)
         if (strcmp(all[i], level) != 0)
             printf("%s%s", n++ ? ", " : " (", all[i]);
-    printf("%s\n", all[1] ? " available)" : "");   /* level is one of all */
+    printf("%s; matrix products: %s\n", all[1] ? " available)" : "",   /* level is in all */
+           llm_cpu_gemm());
     cli_flush(stdout);
     exit(CLI_EXIT_OK);
 }

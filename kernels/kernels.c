@@ -57,22 +57,23 @@ typedef struct {
     const char *name;
     const llm_kernels *(*table)(void);
     int (*runs)(void);   /* whether this CPU has the instructions */
+    const char *(*gemm)(void);   /* what computes its matrix products */
 } cpu_level;
 
 /* Best first. A native build (NATIVE=1) has that level alone: it runs
  * where it was built. */
 static const cpu_level levels[] = {
 #ifdef LLM_CPU_HAS_native
-    {"native", llm_kernels_cpu_native, runs_always},
+    {"native", llm_kernels_cpu_native, runs_always, llm_cpu_gemm_name_native},
 #endif
 #ifdef LLM_CPU_HAS_avx512
-    {"avx512", llm_kernels_cpu_avx512, runs_avx512},
+    {"avx512", llm_kernels_cpu_avx512, runs_avx512, llm_cpu_gemm_name_avx512},
 #endif
 #ifdef LLM_CPU_HAS_avx2
-    {"avx2", llm_kernels_cpu_avx2, runs_avx2},
+    {"avx2", llm_kernels_cpu_avx2, runs_avx2, llm_cpu_gemm_name_avx2},
 #endif
 #ifdef LLM_CPU_HAS_generic
-    {"generic", llm_kernels_cpu_generic, runs_always},
+    {"generic", llm_kernels_cpu_generic, runs_always, llm_cpu_gemm_name_generic},
 #endif
 };
 enum { N_LEVELS = sizeof levels / sizeof levels[0] };
@@ -142,6 +143,12 @@ const char *llm_kernels_cpu_level(void)
 {
     pthread_once(&choose_once, choose);
     return chosen->name;
+}
+
+const char *llm_kernels_cpu_gemm(void)
+{
+    pthread_once(&choose_once, choose);
+    return chosen->gemm();
 }
 
 const char *const *llm_kernels_cpu_levels(int runnable)

@@ -612,6 +612,10 @@ int llm_set_threads(int n);
  *  and this CPU runs, best first, NULL-terminated. */
 const char *llm_cpu_level(void);
 const char *const *llm_cpu_levels(void);
+/*! llm_cpu_gemm() : what computes that level's matrix products: "own
+ *  avx512" (our AVX-512 kernel, on the avx512 level) or "openblas"
+ *  (elsewhere, or forced by the environment variable LLM_GEMM=openblas). */
+const char *llm_cpu_gemm(void);
 
 /*! llm_device_check() : LLM_OK when models can run on `device`: "cpu",
  *  "ref" or NULL; "cuda" in a CUDA build (make CUDA=1) with a usable GPU,

@@ -1,5 +1,6 @@
-/* cpu.c: the fast CPU kernels: OpenBLAS sgemm for every matrix product (the
- * attention products too, tile by tile, skipping the masked half), OpenMP
+/* cpu.c: the fast CPU kernels: llm_cpu_gemm() (gemm.c: our AVX-512 product,
+ * or OpenBLAS's sgemm) for every matrix product (the attention products
+ * too, tile by tile, skipping the masked half), OpenMP
  * threads over rows and auto-vectorised loops for the rest.
  *
  * Threads: OpenMP loops use static schedules and every reduction runs in a
@@ -53,8 +54,7 @@ static void blas_serial_end(int n)
 static void matmul_forward(float *out, const float *inp, const float *w,
                            int N, int IC, int OC)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC,
-                1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    llm_cpu_gemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
 }
 
 static void matmul_backward(float *dinp, float *dw, const float *dout,
@@ -62,11 +62,9 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
                             int N, int IC, int OC)
 {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC,
-                    1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
+        llm_cpu_gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
     if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N,
-                    1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+        llm_cpu_gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 }
 
 static void embedding_forward(float *out, const int32_t *tokens,
@@ -196,9 +194,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
         /* Tile r0 of queries sees keys [0, r0 + m) only. */
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r0 + m, hd,
-                        scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
-                        A + (size_t)r0 * T, T);
+            llm_cpu_gemm(0, 1, m, r0 + m, hd, scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
+                         A + (size_t)r0 * T, T);
         }
         for (int t = 0; t < T; t++) {
             float *row = A + (size_t)t * T;
@@ -223,9 +220,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
         }
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, r0 + m,
-                        1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
-                        out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
+            llm_cpu_gemm(0, 0, m, hd, r0 + m, 1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
+                         out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
         }
     }
     blas_serial_end(saved);
@@ -261,16 +257,14 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
             /* dV = P^T dO: key tile s0 gets queries [s0, T). */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, T - s0,
-                            1.0f, P + (size_t)s0 * T + s0, T, dO + (size_t)s0 * OS, OS,
-                            beta, dv + (size_t)s0 * QS, QS);
+                llm_cpu_gemm(1, 0, m, hd, T - s0, 1.0f, P + (size_t)s0 * T + s0, T,
+                             dO + (size_t)s0 * OS, OS, beta, dv + (size_t)s0 * QS, QS);
             }
             /* dP = dO V^T, lower tiles only. */
             for (int r0 = 0; r0 < T; r0 += TILE) {
                 int m = imin(TILE, T - r0);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, r0 + m, hd,
-                            1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
-                            D + (size_t)r0 * T, T);
+                llm_cpu_gemm(0, 1, m, r0 + m, hd, 1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
+                             D + (size_t)r0 * T, T);
             }
             /* dS = P (dP - <dP, P>) * scale; zeros above the diagonal up to
              * the tile edge, where the products below read. */
@@ -290,16 +284,14 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
             /* dQ = dS K. */
             for (int r0 = 0; r0 < T; r0 += TILE) {
                 int m = imin(TILE, T - r0);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, r0 + m,
-                            1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
-                            dq + (size_t)r0 * QS, QS);
+                llm_cpu_gemm(0, 0, m, hd, r0 + m, 1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
+                             dq + (size_t)r0 * QS, QS);
             }
             /* dK = dS^T Q. */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, hd, T - s0,
-                            1.0f, D + (size_t)s0 * T + s0, T, q + (size_t)s0 * QS, QS,
-                            beta, dk + (size_t)s0 * QS, QS);
+                llm_cpu_gemm(1, 0, m, hd, T - s0, 1.0f, D + (size_t)s0 * T + s0, T,
+                             q + (size_t)s0 * QS, QS, beta, dk + (size_t)s0 * QS, QS);
             }
         }
     }

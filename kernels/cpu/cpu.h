@@ -38,6 +38,19 @@ void   llm_host_zero(void *dst, size_t bytes);
     .upload = llm_host_copy, .download = llm_host_copy, .copy = llm_host_copy, \
     .zero = llm_host_zero, .host_memory = 1
 
+/* gemm.c: C(M,N) = alpha op(A)(M,K) . op(B)(K,N) + beta C, as cblas_sgemm
+ * row-major with beta 0 or 1 only; op(A) = A^T when ta (A is then K x M),
+ * op(B) = B^T when tb. The same bits for any thread count; serial inside
+ * an OpenMP region. On the avx512 level our blocked kernel unless
+ * LLM_GEMM=openblas, elsewhere OpenBLAS. Our kernel's order of summation:
+ * for each block of LLM_GEMM_KC values of k in order, s = a chain of fmaf
+ * from 0, r = alpha * s, and C = r (the first block, beta 0) or C + r. */
+#define LLM_GEMM_KC 256
+void   llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* "own avx512" or "openblas": which llm_cpu_gemm() runs. */
+const char *llm_cpu_gemm_name(void);
+
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);
 size_t llm_cpu_matmul_rows_scratch(int IC, int OC);

@@ -1,6 +1,6 @@
 /* level.h: the names of the CPU kernels compiled once per instruction-set
  * level. The Makefile compiles the arithmetic kernels of kernels/cpu/
- * (cpu.c, rows.c, q8.c, sample.c, dropout.c) once for each level of CPU_LEVELS,
+ * (cpu.c, gemm.c, rows.c, q8.c, sample.c, dropout.c) once for each level of CPU_LEVELS,
  * with that level's flags and LLM_CPU_LEVEL set to its name; every external
  * name below then carries the level as a suffix (llm_cpu_matmul_rows_avx2),
  * so that all levels link into one library side by side and kernels.c
@@ -22,6 +22,9 @@
 /* name_<level>, e.g. LLM_CPU_NAME(llm_kernels_cpu) = llm_kernels_cpu_avx2. */
 #define LLM_CPU_NAME(name) LLM_CPU_CAT(name, LLM_CPU_LEVEL)
 
+/* gemm.c (cpu.h) */
+#define llm_cpu_gemm                 LLM_CPU_NAME(llm_cpu_gemm)
+#define llm_cpu_gemm_name            LLM_CPU_NAME(llm_cpu_gemm_name)
 /* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
 #define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)
@@ -49,6 +52,11 @@ const struct llm_kernels *llm_kernels_cpu_generic(void);
 const struct llm_kernels *llm_kernels_cpu_avx2(void);
 const struct llm_kernels *llm_kernels_cpu_avx512(void);
 const struct llm_kernels *llm_kernels_cpu_native(void);
+/* gemm.c's llm_cpu_gemm_name(), one per level likewise. */
+const char *llm_cpu_gemm_name_generic(void);
+const char *llm_cpu_gemm_name_avx2(void);
+const char *llm_cpu_gemm_name_avx512(void);
+const char *llm_cpu_gemm_name_native(void);
 
 #ifdef __cplusplus
 }

@@ -136,6 +136,11 @@ const char *llm_cpu_level(void)
     return llm_kernels_cpu_level();
 }
 
+const char *llm_cpu_gemm(void)
+{
+    return llm_kernels_cpu_gemm();
+}
+
 const char *const *llm_cpu_levels(void)
 {
     return llm_kernels_cpu_levels(1);

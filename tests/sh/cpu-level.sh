@@ -16,9 +16,9 @@ no() { echo "FAIL: $*"; fail=1; }
 unset LLM_CPU
 printf 'The pump\nOnce upon a time\n' > prompts.txt
 llm-generate --version > v.txt 2>err || no "--version: $(cat err)"
-# kernels: cpu BEST (OTHER, OTHER available)
+# kernels: cpu BEST (OTHER, OTHER available); matrix products: WHAT
 best=$(sed -n 's/^kernels: cpu \([a-z0-9]*\).*/\1/p' v.txt)
-levels="$best $(sed -n 's/^kernels: cpu [a-z0-9]* (\(.*\) available)$/\1/p' v.txt | tr -d ,)"
+levels="$best $(sed -n 's/^kernels: cpu [a-z0-9]* (\(.*\) available);.*/\1/p' v.txt | tr -d ,)"
 [ -n "$best" ] || { no "no kernels line in --version: $(cat v.txt)"; exit 1; }
 echo "levels this CPU runs: $levels"
 

@@ -279,7 +279,8 @@ static void run(int srcline, const cli_prog *p, void (*dump)(int, int, int, char
 #define TRY_Y "Try 'llm-y --help' for more information.\n"
 
 /* What `prog --version` prints: the version, then the CPU kernels' level
- * in use and the others this CPU runs (which differ between machines). */
+ * in use, the others this CPU runs (which differ between machines) and
+ * what computes the matrix products. */
 static const char *version_text(const char *prog, char *buf, size_t cap)
 {
     const char *level = llm_cpu_level(), *const *all = llm_cpu_levels(), *sep = " (";
@@ -289,7 +290,8 @@ static const char *version_text(const char *prog, char *buf, size_t cap)
             n += snprintf(buf + n, cap - (size_t)n, "%s%s", sep, all[i]);
             sep = ", ";
         }
-    snprintf(buf + n, cap - (size_t)n, "%s\n", all[1] ? " available)" : "");
+    snprintf(buf + n, cap - (size_t)n, "%s; matrix products: %s\n", all[1] ? " available)" : "",
+             llm_cpu_gemm());
     return buf;
 }
 

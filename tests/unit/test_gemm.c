@@ -1,0 +1,192 @@
+/* test_gemm.c: the CPU levels' matrix product (kernels/cpu/gemm.c) against
+ * plain loops. Our avx512 product has an order of summation (fmaf chains
+ * over blocks of LLM_GEMM_KC values of k, times alpha, added to C block by
+ * block), so it must equal a scalar loop in that order bit for bit, for
+ * every transpose, beta 0 and 1, edge tiles, several k blocks, and one or
+ * two threads, called from inside an OpenMP region too. Every level (the
+ * OpenBLAS ones included) must agree with a double-precision product
+ * within rounding. Levels this build lacks or this CPU cannot run are
+ * skipped, saying so. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/cpu.h"
+#include "kernels.h"
+
+#define TESTRAND_SEED 0x6a09e667f3bcc909ull
+#include "testrand.h"
+
+typedef void gemm_fn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+/* Weak: present when the build has the level (every x86-64 build but
+ * NATIVE=1's, which has llm_cpu_gemm_native alone). */
+extern gemm_fn llm_cpu_gemm_generic __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_avx2 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_avx512 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_native __attribute__((weak));
+
+static int failures;
+
+static float *rnd(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p)
+        exit(1);
+    for (size_t i = 0; i < n; i++)
+        p[i] = uniform();
+    return p;
+}
+
+static float opa(const float *A, int lda, int ta, int i, int k)
+{
+    return ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+}
+
+static float opb(const float *B, int ldb, int tb, int k, int j)
+{
+    return tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+}
+
+/* The avx512 product's order, one element at a time. */
+static void ordered(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float c = C[(size_t)i * ldc + j];
+            if (beta == 0.0f)
+                c = 0.0f;
+            for (int k0 = 0; k0 < K; k0 += LLM_GEMM_KC) {
+                float s = 0.0f;
+                for (int k = k0; k < K && k < k0 + LLM_GEMM_KC; k++)
+                    s = fmaf(opa(A, lda, ta, i, k), opb(B, ldb, tb, k, j), s);
+                float r = alpha * s;
+                c = (k0 == 0 && beta == 0.0f) ? r : c + r;
+            }
+            C[(size_t)i * ldc + j] = c;
+        }
+}
+
+/* Within rounding of the double product: |err| <= 4 K 2^-24 sum |a b| + |c|. */
+static int close_to_double(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, const float *C0,
+                           const float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0, mag = 0;
+            for (int k = 0; k < K; k++) {
+                double p = (double)opa(A, lda, ta, i, k) * opb(B, ldb, tb, k, j);
+                s += p;
+                mag += fabs(p);
+            }
+            double want = alpha * s + (beta != 0.0f ? C0[(size_t)i * ldc + j] : 0.0);
+            double lim = (4.0 * (K + 2) * fabs(alpha) * mag + fabs(want)) * 0x1p-24 + 1e-30;
+            if (!(fabs(C[(size_t)i * ldc + j] - want) <= lim))
+                return 0;
+        }
+    return 1;
+}
+
+static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M, int N, int K,
+                float alpha, float beta, int ldpad)
+{
+    int lda = (ta ? M : K) + ldpad, ldb = (tb ? K : N) + ldpad, ldc = N + ldpad;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb,
+           nc = (size_t)M * ldc;
+    float *A = rnd(na), *B = rnd(nb), *C0 = rnd(nc);
+    if (beta == 0.0f)   /* C is not read: NaN there would show */
+        for (size_t i = 0; i < nc; i++)
+            if (i % (size_t)ldc < (size_t)N)
+                C0[i] = NAN;
+    float *got = malloc((nc ? nc : 1) * sizeof *got), *want = malloc((nc ? nc : 1) * sizeof *want);
+    if (!got || !want)
+        exit(1);
+    memcpy(want, C0, nc * sizeof *want);
+    ordered(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc);
+    for (int threads = 1; threads <= 2; threads++) {
+        for (int nested = 0; nested <= 1; nested++) {
+            memcpy(got, C0, nc * sizeof *got);
+            omp_set_num_threads(threads);
+            if (nested) {
+#pragma omp parallel num_threads(2)
+#pragma omp single
+                f(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc);
+            } else {
+                f(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc);
+            }
+            int ok = exact ? memcmp(got, want, nc * sizeof *got) == 0
+                           : close_to_double(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0,
+                                             got, ldc);
+            /* Padding columns of C are never written. */
+            for (int i = 0; i < M && ok; i++)
+                for (int j = N; j < ldc; j++)
+                    ok &= memcmp(&got[(size_t)i * ldc + j], &C0[(size_t)i * ldc + j],
+                                 sizeof *got) == 0;
+            if (!ok) {
+                failures++;
+                printf("FAIL %s: ta %d tb %d M %d N %d K %d alpha %g beta %g ld+%d, %d thread(s)%s: "
+                       "%s\n", level, ta, tb, M, N, K, alpha, beta, ldpad, threads,
+                       nested ? " inside a parallel region" : "",
+                       exact ? "not the bits of the ordered loop" : "outside rounding");
+            }
+        }
+    }
+    omp_set_num_threads(1);
+    free(A);
+    free(B);
+    free(C0);
+    free(got);
+    free(want);
+}
+
+static int runs(const char *level)
+{
+    for (const char *const *l = llm_kernels_cpu_levels(1); *l; l++)
+        if (strcmp(*l, level) == 0)
+            return 1;
+    return 0;
+}
+
+int main(void)
+{
+    static const struct { int M, N, K; } shapes[] = {
+        {1, 1, 1},    {12, 32, 8},  {13, 33, 7},  {5, 70, 300}, {97, 45, 513},
+        {200, 260, 64}, {64, 48, 256}, {3, 600, 2},  {40, 17, 0},
+    };
+    const struct { const char *name; gemm_fn *f; int exact; } levels[] = {
+        {"generic", llm_cpu_gemm_generic, 0},
+        {"avx2", llm_cpu_gemm_avx2, 0},
+        {"avx512", llm_cpu_gemm_avx512, 1},
+        {"native", llm_cpu_gemm_native, 0},
+    };
+    int tested = 0;
+    for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+        if (!levels[l].f || !runs(levels[l].name)) {
+            if (strcmp(levels[l].name, "native") != 0)
+                printf("skip %s: %s\n", levels[l].name,
+                       levels[l].f ? "this CPU cannot run it" : "not in this build");
+            continue;
+        }
+        /* The avx512 level runs our product unless LLM_GEMM=openblas. */
+        const char *e = getenv("LLM_GEMM");
+        int exact = levels[l].exact && !(e && strcmp(e, "openblas") == 0);
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int t = 0; t < 4; t++)
+                one(levels[l].name, levels[l].f, exact, t & 1, t >> 1, shapes[s].M,
+                    shapes[s].N, shapes[s].K, t == 2 ? 0.125f : 1.0f, t == 3 ? 0.0f : 1.0f,
+                    (int)(s % 3));
+        printf("%s: %s\n", levels[l].name,
+               exact ? "equal to the ordered loop, bit for bit" : "within rounding");
+        tested++;
+    }
+    if (!tested) {
+        printf("no level of this build runs here\n");
+        return 77;
+    }
+    printf("%d failures\n", failures);
+    return failures ? 1 : 0;
+}
