@@ -47,10 +47,12 @@ _llm_classify()
         ;;
     --device)
         COMPREPLY=($(compgen -W 'cpu cuda' -P "$pre" -- "$cur"));;
+    --precision)
+        COMPREPLY=($(compgen -W 'f32 q8' -P "$pre" -- "$cur"));;
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--model -m --text-field -f --id-field --top-k -k --threshold --with-input --format --null -0 --long --labels --template --explain --explain-method --explain-steps --batch -b --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--model -m --text-field -f --id-field --top-k -k --threshold --with-input --format --null -0 --long --labels --template --explain --explain-method --explain-steps --batch -b --threads -t --seed --device --precision --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

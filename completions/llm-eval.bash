@@ -47,10 +47,12 @@ _llm_eval()
         ;;
     --device)
         COMPREPLY=($(compgen -W 'cpu cuda' -P "$pre" -- "$cur"));;
+    --precision)
+        COMPREPLY=($(compgen -W 'f32 q8' -P "$pre" -- "$cur"));;
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--pairs --text --model -m --leakage --top-tokens --plot --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --quiet -q --help -h --version'
+    opts='--pairs --text --model -m --leakage --top-tokens --plot --similarity --task --multi-label --labels --format --context --batch -b --max-tokens --threads -t --seed --device --precision --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;
