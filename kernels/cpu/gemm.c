@@ -38,7 +38,6 @@ enum {
     KC = LLM_GEMM_KC,   /* k per packed block: an A sliver (12 KB) and a B sliver
                   * (32 KB) stay in L1/L2 across the micro-kernel's loop */
     MC = 96,     /* rows of A packed per task (96 KB: L2) */
-    NCH = 256,   /* columns per task */
     NC = 4096,   /* columns of B packed at once (KC x NC: 4 MB, L3) */
 };
 
@@ -176,7 +175,7 @@ static void own_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
     float *bp = scratch(0, (size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
     int par = !omp_in_parallel() && omp_get_max_threads() > 1 &&
               (double)M * N * K >= 64.0 * 64 * 64;
-    int failed = !bp;
+    int failed = !bp, nth = par ? omp_get_max_threads() : 1;
 #pragma omp parallel if (par) shared(failed)
     {
         float *ap = scratch(1, (size_t)MC * kcmax);
@@ -192,12 +191,19 @@ static void own_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
 #pragma omp for schedule(static)
                 for (int s = 0; s < ns; s++)
                     pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, s + 1);
-                int tm = (M + MC - 1) / MC, tn = (nc + NCH - 1) / NCH;
+                /* Tasks of MC rows by all nc columns, so that each A block
+                 * is packed once; split the columns too (repacking A for
+                 * each part) only when rows alone give each thread fewer
+                 * than two tasks. */
+                int tm = (M + MC - 1) / MC, tn = (2 * nth + tm - 1) / tm;
+                int cw = (nc + tn - 1) / tn;
+                cw = (cw + NR - 1) / NR * NR;
+                tn = (nc + cw - 1) / cw;
 #pragma omp for schedule(static)
                 for (int t = 0; t < tm * tn; t++) {
-                    int i0 = t / tn * MC, jt = t % tn * NCH;
+                    int i0 = t / tn * MC, jt = t % tn * cw;
                     task(bp, ap, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, jt,
-                         nc - jt < NCH ? nc - jt : NCH, alpha, C, ldc, j0, add);
+                         nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add);
                 }
             }
         }
