@@ -8,7 +8,8 @@
 # reads a private block of weights in transparent huge pages (a model in
 # memory, or llm-generate --no-mmap), mmap the mapping of a model file
 # (llm-generate's default; this kernel maps the page cache in large folios,
-# as fast here), f16 half-precision copies.
+# as fast here), f16 half-precision copies, q8 int8 copies (blocks of 32
+# with a float scale each: 1.125 bytes per weight).
 #
 # This machine's bandwidth drifts within minutes, so a fixed reference can
 # mislead: with LLAMA2C=path/to/run (llama2.c's run.c built with -Ofast

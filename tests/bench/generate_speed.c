@@ -6,12 +6,14 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
- *                  [--precision f32,mmap,f16] [--ref TPS]
+ *                  [--precision f32,mmap,f16,q8] [--ref TPS]
  *
  * f32 reads the weights from a private block in transparent huge pages (a
  * model made in memory, or llm-generate --no-mmap), mmap from the mapping
  * of a model file (llm-generate's default), f16 half-precision copies
- * (llm_model_decode_f16()), half the bytes per token. Rows of 2 threads
+ * (llm_model_decode_f16()), half the bytes per token, q8 int8 copies in
+ * blocks of 32 with a float scale each (llm_model_quantize_q8()), 1.125
+ * bytes per weight. Rows of 2 threads
  * give their ratio to llama2.c's run.c on 2 threads: to --ref TPS, its
  * tokens/s timed just before (generate.sh does), else to the figure the
  * issue gave for the reference machine.
@@ -138,7 +140,7 @@ int main(int argc, char **argv)
     const char *presets = "small,medium,large";
     int vocab = 32000, tokens = 128;
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
-    const char *precisions = "f32,mmap,f16";
+    const char *precisions = "f32,mmap,f16,q8";
     double ref_now = 0;   /* --ref: llama2.c timed in this run */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) presets = argv[i + 1];
@@ -194,13 +196,15 @@ int main(int argc, char **argv)
         printf("\n%s: %d x %d, vocab %d, %.1fM parameters, %.0f MB of fp32 weights per "
                "token; %d tokens per sequence\n", name, c.n_layers, c.dim, c.vocab_size,
                params / 1e6, 4 * weights / 1e6, tokens);
-        /* f32 first: llm_model_decode_f16() is for the rest of the model's
-         * life. "mmap": f32 read from the file's mapping (llm-generate
-         * --mmap), the model saved and loaded again; the others read a
-         * private block in huge pages, as llm-generate by default. */
-        static const char *const variant[] = { "f32", "mmap", "f16" };
-        for (int v = 0; v < 3; v++) {
-            int f16 = v == 2;
+        /* f32 first: llm_model_decode_f16() and llm_model_quantize_q8()
+         * are for the rest of the model's life (q8 last: its copies take
+         * precedence over f16's). "mmap": f32 read from the file's mapping
+         * (llm-generate --mmap), the model saved and loaded again; the
+         * others read a private block in huge pages, as llm-generate by
+         * default. */
+        static const char *const variant[] = { "f32", "mmap", "f16", "q8" };
+        for (int v = 0; v < 4; v++) {
+            int f16 = v == 2, q8 = v == 3;
             if (!strstr(precisions, variant[v]))
                 continue;
             llm_model *mm = m;
@@ -213,7 +217,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
                 return 1;
             }
-            double bytes = (f16 ? 2.0 : 4.0) * weights;
+            if (q8 && llm_model_quantize_q8(m)) {   /* a table without int8 products */
+                printf("  q8: %s; skipped\n", llm_errmsg());
+                continue;
+            }
+            double bytes = (q8 ? 36.0 / 32 : f16 ? 2.0 : 4.0) * weights;
             for (int t = 0; t < nt; t++) {
                 llm_set_threads(threads[t]);
                 for (int b = 0; b < nb; b++) {
