@@ -293,6 +293,13 @@ $(CUDA_TEST): $(B)/tests/cuda/test_cuda_kernels.o $(B)/kernels/cpu/ref.o \
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS) -lm
 
+# gemm_peak: cuBLAS's fp32 and bf16 peaks on this GPU, against which
+# tests/cuda/gpu-session.sh states the model FLOPs utilisation.
+GEMM_PEAK = $(B)/tests/cuda/gemm_peak
+$(GEMM_PEAK): $(B)/tests/cuda/gemm_peak.o
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $^ $(CUDA_LIBS)
+
 ifeq ($(CUDA),1)
 check-cuda: $(CUDA_TEST)
 	@$(CUDA_TEST); rc=$$?; \

@@ -1006,11 +1006,12 @@ static int transient(const cli_opt *o)
 }
 
 /* Stored and restored, but free to change when resuming (another thread
- * count continues the run with other roundings: not the same bytes). */
+ * count or device continues the run with other roundings: not the same
+ * bytes). */
 static int changeable(const cli_opt *o)
 {
     static const char *const names[] = {"output", "checkpoint", "threads", "save-every",
-                                        "log", NULL};
+                                        "log", "device", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(o->name, names[i]) == 0)
             return 1;

@@ -6,7 +6,10 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
- *                  [--precision f32,mmap,f16,q8] [--ref TPS]
+ *                  [--precision f32,mmap,f16,q8] [--ref TPS] [--device cpu]
+ *
+ * --device cuda decodes on the GPU (no STREAM triad then: the weights'
+ * bandwidth is printed alone).
  *
  * f32 reads the weights from a private block in transparent huge pages (a
  * model made in memory, or llm-generate --no-mmap), mmap from the mapping
@@ -142,6 +145,7 @@ int main(int argc, char **argv)
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
     const char *precisions = "f32,mmap,f16,q8";
     double ref_now = 0;   /* --ref: llama2.c timed in this run */
+    const char *device = "cpu";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) presets = argv[i + 1];
         else if (!strcmp(argv[i], "--vocab")) vocab = atoi(argv[i + 1]);
@@ -150,6 +154,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--threads")) nt = parse_ints(argv[i + 1], threads, 8);
         else if (!strcmp(argv[i], "--precision")) precisions = argv[i + 1];
         else if (!strcmp(argv[i], "--ref")) ref_now = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else {
             fprintf(stderr, "generate_speed: unknown option '%s'\n", argv[i]);
             return 2;
@@ -159,8 +164,9 @@ int main(int argc, char **argv)
     const struct { const char *name; double tps; } ref[] = {
         { "small", 365 }, { "medium", 142 }, { "large", 57 },
     };
-    double bw[8];
-    for (int t = 0; t < nt; t++) {
+    double bw[8] = { 0 };
+    int cpu = !strcmp(device, "cpu");
+    for (int t = 0; cpu && t < nt; t++) {
         bw[t] = triad(threads[t]);
         printf("STREAM triad, %d thread%s: %.1f GB/s\n", threads[t], threads[t] > 1 ? "s" : "",
                bw[t] / 1e9);
@@ -179,7 +185,7 @@ int main(int argc, char **argv)
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
         llm_config c = { .vocab_size = vocab };
         llm_model *m;
-        if (llm_config_preset(name, &c) || llm_model_create(&c, 1, "cpu", &m)) {
+        if (llm_config_preset(name, &c) || llm_model_create(&c, 1, device, &m)) {
             fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
             return 1;
         }
@@ -209,7 +215,7 @@ int main(int argc, char **argv)
                 continue;
             llm_model *mm = m;
             if (v == 1 && (llm_model_save(m, "generate_speed.llm", NULL) ||
-                           llm_model_load("generate_speed.llm", "cpu", &mm))) {
+                           llm_model_load("generate_speed.llm", device, &mm))) {
                 fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
                 return 1;
             }
@@ -227,7 +233,7 @@ int main(int argc, char **argv)
                 for (int b = 0; b < nb; b++) {
                     /* The triad again just before batch 1, the best seen kept:
                      * a shared machine's bandwidth varies over a run. */
-                    if (batches[b] == 1) {
+                    if (cpu && batches[b] == 1) {
                         double again = triad(threads[t]);
                         bw[t] = again > bw[t] ? again : bw[t];
                     }
@@ -235,10 +241,12 @@ int main(int argc, char **argv)
                     double tps = run(mm, batches[b], tokens, smp, &share);
                     printf("  %-4s threads %d batch %2d: %8.1f tokens/s (%2.0f%% sampling)",
                            variant[v], threads[t], batches[b], tps, 100 * share);
-                    if (batches[b] == 1)
+                    if (batches[b] == 1 && cpu)
                         printf("  weights %.1f GB/s = %.0f%% of triad (%.1f)",
                                bytes * tps / 1e9, 100.0 * bytes * tps / bw[t], bw[t] / 1e9);
-                    if (reftps > 0 && threads[t] == 2)
+                    else if (batches[b] == 1)
+                        printf("  weights %.1f GB/s", bytes * tps / 1e9);
+                    if (cpu && reftps > 0 && threads[t] == 2)
                         printf("  %.2fx llama2.c (%.0f%s)", tps / reftps, reftps,
                                ref_now > 0 ? " now" : "");
                     printf("\n");

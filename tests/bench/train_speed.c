@@ -4,6 +4,11 @@
  *
  *   train_speed [--preset small] [--vocab 4096] [--context 256]
  *               [--batch 8,32] [--threads 1,2] [--steps 3]
+ *               [--device cpu] [--peak GFLOPS]
+ *
+ * --device cuda times the GPU; its peak is not the CPU's sgemm, so MFU
+ * is then against --peak (tests/cuda/gemm_peak measures cuBLAS's), and
+ * left out without it.
  *
  * FLOPs per token: llm_config_flops_per_token() (6 per weight of every matrix
  * product, the output projection included, + 12 L C T for attention scores
@@ -45,8 +50,9 @@ static int parse_list(const char *s, int *v, int cap)
 
 int main(int argc, char **argv)
 {
-    const char *preset = "small";
+    const char *preset = "small", *device = "cpu";
     int vocab = 4096, context = 256, steps = 3;
+    double peak_arg = 0;   /* GFLOP/s, 0: measure the CPU's sgemm */
     int batches[8] = { 8, 32 }, nb = 2, threads[8] = { 1, 2 }, nt = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
@@ -55,6 +61,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) nb = parse_list(argv[i + 1], batches, 8);
         else if (!strcmp(argv[i], "--threads")) nt = parse_list(argv[i + 1], threads, 8);
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
+        else if (!strcmp(argv[i], "--peak")) peak_arg = atof(argv[i + 1]);
         else {
             fprintf(stderr, "train_speed: unknown option '%s'\n", argv[i]);
             return 2;
@@ -76,13 +84,15 @@ int main(int argc, char **argv)
            preset, c.n_layers, c.dim, c.n_heads, c.n_kv_heads, c.ffn_dim, vocab, context, P / 1e6);
     for (int ti = 0; ti < nt; ti++) {
         llm_set_threads(threads[ti]);
-        double peak = llm_peak_flops() / 1e9;
-        printf("threads %d: sgemm peak %.1f GFLOP/s\n", threads[ti], peak);
+        int cpu = !strcmp(device, "cpu");
+        double peak = peak_arg > 0 ? peak_arg : cpu ? llm_peak_flops() / 1e9 : 0;
+        printf("threads %d, device %s: peak %.1f GFLOP/s (%s)\n", threads[ti], device, peak,
+               peak_arg > 0 ? "--peak" : cpu ? "sgemm measured" : "unknown: no MFU");
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi], T = context;
             llm_set_threads(threads[ti]);
             llm_model *m;
-            if (llm_model_create(&c, 1, "cpu", &m) != LLM_OK) {
+            if (llm_model_create(&c, 1, device, &m) != LLM_OK) {
                 fprintf(stderr, "train_speed: %s\n", llm_errmsg());
                 return 1;
             }
@@ -123,7 +133,7 @@ int main(int argc, char **argv)
                 }
             }
             double el = now() - t0, tps = (double)B * T * steps / el;
-            double mfu = tps * flops_tok / (peak * 1e9);
+            double mfu = peak > 0 ? tps * flops_tok / (peak * 1e9) : 0;
             printf("  batch %2d: %7.0f tokens/s  MFU %4.1f%%  (per step: forward %.3f s, "
                    "backward %.3f s, clip+adamw %.3f s; loss %.3f)\n",
                    B, tps, 100 * mfu, t_fwd / steps, t_bwd / steps, t_opt / steps, loss);
