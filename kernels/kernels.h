@@ -242,6 +242,12 @@ typedef struct llm_kernels {
     void (*dropout)(float *x, size_t n, double p, uint64_t key);
 } llm_kernels;
 
+/* The entries a backend may leave NULL, as X(name) each: the library checks
+ * each where it uses it and says what is missing. Every other entry is
+ * required: llm_device_check() refuses a table that lacks one. A new entry
+ * that some backend has no version of goes here too. */
+#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8)
+
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;
  *  "avx2": AVX2, FMA and F16C; "avx512": AVX-512 F, BW, VL and DQ besides;

@@ -287,14 +287,14 @@ void llm_model_views(llm_model *m)
 #ifdef LLM_CUDA
 /* The index of the first entry of k the model needs that is NULL, or -1:
  * every member after `name` is a function pointer but host_memory, and the
- * optional entries (half and int8 inference) are checked where they are
- * used (llm_model_decode_f16(), llm_model_quantize_q8()). */
+ * optional entries (kernels.h: LLM_KERNELS_OPTIONAL) are checked where
+ * they are used (llm_model_decode_f16(), llm_model_quantize_q8(), ...). */
+#define OPTIONAL_AT(name) offsetof(llm_kernels, name),
 static int missing_entry(const llm_kernels *k)
 {
     typedef void (*entry)(void);
     size_t hm = offsetof(llm_kernels, host_memory);
-    size_t optional[] = { offsetof(llm_kernels, to_half), offsetof(llm_kernels, quantize_q8),
-                          offsetof(llm_kernels, matmul_rows_q8) };
+    size_t optional[] = { LLM_KERNELS_OPTIONAL(OPTIONAL_AT) };
     int i = 0;
     for (size_t at = offsetof(llm_kernels, alloc); at + sizeof(entry) <= sizeof *k;
          at += sizeof(entry), i++) {

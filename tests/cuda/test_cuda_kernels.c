@@ -963,20 +963,26 @@ static void test_dropout(size_t n, double p, uint64_t key)
     free(x); free(y);
 }
 
-/* Every entry is set but the optional int8 ones, which the library checks
- * for itself (the model needs all the others), the memory entries move
- * bytes, and the sampler's entries are host-side ones: the base CPU
- * level's, or those llm_cuda_set_host_kernels() gives. */
+/* Every entry is set but the optional ones (kernels.h:
+ * LLM_KERNELS_OPTIONAL), which the library checks for itself (the model
+ * needs all the others); to_half, optional elsewhere, is there too. The
+ * memory entries move bytes, and the sampler's entries are host-side ones:
+ * the base CPU level's, or those llm_cuda_set_host_kernels() gives. */
+#define OPTIONAL_AT(name) offsetof(llm_kernels, name),
 static void test_table(void)
 {
     typedef void (*fn)(void);
     size_t first = offsetof(llm_kernels, alloc), hm = offsetof(llm_kernels, host_memory);
-    size_t q8a = offsetof(llm_kernels, quantize_q8), q8b = offsetof(llm_kernels, matmul_rows_q8);
+    size_t optional[] = { LLM_KERNELS_OPTIONAL(OPTIONAL_AT) };
     int missing = 0;
     char detail[64] = "";
+    result("to_half is set", K->to_half != NULL, "");
     for (size_t at = first; at + sizeof(fn) <= sizeof(llm_kernels); at += sizeof(fn)) {
         fn f;
-        if ((at <= hm && hm < at + sizeof(fn)) || at == q8a || at == q8b)
+        int skip = at <= hm && hm < at + sizeof(fn);
+        for (size_t j = 0; j < sizeof optional / sizeof optional[0]; j++)
+            skip |= at == optional[j];
+        if (skip)
             continue;
         memcpy(&f, (const char *)K + at, sizeof f);
         if (!f) {
