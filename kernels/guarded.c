@@ -202,6 +202,12 @@ WRAPV(matmul_forward, (float *out, const float *inp, const float *w, int N, int 
 WRAPV(matmul_backward, (float *dinp, float *dw, const float *dout, const float *inp,
                         const float *w, int N, int IC, int OC),
       (dinp, dw, dout, inp, w, N, IC, OC))
+WRAPV(matmul_forward_bf16, (float *out, const float *inp, const float *w, int N, int IC,
+                            int OC),
+      (out, inp, w, N, IC, OC))
+WRAPV(matmul_backward_bf16, (float *dinp, float *dw, const float *dout, const float *inp,
+                             const float *w, int N, int IC, int OC),
+      (dinp, dw, dout, inp, w, N, IC, OC))
 WRAPV(embedding_forward, (float *out, const int32_t *tokens, const float *wte, int N, int C),
       (out, tokens, wte, N, C))
 WRAPV(embedding_backward, (float *dwte, const float *dout, const int32_t *tokens, int N,
@@ -270,6 +276,8 @@ static llm_kernels guarded = {
     .copy = g_copy, .zero = g_zero, .host_memory = 0,
     .matmul_forward = g_matmul_forward,
     .matmul_backward = g_matmul_backward,
+    .matmul_forward_bf16 = g_matmul_forward_bf16,
+    .matmul_backward_bf16 = g_matmul_backward_bf16,
     .embedding_forward = g_embedding_forward,
     .embedding_backward = g_embedding_backward,
     .rmsnorm_forward = g_rmsnorm_forward,

@@ -57,6 +57,16 @@ typedef struct llm_kernels {
     void (*matmul_backward)(float *dinp, float *dw, const float *dout,
                             const float *inp, const float *w,
                             int N, int IC, int OC);
+    /* The same two products in mixed precision (--precision bf16): inputs
+     * rounded to bfloat16 (8 significant bits, to nearest, ties to even;
+     * the hardware may flush denormal inputs to zero), products summed in
+     * fp32, outputs fp32; within rounding of the fp32 product of the
+     * rounded inputs. NULL where a backend has none. */
+    void (*matmul_forward_bf16)(float *out, const float *inp, const float *w,
+                                int N, int IC, int OC);
+    void (*matmul_backward_bf16)(float *dinp, float *dw, const float *dout,
+                                 const float *inp, const float *w,
+                                 int N, int IC, int OC);
 
     /* out(N,C) = wte[tokens[n]]; every token must be in [0, V). Also a
      * gather of any rows (RoPE tables by position). */
@@ -246,7 +256,8 @@ typedef struct llm_kernels {
  * each where it uses it and says what is missing. Every other entry is
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
-#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8)
+#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8) \
+    X(matmul_forward_bf16) X(matmul_backward_bf16)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;

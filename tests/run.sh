@@ -53,6 +53,12 @@ for t in "$TOP/$B"/tests/test_*; do
     n=unit/$(basename "$t"); want "$n" || continue
     run_in_tmp "$n" "$tmproot/log" "$t"; result "$n" $? "$tmproot/log"
 done
+# The avx512 product's emulated bf16 path (processors without AVX512_BF16).
+n=unit/test_gemm-nobf16
+if [ -x "$TOP/$B/tests/test_gemm" ] && want "$n"; then
+    run_in_tmp "$n" "$tmproot/log" env LLM_GEMM=own-nobf16 "$TOP/$B/tests/test_gemm"
+    result "$n" $? "$tmproot/log"
+fi
 
 # Fuzz corpus replays.
 for t in "$TOP/$B"/tests/replay_fuzz_*; do

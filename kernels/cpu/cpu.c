@@ -67,6 +67,22 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
         llm_cpu_gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 }
 
+static void matmul_forward_bf16(float *out, const float *inp, const float *w,
+                                int N, int IC, int OC)
+{
+    llm_cpu_gemm_bf16(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+}
+
+static void matmul_backward_bf16(float *dinp, float *dw, const float *dout,
+                                 const float *inp, const float *w,
+                                 int N, int IC, int OC)
+{
+    if (dinp)
+        llm_cpu_gemm_bf16(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
+    if (dw)
+        llm_cpu_gemm_bf16(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+}
+
 static void embedding_forward(float *out, const int32_t *tokens,
                               const float *wte, int N, int C)
 {

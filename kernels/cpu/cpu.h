@@ -27,6 +27,7 @@ void   llm_host_zero(void *dst, size_t bytes);
  * from the file's own static function of the entry's name. */
 #define LLM_TRAINING_ENTRIES \
     .matmul_forward = matmul_forward, .matmul_backward = matmul_backward, \
+    .matmul_forward_bf16 = matmul_forward_bf16, .matmul_backward_bf16 = matmul_backward_bf16, \
     .embedding_forward = embedding_forward, .embedding_backward = embedding_backward, \
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, \
     .rope_forward = rope_forward, .rope_backward = rope_backward, \
@@ -50,6 +51,15 @@ void   llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* "own avx512" or "openblas": which llm_cpu_gemm() runs. */
 const char *llm_cpu_gemm_name(void);
+/* The same product over op(A) and op(B) rounded to bfloat16 (to nearest,
+ * ties to even), accumulated in fp32: VDPBF16PS on the avx512 level of a
+ * CPU with AVX512_BF16, else fp32 products of the rounded values (ours on
+ * avx512, OpenBLAS's elsewhere), so the bits differ between those. */
+void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                         int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* "avx512_bf16", "own avx512, fp32 on bf16-rounded inputs" or "openblas,
+ * fp32 on bf16-rounded inputs". */
+const char *llm_cpu_gemm_bf16_name(void);
 
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);

@@ -13,6 +13,7 @@
  * added to the element in block order (the first block stored when beta
  * is 0, every block added when it is 1). Threads split rows and columns only, never k, so the
  * result is the same bits for any thread count. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,61 @@ static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
 {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* The float nearest x of bfloat16 precision (the top 16 bits of a float),
+ * ties to even, as torch's .to(torch.bfloat16); NaN stays NaN. */
+static inline uint32_t bf16_bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (u >> 16) | 0x40u;   /* quiet NaN */
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
+static inline float bf16_round(float x)
+{
+    uint32_t u = bf16_bits(x) << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Element (r, c) of op(X): X's (c, r) when t. */
+static inline float op(const float *X, int ld, int t, int r, int c)
+{
+    return t ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
+}
+
+/* The bf16 product by OpenBLAS over rounded copies of op(A) and op(B)
+ * (levels without our kernel, or when its panels did not fit in memory);
+ * plain loops when even the copies do not fit. */
+static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    float *a = malloc(((size_t)M * K + 1) * sizeof *a);
+    float *b = malloc(((size_t)K * N + 1) * sizeof *b);
+    if (a && b) {
+        for (int i = 0; i < M; i++)
+            for (int k = 0; k < K; k++)
+                a[(size_t)i * K + k] = bf16_round(op(A, lda, ta, i, k));
+        for (int k = 0; k < K; k++)
+            for (int j = 0; j < N; j++)
+                b[(size_t)k * N + j] = bf16_round(op(B, ldb, tb, k, j));
+        blas_gemm(0, 0, M, N, K, alpha, a, K, b, N, beta, C, ldc);
+    } else {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                float s = 0.0f;
+                for (int k = 0; k < K; k++)
+                    s = fmaf(bf16_round(op(A, lda, ta, i, k)), bf16_round(op(B, ldb, tb, k, j)), s);
+                float *c = C + (size_t)i * ldc + j;
+                *c = alpha * s + (beta != 0.0f ? *c : 0.0f);
+            }
+    }
+    free(a);
+    free(b);
 }
 
 #if defined(__AVX512F__)
@@ -56,57 +112,145 @@ static float *scratch(int which, size_t floats)
     return buf[which];
 }
 
-/* Rows k0.. of op(B), columns j0..j0+nc, into slivers of NR columns:
- * bp[s * kc * NR + k * NR + j], zero past column nc. */
-static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
-                   int j0, int nc, int s0, int s1)
+/* How a product runs: floats; bf16 inputs emulated (rounded while packing,
+ * then the float micro-kernel); bf16 pairs through VDPBF16PS. */
+enum { P_F32, P_BF16_ROUND, P_BF16_DP };
+
+/* Element (k, j) of op(B), or (i, k) of op(A), rounded to bf16 when asked. */
+static inline float at(const float *X, int ld, int t, int r, int c, int round)
 {
-    for (int s = s0; s < s1; s++) {
-        int js = s * NR, nr = nc - js < NR ? nc - js : NR;
-        float *dst = bp + (size_t)s * kc * NR;
-        if (!tb) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = B + (size_t)(k0 + k) * ldb + j0 + js;
-                memcpy(dst + (size_t)k * NR, src, (size_t)nr * sizeof *src);
-                memset(dst + (size_t)k * NR + nr, 0, (size_t)(NR - nr) * sizeof *dst);
+    return round ? bf16_round(op(X, ld, t, r, c)) : op(X, ld, t, r, c);
+}
+
+/* The first n of 16 lanes (n clamped to [0, 16]). */
+static inline __mmask16 lanes(int n)
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* Bit patterns of bf16: 16 floats (the first n) converted by VCVTNEPS2BF16
+ * (to nearest, ties to even; denormal inputs become zero), zero-extended
+ * into 32-bit lanes. */
+__attribute__((target("avx512bf16")))
+static inline __m512i bf16_lanes(const float *x, int n)
+{
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(lanes(n), x));
+    return _mm512_cvtepu16_epi32((__m256i)h);
+}
+
+/* A sliver of w (NR or MR) lines for P_BF16_DP: slot dst[p * w + r] holds
+ * line r's values at k = k0 + 2p (low half) and k0 + 2p + 1 (high half),
+ * zero past kc and past line n. Line r of the sliver is X's column c0 + r
+ * when `across` (X's rows are k: pairs come from two rows), else X's row
+ * c0 + r (pairs are adjacent in it). */
+__attribute__((target("avx512bf16")))
+static void pack_pairs(uint32_t *restrict dst, int w, const float *X, int ld, int across,
+                       int k0, int kc, int c0, int n)
+{
+    int kp = (kc + 1) / 2;
+    if (across) {
+        for (int p = 0; p < kp; p++) {
+            const float *r0 = X + (size_t)(k0 + 2 * p) * ld + c0;
+            for (int h = 0; h < w; h += 16) {
+                __m512i v = bf16_lanes(r0 + h, n - h);
+                if (2 * p + 1 < kc)
+                    v = _mm512_or_si512(v, _mm512_slli_epi32(bf16_lanes(r0 + ld + h, n - h), 16));
+                _mm512_mask_storeu_epi32(dst + (size_t)p * w + h, lanes(w - h), v);
             }
-        } else {
-            for (int j = 0; j < nr; j++) {
-                const float *src = B + (size_t)(j0 + js + j) * ldb + k0;
-                for (int k = 0; k < kc; k++)
-                    dst[(size_t)k * NR + j] = src[k];
-            }
-            for (int j = nr; j < NR; j++)
-                for (int k = 0; k < kc; k++)
-                    dst[(size_t)k * NR + j] = 0.0f;
         }
+        return;
+    }
+    uint32_t tmp[KC / 2];
+    for (int r = 0; r < w; r++) {
+        if (r >= n) {
+            for (int p = 0; p < kp; p++)
+                dst[(size_t)p * w + r] = 0;
+            continue;
+        }
+        const float *x = X + (size_t)(c0 + r) * ld + k0;
+        for (int c = 0; c < kc; c += 32) {
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(kc - c - 16), x + c + 16),
+                                             _mm512_maskz_loadu_ps(lanes(kc - c), x + c));
+            _mm512_storeu_si512(tmp + c / 2, (__m512i)v);
+        }
+        for (int p = 0; p < kp; p++)
+            dst[(size_t)p * w + r] = tmp[p];
     }
 }
 
-/* Rows i0..i0+mc of op(A), columns k0..k0+kc, into slivers of MR rows:
- * ap[s * kc * MR + k * MR + i], zero past row mc. */
-static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, int mc,
-                   int k0, int kc)
+/* Rows k0.. of op(B), columns j0..j0+nc, into slivers of NR columns:
+ * floats bp[s * kc * NR + k * NR + j] (zero past column nc), or with
+ * P_BF16_DP pairs of k, (k = 2p, 2p + 1) in the low and high halves of
+ * 32-bit slot bp[s * kp * NR + p * NR + j], kp = (kc + 1) / 2. */
+static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
+                   int j0, int nc, int s, int mode)
 {
+    int js = s * NR, nr = nc - js < NR ? nc - js : NR, kp = (kc + 1) / 2;
+    if (mode == P_BF16_DP) {
+        pack_pairs((uint32_t *)bp + (size_t)s * kp * NR, NR, B, ldb, !tb, k0, kc, j0 + js, nr);
+        return;
+    }
+    float *dst = bp + (size_t)s * kc * NR;
+    int round = mode == P_BF16_ROUND;
+    if (!tb && !round) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)(k0 + k) * ldb + j0 + js;
+            memcpy(dst + (size_t)k * NR, src, (size_t)nr * sizeof *src);
+            memset(dst + (size_t)k * NR + nr, 0, (size_t)(NR - nr) * sizeof *dst);
+        }
+        return;
+    }
+    for (int j = 0; j < NR; j++)
+        for (int k = 0; k < kc; k++)
+            dst[(size_t)k * NR + j] = j < nr ? at(B, ldb, tb, k0 + k, j0 + js + j, round) : 0;
+}
+
+/* Rows i0..i0+mc of op(A), columns k0..k0+kc, into slivers of MR rows:
+ * ap[s * kc * MR + k * MR + i] (zero past row mc), or pairs of k as in
+ * pack_b. */
+static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, int mc,
+                   int k0, int kc, int mode)
+{
+    int kp = (kc + 1) / 2, round = mode == P_BF16_ROUND;
     for (int is = 0; is < mc; is += MR) {
         int mr = mc - is < MR ? mc - is : MR;
+        if (mode == P_BF16_DP) {
+            pack_pairs((uint32_t *)ap + (size_t)is * kp, MR, A, lda, ta, k0, kc, i0 + is, mr);
+            continue;
+        }
         float *dst = ap + (size_t)is * kc;
-        if (ta) {
+        if (ta && !round) {
             for (int k = 0; k < kc; k++) {
                 const float *src = A + (size_t)(k0 + k) * lda + i0 + is;
                 memcpy(dst + (size_t)k * MR, src, (size_t)mr * sizeof *src);
                 memset(dst + (size_t)k * MR + mr, 0, (size_t)(MR - mr) * sizeof *dst);
             }
-        } else {
-            for (int i = 0; i < mr; i++) {
-                const float *src = A + (size_t)(i0 + is + i) * lda + k0;
-                for (int k = 0; k < kc; k++)
-                    dst[(size_t)k * MR + i] = src[k];
-            }
-            for (int i = mr; i < MR; i++)
-                for (int k = 0; k < kc; k++)
-                    dst[(size_t)k * MR + i] = 0.0f;
+            continue;
         }
+        for (int i = 0; i < MR; i++)
+            for (int k = 0; k < kc; k++)
+                dst[(size_t)k * MR + i] = i < mr ? at(A, lda, ta, i0 + is + i, k0 + k, round) : 0;
+    }
+}
+
+/* c(mr, nr) = (add ? c + : ) alpha * acc. */
+static inline void store(__m512 acc[MR][2], float alpha, float *c, int ldc, int mr, int nr,
+                         int add)
+{
+    __m512 va = _mm512_set1_ps(alpha);
+    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr)
+            break;
+        float *ci = c + (size_t)i * ldc;
+        __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
+        if (add) {
+            r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), r0);
+            r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), r1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
     }
 }
 
@@ -127,49 +271,63 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
     }
-    __m512 va = _mm512_set1_ps(alpha);
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
+    store(acc, alpha, c, ldc, mr, nr, add);
+}
+
+/* The same over kp pairs of bf16 (P_BF16_DP), fp32 accumulation. */
+__attribute__((target("avx512bf16")))
+static void micro_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
+                       float alpha, float *c, int ldc, int mr, int nr, int add)
+{
+    __m512 acc[MR][2];
 #pragma GCC unroll 12
-    for (int i = 0; i < MR; i++) {
-        if (i >= mr)
-            break;
-        float *ci = c + (size_t)i * ldc;
-        __m512 r0 = _mm512_mul_ps(va, acc[i][0]), r1 = _mm512_mul_ps(va, acc[i][1]);
-        if (add) {
-            r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), r0);
-            r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), r1);
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int p = 0; p < kp; p++, a += MR, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
-        _mm512_mask_storeu_ps(ci, m0, r0);
-        _mm512_mask_storeu_ps(ci + 16, m1, r1);
     }
+    store(acc, alpha, c, ldc, mr, nr, add);
 }
 
 /* Rows [i0, i0+mc) and columns [jt, jt+nt) (offsets within the packed
  * panel of nc columns at j0) of C, over the packed block of kc. */
 static void task(const float *bp, float *ap, const float *A, int lda, int ta, int i0,
                  int mc, int k0, int kc, int jt, int nt, float alpha, float *C, int ldc,
-                 int j0, int add)
+                 int j0, int add, int mode)
 {
-    pack_a(ap, A, lda, ta, i0, mc, k0, kc);
+    pack_a(ap, A, lda, ta, i0, mc, k0, kc, mode);
+    int ks = mode == P_BF16_DP ? (kc + 1) / 2 : kc;   /* slots per row of a sliver */
     for (int jr = jt; jr < jt + nt; jr += NR) {
         int nr = jt + nt - jr < NR ? jt + nt - jr : NR;
-        const float *b = bp + (size_t)(jr / NR) * kc * NR;
-        for (int ir = 0; ir < mc; ir += MR)
-            micro(kc, ap + (size_t)ir * kc, b, alpha, C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc,
-                  mc - ir < MR ? mc - ir : MR, nr, add);
+        const float *b = bp + (size_t)(jr / NR) * ks * NR;
+        for (int ir = 0; ir < mc; ir += MR) {
+            float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
+            int mr = mc - ir < MR ? mc - ir : MR;
+            if (mode == P_BF16_DP)
+                micro_bf16(ks, (const uint32_t *)ap + (size_t)ir * ks, (const uint32_t *)b,
+                           alpha, c, ldc, mr, nr, add);
+            else
+                micro(kc, ap + (size_t)ir * kc, b, alpha, c, ldc, mr, nr, add);
+        }
     }
 }
 
-static void own_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
-                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* @return 0, or -1 when out of memory for the packed panels (C untouched). */
+static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc, int mode)
 {
     int accumulate = beta != 0.0f;
     if (K == 0) {
         if (!accumulate)
             for (int i = 0; i < M; i++)
                 memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
-        return;
+        return 0;
     }
     int ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
     float *bp = scratch(0, (size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
@@ -190,7 +348,7 @@ static void own_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
                 int kc = K - k0 < KC ? K - k0 : KC, add = accumulate || k0 > 0;
 #pragma omp for schedule(static)
                 for (int s = 0; s < ns; s++)
-                    pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, s + 1);
+                    pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, mode);
                 /* Tasks of MC rows by all nc columns, so that each A block
                  * is packed once; split the columns too (repacking A for
                  * each part) only when rows alone give each thread fewer
@@ -203,26 +361,32 @@ static void own_gemm(int ta, int tb, int M, int N, int K, float alpha, const flo
                 for (int t = 0; t < tm * tn; t++) {
                     int i0 = t / tn * MC, jt = t % tn * cw;
                     task(bp, ap, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, jt,
-                         nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add);
+                         nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add, mode);
                 }
             }
         }
     }
-    if (failed)   /* out of memory for the packed panels: OpenBLAS needs none */
-        blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return failed ? -1 : 0;
 }
 
-/* 1: our product (the default), 0: OpenBLAS (LLM_GEMM=openblas). */
-static int use_own(void)
+/* LLM_GEMM: 1 our product (unset, the default), 0 OpenBLAS ("openblas"),
+ * 2 ours without VDPBF16PS ("own-nobf16": bf16 emulated as on processors
+ * without AVX512_BF16, for tests). */
+static int gemm_env(void)
 {
     static int use = -1;
     int u = __atomic_load_n(&use, __ATOMIC_RELAXED);
     if (u < 0) {
         const char *e = getenv("LLM_GEMM");
-        u = !(e && strcmp(e, "openblas") == 0);
+        u = e && strcmp(e, "openblas") == 0 ? 0 : e && strcmp(e, "own-nobf16") == 0 ? 2 : 1;
         __atomic_store_n(&use, u, __ATOMIC_RELAXED);
     }
     return u;
+}
+
+static int use_own(void)
+{
+    return gemm_env() != 0;
 }
 
 void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -230,15 +394,42 @@ void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 {
     if (M <= 0 || N <= 0)
         return;
-    if (use_own())
-        own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    else
+    if (!use_own() || own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, P_F32))
         blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char *llm_cpu_gemm_name(void)
 {
     return use_own() ? "own avx512" : "openblas";
+}
+
+/* The bf16 path: P_BF16_DP where the CPU has AVX512_BF16, else
+ * P_BF16_ROUND; -1: OpenBLAS on rounded copies (LLM_GEMM=openblas). */
+static int bf16_mode(void)
+{
+    int e = gemm_env();
+    if (e == 0)
+        return -1;
+    __builtin_cpu_init();
+    return e == 1 && __builtin_cpu_supports("avx512bf16") ? P_BF16_DP : P_BF16_ROUND;
+}
+
+void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    int mode = bf16_mode();
+    if (mode < 0 || own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mode))
+        bf16_by_copies(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char *llm_cpu_gemm_bf16_name(void)
+{
+    int mode = bf16_mode();
+    return mode == P_BF16_DP      ? "avx512_bf16"
+           : mode == P_BF16_ROUND ? "own avx512, fp32 on bf16-rounded inputs"
+                                  : "openblas, fp32 on bf16-rounded inputs";
 }
 
 #else
@@ -253,6 +444,18 @@ void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 const char *llm_cpu_gemm_name(void)
 {
     return "openblas";
+}
+
+void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M > 0 && N > 0)
+        bf16_by_copies(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+const char *llm_cpu_gemm_bf16_name(void)
+{
+    return "openblas, fp32 on bf16-rounded inputs";
 }
 
 #endif

@@ -10,37 +10,75 @@
 #include "half.h"
 #include "kernels.h"
 
-static void matmul_forward(float *out, const float *inp, const float *w,
-                           int N, int IC, int OC)
+/* x rounded to bfloat16's 8 significant bits, to nearest, ties to even
+ * (rint in the default rounding mode), by the arithmetic of frexp rather
+ * than bits; when `bf16` is 0, x. */
+static double in(float x, int bf16)
+{
+    if (!bf16 || !isfinite(x) || x == 0)
+        return x;
+    int e;
+    double m = frexp(x, &e);   /* x = m 2^e, 0.5 <= |m| < 1 */
+    return ldexp(rint(ldexp(m, 8)), e - 8);
+}
+
+static void product_forward(float *out, const float *inp, const float *w,
+                            int N, int IC, int OC, int bf16)
 {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double s = 0;
             for (int i = 0; i < IC; i++)
-                s += (double)inp[(size_t)n * IC + i] * w[(size_t)o * IC + i];
+                s += in(inp[(size_t)n * IC + i], bf16) * in(w[(size_t)o * IC + i], bf16);
             out[(size_t)n * OC + o] = (float)s;
         }
 }
 
-static void matmul_backward(float *dinp, float *dw, const float *dout,
-                            const float *inp, const float *w,
-                            int N, int IC, int OC)
+static void product_backward(float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w,
+                             int N, int IC, int OC, int bf16)
 {
     if (dinp)
         for (int n = 0; n < N; n++)
             for (int i = 0; i < IC; i++) {
                 double s = 0;
                 for (int o = 0; o < OC; o++)
-                    s += (double)dout[(size_t)n * OC + o] * w[(size_t)o * IC + i];
+                    s += in(dout[(size_t)n * OC + o], bf16) * in(w[(size_t)o * IC + i], bf16);
                 dinp[(size_t)n * IC + i] = (float)s;
             }
     for (int o = 0; dw && o < OC; o++)
         for (int i = 0; i < IC; i++) {
             double s = 0;
             for (int n = 0; n < N; n++)
-                s += (double)dout[(size_t)n * OC + o] * inp[(size_t)n * IC + i];
+                s += in(dout[(size_t)n * OC + o], bf16) * in(inp[(size_t)n * IC + i], bf16);
             dw[(size_t)o * IC + i] += (float)s;
         }
+}
+
+static void matmul_forward(float *out, const float *inp, const float *w,
+                           int N, int IC, int OC)
+{
+    product_forward(out, inp, w, N, IC, OC, 0);
+}
+
+static void matmul_backward(float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w,
+                            int N, int IC, int OC)
+{
+    product_backward(dinp, dw, dout, inp, w, N, IC, OC, 0);
+}
+
+static void matmul_forward_bf16(float *out, const float *inp, const float *w,
+                                int N, int IC, int OC)
+{
+    product_forward(out, inp, w, N, IC, OC, 1);
+}
+
+static void matmul_backward_bf16(float *dinp, float *dw, const float *dout,
+                                 const float *inp, const float *w,
+                                 int N, int IC, int OC)
+{
+    product_backward(dinp, dw, dout, inp, w, N, IC, OC, 1);
 }
 
 static void embedding_forward(float *out, const int32_t *tokens,

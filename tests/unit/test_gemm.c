@@ -5,8 +5,10 @@
  * every transpose, beta 0 and 1, edge tiles, several k blocks, and one or
  * two threads, called from inside an OpenMP region too. Every level (the
  * OpenBLAS ones included) must agree with a double-precision product
- * within rounding. Levels this build lacks or this CPU cannot run are
- * skipped, saying so. */
+ * within rounding, and so must each level's bf16 product with the double
+ * product of inputs rounded to bf16 (run it with LLM_GEMM=own-nobf16 for
+ * the avx512 level's emulated path). Levels this build lacks or this CPU
+ * cannot run are skipped, saying so. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -27,6 +29,23 @@ extern gemm_fn llm_cpu_gemm_generic __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_avx2 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_avx512 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_native __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_generic __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_avx2 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_avx512 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_native __attribute__((weak));
+
+/* bf16 products compare with the double product of inputs rounded here,
+ * independently of the kernels: 8 significant bits, ties to even. */
+static int bf16;
+
+static float rounded(float x)
+{
+    if (!bf16 || !isfinite(x) || x == 0)
+        return x;
+    int e;
+    float m = frexpf(x, &e);
+    return ldexpf(rintf(ldexpf(m, 8)), e - 8);
+}
 
 static int failures;
 
@@ -42,12 +61,12 @@ static float *rnd(size_t n)
 
 static float opa(const float *A, int lda, int ta, int i, int k)
 {
-    return ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+    return rounded(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
 }
 
 static float opb(const float *B, int ldb, int tb, int k, int j)
 {
-    return tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+    return rounded(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
 }
 
 /* The avx512 product's order, one element at a time. */
@@ -128,8 +147,8 @@ static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M,
                                  sizeof *got) == 0;
             if (!ok) {
                 failures++;
-                printf("FAIL %s: ta %d tb %d M %d N %d K %d alpha %g beta %g ld+%d, %d thread(s)%s: "
-                       "%s\n", level, ta, tb, M, N, K, alpha, beta, ldpad, threads,
+                printf("FAIL %s: ta %d tb %d M %d N %d K %d alpha %g beta %g ld+%d, "
+                       "%d thread(s)%s: %s\n", level, ta, tb, M, N, K, alpha, beta, ldpad, threads,
                        nested ? " inside a parallel region" : "",
                        exact ? "not the bits of the ordered loop" : "outside rounding");
             }
@@ -162,12 +181,19 @@ int main(void)
         {"avx2", llm_cpu_gemm_avx2, 0},
         {"avx512", llm_cpu_gemm_avx512, 1},
         {"native", llm_cpu_gemm_native, 0},
+        {"generic", llm_cpu_gemm_bf16_generic, 0},
+        {"avx2", llm_cpu_gemm_bf16_avx2, 0},
+        {"avx512", llm_cpu_gemm_bf16_avx512, 0},
+        {"native", llm_cpu_gemm_bf16_native, 0},
     };
     int tested = 0;
     for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+        bf16 = l >= 4;
+        char name[32];
+        snprintf(name, sizeof name, "%s%s", levels[l].name, bf16 ? " bf16" : "");
         if (!levels[l].f || !runs(levels[l].name)) {
             if (strcmp(levels[l].name, "native") != 0)
-                printf("skip %s: %s\n", levels[l].name,
+                printf("skip %s: %s\n", name,
                        levels[l].f ? "this CPU cannot run it" : "not in this build");
             continue;
         }
@@ -176,10 +202,9 @@ int main(void)
         int exact = levels[l].exact && !(e && strcmp(e, "openblas") == 0);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++)
-                one(levels[l].name, levels[l].f, exact, t & 1, t >> 1, shapes[s].M,
-                    shapes[s].N, shapes[s].K, t == 2 ? 0.125f : 1.0f, t == 3 ? 0.0f : 1.0f,
-                    (int)(s % 3));
-        printf("%s: %s\n", levels[l].name,
+                one(name, levels[l].f, exact, t & 1, t >> 1, shapes[s].M, shapes[s].N,
+                    shapes[s].K, t == 2 ? 0.125f : 1.0f, t == 3 ? 0.0f : 1.0f, (int)(s % 3));
+        printf("%s: %s\n", name,
                exact ? "equal to the ordered loop, bit for bit" : "within rounding");
         tested++;
     }

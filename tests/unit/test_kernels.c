@@ -91,8 +91,57 @@ static void test_matmul(const llm_kernels *f, const llm_kernels *r, int N, int I
     check(what, di1, di2, (size_t)N * IC, 1e-4, 1e-4);
     snprintf(what, sizeof what, "matmul_backward dw N=%d IC=%d OC=%d", N, IC, OC);
     check(what, dw1, dw2, (size_t)OC * IC, 1e-4, 1e-4);
+
+    /* Mixed precision: the same products of bf16-rounded inputs. */
+    f->matmul_forward_bf16(o1, inp, w, N, IC, OC);
+    r->matmul_forward_bf16(o2, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_forward_bf16 N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, o1, o2, (size_t)N * OC, 1e-4, 1e-4);
+    memcpy(dw1, dw2, (size_t)OC * IC * sizeof *dw1);
+    f->matmul_backward_bf16(di1, dw1, dout, inp, w, N, IC, OC);
+    r->matmul_backward_bf16(di2, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward_bf16 dinp N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, di1, di2, (size_t)N * IC, 1e-4, 1e-4);
+    snprintf(what, sizeof what, "matmul_backward_bf16 dw N=%d IC=%d OC=%d", N, IC, OC);
+    check(what, dw1, dw2, (size_t)OC * IC, 1e-4, 1e-4);
     free(inp); free(w); free(dout); free(o1); free(o2);
     free(di1); free(di2); free(dw1); free(dw2);
+}
+
+/* bf16 rounding itself, exactly: to nearest, ties to even (the bf16 values
+ * near 1 are 2^-7 apart), and far from the fp32 product. */
+static void test_bf16_rounding(const llm_kernels *k)
+{
+    static const struct { float x, want; } cases[] = {
+        {1.0f + 0x1p-8f, 1.0f},                  /* tie: down to even */
+        {1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-6f},    /* tie: up to even */
+        {1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-7f},
+        {-3.0f - 0x1p-7f, -3.0f},                /* spacing 2^-6 there: tie, to even */
+        {0.0f, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        float one = 1.0f, out = -1.0f;
+        k->matmul_forward_bf16(&out, &cases[i].x, &one, 1, 1, 1);
+        if (out != cases[i].want) {
+            failures++;
+            printf("FAIL %s matmul_forward_bf16: %.9g rounds to %.9g, want %.9g\n", k->name,
+                   (double)cases[i].x, (double)out, (double)cases[i].want);
+        }
+    }
+    int N = 8, IC = 64, OC = 8;
+    float *inp = rnd((size_t)N * IC), *w = rnd((size_t)OC * IC);
+    float *a = rnd((size_t)N * OC), *b = rnd((size_t)N * OC);
+    k->matmul_forward(a, inp, w, N, IC, OC);
+    k->matmul_forward_bf16(b, inp, w, N, IC, OC);
+    double worst = 0;
+    for (int i = 0; i < N * OC; i++)
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+    if (!(worst > 1e-4)) {   /* 8 bits: errors near 2^-9 per input */
+        failures++;
+        printf("FAIL %s matmul_forward_bf16: within %g of fp32: inputs not rounded?\n", k->name,
+               worst);
+    }
+    free(inp); free(w); free(a); free(b);
 }
 
 static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, int V, int C)
@@ -710,6 +759,7 @@ static void test_finite_differences(const llm_kernels *r)
 /* Every fast kernel of one CPU level against the reference. */
 static void test_level(const llm_kernels *f, const llm_kernels *r)
 {
+    test_bf16_rounding(f);
     for (int threads = 1; threads <= 2; threads++) {
         llm_kernels_set_threads(threads);
         test_matmul(f, r, 1, 1, 1);
@@ -799,6 +849,7 @@ int main(void)
         test_level(k, r);
         printf("level %s: %s\n", *lv, failures == before ? "passed" : "FAILED");
     }
+    test_bf16_rounding(r);
     test_finite_differences(r);
     if (failures) {
         printf("%d check(s) failed\n", failures);
