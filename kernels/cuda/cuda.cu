@@ -29,6 +29,7 @@
 #include <mutex>
 
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <cub/device/device_radix_sort.cuh>
@@ -89,6 +90,7 @@ extern "C" void llm_cuda_clear_error(void)
 static cublasHandle_t blas;
 static int started;              /* 0 not tried, 1 ready, -1 unusable */
 static cublasComputeType_t gemm_compute = CUBLAS_COMPUTE_32F_PEDANTIC;
+static cublasMath_t math_mode = CUBLAS_PEDANTIC_MATH;   /* the fp32 products' */
 
 extern "C" int llm_cuda_device_count(void)
 {
@@ -138,7 +140,7 @@ static bool start(void)
         return false;
     if (!ok_blas(cublasSetAtomicsMode(blas, CUBLAS_ATOMICS_NOT_ALLOWED), "cublasSetAtomicsMode") ||
         !ok_blas(cublasSetPointerMode(blas, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode") ||
-        !ok_blas(cublasSetMathMode(blas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode")) {
+        !ok_blas(cublasSetMathMode(blas, math_mode), "cublasSetMathMode")) {
         cublasDestroy(blas);
         return false;
     }
@@ -149,9 +151,9 @@ static bool start(void)
 extern "C" void llm_cuda_set_tf32(int on)
 {
     gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_PEDANTIC;
+    math_mode = on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH;
     if (started > 0)
-        ok_blas(cublasSetMathMode(blas, on ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH),
-                "cublasSetMathMode");
+        ok_blas(cublasSetMathMode(blas, math_mode), "cublasSetMathMode");
 }
 
 /* ------------------------------------------------------------ memory */
@@ -354,6 +356,86 @@ static void matmul_backward(float *dinp, float *dw, const float *dout,
     if (dw)
         gemm(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, 1.0f, inp, IC, dout, OC, 1.0f, dw, IC,
              "matmul_backward dw");
+}
+
+/* ------------------------------------------------------------ bf16 products
+ *
+ * The same products in mixed precision (kernels.h): the inputs rounded to
+ * bfloat16 (to nearest, ties to even) into the scratch buffer, then cuBLAS
+ * on tensor cores with fp32 accumulation and fp32 outputs. The handle's
+ * pedantic math mode (which the fp32 products keep) would forbid the
+ * tensor cores: these calls run in the default mode, then restore it. */
+
+__global__ void to_bf16_k(__nv_bfloat16 *h, const float *f, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        h[i] = __float2bfloat16_rn(f[i]);
+}
+
+/* n floats of src rounded into the scratch at *at (advanced). */
+static const __nv_bfloat16 *bf16_of(char *base, size_t *at, const float *src, size_t n)
+{
+    __nv_bfloat16 *d = (__nv_bfloat16 *)(base + *at);
+    *at += align256(n * sizeof *d);
+    if (n) {
+        to_bf16_k<<<grid_for(n, 256), 256>>>(d, src, n);
+        if (!LAUNCHED("bf16 rounding"))
+            return NULL;
+    }
+    return d;
+}
+
+static void gemm_bf16(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                      const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb,
+                      float beta, float *C, int ldc, const char *where)
+{
+    float alpha = 1.0f;
+    if (!ok_blas(cublasSetMathMode(blas, CUBLAS_DEFAULT_MATH), where))
+        return;
+    ok_blas(cublasGemmEx(blas, ta, tb, m, n, k, &alpha, A, CUDA_R_16BF, lda, B, CUDA_R_16BF,
+                         ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                         CUBLAS_GEMM_DEFAULT), where);
+    ok_blas(cublasSetMathMode(blas, math_mode), where);
+}
+
+static void matmul_forward_bf16(float *out, const float *inp, const float *w,
+                                int N, int IC, int OC)
+{
+    if (N <= 0 || OC <= 0)
+        return;
+    size_t ni = (size_t)N * IC, nw = (size_t)OC * IC, at = 0;
+    char *s = (char *)scratch_get(align256(ni * 2) + align256(nw * 2));
+    if (!s)
+        return;
+    const __nv_bfloat16 *bi = bf16_of(s, &at, inp, ni), *bw = bf16_of(s, &at, w, nw);
+    if (bi && bw)
+        gemm_bf16(CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, bw, IC, bi, IC, 0.0f, out, OC,
+                  "matmul_forward_bf16");
+}
+
+static void matmul_backward_bf16(float *dinp, float *dw, const float *dout,
+                                 const float *inp, const float *w,
+                                 int N, int IC, int OC)
+{
+    if (IC <= 0 || OC <= 0 || (!dinp && !dw))
+        return;
+    size_t nn = (size_t)(N > 0 ? N : 0), nd = nn * OC, ni = nn * IC, nw = (size_t)OC * IC;
+    size_t at = 0;
+    char *s = (char *)scratch_get(align256(nd * 2) + align256(ni * 2) + align256(nw * 2));
+    if (!s)
+        return;
+    const __nv_bfloat16 *bd = bf16_of(s, &at, dout, nd);
+    const __nv_bfloat16 *bi = dw ? bf16_of(s, &at, inp, ni) : NULL;
+    const __nv_bfloat16 *bw = dinp && N > 0 ? bf16_of(s, &at, w, nw) : NULL;
+    if (!bd || (dw && !bi) || (dinp && N > 0 && !bw))
+        return;
+    if (dinp && N > 0)   /* dinp' (IC,N) = w' (IC,OC) . dout' (OC,N) */
+        gemm_bf16(CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, bw, IC, bd, OC, 0.0f, dinp, IC,
+                  "matmul_backward_bf16 dinp");
+    if (dw)   /* dw' (IC,OC) += inp' (IC,N) . dout'^T; N = 0 leaves dw as is */
+        gemm_bf16(CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, (int)nn, bi, IC, bd, OC, 1.0f, dw, IC,
+                  "matmul_backward_bf16 dw");
 }
 
 /* ------------------------------------------------------------ embedding */
@@ -1416,6 +1498,8 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->host_memory = 0;
         k->matmul_forward = locked<matmul_forward>::call;
         k->matmul_backward = locked<matmul_backward>::call;
+        k->matmul_forward_bf16 = locked<matmul_forward_bf16>::call;
+        k->matmul_backward_bf16 = locked<matmul_backward_bf16>::call;
         k->embedding_forward = locked<embedding_forward>::call;
         k->embedding_backward = locked<embedding_backward>::call;
         k->rmsnorm_forward = locked<rmsnorm_forward>::call;

@@ -17,6 +17,7 @@
  *   exact copies and single float operations (embedding forward and
  *   backward, residual, scale): bitwise;
  *   matrix products and attention (fp32 sums over up to ~2300 terms): 1e-4, 1e-4;
+ *   bf16 products (against the reference's of the same rounded inputs): 2e-4, 2e-4;
  *   rmsnorm: 1e-5, 1e-5 forward, 1e-4, 1e-4 backward;
  *   rope, swiglu, cross-entropy, adamw (a few roundings each): 1e-6..1e-5;
  *   sum_squares (double): 1e-9 relative;
@@ -425,6 +426,44 @@ static void test_matmul(const llm_kernels *f, const llm_kernels *r, int N, int I
     check(what, dw1, dw2, (size_t)OC * IC, 2e-4, 1e-4);
     free(inp); free(w); free(dout); free(o1); free(o2);
     free(di1); free(di2); free(dw1); free(dw2);
+}
+
+/* The bf16 products against the reference's (the same products of the
+ * rounded inputs, summed in double): the inputs' rounding is exact on both
+ * sides, the sums are fp32 on tensor cores; 2e-4 + 2e-4 |ref| (inputs left
+ * unrounded, or rounded by truncation, miss by ~1e-2 at these sizes). */
+static void test_matmul_bf16(const llm_kernels *r, int N, int IC, int OC)
+{
+    char what[128];
+    size_t ni = (size_t)N * IC, nw = (size_t)OC * IC, no = (size_t)N * OC;
+    float *inp = rnd(ni), *w = rnd(nw), *dout = rnd(no), *o1 = rnd(no), *o2 = rnd(no);
+    float *di1 = rnd(ni), *di2 = rnd(ni), *dw1 = rnd(nw), *dw2 = dup(dw1, nw);
+    float *d_inp = dput(inp, ni * F4), *d_w = dput(w, nw * F4), *d_dout = dput(dout, no * F4);
+    float *d_o = dput(o1, no * F4), *d_di = dput(di1, ni * F4), *d_dw = dput(dw1, nw * F4);
+    K->matmul_forward_bf16(d_o, d_inp, d_w, N, IC, OC);
+    K->matmul_backward_bf16(d_di, d_dw, d_dout, d_inp, d_w, N, IC, OC);
+    r->matmul_forward_bf16(o2, inp, w, N, IC, OC);
+    r->matmul_backward_bf16(di2, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_forward_bf16 N=%d IC=%d OC=%d", N, IC, OC);
+    check_errors(what);
+    dback(o1, d_o, no * F4);
+    check(what, o1, o2, no, 2e-4, 2e-4);
+    snprintf(what, sizeof what, "matmul_backward_bf16 dinp N=%d IC=%d OC=%d", N, IC, OC);
+    dback(di1, d_di, ni * F4);
+    check(what, di1, di2, ni, 2e-4, 2e-4);
+    snprintf(what, sizeof what, "matmul_backward_bf16 dw N=%d IC=%d OC=%d", N, IC, OC);
+    dget(dw1, d_dw, nw * F4);
+    check(what, dw1, dw2, nw, 2e-4, 2e-4);
+    /* dinp NULL (a frozen input): dw alone, added a second time. */
+    K->matmul_backward_bf16(NULL, d_dw, d_dout, d_inp, d_w, N, IC, OC);
+    r->matmul_backward_bf16(NULL, dw2, dout, inp, w, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_backward_bf16 dinp=NULL N=%d IC=%d OC=%d", N, IC, OC);
+    check_errors(what);
+    dback(dw1, d_dw, nw * F4);
+    check(what, dw1, dw2, nw, 4e-4, 2e-4);
+    free(inp); free(w); free(dout); free(o1); free(o2); free(di1); free(di2);
+    free(dw1); free(dw2);
+    llm_cuda_free(d_inp); llm_cuda_free(d_w); llm_cuda_free(d_dout);
 }
 
 static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, int V, int C)
@@ -1075,6 +1114,11 @@ int main(void)
         test_matmul(f, r, 257, 771, 2305);
         test_matmul(f, r, 1000, 288, 769);
     }
+    test_matmul_bf16(r, 1, 1, 1);
+    test_matmul_bf16(r, 7, 13, 5);
+    test_matmul_bf16(r, 64, 96, 131);
+    if (big)
+        test_matmul_bf16(r, 257, 771, 2305);
     test_embedding(f, r, 9, 5, 7);
     test_embedding(f, r, 100, 37, 33);
     test_embedding(f, r, 1000, 3, 129);      /* long runs of one token */
