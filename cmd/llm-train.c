@@ -39,7 +39,7 @@ static double o_dropout, o_lm_weight;
 static double o_lr, o_min_lr = -1, o_weight_decay, o_beta1, o_beta2, o_adam_eps, o_clip,
               o_decay_fraction;
 static const char *o_schedule;
-static const char *o_device = "cpu";
+static const char *o_device = "cpu", *o_precision = "f32";
 static int64_t o_seed = 1;
 
 #define SHAPE "model shape (ignored with --init and --resume): "
@@ -128,6 +128,10 @@ static const cli_opt opts[] = {
      "drop this share of each block's attention and feed-forward outputs while "
      "training, against overfitting small data (0: off)", NULL, 0, 0.9, 0,
      CLI_COMPLETE_NONE, 0},
+    {"precision", 0, CLI_CHOICE, &o_precision, "P",
+     "matrix products of the weights: f32, or bf16: inputs rounded to bfloat16, sums, "
+     "weights, gradients and optimiser state in fp32 (faster on CPUs with AVX512_BF16; "
+     "may change on --resume)", "f32|bf16", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
     {"steps", 0, CLI_INT64, &o_steps, "N",
      "optimiser steps in all (0: write the initial model)", NULL, 0, 1e12, 0,
      CLI_COMPLETE_NONE, 0},
@@ -1006,12 +1010,12 @@ static int transient(const cli_opt *o)
 }
 
 /* Stored and restored, but free to change when resuming (another thread
- * count or device continues the run with other roundings: not the same
- * bytes). */
+ * count, device or precision continues the run with other roundings: not
+ * the same bytes). */
 static int changeable(const cli_opt *o)
 {
     static const char *const names[] = {"output", "checkpoint", "threads", "save-every",
-                                        "log", "device", NULL};
+                                        "log", "device", "precision", NULL};
     for (int i = 0; names[i]; i++)
         if (strcmp(o->name, names[i]) == 0)
             return 1;
@@ -1887,6 +1891,7 @@ static void make_trainer(train_run *r)
     else if (o_lora && !o_resume)
         check(llm_model_lora(m, o_lora, o_lora_alpha, (uint64_t)o_seed));
     check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
+    check(llm_model_set_precision(m, o_precision));
     check(llm_trainer_new(m, r->batcher, tp, &r->tr));
     if (o_resume)
         check(llm_trainer_restore(r->tr, o_resume));

@@ -660,6 +660,13 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
  *  passes since that step, layer, position), so repeated and resumed runs
  *  draw the same masks whatever the thread count. p = 0 turns it off. */
 int  llm_model_set_dropout(llm_model *m, double p, uint64_t seed);
+/*! llm_model_set_precision() : "f32" (the default) or "bf16": mixed
+ *  precision, the products of the blocks' and the output layer's weights
+ *  taken on inputs rounded to bfloat16 with fp32 sums (as PyTorch's
+ *  autocast), in training and evaluation passes; weights, gradients and
+ *  AdamW moments stay fp32. @return LLM_ERR_INVALID for another name,
+ *  LLM_ERR_UNSUPPORTED when the model's kernels have no bf16 products. */
+int  llm_model_set_precision(llm_model *m, const char *precision);
 /*! llm_model_set_training() : 1 while training (dropout on), 0 otherwise,
  *  the default (validation, inference). */
 void llm_model_set_training(llm_model *m, int on);

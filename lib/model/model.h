@@ -80,6 +80,7 @@ typedef struct {
     int drop_active;       /* the last forward used dropout... */
     int64_t drop_micro;    /* ...with masks of this many backwards since the step */
     float *grad_sink;      /* (C) gradient of frozen norm weights, never read */
+    int bf16;              /* the weights' products in bf16 (llm_model_set_precision()) */
 } llm_optim;
 
 /* The pass: the last forward over a batch (B, T), for its loss, logits and

@@ -122,6 +122,27 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
     return LLM_OK;
 }
 
+/* The products of the weights of the blocks and of the output layer: in
+ * bf16 with fp32 sums under llm_model_set_precision(m, "bf16"), else fp32.
+ * Adapters, attention and a classifier head stay fp32. */
+static void weight_forward(const llm_model *m, float *out, const float *inp, const float *w,
+                           int N, int IC, int OC)
+{
+    if (m->opt->bf16)
+        m->k->matmul_forward_bf16(out, inp, w, N, IC, OC);
+    else
+        m->k->matmul_forward(out, inp, w, N, IC, OC);
+}
+
+static void weight_backward(const llm_model *m, float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w, int N, int IC, int OC)
+{
+    if (m->opt->bf16)
+        m->k->matmul_backward_bf16(dinp, dw, dout, inp, w, N, IC, OC);
+    else
+        m->k->matmul_backward(dinp, dw, dout, inp, w, N, IC, OC);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Low-rank adapters: y = W x + s B (A x), s = alpha / r, over the matmul
  * kernels; the strided axpy adds into (and gathers from) the adapter's
@@ -194,24 +215,24 @@ static void train_product(void *ctx, int w, int l, int o0, int OC, float *out, s
     }
     switch (w) {
     case LLM_W_QKV:
-        m->k->matmul_forward(out, inp, m->wqkv + (size_t)l * m->QS * C, N, (int)C, OC);
+        weight_forward(m, out, inp, m->wqkv + (size_t)l * m->QS * C, N, (int)C, OC);
         if (m->lora_rank)
             lora_forward(m, f->a, l, LLM_LORA_Q, LLM_LORA_V, out, inp, N);
         break;
     case LLM_W_O:
-        m->k->matmul_forward(out, inp, m->wo + (size_t)l * C * m->OS, N, m->OS, OC);
+        weight_forward(m, out, inp, m->wo + (size_t)l * C * m->OS, N, m->OS, OC);
         if (m->lora_rank)
             lora_forward(m, f->a, l, LLM_LORA_O, LLM_LORA_O, out, inp, N);
         break;
     case LLM_W_13:
-        m->k->matmul_forward(out, inp, m->w13 + (size_t)l * 2 * F * C, N, (int)C, OC);
+        weight_forward(m, out, inp, m->w13 + (size_t)l * 2 * F * C, N, (int)C, OC);
         if (m->lora_rank) {
             lora_forward(m, f->a, l, LLM_LORA_W1, LLM_LORA_W1, out, inp, N);
             lora_forward(m, f->a, l, LLM_LORA_W3, LLM_LORA_W3, out, inp, N);
         }
         break;
     default:
-        m->k->matmul_forward(out, inp, m->w2 + (size_t)l * C * F, N, (int)F, OC);
+        weight_forward(m, out, inp, m->w2 + (size_t)l * C * F, N, (int)F, OC);
         if (m->lora_rank)
             lora_forward(m, f->a, l, LLM_LORA_W2, LLM_LORA_W2, out, inp, N);
         break;
@@ -346,7 +367,7 @@ static void output_logits(llm_model *m, float *logits, const float *af, int n)
         llm_q8_product(m, &m->pass->q8, logits, (size_t)V, af, (size_t)C, NULL, &m->q_wout, 0,
                        n, C, V);
     else
-        m->k->matmul_forward(logits, af, m->wout, n, C, V);
+        weight_forward(m, logits, af, m->wout, n, C, V);
 }
 
 double llm_model_lm_loss(llm_model *m, double weight)
@@ -450,7 +471,7 @@ void llm_model_lm_backward(llm_model *m)
     acts_layout(m, m->pass->B, m->pass->T, m->pass->acts, &a);
     m->k->crossentropy_forward(a.losses, a.logits, a.logits, m->pass->ids + (size_t)n, n, V,
                                m->pass->dscale);
-    m->k->matmul_backward(a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
+    weight_backward(m, a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
 }
 
 int llm_model_backward_hidden(llm_model *m)
@@ -493,11 +514,11 @@ int llm_model_backward_hidden(llm_model *m)
             llm_dropout_apply(m, a.tmp, N * C, 2 * l + 1);
             dbranch = a.tmp;
         }
-        k->matmul_backward(a.dhsw, G(w2), dbranch, hsw, w2, n, F, C);
+        weight_backward(m, a.dhsw, G(w2), dbranch, hsw, w2, n, F, C);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_W2, LLM_LORA_W2, dbranch, hsw, a.dhsw, n);
         k->swiglu_backward(a.dh13, a.dhsw, h13, n, F);
-        k->matmul_backward(a.da, G(w13), a.dh13, a2, w13, n, C, 2 * F);
+        weight_backward(m, a.da, G(w13), a.dh13, a2, w13, n, C, 2 * F);
         if (m->lora_rank) {
             lora_backward(m, &a, l, LLM_LORA_W1, LLM_LORA_W1, a.dh13, a2, a.da, n);
             lora_backward(m, &a, l, LLM_LORA_W3, LLM_LORA_W3, a.dh13, a2, a.da, n);
@@ -508,12 +529,12 @@ int llm_model_backward_hidden(llm_model *m)
             k->copy(a.tmp, a.dres, N * C * sizeof *a.tmp);
             llm_dropout_apply(m, a.tmp, N * C, 2 * l);
         }
-        k->matmul_backward(a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
+        weight_backward(m, a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_O, LLM_LORA_O, dbranch, atty, a.datty, n);
         k->attention_backward(a.dqkv, a.logits, a.datty, qkv, att, B, T, H, KVH, m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
-        k->matmul_backward(a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
+        weight_backward(m, a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_Q, LLM_LORA_V, a.dqkv, a1, a.da, n);
         k->rmsnorm_backward(a.dres, GN(an), a.da, res, an, rstd1, n, C);

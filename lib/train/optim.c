@@ -46,6 +46,19 @@ int llm_model_set_dropout(llm_model *m, double p, uint64_t seed)
     return LLM_OK;
 }
 
+int llm_model_set_precision(llm_model *m, const char *precision)
+{
+    int bf16 = precision && strcmp(precision, "bf16") == 0;
+    if (!bf16 && precision && strcmp(precision, "f32") != 0)
+        return llm_fail_param(LLM_ERR_INVALID, "precision", "unknown precision '%s' (f32, "
+                              "bf16)", precision);
+    if (bf16 && (!m->k->matmul_forward_bf16 || !m->k->matmul_backward_bf16))
+        return llm_fail_param(LLM_ERR_UNSUPPORTED, "precision", "the '%s' kernels have no "
+                              "bf16 products", m->k->name);
+    m->opt->bf16 = bf16;
+    return LLM_OK;
+}
+
 void llm_model_set_training(llm_model *m, int on)
 {
     m->opt->training = on != 0;
