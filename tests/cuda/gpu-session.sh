@@ -5,13 +5,14 @@
 #      benchmarks (CUDA=1) beside it;
 #   2. make check-cuda: every CUDA kernel against the reference;
 #   3. end to end with the real programs, GPU against CPU: 50 training
-#      steps (loss curves within 1e-3), greedy generation of 64 tokens
+#      steps (loss curves within 1e-3; in bf16 mixed precision within
+#      1e-2), greedy generation of 64 tokens
 #      (identical), classification labels (identical), a checkpoint saved
 #      on the GPU and resumed on the CPU, models read on either device;
 #   4. benchmarks: cuBLAS's fp32 and bf16 peaks, training tokens/s and MFU
-#      of the stories15M shape and of the GPT-2-124M-like one (12 x 768, 12
-#      heads, context 1024, vocabulary 50304, batch 16), generation tokens/s
-#      at batch 1 and 64;
+#      (fp32 and bf16, each against its peak) of the stories15M shape and of
+#      the GPT-2-124M-like one (12 x 768, 12 heads, context 1024, vocabulary
+#      50304, batch 16), generation tokens/s at batch 1 and 64;
 #   5. compute-sanitizer memcheck on the kernel test's small shapes and on a
 #      short training run, with the time left.
 # Every step has a timeout and is skipped when the time left is too short.
@@ -155,6 +156,40 @@ else
     bad "e2e train: not run (no time left)"
 fi
 
+if fits 90; then
+    # a'. The same 50 steps in bf16 mixed precision (--precision bf16), GPU
+    # and CPU: both round the same inputs to bf16 and sum in fp32, in other
+    # orders, and an input near a rounding boundary may round the other
+    # way: a stated tolerance of 1e-2 at every step (fp32's is 1e-3). And
+    # bf16 is not fp32 (its curve differs from fp32's on the GPU).
+    for d in cuda cpu; do
+        run 90 "train-bf16-$d" "$BIN/llm-train" $train --steps 50 --precision bf16 --device $d \
+            --log "$E/bf16-$d.jsonl" -o "$E/bf16-$d.llm" "$txt" ||
+            bad "e2e train bf16 ($d): FAIL (exit $?): $(tail -n 1 "$E/train-bf16-$d.err")"
+        losses "$E/bf16-$d.jsonl" | sort -k1,1 > "$E/bf16-$d.loss"
+    done
+    set -- $(maxdiff "$E/bf16-cuda.loss" "$E/bf16-cpu.loss")
+    { echo "step  bf16(cuda)  bf16(cpu)"
+      join -t "$(printf '\t')" "$E/bf16-cuda.loss" "$E/bf16-cpu.loss" | sort -n |
+          awk -F'\t' '{ printf "%4d  %.6f  %.6f\n", $1, $2, $3 }'; } > "$OUT/e2e-loss-bf16.txt"
+    if [ "$2" -eq 50 ] && awk -v d="$1" 'BEGIN { exit !(d <= 1e-2) }'; then
+        note "e2e train bf16: 50 steps, GPU and CPU curves within $1 (limit 1e-2)"
+    else
+        bad "e2e train bf16: FAIL: $2 steps compared, max |cuda - cpu| loss $1 (limit 1e-2)"
+    fi
+    awk 'NR <= 2 || (NR - 1) % 10 == 0' "$OUT/e2e-loss-bf16.txt" | tee -a "$OUT/summary.txt"
+    if [ -s "$E/cuda.loss" ]; then
+        set -- $(maxdiff "$E/bf16-cuda.loss" "$E/cuda.loss")
+        if [ "$2" -eq 50 ] && awk -v d="$1" 'BEGIN { exit !(d > 0 && d <= 0.25) }'; then
+            note "e2e train bf16 against fp32 on the GPU: max |d| $1 (bf16, not fp32; limit 0.25 as tests/sh/bf16.sh)"
+        else
+            bad "e2e train bf16 against fp32 on the GPU: FAIL: max |d| $1 over $2 steps (want > 0, <= 0.25)"
+        fi
+    fi
+else
+    bad "e2e train bf16: not run (no time left)"
+fi
+
 if [ -s "$E/cpu.llm" ] && [ -s "$E/cuda.llm" ] && fits 90; then
     # b. Greedy generation, 64 tokens of 4 prompts, GPU and CPU, from a
     # model trained longer on the CPU (as tests/fixtures/gen.llm was: 50
@@ -270,30 +305,32 @@ if fits 30; then
     bf16=$(sed -n 's/^bf16 //p' "$OUT/bench-gemm.log")
     note "bench: cuBLAS peaks ${fp32:-?} TFLOP/s fp32 (no TF32), ${bf16:-?} TFLOP/s bf16"
 fi
-# MFU of a train_speed line, against the fp32 peak it was given and the bf16 one.
-mfu_line() { # log name
-    grep 'tokens/s' "$1" | while read -r line; do
-        note "bench train $2: $(echo "$line" | sed 's/^ *//')"
+# Training: each shape in fp32 (MFU against cuBLAS's fp32 peak) and in
+# bf16 (against its bf16 peak: the issue's bar is 45% on the 124M shape).
+for spec in "small 32000 256 5 60 stories15M shape (6 x 288, vocab 32000, context 256)" \
+            "large 50304 1024 3 100 GPT-2-124M-like shape (12 x 768, vocab 50304, context 1024)"; do
+    set -- $spec
+    preset=$1 vocab=$2 ctx=$3 steps=$4 limit=$5
+    shift 5
+    for prec in f32 bf16; do
+        peak=$fp32
+        [ $prec = bf16 ] && peak=$bf16
+        log=$OUT/bench-train-$preset-$prec.log
+        if fits "$limit"; then
+            timeout "$limit" "$B/bench/train_speed" --device cuda --preset "$preset" \
+                --vocab "$vocab" --context "$ctx" --batch 16 --steps "$steps" --threads 1 \
+                --precision $prec --peak "$(awk -v t="${peak:-0}" 'BEGIN { print t * 1000 }')" \
+                > "$log" 2>&1
+            if grep -q 'tokens/s' "$log"; then
+                note "bench train $*, $prec (MFU against the $prec peak): $(grep 'tokens/s' "$log" | sed 's/^ *//')"
+            else
+                note "bench train $*, $prec: no figures ($(tail -n 1 "$log"))"
+            fi
+        else
+            note "bench train $*, $prec: not run (no time left)"
+        fi
     done
-    grep -q 'tokens/s' "$1" || note "bench train $2: no figures ($(tail -n 1 "$1"))"
-}
-if fits 60; then
-    timeout 60 "$B/bench/train_speed" --device cuda --preset small --vocab 32000 --context 256 \
-        --batch 16 --steps 5 --threads 1 --peak "$(awk -v t="${fp32:-0}" 'BEGIN { print t * 1000 }')" \
-        > "$OUT/bench-train-small.log" 2>&1
-    mfu_line "$OUT/bench-train-small.log" "stories15M shape (6 x 288, vocab 32000, context 256)"
-fi
-if fits 100; then
-    timeout 100 "$B/bench/train_speed" --device cuda --preset large --vocab 50304 --context 1024 \
-        --batch 16 --steps 3 --threads 1 --peak "$(awk -v t="${fp32:-0}" 'BEGIN { print t * 1000 }')" \
-        > "$OUT/bench-train-124m.log" 2>&1
-    mfu_line "$OUT/bench-train-124m.log" "GPT-2-124M-like shape (12 x 768, vocab 50304, context 1024)"
-    tps=$(sed -n 's/.*batch 16: *\([0-9.]*\) tokens\/s.*/\1/p' "$OUT/bench-train-124m.log")
-    fpt=$(awk 'BEGIN { C = 768; L = 12; F = 2048; V = 50304; T = 1024;
-                       P = L * (4 * C * C + 3 * C * F) + V * C; print 6 * P + 12 * L * C * T }')
-    [ -n "$tps" ] && [ "${bf16:-0}" != 0 ] &&
-        note "bench train 124M: MFU against the bf16 peak $(awk -v t="$tps" -v f="$fpt" -v p="$bf16" 'BEGIN { printf "%.1f%%", 100 * t * f / (p * 1e12) }') (training is fp32: bf16 is not there yet)"
-fi
+done
 for g in "small 32000" "large 50304"; do
     set -- $g
     if fits 60; then
