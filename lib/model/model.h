@@ -106,6 +106,10 @@ typedef struct {
     const float *emb_scale;   /* host */
     int emb_base;
     int input_grad;
+    /* Evaluation (llm_pass_no_grad()): forwards keep one layer's
+     * activations at a time and the logits of LLM_NO_GRAD_ROWS rows, and
+     * allow no backward. */
+    int no_grad;
 } llm_pass;
 
 /* The weights and what describes them. */
@@ -262,6 +266,14 @@ float *llm_model_dhidden(const llm_model *m);   /* da, to be filled by the calle
 double llm_model_lm_loss(llm_model *m, double weight);
 void  llm_model_lm_backward(llm_model *m);
 int   llm_model_backward_hidden(llm_model *m);
+/* Evaluation passes (on = 1), until called with 0: each forward with
+ * targets keeps only what its loss needs, one layer's activations at a time
+ * and the logits of LLM_NO_GRAD_ROWS rows at a time (a few hundred MB where
+ * a training pass of a 30-layer model over 8 x 1024 tokens keeps tens of
+ * GB); llm_model_logits() gives NULL and backwards are refused. */
+#define LLM_NO_GRAD_ROWS 256
+void llm_pass_no_grad(llm_model *m, int on);
+
 /* After a backward under input_grad: (B, T, C) gradient of the embeddings'
  * output (each row's input to the first layer). */
 float *llm_model_dinput(const llm_model *m);
@@ -294,9 +306,17 @@ enum { LLM_LORA_Q, LLM_LORA_K, LLM_LORA_V, LLM_LORA_O, LLM_LORA_W1, LLM_LORA_W2,
 float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d);
 /* n floats of the table's memory at dev, readable on the host: dev itself
  * where the table's memory is host memory, else a copy in *owned (free()
- * it; NULL otherwise). NULL when out of memory (reason set). For writing
- * weights out to files without doubling the memory on the CPU. */
+ * it; NULL otherwise). NULL when out of memory, or when the device failed
+ * (reason set). For writing weights out to files without doubling the
+ * memory on the CPU. */
 const float *llm_host_view(const llm_kernels *k, const float *dev, size_t n, float **owned);
+/* LLM_OK, or LLM_ERR_DEVICE with the reason when an entry of k failed
+ * since the last check (the table's `failure`: a GPU's kernels fail after
+ * they return). Checked where results come back from the device: a
+ * forward's loss, a session's logits, a classifier's probabilities, every
+ * host view and parameter read (so no file is written from a failed
+ * device). */
+int   llm_device_ok(const llm_kernels *k);
 /* The same to change them: then llm_host_done() puts a copy back (and
  * frees it). */
 float *llm_host_edit(const llm_kernels *k, float *dev, size_t n, float **owned);

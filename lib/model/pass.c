@@ -63,26 +63,30 @@ typedef struct {
     float *ldx;     /* (B, T, max(C, F)) an adapter's input gradient */
 } acts;
 
-/* Lays out the activations of (B, T) from base (NULL: just count).
- * @return floats needed. */
+/* Lays out the activations of (B, T) from base (NULL: just count): for
+ * every layer, or under no_grad for one (the residual stream in two slots,
+ * used in turn), logits for LLM_NO_GRAD_ROWS rows and nothing for a
+ * backward. @return floats needed. */
 static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a)
 {
     const llm_config *c = &m->cfg;
-    size_t N = (size_t)B * T, L = (size_t)c->n_layers, C = (size_t)c->dim;
+    int ng = m->pass->no_grad;
+    size_t N = (size_t)B * T, L = ng ? 1 : (size_t)c->n_layers, C = (size_t)c->dim;
     size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     size_t lw = V > H * (size_t)T ? V : H * (size_t)T;
-    size_t R = (size_t)m->lora_rank, CF = C > F ? C : F;
+    size_t R = (size_t)m->lora_rank, CF = C > F ? C : F, G = ng ? 0 : N;
+    size_t lrows = ng && N > LLM_NO_GRAD_ROWS ? LLM_NO_GRAD_ROWS : N;
     struct { float **p; size_t n; } parts[] = {
         { &a->res, (L + 1) * N * C }, { &a->rstd1, L * N }, { &a->a1, L * N * C },
         { &a->qkv, L * N * m->QS }, { &a->att, L * N * H * T },
         { &a->atty, L * N * m->OS }, { &a->res_mid, L * N * C },
         { &a->rstd2, L * N }, { &a->a2, L * N * C }, { &a->h13, L * N * 2 * F },
         { &a->hsw, L * N * F }, { &a->rstdf, N }, { &a->af, N * C },
-        { &a->logits, N * lw }, { &a->losses, N }, { &a->tmp, N * C },
-        { &a->dres, N * C }, { &a->da, N * C }, { &a->dqkv, N * m->QS },
-        { &a->datty, N * m->OS }, { &a->dh13, N * 2 * F }, { &a->dhsw, N * F },
-        { &a->lu, L * LLM_LORA_N * N * R }, { &a->lv, R ? N * CF : 0 }, { &a->ldu, N * R },
-        { &a->ldx, R ? N * CF : 0 },
+        { &a->logits, lrows * (ng ? V : lw) }, { &a->losses, N }, { &a->tmp, N * C },
+        { &a->dres, G * C }, { &a->da, G * C }, { &a->dqkv, G * m->QS },
+        { &a->datty, G * m->OS }, { &a->dh13, G * 2 * F }, { &a->dhsw, G * F },
+        { &a->lu, L * LLM_LORA_N * N * R }, { &a->lv, R ? N * CF : 0 }, { &a->ldu, G * R },
+        { &a->ldx, R && !ng ? N * CF : 0 },
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -158,7 +162,7 @@ static void lora_forward(llm_model *m, const acts *a, int l, int t0, int t1,
     for (int t = t0; t <= t1; t++) {
         int in, out, col, ld;
         llm_lora_dims(m, t, &in, &out, &col, &ld);
-        float *u = a->lu + ((size_t)l * LLM_LORA_N + t) * n * r;
+        float *u = a->lu + ((m->pass->no_grad ? 0 : (size_t)l) * LLM_LORA_N + t) * n * r;
         k->matmul_forward(u, x, m->lora_a[t] + (size_t)l * r * in, n, in, r);
         k->matmul_forward(a->lv, u, m->lora_b[t] + (size_t)l * out * r, n, r, out);
         k->axpy(y + col, ld, a->lv, out, n, out, llm_lora_scale(m));
@@ -252,7 +256,7 @@ static void train_attend(void *ctx, int l, const llm_block *b)
     const train_fwd *f = ctx;
     const llm_model *m = f->m;
     int H = m->cfg.n_heads;
-    float *att = f->a->att + (size_t)l * b->n * H * f->T;
+    float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * b->n * H * f->T;
     m->k->attention_forward(b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads,
                             m->hd);
 }
@@ -316,23 +320,26 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     train_fwd f = { m, &a, start, B, T };
     llm_block_ops ops = { train_product, train_rope, train_attend,
                           m->opt->drop_active ? train_dropout : NULL, &f };
+    int ng = m->pass->no_grad;
     for (int l = 0; l < c->n_layers; l++) {
+        size_t i = ng ? 0 : (size_t)l;   /* the layer's slot; the stream's: */
+        size_t r0 = ng ? (size_t)(l % 2) : (size_t)l, r1 = ng ? (size_t)((l + 1) % 2) : r0 + 1;
         llm_block b = {
             .n = n,
-            .in = a.res + (size_t)l * N * C,
-            .mid = a.res_mid + (size_t)l * N * C,
-            .out = a.res + (size_t)(l + 1) * N * C,
-            .a1 = a.a1 + (size_t)l * N * C, .rstd1 = a.rstd1 + (size_t)l * N,
-            .qkv = a.qkv + (size_t)l * N * m->QS,
-            .atty = a.atty + (size_t)l * N * m->OS,
-            .a2 = a.a2 + (size_t)l * N * C, .rstd2 = a.rstd2 + (size_t)l * N,
-            .h13 = a.h13 + (size_t)l * N * 2 * F, .hsw = a.hsw + (size_t)l * N * F,
+            .in = a.res + r0 * N * C,
+            .mid = a.res_mid + i * N * C,
+            .out = a.res + r1 * N * C,
+            .a1 = a.a1 + i * N * C, .rstd1 = a.rstd1 + i * N,
+            .qkv = a.qkv + i * N * m->QS,
+            .atty = a.atty + i * N * m->OS,
+            .a2 = a.a2 + i * N * C, .rstd2 = a.rstd2 + i * N,
+            .h13 = a.h13 + i * N * 2 * F, .hsw = a.hsw + i * N * F,
             .tmp = a.tmp,
         };
         llm_block_forward(m, &ops, l, &b);
     }
-    k->rmsnorm_forward(a.af, a.rstdf, a.res + (size_t)c->n_layers * N * C, m->norm,
-                       n, C, eps);
+    size_t last = ng ? (size_t)(c->n_layers % 2) : (size_t)c->n_layers;
+    k->rmsnorm_forward(a.af, a.rstdf, a.res + last * N * C, m->norm, n, C, eps);
     m->pass->B = B;
     m->pass->T = T;
     return LLM_OK;
@@ -383,8 +390,14 @@ double llm_model_lm_loss(llm_model *m, double weight)
     /* (float)(w / count) is 1.0f / count for w = 1: rounding a quotient to
      * double, then to float, is exact (53 >= 2 x 24 + 2 bits). */
     m->pass->dscale = count ? (float)(weight / (double)count) : 0.0f;
-    output_logits(m, a.logits, a.af, n);
-    m->k->crossentropy_forward(a.losses, NULL, a.logits, m->pass->ids + (size_t)n, n, V, m->pass->dscale);
+    /* All rows at once, or under no_grad LLM_NO_GRAD_ROWS at a time. */
+    int rows = m->pass->no_grad && n > LLM_NO_GRAD_ROWS ? LLM_NO_GRAD_ROWS : n;
+    for (int r = 0; r < n; r += rows) {
+        int k = n - r < rows ? n - r : rows;
+        output_logits(m, a.logits, a.af + (size_t)r * m->cfg.dim, k);
+        m->k->crossentropy_forward(a.losses + r, NULL, a.logits, m->pass->ids + (size_t)n + r,
+                                   k, V, m->pass->dscale);
+    }
     m->k->download(m->pass->loss_host, a.losses, (size_t)n * sizeof *m->pass->loss_host);
     double s = 0.0;
     for (int i = 0; i < n; i++)
@@ -405,6 +418,8 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
     if (rc)
         return rc;
     if (!targets) {
+        if (m->pass->no_grad)
+            return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps no logits: give targets");
         acts a;
         acts_layout(m, B, T, m->pass->acts, &a);
         output_logits(m, a.logits, a.af, B * T);
@@ -414,6 +429,8 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
     }
     memcpy(m->pass->ids_host + (size_t)B * T, targets, (size_t)B * T * sizeof *targets);
     double l = llm_model_lm_loss(m, 1.0);
+    if ((rc = llm_device_ok(m->k)))   /* this pass's, or an earlier step's failure */
+        return rc;
     if (loss)
         *loss = (float)l;
     m->pass->ready = 1;
@@ -422,7 +439,7 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
 
 const float *llm_model_logits(llm_model *m)
 {
-    if (!m->pass->acts)
+    if (!m->pass->acts || m->pass->no_grad)
         return NULL;
     acts a;
     acts_layout(m, m->pass->B, m->pass->T, m->pass->acts, &a);
@@ -454,6 +471,8 @@ int llm_model_backward(llm_model *m)
     if (m->q_wqkv.q)
         return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
                         "it computes no gradients");
+    if (m->pass->no_grad)
+        return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
     if (!m->pass->ready)
         return llm_fail(LLM_ERR_INVALID, "backward needs a forward pass with targets first");
     int rc = llm_grads_alloc(m);
@@ -474,8 +493,16 @@ void llm_model_lm_backward(llm_model *m)
     weight_backward(m, a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
 }
 
+void llm_pass_no_grad(llm_model *m, int on)
+{
+    m->pass->no_grad = on != 0;
+    m->pass->ready = 0;
+}
+
 int llm_model_backward_hidden(llm_model *m)
 {
+    if (m->pass->no_grad)
+        return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
     if (m->q_wqkv.q)
         return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
                         "it computes no gradients");

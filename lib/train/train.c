@@ -10,6 +10,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "model/model.h"
 #include "train.h"
 
 struct llm_trainer {
@@ -257,6 +258,7 @@ int llm_eval_loss(llm_model *m, const llm_data *d, uint64_t begin, uint64_t end,
     int32_t *in = buf, *tg = buf + n + 1;
     double sum = 0;
     int rc = LLM_OK;
+    llm_pass_no_grad(m, 1);   /* the loss alone: one layer's activations at a time */
     for (uint64_t s = 0; s < nseq && rc == LLM_OK; s += (uint64_t)B) {
         int b = nseq - s < (uint64_t)B ? (int)(nseq - s) : B;
         for (int i = 0; i < b && rc == LLM_OK; i++) {
@@ -272,6 +274,7 @@ int llm_eval_loss(llm_model *m, const llm_data *d, uint64_t begin, uint64_t end,
             rc = llm_model_forward(m, in, tg, b, T, &loss);
         sum += (double)loss * b * T;
     }
+    llm_pass_no_grad(m, 0);
     free(buf);
     if (rc)
         return rc;

@@ -614,6 +614,53 @@ static void test_dropout(void)
     llm_model_free(plain);
 }
 
+/* llm_eval_loss() runs evaluation passes (one layer's activations at a
+ * time, the logits in chunks of rows, the head's products by rows): its
+ * loss is the training forward's over the same windows, within rounding;
+ * and a backward after it is refused rather than reading what was not
+ * kept, while training passes work again after it. */
+static void test_eval_no_grad(void)
+{
+    llm_config c = { .vocab_size = 97 };
+    CHECK_RC(llm_config_preset("tiny", &c));
+    c.n_layers = 3;
+    c.context = 300;
+    llm_model *m;
+    CHECK_RC(llm_model_create(&c, 5, "cpu", &m));
+    int B = 2, T = 300;   /* 600 rows: three chunks of logits */
+    size_t n = (size_t)B * T + 1;
+    int32_t *ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (int32_t)((i * 7919 + i / 3) % 97);
+    llm_data *d;
+    CHECK_RC(llm_data_new(97, &d));
+    CHECK_RC(llm_data_add_ids(d, ids, n));
+    llm_eval_result r;
+    CHECK_RC(llm_eval_loss(m, d, 0, n, B, T, 0, &r));
+    int32_t *in = malloc((n - 1) * sizeof *in), *tg = malloc((n - 1) * sizeof *tg);
+    memcpy(in, ids, (n - 1) * sizeof *in);
+    memcpy(tg, ids + 1, (n - 1) * sizeof *tg);
+    float loss;
+    CHECK_RC(llm_model_forward(m, in, tg, B, T, &loss));
+    /* Our AVX-512 product gives each row the same bits in any number of
+     * rows, so there the two losses are equal; OpenBLAS's may round a
+     * chunk of rows otherwise. */
+    double tol = strcmp(llm_cpu_gemm(), "own avx512") == 0 ? 0 : 1e-5 * fabs(loss);
+    if (r.tokens != n - 1 || !(fabs(r.loss - (float)r.loss) <= 1e-6 * fabs(loss)) ||
+        !(fabs((float)r.loss - loss) <= tol))
+        FAIL("evaluation pass: loss %.9g over %llu tokens, the training forward's %.9g",
+             r.loss, (unsigned long long)r.tokens, (double)loss);
+    CHECK_RC(llm_model_backward(m));   /* training passes as before */
+    CHECK_RC(llm_eval_loss(m, d, 0, n, B, T, 0, &r));
+    if (llm_model_backward(m) == LLM_OK)
+        FAIL("a backward after an evaluation pass was accepted");
+    free(in);
+    free(tg);
+    free(ids);
+    llm_data_free(d);
+    llm_model_free(m);
+}
+
 int main(void)
 {
     /* Tests run in a temporary directory; the fixtures live in the tree. */
@@ -628,6 +675,7 @@ int main(void)
     test_determinism();
     test_own();
     test_dropout();
+    test_eval_no_grad();
     for (int threads = 1; threads <= 2; threads++) {
         llm_set_threads(threads);
         test_fixture(tied, "cpu");
