@@ -250,6 +250,13 @@ typedef struct llm_kernels {
      * mask is a function of (key, i) alone: no thread count or split of x
      * changes it, and cpu, ref and cuda agree bit for bit. 0 <= p < 1. */
     void (*dropout)(float *x, size_t n, double p, uint64_t key);
+
+    /* The entries return nothing, and a GPU's work runs after they return:
+     * @return the first failure inside an entry since the last call (out
+     * of device memory for a kernel's scratch, a launch or library error),
+     * as a message, and forgets it; NULL when none. Waits for the work
+     * queued. NULL where no entry fails but alloc (cpu, ref, guarded). */
+    const char *(*failure)(void);
 } llm_kernels;
 
 /* The entries a backend may leave NULL, as X(name) each: the library checks
@@ -257,7 +264,7 @@ typedef struct llm_kernels {
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
 #define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8) \
-    X(matmul_forward_bf16) X(matmul_backward_bf16)
+    X(matmul_forward_bf16) X(matmul_backward_bf16) X(failure)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;

@@ -1453,6 +1453,17 @@ static void t_zero(void *dst, size_t bytes)
     (void)llm_cuda_memset(dst, 0, bytes);
 }
 
+/* The first recorded failure, handed over once (then forgotten). */
+static const char *t_failure(void)
+{
+    static char reported[sizeof err_msg];
+    if (llm_cuda_sync() == 0)
+        return NULL;
+    snprintf(reported, sizeof reported, "%s", err_msg);
+    llm_cuda_clear_error();
+    return reported;
+}
+
 /* The library may call the table from several host threads at once
  * (llm_kernels_parallel(): batches of documents being classified), while
  * the scratch buffer, the error record and the cuBLAS handle are shared:
@@ -1527,6 +1538,7 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->matmul_rows_q8 = NULL;
         k->linear_f64 = locked<linear_f64>::call;
         k->dropout = locked<dropout>::call;
+        k->failure = locked<t_failure>::call;
         k->logits_max = llm_cpu_logits_max;
         k->softmax_weights = llm_cpu_softmax_weights;
         k->find_first = llm_cpu_find_first;

@@ -669,6 +669,8 @@ static int predict_chunk(llm_model *m, llm_session *s, const int32_t *const *doc
     /* The head: a few dot products per document, in a fixed order. */
     m->k->linear_f64(logits, pooled, m->head->w, m->head->b, b, C, K);
     m->k->download(z, logits, (size_t)b * K * sizeof *z);
+    if ((rc = llm_device_ok(m->k)))
+        return rc;
     llm_cls_probs(m, z, (size_t)b, p);
     return LLM_OK;
 }

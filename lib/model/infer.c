@@ -427,7 +427,7 @@ static int output(llm_session *s, int n, float *logits, int h)
     matmul(s, MM_ROWS, s->logits, s->xb, m->wout, h ? m->h_wout : NULL, &m->q_wout, 0, n,
            m->cfg.dim, (int)V);
     m->k->download(logits, s->logits, (size_t)n * V * sizeof *logits);
-    return LLM_OK;
+    return llm_device_ok(m->k);
 }
 
 /* Room for n rows of these tokens, each in the vocabulary. */

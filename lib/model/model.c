@@ -667,8 +667,10 @@ int llm_model_param_read(const llm_model *m, size_t i, int what, float *dst)
 {
     float *at;
     int rc = param_where(m, i, what, &at);
-    if (!rc)
+    if (!rc) {
         m->k->download(dst, at, m->tensors[i].numel * sizeof *dst);
+        rc = llm_device_ok(m->k);
+    }
     return rc;
 }
 
@@ -706,7 +708,18 @@ const float *llm_host_view(const llm_kernels *k, const float *dev, size_t n, flo
         return NULL;
     }
     k->download(*owned, dev, n * sizeof **owned);
+    if (llm_device_ok(k) != LLM_OK) {
+        free(*owned);
+        *owned = NULL;
+        return NULL;
+    }
     return *owned;
+}
+
+int llm_device_ok(const llm_kernels *k)
+{
+    const char *why = k->failure ? k->failure() : NULL;
+    return why ? llm_fail(LLM_ERR_DEVICE, "device '%s' failed: %s", k->name, why) : LLM_OK;
 }
 
 int llm_model_param_find(const llm_model *m, const char *name, llm_param *p, size_t *index)

@@ -1073,6 +1073,14 @@ static void test_lookup(void)
     int big = llm_cuda_alloc(&p, (size_t)1 << 62);
     result("llm_cuda_alloc of 4 EiB fails cleanly", big == -1 && p == NULL && llm_cuda_errmsg(),
            llm_cuda_errmsg() ? llm_cuda_errmsg() : "no message");
+    /* The table's failure entry hands the error over once. */
+    const char *f1 = K->failure();
+    char first[300];
+    snprintf(first, sizeof first, "%s", f1 ? f1 : "no failure reported");
+    const char *f2 = K->failure();
+    result("failure() reports the error once", f1 && strstr(first, "cudaMalloc") && !f2 &&
+           !llm_cuda_errmsg(), first);
+    big = llm_cuda_alloc(&p, (size_t)1 << 62);   /* again, for the checks below */
     llm_cuda_clear_error();
     result("llm_cuda_clear_error", llm_cuda_errmsg() == NULL && llm_cuda_sync() == 0, "");
     /* Zero sizes launch nothing. */
