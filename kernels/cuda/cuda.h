@@ -6,8 +6,9 @@
  * device; kernels return before the work is done, and a copy to the host
  * (or llm_cuda_sync()) waits for it. The table's functions return nothing,
  * so a failure inside one is recorded here: the first error message stays
- * until llm_cuda_clear_error(), and the library polls llm_cuda_errmsg() at
- * the points where it can report (after a step, a copy, a sync). The
+ * until llm_cuda_clear_error(), or until the table's failure entry hands it
+ * over, which the library calls where results come back (a forward's loss,
+ * a session's logits, every copy to the host it writes files from). The
  * table's entries may be called from several host threads: each runs under
  * one lock (the error record, the kernels' scratch buffer and the cuBLAS
  * handle are shared); the helpers below are not locked. */
