@@ -15,6 +15,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <omp.h>
@@ -189,6 +190,132 @@ static int has_vnni(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512vnni");
 }
+
+/* Many input rows on a CPU with VNNI: the weight rows are repacked, 16 at
+ * a time, so that one vpdpbusd takes 4 values of 16 rows (one per lane)
+ * against 4 values of an input row broadcast to every lane: a block's 16
+ * integer sums come out in the lanes with no horizontal sum. vpdpbusd
+ * multiplies unsigned by signed bytes: the weights go in as w + 128, and
+ * 128 times the block's sum of the inputs comes off after, an exact
+ * integer again. Then the scales and the float sums of kernels.h, lane by
+ * lane: the same bits as q8_part's, whichever way each row goes. */
+#define Q8_PACK_MIN 24   /* input rows from which repacking pays (measured) */
+#define Q8_LANES 16
+
+/* Weight rows o0 .. o0+15 (past OC: 0): pk[((b * 8 + t) * 16 + r) * 4 + i]
+ * = w[o0 + r][32b + 4t + i] + 128, ps[b * 16 + r] = wd[o0 + r][b]: a
+ * transpose of 4-byte words, by gathers. */
+static void pack16(uint8_t *pk, float *ps, const q8set *s, int o0)
+{
+    int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    const int8_t *w = s->wq + (size_t)o0 * nb * 32;
+    const float *d = s->wd + (size_t)o0 * nb;
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i wrow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * 32));
+    __m512i drow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
+    __m512i flip = _mm512_set1_epi32((int)0x80808080u), zero = _mm512_setzero_si512();
+    for (int b = 0; b < nb; b++) {
+        for (int t = 0; t < 8; t++) {
+            __m512i v = _mm512_mask_i32gather_epi32(zero, m, wrow, w + 32 * b + 4 * t, 1);
+            _mm512_storeu_si512(pk + ((size_t)b * 8 + t) * Q8_LANES * 4,
+                                _mm512_xor_si512(v, flip));
+        }
+        _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, drow, d + b, 4));
+    }
+}
+
+/* The 16 integer sums of block b of the packed rows with input block x,
+ * plus 128 x the sum of x (pack16's offset). */
+__attribute__((target("avx512vnni"), always_inline))
+static inline __m512i block16(const uint8_t *pk, int b, const int8_t *x)
+{
+    const uint8_t *w = pk + (size_t)b * 8 * Q8_LANES * 4;
+    __m512i acc = _mm512_setzero_si512();
+#pragma GCC unroll 8
+    for (int t = 0; t < 8; t++) {
+        int32_t q;
+        memcpy(&q, x + 4 * t, sizeof q);
+        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(w + t * Q8_LANES * 4),
+                                  _mm512_set1_epi32(q));
+    }
+    return acc;
+}
+
+/* Outputs o0 .. o0+15 of every input row from pack16's pk and ps; cx[n *
+ * nb + b] = 128 x the sum of input row n's block b. */
+__attribute__((target("avx512vnni")))
+static void q8_rows16(const q8set *s, const uint8_t *pk, const float *ps, const int32_t *cx,
+                      int o0)
+{
+    int nb = s->nb, nb8 = nb & ~7, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
+    __mmask16 keep = (__mmask16)((1u << rows) - 1);
+    for (int n = 0; n < s->N; n++) {
+        const int8_t *x = s->xq + (size_t)n * nb * 32;
+        const float *dx = s->xd + (size_t)n * nb;
+        const int32_t *c = cx + (size_t)n * nb;
+        __m512 p[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            p[j] = _mm512_setzero_ps();
+        for (int b = 0; b < nb8; b += 8) {
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m512i i = _mm512_sub_epi32(block16(pk, b + j, x + 32 * (b + j)),
+                                             _mm512_set1_epi32(c[b + j]));
+                __m512 sb = _mm512_mul_ps(_mm512_loadu_ps(ps + (b + j) * Q8_LANES),
+                                          _mm512_set1_ps(dx[b + j]));
+                p[j] = _mm512_fmadd_ps(sb, _mm512_cvtepi32_ps(i), p[j]);
+            }
+        }
+        __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[4]),
+                                                 _mm512_add_ps(p[2], p[6])),
+                                   _mm512_add_ps(_mm512_add_ps(p[1], p[5]),
+                                                 _mm512_add_ps(p[3], p[7])));
+        for (int b = nb8; b < nb; b++) {
+            __m512i i = _mm512_sub_epi32(block16(pk, b, x + 32 * b), _mm512_set1_epi32(c[b]));
+            __m512 sb = _mm512_mul_ps(_mm512_loadu_ps(ps + b * Q8_LANES), _mm512_set1_ps(dx[b]));
+            sum = _mm512_fmadd_ps(sb, _mm512_cvtepi32_ps(i), sum);
+        }
+        _mm512_mask_storeu_ps(s->out + (size_t)(s->map ? s->map[n] : n) * s->ldo + o0, keep,
+                              sum);
+    }
+}
+
+/* The repacking product: groups of 16 weight rows split between the
+ * threads. @return 0 when out of memory, having written nothing. */
+static int q8_product_packed(const q8set *s)
+{
+    int nb = s->nb, ng = (s->OC + Q8_LANES - 1) / Q8_LANES;
+    int32_t *cx = malloc((size_t)s->N * nb * sizeof *cx);
+    if (!cx)
+        return 0;
+    for (size_t i = 0; i < (size_t)s->N * nb; i++) {
+        int32_t t = 0;
+        for (int k = 0; k < 32; k++)
+            t += s->xq[32 * i + k];
+        cx[i] = 128 * t;
+    }
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int g0 = (int)((int64_t)ng * id / nt), g1 = (int)((int64_t)ng * (id + 1) / nt);
+        uint8_t *pk = malloc((size_t)nb * 32 * Q8_LANES);
+        float *ps = malloc((size_t)nb * Q8_LANES * sizeof *ps);
+        if (pk && ps)
+            for (int g = g0; g < g1; g++) {
+                pack16(pk, ps, s, g * Q8_LANES);
+                q8_rows16(s, pk, ps, cx, g * Q8_LANES);
+            }
+        else if (g0 < g1)   /* this thread's rows the unpacked way */
+            q8_part_vnni(s, g0 * Q8_LANES, g1 * Q8_LANES < s->OC ? g1 * Q8_LANES : s->OC);
+        free(pk);
+        free(ps);
+    }
+    free(cx);
+    return 1;
+}
 #endif
 
 /* Contiguous runs of weight rows per thread. */
@@ -196,6 +323,8 @@ static void q8_product(const q8set *s)
 {
 #if defined(__AVX512F__)
     int vnni = has_vnni();
+    if (vnni && s->N >= Q8_PACK_MIN && q8_product_packed(s))
+        return;
 #endif
 #pragma omp parallel
     {

@@ -1,8 +1,9 @@
 /* test_q8.c: the int8 (Q8_0) kernels of every CPU level this machine runs
  * against the reference: quantize_q8 and matmul_rows_q8 give the same bits
  * (the order of the float sums is their contract), on odd shapes (a short
- * last block, fewer than 8 blocks, 8 and 9 blocks), through a map, with
- * every row alone equal to the same row in a batch and under 1 and 2
+ * last block, fewer than 8 blocks, 8 and 9 blocks, few and many rows),
+ * through a map, with every row alone equal to the same row in a batch
+ * and under 1 and 2
  * threads; the quantization's round-trip error is within half a step of
  * each block; the product is within the bound its quantization errors
  * allow of the exact product; special values (zero, subnormal, inf, NaN
@@ -209,6 +210,10 @@ static void test_level(const llm_kernels *f, const llm_kernels *r)
     static const int shapes[][3] = {
         { 1, 1, 1 }, { 1, 32, 5 }, { 2, 13, 5 }, { 1, 33, 7 }, { 3, 256, 64 },
         { 7, 288, 17 }, { 50, 40, 9 }, { 4, 576, 131 }, { 53, 1000, 70 }, { 1, 1536, 33 },
+        /* 24 rows and more take q8.c's repacking path where there is VNNI:
+         * 9 and 18 blocks (the tree and the blocks after it), output rows
+         * that 16 does not divide. */
+        { 30, 288, 37 }, { 24, 576, 131 }, { 40, 100, 16 },
     };
     for (int threads = 1; threads <= 2; threads++) {
         llm_kernels_set_threads(threads);
