@@ -11,7 +11,10 @@
  * on the same operands, one instruction instead of two; the level's flags
  * stay without -mavx512vnni and only the functions compiled for VNNI
  * (q8_dot.h, with a target attribute) use it, when cpuid says so, so that
- * the binary runs on AVX-512 CPUs without it. */
+ * the binary runs on AVX-512 CPUs without it. With VNNI and many input
+ * rows (a prompt, an evaluation, a classification batch), the weight rows
+ * are repacked 16 at a time so that the lanes of one vpdpbusd hold 16
+ * output rows: no horizontal sums, the same bits. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
