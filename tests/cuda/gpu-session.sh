@@ -19,16 +19,23 @@
 #
 #   sh tests/cuda/gpu-session.sh          (device tool: timeout_s 540)
 #
-# Everything goes to $OUT (the device tool's output folder; ./gpu-logs
-# elsewhere): summary.txt first, then env.log, build*.log, check-cuda.log,
-# e2e-*.txt and e2e/, memcheck*.log, bench-*.log. Exit 0 only when every
-# check ran and passed on a GPU; without one it says "no GPU" and exits 1.
+# $OUT (the device tool's output folder; ./gpu-logs elsewhere) gets
+# summary.txt, written as the steps go, and logs.tar.gz: env.log,
+# build*.log, check-cuda.log, e2e-*.txt and e2e/, bench-*.log,
+# memcheck*.log. Exit 0 only when every check ran and passed on a GPU;
+# without one it says "no GPU" and exits 1.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 TOP=$PWD
 OUT=${OUT:-$TOP/gpu-logs}
-mkdir -p "$OUT" || exit 1
 B=${B:-build-cuda}
+# The logs and the end-to-end files are made in W; $OUT gets summary.txt
+# and logs.tar.gz (the logs without the models), packed after each section
+# (the device tool brings back 8 files of $OUT at most).
+W=$TOP/$B-session
+rm -rf "$W"
+mkdir -p "$OUT" "$W" || exit 1
+pack() { tar -czf "$OUT/logs.tar.gz" -C "$W" --exclude='*.llm' --exclude='*.ckpt' . 2>/dev/null; }
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 PATH=$PATH:$CUDA_HOME/bin
 export PATH
@@ -49,8 +56,31 @@ fits() { [ "$(left)" -ge "$1" ]; }
     cc --version | head -n 1; command -v make || echo "make: not installed"
     command -v compute-sanitizer || echo "compute-sanitizer: not installed"
     git log -1 --oneline 2>/dev/null
-} > "$OUT/env.log" 2>&1
+} > "$W/env.log" 2>&1
 note "device: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
+
+# Libraries: the programs need SentencePiece, OpenBLAS (its OpenMP build),
+# PCRE2 and utf8proc, as `make check` installs them. A GPU image without
+# them (nothing can be fetched there) is given their Debian packages in
+# DEPS (default build-gpu-deps/: the device tool carries it when named in
+# carry; ignored by git). Made here on Debian 12, glibc 2.36, with
+#   mkdir -p build-gpu-deps && cd build-gpu-deps && apt-get download \
+#     libsentencepiece0 libsentencepiece-dev libopenblas0-openmp \
+#     libopenblas-openmp-dev libgfortran5 libquadmath0 libutf8proc2 \
+#     libutf8proc-dev libpcre2-dev libpcre2-8-0        (14 MB)
+# They are unpacked under /tmp/llm-deps and found through CPATH,
+# LIBRARY_PATH and LD_LIBRARY_PATH.
+DEPS=${DEPS:-$TOP/build-gpu-deps}
+if ls "$DEPS"/*.deb >/dev/null 2>&1; then
+    R=/tmp/llm-deps
+    A=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+    mkdir -p "$R" && for f in "$DEPS"/*.deb; do dpkg -x "$f" "$R"; done
+    CPATH="$R/usr/include:$R/usr/include/$A:$R/usr/include/$A/openblas-openmp${CPATH:+:$CPATH}"
+    LIBRARY_PATH="$R/usr/lib/$A:$R/usr/lib/$A/openblas-openmp${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    LD_LIBRARY_PATH="$LIBRARY_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    export CPATH LIBRARY_PATH LD_LIBRARY_PATH
+    note "libraries: $(ls "$DEPS"/*.deb | wc -l) packages unpacked from $DEPS"
+fi
 
 # ---------------------------------------------------------------- 1. build
 # The kernel test links the reference and CUDA kernels only (nvcc, cc,
@@ -59,14 +89,16 @@ TEST=$B/tests/cuda/test_cuda_kernels
 if ! command -v make >/dev/null 2>&1; then
     bad "build: make is not installed"
     note "total: $(elapsed) s; status $status"
+    pack
     exit 1
 fi
-timeout 150 make B="$B" CUDA=1 WERROR=1 -j"$J" "$TEST" > "$OUT/build.log" 2>&1
+timeout 150 make B="$B" CUDA=1 WERROR=1 -j"$J" "$TEST" > "$W/build.log" 2>&1
 rc=$?
 if [ $rc -ne 0 ]; then
     bad "build: FAIL (exit $rc), see build.log"
-    tail -n 30 "$OUT/build.log"
+    tail -n 30 "$W/build.log"
     note "total: $(elapsed) s; status $status"
+    pack
     exit 1
 fi
 note "build (kernel test): ok ($(elapsed) s)"
@@ -75,38 +107,41 @@ note "build (kernel test): ok ($(elapsed) s)"
 # WERROR: another compiler's new warnings must not cost the GPU run).
 PROGS="$B/bin/llm-train $B/bin/llm-generate $B/bin/llm-classify $B/bin/llm-eval"
 BENCH="$B/bench/train_speed $B/bench/generate_speed $B/tests/cuda/gemm_peak"
-timeout 240 make B="$B" CUDA=1 -j"$J" $PROGS $BENCH > "$OUT/build-all.log" 2>&1 &
+timeout 240 make B="$B" CUDA=1 -j"$J" $PROGS $BENCH > "$W/build-all.log" 2>&1 &
 build_pid=$!
 
 # ---------------------------------------------------------------- 2. kernels
-timeout 150 "$TEST" > "$OUT/check-cuda.log" 2>&1
+timeout 150 "$TEST" > "$W/check-cuda.log" 2>&1
 rc=$?
-if [ $rc -eq 77 ] || grep -q "no CUDA device" "$OUT/check-cuda.log"; then
+if [ $rc -eq 77 ] || grep -q "no CUDA device" "$W/check-cuda.log"; then
     wait $build_pid
-    bad "no GPU: the kernel test saw no CUDA device: $(head -n 1 "$OUT/check-cuda.log")"
+    bad "no GPU: the kernel test saw no CUDA device: $(head -n 1 "$W/check-cuda.log")"
     note "total: $(elapsed) s; status $status (nothing ran on a GPU)"
+    pack
     exit 1
-elif [ $rc -ne 0 ] || ! grep -q ' 0 failed$' "$OUT/check-cuda.log"; then
-    bad "check-cuda: FAIL (exit $rc): $(tail -n 1 "$OUT/check-cuda.log")"
-    grep '^FAIL' "$OUT/check-cuda.log" | head -n 40 | tee -a "$OUT/summary.txt"
+elif [ $rc -ne 0 ] || ! grep -q ' 0 failed$' "$W/check-cuda.log"; then
+    bad "check-cuda: FAIL (exit $rc): $(tail -n 1 "$W/check-cuda.log")"
+    grep '^FAIL' "$W/check-cuda.log" | head -n 40 | tee -a "$OUT/summary.txt"
 else
-    note "check-cuda: $(tail -n 1 "$OUT/check-cuda.log") ($(elapsed) s)"
+    note "check-cuda: $(tail -n 1 "$W/check-cuda.log") ($(elapsed) s)"
 fi
 
 wait $build_pid
 rc=$?
 if [ $rc -ne 0 ]; then
-    bad "build (programs, benchmarks): FAIL (exit $rc): $(grep -m1 -E 'error|Error' "$OUT/build-all.log")"
+    bad "build (programs, benchmarks): FAIL (exit $rc): $(grep -m1 -E 'error|Error' "$W/build-all.log")"
     note "total: $(elapsed) s; status $status"
+    pack
     exit $status
 fi
 note "build (programs, benchmarks): ok ($(elapsed) s)"
+pack
 
 # ---------------------------------------------------------------- 3. end to end
 # The fixtures of tests/sh/train.sh and classify.sh; every program from
 # this build, with a timeout each. GPU and CPU runs share every option but
 # --device.
-E=$OUT/e2e
+E=$W/e2e
 mkdir -p "$E"
 BIN=$TOP/$B/bin
 FIX=$TOP/tests/fixtures
@@ -144,13 +179,13 @@ if fits 120; then
         set -- $(maxdiff "$E/cuda.loss" "$E/cpu.loss")
         { echo "step  loss(cuda)  loss(cpu)"
           join -t "$(printf '\t')" "$E/cuda.loss" "$E/cpu.loss" | sort -n |
-              awk -F'\t' '{ printf "%4d  %.6f  %.6f\n", $1, $2, $3 }'; } > "$OUT/e2e-loss.txt"
+              awk -F'\t' '{ printf "%4d  %.6f  %.6f\n", $1, $2, $3 }'; } > "$W/e2e-loss.txt"
         if [ "$2" -eq 50 ] && awk -v d="$1" 'BEGIN { exit !(d <= 1e-3) }'; then
             note "e2e train: 50 steps, loss curves within $1 of each other (limit 1e-3)"
         else
             bad "e2e train: FAIL: $2 steps compared, max |cuda - cpu| loss $1 (limit 1e-3)"
         fi
-        awk 'NR <= 2 || (NR - 1) % 5 == 0' "$OUT/e2e-loss.txt" | tee -a "$OUT/summary.txt"
+        awk 'NR <= 2 || (NR - 1) % 5 == 0' "$W/e2e-loss.txt" | tee -a "$OUT/summary.txt"
     fi
 else
     bad "e2e train: not run (no time left)"
@@ -171,13 +206,13 @@ if fits 90; then
     set -- $(maxdiff "$E/bf16-cuda.loss" "$E/bf16-cpu.loss")
     { echo "step  bf16(cuda)  bf16(cpu)"
       join -t "$(printf '\t')" "$E/bf16-cuda.loss" "$E/bf16-cpu.loss" | sort -n |
-          awk -F'\t' '{ printf "%4d  %.6f  %.6f\n", $1, $2, $3 }'; } > "$OUT/e2e-loss-bf16.txt"
+          awk -F'\t' '{ printf "%4d  %.6f  %.6f\n", $1, $2, $3 }'; } > "$W/e2e-loss-bf16.txt"
     if [ "$2" -eq 50 ] && awk -v d="$1" 'BEGIN { exit !(d <= 1e-2) }'; then
         note "e2e train bf16: 50 steps, GPU and CPU curves within $1 (limit 1e-2)"
     else
         bad "e2e train bf16: FAIL: $2 steps compared, max |cuda - cpu| loss $1 (limit 1e-2)"
     fi
-    awk 'NR <= 2 || (NR - 1) % 10 == 0' "$OUT/e2e-loss-bf16.txt" | tee -a "$OUT/summary.txt"
+    awk 'NR <= 2 || (NR - 1) % 10 == 0' "$W/e2e-loss-bf16.txt" | tee -a "$OUT/summary.txt"
     if [ -s "$E/cuda.loss" ]; then
         set -- $(maxdiff "$E/bf16-cuda.loss" "$E/cuda.loss")
         if [ "$2" -eq 50 ] && awk -v d="$1" 'BEGIN { exit !(d > 0 && d <= 0.25) }'; then
@@ -295,14 +330,15 @@ else
     bad "e2e checkpoint: not run (no time left)"
 fi
 note "end to end done ($(elapsed) s)"
+pack
 
 # ---------------------------------------------------------------- 4. benchmarks
 # Figures only: they never fail the run.
 fp32=0 bf16=0
 if fits 30; then
-    timeout 30 "$B/tests/cuda/gemm_peak" > "$OUT/bench-gemm.log" 2>&1
-    fp32=$(sed -n 's/^fp32 //p' "$OUT/bench-gemm.log")
-    bf16=$(sed -n 's/^bf16 //p' "$OUT/bench-gemm.log")
+    timeout 30 "$B/tests/cuda/gemm_peak" > "$W/bench-gemm.log" 2>&1
+    fp32=$(sed -n 's/^fp32 //p' "$W/bench-gemm.log")
+    bf16=$(sed -n 's/^bf16 //p' "$W/bench-gemm.log")
     note "bench: cuBLAS peaks ${fp32:-?} TFLOP/s fp32 (no TF32), ${bf16:-?} TFLOP/s bf16"
 fi
 # Training: each shape in fp32 (MFU against cuBLAS's fp32 peak) and in
@@ -315,7 +351,7 @@ for spec in "small 32000 256 5 60 stories15M shape (6 x 288, vocab 32000, contex
     for prec in f32 bf16; do
         peak=$fp32
         [ $prec = bf16 ] && peak=$bf16
-        log=$OUT/bench-train-$preset-$prec.log
+        log=$W/bench-train-$preset-$prec.log
         if fits "$limit"; then
             timeout "$limit" "$B/bench/train_speed" --device cuda --preset "$preset" \
                 --vocab "$vocab" --context "$ctx" --batch 16 --steps "$steps" --threads 1 \
@@ -336,19 +372,21 @@ for g in "small 32000" "large 50304"; do
     if fits 60; then
         timeout 60 "$B/bench/generate_speed" --device cuda --preset "$1" --vocab "$2" \
             --batch 1,64 --threads "$J" --tokens 128 --precision f32,f16 \
-            > "$OUT/bench-generate-$1.log" 2>&1
-        grep 'tokens/s' "$OUT/bench-generate-$1.log" | while read -r line; do
+            > "$W/bench-generate-$1.log" 2>&1
+        grep 'tokens/s' "$W/bench-generate-$1.log" | while read -r line; do
             note "bench generate $1 (vocab $2): $line"
         done
-        grep -q 'tokens/s' "$OUT/bench-generate-$1.log" ||
-            note "bench generate $1: no figures ($(tail -n 1 "$OUT/bench-generate-$1.log"))"
+        grep -q 'tokens/s' "$W/bench-generate-$1.log" ||
+            note "bench generate $1: no figures ($(tail -n 1 "$W/bench-generate-$1.log"))"
     fi
 done
+
+pack
 
 # ---------------------------------------------------------------- 5. memcheck
 if command -v compute-sanitizer >/dev/null 2>&1 && fits 100; then
     LLM_TEST_QUICK=1 timeout 60 compute-sanitizer --tool memcheck --error-exitcode 99 \
-        "$TEST" > "$OUT/memcheck.log" 2>&1
+        "$TEST" > "$W/memcheck.log" 2>&1
     rc=$?
     case $rc in
     0) note "memcheck (kernel test, quick shapes): clean";;
@@ -356,7 +394,7 @@ if command -v compute-sanitizer >/dev/null 2>&1 && fits 100; then
     *) note "memcheck (kernel test, quick shapes): did not finish (exit $rc), see memcheck.log";;
     esac
     timeout 45 compute-sanitizer --tool memcheck --error-exitcode 99 "$BIN/llm-train" $train \
-        --steps 3 --device cuda -o "$E/memcheck.llm" "$txt" > "$OUT/memcheck-train.log" 2>&1
+        --steps 3 --device cuda -o "$E/memcheck.llm" "$txt" > "$W/memcheck-train.log" 2>&1
     rc=$?
     case $rc in
     0) note "memcheck (3 training steps): clean";;
@@ -368,4 +406,5 @@ else
 fi
 
 note "total: $(elapsed) s; status $status"
+pack
 exit $status
