@@ -201,6 +201,102 @@ static inline void tile(const rowset *rs, const void *w, const int h, int IC, in
 }
 #endif
 
+#if defined(__AVX512F__)
+/* 8 weight rows against Q input rows (Q <= 6) at once on the avx512 level:
+ * each zmm holds two weight rows' 8 lanes, so that every lane takes the
+ * FMAs of tile()'s ymm lanes in the same order and the sums come out the
+ * same bits, with half the instructions (4 x Q accumulators). */
+__attribute__((always_inline))
+static inline __m512 wload2(const void *w, size_t i, size_t j, const int h)
+{
+    if (!h)
+        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_loadu_ps((const float *)w + i)),
+                                  _mm256_loadu_ps((const float *)w + j), 1);
+    const uint16_t *hw = w;
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)(hw + j)),
+                                            _mm_loadu_si128((const __m128i *)(hw + i))));
+}
+
+__attribute__((always_inline))
+static inline void tile8(const rowset *rs, const void *w, const int h, int IC, int o, int n,
+                         const int Q, const int pf)
+{
+    __m512 acc[4][6];
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; p++)
+#pragma GCC unroll 6
+        for (int q = 0; q < 6; q++)
+            acc[p][q] = _mm512_setzero_ps();
+    size_t w0 = (size_t)o * IC;
+    const float *xr[6];
+    float *orow[6];
+#pragma GCC unroll 6
+    for (int q = 0; q < Q; q++) {
+        size_t r = row_of(rs, n + q);
+        xr[q] = rs->in + r * rs->ldi;
+        orow[q] = rs->out + r * rs->ldo + o;
+    }
+    int K8 = IC & ~7;
+    for (int k = 0; k < K8; k += 8) {
+        __m512 x[6];
+#pragma GCC unroll 6
+        for (int q = 0; q < Q; q++)
+            x[q] = _mm512_broadcast_f32x8(_mm256_loadu_ps(xr[q] + k));
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            if (pf) {
+                _mm_prefetch(waddr(w, w0 + (size_t)(2 * p + 8) * IC + k, h), _MM_HINT_T0);
+                _mm_prefetch(waddr(w, w0 + (size_t)(2 * p + 9) * IC + k, h), _MM_HINT_T0);
+            }
+            __m512 wv = wload2(w, w0 + (size_t)(2 * p) * IC + k, w0 + (size_t)(2 * p + 1) * IC + k,
+                               h);
+#pragma GCC unroll 6
+            for (int q = 0; q < Q; q++)
+                acc[p][q] = _mm512_fmadd_ps(wv, x[q], acc[p][q]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int q = 0; q < Q; q++) {
+        __m256 r[8];
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            r[2 * p] = _mm512_castps512_ps256(acc[p][q]);
+            r[2 * p + 1] = _mm512_extractf32x8_ps(acc[p][q], 1);
+        }
+        if (K8 == IC) {
+            _mm_storeu_ps(orow[q], hsum8x4(r[0], r[1], r[2], r[3]));
+            _mm_storeu_ps(orow[q] + 4, hsum8x4(r[4], r[5], r[6], r[7]));
+            continue;
+        }
+        for (int j = 0; j < 8; j++) {
+            float s = hsum8(r[j]);
+            size_t wr = w0 + (size_t)j * IC;
+            for (int t = K8; t < IC; t++)
+                s += wget(w, wr + t, h) * xr[q][t];
+            orow[q][j] = s;
+        }
+    }
+}
+
+/* Weight rows o..o+7 against input rows g..g+gn-1, six at a time. */
+__attribute__((always_inline))
+static inline void rows8(const rowset *rs, const void *w, const int h, int IC, int o, int g,
+                         int gn)
+{
+    int n = g, end = g + gn;
+    for (; n + 6 <= end; n += 6)
+        tile8(rs, w, h, IC, o, n, 6, n == g);
+    switch (end - n) {
+    case 5: tile8(rs, w, h, IC, o, n, 5, n == g); break;
+    case 4: tile8(rs, w, h, IC, o, n, 4, n == g); break;
+    case 3: tile8(rs, w, h, IC, o, n, 3, n == g); break;
+    case 2: tile8(rs, w, h, IC, o, n, 2, n == g); break;
+    case 1: tile8(rs, w, h, IC, o, n, 1, n == g); break;
+    default: break;
+    }
+}
+#endif
+
 /* Weight rows o..o+R-1 (R = 4, or 1 for the last OC % 4) against input
  * rows g..g+gn-1, three at a time; the first tile prefetches. */
 #if defined(__GNUC__)
@@ -235,7 +331,13 @@ static inline void skinny_part(const rowset *rs, const void *w, const int h, int
 {
     for (int g = 0; g < N; g += SKINNY_GROUP) {
         int gn = N - g < SKINNY_GROUP ? N - g : SKINNY_GROUP;
-        for (int b = b0; b < b1; b++) {
+        int b = b0;
+#if defined(__AVX512F__)
+        /* Eight rows at a time while there are; the same bits as four. */
+        for (; b + 2 <= b1 && OC - 4 * b >= 8; b += 2)
+            rows8(rs, w, h, IC, 4 * b, g, gn);
+#endif
+        for (; b < b1; b++) {
             int o = 4 * b;
             if (OC - o >= 4)
                 rows(rs, w, h, IC, o, 4, g, gn);
@@ -267,13 +369,19 @@ static void skinny_rows(const rowset *rs, const void *w, int h, int N, int IC, i
 
 /* The same product for many rows at once (a packed classification
  * forward): compute-bound, so the weights are packed per call into panels
- * of GEMM_NR outputs, k-major and zero past OC (pack[p][k][j] = w[16p+j][k]),
- * and a GEMM_MR x GEMM_NR register tile broadcasts one input per row and
- * reads two weight vectors per k. Output element (n, o) is always one FMA
+ * of GEMM_NR outputs, k-major and zero past OC (pack[p][k][j] =
+ * w[GEMM_NR p + j][k]), and a GEMM_MR x GEMM_NR register tile (6 x 16 in
+ * ymm, 12 x 32 in zmm on the avx512 level) broadcasts one input per row
+ * and reads two weight vectors per k. Output element (n, o) is always one FMA
  * chain over k = 0 .. IC-1 in order, from 0: independent of N, of the
  * tiling and of the thread count (not the order of skinny_rows). */
+#if defined(__AVX512F__)
+#define GEMM_MR 12   /* 24 zmm accumulators */
+#define GEMM_NR 32
+#else
 #define GEMM_MR 6
 #define GEMM_NR 16
+#endif
 
 /* Floats of the packed copy of a (OC, IC) weight. */
 static size_t gemm_pack_size(int IC, int OC)
@@ -281,7 +389,40 @@ static size_t gemm_pack_size(int IC, int OC)
     return (size_t)(OC + GEMM_NR - 1) / GEMM_NR * GEMM_NR * (size_t)IC;
 }
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX512F__)
+/* The avx512 level's tile: 32 outputs in two zmm per input row. */
+__attribute__((always_inline))
+static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, int OC,
+                             int n, const int M)
+{
+    __m512 acc[GEMM_MR][2];
+    const float *x[GEMM_MR];
+#pragma GCC unroll 12
+    for (int r = 0; r < M; r++) {
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+        x[r] = rs->in + row_of(rs, n + r) * rs->ldi;
+    }
+    for (int k = 0; k < IC; k++) {
+        __m512 b0 = _mm512_loadu_ps(pk + (size_t)k * GEMM_NR);
+        __m512 b1 = _mm512_loadu_ps(pk + (size_t)k * GEMM_NR + 16);
+#pragma GCC unroll 12
+        for (int r = 0; r < M; r++) {
+            __m512 a = _mm512_set1_ps(x[r][k]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    int w = OC - o < GEMM_NR ? OC - o : GEMM_NR;
+    __mmask16 m0 = w >= 16 ? 0xffff : (__mmask16)((1u << w) - 1);
+    __mmask16 m1 = w >= 32 ? 0xffff : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+#pragma GCC unroll 12
+    for (int r = 0; r < M; r++) {
+        float *out = rs->out + row_of(rs, n + r) * rs->ldo + o;
+        _mm512_mask_storeu_ps(out, m0, acc[r][0]);
+        _mm512_mask_storeu_ps(out + 16, m1, acc[r][1]);
+    }
+}
+#elif defined(__AVX2__) && defined(__FMA__)
 __attribute__((always_inline))
 static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, int OC,
                              int n, const int M)
@@ -319,6 +460,9 @@ static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, i
     }
 }
 
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__)
 /* rows of rs (N of them) times w(OC, IC)^T; pk has gemm_pack_size()
  * floats. */
 static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC, int OC)
@@ -355,6 +499,14 @@ static void gemm_rows(const rowset *rs, const float *w, float *pk, int N, int IC
                     const float *pp = pk + (size_t)p * psz;
                     int o = p * GEMM_NR;
                     switch (m) {
+#if GEMM_MR > 6
+                    case 12: gemm_tile(rs, pp, IC, o, OC, n, 12); break;
+                    case 11: gemm_tile(rs, pp, IC, o, OC, n, 11); break;
+                    case 10: gemm_tile(rs, pp, IC, o, OC, n, 10); break;
+                    case 9: gemm_tile(rs, pp, IC, o, OC, n, 9); break;
+                    case 8: gemm_tile(rs, pp, IC, o, OC, n, 8); break;
+                    case 7: gemm_tile(rs, pp, IC, o, OC, n, 7); break;
+#endif
                     case 6: gemm_tile(rs, pp, IC, o, OC, n, 6); break;
                     case 5: gemm_tile(rs, pp, IC, o, OC, n, 5); break;
                     case 4: gemm_tile(rs, pp, IC, o, OC, n, 4); break;
