@@ -810,11 +810,13 @@ static void step_jobs(decoder *d)
         d->hists[i] = j->hist.data;
         d->nhist[i] = j->hist.len;
     }
+    /* Log-probabilities cost a pass of exp over the vocabulary per token:
+     * only for --logprobs. */
     check(llm_sampler_sample_batch(g_sampler, n, d->rngs, d->logits, g_V, d->hists, d->nhist,
-                                   d->toks, d->lps));
+                                   d->toks, o_logprobs ? d->lps : NULL));
     for (int i = 0; i < n; i++) {
         d->slot[d->seqs[i]]->rng = d->rngs[i];
-        advance(d->slot[d->seqs[i]], d->toks[i], d->lps[i]);
+        advance(d->slot[d->seqs[i]], d->toks[i], o_logprobs ? d->lps[i] : 0.0f);
     }
 }
 
