@@ -51,36 +51,47 @@ static void blas_serial_end(int n)
         openblas_set_num_threads(n);
 }
 
-static void matmul_forward(float *out, const float *inp, const float *w,
-                           int N, int IC, int OC)
+/* The table's products through one matrix product, llm_cpu_gemm() or its
+ * bf16 form: out = inp . w^T; dinp = dout . w; dw += dout^T . inp. */
+typedef void gemm_fn(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+static void product_forward(gemm_fn *g, float *out, const float *inp, const float *w, int N,
+                            int IC, int OC)
 {
-    llm_cpu_gemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    g(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
 }
 
-static void matmul_backward(float *dinp, float *dw, const float *dout,
-                            const float *inp, const float *w,
-                            int N, int IC, int OC)
+static void product_backward(gemm_fn *g, float *dinp, float *dw, const float *dout,
+                             const float *inp, const float *w, int N, int IC, int OC)
 {
     if (dinp)
-        llm_cpu_gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
+        g(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
     if (dw)
-        llm_cpu_gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+        g(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
 }
 
-static void matmul_forward_bf16(float *out, const float *inp, const float *w,
-                                int N, int IC, int OC)
+static void matmul_forward(float *out, const float *inp, const float *w, int N, int IC, int OC)
 {
-    llm_cpu_gemm_bf16(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    product_forward(llm_cpu_gemm, out, inp, w, N, IC, OC);
 }
 
-static void matmul_backward_bf16(float *dinp, float *dw, const float *dout,
-                                 const float *inp, const float *w,
-                                 int N, int IC, int OC)
+static void matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                            const float *w, int N, int IC, int OC)
 {
-    if (dinp)
-        llm_cpu_gemm_bf16(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, 0.0f, dinp, IC);
-    if (dw)
-        llm_cpu_gemm_bf16(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f, dw, IC);
+    product_backward(llm_cpu_gemm, dinp, dw, dout, inp, w, N, IC, OC);
+}
+
+static void matmul_forward_bf16(float *out, const float *inp, const float *w, int N, int IC,
+                                int OC)
+{
+    product_forward(llm_cpu_gemm_bf16, out, inp, w, N, IC, OC);
+}
+
+static void matmul_backward_bf16(float *dinp, float *dw, const float *dout, const float *inp,
+                                 const float *w, int N, int IC, int OC)
+{
+    product_backward(llm_cpu_gemm_bf16, dinp, dw, dout, inp, w, N, IC, OC);
 }
 
 static void embedding_forward(float *out, const int32_t *tokens,

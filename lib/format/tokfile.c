@@ -136,17 +136,23 @@ struct llm_tokfile {
     uint64_t count;
 };
 
+/* The header of len bytes at p (at least LLM_TOKFILE_HEADER of them). */
+static int header_of(const unsigned char *p, size_t len, const char *name,
+                     llm_tokfile_header *h)
+{
+    if (len < LLM_TOKFILE_HEADER)
+        return llm_fail(LLM_ERR_FORMAT, "'%s': truncated header (%zu bytes, a token file has "
+                        "at least %d)", name, len, LLM_TOKFILE_HEADER);
+    return llm_tokfile_header_parse(p, name, h);
+}
+
 static int tokfile_parse(llm_reader *head, const unsigned char *buf, size_t len)
 {
     llm_tokfile *t = (llm_tokfile *)head;
     const char *name = head->name;
     const unsigned char *p = buf;
-    if (len < LLM_TOKFILE_HEADER)
-        return llm_fail(LLM_ERR_FORMAT,
-                        "'%s': truncated header (%zu bytes, a token file has "
-                        "at least %d)", name, len, LLM_TOKFILE_HEADER);
     llm_tokfile_header h;
-    int rc = llm_tokfile_header_parse(p, name, &h);
+    int rc = header_of(p, len, name, &h);
     if (rc)
         return rc;
     size_t data = len - LLM_TOKFILE_HEADER;
@@ -247,16 +253,10 @@ int llm_tokreader_open(FILE *f, const char *name, llm_tokreader **out)
     name = nm(name);
     unsigned char hdr[LLM_TOKFILE_HEADER];
     size_t got = fread(hdr, 1, sizeof hdr, f);
-    if (got < sizeof hdr) {
-        if (ferror(f))
-            return llm_fail(LLM_ERR_IO, "cannot read '%s': %s", name,
-                            strerror(errno));
-        return llm_fail(LLM_ERR_FORMAT,
-                        "'%s': truncated header (%zu bytes, a token file has "
-                        "at least %d)", name, got, LLM_TOKFILE_HEADER);
-    }
+    if (got < sizeof hdr && ferror(f))
+        return llm_fail(LLM_ERR_IO, "cannot read '%s': %s", name, strerror(errno));
     llm_tokfile_header h;
-    int rc = llm_tokfile_header_parse(hdr, name, &h);
+    int rc = header_of(hdr, got, name, &h);
     if (rc)
         return rc;
     llm_tokreader *r = calloc(1, sizeof *r);
