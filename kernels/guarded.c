@@ -229,8 +229,9 @@ WRAPV(attention_forward, (float *out, float *att, const float *qkv, const int32_
                           int B, int T, int H, int KVH, int hd),
       (out, att, qkv, start, B, T, H, KVH, hd))
 WRAPV(attention_backward, (float *dqkv, float *scratch, const float *dout, const float *qkv,
-                           const float *att, int B, int T, int H, int KVH, int hd),
-      (dqkv, scratch, dout, qkv, att, B, T, H, KVH, hd))
+                           const float *out, const float *att, const int32_t *start, int B,
+                           int T, int H, int KVH, int hd),
+      (dqkv, scratch, dout, qkv, out, att, start, B, T, H, KVH, hd))
 WRAPV(swiglu_forward, (float *out, const float *h13, int N, int F), (out, h13, N, F))
 WRAPV(swiglu_backward, (float *dh13, const float *dout, const float *h13, int N, int F),
       (dh13, dout, h13, N, F))
@@ -284,6 +285,7 @@ static llm_kernels guarded = {
     .rmsnorm_backward = g_rmsnorm_backward,
     .rope_forward = g_rope_forward,
     .rope_backward = g_rope_backward,
+    .attention_saved = NULL,   /* the cpu's: sizes, no memory */
     .attention_forward = g_attention_forward,
     .attention_backward = g_attention_backward,
     .swiglu_forward = g_swiglu_forward,
@@ -315,6 +317,7 @@ static void init(void)
 {
     cpu = llm_kernels_cpu();
     guarded.matmul_rows_scratch = cpu->matmul_rows_scratch;
+    guarded.attention_saved = cpu->attention_saved;
     guarded.logits_max = cpu->logits_max;
     guarded.softmax_weights = cpu->softmax_weights;
     guarded.find_first = cpu->find_first;

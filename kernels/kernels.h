@@ -94,19 +94,27 @@ typedef struct llm_kernels {
                           int B, int T, int nh, int hd, int stride);
 
     /* Causal attention, scale 1/sqrt(hd), query head j reads kv head
-     * j / (H/KVH). out(B,T,H*hd) =; att(B,H,T,T) = softmax probabilities
-     * (entries above the diagonal are 0), kept for the backward pass.
-     * start(B,T), or NULL for all 0: query t of row b sees keys
-     * [start[b*T+t], t] only (0 <= start <= t), so that several documents
-     * packed into one row do not see each other; the probabilities of the
-     * keys before start are 0. */
-    void (*attention_forward)(float *out, float *att, const float *qkv,
+     * j / (H/KVH). out(B,T,H*hd) =. start(B,T), or NULL for all 0: query
+     * t of row b sees keys [start[b*T+t], t] only (0 <= start <= t), so
+     * that several documents packed into one row do not see each other.
+     * saved ("=") is what the forward keeps for the backward, in a form
+     * the backend chooses and the library never reads:
+     * attention_saved(B, T, H) floats. cpu, ref and guarded keep att(B,H,
+     * T,T), the softmax probabilities (0 outside [start, t]); cuda keeps
+     * lse(B,H,T), each query's log-sum-exp of its scaled scores, and the
+     * backward recomputes the probabilities (flash attention: no (B,H,T,T)
+     * tensor in memory). */
+    size_t (*attention_saved)(int B, int T, int H);
+    void (*attention_forward)(float *out, float *saved, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
-    /* dqkv(B,T,QS) =; scratch is (B,H,T,T) floats, clobbered. The mask of
-     * the forward pass is in att (its zeros), so it needs no start. */
+    /* dqkv(B,T,QS) = the gradient of qkv given dout(B,T,H*hd), from the
+     * forward's qkv, out, saved and start, unchanged since (cpu and ref
+     * read only saved's probabilities for the mask and the weights; cuda
+     * reads them all). scratch holds attention_saved(B, T, H) floats,
+     * clobbered. */
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *att,
-                               int B, int T, int H, int KVH, int hd);
+                               const float *qkv, const float *out, const float *saved,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd);
 
     /* out(N,F) = silu(h13[:, :F]) * h13[:, F:]  (gate | up in one row). */
     void (*swiglu_forward)(float *out, const float *h13, int N, int F);

@@ -205,6 +205,12 @@ static int imin(int a, int b)
     return a < b ? a : b;
 }
 
+/* The forward keeps the (B, H, T, T) probabilities for the backward. */
+static size_t attention_saved(int B, int T, int H)
+{
+    return (size_t)B * H * T * T;
+}
+
 static void attention_forward(float *out, float *att, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
@@ -257,9 +263,10 @@ static void attention_forward(float *out, float *att, const float *qkv,
 /* One task per (b, kv head) so that the query heads sharing a kv head add
  * into its dk and dv in a fixed order without races. */
 static void attention_backward(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *att,
-                               int B, int T, int H, int KVH, int hd)
+                               const float *qkv, const float *out, const float *att,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)out, (void)start;   /* the mask and the weights are in att */
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
     int saved = blas_serial_begin();

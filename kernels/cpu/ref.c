@@ -160,6 +160,12 @@ static void rope_backward(float *dx, const float *cos_t, const float *sin_t,
     rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0);
 }
 
+/* The forward keeps the (B, H, T, T) probabilities for the backward. */
+static size_t attention_saved(int B, int T, int H)
+{
+    return (size_t)B * H * T * T;
+}
+
 static void attention_forward(float *out, float *att, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
@@ -206,9 +212,10 @@ static void attention_forward(float *out, float *att, const float *qkv,
 }
 
 static void attention_backward(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *att,
-                               int B, int T, int H, int KVH, int hd)
+                               const float *qkv, const float *out, const float *att,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)out, (void)start;   /* the mask and the weights are in att */
     (void)scratch;
     int QS = (H + 2 * KVH) * hd, rep = H / KVH;
     double scale = 1.0 / sqrt((double)hd);

@@ -7,11 +7,8 @@
  * onto cuBLAS's column-major view: a row-major (R, C) array is a column-major
  * (C, R) one, so out = inp . w^T becomes out' = w'^T . inp'.
  *
- * Attention materialises att (B,H,T,T) as the table's contract says: QK^T
- * and PV are batched cuBLAS products over all (b, h) pairs, with a causal
- * softmax kernel between them. The products compute the masked upper half
- * too (wasted work, zeros there keep it harmless); a fused flash-style
- * kernel that never writes att is future work.
+ * Attention is flash attention (below): no (B,H,T,T) tensor in memory;
+ * the forward keeps each query's log-sum-exp for the backward.
  *
  * Determinism: no floating-point atomics anywhere. Reductions run in a fixed
  * order that depends only on the sizes: warp butterflies and fixed block
@@ -318,18 +315,6 @@ static void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k
     ok_blas(cublasGemmEx(blas, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda,
                          B, CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc,
                          gemm_compute, CUBLAS_GEMM_DEFAULT), where);
-}
-
-static void gemm_batched(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                         float alpha, const float *const *A, int lda,
-                         const float *const *B, int ldb, float beta,
-                         float *const *C, int ldc, int count, const char *where)
-{
-    ok_blas(cublasGemmBatchedEx(blas, ta, tb, m, n, k, &alpha,
-                                (const void *const *)A, CUDA_R_32F, lda,
-                                (const void *const *)B, CUDA_R_32F, ldb, &beta,
-                                (void *const *)C, CUDA_R_32F, ldc, count,
-                                gemm_compute, CUBLAS_GEMM_DEFAULT), where);
 }
 
 /* out(N,OC) = inp(N,IC) . w(OC,IC)^T; column-major: out' (OC,N) = w'^T inp'. */
@@ -662,171 +647,559 @@ static void rope_backward(float *dx, const float *cos_t, const float *sin_t, int
     rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0f);
 }
 
-/* ------------------------------------------------------------ attention */
+/* ------------------------------------------------------------ attention
+ *
+ * Flash attention (Dao et al., 2022), fp32 on the CUDA cores, with no
+ * (B, H, T, T) tensor in memory: the forward keeps, for the backward, each
+ * query's log-sum-exp of its scaled scores, lse(B, H, T) (attention_saved),
+ * and the backward recomputes the probabilities from q, k and lse.
+ *
+ * Tiles of BT = 16 R rows (R = 4, or 2 for head sizes above 128), in
+ * shared memory, rows padded to D + 1 floats (D: hd rounded up to 32, 64,
+ * 128 or 256, the padding zeros) so that a warp's 16 lanes that read 16
+ * rows of one column hit 16 banks. FA_THREADS threads form a 16 x 16 grid
+ * (tx = thread & 15, ty = thread >> 4): a thread owns the tile's rows ty +
+ * 16 i and columns tx + 16 j (i, j < R) of a score tile, and dimensions tx +
+ * 16 k (k < D / 16) of an output row. A row's 16 threads are lanes of one
+ * warp, which reduce by butterflies (xor 8, 4, 2, 1: every lane gets the
+ * same bits).
+ *
+ * Order of summation, fixed by the sizes alone (no atomics on floats, so
+ * the same inputs give the same bits run to run):
+ *   score(t, s) = scale * (one fmaf chain over d = 0 .. hd-1 of q[d] k[d])
+ *     (the padding adds exact zeros), the same bits in all three kernels;
+ *   forward, per query: key tiles in order; per tile m' = max(m, the
+ *     tile's max), p = expf(score - m'), l = l * expf(m - m') + (the
+ *     thread's R p's in order, then the butterfly), o = o * expf(m - m')
+ *     then one fmaf chain of p v over the tile's keys in order; out = o /
+ *     l and lse = m + logf(l);
+ *   backward: drow(t) = dout(t) . out(t) (lane-strided fmaf chains, then
+ *     a warp butterfly); p = expf(score - lse), dp = dout . v (one fmaf
+ *     chain over d), ds = p (dp - drow); dv(s) and dk(s) = fmaf chains
+ *     over the query heads of s's kv head in order, their query tiles in
+ *     order and the queries in order (dk times scale at the end), one
+ *     block per (key tile, b, kv head); dq(t) = scale * (one fmaf chain
+ *     over key tiles and keys in order of ds k), one block per (query
+ *     tile, b, head). So the query heads sharing a kv head add into its dk
+ *     and dv in one block, without atomics.
+ * Keys before a query's start, or after it, get p = 0 (the forward skips
+ * the key tiles before the smallest start of its query tile; the dk/dv
+ * pass, query tiles whose every start is past its key tile). */
+#define FA_THREADS 256
 
-/* Pointer arrays for the batched products, one entry per (b, h) in the order
- * z = (j * B + b) * KVH + kh with h = kh * rep + j: entries [j*B*KVH,
- * (j+1)*B*KVH) are the j-th query head of every kv group, so a product that
- * adds into a kv head's dk/dv runs once per j, with no two entries of one
- * call writing the same place. */
-enum { P_Q, P_K, P_V, P_ATT, P_OUT, P_D, P_DQ, P_DK, P_DV, P_COUNT };
+/* Rows [0, rows) of a tile from src (rows ld floats apart, hd floats
+ * each) into dst (BT rows of D + 1 floats), zeros elsewhere. */
+template <int D, int BT>
+__device__ void fa_load(float *dst, const float *src, size_t ld, int rows, int hd)
+{
+    for (int i = threadIdx.x; i < BT * D; i += FA_THREADS) {
+        int r = i / D, d = i % D;
+        dst[r * (D + 1) + d] = r < rows && d < hd ? src[(size_t)r * ld + d] : 0.0f;
+    }
+}
 
-struct att_args {
-    const float *qkv, *att, *out;
-    float *scratch, *dqkv;
-    int B, T, H, KVH, hd;
+__device__ inline float sum16(float v)   /* over the 16 lanes of a row */
+{
+    for (int o = 8; o > 0; o >>= 1)
+        v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+__device__ inline float max16(float v)
+{
+    for (int o = 8; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+struct fa_args {
+    const float *qkv, *out, *dout, *lse, *drow;
+    const int32_t *start;
+    float *o, *lse_out, *dqkv;
+    int T, H, KVH, hd;
+    float scale;
 };
 
-__global__ void att_pointers_k(const float **p, att_args a)
+/* One block per (b, h) (x) and query tile (y, last tiles first: they have
+ * the most keys). */
+template <int D, int R>
+__global__ void __launch_bounds__(FA_THREADS) flash_forward_k(fa_args a)
 {
-    int BH = a.B * a.H, z = blockIdx.x * blockDim.x + threadIdx.x;
-    if (z >= BH)
-        return;
-    int rep = a.H / a.KVH, bk = a.B * a.KVH;
-    int j = z / bk, b = (z % bk) / a.KVH, kh = z % a.KVH, h = kh * rep + j;
-    size_t QS = (size_t)(a.H + 2 * a.KVH) * a.hd, row0 = (size_t)b * a.T;
-    size_t bh = (size_t)b * a.H + h, TT = (size_t)a.T * a.T;
-    p[P_Q * BH + z] = a.qkv + row0 * QS + (size_t)h * a.hd;
-    p[P_K * BH + z] = a.qkv + row0 * QS + (size_t)(a.H + kh) * a.hd;
-    p[P_V * BH + z] = a.qkv + row0 * QS + (size_t)(a.H + a.KVH + kh) * a.hd;
-    p[P_ATT * BH + z] = a.att + bh * TT;
-    p[P_OUT * BH + z] = a.out + row0 * a.H * a.hd + (size_t)h * a.hd;
-    p[P_D * BH + z] = a.scratch ? a.scratch + bh * TT : NULL;
-    p[P_DQ * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)h * a.hd : NULL;
-    p[P_DK * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)(a.H + kh) * a.hd : NULL;
-    p[P_DV * BH + z] = a.dqkv ? a.dqkv + row0 * QS + (size_t)(a.H + a.KVH + kh) * a.hd : NULL;
-}
-
-static const float **att_pointers(const att_args &a)
-{
-    int BH = a.B * a.H;
-    const float **p = (const float **)scratch_get((size_t)P_COUNT * BH * sizeof(float *));
-    if (!p)
-        return NULL;
-    att_pointers_k<<<(BH + 127) / 128, 128>>>(p, a);
-    return LAUNCHED("attention pointers") ? p : NULL;
-}
-
-/* In place on att rows (b, h, t), one warp per row: the scaled scores of
- * keys start <= s <= t become softmax probabilities, the rest 0; start is
- * (B, T) in device memory, or NULL for 0. */
-__global__ void causal_softmax_k(float *att, const int32_t *start, size_t rows, int T, int H)
-{
-    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (r >= rows)
-        return;
-    int t = (int)(r % T);
-    int s0 = start ? start[(r / ((size_t)T * H)) * T + t] : 0;
-    float *a = att + r * T;
-    float mx = -INFINITY;
-    for (int s = s0 + lane; s <= t; s += 32)
-        mx = fmaxf(mx, a[s]);
-    mx = warp_max(mx);
-    float sum = 0.0f;
-    for (int s = s0 + lane; s <= t; s += 32) {
-        float e = expf(a[s] - mx);
-        a[s] = e;
-        sum += e;
+    constexpr int BT = 16 * R, SD = D + 1, SP = BT + 1, DK = D / 16;
+    extern __shared__ float fa_shm[];
+    float *sQ = fa_shm, *sKV = sQ + BT * SD, *sP = sKV + BT * SD;
+    __shared__ int smin;
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    int T = a.T, H = a.H, hd = a.hd, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int kh = h / (H / a.KVH), QS = (H + 2 * a.KVH) * hd, OS = H * hd;
+    int q0 = (gridDim.y - 1 - blockIdx.y) * BT, nq = min(BT, T - q0);
+    const float *base = a.qkv + (size_t)b * T * QS;
+    if (threadIdx.x == 0)
+        smin = a.start ? q0 : 0;   /* q0: row 0's start is at most q0 */
+    fa_load<D, BT>(sQ, base + (size_t)q0 * QS + (size_t)h * hd, QS, nq, hd);
+    int s0[R];
+    float m[R], l[R], acc[R][DK];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int r = ty + 16 * i;
+        s0[i] = r < nq && a.start ? a.start[(size_t)b * T + q0 + r] : 0;
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < DK; k++)
+            acc[i][k] = 0.0f;
     }
-    sum = warp_sum(sum);
-    for (int s = s0 + lane; s <= t; s += 32)
-        a[s] = a[s] / sum;
-    for (int s = lane; s < s0; s += 32)
-        a[s] = 0.0f;
-    for (int s = t + 1 + lane; s < T; s += 32)
-        a[s] = 0.0f;
+    __syncthreads();   /* smin set, sQ loaded */
+    if (a.start && tx == 0)
+#pragma unroll
+        for (int i = 0; i < R; i++)
+            if (ty + 16 * i < nq)
+                atomicMin(&smin, s0[i]);   /* an integer minimum: any order */
+    __syncthreads();
+    int kt1 = (q0 + nq - 1) / BT;
+    for (int kt = smin / BT; kt <= kt1; kt++) {
+        int k0 = kt * BT, nk = min(BT, T - k0);
+        __syncthreads();   /* the last tile's values and probabilities are read */
+        fa_load<D, BT>(sKV, base + (size_t)k0 * QS + (size_t)(H + kh) * hd, QS, nk, hd);
+        __syncthreads();
+        float s[R][R];
+#pragma unroll
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < R; j++)
+                s[i][j] = 0.0f;
+        for (int e = 0; e < D; e++) {
+            float qv[R], kv[R];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                qv[i] = sQ[(ty + 16 * i) * SD + e];
+                kv[i] = sKV[(tx + 16 * i) * SD + e];
+            }
+#pragma unroll
+            for (int i = 0; i < R; i++)
+#pragma unroll
+                for (int j = 0; j < R; j++)
+                    s[i][j] = __fmaf_rn(qv[i], kv[j], s[i][j]);
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            int r = ty + 16 * i, t = q0 + r;
+            float mt = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                int c = tx + 16 * j, sk = k0 + c;
+                bool ok = r < nq && c < nk && sk <= t && sk >= s0[i];
+                s[i][j] = ok ? __fmul_rn(s[i][j], a.scale) : -INFINITY;
+                mt = fmaxf(mt, s[i][j]);
+            }
+            float mn = fmaxf(m[i], max16(mt));
+            /* A row with no key yet (mn = -inf) keeps o = 0 and l = 0. */
+            float alpha = mn == -INFINITY ? 1.0f : expf(m[i] - mn), ps = 0.0f;
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                float p = s[i][j] == -INFINITY ? 0.0f : expf(s[i][j] - mn);
+                sP[r * SP + tx + 16 * j] = p;
+                ps = __fadd_rn(ps, p);
+            }
+            l[i] = __fadd_rn(__fmul_rn(l[i], alpha), sum16(ps));
+#pragma unroll
+            for (int k = 0; k < DK; k++)
+                acc[i][k] = __fmul_rn(acc[i][k], alpha);
+            m[i] = mn;
+        }
+        __syncthreads();   /* sP written, the keys read */
+        fa_load<D, BT>(sKV, base + (size_t)k0 * QS + (size_t)(H + a.KVH + kh) * hd, QS, nk, hd);
+        __syncthreads();
+        for (int c = 0; c < nk; c++) {
+            float vv[DK];
+#pragma unroll
+            for (int k = 0; k < DK; k++)
+                vv[k] = sKV[c * SD + tx + 16 * k];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float p = sP[(ty + 16 * i) * SP + c];
+#pragma unroll
+                for (int k = 0; k < DK; k++)
+                    acc[i][k] = __fmaf_rn(p, vv[k], acc[i][k]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int r = ty + 16 * i;
+        if (r >= nq)
+            continue;
+        size_t t = (size_t)b * T + q0 + r;
+#pragma unroll
+        for (int k = 0; k < DK; k++) {
+            int d = tx + 16 * k;
+            if (d < hd)
+                a.o[t * OS + (size_t)h * hd + d] = __fdiv_rn(acc[i][k], l[i]);
+        }
+        if (tx == 0)
+            a.lse_out[(size_t)bh * T + q0 + r] = __fadd_rn(m[i], logf(l[i]));
+    }
 }
 
-/* In place on the scratch rows: dP becomes dS = P (dP - <P, dP>) * scale for
- * s <= t and 0 above the diagonal, where the next products read it. */
-__global__ void causal_softmax_backward_k(float *d, const float *att, size_t rows, int T,
-                                          float scale)
+/* drow(b, h, t) = dout . out over the head's hd dimensions, one warp per
+ * (b, t, h). */
+__global__ void flash_drow_k(float *drow, const float *dout, const float *out, int BT_rows,
+                             int T, int H, int hd)
 {
-    size_t r = blockIdx.x * (size_t)(blockDim.x >> 5) + (threadIdx.x >> 5);
-    int lane = threadIdx.x & 31;
-    if (r >= rows)
+    int w = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (w >= BT_rows * H)
         return;
-    int t = (int)(r % T);
-    const float *p = att + r * T;
-    float *dp = d + r * T;
-    float dot = 0.0f;
-    for (int s = lane; s <= t; s += 32)
-        dot += p[s] * dp[s];
-    dot = warp_sum(dot);
-    for (int s = lane; s <= t; s += 32)
-        dp[s] = p[s] * (dp[s] - dot) * scale;
-    for (int s = t + 1 + lane; s < T; s += 32)
-        dp[s] = 0.0f;
+    int bt = w / H, h = w % H, b = bt / T, t = bt % T;
+    const float *d = dout + (size_t)w * hd, *o = out + (size_t)w * hd;
+    float s = 0.0f;
+    for (int e = lane; e < hd; e += 32)
+        s = __fmaf_rn(d[e], o[e], s);
+    s = warp_sum(s);
+    if (lane == 0)
+        drow[((size_t)b * H + h) * T + t] = s;
 }
 
-static bool att_shape_ok(int B, int T, int H, int KVH, int hd)
+/* dk and dv of one (b, kv head) (x) and key tile (y, first tiles first:
+ * they have the most queries). */
+template <int D, int R>
+__global__ void __launch_bounds__(FA_THREADS) flash_dkdv_k(fa_args a)
 {
-    return B > 0 && T > 0 && H > 0 && KVH > 0 && hd > 0 && H % KVH == 0;
+    constexpr int BT = 16 * R, SD = D + 1, SP = BT + 1, DK = D / 16;
+    extern __shared__ float fa_shm[];
+    float *sK = fa_shm, *sV = sK + BT * SD, *sQ = sV + BT * SD, *sO = sQ + BT * SD;
+    float *sP = sO + BT * SD, *sS = sP + BT * SP, *sL = sS + BT * SP, *sDr = sL + BT;
+    int *sSt = (int *)(sDr + BT);
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    int T = a.T, H = a.H, KVH = a.KVH, hd = a.hd, rep = H / KVH;
+    int g = blockIdx.x, b = g / KVH, kh = g % KVH, QS = (H + 2 * KVH) * hd, OS = H * hd;
+    int nT = (T + BT - 1) / BT, kt = blockIdx.y, k0 = kt * BT, nk = min(BT, T - k0);
+    const float *base = a.qkv + (size_t)b * T * QS;
+    fa_load<D, BT>(sK, base + (size_t)k0 * QS + (size_t)(H + kh) * hd, QS, nk, hd);
+    fa_load<D, BT>(sV, base + (size_t)k0 * QS + (size_t)(H + KVH + kh) * hd, QS, nk, hd);
+    float dk[R][DK], dv[R][DK];
+#pragma unroll
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int k = 0; k < DK; k++)
+            dk[i][k] = dv[i][k] = 0.0f;
+    for (int j = 0; j < rep; j++) {
+        int h = kh * rep + j;
+        size_t bh = (size_t)b * H + h;
+        for (int qt = kt; qt < nT; qt++) {
+            int q0 = qt * BT, nq = min(BT, T - q0);
+            __syncthreads();   /* the last tile is read */
+            int live = 0;
+            for (int q = threadIdx.x; q < BT; q += FA_THREADS) {
+                bool in = q < nq;
+                sL[q] = in ? a.lse[bh * T + q0 + q] : 0.0f;
+                sDr[q] = in ? a.drow[bh * T + q0 + q] : 0.0f;
+                sSt[q] = in ? (a.start ? a.start[(size_t)b * T + q0 + q] : 0) : T;
+                live |= sSt[q] <= k0 + nk - 1;
+            }
+            if (!__syncthreads_or(live))
+                continue;   /* every query of the tile starts after these keys */
+            fa_load<D, BT>(sQ, base + (size_t)q0 * QS + (size_t)h * hd, QS, nq, hd);
+            fa_load<D, BT>(sO, a.dout + ((size_t)b * T + q0) * OS + (size_t)h * hd, OS, nq, hd);
+            __syncthreads();
+            float s[R][R], dp[R][R];
+#pragma unroll
+            for (int i = 0; i < R; i++)
+#pragma unroll
+                for (int c = 0; c < R; c++)
+                    s[i][c] = dp[i][c] = 0.0f;
+            for (int e = 0; e < D; e++) {
+                float kv[R], vv[R], qv[R], ov[R];
+#pragma unroll
+                for (int i = 0; i < R; i++) {
+                    kv[i] = sK[(ty + 16 * i) * SD + e];
+                    vv[i] = sV[(ty + 16 * i) * SD + e];
+                    qv[i] = sQ[(tx + 16 * i) * SD + e];
+                    ov[i] = sO[(tx + 16 * i) * SD + e];
+                }
+#pragma unroll
+                for (int i = 0; i < R; i++)
+#pragma unroll
+                    for (int c = 0; c < R; c++) {
+                        s[i][c] = __fmaf_rn(qv[c], kv[i], s[i][c]);
+                        dp[i][c] = __fmaf_rn(ov[c], vv[i], dp[i][c]);
+                    }
+            }
+            /* Rows: keys ty + 16 i; columns: queries tx + 16 c. */
+#pragma unroll
+            for (int i = 0; i < R; i++)
+#pragma unroll
+                for (int c = 0; c < R; c++) {
+                    int kr = ty + 16 * i, q = tx + 16 * c, sk = k0 + kr, t = q0 + q;
+                    bool ok = kr < nk && q < nq && sk <= t && sk >= sSt[q];
+                    float p = ok ? expf(__fsub_rn(__fmul_rn(s[i][c], a.scale), sL[q])) : 0.0f;
+                    sP[kr * SP + q] = p;
+                    sS[kr * SP + q] = ok ? __fmul_rn(p, __fsub_rn(dp[i][c], sDr[q])) : 0.0f;
+                }
+            __syncthreads();
+            for (int q = 0; q < nq; q++) {
+                float ov[DK], qv[DK];
+#pragma unroll
+                for (int k = 0; k < DK; k++) {
+                    ov[k] = sO[q * SD + tx + 16 * k];
+                    qv[k] = sQ[q * SD + tx + 16 * k];
+                }
+#pragma unroll
+                for (int i = 0; i < R; i++) {
+                    float p = sP[(ty + 16 * i) * SP + q], ds = sS[(ty + 16 * i) * SP + q];
+#pragma unroll
+                    for (int k = 0; k < DK; k++) {
+                        dv[i][k] = __fmaf_rn(p, ov[k], dv[i][k]);
+                        dk[i][k] = __fmaf_rn(ds, qv[k], dk[i][k]);
+                    }
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int kr = ty + 16 * i;
+        if (kr >= nk)
+            continue;
+        float *row = a.dqkv + ((size_t)b * T + k0 + kr) * QS;
+#pragma unroll
+        for (int k = 0; k < DK; k++) {
+            int d = tx + 16 * k;
+            if (d < hd) {
+                row[(size_t)(H + kh) * hd + d] = __fmul_rn(dk[i][k], a.scale);
+                row[(size_t)(H + KVH + kh) * hd + d] = dv[i][k];
+            }
+        }
+    }
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
+/* dq of one (b, h) (x) and query tile (y, last tiles first). */
+template <int D, int R>
+__global__ void __launch_bounds__(FA_THREADS) flash_dq_k(fa_args a)
+{
+    constexpr int BT = 16 * R, SD = D + 1, SP = BT + 1, DK = D / 16;
+    extern __shared__ float fa_shm[];
+    float *sQ = fa_shm, *sO = sQ + BT * SD, *sK = sO + BT * SD, *sV = sK + BT * SD;
+    float *sS = sV + BT * SD;
+    __shared__ int smin;
+    int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
+    int T = a.T, H = a.H, hd = a.hd, bh = blockIdx.x, b = bh / H, h = bh % H;
+    int kh = h / (H / a.KVH), QS = (H + 2 * a.KVH) * hd, OS = H * hd;
+    int q0 = (gridDim.y - 1 - blockIdx.y) * BT, nq = min(BT, T - q0);
+    const float *base = a.qkv + (size_t)b * T * QS;
+    if (threadIdx.x == 0)
+        smin = a.start ? q0 : 0;
+    fa_load<D, BT>(sQ, base + (size_t)q0 * QS + (size_t)h * hd, QS, nq, hd);
+    fa_load<D, BT>(sO, a.dout + ((size_t)b * T + q0) * OS + (size_t)h * hd, OS, nq, hd);
+    int s0[R];
+    float lse[R], dr[R], dq[R][DK];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int r = ty + 16 * i;
+        bool in = r < nq;
+        s0[i] = in && a.start ? a.start[(size_t)b * T + q0 + r] : 0;
+        lse[i] = in ? a.lse[(size_t)bh * T + q0 + r] : 0.0f;
+        dr[i] = in ? a.drow[(size_t)bh * T + q0 + r] : 0.0f;
+#pragma unroll
+        for (int k = 0; k < DK; k++)
+            dq[i][k] = 0.0f;
+    }
+    __syncthreads();
+    if (a.start && tx == 0)
+#pragma unroll
+        for (int i = 0; i < R; i++)
+            if (ty + 16 * i < nq)
+                atomicMin(&smin, s0[i]);
+    __syncthreads();
+    int kt1 = (q0 + nq - 1) / BT;
+    for (int kt = smin / BT; kt <= kt1; kt++) {
+        int k0 = kt * BT, nk = min(BT, T - k0);
+        __syncthreads();
+        fa_load<D, BT>(sK, base + (size_t)k0 * QS + (size_t)(H + kh) * hd, QS, nk, hd);
+        fa_load<D, BT>(sV, base + (size_t)k0 * QS + (size_t)(H + a.KVH + kh) * hd, QS, nk, hd);
+        __syncthreads();
+        float s[R][R], dp[R][R];
+#pragma unroll
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < R; j++)
+                s[i][j] = dp[i][j] = 0.0f;
+        for (int e = 0; e < D; e++) {
+            float qv[R], ov[R], kv[R], vv[R];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                qv[i] = sQ[(ty + 16 * i) * SD + e];
+                ov[i] = sO[(ty + 16 * i) * SD + e];
+                kv[i] = sK[(tx + 16 * i) * SD + e];
+                vv[i] = sV[(tx + 16 * i) * SD + e];
+            }
+#pragma unroll
+            for (int i = 0; i < R; i++)
+#pragma unroll
+                for (int j = 0; j < R; j++) {
+                    s[i][j] = __fmaf_rn(qv[i], kv[j], s[i][j]);
+                    dp[i][j] = __fmaf_rn(ov[i], vv[j], dp[i][j]);
+                }
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < R; j++) {
+                int r = ty + 16 * i, c = tx + 16 * j, t = q0 + r, sk = k0 + c;
+                bool ok = r < nq && c < nk && sk <= t && sk >= s0[i];
+                float p = ok ? expf(__fsub_rn(__fmul_rn(s[i][j], a.scale), lse[i])) : 0.0f;
+                sS[r * SP + c] = ok ? __fmul_rn(p, __fsub_rn(dp[i][j], dr[i])) : 0.0f;
+            }
+        __syncthreads();
+        for (int c = 0; c < nk; c++) {
+            float kv[DK];
+#pragma unroll
+            for (int k = 0; k < DK; k++)
+                kv[k] = sK[c * SD + tx + 16 * k];
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float ds = sS[(ty + 16 * i) * SP + c];
+#pragma unroll
+                for (int k = 0; k < DK; k++)
+                    dq[i][k] = __fmaf_rn(ds, kv[k], dq[i][k]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        int r = ty + 16 * i;
+        if (r >= nq)
+            continue;
+        float *row = a.dqkv + ((size_t)b * T + q0 + r) * QS + (size_t)h * hd;
+#pragma unroll
+        for (int k = 0; k < DK; k++) {
+            int d = tx + 16 * k;
+            if (d < hd)
+                row[d] = __fmul_rn(dq[i][k], a.scale);
+        }
+    }
+}
+
+static bool att_shape_ok(int B, int T, int H, int KVH, int hd, const char *where)
+{
+    if (!(B > 0 && T > 0 && H > 0 && KVH > 0 && hd > 0 && H % KVH == 0))
+        return false;
+    if (hd > 256 || T > 65535 * 32 || (size_t)B * H > 0x7fffffffu) {
+        set_error(where, "head size above 256, or a sequence or batch too long for the grid");
+        return false;
+    }
+    return true;
+}
+
+/* Allows `kernel` `bytes` of dynamic shared memory, when the GPU has them. */
+static bool fa_shared(const void *kernel, size_t bytes, const char *where)
+{
+    int dev = 0, most = 0;
+    if (!ok_cuda(cudaGetDevice(&dev), where) ||
+        !ok_cuda(cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                 where))
+        return false;
+    if (bytes > (size_t)most) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "needs %zu bytes of shared memory per block; this GPU has %d",
+                 bytes, most);
+        set_error(where, msg);
+        return false;
+    }
+    return ok_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        (int)bytes), where);
+}
+
+template <int D, int R>
+static void flash_forward(const fa_args &a, int B)
+{
+    constexpr int BT = 16 * R;
+    size_t bytes = (size_t)(2 * BT * (D + 1) + BT * (BT + 1)) * sizeof(float);
+    if (!fa_shared((const void *)flash_forward_k<D, R>, bytes, "attention_forward"))
+        return;
+    dim3 grid((unsigned)(B * a.H), (unsigned)((a.T + BT - 1) / BT));
+    flash_forward_k<D, R><<<grid, FA_THREADS, bytes>>>(a);
+    LAUNCHED("attention_forward");
+}
+
+template <int D, int R>
+static void flash_backward(const fa_args &a, int B)
+{
+    constexpr int BT = 16 * R;
+    size_t kv_bytes = (size_t)(4 * BT * (D + 1) + 2 * BT * (BT + 1) + 3 * BT) * sizeof(float);
+    size_t q_bytes = (size_t)(4 * BT * (D + 1) + BT * (BT + 1)) * sizeof(float);
+    if (!fa_shared((const void *)flash_dkdv_k<D, R>, kv_bytes, "attention_backward dk dv") ||
+        !fa_shared((const void *)flash_dq_k<D, R>, q_bytes, "attention_backward dq"))
+        return;
+    unsigned tiles = (unsigned)((a.T + BT - 1) / BT);
+    flash_dkdv_k<D, R><<<dim3((unsigned)(B * a.KVH), tiles), FA_THREADS, kv_bytes>>>(a);
+    if (!LAUNCHED("attention_backward dk dv"))
+        return;
+    flash_dq_k<D, R><<<dim3((unsigned)(B * a.H), tiles), FA_THREADS, q_bytes>>>(a);
+    LAUNCHED("attention_backward dq");
+}
+
+static size_t attention_saved(int B, int T, int H)
+{
+    return (size_t)(B > 0 ? B : 0) * (size_t)(H > 0 ? H : 0) * (size_t)(T > 0 ? T : 0);
+}
+
+static void attention_forward(float *out, float *saved, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    if (!att_shape_ok(B, T, H, KVH, hd))
+    if (!att_shape_ok(B, T, H, KVH, hd, "attention_forward"))
         return;
-    int QS = (H + 2 * KVH) * hd, BH = B * H;
-    float scale = 1.0f / sqrtf((float)hd);
-    att_args a = { qkv, att, out, NULL, NULL, B, T, H, KVH, hd };
-    const float **p = att_pointers(a);
-    if (!p)
-        return;
-    /* att' (T_s, T_t) = K' ^T Q': att[t][s] = scale * k_s . q_t */
-    gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, scale, p + P_K * BH, QS,
-                 p + P_Q * BH, QS, 0.0f, (float *const *)(p + P_ATT * BH), T, BH,
-                 "attention_forward QK^T");
-    size_t rows = (size_t)BH * T;
-    causal_softmax_k<<<(unsigned)((rows + 7) / 8), 256>>>(att, start, rows, T, H);
-    if (!LAUNCHED("attention_forward softmax"))
-        return;
-    /* out' (hd, T) = V' (hd, T) . att' : out[t] = sum_s att[t][s] v_s */
-    gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, p + P_V * BH, QS,
-                 p + P_ATT * BH, T, 0.0f, (float *const *)(p + P_OUT * BH), H * hd, BH,
-                 "attention_forward PV");
+    fa_args a = {};
+    a.qkv = qkv;
+    a.start = start;
+    a.o = out;
+    a.lse_out = saved;
+    a.T = T;
+    a.H = H;
+    a.KVH = KVH;
+    a.hd = hd;
+    a.scale = 1.0f / sqrtf((float)hd);
+    if (hd <= 32)
+        flash_forward<32, 4>(a, B);
+    else if (hd <= 64)
+        flash_forward<64, 4>(a, B);
+    else if (hd <= 128)
+        flash_forward<128, 4>(a, B);
+    else
+        flash_forward<256, 2>(a, B);
 }
 
-static void attention_backward(float *dqkv, float *scratch_tt, const float *dout,
-                               const float *qkv, const float *att,
-                               int B, int T, int H, int KVH, int hd)
+/* scratch: drow(B, H, T). */
+static void attention_backward(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *out, const float *saved,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    if (!att_shape_ok(B, T, H, KVH, hd))
+    if (!att_shape_ok(B, T, H, KVH, hd, "attention_backward"))
         return;
-    int QS = (H + 2 * KVH) * hd, OS = H * hd, BH = B * H, rep = H / KVH, BK = B * KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    att_args a = { qkv, att, dout, scratch_tt, dqkv, B, T, H, KVH, hd };
-    const float **p = att_pointers(a);
-    if (!p)
+    size_t rows = (size_t)B * T * H;
+    flash_drow_k<<<(unsigned)((rows + 7) / 8), 256>>>(scratch, dout, out, B * T, T, H, hd);
+    if (!LAUNCHED("attention_backward drow"))
         return;
-    float *const *D = (float *const *)(p + P_D * BH);
-    /* dP (T_t, T_s) = dO V^T; column-major dP' = V'^T dO' */
-    gemm_batched(CUBLAS_OP_T, CUBLAS_OP_N, T, T, hd, 1.0f, p + P_V * BH, QS,
-                 p + P_OUT * BH, OS, 0.0f, D, T, BH, "attention_backward dP");
-    size_t rows = (size_t)BH * T;
-    causal_softmax_backward_k<<<(unsigned)((rows + 7) / 8), 256>>>(scratch_tt, att, rows, T,
-                                                                    scale);
-    if (!LAUNCHED("attention_backward softmax"))
-        return;
-    /* dQ = dS K: dQ' (hd, T) = K' dS' */
-    gemm_batched(CUBLAS_OP_N, CUBLAS_OP_N, hd, T, T, 1.0f, p + P_K * BH, QS,
-                 (const float *const *)D, T, 0.0f, (float *const *)(p + P_DQ * BH), QS, BH,
-                 "attention_backward dQ");
-    /* dK = dS^T Q and dV = P^T dO, summed over the query heads of a kv group
-     * in head order: the first overwrites, the rest add. */
-    for (int j = 0; j < rep; j++) {
-        size_t o = (size_t)j * BK;
-        float beta = j == 0 ? 0.0f : 1.0f;
-        gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, p + P_Q * BH + o, QS,
-                     (const float *const *)D + o, T, beta,
-                     (float *const *)(p + P_DK * BH + o), QS, BK, "attention_backward dK");
-        gemm_batched(CUBLAS_OP_N, CUBLAS_OP_T, hd, T, T, 1.0f, p + P_OUT * BH + o, OS,
-                     p + P_ATT * BH + o, T, beta,
-                     (float *const *)(p + P_DV * BH + o), QS, BK, "attention_backward dV");
-    }
+    fa_args a = {};
+    a.qkv = qkv;
+    a.out = out;
+    a.dout = dout;
+    a.lse = saved;
+    a.drow = scratch;
+    a.start = start;
+    a.dqkv = dqkv;
+    a.T = T;
+    a.H = H;
+    a.KVH = KVH;
+    a.hd = hd;
+    a.scale = 1.0f / sqrtf((float)hd);
+    if (hd <= 32)
+        flash_backward<32, 4>(a, B);
+    else if (hd <= 64)
+        flash_backward<64, 4>(a, B);
+    else if (hd <= 128)
+        flash_backward<128, 4>(a, B);
+    else
+        flash_backward<256, 2>(a, B);
 }
 
 /* ------------------------------------------------------------ swiglu */
@@ -1517,6 +1890,7 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->rmsnorm_backward = locked<rmsnorm_backward>::call;
         k->rope_forward = locked<rope_forward>::call;
         k->rope_backward = locked<rope_backward>::call;
+        k->attention_saved = attention_saved;
         k->attention_forward = locked<attention_forward>::call;
         k->attention_backward = locked<attention_backward>::call;
         k->swiglu_forward = locked<swiglu_forward>::call;

@@ -95,6 +95,8 @@ typedef struct {
     float *logits_host;    /* host: llm_model_logits()'s copy */
     size_t logits_host_cap;
     int B, T;              /* shape of the last forward */
+    int packed;            /* it had document starts (ids + 2 B T), which its
+                            * attention backward reads again */
     int ready;             /* a forward with targets awaits its backward */
     llm_q8x q8;            /* the inputs of int8 products (llm_model_quantize_q8()) */
     float dscale;          /* 1 / counted targets */

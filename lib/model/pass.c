@@ -37,7 +37,8 @@ typedef struct {
     float *rstd1;   /* (L, B, T) */
     float *a1;      /* (L, B, T, C) attention_norm output */
     float *qkv;     /* (L, B, T, QS) after RoPE */
-    float *att;     /* (L, B, H, T, T) attention probabilities */
+    float *att;     /* (L, attention_saved(B, T, H)): what each layer's
+                     * attention keeps for its backward (kernels.h) */
     float *atty;    /* (L, B, T, OS) attention output before wo */
     float *res_mid; /* (L, B, T, C) residual after attention */
     float *rstd2;   /* (L, B, T) */
@@ -46,8 +47,9 @@ typedef struct {
     float *hsw;     /* (L, B, T, F) silu(gate) * up */
     float *rstdf;   /* (B, T) */
     float *af;      /* (B, T, C) final norm output */
-    float *logits;  /* (B, T, max(V, H*T)): logits, dlogits, then scratch
-                     * for the attention backward */
+    float *logits;  /* (B, T, V), at least attention_saved(B, T, H)
+                     * floats: logits, dlogits, then scratch for the
+                     * attention backward */
     float *losses;  /* (B, T) */
     float *tmp;     /* (B, T, C) sublayer output before its residual add */
     float *dres;    /* (B, T, C) gradient of the residual stream */
@@ -73,12 +75,13 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
     int ng = m->pass->no_grad;
     size_t N = (size_t)B * T, L = ng ? 1 : (size_t)c->n_layers, C = (size_t)c->dim;
     size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
-    size_t lw = V > H * (size_t)T ? V : H * (size_t)T;
+    size_t saved = m->k->attention_saved(B, T, (int)H), per_row = (saved + N - 1) / N;
+    size_t lw = V > per_row ? V : per_row;
     size_t R = (size_t)m->lora_rank, CF = C > F ? C : F, G = ng ? 0 : N;
     size_t lrows = ng && N > LLM_NO_GRAD_ROWS ? LLM_NO_GRAD_ROWS : N;
     struct { float **p; size_t n; } parts[] = {
         { &a->res, (L + 1) * N * C }, { &a->rstd1, L * N }, { &a->a1, L * N * C },
-        { &a->qkv, L * N * m->QS }, { &a->att, L * N * H * T },
+        { &a->qkv, L * N * m->QS }, { &a->att, L * saved },
         { &a->atty, L * N * m->OS }, { &a->res_mid, L * N * C },
         { &a->rstd2, L * N }, { &a->a2, L * N * C }, { &a->h13, L * N * 2 * F },
         { &a->hsw, L * N * F }, { &a->rstdf, N }, { &a->af, N * C },
@@ -256,7 +259,8 @@ static void train_attend(void *ctx, int l, const llm_block *b)
     const train_fwd *f = ctx;
     const llm_model *m = f->m;
     int H = m->cfg.n_heads;
-    float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * b->n * H * f->T;
+    size_t saved = m->k->attention_saved(f->B, f->T, H);
+    float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * saved;
     m->k->attention_forward(b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads,
                             m->hd);
 }
@@ -342,6 +346,7 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     k->rmsnorm_forward(a.af, a.rstdf, a.res + last * N * C, m->norm, n, C, eps);
     m->pass->B = B;
     m->pass->T = T;
+    m->pass->packed = start != NULL;
     return LLM_OK;
 }
 
@@ -516,7 +521,8 @@ int llm_model_backward_hidden(llm_model *m)
     int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
     acts a;
     acts_layout(m, B, T, m->pass->acts, &a);
-    int32_t *tok = m->pass->ids;
+    int32_t *tok = m->pass->ids, *start = m->pass->packed ? tok + 2 * N : NULL;
+    size_t saved = k->attention_saved(B, T, H);
     k->zero(a.dres, N * C * sizeof *a.dres);
     k->rmsnorm_backward(a.dres, GN(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
                         m->norm, a.rstdf, n, C);
@@ -525,7 +531,7 @@ int llm_model_backward_hidden(llm_model *m)
         float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
         float *a1 = a.a1 + (size_t)l * N * C, *a2 = a.a2 + (size_t)l * N * C;
         float *qkv = a.qkv + (size_t)l * N * m->QS;
-        float *att = a.att + (size_t)l * N * H * T;
+        float *att = a.att + (size_t)l * saved;
         float *atty = a.atty + (size_t)l * N * m->OS;
         float *res_mid = a.res_mid + (size_t)l * N * C;
         float *h13 = a.h13 + (size_t)l * N * 2 * F, *hsw = a.hsw + (size_t)l * N * F;
@@ -559,7 +565,8 @@ int llm_model_backward_hidden(llm_model *m)
         weight_backward(m, a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_O, LLM_LORA_O, dbranch, atty, a.datty, n);
-        k->attention_backward(a.dqkv, a.logits, a.datty, qkv, att, B, T, H, KVH, m->hd);
+        k->attention_backward(a.dqkv, a.logits, a.datty, qkv, atty, att, start, B, T, H, KVH,
+                              m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         weight_backward(m, a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
         if (m->lora_rank)

@@ -1,6 +1,6 @@
 /* test_cuda_kernels.c: every CUDA kernel, forward and backward, against the
  * reference kernels on random inputs of several shapes (odd sizes, T across
- * tile and warp sizes, grouped-query attention), plus run-to-run bitwise
+ * tile and warp sizes, grouped-query attention, packed documents), plus run-to-run bitwise
  * determinism of the kernels that reduce; the inference entries
  * (matmul_rows, matmul_rows_packed, attention_rows, to_half, linear_f64,
  * dropout) bit for bit where their contracts fix the order, each row alone
@@ -16,7 +16,11 @@
  * double, CUDA in fp32):
  *   exact copies and single float operations (embedding forward and
  *   backward, residual, scale): bitwise;
- *   matrix products and attention (fp32 sums over up to ~2300 terms): 1e-4, 1e-4;
+ *   matrix products (fp32 sums over up to ~2300 terms): 1e-4, 1e-4;
+ *   flash attention (fp32, expf; the reference's probabilities in double):
+ *   out 1e-5, 1e-4; the saved log-sum-exps 1e-5, 1e-5 (against
+ *   lse_reference()); the gradients, each backend from its own forward:
+ *   1e-4, 1e-4;
  *   bf16 products (against the reference's of the same rounded inputs): 2e-4, 2e-4;
  *   rmsnorm: 1e-5, 1e-5 forward, 1e-4, 1e-4 backward;
  *   rope, swiglu, cross-entropy, adamw (a few roundings each): 1e-6..1e-5;
@@ -265,39 +269,49 @@ static void h_rope_backward(float *x, const float *c, const float *s, int B, int
     h_rope(x, c, s, B, T, nh, hd, stride, 1);
 }
 
-static void h_attention_forward(float *out, float *att, const float *qkv,
+static size_t h_attention_saved(int B, int T, int H)
+{
+    return K->attention_saved(B, T, H);
+}
+
+static void h_attention_forward(float *out, float *saved, const float *qkv,
                                 const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
-    size_t na = (size_t)B * H * T * T * F4;
-    float *o = dput(out, no), *a = dput(att, na), *q = dput(qkv, nq);
+    size_t ns = K->attention_saved(B, T, H) * F4;
+    float *o = dput(out, no), *a = dput(saved, ns), *q = dput(qkv, nq);
     int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
     K->attention_forward(o, a, q, st, B, T, H, KVH, hd);
     dback(out, o, no);
-    dback(att, a, na);
+    dback(saved, a, ns);
     llm_cuda_free(q);
     if (st)
         llm_cuda_free(st);
 }
 
 static void h_attention_backward(float *dqkv, float *scratch, const float *dout,
-                                 const float *qkv, const float *att,
-                                 int B, int T, int H, int KVH, int hd)
+                                 const float *qkv, const float *out, const float *saved,
+                                 const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
-    size_t na = (size_t)B * H * T * T * F4;
-    float *d = dput(dqkv, nq), *o = dput(dout, no), *q = dput(qkv, nq), *a = dput(att, na);
+    size_t ns = K->attention_saved(B, T, H) * F4;
+    float *d = dput(dqkv, nq), *g = dput(dout, no), *q = dput(qkv, nq), *o = dput(out, no);
+    float *a = dput(saved, ns);
+    int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
     float *s = NULL;
     if (scratch)
-        s = dput(scratch, na);
-    else if (llm_cuda_alloc((void **)&s, na) != 0)
+        s = dput(scratch, ns);
+    else if (llm_cuda_alloc((void **)&s, ns) != 0)
         exit(1);
-    K->attention_backward(d, s, o, q, a, B, T, H, KVH, hd);
+    K->attention_backward(d, s, g, q, o, a, st, B, T, H, KVH, hd);
     dback(dqkv, d, nq);
     llm_cuda_free(s);
-    llm_cuda_free(o);
+    llm_cuda_free(g);
     llm_cuda_free(q);
+    llm_cuda_free(o);
     llm_cuda_free(a);
+    if (st)
+        llm_cuda_free(st);
 }
 
 static void h_swiglu_forward(float *out, const float *h13, int N, int F)
@@ -384,6 +398,7 @@ static const llm_kernels host_cuda = {
     .rmsnorm_backward = h_rmsnorm_backward,
     .rope_forward = h_rope_forward,
     .rope_backward = h_rope_backward,
+    .attention_saved = h_attention_saved,
     .attention_forward = h_attention_forward,
     .attention_backward = h_attention_backward,
     .swiglu_forward = h_swiglu_forward,
@@ -565,33 +580,74 @@ static int32_t *random_starts(int B, int T, int mean)
     return st;
 }
 
+/* Each query's log-sum-exp of its scaled scores over keys [start, t], in
+ * double: what the CUDA forward saves. */
+static void lse_reference(double *lse, const float *qkv, const int32_t *st, int B, int T, int H,
+                          int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, rep = H / KVH;
+    double scale = 1.0 / sqrt((double)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *q = qkv + ((size_t)b * T + t) * QS + (size_t)h * hd;
+                int s0 = st ? st[(size_t)b * T + t] : 0;
+                double mx = -INFINITY, sum = 0;
+                for (int pass = 0; pass < 2; pass++)
+                    for (int s = s0; s <= t; s++) {
+                        const float *k = qkv + ((size_t)b * T + s) * QS + (size_t)(H + h / rep) * hd;
+                        double d = 0;
+                        for (int i = 0; i < hd; i++)
+                            d += (double)q[i] * k[i];
+                        d *= scale;
+                        if (pass == 0)
+                            mx = d > mx ? d : mx;
+                        else
+                            sum += exp(d - mx);
+                    }
+                lse[((size_t)b * H + h) * T + t] = mx + log(sum);
+            }
+}
+
+/* Flash attention (cuda) against the reference's (B, H, T, T) one: the
+ * outputs; the saved log-sum-exps against lse_reference(); the gradients
+ * from each backend's own forward (cuda's out and lse, the reference's
+ * probabilities), under the same starts. */
 static void test_attention(const llm_kernels *f, const llm_kernels *r,
                            int B, int T, int H, int KVH, int hd, int packed)
 {
-    char what[128];
+    char what[160];
     int QS = (H + 2 * KVH) * hd;
     size_t nq = (size_t)B * T * QS, no = (size_t)B * T * H * hd, na = (size_t)B * H * T * T;
+    size_t ns = f->attention_saved(B, T, H);
     float *qkv = rnd(nq);
     for (size_t i = 0; i < nq; i++)
         qkv[i] *= 2.0f;   /* peakier softmax */
-    float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
+    float *o1 = rnd(no), *o2 = rnd(no), *s1 = rnd(ns), *a2 = rnd(na);
     int32_t *st = packed ? random_starts(B, T, packed) : NULL;
-    f->attention_forward(o1, a1, qkv, st, B, T, H, KVH, hd);
+    f->attention_forward(o1, s1, qkv, st, B, T, H, KVH, hd);
     r->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
-    free(st);
-    snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H,
-             KVH, hd, packed ? " packed" : "");
+    char shape[96];
+    snprintf(shape, sizeof shape, "B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H, KVH, hd,
+             packed ? " packed" : "");
+    snprintf(what, sizeof what, "attention_forward out %s", shape);
     check_errors(what);
-    check(what, o1, o2, no, 1e-4, 1e-4);
-    snprintf(what, sizeof what, "attention_forward att B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
-    check(what, a1, a2, na, 1e-6, 1e-4);
-    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(na);
-    f->attention_backward(d1, scr, dout, qkv, a2, B, T, H, KVH, hd);
-    r->attention_backward(d2, NULL, dout, qkv, a2, B, T, H, KVH, hd);
-    snprintf(what, sizeof what, "attention_backward B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
+    check(what, o1, o2, no, 1e-5, 1e-4);
+    double *lse = xmalloc((size_t)B * H * T * sizeof *lse);
+    float *lsef = xmalloc((size_t)B * H * T * sizeof *lsef);
+    lse_reference(lse, qkv, st, B, T, H, KVH, hd);
+    for (size_t i = 0; i < (size_t)B * H * T; i++)
+        lsef[i] = (float)lse[i];
+    snprintf(what, sizeof what, "attention_forward saved log-sum-exps %s", shape);
+    result("attention_saved is (B, H, T)", ns == (size_t)B * H * T, "");
+    check(what, s1, lsef, (size_t)B * H * T, 1e-5, 1e-5);
+    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(ns);
+    f->attention_backward(d1, scr, dout, qkv, o1, s1, st, B, T, H, KVH, hd);
+    r->attention_backward(d2, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
+    snprintf(what, sizeof what, "attention_backward %s", shape);
     check_errors(what);
     check(what, d1, d2, nq, 1e-4, 1e-4);
-    free(qkv); free(o1); free(o2); free(a1); free(a2);
+    free(qkv); free(o1); free(o2); free(s1); free(a2); free(st); free(lse); free(lsef);
     free(dout); free(d1); free(d2); free(scr);
 }
 
@@ -723,20 +779,23 @@ static void test_determinism(const llm_kernels *f)
         check_bits("determinism rmsnorm_backward dw", dw1, dw2, (size_t)C * F4);
         free(x); free(w); free(dout); free(rs); free(dx1); free(dx2); free(dw1); free(dw2); free(o);
     }
-    {
+    for (int packed = 0; packed < 2; packed++) {
         int B = 2, T = 200, H = 6, KVH = 2, hd = 32;
         size_t nq = (size_t)B * T * (H + 2 * KVH) * hd, no = (size_t)B * T * H * hd;
-        size_t na = (size_t)B * H * T * T;
-        float *qkv = rnd(nq), *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(na), *a2 = rnd(na);
+        size_t ns = f->attention_saved(B, T, H);
+        int32_t *st = packed ? random_starts(B, T, 30) : NULL;
+        float *qkv = rnd(nq), *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(ns), *a2 = rnd(ns);
         float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
-        f->attention_forward(o1, a1, qkv, NULL, B, T, H, KVH, hd);
-        f->attention_forward(o2, a2, qkv, NULL, B, T, H, KVH, hd);
+        f->attention_forward(o1, a1, qkv, st, B, T, H, KVH, hd);
+        f->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
         check_bits("determinism attention_forward out", o1, o2, no * F4);
-        check_bits("determinism attention_forward att", a1, a2, na * F4);
-        f->attention_backward(d1, NULL, dout, qkv, a1, B, T, H, KVH, hd);
-        f->attention_backward(d2, NULL, dout, qkv, a1, B, T, H, KVH, hd);
-        check_bits("determinism attention_backward", d1, d2, nq * F4);
+        check_bits("determinism attention_forward saved", a1, a2, ns * F4);
+        f->attention_backward(d1, NULL, dout, qkv, o1, a1, st, B, T, H, KVH, hd);
+        f->attention_backward(d2, NULL, dout, qkv, o1, a1, st, B, T, H, KVH, hd);
+        check_bits(packed ? "determinism attention_backward, packed" : "determinism attention_backward",
+                   d1, d2, nq * F4);
         free(qkv); free(o1); free(o2); free(a1); free(a2); free(dout); free(d1); free(d2);
+        free(st);
     }
     {
         int N = 64, V = 32003;
@@ -1150,11 +1209,23 @@ int main(void)
     test_attention(f, r, 1, 33, 3, 1, 8, 0);
     test_attention(f, r, 2, 65, 8, 2, 64, 0);
     test_attention(f, r, 2, 65, 8, 2, 64, 7);
+    /* Flash attention's tiles are 64 rows (32 above hd 128) and hd is
+     * padded to 32, 64, 128 or 256: T across and inside tiles, hd at and
+     * between the paddings, GQA, packed documents short and long (tiles
+     * of keys skipped before the starts). */
+    test_attention(f, r, 3, 64, 6, 3, 32, 0);
+    test_attention(f, r, 2, 100, 4, 2, 48, 5);
+    test_attention(f, r, 1, 129, 2, 1, 128, 9);
+    test_attention(f, r, 1, 70, 2, 2, 256, 0);
+    test_attention(f, r, 1, 97, 4, 2, 200, 3);
+    test_attention(f, r, 1, 300, 2, 2, 100, 40);
     if (big) {
         test_attention(f, r, 1, 70, 3, 3, 8, 0);
         test_attention(f, r, 2, 130, 6, 1, 4, 0);
         test_attention(f, r, 1, 257, 4, 4, 64, 0);
         test_attention(f, r, 1, 1024, 4, 2, 64, 0);
+        test_attention(f, r, 2, 1000, 4, 1, 64, 300);
+        test_attention(f, r, 1, 555, 3, 3, 128, 0);
     }
     test_swiglu(f, r, 3, 5);
     test_swiglu(f, r, 33, 97);

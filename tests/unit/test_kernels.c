@@ -254,8 +254,8 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
              KVH, hd, packed ? " packed" : "");
     check(what, a1, a2, na, 1e-6, 1e-4);
     float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(na);
-    f->attention_backward(d1, scr, dout, qkv, a2, B, T, H, KVH, hd);
-    r->attention_backward(d2, NULL, dout, qkv, a2, B, T, H, KVH, hd);
+    f->attention_backward(d1, scr, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
+    r->attention_backward(d2, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "attention_backward B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
     check(what, d1, d2, nq, 1e-5, 1e-4);
     free(qkv); free(o1); free(o2); free(a1); free(a2);
@@ -274,7 +274,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
     float *o = rnd((size_t)T * OS), *a = rnd((size_t)H * T * T), *d = rnd((size_t)T * QS);
     float *scr = rnd((size_t)H * T * T);
     k->attention_forward(o, a, qkv, st, 1, T, H, KVH, hd);
-    k->attention_backward(d, scr, dout, qkv, a, 1, T, H, KVH, hd);
+    k->attention_backward(d, scr, dout, qkv, o, a, st, 1, T, H, KVH, hd);
     int docs = 0;
     for (int t0 = 0; t0 < T; docs++) {
         int n = 1;
@@ -283,8 +283,8 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
         float *o1 = rnd((size_t)n * OS), *a1 = rnd((size_t)H * n * n), *d1 = rnd((size_t)n * QS);
         float *s1 = rnd((size_t)H * n * n);
         k->attention_forward(o1, a1, qkv + (size_t)t0 * QS, NULL, 1, n, H, KVH, hd);
-        k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, a1, 1, n,
-                              H, KVH, hd);
+        k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, o1, a1,
+                              NULL, 1, n, H, KVH, hd);
         char what[96];
         snprintf(what, sizeof what, "%s: packed document [%d, %d) out", k->name, t0, t0 + n);
         check(what, o + (size_t)t0 * OS, o1, (size_t)n * OS, 1e-5, 1e-4);
@@ -731,7 +731,7 @@ static void test_finite_differences(const llm_kernels *r)
                             rnd(B * T * H * hd), packed ? st : NULL, B, T, H, KVH, hd };
             float *d = rnd(nq);
             at_loss(&c);
-            r->attention_backward(d, NULL, c.wgt, c.qkv, c.att, B, T, H, KVH, hd);
+            r->attention_backward(d, NULL, c.wgt, c.qkv, c.out, c.att, c.st, B, T, H, KVH, hd);
             fd_check(packed ? "attention dqkv, packed" : "attention dqkv", at_loss, &c, c.qkv,
                      nq, d);
             free(c.qkv); free(c.out); free(c.att); free(c.wgt); free(d);
