@@ -189,7 +189,28 @@ $(B)/bin/%: $(B)/cmd/%.o $(CLI_OBJ) $(B)/libllm.a
 # `mpirun -np N llm-train ...` trains N data-parallel ranks; without it, one
 # process. Only llm-train links MPI. A stamp per setting rebuilds par.o
 # when MPI= changes; a separate build directory (B=build-mpi) keeps both.
-MPI_STAMP = $(B)/cmd/.mpi-$(if $(filter 1,$(MPI)),on,off)
+# With MPI=1 and CUDA=1 together, GPU ranks (one per GPU) sum their
+# gradients in GPU memory over NCCL (kernels/cuda/allreduce.c, linked into
+# llm-train only, with -lnccl): the CUDA Toolkit's NCCL, or NVIDIA's
+# libnccl-dev (NCCL_HOME= where it is not in $(CUDA_HOME)).
+comma    := ,
+NCCL_ON   = $(if $(and $(filter 1,$(MPI)),$(filter 1,$(CUDA))),1)
+MPI_STAMP = $(B)/cmd/.mpi-$(if $(filter 1,$(MPI)),on,off)$(if $(NCCL_ON),-nccl)
+PAR_OBJ   = $(B)/cmd/par.o
+ifeq ($(NCCL_ON),1)
+NCCL_HOME ?= $(CUDA_HOME)
+NCCL_INC  := $(firstword $(wildcard $(NCCL_HOME)/include/nccl.h /usr/include/nccl.h \
+                                    /usr/local/include/nccl.h))
+ifeq ($(NCCL_INC),)
+$(error make MPI=1 CUDA=1 needs NCCL (nccl.h, libnccl): not in $(NCCL_HOME)/include nor /usr/include; install NVIDIA's libnccl-dev, or set NCCL_HOME=)
+endif
+NCCL_LIBDIR := $(firstword $(wildcard $(NCCL_HOME)/lib64/libnccl.so $(NCCL_HOME)/lib/libnccl.so))
+NCCL_LIBS ?= $(if $(NCCL_LIBDIR),-L$(dir $(NCCL_LIBDIR)) -Wl$(comma)-rpath$(comma)$(dir $(NCCL_LIBDIR))) -lnccl
+$(B)/kernels/cuda/allreduce.o: CPPFLAGS += -isystem $(dir $(NCCL_INC)) -isystem $(CUDA_HOME)/include
+$(B)/cmd/par.o: CPPFLAGS += -DLLM_NCCL=1
+$(B)/cmd/par.o: kernels/cuda/allreduce.h kernels/cuda/cuda.h
+PAR_OBJ  += $(B)/kernels/cuda/allreduce.o
+endif
 ifeq ($(MPI),1)
 # On a fresh machine, install Open MPI as `make check` installs its packages.
 ifeq ($(shell command -v mpicc 2>/dev/null),)
@@ -205,11 +226,11 @@ $(B)/cmd/par.o: CPPFLAGS += -DLLM_MPI=1 $(MPI_CFLAGS)
 endif
 $(MPI_STAMP):
 	@mkdir -p $(@D)
-	@rm -f $(B)/cmd/.mpi-on $(B)/cmd/.mpi-off && touch $@
+	@rm -f $(B)/cmd/.mpi-* && touch $@
 $(B)/cmd/par.o: $(MPI_STAMP)
-$(B)/bin/llm-train: $(B)/cmd/llm-train.o $(B)/cmd/par.o $(CLI_OBJ) $(B)/libllm.a
+$(B)/bin/llm-train: $(B)/cmd/llm-train.o $(PAR_OBJ) $(CLI_OBJ) $(B)/libllm.a
 	@mkdir -p $(@D)
-	$(CXX) $(SAN) -o $@ $< $(B)/cmd/par.o $(CLI_OBJ) $(B)/libllm.a $(LIBS) $(MPI_LIBS)
+	$(CXX) $(SAN) -o $@ $< $(PAR_OBJ) $(CLI_OBJ) $(B)/libllm.a $(LIBS) $(MPI_LIBS) $(NCCL_LIBS)
 
 # Benchmark programs, run by the tests/bench/*.sh scripts of `make bench`.
 $(B)/bench/%: $(B)/tests/bench/%.o $(B)/libllm.a

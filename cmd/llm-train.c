@@ -1881,6 +1881,7 @@ static void make_trainer(train_run *r)
     tp->rank = r->rank;
     tp->world = r->world;
     tp->reduce = par_reduce;
+    tp->reduce_device = par_reduce_device();
     llm_model *m = r->m;
     if (r->cls)
         check(llm_model_freeze(m, o_freeze));
@@ -1955,7 +1956,8 @@ static void announce(const train_run *r)
                 threads, threads == 1 ? "" : "s", world > 1 ? " per rank" : "");
     if (world > 1)
         fprintf(stderr, "llm-train: %d MPI ranks, each taking %d of the %d micro-batches "
-                "of %d x %d per step\n", world, r->accum / world, r->accum, o_batch, T);
+                "of %d x %d per step%s\n", world, r->accum / world, r->accum, o_batch, T,
+                par_reduce_device() ? "; gradients summed between the GPUs over NCCL" : "");
     if (r->start >= r->total && r->total > 0)
         fprintf(stderr, "llm-train: the checkpoint is already at step %lld of %lld\n",
                 (long long)r->start, (long long)r->total);
@@ -2304,6 +2306,7 @@ int main(int argc, char **argv)
     if (r.cls && !o_model && !o_init && !o_resume && r.rank == 0 && r.world == 1)
         return one_command(&prog, first, argc, argv);
     check_combinations(&r);
+    par_device(o_device);   /* under MPI with NCCL: this rank's GPU, before CUDA starts */
     check(llm_device_check(o_device));
     char *ckpt_default = NULL;
     if (!o_checkpoint) {

@@ -1,8 +1,10 @@
 /* par.c: llm-train's data-parallel collectives (see par.h): OpenMPI calls
- * when built with `make MPI=1` (LLM_MPI), else one process of one. */
+ * when built with `make MPI=1` (LLM_MPI), plus NCCL between GPUs with
+ * `make MPI=1 CUDA=1` (LLM_NCCL), else one process of one. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "par.h"
@@ -18,7 +20,12 @@ double par_comm_seconds(void)
 #include <limits.h>
 #include <mpi.h>
 
-static int g_rank, g_world = 1, g_local = 1, g_done;
+#ifdef LLM_NCCL
+#include "cuda/allreduce.h"
+#include "cuda/cuda.h"
+#endif
+
+static int g_rank, g_world = 1, g_local = 1, g_local_rank, g_done, g_nccl;
 
 /* Any exit but par_finalize()'s (cli_die, a failed step, a usage error)
  * takes the whole job down: the other ranks would wait in the next
@@ -48,6 +55,7 @@ void par_init(int *argc, char ***argv)
     if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
                             &local) == MPI_SUCCESS) {
         MPI_Comm_size(local, &g_local);
+        MPI_Comm_rank(local, &g_local_rank);
         MPI_Comm_free(&local);
     }
     atexit(abort_job);
@@ -56,7 +64,46 @@ void par_init(int *argc, char ***argv)
 void par_finalize(void)
 {
     g_done = 1;
+#ifdef LLM_NCCL
+    llm_nccl_free();
+#endif
     MPI_Finalize();
+}
+
+#ifdef LLM_NCCL
+void par_device(const char *device)
+{
+    if (g_world <= 1 || !device || strcmp(device, "cuda") != 0)
+        return;
+    int n = llm_cuda_device_count();
+    if (n <= 0)
+        return;   /* llm_device_check() says why there is no GPU */
+    if (g_local > n)
+        cli_die("%d ranks on this machine for %d GPU%s: run one rank per GPU (mpirun -np "
+                "N with N GPUs per machine)", g_local, n, n == 1 ? "" : "s");
+    int gpu = g_local_rank % n;
+    if (llm_cuda_use_device(gpu) != 0)
+        cli_die("rank %d cannot use GPU %d: %s", g_rank, gpu, llm_cuda_errmsg());
+    unsigned char id[LLM_NCCL_ID_BYTES];
+    memset(id, 0, sizeof id);
+    if (g_rank == 0 && llm_nccl_id(id) != 0)
+        cli_die("%s", llm_nccl_errmsg());   /* the job ends: the others wait below */
+    if (MPI_Bcast(id, (int)sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        cli_die("MPI_Bcast of the NCCL id failed");
+    if (llm_nccl_init(id, g_rank, g_world) != 0)
+        cli_die("rank %d, GPU %d: %s", g_rank, gpu, llm_nccl_errmsg());
+    g_nccl = 1;
+}
+#else
+void par_device(const char *device)
+{
+    (void)device;   /* every rank works on the first GPU; sums go through host memory */
+}
+#endif
+
+int par_reduce_device(void)
+{
+    return g_nccl;
 }
 
 int par_rank(void) { return g_rank; }
@@ -69,8 +116,12 @@ int par_reduce(void *ctx, float *grads, size_t n, double *sums, size_t ns)
     (void)ctx;
     double t0 = cli_now();
     int rc = MPI_SUCCESS;
+#ifdef LLM_NCCL
+    if (g_nccl && llm_nccl_sum(grads, n) != 0)
+        cli_die("the all-reduce of the gradients between GPUs failed: %s", llm_nccl_errmsg());
+#endif
     /* One contiguous block, in pieces of at most INT_MAX floats. */
-    for (size_t off = 0; rc == MPI_SUCCESS && off < n; off += (size_t)INT_MAX) {
+    for (size_t off = 0; !g_nccl && rc == MPI_SUCCESS && off < n; off += (size_t)INT_MAX) {
         size_t k = n - off < (size_t)INT_MAX ? n - off : (size_t)INT_MAX;
         rc = MPI_Allreduce(MPI_IN_PLACE, grads + off, (int)k, MPI_FLOAT, MPI_SUM,
                            MPI_COMM_WORLD);
@@ -131,6 +182,8 @@ void par_init(int *argc, char ***argv)
 }
 
 void par_finalize(void) {}
+void par_device(const char *device) { (void)device; }
+int par_reduce_device(void) { return 0; }
 int par_rank(void) { return 0; }
 int par_world(void) { return 1; }
 int par_local(void) { return 1; }

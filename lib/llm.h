@@ -1287,6 +1287,10 @@ typedef struct {
     int rank, world;
     int (*reduce)(void *ctx, float *grads, size_t n, double *sums, size_t ns);
     void *reduce_ctx;
+    /* 1: reduce() gets the gradient block where the model keeps it, in
+     * its device's memory (GPU memory on cuda: an all-reduce between GPUs,
+     * NCCL), not a host copy; sums stay host memory. */
+    int reduce_device;
 } llm_train_params;
 
 /*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from the

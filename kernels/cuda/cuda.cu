@@ -145,6 +145,25 @@ static bool start(void)
     return true;
 }
 
+extern "C" int llm_cuda_use_device(int ordinal)
+{
+    int n = llm_cuda_device_count(), cur = -1;
+    if (ordinal < 0 || ordinal >= n) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "GPU %d does not exist (the driver reports %d)", ordinal, n);
+        set_error("cudaSetDevice", msg);
+        return -1;
+    }
+    if (started) {   /* the handle and the memory belong to the device in use */
+        if (cudaGetDevice(&cur) == cudaSuccess && cur == ordinal)
+            return 0;
+        cudaGetLastError();
+        set_error("cudaSetDevice", "CUDA has already started on another GPU");
+        return -1;
+    }
+    return ok_cuda(cudaSetDevice(ordinal), "cudaSetDevice") ? 0 : -1;
+}
+
 extern "C" void llm_cuda_set_tf32(int on)
 {
     gemm_compute = on ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F_PEDANTIC;

@@ -43,6 +43,13 @@ int llm_cuda_device_count(void);
  *  @return 0, or -1 when there is no device. */
 int llm_cuda_device_name(char *buf, size_t cap);
 
+/*! llm_cuda_use_device() : the GPU (0 .. llm_cuda_device_count() - 1)
+ *  that the CUDA table starts on and works on, instead of the first; call
+ *  it before llm_kernels_cuda() (one GPU per MPI rank: cmd/par.c).
+ *  @return 0, or -1 (no such GPU, or CUDA already started on another one;
+ *  the reason in llm_cuda_errmsg()). */
+int llm_cuda_use_device(int ordinal);
+
 /*! llm_cuda_alloc() : *p = bytes of device memory (cudaMalloc, not managed);
  *  bytes 0 gives NULL. @return 0, or -1 with *p = NULL. */
 int llm_cuda_alloc(void **p, size_t bytes);

@@ -200,13 +200,17 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
         /* Sum the ranks' gradients and losses: then every rank holds what one
          * process would have accumulated, up to the order of the float sums. */
         size_t n = llm_model_grad_size(t->m);
-        if ((rc = llm_grow((void **)&t->grads, &t->grads_cap, n ? n : 1, sizeof *t->grads)))
-            return rc;
         double sums[2] = { loss_sum, (double)tokens };
-        llm_model_grad_copy(t->m, t->grads, 1);
-        rc = p->reduce(p->reduce_ctx, t->grads, n, sums, 2);
-        if (!rc)
-            llm_model_grad_copy(t->m, t->grads, 0);
+        if (p->reduce_device) {   /* in place, in device memory */
+            rc = p->reduce(p->reduce_ctx, t->m->opt->grads, n, sums, 2);
+        } else {
+            if ((rc = llm_grow((void **)&t->grads, &t->grads_cap, n ? n : 1, sizeof *t->grads)))
+                return rc;
+            llm_model_grad_copy(t->m, t->grads, 1);
+            rc = p->reduce(p->reduce_ctx, t->grads, n, sums, 2);
+            if (!rc)
+                llm_model_grad_copy(t->m, t->grads, 0);
+        }
         if (rc)
             return rc;
         loss_sum = sums[0];
