@@ -3,18 +3,25 @@
 # (the device tool's H200), in under 8 minutes:
 #   1. build the CUDA kernel test (CUDA=1 WERROR=1), and the programs and
 #      benchmarks (CUDA=1) beside it;
-#   2. make check-cuda: every CUDA kernel against the reference;
+#   2. make check-cuda: every CUDA kernel against the reference (flash
+#      attention's forward, saved log-sum-exps and backward among them,
+#      counted apart in the summary);
 #   3. end to end with the real programs, GPU against CPU: 50 training
 #      steps (loss curves within 1e-3; in bf16 mixed precision within
 #      1e-2), greedy generation of 64 tokens
 #      (identical), classification labels (identical), a checkpoint saved
 #      on the GPU and resumed on the CPU, models read on either device;
+#      30 steps of --task pairs (packed documents: flash attention's
+#      document masks) within 1e-3;
 #   4. benchmarks: cuBLAS's fp32 and bf16 peaks, training tokens/s and MFU
 #      (fp32 and bf16, each against its peak) of the stories15M shape and of
 #      the GPT-2-124M-like one (12 x 768, 12 heads, context 1024, vocabulary
 #      50304, batch 16), generation tokens/s at batch 1 and 64;
 #   5. compute-sanitizer memcheck on the kernel test's small shapes and on a
-#      short training run, with the time left.
+#      short training run, with the time left;
+#   6. several GPUs (make MPI=1 CUDA=1: NCCL): 2 ranks against 1 process,
+#      only where the machine has 2 GPUs or more and Open MPI; on the one-GPU
+#      H200 it says so and is untested (NCCL needs one GPU per rank).
 # Every step has a timeout and is skipped when the time left is too short.
 #
 #   sh tests/cuda/gpu-session.sh          (device tool: timeout_s 540)
@@ -125,6 +132,10 @@ elif [ $rc -ne 0 ] || ! grep -q ' 0 failed$' "$W/check-cuda.log"; then
 else
     note "check-cuda: $(tail -n 1 "$W/check-cuda.log") ($(elapsed) s)"
 fi
+# Flash attention's share of the kernel test (attention_rows, the decoding
+# kernel, counted apart).
+att() { grep -E "^$1 .*attention_(forward|backward|saved)" "$W/check-cuda.log" | grep -vc attention_rows; }
+note "flash attention (kernel test): $(att PASS) checks passed, $(att FAIL) failed (forward, saved log-sum-exps, backward against the reference; odd T, GQA, packed documents, hd 2 to 256; determinism)"
 
 wait $build_pid
 rc=$?
@@ -223,6 +234,32 @@ if fits 90; then
     fi
 else
     bad "e2e train bf16: not run (no time left)"
+fi
+
+if fits 60; then
+    # a''. Packed documents: --task pairs puts several input -> output
+    # pairs in each row, each seeing only itself (flash attention's
+    # document masks, in the forward and the backward): 30 steps, GPU and
+    # CPU, loss curves within 1e-3.
+    awk 'BEGIN { srand(7); split("red green blue cat dog sun moon tree", w, " ");
+                 for (i = 0; i < 800; i++) { n = 2 + int(rand() * 4); s = "";
+                     for (j = 0; j < n; j++) s = s (j ? " " : "") w[1 + int(rand() * 8)];
+                     print s "\t" s } }' > "$E/pairs.tsv"
+    pairs="--task pairs -m $tok --layers 2 --dim 64 --heads 4 --kv-heads 2 --ffn-dim 128 --context 64 --batch 8 --lr 3e-3 --warmup 5 --steps 30 --seed 3 --threads $J -q"
+    for d in cuda cpu; do
+        run 60 "pairs-$d" "$BIN/llm-train" $pairs --device $d --log "$E/pairs-$d.jsonl" \
+            -o "$E/pairs-$d.llm" "$E/pairs.tsv" ||
+            bad "e2e pairs ($d): FAIL (exit $?): $(tail -n 1 "$E/pairs-$d.err")"
+        losses "$E/pairs-$d.jsonl" | sort -k1,1 > "$E/pairs-$d.loss"
+    done
+    set -- $(maxdiff "$E/pairs-cuda.loss" "$E/pairs-cpu.loss")
+    if [ "$2" -eq 30 ] && awk -v d="$1" 'BEGIN { exit !(d <= 1e-3) }'; then
+        note "e2e pairs (packed documents): 30 steps, loss curves within $1 (limit 1e-3)"
+    else
+        bad "e2e pairs (packed documents): FAIL: $2 steps compared, max |cuda - cpu| loss $1 (limit 1e-3)"
+    fi
+else
+    bad "e2e pairs: not run (no time left)"
 fi
 
 if [ -s "$E/cpu.llm" ] && [ -s "$E/cuda.llm" ] && fits 90; then
@@ -403,6 +440,42 @@ if command -v compute-sanitizer >/dev/null 2>&1 && fits 100; then
     esac
 else
     note "memcheck: not run (no compute-sanitizer, or no time left)"
+fi
+
+# ---------------------------------------------------------------- 6. several GPUs
+# make MPI=1 CUDA=1: one rank per GPU, gradients summed over NCCL. 2 ranks
+# of 1 micro-batch each against 1 process of 2 (--batch-tokens): loss
+# curves within 1e-3 (another order of the sums). A one-GPU machine cannot
+# run it: llm-train refuses more ranks than GPUs (NCCL wants one GPU per
+# rank), so it stays untested there.
+ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+if [ "$ngpu" -lt 2 ]; then
+    note "mpi+nccl: not run: $ngpu GPU on this machine, and NCCL needs one per rank: untested"
+elif ! command -v mpirun >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1; then
+    note "mpi+nccl: not run: no Open MPI (mpirun, mpicc) on this machine: untested"
+elif fits 150; then
+    if timeout 120 make B="$B-mpi" MPI=1 CUDA=1 -j"$J" "$B-mpi/bin/llm-train" > "$W/build-mpi.log" 2>&1; then
+        OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+        export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
+        # not quiet: rank 0 says that NCCL sums the gradients
+        nccl="$(echo "$train" | sed 's/ -q$//') --steps 20 --batch-tokens 2048 --device cuda"
+        run 60 nccl-1 "$BIN/llm-train" $nccl --log "$E/nccl-1.jsonl" -o "$E/nccl-1.llm" "$txt"
+        run 60 nccl-2 mpirun -np 2 "$TOP/$B-mpi/bin/llm-train" $nccl --log "$E/nccl-2.jsonl" \
+            -o "$E/nccl-2.llm" "$txt"
+        losses "$E/nccl-1.jsonl" | sort -k1,1 > "$E/nccl-1.loss"
+        losses "$E/nccl-2.jsonl" | sort -k1,1 > "$E/nccl-2.loss"
+        set -- $(maxdiff "$E/nccl-1.loss" "$E/nccl-2.loss")
+        if [ "$2" -eq 20 ] && awk -v d="$1" 'BEGIN { exit !(d <= 1e-3) }' &&
+           grep -q 'over NCCL' "$E/nccl-2.err"; then
+            note "mpi+nccl: 2 ranks on 2 GPUs against 1 process: 20 steps within $1 (limit 1e-3)"
+        else
+            bad "mpi+nccl: FAIL: $2 steps compared, max |d| $1 (e2e/nccl-2.err: $(tail -n 1 "$E/nccl-2.err"))"
+        fi
+    else
+        bad "mpi+nccl: build FAIL (make MPI=1 CUDA=1), see build-mpi.log"
+    fi
+else
+    note "mpi+nccl: not run (no time left)"
 fi
 
 note "total: $(elapsed) s; status $status"
