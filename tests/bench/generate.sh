@@ -12,16 +12,25 @@
 # with a float scale each: 1.125 bytes per weight).
 #
 # This machine's bandwidth drifts within minutes, so a fixed reference can
-# mislead: with LLAMA2C=path/to/run (llama2.c's run.c built with -Ofast
-# -fopenmp -march=native) and numpy, run.c is timed on the same shapes
-# (llama2c_models.py writes them; 128 tokens, top-p off, 1 and 2 threads)
-# just before ours, shape by shape. Then, since one run of each can land on
-# a fast or a slow minute, GEN_REPS (default 5) runs of run.c and of ours
-# (batch 1, 2 threads, the model file's mapping as llm-generate reads it)
-# taken in turn per shape, and the medians.
+# mislead: with LLAMA2C=path/to/run (llama2.c's run.c, built with
+# -fopenmp -march=native and -O3 or -Ofast) and numpy, run.c is timed on the
+# same shapes (llama2c_models.py writes them; 128 tokens, top-p off, 1 and 2
+# threads) just before ours, shape by shape; runq.c (llama2.c's int8
+# inference, Q8_0-style groups, here of 32 like ours) too when it is built
+# beside run.c as runq, or LLAMA2CQ names it. Then, since one run of each can
+# land on a fast or a slow minute, a side-by-side table at batch 1 on 2
+# threads: GEN_REPS (default 5) rounds per shape, each run.c, ours (f32,
+# mmap, f16, q8 in one process) and runq.c in turn; medians, ranges, and
+# ours against run.c (fp32) and runq.c (int8), with the share of the STREAM
+# triad that each one's weight reads make. GEN_SWEEP=0 leaves out the sweep
+# of batches and threads and times the table alone; GEN_SHAPES (default
+# "small medium large") picks the shapes of the table.
 set -u
 prog=$TOP/$B/bench/generate_speed
 [ -x "$prog" ] || { echo "generate: $prog not built"; exit 1; }
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+[ -n "$cpu" ] || cpu=$(sed -n 's/^model name[^:]*: *//p' /proc/cpuinfo | head -n 1)
+echo "CPU: ${cpu:-unknown}, $(nproc) CPUs"
 peer=
 if [ -n "${LLAMA2C:-}" ] && [ -x "$LLAMA2C" ] &&
     python3 "$TOP/tests/bench/llama2c_models.py" 2>/dev/null; then
@@ -29,7 +38,14 @@ if [ -n "${LLAMA2C:-}" ] && [ -x "$LLAMA2C" ] &&
 else
     echo "(llama2.c not timed here: set LLAMA2C to a built run.c; numpy needed)"
 fi
+peerq=
+if [ -n "$peer" ]; then
+    q=${LLAMA2CQ:-$(dirname "$peer")/runq}
+    if [ -x "$q" ]; then peerq=$q; else echo "(runq.c not timed here: build it beside run.c or set LLAMA2CQ)"; fi
+fi
+# GEN_SWEEP=0: the side-by-side table alone
 for m in small medium large; do
+    [ "${GEN_SWEEP:-1}" = 0 ] && break
     ref=0
     for t in 1 2; do
         [ -n "$peer" ] || break
@@ -37,37 +53,65 @@ for m in small medium large; do
             -s 1 -i hello 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p')
         printf 'llama2.c run.c, %s, threads %d batch  1: %8.1f tokens/s\n' $m $t "${tps:-0}"
         ref=${tps:-0}
+        [ -n "$peerq" ] || continue
+        tq=$(OMP_NUM_THREADS=$t "$peerq" ${m}_q8.bin -z tokenizer.bin -t 1.0 -p 1.0 -n 128 \
+            -s 1 -i hello 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p')
+        printf 'llama2.c runq.c (int8), %s, threads %d batch  1: %8.1f tokens/s\n' $m $t "${tq:-0}"
     done
     "$prog" --preset $m --vocab 32000 --batch 1,16,32 --threads 1,2 --tokens 128 --ref "$ref"
     echo
 done
 
-# Median of the numbers on standard input.
-median() { sort -n | awk '{ v[NR] = $1 } END { print NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# "median lo-hi" of the numbers on standard input
+stats() {
+    sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "0 -"; exit }
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.1f %.0f-%.0f\n", m, v[1], v[NR] }'
+}
 reps=${GEN_REPS:-5}
-[ -n "$peer" ] && [ "$reps" -gt 1 ] || exit 0
-echo "batch 1, 2 threads, $reps runs of each taken in turn (file mapping; medians; the share"
-echo "of the STREAM triad that each one's weight reads make, against the triad of our runs):"
-for m in small medium large; do
-    : > l2c.txt
-    : > ours.txt
+[ -n "$peer" ] && [ "$reps" -gt 0 ] || exit 0
+echo "side by side: decoding at batch 1, 2 threads, 128 tokens, top-p off; CPU: ${cpu:-unknown};"
+echo "medians and ranges over $reps rounds, each run.c, ours (f32, mmap, f16, q8) and runq.c in"
+echo "turn; x run.c / x runq.c: our median over theirs; triad: the share of the STREAM triad"
+echo "of our runs that the weight reads make (fp32 4, f16 2, int8 1.125 bytes a weight)"
+for m in ${GEN_SHAPES:-small medium large}; do
+    : > run.txt
+    : > runq.txt
     : > triad.txt
+    for v in f32 mmap f16 q8; do : > $v.txt; done
     r=0
     while [ $r -lt "$reps" ]; do
         OMP_NUM_THREADS=2 "$peer" $m.bin -z tokenizer.bin -t 1.0 -p 1.0 -n 128 -s 1 -i hello \
-            2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> l2c.txt
+            2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> run.txt
         out=$("$prog" --preset $m --vocab 32000 --batch 1 --threads 2 --tokens 128 \
-            --precision mmap)
+            --precision f32,mmap,f16,q8)
         mb=$(echo "$out" | sed -n 's/.* \([0-9][0-9]*\) MB of fp32 weights per token.*/\1/p')
-        echo "$out" | awk '/mmap threads 2 batch  1:/ { print $6 }' >> ours.txt
-        echo "$out" | sed -n 's/.*mmap threads 2 batch  1:.*of triad (\([0-9.]*\)).*/\1/p' >> triad.txt
+        for v in f32 mmap f16 q8; do
+            echo "$out" | awk -v v=$v '$1 == v && /threads 2 batch  1:/ { print $6 }' >> $v.txt
+        done
+        echo "$out" | sed -n 's/.*threads 2 batch  1:.*of triad (\([0-9.]*\)).*/\1/p' |
+            sort -n | tail -n 1 >> triad.txt
+        if [ -n "$peerq" ]; then
+            OMP_NUM_THREADS=2 "$peerq" ${m}_q8.bin -z tokenizer.bin -t 1.0 -p 1.0 -n 128 -s 1 \
+                -i hello 2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> runq.txt
+        fi
         r=$((r + 1))
     done
-    a=$(median < ours.txt) b=$(median < l2c.txt) tr=$(median < triad.txt)
-    printf '  %-6s ours %7.1f (%s)  llama2.c %7.1f (%s)  %.2fx;  %s MB per token: %s%% / %s%% of the triad (%s GB/s)\n' \
-        $m "$a" "$(sort -n ours.txt | cut -d. -f1 | tr '\n' ' ' | sed 's/ $//')" "$b" \
-        "$(sort -n l2c.txt | cut -d. -f1 | tr '\n' ' ' | sed 's/ $//')" \
-        "$(echo "$a $b" | awk '{ print ($2 > 0 ? $1 / $2 : 0) }')" "$mb" \
-        "$(echo "$a $mb $tr" | awk '{ printf "%.0f", ($3 > 0 ? 100 * $1 * $2 / 1000 / $3 : 0) }')" \
-        "$(echo "$b $mb $tr" | awk '{ printf "%.0f", ($3 > 0 ? 100 * $1 * $2 / 1000 / $3 : 0) }')" "$tr"
+    l2c=$(stats < run.txt) l2q=$(stats < runq.txt) tr=$(stats < triad.txt)
+    tr=${tr%% *}
+    printf '\n%s (%s MB of fp32 weights per token; triad %s GB/s):\n' $m "$mb" "$tr"
+    printf '  %-24s %9s  %-9s %8s %8s %7s\n' implementation tokens/s range "x run.c" "x runq.c" triad
+    for row in "llama2.c run.c (fp32)|run|4" "ours f32|f32|4" "ours mmap (f32)|mmap|4" \
+        "ours f16|f16|2" "llama2.c runq.c (int8)|runq|1.125" "ours q8|q8|1.125"; do
+        name=${row%%|*} rest=${row#*|}
+        f=${rest%|*} bpw=${rest#*|}
+        [ -s $f.txt ] || continue
+        set -- $(stats < $f.txt)
+        echo "$1 $2 ${l2c%% *} ${l2q%% *} $mb $bpw $tr" | awk -v n="$name" -v f=$f '{
+            x1 = (f != "run" && $3 > 0) ? sprintf("%.2fx", $1 / $3) : ""
+            x2 = (f == "q8" && $4 > 0) ? sprintf("%.2fx", $1 / $4) : ""
+            sh = ($7 > 0 ? sprintf("%.0f%%", 100 * $1 * $5 * $6 / 4 / 1000 / $7) : "")
+            printf "  %-24s %9.1f  %-9s %8s %8s %7s\n", n, $1, $2, x1, x2, sh }'
+    done
 done
