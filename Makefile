@@ -169,7 +169,7 @@ $(B)/%.o: %.cc $(wildcard lib/*.h lib/*/*.h) $(CPU_STAMP)
 	@mkdir -p $(@D)
 	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -c $< -o $@
 
-$(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cpu/*.h kernels/cuda/*.h)
+$(B)/%.o: %.cu $(wildcard kernels/*.h kernels/cpu/*.h kernels/cuda/*.h kernels/cuda/*.cuh)
 	@mkdir -p $(@D)
 	$(NVCC) $(CPPFLAGS) $(NVCCFLAGS) $(NVCC_WARN) -c $< -o $@
 
@@ -240,6 +240,14 @@ $(B)/bench/%: $(B)/tests/bench/%.o $(B)/libllm.a
 $(B)/tests/%: $(B)/tests/unit/%.o $(B)/libllm.a
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $< $(B)/libllm.a $(LIBS)
+
+# The CUDA flash attention kernels run on the CPU (C++ threads for CUDA's),
+# against the reference: in every build, no GPU or nvcc needed.
+UNITS += $(B)/tests/test_flash_emulated
+$(B)/tests/test_flash_emulated: tests/cuda/test_flash_emulated.cc kernels/cuda/flash.cuh \
+                                kernels/kernels.h $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(CPPFLAGS) $(ALL_CXXFLAGS) -o $@ $< $(B)/libllm.a $(LIBS)
 
 # test_cli drives cmd/cli.c, which is not part of libllm.
 $(B)/tests/test_cli: $(B)/tests/unit/test_cli.o $(CLI_OBJ) $(B)/libllm.a
