@@ -1153,6 +1153,17 @@ static void test_lookup(void)
     result("zero sizes", llm_cuda_sync() == 0 && K->sum_squares(NULL, 0) == 0.0,
            llm_cuda_errmsg() ? llm_cuda_errmsg() : "");
     llm_cuda_clear_error();
+    /* Flash attention takes head sizes up to 256: above, a recorded
+     * failure, before any memory is touched. */
+    K->attention_forward(NULL, NULL, NULL, NULL, 1, 4, 2, 1, 257);
+    const char *f3 = K->failure();
+    result("attention_forward: head size 257 refused", f3 && strstr(f3, "head size"),
+           f3 ? f3 : "no failure reported");
+    K->attention_backward(NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1, 4, 2, 1, 257);
+    const char *f4 = K->failure();
+    result("attention_backward: head size 257 refused", f4 && strstr(f4, "head size"),
+           f4 ? f4 : "no failure reported");
+    llm_cuda_clear_error();
 }
 
 /* LLM_TEST_QUICK=1 in the environment: small shapes only (for runs under
