@@ -7,7 +7,7 @@
  * onto cuBLAS's column-major view: a row-major (R, C) array is a column-major
  * (C, R) one, so out = inp . w^T becomes out' = w'^T . inp'.
  *
- * Attention is flash attention (below): no (B,H,T,T) tensor in memory;
+ * Attention is flash attention (flash.cuh): no (B,H,T,T) tensor in memory;
  * the forward keeps each query's log-sum-exp for the backward.
  *
  * Determinism: no floating-point atomics anywhere. Reductions run in a fixed
