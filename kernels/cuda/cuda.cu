@@ -736,29 +736,43 @@ static size_t attention_saved(int B, int T, int H)
     return (size_t)(B > 0 ? B : 0) * (size_t)(H > 0 ? H : 0) * (size_t)(T > 0 ? T : 0);
 }
 
-static void attention_forward(float *out, float *saved, const float *qkv,
-                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* The arguments every flash kernel takes: the shape, scale 1/sqrt(hd). */
+static fa_args fa_shape(const float *qkv, const int32_t *start, int T, int H, int KVH, int hd)
 {
-    if (!att_shape_ok(B, T, H, KVH, hd, "attention_forward"))
-        return;
     fa_args a = {};
     a.qkv = qkv;
     a.start = start;
-    a.o = out;
-    a.lse_out = saved;
     a.T = T;
     a.H = H;
     a.KVH = KVH;
     a.hd = hd;
     a.scale = 1.0f / sqrtf((float)hd);
-    if (hd <= 32)
-        flash_forward<32, 4>(a, B);
-    else if (hd <= 64)
-        flash_forward<64, 4>(a, B);
-    else if (hd <= 128)
-        flash_forward<128, 4>(a, B);
+    return a;
+}
+
+/* The forward or backward instance for the head size (tiles of 64 rows,
+ * 32 above hd 128). */
+static void flash_run(const fa_args &a, int B, bool backward)
+{
+    if (a.hd <= 32)
+        backward ? flash_backward<32, 4>(a, B) : flash_forward<32, 4>(a, B);
+    else if (a.hd <= 64)
+        backward ? flash_backward<64, 4>(a, B) : flash_forward<64, 4>(a, B);
+    else if (a.hd <= 128)
+        backward ? flash_backward<128, 4>(a, B) : flash_forward<128, 4>(a, B);
     else
-        flash_forward<256, 2>(a, B);
+        backward ? flash_backward<256, 2>(a, B) : flash_forward<256, 2>(a, B);
+}
+
+static void attention_forward(float *out, float *saved, const float *qkv,
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    if (!att_shape_ok(B, T, H, KVH, hd, "attention_forward"))
+        return;
+    fa_args a = fa_shape(qkv, start, T, H, KVH, hd);
+    a.o = out;
+    a.lse_out = saved;
+    flash_run(a, B, false);
 }
 
 /* scratch: drow(B, H, T). */
@@ -772,27 +786,13 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
     flash_drow_k<<<(unsigned)((rows + 7) / 8), 256>>>(scratch, dout, out, B * T, T, H, hd);
     if (!LAUNCHED("attention_backward drow"))
         return;
-    fa_args a = {};
-    a.qkv = qkv;
+    fa_args a = fa_shape(qkv, start, T, H, KVH, hd);
     a.out = out;
     a.dout = dout;
     a.lse = saved;
     a.drow = scratch;
-    a.start = start;
     a.dqkv = dqkv;
-    a.T = T;
-    a.H = H;
-    a.KVH = KVH;
-    a.hd = hd;
-    a.scale = 1.0f / sqrtf((float)hd);
-    if (hd <= 32)
-        flash_backward<32, 4>(a, B);
-    else if (hd <= 64)
-        flash_backward<64, 4>(a, B);
-    else if (hd <= 128)
-        flash_backward<128, 4>(a, B);
-    else
-        flash_backward<256, 2>(a, B);
+    flash_run(a, B, true);
 }
 
 /* ------------------------------------------------------------ swiglu */

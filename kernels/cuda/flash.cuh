@@ -80,6 +80,41 @@ __device__ inline float max16(float v)
     return v;
 }
 
+/* The backward's two tiles of dot products over e < D from shared rows of
+ * D + 1 floats: s[i][j] = X[x + 16 i] . Y[y + 16 j] (scores, from q and
+ * k) and dp[i][j] = Xo[x + 16 i] . Yo[y + 16 j] (dO . v), each one fmaf
+ * chain in e from 0 (a product's operands commute exactly, so the dK/dV
+ * kernel's keys-by-queries tile has the same bits as the dQ kernel's
+ * queries-by-keys one). */
+template <int D, int R>
+__device__ void fa_dots(const float *X, const float *Xo, int x, const float *Y, const float *Yo,
+                        int y, float s[R][R], float dp[R][R])
+{
+    constexpr int SD = D + 1;
+FA_UNROLL
+    for (int i = 0; i < R; i++)
+FA_UNROLL
+        for (int j = 0; j < R; j++)
+            s[i][j] = dp[i][j] = 0.0f;
+    for (int e = 0; e < D; e++) {
+        float a[R], ao[R], b[R], bo[R];
+FA_UNROLL
+        for (int i = 0; i < R; i++) {
+            a[i] = X[(x + 16 * i) * SD + e];
+            ao[i] = Xo[(x + 16 * i) * SD + e];
+            b[i] = Y[(y + 16 * i) * SD + e];
+            bo[i] = Yo[(y + 16 * i) * SD + e];
+        }
+FA_UNROLL
+        for (int i = 0; i < R; i++)
+FA_UNROLL
+            for (int j = 0; j < R; j++) {
+                s[i][j] = __fmaf_rn(a[i], b[j], s[i][j]);
+                dp[i][j] = __fmaf_rn(ao[i], bo[j], dp[i][j]);
+            }
+    }
+}
+
 struct fa_args {
     const float *qkv, *out, *dout, *lse, *drow;
     const int32_t *start;
@@ -269,29 +304,8 @@ FA_UNROLL
             fa_load<D, BT>(sQ, base + (size_t)q0 * QS + (size_t)h * hd, QS, nq, hd);
             fa_load<D, BT>(sO, a.dout + ((size_t)b * T + q0) * OS + (size_t)h * hd, OS, nq, hd);
             __syncthreads();
-            float s[R][R], dp[R][R];
-FA_UNROLL
-            for (int i = 0; i < R; i++)
-FA_UNROLL
-                for (int c = 0; c < R; c++)
-                    s[i][c] = dp[i][c] = 0.0f;
-            for (int e = 0; e < D; e++) {
-                float kv[R], vv[R], qv[R], ov[R];
-FA_UNROLL
-                for (int i = 0; i < R; i++) {
-                    kv[i] = sK[(ty + 16 * i) * SD + e];
-                    vv[i] = sV[(ty + 16 * i) * SD + e];
-                    qv[i] = sQ[(tx + 16 * i) * SD + e];
-                    ov[i] = sO[(tx + 16 * i) * SD + e];
-                }
-FA_UNROLL
-                for (int i = 0; i < R; i++)
-FA_UNROLL
-                    for (int c = 0; c < R; c++) {
-                        s[i][c] = __fmaf_rn(qv[c], kv[i], s[i][c]);
-                        dp[i][c] = __fmaf_rn(ov[c], vv[i], dp[i][c]);
-                    }
-            }
+            float s[R][R], dp[R][R];   /* rows: keys; columns: queries */
+            fa_dots<D, R>(sK, sV, ty, sQ, sO, tx, s, dp);
             /* Rows: keys ty + 16 i; columns: queries tx + 16 c. */
 FA_UNROLL
             for (int i = 0; i < R; i++)
@@ -385,29 +399,8 @@ FA_UNROLL
         fa_load<D, BT>(sK, base + (size_t)k0 * QS + (size_t)(H + kh) * hd, QS, nk, hd);
         fa_load<D, BT>(sV, base + (size_t)k0 * QS + (size_t)(H + a.KVH + kh) * hd, QS, nk, hd);
         __syncthreads();
-        float s[R][R], dp[R][R];
-FA_UNROLL
-        for (int i = 0; i < R; i++)
-FA_UNROLL
-            for (int j = 0; j < R; j++)
-                s[i][j] = dp[i][j] = 0.0f;
-        for (int e = 0; e < D; e++) {
-            float qv[R], ov[R], kv[R], vv[R];
-FA_UNROLL
-            for (int i = 0; i < R; i++) {
-                qv[i] = sQ[(ty + 16 * i) * SD + e];
-                ov[i] = sO[(ty + 16 * i) * SD + e];
-                kv[i] = sK[(tx + 16 * i) * SD + e];
-                vv[i] = sV[(tx + 16 * i) * SD + e];
-            }
-FA_UNROLL
-            for (int i = 0; i < R; i++)
-FA_UNROLL
-                for (int j = 0; j < R; j++) {
-                    s[i][j] = __fmaf_rn(qv[i], kv[j], s[i][j]);
-                    dp[i][j] = __fmaf_rn(ov[i], vv[j], dp[i][j]);
-                }
-        }
+        float s[R][R], dp[R][R];   /* rows: queries; columns: keys */
+        fa_dots<D, R>(sQ, sO, ty, sK, sV, tx, s, dp);
 FA_UNROLL
         for (int i = 0; i < R; i++)
 FA_UNROLL
