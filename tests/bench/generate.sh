@@ -107,8 +107,8 @@ for m in ${GEN_SHAPES:-small medium large}; do
         name=${row%%|*} rest=${row#*|}
         f=${rest%|*} bpw=${rest#*|}
         [ -s $f.txt ] || continue
-        set -- $(stats < $f.txt)
-        echo "$1 $2 ${l2c%% *} ${l2q%% *} $mb $bpw $tr" | awk -v n="$name" -v f=$f '{
+        st=$(stats < $f.txt)
+        echo "$st ${l2c%% *} ${l2q%% *} $mb $bpw $tr" | awk -v n="$name" -v f=$f '{
             x1 = (f != "run" && $3 > 0) ? sprintf("%.2fx", $1 / $3) : ""
             x2 = (f == "q8" && $4 > 0) ? sprintf("%.2fx", $1 / $4) : ""
             sh = ($7 > 0 ? sprintf("%.0f%%", 100 * $1 * $5 * $6 / 4 / 1000 / $7) : "")
