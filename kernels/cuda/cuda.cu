@@ -1047,6 +1047,16 @@ static bool staged(char *dev, size_t bytes)
     return llm_cuda_h2d(dev, staging, bytes) == 0;
 }
 
+/* A product's host row map (N entries) in the device scratch; NULL with
+ * the error set when it cannot get there. */
+static const int *device_map(const int *map, int N)
+{
+    size_t at = 0;
+    char *s = (char *)scratch_get(align256((size_t)N * sizeof *map));
+    const int *d = s ? put(s, &at, map, (size_t)N) : NULL;
+    return d && staged(s, at) ? d : NULL;
+}
+
 /* Rows of a product: row n of both inp and out is map[n] (map NULL: n). */
 __device__ inline size_t row_of(const int *map, int n)
 {
@@ -1112,12 +1122,8 @@ static void matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi, co
     if (N <= 0 || OC <= 0)
         return;
     const int *dmap = NULL;
-    if (map) {
-        size_t at = 0;
-        char *s = (char *)scratch_get(align256((size_t)N * sizeof *map));
-        if (!s || !(dmap = put(s, &at, map, (size_t)N)) || !staged(s, at))
-            return;
-    }
+    if (map && !(dmap = device_map(map, N)))
+        return;
     /* grid.y is at most 65535: row chunks of that many blocks. */
     for (int n0 = 0; n0 < N; n0 += GRID_Y_MAX * MR_ROWS) {
         int nc = N - n0 < GRID_Y_MAX * MR_ROWS ? N - n0 : GRID_Y_MAX * MR_ROWS;
@@ -1177,12 +1183,8 @@ static void matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t 
     if (N <= 0 || OC <= 0)
         return;
     const int *dmap = NULL;
-    if (map) {
-        size_t at = 0;
-        char *s = (char *)scratch_get(align256((size_t)N * sizeof *map));
-        if (!s || !(dmap = put(s, &at, map, (size_t)N)) || !staged(s, at))
-            return;
-    }
+    if (map && !(dmap = device_map(map, N)))
+        return;
     for (int n0 = 0; n0 < N; n0 += GRID_Y_MAX * PK_TILE) {
         int nc = N - n0 < GRID_Y_MAX * PK_TILE ? N - n0 : GRID_Y_MAX * PK_TILE;
         dim3 grid((unsigned)((OC + PK_TILE - 1) / PK_TILE),

@@ -115,6 +115,29 @@ FA_UNROLL
     }
 }
 
+/* acc[i][k] += sum over c < nk of W[ty + 16 i][c] * X[c][tx + 16 k], in c
+ * order, one fmaf each: the forward's P V and the backward's dS K. W has
+ * rows of 16 R + 1 floats, X rows of D + 1. */
+template <int D, int R>
+__device__ void fa_mix(float acc[R][D / 16], const float *W, const float *X, int nk)
+{
+    constexpr int SD = D + 1, SP = 16 * R + 1, DK = D / 16;
+    int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+    for (int c = 0; c < nk; c++) {
+        float x[DK];
+FA_UNROLL
+        for (int k = 0; k < DK; k++)
+            x[k] = X[c * SD + tx + 16 * k];
+FA_UNROLL
+        for (int i = 0; i < R; i++) {
+            float w = W[(ty + 16 * i) * SP + c];
+FA_UNROLL
+            for (int k = 0; k < DK; k++)
+                acc[i][k] = __fmaf_rn(w, x[k], acc[i][k]);
+        }
+    }
+}
+
 struct fa_args {
     const float *qkv, *out, *dout, *lse, *drow;
     const int32_t *start;
@@ -213,19 +236,7 @@ FA_UNROLL
         __syncthreads();   /* sP written, the keys read */
         fa_load<D, BT>(sKV, base + (size_t)k0 * QS + (size_t)(H + a.KVH + kh) * hd, QS, nk, hd);
         __syncthreads();
-        for (int c = 0; c < nk; c++) {
-            float vv[DK];
-FA_UNROLL
-            for (int k = 0; k < DK; k++)
-                vv[k] = sKV[c * SD + tx + 16 * k];
-FA_UNROLL
-            for (int i = 0; i < R; i++) {
-                float p = sP[(ty + 16 * i) * SP + c];
-FA_UNROLL
-                for (int k = 0; k < DK; k++)
-                    acc[i][k] = __fmaf_rn(p, vv[k], acc[i][k]);
-            }
-        }
+        fa_mix<D, R>(acc, sP, sKV, nk);
     }
 FA_UNROLL
     for (int i = 0; i < R; i++) {
@@ -411,19 +422,7 @@ FA_UNROLL
                 sS[r * SP + c] = ok ? __fmul_rn(p, __fsub_rn(dp[i][j], dr[i])) : 0.0f;
             }
         __syncthreads();
-        for (int c = 0; c < nk; c++) {
-            float kv[DK];
-FA_UNROLL
-            for (int k = 0; k < DK; k++)
-                kv[k] = sK[c * SD + tx + 16 * k];
-FA_UNROLL
-            for (int i = 0; i < R; i++) {
-                float ds = sS[(ty + 16 * i) * SP + c];
-FA_UNROLL
-                for (int k = 0; k < DK; k++)
-                    dq[i][k] = __fmaf_rn(ds, kv[k], dq[i][k]);
-            }
-        }
+        fa_mix<D, R>(dq, sS, sK, nk);
     }
 FA_UNROLL
     for (int i = 0; i < R; i++) {
