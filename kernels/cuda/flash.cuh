@@ -115,6 +115,18 @@ FA_UNROLL
     }
 }
 
+/* The backward's recomputed probability of a kept (ok) score s, exp(s
+ * scale - lse), and dS = p (dP - rowsum(dO o)); 0 where masked. */
+__device__ inline float fa_p(bool ok, float s, float scale, float lse)
+{
+    return ok ? expf(__fsub_rn(__fmul_rn(s, scale), lse)) : 0.0f;
+}
+
+__device__ inline float fa_ds(bool ok, float p, float dp, float drow)
+{
+    return ok ? __fmul_rn(p, __fsub_rn(dp, drow)) : 0.0f;
+}
+
 /* acc[i][k] += sum over c < nk of W[ty + 16 i][c] * X[c][tx + 16 k], in c
  * order, one fmaf each: the forward's P V and the backward's dS K. W has
  * rows of 16 R + 1 floats, X rows of D + 1. */
@@ -324,9 +336,9 @@ FA_UNROLL
                 for (int c = 0; c < R; c++) {
                     int kr = ty + 16 * i, q = tx + 16 * c, sk = k0 + kr, t = q0 + q;
                     bool ok = kr < nk && q < nq && sk <= t && sk >= sSt[q];
-                    float p = ok ? expf(__fsub_rn(__fmul_rn(s[i][c], a.scale), sL[q])) : 0.0f;
+                    float p = fa_p(ok, s[i][c], a.scale, sL[q]);
                     sP[kr * SP + q] = p;
-                    sS[kr * SP + q] = ok ? __fmul_rn(p, __fsub_rn(dp[i][c], sDr[q])) : 0.0f;
+                    sS[kr * SP + q] = fa_ds(ok, p, dp[i][c], sDr[q]);
                 }
             __syncthreads();
             for (int q = 0; q < nq; q++) {
@@ -418,8 +430,7 @@ FA_UNROLL
             for (int j = 0; j < R; j++) {
                 int r = ty + 16 * i, c = tx + 16 * j, t = q0 + r, sk = k0 + c;
                 bool ok = r < nq && c < nk && sk <= t && sk >= s0[i];
-                float p = ok ? expf(__fsub_rn(__fmul_rn(s[i][j], a.scale), lse[i])) : 0.0f;
-                sS[r * SP + c] = ok ? __fmul_rn(p, __fsub_rn(dp[i][j], dr[i])) : 0.0f;
+                sS[r * SP + c] = fa_ds(ok, fa_p(ok, s[i][j], a.scale, lse[i]), dp[i][j], dr[i]);
             }
         __syncthreads();
         fa_mix<D, R>(dq, sS, sK, nk);
