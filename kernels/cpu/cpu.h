@@ -58,9 +58,6 @@ const char *llm_cpu_gemm_name(void);
  * avx512, OpenBLAS's elsewhere), so the bits differ between those. */
 void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
-/* "avx512_bf16", "own avx512, fp32 on bf16-rounded inputs" or "openblas,
- * fp32 on bf16-rounded inputs". */
-const char *llm_cpu_gemm_bf16_name(void);
 
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);

@@ -11,8 +11,8 @@
  * Order of summation (the avx512 product): each element is a chain of
  * fmaf over k within each block of KC values of k, from 0, times alpha,
  * added to the element in block order (the first block stored when beta
- * is 0, every block added when it is 1). Threads split rows and columns only, never k, so the
- * result is the same bits for any thread count. */
+ * is 0, every block added when it is 1). Threads split rows and columns
+ * only, never k, so the result is the same bits for any thread count. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -369,24 +369,31 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
     return failed ? -1 : 0;
 }
 
-/* LLM_GEMM: 1 our product (unset, the default), 0 OpenBLAS ("openblas"),
- * 2 ours without VDPBF16PS ("own-nobf16": bf16 emulated as on processors
- * without AVX512_BF16, for tests). */
-static int gemm_env(void)
-{
-    static int use = -1;
-    int u = __atomic_load_n(&use, __ATOMIC_RELAXED);
-    if (u < 0) {
-        const char *e = getenv("LLM_GEMM");
-        u = e && strcmp(e, "openblas") == 0 ? 0 : e && strcmp(e, "own-nobf16") == 0 ? 2 : 1;
-        __atomic_store_n(&use, u, __ATOMIC_RELAXED);
-    }
-    return u;
-}
+/* The avx512 level's paths, chosen once from LLM_GEMM and the CPU: fp32
+ * products by ours (unset, the default) or OpenBLAS ("openblas"), and
+ * bf16 products by VDPBF16PS where the CPU has AVX512_BF16, else emulated
+ * by ours ("own-nobf16" forces that, for tests), or OpenBLAS on rounded
+ * copies with "openblas" (bf16 -1). */
+typedef struct {
+    int own, bf16;
+} paths;
 
-static int use_own(void)
+static paths gemm_paths(void)
 {
-    return gemm_env() != 0;
+    static int cached = -1;   /* own | bf16 + 1 << 1, racing writers agree */
+    int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (c < 0) {
+        const char *e = getenv("LLM_GEMM");
+        int own = !(e && strcmp(e, "openblas") == 0), bf16 = -1;
+        if (own) {
+            __builtin_cpu_init();
+            bf16 = !(e && strcmp(e, "own-nobf16") == 0) && __builtin_cpu_supports("avx512bf16")
+                       ? P_BF16_DP : P_BF16_ROUND;
+        }
+        c = own | (bf16 + 1) << 1;
+        __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
+    }
+    return (paths){c & 1, (c >> 1) - 1};
 }
 
 void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -394,24 +401,13 @@ void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 {
     if (M <= 0 || N <= 0)
         return;
-    if (!use_own() || own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, P_F32))
+    if (!gemm_paths().own || own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, P_F32))
         blas_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 const char *llm_cpu_gemm_name(void)
 {
-    return use_own() ? "own avx512" : "openblas";
-}
-
-/* The bf16 path: P_BF16_DP where the CPU has AVX512_BF16, else
- * P_BF16_ROUND; -1: OpenBLAS on rounded copies (LLM_GEMM=openblas). */
-static int bf16_mode(void)
-{
-    int e = gemm_env();
-    if (e == 0)
-        return -1;
-    __builtin_cpu_init();
-    return e == 1 && __builtin_cpu_supports("avx512bf16") ? P_BF16_DP : P_BF16_ROUND;
+    return gemm_paths().own ? "own avx512" : "openblas";
 }
 
 void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
@@ -419,17 +415,9 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 {
     if (M <= 0 || N <= 0)
         return;
-    int mode = bf16_mode();
+    int mode = gemm_paths().bf16;
     if (mode < 0 || own_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, mode))
         bf16_by_copies(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-const char *llm_cpu_gemm_bf16_name(void)
-{
-    int mode = bf16_mode();
-    return mode == P_BF16_DP      ? "avx512_bf16"
-           : mode == P_BF16_ROUND ? "own avx512, fp32 on bf16-rounded inputs"
-                                  : "openblas, fp32 on bf16-rounded inputs";
 }
 
 #else
@@ -451,11 +439,6 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 {
     if (M > 0 && N > 0)
         bf16_by_copies(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-const char *llm_cpu_gemm_bf16_name(void)
-{
-    return "openblas, fp32 on bf16-rounded inputs";
 }
 
 #endif

@@ -471,16 +471,25 @@ static float *gradp(const llm_model *m, const float *p)
 /* A frozen norm's gradient goes to a sink nobody reads. */
 #define GN(p) (gradp(m, (p)) ? gradp(m, (p)) : m->opt->grad_sink)
 
-int llm_model_backward(llm_model *m)
+/* LLM_OK when the last forward can be followed by a backward. */
+static int backward_allowed(const llm_model *m)
 {
     if (m->q_wqkv.q)
         return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
                         "it computes no gradients");
     if (m->pass->no_grad)
         return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
+    return LLM_OK;
+}
+
+int llm_model_backward(llm_model *m)
+{
+    int rc = backward_allowed(m);
+    if (rc)
+        return rc;
     if (!m->pass->ready)
         return llm_fail(LLM_ERR_INVALID, "backward needs a forward pass with targets first");
-    int rc = llm_grads_alloc(m);
+    rc = llm_grads_alloc(m);
     if (rc)
         return rc;
     m->pass->ready = 0;   /* the logits are overwritten below */
@@ -506,12 +515,9 @@ void llm_pass_no_grad(llm_model *m, int on)
 
 int llm_model_backward_hidden(llm_model *m)
 {
-    if (m->pass->no_grad)
-        return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
-    if (m->q_wqkv.q)
-        return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
-                        "it computes no gradients");
-    int rc = m->pass->input_grad ? LLM_OK : llm_grads_alloc(m);
+    int rc = backward_allowed(m);
+    if (!rc && !m->pass->input_grad)
+        rc = llm_grads_alloc(m);
     if (rc)
         return rc;
     const llm_config *c = &m->cfg;
