@@ -114,6 +114,16 @@ void cli_die_status(int status)
     cli_die("%s", cli_errmsg(status));
 }
 
+void cli_precision(llm_model *m, const char *precision)
+{
+    int rc = strcmp(precision, "f16") == 0    ? llm_model_decode_f16(m)
+             : strcmp(precision, "q8") == 0   ? llm_model_quantize_q8(m)
+             : strcmp(precision, "bf16") == 0 ? llm_model_weights_bf16(m)
+                                              : LLM_OK;
+    if (rc)
+        cli_die("--precision %s: %s", precision, llm_errmsg());
+}
+
 /* ======================================================================== */
 /* I/O helpers                                                              */
 

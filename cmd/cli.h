@@ -136,6 +136,11 @@ CLI_NORETURN void cli_die(const char *fmt, ...) CLI_PRINTF(1, 2);       /* exit 
 CLI_NORETURN void cli_usage(const char *fmt, ...) CLI_PRINTF(1, 2);     /* exit 2 */
 /*! cli_die_status() : "prog: <llm_errmsg()>" and exit 1, for library failures. */
 CLI_NORETURN void cli_die_status(int status);
+/*! cli_precision() : the copies an inference --precision asks of model m:
+ *  "f16" (llm_model_decode_f16()), "q8" (llm_model_quantize_q8()), "bf16"
+ *  (llm_model_weights_bf16()); "f32" none. Dies with the reason when the
+ *  library refuses. */
+void cli_precision(llm_model *m, const char *precision);
 
 /*! cli_open() : opens `path` for reading, "-" or NULL meaning stdin; dies
  *  with "cannot open 'x': reason" on failure. */

@@ -80,8 +80,9 @@ static const cli_opt opts[] = {
      CLI_COMPLETE_NONE, 0},
     CLI_OPT_DEVICE(&o_device),
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
-     "weights of the model's matrix products: f32, or q8: int8 copies in blocks of 32 "
-     "with a scale each, inputs quantized alike (CPU only)", "f32|q8", 0, 0, 0,
+     "weights of the model's matrix products: f32; q8: int8 copies in blocks of 32 "
+     "with a scale each, inputs quantized alike; or bf16: bfloat16 copies, inputs "
+     "rounded alike, sums in f32 (CPU only, both)", "f32|q8|bf16", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,
      0, 0, 0, CLI_COMPLETE_NONE, 1},
@@ -1097,19 +1098,12 @@ static void cls_read(cls_eval *c, const char *path)
     cli_records_close(&r);
 }
 
-/* --precision q8: the model's int8 copies. */
-static void quantize(llm_model *m)
-{
-    if (strcmp(o_precision, "q8") == 0 && llm_model_quantize_q8(m))
-        cli_die("--precision q8: %s", llm_errmsg());
-}
-
 static void run_classifier(const char *path, int first, int argc, char **argv)
 {
     llm_set_threads(o_threads);
     cls_eval c = { 0 };
     check(llm_model_load(path, o_device, &c.m));
-    quantize(c.m);
+    cli_precision(c.m, o_precision);
     llm_tok *tok;
     check(llm_tok_load(path, &tok));
     c.tok = tok;
@@ -1211,7 +1205,7 @@ static void run_lm(const char *path, int first, int argc, char **argv)
     check(llm_tok_load(path, &tok));
     llm_model *m;
     check(llm_model_load(path, o_device, &m));
-    quantize(m);
+    cli_precision(m, o_precision);
     const llm_config *cfg = llm_model_config(m);
     int V = llm_tok_vocab_size(tok);
     if (cfg->vocab_size != V)

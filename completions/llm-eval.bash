@@ -48,7 +48,7 @@ _llm_eval()
     --device)
         COMPREPLY=($(compgen -W 'cpu cuda' -P "$pre" -- "$cur"));;
     --precision)
-        COMPREPLY=($(compgen -W 'f32 q8' -P "$pre" -- "$cur"));;
+        COMPREPLY=($(compgen -W 'f32 q8 bf16' -P "$pre" -- "$cur"));;
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0

@@ -26,7 +26,7 @@ complete -c llm-generate -s 0 -l null -d 'text: end records with NUL instead of 
 complete -c llm-generate -s b -l batch -x -d 'decode up to N samples together (throughput; the output is the same)'
 complete -c llm-generate -s t -l threads -x -d 'threads (0: all cores)'
 complete -c llm-generate -l device -x -a 'cpu cuda' -d 'where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))'
-complete -c llm-generate -l precision -x -a 'f32 f16 q8' -d 'weights of the matrix products: f32; f16 copies for each generated token (half the memory traffic, up to twice the speed; prompts still read f32); or q8: int8 copies in blocks of 32 with a scale each, inputs quantized alike, for prompts and tokens (about a quarter of the traffic); CPU only'
+complete -c llm-generate -l precision -x -a 'f32 f16 q8 bf16' -d 'weights of the matrix products: f32; f16 copies for each generated token (half the memory traffic, up to twice the speed; prompts still read f32); q8: int8 copies in blocks of 32 with a scale each, inputs quantized alike, for prompts and tokens (about a quarter of the traffic); or bf16: bfloat16 copies, inputs rounded alike, sums in f32 (as llm-train --precision bf16 computes; about twice f32\'s speed where the CPU has AVX512_BF16); q8 and bf16 CPU only'
 complete -c llm-generate -l no-mmap -d 'f32: copy the weights out of the model file\'s mapping into memory of this process\'s own, in huge pages where the system has them (faster where files are mapped in 4 KiB pages; not shared with other processes)'
 complete -c llm-generate -s q -l quiet -d 'print no warnings and no summary'
 complete -c llm-generate -s h -l help -d 'display this help and exit'

@@ -266,6 +266,10 @@ WRAPV(matmul_rows_q8, (float *out, size_t ldo, const int *map, const int8_t *xq,
                        const float *xd, const int8_t *wq, const float *wd, int N, int IC,
                        int OC),
       (out, ldo, map, xq, xd, wq, wd, N, IC, OC))
+WRAPV(pack_bf16, (uint32_t *dst, const float *w, int IC, int OC), (dst, w, IC, OC))
+WRAPV(matmul_rows_bf16, (float *out, size_t ldo, const float *inp, size_t ldi, const int *map,
+                         const uint32_t *w, int o0, uint32_t *scratch, int N, int IC, int OC),
+      (out, ldo, inp, ldi, map, w, o0, scratch, N, IC, OC))
 WRAPV(linear_f64, (float *out, const float *inp, const float *w, const float *b, int N,
                    int C, int K),
       (out, inp, w, b, N, C, K))
@@ -302,6 +306,8 @@ static llm_kernels guarded = {
     .to_half = g_to_half,
     .quantize_q8 = g_quantize_q8,
     .matmul_rows_q8 = g_matmul_rows_q8,
+    .pack_bf16 = g_pack_bf16,
+    .matmul_rows_bf16 = g_matmul_rows_bf16,
     .linear_f64 = g_linear_f64,
     .dropout = g_dropout,
     /* No memory of the table: host rows and sizes, as on cpu. */

@@ -222,6 +222,28 @@ typedef struct llm_kernels {
     void (*matmul_rows_q8)(float *out, size_t ldo, const int *map, const int8_t *xq,
                            const float *xd, const int8_t *wq, const float *wd, int N,
                            int IC, int OC);
+    /* bf16 inference (llm_model_weights_bf16()): w(OC, IC) rounded to
+     * bfloat16 (to nearest, ties to even; NaN stays NaN) into panels of
+     * 32 rows: the 32-bit slot dst[(p * kp + j) * 32 + r], kp = (IC + 1) /
+     * 2, holds the bits of w[32p + r][2j] in its low half and of w[32p +
+     * r][2j + 1] in its high half (0 past IC and past row OC), for p <
+     * ceil(OC / 32). The same bits on every backend. NULL where there is
+     * no bf16 product (then matmul_rows_bf16 is NULL too). */
+    void (*pack_bf16)(uint32_t *dst, const float *w, int IC, int OC);
+    /* out[map n](OC) ("="; map as matmul_rows') = row map[n] of inp
+     * rounded to bf16 as pack_bf16 rounds, times rows o0 .. o0+OC-1 of the
+     * packed w (pack_bf16 of a weight of at least o0 + OC rows), summed in
+     * fp32 from 0 over the exact products of the bf16 values: by fmaf over
+     * k in order, bit for bit on every backend; except on a CPU with
+     * AVX512_BF16 (cpu table, avx512 level, unless LLM_GEMM names another
+     * path), whose VDPBF16PS takes k in pairs (2j, 2j + 1) and flushes
+     * subnormals, so its bits differ within rounding. Each element alone,
+     * in an order fixed by the path and IC: a row gets the same bits in any
+     * batch, with any o0, and on any thread count. scratch holds (N + 15) *
+     * kp 32-bit slots, clobbered. */
+    void (*matmul_rows_bf16)(float *out, size_t ldo, const float *inp, size_t ldi,
+                             const int *map, const uint32_t *w, int o0, uint32_t *scratch,
+                             int N, int IC, int OC);
     /* The sampler's passes over one row of logits. Host memory on every
      * backend (the sampler runs on the CPU), so a GPU table points at the
      * CPU's. Serial: they run inside llm_kernels_parallel() tasks. */
@@ -271,8 +293,8 @@ typedef struct llm_kernels {
  * each where it uses it and says what is missing. Every other entry is
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
-#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8) \
-    X(matmul_forward_bf16) X(matmul_backward_bf16) X(failure)
+#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
+    X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) X(failure)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;

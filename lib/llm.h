@@ -977,8 +977,26 @@ int  llm_model_decode_f16(llm_model *m);
  *  session over `m` is running.
  *  @return LLM_OK, LLM_ERR_UNSUPPORTED (kernels without int8 products, such
  *  as cuda; a model with unmerged adapters), LLM_ERR_NUMERIC (a weight is
- *  inf or NaN), LLM_ERR_NOMEM. */
+ *  inf or NaN), LLM_ERR_INVALID (the model has bf16 copies already),
+ *  LLM_ERR_NOMEM. */
 int  llm_model_quantize_q8(llm_model *m);
+
+/*! llm_model_weights_bf16() : the same as llm_model_quantize_q8(), in
+ *  bfloat16: the weights rounded once, here, to bf16 (to nearest, ties to
+ *  even), every input row rounded alike at each product, the exact
+ *  products summed in fp32 in an order fixed per element (kernels.h:
+ *  matmul_rows_bf16), so batching changes no bits. The arithmetic of
+ *  llm_model_set_precision(m, "bf16") training: a model trained so reads
+ *  the weights its products saw. With AVX512_BF16 (VDPBF16PS) about twice
+ *  fp32's products per second, and half its bytes per token; elsewhere
+ *  emulated in fp32 (slower than fp32 itself). The copies cost 2 bytes per
+ *  weight on top of the fp32 ones. The model can no longer train
+ *  (backward refuses). CPU only. Not to be called while a session over `m`
+ *  is running.
+ *  @return LLM_OK, LLM_ERR_UNSUPPORTED (kernels without bf16 inference
+ *  products, such as cuda; a model with unmerged adapters), LLM_ERR_INVALID
+ *  (the model has int8 copies already), LLM_ERR_NOMEM. */
+int  llm_model_weights_bf16(llm_model *m);
 
 /* ------------------------------------------------------------------------ */
 /* Classification (classify.c): the same backbone with a head over its final

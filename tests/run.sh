@@ -53,12 +53,15 @@ for t in "$TOP/$B"/tests/test_*; do
     n=unit/$(basename "$t"); want "$n" || continue
     run_in_tmp "$n" "$tmproot/log" "$t"; result "$n" $? "$tmproot/log"
 done
-# The avx512 product's emulated bf16 path (processors without AVX512_BF16).
-n=unit/test_gemm-nobf16
-if [ -x "$TOP/$B/tests/test_gemm" ] && want "$n"; then
-    run_in_tmp "$n" "$tmproot/log" env LLM_GEMM=own-nobf16 "$TOP/$B/tests/test_gemm"
-    result "$n" $? "$tmproot/log"
-fi
+# The avx512 level's emulated bf16 paths (processors without AVX512_BF16):
+# the training product's and the inference rows'.
+for t in test_gemm test_kernels; do
+    n=unit/$t-nobf16
+    if [ -x "$TOP/$B/tests/$t" ] && want "$n"; then
+        run_in_tmp "$n" "$tmproot/log" env LLM_GEMM=own-nobf16 "$TOP/$B/tests/$t"
+        result "$n" $? "$tmproot/log"
+    fi
+done
 
 # Fuzz corpus replays.
 for t in "$TOP/$B"/tests/replay_fuzz_*; do

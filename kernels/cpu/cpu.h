@@ -50,6 +50,13 @@ void   llm_host_zero(void *dst, size_t bytes);
 #define LLM_GEMM_KC 256
 void   llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* Inference products over bf16 copies (kernels.h's pack_bf16 and
+ * matmul_rows_bf16): VDPBF16PS where llm_cpu_gemm_bf16() uses it, else
+ * fmaf over k. */
+void   llm_cpu_pack_bf16(uint32_t *dst, const float *w, int IC, int OC);
+void   llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t ldi,
+                                const int *map, const uint32_t *w, int o0, uint32_t *scratch,
+                                int N, int IC, int OC);
 /* "own avx512" or "openblas": which llm_cpu_gemm() runs. */
 const char *llm_cpu_gemm_name(void);
 /* The same product over op(A) and op(B) rounded to bfloat16 (to nearest,

@@ -442,3 +442,200 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 }
 
 #endif
+
+/* ------------------------------------------------------------ bf16 rows */
+
+/* Inference products over bf16 copies of the weights (kernels.h:
+ * pack_bf16, matmul_rows_bf16). The weights come packed in panels of PW
+ * rows; the input rows are rounded and packed per call into slivers of
+ * RB rows, slot xs[(s * kp + j) * RB + i] holding row s * RB + i's pair
+ * j (zero past row N). A tile is RB rows by one panel. */
+enum { RB = 12, PW = 32 };
+
+static inline float bf16_lo(uint32_t s)
+{
+    uint32_t u = s << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline float bf16_hi(uint32_t s)
+{
+    uint32_t u = s & 0xffff0000u;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Pair j of row x (IC values): bf16 of x[2j] low, of x[2j + 1] high. */
+static inline uint32_t pair_of(const float *x, int j, int IC)
+{
+    return bf16_bits(x[2 * j]) | (2 * j + 1 < IC ? bf16_bits(x[2 * j + 1]) << 16 : 0);
+}
+
+void llm_cpu_pack_bf16(uint32_t *dst, const float *w, int IC, int OC)
+{
+    int kp = (IC + 1) / 2, np = (OC + PW - 1) / PW;
+#pragma omp parallel for schedule(static)
+    for (int p = 0; p < np; p++)
+        for (int r = 0; r < PW; r++) {
+            int o = p * PW + r;
+            uint32_t *d = dst + (size_t)p * kp * PW + r;
+            for (int j = 0; j < kp; j++)
+                d[(size_t)j * PW] = o < OC ? pair_of(w + (size_t)o * IC, j, IC) : 0;
+        }
+}
+
+/* Sliver s of the N input rows. */
+static void pack_sliver(uint32_t *xs, const float *inp, size_t ldi, const int *map, int N,
+                        int IC, int s)
+{
+    int kp = (IC + 1) / 2;
+    uint32_t *d = xs + (size_t)s * kp * RB;
+    for (int i = 0; i < RB; i++) {
+        int n = s * RB + i;
+        const float *x = n < N ? inp + (size_t)(map ? map[n] : n) * ldi : NULL;
+        for (int j = 0; j < kp; j++)
+            d[(size_t)j * RB + i] = x ? pair_of(x, j, IC) : 0;
+    }
+}
+
+/* t = the first mr rows of a sliver x times a panel w: fmaf over k in
+ * order, from 0. */
+static void tile_fma(float t[RB][PW], const uint32_t *x, const uint32_t *w, int IC, int mr)
+{
+    for (int i = 0; i < mr; i++)
+        for (int r = 0; r < PW; r++)
+            t[i][r] = 0.0f;
+    for (int j = 0; j < (IC + 1) / 2; j++) {
+        const uint32_t *wj = w + (size_t)j * PW, *xj = x + (size_t)j * RB;
+        int odd = 2 * j + 1 < IC;
+        for (int i = 0; i < mr; i++) {
+            float xl = bf16_lo(xj[i]), xh = bf16_hi(xj[i]);
+            for (int r = 0; r < PW; r++)
+                t[i][r] = fmaf(xl, bf16_lo(wj[r]), t[i][r]);
+            if (odd)
+                for (int r = 0; r < PW; r++)
+                    t[i][r] = fmaf(xh, bf16_hi(wj[r]), t[i][r]);
+        }
+    }
+}
+
+#if defined(__AVX512F__)
+/* pack_sliver for VDPBF16PS, by VCVTNE2PS2BF16 (which also rounds to
+ * nearest, ties to even, but flushes subnormals to zero, as VDPBF16PS
+ * treats them anyway). */
+__attribute__((target("avx512bf16")))
+static void pack_sliver_dp(uint32_t *xs, const float *inp, size_t ldi, const int *map, int N,
+                           int IC, int s)
+{
+    int kp = (IC + 1) / 2;
+    uint32_t *d = xs + (size_t)s * kp * RB, t[16];
+    for (int i = 0; i < RB; i++) {
+        int n = s * RB + i;
+        if (n >= N) {
+            for (int j = 0; j < kp; j++)
+                d[(size_t)j * RB + i] = 0;
+            continue;
+        }
+        const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
+        for (int c = 0; c < IC; c += 32) {
+            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(IC - c - 16), x + c + 16),
+                                             _mm512_maskz_loadu_ps(lanes(IC - c), x + c));
+            _mm512_storeu_si512(t, (__m512i)v);
+            for (int j = c / 2; j < kp && j < c / 2 + 16; j++)
+                d[(size_t)j * RB + i] = t[j - c / 2];
+        }
+    }
+}
+
+/* The same by VDPBF16PS, M rows (a constant at each call). */
+__attribute__((target("avx512bf16"), always_inline))
+static inline void tile_dp_m(float t[RB][PW], const uint32_t *x, const uint32_t *w, int kp,
+                             const int M)
+{
+    __m512 acc[RB][2];
+#pragma GCC unroll 12
+    for (int i = 0; i < M; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int j = 0; j < kp; j++, x += RB, w += PW) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(w), b1 = (__m512bh)_mm512_loadu_si512(w + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < M; i++) {
+            __m512bh a = (__m512bh)_mm512_set1_epi32((int)x[i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
+        }
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < M; i++) {
+        _mm512_storeu_ps(t[i], acc[i][0]);
+        _mm512_storeu_ps(t[i] + 16, acc[i][1]);
+    }
+}
+
+__attribute__((target("avx512bf16")))
+static void tile_dp(float t[RB][PW], const uint32_t *x, const uint32_t *w, int kp, int mr)
+{
+    switch (mr) {
+    case 12: tile_dp_m(t, x, w, kp, 12); break;
+    case 11: tile_dp_m(t, x, w, kp, 11); break;
+    case 10: tile_dp_m(t, x, w, kp, 10); break;
+    case 9: tile_dp_m(t, x, w, kp, 9); break;
+    case 8: tile_dp_m(t, x, w, kp, 8); break;
+    case 7: tile_dp_m(t, x, w, kp, 7); break;
+    case 6: tile_dp_m(t, x, w, kp, 6); break;
+    case 5: tile_dp_m(t, x, w, kp, 5); break;
+    case 4: tile_dp_m(t, x, w, kp, 4); break;
+    case 3: tile_dp_m(t, x, w, kp, 3); break;
+    case 2: tile_dp_m(t, x, w, kp, 2); break;
+    default: tile_dp_m(t, x, w, kp, 1); break;
+    }
+}
+#endif
+
+void llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t ldi,
+                              const int *map, const uint32_t *w, int o0, uint32_t *scratch,
+                              int N, int IC, int OC)
+{
+    if (N <= 0 || OC <= 0)
+        return;
+#if defined(__AVX512F__)
+    int dp = gemm_paths().bf16 == P_BF16_DP;
+#endif
+    int kp = (IC + 1) / 2, ns = (N + RB - 1) / RB;
+    int p0 = o0 / PW, p1 = (o0 + OC + PW - 1) / PW;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int s = 0; s < ns; s++)
+#if defined(__AVX512F__)
+            if (dp)
+                pack_sliver_dp(scratch, inp, ldi, map, N, IC, s);
+            else
+#endif
+                pack_sliver(scratch, inp, ldi, map, N, IC, s);
+#pragma omp for collapse(2) schedule(static)
+        for (int p = p0; p < p1; p++)
+            for (int s = 0; s < ns; s++) {
+                float t[RB][PW];
+                const uint32_t *x = scratch + (size_t)s * kp * RB, *wp = w + (size_t)p * kp * PW;
+                int mr = N - s * RB < RB ? N - s * RB : RB;
+#if defined(__AVX512F__)
+                if (dp)
+                    tile_dp(t, x, wp, kp, mr);
+                else
+#endif
+                    tile_fma(t, x, wp, IC, mr);
+                /* Columns of the panel inside [o0, o0 + OC). */
+                int c0 = p * PW - o0, r0 = c0 < 0 ? -c0 : 0;
+                int r1 = OC - c0 < PW ? OC - c0 : PW;
+                for (int i = 0; i < mr; i++) {
+                    int n = s * RB + i;
+                    memcpy(out + (size_t)(map ? map[n] : n) * ldo + (c0 + r0), t[i] + r0,
+                           (size_t)(r1 - r0) * sizeof(float));
+                }
+            }
+    }
+}

@@ -26,6 +26,8 @@
 #define llm_cpu_gemm                 LLM_CPU_NAME(llm_cpu_gemm)
 #define llm_cpu_gemm_name            LLM_CPU_NAME(llm_cpu_gemm_name)
 #define llm_cpu_gemm_bf16            LLM_CPU_NAME(llm_cpu_gemm_bf16)
+#define llm_cpu_pack_bf16            LLM_CPU_NAME(llm_cpu_pack_bf16)
+#define llm_cpu_matmul_rows_bf16     LLM_CPU_NAME(llm_cpu_matmul_rows_bf16)
 /* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
 #define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)

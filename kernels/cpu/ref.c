@@ -526,6 +526,57 @@ static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int8_t 
     }
 }
 
+/* bf16 copies: the bits of in(x, 1) (exact in a float). */
+static uint32_t bf16_of(float x)
+{
+    float r = isnan(x) ? x : (float)in(x, 1);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return isnan(x) ? (u | 0x400000u) >> 16 : u >> 16;
+}
+
+static void pack_bf16(uint32_t *dst, const float *w, int IC, int OC)
+{
+    int kp = (IC + 1) / 2;
+    for (int o = 0; o < (OC + 31) / 32 * 32; o++)
+        for (int j = 0; j < kp; j++) {
+            uint32_t lo = 0, hi = 0;
+            if (o < OC) {
+                lo = bf16_of(w[(size_t)o * IC + 2 * j]);
+                hi = 2 * j + 1 < IC ? bf16_of(w[(size_t)o * IC + 2 * j + 1]) : 0;
+            }
+            dst[((size_t)(o / 32) * kp + j) * 32 + o % 32] = lo | hi << 16;
+        }
+}
+
+/* Value k of row o of a packed weight. */
+static float packed_at(const uint32_t *w, int kp, int o, int k)
+{
+    uint32_t s = w[((size_t)(o / 32) * kp + k / 2) * 32 + o % 32];
+    uint32_t u = k % 2 ? s & 0xffff0000u : s << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t ldi,
+                             const int *map, const uint32_t *w, int o0, uint32_t *scratch,
+                             int N, int IC, int OC)
+{
+    (void)scratch;
+    int kp = (IC + 1) / 2;
+    for (int n = 0; n < N; n++) {
+        size_t r = (size_t)(map ? map[n] : n);
+        const float *x = inp + r * ldi;
+        for (int o = 0; o < OC; o++) {
+            float s = 0.0f;
+            for (int k = 0; k < IC; k++)
+                s = fmaf((float)in(x[k], 1), packed_at(w, kp, o0 + o, k), s);
+            out[r * ldo + o] = s;
+        }
+    }
+}
+
 static const llm_kernels ref_kernels = {
     .name = "ref",
     LLM_HOST_MEMORY,
@@ -537,6 +588,8 @@ static const llm_kernels ref_kernels = {
     .to_half = to_half,
     .quantize_q8 = quantize_q8,
     .matmul_rows_q8 = matmul_rows_q8,
+    .pack_bf16 = pack_bf16,
+    .matmul_rows_bf16 = matmul_rows_bf16,
     .logits_max = llm_ref_logits_max,
     .softmax_weights = llm_ref_softmax_weights,
     .find_first = llm_ref_find_first,

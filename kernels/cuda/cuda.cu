@@ -1501,10 +1501,12 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->matmul_rows_scratch = matmul_rows_scratch;
         k->attention_rows = locked<attention_rows>::call;
         k->to_half = locked<to_half>::call;
-        /* No int8 product on the GPU yet: the library refuses int8
-         * inference on a table without these. */
+        /* No int8 or bf16 inference product on the GPU yet: the library
+         * refuses those precisions on a table without these. */
         k->quantize_q8 = NULL;
         k->matmul_rows_q8 = NULL;
+        k->pack_bf16 = NULL;
+        k->matmul_rows_bf16 = NULL;
         k->linear_f64 = locked<linear_f64>::call;
         k->dropout = locked<dropout>::call;
         k->failure = locked<t_failure>::call;

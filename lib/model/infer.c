@@ -62,7 +62,7 @@ struct llm_session {
     int att_threads;
     int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
-    llm_q8x q8;           /* (rows) quantized inputs of int8 products */
+    llm_lpx lpx;           /* (rows) quantized inputs of int8 products */
 };
 
 /* ------------------------------------------------------------ session */
@@ -139,7 +139,7 @@ void llm_session_free(llm_session *s)
         k->free(dev[i]);
     k->free(s->tok);
     k->free(s->pos);
-    llm_q8x_free(s->m, &s->q8);
+    llm_lpx_free(s->m, &s->lpx);
     free(s->len);
     free_rows(s);
     free(s);
@@ -195,7 +195,7 @@ static int grow(llm_session *s, int rows)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         s->att_threads = threads;
     }
-    if (s->m->q_wqkv.q && llm_q8x_reserve(s->m, &s->q8, (size_t)rows))
+    if (s->m->lp_wqkv.q && llm_lpx_reserve(s->m, &s->lpx, (size_t)rows))
         return LLM_ERR_NOMEM;
     if (rows <= s->rows)
         return LLM_OK;
@@ -282,7 +282,7 @@ static void attend(llm_session *s, int l, int n, const int *rows)
 /* How a forward computes its products: the table's matmul_forward
  * (contiguous rows only), its matmul_rows over the half copies when there
  * are any (decoding steps) or over the floats, or matmul_rows_packed; all
- * of them in int8 instead once the model has its q8 copies. */
+ * of them in int8 or bf16 instead once the model has such copies. */
 enum { MM_KERNEL, MM_ROWS, MM_ROWS_F32, MM_PACKED };
 /* Prompts up to this many tokens are prefilled by row products. */
 #define PREFILL_ROWS 32
@@ -291,15 +291,16 @@ enum { MM_KERNEL, MM_ROWS, MM_ROWS_F32, MM_PACKED };
  * w(OC, IC)^T into the same rows of out (ldo floats apart), by the method
  * `mm`, where w starts at element `at` of the floats f, or for a decoding
  * step of their half copies h when llm_model_decode_f16() made them (else
- * h is NULL); or of the int8 copies q whatever `mm`, when
- * llm_model_quantize_q8() made them (q->q not NULL). */
+ * h is NULL); or of the int8 or bf16 copies q whatever `mm`, when
+ * llm_model_quantize_q8() or llm_model_weights_bf16() made them (q->q not
+ * NULL). */
 static void product(llm_session *s, int mm, float *out, size_t ldo, const float *inp,
                     size_t ldi, const int *map, const float *f, const uint16_t *h,
-                    const llm_q8w *q, size_t at, int N, int IC, int OC)
+                    const llm_lpw *q, size_t at, int N, int IC, int OC)
 {
     const llm_kernels *k = s->m->k;
     if (q->q)
-        llm_q8_product(s->m, &s->q8, out, ldo, inp, ldi, map, q, at / (size_t)IC, N, IC, OC);
+        llm_lp_product(s->m, &s->lpx, out, ldo, inp, ldi, map, q, at / (size_t)IC, N, IC, OC);
     else if (mm == MM_PACKED)
         k->matmul_rows_packed(out, ldo, inp, ldi, map, f + at, s->wpack, N, IC, OC);
     else if (mm == MM_ROWS && h)
@@ -311,7 +312,7 @@ static void product(llm_session *s, int mm, float *out, size_t ldo, const float 
 }
 
 static void matmul(llm_session *s, int mm, float *out, const float *inp, const float *f,
-                   const uint16_t *h, const llm_q8w *q, size_t at, int N, int IC, int OC)
+                   const uint16_t *h, const llm_lpw *q, size_t at, int N, int IC, int OC)
 {
     product(s, mm, out, (size_t)OC, inp, (size_t)IC, NULL, f, h, q, at, N, IC, OC);
 }
@@ -328,17 +329,17 @@ static void session_product(void *ctx, int w, int l, int o0, int OC, float *out,
     size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
     const float *f;
     const uint16_t *h;
-    const llm_q8w *q;
+    const llm_lpw *q;
     size_t at;
     int IC;
     switch (w) {
-    case LLM_W_QKV: f = m->wqkv; h = m->h_wqkv; q = &m->q_wqkv; at = (size_t)l * m->QS * C;
+    case LLM_W_QKV: f = m->wqkv; h = m->h_wqkv; q = &m->lp_wqkv; at = (size_t)l * m->QS * C;
                     IC = (int)C; break;
-    case LLM_W_O:   f = m->wo;   h = m->h_wo;   q = &m->q_wo;   at = (size_t)l * C * m->OS;
+    case LLM_W_O:   f = m->wo;   h = m->h_wo;   q = &m->lp_wo;   at = (size_t)l * C * m->OS;
                     IC = m->OS;  break;
-    case LLM_W_13:  f = m->w13;  h = m->h_w13;  q = &m->q_w13;  at = (size_t)l * 2 * F * C;
+    case LLM_W_13:  f = m->w13;  h = m->h_w13;  q = &m->lp_w13;  at = (size_t)l * 2 * F * C;
                     IC = (int)C; break;
-    default:        f = m->w2;   h = m->h_w2;   q = &m->q_w2;   at = (size_t)l * C * F;
+    default:        f = m->w2;   h = m->h_w2;   q = &m->lp_w2;   at = (size_t)l * C * F;
                     IC = (int)F; break;
     }
     product(s, s->mm, out, ldo, inp, ldi, map, f, h, q, at + (size_t)o0 * IC, N, IC, OC);
@@ -424,7 +425,7 @@ static int output(llm_session *s, int n, float *logits, int h)
             return llm_fail(LLM_ERR_NOMEM, "out of memory for %d rows of logits", n);
         s->logits_rows = n;
     }
-    matmul(s, MM_ROWS, s->logits, s->xb, m->wout, h ? m->h_wout : NULL, &m->q_wout, 0, n,
+    matmul(s, MM_ROWS, s->logits, s->xb, m->wout, h ? m->h_wout : NULL, &m->lp_wout, 0, n,
            m->cfg.dim, (int)V);
     m->k->download(logits, s->logits, (size_t)n * V * sizeof *logits);
     return llm_device_ok(m->k);

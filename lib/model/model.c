@@ -557,7 +557,7 @@ void llm_model_free(llm_model *m)
         return;
     const llm_kernels *k = m->k;
     k->free(m->h_wqkv);
-    k->free(m->q_wqkv.q);   /* the block of every q8 copy */
+    k->free(m->lp_wqkv.q);   /* the block of every int8 or bf16 copy */
     if (m->file)
         llm_st_close(m->file);
     else

@@ -17,21 +17,29 @@ typedef struct {
     size_t offset;   /* floats from the start of the parameter block */
 } llm_tensor_desc;
 
-/* Q8_0 copies of a weight w(rows, IC) (llm_model_quantize_q8(), the
- * table's quantize_q8): q (rows, nb * 32) int8s, d (rows, nb) scales, nb =
- * ceil(IC / 32); q NULL: none. */
+/* Reduced-precision copies of a weight w(L * rows, IC), `rows` per layer
+ * (lowp.c), in the model's m->lp precision:
+ *   LLM_LP_Q8 (llm_model_quantize_q8(), the table's quantize_q8): q (L *
+ *       rows, nb * 32) int8s, d (L * rows, nb) scales, nb = ceil(IC / 32);
+ *   LLM_LP_BF16 (llm_model_weights_bf16()): for each layer, the table's
+ *       pack_bf16 of its rows (panels of 32 rows), one after the other; d
+ *       NULL.
+ * q NULL: none. */
 typedef struct {
-    int8_t *q;
-    float *d;
-} llm_q8w;
-
-/* Room for the quantized copies of up to `rows` rows of the widest input
- * of the model's products (q8.c): q (rows, nb * 32), d (rows, nb). */
-typedef struct {
-    int8_t *q;
+    void *q;
     float *d;
     size_t rows;
-} llm_q8x;
+} llm_lpw;
+enum { LLM_LP_NONE, LLM_LP_Q8, LLM_LP_BF16 };
+
+/* Room for the inputs of up to `rows` rows of the widest input of the
+ * model's reduced-precision products (lowp.c): q8, quantized, q (rows, nb
+ * * 32) and d (rows, nb); bf16, matmul_rows_bf16's scratch in q. */
+typedef struct {
+    void *q;
+    float *d;
+    size_t rows;
+} llm_lpx;
 
 /* The model is three objects around its weights, each with its own type
  * and lifetime: the classifier head (classify.c; absent from a language
@@ -98,7 +106,7 @@ typedef struct {
     int packed;            /* it had document starts (ids + 2 B T), which its
                             * attention backward reads again */
     int ready;             /* a forward with targets awaits its backward */
-    llm_q8x q8;            /* the inputs of int8 products (llm_model_quantize_q8()) */
+    llm_lpx lpx;           /* the inputs of reduced-precision products (lowp.c) */
     float dscale;          /* 1 / counted targets */
     /* Attribution (explain.c). While emb_scale is set, position i of the
      * next forward sees emb_scale[i] x its token's embedding, plus
@@ -141,10 +149,12 @@ struct llm_model {
      * h_wqkv on, that decoding steps read instead (llm_model_decode_f16());
      * NULL: none. */
     uint16_t *h_wqkv, *h_wo, *h_w13, *h_w2, *h_wout;
-    /* Q8_0 copies of the same five weights, one block from q_wqkv.q on,
-     * that every forward reads instead (llm_model_quantize_q8()); q_wqkv.q
-     * NULL: none. */
-    llm_q8w q_wqkv, q_wo, q_w13, q_w2, q_wout;
+    /* Reduced-precision copies of the same five weights, in precision lp
+     * (LLM_LP_Q8 or LLM_LP_BF16), one block from lp_wqkv.q on, that every
+     * forward reads instead (llm_model_quantize_q8(),
+     * llm_model_weights_bf16()); lp_wqkv.q NULL (lp LLM_LP_NONE): none. */
+    llm_lpw lp_wqkv, lp_wo, lp_w13, lp_w2, lp_wout;
+    int lp;
     float *rope_cos, *rope_sin;   /* (context, hd/2) */
     llm_tensor_desc *tensors;     /* file order, host */
     size_t n_tensors;
@@ -240,15 +250,16 @@ void   llm_optim_drop(llm_model *m);   /* frees gradients and moments */
 void   llm_optim_free(llm_model *m);
 void   llm_pass_free(llm_model *m);    /* pass.c */
 
-/* Int8 products (q8.c), when m->q_wqkv.q: room in x for `rows` inputs;
- * its release; and out(row map[n], OC) (map NULL: n; rows ldo floats
- * apart) = the table's matmul_rows_q8 of rows map[n] of inp (ldi floats
- * apart) quantized into x, against rows row0 .. row0+OC-1 of w, whose rows
- * are IC wide, for n in [0, N) (N <= x->rows). */
-int    llm_q8x_reserve(const llm_model *m, llm_q8x *x, size_t rows);
-void   llm_q8x_free(const llm_model *m, llm_q8x *x);
-void   llm_q8_product(const llm_model *m, llm_q8x *x, float *out, size_t ldo,
-                      const float *inp, size_t ldi, const int *map, const llm_q8w *w,
+/* Reduced-precision products (lowp.c), when m->lp_wqkv.q: room in x for
+ * `rows` inputs; its release; and out(row map[n], OC) (map NULL: n; rows
+ * ldo floats apart) = the table's matmul_rows_q8 of rows map[n] of inp
+ * (ldi floats apart) quantized into x, or its matmul_rows_bf16, against
+ * rows row0 .. row0+OC-1 of w (counted over all layers), whose rows are
+ * IC wide, for n in [0, N) (N <= x->rows). */
+int    llm_lpx_reserve(const llm_model *m, llm_lpx *x, size_t rows);
+void   llm_lpx_free(const llm_model *m, llm_lpx *x);
+void   llm_lp_product(const llm_model *m, llm_lpx *x, float *out, size_t ldo,
+                      const float *inp, size_t ldi, const int *map, const llm_lpw *w,
                       size_t row0, int N, int IC, int OC);
 void   llm_head_free(llm_model *m);    /* classify.c */
 

@@ -24,7 +24,7 @@ void llm_pass_free(llm_model *m)
         return;
     m->k->free(p->acts);
     m->k->free(p->ids);
-    llm_q8x_free(m, &p->q8);
+    llm_lpx_free(m, &p->lpx);
     free(p->ids_host);
     free(p->loss_host);
     free(p->logits_host);
@@ -211,12 +211,12 @@ static void train_product(void *ctx, int w, int l, int o0, int OC, float *out, s
     llm_model *m = f->m;
     size_t C = (size_t)m->cfg.dim, F = (size_t)m->cfg.ffn_dim;
     (void)o0, (void)ldo, (void)ldi, (void)map;   /* whole, contiguous rows */
-    if (m->q_wqkv.q) {   /* int8 (llm_model_quantize_q8()), which refused adapters */
-        const llm_q8w *q = w == LLM_W_QKV ? &m->q_wqkv : w == LLM_W_O ? &m->q_wo
-                         : w == LLM_W_13 ? &m->q_w13 : &m->q_w2;
+    if (m->lp_wqkv.q) {   /* int8 or bf16 copies (lowp.c), which refused adapters */
+        const llm_lpw *q = w == LLM_W_QKV ? &m->lp_wqkv : w == LLM_W_O ? &m->lp_wo
+                         : w == LLM_W_13 ? &m->lp_w13 : &m->lp_w2;
         size_t rows = w == LLM_W_QKV ? (size_t)m->QS : w == LLM_W_13 ? 2 * F : C;
         int IC = w == LLM_W_O ? m->OS : w == LLM_W_2 ? (int)F : (int)C;
-        llm_q8_product(m, &m->pass->q8, out, ldo, inp, ldi, map, q,
+        llm_lp_product(m, &m->pass->lpx, out, ldo, inp, ldi, map, q,
                        (size_t)l * rows + (size_t)o0, N, IC, OC);
         return;
     }
@@ -300,8 +300,8 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     }
     acts a;
     int rc = acts_reserve(m, B, T, &a);
-    if (!rc && m->q_wqkv.q)
-        rc = llm_q8x_reserve(m, &m->pass->q8, N);
+    if (!rc && m->lp_wqkv.q)
+        rc = llm_lpx_reserve(m, &m->pass->lpx, N);
     if (rc)
         return rc;
     int32_t *tok = m->pass->ids, *start = starts ? m->pass->ids + 2 * N : NULL;
@@ -371,12 +371,13 @@ float *llm_model_dinput(const llm_model *m)
     return m->pass->acts ? a.dres : NULL;
 }
 
-/* logits(n, V) = af(n, C) . wout^T, in int8 after llm_model_quantize_q8(). */
+/* logits(n, V) = af(n, C) . wout^T, from the int8 or bf16 copies when there
+ * are (lowp.c). */
 static void output_logits(llm_model *m, float *logits, const float *af, int n)
 {
     int C = m->cfg.dim, V = m->cfg.vocab_size;
-    if (m->q_wqkv.q)
-        llm_q8_product(m, &m->pass->q8, logits, (size_t)V, af, (size_t)C, NULL, &m->q_wout, 0,
+    if (m->lp_wqkv.q)
+        llm_lp_product(m, &m->pass->lpx, logits, (size_t)V, af, (size_t)C, NULL, &m->lp_wout, 0,
                        n, C, V);
     else
         weight_forward(m, logits, af, m->wout, n, C, V);
@@ -474,9 +475,10 @@ static float *gradp(const llm_model *m, const float *p)
 /* LLM_OK when the last forward can be followed by a backward. */
 static int backward_allowed(const llm_model *m)
 {
-    if (m->q_wqkv.q)
-        return llm_fail(LLM_ERR_INVALID, "a model with int8 (q8) weights is for inference: "
-                        "it computes no gradients");
+    if (m->lp_wqkv.q)
+        return llm_fail(LLM_ERR_INVALID, "a model with %s copies of its weights is for "
+                        "inference: it computes no gradients",
+                        m->lp == LLM_LP_Q8 ? "int8 (q8)" : "bf16");
     if (m->pass->no_grad)
         return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
     return LLM_OK;

@@ -338,20 +338,25 @@ static void test_decode_f16(const llm_config *c)
     llm_model_free(r);
 }
 
-/* int8 (q8): a prompt prefilled gives the same bits as stepped token by
- * token; a sequence alone the same bits as among 3 and under 1 or 2
+/* int8 (q8) or bf16 copies: a prompt prefilled gives the same bits as
+ * stepped token by token; a sequence alone the same bits as among 3 and under 1 or 2
  * threads; llm_model_forward() over the same int8 products agrees with
  * the session within the cache-vs-recompute tolerance (only attention's
  * kernels differ: sessions use attention_rows) widened by one step of an
  * input's quantization (a last-bit difference can move a value across a
- * rounding boundary); the logits stay near fp32's; backward is refused;
- * a non-finite weight is named. */
-static void test_q8(const llm_config *c)
+ * rounding boundary); the logits stay near fp32's but are not fp32's;
+ * backward is refused; the other precision is refused; q8: a non-finite
+ * weight is named. */
+static void test_lowp(const llm_config *c, int bf16)
 {
     int V = c->vocab_size, T = 6;
+    const char *name = bf16 ? "bf16" : "q8";
+    int (*copies)(llm_model *) = bf16 ? llm_model_weights_bf16 : llm_model_quantize_q8;
     llm_model *m = make_model(c, "cpu", 11), *f = make_model(c, "cpu", 11);
-    CHECK_RC(llm_model_quantize_q8(m));
-    CHECK_RC(llm_model_quantize_q8(m));   /* twice: nothing changes */
+    CHECK_RC(copies(m));
+    CHECK_RC(copies(m));   /* twice: nothing changes */
+    if ((bf16 ? llm_model_quantize_q8(m) : llm_model_weights_bf16(m)) != LLM_ERR_INVALID)
+        FAIL("%s: copies in the other precision were not refused", name);
     int32_t tok[6] = { 3, 1, 4, 1, 5, 9 };
     float *pre = malloc((size_t)V * sizeof *pre), *st = malloc((size_t)T * V * sizeof *st);
     float *many = malloc((size_t)3 * V * sizeof *many), *lf = malloc((size_t)V * sizeof *lf);
@@ -369,15 +374,16 @@ static void test_q8(const llm_config *c)
             CHECK_RC(llm_session_step(d, &zero, &tok[t], 1, st + (size_t)t * V));
             CHECK_RC(llm_session_step(b, seqs, three, 3, many));
             if (memcmp(many + V, st + (size_t)t * V, (size_t)V * sizeof *many) != 0)
-                FAIL("q8 step %d, %d thread(s): a sequence alone differs from the same "
-                     "among 3", t, threads);
+                FAIL("%s step %d, %d thread(s): a sequence alone differs from the same "
+                     "among 3", name, t, threads);
         }
         if (memcmp(pre, st + (size_t)(T - 1) * V, (size_t)V * sizeof *pre) != 0)
-            FAIL("q8, %d thread(s): the prompt prefilled differs from it stepped", threads);
+            FAIL("%s, %d thread(s): the prompt prefilled differs from it stepped", name,
+                 threads);
         if (threads == 1)
             memcpy(st1, st, (size_t)T * V * sizeof *st);
         else if (memcmp(st1, st, (size_t)T * V * sizeof *st) != 0)
-            FAIL("q8: 1 and 2 threads give different step logits");
+            FAIL("%s: 1 and 2 threads give different step logits", name);
         llm_session_free(a);
         llm_session_free(b);
         llm_session_free(d);
@@ -395,27 +401,28 @@ static void test_q8(const llm_config *c)
         }
     }
     if (!(worst_rec <= 1))
-        FAIL("q8: the evaluation forward differs from the session by %.3g x the "
-             "tolerance 1e-3 + 1e-3 |ref|", worst_rec);
+        FAIL("%s: the evaluation forward differs from the session by %.3g x the "
+             "tolerance 1e-3 + 1e-3 |ref|", name, worst_rec);
     /* These models are deliberately sharp (weights std 0.3), and int8
      * steps of 1/254 of a block's largest value moved their logits by up
      * to 10% of the largest; a broken product (a wrong scale or block)
      * moves them by their own size. (tests/sh/q8.sh bounds a trained
      * model's perplexity.) */
-    if (!(worst_f <= 0.25 * range))
-        FAIL("q8 logits differ from fp32 by %.3g (largest |logit| %.3g)", worst_f, range);
-    printf("q8 (V=%d C=%d): |q8 - f32| <= %.3g of |logit| <= %.3g; evaluation forward "
-           "within %.3g of its tolerance\n", V, c->dim, worst_f, range, worst_rec);
+    if (!(worst_f <= 0.25 * range) || worst_f == 0)
+        FAIL("%s logits differ from fp32 by %.3g (largest |logit| %.3g)", name, worst_f,
+             range);
+    printf("%s (V=%d C=%d): |%s - f32| <= %.3g of |logit| <= %.3g; evaluation forward "
+           "within %.3g of its tolerance\n", name, V, c->dim, name, worst_f, range, worst_rec);
     CHECK_RC(llm_model_forward(m, tok, tok + 1, 1, T - 1, NULL));
     if (llm_model_backward(m) != LLM_ERR_INVALID)
-        FAIL("q8: backward was not refused");
-    /* A weight that is not finite is named. */
+        FAIL("%s: backward was not refused", name);
+    /* A weight that is not finite is named (q8; bf16 keeps it, as fp32). */
     size_t iw = param_index(f, "layers.0.attention.wo.weight", NULL);
     float *w = param_get(f, iw, LLM_PARAM_DATA);
     w[c->dim + 1] = NAN;
     param_set(f, iw, LLM_PARAM_DATA, w);
     free(w);
-    if (llm_model_quantize_q8(f) != LLM_ERR_NUMERIC || !strstr(llm_errmsg(), "wo row 1"))
+    if (!bf16 && (llm_model_quantize_q8(f) != LLM_ERR_NUMERIC || !strstr(llm_errmsg(), "wo row 1")))
         FAIL("q8: a NaN weight was accepted, or not named: %s", llm_errmsg());
     llm_set_threads(2);
     free(pre); free(st); free(many); free(lf); free(rec); free(st1);
@@ -459,13 +466,15 @@ int main(void)
     llm_config odd = mha;   /* widths with tails past the blocks of 8 */
     odd.dim = 36, odd.ffn_dim = 44, odd.n_heads = 3, odd.n_kv_heads = 3;
     test_decode_f16(&odd);
-    test_q8(&mha);
-    test_q8(&odd);   /* 36 and 44 wide: short last blocks */
-    test_q8(&big);   /* 200 wide: 7 blocks, the last short */
     llm_config q8wide = wide;
     q8wide.dim = 320;   /* 10 blocks: 8 in the tree, 2 after */
     q8wide.ffn_dim = 288;
-    test_q8(&q8wide);
+    for (int bf16 = 0; bf16 <= 1; bf16++) {
+        test_lowp(&mha, bf16);
+        test_lowp(&odd, bf16);   /* 36 and 44 wide: short last blocks, odd pairs */
+        test_lowp(&big, bf16);   /* 200 wide: 7 blocks, the last short */
+        test_lowp(&q8wide, bf16);
+    }
     printf("max |cache - recompute| over all logits: %.3g (tolerance %g + %g*|ref|)\n",
            worst_seen, ATOL, RTOL);
     if (failures) {

@@ -487,6 +487,79 @@ static void test_matmul_rows(const llm_kernels *f, const llm_kernels *r, int pac
     free(scratch); free(rs); free(map); free(x); free(want); free(got);
 }
 
+/* pack_bf16 and matmul_rows_bf16: the packing equals the reference's bit
+ * for bit (ties planted); N of R rows through a map, rows o0 .. o0+OC-1
+ * of a weight of OCW rows: equal to the reference bit for bit on the fmaf
+ * path (within rounding where VDPBF16PS may run: `dp`), other rows left
+ * alone, each row the bits it gets alone and the bits of the whole
+ * weight's product; a product of rounded inputs (against the double
+ * product of bf16 values) whose inputs are rounded (not the fp32 one). */
+static void test_matmul_rows_bf16(const llm_kernels *f, const llm_kernels *r, int dp, int N,
+                                  int IC, int OCW, int o0, int OC)
+{
+    char what[128];
+    int R = N + 3, kp = (IC + 1) / 2, np = (OCW + 31) / 32;
+    size_t ldi = (size_t)IC + 5, ldo = (size_t)OC + 3, ldw = (size_t)OCW + 1;
+    float *inp = rnd((size_t)R * ldi), *w = rnd((size_t)OCW * IC);
+    if (IC > 2) {   /* ties: to even, down and up */
+        w[0] = 1.0f + 0x1p-8f;
+        w[1] = 1.0f + 3 * 0x1p-8f;
+        inp[2] = -3.0f - 0x1p-7f;
+    }
+    size_t ps = (size_t)np * kp * 32;
+    uint32_t *p1 = malloc(ps * sizeof *p1), *p2 = malloc(ps * sizeof *p2);
+    uint32_t *scr = malloc((size_t)(N + 15) * kp * sizeof *scr);
+    float *o1 = rnd((size_t)R * ldo), *o2 = dup(o1, (size_t)R * ldo);
+    float *o3 = dup(o1, (size_t)R * ldo), *before = dup(o1, (size_t)R * ldo);
+    float *all = rnd((size_t)R * ldw);
+    int *map = shuffled_rows(R);
+    if (!p1 || !p2 || !scr)
+        exit(1);
+    memset(p1, 0xab, ps * sizeof *p1);
+    f->pack_bf16(p1, w, IC, OCW);
+    r->pack_bf16(p2, w, IC, OCW);
+    snprintf(what, sizeof what, "pack_bf16 IC=%d OC=%d", IC, OCW);
+    check_bits(what, (const float *)p1, (const float *)p2, ps);
+    f->matmul_rows_bf16(o1, ldo, inp, ldi, map, p1, o0, scr, N, IC, OC);
+    r->matmul_rows_bf16(o2, ldo, inp, ldi, map, p2, o0, scr, N, IC, OC);
+    snprintf(what, sizeof what, "matmul_rows_bf16 N=%d IC=%d rows %d..%d of %d%s", N, IC, o0,
+             o0 + OC - 1, OCW, dp ? " (VDPBF16PS)" : "");
+    if (dp)
+        check(what, o1, o2, (size_t)R * ldo, 1e-5, 1e-5);
+    else
+        check_bits(what, o1, o2, (size_t)R * ldo);
+    for (int n = N; n < R; n++)   /* rows outside the map untouched */
+        check_bits(what, o1 + (size_t)map[n] * ldo, before + (size_t)map[n] * ldo, ldo);
+    for (int n = 0; n < N; n++)   /* each row alone */
+        f->matmul_rows_bf16(o3, ldo, inp, ldi, map + n, p1, o0, scr, 1, IC, OC);
+    check_bits(what, o3, o1, (size_t)R * ldo);
+    f->matmul_rows_bf16(all, ldw, inp, ldi, map, p1, 0, scr, N, IC, OCW);
+    for (int n = 0; n < N; n++)   /* the same bits as within the whole weight's rows */
+        check_bits(what, o1 + (size_t)map[n] * ldo, all + (size_t)map[n] * ldw + o0,
+                   (size_t)OC);
+    /* A product of the rounded values, and not of the floats. */
+    float *x = malloc((size_t)N * IC * sizeof *x), *want = malloc((size_t)N * OC * sizeof *want);
+    float *got = malloc((size_t)N * OC * sizeof *got), *f32 = malloc((size_t)N * OC * sizeof *f32);
+    if (!x || !want || !got || !f32)
+        exit(1);
+    for (int n = 0; n < N; n++) {
+        memcpy(x + (size_t)n * IC, inp + (size_t)map[n] * ldi, (size_t)IC * sizeof *x);
+        memcpy(got + (size_t)n * OC, o1 + (size_t)map[n] * ldo, (size_t)OC * sizeof *got);
+    }
+    r->matmul_forward_bf16(want, x, w + (size_t)o0 * IC, N, IC, OC);
+    r->matmul_forward(f32, x, w + (size_t)o0 * IC, N, IC, OC);
+    check(what, got, want, (size_t)N * OC, 1e-5, 1e-5);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)N * OC; i++)
+        worst = fmax(worst, fabs((double)got[i] - f32[i]));
+    if (IC >= 16 && !(worst > 1e-4)) {
+        failures++;
+        printf("FAIL %s: within %g of fp32: inputs not rounded?\n", what, worst);
+    }
+    free(inp); free(w); free(p1); free(p2); free(scr); free(o1); free(o2); free(o3);
+    free(before); free(all); free(map); free(x); free(want); free(got); free(f32);
+}
+
 /* attention_rows over a cache of n rows of different lengths (strided
  * keys and values) against the reference; each row's bits alone equal its
  * bits in the batch; and over a whole sequence's own qkv rows it is causal
@@ -757,7 +830,7 @@ static void test_finite_differences(const llm_kernels *r)
 }
 
 /* Every fast kernel of one CPU level against the reference. */
-static void test_level(const llm_kernels *f, const llm_kernels *r)
+static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
 {
     test_bf16_rounding(f);
     for (int threads = 1; threads <= 2; threads++) {
@@ -799,6 +872,13 @@ static void test_level(const llm_kernels *f, const llm_kernels *r)
                 test_matmul_rows(f, r, packed, half, 50, 19, 9);
                 test_matmul_rows(f, r, packed, half, 53, 288, 70);
             }
+        test_matmul_rows_bf16(f, r, dp, 1, 1, 1, 0, 1);
+        test_matmul_rows_bf16(f, r, dp, 1, 256, 768, 0, 768);
+        test_matmul_rows_bf16(f, r, dp, 2, 13, 40, 7, 30);
+        test_matmul_rows_bf16(f, r, dp, 13, 96, 131, 64, 67);
+        test_matmul_rows_bf16(f, r, dp, 12, 40, 64, 33, 17);
+        test_matmul_rows_bf16(f, r, dp, 53, 288, 70, 0, 70);
+        test_matmul_rows_bf16(f, r, dp, 25, 17, 100, 99, 1);
         test_attention_rows(f, r, 1, 1, 1, 1, 1);
         test_attention_rows(f, r, 5, 4, 2, 6, 9);
         test_attention_rows(f, r, 9, 6, 3, 64, 40);
@@ -846,7 +926,14 @@ int main(void)
             continue;
         }
         int before = failures;
-        test_level(k, r);
+        /* VDPBF16PS in matmul_rows_bf16 (kernels.h): maybe on these. */
+        const char *g = getenv("LLM_GEMM");
+        int dp = (strcmp(*lv, "avx512") == 0 || strcmp(*lv, "native") == 0) &&
+                 !(g && (strcmp(g, "openblas") == 0 || strcmp(g, "own-nobf16") == 0));
+#if defined(__x86_64__)
+        dp = dp && __builtin_cpu_supports("avx512bf16");
+#endif
+        test_level(k, r, dp);
         printf("level %s: %s\n", *lv, failures == before ? "passed" : "FAILED");
     }
     test_bf16_rounding(r);
