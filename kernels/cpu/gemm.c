@@ -274,25 +274,48 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
     store(acc, alpha, c, ldc, mr, nr, add);
 }
 
-/* The same over kp pairs of bf16 (P_BF16_DP), fp32 accumulation. */
-__attribute__((target("avx512bf16")))
-static void micro_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
-                       float alpha, float *c, int ldc, int mr, int nr, int add)
+/* The same over kp pairs of bf16 (P_BF16_DP), fp32 accumulation, for the
+ * first M rows of the sliver (a constant at each call), so that a short
+ * sliver (a product's last rows; inference's few rows) computes only its
+ * own rows. */
+__attribute__((target("avx512bf16"), always_inline))
+static inline void micro_bf16_m(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
+                                float alpha, float *c, int ldc, int nr, int add, const int M)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int p = 0; p < kp; p++, a += MR, b += NR) {
-        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
 #pragma GCC unroll 12
-        for (int i = 0; i < MR; i++) {
+        for (int i = 0; i < M; i++) {
             __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
     }
-    store(acc, alpha, c, ldc, mr, nr, add);
+    store(acc, alpha, c, ldc, M, nr, add);
+}
+
+__attribute__((target("avx512bf16")))
+static void micro_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
+                       float alpha, float *c, int ldc, int mr, int nr, int add)
+{
+    switch (mr) {
+    case 12: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 12); break;
+    case 11: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 11); break;
+    case 10: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 10); break;
+    case 9: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 9); break;
+    case 8: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 8); break;
+    case 7: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 7); break;
+    case 6: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 6); break;
+    case 5: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 5); break;
+    case 4: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 4); break;
+    case 3: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 3); break;
+    case 2: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 2); break;
+    default: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 1); break;
+    }
 }
 
 /* Rows [i0, i0+mc) and columns [jt, jt+nt) (offsets within the packed
@@ -451,6 +474,9 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
  * RB rows, slot xs[(s * kp + j) * RB + i] holding row s * RB + i's pair
  * j (zero past row N). A tile is RB rows by one panel. */
 enum { RB = 12, PW = 32 };
+#if defined(__AVX512F__)
+_Static_assert((int)RB == (int)MR && (int)PW == (int)NR, "a sliver and a panel are the micro-kernel's");
+#endif
 
 static inline float bf16_lo(uint32_t s)
 {
@@ -549,50 +575,6 @@ static void pack_sliver_dp(uint32_t *xs, const float *inp, size_t ldi, const int
         }
     }
 }
-
-/* The same by VDPBF16PS, M rows (a constant at each call). */
-__attribute__((target("avx512bf16"), always_inline))
-static inline void tile_dp_m(float t[RB][PW], const uint32_t *x, const uint32_t *w, int kp,
-                             const int M)
-{
-    __m512 acc[RB][2];
-#pragma GCC unroll 12
-    for (int i = 0; i < M; i++)
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int j = 0; j < kp; j++, x += RB, w += PW) {
-        __m512bh b0 = (__m512bh)_mm512_loadu_si512(w), b1 = (__m512bh)_mm512_loadu_si512(w + 16);
-#pragma GCC unroll 12
-        for (int i = 0; i < M; i++) {
-            __m512bh a = (__m512bh)_mm512_set1_epi32((int)x[i]);
-            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], a, b0);
-            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], a, b1);
-        }
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < M; i++) {
-        _mm512_storeu_ps(t[i], acc[i][0]);
-        _mm512_storeu_ps(t[i] + 16, acc[i][1]);
-    }
-}
-
-__attribute__((target("avx512bf16")))
-static void tile_dp(float t[RB][PW], const uint32_t *x, const uint32_t *w, int kp, int mr)
-{
-    switch (mr) {
-    case 12: tile_dp_m(t, x, w, kp, 12); break;
-    case 11: tile_dp_m(t, x, w, kp, 11); break;
-    case 10: tile_dp_m(t, x, w, kp, 10); break;
-    case 9: tile_dp_m(t, x, w, kp, 9); break;
-    case 8: tile_dp_m(t, x, w, kp, 8); break;
-    case 7: tile_dp_m(t, x, w, kp, 7); break;
-    case 6: tile_dp_m(t, x, w, kp, 6); break;
-    case 5: tile_dp_m(t, x, w, kp, 5); break;
-    case 4: tile_dp_m(t, x, w, kp, 4); break;
-    case 3: tile_dp_m(t, x, w, kp, 3); break;
-    case 2: tile_dp_m(t, x, w, kp, 2); break;
-    default: tile_dp_m(t, x, w, kp, 1); break;
-    }
-}
 #endif
 
 void llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t ldi,
@@ -623,8 +605,8 @@ void llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t l
                 const uint32_t *x = scratch + (size_t)s * kp * RB, *wp = w + (size_t)p * kp * PW;
                 int mr = N - s * RB < RB ? N - s * RB : RB;
 #if defined(__AVX512F__)
-                if (dp)
-                    tile_dp(t, x, wp, kp, mr);
+                if (dp)   /* the training product's micro-kernel */
+                    micro_bf16(kp, x, wp, 1.0f, t[0], PW, mr, PW, 0);
                 else
 #endif
                     tile_fma(t, x, wp, IC, mr);

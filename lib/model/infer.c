@@ -413,11 +413,17 @@ static void forward(llm_session *s, const int32_t *tokens, int N, const int *kee
 
 /* Logits (n, V), to the host, of the n rows in s->xb: a few rows against
  * the whole vocabulary, by matmul_rows; from the half copy of the output
- * weights when `h` and there is one. */
+ * weights when `h` and there is one. A table of host memory writes them
+ * where the caller wants them (a decoding step's logits are megabytes). */
 static int output(llm_session *s, int n, float *logits, int h)
 {
     const llm_model *m = s->m;
     size_t V = (size_t)m->cfg.vocab_size;
+    if (m->k->host_memory) {
+        matmul(s, MM_ROWS, logits, s->xb, m->wout, h ? m->h_wout : NULL, &m->lp_wout, 0, n,
+               m->cfg.dim, (int)V);
+        return LLM_OK;
+    }
     if (n > s->logits_rows) {
         m->k->free(s->logits);
         s->logits_rows = 0;

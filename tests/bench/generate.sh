@@ -9,7 +9,8 @@
 # memory, or llm-generate --no-mmap), mmap the mapping of a model file
 # (llm-generate's default; this kernel maps the page cache in large folios,
 # as fast here), f16 half-precision copies, q8 int8 copies (blocks of 32
-# with a float scale each: 1.125 bytes per weight).
+# with a float scale each: 1.125 bytes per weight), bf16 bfloat16 copies
+# (inputs rounded too: 2 bytes per weight).
 #
 # This machine's bandwidth drifts within minutes, so a fixed reference can
 # mislead: with LLAMA2C=path/to/run (llama2.c's run.c, built with
@@ -20,7 +21,7 @@
 # beside run.c as runq, or LLAMA2CQ names it. Then, since one run of each can
 # land on a fast or a slow minute, a side-by-side table at batch 1 on 2
 # threads: GEN_REPS (default 5) rounds per shape, each run.c, ours (f32,
-# mmap, f16, q8 in one process) and runq.c in turn; medians, ranges, and
+# mmap, f16, q8, bf16 in one process) and runq.c in turn; medians, ranges, and
 # ours against run.c (fp32) and runq.c (int8), with the share of the STREAM
 # triad that each one's weight reads make. GEN_SWEEP=0 leaves out the sweep
 # of batches and threads and times the table alone; GEN_SHAPES (default
@@ -72,22 +73,22 @@ stats() {
 reps=${GEN_REPS:-5}
 [ -n "$peer" ] && [ "$reps" -gt 0 ] || exit 0
 echo "side by side: decoding at batch 1, 2 threads, 128 tokens, top-p off; CPU: ${cpu:-unknown};"
-echo "medians and ranges over $reps rounds, each run.c, ours (f32, mmap, f16, q8) and runq.c in"
+echo "medians and ranges over $reps rounds, each run.c, ours (f32, mmap, f16, q8, bf16) and runq.c in"
 echo "turn; x run.c / x runq.c: our median over theirs; triad: the share of the STREAM triad"
-echo "of our runs that the weight reads make (fp32 4, f16 2, int8 1.125 bytes a weight)"
+echo "of our runs that the weight reads make (fp32 4, f16 and bf16 2, int8 1.125 bytes a weight)"
 for m in ${GEN_SHAPES:-small medium large}; do
     : > run.txt
     : > runq.txt
     : > triad.txt
-    for v in f32 mmap f16 q8; do : > $v.txt; done
+    for v in f32 mmap f16 q8 bf16; do : > $v.txt; done
     r=0
     while [ $r -lt "$reps" ]; do
         OMP_NUM_THREADS=2 "$peer" $m.bin -z tokenizer.bin -t 1.0 -p 1.0 -n 128 -s 1 -i hello \
             2>&1 >/dev/null | sed -n 's/achieved tok\/s: //p' >> run.txt
         out=$("$prog" --preset $m --vocab 32000 --batch 1 --threads 2 --tokens 128 \
-            --precision f32,mmap,f16,q8)
+            --precision f32,mmap,f16,q8,bf16)
         mb=$(echo "$out" | sed -n 's/.* \([0-9][0-9]*\) MB of fp32 weights per token.*/\1/p')
-        for v in f32 mmap f16 q8; do
+        for v in f32 mmap f16 q8 bf16; do
             echo "$out" | awk -v v=$v '$1 == v && /threads 2 batch  1:/ { print $6 }' >> $v.txt
         done
         echo "$out" | sed -n 's/.*threads 2 batch  1:.*of triad (\([0-9.]*\)).*/\1/p' |
@@ -103,7 +104,8 @@ for m in ${GEN_SHAPES:-small medium large}; do
     printf '\n%s (%s MB of fp32 weights per token; triad %s GB/s):\n' $m "$mb" "$tr"
     printf '  %-24s %9s  %-9s %8s %8s %7s\n' implementation tokens/s range "x run.c" "x runq.c" triad
     for row in "llama2.c run.c (fp32)|run|4" "ours f32|f32|4" "ours mmap (f32)|mmap|4" \
-        "ours f16|f16|2" "llama2.c runq.c (int8)|runq|1.125" "ours q8|q8|1.125"; do
+        "ours f16|f16|2" "ours bf16|bf16|2" "llama2.c runq.c (int8)|runq|1.125" \
+        "ours q8|q8|1.125"; do
         name=${row%%|*} rest=${row#*|}
         f=${rest%|*} bpw=${rest#*|}
         [ -s $f.txt ] || continue

@@ -6,7 +6,7 @@
  *
  *   generate_speed [--preset small,medium,large] [--vocab 32000]
  *                  [--batch 1,16,32] [--threads 1,2] [--tokens 128]
- *                  [--precision f32,mmap,f16,q8] [--ref TPS] [--device cpu]
+ *                  [--precision f32,mmap,f16,q8,bf16] [--ref TPS] [--device cpu]
  *
  * --device cuda decodes on the GPU (no STREAM triad then: the weights'
  * bandwidth is printed alone).
@@ -16,7 +16,8 @@
  * of a model file (llm-generate's default), f16 half-precision copies
  * (llm_model_decode_f16()), half the bytes per token, q8 int8 copies in
  * blocks of 32 with a float scale each (llm_model_quantize_q8()), 1.125
- * bytes per weight. Rows of 2 threads
+ * bytes per weight, bf16 bfloat16 copies (llm_model_weights_bf16(), of the
+ * model saved and loaded again), 2 bytes. Rows of 2 threads
  * give their ratio to llama2.c's run.c on 2 threads: to --ref TPS, its
  * tokens/s timed just before (generate.sh does), else to the figure the
  * issue gave for the reference machine.
@@ -138,12 +139,22 @@ static double run(llm_model *m, int B, int tokens, llm_sampler *smp, double *sam
     return (double)B * tokens / t;
 }
 
+/* NAME is one of the comma-separated names of LIST. */
+static int listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *presets = "small,medium,large";
     int vocab = 32000, tokens = 128;
     int batches[8] = { 1, 16, 32 }, nb = 3, threads[8] = { 1, 2 }, nt = 2;
-    const char *precisions = "f32,mmap,f16,q8";
+    const char *precisions = "f32,mmap,f16,q8,bf16";
     double ref_now = 0;   /* --ref: llama2.c timed in this run */
     const char *device = "cpu";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -208,16 +219,22 @@ int main(int argc, char **argv)
          * (llm-generate --mmap), the model saved and loaded again; the
          * others read a private block in huge pages, as llm-generate by
          * default. */
-        static const char *const variant[] = { "f32", "mmap", "f16", "q8" };
-        for (int v = 0; v < 4; v++) {
-            int f16 = v == 2, q8 = v == 3;
-            if (!strstr(precisions, variant[v]))
+        static const char *const variant[] = { "f32", "mmap", "f16", "q8", "bf16" };
+        for (int v = 0; v < 5; v++) {
+            int f16 = v == 2, q8 = v == 3, bf16 = v == 4;
+            if (!listed(precisions, variant[v]))
                 continue;
             llm_model *mm = m;
-            if (v == 1 && (llm_model_save(m, "generate_speed.llm", NULL) ||
-                           llm_model_load("generate_speed.llm", device, &mm))) {
+            if ((v == 1 || bf16) && (llm_model_save(m, "generate_speed.llm", NULL) ||
+                                     llm_model_load("generate_speed.llm", device, &mm))) {
                 fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
                 return 1;
+            }
+            if (bf16 && llm_model_weights_bf16(mm)) {   /* a table without them */
+                printf("  bf16: %s; skipped\n", llm_errmsg());
+                llm_model_free(mm);
+                remove("generate_speed.llm");
+                continue;
             }
             if (f16 && llm_model_decode_f16(m)) {
                 fprintf(stderr, "generate_speed: %s\n", llm_errmsg());
@@ -227,7 +244,7 @@ int main(int argc, char **argv)
                 printf("  q8: %s; skipped\n", llm_errmsg());
                 continue;
             }
-            double bytes = (q8 ? 36.0 / 32 : f16 ? 2.0 : 4.0) * weights;
+            double bytes = (q8 ? 36.0 / 32 : f16 || bf16 ? 2.0 : 4.0) * weights;
             for (int t = 0; t < nt; t++) {
                 llm_set_threads(threads[t]);
                 for (int b = 0; b < nb; b++) {

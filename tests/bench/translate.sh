@@ -15,9 +15,10 @@
 # second on 2 threads, and parameters. Our recipe is OURS_OPTS (default
 # below: 6 layers of 256, FFN 688, 6.8M parameters, rows of 128 tokens,
 # 16 rows a step, learning rate 1e-3 fitted to the time, dropout 0.1,
-# the model of the best sample BLEU kept); it names no data set. QUICK=1
-# for trying it: TIME_LIMIT 90 and the first TEST_LINES=200 test sentences
-# unless those are set (TEST_LINES=0: all 1,000). When our side fails, its
+# the model of the best sample BLEU kept, products in PREC, below); it
+# names no data set. QUICK=1 for trying it: TIME_LIMIT 90 and the first
+# TEST_LINES=200 test sentences unless those are set (TEST_LINES=0: all
+# 1,000). KEEP=DIR keeps our model and outputs. When our side fails, its
 # row says so after the program's message and the peer still runs.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -34,7 +35,13 @@ if [ "${QUICK:-0}" = 1 ]; then
 fi
 TIME_LIMIT=${TIME_LIMIT:-1200}
 TEST_LINES=${TEST_LINES:-0}
-OURS_OPTS=${OURS_OPTS:---layers 6 --dim 256 --heads 4 --ffn-dim 688 --context 128 --batch 16 --lr 1e-3 --warmup 200 --dropout 0.1 --eval-every 200 --eval-samples 200}
+# PREC: the products' precision in training and decoding, bf16 where the
+# CPU has AVX512_BF16 (twice fp32's products there; emulated, and slower
+# than fp32, elsewhere), else f32.
+if [ -z "${PREC:-}" ]; then
+    if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then PREC=bf16; else PREC=f32; fi
+fi
+OURS_OPTS=${OURS_OPTS:---layers 6 --dim 256 --heads 4 --ffn-dim 688 --context 128 --batch 16 --lr 1e-3 --warmup 200 --dropout 0.1 --eval-every 200 --eval-samples 200 --precision $PREC}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/llm-translate.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
@@ -48,7 +55,7 @@ cut -f1 test.tsv > src.txt
 cut -f2 test.tsv > ref.txt
 n=$(wc -l < src.txt)
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; each system trains" \
-    "for $TIME_LIMIT s on 2 threads; $n test sentences"
+    "for $TIME_LIMIT s on 2 threads; $n test sentences; ours in $PREC"
 
 # "BLEU chrF" of hypotheses FILE against ref.txt, or "- -".
 sacre() {
@@ -105,7 +112,7 @@ else
     else
         params=$(sed -n 's/.*[^0-9]\([0-9][0-9]*\) parameters.*/\1/p' train.err | head -n 1)
         t0=$(now)
-        llm-generate -m ours.llm -t 2 -b 128 < src.txt > ours.hyp 2> gen.err
+        llm-generate -m ours.llm -t 2 -b 128 --precision "$PREC" < src.txt > ours.hyp 2> gen.err
         rc=$?
         dec_s=$(since "$t0")
         if [ $rc -ne 0 ]; then
@@ -151,3 +158,7 @@ printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' system BLEU chrF "BLEU(ll)" "chrF
     "train min" "sent/s" params
 cat rows.txt
 echo "(BLEU, chrF: sacrebleu defaults; (ll): llm-eval --pairs --text)"
+# KEEP=DIR: our model, the hypotheses and the training log kept there.
+if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP" && cp -f ours.llm ./*.hyp train.err train.out src.txt ref.txt "$KEEP"/ 2>/dev/null
+fi
