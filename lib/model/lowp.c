@@ -102,9 +102,19 @@ static void weights(llm_model *m, weight t[NW])
     t[4] = (weight){ "output", m->wout, 1, (size_t)c->vocab_size, (int)C, &m->lp_wout };
 }
 
-/* What both precisions refuse. */
-static int refused(const llm_model *m, const char *what)
+/* Whether copies in precision lp (named `what`) can be made, `entries`
+ * telling whether the table has its products: LLM_OK, *done set when the
+ * model has them already; or the reason. */
+static int can_copy(const llm_model *m, int lp, int entries, const char *what, int *done)
 {
+    *done = m->lp == lp;
+    if (*done)
+        return LLM_OK;
+    if (m->lp)
+        return llm_fail(LLM_ERR_INVALID, "the model already computes in another precision");
+    if (!entries)
+        return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels have no %s products",
+                        m->k->name, what);
     if (m->lora_rank)
         return llm_fail(LLM_ERR_UNSUPPORTED, "%s weights of a model with low-rank adapters: "
                         "save it without its optimizer state first, which merges them", what);
@@ -113,15 +123,10 @@ static int refused(const llm_model *m, const char *what)
 
 int llm_model_quantize_q8(llm_model *m)
 {
-    if (m->lp == LLM_LP_Q8)
-        return LLM_OK;
-    if (m->lp)
-        return llm_fail(LLM_ERR_INVALID, "the model already computes in another precision");
-    if (!m->k->quantize_q8 || !m->k->matmul_rows_q8)
-        return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels have no int8 (q8) products",
-                        m->k->name);
-    if (refused(m, "int8 (q8)"))
-        return LLM_ERR_UNSUPPORTED;
+    int done, rc = can_copy(m, LLM_LP_Q8, m->k->quantize_q8 && m->k->matmul_rows_q8,
+                            "int8 (q8)", &done);
+    if (rc || done)
+        return rc;
     weight t[NW];
     weights(m, t);
     /* One block: every weight's int8s (multiples of 32 bytes), then every
@@ -161,15 +166,10 @@ int llm_model_quantize_q8(llm_model *m)
 
 int llm_model_weights_bf16(llm_model *m)
 {
-    if (m->lp == LLM_LP_BF16)
-        return LLM_OK;
-    if (m->lp)
-        return llm_fail(LLM_ERR_INVALID, "the model already computes in another precision");
-    if (!m->k->pack_bf16 || !m->k->matmul_rows_bf16)
-        return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels have no bf16 inference "
-                        "products", m->k->name);
-    if (refused(m, "bf16"))
-        return LLM_ERR_UNSUPPORTED;
+    int done, rc = can_copy(m, LLM_LP_BF16, m->k->pack_bf16 && m->k->matmul_rows_bf16,
+                            "bf16 inference", &done);
+    if (rc || done)
+        return rc;
     weight t[NW];
     weights(m, t);
     size_t n = 0;
