@@ -62,7 +62,7 @@ struct llm_session {
     int att_threads;
     int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
-    llm_lpx lpx;           /* (rows) quantized inputs of int8 products */
+    llm_lpx lpx;          /* (rows) inputs of int8 or bf16 products (lowp.c) */
 };
 
 /* ------------------------------------------------------------ session */
