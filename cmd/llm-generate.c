@@ -533,7 +533,9 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
 
 /* Starts the next sample of prompt p in session slot q: prefill, then the
  * first token. */
-static job_t *start_job(prompt_t *p, llm_session *s, int q, float *logits)
+/* A job for the next sample of p in session sequence q, emptied; the
+ * caller prefills it (start_jobs(), with the others started alongside). */
+static job_t *start_job(prompt_t *p, llm_session *s, int q)
 {
     job_t *j = xmalloc(sizeof *j);
     memset(j, 0, sizeof *j);
@@ -548,12 +550,6 @@ static job_t *start_job(prompt_t *p, llm_session *s, int q, float *logits)
     for (size_t i = 0; i < p->n_ids; i++)
         check(llm_ids_push(&j->hist, p->ids[i]));
     check(llm_session_clear(s, q));
-    check(llm_session_prefill(s, q, p->ids, (int)p->n_ids, logits));
-    int32_t t;
-    float lp;
-    check(llm_sampler_sample(g_sampler, &j->rng, logits, g_V, j->hist.data, j->hist.len,
-                             &t, &lp));
-    advance(j, t, lp);
     return j;
 }
 
@@ -730,7 +726,10 @@ typedef struct {
     prompt_t *cur;          /* the prompt whose samples are being started */
     int eof;
     uint64_t tokens, records;
-    /* One step's sequences, tokens, streams, histories and log-probabilities. */
+    /* One step's sequences, tokens, streams, histories and log-probabilities;
+     * the prompts of the jobs started together. */
+    const int32_t **ptoks;
+    int *plens;
     int *seqs;
     int32_t *toks;
     llm_rng *rngs;
@@ -754,9 +753,11 @@ static void queue_push(decoder *d, job_t *j)
     d->queue[d->qhead + d->qlen++] = j;
 }
 
-/* Jobs into free slots, in input order. */
+/* Jobs into free slots, in input order, their prompts prefilled together
+ * and their first tokens sampled. */
 static void start_jobs(decoder *d, input_t *in)
 {
+    int n = 0;
     for (int q = 0; q < d->B && !cli_stopped(); q++) {
         if (d->slot[q])
             continue;
@@ -783,11 +784,25 @@ static void start_jobs(decoder *d, input_t *in)
                 d->cur = make_prompt(line, len, name, lineno, in->line);
             }
         }
-        job_t *j = start_job(d->cur, d->s, q, d->logits);
+        job_t *j = start_job(d->cur, d->s, q);
+        d->seqs[n] = q;
+        d->ptoks[n] = d->cur->ids;
+        d->plens[n++] = (int)d->cur->n_ids;
         if (d->cur->samples == o_samples)
             d->cur = NULL;   /* owned by its jobs from here on */
         d->slot[q] = j;
         queue_push(d, j);
+    }
+    if (!n)
+        return;
+    check(llm_session_prefill_batch(d->s, d->seqs, d->ptoks, d->plens, n, d->logits));
+    for (int i = 0; i < n; i++) {
+        job_t *j = d->slot[d->seqs[i]];
+        int32_t t;
+        float lp = 0.0f;
+        check(llm_sampler_sample(g_sampler, &j->rng, d->logits + (size_t)i * g_V, g_V,
+                                 j->hist.data, j->hist.len, &t, o_logprobs ? &lp : NULL));
+        advance(j, t, lp);
     }
 }
 
@@ -853,6 +868,8 @@ static void run_sampling(llm_model *m, input_t *in, int B)
     for (int i = 0; i < B; i++)
         d.slot[i] = NULL;
     d.queue = xmalloc(d.qcap * sizeof *d.queue);
+    d.ptoks = xmalloc((size_t)B * sizeof *d.ptoks);
+    d.plens = xmalloc((size_t)B * sizeof *d.plens);
     d.seqs = xmalloc((size_t)B * sizeof *d.seqs);
     d.toks = xmalloc((size_t)B * sizeof *d.toks);
     d.rngs = xmalloc((size_t)B * sizeof *d.rngs);
@@ -882,6 +899,8 @@ static void run_sampling(llm_model *m, input_t *in, int B)
         fprintf(stderr, "llm-generate: %llu records, %llu tokens in %.1f s (%.1f tokens/s)\n",
                 (unsigned long long)d.records, (unsigned long long)d.tokens, dt,
                 dt > 0 ? (double)d.tokens / dt : 0.0);
+    free(d.ptoks);
+    free(d.plens);
     free(d.seqs);
     free(d.toks);
     free(d.rngs);

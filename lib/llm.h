@@ -880,11 +880,12 @@ int llm_model_export_hf(const llm_model *m, const llm_tok *t, const char *dir, i
  * equal those of llm_model_forward() over the whole sequence up to float
  * rounding (tests: 1e-4 + 1e-4 * |ref|).
  *
- * Results never depend on batching: prefill runs one sequence at a time,
- * and llm_session_step() computes every sequence's row in the same order
- * whether it is alone or with others. For the same thread count results
- * are bitwise reproducible (prefill uses the backend's sgemm, whose
- * rounding may change with the thread count; steps' products do not). */
+ * Results never depend on batching: prefill and llm_session_step()
+ * compute every row in the same order whether its sequence is alone or
+ * with others (a prompt of over 32 tokens over fp32 weights is prefilled
+ * alone, by the backend's sgemm). For the same thread count results are
+ * bitwise reproducible (sgemm's rounding may change with the thread count;
+ * the other products' does not). */
 
 typedef struct llm_session llm_session;
 
@@ -906,6 +907,17 @@ int  llm_session_clear(llm_session *s, int seq);
  *  or more than the context), LLM_ERR_NOMEM. Nothing changes on failure. */
 int  llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
                          float *logits);
+/*! llm_session_prefill_batch() : llm_session_prefill() of n prompts (n in
+ *  [1, sequences]) together: appends tokens[i][0..lens[i]) to sequence
+ *  seqs[i] (distinct) for each i < n, many prompts to a forward, so that
+ *  the weights are streamed once for all of them; when logits is not
+ *  NULL, writes (n, V): row i after prompt i's last token. Each prompt's
+ *  logits and cache have the bits its own llm_session_prefill() gives.
+ *  @return as llm_session_prefill(); on failure no sequence's length
+ *  changes. */
+int  llm_session_prefill_batch(llm_session *s, const int *seqs,
+                               const int32_t *const *tokens, const int *lens, int n,
+                               float *logits);
 /*! llm_session_step() : appends tokens[i] to sequence seqs[i] for i < n
  *  (distinct sequences, none full) in one forward; logits (n, V) after each.
  *  @return as llm_session_prefill(). */

@@ -268,8 +268,9 @@ int llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t 
     int32_t *tok = malloc((size_t)k * sizeof *tok), *toks = malloc(rows * sizeof *toks);
     float *lp = malloc((size_t)k * sizeof *lp);
     int *seqs = malloc(rows * sizeof *seqs), *who = malloc(rows * sizeof *who);
+    int *plens = malloc((size_t)n * sizeof *plens);
     int rc = LLM_OK;
-    if (!g || !logits || !offers || !tok || !toks || !lp || !seqs || !who)
+    if (!g || !logits || !offers || !tok || !toks || !lp || !seqs || !who || !plens)
         rc = llm_fail(LLM_ERR_NOMEM, "out of memory for %d x %d beams", n, beams);
     for (int i = 0; i < n && !rc; i++) {
         g[i].live = calloc((size_t)beams, sizeof *g[i].live);
@@ -281,14 +282,15 @@ int llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t 
         int base = i * beams;
         for (int b = 0; b < beams && !rc; b++)
             rc = llm_session_clear(s, base + b);
-        if (!rc)
-            rc = llm_session_prefill(s, base, prompts[i], (int)lens[i],
-                                     logits + (size_t)base * V);
         g[i].n_live = 1;
-        g[i].live[0].seq = base;
-        if (!rc)
-            rc = advance(s, &g[i], logits + (size_t)base * V, V, eos, p, base, offers, tok, lp);
+        g[i].live[0].seq = seqs[i] = base;
+        plens[i] = (int)lens[i];
     }
+    /* Every prompt in one prefill; prompt i's logits in row i. */
+    if (!rc)
+        rc = llm_session_prefill_batch(s, seqs, prompts, plens, n, logits);
+    for (int i = 0; i < n && !rc; i++)
+        rc = advance(s, &g[i], logits + (size_t)i * V, V, eos, p, i * beams, offers, tok, lp);
     for (;;) {
         int nr = 0;
         for (int i = 0; i < n && !rc; i++)
@@ -338,5 +340,6 @@ int llm_beam_search(llm_session *s, const int32_t *const *prompts, const size_t 
     free(lp);
     free(seqs);
     free(who);
+    free(plens);
     return rc;
 }

@@ -448,33 +448,96 @@ static int take_rows(llm_session *s, const int32_t *tokens, int n)
     return grow(s, n);
 }
 
-int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
-                        float *logits)
+/* Rows per forward of a batched prefill, unless one prompt is longer: the
+ * activations of this many rows, and enough rows that the weights are
+ * streamed once for many prompts' tokens. */
+#define PREFILL_CHUNK 2048
+
+/* One forward of prompts [i0, i1) of a batch, `rows` tokens in all,
+ * each at its sequence's end; their logits to logits + i0 * V. */
+static int prefill_forward(llm_session *s, const int *seqs, const int32_t *const *tokens,
+                           const int *lens, int i0, int i1, int rows, int mm, float *logits)
+{
+    int r = 0;
+    for (int i = i0; i < i1; i++) {
+        for (int t = 0; t < lens[i]; t++, r++) {
+            s->htok[r] = tokens[i][t];
+            s->rseq[r] = seqs[i];
+            s->rpos[r] = s->len[seqs[i]] + t;
+        }
+        s->keep[i - i0] = r - 1;
+    }
+    forward(s, s->htok, rows, s->keep, i1 - i0, mm);
+    if (logits)
+        return output(s, i1 - i0, logits + (size_t)i0 * s->m->cfg.vocab_size, 0);
+    return llm_device_ok(s->m->k);
+}
+
+int llm_session_prefill_batch(llm_session *s, const int *seqs,
+                              const int32_t *const *tokens, const int *lens, int n,
+                              float *logits)
 {
     if (!s->kv)
         return llm_fail(LLM_ERR_INVALID, "a session for packed forwards caches nothing");
-    if (seq < 0 || seq >= s->n_seq)
-        return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seq, s->n_seq);
-    if (n < 1)
-        return llm_fail(LLM_ERR_INVALID, "prefill needs at least one token");
-    if (n > s->n_ctx - s->len[seq])
-        return llm_fail(LLM_ERR_RANGE, "%d more tokens do not fit in the context (%d "
-                        "held of %d)", n, s->len[seq], s->n_ctx);
-    int rc = take_rows(s, tokens, n);
+    if (n < 1 || n > s->n_seq)
+        return llm_fail(LLM_ERR_INVALID, "a prefill takes 1 to %d sequences, not %d",
+                        s->n_seq, n);
+    int V = s->m->cfg.vocab_size, most = 0;
+    for (int i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= s->n_seq)
+            return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seqs[i],
+                            s->n_seq);
+        if (lens[i] < 1)
+            return llm_fail(LLM_ERR_INVALID, "prefill needs at least one token");
+        if (lens[i] > s->n_ctx - s->len[seqs[i]])
+            return llm_fail(LLM_ERR_RANGE, "%d more tokens do not fit in the context (%d "
+                            "held of %d)", lens[i], s->len[seqs[i]], s->n_ctx);
+        for (int j = 0; j < i; j++)
+            if (seqs[j] == seqs[i])
+                return llm_fail(LLM_ERR_INVALID, "sequence %d appears twice in one prefill",
+                                seqs[i]);
+        for (int t = 0; t < lens[i]; t++)
+            if (tokens[i][t] < 0 || tokens[i][t] >= V)
+                return llm_fail(LLM_ERR_RANGE, "token %d at index %d is outside the "
+                                "vocabulary [0, %d)", tokens[i][t], t, V);
+        most = lens[i] > most ? lens[i] : most;
+    }
+    size_t want = (size_t)n * (size_t)most;
+    want = want < PREFILL_CHUNK ? want : PREFILL_CHUNK;
+    int rc = grow(s, (size_t)most > want ? most : (int)want);
     if (rc)
         return rc;
-    for (int r = 0; r < n; r++) {
-        s->rseq[r] = seq;
-        s->rpos[r] = s->len[seq] + r;
+    /* Prompts go in order, as many together as fit in a chunk. Row
+     * products give each row the same bits whatever rows come with it;
+     * sgemm, for a prompt too long for row products (over fp32 weights),
+     * does not, so such a prompt goes alone, as it would by itself. The
+     * int8 and bf16 copies' products are row products at any length. */
+    int lowp = s->m->lp_wqkv.q != NULL;
+    for (int i0 = 0; i0 < n && !rc;) {
+        if (!lowp && lens[i0] > PREFILL_ROWS) {
+            rc = prefill_forward(s, seqs, tokens, lens, i0, i0 + 1, lens[i0], MM_KERNEL,
+                                 logits);
+            i0++;
+            continue;
+        }
+        int i1 = i0, rows = 0;
+        while (i1 < n && (lowp || lens[i1] <= PREFILL_ROWS) &&
+               (i1 == i0 || rows + lens[i1] <= PREFILL_CHUNK))
+            rows += lens[i1++];
+        rc = prefill_forward(s, seqs, tokens, lens, i0, i1, rows, MM_ROWS_F32, logits);
+        i0 = i1;
     }
-    s->keep[0] = n - 1;
-    /* A short prompt costs sgemm more in packing the weights than in
-     * arithmetic: then the steps' row products (over fp32 weights). */
-    forward(s, tokens, n, s->keep, 1, n <= PREFILL_ROWS ? MM_ROWS_F32 : MM_KERNEL);
-    if (logits && (rc = output(s, 1, logits, 0)))
+    if (rc)
         return rc;
-    s->len[seq] += n;
+    for (int i = 0; i < n; i++)
+        s->len[seqs[i]] += lens[i];
     return LLM_OK;
+}
+
+int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
+                        float *logits)
+{
+    return llm_session_prefill_batch(s, &seq, &tokens, &n, 1, logits);
 }
 
 int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,

@@ -430,6 +430,89 @@ static void test_lowp(const llm_config *c, int bf16)
     llm_model_free(f);
 }
 
+/* llm_session_prefill_batch() against one llm_session_prefill() per
+ * prompt, in another order (`lowp`: 0 fp32, 1 bf16 copies, 2 int8): the
+ * same logits, bit for bit, and the same caches (a step after it gives
+ * the same bits). Prompts of 1 to the context, some over 32 tokens (fp32:
+ * sgemm, each alone), one continuing a sequence; 72 prompts of 2,300
+ * tokens in all, more than one forward's rows. Then refusals, which
+ * change no length. */
+static void test_prefill_batch(const llm_config *c, int lowp)
+{
+    enum { NP = 72 };
+    const char *name = lowp == 2 ? "q8" : lowp ? "bf16" : "f32";
+    llm_model *m = make_model(c, "cpu", 5);
+    if (lowp)
+        CHECK_RC(lowp == 2 ? llm_model_quantize_q8(m) : llm_model_weights_bf16(m));
+    int V = c->vocab_size, T = c->context;
+    int32_t *tok = malloc((size_t)NP * T * sizeof *tok);
+    const int32_t *pt[NP];
+    int seqs[NP], lens[NP], order[NP];
+    llm_rng r;
+    llm_rng_seed(&r, 9);
+    for (int i = 0; i < NP; i++) {
+        seqs[i] = (i * 29) % NP;   /* a permutation */
+        lens[i] = i == 0 ? T - 3 : i == 1 ? 1 : i == 2 ? T : 20 + (i * 7) % 25;
+        order[i] = NP - 1 - i;
+        pt[i] = tok + (size_t)i * T;
+        for (int t = 0; t < T; t++)
+            tok[(size_t)i * T + t] = (int32_t)llm_rng_below(&r, (uint64_t)V);
+    }
+    float *got = malloc((size_t)NP * V * sizeof *got), *one = malloc((size_t)V * sizeof *one);
+    float *sa = malloc((size_t)NP * V * sizeof *sa), *sb = malloc((size_t)NP * V * sizeof *sb);
+    llm_session *a, *b;
+    CHECK_RC(llm_session_new(m, NP, &a));
+    CHECK_RC(llm_session_new(m, NP, &b));
+    /* Prompt 0 continues 3 tokens already held. */
+    int32_t head[3] = { 1, 2, 3 };
+    CHECK_RC(llm_session_prefill(a, seqs[0], head, 3, NULL));
+    CHECK_RC(llm_session_prefill(b, seqs[0], head, 3, NULL));
+    /* Refusals first: nothing may change. */
+    int dup[2] = { seqs[1], seqs[1] }, bad_len[2] = { 2, T };
+    int32_t badtok[2] = { 0, (int32_t)V };
+    const int32_t *badp[2] = { pt[1], badtok };
+    if (llm_session_prefill_batch(a, dup, pt + 1, lens + 1, 2, got) != LLM_ERR_INVALID)
+        FAIL("%s prefill batch: a sequence twice was not refused", name);
+    if (llm_session_prefill_batch(a, seqs + 1, badp, bad_len, 2, got) != LLM_ERR_RANGE)
+        FAIL("%s prefill batch: a token outside the vocabulary was not refused", name);
+    if (llm_session_prefill_batch(a, seqs, pt, bad_len + 1, 1, got) != LLM_ERR_RANGE)
+        FAIL("%s prefill batch: %d + 3 tokens past the context were not refused", name, T);
+    if (llm_session_prefill_batch(a, seqs, pt, lens, 0, got) != LLM_ERR_INVALID)
+        FAIL("%s prefill batch: no prompts were not refused", name);
+    for (int i = 0; i < NP; i++)
+        if (llm_session_len(a, seqs[i]) != (i == 0 ? 3 : 0))
+            FAIL("%s prefill batch: a refusal changed sequence %d's length", name, seqs[i]);
+    CHECK_RC(llm_session_prefill_batch(a, seqs, pt, lens, NP, got));
+    for (int k = 0; k < NP; k++) {
+        int i = order[k];
+        CHECK_RC(llm_session_prefill(b, seqs[i], pt[i], lens[i], one));
+        if (memcmp(one, got + (size_t)i * V, (size_t)V * sizeof *one) != 0)
+            FAIL("%s prefill batch: prompt %d (%d tokens) differs from its own prefill",
+                 name, i, lens[i]);
+    }
+    int32_t next[NP];
+    int n = 0, sq[NP];
+    for (int i = 0; i < NP; i++) {
+        int len = llm_session_len(a, seqs[i]);
+        if (len != llm_session_len(b, seqs[i]) || len != lens[i] + (i == 0 ? 3 : 0))
+            FAIL("%s prefill batch: sequence %d holds %d and %d, want %d", name, seqs[i],
+                 len, llm_session_len(b, seqs[i]), lens[i] + (i == 0 ? 3 : 0));
+        if (len < T) {
+            sq[n] = seqs[i];
+            next[n++] = (int32_t)(i % V);
+        }
+    }
+    CHECK_RC(llm_session_step(a, sq, next, n, sa));
+    CHECK_RC(llm_session_step(b, sq, next, n, sb));
+    if (memcmp(sa, sb, (size_t)n * V * sizeof *sa) != 0)
+        FAIL("%s prefill batch: a step after it differs from a step after single prefills",
+             name);
+    llm_session_free(a);
+    llm_session_free(b);
+    free(tok); free(got); free(one); free(sa); free(sb);
+    llm_model_free(m);
+}
+
 int main(void)
 {
     llm_set_threads(2);
@@ -475,6 +558,12 @@ int main(void)
         test_lowp(&big, bf16);   /* 200 wide: 7 blocks, the last short */
         test_lowp(&q8wide, bf16);
     }
+    /* Prompts past 32 tokens (prefilled by sgemm over fp32 weights). */
+    llm_config longer = { .vocab_size = 40, .dim = 16, .n_layers = 2, .n_heads = 2,
+                          .n_kv_heads = 1, .ffn_dim = 24, .context = 48,
+                          .rope_base = 10000.0, .norm_eps = 1e-5, .tied = 1 };
+    for (int lowp = 0; lowp <= 2; lowp++)
+        test_prefill_batch(&longer, lowp);
     printf("max |cache - recompute| over all logits: %.3g (tolerance %g + %g*|ref|)\n",
            worst_seen, ATOL, RTOL);
     if (failures) {
