@@ -186,6 +186,10 @@ typedef struct llm_kernels {
                            const float *const *K, const float *const *V, size_t kvs,
                            const int *len, int n, int H, int KVH, int hd,
                            float *scratch, int maxlen);
+    /* dst[i][0..n) = src[i*lds ..](n) for i in [0, N) (dst a host array of
+     * pointers into device memory, rows apart from each other and from
+     * src): each new row's keys or values into its sequence's cache. */
+    void (*copy_rows)(float *const *dst, const float *src, size_t lds, int N, int n);
     /* h(n) = f rounded to the nearest IEEE half (ties to even; overflow
      * gives +-inf, NaN stays NaN), as llm_float_to_half() (half.h).
      * @return the lowest i whose half is inf or NaN, n if none. NULL where
@@ -293,7 +297,7 @@ typedef struct llm_kernels {
  * each where it uses it and says what is missing. Every other entry is
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
-#define LLM_KERNELS_OPTIONAL(X) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
+#define LLM_KERNELS_OPTIONAL(X) X(copy_rows) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
     X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) X(failure)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per

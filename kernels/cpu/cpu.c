@@ -364,6 +364,15 @@ static void swiglu_backward(float *dh13, const float *dout, const float *h13,
     }
 }
 
+/* Split between the threads, so are the first touches of a new cache's
+ * pages (the kernel zeroes each 2 MiB page on the thread that touches it). */
+static void copy_rows(float *const *dst, const float *src, size_t lds, int N, int n)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= PAR_MIN)
+    for (int i = 0; i < N; i++)
+        memcpy(dst[i], src + (size_t)i * lds, (size_t)n * sizeof *src);
+}
+
 static void residual_forward(float *out, const float *a, const float *b, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
@@ -476,6 +485,7 @@ static const llm_kernels cpu_kernels = {
     .matmul_rows_packed = llm_cpu_matmul_rows_packed,
     .matmul_rows_scratch = llm_cpu_matmul_rows_scratch,
     .attention_rows = llm_cpu_attention_rows,
+    .copy_rows = copy_rows,
     .to_half = llm_cpu_to_half,
     .quantize_q8 = llm_cpu_quantize_q8,
     .matmul_rows_q8 = llm_cpu_matmul_rows_q8,

@@ -446,6 +446,13 @@ static void attention_rows(float *out, size_t ldo, const float *const *q,
     free(a);
 }
 
+static void copy_rows(float *const *dst, const float *src, size_t lds, int N, int n)
+{
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < n; j++)
+            dst[i][j] = src[(size_t)i * lds + j];
+}
+
 static size_t to_half(uint16_t *h, const float *f, size_t n)
 {
     size_t bad = n;
@@ -585,6 +592,7 @@ static const llm_kernels ref_kernels = {
     .matmul_rows_packed = matmul_rows_packed,
     .matmul_rows_scratch = matmul_rows_scratch,
     .attention_rows = attention_rows,
+    .copy_rows = copy_rows,
     .to_half = to_half,
     .quantize_q8 = quantize_q8,
     .matmul_rows_q8 = matmul_rows_q8,

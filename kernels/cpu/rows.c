@@ -564,16 +564,48 @@ void llm_cpu_matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t
  * FMA over j = 0, 8, ... (while j + 8 <= hd), the lanes summed in hsum8's
  * tree, then the tail j in order; four keys go together, each as alone.
  * mix(): o = sum over t = 0 .. n-1 in order of a[t] * V[t], one FMA per
- * element and step, with up to 64 elements of o held in registers. */
+ * element and step, with up to 64 elements of o held in registers. The
+ * avx512 level's scores() sums 16 lanes over j = 0, 16, ... (while j + 16
+ * <= hd), folds them to 8 (lane u + lane u + 8) and goes on as above from
+ * there; its mix() keeps the same per-element order, 16 elements a
+ * register. */
+#if defined(__AVX512F__)
+/* Lanes u and u + 8 of v added: 8 lanes. */
+static inline __m256 fold16(__m512 v)
+{
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+}
+#endif
 #if defined(__AVX2__) && defined(__FMA__)
 static void scores(float *a, const float *q, const float *K, size_t stride, int n, int hd)
 {
     int H8 = hd & ~7, t = 0;
+#if defined(__AVX512F__)
+    int H16 = hd & ~15;
+#else
+    int H16 = 0;
+#endif
     for (; t + 4 <= n; t += 4) {
         const float *k0 = K + (size_t)t * stride, *k1 = k0 + stride, *k2 = k1 + stride,
                     *k3 = k2 + stride;
         __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < H8; j += 8) {
+#if defined(__AVX512F__)
+        if (H16) {
+            __m512 z0 = _mm512_setzero_ps(), z1 = z0, z2 = z0, z3 = z0;
+            for (int j = 0; j < H16; j += 16) {
+                __m512 x = _mm512_loadu_ps(q + j);
+                z0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k0 + j), z0);
+                z1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k1 + j), z1);
+                z2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k2 + j), z2);
+                z3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(k3 + j), z3);
+            }
+            s0 = fold16(z0);
+            s1 = fold16(z1);
+            s2 = fold16(z2);
+            s3 = fold16(z3);
+        }
+#endif
+        for (int j = H16; j < H8; j += 8) {
             __m256 x = _mm256_loadu_ps(q + j);
             s0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k0 + j), s0);
             s1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(k1 + j), s1);
@@ -591,7 +623,15 @@ static void scores(float *a, const float *q, const float *K, size_t stride, int 
     for (; t < n; t++) {
         const float *k = K + (size_t)t * stride;
         __m256 s0 = _mm256_setzero_ps();
-        for (int j = 0; j < H8; j += 8)
+#if defined(__AVX512F__)
+        if (H16) {
+            __m512 z0 = _mm512_setzero_ps();
+            for (int j = 0; j < H16; j += 16)
+                z0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + j), _mm512_loadu_ps(k + j), z0);
+            s0 = fold16(z0);
+        }
+#endif
+        for (int j = H16; j < H8; j += 8)
             s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(k + j), s0);
         a[t] = hsum8(s0);
         for (int j = H8; j < hd; j++)
@@ -602,6 +642,30 @@ static void scores(float *a, const float *q, const float *K, size_t stride, int 
 static void mix(float *o, const float *a, const float *V, size_t stride, int n, int hd)
 {
     int j0 = 0;
+#if defined(__AVX512F__)
+    for (; j0 + 64 <= hd; j0 += 64) {
+        __m512 v0 = _mm512_setzero_ps(), v1 = v0, v2 = v0, v3 = v0;
+        for (int t = 0; t < n; t++) {
+            const float *x = V + (size_t)t * stride + j0;
+            __m512 w = _mm512_set1_ps(a[t]);
+            v0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x), v0);
+            v1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 16), v1);
+            v2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 32), v2);
+            v3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + 48), v3);
+        }
+        _mm512_storeu_ps(o + j0, v0);
+        _mm512_storeu_ps(o + j0 + 16, v1);
+        _mm512_storeu_ps(o + j0 + 32, v2);
+        _mm512_storeu_ps(o + j0 + 48, v3);
+    }
+    for (; j0 + 16 <= hd; j0 += 16) {
+        __m512 v = _mm512_setzero_ps();
+        for (int t = 0; t < n; t++)
+            v = _mm512_fmadd_ps(_mm512_set1_ps(a[t]),
+                                _mm512_loadu_ps(V + (size_t)t * stride + j0), v);
+        _mm512_storeu_ps(o + j0, v);
+    }
+#endif
     for (; j0 + 64 <= hd; j0 += 64) {
         __m256 v[8];
 #pragma GCC unroll 8

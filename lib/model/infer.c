@@ -57,6 +57,7 @@ struct llm_session {
      * keys and values are its own rows of qkv, from row start[d] on. */
     const int *start;     /* host; NULL: keys and values in the cache */
     const float **aq, **ak, **av;   /* host: (rows) attention's query, keys, values */
+    float **kd, **vd;     /* host: (rows) where each row's key and value go */
     int *alen;            /* host: (rows) and number of keys */
     float *att;           /* (threads, n_ctx) attention scores */
     int att_threads;
@@ -78,7 +79,7 @@ static float *kv_at(const llm_session *s, int seq, int l, int which)
 static int session_new(const llm_model *m, int n_seq, int cache, llm_session **out)
 {
     *out = NULL;
-    if (!m->k->matmul_rows || !m->k->attention_rows)
+    if (!m->k->matmul_rows || !m->k->attention_rows || !m->k->copy_rows)
         return llm_fail(LLM_ERR_UNSUPPORTED, "the '%s' kernels cannot run a key/value "
                         "cache yet", m->k->name);
     if (n_seq < 1 || n_seq > 65536)
@@ -125,6 +126,8 @@ static void free_rows(llm_session *s)
     free(s->aq);
     free(s->ak);
     free(s->av);
+    free(s->kd);
+    free(s->vd);
     free(s->alen);
 }
 
@@ -222,6 +225,8 @@ static int grow(llm_session *s, int rows)
     ok &= (s->aq = malloc(R * sizeof *s->aq)) != NULL;
     ok &= (s->ak = malloc(R * sizeof *s->ak)) != NULL;
     ok &= (s->av = malloc(R * sizeof *s->av)) != NULL;
+    ok &= (s->kd = malloc(R * sizeof *s->kd)) != NULL;
+    ok &= (s->vd = malloc(R * sizeof *s->vd)) != NULL;
     ok &= (s->alen = malloc(R * sizeof *s->alen)) != NULL;
     ok &= (s->rseq = malloc(R * sizeof *s->rseq)) != NULL;
     ok &= (s->rpos = malloc(R * sizeof *s->rpos)) != NULL;
@@ -364,11 +369,15 @@ static void session_attend(void *ctx, int l, const llm_block *b)
     llm_session *s = ctx;
     const llm_model *m = s->m;
     int KVD = s->KVD;
-    for (int r = 0; !s->start && r < b->n; r++) {
-        const float *row = b->qkv + (size_t)r * m->QS + (size_t)m->cfg.n_heads * m->hd;
-        size_t at = (size_t)s->rpos[r] * KVD;
-        m->k->copy(kv_at(s, s->rseq[r], l, 0) + at, row, (size_t)KVD * sizeof(float));
-        m->k->copy(kv_at(s, s->rseq[r], l, 1) + at, row + KVD, (size_t)KVD * sizeof(float));
+    if (!s->start) {
+        for (int r = 0; r < b->n; r++) {
+            size_t at = (size_t)s->rpos[r] * KVD;
+            s->kd[r] = kv_at(s, s->rseq[r], l, 0) + at;
+            s->vd[r] = kv_at(s, s->rseq[r], l, 1) + at;
+        }
+        const float *k0 = b->qkv + (size_t)m->cfg.n_heads * m->hd;
+        m->k->copy_rows(s->kd, k0, (size_t)m->QS, b->n, KVD);
+        m->k->copy_rows(s->vd, k0 + KVD, (size_t)m->QS, b->n, KVD);
     }
     attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
 }

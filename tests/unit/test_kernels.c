@@ -620,6 +620,41 @@ static void test_attention_rows(const llm_kernels *f, const llm_kernels *r, int 
     free(tq); free(tk); free(tv); free(tl);
 }
 
+/* copy_rows of N rows of n into rows of a cache in another order, with gaps
+ * between them: the same bits as the reference, src's rows exactly, and
+ * nothing else written. */
+static void test_copy_rows(const llm_kernels *f, const llm_kernels *r, int N, int n, int lds)
+{
+    char what[96];
+    size_t gap = (size_t)n + 3, cells = (size_t)N * gap + 1;
+    float *src = rnd((size_t)N * lds), *c1 = rnd(cells), *c2 = dup(c1, cells);
+    float *c0 = dup(c1, cells);
+    float **d1 = malloc((size_t)N * sizeof *d1), **d2 = malloc((size_t)N * sizeof *d2);
+    if (!d1 || !d2)
+        exit(1);
+    for (int i = 0; i < N; i++) {
+        size_t at = (size_t)((i * 7 + 3) % N) * gap + 1;   /* a permutation: 7 and N coprime */
+        d1[i] = c1 + at;
+        d2[i] = c2 + at;
+    }
+    f->copy_rows(d1, src, (size_t)lds, N, n);
+    r->copy_rows(d2, src, (size_t)lds, N, n);
+    snprintf(what, sizeof what, "copy_rows N=%d n=%d lds=%d", N, n, lds);
+    check_bits(what, c1, c2, cells);
+    size_t moved = 0;
+    for (int i = 0; i < N; i++) {
+        size_t at = (size_t)(d2[i] - c2);
+        moved += memcmp(c2 + at, src + (size_t)i * lds, (size_t)n * sizeof *src) != 0;
+        memcpy(c2 + at, c0 + at, (size_t)n * sizeof *c2);
+    }
+    if (moved || memcmp(c2, c0, cells * sizeof *c0) != 0) {
+        failures++;
+        printf("FAIL %s (reference): %zu rows not copied, or a cell outside them written\n",
+               what, moved);
+    }
+    free(src); free(c0); free(c1); free(c2); free(d1); free(d2);
+}
+
 /* to_half against the reference and half.h, bit for bit, with the first
  * value out of half's range reported. */
 static void test_to_half(const llm_kernels *f, const llm_kernels *r, size_t n, size_t bad_at)
@@ -883,6 +918,9 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
         test_attention_rows(f, r, 5, 4, 2, 6, 9);
         test_attention_rows(f, r, 9, 6, 3, 64, 40);
         test_attention_rows(f, r, 3, 2, 1, 72, 130);
+        test_copy_rows(f, r, 1, 1, 1);
+        test_copy_rows(f, r, 5, 12, 36);
+        test_copy_rows(f, r, 200, 256, 768);   /* enough to go parallel */
         test_to_half(f, r, 1, 5);
         test_to_half(f, r, 7, 3);
         test_to_half(f, r, 1001, 1001);
