@@ -35,7 +35,7 @@ static double o_epochs, o_val_fraction, o_time_limit, o_autotune;
 static int o_eval_samples = 200;
 static int o_batch, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
 static int o_plot_only;
-static double o_dropout, o_lm_weight;
+static double o_dropout, o_lm_weight, o_label_smoothing;
 static double o_lr, o_min_lr = -1, o_weight_decay, o_beta1, o_beta2, o_adam_eps, o_clip,
               o_decay_fraction;
 static const char *o_schedule;
@@ -128,6 +128,11 @@ static const cli_opt opts[] = {
      "drop this share of each block's attention and feed-forward outputs while "
      "training, against overfitting small data (0: off)", NULL, 0, 0.9, 0,
      CLI_COMPLETE_NONE, 0},
+    {"label-smoothing", 0, CLI_DOUBLE, &o_label_smoothing, "E",
+     "train the next-token loss (lm, pairs, and classify's --lm-weight) against "
+     "targets that put E of their weight evenly on every token (translation recipes "
+     "use 0.1; the losses printed stay the plain cross-entropy; 0: off)", NULL, 0, 0.5,
+     0, CLI_COMPLETE_NONE, 0},
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "matrix products of the weights: f32, or bf16: inputs rounded to bfloat16, sums, "
      "weights, gradients and optimiser state in fp32 (faster on CPUs with AVX512_BF16; "
@@ -1892,6 +1897,7 @@ static void make_trainer(train_run *r)
     else if (o_lora && !o_resume)
         check(llm_model_lora(m, o_lora, o_lora_alpha, (uint64_t)o_seed));
     check(llm_model_set_dropout(m, o_dropout, (uint64_t)o_seed));
+    check(llm_model_set_label_smoothing(m, o_label_smoothing));
     check(llm_model_set_precision(m, o_precision));
     check(llm_trainer_new(m, r->batcher, tp, &r->tr));
     if (o_resume)

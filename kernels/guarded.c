@@ -238,8 +238,8 @@ WRAPV(swiglu_backward, (float *dh13, const float *dout, const float *h13, int N,
 WRAPV(residual_forward, (float *out, const float *a, const float *b, size_t n),
       (out, a, b, n))
 WRAPV(crossentropy_forward, (float *losses, float *dlogits, const float *logits,
-                             const int32_t *targets, int N, int V, float dscale),
-      (losses, dlogits, logits, targets, N, V, dscale))
+                             const int32_t *targets, int N, int V, float dscale, float eps),
+      (losses, dlogits, logits, targets, N, V, dscale, eps))
 WRAPV(adamw_update, (float *p, const float *g, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float wd, int t),
       (p, g, m, v, n, lr, beta1, beta2, eps, wd, t))

@@ -126,14 +126,16 @@ typedef struct llm_kernels {
     void (*residual_forward)(float *out, const float *a, const float *b,
                              size_t n);
 
-    /* Cross-entropy of softmax(logits(N,V)) against targets: losses(N) =
-     * logsumexp - logit[target], 0 where target < 0 (ignored). When dlogits
-     * is not NULL, dlogits(N,V) = (softmax - onehot) * dscale (0 rows for
-     * ignored targets); dlogits may be logits itself, to save memory.
-     * Every target >= 0 must be < V. */
+    /* Cross-entropy of softmax(logits(N,V)) against targets, with label
+     * smoothing eps in [0, 1): against q = (1 - eps) onehot + eps / V.
+     * losses(N) = logsumexp - (1 - eps) logit[target] - eps mean(logits),
+     * 0 where target < 0 (ignored). When dlogits is not NULL, dlogits(N,V)
+     * = (softmax - q) * dscale (0 rows for ignored targets); dlogits may be
+     * logits itself, to save memory. Every target >= 0 must be < V. eps 0
+     * takes no extra operation. */
     void (*crossentropy_forward)(float *losses, float *dlogits,
                                  const float *logits, const int32_t *targets,
-                                 int N, int V, float dscale);
+                                 int N, int V, float dscale, float eps);
 
     /* torch.optim.AdamW on n floats at step t (1-based): m, v updated;
      * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p). */

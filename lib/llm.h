@@ -660,6 +660,13 @@ int llm_model_forward_packed(llm_model *m, const int32_t *tokens, const int32_t 
  *  passes since that step, layer, position), so repeated and resumed runs
  *  draw the same masks whatever the thread count. p = 0 turns it off. */
 int  llm_model_set_dropout(llm_model *m, double p, uint64_t seed);
+/*! llm_model_set_label_smoothing() : label smoothing eps in [0, 1) for
+ *  the language-modelling loss's gradient (lm and pairs training, and a
+ *  classifier's auxiliary LM loss): the targets become (1 - eps) x the
+ *  next token + eps / V x every token. The loss that forwards report stays
+ *  the plain cross-entropy, comparable with validation. 0 (the default)
+ *  turns it off. @return LLM_ERR_INVALID outside [0, 1). */
+int  llm_model_set_label_smoothing(llm_model *m, double eps);
 /*! llm_model_set_precision() : "f32" (the default) or "bf16": mixed
  *  precision, the products of the blocks' and the output layer's weights
  *  taken on inputs rounded to bfloat16 with fp32 sums (as PyTorch's

@@ -382,7 +382,7 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 
 static void crossentropy_forward(float *losses, float *dlogits,
                                  const float *logits, const int32_t *targets,
-                                 int N, int V, float dscale)
+                                 int N, int V, float dscale, float eps)
 {
 #pragma omp parallel for schedule(static)
     for (int n = 0; n < N; n++) {
@@ -395,10 +395,15 @@ static void crossentropy_forward(float *losses, float *dlogits,
                 memset(e, 0, (size_t)V * sizeof *e);
             continue;
         }
-        float mx = -INFINITY, sum = 0.0f, ly = l[y];
+        float mx = -INFINITY, sum = 0.0f, ly = l[y], tot = 0.0f;
 #pragma omp simd reduction(max:mx)
         for (int i = 0; i < V; i++)
             mx = l[i] > mx ? l[i] : mx;
+        if (eps > 0.0f) {   /* before e overwrites l */
+#pragma omp simd reduction(+:tot)
+            for (int i = 0; i < V; i++)
+                tot += l[i];
+        }
         if (e) {
             /* e may be l itself: each element is read before it is written. */
 #pragma omp simd reduction(+:sum)
@@ -408,16 +413,28 @@ static void crossentropy_forward(float *losses, float *dlogits,
                 sum += x;
             }
             float k = dscale / sum;
+            if (eps > 0.0f) {
+                float u = eps * dscale / (float)V;
 #pragma omp simd
-            for (int i = 0; i < V; i++)
-                e[i] *= k;
-            e[y] -= dscale;
+                for (int i = 0; i < V; i++)
+                    e[i] = e[i] * k - u;
+                e[y] -= (1.0f - eps) * dscale;
+            } else {
+#pragma omp simd
+                for (int i = 0; i < V; i++)
+                    e[i] *= k;
+                e[y] -= dscale;
+            }
         } else {
 #pragma omp simd reduction(+:sum)
             for (int i = 0; i < V; i++)
                 sum += fast_expf(l[i] - mx);
         }
-        losses[n] = (float)(log((double)sum) + mx - ly);
+        if (eps > 0.0f)
+            losses[n] = (float)(log((double)sum) + mx - (1.0 - eps) * ly -
+                                eps * ((double)tot / V));
+        else
+            losses[n] = (float)(log((double)sum) + mx - ly);
     }
 }
 

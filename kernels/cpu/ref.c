@@ -293,7 +293,7 @@ static void residual_forward(float *out, const float *a, const float *b, size_t 
 
 static void crossentropy_forward(float *losses, float *dlogits,
                                  const float *logits, const int32_t *targets,
-                                 int N, int V, float dscale)
+                                 int N, int V, float dscale, float eps)
 {
     for (int n = 0; n < N; n++) {
         const float *l = logits + (size_t)n * V;
@@ -304,18 +304,20 @@ static void crossentropy_forward(float *losses, float *dlogits,
                 memset(dlogits + (size_t)n * V, 0, (size_t)V * sizeof *dlogits);
             continue;
         }
-        double mx = -INFINITY, sum = 0;
-        for (int i = 0; i < V; i++)
+        double mx = -INFINITY, sum = 0, tot = 0;
+        for (int i = 0; i < V; i++) {
             if (l[i] > mx)
                 mx = l[i];
+            tot += l[i];
+        }
         for (int i = 0; i < V; i++)
             sum += exp(l[i] - mx);
         double ly = l[y];
-        losses[n] = (float)(log(sum) + mx - ly);
+        losses[n] = (float)(log(sum) + mx - (1.0 - eps) * ly - eps * tot / V);
         if (dlogits)
             for (int i = 0; i < V; i++) {
-                double p = exp(l[i] - mx) / sum;
-                dlogits[(size_t)n * V + i] = (float)((p - (i == y)) * dscale);
+                double p = exp(l[i] - mx) / sum, q = (1.0 - eps) * (i == y) + (double)eps / V;
+                dlogits[(size_t)n * V + i] = (float)((p - q) * dscale);
             }
     }
 }

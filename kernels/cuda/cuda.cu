@@ -960,10 +960,11 @@ static double sum_squares(const float *x, size_t n)
  * written by the same thread, and logit[target] is read by all threads
  * before the first barrier, ahead of any write. */
 __global__ void crossentropy_k(float *losses, float *dlogits, const float *logits,
-                               const int32_t *targets, int V, float dscale)
+                               const int32_t *targets, int V, float dscale, float eps)
 {
     __shared__ float fshm[32];
     __shared__ double dshm[32];
+    __shared__ double tshm[32];
     size_t n = blockIdx.x;
     const float *l = logits + n * V;
     float *e = dlogits ? dlogits + n * V : NULL;
@@ -981,27 +982,31 @@ __global__ void crossentropy_k(float *losses, float *dlogits, const float *logit
     for (int i = threadIdx.x; i < V; i += CE_THREADS)
         mx = fmaxf(mx, l[i]);
     mx = block_max(mx, fshm);
-    float part = 0.0f;
-    for (int i = threadIdx.x; i < V; i += CE_THREADS)
+    float part = 0.0f, lsum = 0.0f;
+    for (int i = threadIdx.x; i < V; i += CE_THREADS) {
         part += expf(l[i] - mx);
+        lsum += l[i];
+    }
     double sum = block_sum((double)part, dshm);
+    double tot = eps > 0.0f ? block_sum((double)lsum, tshm) : 0.0;
     if (threadIdx.x == 0)
-        losses[n] = (float)(log(sum) + mx - ly);
+        losses[n] = (float)(log(sum) + mx - (1.0 - eps) * ly - eps * (tot / V));
     if (e) {
-        float inv = (float)(1.0 / sum);
+        float inv = (float)(1.0 / sum), hit = 1.0f - eps, u = eps / (float)V;
         for (int i = threadIdx.x; i < V; i += CE_THREADS) {
             float pr = expf(l[i] - mx) * inv;
-            e[i] = (pr - (i == y ? 1.0f : 0.0f)) * dscale;
+            e[i] = (pr - (i == y ? hit + u : u)) * dscale;
         }
     }
 }
 
 static void crossentropy_forward(float *losses, float *dlogits, const float *logits,
-                                 const int32_t *targets, int N, int V, float dscale)
+                                 const int32_t *targets, int N, int V, float dscale, float eps)
 {
     if (N <= 0 || V <= 0)
         return;
-    crossentropy_k<<<(unsigned)N, CE_THREADS>>>(losses, dlogits, logits, targets, V, dscale);
+    crossentropy_k<<<(unsigned)N, CE_THREADS>>>(losses, dlogits, logits, targets, V, dscale,
+                                                eps);
     LAUNCHED("crossentropy_forward");
 }
 

@@ -83,6 +83,7 @@ typedef struct {
     float *adam_m, *adam_v;/* the same, each; NULL until the first step */
     int64_t steps;         /* AdamW steps taken */
     double drop_p;         /* residual dropout probability, 0: off */
+    float smooth;          /* label smoothing of the LM loss's gradient, 0: off */
     uint64_t drop_seed;
     int training;          /* dropout applies only while training */
     int drop_active;       /* the last forward used dropout... */

@@ -402,7 +402,7 @@ double llm_model_lm_loss(llm_model *m, double weight)
         int k = n - r < rows ? n - r : rows;
         output_logits(m, a.logits, a.af + (size_t)r * m->cfg.dim, k);
         m->k->crossentropy_forward(a.losses + r, NULL, a.logits, m->pass->ids + (size_t)n + r,
-                                   k, V, m->pass->dscale);
+                                   k, V, m->pass->dscale, 0.0f);
     }
     m->k->download(m->pass->loss_host, a.losses, (size_t)n * sizeof *m->pass->loss_host);
     double s = 0.0;
@@ -504,8 +504,9 @@ void llm_model_lm_backward(llm_model *m)
     int n = m->pass->B * m->pass->T, V = m->cfg.vocab_size, C = m->cfg.dim;
     acts a;
     acts_layout(m, m->pass->B, m->pass->T, m->pass->acts, &a);
+    /* The gradient of the smoothed loss; the forward reported the plain one. */
     m->k->crossentropy_forward(a.losses, a.logits, a.logits, m->pass->ids + (size_t)n, n, V,
-                               m->pass->dscale);
+                               m->pass->dscale, m->opt->smooth);
     weight_backward(m, a.da, G(m->wout), a.logits, a.af, m->wout, n, C, V);
 }
 

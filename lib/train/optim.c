@@ -46,6 +46,15 @@ int llm_model_set_dropout(llm_model *m, double p, uint64_t seed)
     return LLM_OK;
 }
 
+int llm_model_set_label_smoothing(llm_model *m, double eps)
+{
+    if (!(eps >= 0.0 && eps < 1.0))
+        return llm_fail_param(LLM_ERR_INVALID, "label_smoothing", "label smoothing %g must be "
+                              "in [0, 1)", eps);
+    m->opt->smooth = (float)eps;
+    return LLM_OK;
+}
+
 int llm_model_set_precision(llm_model *m, const char *precision)
 {
     int bf16 = precision && strcmp(precision, "bf16") == 0;

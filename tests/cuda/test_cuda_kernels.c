@@ -345,13 +345,14 @@ static void h_residual_forward(float *out, const float *a, const float *b, size_
 }
 
 static void h_crossentropy_forward(float *losses, float *dlogits, const float *logits,
-                                   const int32_t *targets, int N, int V, float dscale)
+                                   const int32_t *targets, int N, int V, float dscale,
+                                   float eps)
 {
     size_t nl = (size_t)N * V * F4;
     float *l = dput(logits, nl), *lo = dput(losses, (size_t)N * F4);
     float *d = dlogits == logits ? l : dlogits ? dput(dlogits, nl) : NULL;
     int32_t *t = dput(targets, (size_t)N * 4);
-    K->crossentropy_forward(lo, d, l, t, N, V, dscale);
+    K->crossentropy_forward(lo, d, l, t, N, V, dscale, eps);
     dback(losses, lo, (size_t)N * F4);
     if (d)
         dget(dlogits, d, nl);
@@ -672,7 +673,8 @@ static void test_swiglu(const llm_kernels *f, const llm_kernels *r, int N, int F
     free(h); free(o1); free(o2); free(dout); free(d1); free(d2);
 }
 
-static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V)
+static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V,
+                              float eps)
 {
     char what[128];
     size_t n = (size_t)N * V;
@@ -685,18 +687,18 @@ static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N,
     float *l1 = rnd(N), *l2 = rnd(N), *l3 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
     float *inplace = dup(l, n);
     float dscale = 1.0f / (float)N;
-    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale);
-    r->crossentropy_forward(l2, d2, l, y, N, V, dscale);
+    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale, eps);
+    r->crossentropy_forward(l2, d2, l, y, N, V, dscale, eps);
     snprintf(what, sizeof what, "crossentropy_forward losses (no dlogits) N=%d V=%d", N, V);
     check_errors(what);
     check(what, l1, l2, N, 1e-5, 1e-5);
-    f->crossentropy_forward(l3, d1, l, y, N, V, dscale);
+    f->crossentropy_forward(l3, d1, l, y, N, V, dscale, eps);
     snprintf(what, sizeof what, "crossentropy_forward losses N=%d V=%d", N, V);
     check_errors(what);
     check(what, l3, l2, N, 1e-5, 1e-5);
     snprintf(what, sizeof what, "crossentropy_forward dlogits N=%d V=%d", N, V);
     check(what, d1, d2, n, 1e-7, 1e-5);
-    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale);
+    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale, eps);
     snprintf(what, sizeof what, "crossentropy_forward in place dlogits N=%d V=%d", N, V);
     check_errors(what);
     check(what, inplace, d2, n, 1e-7, 1e-5);
@@ -802,8 +804,8 @@ static void test_determinism(const llm_kernels *f)
         size_t n = (size_t)N * V;
         float *l = rnd(n), *l1 = rnd(N), *l2 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
         int32_t *y = tokens(N, V);
-        f->crossentropy_forward(l1, d1, l, y, N, V, 0.5f);
-        f->crossentropy_forward(l2, d2, l, y, N, V, 0.5f);
+        f->crossentropy_forward(l1, d1, l, y, N, V, 0.5f, 0.1f);
+        f->crossentropy_forward(l2, d2, l, y, N, V, 0.5f, 0.1f);
         check_bits("determinism crossentropy losses", l1, l2, (size_t)N * F4);
         check_bits("determinism crossentropy dlogits", d1, d2, n * F4);
         free(l); free(l1); free(l2); free(d1); free(d2); free(y);
@@ -1149,7 +1151,7 @@ static void test_lookup(void)
     K->matmul_forward(NULL, NULL, NULL, 0, 3, 4);
     K->embedding_backward(NULL, NULL, NULL, 0, 4);
     K->rmsnorm_backward(NULL, NULL, NULL, NULL, NULL, NULL, 0, 4);
-    K->crossentropy_forward(NULL, NULL, NULL, NULL, 0, 10, 1.0f);
+    K->crossentropy_forward(NULL, NULL, NULL, NULL, 0, 10, 1.0f, 0.0f);
     result("zero sizes", llm_cuda_sync() == 0 && K->sum_squares(NULL, 0) == 0.0,
            llm_cuda_errmsg() ? llm_cuda_errmsg() : "");
     llm_cuda_clear_error();
@@ -1242,11 +1244,13 @@ int main(void)
     test_swiglu(f, r, 33, 97);
     if (big)
         test_swiglu(f, r, 1000, 2048);
-    test_crossentropy(f, r, 1, 1);
-    test_crossentropy(f, r, 7, 67);
-    test_crossentropy(f, r, 12, 4096);
+    test_crossentropy(f, r, 1, 1, 0.0f);
+    test_crossentropy(f, r, 7, 67, 0.0f);
+    test_crossentropy(f, r, 12, 4096, 0.0f);
+    test_crossentropy(f, r, 7, 67, 0.1f);
+    test_crossentropy(f, r, 12, 4096, 0.25f);
     if (big)
-        test_crossentropy(f, r, 5, 50257);
+        test_crossentropy(f, r, 5, 50257, 0.1f);
     test_table();
     test_matmul_rows(0, 0, 1, 1, 1);
     test_matmul_rows(0, 0, 5, 7, 9);       /* IC < 8: the tail alone */

@@ -40,6 +40,20 @@ llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 --until 6 -o dr.llm
 llm-train $shape --dropout 0.2 --steps 12 --seed 7 --resume dr.llm.ckpt -o dr.llm "$txt" || no "dropout resume"
 cmp -s d.llm dr.llm || no "with dropout, 6 + resume + 6 steps differ from 12 straight steps"
 
+# Label smoothing: another model, the same bytes again and after a resume;
+# out of [0, 0.5] it is a usage error naming the option.
+llm-train -m "$tok" $shape --label-smoothing 0.1 --steps 12 --seed 7 -o ls.llm "$txt" ||
+    no "label smoothing run"
+cmp -s a.llm ls.llm && no "--label-smoothing 0.1 changed nothing"
+llm-train -m "$tok" $shape --label-smoothing 0.1 --steps 12 --seed 7 --until 6 -o lsr.llm \
+    "$txt" || no "label smoothing to 6"
+llm-train $shape --label-smoothing 0.1 --steps 12 --seed 7 --resume lsr.llm.ckpt -o lsr.llm \
+    "$txt" || no "label smoothing resume"
+cmp -s ls.llm lsr.llm || no "with label smoothing, 6 + resume + 6 steps differ from 12 straight"
+llm-train -m "$tok" $shape --label-smoothing 1 --steps 2 -o bad.llm "$txt" 2> ls.err
+[ $? -eq 2 ] && grep -q 'label-smoothing' ls.err && [ ! -e bad.llm ] ||
+    no "--label-smoothing 1 was not a usage error naming it: $(cat ls.err)"
+
 # SIGINT: the run saves a checkpoint, says so and exits 130; resuming it
 # finishes the run.
 llm-train -m "$tok" $shape --steps 100000 --seed 7 -o int.llm "$txt" 2>int.err &

@@ -319,7 +319,8 @@ static void test_swiglu(const llm_kernels *f, const llm_kernels *r, int N, int F
     free(h); free(o1); free(o2); free(dout); free(d1); free(d2);
 }
 
-static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V)
+static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N, int V,
+                              float eps)
 {
     char what[96];
     size_t n = (size_t)N * V;
@@ -332,16 +333,16 @@ static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N,
     float *l1 = rnd(N), *l2 = rnd(N), *l3 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
     float *inplace = dup(l, n);
     float dscale = 1.0f / (float)N;
-    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale);
-    r->crossentropy_forward(l2, d2, l, y, N, V, dscale);
-    snprintf(what, sizeof what, "crossentropy_forward losses N=%d V=%d", N, V);
+    f->crossentropy_forward(l1, NULL, l, y, N, V, dscale, eps);
+    r->crossentropy_forward(l2, d2, l, y, N, V, dscale, eps);
+    snprintf(what, sizeof what, "crossentropy_forward losses N=%d V=%d eps=%g", N, V, eps);
     check(what, l1, l2, N, 1e-5, 1e-5);
-    f->crossentropy_forward(l3, d1, l, y, N, V, dscale);
+    f->crossentropy_forward(l3, d1, l, y, N, V, dscale, eps);
     check(what, l3, l2, N, 1e-5, 1e-5);
-    snprintf(what, sizeof what, "crossentropy_forward dlogits N=%d V=%d", N, V);
+    snprintf(what, sizeof what, "crossentropy_forward dlogits N=%d V=%d eps=%g", N, V, eps);
     check(what, d1, d2, n, 1e-7, 1e-5);
-    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale);
-    snprintf(what, sizeof what, "crossentropy_forward in place N=%d V=%d", N, V);
+    f->crossentropy_forward(l3, inplace, inplace, y, N, V, dscale, eps);
+    snprintf(what, sizeof what, "crossentropy_forward in place N=%d V=%d eps=%g", N, V, eps);
     check(what, inplace, d2, n, 1e-7, 1e-5);
     check(what, l3, l2, N, 1e-5, 1e-5);
     free(l); free(y); free(l1); free(l2); free(l3); free(d1); free(d2); free(inplace);
@@ -781,11 +782,11 @@ static double sw_loss(void *p)
     return wsum(c->out, c->wgt, (size_t)c->N * c->F);
 }
 
-struct ce { const llm_kernels *k; float *l, *losses; int32_t *y; int N, V; };
+struct ce { const llm_kernels *k; float *l, *losses; int32_t *y; int N, V; float eps; };
 static double ce_loss(void *p)
 {
     struct ce *c = p;
-    c->k->crossentropy_forward(c->losses, NULL, c->l, c->y, c->N, c->V, 1.0f);
+    c->k->crossentropy_forward(c->losses, NULL, c->l, c->y, c->N, c->V, 1.0f, c->eps);
     double s = 0;
     for (int i = 0; i < c->N; i++)
         s += c->losses[i];
@@ -853,14 +854,47 @@ static void test_finite_differences(const llm_kernels *r)
         fd_check("swiglu dh13", sw_loss, &c, c.h, N * 2 * F, d);
         free(c.h); free(c.out); free(c.wgt); free(d);
     }
-    {   /* cross-entropy with an ignored target */
+    for (int s = 0; s <= 1; s++) {   /* cross-entropy with an ignored target */
         int N = 4, V = 6;
         int32_t y[4] = { 1, -1, 5, 0 };
-        struct ce c = { r, rnd(N * V), rnd(N), y, N, V };
+        struct ce c = { r, rnd(N * V), rnd(N), y, N, V, s ? 0.1f : 0.0f };
         float *d = rnd(N * V);
-        r->crossentropy_forward(c.losses, d, c.l, y, N, V, 1.0f / N);
-        fd_check("crossentropy dlogits", ce_loss, &c, c.l, N * V, d);
+        r->crossentropy_forward(c.losses, d, c.l, y, N, V, 1.0f / N, c.eps);
+        fd_check(s ? "crossentropy dlogits, smoothing 0.1" : "crossentropy dlogits", ce_loss,
+                 &c, c.l, N * V, d);
         free(c.l); free(c.losses); free(d);
+    }
+    {   /* smoothing eps is the mix (1 - eps) target + eps (each class / V) */
+        enum { N = 3, V = 7 };
+        float eps = 0.2f, *l = rnd(N * V), ls[N], d[N * V], l0[N], d0[N * V];
+        int32_t y[N] = { 4, 0, 6 }, yv[N];
+        double want_l[N] = { 0 }, want_d[N * V] = { 0 };
+        r->crossentropy_forward(ls, d, l, y, N, V, 1.0f, eps);
+        r->crossentropy_forward(l0, d0, l, y, N, V, 1.0f, 0.0f);
+        for (int i = 0; i < N; i++) {
+            want_l[i] = (1.0 - eps) * l0[i];
+            for (int j = 0; j < V; j++)
+                want_d[i * V + j] = (1.0 - eps) * d0[i * V + j];
+        }
+        for (int v = 0; v < V; v++) {
+            for (int i = 0; i < N; i++)
+                yv[i] = v;
+            r->crossentropy_forward(l0, d0, l, yv, N, V, 1.0f, 0.0f);
+            for (int i = 0; i < N; i++) {
+                want_l[i] += eps * l0[i] / V;
+                for (int j = 0; j < V; j++)
+                    want_d[i * V + j] += eps * d0[i * V + j] / V;
+            }
+        }
+        float wl[N], wd[N * V];
+        for (int i = 0; i < N * V; i++)
+            wd[i] = (float)want_d[i];
+        for (int i = 0; i < N; i++)
+            wl[i] = (float)want_l[i];
+        check("crossentropy smoothing: loss as the mix of targets", ls, wl, N, 1e-6, 1e-6);
+        check("crossentropy smoothing: dlogits as the mix of targets", d, wd, N * V, 1e-7,
+              1e-6);
+        free(l);
     }
 }
 
@@ -889,8 +923,10 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
         test_attention_packing(r, 40, 2, 1, 4);
         test_swiglu(f, r, 3, 5);
         test_swiglu(f, r, 33, 97);
-        test_crossentropy(f, r, 7, 67);
-        test_crossentropy(f, r, 12, 4096);
+        test_crossentropy(f, r, 7, 67, 0.0f);
+        test_crossentropy(f, r, 12, 4096, 0.0f);
+        test_crossentropy(f, r, 7, 67, 0.1f);
+        test_crossentropy(f, r, 12, 4096, 0.25f);
         test_elementwise(f, r, 1);
         test_elementwise(f, r, 1001);
         test_elementwise(f, r, 100003);
