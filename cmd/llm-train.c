@@ -703,6 +703,7 @@ typedef struct {
     llm_pairs *d;
     char **ref;            /* held-out outputs, for the sample's BLEU */
     size_t nref;
+    size_t packed;         /* pairs in the rows: those not left out */
 } pairs_set;
 
 static void pairs_set_free(pairs_set *p)
@@ -769,6 +770,23 @@ static void pairs_take(const pairs_set *from, size_t i, pairs_set *to)
     to->ref[to->nref++] = from->ref[i];
 }
 
+/* Packs `d` in rows of T and says how many of its pairs were too long:
+ * those whose input lost its start, and those left out, their output and
+ * EOS alone filling T. */
+static void pairs_pack_say(pairs_set *p, int T, int shuffle, const char *what)
+{
+    llm_pairs *d = p->d;
+    size_t dropped, cut;
+    check(llm_pairs_pack(d, T, shuffle, (uint64_t)o_seed, &dropped, &cut));
+    p->packed = llm_pairs_count(d) - dropped;
+    if (cut && !o_quiet)
+        cli_warn("%zu of %zu %s pairs are longer than %d tokens: their inputs are "
+                 "truncated on the left", cut, llm_pairs_count(d), what, T);
+    if (dropped && !o_quiet)
+        cli_warn("%zu of %zu %s pairs are left out: their outputs and EOS fill rows of %d "
+                 "tokens", dropped, llm_pairs_count(d), what, T);
+}
+
 /* The training and validation pairs (--val, or a seeded --val-fraction of
  * the training lines), the training set packed in rows of T. */
 static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int first, int argc,
@@ -824,13 +842,11 @@ static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int fir
     free(train->ref);
     train->ref = NULL;
     train->nref = 0;
-    size_t dropped;
-    check(llm_pairs_pack(train->d, T, 1, (uint64_t)o_seed, &dropped));
-    if (dropped && !o_quiet)
-        cli_warn("%zu of %zu training pairs are longer than %d tokens and are left out",
-                 dropped, llm_pairs_count(train->d), T);
+    pairs_pack_say(train, T, 1, "training");
     if (llm_pairs_rows(train->d) == 0)
         cli_die("no training pair fits %d tokens", T);
+    if (val->d)   /* in file order, as llm_pairs_eval() keeps it */
+        pairs_pack_say(val, T, 0, "validation");
 }
 
 /* Greedy outputs for the first `n` held-out inputs, scored by corpus BLEU
@@ -857,8 +873,11 @@ static double pairs_sample_bleu(llm_model *m, const llm_tok *tok, const pairs_se
         for (int i = 0; i < k; i++) {
             size_t np;
             llm_pairs_example(val->d, (size_t)(i0 + i), &pr[go], NULL, &np);
-            if (np + 1 >= (size_t)ctx)   /* no room to answer: scored as empty */
-                continue;
+            if (np + 1 >= (size_t)ctx) {   /* keep its end, as llm-generate would */
+                size_t keep = (size_t)(ctx - (ctx / 2 < 128 ? ctx / 2 : 128));
+                pr[go] += np - keep;
+                np = keep;
+            }
             lens[go] = np;
             idx[go++] = i;
             outs[go - 1].len = 0;
@@ -1947,7 +1966,7 @@ static void announce(const train_run *r)
                 "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu rows "
                 "of %d (%s layout)%s; %d thread%s%s\n",
                 (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
-                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, llm_pairs_count(r->ptrain.d),
+                cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, r->ptrain.packed,
                 llm_pairs_rows(r->ptrain.d), T, llm_model_pairs(m),
                 r->pval.d ? "" : ", no validation", threads, threads == 1 ? "" : "s",
                 world > 1 ? " per rank" : "");

@@ -1244,9 +1244,13 @@ void   llm_pairs_example(const llm_pairs *d, size_t i, const int32_t **ids, size
 /*! llm_pairs_pack() : lays the examples out in rows of T tokens: in the
  *  order of a shuffle seeded by `seed` (or in file order when shuffle is
  *  0), each goes into the first of the last 16 open rows with room for it,
- *  else a new row. Examples longer than T are left out (*dropped counts
- *  them, when not NULL). Packing again replaces the previous layout. */
-int    llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *dropped);
+ *  else a new row. An example longer than T keeps the last T of its
+ *  tokens, losing the start of its prompt (*truncated counts these), when
+ *  at least one prompt token is left; else, its output and EOS alone
+ *  filling T, it is left out (*dropped counts these). Either pointer may
+ *  be NULL. Packing again replaces the previous layout. */
+int    llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *dropped,
+                      size_t *truncated);
 /*! llm_pairs_rows() : rows of the last packing (0 before any). */
 size_t llm_pairs_rows(const llm_pairs *d);
 /*! llm_pairs_row() : row r of the packing: tokens (T), targets (T; -1 where

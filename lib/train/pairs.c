@@ -22,6 +22,7 @@ struct llm_pairs {
     int T;
     int shuffled;
     size_t *ex, *roff;
+    size_t *cut;          /* (count) prompt tokens left out from the start */
     size_t rows;
     size_t dropped;
 };
@@ -154,6 +155,7 @@ void llm_pairs_free(llm_pairs *d)
     free(d->prompt);
     free(d->ex);
     free(d->roff);
+    free(d->cut);
     free(d);
 }
 
@@ -196,17 +198,19 @@ void llm_pairs_example(const llm_pairs *d, size_t i, const int32_t **ids, size_t
 
 /* ---------------------------------------------------------------- packing */
 
-int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *dropped)
+int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *dropped,
+                   size_t *truncated)
 {
     if (T < 2)
         return llm_fail(LLM_ERR_INVALID, "rows of %d tokens: need at least 2", T);
-    size_t n = d->count, kept = 0;
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
-    size_t *row = malloc((n ? n : 1) * sizeof *row);       /* row of each kept example */
-    size_t *fill = malloc((n ? n : 1) * sizeof *fill);     /* tokens in each row */
-    size_t *ex = malloc((n ? n : 1) * sizeof *ex), *roff = malloc((n + 1) * sizeof *roff);
-    if (!order || !row || !fill || !ex || !roff) {
-        free(order); free(row); free(fill); free(ex); free(roff);
+    size_t n = d->count, kept = 0, cuts = 0, m = n ? n : 1;
+    size_t *order = malloc(m * sizeof *order);
+    size_t *row = malloc(m * sizeof *row);       /* row of each kept example */
+    size_t *fill = malloc(m * sizeof *fill);     /* tokens in each row */
+    size_t *ex = malloc(m * sizeof *ex), *roff = malloc((n + 1) * sizeof *roff);
+    size_t *cut = malloc(m * sizeof *cut);
+    if (!order || !row || !fill || !ex || !roff || !cut) {
+        free(order); free(row); free(fill); free(ex); free(roff); free(cut);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for packing %zu examples", n);
     }
     llm_rng rng;
@@ -218,10 +222,20 @@ int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *drop
             order[i] = i;
     size_t rows = 0;
     for (size_t k = 0; k < n; k++) {
-        size_t i = order[k], len = d->off[i + 1] - d->off[i];
+        size_t i = order[k], len = d->off[i + 1] - d->off[i], np = d->prompt[i];
+        /* Too long: the prompt loses its first tokens, as llm-generate
+         * truncates a prompt, while at least one of them is left to
+         * predict the output's first token; an output (with EOS) that
+         * fills the row alone leaves the example out. */
+        cut[i] = 0;
         if (len > (size_t)T) {
-            row[i] = SIZE_MAX;
-            continue;
+            if (len - np + 1 > (size_t)T) {
+                row[i] = SIZE_MAX;
+                continue;
+            }
+            cut[i] = len - (size_t)T;
+            len = (size_t)T;
+            cuts++;
         }
         size_t r = rows > OPEN_ROWS ? rows - OPEN_ROWS : 0;
         while (r < rows && fill[r] + len > (size_t)T)
@@ -248,14 +262,18 @@ int llm_pairs_pack(llm_pairs *d, int T, int shuffle, uint64_t seed, size_t *drop
     free(fill);
     free(d->ex);
     free(d->roff);
+    free(d->cut);
     d->ex = ex;
     d->roff = roff;
+    d->cut = cut;
     d->rows = rows;
     d->T = T;
     d->shuffled = shuffle;
     d->dropped = n - kept;
     if (dropped)
         *dropped = n - kept;
+    if (truncated)
+        *truncated = cuts;
     return LLM_OK;
 }
 
@@ -274,8 +292,9 @@ size_t llm_pairs_row(const llm_pairs *d, size_t r, int32_t *tokens, int32_t *tar
 {
     int T = d->T, t = 0;
     for (size_t k = d->roff[r]; k < d->roff[r + 1]; k++) {
-        size_t i = d->ex[k], len = d->off[i + 1] - d->off[i], np = d->prompt[i];
-        const int32_t *ids = d->ids.data + d->off[i];
+        size_t i = d->ex[k], c = d->cut[i];
+        size_t len = d->off[i + 1] - d->off[i] - c, np = d->prompt[i] - c;
+        const int32_t *ids = d->ids.data + d->off[i] + c;
         for (size_t j = 0; j < len; j++, t++) {
             tokens[t] = ids[j];
             /* Position j predicts ids[j + 1]: counted from the output's
@@ -318,7 +337,7 @@ int llm_pairs_eval(llm_model *m, llm_pairs *d, int B, int T, llm_pairs_eval_resu
     if (B < 1)
         return llm_fail(LLM_ERR_INVALID, "batch %d must be positive", B);
     int rc = LLM_OK;
-    if ((d->T != T || d->shuffled || !d->ex) && (rc = llm_pairs_pack(d, T, 0, 0, NULL)))
+    if ((d->T != T || d->shuffled || !d->ex) && (rc = llm_pairs_pack(d, T, 0, 0, NULL, NULL)))
         return rc;   /* packed in file order once, then reused */
     if (d->rows == 0)
         return llm_fail(LLM_ERR_INVALID, "no example fits %d tokens", T);

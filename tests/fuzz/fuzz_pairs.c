@@ -60,9 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         p += n + (nl != NULL);
     }
-    size_t count = llm_pairs_count(d), dropped;
+    size_t count = llm_pairs_count(d), dropped, cut;
     int T = 8 + (int)(size % 33);
-    if (count && llm_pairs_pack(d, T, size & 1, size, &dropped) == LLM_OK) {
+    if (count && llm_pairs_pack(d, T, size & 1, size, &dropped, &cut) == LLM_OK) {
         int32_t tok[40], tgt[40], st[40];
         size_t seen = 0, rows = llm_pairs_rows(d);
         for (size_t r = 0; r < rows; r++) {
@@ -80,7 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     seen++;
             }
         }
-        if (seen + dropped != count)
+        if (seen + dropped != count || cut > seen)
             abort();
     }
     llm_pairs_free(d);

@@ -60,6 +60,32 @@ llm-train --task pairs -m "$tok" -o t.llm $shape --time-limit 3 --progress train
     no "--time-limit: $(cat err)"
 grep -q "the schedule is fitted to --time-limit" err || no "no fitted schedule: $(cat err)"
 
+# Too long for a row: an input loses its start (as llm-generate truncates
+# a prompt) and keeps its output; an output that fills a row with EOS
+# leaves its pair out; each said, for training and validation pairs.
+long=$(yes red | head -n 40 | tr '\n' ' ')
+{ head -n 50 train.tsv; printf '%s\tcat dog\n' "$long"; printf 'cat\t%s\n' "$long"; } > long.tsv
+{ head -n 3 val.tsv; printf '%s\tsun\n' "$long"; } > longval.tsv
+llm-train --task pairs -m "$tok" -o l.llm --layers 1 --dim 32 --heads 2 --context 64 -b 4 \
+    -t 2 --steps 2 --val longval.tsv --eval-every 1 --eval-samples 4 long.tsv 2>err ||
+    no "long pairs: $(cat err)"
+grep -q "1 of 52 training pairs are longer than 64 tokens: their inputs are truncated on the left" err ||
+    no "no note of a truncated input: $(cat err)"
+grep -q "1 of 52 training pairs are left out: their outputs and EOS fill rows of 64 tokens" err ||
+    no "no note of a pair left out: $(cat err)"
+grep -q "1 of 4 validation pairs are longer than 64 tokens" err ||
+    no "no note of a truncated validation input: $(cat err)"
+grep -q "51 training pairs packed in" err || no "the truncated pair is not trained on: $(cat err)"
+
+# CRLF lines train the same model as LF ones; an empty input or output is
+# an example like any other (a prompt of BOS and EOS; an output of EOS).
+{ printf '\tcat dog\nred sun\t\n'; head -n 50 train.tsv; } > e.tsv
+sed 's/$/\r/' e.tsv > ecrlf.tsv
+llm-train --task pairs -m "$tok" -o e.llm $shape --steps 2 e.tsv 2>err || no "empty fields: $(cat err)"
+grep -q "52 training pairs packed in" err || no "empty fields: not 52 pairs: $(cat err)"
+llm-train --task pairs -m "$tok" -o e2.llm $shape --steps 2 -q ecrlf.tsv || no "CRLF"
+cmp -s e.llm e2.llm || no "CRLF lines trained another model"
+
 # Bad input: the file and line.
 printf 'a\tb\nno tab here\n' > bad.tsv
 llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad.tsv 2>err
@@ -68,6 +94,10 @@ grep -q "'bad.tsv', line 2: no tab" err || no "a line without a tab: $(cat err)"
 printf 'a\tb\tc\n' > bad2.tsv
 llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad2.tsv 2>err
 grep -q "line 1: more than one tab" err || no "two tabs: $(cat err)"
+printf 'a\tb\nred \377\tcat\n' > bad3.tsv
+llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad3.tsv 2>err
+[ $? -eq 1 ] && grep -q "'bad3.tsv', line 2: invalid UTF-8 in the input at byte 5" err ||
+    no "invalid UTF-8: $(cat err)"
 [ -e x.llm ] && no "a model was written from bad input"
 llm-train --task lm -m "$tok" -o x.llm --eval-samples 5 train.tsv 2>err
 [ $? -eq 2 ] || no "--eval-samples without --task pairs: not a usage error: $(cat err)"

@@ -80,22 +80,43 @@ static void test_rows(void)
     static const int32_t a[] = { 5, 6, 7, 8 }, b[] = { 9, 10, 11 }, c[] = { 1, 2, 3, 4, 5, 6, 7 };
     CHECK_RC(llm_pairs_add(d, a, 4, 2));    /* loss on 7, 8 */
     CHECK_RC(llm_pairs_add(d, b, 3, 1));    /* loss on 10, 11 */
-    CHECK_RC(llm_pairs_add(d, c, 7, 3));    /* longer than T = 6: left out */
+    CHECK_RC(llm_pairs_add(d, c, 7, 3));    /* loss on 4 .. 7 */
     if (llm_pairs_add(d, a, 4, 4) != LLM_ERR_INVALID || llm_pairs_add(d, a, 4, 0) != LLM_ERR_INVALID)
         FAIL("an example with no output or no prompt was accepted");
-    size_t dropped;
-    CHECK_RC(llm_pairs_pack(d, 8, 0, 0, &dropped));
+    size_t dropped, cut;
+    CHECK_RC(llm_pairs_pack(d, 8, 0, 0, &dropped, &cut));
     int32_t tok[8], tgt[8], st[8];
     static const int32_t want_tok[] = { 5, 6, 7, 8, 9, 10, 11, 0 };
     static const int32_t want_tgt[] = { -1, 7, 8, -1, 10, 11, -1, -1 };
     static const int32_t want_st[] = { 0, 0, 0, 0, 4, 4, 4, 7 };
     size_t used = llm_pairs_rows(d) == 2 ? llm_pairs_row(d, 0, tok, tgt, st) : 0;
-    if (dropped != 0 || used != 7 || memcmp(tok, want_tok, sizeof tok) ||
+    if (dropped != 0 || cut != 0 || used != 7 || memcmp(tok, want_tok, sizeof tok) ||
         memcmp(tgt, want_tgt, sizeof tgt) || memcmp(st, want_st, sizeof st))
-        FAIL("row 0 of 8: dropped %zu, rows %zu, used %zu", dropped, llm_pairs_rows(d), used);
-    CHECK_RC(llm_pairs_pack(d, 6, 0, 0, &dropped));
-    if (dropped != 1 || llm_pairs_rows(d) != 2)
-        FAIL("rows of 6: dropped %zu (want 1), rows %zu (want 2)", dropped, llm_pairs_rows(d));
+        FAIL("row 0 of 8: dropped %zu, cut %zu, rows %zu, used %zu", dropped, cut,
+             llm_pairs_rows(d), used);
+    /* Rows of 6: c loses its first prompt token, as llm-generate would
+     * truncate it, and keeps its whole output. */
+    CHECK_RC(llm_pairs_pack(d, 6, 0, 0, &dropped, &cut));
+    static const int32_t want_tok6[] = { 2, 3, 4, 5, 6, 7 };
+    static const int32_t want_tgt6[] = { -1, 4, 5, 6, 7, -1 };
+    static const int32_t want_st6[] = { 0, 0, 0, 0, 0, 0 };
+    used = llm_pairs_rows(d) == 3 ? llm_pairs_row(d, 2, tok, tgt, st) : 0;
+    if (dropped != 0 || cut != 1 || used != 6 || memcmp(tok, want_tok6, sizeof want_tok6) ||
+        memcmp(tgt, want_tgt6, sizeof want_tgt6) || memcmp(st, want_st6, sizeof want_st6))
+        FAIL("rows of 6: dropped %zu (want 0), cut %zu (want 1), rows %zu (want 3), used %zu",
+             dropped, cut, llm_pairs_rows(d), used);
+    /* Rows of 4: c's output and EOS alone fill more than a row: left out. */
+    CHECK_RC(llm_pairs_pack(d, 4, 0, 0, &dropped, &cut));
+    if (dropped != 1 || cut != 0 || llm_pairs_rows(d) != 2)
+        FAIL("rows of 4: dropped %zu (want 1), cut %zu (want 0), rows %zu (want 2)", dropped,
+             cut, llm_pairs_rows(d));
+    /* Rows of 5: the output (4 tokens) and one prompt token just fit. */
+    CHECK_RC(llm_pairs_pack(d, 5, 0, 0, &dropped, &cut));
+    used = llm_pairs_rows(d) == 3 ? llm_pairs_row(d, 2, tok, tgt, st) : 0;
+    if (dropped != 0 || cut != 1 || used != 5 || tok[0] != 3 || tgt[0] != 4 || tgt[3] != 7 ||
+        tgt[4] != -1)
+        FAIL("rows of 5: dropped %zu, cut %zu, rows %zu, used %zu, first %d -> %d", dropped,
+             cut, llm_pairs_rows(d), used, tok[0], tgt[0]);
     llm_pairs_free(d);
 }
 
@@ -106,7 +127,7 @@ static void test_packing(const char *device)
     CHECK_RC(llm_model_create(&c, 7, device, &m));
     llm_pairs *d = make_pairs(12, c.vocab_size, 3);
     int T = 24;
-    CHECK_RC(llm_pairs_pack(d, T, 1, 11, NULL));
+    CHECK_RC(llm_pairs_pack(d, T, 1, 11, NULL, NULL));
     int B = (int)llm_pairs_rows(d);
     if (B >= 12 || B < 2)
         FAIL("%s: 12 examples made %d rows of %d", device, B, T);
