@@ -138,11 +138,42 @@ static inline __m512i bf16_lanes(const float *x, int n)
     return _mm512_cvtepu16_epi32((__m256i)h);
 }
 
+/* r[0..15], 16 rows of 16 32-bit values, transposed in place: r[c] holds
+ * column c, row i in lane i. */
+static inline void transpose16(__m512i r[16])
+{
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    /* r[4i + j]: in each 128-bit lane L, rows 4i..4i+3 of column 4L + j */
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512i u0 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0x88);
+        __m512i u1 = _mm512_shuffle_i32x4(r[j], r[4 + j], 0xdd);
+        __m512i v0 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0x88);
+        __m512i v1 = _mm512_shuffle_i32x4(r[8 + j], r[12 + j], 0xdd);
+        t[j] = _mm512_shuffle_i32x4(u0, v0, 0x88);
+        t[4 + j] = _mm512_shuffle_i32x4(u1, v1, 0x88);
+        t[8 + j] = _mm512_shuffle_i32x4(u0, v0, 0xdd);
+        t[12 + j] = _mm512_shuffle_i32x4(u1, v1, 0xdd);
+    }
+    for (int c = 0; c < 16; c++)
+        r[c] = t[c];
+}
+
 /* A sliver of w (NR or MR) lines for P_BF16_DP: slot dst[p * w + r] holds
  * line r's values at k = k0 + 2p (low half) and k0 + 2p + 1 (high half),
  * zero past kc and past line n. Line r of the sliver is X's column c0 + r
  * when `across` (X's rows are k: pairs come from two rows), else X's row
- * c0 + r (pairs are adjacent in it). */
+ * c0 + r (pairs are adjacent in it: 16 lines at a time are converted and
+ * transposed). */
 __attribute__((target("avx512bf16")))
 static void pack_pairs(uint32_t *restrict dst, int w, const float *X, int ld, int across,
                        int k0, int kc, int c0, int n)
@@ -160,21 +191,45 @@ static void pack_pairs(uint32_t *restrict dst, int w, const float *X, int ld, in
         }
         return;
     }
-    uint32_t tmp[KC / 2];
-    for (int r = 0; r < w; r++) {
-        if (r >= n) {
-            for (int p = 0; p < kp; p++)
-                dst[(size_t)p * w + r] = 0;
-            continue;
-        }
-        const float *x = X + (size_t)(c0 + r) * ld + k0;
+    for (int g = 0; g < w; g += 16) {
+        __mmask16 out = lanes(w - g);
         for (int c = 0; c < kc; c += 32) {
-            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(kc - c - 16), x + c + 16),
-                                             _mm512_maskz_loadu_ps(lanes(kc - c), x + c));
-            _mm512_storeu_si512(tmp + c / 2, (__m512i)v);
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                if (g + i >= n || g + i >= w) {
+                    v[i] = _mm512_setzero_si512();
+                    continue;
+                }
+                const float *x = X + (size_t)(c0 + g + i) * ld + k0 + c;
+                v[i] = (__m512i)_mm512_cvtne2ps_pbh(
+                    _mm512_maskz_loadu_ps(lanes(kc - c - 16), x + 16),
+                    _mm512_maskz_loadu_ps(lanes(kc - c), x));
+            }
+            transpose16(v);
+            for (int q = 0; q < 16 && c / 2 + q < kp; q++)
+                _mm512_mask_storeu_epi32(dst + (size_t)(c / 2 + q) * w + g, out, v[q]);
         }
-        for (int p = 0; p < kp; p++)
-            dst[(size_t)p * w + r] = tmp[p];
+    }
+}
+
+/* Lines c0.. (the first n of w, NR or MR; zero past n) of X's rows, k0..
+ * k0+kc of each, into dst[k * w + r]: 16 lines at a time transposed. */
+static void pack_rows(float *restrict dst, int w, const float *X, int ld, int k0, int kc,
+                      int c0, int n)
+{
+    for (int g = 0; g < w; g += 16) {
+        __mmask16 out = lanes(w - g);
+        for (int c = 0; c < kc; c += 16) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = g + i < n && g + i < w
+                           ? _mm512_castps_si512(_mm512_maskz_loadu_ps(
+                                 lanes(kc - c), X + (size_t)(c0 + g + i) * ld + k0 + c))
+                           : _mm512_setzero_si512();
+            transpose16(v);
+            for (int q = 0; q < 16 && c + q < kc; q++)
+                _mm512_mask_storeu_epi32(dst + (size_t)(c + q) * w + g, out, v[q]);
+        }
     }
 }
 
@@ -198,6 +253,10 @@ static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, 
             memcpy(dst + (size_t)k * NR, src, (size_t)nr * sizeof *src);
             memset(dst + (size_t)k * NR + nr, 0, (size_t)(NR - nr) * sizeof *dst);
         }
+        return;
+    }
+    if (tb && !round) {
+        pack_rows(dst, NR, B, ldb, k0, kc, j0 + js, nr);
         return;
     }
     for (int j = 0; j < NR; j++)
@@ -225,6 +284,10 @@ static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, 
                 memcpy(dst + (size_t)k * MR, src, (size_t)mr * sizeof *src);
                 memset(dst + (size_t)k * MR + mr, 0, (size_t)(MR - mr) * sizeof *dst);
             }
+            continue;
+        }
+        if (!ta && !round) {
+            pack_rows(dst, MR, A, lda, k0, kc, i0 + is, mr);
             continue;
         }
         for (int i = 0; i < MR; i++)
