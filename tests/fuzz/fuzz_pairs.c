@@ -1,11 +1,14 @@
 /* fuzz_pairs.c: pairs-file lines (llm_pairs_parse()) over arbitrary bytes,
  * and packing. Each input line is parsed: on success both fields are valid
- * UTF-8 and NUL-terminated at their length, and re-escaping them as a tab
- * line parses back to the same fields. The byte values of the successful
- * fields then make examples (ids = bytes, prompt = the input's length + 1),
- * packed into rows of 8 to 40: every kept example appears once, whole, with
+ * UTF-8 and NUL-terminated at their length, and re-escaping them as a JSON
+ * line parses back to the same fields; so does a tab line, unless the input
+ * starts with '{' (a tab line that is a whole JSON object reads as JSON, as
+ * llm_pairs_parse() says). The byte values of the successful fields then
+ * make examples (ids = bytes, prompt = the input's length + 1), packed
+ * into rows of 8 to 40: every kept example appears once, whole, with
  * targets exactly on its output and starts at its first position. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +24,32 @@ static void escape(llm_buf *b, const char *s, size_t n)
         if (llm_buf_append(b, e ? e : s + i, e ? 2 : 1))
             abort();
     }
+}
+
+/* s[0, n) as the inside of a JSON string: quote, backslash and control
+ * characters escaped, the rest (valid UTF-8) as it is. */
+static void escape_json(llm_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[8];
+        int k = 0;
+        if (c == '"' || c == '\\')
+            k = snprintf(e, sizeof e, "\\%c", c);
+        else if (c < 0x20)
+            k = snprintf(e, sizeof e, "\\u%04x", c);
+        if (llm_buf_append(b, k ? e : s + i, k ? (size_t)k : 1))
+            abort();
+    }
+}
+
+/* Whether `line` parses back to the fields in and out. */
+static int same(const llm_buf *line, llm_buf *in2, llm_buf *out2, const llm_buf *in,
+                const llm_buf *out)
+{
+    return llm_pairs_parse(line->data, line->len, in2, out2) == LLM_OK &&
+           in2->len == in->len && out2->len == out->len &&
+           !memcmp(in2->data, in->data, in->len) && !memcmp(out2->data, out->data, out->len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -42,9 +71,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             escape(&line, in.data, in.len);
             llm_buf_append(&line, "\t", 1);
             escape(&line, out.data, out.len);
-            if (llm_pairs_parse(line.data, line.len, &in2, &out2) != LLM_OK ||
-                in2.len != in.len || out2.len != out.len ||
-                memcmp(in2.data, in.data, in.len) || memcmp(out2.data, out.data, out.len))
+            if (!(in.len && in.data[0] == '{') && !same(&line, &in2, &out2, &in, &out))
+                abort();
+            line.len = 0;
+            llm_buf_append(&line, "{\"input\": \"", 11);
+            escape_json(&line, in.data, in.len);
+            llm_buf_append(&line, "\", \"output\": \"", 14);
+            escape_json(&line, out.data, out.len);
+            llm_buf_append(&line, "\"}", 2);
+            if (!same(&line, &in2, &out2, &in, &out))
                 abort();
             int32_t ids[64];
             size_t k = 0;
