@@ -435,18 +435,24 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 #pragma omp for schedule(static)
                 for (int s = 0; s < ns; s++)
                     pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, mode);
-                /* Tasks of MC rows by all nc columns, so that each A block
-                 * is packed once; split the columns too (repacking A for
-                 * each part) only when rows alone give each thread fewer
-                 * than two tasks. */
-                int tm = (M + MC - 1) / MC, tn = (2 * nth + tm - 1) / tm;
-                int cw = (nc + tn - 1) / tn;
+                /* Tasks of at most MC rows, whole slivers of MR spread
+                 * evenly over a multiple of the thread count (no thread
+                 * waits at the barrier for another's extra task), by all
+                 * nc columns, so that each A block is packed once; split
+                 * the columns too (repacking A for each part) only when
+                 * rows alone give each thread fewer than two tasks. */
+                int sl = (M + MR - 1) / MR, tm = (M + MC - 1) / MC;
+                tm = (tm + nth - 1) / nth * nth;
+                tm = tm < sl ? tm : sl;
+                int tn = (2 * nth + tm - 1) / tm, cw = (nc + tn - 1) / tn;
                 cw = (cw + NR - 1) / NR * NR;
                 tn = (nc + cw - 1) / cw;
 #pragma omp for schedule(static)
                 for (int t = 0; t < tm * tn; t++) {
-                    int i0 = t / tn * MC, jt = t % tn * cw;
-                    task(bp, ap, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, jt,
+                    int r = t / tn, jt = t % tn * cw;
+                    int i0 = (int)((long)r * sl / tm) * MR,
+                        i1 = (int)((long)(r + 1) * sl / tm) * MR;
+                    task(bp, ap, A, lda, ta, i0, (i1 < M ? i1 : M) - i0, k0, kc, jt,
                          nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add, mode);
                 }
             }
