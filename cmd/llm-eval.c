@@ -53,8 +53,11 @@ static const cli_opt opts[] = {
      "with --leakage: a near duplicate has at least this Jaccard similarity of "
      "character 5-grams", NULL, 0.01, 1, 0, CLI_COMPLETE_NONE, 0},
     {"task", 0, CLI_CHOICE, &o_task, "TASK",
-     "with --model: lm (loss on text) or classify (labelled TSV); default: from the "
-     "model file", "lm|classify", 0, 0, 0, CLI_COMPLETE_CHOICE, 1},
+     "with --model: lm (loss on text) or classify (labelled TSV), default: from the "
+     "model file; with --leakage: pairs, the files are input-output pairs "
+     "(input<TAB>output or JSON Lines, as llm-train --task pairs reads): inputs are "
+     "compared, outputs like labels", "lm|classify|pairs", 0, 0, 0, CLI_COMPLETE_CHOICE,
+     1},
     {"multi-label", 0, CLI_FLAG, &o_multi, NULL,
      "with --pairs: each side is a set of labels, comma-separated (or several "
      "__label__ words)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
@@ -1271,7 +1274,9 @@ static void run_lm(const char *path, int first, int argc, char **argv)
  * exactly or nearly (lib/eval/leak.c), and with --model the share of their
  * 13-grams of tokens found in TRAIN. A file is labelled when every
  * non-empty line is (label<TAB>text or __label__ words); then only the text
- * is compared, and the labels of a leaked pair are compared too. */
+ * is compared, and the labels of a leaked pair are compared too. With
+ * --task pairs every line is an input-output pair: the input is the text,
+ * the output the label (its 13-grams count too). */
 
 typedef struct {
     size_t off, len;            /* the line in the file's buffer */
@@ -1314,9 +1319,12 @@ static const char *leak_split(const char *s, size_t n, size_t *label_len)
     return text;
 }
 
-static void leak_read(const char *path, leak_file *f)
+/* Reads a test or training file; with `pairs`, its pairs (the output
+ * stored first, as a labelled line's label, then the input as its text). */
+static void leak_read(const char *path, int pairs, leak_file *f)
 {
     f->name = display_name(path);
+    llm_buf pin = { 0 }, pout = { 0 };
     FILE *fp = cli_open(path);
     llm_lines *r;
     check(llm_lines_open(fp, &r));
@@ -1339,6 +1347,15 @@ static void leak_read(const char *path, leak_file *f)
             f->docs = d;
         }
         leak_doc *d = &f->docs[f->n++];
+        if (pairs) {
+            long long ln = (long long)llm_lines_number(r);
+            if (llm_pairs_parse(line, len, &pin, &pout))
+                cli_die("'%s', line %lld: %s", f->name, ln, llm_errmsg());
+            *d = (leak_doc){ f->data.len, pout.len + pin.len, pout.len, pout.len, ln };
+            check(llm_buf_append(&f->data, pout.data, pout.len));
+            check(llm_buf_append(&f->data, pin.data, pin.len));
+            continue;
+        }
         size_t label_len = 0;
         const char *text = f->labelled ? leak_split(line, len, &label_len) : NULL;
         if (!text)
@@ -1351,6 +1368,8 @@ static void leak_read(const char *path, leak_file *f)
         cli_die("'%s': %s", f->name, llm_errmsg());
     llm_lines_free(r);
     cli_close(fp);
+    llm_buf_free(&pin);
+    llm_buf_free(&pout);
     if (!f->labelled)   /* a file is labelled only when every line is */
         for (size_t i = 0; i < f->n; i++)
             f->docs[i].text = f->docs[i].label_len = 0;
@@ -1368,12 +1387,16 @@ static void leak_free(leak_file *f)
     free(f->docs);
 }
 
-/* Tokens of a document's text for the 13-gram overlap (none for invalid
- * UTF-8, which only the folded comparison covers). */
-static void leak_tokens(llm_tok *tok, const leak_file *f, const leak_doc *d, llm_ids *ids)
+/* Tokens of a document's text, or of its label when `label` (a pair's
+ * output), for the 13-gram overlap (none for invalid UTF-8, which only the
+ * folded comparison covers). */
+static void leak_tokens(llm_tok *tok, const leak_file *f, const leak_doc *d, int label,
+                        llm_ids *ids)
 {
     size_t n, bad;
-    const char *s = leak_text(f, d, &n);
+    const char *s = label ? f->data.data + d->off : leak_text(f, d, &n);
+    if (label)
+        n = d->label_len;
     ids->len = 0;
     if (llm_utf8_check(s, n, &bad) && llm_tok_encode(tok, s, n, ids))
         cli_die("'%s', line %lld: %s", f->name, d->line, llm_errmsg());
@@ -1385,6 +1408,7 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
                              const llm_leak *x, llm_ngrams *grams, size_t base, int json)
 {
     int labels = f->labelled && train->labelled;
+    const char *what = o_task ? "output" : "label";   /* --task pairs */
     size_t exact = 0, near = 0, other = 0;
     if (json) {
         put(i ? ",{\"file\":" : "{\"file\":");
@@ -1405,13 +1429,13 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
                  exact + near ? "," : "", d->line, t->line, m->exact ? "exact" : "near",
                  m->similarity);
             if (labels)
-                putf(",\"label\":\"%s\"", same ? "same" : "other");
+                putf(",\"%s\":\"%s\"", what, same ? "same" : "other");
             put("}");
         } else {
             putf("%s:%lld\t%s:%lld\t%s\t%.4f", f->name, d->line, train->name, t->line,
                  m->exact ? "exact" : "near", m->similarity);
             if (labels)
-                put(same ? "\tsame-label" : "\tother-label");
+                putf("\t%s-%s", same ? "same" : "other", what);
             put("\n");
         }
         if (m->exact)
@@ -1427,7 +1451,7 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
         putf("],\"documents\":%zu,\"empty_lines\":%zu,\"leaked\":%zu,\"exact\":%zu,"
              "\"near\":%zu", f->n, f->empty, leaked, exact, near);
         if (labels)
-            putf(",\"other_label\":%zu", other);
+            putf(",\"other_%s\":%zu", what, other);
         if (grams)
             putf(",\"ngram\":13,\"ngrams\":%llu,\"ngrams_in_train\":%llu",
                  (unsigned long long)total, (unsigned long long)found);
@@ -1437,7 +1461,7 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
              f->name, leaked, f->n, f->n ? 100.0 * (double)leaked / (double)f->n : 0.0,
              train->name, exact, near);
         if (labels)
-            putf("; %zu with another label", other);
+            putf("; %zu with another %s", other, what);
         put("\n");
         if (grams)
             putf("# %s: %llu of %llu 13-grams of tokens (%.2f%%) also in %s\n", f->name,
@@ -1448,6 +1472,7 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
 
 static void run_leakage(int first, int argc, char **argv)
 {
+    int pairs = o_task != NULL;   /* the only --task of --leakage */
     int nfiles = argc > first ? argc - first : 1;
     leak_file train = { 0 }, *test = calloc((size_t)nfiles, sizeof *test);
     if (!test)
@@ -1466,25 +1491,25 @@ static void run_leakage(int first, int argc, char **argv)
     check(llm_leak_new(o_similarity, &x));
     llm_ids ids = { 0 };
     for (int i = 0; i < nfiles; i++) {
-        leak_read(argc > first ? argv[first + i] : "-", &test[i]);
+        leak_read(argc > first ? argv[first + i] : "-", pairs, &test[i]);
         for (size_t j = 0; j < test[i].n; j++) {
             size_t n;
             const char *t = leak_text(&test[i], &test[i].docs[j], &n);
             check(llm_leak_add_test(x, t, n));
-            if (grams) {
-                leak_tokens(tok, &test[i], &test[i].docs[j], &ids);
+            for (int part = 0; grams && part <= pairs; part++) {
+                leak_tokens(tok, &test[i], &test[i].docs[j], part, &ids);
                 check(llm_ngrams_add(grams, ids.data, ids.len, (uint32_t)i));
             }
         }
     }
     check(llm_leak_index(x));
-    leak_read(o_leakage, &train);
+    leak_read(o_leakage, pairs, &train);
     for (size_t j = 0; j < train.n; j++) {
         size_t n;
         const char *t = leak_text(&train, &train.docs[j], &n);
         check(llm_leak_scan(x, t, n, (int64_t)j));
-        if (grams) {
-            leak_tokens(tok, &train, &train.docs[j], &ids);
+        for (int part = 0; grams && part <= pairs; part++) {
+            leak_tokens(tok, &train, &train.docs[j], part, &ids);
             llm_ngrams_scan(grams, ids.data, ids.len);
         }
     }
@@ -1569,10 +1594,12 @@ int main(int argc, char **argv)
         cli_usage("--text needs --pairs");
     if (o_pairs && (o_model || o_leakage))
         cli_usage("--pairs and --%s cannot be combined", o_model ? "model" : "leakage");
+    if (o_task && strcmp(o_task, "pairs") == 0 && !o_leakage)
+        cli_usage("--task pairs applies to --leakage");
     if (!o_pairs && !o_model && !o_leakage)
         cli_usage("missing --pairs, --model FILE or --leakage TRAIN");
-    if (o_leakage && o_task)
-        cli_usage("--task does not apply to --leakage");
+    if (o_leakage && o_task && strcmp(o_task, "pairs") != 0)
+        cli_usage("--task %s does not apply to --leakage (pairs does)", o_task);
     if (o_pairs && o_task)
         cli_usage("--task needs --model");
     if (!o_pairs && o_multi)

@@ -30,7 +30,7 @@ _llm_eval()
     --similarity)
         ;;
     --task)
-        COMPREPLY=($(compgen -W 'lm classify' -P "$pre" -- "$cur"));;
+        COMPREPLY=($(compgen -W 'lm classify pairs' -P "$pre" -- "$cur"));;
     --labels)
         ;;
     --format)

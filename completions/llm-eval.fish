@@ -7,7 +7,7 @@ complete -c llm-eval -l leakage -r -F -d 'report each document of FILE (test or 
 complete -c llm-eval -l top-tokens -x -d 'with a classifier: for each label, the K tokens that most often drive its predictions (the 5 highest integrated-gradients scores of each document for each predicted label), with document counts'
 complete -c llm-eval -l plot -r -F -d 'classifiers (--pairs or a classifier model): also draw the confusion matrix as a heat map and the reliability diagram, as SVG'
 complete -c llm-eval -l similarity -x -d 'with --leakage: a near duplicate has at least this Jaccard similarity of character 5-grams'
-complete -c llm-eval -l task -x -a 'lm classify' -d 'with --model: lm (loss on text) or classify (labelled TSV); default: from the model file'
+complete -c llm-eval -l task -x -a 'lm classify pairs' -d 'with --model: lm (loss on text) or classify (labelled TSV), default: from the model file; with --leakage: pairs, the files are input-output pairs (input<TAB>output or JSON Lines, as llm-train --task pairs reads): inputs are compared, outputs like labels'
 complete -c llm-eval -l multi-label -d 'with --pairs: each side is a set of labels, comma-separated (or several __label__ words)'
 complete -c llm-eval -l labels -x -d 'report labels in this order (comma-separated); others follow in order of appearance'
 complete -c llm-eval -l format -x -a 'text json' -d 'output: an aligned table, or one JSON object'

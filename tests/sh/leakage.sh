@@ -7,8 +7,12 @@
 # another label (Business / Sci/Tech), test 44 and train 155 are one
 # Reuters story under two headlines; in thucnews_titles, test 9726 is train
 # 2416 labelled stocks there and realty here, test 5463 is train 1112 less
-# "(图)". The whole reports are pinned (deterministic: fixed hash seeds),
-# and the JSON form is checked to parse and agree.
+# "(图)"; in multi30k_en_fr (--task pairs: inputs compared), validation
+# line 687 is training line 4750, input and output, and validation line
+# 154 is training line 26699 less "Shirtless" (another output), test line
+# 856 training line 28944 with "woman" for "man". The whole reports are
+# pinned (deterministic: fixed hash seeds), and the JSON form is checked to
+# parse and agree.
 set -u
 ag=$DATA/ag_news th=$DATA/thucnews_titles
 [ -f "$ag/train.tsv" ] && [ -f "$th/train.tsv" ] || { echo "no shared data"; exit 77; }
@@ -29,6 +33,21 @@ want ag.out "# ag-test.tsv: 11 of 1558 documents (0.71%) also in ag-train.tsv: 1
 want th.out "th-test.tsv:9726${tab}th-train.tsv:2416${tab}exact${tab}1.0000${tab}other-label"
 want th.out "th-test.tsv:5463${tab}th-train.tsv:1112${tab}near${tab}0.8750${tab}same-label"
 want th.out "# th-test.tsv: 12 of 10000 documents (0.12%) also in th-train.tsv: 8 exact, 4 near; 1 with another label"
+# Translation pairs: the inputs.
+mt=$DATA/multi30k_en_fr
+if [ -f "$mt/train.tsv" ]; then
+    cp "$mt/train.tsv" mt-train.tsv; cp "$mt/val.tsv" mt-val.tsv; cp "$mt/test.tsv" mt-test.tsv
+    llm-eval --leakage mt-train.tsv --task pairs mt-val.tsv mt-test.tsv > mt.out ||
+        { echo "FAIL: llm-eval --task pairs on multi30k_en_fr"; exit 1; }
+    cat mt.out
+    want mt.out "mt-val.tsv:687${tab}mt-train.tsv:4750${tab}exact${tab}1.0000${tab}same-output"
+    want mt.out "mt-val.tsv:154${tab}mt-train.tsv:26699${tab}near${tab}0.8305${tab}other-output"
+    want mt.out "mt-test.tsv:856${tab}mt-train.tsv:28944${tab}near${tab}0.8824${tab}other-output"
+    want mt.out "# mt-val.tsv: 3 of 1014 documents (0.30%) also in mt-train.tsv: 1 exact, 2 near; 2 with another output"
+    want mt.out "# mt-test.tsv: 1 of 1000 documents (0.10%) also in mt-train.tsv: 0 exact, 1 near; 1 with another output"
+else
+    echo "multi30k_en_fr not found: its pairs not checked"
+fi
 # The JSON report says the same.
 llm-eval --leakage ag-train.tsv --format json ag-test.tsv > ag.json || { echo "FAIL: json"; exit 1; }
 if command -v python3 > /dev/null 2>&1; then
