@@ -702,30 +702,36 @@ static void cls_calibrate(const char *path, const llm_cls_data *val,
 typedef struct {
     llm_pairs *d;
     char **ref;            /* held-out outputs, for the sample's BLEU */
-    size_t nref;
+    char **in;             /* inputs, for the overlap warning (then freed) */
+    size_t nref;           /* entries of ref, and of in while it is kept */
     size_t packed;         /* pairs in the rows: those not left out */
 } pairs_set;
+
+static void free_texts(char ***t, size_t n)
+{
+    for (size_t i = 0; *t && i < n; i++)
+        free((*t)[i]);
+    free(*t);
+    *t = NULL;
+}
 
 static void pairs_set_free(pairs_set *p)
 {
     llm_pairs_free(p->d);
-    for (size_t i = 0; i < p->nref; i++)
-        free(p->ref[i]);
-    free(p->ref);
+    free_texts(&p->ref, p->nref);
+    free_texts(&p->in, p->nref);
     memset(p, 0, sizeof *p);
 }
 
-/* Reads a pairs file into `all` (keeping every output's text when refs is
- * not NULL). */
-static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path, llm_pairs *all,
-                       char ***refs, size_t *nrefs)
+/* Reads a pairs file into p, keeping the text of every input and output. */
+static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path, pairs_set *p)
 {
     FILE *f = cli_open(path);
     const char *name = !path || strcmp(path, "-") == 0 ? "(standard input)" : path;
     llm_lines *lr;
     check(llm_lines_open(f, &lr));
     const char *line;
-    size_t len, cap = *nrefs;
+    size_t len, cap = p->nref;
     int rc;
     llm_buf in = { 0 }, out = { 0 };
     llm_ids ids = { 0 };
@@ -738,18 +744,22 @@ static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path,
         ids.len = 0;
         size_t np;
         check(llm_pairs_encode(m, tok, in.data, in.len, out.data, out.len, &ids, &np));
-        check(llm_pairs_add(all, ids.data, ids.len, np));
-        if (refs) {
-            if (*nrefs == cap) {
-                cap = cap ? 2 * cap : 1024;
-                char **nr = realloc(*refs, cap * sizeof *nr);
-                if (!nr)
-                    cli_die("out of memory");
-                *refs = nr;
-            }
-            if (!((*refs)[(*nrefs)++] = strdup(out.data)))
+        check(llm_pairs_add(p->d, ids.data, ids.len, np));
+        if (p->nref == cap) {
+            cap = cap ? 2 * cap : 1024;
+            char **nr = realloc(p->ref, cap * sizeof *nr);
+            if (!nr)
                 cli_die("out of memory");
+            p->ref = nr;
+            if (!(nr = realloc(p->in, cap * sizeof *nr)))
+                cli_die("out of memory");
+            p->in = nr;
         }
+        p->ref[p->nref] = strdup(out.data);
+        p->in[p->nref] = strdup(in.data);
+        if (!p->ref[p->nref] || !p->in[p->nref])
+            cli_die("out of memory");
+        p->nref++;
     }
     if (rc < 0)
         cli_die("'%s': %s", name, llm_errmsg());
@@ -760,14 +770,41 @@ static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path,
     llm_ids_free(&ids);
 }
 
-/* Moves example i of `from` (and its reference) into `to`. */
+/* Moves example i of `from` (and its texts) into `to`. */
 static void pairs_take(const pairs_set *from, size_t i, pairs_set *to)
 {
     const int32_t *ids;
     size_t n, np;
     llm_pairs_example(from->d, i, &ids, &n, &np);
     check(llm_pairs_add(to->d, ids, n, np));
+    to->in[to->nref] = from->in[i];
     to->ref[to->nref++] = from->ref[i];
+}
+
+/* A warning when validation inputs also occur among the training inputs,
+ * exactly or nearly (llm-eval --leakage --task pairs's rules): a model that
+ * has seen an input has had the chance to learn its answer. */
+static void pairs_overlap_say(const pairs_set *train, const pairs_set *val, const char *what)
+{
+    llm_leak *x;
+    check(llm_leak_new(0.8, &x));
+    for (size_t j = 0; j < val->nref; j++)
+        check(llm_leak_add_test(x, val->in[j], strlen(val->in[j])));
+    check(llm_leak_index(x));
+    for (size_t j = 0; j < train->nref; j++)
+        check(llm_leak_scan(x, train->in[j], strlen(train->in[j]), (int64_t)j));
+    size_t exact = 0, near = 0;
+    for (size_t j = 0; j < val->nref; j++) {
+        const llm_leak_match *m = llm_leak_result(x, j);
+        exact += m->train_id >= 0 && m->exact;
+        near += m->train_id >= 0 && !m->exact;
+    }
+    if (exact + near)
+        cli_warn("warning: %zu of %zu %s have their input among the training inputs (%zu "
+                 "exact, %zu near, after folding case, Unicode forms and punctuation), so "
+                 "validation flatters the model; 'llm-eval --leakage TRAIN --task pairs' "
+                 "lists them", exact + near, val->nref, what, exact, near);
+    llm_leak_free(x);
 }
 
 /* Packs `d` in rows of T and says how many of its pairs were too long:
@@ -795,16 +832,16 @@ static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int fir
     pairs_set all = { 0 };
     check(llm_pairs_new(&all.d));
     if (first >= argc)
-        read_pairs(m, tok, NULL, all.d, &all.ref, &all.nref);
+        read_pairs(m, tok, NULL, &all);
     for (int i = first; i < argc; i++)
-        read_pairs(m, tok, argv[i], all.d, &all.ref, &all.nref);
+        read_pairs(m, tok, argv[i], &all);
     size_t n = llm_pairs_count(all.d);
     if (n == 0)
         cli_die("no input<TAB>output pairs in %s", first >= argc ? "standard input" : "the input");
     if (o_val) {
         *train = all;
         check(llm_pairs_new(&val->d));
-        read_pairs(m, tok, o_val, val->d, &val->ref, &val->nref);
+        read_pairs(m, tok, o_val, val);
         if (llm_pairs_count(val->d) == 0)
             cli_die("'%s': no validation pairs", o_val);
     } else if (o_val_fraction > 0) {
@@ -825,23 +862,27 @@ static void pairs_prepare(const llm_model *m, const llm_tok *tok, int T, int fir
         check(llm_pairs_new(&val->d));
         train->ref = malloc(n * sizeof *train->ref);
         val->ref = malloc(n * sizeof *val->ref);
-        if (!train->ref || !val->ref)
+        train->in = malloc(n * sizeof *train->in);
+        val->in = malloc(n * sizeof *val->in);
+        if (!train->ref || !val->ref || !train->in || !val->in)
             cli_die("out of memory");
         for (size_t i = 0; i < n; i++)   /* file order within each set */
             pairs_take(&all, i, held[i] ? val : train);
         llm_pairs_free(all.d);
         free(all.ref);
+        free(all.in);
         free(perm);
         free(held);
     } else {
         *train = all;
     }
-    /* Training needs no references. */
-    for (size_t i = 0; i < train->nref; i++)
-        free(train->ref[i]);
-    free(train->ref);
-    train->ref = NULL;
+    if (val->d)
+        pairs_overlap_say(train, val, o_val ? "--val pairs" : "validation pairs");
+    /* Training needs no texts; validation, its outputs. */
+    free_texts(&train->ref, train->nref);
+    free_texts(&train->in, train->nref);
     train->nref = 0;
+    free_texts(&val->in, val->nref);
     pairs_pack_say(train, T, 1, "training");
     if (llm_pairs_rows(train->d) == 0)
         cli_die("no training pair fits %d tokens", T);

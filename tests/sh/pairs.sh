@@ -77,6 +77,20 @@ grep -q "1 of 4 validation pairs are longer than 64 tokens" err ||
     no "no note of a truncated validation input: $(cat err)"
 grep -q "51 training pairs packed in" err || no "the truncated pair is not trained on: $(cat err)"
 
+# Validation inputs that are also training inputs, exactly or nearly after
+# folding: a warning with the counts, for --val and --val-fraction.
+printf 'red cat\tred cat\nblue dog sun moon tree\tblue dog sun moon tree\ngreen tree\tgreen tree\n' > ov.tsv
+printf 'RED cat!\tsomething else\nblue dog sun moon trees\tx\nmoon moon moon\tmoon\n' > ovval.tsv
+llm-train --task pairs -m "$tok" -o o.llm --layers 1 --dim 32 --heads 2 --context 64 -b 4 \
+    -t 2 --steps 1 --val ovval.tsv ov.tsv 2>err || no "overlap: $(cat err)"
+grep -q "warning: 2 of 3 --val pairs have their input among the training inputs (1 exact, 1 near," err ||
+    no "no warning of validation inputs in training: $(cat err)"
+yes "$(printf 'red cat\tx')" | head -n 10 > same.tsv
+llm-train --task pairs -m "$tok" -o o.llm --layers 1 --dim 32 --heads 2 --context 64 -b 4 \
+    -t 2 --steps 1 --val-fraction 0.2 same.tsv 2>err || no "overlap: $(cat err)"
+grep -q "warning: 2 of 2 validation pairs have their input among the training inputs (2 exact, 0 near," err ||
+    no "no warning of held-out inputs in training: $(cat err)"
+
 # CRLF lines train the same model as LF ones; an empty input or output is
 # an example like any other (a prompt of BOS and EOS; an output of EOS).
 { printf '\tcat dog\nred sun\t\n'; head -n 50 train.tsv; } > e.tsv
