@@ -134,9 +134,10 @@ static const cli_opt opts[] = {
      "use 0.1; the losses printed stay the plain cross-entropy; 0: off)", NULL, 0, 0.5,
      0, CLI_COMPLETE_NONE, 0},
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
-     "matrix products of the weights: f32, or bf16: inputs rounded to bfloat16, sums, "
-     "weights, gradients and optimiser state in fp32 (faster on CPUs with AVX512_BF16; "
-     "may change on --resume)", "f32|bf16", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
+     "matrix products of the weights and (on the CPU) of attention: f32, or bf16: "
+     "inputs rounded to bfloat16, sums, weights, gradients and optimiser state in fp32 "
+     "(faster on CPUs with AVX512_BF16; may change on --resume)", "f32|bf16", 0, 0, 0,
+     CLI_COMPLETE_CHOICE, 0},
     {"steps", 0, CLI_INT64, &o_steps, "N",
      "optimiser steps in all (0: write the initial model)", NULL, 0, 1e12, 0,
      CLI_COMPLETE_NONE, 0},

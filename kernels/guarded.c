@@ -232,6 +232,13 @@ WRAPV(attention_backward, (float *dqkv, float *scratch, const float *dout, const
                            const float *out, const float *att, const int32_t *start, int B,
                            int T, int H, int KVH, int hd),
       (dqkv, scratch, dout, qkv, out, att, start, B, T, H, KVH, hd))
+WRAPV(attention_forward_bf16, (float *out, float *att, const float *qkv, const int32_t *start,
+                               int B, int T, int H, int KVH, int hd),
+      (out, att, qkv, start, B, T, H, KVH, hd))
+WRAPV(attention_backward_bf16, (float *dqkv, float *scratch, const float *dout,
+                                const float *qkv, const float *out, const float *att,
+                                const int32_t *start, int B, int T, int H, int KVH, int hd),
+      (dqkv, scratch, dout, qkv, out, att, start, B, T, H, KVH, hd))
 WRAPV(swiglu_forward, (float *out, const float *h13, int N, int F), (out, h13, N, F))
 WRAPV(swiglu_backward, (float *dh13, const float *dout, const float *h13, int N, int F),
       (dh13, dout, h13, N, F))
@@ -294,6 +301,8 @@ static llm_kernels guarded = {
     .attention_saved = NULL,   /* the cpu's: sizes, no memory */
     .attention_forward = g_attention_forward,
     .attention_backward = g_attention_backward,
+    .attention_forward_bf16 = g_attention_forward_bf16,
+    .attention_backward_bf16 = g_attention_backward_bf16,
     .swiglu_forward = g_swiglu_forward,
     .swiglu_backward = g_swiglu_backward,
     .residual_forward = g_residual_forward,

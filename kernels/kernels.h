@@ -115,6 +115,18 @@ typedef struct llm_kernels {
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout,
                                const float *qkv, const float *out, const float *saved,
                                const int32_t *start, int B, int T, int H, int KVH, int hd);
+    /* The same two in mixed precision (--precision bf16): the inputs of
+     * their products rounded to bfloat16 as matmul_forward_bf16 rounds
+     * them (q and k, the probabilities and v; in the backward dout and v,
+     * the probabilities and dout, dS and k, dS and q), sums, softmax and
+     * its backward in fp32; saved as the fp32 forward's. NULL where a
+     * backend has none: the fp32 pair serves. */
+    void (*attention_forward_bf16)(float *out, float *saved, const float *qkv,
+                                   const int32_t *start, int B, int T, int H, int KVH, int hd);
+    void (*attention_backward_bf16)(float *dqkv, float *scratch, const float *dout,
+                                    const float *qkv, const float *out, const float *saved,
+                                    const int32_t *start, int B, int T, int H, int KVH,
+                                    int hd);
 
     /* out(N,F) = silu(h13[:, :F]) * h13[:, F:]  (gate | up in one row). */
     void (*swiglu_forward)(float *out, const float *h13, int N, int F);
@@ -300,7 +312,8 @@ typedef struct llm_kernels {
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
 #define LLM_KERNELS_OPTIONAL(X) X(copy_rows) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
-    X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) X(failure)
+    X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) \
+    X(attention_forward_bf16) X(attention_backward_bf16) X(failure)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;

@@ -211,8 +211,9 @@ static size_t attention_saved(int B, int T, int H)
     return (size_t)B * H * T * T;
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
-                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* Attention whose products are prod's (llm_cpu_gemm or its bf16 form). */
+static void attend_forward(gemm_fn *prod, float *out, float *att, const float *qkv,
+                           const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
@@ -227,8 +228,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
         /* Tile r0 of queries sees keys [0, r0 + m) only. */
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            llm_cpu_gemm(0, 1, m, r0 + m, hd, scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
-                         A + (size_t)r0 * T, T);
+            prod(0, 1, m, r0 + m, hd, scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
+                 A + (size_t)r0 * T, T);
         }
         for (int t = 0; t < T; t++) {
             float *row = A + (size_t)t * T;
@@ -253,8 +254,8 @@ static void attention_forward(float *out, float *att, const float *qkv,
         }
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            llm_cpu_gemm(0, 0, m, hd, r0 + m, 1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
-                         out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
+            prod(0, 0, m, hd, r0 + m, 1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
+                 out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
         }
     }
     blas_serial_end(saved);
@@ -262,11 +263,10 @@ static void attention_forward(float *out, float *att, const float *qkv,
 
 /* One task per (b, kv head) so that the query heads sharing a kv head add
  * into its dk and dv in a fixed order without races. */
-static void attention_backward(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *out, const float *att,
-                               const int32_t *start, int B, int T, int H, int KVH, int hd)
+static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const float *dout,
+                            const float *qkv, const float *att, int B, int T, int H, int KVH,
+                            int hd)
 {
-    (void)out, (void)start;   /* the mask and the weights are in att */
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
     int saved = blas_serial_begin();
@@ -291,14 +291,14 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
             /* dV = P^T dO: key tile s0 gets queries [s0, T). */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
-                llm_cpu_gemm(1, 0, m, hd, T - s0, 1.0f, P + (size_t)s0 * T + s0, T,
-                             dO + (size_t)s0 * OS, OS, beta, dv + (size_t)s0 * QS, QS);
+                prod(1, 0, m, hd, T - s0, 1.0f, P + (size_t)s0 * T + s0, T,
+                     dO + (size_t)s0 * OS, OS, beta, dv + (size_t)s0 * QS, QS);
             }
             /* dP = dO V^T, lower tiles only. */
             for (int r0 = 0; r0 < T; r0 += TILE) {
                 int m = imin(TILE, T - r0);
-                llm_cpu_gemm(0, 1, m, r0 + m, hd, 1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
-                             D + (size_t)r0 * T, T);
+                prod(0, 1, m, r0 + m, hd, 1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
+                     D + (size_t)r0 * T, T);
             }
             /* dS = P (dP - <dP, P>) * scale; zeros above the diagonal up to
              * the tile edge, where the products below read. */
@@ -318,18 +318,47 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
             /* dQ = dS K. */
             for (int r0 = 0; r0 < T; r0 += TILE) {
                 int m = imin(TILE, T - r0);
-                llm_cpu_gemm(0, 0, m, hd, r0 + m, 1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
-                             dq + (size_t)r0 * QS, QS);
+                prod(0, 0, m, hd, r0 + m, 1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
+                     dq + (size_t)r0 * QS, QS);
             }
             /* dK = dS^T Q. */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
-                llm_cpu_gemm(1, 0, m, hd, T - s0, 1.0f, D + (size_t)s0 * T + s0, T,
-                             q + (size_t)s0 * QS, QS, beta, dk + (size_t)s0 * QS, QS);
+                prod(1, 0, m, hd, T - s0, 1.0f, D + (size_t)s0 * T + s0, T,
+                     q + (size_t)s0 * QS, QS, beta, dk + (size_t)s0 * QS, QS);
             }
         }
     }
     blas_serial_end(saved);
+}
+
+static void attention_forward(float *out, float *att, const float *qkv,
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    attend_forward(llm_cpu_gemm, out, att, qkv, start, B, T, H, KVH, hd);
+}
+
+static void attention_forward_bf16(float *out, float *att, const float *qkv,
+                                   const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    attend_forward(llm_cpu_gemm_bf16, out, att, qkv, start, B, T, H, KVH, hd);
+}
+
+/* The mask and the weights are in att: out and start go unread. */
+static void attention_backward(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *out, const float *att,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    (void)out, (void)start;
+    attend_backward(llm_cpu_gemm, dqkv, scratch, dout, qkv, att, B, T, H, KVH, hd);
+}
+
+static void attention_backward_bf16(float *dqkv, float *scratch, const float *dout,
+                                    const float *qkv, const float *out, const float *att,
+                                    const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    (void)out, (void)start;
+    attend_backward(llm_cpu_gemm_bf16, dqkv, scratch, dout, qkv, att, B, T, H, KVH, hd);
 }
 
 static void swiglu_forward(float *out, const float *h13, int N, int F)

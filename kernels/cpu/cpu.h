@@ -33,6 +33,8 @@ void   llm_host_zero(void *dst, size_t bytes);
     .rope_forward = rope_forward, .rope_backward = rope_backward, \
     .attention_saved = attention_saved, .attention_forward = attention_forward, \
     .attention_backward = attention_backward, \
+    .attention_forward_bf16 = attention_forward_bf16, \
+    .attention_backward_bf16 = attention_backward_bf16, \
     .swiglu_forward = swiglu_forward, .swiglu_backward = swiglu_backward, \
     .residual_forward = residual_forward, .crossentropy_forward = crossentropy_forward, \
     .adamw_update = adamw_update, .sum_squares = sum_squares, .scale = scale, .axpy = axpy

@@ -166,8 +166,10 @@ static size_t attention_saved(int B, int T, int H)
     return (size_t)B * H * T * T;
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
-                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* With bf16, the products' inputs rounded as in() rounds them: q and k;
+ * the probabilities (as floats) and v. */
+static void attend_forward(float *out, float *att, const float *qkv, const int32_t *start,
+                           int B, int T, int H, int KVH, int hd, int bf16)
 {
     int QS = (H + 2 * KVH) * hd, rep = H / KVH;
     double scale = 1.0 / sqrt((double)hd);
@@ -187,7 +189,7 @@ static void attention_forward(float *out, float *att, const float *qkv,
                                      (size_t)(H + kh) * hd;
                     double d = 0;
                     for (int i = 0; i < hd; i++)
-                        d += (double)q[i] * k[i];
+                        d += in(q[i], bf16) * in(k[i], bf16);
                     e[s] = d * scale;
                     if (e[s] > mx)
                         mx = e[s];
@@ -202,8 +204,9 @@ static void attention_forward(float *out, float *att, const float *qkv,
                 for (int i = 0; i < hd; i++) {
                     double acc = 0;
                     for (int s = s0; s <= t; s++)
-                        acc += e[s] / sum * qkv[((size_t)b * T + s) * QS +
-                                               (size_t)(H + KVH + kh) * hd + i];
+                        acc += in((float)(e[s] / sum), bf16) *
+                               in(qkv[((size_t)b * T + s) * QS + (size_t)(H + KVH + kh) * hd + i],
+                                  bf16);
                     o[i] = (float)acc;
                 }
             }
@@ -211,12 +214,11 @@ static void attention_forward(float *out, float *att, const float *qkv,
     free(e);
 }
 
-static void attention_backward(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *out, const float *att,
-                               const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* With bf16, the products' inputs rounded as in() rounds them: the
+ * probabilities and dout, dout and v, dS (as floats) and k, dS and q. */
+static void attend_backward(float *dqkv, const float *dout, const float *qkv, const float *att,
+                            int B, int T, int H, int KVH, int hd, int bf16)
 {
-    (void)out, (void)start;   /* the mask and the weights are in att */
-    (void)scratch;
     int QS = (H + 2 * KVH) * hd, rep = H / KVH;
     double scale = 1.0 / sqrt((double)hd);
     double *dp = malloc((size_t)T * sizeof *dp);
@@ -239,24 +241,53 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
                                 (size_t)(H + KVH + kh) * hd;
                     double d = 0;
                     for (int i = 0; i < hd; i++) {
-                        d += (double)dO[i] * v[i];
-                        dv[i] += (float)((double)a[s] * dO[i]);
+                        d += in(dO[i], bf16) * in(v[i], bf16);
+                        dv[i] += (float)(in(a[s], bf16) * in(dO[i], bf16));
                     }
                     dp[s] = d;
                     dot += d * a[s];
                 }
                 for (int s = 0; s <= t; s++) {
-                    double ds = a[s] * (dp[s] - dot) * scale;
+                    double ds = in((float)(a[s] * (dp[s] - dot) * scale), bf16);
                     const float *k = qkv + ((size_t)b * T + s) * QS + (size_t)(H + kh) * hd;
                     float *dk = dqkv + ((size_t)b * T + s) * QS + (size_t)(H + kh) * hd;
                     for (int i = 0; i < hd; i++) {
-                        dq[i] += (float)(ds * k[i]);
-                        dk[i] += (float)(ds * q[i]);
+                        dq[i] += (float)(ds * in(k[i], bf16));
+                        dk[i] += (float)(ds * in(q[i], bf16));
                     }
                 }
             }
         }
     free(dp);
+}
+
+static void attention_forward(float *out, float *att, const float *qkv,
+                              const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    attend_forward(out, att, qkv, start, B, T, H, KVH, hd, 0);
+}
+
+static void attention_forward_bf16(float *out, float *att, const float *qkv,
+                                   const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    attend_forward(out, att, qkv, start, B, T, H, KVH, hd, 1);
+}
+
+/* The mask and the weights are in att: out, start and scratch go unused. */
+static void attention_backward(float *dqkv, float *scratch, const float *dout,
+                               const float *qkv, const float *out, const float *att,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    (void)scratch, (void)out, (void)start;
+    attend_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, 0);
+}
+
+static void attention_backward_bf16(float *dqkv, float *scratch, const float *dout,
+                                    const float *qkv, const float *out, const float *att,
+                                    const int32_t *start, int B, int T, int H, int KVH, int hd)
+{
+    (void)scratch, (void)out, (void)start;
+    attend_backward(dqkv, dout, qkv, att, B, T, H, KVH, hd, 1);
 }
 
 static double silu(double z)

@@ -129,9 +129,10 @@ static int acts_reserve(llm_model *m, int B, int T, acts *a)
     return LLM_OK;
 }
 
-/* The products of the weights of the blocks and of the output layer: in
- * bf16 with fp32 sums under llm_model_set_precision(m, "bf16"), else fp32.
- * Adapters, attention and a classifier head stay fp32. */
+/* The products of the weights of the blocks and of the output layer, and
+ * attention's: in bf16 with fp32 sums under llm_model_set_precision(m,
+ * "bf16") (attention where the backend has it), else fp32. Adapters and a
+ * classifier head stay fp32. */
 static void weight_forward(const llm_model *m, float *out, const float *inp, const float *w,
                            int N, int IC, int OC)
 {
@@ -261,8 +262,9 @@ static void train_attend(void *ctx, int l, const llm_block *b)
     int H = m->cfg.n_heads;
     size_t saved = m->k->attention_saved(f->B, f->T, H);
     float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * saved;
-    m->k->attention_forward(b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads,
-                            m->hd);
+    (m->opt->bf16 && m->k->attention_forward_bf16 ? m->k->attention_forward_bf16
+                                                  : m->k->attention_forward)(
+        b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads, m->hd);
 }
 
 static void train_dropout(void *ctx, int l, int site, float *y, int n)
@@ -574,8 +576,9 @@ int llm_model_backward_hidden(llm_model *m)
         weight_backward(m, a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_O, LLM_LORA_O, dbranch, atty, a.datty, n);
-        k->attention_backward(a.dqkv, a.logits, a.datty, qkv, atty, att, start, B, T, H, KVH,
-                              m->hd);
+        (m->opt->bf16 && k->attention_backward_bf16 ? k->attention_backward_bf16
+                                                    : k->attention_backward)(
+            a.dqkv, a.logits, a.datty, qkv, atty, att, start, B, T, H, KVH, m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         weight_backward(m, a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
         if (m->lora_rank)

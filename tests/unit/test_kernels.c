@@ -62,6 +62,24 @@ static void check(const char *what, const float *got, const float *ref,
     }
 }
 
+/* A product of bf16-rounded inputs against a reference that rounds the
+ * same inputs from values it computed apart (probabilities, dS): a value
+ * within a float's rounding of a bf16 boundary may round the other way on
+ * one side, an error of 2^-8 of that term. So: all within that (2e-3 +
+ * 1e-2 |ref|), and all but a few in a thousand as close as fp32's
+ * products (1e-5 + 1e-4 |ref|). */
+static void check_bf16(const char *what, const float *got, const float *ref, size_t n)
+{
+    size_t loose = 0;
+    for (size_t i = 0; i < n; i++)
+        loose += !(fabs((double)got[i] - ref[i]) <= 1e-5 + 1e-4 * fabs(ref[i]));
+    check(what, got, ref, n, 2e-3, 1e-2);
+    if (loose > 2 + n / 250) {
+        failures++;
+        printf("FAIL %s: %zu of %zu beyond fp32's rounding\n", what, loose, n);
+    }
+}
+
 static void check_bits(const char *what, const float *a, const float *b, size_t n)
 {
     if (memcmp(a, b, n * sizeof *a) != 0) {
@@ -258,6 +276,35 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     r->attention_backward(d2, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "attention_backward B=%d T=%d H=%d KVH=%d hd=%d", B, T, H, KVH, hd);
     check(what, d1, d2, nq, 1e-5, 1e-4);
+    /* Mixed precision, where the table has it: the reference that rounds
+     * the same inputs (check_bf16), and not fp32's result (inputs rounded:
+     * errors near 2^-9 each). */
+    if (f->attention_forward_bf16 && r->attention_forward_bf16) {
+        float *o3 = rnd(no), *a3 = rnd(na), *d3 = rnd(nq);
+        f->attention_forward_bf16(o1, a1, qkv, st, B, T, H, KVH, hd);
+        r->attention_forward_bf16(o3, a3, qkv, st, B, T, H, KVH, hd);
+        snprintf(what, sizeof what, "attention_forward_bf16 out B=%d T=%d H=%d KVH=%d hd=%d%s",
+                 B, T, H, KVH, hd, packed ? " packed" : "");
+        check_bf16(what, o1, o3, no);
+        snprintf(what, sizeof what, "attention_forward_bf16 att B=%d T=%d H=%d KVH=%d hd=%d%s",
+                 B, T, H, KVH, hd, packed ? " packed" : "");
+        check(what, a1, a3, na, 1e-6, 1e-4);   /* fp32 softmax of the same scores */
+        f->attention_backward_bf16(d1, scr, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
+        r->attention_backward_bf16(d3, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
+        snprintf(what, sizeof what, "attention_backward_bf16 B=%d T=%d H=%d KVH=%d hd=%d", B,
+                 T, H, KVH, hd);
+        check_bf16(what, d1, d3, nq);
+        double fo = 0, fd = 0;
+        for (size_t i = 0; i < no; i++)
+            fo = fmax(fo, fabs((double)o1[i] - o2[i]));
+        for (size_t i = 0; i < nq; i++)
+            fd = fmax(fd, fabs((double)d1[i] - d2[i]));
+        if (T > 1 && !(fo > 1e-4 && fd > 1e-4)) {   /* T = 1: the one weight is 1 */
+            failures++;
+            printf("FAIL %s: within %g and %g of fp32: inputs not rounded?\n", what, fo, fd);
+        }
+        free(o3); free(a3); free(d3);
+    }
     free(qkv); free(o1); free(o2); free(a1); free(a2);
     free(dout); free(d1); free(d2); free(scr);
     free(st);
