@@ -461,6 +461,17 @@ static size_t raw_dedup(cls_raw *r, size_t n)
     return k;
 }
 
+/* How many of the n test documents of x have an exact match, and a near one. */
+static void leak_counts(const llm_leak *x, size_t n, size_t *exact, size_t *near)
+{
+    *exact = *near = 0;
+    for (size_t j = 0; j < n; j++) {
+        const llm_leak_match *m = llm_leak_result(x, j);
+        *exact += m->train_id >= 0 && m->exact;
+        *near += m->train_id >= 0 && !m->exact;
+    }
+}
+
 /* A warning when validation documents (val, nv of them) also occur in the
  * training documents (train, nt), exactly or nearly (llm-eval --leakage's
  * rules): their scores would flatter the model. */
@@ -479,12 +490,8 @@ static void warn_overlap(const cls_raw *r, const size_t *val, size_t nv, const s
         check(llm_leak_scan(x, r->text.data + r->toff[i], r->toff[i + 1] - r->toff[i],
                             (int64_t)j));
     }
-    size_t exact = 0, near = 0;
-    for (size_t j = 0; j < nv; j++) {
-        const llm_leak_match *m = llm_leak_result(x, j);
-        exact += m->train_id >= 0 && m->exact;
-        near += m->train_id >= 0 && !m->exact;
-    }
+    size_t exact, near;
+    leak_counts(x, nv, &exact, &near);
     if (exact + near)
         cli_warn("warning: %zu of %zu %s are also in the training data (%zu exact, %zu "
                  "near, after folding case, Unicode forms and punctuation), so validation "
@@ -794,12 +801,8 @@ static void pairs_overlap_say(const pairs_set *train, const pairs_set *val, cons
     check(llm_leak_index(x));
     for (size_t j = 0; j < train->nref; j++)
         check(llm_leak_scan(x, train->in[j], strlen(train->in[j]), (int64_t)j));
-    size_t exact = 0, near = 0;
-    for (size_t j = 0; j < val->nref; j++) {
-        const llm_leak_match *m = llm_leak_result(x, j);
-        exact += m->train_id >= 0 && m->exact;
-        near += m->train_id >= 0 && !m->exact;
-    }
+    size_t exact, near;
+    leak_counts(x, val->nref, &exact, &near);
     if (exact + near)
         cli_warn("warning: %zu of %zu %s have their input among the training inputs (%zu "
                  "exact, %zu near, after folding case, Unicode forms and punctuation), so "
