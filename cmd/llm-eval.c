@@ -1393,10 +1393,8 @@ static void leak_free(leak_file *f)
 static void leak_tokens(llm_tok *tok, const leak_file *f, const leak_doc *d, int label,
                         llm_ids *ids)
 {
-    size_t n, bad;
+    size_t n = d->label_len, bad;
     const char *s = label ? f->data.data + d->off : leak_text(f, d, &n);
-    if (label)
-        n = d->label_len;
     ids->len = 0;
     if (llm_utf8_check(s, n, &bad) && llm_tok_encode(tok, s, n, ids))
         cli_die("'%s', line %lld: %s", f->name, d->line, llm_errmsg());

@@ -151,6 +151,13 @@ static void weight_backward(const llm_model *m, float *dinp, float *dw, const fl
         m->k->matmul_backward(dinp, dw, dout, inp, w, N, IC, OC);
 }
 
+/* Whether attention runs in bf16 too: under "bf16" where the backend has
+ * both directions, so that a forward and its backward always agree. */
+static int bf16_attention(const llm_model *m)
+{
+    return m->opt->bf16 && m->k->attention_forward_bf16 && m->k->attention_backward_bf16;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Low-rank adapters: y = W x + s B (A x), s = alpha / r, over the matmul
  * kernels; the strided axpy adds into (and gathers from) the adapter's
@@ -262,8 +269,7 @@ static void train_attend(void *ctx, int l, const llm_block *b)
     int H = m->cfg.n_heads;
     size_t saved = m->k->attention_saved(f->B, f->T, H);
     float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * saved;
-    (m->opt->bf16 && m->k->attention_forward_bf16 ? m->k->attention_forward_bf16
-                                                  : m->k->attention_forward)(
+    (bf16_attention(m) ? m->k->attention_forward_bf16 : m->k->attention_forward)(
         b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads, m->hd);
 }
 
@@ -576,8 +582,7 @@ int llm_model_backward_hidden(llm_model *m)
         weight_backward(m, a.datty, G(wo), dbranch, atty, wo, n, m->OS, C);
         if (m->lora_rank)
             lora_backward(m, &a, l, LLM_LORA_O, LLM_LORA_O, dbranch, atty, a.datty, n);
-        (m->opt->bf16 && k->attention_backward_bf16 ? k->attention_backward_bf16
-                                                    : k->attention_backward)(
+        (bf16_attention(m) ? k->attention_backward_bf16 : k->attention_backward)(
             a.dqkv, a.logits, a.datty, qkv, atty, att, start, B, T, H, KVH, m->hd);
         k->rope_backward(a.dqkv, m->rope_cos, m->rope_sin, B, T, H + KVH, m->hd, m->QS);
         weight_backward(m, a.da, G(wqkv), a.dqkv, a1, wqkv, n, C, m->QS);
