@@ -267,6 +267,13 @@ WRAPV(attention_rows, (float *out, size_t ldo, const float *const *q, const floa
       (out, ldo, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen))
 WRAPV(copy_rows, (float *const *dst, const float *src, size_t lds, int N, int n),
       (dst, src, lds, N, n))
+WRAPV(attention_rows_bf16, (float *out, size_t ldo, const float *const *q,
+                            const uint16_t *const *K, const uint16_t *const *V, size_t kvs,
+                            const int *len, int n, int H, int KVH, int hd, float *scratch,
+                            int maxlen),
+      (out, ldo, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen))
+WRAPV(copy_rows_bf16, (uint16_t *const *dst, const float *src, size_t lds, int N, int n),
+      (dst, src, lds, N, n))
 WRAP(size_t, to_half, (uint16_t *h, const float *f, size_t n), (h, f, n))
 WRAP(int, quantize_q8, (int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
                         int N, int IC),
@@ -315,6 +322,8 @@ static llm_kernels guarded = {
     .matmul_rows_packed = g_matmul_rows_packed,
     .attention_rows = g_attention_rows,
     .copy_rows = g_copy_rows,
+    .attention_rows_bf16 = g_attention_rows_bf16,
+    .copy_rows_bf16 = g_copy_rows_bf16,
     .to_half = g_to_half,
     .quantize_q8 = g_quantize_q8,
     .matmul_rows_q8 = g_matmul_rows_q8,

@@ -1,7 +1,8 @@
 /* half.h: IEEE 754 half precision (binary16) to and from float, in plain C
  * so that builds without F16C convert exactly as the F16C instructions do
  * (round to nearest even; NaN stays NaN, made quiet, with its sign and
- * top payload bits). The f16 decoding weights (llm_model_decode_f16()) use them. */
+ * top payload bits). The f16 decoding weights (llm_model_decode_f16()) use them;
+ * bfloat16 below. */
 #ifndef LLM_HALF_H
 #define LLM_HALF_H
 
@@ -59,6 +60,27 @@ LLM_HD uint16_t llm_float_to_half(float f)
     uint32_t r = a - 0x38000000u;
     r += 0xfffu + (r >> 13 & 1);
     return sign | (uint16_t)(r >> 13);
+}
+
+/* bfloat16, the top half of a float: f rounded to nearest, ties to even
+ * (as torch's .to(torch.bfloat16); subnormals kept), NaN kept quiet with
+ * its sign; and back, exactly. The bf16 weights and key/value caches of
+ * inference (pack_bf16, copy_rows_bf16) use them. */
+LLM_HD uint16_t llm_float_to_bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((u >> 16) | 0x40u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+LLM_HD float llm_bf16_to_float(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 #endif

@@ -204,6 +204,27 @@ typedef struct llm_kernels {
      * pointers into device memory, rows apart from each other and from
      * src): each new row's keys or values into its sequence's cache. */
     void (*copy_rows)(float *const *dst, const float *src, size_t lds, int N, int n);
+    /* The same two over a cache of bfloat16 (a session of a model with bf16
+     * weights, llm_model_weights_bf16(): half the cache's memory and
+     * traffic). copy_rows_bf16: dst[i][j] = llm_float_to_bf16(src[i*lds +
+     * j]) (half.h), bit for bit on every backend. attention_rows_bf16:
+     * attention_rows with K and V of such bits, rounded as
+     * attention_forward_bf16 rounds: q to bf16, the scores q . k_t summed
+     * in fp32 over the exact products, scaled and softmaxed in fp32 as
+     * attention_rows does, each probability rounded to bf16, and out =
+     * sum_t p_t v_t summed in fp32 over t. The orders of summation are fixed
+     * by hd and the path: attention_rows' (8 lanes over j; one FMA per
+     * element and t), except on a CPU with AVX512_BF16 (cpu table, avx512
+     * level, unless LLM_GEMM names another path), whose VDPBF16PS takes j
+     * and t in pairs and flushes subnormals. Each (row, head) alone: the
+     * same bits in any batch and on any thread count. scratch holds
+     * llm_kernels_threads() * (2 * maxlen + hd) floats, clobbered. NULL
+     * (both) where a backend has none: sessions then cache floats. */
+    void (*attention_rows_bf16)(float *out, size_t ldo, const float *const *q,
+                                const uint16_t *const *K, const uint16_t *const *V,
+                                size_t kvs, const int *len, int n, int H, int KVH, int hd,
+                                float *scratch, int maxlen);
+    void (*copy_rows_bf16)(uint16_t *const *dst, const float *src, size_t lds, int N, int n);
     /* h(n) = f rounded to the nearest IEEE half (ties to even; overflow
      * gives +-inf, NaN stays NaN), as llm_float_to_half() (half.h).
      * @return the lowest i whose half is inf or NaN, n if none. NULL where
@@ -313,7 +334,8 @@ typedef struct llm_kernels {
  * that some backend has no version of goes here too. */
 #define LLM_KERNELS_OPTIONAL(X) X(copy_rows) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
     X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) \
-    X(attention_forward_bf16) X(attention_backward_bf16) X(failure)
+    X(attention_forward_bf16) X(attention_backward_bf16) X(attention_rows_bf16) \
+    X(copy_rows_bf16) X(failure)
 
 /*! llm_kernels_cpu() : OpenBLAS sgemm + OpenMP kernels, compiled once per
  *  instruction-set level ("generic": baseline x86-64 or any other machine;

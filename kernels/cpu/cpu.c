@@ -17,6 +17,7 @@
 #include "cpu.h"
 #include "elementwise.h"
 #include "fastexp.h"
+#include "half.h"
 #include "kernels.h"
 
 /* Query/key rows per attention tile: tiles above the diagonal are skipped. */
@@ -402,6 +403,14 @@ static void copy_rows(float *const *dst, const float *src, size_t lds, int N, in
         memcpy(dst[i], src + (size_t)i * lds, (size_t)n * sizeof *src);
 }
 
+static void copy_rows_bf16(uint16_t *const *dst, const float *src, size_t lds, int N, int n)
+{
+#pragma omp parallel for schedule(static) if ((size_t)N * n >= PAR_MIN)
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < n; j++)
+            dst[i][j] = llm_float_to_bf16(src[(size_t)i * lds + j]);
+}
+
 static void residual_forward(float *out, const float *a, const float *b, size_t n)
 {
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
@@ -532,6 +541,8 @@ static const llm_kernels cpu_kernels = {
     .matmul_rows_scratch = llm_cpu_matmul_rows_scratch,
     .attention_rows = llm_cpu_attention_rows,
     .copy_rows = copy_rows,
+    .attention_rows_bf16 = llm_cpu_attention_rows_bf16,
+    .copy_rows_bf16 = copy_rows_bf16,
     .to_half = llm_cpu_to_half,
     .quantize_q8 = llm_cpu_quantize_q8,
     .matmul_rows_q8 = llm_cpu_matmul_rows_q8,

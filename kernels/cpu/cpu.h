@@ -59,6 +59,9 @@ void   llm_cpu_pack_bf16(uint32_t *dst, const float *w, int IC, int OC);
 void   llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t ldi,
                                 const int *map, const uint32_t *w, int o0, uint32_t *scratch,
                                 int N, int IC, int OC);
+/* 1 where the bf16 kernels use VDPBF16PS (the avx512 level on a CPU with
+ * AVX512_BF16, LLM_GEMM unset), else 0: their bits differ between those. */
+int    llm_cpu_bf16_dp(void);
 /* "own avx512" or "openblas": which llm_cpu_gemm() runs. */
 const char *llm_cpu_gemm_name(void);
 /* The same product over op(A) and op(B) rounded to bfloat16 (to nearest,
@@ -78,6 +81,10 @@ void   llm_cpu_attention_rows(float *out, size_t ldo, const float *const *q,
                               const float *const *K, const float *const *V, size_t kvs,
                               const int *len, int n, int H, int KVH, int hd,
                               float *scratch, int maxlen);
+void   llm_cpu_attention_rows_bf16(float *out, size_t ldo, const float *const *q,
+                                   const uint16_t *const *K, const uint16_t *const *V,
+                                   size_t kvs, const int *len, int n, int H, int KVH, int hd,
+                                   float *scratch, int maxlen);
 size_t llm_cpu_to_half(uint16_t *h, const float *f, size_t n);
 /* q8.c */
 int    llm_cpu_quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,

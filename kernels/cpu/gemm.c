@@ -22,6 +22,7 @@
 #include <omp.h>
 
 #include "cpu.h"
+#include "half.h"
 
 static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -30,23 +31,15 @@ static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const fl
                 M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* The float nearest x of bfloat16 precision (the top 16 bits of a float),
- * ties to even, as torch's .to(torch.bfloat16); NaN stays NaN. */
+/* x rounded to bfloat16 (half.h): its bits, and the float they are. */
 static inline uint32_t bf16_bits(float x)
 {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (u >> 16) | 0x40u;   /* quiet NaN */
-    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return llm_float_to_bf16(x);
 }
 
 static inline float bf16_round(float x)
 {
-    uint32_t u = bf16_bits(x) << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return llm_bf16_to_float(llm_float_to_bf16(x));
 }
 
 /* Element (r, c) of op(X): X's (c, r) when t. */
@@ -537,6 +530,15 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 
 /* ------------------------------------------------------------ bf16 rows */
 
+int llm_cpu_bf16_dp(void)
+{
+#if defined(__AVX512F__)
+    return gemm_paths().bf16 == P_BF16_DP;
+#else
+    return 0;
+#endif
+}
+
 /* Inference products over bf16 copies of the weights (kernels.h:
  * pack_bf16, matmul_rows_bf16). The weights come packed in panels of PW
  * rows; the input rows are rounded and packed per call into slivers of
@@ -549,18 +551,12 @@ _Static_assert((int)RB == (int)MR && (int)PW == (int)NR, "a sliver and a panel a
 
 static inline float bf16_lo(uint32_t s)
 {
-    uint32_t u = s << 16;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return llm_bf16_to_float((uint16_t)s);
 }
 
 static inline float bf16_hi(uint32_t s)
 {
-    uint32_t u = s & 0xffff0000u;
-    float f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    return llm_bf16_to_float((uint16_t)(s >> 16));
 }
 
 /* Pair j of row x (IC values): bf16 of x[2j] low, of x[2j + 1] high. */
@@ -653,7 +649,7 @@ void llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t l
     if (N <= 0 || OC <= 0)
         return;
 #if defined(__AVX512F__)
-    int dp = gemm_paths().bf16 == P_BF16_DP;
+    int dp = llm_cpu_bf16_dp();
 #endif
     int kp = (IC + 1) / 2, ns = (N + RB - 1) / RB;
     int p0 = o0 / PW, p1 = (o0 + OC + PW - 1) / PW;

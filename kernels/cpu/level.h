@@ -28,11 +28,13 @@
 #define llm_cpu_gemm_bf16            LLM_CPU_NAME(llm_cpu_gemm_bf16)
 #define llm_cpu_pack_bf16            LLM_CPU_NAME(llm_cpu_pack_bf16)
 #define llm_cpu_matmul_rows_bf16     LLM_CPU_NAME(llm_cpu_matmul_rows_bf16)
+#define llm_cpu_bf16_dp              LLM_CPU_NAME(llm_cpu_bf16_dp)
 /* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
 #define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)
 #define llm_cpu_matmul_rows_packed   LLM_CPU_NAME(llm_cpu_matmul_rows_packed)
 #define llm_cpu_attention_rows       LLM_CPU_NAME(llm_cpu_attention_rows)
+#define llm_cpu_attention_rows_bf16  LLM_CPU_NAME(llm_cpu_attention_rows_bf16)
 #define llm_cpu_to_half              LLM_CPU_NAME(llm_cpu_to_half)
 /* q8.c (cpu.h) */
 #define llm_cpu_quantize_q8          LLM_CPU_NAME(llm_cpu_quantize_q8)

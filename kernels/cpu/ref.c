@@ -479,6 +479,53 @@ static void attention_rows(float *out, size_t ldo, const float *const *q,
     free(a);
 }
 
+/* attention_rows_bf16: in double over q rounded to bf16, the cached
+ * bf16 keys and values, and the probabilities rounded to bf16. */
+static void attention_rows_bf16(float *out, size_t ldo, const float *const *q,
+                                const uint16_t *const *K, const uint16_t *const *V, size_t kvs,
+                                const int *len, int n, int H, int KVH, int hd, float *scratch,
+                                int maxlen)
+{
+    double *a = malloc((size_t)maxlen * sizeof *a);
+    (void)scratch;
+    if (!a)
+        abort();
+    int rep = H / KVH;
+    double scale = 1.0 / sqrt((double)hd);
+    for (int i = 0; i < n; i++)
+        for (int h = 0; h < H; h++) {
+            int kh = h / rep;
+            const float *qh = q[i] + (size_t)h * hd;
+            double mx = -INFINITY, sum = 0;
+            for (int t = 0; t < len[i]; t++) {
+                const uint16_t *k = K[i] + (size_t)t * kvs + (size_t)kh * hd;
+                double d = 0;
+                for (int j = 0; j < hd; j++)
+                    d += in(qh[j], 1) * llm_bf16_to_float(k[j]);
+                a[t] = d * scale;
+                mx = a[t] > mx ? a[t] : mx;
+            }
+            for (int t = 0; t < len[i]; t++)
+                sum += a[t] = exp(a[t] - mx);
+            for (int t = 0; t < len[i]; t++)
+                a[t] = in((float)(a[t] / sum), 1);
+            for (int j = 0; j < hd; j++) {
+                double o = 0;
+                for (int t = 0; t < len[i]; t++)
+                    o += a[t] * llm_bf16_to_float(V[i][(size_t)t * kvs + (size_t)kh * hd + j]);
+                out[(size_t)i * ldo + (size_t)h * hd + j] = (float)o;
+            }
+        }
+    free(a);
+}
+
+static void copy_rows_bf16(uint16_t *const *dst, const float *src, size_t lds, int N, int n)
+{
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < n; j++)
+            dst[i][j] = llm_float_to_bf16(src[(size_t)i * lds + j]);
+}
+
 static void copy_rows(float *const *dst, const float *src, size_t lds, int N, int n)
 {
     for (int i = 0; i < N; i++)
@@ -626,6 +673,8 @@ static const llm_kernels ref_kernels = {
     .matmul_rows_scratch = matmul_rows_scratch,
     .attention_rows = attention_rows,
     .copy_rows = copy_rows,
+    .attention_rows_bf16 = attention_rows_bf16,
+    .copy_rows_bf16 = copy_rows_bf16,
     .to_half = to_half,
     .quantize_q8 = quantize_q8,
     .matmul_rows_q8 = matmul_rows_q8,

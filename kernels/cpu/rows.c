@@ -761,6 +761,231 @@ void llm_cpu_attention_rows(float *out, size_t ldo, const float *const *q,
     }
 }
 
+/* ------------------------------------------------------------ bf16 cache
+ * attention_rows_bf16 (kernels.h): keys and values of bfloat16 bits. Two
+ * paths, fixed for a level and CPU: fmaf over the values widened to float
+ * (in attention_rows' orders: 8 lanes over j for a score, t in order for
+ * an output), or VDPBF16PS (llm_cpu_bf16_dp()), which takes j in pairs for
+ * the scores and t in pairs for the outputs. A product of two bf16 values
+ * is exact in float either way: only the orders of the sums differ. */
+
+#if defined(__AVX2__) && defined(__FMA__)
+/* 8 bf16 values widened to floats. */
+static inline __m256 widen8(const uint16_t *x)
+{
+    __m128i h = _mm_loadu_si128((const __m128i *)x);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+#endif
+
+/* One (row, head) by fmaf: qr (hd) and a (n) are scratch. */
+static void head_bf16_fma(float *o, const float *q, const uint16_t *K, const uint16_t *V,
+                          size_t stride, int n, int hd, float scale, float *a, float *qr)
+{
+    int H8 = hd & ~7;
+    for (int j = 0; j < hd; j++)
+        qr[j] = llm_bf16_to_float(llm_float_to_bf16(q[j]));
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        const uint16_t *k = K + (size_t)t * stride;
+#if defined(__AVX2__) && defined(__FMA__)
+        __m256 s = _mm256_setzero_ps();
+        for (int j = 0; j < H8; j += 8)
+            s = _mm256_fmadd_ps(_mm256_loadu_ps(qr + j), widen8(k + j), s);
+        float d = hsum8(s);
+#else
+        float l[8] = { 0 };
+        for (int j = 0; j < H8; j += 8)
+            for (int u = 0; u < 8; u++)
+                l[u] = fmaf(qr[j + u], llm_bf16_to_float(k[j + u]), l[u]);
+        float d = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+#endif
+        for (int j = H8; j < hd; j++)
+            d = fmaf(qr[j], llm_bf16_to_float(k[j]), d);
+        a[t] = d * scale;
+        mx = a[t] > mx ? a[t] : mx;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+    for (int t = 0; t < n; t++) {
+        a[t] = fast_expf(a[t] - mx);
+        sum += a[t];
+    }
+    float inv = 1.0f / sum;
+    for (int t = 0; t < n; t++)
+        a[t] = llm_bf16_to_float(llm_float_to_bf16(a[t] * inv));
+    int j0 = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+    for (; j0 + 32 <= hd; j0 += 32) {
+        __m256 v0 = _mm256_setzero_ps(), v1 = v0, v2 = v0, v3 = v0;
+        for (int t = 0; t < n; t++) {
+            const uint16_t *x = V + (size_t)t * stride + j0;
+            __m256 w = _mm256_set1_ps(a[t]);
+            v0 = _mm256_fmadd_ps(w, widen8(x), v0);
+            v1 = _mm256_fmadd_ps(w, widen8(x + 8), v1);
+            v2 = _mm256_fmadd_ps(w, widen8(x + 16), v2);
+            v3 = _mm256_fmadd_ps(w, widen8(x + 24), v3);
+        }
+        _mm256_storeu_ps(o + j0, v0);
+        _mm256_storeu_ps(o + j0 + 8, v1);
+        _mm256_storeu_ps(o + j0 + 16, v2);
+        _mm256_storeu_ps(o + j0 + 24, v3);
+    }
+    for (; j0 + 8 <= hd; j0 += 8) {
+        __m256 v = _mm256_setzero_ps();
+        for (int t = 0; t < n; t++)
+            v = _mm256_fmadd_ps(_mm256_set1_ps(a[t]), widen8(V + (size_t)t * stride + j0), v);
+        _mm256_storeu_ps(o + j0, v);
+    }
+#endif
+    for (; j0 < hd; j0++) {
+        float v = 0.0f;
+        for (int t = 0; t < n; t++)
+            v = fmaf(a[t], llm_bf16_to_float(V[(size_t)t * stride + j0]), v);
+        o[j0] = v;
+    }
+}
+
+#if defined(__AVX512F__)
+/* The first n of 16 lanes, or of 32 16-bit lanes (n clamped to [0, 16] or
+ * [0, 32]). */
+static inline __mmask16 lanes(int n)
+{
+    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+
+static inline __mmask32 lanes32(int n)
+{
+    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
+}
+
+/* 32 floats x[0 .. n) (n clamped as lanes32's) rounded to bf16 by
+ * VCVTNE2PS2BF16 into h[0 .. n). */
+__attribute__((target("avx512bf16")))
+static inline void to_bf16_32(uint16_t *h, const float *x, int n, float mul)
+{
+    __m512 m = _mm512_set1_ps(mul);
+    __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), x), m);
+    __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - 16), x + 16), m);
+    _mm512_mask_storeu_epi16(h, lanes32(n), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+/* Score of q's bf16 pairs qb against key k: 16 lanes of VDPBF16PS over
+ * pairs of j, 32 values a step, the last step masked. */
+__attribute__((target("avx512bf16")))
+static inline __m512 dot_bf16(const uint16_t *qb, const uint16_t *k, int hd)
+{
+    __m512 z = _mm512_setzero_ps();
+    for (int c = 0; c < hd; c += 32) {
+        __mmask32 m = lanes32(hd - c);
+        z = _mm512_dpbf16_ps(z, (__m512bh)_mm512_maskz_loadu_epi16(m, qb + c),
+                             (__m512bh)_mm512_maskz_loadu_epi16(m, k + c));
+    }
+    return z;
+}
+
+/* One (row, head) by VDPBF16PS: a (n floats), pb (n + 1 halves) and qb
+ * (hd halves) are scratch. Outputs: pairs (t, t + 1) of probabilities
+ * against the two values rows interleaved by VPUNPCK[LH]WD, which leaves
+ * output j of a 32-wide chunk in lane 4L + s of the low accumulator (j =
+ * 8L + s, s < 4) or of the high one (j = 8L + 4 + s); a permutation puts
+ * them back in order. */
+__attribute__((target("avx512bf16")))
+static void head_bf16_dp(float *o, const float *q, const uint16_t *K, const uint16_t *V,
+                         size_t stride, int n, int hd, float scale, float *a, uint16_t *pb,
+                         uint16_t *qb)
+{
+    for (int c = 0; c < hd; c += 32)
+        to_bf16_32(qb + c, q + c, hd - c, 1.0f);
+    int t = 0;
+    for (; t + 4 <= n; t += 4) {
+        const uint16_t *k = K + (size_t)t * stride;
+        __m256 s0 = fold16(dot_bf16(qb, k, hd)), s1 = fold16(dot_bf16(qb, k + stride, hd));
+        __m256 s2 = fold16(dot_bf16(qb, k + 2 * stride, hd));
+        __m256 s3 = fold16(dot_bf16(qb, k + 3 * stride, hd));
+        _mm_storeu_ps(a + t, hsum8x4(s0, s1, s2, s3));
+    }
+    for (; t < n; t++)
+        a[t] = hsum8(fold16(dot_bf16(qb, K + (size_t)t * stride, hd)));
+    float mx = -INFINITY;
+    for (t = 0; t < n; t++) {
+        a[t] *= scale;
+        mx = a[t] > mx ? a[t] : mx;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+    for (t = 0; t < n; t++) {
+        a[t] = fast_expf(a[t] - mx);
+        sum += a[t];
+    }
+    float inv = 1.0f / sum;
+    for (int c = 0; c < n; c += 32)
+        to_bf16_32(pb + c, a + c, n - c, inv);
+    pb[n] = 0;   /* the partner of an odd last t */
+    const __m512i lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29,
+                                             30, 31);
+    for (int j0 = 0; j0 < hd; j0 += 64) {
+        __mmask32 m0 = lanes32(hd - j0), m1 = lanes32(hd - j0 - 32);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (t = 0; t < n; t += 2) {
+            uint32_t pp;
+            memcpy(&pp, pb + t, sizeof pp);
+            __m512bh w = (__m512bh)_mm512_set1_epi32((int)pp);
+            const uint16_t *x = V + (size_t)t * stride + j0;
+            __m512i x0 = _mm512_maskz_loadu_epi16(m0, x), y0 = _mm512_setzero_si512();
+            __m512i x1 = _mm512_maskz_loadu_epi16(m1, x + 32), y1 = y0;
+            if (t + 1 < n) {
+                y0 = _mm512_maskz_loadu_epi16(m0, x + stride);
+                y1 = _mm512_maskz_loadu_epi16(m1, x + stride + 32);
+            }
+            a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_unpacklo_epi16(x0, y0), w);
+            a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_unpackhi_epi16(x0, y0), w);
+            a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_unpacklo_epi16(x1, y1), w);
+            a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_unpackhi_epi16(x1, y1), w);
+        }
+        _mm512_mask_storeu_ps(o + j0, lanes(hd - j0), _mm512_permutex2var_ps(a0, lo_idx, a1));
+        _mm512_mask_storeu_ps(o + j0 + 16, lanes(hd - j0 - 16),
+                              _mm512_permutex2var_ps(a0, hi_idx, a1));
+        _mm512_mask_storeu_ps(o + j0 + 32, lanes(hd - j0 - 32),
+                              _mm512_permutex2var_ps(a2, lo_idx, a3));
+        _mm512_mask_storeu_ps(o + j0 + 48, lanes(hd - j0 - 48),
+                              _mm512_permutex2var_ps(a2, hi_idx, a3));
+    }
+}
+#endif
+
+void llm_cpu_attention_rows_bf16(float *out, size_t ldo, const float *const *q,
+                                 const uint16_t *const *K, const uint16_t *const *V,
+                                 size_t kvs, const int *len, int n, int H, int KVH, int hd,
+                                 float *scratch, int maxlen)
+{
+    int rep = H / KVH;
+    float scale = 1.0f / sqrtf((float)hd);
+#if defined(__AVX512F__)
+    int dp = llm_cpu_bf16_dp();
+#endif
+    int chunk = n * H / (8 * omp_get_max_threads());
+    chunk = chunk < 1 ? 1 : chunk;
+#pragma omp parallel for schedule(dynamic, chunk)
+    for (int task = 0; task < n * H; task++) {
+        int i = task / H, h = task % H, kh = h / rep;
+        const uint16_t *Kh = K[i] + (size_t)kh * hd, *Vh = V[i] + (size_t)kh * hd;
+        const float *qh = q[i] + (size_t)h * hd;
+        float *o = out + (size_t)i * ldo + (size_t)h * hd;
+        float *a = scratch + (size_t)omp_get_thread_num() * (2 * (size_t)maxlen + hd);
+#if defined(__AVX512F__)
+        if (dp) {
+            uint16_t *pb = (uint16_t *)(a + maxlen), *qb = pb + maxlen + 1;
+            head_bf16_dp(o, qh, Kh, Vh, kvs, len[i], hd, scale, a, pb, qb);
+            continue;
+        }
+#endif
+        head_bf16_fma(o, qh, Kh, Vh, kvs, len[i], hd, scale, a, a + maxlen);
+    }
+}
+
 /* Blocks of 8 by F16C, which rounds as llm_float_to_half() does. */
 size_t llm_cpu_to_half(uint16_t *h, const float *f, size_t n)
 {

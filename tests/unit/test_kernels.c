@@ -703,6 +703,157 @@ static void test_copy_rows(const llm_kernels *f, const llm_kernels *r, int N, in
     free(src); free(c0); free(c1); free(c2); free(d1); free(d2);
 }
 
+/* copy_rows_bf16 like copy_rows: the same bits as the reference, each
+ * value the bf16 nearest (half.h's llm_float_to_bf16, pinned on exact
+ * cases: ties to even, overflow to inf, NaN kept a NaN), nothing else
+ * written. */
+static void test_copy_rows_bf16(const llm_kernels *f, const llm_kernels *r, int N, int n,
+                                int lds)
+{
+    char what[96];
+    static const struct { float x; uint16_t want; } edge[] = {
+        {1.0f, 0x3f80}, {1.0f + 0x1p-8f, 0x3f80}, {1.0f + 3 * 0x1p-8f, 0x3f82},
+        {-3.0f - 0x1p-7f, 0xc040}, {3.4e38f, 0x7f80}, {-0.0f, 0x8000}, {0x1p-130f, 0x0008},
+    };
+    size_t ne = sizeof edge / sizeof edge[0];
+    size_t gap = (size_t)n + 3, cells = (size_t)N * gap + 1;
+    float *src = rnd((size_t)N * lds);
+    for (size_t i = 0; i < (size_t)N * lds; i++)
+        if (i % 5 == 0)
+            src[i] = edge[(i / 5) % ne].x;
+    if (N * lds > 1)
+        src[1] = NAN;
+    uint16_t *c1 = malloc(cells * sizeof *c1), *c2 = malloc(cells * sizeof *c2);
+    uint16_t **d1 = malloc((size_t)N * sizeof *d1), **d2 = malloc((size_t)N * sizeof *d2);
+    if (!c1 || !c2 || !d1 || !d2)
+        exit(1);
+    memset(c1, 0xa5, cells * sizeof *c1);
+    memset(c2, 0xa5, cells * sizeof *c2);
+    for (int i = 0; i < N; i++) {
+        size_t at = (size_t)((i * 7 + 3) % N) * gap + 1;
+        d1[i] = c1 + at;
+        d2[i] = c2 + at;
+    }
+    f->copy_rows_bf16(d1, src, (size_t)lds, N, n);
+    r->copy_rows_bf16(d2, src, (size_t)lds, N, n);
+    snprintf(what, sizeof what, "copy_rows_bf16 N=%d n=%d lds=%d", N, n, lds);
+    if (memcmp(c1, c2, cells * sizeof *c1) != 0) {
+        failures++;
+        printf("FAIL %s: not the reference's bits\n", what);
+    }
+    size_t wrong = 0, outside = 0;
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < n; j++) {
+            float x = src[(size_t)i * lds + j];
+            uint16_t got = d1[i][j];
+            size_t e = ((size_t)i * lds + j) / 5;
+            if (isnan(x))
+                wrong += (got & 0x7f80) != 0x7f80 || !(got & 0x7f);
+            else if (((size_t)i * lds + j) % 5 == 0)
+                wrong += got != edge[e % ne].want;
+            else
+                wrong += got != llm_float_to_bf16(x) ||
+                         !(fabs(llm_bf16_to_float(got) - (double)x) <= fabs((double)x) * 0x1p-8);
+            d1[i][j] = 0xa5a5;
+        }
+    for (size_t i = 0; i < cells; i++)
+        outside += c1[i] != 0xa5a5;
+    if (wrong || outside) {
+        failures++;
+        printf("FAIL %s: %zu values not the nearest bf16, %zu cells outside the rows "
+               "written\n", what, wrong, outside);
+    }
+    free(src); free(c1); free(c2); free(d1); free(d2);
+}
+
+/* attention_rows_bf16 over a bf16 cache of n rows of different lengths
+ * (strided) against the reference (check_bf16: a probability within a
+ * float's rounding of a bf16 boundary may round the other way), and not
+ * attention_rows' over the same keys and values as floats (q and the
+ * probabilities rounded); each row's bits alone equal its bits in the
+ * batch; and over a whole sequence's keys and values, stored by
+ * copy_rows_bf16, it is attention_forward_bf16's causal attention. */
+static void test_attention_rows_bf16(const llm_kernels *f, const llm_kernels *r, int n, int H,
+                                     int KVH, int hd, int maxlen)
+{
+    char what[128];
+    size_t kvs = (size_t)KVH * hd + 3, OS = (size_t)H * hd, nc = (size_t)n * 2 * maxlen * kvs;
+    const float **q = malloc((size_t)n * sizeof *q), **Kf = malloc((size_t)n * sizeof *Kf);
+    const float **Vf = malloc((size_t)n * sizeof *Vf);
+    const uint16_t **K = malloc((size_t)n * sizeof *K), **V = malloc((size_t)n * sizeof *V);
+    int *len = malloc((size_t)n * sizeof *len);
+    float *qs = rnd((size_t)n * OS), *cf = rnd(nc);
+    uint16_t *cache = malloc(nc * sizeof *cache);
+    float *o1 = rnd((size_t)n * OS), *o2 = rnd((size_t)n * OS), *o3 = rnd(OS);
+    float *of = rnd((size_t)n * OS);
+    float *scratch = malloc((size_t)llm_kernels_threads() * (2 * (size_t)maxlen + hd) *
+                            sizeof *scratch);
+    if (!q || !Kf || !Vf || !K || !V || !len || !cache || !scratch)
+        exit(1);
+    for (size_t i = 0; i < nc; i++) {
+        cache[i] = llm_float_to_bf16(3.0f * cf[i]);   /* peakier softmax */
+        cf[i] = llm_bf16_to_float(cache[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        q[i] = qs + (size_t)i * OS;
+        K[i] = cache + (size_t)i * 2 * maxlen * kvs;
+        V[i] = K[i] + (size_t)maxlen * kvs;
+        Kf[i] = cf + (size_t)i * 2 * maxlen * kvs;
+        Vf[i] = Kf[i] + (size_t)maxlen * kvs;
+        len[i] = i == 0 ? maxlen : 1 + (int)(next_u64() % (uint64_t)maxlen);
+    }
+    f->attention_rows_bf16(o1, OS, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen);
+    r->attention_rows_bf16(o2, OS, q, K, V, kvs, len, n, H, KVH, hd, scratch, maxlen);
+    snprintf(what, sizeof what, "attention_rows_bf16 n=%d H=%d KVH=%d hd=%d len<=%d", n, H,
+             KVH, hd, maxlen);
+    check_bf16(what, o1, o2, (size_t)n * OS);
+    f->attention_rows(of, OS, q, Kf, Vf, kvs, len, n, H, KVH, hd, scratch, maxlen);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)n * OS; i++)
+        worst = fmax(worst, fabs((double)o1[i] - of[i]));
+    if (hd * maxlen >= 16 && !(worst > 1e-4)) {
+        failures++;
+        printf("FAIL %s: within %g of attention_rows: q or the weights not rounded?\n", what,
+               worst);
+    }
+    for (int i = 0; i < n; i++) {
+        f->attention_rows_bf16(o3, OS, q + i, K + i, V + i, kvs, len + i, 1, H, KVH, hd,
+                               scratch, maxlen);
+        check_bits(what, o3, o1 + (size_t)i * OS, OS);
+    }
+    /* One sequence of T = maxlen positions: its keys and values cached. */
+    int T = maxlen, QS = (H + 2 * KVH) * hd, KVD = KVH * hd;
+    float *qkv = rnd((size_t)T * QS), *att = malloc((size_t)H * T * T * sizeof *att);
+    float *full = malloc((size_t)T * OS * sizeof *full), *rows = rnd((size_t)T * OS);
+    uint16_t *kc = malloc((size_t)T * KVD * sizeof *kc), *vc = malloc((size_t)T * KVD * sizeof *vc);
+    uint16_t **kd = malloc((size_t)T * sizeof *kd), **vd = malloc((size_t)T * sizeof *vd);
+    const float **tq = malloc((size_t)T * sizeof *tq);
+    const uint16_t **tk = malloc((size_t)T * sizeof *tk), **tv = malloc((size_t)T * sizeof *tv);
+    int *tl = malloc((size_t)T * sizeof *tl);
+    if (!att || !full || !kc || !vc || !kd || !vd || !tq || !tk || !tv || !tl)
+        exit(1);
+    for (int t = 0; t < T; t++) {
+        kd[t] = kc + (size_t)t * KVD;
+        vd[t] = vc + (size_t)t * KVD;
+        tq[t] = qkv + (size_t)t * QS;
+        tk[t] = kc;
+        tv[t] = vc;
+        tl[t] = t + 1;
+    }
+    f->copy_rows_bf16(kd, qkv + (size_t)H * hd, (size_t)QS, T, KVD);
+    f->copy_rows_bf16(vd, qkv + (size_t)(H + KVH) * hd, (size_t)QS, T, KVD);
+    r->attention_forward_bf16(full, att, qkv, NULL, 1, T, H, KVH, hd);
+    f->attention_rows_bf16(rows, OS, tq, tk, tv, (size_t)KVD, tl, T, H, KVH, hd, scratch,
+                           maxlen);
+    snprintf(what, sizeof what, "attention_rows_bf16 = attention_forward_bf16 T=%d H=%d "
+             "KVH=%d hd=%d", T, H, KVH, hd);
+    check_bf16(what, rows, full, (size_t)T * OS);
+    free(q); free(Kf); free(Vf); free(K); free(V); free(len); free(qs); free(cf);
+    free(cache); free(o1); free(o2); free(o3); free(of); free(scratch); free(qkv); free(att);
+    free(full); free(rows); free(kc); free(vc); free(kd); free(vd); free(tq); free(tk);
+    free(tv); free(tl);
+}
+
 /* to_half against the reference and half.h, bit for bit, with the first
  * value out of half's range reported. */
 static void test_to_half(const llm_kernels *f, const llm_kernels *r, size_t n, size_t bad_at)
@@ -1004,6 +1155,15 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
         test_copy_rows(f, r, 1, 1, 1);
         test_copy_rows(f, r, 5, 12, 36);
         test_copy_rows(f, r, 200, 256, 768);   /* enough to go parallel */
+        test_attention_rows_bf16(f, r, 1, 1, 1, 1, 1);
+        test_attention_rows_bf16(f, r, 5, 4, 2, 6, 9);
+        test_attention_rows_bf16(f, r, 9, 6, 3, 64, 40);
+        test_attention_rows_bf16(f, r, 7, 4, 4, 64, 33);   /* odd lengths: a lone last t */
+        test_attention_rows_bf16(f, r, 3, 2, 1, 72, 130);  /* a short last chunk of 32 */
+        test_attention_rows_bf16(f, r, 2, 2, 2, 100, 20);  /* 64 + a short 36 */
+        test_copy_rows_bf16(f, r, 1, 1, 1);
+        test_copy_rows_bf16(f, r, 5, 12, 36);
+        test_copy_rows_bf16(f, r, 200, 256, 768);
         test_to_half(f, r, 1, 5);
         test_to_half(f, r, 7, 3);
         test_to_half(f, r, 1001, 1001);
