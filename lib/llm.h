@@ -899,7 +899,10 @@ typedef struct llm_session llm_session;
 /*! llm_session_new() : a cache for n_seq (in [1, 65536]) empty sequences
  *  over `m`, which must outlive the session and not change meanwhile. The
  *  cache's memory is reserved for n_seq x context positions but only
- *  touched as positions fill. @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_NOMEM. */
+ *  touched as positions fill. Its keys and values are floats, or bfloat16
+ *  when `m` has bf16 copies of its weights (llm_model_weights_bf16(),
+ *  called before) and the backend has bf16 attention (the CPU's).
+ *  @return LLM_OK, LLM_ERR_INVALID, LLM_ERR_NOMEM. */
 int  llm_session_new(const llm_model *m, int n_seq, llm_session **out);
 void llm_session_free(llm_session *s);
 int  llm_session_seqs(const llm_session *s);
@@ -1005,8 +1008,10 @@ int  llm_model_quantize_q8(llm_model *m);
  *  even), every input row rounded alike at each product, the exact
  *  products summed in fp32 in an order fixed per element (kernels.h:
  *  matmul_rows_bf16), so batching changes no bits. The arithmetic of
- *  llm_model_set_precision(m, "bf16") training: a model trained so reads
- *  the weights its products saw. With AVX512_BF16 (VDPBF16PS) about twice
+ *  llm_model_set_precision(m, "bf16") training, attention included (its
+ *  query, keys, values and weights rounded to bf16, sums and softmax in
+ *  fp32; sessions then cache bf16 keys and values, half the bytes): a
+ *  model trained so reads the weights its products saw. With AVX512_BF16 (VDPBF16PS) about twice
  *  fp32's products per second, and half its bytes per token; elsewhere
  *  emulated in fp32 (slower than fp32 itself). The copies cost 2 bytes per
  *  weight on top of the fp32 ones. The model can no longer train

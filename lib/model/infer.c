@@ -33,7 +33,9 @@ struct llm_session {
     const llm_model *m;
     int n_seq, n_ctx;
     int KVD;              /* KVH * hd: one key (or value) row */
-    float *kv;            /* (n_seq, L, 2, n_ctx, KVD): keys then values */
+    void *kv;             /* (n_seq, L, 2, n_ctx, KVD): keys then values */
+    int bf16;             /* attention in bf16 (attention_rows_bf16): kv holds bf16 bits */
+    size_t esz;           /* bytes of an element of kv */
     int *len;             /* host: (n_seq) positions held */
 
     /* Scratch for up to `rows` rows, grown on demand. */
@@ -58,8 +60,11 @@ struct llm_session {
     const int *start;     /* host; NULL: keys and values in the cache */
     const float **aq, **ak, **av;   /* host: (rows) attention's query, keys, values */
     float **kd, **vd;     /* host: (rows) where each row's key and value go */
+    const uint16_t **bk, **bv;      /* host: (rows) the same two in bf16 */
+    uint16_t **bkd, **bvd;
+    uint16_t *pkv;        /* (2, rows, KVD) a packed forward's keys, then values, in bf16 */
     int *alen;            /* host: (rows) and number of keys */
-    float *att;           /* (threads, n_ctx) attention scores */
+    float *att;           /* (threads, 2 n_ctx + hd) attention's scratch */
     int att_threads;
     int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
@@ -68,14 +73,20 @@ struct llm_session {
 
 /* ------------------------------------------------------------ session */
 
-static float *kv_at(const llm_session *s, int seq, int l, int which)
+/* The keys (which 0) or values (1) of layer l of sequence seq. */
+static void *kv_at(const llm_session *s, int seq, int l, int which)
 {
     const llm_config *c = &s->m->cfg;
     size_t per = (size_t)s->n_ctx * s->KVD;
-    return s->kv + (((size_t)seq * c->n_layers + l) * 2 + which) * per;
+    return (char *)s->kv + (((size_t)seq * c->n_layers + l) * 2 + which) * per * s->esz;
 }
 
-/* A session of n_seq sequences, with their key/value cache when `cache`. */
+/* A session of n_seq sequences, with their key/value cache when `cache`.
+ * Attention is in bf16 when the model computes with bf16 copies of its
+ * weights (llm_model_weights_bf16(), before the session) and the table can
+ * (attention_rows_bf16), as the evaluation forward's then is (pass.c):
+ * keys and values are rounded as they are stored, in the cache (half the
+ * bytes) or for a packed forward in pkv. */
 static int session_new(const llm_model *m, int n_seq, int cache, llm_session **out)
 {
     *out = NULL;
@@ -93,10 +104,12 @@ static int session_new(const llm_model *m, int n_seq, int cache, llm_session **o
     s->n_seq = n_seq;
     s->n_ctx = c->context;
     s->KVD = c->n_kv_heads * m->hd;
+    s->bf16 = m->lp == LLM_LP_BF16 && m->k->attention_rows_bf16 && m->k->copy_rows_bf16;
+    s->esz = s->bf16 ? sizeof(uint16_t) : sizeof(float);
     size_t n;
     /* Pages of the cache are touched only as positions fill. */
     if (llm_mul_size((size_t)n_seq * c->n_layers * 2, (size_t)s->n_ctx * s->KVD, &n) ||
-        llm_mul_size(n, sizeof(float), &n) || (cache && !(s->kv = m->k->alloc(n))) ||
+        llm_mul_size(n, s->esz, &n) || (cache && !(s->kv = m->k->alloc(n))) ||
         !(s->len = calloc((size_t)n_seq, sizeof *s->len))) {
         llm_session_free(s);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for a key/value cache of %d "
@@ -128,6 +141,10 @@ static void free_rows(llm_session *s)
     free(s->av);
     free(s->kd);
     free(s->vd);
+    free(s->bk);
+    free(s->bv);
+    free(s->bkd);
+    free(s->bvd);
     free(s->alen);
 }
 
@@ -136,12 +153,13 @@ void llm_session_free(llm_session *s)
     if (!s)
         return;
     const llm_kernels *k = s->m->k;
-    float *dev[] = { s->kv, s->x, s->xb, s->qkv, s->atty, s->h13, s->hsw, s->rstd, s->rcos,
+    void *dev[] = { s->kv, s->x, s->xb, s->qkv, s->atty, s->h13, s->hsw, s->rstd, s->rcos,
                      s->rsin, s->logits, s->att, s->wpack };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         k->free(dev[i]);
     k->free(s->tok);
     k->free(s->pos);
+    k->free(s->pkv);
     llm_lpx_free(s->m, &s->lpx);
     free(s->len);
     free_rows(s);
@@ -178,7 +196,7 @@ int llm_session_copy(llm_session *s, int dst, int src)
                         s->n_seq);
     if (dst == src)
         return LLM_OK;
-    size_t n = (size_t)s->len[src] * s->KVD * sizeof(float);
+    size_t n = (size_t)s->len[src] * s->KVD * s->esz;
     for (int l = 0; l < s->m->cfg.n_layers; l++)
         for (int w = 0; w < 2; w++)
             s->m->k->copy(kv_at(s, dst, l, w), kv_at(s, src, l, w), n);
@@ -193,7 +211,8 @@ static int grow(llm_session *s, int rows)
     if (threads > s->att_threads) {
         k->free(s->att);
         s->att_threads = 0;
-        s->att = k->alloc((size_t)threads * s->n_ctx * sizeof *s->att);
+        /* attention_rows_bf16's, which is the larger */
+        s->att = k->alloc((size_t)threads * (2 * (size_t)s->n_ctx + s->m->hd) * sizeof *s->att);
         if (!s->att)
             return llm_fail(LLM_ERR_NOMEM, "out of memory");
         s->att_threads = threads;
@@ -221,12 +240,20 @@ static int grow(llm_session *s, int rows)
     k->free(s->pos);
     ok &= (s->tok = k->alloc(R * sizeof *s->tok)) != NULL;
     ok &= (s->pos = k->alloc(R * sizeof *s->pos)) != NULL;
+    k->free(s->pkv);
+    s->pkv = NULL;
+    if (s->bf16 && !s->kv)
+        ok &= (s->pkv = k->alloc(2 * R * s->KVD * sizeof *s->pkv)) != NULL;
     free_rows(s);
     ok &= (s->aq = malloc(R * sizeof *s->aq)) != NULL;
     ok &= (s->ak = malloc(R * sizeof *s->ak)) != NULL;
     ok &= (s->av = malloc(R * sizeof *s->av)) != NULL;
     ok &= (s->kd = malloc(R * sizeof *s->kd)) != NULL;
     ok &= (s->vd = malloc(R * sizeof *s->vd)) != NULL;
+    ok &= (s->bk = malloc(R * sizeof *s->bk)) != NULL;
+    ok &= (s->bv = malloc(R * sizeof *s->bv)) != NULL;
+    ok &= (s->bkd = malloc(R * sizeof *s->bkd)) != NULL;
+    ok &= (s->bvd = malloc(R * sizeof *s->bvd)) != NULL;
     ok &= (s->alen = malloc(R * sizeof *s->alen)) != NULL;
     ok &= (s->rseq = malloc(R * sizeof *s->rseq)) != NULL;
     ok &= (s->rpos = malloc(R * sizeof *s->rpos)) != NULL;
@@ -261,27 +288,38 @@ static int packed_reserve(llm_session *s)
 /* Causal attention of n rows against their own sequences' keys and
  * values, which already hold each row's own: row i of out(n, OS) = for the
  * query row rows[i] of qkv (rows NULL: i). Keys and values come from the
- * cache, or in a packed forward from the sequence's own rows of qkv. */
+ * cache, or in a packed forward from the sequence's own rows of qkv (fp32)
+ * or of pkv (bf16). */
 static void attend(llm_session *s, int l, int n, const int *rows)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    int H = c->n_heads, hd = m->hd;
-    size_t stride = s->start ? (size_t)m->QS : (size_t)s->KVD;
+    int H = c->n_heads, hd = m->hd, KVD = s->KVD;
+    size_t stride = s->start && !s->bf16 ? (size_t)m->QS : (size_t)KVD;
     for (int i = 0; i < n; i++) {
         int r = rows ? rows[i] : i, seq = s->rseq[r];
         s->aq[i] = s->qkv + (size_t)r * m->QS;
-        if (s->start) {
+        if (s->start && s->bf16) {
+            s->bk[i] = s->pkv + (size_t)s->start[seq] * KVD;
+            s->bv[i] = s->bk[i] + (size_t)s->rows * KVD;
+        } else if (s->start) {
             s->ak[i] = s->qkv + (size_t)s->start[seq] * m->QS + (size_t)H * hd;
-            s->av[i] = s->ak[i] + s->KVD;
+            s->av[i] = s->ak[i] + KVD;
+        } else if (s->bf16) {
+            s->bk[i] = kv_at(s, seq, l, 0);
+            s->bv[i] = kv_at(s, seq, l, 1);
         } else {
             s->ak[i] = kv_at(s, seq, l, 0);
             s->av[i] = kv_at(s, seq, l, 1);
         }
         s->alen[i] = s->rpos[r] + 1;
     }
-    m->k->attention_rows(s->atty, (size_t)m->OS, s->aq, s->ak, s->av, stride, s->alen, n, H,
-                         c->n_kv_heads, hd, s->att, s->n_ctx);
+    if (s->bf16)
+        m->k->attention_rows_bf16(s->atty, (size_t)m->OS, s->aq, s->bk, s->bv, stride, s->alen,
+                                  n, H, c->n_kv_heads, hd, s->att, s->n_ctx);
+    else
+        m->k->attention_rows(s->atty, (size_t)m->OS, s->aq, s->ak, s->av, stride, s->alen, n,
+                             H, c->n_kv_heads, hd, s->att, s->n_ctx);
 }
 
 /* How a forward computes its products: the table's matmul_forward
@@ -369,13 +407,26 @@ static void session_attend(void *ctx, int l, const llm_block *b)
     llm_session *s = ctx;
     const llm_model *m = s->m;
     int KVD = s->KVD;
-    if (!s->start) {
+    const float *k0 = b->qkv + (size_t)m->cfg.n_heads * m->hd;
+    if (s->bf16) {   /* rounded into the cache, or a packed forward's pkv */
+        for (int r = 0; r < b->n; r++) {
+            if (s->start) {
+                s->bkd[r] = s->pkv + (size_t)r * KVD;
+                s->bvd[r] = s->bkd[r] + (size_t)s->rows * KVD;
+            } else {
+                size_t at = (size_t)s->rpos[r] * KVD;
+                s->bkd[r] = (uint16_t *)kv_at(s, s->rseq[r], l, 0) + at;
+                s->bvd[r] = (uint16_t *)kv_at(s, s->rseq[r], l, 1) + at;
+            }
+        }
+        m->k->copy_rows_bf16(s->bkd, k0, (size_t)m->QS, b->n, KVD);
+        m->k->copy_rows_bf16(s->bvd, k0 + KVD, (size_t)m->QS, b->n, KVD);
+    } else if (!s->start) {   /* (a packed forward reads qkv itself) */
         for (int r = 0; r < b->n; r++) {
             size_t at = (size_t)s->rpos[r] * KVD;
-            s->kd[r] = kv_at(s, s->rseq[r], l, 0) + at;
-            s->vd[r] = kv_at(s, s->rseq[r], l, 1) + at;
+            s->kd[r] = (float *)kv_at(s, s->rseq[r], l, 0) + at;
+            s->vd[r] = (float *)kv_at(s, s->rseq[r], l, 1) + at;
         }
-        const float *k0 = b->qkv + (size_t)m->cfg.n_heads * m->hd;
         m->k->copy_rows(s->kd, k0, (size_t)m->QS, b->n, KVD);
         m->k->copy_rows(s->vd, k0 + KVD, (size_t)m->QS, b->n, KVD);
     }

@@ -152,10 +152,13 @@ static void weight_backward(const llm_model *m, float *dinp, float *dw, const fl
 }
 
 /* Whether attention runs in bf16 too: under "bf16" where the backend has
- * both directions, so that a forward and its backward always agree. */
+ * both directions, so that a forward and its backward always agree; and
+ * over bf16 copies of the weights (evaluation), as a session's bf16
+ * key/value cache does (infer.c). */
 static int bf16_attention(const llm_model *m)
 {
-    return m->opt->bf16 && m->k->attention_forward_bf16 && m->k->attention_backward_bf16;
+    return (m->opt->bf16 || m->lp == LLM_LP_BF16) && m->k->attention_forward_bf16 &&
+           m->k->attention_backward_bf16;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -449,9 +449,11 @@ static void test_predict(void)
 
 /* Prediction (packed documents, no padding, inference forward) against the
  * training forward on each document alone, for both poolings, on a model
- * whose widths are not multiples of 8; and each document's probabilities
- * the same bits alone, among others in any batch size, on 1 or 2 threads. */
-static void test_predict_reference(llm_pooling pool)
+ * whose widths are not multiples of 8, in fp32 and over bf16 copies of
+ * the weights (where both forwards round attention's inputs too); and each
+ * document's probabilities the same bits alone, among others in any batch
+ * size, on 1 or 2 threads. */
+static void test_predict_reference(llm_pooling pool, int bf16)
 {
     llm_config c = { .vocab_size = 50, .dim = 20, .n_layers = 2, .n_heads = 2,
                      .n_kv_heads = 1, .ffn_dim = 36, .context = 16, .rope_base = 1e4,
@@ -461,6 +463,8 @@ static void test_predict_reference(llm_pooling pool)
     llm_head_params hp = { 3, labels4, 0, pool };
     CHECK_RC(llm_model_add_head(m, &hp, 3));
     randomize(m, 17, 0.3);
+    if (bf16)
+        CHECK_RC(llm_model_weights_bf16(m));
     llm_rng r;
     llm_rng_seed(&r, 18);
     enum { N = 9 };
@@ -473,7 +477,8 @@ static void test_predict_reference(llm_pooling pool)
         docs[d] = ids[d];
     }
     float all[N * 3], one[3], ref[3];
-    const char *name = pool == LLM_POOL_LAST ? "last" : "mean";
+    const char *name = pool == LLM_POOL_LAST ? (bf16 ? "bf16 last" : "last")
+                                             : (bf16 ? "bf16 mean" : "mean");
     char what[96];
     llm_set_threads(2);
     CHECK_RC(llm_cls_predict(m, docs, lens, N, NULL, 0, 4, all));
@@ -706,8 +711,10 @@ int main(void)
     test_freeze();
     test_save_load();
     test_predict();
-    test_predict_reference(LLM_POOL_LAST);
-    test_predict_reference(LLM_POOL_MEAN);
+    test_predict_reference(LLM_POOL_LAST, 0);
+    test_predict_reference(LLM_POOL_LAST, 1);
+    test_predict_reference(LLM_POOL_MEAN, 0);
+    test_predict_reference(LLM_POOL_MEAN, 1);
     test_calibration();
     test_encode_and_batches();
     if (failures) {

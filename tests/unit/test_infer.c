@@ -338,9 +338,10 @@ static void test_decode_f16(const llm_config *c)
     llm_model_free(r);
 }
 
-/* int8 (q8) or bf16 copies: a prompt prefilled gives the same bits as
- * stepped token by token; a sequence alone the same bits as among 3 and under 1 or 2
- * threads; llm_model_forward() over the same int8 products agrees with
+/* int8 (q8) or bf16 copies (bf16: with a bf16 key/value cache): a prompt
+ * prefilled gives the same bits as stepped token by token; a sequence
+ * alone the same bits as among 3 and under 1 or 2 threads; a copied
+ * sequence steps as its source; llm_model_forward() over the same int8 products agrees with
  * the session within the cache-vs-recompute tolerance (only attention's
  * kernels differ: sessions use attention_rows) widened by one step of an
  * input's quantization (a last-bit difference can move a value across a
@@ -380,6 +381,17 @@ static void test_lowp(const llm_config *c, int bf16)
         if (memcmp(pre, st + (size_t)(T - 1) * V, (size_t)V * sizeof *pre) != 0)
             FAIL("%s, %d thread(s): the prompt prefilled differs from it stepped", name,
                  threads);
+        /* A copied sequence (beam search's llm_session_copy()) goes on as
+         * its source: sequence 1's history into sequence 0, then one step
+         * of each with the same token. */
+        CHECK_RC(llm_session_copy(b, 0, 1));
+        int two[2] = { 0, 1 };
+        int32_t same[2] = { 7 % V, 7 % V };
+        CHECK_RC(llm_session_step(b, two, same, 2, many));
+        if (llm_session_len(b, 0) != T + 1 ||
+            memcmp(many, many + V, (size_t)V * sizeof *many) != 0)
+            FAIL("%s, %d thread(s): a copied sequence steps differently from its source",
+                 name, threads);
         if (threads == 1)
             memcpy(st1, st, (size_t)T * V * sizeof *st);
         else if (memcmp(st1, st, (size_t)T * V * sizeof *st) != 0)
