@@ -443,80 +443,67 @@ static void matmul_rows_packed(float *out, size_t ldo, const float *inp, size_t 
     }
 }
 
-static void attention_rows(float *out, size_t ldo, const float *const *q,
-                           const float *const *K, const float *const *V, size_t kvs,
-                           const int *len, int n, int H, int KVH, int hd,
-                           float *scratch, int maxlen)
+/* Element e of sequence i's cached keys or values: of floats F, or of
+ * bf16 bits B when B is not NULL. */
+static double cached(const float *const *F, const uint16_t *const *B, int i, size_t e)
+{
+    return B ? llm_bf16_to_float(B[i][e]) : F[i][e];
+}
+
+/* attention_rows (Kb NULL) and attention_rows_bf16 (keys and values Kb,
+ * Vb; q and the probabilities rounded to bf16), in double with exp(). */
+static void rows_attention(float *out, size_t ldo, const float *const *q, const float *const *K,
+                           const float *const *V, const uint16_t *const *Kb,
+                           const uint16_t *const *Vb, size_t kvs, const int *len, int n, int H,
+                           int KVH, int hd, int maxlen)
 {
     double *a = malloc((size_t)maxlen * sizeof *a);
-    (void)scratch;
     if (!a)
         abort();
-    int rep = H / KVH;
+    int rep = H / KVH, bf16 = Kb != NULL;
     double scale = 1.0 / sqrt((double)hd);
     for (int i = 0; i < n; i++)
         for (int h = 0; h < H; h++) {
-            int kh = h / rep;
+            size_t kh = (size_t)(h / rep) * hd;
             const float *qh = q[i] + (size_t)h * hd;
             double mx = -INFINITY, sum = 0;
             for (int t = 0; t < len[i]; t++) {
-                const float *k = K[i] + (size_t)t * kvs + (size_t)kh * hd;
                 double d = 0;
                 for (int j = 0; j < hd; j++)
-                    d += (double)qh[j] * k[j];
+                    d += in(qh[j], bf16) * cached(K, Kb, i, (size_t)t * kvs + kh + j);
                 a[t] = d * scale;
                 mx = a[t] > mx ? a[t] : mx;
             }
             for (int t = 0; t < len[i]; t++)
                 sum += a[t] = exp(a[t] - mx);
+            for (int t = 0; t < len[i]; t++)
+                a[t] = bf16 ? in((float)(a[t] / sum), 1) : a[t] / sum;
             for (int j = 0; j < hd; j++) {
                 double o = 0;
                 for (int t = 0; t < len[i]; t++)
-                    o += a[t] * V[i][(size_t)t * kvs + (size_t)kh * hd + j];
-                out[(size_t)i * ldo + (size_t)h * hd + j] = (float)(o / sum);
+                    o += a[t] * cached(V, Vb, i, (size_t)t * kvs + kh + j);
+                out[(size_t)i * ldo + (size_t)h * hd + j] = (float)o;
             }
         }
     free(a);
 }
 
-/* attention_rows_bf16: in double over q rounded to bf16, the cached
- * bf16 keys and values, and the probabilities rounded to bf16. */
+static void attention_rows(float *out, size_t ldo, const float *const *q,
+                           const float *const *K, const float *const *V, size_t kvs,
+                           const int *len, int n, int H, int KVH, int hd,
+                           float *scratch, int maxlen)
+{
+    (void)scratch;
+    rows_attention(out, ldo, q, K, V, NULL, NULL, kvs, len, n, H, KVH, hd, maxlen);
+}
+
 static void attention_rows_bf16(float *out, size_t ldo, const float *const *q,
                                 const uint16_t *const *K, const uint16_t *const *V, size_t kvs,
                                 const int *len, int n, int H, int KVH, int hd, float *scratch,
                                 int maxlen)
 {
-    double *a = malloc((size_t)maxlen * sizeof *a);
     (void)scratch;
-    if (!a)
-        abort();
-    int rep = H / KVH;
-    double scale = 1.0 / sqrt((double)hd);
-    for (int i = 0; i < n; i++)
-        for (int h = 0; h < H; h++) {
-            int kh = h / rep;
-            const float *qh = q[i] + (size_t)h * hd;
-            double mx = -INFINITY, sum = 0;
-            for (int t = 0; t < len[i]; t++) {
-                const uint16_t *k = K[i] + (size_t)t * kvs + (size_t)kh * hd;
-                double d = 0;
-                for (int j = 0; j < hd; j++)
-                    d += in(qh[j], 1) * llm_bf16_to_float(k[j]);
-                a[t] = d * scale;
-                mx = a[t] > mx ? a[t] : mx;
-            }
-            for (int t = 0; t < len[i]; t++)
-                sum += a[t] = exp(a[t] - mx);
-            for (int t = 0; t < len[i]; t++)
-                a[t] = in((float)(a[t] / sum), 1);
-            for (int j = 0; j < hd; j++) {
-                double o = 0;
-                for (int t = 0; t < len[i]; t++)
-                    o += a[t] * llm_bf16_to_float(V[i][(size_t)t * kvs + (size_t)kh * hd + j]);
-                out[(size_t)i * ldo + (size_t)h * hd + j] = (float)o;
-            }
-        }
-    free(a);
+    rows_attention(out, ldo, q, NULL, NULL, K, V, kvs, len, n, H, KVH, hd, maxlen);
 }
 
 static void copy_rows_bf16(uint16_t *const *dst, const float *src, size_t lds, int N, int n)

@@ -725,6 +725,24 @@ static void mix(float *o, const float *a, const float *V, size_t stride, int n, 
 #endif
 
 
+/* Scores a[0..n) scaled, then softmax's numerators fast_expf(a - max):
+ * @return 1 / their sum. */
+static inline float softmax_terms(float *a, int n, float scale)
+{
+    float mx = -INFINITY;
+    for (int t = 0; t < n; t++) {
+        a[t] *= scale;
+        mx = a[t] > mx ? a[t] : mx;
+    }
+    float sum = 0.0f;
+#pragma omp simd reduction(+:sum)
+    for (int t = 0; t < n; t++) {
+        a[t] = fast_expf(a[t] - mx);
+        sum += a[t];
+    }
+    return 1.0f / sum;
+}
+
 /* One task per (row, head), taken dynamically a few at a time once there
  * are many (rows differ in length); each task's arithmetic is independent
  * of the others and of the thread that runs it. */
@@ -743,18 +761,7 @@ void llm_cpu_attention_rows(float *out, size_t ldo, const float *const *q,
         const float *Kh = K[i] + (size_t)kh * hd, *Vh = V[i] + (size_t)kh * hd;
         float *a = scratch + (size_t)omp_get_thread_num() * maxlen;
         scores(a, q[i] + (size_t)h * hd, Kh, kvs, p, hd);
-        float mx = -INFINITY;
-        for (int t = 0; t < p; t++) {
-            a[t] *= scale;
-            mx = a[t] > mx ? a[t] : mx;
-        }
-        float sum = 0.0f;
-#pragma omp simd reduction(+:sum)
-        for (int t = 0; t < p; t++) {
-            a[t] = fast_expf(a[t] - mx);
-            sum += a[t];
-        }
-        float inv = 1.0f / sum;
+        float inv = softmax_terms(a, p, scale);
         for (int t = 0; t < p; t++)
             a[t] *= inv;
         mix(out + (size_t)i * ldo + (size_t)h * hd, a, Vh, kvs, p, hd);
@@ -785,7 +792,6 @@ static void head_bf16_fma(float *o, const float *q, const uint16_t *K, const uin
     int H8 = hd & ~7;
     for (int j = 0; j < hd; j++)
         qr[j] = llm_bf16_to_float(llm_float_to_bf16(q[j]));
-    float mx = -INFINITY;
     for (int t = 0; t < n; t++) {
         const uint16_t *k = K + (size_t)t * stride;
 #if defined(__AVX2__) && defined(__FMA__)
@@ -802,16 +808,9 @@ static void head_bf16_fma(float *o, const float *q, const uint16_t *K, const uin
 #endif
         for (int j = H8; j < hd; j++)
             d = fmaf(qr[j], llm_bf16_to_float(k[j]), d);
-        a[t] = d * scale;
-        mx = a[t] > mx ? a[t] : mx;
+        a[t] = d;
     }
-    float sum = 0.0f;
-#pragma omp simd reduction(+:sum)
-    for (int t = 0; t < n; t++) {
-        a[t] = fast_expf(a[t] - mx);
-        sum += a[t];
-    }
-    float inv = 1.0f / sum;
+    float inv = softmax_terms(a, n, scale);
     for (int t = 0; t < n; t++)
         a[t] = llm_bf16_to_float(llm_float_to_bf16(a[t] * inv));
     int j0 = 0;
@@ -908,18 +907,7 @@ static void head_bf16_dp(float *o, const float *q, const uint16_t *K, const uint
     }
     for (; t < n; t++)
         a[t] = hsum8(fold16(dot_bf16(qb, K + (size_t)t * stride, hd)));
-    float mx = -INFINITY;
-    for (t = 0; t < n; t++) {
-        a[t] *= scale;
-        mx = a[t] > mx ? a[t] : mx;
-    }
-    float sum = 0.0f;
-#pragma omp simd reduction(+:sum)
-    for (t = 0; t < n; t++) {
-        a[t] = fast_expf(a[t] - mx);
-        sum += a[t];
-    }
-    float inv = 1.0f / sum;
+    float inv = softmax_terms(a, n, scale);
     for (int c = 0; c < n; c += 32)
         to_bf16_32(pb + c, a + c, n - c, inv);
     pb[n] = 0;   /* the partner of an odd last t */
