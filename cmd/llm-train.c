@@ -1031,23 +1031,13 @@ static int same_weights(const llm_model *m)
     return par_max_u64(h) == par_min_u64(h);
 }
 
-/* Can we create files next to `path`? Checked before hours of training. */
+/* Can we create files next to `path`? Checked before hours of training,
+ * without creating any: mpirun kills a rank whose peer died at any point. */
 static void check_writable(const char *path)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp)
-        cli_die("out of memory");
-    snprintf(tmp, n, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
+    int e = llm_can_write_beside(path);
+    if (e)
         cli_die("cannot write '%s': %s", path, strerror(e));
-    }
-    close(fd);
-    unlink(tmp);
-    free(tmp);
 }
 
 /* Floats of the adapters (tensors named *.lora_a / *.lora_b). */

@@ -89,10 +89,30 @@ int llm_create_temp_dir(const char *path, char **tmp_out)
     return rc < 0 ? rc : LLM_OK;
 }
 
-void llm_sync_dir(const char *path)
+/* The folder that holds `path` (malloc'd; NULL without memory). */
+static char *parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    return slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+}
+
+int llm_can_write_beside(const char *path)
+{
+    char *dir = parent_dir(path);
+    if (!dir)
+        return ENOMEM;
+    /* Effective ids, as open() would use; creates nothing, so a process
+     * killed here leaves nothing behind. */
+    struct stat st;
+    int e = stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR
+          : faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : errno;
+    free(dir);
+    return e;
+}
+
+void llm_sync_dir(const char *path)
+{
+    char *dir = parent_dir(path);
     if (!dir)
         return;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -186,7 +206,7 @@ int llm_remove_stale_temps(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *dir = parent_dir(path);
     if (!dir)
         return 0;
     DIR *d = opendir(dir);

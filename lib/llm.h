@@ -1662,6 +1662,10 @@ int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
 /*! llm_write_file() : writes p[0..n) to `path` atomically (temporary file,
  *  fsync, rename). @return LLM_OK, LLM_ERR_IO or LLM_ERR_NOMEM. */
 int  llm_write_file(const char *path, const void *p, size_t n);
+/*! llm_can_write_beside() : whether this process may create files in the
+ *  folder that holds `path` (as writing it atomically does), without
+ *  creating any. @return 0, or the errno that says why not. */
+int  llm_can_write_beside(const char *path);
 /*! llm_remove_stale_temps() : removes the temporary files that writers of
  *  `path` left when killed (PATH.tmpXXXXXX, regular files); @return how
  *  many. Only for a process about to write `path` itself. */

@@ -87,6 +87,19 @@ llm-train -m "$tok" $shape -o keep.llm short.txt 2>err; st=$?
 [ $st -eq 1 ] && grep -q "fewer than one sequence" err || no "short corpus: exit $st: $(cat err)"
 llm-train -m "$tok" $shape -o /nonexistent-dir/x.llm "$txt" 2>err; st=$?
 [ $st -eq 1 ] && grep -q "cannot write '/nonexistent-dir/x.llm'" err || no "unwritable output: $st: $(cat err)"
+llm-train -m "$tok" $shape -o short.txt/x.llm "$txt" 2>err; st=$?
+[ $st -eq 1 ] && grep -q "cannot write 'short.txt/x.llm': Not a directory" err || no "output under a file: $st: $(cat err)"
+# A folder this process may not write (root may write any, so not as root);
+# the check before training creates nothing there.
+mkdir ro
+if chmod 555 ro && ! ( : > ro/probe ) 2>/dev/null; then
+    llm-train -m "$tok" $shape -o ro/x.llm "$txt" 2>err; st=$?
+    [ $st -eq 1 ] && grep -q "cannot write 'ro/x.llm': Permission denied" err || no "read-only folder: $st: $(cat err)"
+fi
+chmod 755 ro
+mkdir wr
+llm-train -m "$tok" $shape --steps 0 -o wr/x.llm "$txt" 2>err || no "--steps 0 into a folder: $(cat err)"
+[ "$(ls -A wr | tr '\n' ' ')" = "x.llm x.llm.ckpt " ] || no "files written beside a model: $(ls -A wr)"
 # A model whose final norm weights are NaN (as a corrupted file could be):
 # the loss is not finite, training stops, nothing is saved.
 hlen=$(od -An -t u8 -N 8 z.llm | tr -d ' ')
