@@ -294,11 +294,23 @@ bench:
 #   $(FUZZ_B)/NAME -merge=1 tests/fuzz/corpus/NAME $(FUZZ_B)/corpus/NAME
 # `make fuzz FUZZ_SRC=tests/fuzz/fuzz_x.c` runs one harness.
 FUZZ_B = build-fuzz
-fuzz: $(LIB_CXX:%.cc=$(B)/%.o)
-	@mkdir -p $(FUZZ_B)
+# The library is compiled once for all harnesses (instrumented, not linked
+# with libFuzzer's main); each harness links it with its own fuzz target.
+FUZZ_FLAGS = $(CPPFLAGS) -DLLM_CPU_HAS_$(CPU_BASE) -std=c11 -g -O1
+FUZZ_SAN   = address,undefined
+FUZZ_OBJ   = $(patsubst %.c,$(FUZZ_B)/obj/%.o,$(LIB_SRC) $(CPU_MULTI))
+FUZZERS    = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_B)/%)
+$(FUZZ_B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -MMD -MP -c -o $@ $<
+-include $(FUZZ_OBJ:.o=.d)
+$(FUZZ_B)/libllm.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(FUZZ_B)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_B)/libllm.a $(LIB_CXX:%.cc=$(B)/%.o)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(LIB_CXX:%.cc=$(B)/%.o) \
+	    $(FUZZ_B)/libllm.a $(LIBS)
+fuzz: $(FUZZERS)
 	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang $(CPPFLAGS) -DLLM_CPU_HAS_$(CPU_BASE) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	    -o $(FUZZ_B)/$$n $$f $(LIB_SRC) $(CPU_MULTI) $(LIB_CXX:%.cc=$(B)/%.o) $(LIBS) || exit 1; \
 	  mkdir -p tests/fuzz/corpus/$$n $(FUZZ_B)/corpus/$$n; \
 	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
 	  $(FUZZ_B)/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
