@@ -23,6 +23,7 @@
 
 #include "cpu.h"
 #include "half.h"
+#include "simd.h"
 
 static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -113,12 +114,6 @@ enum { P_F32, P_BF16_ROUND, P_BF16_DP };
 static inline float at(const float *X, int ld, int t, int r, int c, int round)
 {
     return round ? bf16_round(op(X, ld, t, r, c)) : op(X, ld, t, r, c);
-}
-
-/* The first n of 16 lanes (n clamped to [0, 16]). */
-static inline __mmask16 lanes(int n)
-{
-    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
 /* Bit patterns of bf16: 16 floats (the first n) converted by VCVTNEPS2BF16

@@ -28,6 +28,7 @@
 
 #include "kernels.h"
 #include "cpu.h"
+#include "simd.h"
 
 /* Rows of quantization below this many values go without threads. */
 #define Q8_PAR_MIN 32768
@@ -145,15 +146,6 @@ typedef struct {
 } q8set;
 
 #if defined(__AVX2__) && defined(__FMA__)
-/* The tree of kernels.h (and of rows.c): ((0+4)+(2+6))+((1+5)+(3+7)). */
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* Lane j = the sum of the 8 lanes of v[j]: integers, exact in any order. */
 static inline __m256i reduce8(const __m256i v[8])
 {

@@ -22,6 +22,7 @@
 #include "half.h"
 #include "kernels.h"
 #include "cpu.h"
+#include "simd.h"
 
 /* ------------------------------------------------------------ matvec */
 
@@ -51,15 +52,6 @@ static inline size_t row_of(const rowset *rs, int n)
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-static inline float hsum8(__m256 v)
-{
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    __m128 s = _mm_add_ps(lo, hi);                    /* l0+l4 .. l3+l7 */
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));           /* (0+2), (1+3) */
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));            /* 0 + 1 */
-    return _mm_cvtss_f32(s);
-}
-
 /* hsum8 of four vectors at once, the same tree for each: (a0 .. a3). */
 static inline __m128 hsum8x4(__m256 a0, __m256 a1, __m256 a2, __m256 a3)
 {
@@ -413,8 +405,7 @@ static inline void gemm_tile(const rowset *rs, const float *pk, int IC, int o, i
         }
     }
     int w = OC - o < GEMM_NR ? OC - o : GEMM_NR;
-    __mmask16 m0 = w >= 16 ? 0xffff : (__mmask16)((1u << w) - 1);
-    __mmask16 m1 = w >= 32 ? 0xffff : w <= 16 ? 0 : (__mmask16)((1u << (w - 16)) - 1);
+    __mmask16 m0 = lanes(w), m1 = lanes(w - 16);
 #pragma GCC unroll 12
     for (int r = 0; r < M; r++) {
         float *out = rs->out + row_of(rs, n + r) * rs->ldo + o;
@@ -846,19 +837,6 @@ static void head_bf16_fma(float *o, const float *q, const uint16_t *K, const uin
 }
 
 #if defined(__AVX512F__)
-/* The first n of 16 lanes, or of 32 16-bit lanes (n clamped to [0, 16] or
- * [0, 32]). */
-static inline __mmask16 lanes(int n)
-{
-    return n >= 16 ? 0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-}
-
-
-static inline __mmask32 lanes32(int n)
-{
-    return n >= 32 ? 0xffffffffu : n <= 0 ? 0 : (__mmask32)((1u << n) - 1);
-}
-
 /* 32 floats x[0 .. n) (n clamped as lanes32's) rounded to bf16 by
  * VCVTNE2PS2BF16 into h[0 .. n). */
 __attribute__((target("avx512bf16")))
