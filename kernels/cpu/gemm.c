@@ -13,6 +13,7 @@
  * added to the element in block order (the first block stored when beta
  * is 0, every block added when it is 1). Threads split rows and columns
  * only, never k, so the result is the same bits for any thread count. */
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -326,22 +327,24 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
 }
 
 /* The same over kp pairs of bf16 (P_BF16_DP), fp32 accumulation, for the
- * first M rows of the sliver (a constant at each call), so that a short
- * sliver (a product's last rows; inference's few rows) computes only its
- * own rows. */
+ * first M rows of a (a constant at each call), so that a short sliver (a
+ * product's last rows; inference's few rows) computes only its own rows.
+ * Row i's pair p is a[i * rs + p * ps]: a sliver (rs 1, ps MR), or rows
+ * of pairs one after another (rs kp, ps 1: matmul_rows_bf16's). */
 __attribute__((target("avx512bf16"), always_inline))
-static inline void micro_bf16_m(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
-                                float alpha, float *c, int ldc, int nr, int add, const int M)
+static inline void micro_bf16_m(int kp, const uint32_t *restrict a, size_t rs, size_t ps,
+                                const uint32_t *restrict b, float alpha, float *c, int ldc,
+                                int nr, int add, const int M)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int p = 0; p < kp; p++, a += MR, b += NR) {
+    for (int p = 0; p < kp; p++, a += ps, b += NR) {
         __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
 #pragma GCC unroll 12
         for (int i = 0; i < M; i++) {
-            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i * rs]);
             acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
         }
@@ -349,25 +352,40 @@ static inline void micro_bf16_m(int kp, const uint32_t *restrict a, const uint32
     store(acc, alpha, c, ldc, M, nr, add);
 }
 
+#define MICRO_BF16_CASES(rs, ps)                                                     \
+    switch (mr) {                                                                   \
+    case 12: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 12); break;     \
+    case 11: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 11); break;     \
+    case 10: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 10); break;     \
+    case 9: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 9); break;       \
+    case 8: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 8); break;       \
+    case 7: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 7); break;       \
+    case 6: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 6); break;       \
+    case 5: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 5); break;       \
+    case 4: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 4); break;       \
+    case 3: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 3); break;       \
+    case 2: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 2); break;       \
+    default: micro_bf16_m(kp, a, rs, ps, b, alpha, c, ldc, nr, add, 1); break;      \
+    }
+
+/* Over a sliver (the training product's). */
 __attribute__((target("avx512bf16")))
 static void micro_bf16(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
                        float alpha, float *c, int ldc, int mr, int nr, int add)
 {
-    switch (mr) {
-    case 12: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 12); break;
-    case 11: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 11); break;
-    case 10: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 10); break;
-    case 9: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 9); break;
-    case 8: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 8); break;
-    case 7: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 7); break;
-    case 6: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 6); break;
-    case 5: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 5); break;
-    case 4: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 4); break;
-    case 3: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 3); break;
-    case 2: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 2); break;
-    default: micro_bf16_m(kp, a, b, alpha, c, ldc, nr, add, 1); break;
-    }
+    MICRO_BF16_CASES(1, MR)
 }
+
+/* Over mr rows of kp pairs each (the inference product's). */
+__attribute__((target("avx512bf16")))
+static void micro_bf16_rows(int kp, const uint32_t *restrict a, const uint32_t *restrict b,
+                            float *c, int ldc, int mr, int nr)
+{
+    float alpha = 1.0f;
+    int add = 0;
+    MICRO_BF16_CASES((size_t)kp, 1)
+}
+#undef MICRO_BF16_CASES
 
 /* Rows [i0, i0+mc) and columns [jt, jt+nt) (offsets within the packed
  * panel of nc columns at j0) of C, over the packed block of kc. */
@@ -536,12 +554,12 @@ int llm_cpu_bf16_dp(void)
 
 /* Inference products over bf16 copies of the weights (kernels.h:
  * pack_bf16, matmul_rows_bf16). The weights come packed in panels of PW
- * rows; the input rows are rounded and packed per call into slivers of
- * RB rows, slot xs[(s * kp + j) * RB + i] holding row s * RB + i's pair
- * j (zero past row N). A tile is RB rows by one panel. */
+ * rows; the input rows are rounded per call into rows of pairs, slot
+ * xs[n * kp + j] holding row n's pair j. A tile is up to RB rows by one
+ * panel. */
 enum { RB = 12, PW = 32 };
 #if defined(__AVX512F__)
-_Static_assert((int)RB == (int)MR && (int)PW == (int)NR, "a sliver and a panel are the micro-kernel's");
+_Static_assert((int)RB == (int)MR && (int)PW == (int)NR, "a tile is the micro-kernel's");
 #endif
 
 static inline float bf16_lo(uint32_t s)
@@ -573,32 +591,27 @@ void llm_cpu_pack_bf16(uint32_t *dst, const float *w, int IC, int OC)
         }
 }
 
-/* Sliver s of the N input rows. */
-static void pack_sliver(uint32_t *xs, const float *inp, size_t ldi, const int *map, int N,
-                        int IC, int s)
+/* The kp pairs of row x (IC values) into xs. */
+static void pack_row(uint32_t *xs, const float *x, int IC)
 {
-    int kp = (IC + 1) / 2;
-    uint32_t *d = xs + (size_t)s * kp * RB;
-    for (int i = 0; i < RB; i++) {
-        int n = s * RB + i;
-        const float *x = n < N ? inp + (size_t)(map ? map[n] : n) * ldi : NULL;
-        for (int j = 0; j < kp; j++)
-            d[(size_t)j * RB + i] = x ? pair_of(x, j, IC) : 0;
-    }
+    for (int j = 0; j < (IC + 1) / 2; j++)
+        xs[j] = pair_of(x, j, IC);
 }
 
-/* t = the first mr rows of a sliver x times a panel w: fmaf over k in
- * order, from 0. */
+/* t = the first mr rows of x (rows of kp pairs) times a panel w: fmaf
+ * over k in order, from 0. */
 static void tile_fma(float t[RB][PW], const uint32_t *x, const uint32_t *w, int IC, int mr)
 {
+    int kp = (IC + 1) / 2;
     for (int i = 0; i < mr; i++)
         for (int r = 0; r < PW; r++)
             t[i][r] = 0.0f;
-    for (int j = 0; j < (IC + 1) / 2; j++) {
-        const uint32_t *wj = w + (size_t)j * PW, *xj = x + (size_t)j * RB;
+    for (int j = 0; j < kp; j++) {
+        const uint32_t *wj = w + (size_t)j * PW;
         int odd = 2 * j + 1 < IC;
         for (int i = 0; i < mr; i++) {
-            float xl = bf16_lo(xj[i]), xh = bf16_hi(xj[i]);
+            uint32_t xi = x[(size_t)i * kp + j];
+            float xl = bf16_lo(xi), xh = bf16_hi(xi);
             for (int r = 0; r < PW; r++)
                 t[i][r] = fmaf(xl, bf16_lo(wj[r]), t[i][r]);
             if (odd)
@@ -609,30 +622,16 @@ static void tile_fma(float t[RB][PW], const uint32_t *x, const uint32_t *w, int 
 }
 
 #if defined(__AVX512F__)
-/* pack_sliver for VDPBF16PS, by VCVTNE2PS2BF16 (which also rounds to
+/* pack_row for VDPBF16PS, by VCVTNE2PS2BF16 (which also rounds to
  * nearest, ties to even, but flushes subnormals to zero, as VDPBF16PS
  * treats them anyway). */
 __attribute__((target("avx512bf16")))
-static void pack_sliver_dp(uint32_t *xs, const float *inp, size_t ldi, const int *map, int N,
-                           int IC, int s)
+static void pack_row_dp(uint32_t *xs, const float *x, int IC)
 {
-    int kp = (IC + 1) / 2;
-    uint32_t *d = xs + (size_t)s * kp * RB, t[16];
-    for (int i = 0; i < RB; i++) {
-        int n = s * RB + i;
-        if (n >= N) {
-            for (int j = 0; j < kp; j++)
-                d[(size_t)j * RB + i] = 0;
-            continue;
-        }
-        const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
-        for (int c = 0; c < IC; c += 32) {
-            __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(IC - c - 16), x + c + 16),
-                                             _mm512_maskz_loadu_ps(lanes(IC - c), x + c));
-            _mm512_storeu_si512(t, (__m512i)v);
-            for (int j = c / 2; j < kp && j < c / 2 + 16; j++)
-                d[(size_t)j * RB + i] = t[j - c / 2];
-        }
+    for (int c = 0; c < IC; c += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(IC - c - 16), x + c + 16),
+                                         _mm512_maskz_loadu_ps(lanes(IC - c), x + c));
+        _mm512_mask_storeu_epi32(xs + c / 2, lanes((IC - c + 1) / 2), (__m512i)v);
     }
 }
 #endif
@@ -651,28 +650,38 @@ void llm_cpu_matmul_rows_bf16(float *out, size_t ldo, const float *inp, size_t l
 #pragma omp parallel
     {
 #pragma omp for schedule(static)
-        for (int s = 0; s < ns; s++)
+        for (int n = 0; n < N; n++) {
+            const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
 #if defined(__AVX512F__)
             if (dp)
-                pack_sliver_dp(scratch, inp, ldi, map, N, IC, s);
+                pack_row_dp(scratch + (size_t)n * kp, x, IC);
             else
 #endif
-                pack_sliver(scratch, inp, ldi, map, N, IC, s);
+                pack_row(scratch + (size_t)n * kp, x, IC);
+        }
 #pragma omp for collapse(2) schedule(static)
         for (int p = p0; p < p1; p++)
             for (int s = 0; s < ns; s++) {
-                float t[RB][PW];
-                const uint32_t *x = scratch + (size_t)s * kp * RB, *wp = w + (size_t)p * kp * PW;
+                const uint32_t *x = scratch + (size_t)s * RB * kp, *wp = w + (size_t)p * kp * PW;
                 int mr = N - s * RB < RB ? N - s * RB : RB;
-#if defined(__AVX512F__)
-                if (dp)   /* the training product's micro-kernel */
-                    micro_bf16(kp, x, wp, 1.0f, t[0], PW, mr, PW, 0);
-                else
-#endif
-                    tile_fma(t, x, wp, IC, mr);
                 /* Columns of the panel inside [o0, o0 + OC). */
                 int c0 = p * PW - o0, r0 = c0 < 0 ? -c0 : 0;
                 int r1 = OC - c0 < PW ? OC - c0 : PW;
+#if defined(__AVX512F__)
+                /* Straight into out when its rows are consecutive. */
+                if (dp && !map && r0 == 0 && ldo <= INT_MAX) {
+                    micro_bf16_rows(kp, x, wp, out + (size_t)s * RB * ldo + c0, (int)ldo, mr,
+                                    r1);
+                    continue;
+                }
+#endif
+                float t[RB][PW];
+#if defined(__AVX512F__)
+                if (dp)
+                    micro_bf16_rows(kp, x, wp, t[0], PW, mr, PW);
+                else
+#endif
+                    tile_fma(t, x, wp, IC, mr);
                 for (int i = 0; i < mr; i++) {
                     int n = s * RB + i;
                     memcpy(out + (size_t)(map ? map[n] : n) * ldo + (c0 + r0), t[i] + r0,
