@@ -753,11 +753,11 @@ static void queue_push(decoder *d, job_t *j)
     d->queue[d->qhead + d->qlen++] = j;
 }
 
-/* Jobs into free slots, in input order, their prompts prefilled together
- * and their first tokens sampled. */
-static void start_jobs(decoder *d, input_t *in)
+/* Jobs into free slots, in input order: their sequences and prompts to
+ * d->seqs, ptoks and plens from index n on. @return how many. */
+static int start_jobs(decoder *d, input_t *in, int n)
 {
-    int n = 0;
+    int n0 = n;
     for (int q = 0; q < d->B && !cli_stopped(); q++) {
         if (d->slot[q])
             continue;
@@ -793,32 +793,26 @@ static void start_jobs(decoder *d, input_t *in)
         d->slot[q] = j;
         queue_push(d, j);
     }
-    if (!n)
-        return;
-    check(llm_session_prefill_batch(d->s, d->seqs, d->ptoks, d->plens, n, d->logits));
-    for (int i = 0; i < n; i++) {
-        job_t *j = d->slot[d->seqs[i]];
-        int32_t t;
-        float lp = 0.0f;
-        check(llm_sampler_sample(g_sampler, &j->rng, d->logits + (size_t)i * g_V, g_V,
-                                 j->hist.data, j->hist.len, &t, o_logprobs ? &lp : NULL));
-        advance(j, t, lp);
-    }
+    return n - n0;
 }
 
-/* One token for every running job: one session step, sampled on the
- * threads, applied in turn. */
-static void step_jobs(decoder *d)
+/* One token for every job: a step of each running one and the prompts of
+ * those started now, in one session forward (llm_session_advance()),
+ * sampled on the threads, applied in turn. */
+static void advance_jobs(decoder *d, input_t *in)
 {
     int n = 0;
     for (int q = 0; q < d->B; q++)
         if (d->slot[q] && !d->slot[q]->finish) {
             d->seqs[n] = q;
-            d->toks[n++] = d->slot[q]->next;
+            d->ptoks[n] = &d->slot[q]->next;
+            d->plens[n++] = 1;
         }
+    int n_step = n;
+    n += start_jobs(d, in, n);
     if (!n || cli_stopped())
         return;
-    check(llm_session_step(d->s, d->seqs, d->toks, n, d->logits));
+    check(llm_session_advance(d->s, d->seqs, d->ptoks, d->plens, n, n_step, d->logits));
     for (int i = 0; i < n; i++) {
         job_t *j = d->slot[d->seqs[i]];
         d->rngs[i] = j->rng;
@@ -878,8 +872,7 @@ static void run_sampling(llm_model *m, input_t *in, int B)
     d.lps = xmalloc((size_t)B * sizeof *d.lps);
     double t0 = cli_now();
     for (;;) {
-        start_jobs(&d, in);
-        step_jobs(&d);
+        advance_jobs(&d, in);
         write_due(&d);
         if (cli_stopped()) {
             if (g_stream && d.qlen && d.queue[d.qhead]->started)

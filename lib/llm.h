@@ -933,6 +933,20 @@ int  llm_session_prefill_batch(llm_session *s, const int *seqs,
  *  @return as llm_session_prefill(). */
 int  llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,
                       float *logits);
+/*! llm_session_advance() : the steps of running sequences and the prompts
+ *  of new ones in one call, as a server batches them: appends
+ *  tokens[i][0..lens[i]) to sequence seqs[i] (distinct) for each i < n,
+ *  where the first n_step entries are steps (lens[i] == 1) and the rest
+ *  prompts; logits (n, V, not NULL): row i after sequence i's last token.
+ *  Each row has the bits llm_session_step() of the steps and
+ *  llm_session_prefill_batch() of the prompts give; both go in one
+ *  forward (the weights streamed once) where that holds, which is with
+ *  bf16 or int8 copies of the weights, or over fp32 weights without half
+ *  copies when no prompt is over 32 tokens; else the steps' forward, then
+ *  the prompts'. @return as llm_session_prefill(); on failure no
+ *  sequence's length changes. */
+int  llm_session_advance(llm_session *s, const int *seqs, const int32_t *const *tokens,
+                         const int *lens, int n, int n_step, float *logits);
 /*! llm_session_copy() : makes sequence `dst` a copy of sequence `src`
  *  (its positions, keys and values), as beam search forks a hypothesis.
  *  dst == src does nothing. @return LLM_OK or LLM_ERR_RANGE (a bad seq). */

@@ -533,45 +533,54 @@ static int prefill_forward(llm_session *s, const int *seqs, const int32_t *const
     return llm_device_ok(s->m->k);
 }
 
-int llm_session_prefill_batch(llm_session *s, const int *seqs,
-                              const int32_t *const *tokens, const int *lens, int n,
-                              float *logits)
+/* Checks a batch that appends tokens[i][0..lens[i]) to sequence seqs[i]
+ * for i < n (`what`: "prefill" or "forward", for the messages): n in [1,
+ * sequences], each sequence in range, distinct, with room for its tokens,
+ * each token in the vocabulary. Sets *most to the longest. */
+static int check_batch(const llm_session *s, const int *seqs, const int32_t *const *tokens,
+                       const int *lens, int n, const char *what, int *most)
 {
     if (!s->kv)
         return llm_fail(LLM_ERR_INVALID, "a session for packed forwards caches nothing");
     if (n < 1 || n > s->n_seq)
-        return llm_fail(LLM_ERR_INVALID, "a prefill takes 1 to %d sequences, not %d",
+        return llm_fail(LLM_ERR_INVALID, "a %s takes 1 to %d sequences, not %d", what,
                         s->n_seq, n);
-    int V = s->m->cfg.vocab_size, most = 0;
+    int V = s->m->cfg.vocab_size;
+    *most = 0;
     for (int i = 0; i < n; i++) {
         if (seqs[i] < 0 || seqs[i] >= s->n_seq)
             return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seqs[i],
                             s->n_seq);
         if (lens[i] < 1)
-            return llm_fail(LLM_ERR_INVALID, "prefill needs at least one token");
+            return llm_fail(LLM_ERR_INVALID, "%s needs at least one token", what);
         if (lens[i] > s->n_ctx - s->len[seqs[i]])
             return llm_fail(LLM_ERR_RANGE, "%d more tokens do not fit in the context (%d "
                             "held of %d)", lens[i], s->len[seqs[i]], s->n_ctx);
         for (int j = 0; j < i; j++)
             if (seqs[j] == seqs[i])
-                return llm_fail(LLM_ERR_INVALID, "sequence %d appears twice in one prefill",
-                                seqs[i]);
+                return llm_fail(LLM_ERR_INVALID, "sequence %d appears twice in one %s",
+                                seqs[i], what);
         for (int t = 0; t < lens[i]; t++)
             if (tokens[i][t] < 0 || tokens[i][t] >= V)
                 return llm_fail(LLM_ERR_RANGE, "token %d at index %d is outside the "
                                 "vocabulary [0, %d)", tokens[i][t], t, V);
-        most = lens[i] > most ? lens[i] : most;
+        *most = lens[i] > *most ? lens[i] : *most;
     }
+    return LLM_OK;
+}
+
+/* The forwards of a checked prefill (lengths unchanged): prompts in order,
+ * as many together as fit in a chunk. Row products give each row the same
+ * bits whatever rows come with it; sgemm, for a prompt too long for row
+ * products (over fp32 weights), does not, so such a prompt goes alone, as
+ * it would by itself. The int8 and bf16 copies' products are row products
+ * at any length. */
+static int prefill_forwards(llm_session *s, const int *seqs, const int32_t *const *tokens,
+                            const int *lens, int n, int most, float *logits)
+{
     size_t want = (size_t)n * (size_t)most;
     want = want < PREFILL_CHUNK ? want : PREFILL_CHUNK;
     int rc = grow(s, (size_t)most > want ? most : (int)want);
-    if (rc)
-        return rc;
-    /* Prompts go in order, as many together as fit in a chunk. Row
-     * products give each row the same bits whatever rows come with it;
-     * sgemm, for a prompt too long for row products (over fp32 weights),
-     * does not, so such a prompt goes alone, as it would by itself. The
-     * int8 and bf16 copies' products are row products at any length. */
     int lowp = s->m->lp_wqkv.q != NULL;
     for (int i0 = 0; i0 < n && !rc;) {
         if (!lowp && lens[i0] > PREFILL_ROWS) {
@@ -587,7 +596,15 @@ int llm_session_prefill_batch(llm_session *s, const int *seqs,
         rc = prefill_forward(s, seqs, tokens, lens, i0, i1, rows, MM_ROWS_F32, logits);
         i0 = i1;
     }
-    if (rc)
+    return rc;
+}
+
+int llm_session_prefill_batch(llm_session *s, const int *seqs,
+                              const int32_t *const *tokens, const int *lens, int n,
+                              float *logits)
+{
+    int most, rc = check_batch(s, seqs, tokens, lens, n, "prefill", &most);
+    if (rc || (rc = prefill_forwards(s, seqs, tokens, lens, n, most, logits)))
         return rc;
     for (int i = 0; i < n; i++)
         s->len[seqs[i]] += lens[i];
@@ -598,6 +615,22 @@ int llm_session_prefill(llm_session *s, int seq, const int32_t *tokens, int n,
                         float *logits)
 {
     return llm_session_prefill_batch(s, &seq, &tokens, &n, 1, logits);
+}
+
+/* The forward of a checked step (lengths unchanged): token tokens[r] of
+ * sequence seqs[r] at its end, products over the half copies if any. */
+static int step_forward(llm_session *s, const int *seqs, const int32_t *tokens, int n,
+                        float *logits)
+{
+    int rc = take_rows(s, tokens, n);
+    if (rc)
+        return rc;
+    for (int r = 0; r < n; r++) {
+        s->rseq[r] = seqs[r];
+        s->rpos[r] = s->len[seqs[r]];
+    }
+    forward(s, tokens, n, NULL, n, MM_ROWS);
+    return output(s, n, logits, 1);
 }
 
 int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int n,
@@ -620,18 +653,69 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
                 return llm_fail(LLM_ERR_INVALID, "sequence %d appears twice in one step",
                                 seqs[i]);
     }
-    int rc = take_rows(s, tokens, n);
+    int rc = step_forward(s, seqs, tokens, n, logits);
     if (rc)
-        return rc;
-    for (int r = 0; r < n; r++) {
-        s->rseq[r] = seqs[r];
-        s->rpos[r] = s->len[seqs[r]];
-    }
-    forward(s, tokens, n, NULL, n, MM_ROWS);
-    if ((rc = output(s, n, logits, 1)))
         return rc;
     for (int r = 0; r < n; r++)
         s->len[seqs[r]]++;
+    return LLM_OK;
+}
+
+int llm_session_advance(llm_session *s, const int *seqs, const int32_t *const *tokens,
+                        const int *lens, int n, int n_step, float *logits)
+{
+    int most, rc = check_batch(s, seqs, tokens, lens, n, "forward", &most);
+    if (rc)
+        return rc;
+    if (n_step < 0 || n_step > n || !logits)
+        return llm_fail(LLM_ERR_INVALID, "a forward of %d sequences takes 0 to %d steps "
+                        "(not %d) and logits", n, n, n_step);
+    int rows = n_step, lowp = s->m->lp_wqkv.q != NULL, merge = lowp || !s->m->h_wqkv;
+    for (int i = 0; i < n; i++) {
+        if (i < n_step && lens[i] != 1)
+            return llm_fail(LLM_ERR_INVALID, "a step appends one token, not %d", lens[i]);
+        if (i >= n_step) {
+            rows += lens[i];
+            merge &= lowp || lens[i] <= PREFILL_ROWS;
+        }
+    }
+    size_t V = (size_t)s->m->cfg.vocab_size;
+    if (n_step == n) {   /* steps only */
+        if (!(rc = grow(s, n))) {
+            for (int i = 0; i < n; i++)
+                s->htok[i] = tokens[i][0];
+            rc = step_forward(s, seqs, s->htok, n, logits);
+        }
+    } else if (n_step == 0 || !merge || rows > PREFILL_CHUNK) {
+        /* The steps' forward, then the prompts' ones. */
+        if (n_step && !(rc = grow(s, n_step))) {
+            for (int i = 0; i < n_step; i++)
+                s->htok[i] = tokens[i][0];
+            rc = step_forward(s, seqs, s->htok, n_step, logits);
+        }
+        if (!rc)
+            rc = prefill_forwards(s, seqs + n_step, tokens + n_step, lens + n_step,
+                                  n - n_step, most, logits + (size_t)n_step * V);
+    } else if (!(rc = grow(s, rows))) {
+        /* One forward: the steps' rows, then the prompts'; past the last
+         * layer's keys and values only each sequence's last row goes on.
+         * Without half copies a step's products are the prompts'. */
+        int r = 0;
+        for (int i = 0; i < n; i++) {
+            for (int t = 0; t < lens[i]; t++, r++) {
+                s->htok[r] = tokens[i][t];
+                s->rseq[r] = seqs[i];
+                s->rpos[r] = s->len[seqs[i]] + t;
+            }
+            s->keep[i] = r - 1;
+        }
+        forward(s, s->htok, rows, s->keep, n, MM_ROWS);
+        rc = output(s, n, logits, 1);
+    }
+    if (rc)
+        return rc;
+    for (int i = 0; i < n; i++)
+        s->len[seqs[i]] += lens[i];
     return LLM_OK;
 }
 

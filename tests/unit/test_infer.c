@@ -6,7 +6,8 @@
  * sequences share it nor on the thread count, and bad calls are refused.
  * Half-precision decoding: the conversions against the F16C instructions
  * and known values, and f16 steps against fp32 steps over weights rounded
- * to half (the same bits). */
+ * to half (the same bits). A batch of steps and prompts together has the
+ * bits of the steps and the prompts apart. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,6 +526,101 @@ static void test_prefill_batch(const llm_config *c, int lowp)
     llm_model_free(m);
 }
 
+/* llm_session_advance() against llm_session_step() of its steps and
+ * llm_session_prefill_batch() of its prompts on a second session (mode 0:
+ * fp32, one forward; 1 bf16 copies, 2 int8, one forward; 3 half copies,
+ * two forwards): the same logits, bit for bit, and the same caches (a
+ * step of every sequence after it gives the same bits). Two rounds: 6
+ * sequences stepping beside 5 new prompts of up to 30 tokens, then all 11
+ * stepping beside 3 new prompts, one of 40 tokens (fp32: sgemm, so the
+ * prompts go in forwards of their own). Then refusals, which change no
+ * length. */
+static void test_advance(const llm_config *c, int mode)
+{
+    enum { NS = 14 };
+    const char *names[] = { "f32", "bf16", "q8", "f16" }, *name = names[mode];
+    llm_model *m = make_model(c, "cpu", 11);
+    if (mode)
+        CHECK_RC(mode == 1   ? llm_model_weights_bf16(m)
+                 : mode == 2 ? llm_model_quantize_q8(m)
+                             : llm_model_decode_f16(m));
+    int V = c->vocab_size, T = c->context;
+    int32_t *tok = malloc((size_t)NS * T * sizeof *tok), next[NS];
+    llm_rng r;
+    llm_rng_seed(&r, 13);
+    for (int i = 0; i < NS * T; i++)
+        tok[i] = (int32_t)llm_rng_below(&r, (uint64_t)V);
+    float *ga = malloc((size_t)NS * V * sizeof *ga), *gb = malloc((size_t)NS * V * sizeof *gb);
+    llm_session *a, *b;
+    CHECK_RC(llm_session_new(m, NS, &a));
+    CHECK_RC(llm_session_new(m, NS, &b));
+    /* Sequences 0-5 hold 3 to 13 tokens. */
+    for (int q = 0; q < 6; q++) {
+        CHECK_RC(llm_session_prefill(a, q, tok + (size_t)q * T, 3 + 2 * q, NULL));
+        CHECK_RC(llm_session_prefill(b, q, tok + (size_t)q * T, 3 + 2 * q, NULL));
+    }
+    int seqs[NS], lens[NS];
+    const int32_t *pt[NS];
+    for (int round = 0; round < 2; round++) {
+        int n_step = round ? 11 : 6, n = round ? 14 : 11;
+        for (int i = 0; i < n; i++) {
+            int q = i < n_step ? (i * 5) % n_step : i;   /* steps in another order */
+            seqs[i] = q;
+            if (i < n_step) {
+                next[i] = (int32_t)((q * 7 + round) % V);
+                pt[i] = next + i;
+                lens[i] = 1;
+            } else {
+                pt[i] = tok + (size_t)q * T;
+                lens[i] = round && i == 12 ? 40 : 2 + (i * 11) % 29;
+            }
+        }
+        CHECK_RC(llm_session_advance(a, seqs, pt, lens, n, n_step, ga));
+        CHECK_RC(llm_session_step(b, seqs, next, n_step, gb));
+        CHECK_RC(llm_session_prefill_batch(b, seqs + n_step, pt + n_step, lens + n_step,
+                                           n - n_step, gb + (size_t)n_step * V));
+        for (int i = 0; i < n; i++)
+            if (memcmp(ga + (size_t)i * V, gb + (size_t)i * V, (size_t)V * sizeof *ga) != 0)
+                FAIL("%s advance round %d: sequence %d (%s of %d) differs from its own %s",
+                     name, round, seqs[i], i < n_step ? "a step" : "a prompt", lens[i],
+                     i < n_step ? "step" : "prefill");
+    }
+    /* Every sequence one step on: the caches agree. */
+    for (int q = 0; q < NS; q++) {
+        seqs[q] = q;
+        next[q] = (int32_t)(q % V);
+        if (llm_session_len(a, q) != llm_session_len(b, q))
+            FAIL("%s advance: sequence %d holds %d and %d", name, q, llm_session_len(a, q),
+                 llm_session_len(b, q));
+    }
+    CHECK_RC(llm_session_step(a, seqs, next, NS, ga));
+    CHECK_RC(llm_session_step(b, seqs, next, NS, gb));
+    if (memcmp(ga, gb, (size_t)NS * V * sizeof *ga) != 0)
+        FAIL("%s advance: a step after it differs from a step after steps and prefills", name);
+    /* Refusals. */
+    int held[NS];
+    for (int q = 0; q < NS; q++)
+        held[q] = llm_session_len(a, q);
+    int s2[2] = { 0, 1 }, l2[2] = { 1, 3 }, dup[2] = { 2, 2 }, one[2] = { 1, 1 };
+    const int32_t *p2[2] = { tok, tok + T };
+    if (llm_session_advance(a, s2, p2, l2, 2, 2, ga) != LLM_ERR_INVALID)
+        FAIL("%s advance: a step of 3 tokens was not refused", name);
+    if (llm_session_advance(a, dup, p2, l2, 2, 1, ga) != LLM_ERR_INVALID)
+        FAIL("%s advance: a sequence both stepping and prefilling was not refused", name);
+    if (llm_session_advance(a, s2, p2, one, 2, 3, ga) != LLM_ERR_INVALID ||
+        llm_session_advance(a, s2, p2, one, 2, -1, ga) != LLM_ERR_INVALID)
+        FAIL("%s advance: a step count outside [0, n] was not refused", name);
+    if (llm_session_advance(a, s2, p2, one, 2, 1, NULL) != LLM_ERR_INVALID)
+        FAIL("%s advance: no logits was not refused", name);
+    for (int q = 0; q < NS; q++)
+        if (llm_session_len(a, q) != held[q])
+            FAIL("%s advance: a refusal changed sequence %d's length", name, q);
+    llm_session_free(a);
+    llm_session_free(b);
+    free(tok); free(ga); free(gb);
+    llm_model_free(m);
+}
+
 int main(void)
 {
     llm_set_threads(2);
@@ -576,6 +672,8 @@ int main(void)
                           .rope_base = 10000.0, .norm_eps = 1e-5, .tied = 1 };
     for (int lowp = 0; lowp <= 2; lowp++)
         test_prefill_batch(&longer, lowp);
+    for (int mode = 0; mode <= 3; mode++)
+        test_advance(&longer, mode);
     printf("max |cache - recompute| over all logits: %.3g (tolerance %g + %g*|ref|)\n",
            worst_seen, ATOL, RTOL);
     if (failures) {
