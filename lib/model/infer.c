@@ -33,7 +33,8 @@ struct llm_session {
     const llm_model *m;
     int n_seq, n_ctx;
     int KVD;              /* KVH * hd: one key (or value) row */
-    void *kv;             /* (n_seq, L, 2, n_ctx, KVD): keys then values */
+    void *kv;             /* (n_seq, n_ctx, L, 2, KVD): by position, keys then values */
+    size_t kvs;           /* L * 2 * KVD: elements from a position to the next */
     int bf16;             /* attention in bf16 (attention_rows_bf16): kv holds bf16 bits */
     size_t esz;           /* bytes of an element of kv */
     int *len;             /* host: (n_seq) positions held */
@@ -73,12 +74,16 @@ struct llm_session {
 
 /* ------------------------------------------------------------ session */
 
-/* The keys (which 0) or values (1) of layer l of sequence seq. */
+/* The keys (which 0) or values (1) of layer l of sequence seq at its
+ * position 0; position p's are p * kvs elements on. A sequence's
+ * positions follow one another, each with every layer's keys and values,
+ * so that the memory a sequence uses is one block from its start: a
+ * session touches the pages its sequences fill, and a step's attention
+ * reads few pages of each. */
 static void *kv_at(const llm_session *s, int seq, int l, int which)
 {
-    const llm_config *c = &s->m->cfg;
-    size_t per = (size_t)s->n_ctx * s->KVD;
-    return (char *)s->kv + (((size_t)seq * c->n_layers + l) * 2 + which) * per * s->esz;
+    size_t at = (size_t)seq * s->n_ctx * s->kvs + ((size_t)l * 2 + which) * s->KVD;
+    return (char *)s->kv + at * s->esz;
 }
 
 /* A session of n_seq sequences, with their key/value cache when `cache`.
@@ -104,6 +109,7 @@ static int session_new(const llm_model *m, int n_seq, int cache, llm_session **o
     s->n_seq = n_seq;
     s->n_ctx = c->context;
     s->KVD = c->n_kv_heads * m->hd;
+    s->kvs = (size_t)c->n_layers * 2 * s->KVD;
     s->bf16 = m->lp == LLM_LP_BF16 && m->k->attention_rows_bf16 && m->k->copy_rows_bf16;
     s->esz = s->bf16 ? sizeof(uint16_t) : sizeof(float);
     size_t n;
@@ -196,10 +202,9 @@ int llm_session_copy(llm_session *s, int dst, int src)
                         s->n_seq);
     if (dst == src)
         return LLM_OK;
-    size_t n = (size_t)s->len[src] * s->KVD * s->esz;
-    for (int l = 0; l < s->m->cfg.n_layers; l++)
-        for (int w = 0; w < 2; w++)
-            s->m->k->copy(kv_at(s, dst, l, w), kv_at(s, src, l, w), n);
+    if (s->len[src])
+        s->m->k->copy(kv_at(s, dst, 0, 0), kv_at(s, src, 0, 0),
+                      (size_t)s->len[src] * s->kvs * s->esz);
     s->len[dst] = s->len[src];
     return LLM_OK;
 }
@@ -295,7 +300,7 @@ static void attend(llm_session *s, int l, int n, const int *rows)
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
     int H = c->n_heads, hd = m->hd, KVD = s->KVD;
-    size_t stride = s->start && !s->bf16 ? (size_t)m->QS : (size_t)KVD;
+    size_t stride = !s->start ? s->kvs : s->bf16 ? (size_t)KVD : (size_t)m->QS;
     for (int i = 0; i < n; i++) {
         int r = rows ? rows[i] : i, seq = s->rseq[r];
         s->aq[i] = s->qkv + (size_t)r * m->QS;
@@ -414,7 +419,7 @@ static void session_attend(void *ctx, int l, const llm_block *b)
                 s->bkd[r] = s->pkv + (size_t)r * KVD;
                 s->bvd[r] = s->bkd[r] + (size_t)s->rows * KVD;
             } else {
-                size_t at = (size_t)s->rpos[r] * KVD;
+                size_t at = (size_t)s->rpos[r] * s->kvs;
                 s->bkd[r] = (uint16_t *)kv_at(s, s->rseq[r], l, 0) + at;
                 s->bvd[r] = (uint16_t *)kv_at(s, s->rseq[r], l, 1) + at;
             }
@@ -423,7 +428,7 @@ static void session_attend(void *ctx, int l, const llm_block *b)
         m->k->copy_rows_bf16(s->bvd, k0 + KVD, (size_t)m->QS, b->n, KVD);
     } else if (!s->start) {   /* (a packed forward reads qkv itself) */
         for (int r = 0; r < b->n; r++) {
-            size_t at = (size_t)s->rpos[r] * KVD;
+            size_t at = (size_t)s->rpos[r] * s->kvs;
             s->kd[r] = (float *)kv_at(s, s->rseq[r], l, 0) + at;
             s->vd[r] = (float *)kv_at(s, s->rseq[r], l, 1) + at;
         }
