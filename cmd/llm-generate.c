@@ -531,10 +531,8 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
     return p;
 }
 
-/* Starts the next sample of prompt p in session slot q: prefill, then the
- * first token. */
 /* A job for the next sample of p in session sequence q, emptied; the
- * caller prefills it (start_jobs(), with the others started alongside). */
+ * caller prefills it (advance_jobs(), beside the running jobs' steps). */
 static job_t *start_job(prompt_t *p, llm_session *s, int q)
 {
     job_t *j = xmalloc(sizeof *j);
