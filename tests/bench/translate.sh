@@ -13,10 +13,13 @@
 # the minutes from start to a trained model (ours: the llm-train command;
 # the peer: reading, tokenizing and training), test sentences decoded per
 # second on 2 threads (the median of DECODE_RUNS decodings, default 3, of
-# the whole test set by each system: one decoding of 1,000 sentences lasts
-# a few seconds, and a shared machine moves single timings by 15%), and
+# the whole test set by each system, after both have trained, the two
+# systems in turn: one decoding of 1,000 sentences lasts a few seconds, a
+# shared machine moves single timings by 15% and its speed drifts more
+# than that over the 20 minutes of a training), and
 # parameters. Our recipe is OURS_OPTS (default
-# below: 6 layers of 256, FFN 688, 6.8M parameters, rows of 128 tokens,
+# below: 5 layers of 256, 4 query and 2 key/value heads, FFN 688, 5.7M
+# parameters, rows of 128 tokens,
 # 16 rows a step, learning rate 1e-3 fitted to the time, dropout 0.2,
 # label smoothing 0.1 (as the peer),
 # the model of the best sample BLEU kept, products in PREC, below); it
@@ -46,7 +49,7 @@ DECODE_RUNS=${DECODE_RUNS:-3}
 if [ -z "${PREC:-}" ]; then
     if grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null; then PREC=bf16; else PREC=f32; fi
 fi
-OURS_OPTS=${OURS_OPTS:---layers 6 --dim 256 --heads 4 --ffn-dim 688 --context 128 --batch 16 --lr 1e-3 --warmup 200 --dropout 0.2 --label-smoothing 0.1 --eval-every 200 --eval-samples 200 --precision $PREC}
+OURS_OPTS=${OURS_OPTS:---layers 5 --dim 256 --heads 4 --kv-heads 2 --ffn-dim 688 --context 128 --batch 16 --lr 1e-3 --warmup 200 --dropout 0.2 --label-smoothing 0.1 --eval-every 200 --eval-samples 200 --precision $PREC}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/llm-translate.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
@@ -100,7 +103,10 @@ else
 fi
 
 # ------------------------------------------------------------ our side
+# Each system decodes the test set once after training (its scores); the
+# timed decodings come after both have trained, the two systems in turn.
 name="llm-train --task pairs"
+ours_ok=0
 if [ -z "$tok" ]; then
     failed "$name" "no tokenizer"
 else
@@ -116,19 +122,8 @@ else
         failed "$name" "failed (exit $rc)"
     else
         params=$(sed -n 's/.*[^0-9]\([0-9][0-9]*\) parameters.*/\1/p' train.err | head -n 1)
-        : > dec.txt
-        i=0 rc=0
-        while [ $i -lt "$DECODE_RUNS" ] && [ $rc -eq 0 ]; do
-            t0=$(now)
-            llm-generate -m ours.llm -t 2 -b 128 --precision "$PREC" < src.txt > ours.hyp 2> gen.err
-            rc=$?
-            echo "$(since "$t0")" >> dec.txt
-            [ $i -eq 0 ] && cp ours.hyp first.hyp
-            cmp -s first.hyp ours.hyp || { echo "llm-generate: decoding $((i + 1)) differs from the first"; rc=1; }
-            i=$((i + 1))
-        done
-        dec_s=$(sort -g dec.txt | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }')
-        echo "ours: decoding took $(sort -g dec.txt | tr '\n' ' ')s (median $dec_s)"
+        llm-generate -m ours.llm -t 2 -b 128 --precision "$PREC" < src.txt > ours.hyp 2> gen.err
+        rc=$?
         if [ $rc -ne 0 ]; then
             echo "llm-generate failed (exit $rc):"
             tail -n 5 gen.err | sed 's/^/    /'
@@ -137,37 +132,79 @@ else
             echo "llm-generate wrote $(wc -l < ours.hyp) lines for $n sources"
             failed "$name" "wrong number of output lines"
         else
-            row "$name" "$(echo "$train_s" | awk '{ printf "%.1f", $1 / 60 }')" \
-                "$(echo "$n $dec_s" | awk '{ printf "%.1f", $1 / $2 }')" "${params:--}" ours.hyp
+            ours_ok=1
         fi
     fi
 fi
 
 # ------------------------------------------------------------ the peer
-name="PyTorch nn.Transformer"
-python3 "$TOP/tests/bench/translate_torch.py" --data "$d" ${tok:+--tokenizer "$tok"} \
-    --time-limit "$TIME_LIMIT" --threads 2 --test-lines "$TEST_LINES" --hyp peer.hyp \
-    --decode-runs "$DECODE_RUNS" \
-    > peer.json 2> peer.err
+pname="PyTorch nn.Transformer"
+peer_ok=0
+peer() {
+    python3 "$TOP/tests/bench/translate_torch.py" --data "$d" ${tok:+--tokenizer "$tok"} \
+        --threads 2 --test-lines "$TEST_LINES" "$@"
+}
+peer --time-limit "$TIME_LIMIT" --hyp peer.hyp --save-model peer.pt > peer.json 2> peer.err
 rc=$?
 if grep -q 'skipped:' peer.json; then
     cat peer.json
-    failed "$name" "not installed"
+    failed "$pname" "not installed"
 elif [ $rc -ne 0 ] || [ ! -s peer.hyp ]; then
     echo "translate_torch.py failed (exit $rc):"
     tail -n 5 peer.err | sed 's/^/    /'
-    failed "$name" "failed (exit $rc)"
+    failed "$pname" "failed (exit $rc)"
 else
+    peer_ok=1
+fi
+
+# ------------------------------------------------------------ decoding, timed
+# DECODE_RUNS rounds, each our decoding (the whole program: start, load,
+# decode) then the peer's (its greedy loop only, timed inside, after
+# Python has loaded the model); each must repeat its first output.
+: > dec.txt
+: > peerdec.txt
+i=0
+while [ $i -lt "$DECODE_RUNS" ]; do
+    i=$((i + 1))
+    if [ $ours_ok = 1 ]; then
+        t0=$(now)
+        llm-generate -m ours.llm -t 2 -b 128 --precision "$PREC" < src.txt > again.hyp 2> gen.err
+        echo "$(since "$t0")" >> dec.txt
+        if ! cmp -s ours.hyp again.hyp; then
+            echo "llm-generate: decoding $i failed or differs from the first"
+            ours_ok=0
+            failed "$name" "decodings differ"
+        fi
+    fi
+    if [ $peer_ok = 1 ]; then
+        if peer --load-model peer.pt --hyp again.hyp > again.json 2>> peer.err &&
+            cmp -s peer.hyp again.hyp; then
+            python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["decode_seconds"])' \
+                again.json >> peerdec.txt
+        else
+            echo "translate_torch.py: decoding $i failed or differs from the first"
+            peer_ok=0
+            failed "$pname" "decodings differ"
+        fi
+    fi
+done
+median() { sort -g "$1" | awk '{ t[NR] = $1 } END { print t[int((NR + 1) / 2)] }'; }
+if [ $ours_ok = 1 ]; then
+    dec_s=$(median dec.txt)
+    echo "ours: decoding took $(sort -g dec.txt | tr '\n' ' ')s (median $dec_s)"
+    row "$name" "$(echo "$train_s" | awk '{ printf "%.1f", $1 / 60 }')" \
+        "$(echo "$n $dec_s" | awk '{ printf "%.1f", $1 / $2 }')" "${params:--}" ours.hyp
+fi
+if [ $peer_ok = 1 ]; then
+    pdec_s=$(median peerdec.txt)
+    echo "peer: decoding took $(sort -g peerdec.txt | tr '\n' ' ')s (median $pdec_s)"
     python3 -c 'import json, sys
 j = json.load(open(sys.argv[1]))
 print("%.1f %.1f %d %d %.2f %s" % ((j["setup_seconds"] + j["train_seconds"]) / 60,
-      j["sentences_per_second"], j["params"], j["steps"], j["epochs"], j["torch"]))' \
-        peer.json > peer.txt
-    read -r minutes rate params steps epochs tv < peer.txt
-    row "$name" "$minutes" "$rate" "$params" peer.hyp
-    python3 -c 'import json, sys
-j = json.load(open(sys.argv[1]))
-print("peer: decoding took %s s (median %s)" % (" ".join(map(str, sorted(j["decode_runs"]))), j["decode_seconds"]))' peer.json
+      j["sentences"] / float(sys.argv[2]), j["params"], j["steps"], j["epochs"], j["torch"]))' \
+        peer.json "$pdec_s" > peer.txt
+    read -r minutes rate pparams steps epochs tv < peer.txt
+    row "$pname" "$minutes" "$rate" "$pparams" peer.hyp
     echo "peer: torch $tv, $steps steps ($epochs epochs)"
 fi
 

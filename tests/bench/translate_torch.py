@@ -41,7 +41,10 @@ tokenizing the data, building the model), train_seconds, decode_seconds
 (the median of --decode-runs decodings of the test set, each timed in
 decode_runs; every decoding must give the same text), sentences_per_second,
 last_loss, torch. --hyp FILE writes the hypotheses,
-one a line. Without torch, sentencepiece or sacrebleu it prints a
+one a line. --save-model FILE keeps the trained weights; --load-model FILE
+skips training and decodes with them (steps 0), so that translate.sh can
+time the two systems' decodings in turn, minutes apart rather than a
+training apart. Without torch, sentencepiece or sacrebleu it prints a
 "skipped: ..." line and exits 0.
 """
 
@@ -298,6 +301,8 @@ def main():
                     help="decode the test set this many times; the median time is reported")
     ap.add_argument("--test-lines", type=int, default=0, help="decode only the first N (0: all)")
     ap.add_argument("--hyp", help="write the hypotheses here, one a line")
+    ap.add_argument("--save-model", help="write the trained weights here")
+    ap.add_argument("--load-model", help="decode with these weights; no training")
     ap.add_argument("--self-test", action="store_true",
                     help="check the incremental decoder against the full one and exit")
     a = ap.parse_args()
@@ -322,10 +327,15 @@ def main():
     if bos < 0 or eos < 0:
         sys.exit("translate_torch.py: the tokenizer has no <s> or </s> piece")
     pad = sp.pad_id() if sp.pad_id() >= 0 else sp.unk_id()
-    enc_s, enc_t = sp.encode(tr_src), sp.encode(tr_tgt)
-    pairs = [(s + [eos], [bos] + t + [eos]) for s, t in zip(enc_s, enc_t)
-             if len(s) < a.max_len and len(t) < a.max_len]
+    pairs = []
+    if not a.load_model:
+        enc_s, enc_t = sp.encode(tr_src), sp.encode(tr_tgt)
+        pairs = [(s + [eos], [bos] + t + [eos]) for s, t in zip(enc_s, enc_t)
+                 if len(s) < a.max_len and len(t) < a.max_len]
     model = Translator(V, a.dim, a.heads, a.layers, a.layers, a.ffn, a.dropout, pad)
+    if a.load_model:
+        model.load_state_dict(torch.load(a.load_model, weights_only=True))
+        a.time_limit = 0
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.98), eps=1e-9)
     setup_s = time.perf_counter() - t0
@@ -355,6 +365,8 @@ def main():
             steps += 1
             seen += len(b)
     train_s = time.perf_counter() - t0
+    if a.save_model:
+        torch.save(model.state_dict(), a.save_model)
 
     runs = []
     for r in range(max(a.decode_runs, 1)):
@@ -374,7 +386,7 @@ def main():
         "bleu": round(sacrebleu.corpus_bleu(hyps, [te_ref]).score, 2),
         "chrf": round(sacrebleu.corpus_chrf(hyps, [te_ref]).score, 2),
         "params": params, "steps": steps,
-        "epochs": round(seen / len(pairs), 2),
+        "epochs": round(seen / max(len(pairs), 1), 2),
         "setup_seconds": round(setup_s, 1), "train_seconds": round(train_s, 1),
         "decode_seconds": round(decode_s, 2),
         "decode_runs": [round(t, 2) for t in runs],
