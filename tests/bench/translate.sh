@@ -25,7 +25,7 @@
 # the model of the best sample BLEU kept, products in PREC, below); it
 # names no data set. QUICK=1 for trying it: TIME_LIMIT 90 and the first
 # TEST_LINES=200 test sentences unless those are set (TEST_LINES=0: all
-# 1,000). KEEP=DIR keeps our model and outputs. When our side fails, its
+# 1,000). KEEP=DIR keeps both models and the outputs. When our side fails, its
 # row says so after the program's message and the peer still runs.
 set -u
 TOP=${TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -213,7 +213,8 @@ printf '%-26s %7s %7s %9s %9s %9s %10s %10s\n' system BLEU chrF "BLEU(ll)" "chrF
     "train min" "sent/s" params
 cat rows.txt
 echo "(BLEU, chrF: sacrebleu defaults; (ll): llm-eval --pairs --text)"
-# KEEP=DIR: our model, the hypotheses and the training log kept there.
+# KEEP=DIR: our model, the peer's weights (translate_torch.py --load-model), the
+# hypotheses and our training log kept there.
 if [ -n "${KEEP:-}" ]; then
-    mkdir -p "$KEEP" && cp -f ours.llm ./*.hyp train.err train.out src.txt ref.txt "$KEEP"/ 2>/dev/null
+    mkdir -p "$KEEP" && cp -f ours.llm peer.pt ./*.hyp train.err train.out src.txt ref.txt "$KEEP"/ 2>/dev/null
 fi
