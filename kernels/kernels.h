@@ -278,8 +278,8 @@ typedef struct llm_kernels {
      * path), whose VDPBF16PS takes k in pairs (2j, 2j + 1) and flushes
      * subnormals, so its bits differ within rounding. Each element alone,
      * in an order fixed by the path and IC: a row gets the same bits in any
-     * batch, with any o0, and on any thread count. scratch holds (N + 15) *
-     * kp 32-bit slots, clobbered. */
+     * batch, with any o0, and on any thread count. scratch holds N * kp
+     * 32-bit slots, clobbered. */
     void (*matmul_rows_bf16)(float *out, size_t ldo, const float *inp, size_t ldi,
                              const int *map, const uint32_t *w, int o0, uint32_t *scratch,
                              int N, int IC, int OC);

@@ -684,38 +684,21 @@ int llm_session_advance(llm_session *s, const int *seqs, const int32_t *const *t
             merge &= lowp || lens[i] <= PREFILL_ROWS;
         }
     }
-    size_t V = (size_t)s->m->cfg.vocab_size;
-    if (n_step == n) {   /* steps only */
-        if (!(rc = grow(s, n))) {
-            for (int i = 0; i < n; i++)
-                s->htok[i] = tokens[i][0];
-            rc = step_forward(s, seqs, s->htok, n, logits);
-        }
-    } else if (n_step == 0 || !merge || rows > PREFILL_CHUNK) {
-        /* The steps' forward, then the prompts' ones. */
+    if (merge && n_step > 0 && n_step < n && rows <= PREFILL_CHUNK) {
+        /* One forward, the steps' rows first: a prefill of them all, whose
+         * products are the steps' without half copies. */
+        if (!(rc = grow(s, rows)))
+            rc = prefill_forward(s, seqs, tokens, lens, 0, n, rows, MM_ROWS_F32, logits);
+    } else {   /* the steps' forward, then the prompts' ones */
         if (n_step && !(rc = grow(s, n_step))) {
             for (int i = 0; i < n_step; i++)
                 s->htok[i] = tokens[i][0];
             rc = step_forward(s, seqs, s->htok, n_step, logits);
         }
-        if (!rc)
+        if (!rc && n_step < n)
             rc = prefill_forwards(s, seqs + n_step, tokens + n_step, lens + n_step,
-                                  n - n_step, most, logits + (size_t)n_step * V);
-    } else if (!(rc = grow(s, rows))) {
-        /* One forward: the steps' rows, then the prompts'; past the last
-         * layer's keys and values only each sequence's last row goes on.
-         * Without half copies a step's products are the prompts'. */
-        int r = 0;
-        for (int i = 0; i < n; i++) {
-            for (int t = 0; t < lens[i]; t++, r++) {
-                s->htok[r] = tokens[i][t];
-                s->rseq[r] = seqs[i];
-                s->rpos[r] = s->len[seqs[i]] + t;
-            }
-            s->keep[i] = r - 1;
-        }
-        forward(s, s->htok, rows, s->keep, n, MM_ROWS);
-        rc = output(s, n, logits, 1);
+                                  n - n_step, most,
+                                  logits + (size_t)n_step * s->m->cfg.vocab_size);
     }
     if (rc)
         return rc;

@@ -39,7 +39,7 @@ int llm_lpx_reserve(const llm_model *m, llm_lpx *x, size_t rows)
     int IC = widest(m);
     size_t nb = blocks(IC), nq, nd = 0;
     int bad = m->lp == LLM_LP_BF16
-                  ? llm_mul_size(rows + 15, ((size_t)IC + 1) / 2 * sizeof(uint32_t), &nq)
+                  ? llm_mul_size(rows, ((size_t)IC + 1) / 2 * sizeof(uint32_t), &nq)
                   : llm_mul_size(rows, nb * 32, &nq) ||
                         llm_mul_size(rows, nb * sizeof(float), &nd);
     if (bad || !(x->q = m->k->alloc(nq)) || (nd && !(x->d = m->k->alloc(nd)))) {

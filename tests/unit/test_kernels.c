@@ -556,7 +556,7 @@ static void test_matmul_rows_bf16(const llm_kernels *f, const llm_kernels *r, in
     }
     size_t ps = (size_t)np * kp * 32;
     uint32_t *p1 = malloc(ps * sizeof *p1), *p2 = malloc(ps * sizeof *p2);
-    uint32_t *scr = malloc((size_t)(N + 15) * kp * sizeof *scr);
+    uint32_t *scr = malloc((size_t)N * kp * sizeof *scr);
     float *o1 = rnd((size_t)R * ldo), *o2 = dup(o1, (size_t)R * ldo);
     float *o3 = dup(o1, (size_t)R * ldo), *before = dup(o1, (size_t)R * ldo);
     float *all = rnd((size_t)R * ldw);
