@@ -76,7 +76,7 @@ static const cli_opt opts[] = {
     CLI_OPT_DEVICE(&o_device),
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "weights of the matrix products: f32; q8: int8 copies in blocks of 32 with a "
-     "scale each, inputs quantized alike (about a quarter of the bytes); or bf16: "
+     "scale and an offset each, inputs in int16 (under a third of the bytes); or bf16: "
      "bfloat16 copies, inputs rounded alike, sums in f32 (about twice f32's speed where "
      "the CPU has AVX512_BF16); q8 and bf16 CPU only, not with --explain-method ig",
      "f32|q8|bf16", 0, 0, 0, CLI_COMPLETE_CHOICE, 0},

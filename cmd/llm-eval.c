@@ -84,7 +84,7 @@ static const cli_opt opts[] = {
     CLI_OPT_DEVICE(&o_device),
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "weights of the model's matrix products: f32; q8: int8 copies in blocks of 32 "
-     "with a scale each, inputs quantized alike; or bf16: bfloat16 copies, inputs "
+     "with a scale and an offset each, inputs in int16; or bf16: bfloat16 copies, inputs "
      "rounded alike, sums in f32 (CPU only, both)", "f32|q8|bf16", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"quiet", 'q', CLI_FLAG, &o_quiet, NULL, "print no notes on standard error", NULL,

@@ -107,8 +107,8 @@ static const cli_opt opts[] = {
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "weights of the matrix products: f32; f16 copies for each generated token (half "
      "the memory traffic, up to twice the speed; prompts still read f32); q8: int8 "
-     "copies in blocks of 32 with a scale each, inputs quantized alike, for prompts and "
-     "tokens (about a quarter of the traffic); or bf16: bfloat16 copies, inputs rounded "
+     "copies in blocks of 32 with a scale and an offset each, inputs in int16, for "
+     "prompts and tokens (under a third of the traffic); or bf16: bfloat16 copies, inputs rounded "
      "alike, sums in f32 (as llm-train --precision bf16 computes; about twice f32's "
      "speed where the CPU has AVX512_BF16); q8 and bf16 CPU only", "f32|f16|q8|bf16",
      0, 0, 0,

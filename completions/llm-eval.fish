@@ -17,7 +17,7 @@ complete -c llm-eval -l max-tokens -x -d 'language model: score at most N tokens
 complete -c llm-eval -s t -l threads -x -d 'threads (0: all cores)'
 complete -c llm-eval -l seed -x -d 'accepted for uniformity: evaluation draws no random numbers'
 complete -c llm-eval -l device -x -a 'cpu cuda' -d 'where to compute (cuda: an NVIDIA GPU, in a CUDA=1 build; see llm(7))'
-complete -c llm-eval -l precision -x -a 'f32 q8 bf16' -d 'weights of the model\'s matrix products: f32; q8: int8 copies in blocks of 32 with a scale each, inputs quantized alike; or bf16: bfloat16 copies, inputs rounded alike, sums in f32 (CPU only, both)'
+complete -c llm-eval -l precision -x -a 'f32 q8 bf16' -d 'weights of the model\'s matrix products: f32; q8: int8 copies in blocks of 32 with a scale and an offset each, inputs in int16; or bf16: bfloat16 copies, inputs rounded alike, sums in f32 (CPU only, both)'
 complete -c llm-eval -s q -l quiet -d 'print no notes on standard error'
 complete -c llm-eval -s h -l help -d 'display this help and exit'
 complete -c llm-eval -l version -d 'output version information and exit'

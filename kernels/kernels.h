@@ -230,37 +230,55 @@ typedef struct llm_kernels {
      * @return the lowest i whose half is inf or NaN, n if none. NULL where
      * matmul_rows does not take halves. */
     size_t (*to_half)(uint16_t *h, const float *f, size_t n);
-    /* Q8_0 quantization (int8 inference: llm_model_quantize_q8()) of rows
-     * map[n] (map NULL: n) of inp, ldi floats apart, for n in [0, N): each
-     * row is cut into nb = ceil(IC / 32) blocks of 32 values, the last one
-     * short when 32 does not divide IC. Block b of row n gets a float
-     * scale d[n*nb + b] ("=") and 32 int8s q[(n*nb + b)*32 ..] ("="; a
-     * short block's padded with 0), rows of q and d being compact by n:
+    /* int8 weights (llm_model_quantize_q8()): rows map[n] (map NULL: n) of
+     * inp, ldi floats apart, for n in [0, N), each cut into nb = ceil(IC /
+     * 32) blocks of 32 values, the last one short when 32 does not divide
+     * IC. Block b of row n gets 32 int8s q[(n*nb + b)*32 ..] ("="; a short
+     * block's padded with 0), a scale d[n*nb + b] and an offset m[n*nb + b]
+     * ("="; rows compact by n), value k standing for d * q_k + m:
      *   a = the largest |x| of the block, compared as bit patterns (exact,
      *       in any order: a NaN above inf, inf above every finite value);
-     *   a is inf or NaN: d = NaN and q = 0 (the products then give NaN);
-     *   else d = a / 127.0f; d below FLT_MIN (0, subnormal): d = 0, q = 0;
-     *   else q_i = x_i * (1.0f / d) (float roundings) rounded to the
-     *       nearest integer, ties to even: always within [-127, 127].
-     * The same bits on every backend. Serves the weights (once, at load)
-     * and the activations (at every product). @return the lowest n whose
-     * row holds an inf or NaN, N if none. NULL where there is no int8
-     * product (then matmul_rows_q8 is NULL too). */
-    int (*quantize_q8)(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
-                       int N, int IC);
-    /* out[map n](OC) ("="; map as matmul_rows') = the Q8_0 product of the
-     * quantized input row n (xq, xd: quantize_q8 of N rows of IC) with the
-     * quantized weights (wq, wd: quantize_q8 of w(OC, IC)). Element (n, o)
-     * is, bit for bit on every backend: for each block b, the exact
-     * integer i_b = sum over its 32 k of wq[o][b][k] * xq[n][b][k] and the
-     * float s_b = wd[o][b] * xd[n][b]; 8 partial sums p0..p7 from 0, p_j =
-     * fmaf(s_b, (float)i_b, p_j) over b = 8i + j while 8i + 8 <= nb; then
-     * p = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7)); then p =
-     * fmaf(s_b, (float)i_b, p) for the remaining b in order. Each element
+     *   a is inf or NaN: d = NaN, m = 0, q = 0 (the products then give
+     *       NaN); else a / 127.0f below FLT_MIN (0, subnormal): d = m = q =
+     *       0; else the better of two (float operations as written):
+     *   symmetric: d = a / 127.0f, m = 0, q_k = x_k * (1.0f / d) rounded to
+     *       the nearest integer, ties to even (within [-127, 127]);
+     *   asymmetric, when lo < hi (the block's least and largest value): d =
+     *       (hi - lo) / 255.0f, m = lo + 128.0f * d, q_k = (x_k - m) * (1.0f
+     *       / d) rounded likewise and clamped to [-128, 127];
+     *   the asymmetric one when its error sum over the block of ((double)d
+     *       * q_k + m - x_k)^2, in double from k = 0 up, is below the
+     *       symmetric one's. (Weights dequantized from a 4-bit GGUF block
+     *       with an offset, Q4_1, come back nearly exactly this way.)
+     * The same bits on every backend. @return the lowest n whose row holds
+     * an inf or NaN, N if none. NULL where there is no int8 product (then
+     * quantize_q16 and matmul_rows_q8 are NULL too). */
+    int (*quantize_q8)(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
+                       const int *map, int N, int IC);
+    /* The int8 product's input rows, as quantize_q8's blocks but in int16
+     * and symmetric: block b of row n gets q[(n*nb + b)*32 ..] ("=", 0
+     * past IC) and d[n*nb + b] ("="), with a the largest |x| as there: inf
+     * or NaN, d = NaN, q = 0; a / 32767.0f below FLT_MIN, d = q = 0; else
+     * d = a / 32767.0f, q_k = x_k * (1.0f / d) rounded to the nearest,
+     * ties to even (within [-32767, 32767]); and s[n*nb + b] ("=") = d *
+     * (float)(the exact sum of the block's q), which the weights' offsets
+     * multiply. The same bits on every backend. @return the lowest n whose
+     * row holds an inf or NaN, N if none. */
+    int (*quantize_q16)(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
+                        const int *map, int N, int IC);
+    /* out[map n](OC) ("="; map as matmul_rows') = the product of the
+     * quantized input row n (xq, xd, xs: quantize_q16 of N rows of IC) with
+     * the int8 weights (wq, wd, wm: quantize_q8 of w(OC, IC)). Element (n,
+     * o) is, bit for bit on every backend: for each block b, the exact
+     * integer i_b = sum over its 32 k of wq[o][b][k] * xq[n][b][k]; 8
+     * partial sums p0..p7 from 0, p_j = fmaf(wm[o][b], xs[n][b],
+     * fmaf(wd[o][b] * xd[n][b], (float)i_b, p_j)) over b = 8i + j while 8i
+     * + 8 <= nb; then p = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 +
+     * p7)); then p likewise for the remaining b in order. Each element
      * alone: a row gets the same bits in any batch and thread count. */
-    void (*matmul_rows_q8)(float *out, size_t ldo, const int *map, const int8_t *xq,
-                           const float *xd, const int8_t *wq, const float *wd, int N,
-                           int IC, int OC);
+    void (*matmul_rows_q8)(float *out, size_t ldo, const int *map, const int16_t *xq,
+                           const float *xd, const float *xs, const int8_t *wq,
+                           const float *wd, const float *wm, int N, int IC, int OC);
     /* bf16 inference (llm_model_weights_bf16()): w(OC, IC) rounded to
      * bfloat16 (to nearest, ties to even; NaN stays NaN) into panels of
      * 32 rows: the 32-bit slot dst[(p * kp + j) * 32 + r], kp = (IC + 1) /
@@ -332,7 +350,7 @@ typedef struct llm_kernels {
  * each where it uses it and says what is missing. Every other entry is
  * required: llm_device_check() refuses a table that lacks one. A new entry
  * that some backend has no version of goes here too. */
-#define LLM_KERNELS_OPTIONAL(X) X(copy_rows) X(to_half) X(quantize_q8) X(matmul_rows_q8) X(pack_bf16) \
+#define LLM_KERNELS_OPTIONAL(X) X(copy_rows) X(to_half) X(quantize_q8) X(quantize_q16) X(matmul_rows_q8) X(pack_bf16) \
     X(matmul_rows_bf16) X(matmul_forward_bf16) X(matmul_backward_bf16) \
     X(attention_forward_bf16) X(attention_backward_bf16) X(attention_rows_bf16) \
     X(copy_rows_bf16) X(failure)

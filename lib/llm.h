@@ -997,17 +997,19 @@ int  llm_model_decode_f16(llm_model *m);
 
 /*! llm_model_quantize_q8() : from now on every forward over `m` (sessions'
  *  prefill, steps and packed forwards; llm_model_forward(), for evaluation)
- *  computes the matrix products of its layers and of its output layer in
- *  int8, Q8_0 style: the weights quantized once, here, in blocks of 32
- *  along each row with one float scale each (d = max|w| / 127, q =
- *  round(w / d); a short last block when 32 does not divide the row),
- *  every input row quantized alike at each product, integer dot products
- *  per block, scaled and summed in float in a fixed order (kernels.h), so
- *  that a sequence still gets the same bits in any batch, and a prompt
- *  prefilled the same bits as stepped token by token. About a quarter of
- *  fp32's bytes per token (1.125 bytes a weight). The embedding, norms and
- *  classifier head stay fp32; the fp32 weights stay too (the copies cost
- *  1.125 bytes per weight on top). Takes precedence over
+ *  computes the matrix products of its layers and of its output layer
+ *  with int8 weights: quantized once, here, in blocks of 32 along each row
+ *  with a float scale d and offset m each, a weight being d q + m (Q8_0's
+ *  d = max|w| / 127, m = 0, or the block's range in 255 steps where that
+ *  errs less, as kernels.h's quantize_q8 says; a short last block when 32
+ *  does not divide the row); every input row quantized at each product
+ *  into blocks of 32 int16s, integer dot products per block, scaled and
+ *  summed in float in a fixed order (kernels.h), so that a sequence still
+ *  gets the same bits in any batch, and a prompt prefilled the same bits
+ *  as stepped token by token. Under a third of fp32's bytes per token
+ *  (1.25 bytes a weight). The embedding, norms and classifier head stay
+ *  fp32; the fp32 weights stay too (the copies cost 1.25 bytes per weight
+ *  on top). Takes precedence over
  *  llm_model_decode_f16()'s copies. The model can no longer train
  *  (backward refuses). CPU only. Not to be called while a
  *  session over `m` is running.

@@ -545,6 +545,7 @@ static const llm_kernels cpu_kernels = {
     .copy_rows_bf16 = copy_rows_bf16,
     .to_half = llm_cpu_to_half,
     .quantize_q8 = llm_cpu_quantize_q8,
+    .quantize_q16 = llm_cpu_quantize_q16,
     .matmul_rows_q8 = llm_cpu_matmul_rows_q8,
     .pack_bf16 = llm_cpu_pack_bf16,
     .matmul_rows_bf16 = llm_cpu_matmul_rows_bf16,

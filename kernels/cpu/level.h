@@ -38,6 +38,7 @@
 #define llm_cpu_to_half              LLM_CPU_NAME(llm_cpu_to_half)
 /* q8.c (cpu.h) */
 #define llm_cpu_quantize_q8          LLM_CPU_NAME(llm_cpu_quantize_q8)
+#define llm_cpu_quantize_q16         LLM_CPU_NAME(llm_cpu_quantize_q16)
 #define llm_cpu_matmul_rows_q8       LLM_CPU_NAME(llm_cpu_matmul_rows_q8)
 /* sample.c and dropout.c (cpu.h) */
 #define llm_cpu_logits_max           LLM_CPU_NAME(llm_cpu_logits_max)

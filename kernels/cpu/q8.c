@@ -1,20 +1,19 @@
-/* q8.c: the CPU kernels of int8 inference (Q8_0): quantization of rows into
- * blocks of 32 int8s with a float scale each, and the row product of two
- * such rows, whose integer dot products per block are exact and whose
- * float sum over blocks follows the order kernels.h fixes, so that ref.c
- * gives the same bits and a row gets the same bits in any batch.
+/* q8.c: the CPU kernels of int8 inference: the weights quantized once into
+ * blocks of 32 int8s with a float scale and offset each, the input rows at
+ * every product into blocks of 32 int16s with a scale each, and the row
+ * product of the two, whose integer dot products per block are exact and
+ * whose float sum over blocks follows the order kernels.h fixes, so that
+ * ref.c gives the same bits and a row gets the same bits in any batch.
  *
- * AVX2 (and the avx512 level without VNNI): a block's dot product by the
- * sign trick, |w| (unsigned) times x with w's sign (signed) through
- * maddubs (no pair of products reaches int16's limit: 2 x 127 x 127 <
- * 32767) and madd. The avx512 level on a CPU with AVX512-VNNI: vpdpbusd
- * on the same operands, one instruction instead of two; the level's flags
- * stay without -mavx512vnni and only the functions compiled for VNNI
- * (q8_dot.h, with a target attribute) use it, when cpuid says so, so that
- * the binary runs on AVX-512 CPUs without it. With VNNI and many input
- * rows (a prompt, an evaluation, a classification batch), the weight rows
- * are repacked 16 at a time so that the lanes of one vpdpbusd hold 16
- * output rows: no horizontal sums, the same bits. */
+ * A block's dot product: the int8 weights sign-extended to int16 and
+ * multiplied by the int16 inputs in pairs (madd: no pair reaches int32's
+ * limit, 2 x 128 x 32767 < 2^31), 8-wide on AVX2, 16-wide on AVX-512.
+ * With AVX512-VNNI and many input rows (a prompt, an evaluation, a
+ * classification batch), the weight rows are repacked 16 at a time so that
+ * the lanes of one vpdpwssd hold 16 output rows: no horizontal sums, the
+ * same bits. The level's flags stay without -mavx512vnni; only the
+ * functions with a target attribute use it, when cpuid says so, so that
+ * the binary runs on AVX-512 CPUs without it. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -37,9 +36,8 @@
 
 /* ------------------------------------------------------------ quantize */
 
-/* One block of len <= 32 values by the rule of kernels.h. @return 1 when
- * it holds an inf or NaN. */
-static int quantize_block(int8_t *q, float *d, const float *x, int len)
+/* The largest |x| of len values, as a bit pattern. */
+static uint32_t absmax_bits(const float *x, int len)
 {
     uint32_t a = 0;
     for (int k = 0; k < len; k++) {
@@ -48,29 +46,110 @@ static int quantize_block(int8_t *q, float *d, const float *x, int len)
         u &= 0x7fffffffu;
         a = u > a ? u : a;
     }
-    float amax, db;
+    return a;
+}
+
+/* Sum of ((double)d * q_k + m - x_k)^2, k from 0 up. */
+static double block_error(const int8_t *q, float d, float m, const float *x, int len)
+{
+    double e = 0;
+    for (int k = 0; k < len; k++) {
+        double t = (double)d * q[k] + m - x[k];
+        e += t * t;
+    }
+    return e;
+}
+
+/* One weight block of len <= 32 values by the rule of kernels.h. @return 1
+ * when it holds an inf or NaN. */
+static int weight_block(int8_t *q, float *d, float *m, const float *x, int len)
+{
+    uint32_t a = absmax_bits(x, len);
+    float amax, ds;
     memcpy(&amax, &a, sizeof amax);
     memset(q, 0, 32);
+    *m = 0.0f;
     if (a >= 0x7f800000u) {
         *d = NAN;
         return 1;
     }
-    if ((db = amax / 127.0f) < FLT_MIN) {
+    if ((ds = amax / 127.0f) < FLT_MIN) {
         *d = 0.0f;
+        return 0;
+    }
+    float id = 1.0f / ds, lo = x[0], hi = x[0];
+    for (int k = 0; k < len; k++) {
+        q[k] = (int8_t)nearbyintf(x[k] * id);
+        lo = x[k] < lo ? x[k] : lo;
+        hi = x[k] > hi ? x[k] : hi;
+    }
+    *d = ds;
+    if (!(lo < hi))
+        return 0;
+    int8_t qa[32] = { 0 };
+    float da = (hi - lo) / 255.0f, ma = lo + 128.0f * da, ida = 1.0f / da;
+    for (int k = 0; k < len; k++) {
+        float v = nearbyintf((x[k] - ma) * ida);
+        qa[k] = (int8_t)(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v);
+    }
+    if (block_error(qa, da, ma, x, len) < block_error(q, ds, 0.0f, x, len)) {
+        memcpy(q, qa, 32);
+        *d = da;
+        *m = ma;
+    }
+    return 0;
+}
+
+int llm_cpu_quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
+                        const int *map, int N, int IC)
+{
+    int nb = (IC + 31) / 32, bad = N;
+#pragma omp parallel for schedule(static) reduction(min:bad) \
+    if ((size_t)N * IC >= Q8_PAR_MIN)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
+        size_t i = (size_t)n * nb;
+        int worse = 0;
+        for (int b = 0; b < nb; b++)
+            worse |= weight_block(q + (i + b) * 32, d + i + b, m + i + b, x + 32 * b,
+                                  IC - 32 * b < 32 ? IC - 32 * b : 32);
+        if (worse && n < bad)
+            bad = n;
+    }
+    return bad;
+}
+
+/* One input block of len <= 32 values by quantize_q16's rule. @return 1
+ * when it holds an inf or NaN. */
+static int input_block(int16_t *q, float *d, float *s, const float *x, int len)
+{
+    uint32_t a = absmax_bits(x, len);
+    float amax, db;
+    int32_t sum = 0;
+    memcpy(&amax, &a, sizeof amax);
+    memset(q, 0, 32 * sizeof *q);
+    if (a >= 0x7f800000u) {
+        *d = *s = NAN;
+        return 1;
+    }
+    if ((db = amax / 32767.0f) < FLT_MIN) {
+        *d = *s = 0.0f;
         return 0;
     }
     float id = 1.0f / db;
     for (int k = 0; k < len; k++)
-        q[k] = (int8_t)nearbyintf(x[k] * id);
+        sum += q[k] = (int16_t)nearbyintf(x[k] * id);
     *d = db;
+    *s = db * (float)sum;
     return 0;
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-/* A whole block: the maximum of the bit patterns by integer maxima (exact,
- * any order), the rounding by cvtps (nearest, ties to even, as the default
- * MXCSR), the packing as 32 bytes in order. */
-static int quantize_block32(int8_t *q, float *d, const float *x)
+/* A whole input block: the maximum of the bit patterns by integer maxima
+ * (exact, any order), the rounding by cvtps (nearest, ties to even, as the
+ * default MXCSR), the sum of the exact integers, the packing as 32 int16s
+ * in order. */
+static int input_block32(int16_t *q, float *d, float *s, const float *x)
 {
     __m256 v[4];
     __m256i m = _mm256_set1_epi32(0x7fffffff), a = _mm256_setzero_si256();
@@ -84,9 +163,9 @@ static int quantize_block32(int8_t *q, float *d, const float *x)
     uint32_t au = (uint32_t)_mm_cvtsi128_si32(t);
     float amax, db;
     memcpy(&amax, &au, sizeof amax);
-    if (au >= 0x7f800000u || (db = amax / 127.0f) < FLT_MIN) {
-        memset(q, 0, 32);
-        *d = au >= 0x7f800000u ? NAN : 0.0f;
+    if (au >= 0x7f800000u || (db = amax / 32767.0f) < FLT_MIN) {
+        memset(q, 0, 32 * sizeof *q);
+        *d = *s = au >= 0x7f800000u ? NAN : 0.0f;
         return au >= 0x7f800000u;
     }
     __m256 id = _mm256_set1_ps(1.0f / db);
@@ -94,36 +173,41 @@ static int quantize_block32(int8_t *q, float *d, const float *x)
     __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v[1], id));
     __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v[2], id));
     __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v[3], id));
-    /* packs work within 128-bit lanes: 0-3 8-11 4-7 12-15 | ..., then
-     * the bytes' dwords back in order. */
-    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
-    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256((__m256i *)q, p);
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4e));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xb1));
+    /* packs works within 128-bit lanes: 0-3 8-11 | 4-7 12-15, then the
+     * quadwords back in order. */
+    __m256i p0 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i0, i1), 0xd8);
+    __m256i p1 = _mm256_permute4x64_epi64(_mm256_packs_epi32(i2, i3), 0xd8);
+    _mm256_storeu_si256((__m256i *)q, p0);
+    _mm256_storeu_si256((__m256i *)(q + 16), p1);
     *d = db;
+    *s = db * (float)_mm_cvtsi128_si32(u);
     return 0;
 }
 #endif
 
-int llm_cpu_quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
-                        int N, int IC)
+int llm_cpu_quantize_q16(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
+                         const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
 #pragma omp parallel for schedule(static) reduction(min:bad) \
     if ((size_t)N * IC >= Q8_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
-        int8_t *qn = q + (size_t)n * nb * 32;
-        float *dn = d + (size_t)n * nb;
+        size_t i = (size_t)n * nb;
         int worse = 0;
         for (int b = 0; b < nb; b++) {
             int len = IC - 32 * b < 32 ? IC - 32 * b : 32;
 #if defined(__AVX2__) && defined(__FMA__)
             if (len == 32) {
-                worse |= quantize_block32(qn + 32 * b, dn + b, x + 32 * b);
+                worse |= input_block32(q + (i + b) * 32, d + i + b, s + i + b, x + 32 * b);
                 continue;
             }
 #endif
-            worse |= quantize_block(qn + 32 * b, dn + b, x + 32 * b, len);
+            worse |= input_block(q + (i + b) * 32, d + i + b, s + i + b, x + 32 * b, len);
         }
         if (worse && n < bad)
             bad = n;
@@ -134,14 +218,16 @@ int llm_cpu_quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const
 /* ------------------------------------------------------------ product */
 
 /* The product's operands: input row n is xq + n * nb * 32 (scales xd + n *
- * nb), weight row o is wq + o * nb * 32 (wd + o * nb), output row n is
- * out + r * ldo with r = map[n] (map NULL: n). */
+ * nb, scaled sums xs + n * nb), weight row o is wq + o * nb * 32 (scales
+ * wd + o * nb, offsets wm + o * nb), output row n is out + r * ldo with r
+ * = map[n] (map NULL: n). */
 typedef struct {
     float *out;
     size_t ldo;
     const int *map;
-    const int8_t *xq, *wq;
-    const float *xd, *wd;
+    const int16_t *xq;
+    const int8_t *wq;
+    const float *xd, *xs, *wd, *wm;
     int N, nb, OC;
 } q8set;
 
@@ -164,22 +250,62 @@ static inline int32_t reduce1(__m256i v)
     return _mm_cvtsi128_si32(t);
 }
 
-/* The product's loops, once per way of taking a block's dot product. */
-#define Q8_FN(name) name##_avx2
-#define Q8_TARGET
-#include "q8_dot.h"
-#undef Q8_FN
-#undef Q8_TARGET
+/* The 8 int32 lanes whose sum is the dot product of the 32 int8s of w and
+ * the 32 int16s of x. */
+static inline __m256i block_dot(const int8_t *w, const int16_t *x)
+{
+#if defined(__AVX512BW__)
+    __m512i p = _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)w)),
+                                  _mm512_loadu_si512(x));
+    return _mm256_add_epi32(_mm512_castsi512_si256(p), _mm512_extracti64x4_epi64(p, 1));
+#else
+    __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+    __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16)));
+    return _mm256_add_epi32(_mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)x)),
+                            _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(x + 16))));
+#endif
+}
+
+/* Element (n, o): blocks 8 at a time, lane j of the accumulator taking the
+ * blocks b = 8i + j, then hsum8's tree, then the remaining blocks. */
+static inline float elem(const q8set *s, int n, int o)
+{
+    int nb = s->nb, nb8 = nb & ~7;
+    const int16_t *x = s->xq + (size_t)n * nb * 32;
+    const int8_t *w = s->wq + (size_t)o * nb * 32;
+    const float *dx = s->xd + (size_t)n * nb, *sx = s->xs + (size_t)n * nb;
+    const float *dw = s->wd + (size_t)o * nb, *mw = s->wm + (size_t)o * nb;
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < nb8; b += 8) {
+        __m256i v[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            v[j] = block_dot(w + 32 * (b + j), x + 32 * (b + j));
+        __m256 sb = _mm256_mul_ps(_mm256_loadu_ps(dw + b), _mm256_loadu_ps(dx + b));
+        acc = _mm256_fmadd_ps(sb, _mm256_cvtepi32_ps(reduce8(v)), acc);
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(mw + b), _mm256_loadu_ps(sx + b), acc);
+    }
+    float p = hsum8(acc);
+    for (int b = nb8; b < nb; b++)
+        p = fmaf(mw[b], sx[b],
+                 fmaf(dw[b] * dx[b], (float)reduce1(block_dot(w + 32 * b, x + 32 * b)), p));
+    return p;
+}
+
+/* Weight rows [o0, o1) against every input row, the input rows Q8_GROUP at
+ * a time (they stay in L1/L2 while the weight rows stream past once per
+ * group). */
+static void q8_part(const q8set *s, int o0, int o1)
+{
+    for (int g = 0; g < s->N; g += Q8_GROUP) {
+        int ge = s->N - g < Q8_GROUP ? s->N : g + Q8_GROUP;
+        for (int o = o0; o < o1; o++)
+            for (int n = g; n < ge; n++)
+                s->out[(size_t)(s->map ? s->map[n] : n) * s->ldo + o] = elem(s, n, o);
+    }
+}
 
 #if defined(__AVX512F__)
-#define Q8_VNNI 1
-#define Q8_FN(name) name##_vnni
-#define Q8_TARGET __attribute__((target("avx512vnni,avx512vl")))
-#include "q8_dot.h"
-#undef Q8_FN
-#undef Q8_TARGET
-#undef Q8_VNNI
-
 static int has_vnni(void)
 {
     __builtin_cpu_init();
@@ -187,69 +313,75 @@ static int has_vnni(void)
 }
 
 /* Many input rows on a CPU with VNNI: the weight rows are repacked, 16 at
- * a time, so that one vpdpbusd takes 4 values of 16 rows (one per lane)
- * against 4 values of an input row broadcast to every lane: a block's 16
- * integer sums come out in the lanes with no horizontal sum. vpdpbusd
- * multiplies unsigned by signed bytes: the weights go in as w + 128, and
- * 128 times the block's sum of the inputs comes off after, an exact
- * integer again. Then the scales and the float sums of kernels.h, lane by
- * lane: the same bits as q8_part's, whichever way each row goes. */
+ * a time, as int16 pairs, so that one vpdpwssd takes 2 values of 16 rows
+ * (one pair per lane) against 2 values of an input row broadcast to every
+ * lane: a block's 16 integer sums come out in the lanes with no
+ * horizontal sum. Then the scales, offsets and the float sums of
+ * kernels.h, lane by lane: the same bits as q8_part's, whichever way each
+ * row goes. */
 #define Q8_PACK_MIN 24   /* input rows from which repacking pays (measured) */
 #define Q8_LANES 16
 
-/* Weight rows o0 .. o0+15 (past OC: 0): pk[((b * 8 + t) * 16 + r) * 4 + i]
- * = w[o0 + r][32b + 4t + i] + 128, ps[b * 16 + r] = wd[o0 + r][b]: a
- * transpose of 4-byte words, by gathers. */
-static void pack16(uint8_t *pk, float *ps, const q8set *s, int o0)
+/* Weight rows o0 .. o0+15 (past OC: 0): the 32-bit word pk[(b * 16 + t) *
+ * 16 + r] holds w[o0 + r][32b + 2t] (low half) and w[o0 + r][32b + 2t + 1]
+ * (high half) as int16s; ps[b * 16 + r] = wd[o0 + r][b], pm[b * 16 + r] =
+ * wm[o0 + r][b]. By gathers of 4 bytes a row, widened and split into the
+ * pairs (0, 1) and (2, 3). */
+static void pack16(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
 {
     int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 m = (__mmask16)((1u << rows) - 1);
     const int8_t *w = s->wq + (size_t)o0 * nb * 32;
-    const float *d = s->wd + (size_t)o0 * nb;
+    const float *d = s->wd + (size_t)o0 * nb, *mo = s->wm + (size_t)o0 * nb;
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     __m512i wrow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * 32));
     __m512i drow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
-    __m512i flip = _mm512_set1_epi32((int)0x80808080u), zero = _mm512_setzero_si512();
+    __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1)), zero = _mm512_setzero_si512();
     for (int b = 0; b < nb; b++) {
         for (int t = 0; t < 8; t++) {
+            /* lane r: bytes 4t .. 4t+3 of row r's block b */
             __m512i v = _mm512_mask_i32gather_epi32(zero, m, wrow, w + 32 * b + 4 * t, 1);
-            _mm512_storeu_si512(pk + ((size_t)b * 8 + t) * Q8_LANES * 4,
-                                _mm512_xor_si512(v, flip));
+            /* int16s: rows 0-7 in lo, 8-15 in hi, each as words (0, 1), (2, 3) */
+            __m512i lo = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v));
+            __m512i hi = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1));
+            int32_t *dst = pk + ((size_t)b * 16 + 2 * t) * Q8_LANES;
+            _mm512_storeu_si512(dst, _mm512_permutex2var_epi32(lo, even, hi));
+            _mm512_storeu_si512(dst + Q8_LANES, _mm512_permutex2var_epi32(lo, odd, hi));
         }
         _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
                          _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, drow, d + b, 4));
+        _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, drow, mo + b, 4));
     }
 }
 
-/* The 16 integer sums of block b of the packed rows with input block x,
- * plus 128 x the sum of x (pack16's offset). */
+/* The 16 integer sums of block b of the packed rows with input block x. */
 __attribute__((target("avx512vnni"), always_inline))
-static inline __m512i block16(const uint8_t *pk, int b, const int8_t *x)
+static inline __m512i block16(const int32_t *pk, int b, const int16_t *x)
 {
-    const uint8_t *w = pk + (size_t)b * 8 * Q8_LANES * 4;
+    const int32_t *w = pk + (size_t)b * 16 * Q8_LANES;
     __m512i acc = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int t = 0; t < 8; t++) {
+#pragma GCC unroll 16
+    for (int t = 0; t < 16; t++) {
         int32_t q;
-        memcpy(&q, x + 4 * t, sizeof q);
-        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(w + t * Q8_LANES * 4),
+        memcpy(&q, x + 2 * t, sizeof q);
+        acc = _mm512_dpwssd_epi32(acc, _mm512_loadu_si512(w + t * Q8_LANES),
                                   _mm512_set1_epi32(q));
     }
     return acc;
 }
 
-/* Outputs o0 .. o0+15 of every input row from pack16's pk and ps; cx[n *
- * nb + b] = 128 x the sum of input row n's block b. */
+/* Outputs o0 .. o0+15 of every input row from pack16's pk, ps and pm. */
 __attribute__((target("avx512vnni")))
-static void q8_rows16(const q8set *s, const uint8_t *pk, const float *ps, const int32_t *cx,
+static void q8_rows16(const q8set *s, const int32_t *pk, const float *ps, const float *pm,
                       int o0)
 {
     int nb = s->nb, nb8 = nb & ~7, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 keep = (__mmask16)((1u << rows) - 1);
     for (int n = 0; n < s->N; n++) {
-        const int8_t *x = s->xq + (size_t)n * nb * 32;
-        const float *dx = s->xd + (size_t)n * nb;
-        const int32_t *c = cx + (size_t)n * nb;
+        const int16_t *x = s->xq + (size_t)n * nb * 32;
+        const float *dx = s->xd + (size_t)n * nb, *sx = s->xs + (size_t)n * nb;
         __m512 p[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
@@ -257,11 +389,12 @@ static void q8_rows16(const q8set *s, const uint8_t *pk, const float *ps, const 
         for (int b = 0; b < nb8; b += 8) {
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) {
-                __m512i i = _mm512_sub_epi32(block16(pk, b + j, x + 32 * (b + j)),
-                                             _mm512_set1_epi32(c[b + j]));
+                __m512i i = block16(pk, b + j, x + 32 * (b + j));
                 __m512 sb = _mm512_mul_ps(_mm512_loadu_ps(ps + (b + j) * Q8_LANES),
                                           _mm512_set1_ps(dx[b + j]));
                 p[j] = _mm512_fmadd_ps(sb, _mm512_cvtepi32_ps(i), p[j]);
+                p[j] = _mm512_fmadd_ps(_mm512_loadu_ps(pm + (b + j) * Q8_LANES),
+                                       _mm512_set1_ps(sx[b + j]), p[j]);
             }
         }
         __m512 sum = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[0], p[4]),
@@ -269,9 +402,10 @@ static void q8_rows16(const q8set *s, const uint8_t *pk, const float *ps, const 
                                    _mm512_add_ps(_mm512_add_ps(p[1], p[5]),
                                                  _mm512_add_ps(p[3], p[7])));
         for (int b = nb8; b < nb; b++) {
-            __m512i i = _mm512_sub_epi32(block16(pk, b, x + 32 * b), _mm512_set1_epi32(c[b]));
+            __m512i i = block16(pk, b, x + 32 * b);
             __m512 sb = _mm512_mul_ps(_mm512_loadu_ps(ps + b * Q8_LANES), _mm512_set1_ps(dx[b]));
             sum = _mm512_fmadd_ps(sb, _mm512_cvtepi32_ps(i), sum);
+            sum = _mm512_fmadd_ps(_mm512_loadu_ps(pm + b * Q8_LANES), _mm512_set1_ps(sx[b]), sum);
         }
         _mm512_mask_storeu_ps(s->out + (size_t)(s->map ? s->map[n] : n) * s->ldo + o0, keep,
                               sum);
@@ -279,37 +413,27 @@ static void q8_rows16(const q8set *s, const uint8_t *pk, const float *ps, const 
 }
 
 /* The repacking product: groups of 16 weight rows split between the
- * threads. @return 0 when out of memory, having written nothing. */
-static int q8_product_packed(const q8set *s)
+ * threads; a thread without memory for its packing takes its rows the
+ * unpacked way. */
+static void q8_product_packed(const q8set *s)
 {
     int nb = s->nb, ng = (s->OC + Q8_LANES - 1) / Q8_LANES;
-    int32_t *cx = malloc((size_t)s->N * nb * sizeof *cx);
-    if (!cx)
-        return 0;
-    for (size_t i = 0; i < (size_t)s->N * nb; i++) {
-        int32_t t = 0;
-        for (int k = 0; k < 32; k++)
-            t += s->xq[32 * i + k];
-        cx[i] = 128 * t;
-    }
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int g0 = (int)((int64_t)ng * id / nt), g1 = (int)((int64_t)ng * (id + 1) / nt);
-        uint8_t *pk = malloc((size_t)nb * 32 * Q8_LANES);
-        float *ps = malloc((size_t)nb * Q8_LANES * sizeof *ps);
+        int32_t *pk = malloc((size_t)nb * 16 * Q8_LANES * sizeof *pk);
+        float *ps = malloc((size_t)nb * Q8_LANES * 2 * sizeof *ps);
         if (pk && ps)
             for (int g = g0; g < g1; g++) {
-                pack16(pk, ps, s, g * Q8_LANES);
-                q8_rows16(s, pk, ps, cx, g * Q8_LANES);
+                pack16(pk, ps, ps + (size_t)nb * Q8_LANES, s, g * Q8_LANES);
+                q8_rows16(s, pk, ps, ps + (size_t)nb * Q8_LANES, g * Q8_LANES);
             }
-        else if (g0 < g1)   /* this thread's rows the unpacked way */
-            q8_part_vnni(s, g0 * Q8_LANES, g1 * Q8_LANES < s->OC ? g1 * Q8_LANES : s->OC);
+        else if (g0 < g1)
+            q8_part(s, g0 * Q8_LANES, g1 * Q8_LANES < s->OC ? g1 * Q8_LANES : s->OC);
         free(pk);
         free(ps);
     }
-    free(cx);
-    return 1;
 }
 #endif
 
@@ -317,20 +441,16 @@ static int q8_product_packed(const q8set *s)
 static void q8_product(const q8set *s)
 {
 #if defined(__AVX512F__)
-    int vnni = has_vnni();
-    if (vnni && s->N >= Q8_PACK_MIN && q8_product_packed(s))
+    if (s->N >= Q8_PACK_MIN && has_vnni()) {
+        q8_product_packed(s);
         return;
+    }
 #endif
 #pragma omp parallel
     {
         int nt = omp_get_num_threads(), id = omp_get_thread_num();
         int o0 = (int)((int64_t)s->OC * id / nt), o1 = (int)((int64_t)s->OC * (id + 1) / nt);
-#if defined(__AVX512F__)
-        if (vnni)
-            q8_part_vnni(s, o0, o1);
-        else
-#endif
-            q8_part_avx2(s, o0, o1);
+        q8_part(s, o0, o1);
     }
 }
 #else
@@ -338,8 +458,10 @@ static void q8_product(const q8set *s)
 static float q8_elem(const q8set *s, int n, int o)
 {
     int nb = s->nb, nb8 = nb & ~7;
-    const int8_t *x = s->xq + (size_t)n * nb * 32, *w = s->wq + (size_t)o * nb * 32;
-    const float *dx = s->xd + (size_t)n * nb, *dw = s->wd + (size_t)o * nb;
+    const int16_t *x = s->xq + (size_t)n * nb * 32;
+    const int8_t *w = s->wq + (size_t)o * nb * 32;
+    const float *dx = s->xd + (size_t)n * nb, *sx = s->xs + (size_t)n * nb;
+    const float *dw = s->wd + (size_t)o * nb, *mw = s->wm + (size_t)o * nb;
     float p[8] = { 0 };
     for (int b = 0; b < nb; b++) {
         int32_t ib = 0;
@@ -347,12 +469,12 @@ static float q8_elem(const q8set *s, int n, int o)
             ib += (int32_t)w[32 * b + k] * x[32 * b + k];
         float sb = dw[b] * dx[b];
         if (b < nb8) {
-            p[b & 7] = fmaf(sb, (float)ib, p[b & 7]);
+            p[b & 7] = fmaf(mw[b], sx[b], fmaf(sb, (float)ib, p[b & 7]));
             continue;
         }
         if (b == nb8)
             p[0] = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
-        p[0] = fmaf(sb, (float)ib, p[0]);
+        p[0] = fmaf(mw[b], sx[b], fmaf(sb, (float)ib, p[0]));
     }
     if (nb8 == nb)
         p[0] = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
@@ -368,10 +490,10 @@ static void q8_product(const q8set *s)
 }
 #endif
 
-void llm_cpu_matmul_rows_q8(float *out, size_t ldo, const int *map, const int8_t *xq,
-                            const float *xd, const int8_t *wq, const float *wd, int N,
-                            int IC, int OC)
+void llm_cpu_matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t *xq,
+                            const float *xd, const float *xs, const int8_t *wq,
+                            const float *wd, const float *wm, int N, int IC, int OC)
 {
-    q8set s = { out, ldo, map, xq, wq, xd, wd, N, (IC + 31) / 32, OC };
+    q8set s = { out, ldo, map, xq, wq, xd, xs, wd, wm, N, (IC + 31) / 32, OC };
     q8_product(&s);
 }

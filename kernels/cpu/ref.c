@@ -531,24 +531,43 @@ static size_t to_half(uint16_t *h, const float *f, size_t n)
     return bad;
 }
 
-/* Q8_0: quantize_q8's block rule, one block at a time. */
-static int quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const int *map,
-                       int N, int IC)
+/* The largest |x| of len values as a bit pattern (quantize_q8's a). */
+static uint32_t absmax_bits(const float *x, int len)
+{
+    uint32_t a = 0;
+    for (int k = 0; k < len; k++) {
+        uint32_t u;
+        memcpy(&u, &x[k], sizeof u);
+        u &= 0x7fffffffu;
+        a = u > a ? u : a;
+    }
+    return a;
+}
+
+/* Sum of ((double)d * q_k + m - x_k)^2 over len values. */
+static double q8_error(const int8_t *q, float d, float m, const float *x, int len)
+{
+    double e = 0;
+    for (int k = 0; k < len; k++) {
+        double t = (double)d * q[k] + m - x[k];
+        e += t * t;
+    }
+    return e;
+}
+
+/* int8 weights: quantize_q8's rule, one block at a time. */
+static int quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
+                       const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
         for (int b = 0; b < nb; b++) {
             int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
-            int8_t *qb = q + ((size_t)n * nb + b) * 32;
-            uint32_t a = 0;
-            for (int k = 0; k < len; k++) {
-                uint32_t u;
-                memcpy(&u, &x[k0 + k], sizeof u);
-                u &= 0x7fffffffu;
-                a = u > a ? u : a;
-            }
-            float amax, db;
+            int8_t *qb = q + ((size_t)n * nb + b) * 32, qa[32];
+            size_t i = (size_t)n * nb + b;
+            uint32_t a = absmax_bits(x + k0, len);
+            float amax, db, mb = 0.0f;
             memcpy(&amax, &a, sizeof amax);
             memset(qb, 0, 32);
             if (a >= 0x7f800000u) {
@@ -557,18 +576,68 @@ static int quantize_q8(int8_t *q, float *d, const float *inp, size_t ldi, const 
             } else if ((db = amax / 127.0f) < FLT_MIN) {
                 db = 0.0f;
             } else {
-                float id = 1.0f / db;
+                float id = 1.0f / db, lo = x[k0], hi = x[k0];
                 for (int k = 0; k < len; k++)
                     qb[k] = (int8_t)nearbyintf(x[k0 + k] * id);
+                for (int k = 1; k < len; k++) {
+                    lo = x[k0 + k] < lo ? x[k0 + k] : lo;
+                    hi = x[k0 + k] > hi ? x[k0 + k] : hi;
+                }
+                if (lo < hi) {
+                    float da = (hi - lo) / 255.0f, ma = lo + 128.0f * da, ida = 1.0f / da;
+                    memset(qa, 0, sizeof qa);
+                    for (int k = 0; k < len; k++) {
+                        float v = nearbyintf((x[k0 + k] - ma) * ida);
+                        qa[k] = (int8_t)(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v);
+                    }
+                    if (q8_error(qa, da, ma, x + k0, len) < q8_error(qb, db, 0.0f, x + k0, len)) {
+                        memcpy(qb, qa, 32);
+                        db = da;
+                        mb = ma;
+                    }
+                }
             }
-            d[(size_t)n * nb + b] = db;
+            d[i] = db;
+            m[i] = mb;
         }
     }
     return bad;
 }
 
-/* i_b of matmul_rows_q8: an exact integer (|i_b| <= 32 * 127 * 127). */
-static int32_t q8_block_dot(const int8_t *w, const int8_t *x)
+/* The int8 product's inputs: quantize_q16's rule, one block at a time. */
+static int quantize_q16(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
+                        const int *map, int N, int IC)
+{
+    int nb = (IC + 31) / 32, bad = N;
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
+        for (int b = 0; b < nb; b++) {
+            int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
+            int16_t *qb = q + ((size_t)n * nb + b) * 32;
+            uint32_t a = absmax_bits(x + k0, len);
+            int32_t sum = 0;
+            float amax, db;
+            memcpy(&amax, &a, sizeof amax);
+            memset(qb, 0, 32 * sizeof *qb);
+            if (a >= 0x7f800000u) {
+                db = NAN;
+                bad = bad < N ? bad : n;
+            } else if ((db = amax / 32767.0f) < FLT_MIN) {
+                db = 0.0f;
+            } else {
+                float id = 1.0f / db;
+                for (int k = 0; k < len; k++)
+                    sum += qb[k] = (int16_t)nearbyintf(x[k0 + k] * id);
+            }
+            d[(size_t)n * nb + b] = db;
+            s[(size_t)n * nb + b] = db * (float)sum;
+        }
+    }
+    return bad;
+}
+
+/* i_b of matmul_rows_q8: an exact integer (|i_b| <= 32 * 128 * 32767). */
+static int32_t q8_block_dot(const int8_t *w, const int16_t *x)
 {
     int32_t s = 0;
     for (int k = 0; k < 32; k++)
@@ -576,25 +645,26 @@ static int32_t q8_block_dot(const int8_t *w, const int8_t *x)
     return s;
 }
 
-static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int8_t *xq,
-                           const float *xd, const int8_t *wq, const float *wd, int N,
-                           int IC, int OC)
+static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t *xq,
+                           const float *xd, const float *xs, const int8_t *wq,
+                           const float *wd, const float *wm, int N, int IC, int OC)
 {
     int nb = (IC + 31) / 32, nb8 = nb & ~7;
     for (int n = 0; n < N; n++) {
         size_t r = (size_t)(map ? map[n] : n);
-        const int8_t *x = xq + (size_t)n * nb * 32;
-        const float *dx = xd + (size_t)n * nb;
+        const int16_t *x = xq + (size_t)n * nb * 32;
+        const float *dx = xd + (size_t)n * nb, *sx = xs + (size_t)n * nb;
         for (int o = 0; o < OC; o++) {
             const int8_t *w = wq + (size_t)o * nb * 32;
-            const float *dw = wd + (size_t)o * nb;
+            const float *dw = wd + (size_t)o * nb, *mw = wm + (size_t)o * nb;
             float p[8] = { 0 };
             for (int b = 0; b < nb8; b++)
-                p[b % 8] = fmaf(dw[b] * dx[b], (float)q8_block_dot(w + 32 * b, x + 32 * b),
-                                p[b % 8]);
+                p[b % 8] = fmaf(mw[b], sx[b], fmaf(dw[b] * dx[b],
+                                (float)q8_block_dot(w + 32 * b, x + 32 * b), p[b % 8]));
             float sum = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
             for (int b = nb8; b < nb; b++)
-                sum = fmaf(dw[b] * dx[b], (float)q8_block_dot(w + 32 * b, x + 32 * b), sum);
+                sum = fmaf(mw[b], sx[b], fmaf(dw[b] * dx[b],
+                           (float)q8_block_dot(w + 32 * b, x + 32 * b), sum));
             out[r * ldo + o] = sum;
         }
     }
@@ -664,6 +734,7 @@ static const llm_kernels ref_kernels = {
     .copy_rows_bf16 = copy_rows_bf16,
     .to_half = to_half,
     .quantize_q8 = quantize_q8,
+    .quantize_q16 = quantize_q16,
     .matmul_rows_q8 = matmul_rows_q8,
     .pack_bf16 = pack_bf16,
     .matmul_rows_bf16 = matmul_rows_bf16,

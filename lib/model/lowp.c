@@ -1,6 +1,7 @@
-/* lowp.c: inference in reduced precision. llm_model_quantize_q8() (int8,
- * Q8_0) and llm_model_weights_bf16() (bfloat16) make copies of the layers'
- * and the output layer's weights through the kernel table; from then on
+/* lowp.c: inference in reduced precision. llm_model_quantize_q8() (int8
+ * weights in blocks of 32 with a scale and an offset each, inputs in
+ * int16) and llm_model_weights_bf16() (bfloat16) make copies of the
+ * layers' and the output layer's weights through the kernel table; from then on
  * every forward's matrix products (sessions: prefill, steps, packed
  * forwards; llm_model_forward() for evaluation) round or quantize their
  * input rows and take the table's product in that precision, whose every
@@ -40,9 +41,10 @@ int llm_lpx_reserve(const llm_model *m, llm_lpx *x, size_t rows)
     size_t nb = blocks(IC), nq, nd = 0;
     int bad = m->lp == LLM_LP_BF16
                   ? llm_mul_size(rows, ((size_t)IC + 1) / 2 * sizeof(uint32_t), &nq)
-                  : llm_mul_size(rows, nb * 32, &nq) ||
+                  : llm_mul_size(rows, nb * 32 * sizeof(int16_t), &nq) ||
                         llm_mul_size(rows, nb * sizeof(float), &nd);
-    if (bad || !(x->q = m->k->alloc(nq)) || (nd && !(x->d = m->k->alloc(nd)))) {
+    if (bad || !(x->q = m->k->alloc(nq)) ||
+        (nd && (!(x->d = m->k->alloc(nd)) || !(x->s = m->k->alloc(nd))))) {
         llm_lpx_free(m, x);
         return llm_fail(LLM_ERR_NOMEM, "out of memory for %zu rows of %s activations", rows,
                         m->lp == LLM_LP_BF16 ? "bf16" : "int8");
@@ -55,8 +57,10 @@ void llm_lpx_free(const llm_model *m, llm_lpx *x)
 {
     m->k->free(x->q);
     m->k->free(x->d);
+    m->k->free(x->s);
     x->q = NULL;
     x->d = NULL;
+    x->s = NULL;
     x->rows = 0;
 }
 
@@ -74,9 +78,9 @@ void llm_lp_product(const llm_model *m, llm_lpx *x, float *out, size_t ldo,
         return;
     }
     size_t nb = blocks(IC);
-    m->k->quantize_q8(x->q, x->d, inp, ldi, map, N, IC);
-    m->k->matmul_rows_q8(out, ldo, map, x->q, x->d, (const int8_t *)w->q + row0 * nb * 32,
-                         w->d + row0 * nb, N, IC, OC);
+    m->k->quantize_q16(x->q, x->d, x->s, inp, ldi, map, N, IC);
+    m->k->matmul_rows_q8(out, ldo, map, x->q, x->d, x->s, (const int8_t *)w->q + row0 * nb * 32,
+                         w->d + row0 * nb, w->m + row0 * nb, N, IC, OC);
 }
 
 /* The five weights that get copies: name, floats, layers, rows per layer,
@@ -123,14 +127,15 @@ static int can_copy(const llm_model *m, int lp, int entries, const char *what, i
 
 int llm_model_quantize_q8(llm_model *m)
 {
-    int done, rc = can_copy(m, LLM_LP_Q8, m->k->quantize_q8 && m->k->matmul_rows_q8,
+    int done, rc = can_copy(m, LLM_LP_Q8,
+                            m->k->quantize_q8 && m->k->quantize_q16 && m->k->matmul_rows_q8,
                             "int8 (q8)", &done);
     if (rc || done)
         return rc;
     weight t[NW];
     weights(m, t);
     /* One block: every weight's int8s (multiples of 32 bytes), then every
-     * weight's scales. */
+     * weight's scales and offsets. */
     size_t nq = 0, nd = 0;
     for (int i = 0; i < NW; i++) {
         if (t[i].layers * t[i].rows > INT32_MAX)
@@ -139,24 +144,25 @@ int llm_model_quantize_q8(llm_model *m)
         nq += t[i].layers * t[i].rows * blocks(t[i].IC) * 32;
         nd += t[i].layers * t[i].rows * blocks(t[i].IC);
     }
-    char *block = m->k->alloc(nq + nd * sizeof(float));
+    char *block = m->k->alloc(nq + 2 * nd * sizeof(float));
     if (!block)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for int8 weights (%zu MB)",
-                        (nq + nd * sizeof(float)) >> 20);
+                        (nq + 2 * nd * sizeof(float)) >> 20);
     llm_lpw w[NW];
     int8_t *q = (int8_t *)block;
-    float *d = (float *)(block + nq);
+    float *d = (float *)(block + nq), *o = d + nd;
     for (int i = 0; i < NW; i++) {
         int rows = (int)(t[i].layers * t[i].rows), IC = t[i].IC;
-        int bad = m->k->quantize_q8(q, d, t[i].f, (size_t)IC, NULL, rows, IC);
+        int bad = m->k->quantize_q8(q, d, o, t[i].f, (size_t)IC, NULL, rows, IC);
         if (bad < rows) {
             m->k->free(block);
             return llm_fail(LLM_ERR_NUMERIC, "weight %s row %d holds an infinity or NaN",
                             t[i].name, bad);
         }
-        w[i] = (llm_lpw){ q, d, t[i].rows };
+        w[i] = (llm_lpw){ q, d, o, t[i].rows };
         q += (size_t)rows * blocks(IC) * 32;
         d += (size_t)rows * blocks(IC);
+        o += (size_t)rows * blocks(IC);
     }
     for (int i = 0; i < NW; i++)
         *t[i].lp = w[i];
@@ -185,7 +191,7 @@ int llm_model_weights_bf16(llm_model *m)
                         (n * sizeof *block) >> 20);
     uint32_t *p = block;
     for (int i = 0; i < NW; i++) {
-        *t[i].lp = (llm_lpw){ p, NULL, t[i].rows };
+        *t[i].lp = (llm_lpw){ p, NULL, NULL, t[i].rows };
         for (size_t l = 0; l < t[i].layers; l++, p += bf16_slots(t[i].rows, t[i].IC))
             m->k->pack_bf16(p, t[i].f + l * t[i].rows * (size_t)t[i].IC, t[i].IC,
                             (int)t[i].rows);

@@ -20,24 +20,26 @@ typedef struct {
 /* Reduced-precision copies of a weight w(L * rows, IC), `rows` per layer
  * (lowp.c), in the model's m->lp precision:
  *   LLM_LP_Q8 (llm_model_quantize_q8(), the table's quantize_q8): q (L *
- *       rows, nb * 32) int8s, d (L * rows, nb) scales, nb = ceil(IC / 32);
+ *       rows, nb * 32) int8s, d and m (L * rows, nb) scales and offsets, nb
+ *       = ceil(IC / 32);
  *   LLM_LP_BF16 (llm_model_weights_bf16()): for each layer, the table's
  *       pack_bf16 of its rows (panels of 32 rows), one after the other; d
- *       NULL.
+ *       and m NULL.
  * q NULL: none. */
 typedef struct {
     void *q;
-    float *d;
+    float *d, *m;
     size_t rows;
 } llm_lpw;
 enum { LLM_LP_NONE, LLM_LP_Q8, LLM_LP_BF16 };
 
 /* Room for the inputs of up to `rows` rows of the widest input of the
- * model's reduced-precision products (lowp.c): q8, quantized, q (rows, nb
- * * 32) and d (rows, nb); bf16, matmul_rows_bf16's scratch in q. */
+ * model's reduced-precision products (lowp.c): q8, quantize_q16's q (rows,
+ * nb * 32 int16s), d and s (rows, nb); bf16, matmul_rows_bf16's scratch in
+ * q. */
 typedef struct {
     void *q;
-    float *d;
+    float *d, *s;
     size_t rows;
 } llm_lpx;
 

@@ -9,7 +9,7 @@
 # memory, or llm-generate --no-mmap), mmap the mapping of a model file
 # (llm-generate's default; this kernel maps the page cache in large folios,
 # as fast here), f16 half-precision copies, q8 int8 copies (blocks of 32
-# with a float scale each: 1.125 bytes per weight), bf16 bfloat16 copies
+# with a float scale and offset each: 1.25 bytes per weight), bf16 bfloat16 copies
 # (inputs rounded too: 2 bytes per weight).
 #
 # This machine's bandwidth drifts within minutes, so a fixed reference can
@@ -75,7 +75,7 @@ reps=${GEN_REPS:-5}
 echo "side by side: decoding at batch 1, 2 threads, 128 tokens, top-p off; CPU: ${cpu:-unknown};"
 echo "medians and ranges over $reps rounds, each run.c, ours (f32, mmap, f16, q8, bf16) and runq.c in"
 echo "turn; x run.c / x runq.c: our median over theirs; triad: the share of the STREAM triad"
-echo "of our runs that the weight reads make (fp32 4, f16 and bf16 2, int8 1.125 bytes a weight)"
+echo "of our runs that the weight reads make (fp32 4, f16 and bf16 2, int8 1.25 bytes a weight; runq.c's 1.125)"
 for m in ${GEN_SHAPES:-small medium large}; do
     : > run.txt
     : > runq.txt
@@ -105,7 +105,7 @@ for m in ${GEN_SHAPES:-small medium large}; do
     printf '  %-24s %9s  %-9s %8s %8s %7s\n' implementation tokens/s range "x run.c" "x runq.c" triad
     for row in "llama2.c run.c (fp32)|run|4" "ours f32|f32|4" "ours mmap (f32)|mmap|4" \
         "ours f16|f16|2" "ours bf16|bf16|2" "llama2.c runq.c (int8)|runq|1.125" \
-        "ours q8|q8|1.125"; do
+        "ours q8|q8|1.25"; do
         name=${row%%|*} rest=${row#*|}
         f=${rest%|*} bpw=${rest#*|}
         [ -s $f.txt ] || continue

@@ -15,9 +15,10 @@
  * model made in memory, or llm-generate --no-mmap), mmap from the mapping
  * of a model file (llm-generate's default), f16 half-precision copies
  * (llm_model_decode_f16()), half the bytes per token, q8 int8 copies in
- * blocks of 32 with a float scale each (llm_model_quantize_q8()), 1.125
- * bytes per weight, bf16 bfloat16 copies (llm_model_weights_bf16(), of the
- * model saved and loaded again), 2 bytes. Rows of 2 threads
+ * blocks of 32 with a float scale and offset each
+ * (llm_model_quantize_q8()), 1.25 bytes per weight, bf16 bfloat16 copies
+ * (llm_model_weights_bf16(), of the model saved and loaded again), 2
+ * bytes. Rows of 2 threads
  * give their ratio to llama2.c's run.c on 2 threads: to --ref TPS, its
  * tokens/s timed just before (generate.sh does), else to the figure the
  * issue gave for the reference machine.

@@ -1,10 +1,10 @@
 #!/bin/sh
 # precision.sh: the inference precisions of reduced-precision copies end
-# to end, --precision q8 (int8 weights and inputs, Q8_0 style) and bf16
-# (bfloat16 weights and inputs, fp32 sums). For each, on the trained
-# fixture gen.llm: perplexity within 1% of fp32 (measured 0.09% for q8 and
-# 0.01% for bf16: int8 steps of 1/254 of each block's largest value, or
-# bf16's 2^-9 relative rounding, perturb every product by well under 1%,
+# to end, --precision q8 (int8 weights with a scale and offset a block,
+# int16 inputs) and bf16 (bfloat16 weights and inputs, fp32 sums). For
+# each, on the trained fixture gen.llm: perplexity within 1% of fp32
+# (measured 0.06% for q8 and 0.01% for bf16: int8 steps of at most 1/254
+# of each block's spread, or bf16's 2^-9 relative rounding, perturb every product by well under 1%,
 # and a trained model's loss moves by a fraction of that; a broken product,
 # wrong scales, blocks or pairs, moves it by tens of percent), and not
 # fp32's very bytes; generation deterministic, the same with 1 or 2
