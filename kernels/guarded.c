@@ -275,16 +275,15 @@ WRAPV(attention_rows_bf16, (float *out, size_t ldo, const float *const *q,
 WRAPV(copy_rows_bf16, (uint16_t *const *dst, const float *src, size_t lds, int N, int n),
       (dst, src, lds, N, n))
 WRAP(size_t, to_half, (uint16_t *h, const float *f, size_t n), (h, f, n))
-WRAP(int, quantize_q8, (int8_t *q, float *d, float *m, const float *inp, size_t ldi,
-                        const int *map, int N, int IC),
-     (q, d, m, inp, ldi, map, N, IC))
+WRAP(int, quantize_q8, (void *w, const float *inp, size_t ldi, const int *map, int N, int IC),
+     (w, inp, ldi, map, N, IC))
 WRAP(int, quantize_q16, (int16_t *q, float *d, float *s, const float *inp, size_t ldi,
                          const int *map, int N, int IC),
      (q, d, s, inp, ldi, map, N, IC))
 WRAPV(matmul_rows_q8, (float *out, size_t ldo, const int *map, const int16_t *xq,
-                       const float *xd, const float *xs, const int8_t *wq, const float *wd,
-                       const float *wm, int N, int IC, int OC),
-      (out, ldo, map, xq, xd, xs, wq, wd, wm, N, IC, OC))
+                       const float *xd, const float *xs, const void *w, int N, int IC,
+                       int OC),
+      (out, ldo, map, xq, xd, xs, w, N, IC, OC))
 WRAPV(pack_bf16, (uint32_t *dst, const float *w, int IC, int OC), (dst, w, IC, OC))
 WRAPV(matmul_rows_bf16, (float *out, size_t ldo, const float *inp, size_t ldi, const int *map,
                          const uint32_t *w, int o0, uint32_t *scratch, int N, int IC, int OC),

@@ -24,6 +24,38 @@
 extern "C" {
 #endif
 
+/* int8 weights (quantize_q8) are rows of nb = ceil(IC / 32) blocks of 32
+ * values, a block being 32 int8s q, a float scale d and a float offset m
+ * (value k: d * q[k] + m), LLM_Q8_BYTES bytes a block, rows one after
+ * another. Within a row the blocks go in groups of 8 (the last group
+ * holds the nb % 8 left, if any): a group of g blocks is their int8s (32
+ * bytes a block, in order), then their g scales, then their g offsets, so
+ * that a product reads a row as one stream and 8 blocks' scales and
+ * offsets as two vectors. The byte offsets of block b's parts from its
+ * row's start: */
+#define LLM_Q8_BYTES 40
+static inline size_t llm_q8_group(int nb, int b, int *g)
+{
+    int b0 = b & ~7;
+    *g = nb - b0 < 8 ? nb - b0 : 8;
+    return (size_t)b0 * LLM_Q8_BYTES;
+}
+static inline size_t llm_q8_qoff(int nb, int b)   /* the int8s */
+{
+    int g;
+    return llm_q8_group(nb, b, &g) + 32 * (size_t)(b & 7);
+}
+static inline size_t llm_q8_doff(int nb, int b)   /* the scale */
+{
+    int g;
+    return llm_q8_group(nb, b, &g) + 32 * (size_t)g + 4 * (size_t)(b & 7);
+}
+static inline size_t llm_q8_moff(int nb, int b)   /* the offset */
+{
+    int g;
+    return llm_q8_group(nb, b, &g) + 36 * (size_t)g + 4 * (size_t)(b & 7);
+}
+
 typedef struct llm_kernels {
     const char *name;   /* "cpu", "ref", "guarded", "cuda" */
 
@@ -233,9 +265,9 @@ typedef struct llm_kernels {
     /* int8 weights (llm_model_quantize_q8()): rows map[n] (map NULL: n) of
      * inp, ldi floats apart, for n in [0, N), each cut into nb = ceil(IC /
      * 32) blocks of 32 values, the last one short when 32 does not divide
-     * IC. Block b of row n gets 32 int8s q[(n*nb + b)*32 ..] ("="; a short
-     * block's padded with 0), a scale d[n*nb + b] and an offset m[n*nb + b]
-     * ("="; rows compact by n), value k standing for d * q_k + m:
+     * IC. Block b of row n ("="; rows compact by n, laid out as
+     * LLM_Q8_BYTES says): 32 int8s q (a short block's padded with 0), a
+     * scale d and an offset m, value k standing for d * q_k + m:
      *   a = the largest |x| of the block, compared as bit patterns (exact,
      *       in any order: a NaN above inf, inf above every finite value);
      *   a is inf or NaN: d = NaN, m = 0, q = 0 (the products then give
@@ -250,11 +282,10 @@ typedef struct llm_kernels {
      *       * q_k + m - x_k)^2, in double from k = 0 up, is below the
      *       symmetric one's. (Weights dequantized from a 4-bit GGUF block
      *       with an offset, Q4_1, come back nearly exactly this way.)
-     * The same bits on every backend. @return the lowest n whose row holds
-     * an inf or NaN, N if none. NULL where there is no int8 product (then
-     * quantize_q16 and matmul_rows_q8 are NULL too). */
-    int (*quantize_q8)(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
-                       const int *map, int N, int IC);
+     * The same bits on every backend. @return the lowest n whose row
+     * holds an inf or NaN, N if none. NULL where there is no int8 product
+     * (then quantize_q16 and matmul_rows_q8 are NULL too). */
+    int (*quantize_q8)(void *w, const float *inp, size_t ldi, const int *map, int N, int IC);
     /* The int8 product's input rows, as quantize_q8's blocks but in int16
      * and symmetric: block b of row n gets q[(n*nb + b)*32 ..] ("=", 0
      * past IC) and d[n*nb + b] ("="), with a the largest |x| as there: inf
@@ -268,17 +299,18 @@ typedef struct llm_kernels {
                         const int *map, int N, int IC);
     /* out[map n](OC) ("="; map as matmul_rows') = the product of the
      * quantized input row n (xq, xd, xs: quantize_q16 of N rows of IC) with
-     * the int8 weights (wq, wd, wm: quantize_q8 of w(OC, IC)). Element (n,
-     * o) is, bit for bit on every backend: for each block b, the exact
-     * integer i_b = sum over its 32 k of wq[o][b][k] * xq[n][b][k]; 8
-     * partial sums p0..p7 from 0, p_j = fmaf(wm[o][b], xs[n][b],
-     * fmaf(wd[o][b] * xd[n][b], (float)i_b, p_j)) over b = 8i + j while 8i
-     * + 8 <= nb; then p = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 +
-     * p7)); then p likewise for the remaining b in order. Each element
-     * alone: a row gets the same bits in any batch and thread count. */
+     * the int8 weights (w: quantize_q8 of a weight (OC, IC), with block b of
+     * row o's parts q, d and m). Element (n, o) is, bit for bit on every
+     * backend:
+     * for each block b, the exact integer i_b = sum over its 32 k of q[k] *
+     * xq[n][b][k]; 8 partial sums p0..p7 from 0, p_j = fmaf(m, xs[n][b],
+     * fmaf(d * xd[n][b], (float)i_b, p_j)) over b = 8i + j while 8i + 8 <=
+     * nb; then p = ((p0 + p4) + (p2 + p6)) + ((p1 + p5) + (p3 + p7)); then
+     * p likewise for the remaining b in order. Each element alone: a row
+     * gets the same bits in any batch and thread count. */
     void (*matmul_rows_q8)(float *out, size_t ldo, const int *map, const int16_t *xq,
-                           const float *xd, const float *xs, const int8_t *wq,
-                           const float *wd, const float *wm, int N, int IC, int OC);
+                           const float *xd, const float *xs, const void *w, int N, int IC,
+                           int OC);
     /* bf16 inference (llm_model_weights_bf16()): w(OC, IC) rounded to
      * bfloat16 (to nearest, ties to even; NaN stays NaN) into panels of
      * 32 rows: the 32-bit slot dst[(p * kp + j) * 32 + r], kp = (IC + 1) /

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "../elementwise.h"   /* llm_mix64 */
+#include "../kernels.h"       /* LLM_Q8_BYTES */
 #include "level.h"   /* the llm_cpu_ names carry the level */
 
 #ifdef __cplusplus
@@ -87,13 +88,13 @@ void   llm_cpu_attention_rows_bf16(float *out, size_t ldo, const float *const *q
                                    float *scratch, int maxlen);
 size_t llm_cpu_to_half(uint16_t *h, const float *f, size_t n);
 /* q8.c */
-int    llm_cpu_quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
-                           const int *map, int N, int IC);
+int    llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N,
+                           int IC);
 int    llm_cpu_quantize_q16(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
                             const int *map, int N, int IC);
 void   llm_cpu_matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t *xq,
-                              const float *xd, const float *xs, const int8_t *wq,
-                              const float *wd, const float *wm, int N, int IC, int OC);
+                              const float *xd, const float *xs, const void *w, int N, int IC,
+                              int OC);
 
 float  llm_cpu_logits_max(const float *x, int n, int *bad);
 double llm_cpu_softmax_weights(float *w, float *bsum, const float *x, int n,

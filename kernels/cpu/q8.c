@@ -100,18 +100,19 @@ static int weight_block(int8_t *q, float *d, float *m, const float *x, int len)
     return 0;
 }
 
-int llm_cpu_quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
-                        const int *map, int N, int IC)
+int llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
 #pragma omp parallel for schedule(static) reduction(min:bad) \
     if ((size_t)N * IC >= Q8_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
-        size_t i = (size_t)n * nb;
+        char *row = (char *)w + (size_t)n * nb * LLM_Q8_BYTES;
         int worse = 0;
         for (int b = 0; b < nb; b++)
-            worse |= weight_block(q + (i + b) * 32, d + i + b, m + i + b, x + 32 * b,
+            worse |= weight_block((int8_t *)(row + llm_q8_qoff(nb, b)),
+                                  (float *)(row + llm_q8_doff(nb, b)),
+                                  (float *)(row + llm_q8_moff(nb, b)), x + 32 * b,
                                   IC - 32 * b < 32 ? IC - 32 * b : 32);
         if (worse && n < bad)
             bad = n;
@@ -218,16 +219,16 @@ int llm_cpu_quantize_q16(int16_t *q, float *d, float *s, const float *inp, size_
 /* ------------------------------------------------------------ product */
 
 /* The product's operands: input row n is xq + n * nb * 32 (scales xd + n *
- * nb, scaled sums xs + n * nb), weight row o is wq + o * nb * 32 (scales
- * wd + o * nb, offsets wm + o * nb), output row n is out + r * ldo with r
- * = map[n] (map NULL: n). */
+ * nb, scaled sums xs + n * nb), weight row o starts at w + o * nb *
+ * LLM_Q8_BYTES, output row n is out + r * ldo with r = map[n] (map NULL:
+ * n). */
 typedef struct {
     float *out;
     size_t ldo;
     const int *map;
     const int16_t *xq;
-    const int8_t *wq;
-    const float *xd, *xs, *wd, *wm;
+    const char *w;
+    const float *xd, *xs;
     int N, nb, OC;
 } q8set;
 
@@ -272,23 +273,29 @@ static inline float elem(const q8set *s, int n, int o)
 {
     int nb = s->nb, nb8 = nb & ~7;
     const int16_t *x = s->xq + (size_t)n * nb * 32;
-    const int8_t *w = s->wq + (size_t)o * nb * 32;
+    const char *w = s->w + (size_t)o * nb * LLM_Q8_BYTES;
     const float *dx = s->xd + (size_t)n * nb, *sx = s->xs + (size_t)n * nb;
-    const float *dw = s->wd + (size_t)o * nb, *mw = s->wm + (size_t)o * nb;
     __m256 acc = _mm256_setzero_ps();
     for (int b = 0; b < nb8; b += 8) {
+        /* a whole group: 8 blocks' int8s, their scales, their offsets */
+        const char *g = w + (size_t)b * LLM_Q8_BYTES;
         __m256i v[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
-            v[j] = block_dot(w + 32 * (b + j), x + 32 * (b + j));
-        __m256 sb = _mm256_mul_ps(_mm256_loadu_ps(dw + b), _mm256_loadu_ps(dx + b));
+            v[j] = block_dot((const int8_t *)g + 32 * j, x + 32 * (b + j));
+        __m256 sb = _mm256_mul_ps(_mm256_loadu_ps((const float *)(g + 256)),
+                                  _mm256_loadu_ps(dx + b));
         acc = _mm256_fmadd_ps(sb, _mm256_cvtepi32_ps(reduce8(v)), acc);
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(mw + b), _mm256_loadu_ps(sx + b), acc);
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps((const float *)(g + 288)), _mm256_loadu_ps(sx + b),
+                              acc);
     }
     float p = hsum8(acc);
-    for (int b = nb8; b < nb; b++)
-        p = fmaf(mw[b], sx[b],
-                 fmaf(dw[b] * dx[b], (float)reduce1(block_dot(w + 32 * b, x + 32 * b)), p));
+    for (int b = nb8; b < nb; b++) {
+        float d = *(const float *)(w + llm_q8_doff(nb, b));
+        float m = *(const float *)(w + llm_q8_moff(nb, b));
+        int32_t i = reduce1(block_dot((const int8_t *)(w + llm_q8_qoff(nb, b)), x + 32 * b));
+        p = fmaf(m, sx[b], fmaf(d * dx[b], (float)i, p));
+    }
     return p;
 }
 
@@ -331,17 +338,17 @@ static void pack16(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
 {
     int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 m = (__mmask16)((1u << rows) - 1);
-    const int8_t *w = s->wq + (size_t)o0 * nb * 32;
-    const float *d = s->wd + (size_t)o0 * nb, *mo = s->wm + (size_t)o0 * nb;
+    const char *w = s->w + (size_t)o0 * nb * LLM_Q8_BYTES;
     __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i wrow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * 32));
-    __m512i drow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb));
+    /* byte offsets of the 16 rows */
+    __m512i wrow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * LLM_Q8_BYTES));
     __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1)), zero = _mm512_setzero_si512();
     for (int b = 0; b < nb; b++) {
         for (int t = 0; t < 8; t++) {
             /* lane r: bytes 4t .. 4t+3 of row r's block b */
-            __m512i v = _mm512_mask_i32gather_epi32(zero, m, wrow, w + 32 * b + 4 * t, 1);
+            __m512i v = _mm512_mask_i32gather_epi32(zero, m, wrow,
+                                                    w + llm_q8_qoff(nb, b) + 4 * t, 1);
             /* int16s: rows 0-7 in lo, 8-15 in hi, each as words (0, 1), (2, 3) */
             __m512i lo = _mm512_cvtepi8_epi16(_mm512_castsi512_si256(v));
             __m512i hi = _mm512_cvtepi8_epi16(_mm512_extracti64x4_epi64(v, 1));
@@ -350,9 +357,11 @@ static void pack16(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
             _mm512_storeu_si512(dst + Q8_LANES, _mm512_permutex2var_epi32(lo, odd, hi));
         }
         _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, drow, d + b, 4));
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                                  w + llm_q8_doff(nb, b), 1));
         _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, drow, mo + b, 4));
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                                  w + llm_q8_moff(nb, b), 1));
     }
 }
 
@@ -459,22 +468,24 @@ static float q8_elem(const q8set *s, int n, int o)
 {
     int nb = s->nb, nb8 = nb & ~7;
     const int16_t *x = s->xq + (size_t)n * nb * 32;
-    const int8_t *w = s->wq + (size_t)o * nb * 32;
+    const char *w = s->w + (size_t)o * nb * LLM_Q8_BYTES;
     const float *dx = s->xd + (size_t)n * nb, *sx = s->xs + (size_t)n * nb;
-    const float *dw = s->wd + (size_t)o * nb, *mw = s->wm + (size_t)o * nb;
     float p[8] = { 0 };
     for (int b = 0; b < nb; b++) {
+        const int8_t *q = (const int8_t *)(w + llm_q8_qoff(nb, b));
+        float d = *(const float *)(w + llm_q8_doff(nb, b));
+        float m = *(const float *)(w + llm_q8_moff(nb, b));
         int32_t ib = 0;
         for (int k = 0; k < 32; k++)
-            ib += (int32_t)w[32 * b + k] * x[32 * b + k];
-        float sb = dw[b] * dx[b];
+            ib += (int32_t)q[k] * x[32 * b + k];
+        float sb = d * dx[b];
         if (b < nb8) {
-            p[b & 7] = fmaf(mw[b], sx[b], fmaf(sb, (float)ib, p[b & 7]));
+            p[b & 7] = fmaf(m, sx[b], fmaf(sb, (float)ib, p[b & 7]));
             continue;
         }
         if (b == nb8)
             p[0] = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
-        p[0] = fmaf(mw[b], sx[b], fmaf(sb, (float)ib, p[0]));
+        p[0] = fmaf(m, sx[b], fmaf(sb, (float)ib, p[0]));
     }
     if (nb8 == nb)
         p[0] = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
@@ -491,9 +502,9 @@ static void q8_product(const q8set *s)
 #endif
 
 void llm_cpu_matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t *xq,
-                            const float *xd, const float *xs, const int8_t *wq,
-                            const float *wd, const float *wm, int N, int IC, int OC)
+                            const float *xd, const float *xs, const void *w, int N, int IC,
+                            int OC)
 {
-    q8set s = { out, ldo, map, xq, wq, xd, xs, wd, wm, N, (IC + 31) / 32, OC };
+    q8set s = { out, ldo, map, xq, w, xd, xs, N, (IC + 31) / 32, OC };
     q8_product(&s);
 }

@@ -556,16 +556,15 @@ static double q8_error(const int8_t *q, float d, float m, const float *x, int le
 }
 
 /* int8 weights: quantize_q8's rule, one block at a time. */
-static int quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t ldi,
-                       const int *map, int N, int IC)
+static int quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
+        char *row = (char *)w + (size_t)n * nb * LLM_Q8_BYTES;
         for (int b = 0; b < nb; b++) {
             int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
-            int8_t *qb = q + ((size_t)n * nb + b) * 32, qa[32];
-            size_t i = (size_t)n * nb + b;
+            int8_t *qb = (int8_t *)(row + llm_q8_qoff(nb, b)), qa[32];
             uint32_t a = absmax_bits(x + k0, len);
             float amax, db, mb = 0.0f;
             memcpy(&amax, &a, sizeof amax);
@@ -597,8 +596,8 @@ static int quantize_q8(int8_t *q, float *d, float *m, const float *inp, size_t l
                     }
                 }
             }
-            d[i] = db;
-            m[i] = mb;
+            memcpy(row + llm_q8_doff(nb, b), &db, sizeof db);
+            memcpy(row + llm_q8_moff(nb, b), &mb, sizeof mb);
         }
     }
     return bad;
@@ -645,9 +644,21 @@ static int32_t q8_block_dot(const int8_t *w, const int16_t *x)
     return s;
 }
 
+/* Block b of a row of int8 weights: its contribution to a partial sum p
+ * with input block b (x, scale dx, scaled sum sx). */
+static float q8_term(const char *row, int nb, int b, const int16_t *x, float dx, float sx,
+                     float p)
+{
+    float d, m;
+    memcpy(&d, row + llm_q8_doff(nb, b), sizeof d);
+    memcpy(&m, row + llm_q8_moff(nb, b), sizeof m);
+    int32_t i = q8_block_dot((const int8_t *)(row + llm_q8_qoff(nb, b)), x);
+    return fmaf(m, sx, fmaf(d * dx, (float)i, p));
+}
+
 static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t *xq,
-                           const float *xd, const float *xs, const int8_t *wq,
-                           const float *wd, const float *wm, int N, int IC, int OC)
+                           const float *xd, const float *xs, const void *w, int N, int IC,
+                           int OC)
 {
     int nb = (IC + 31) / 32, nb8 = nb & ~7;
     for (int n = 0; n < N; n++) {
@@ -655,16 +666,13 @@ static void matmul_rows_q8(float *out, size_t ldo, const int *map, const int16_t
         const int16_t *x = xq + (size_t)n * nb * 32;
         const float *dx = xd + (size_t)n * nb, *sx = xs + (size_t)n * nb;
         for (int o = 0; o < OC; o++) {
-            const int8_t *w = wq + (size_t)o * nb * 32;
-            const float *dw = wd + (size_t)o * nb, *mw = wm + (size_t)o * nb;
+            const char *row = (const char *)w + (size_t)o * nb * LLM_Q8_BYTES;
             float p[8] = { 0 };
             for (int b = 0; b < nb8; b++)
-                p[b % 8] = fmaf(mw[b], sx[b], fmaf(dw[b] * dx[b],
-                                (float)q8_block_dot(w + 32 * b, x + 32 * b), p[b % 8]));
+                p[b % 8] = q8_term(row, nb, b, x + 32 * b, dx[b], sx[b], p[b % 8]);
             float sum = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
             for (int b = nb8; b < nb; b++)
-                sum = fmaf(mw[b], sx[b], fmaf(dw[b] * dx[b],
-                           (float)q8_block_dot(w + 32 * b, x + 32 * b), sum));
+                sum = q8_term(row, nb, b, x + 32 * b, dx[b], sx[b], sum);
             out[r * ldo + o] = sum;
         }
     }

@@ -79,8 +79,8 @@ void llm_lp_product(const llm_model *m, llm_lpx *x, float *out, size_t ldo,
     }
     size_t nb = blocks(IC);
     m->k->quantize_q16(x->q, x->d, x->s, inp, ldi, map, N, IC);
-    m->k->matmul_rows_q8(out, ldo, map, x->q, x->d, x->s, (const int8_t *)w->q + row0 * nb * 32,
-                         w->d + row0 * nb, w->m + row0 * nb, N, IC, OC);
+    m->k->matmul_rows_q8(out, ldo, map, x->q, x->d, x->s,
+                         (const char *)w->q + row0 * nb * LLM_Q8_BYTES, N, IC, OC);
 }
 
 /* The five weights that get copies: name, floats, layers, rows per layer,
@@ -134,35 +134,29 @@ int llm_model_quantize_q8(llm_model *m)
         return rc;
     weight t[NW];
     weights(m, t);
-    /* One block: every weight's int8s (multiples of 32 bytes), then every
-     * weight's scales and offsets. */
-    size_t nq = 0, nd = 0;
+    size_t n = 0;
     for (int i = 0; i < NW; i++) {
         if (t[i].layers * t[i].rows > INT32_MAX)
             return llm_fail(LLM_ERR_RANGE, "weight %s has too many rows (%zu) for int8 "
                             "products", t[i].name, t[i].layers * t[i].rows);
-        nq += t[i].layers * t[i].rows * blocks(t[i].IC) * 32;
-        nd += t[i].layers * t[i].rows * blocks(t[i].IC);
+        n += t[i].layers * t[i].rows * blocks(t[i].IC);
     }
-    char *block = m->k->alloc(nq + 2 * nd * sizeof(float));
+    char *block = m->k->alloc(n * LLM_Q8_BYTES);
     if (!block)
         return llm_fail(LLM_ERR_NOMEM, "out of memory for int8 weights (%zu MB)",
-                        (nq + 2 * nd * sizeof(float)) >> 20);
+                        (n * LLM_Q8_BYTES) >> 20);
     llm_lpw w[NW];
-    int8_t *q = (int8_t *)block;
-    float *d = (float *)(block + nq), *o = d + nd;
+    char *q = block;
     for (int i = 0; i < NW; i++) {
         int rows = (int)(t[i].layers * t[i].rows), IC = t[i].IC;
-        int bad = m->k->quantize_q8(q, d, o, t[i].f, (size_t)IC, NULL, rows, IC);
+        int bad = m->k->quantize_q8(q, t[i].f, (size_t)IC, NULL, rows, IC);
         if (bad < rows) {
             m->k->free(block);
             return llm_fail(LLM_ERR_NUMERIC, "weight %s row %d holds an infinity or NaN",
                             t[i].name, bad);
         }
-        w[i] = (llm_lpw){ q, d, o, t[i].rows };
-        q += (size_t)rows * blocks(IC) * 32;
-        d += (size_t)rows * blocks(IC);
-        o += (size_t)rows * blocks(IC);
+        w[i] = (llm_lpw){ q, t[i].rows };
+        q += (size_t)rows * blocks(IC) * LLM_Q8_BYTES;
     }
     for (int i = 0; i < NW; i++)
         *t[i].lp = w[i];
@@ -191,7 +185,7 @@ int llm_model_weights_bf16(llm_model *m)
                         (n * sizeof *block) >> 20);
     uint32_t *p = block;
     for (int i = 0; i < NW; i++) {
-        *t[i].lp = (llm_lpw){ p, NULL, NULL, t[i].rows };
+        *t[i].lp = (llm_lpw){ p, t[i].rows };
         for (size_t l = 0; l < t[i].layers; l++, p += bf16_slots(t[i].rows, t[i].IC))
             m->k->pack_bf16(p, t[i].f + l * t[i].rows * (size_t)t[i].IC, t[i].IC,
                             (int)t[i].rows);

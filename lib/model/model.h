@@ -20,15 +20,12 @@ typedef struct {
 /* Reduced-precision copies of a weight w(L * rows, IC), `rows` per layer
  * (lowp.c), in the model's m->lp precision:
  *   LLM_LP_Q8 (llm_model_quantize_q8(), the table's quantize_q8): q (L *
- *       rows, nb * 32) int8s, d and m (L * rows, nb) scales and offsets, nb
- *       = ceil(IC / 32);
+ *       rows) rows of nb = ceil(IC / 32) blocks (kernels.h's LLM_Q8_BYTES);
  *   LLM_LP_BF16 (llm_model_weights_bf16()): for each layer, the table's
- *       pack_bf16 of its rows (panels of 32 rows), one after the other; d
- *       and m NULL.
+ *       pack_bf16 of its rows (panels of 32 rows), one after the other.
  * q NULL: none. */
 typedef struct {
     void *q;
-    float *d, *m;
     size_t rows;
 } llm_lpw;
 enum { LLM_LP_NONE, LLM_LP_Q8, LLM_LP_BF16 };

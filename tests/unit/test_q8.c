@@ -73,6 +73,27 @@ static int nblocks(int IC)
     return (IC + 31) / 32;
 }
 
+/* Block b of the int8 weight rows w (nb blocks a row), row n: its int8s,
+ * scale and offset (kernels.h's layout). */
+static const int8_t *wq_of(const void *w, int nb, int n, int b)
+{
+    return (const int8_t *)w + (size_t)n * nb * LLM_Q8_BYTES + llm_q8_qoff(nb, b);
+}
+
+static float wd_of(const void *w, int nb, int n, int b)
+{
+    float d;
+    memcpy(&d, (const char *)w + (size_t)n * nb * LLM_Q8_BYTES + llm_q8_doff(nb, b), sizeof d);
+    return d;
+}
+
+static float wm_of(const void *w, int nb, int n, int b)
+{
+    float m;
+    memcpy(&m, (const char *)w + (size_t)n * nb * LLM_Q8_BYTES + llm_q8_moff(nb, b), sizeof m);
+    return m;
+}
+
 /* Whether the 32 values x are on a 4-bit grid from their least to their
  * largest value (dequantized Q4_1) or an int8 grid up to their largest
  * magnitude (Q8_0): values()'s kinds 2 and 3. */
@@ -107,23 +128,21 @@ static void test_quantize(const llm_kernels *f, const llm_kernels *r, int N, int
     size_t ldi = (size_t)IC + 3;
     float *x = values((size_t)R * ldi);
     int *map = shuffled(R);
-    size_t nq = (size_t)N * nb * 32, nd = (size_t)N * nb;
-    int8_t *q1 = xmalloc(nq), *q2 = xmalloc(nq);
-    float *d1 = xmalloc(nd * sizeof *d1), *d2 = xmalloc(nd * sizeof *d2);
-    float *m1 = xmalloc(nd * sizeof *m1), *m2 = xmalloc(nd * sizeof *m2);
-    memset(q1, 0x55, nq);   /* the padding must be written too */
-    memset(q2, 0x33, nq);
-    int b1 = f->quantize_q8(q1, d1, m1, x, ldi, map, N, IC);
-    int b2 = r->quantize_q8(q2, d2, m2, x, ldi, map, N, IC);
+    size_t nw = (size_t)N * nb * LLM_Q8_BYTES;
+    char *w1 = xmalloc(nw), *w2 = xmalloc(nw);
+    memset(w1, 0x55, nw);   /* the padding must be written too */
+    memset(w2, 0x33, nw);
+    int b1 = f->quantize_q8(w1, x, ldi, map, N, IC);
+    int b2 = r->quantize_q8(w2, x, ldi, map, N, IC);
     if (b1 != N || b2 != N)
         FAIL("quantize_q8 N=%d IC=%d: finite rows reported bad (%d, %d)", N, IC, b1, b2);
-    if (memcmp(q1, q2, nq) || memcmp(d1, d2, nd * sizeof *d1) || memcmp(m1, m2, nd * sizeof *m1))
+    if (memcmp(w1, w2, nw))
         FAIL("quantize_q8 N=%d IC=%d: not bitwise identical to ref", N, IC);
     for (int n = 0; n < N; n++)
         for (int b = 0; b < nb; b++) {
-            float d = d2[(size_t)n * nb + b], m = m2[(size_t)n * nb + b];
+            float d = wd_of(w2, nb, n, b), m = wm_of(w2, nb, n, b);
             const float *xb = x + (size_t)map[n] * ldi + 32 * b;
-            const int8_t *qb = q2 + ((size_t)n * nb + b) * 32;
+            const int8_t *qb = wq_of(w2, nb, n, b);
             int len = IC - 32 * b < 32 ? IC - 32 * b : 32;
             double amax = 0, lo = xb[0], hi = xb[0], err = 0, sym = 0;
             for (int k = 0; k < len; k++) {
@@ -157,7 +176,7 @@ static void test_quantize(const llm_kernels *f, const llm_kernels *r, int N, int
                      "error %.3g of its spread %.3g", IC, n, b, sqrt(err / len), hi - lo);
         }
 done:
-    free(x); free(map); free(q1); free(q2); free(d1); free(d2); free(m1); free(m2);
+    free(x); free(map); free(w1); free(w2);
 }
 
 /* quantize_q16 (inputs) likewise: the same bits; |x - q d| <= d / 2; s = d
@@ -228,22 +247,23 @@ static void test_special(const llm_kernels *f, const llm_kernels *r)
     int nb = nblocks(IC);
     for (int t = 0; t < 2; t++) {
         const llm_kernels *k = t ? r : f;
-        int8_t q[N * 2 * 32];
+        _Alignas(16) char wx[N * 2 * LLM_Q8_BYTES];
         int16_t q16[N * 2 * 32];
-        float d[N * 2], m[N * 2], d16[N * 2], s16[N * 2];
-        int bad = k->quantize_q8(q, d, m, x, IC, NULL, N, IC);
+        float d16[N * 2], s16[N * 2];
+        int bad = k->quantize_q8(wx, x, IC, NULL, N, IC);
         int bad16 = k->quantize_q16(q16, d16, s16, x, IC, NULL, N, IC);
         if (bad != 1 || bad16 != 1)
             FAIL("%s quantize_q8 / q16: first non-finite row %d / %d, want 1", k->name, bad,
                  bad16);
         for (int i = 0; i < 64; i++)
-            if (d[i / 32] != 0.0f || m[i / 32] != 0.0f || q[i] != 0 || d16[i / 32] != 0.0f ||
+            if (wd_of(wx, nb, 0, i / 32) != 0.0f || wm_of(wx, nb, 0, i / 32) != 0.0f ||
+                wq_of(wx, nb, 0, i / 32)[i % 32] != 0 || d16[i / 32] != 0.0f ||
                 s16[i / 32] != 0.0f || q16[i] != 0) {
                 FAIL("%s quantize_q8 / q16: a block of subnormals is not zero", k->name);
                 break;
             }
-        if (!isnan(d[1 * nb + 1]) || !isnan(d[3 * nb]) || isnan(d[1 * nb]) ||
-            isnan(d[3 * nb + 1]) || !isnan(d16[1 * nb + 1]) || !isnan(d16[3 * nb]) ||
+        if (!isnan(wd_of(wx, nb, 1, 1)) || !isnan(wd_of(wx, nb, 3, 0)) ||
+            isnan(wd_of(wx, nb, 1, 0)) || isnan(wd_of(wx, nb, 3, 1)) || !isnan(d16[1 * nb + 1]) || !isnan(d16[3 * nb]) ||
             isnan(d16[1 * nb]) || isnan(d16[3 * nb + 1]) || !isnan(s16[3 * nb]))
             FAIL("%s quantize_q8 / q16: only the blocks with inf or NaN get a NaN scale",
                  k->name);
@@ -255,19 +275,18 @@ static void test_special(const llm_kernels *f, const llm_kernels *r)
         float w[3 * IC], out[N * 3];
         for (int i = 0; i < 3 * IC; i++)
             w[i] = uniform();
-        int8_t wq[3 * 2 * 32];
-        float wd[3 * 2], wm[3 * 2];
-        k->quantize_q8(wq, wd, wm, w, IC, NULL, 3, IC);
-        k->matmul_rows_q8(out, 3, NULL, q16, d16, s16, wq, wd, wm, N, IC, 3);
+        _Alignas(16) char wq[3 * 2 * LLM_Q8_BYTES];
+        k->quantize_q8(wq, w, IC, NULL, 3, IC);
+        k->matmul_rows_q8(out, 3, NULL, q16, d16, s16, wq, N, IC, 3);
         for (int o = 0; o < 3; o++)
             if (out[o] != 0.0f || !isnan(out[3 + o]) || !isfinite(out[6 + o]) ||
                 !isnan(out[9 + o]))
                 FAIL("%s matmul_rows_q8: row outputs %g %g %g %g, want 0 NaN finite NaN",
                      k->name, out[o], out[3 + o], out[6 + o], out[9 + o]);
         w[IC + 3] = NAN;
-        if (k->quantize_q8(wq, wd, wm, w, IC, NULL, 3, IC) != 1)
+        if (k->quantize_q8(wq, w, IC, NULL, 3, IC) != 1)
             FAIL("%s quantize_q8: the NaN weight's row not reported", k->name);
-        k->matmul_rows_q8(out, 3, NULL, q16, d16, s16, wq, wd, wm, N, IC, 3);
+        k->matmul_rows_q8(out, 3, NULL, q16, d16, s16, wq, N, IC, 3);
         if (!isnan(out[6 + 1]) || !isfinite(out[6 + 0]) || !isfinite(out[6 + 2]))
             FAIL("%s matmul_rows_q8: a NaN weight gives %g %g %g, want finite NaN finite",
                  k->name, out[6], out[7], out[8]);
@@ -284,18 +303,17 @@ static void test_product(const llm_kernels *f, const llm_kernels *r, int N, int 
     float *x = values((size_t)R * ldi), *w = values((size_t)OC * IC);
     int *map = shuffled(R);
     int16_t *xq = xmalloc((size_t)N * nb * 32 * sizeof *xq);
-    int8_t *wq = xmalloc((size_t)OC * nb * 32);
+    char *wq = xmalloc((size_t)OC * nb * LLM_Q8_BYTES);
     float *xd = xmalloc((size_t)N * nb * sizeof *xd), *xs = xmalloc((size_t)N * nb * sizeof *xs);
-    float *wd = xmalloc((size_t)OC * nb * sizeof *wd), *wm = xmalloc((size_t)OC * nb * sizeof *wm);
     float *o1 = values((size_t)R * ldo), *o2 = xmalloc((size_t)R * ldo * sizeof *o2);
     float *o3 = xmalloc((size_t)R * ldo * sizeof *o3), *before = xmalloc((size_t)R * ldo * sizeof *before);
     memcpy(o2, o1, (size_t)R * ldo * sizeof *o2);
     memcpy(o3, o1, (size_t)R * ldo * sizeof *o3);
     memcpy(before, o1, (size_t)R * ldo * sizeof *o3);
     r->quantize_q16(xq, xd, xs, x, ldi, map, N, IC);
-    r->quantize_q8(wq, wd, wm, w, (size_t)IC, NULL, OC, IC);
-    f->matmul_rows_q8(o1, ldo, map, xq, xd, xs, wq, wd, wm, N, IC, OC);
-    r->matmul_rows_q8(o2, ldo, map, xq, xd, xs, wq, wd, wm, N, IC, OC);
+    r->quantize_q8(wq, w, (size_t)IC, NULL, OC, IC);
+    f->matmul_rows_q8(o1, ldo, map, xq, xd, xs, wq, N, IC, OC);
+    r->matmul_rows_q8(o2, ldo, map, xq, xd, xs, wq, N, IC, OC);
     if (memcmp(o1, o2, (size_t)R * ldo * sizeof *o1) != 0)
         FAIL("matmul_rows_q8 N=%d IC=%d OC=%d: not bitwise identical to ref", N, IC, OC);
     for (int n = N; n < R; n++)
@@ -304,7 +322,7 @@ static void test_product(const llm_kernels *f, const llm_kernels *r, int N, int 
                  OC);
     for (int n = 0; n < N; n++)
         f->matmul_rows_q8(o3, ldo, map + n, xq + (size_t)n * nb * 32, xd + (size_t)n * nb,
-                          xs + (size_t)n * nb, wq, wd, wm, 1, IC, OC);
+                          xs + (size_t)n * nb, wq, 1, IC, OC);
     if (memcmp(o3, o1, (size_t)R * ldo * sizeof *o1) != 0)
         FAIL("matmul_rows_q8 N=%d IC=%d OC=%d: a row alone differs from the batch", N, IC, OC);
     /* |got - exact| <= sum_k |w||ex| + |x||ew| + |ew||ex| with the
@@ -315,7 +333,7 @@ static void test_product(const llm_kernels *f, const llm_kernels *r, int N, int 
             double exact = 0, bound = 0, mag = 0;
             for (int k = 0; k < IC; k++) {
                 double ex = 0.5 * xd[(size_t)n * nb + k / 32];
-                double ew = 0.5 * wd[(size_t)o * nb + k / 32];
+                double ew = 0.5 * wd_of(wq, nb, o, k / 32);
                 exact += (double)xr[k] * wr[k];
                 bound += fabs(wr[k]) * ex + fabs(xr[k]) * ew + ex * ew;
                 mag += fabs((double)xr[k] * wr[k]) + (fabs(wr[k]) + ew) * ex + fabs(xr[k]) * ew;
@@ -328,7 +346,7 @@ static void test_product(const llm_kernels *f, const llm_kernels *r, int N, int 
                 break;
             }
         }
-    free(x); free(w); free(map); free(xq); free(wq); free(xd); free(xs); free(wd); free(wm);
+    free(x); free(w); free(map); free(xq); free(wq); free(xd); free(xs);
     free(o1); free(o2); free(o3); free(before);
 }
 
