@@ -48,12 +48,14 @@ static inline size_t llm_q8_qoff(int nb, int b)   /* the int8s */
 static inline size_t llm_q8_doff(int nb, int b)   /* the scale */
 {
     int g;
-    return llm_q8_group(nb, b, &g) + 32 * (size_t)g + 4 * (size_t)(b & 7);
+    size_t at = llm_q8_group(nb, b, &g);
+    return at + 32 * (size_t)g + 4 * (size_t)(b & 7);
 }
 static inline size_t llm_q8_moff(int nb, int b)   /* the offset */
 {
     int g;
-    return llm_q8_group(nb, b, &g) + 36 * (size_t)g + 4 * (size_t)(b & 7);
+    size_t at = llm_q8_group(nb, b, &g);
+    return at + 36 * (size_t)g + 4 * (size_t)(b & 7);
 }
 
 typedef struct llm_kernels {
