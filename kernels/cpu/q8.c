@@ -28,6 +28,7 @@
 #include "kernels.h"
 #include "cpu.h"
 #include "simd.h"
+#include "q8_rule.h"
 
 /* Rows of quantization below this many values go without threads. */
 #define Q8_PAR_MIN 32768
@@ -35,70 +36,6 @@
 #define Q8_GROUP 32
 
 /* ------------------------------------------------------------ quantize */
-
-/* The largest |x| of len values, as a bit pattern. */
-static uint32_t absmax_bits(const float *x, int len)
-{
-    uint32_t a = 0;
-    for (int k = 0; k < len; k++) {
-        uint32_t u;
-        memcpy(&u, &x[k], sizeof u);
-        u &= 0x7fffffffu;
-        a = u > a ? u : a;
-    }
-    return a;
-}
-
-/* Sum of ((double)d * q_k + m - x_k)^2, k from 0 up. */
-static double block_error(const int8_t *q, float d, float m, const float *x, int len)
-{
-    double e = 0;
-    for (int k = 0; k < len; k++) {
-        double t = (double)d * q[k] + m - x[k];
-        e += t * t;
-    }
-    return e;
-}
-
-/* One weight block of len <= 32 values by the rule of kernels.h. @return 1
- * when it holds an inf or NaN. */
-static int weight_block(int8_t *q, float *d, float *m, const float *x, int len)
-{
-    uint32_t a = absmax_bits(x, len);
-    float amax, ds;
-    memcpy(&amax, &a, sizeof amax);
-    memset(q, 0, 32);
-    *m = 0.0f;
-    if (a >= 0x7f800000u) {
-        *d = NAN;
-        return 1;
-    }
-    if ((ds = amax / 127.0f) < FLT_MIN) {
-        *d = 0.0f;
-        return 0;
-    }
-    float id = 1.0f / ds, lo = x[0], hi = x[0];
-    for (int k = 0; k < len; k++) {
-        q[k] = (int8_t)nearbyintf(x[k] * id);
-        lo = x[k] < lo ? x[k] : lo;
-        hi = x[k] > hi ? x[k] : hi;
-    }
-    *d = ds;
-    if (!(lo < hi))
-        return 0;
-    int8_t qa[32] = { 0 };
-    float da = (hi - lo) / 255.0f, ma = lo + 128.0f * da, ida = 1.0f / da;
-    for (int k = 0; k < len; k++) {
-        float v = nearbyintf((x[k] - ma) * ida);
-        qa[k] = (int8_t)(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v);
-    }
-    if (block_error(qa, da, ma, x, len) < block_error(q, ds, 0.0f, x, len)) {
-        memcpy(q, qa, 32);
-        *d = da;
-        *m = ma;
-    }
-    return 0;
-}
 
 int llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N, int IC)
 {
@@ -118,31 +55,6 @@ int llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, i
             bad = n;
     }
     return bad;
-}
-
-/* One input block of len <= 32 values by quantize_q16's rule. @return 1
- * when it holds an inf or NaN. */
-static int input_block(int16_t *q, float *d, float *s, const float *x, int len)
-{
-    uint32_t a = absmax_bits(x, len);
-    float amax, db;
-    int32_t sum = 0;
-    memcpy(&amax, &a, sizeof amax);
-    memset(q, 0, 32 * sizeof *q);
-    if (a >= 0x7f800000u) {
-        *d = *s = NAN;
-        return 1;
-    }
-    if ((db = amax / 32767.0f) < FLT_MIN) {
-        *d = *s = 0.0f;
-        return 0;
-    }
-    float id = 1.0f / db;
-    for (int k = 0; k < len; k++)
-        sum += q[k] = (int16_t)nearbyintf(x[k] * id);
-    *d = db;
-    *s = db * (float)sum;
-    return 0;
 }
 
 #if defined(__AVX2__) && defined(__FMA__)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "q8_rule.h"
 #include "half.h"
 #include "kernels.h"
 
@@ -531,106 +532,36 @@ static size_t to_half(uint16_t *h, const float *f, size_t n)
     return bad;
 }
 
-/* The largest |x| of len values as a bit pattern (quantize_q8's a). */
-static uint32_t absmax_bits(const float *x, int len)
-{
-    uint32_t a = 0;
-    for (int k = 0; k < len; k++) {
-        uint32_t u;
-        memcpy(&u, &x[k], sizeof u);
-        u &= 0x7fffffffu;
-        a = u > a ? u : a;
-    }
-    return a;
-}
-
-/* Sum of ((double)d * q_k + m - x_k)^2 over len values. */
-static double q8_error(const int8_t *q, float d, float m, const float *x, int len)
-{
-    double e = 0;
-    for (int k = 0; k < len; k++) {
-        double t = (double)d * q[k] + m - x[k];
-        e += t * t;
-    }
-    return e;
-}
-
-/* int8 weights: quantize_q8's rule, one block at a time. */
+/* int8 weights: quantize_q8's rule (q8_rule.h), one block at a time. */
 static int quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
         char *row = (char *)w + (size_t)n * nb * LLM_Q8_BYTES;
-        for (int b = 0; b < nb; b++) {
-            int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
-            int8_t *qb = (int8_t *)(row + llm_q8_qoff(nb, b)), qa[32];
-            uint32_t a = absmax_bits(x + k0, len);
-            float amax, db, mb = 0.0f;
-            memcpy(&amax, &a, sizeof amax);
-            memset(qb, 0, 32);
-            if (a >= 0x7f800000u) {
-                db = NAN;
-                bad = bad < N ? bad : n;
-            } else if ((db = amax / 127.0f) < FLT_MIN) {
-                db = 0.0f;
-            } else {
-                float id = 1.0f / db, lo = x[k0], hi = x[k0];
-                for (int k = 0; k < len; k++)
-                    qb[k] = (int8_t)nearbyintf(x[k0 + k] * id);
-                for (int k = 1; k < len; k++) {
-                    lo = x[k0 + k] < lo ? x[k0 + k] : lo;
-                    hi = x[k0 + k] > hi ? x[k0 + k] : hi;
-                }
-                if (lo < hi) {
-                    float da = (hi - lo) / 255.0f, ma = lo + 128.0f * da, ida = 1.0f / da;
-                    memset(qa, 0, sizeof qa);
-                    for (int k = 0; k < len; k++) {
-                        float v = nearbyintf((x[k0 + k] - ma) * ida);
-                        qa[k] = (int8_t)(v < -128.0f ? -128.0f : v > 127.0f ? 127.0f : v);
-                    }
-                    if (q8_error(qa, da, ma, x + k0, len) < q8_error(qb, db, 0.0f, x + k0, len)) {
-                        memcpy(qb, qa, 32);
-                        db = da;
-                        mb = ma;
-                    }
-                }
-            }
-            memcpy(row + llm_q8_doff(nb, b), &db, sizeof db);
-            memcpy(row + llm_q8_moff(nb, b), &mb, sizeof mb);
-        }
+        for (int b = 0; b < nb; b++)
+            if (weight_block((int8_t *)(row + llm_q8_qoff(nb, b)),
+                             (float *)(row + llm_q8_doff(nb, b)),
+                             (float *)(row + llm_q8_moff(nb, b)), x + 32 * b,
+                             IC - 32 * b < 32 ? IC - 32 * b : 32) && bad == N)
+                bad = n;
     }
     return bad;
 }
 
-/* The int8 product's inputs: quantize_q16's rule, one block at a time. */
+/* The int8 product's inputs: quantize_q16's rule (q8_rule.h), one block at
+ * a time. */
 static int quantize_q16(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
                         const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
-        for (int b = 0; b < nb; b++) {
-            int k0 = 32 * b, len = IC - k0 < 32 ? IC - k0 : 32;
-            int16_t *qb = q + ((size_t)n * nb + b) * 32;
-            uint32_t a = absmax_bits(x + k0, len);
-            int32_t sum = 0;
-            float amax, db;
-            memcpy(&amax, &a, sizeof amax);
-            memset(qb, 0, 32 * sizeof *qb);
-            if (a >= 0x7f800000u) {
-                db = NAN;
-                bad = bad < N ? bad : n;
-            } else if ((db = amax / 32767.0f) < FLT_MIN) {
-                db = 0.0f;
-            } else {
-                float id = 1.0f / db;
-                for (int k = 0; k < len; k++)
-                    sum += qb[k] = (int16_t)nearbyintf(x[k0 + k] * id);
-            }
-            d[(size_t)n * nb + b] = db;
-            s[(size_t)n * nb + b] = db * (float)sum;
-        }
+        size_t i = (size_t)n * nb;
+        for (int b = 0; b < nb; b++)
+            if (input_block(q + (i + b) * 32, d + i + b, s + i + b, x + 32 * b,
+                            IC - 32 * b < 32 ? IC - 32 * b : 32) && bad == N)
+                bad = n;
     }
     return bad;
 }

@@ -1,8 +1,8 @@
 /* lowp.c: inference in reduced precision. llm_model_quantize_q8() (int8
  * weights in blocks of 32 with a scale and an offset each, inputs in
  * int16) and llm_model_weights_bf16() (bfloat16) make copies of the
- * layers' and the output layer's weights through the kernel table; from then on
- * every forward's matrix products (sessions: prefill, steps, packed
+ * layers' and the output layer's weights through the kernel table; from
+ * then on every forward's matrix products (sessions: prefill, steps, packed
  * forwards; llm_model_forward() for evaluation) round or quantize their
  * input rows and take the table's product in that precision, whose every
  * output element is computed alone, so that batching still changes no

@@ -4,8 +4,10 @@
  * same bits (the order of the float sums is their contract), on odd shapes
  * (a short last block, fewer than 8 blocks, 8 and 9 blocks, few and many
  * rows, the repacking path), through a map, with every row alone equal to
- * the same row in a batch and under 1 and 2 threads. Against independent
- * arithmetic: every quantized value within half a step of its input; the
+ * the same row in a batch and under 1 and 2 threads. (ref.c and q8.c
+ * share the scalar block rules, q8_rule.h, so for the weights the bitwise
+ * test covers the threads and the layout; the rule itself is held to what
+ * follows.) Against independent arithmetic: every quantized value within half a step of its input; the
  * weights' offset form chosen only where it has the smaller error, and
  * giving back blocks of a 4-bit grid with an offset (dequantized Q4_1)
  * and the symmetric form blocks of an int8 grid (Q8_0) nearly exactly; the
