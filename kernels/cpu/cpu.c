@@ -37,9 +37,15 @@ static void strip(int C, int id, int nt, int *c0, int *c1)
 }
 
 /* Inside an OpenMP region each thread calls sgemm on its own small tile;
- * OpenBLAS must not fan out into its own pool there. */
+ * OpenBLAS must not fan out into its own pool there. Only its pthreads
+ * build needs telling: the OpenMP build (the one the Makefile links) runs
+ * one thread inside a parallel region by itself, and its
+ * openblas_set_num_threads() is omp_set_num_threads(), which would shrink
+ * the very region that follows to one thread. */
 static int blas_serial_begin(void)
 {
+    if (openblas_get_parallel() != 1)
+        return 0;
     int n = openblas_get_num_threads();
     if (n > 1)
         openblas_set_num_threads(1);
