@@ -86,8 +86,13 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
 enum {
     MR = 12,     /* rows of the micro-kernel: 24 accumulators of 16 floats */
     NR = 32,     /* columns: two vectors */
-    KC = LLM_GEMM_KC,   /* k per packed block: an A sliver (12 KB) and a B sliver
-                  * (32 KB) stay in L1/L2 across the micro-kernel's loop */
+    KC = LLM_GEMM_KC,   /* k per block of the order of summation, and per packed
+                  * block: an A sliver (12 KB) and a B sliver (32 KB) stay in
+                  * L1/L2 across the micro-kernel's loop. The packed block
+                  * before a short tail takes the tail too (below 2 KC: the
+                  * micro-kernel sums it as its own block, C then in L1), so
+                  * that a product with K = 288 makes one pass over C, not
+                  * two and a read */
     MC = 96,     /* rows of A packed per task (96 KB: L2) */
     NC = 4096,   /* columns of B packed at once (KC x NC: 4 MB, L3) */
 };
@@ -401,11 +406,19 @@ static void task(const float *bp, float *ap, const float *A, int lda, int ta, in
         for (int ir = 0; ir < mc; ir += MR) {
             float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
             int mr = mc - ir < MR ? mc - ir : MR;
-            if (mode == P_BF16_DP)
-                micro_bf16(ks, (const uint32_t *)ap + (size_t)ir * ks, (const uint32_t *)b,
-                           alpha, c, ldc, mr, nr, add);
-            else
-                micro(kc, ap + (size_t)ir * kc, b, alpha, c, ldc, mr, nr, add);
+            /* The packed block's blocks of summation (KC values of k,
+             * KC / 2 pairs), each added to C in turn. */
+            for (int k = 0, n; k < ks; k += n) {
+                n = mode == P_BF16_DP ? KC / 2 : KC;
+                n = ks - k < n ? ks - k : n;
+                if (mode == P_BF16_DP)
+                    micro_bf16(n, (const uint32_t *)ap + (size_t)ir * ks + (size_t)k * MR,
+                               (const uint32_t *)b + (size_t)k * NR, alpha, c, ldc, mr, nr,
+                               add || k > 0);
+                else
+                    micro(n, ap + (size_t)ir * ks + (size_t)k * MR, b + (size_t)k * NR, alpha,
+                          c, ldc, mr, nr, add || k > 0);
+            }
         }
     }
 }
@@ -421,7 +434,7 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
                 memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
         return 0;
     }
-    int ncmax = N < NC ? N : NC, kcmax = K < KC ? K : KC;
+    int ncmax = N < NC ? N : NC, kcmax = K < 2 * KC ? K : 2 * KC;
     float *bp = scratch(0, (size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
     int par = !omp_in_parallel() && omp_get_max_threads() > 1 &&
               (double)M * N * K >= 64.0 * 64 * 64;
@@ -436,8 +449,9 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 #pragma omp barrier
         for (int j0 = 0; j0 < N && !failed; j0 += NC) {
             int nc = N - j0 < NC ? N - j0 : NC, ns = (nc + NR - 1) / NR;
-            for (int k0 = 0; k0 < K; k0 += KC) {
-                int kc = K - k0 < KC ? K - k0 : KC, add = accumulate || k0 > 0;
+            for (int k0 = 0, kc; k0 < K; k0 += kc) {
+                kc = K - k0 < 2 * KC ? K - k0 : KC;
+                int add = accumulate || k0 > 0;
 #pragma omp for schedule(static)
                 for (int s = 0; s < ns; s++)
                     pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, mode);

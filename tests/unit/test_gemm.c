@@ -174,7 +174,7 @@ int main(void)
 {
     static const struct { int M, N, K; } shapes[] = {
         {1, 1, 1},    {12, 32, 8},  {13, 33, 7},  {5, 70, 300}, {97, 45, 513},
-        {200, 260, 64}, {64, 48, 256}, {3, 600, 2},  {40, 17, 0},
+        {200, 260, 64}, {64, 48, 256}, {3, 600, 2},  {40, 17, 0},  {30, 40, 800},
     };
     const struct { const char *name; gemm_fn *f; int exact; } levels[] = {
         {"generic", llm_cpu_gemm_generic, 0},
