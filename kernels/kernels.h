@@ -281,8 +281,9 @@ typedef struct llm_kernels {
      *       (hi - lo) / 255.0f, m = lo + 128.0f * d, q_k = (x_k - m) * (1.0f
      *       / d) rounded likewise and clamped to [-128, 127];
      *   the asymmetric one when its error sum over the block of ((double)d
-     *       * q_k + m - x_k)^2, in double from k = 0 up, is below the
-     *       symmetric one's. (Weights dequantized from a 4-bit GGUF block
+     *       * q_k + m - x_k)^2 is below the symmetric one's, both summed in
+     *       double as 4 lanes do: the squares of k = j, j + 4, j + 8, ...
+     *       added in turn into e_j (from 0), then (e0 + e2) + (e1 + e3). (Weights dequantized from a 4-bit GGUF block
      *       with an offset, Q4_1, come back nearly exactly this way.)
      * The same bits on every backend. @return the lowest n whose row
      * holds an inf or NaN, N if none. NULL where there is no int8 product

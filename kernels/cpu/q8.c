@@ -37,6 +37,102 @@
 
 /* ------------------------------------------------------------ quantize */
 
+#if defined(__AVX2__) && defined(__FMA__)
+/* The largest of 8 unsigned bit patterns, and of 8 floats. */
+static inline uint32_t max8_epu32(__m256i a)
+{
+    __m128i t = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    t = _mm_max_epu32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_max_epu32(t, _mm_shuffle_epi32(t, 0xb1));
+    return (uint32_t)_mm_cvtsi128_si32(t);
+}
+
+/* 32 int32s (4 vectors of 8, in order) as 32 int8s, in order: packs works
+ * within 128-bit lanes (lane 0 holds dwords 0-3 of each vector, lane 1
+ * dwords 4-7), so the dwords are put back in order after. */
+static inline void store_i8x32(int8_t *q, __m256i i0, __m256i i1, __m256i i2, __m256i i3)
+{
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, b);
+}
+
+/* q8_rule.h's block_error over a whole block, its order: lane j of 4
+ * doubles sums the squares of k = j, j + 4, ...; then (e0 + e2) + (e1 +
+ * e3). Multiplies and adds separately, as the scalar rule's (C11 does not
+ * contract them). */
+static inline double block_error32(const int8_t *q, float d, float m, const float *x)
+{
+    __m256d vd = _mm256_set1_pd(d), vm = _mm256_set1_pd(m), e = _mm256_setzero_pd();
+    for (int k = 0; k < 32; k += 4) {
+        int32_t q4;
+        memcpy(&q4, q + k, sizeof q4);
+        __m256d qk = _mm256_cvtepi32_pd(_mm_cvtepi8_epi32(_mm_cvtsi32_si128(q4)));
+        __m256d t = _mm256_sub_pd(_mm256_add_pd(_mm256_mul_pd(vd, qk), vm),
+                                  _mm256_cvtps_pd(_mm_loadu_ps(x + k)));
+        e = _mm256_add_pd(e, _mm256_mul_pd(t, t));
+    }
+    __m128d h = _mm_add_pd(_mm256_castpd256_pd128(e), _mm256_extractf128_pd(e, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(h, _mm_unpackhi_pd(h, h)));
+}
+
+/* q8_rule.h's weight_block over a whole block: the same bits (maxima and
+ * minima are exact in any order; the sign of a zero lo or hi changes none
+ * of the values made from them; cvtps rounds to nearest, ties to even, as
+ * nearbyintf under the default MXCSR). */
+static int weight_block32(int8_t *q, float *d, float *m, const float *x)
+{
+    __m256 v[4], lo, hi;
+    __m256i mag = _mm256_set1_epi32(0x7fffffff), a = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        v[j] = _mm256_loadu_ps(x + 8 * j);
+        a = _mm256_max_epu32(a, _mm256_and_si256(_mm256_castps_si256(v[j]), mag));
+    }
+    uint32_t au = max8_epu32(a);
+    float amax, ds;
+    memcpy(&amax, &au, sizeof amax);
+    *m = 0.0f;
+    if (au >= 0x7f800000u || (ds = amax / 127.0f) < FLT_MIN) {
+        memset(q, 0, 32);
+        *d = au >= 0x7f800000u ? NAN : 0.0f;
+        return au >= 0x7f800000u;
+    }
+    __m256 id = _mm256_set1_ps(1.0f / ds);
+    store_i8x32(q, _mm256_cvtps_epi32(_mm256_mul_ps(v[0], id)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[1], id)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[2], id)),
+                _mm256_cvtps_epi32(_mm256_mul_ps(v[3], id)));
+    *d = ds;
+    lo = _mm256_min_ps(_mm256_min_ps(v[0], v[1]), _mm256_min_ps(v[2], v[3]));
+    hi = _mm256_max_ps(_mm256_max_ps(v[0], v[1]), _mm256_max_ps(v[2], v[3]));
+    __m128 l = _mm_min_ps(_mm256_castps256_ps128(lo), _mm256_extractf128_ps(lo, 1));
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(hi), _mm256_extractf128_ps(hi, 1));
+    l = _mm_min_ps(l, _mm_movehl_ps(l, l));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    float flo = _mm_cvtss_f32(_mm_min_ss(l, _mm_shuffle_ps(l, l, 1)));
+    float fhi = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+    if (!(flo < fhi))
+        return 0;
+    float da = (fhi - flo) / 255.0f, ma = flo + 128.0f * da;
+    __m256 vma = _mm256_set1_ps(ma), ida = _mm256_set1_ps(1.0f / da);
+    __m256 cl = _mm256_set1_ps(-128.0f), ch = _mm256_set1_ps(127.0f);
+    __m256i ia[4];
+    for (int j = 0; j < 4; j++) {
+        __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_sub_ps(v[j], vma), ida),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        ia[j] = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, cl), ch));
+    }
+    int8_t qa[32];
+    store_i8x32(qa, ia[0], ia[1], ia[2], ia[3]);
+    if (block_error32(qa, da, ma, x) < block_error32(q, ds, 0.0f, x)) {
+        memcpy(q, qa, 32);
+        *d = da;
+        *m = ma;
+    }
+    return 0;
+}
+#endif
+
 int llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, int N, int IC)
 {
     int nb = (IC + 31) / 32, bad = N;
@@ -46,11 +142,17 @@ int llm_cpu_quantize_q8(void *w, const float *inp, size_t ldi, const int *map, i
         const float *x = inp + (size_t)(map ? map[n] : n) * ldi;
         char *row = (char *)w + (size_t)n * nb * LLM_Q8_BYTES;
         int worse = 0;
-        for (int b = 0; b < nb; b++)
-            worse |= weight_block((int8_t *)(row + llm_q8_qoff(nb, b)),
-                                  (float *)(row + llm_q8_doff(nb, b)),
-                                  (float *)(row + llm_q8_moff(nb, b)), x + 32 * b,
-                                  IC - 32 * b < 32 ? IC - 32 * b : 32);
+        for (int b = 0; b < nb; b++) {
+            int8_t *q = (int8_t *)(row + llm_q8_qoff(nb, b));
+            float *d = (float *)(row + llm_q8_doff(nb, b)), *m = (float *)(row + llm_q8_moff(nb, b));
+#if defined(__AVX2__) && defined(__FMA__)
+            if (IC - 32 * b >= 32) {
+                worse |= weight_block32(q, d, m, x + 32 * b);
+                continue;
+            }
+#endif
+            worse |= weight_block(q, d, m, x + 32 * b, IC - 32 * b < 32 ? IC - 32 * b : 32);
+        }
         if (worse && n < bad)
             bad = n;
     }

@@ -24,15 +24,17 @@ static inline uint32_t absmax_bits(const float *x, int len)
     return a;
 }
 
-/* Sum of ((double)d * q_k + m - x_k)^2, k from 0 up. */
+/* Sum of ((double)d * q_k + m - x_k)^2 in kernels.h's order: the squares
+ * of k = j, j + 4, j + 8, ... added in turn into sum j (j < 4), then
+ * (e0 + e2) + (e1 + e3), as 4 lanes of doubles add them. */
 static inline double block_error(const int8_t *q, float d, float m, const float *x, int len)
 {
-    double e = 0;
+    double e[4] = { 0, 0, 0, 0 };
     for (int k = 0; k < len; k++) {
         double t = (double)d * q[k] + m - x[k];
-        e += t * t;
+        e[k & 3] += t * t;
     }
-    return e;
+    return (e[0] + e[2]) + (e[1] + e[3]);
 }
 
 /* One weight block of len <= 32 values by the rule of kernels.h. @return 1
