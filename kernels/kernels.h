@@ -283,8 +283,9 @@ typedef struct llm_kernels {
      *   the asymmetric one when its error sum over the block of ((double)d
      *       * q_k + m - x_k)^2 is below the symmetric one's, both summed in
      *       double as 4 lanes do: the squares of k = j, j + 4, j + 8, ...
-     *       added in turn into e_j (from 0), then (e0 + e2) + (e1 + e3). (Weights dequantized from a 4-bit GGUF block
-     *       with an offset, Q4_1, come back nearly exactly this way.)
+     *       added in turn into e_j (from 0), then (e0 + e2) + (e1 +
+     *       e3). (Weights dequantized from a 4-bit GGUF block with an
+     *       offset, Q4_1, come back nearly exactly this way.)
      * The same bits on every backend. @return the lowest n whose row
      * holds an inf or NaN, N if none. NULL where there is no int8 product
      * (then quantize_q16 and matmul_rows_q8 are NULL too). */

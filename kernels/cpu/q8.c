@@ -38,7 +38,7 @@
 /* ------------------------------------------------------------ quantize */
 
 #if defined(__AVX2__) && defined(__FMA__)
-/* The largest of 8 unsigned bit patterns, and of 8 floats. */
+/* The largest of 8 unsigned bit patterns. */
 static inline uint32_t max8_epu32(__m256i a)
 {
     __m128i t = _mm_max_epu32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
