@@ -50,22 +50,36 @@ static inline float op(const float *X, int ld, int t, int r, int c)
     return t ? X[(size_t)c * ld + r] : X[(size_t)r * ld + c];
 }
 
-/* The bf16 product by OpenBLAS over rounded copies of op(A) and op(B)
- * (levels without our kernel, or when its panels did not fit in memory);
- * plain loops when even the copies do not fit. */
+/* dst(rows, cols) = src(rows, cols; leading dimension ld) rounded to
+ * bf16, by every thread unless called inside a parallel region (the
+ * attention's tiles) or small. */
+static void round_copy(float *dst, const float *src, int rows, int cols, int ld)
+{
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (size_t)rows * cols >= 65536)
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + (size_t)r * ld;
+        float *d = dst + (size_t)r * cols;
+#pragma omp simd
+        for (int c = 0; c < cols; c++)
+            d[c] = bf16_round(s[c]);
+    }
+}
+
+/* The bf16 product by OpenBLAS over copies of A and B rounded to bf16
+ * (levels without our kernel, or when its panels did not fit in memory),
+ * each copy in its matrix's own layout, so that it reads and writes rows
+ * and sgemm transposes as it packs; plain loops when even the copies do not
+ * fit. */
 static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
-    float *a = malloc(((size_t)M * K + 1) * sizeof *a);
-    float *b = malloc(((size_t)K * N + 1) * sizeof *b);
+    int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+    float *a = malloc(((size_t)ar * ac + 1) * sizeof *a);
+    float *b = malloc(((size_t)br * bc + 1) * sizeof *b);
     if (a && b) {
-        for (int i = 0; i < M; i++)
-            for (int k = 0; k < K; k++)
-                a[(size_t)i * K + k] = bf16_round(op(A, lda, ta, i, k));
-        for (int k = 0; k < K; k++)
-            for (int j = 0; j < N; j++)
-                b[(size_t)k * N + j] = bf16_round(op(B, ldb, tb, k, j));
-        blas_gemm(0, 0, M, N, K, alpha, a, K, b, N, beta, C, ldc);
+        round_copy(a, A, ar, ac, lda);
+        round_copy(b, B, br, bc, ldb);
+        blas_gemm(ta, tb, M, N, K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
     } else {
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
