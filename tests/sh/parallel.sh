@@ -2,8 +2,9 @@
 # parallel.sh: bulk labelling split with GNU parallel reassembles exactly:
 # `parallel --pipe --keep-order -N 100 llm-classify -m M` over a few hundred
 # lines gives the same bytes as one llm-classify run (one output record per
-# input record, in order), as does a split into files labelled one by one.
-# Skipped without GNU parallel (Debian: parallel).
+# input record, in order), as does a split into files labelled one by one;
+# OMP_WAIT_POLICY=passive changes no byte. Skipped without GNU parallel
+# (Debian: parallel).
 set -u
 if ! parallel --version 2>/dev/null | grep -q "GNU parallel"; then
     echo "GNU parallel not found (Debian: parallel)"; exit 77
@@ -32,4 +33,11 @@ split -l 120 -d in.txt piece.
 for p in piece.*; do llm-classify -q -t 1 -m m.llm "$p" > "$p.out" || no "label $p"; done
 cat piece.*.out > split.out
 cmp -s one.out split.out || no "split + cat differs from one run"
+
+# Jobs side by side may want OpenMP's passive waiting (README, man llm):
+# it changes the time, never the bytes, explanations included.
+llm-classify -q -t 2 -m m.llm --explain --format jsonl in.txt > spin.jsonl &&
+    OMP_WAIT_POLICY=passive llm-classify -q -t 2 -m m.llm --explain --format jsonl in.txt \
+        > passive.jsonl && cmp -s spin.jsonl passive.jsonl ||
+    no "OMP_WAIT_POLICY=passive changed the output"
 exit $fail
