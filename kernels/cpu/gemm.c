@@ -1,18 +1,23 @@
 /* gemm.c: the CPU tables' general matrix product, C(M,N) = (or +=)
  * op(A)(M,K) . op(B)(K,N), row-major, op a transpose where asked.
  *
- * On the avx512 level it is our own blocked product (BLIS's loop nest:
- * panels of B and of A packed into slivers of NR columns and MR rows, and
- * a 12 x 32 register micro-kernel of 512-bit FMAs), since the OpenBLAS
- * that Debian ships may run 256-bit kernels on CPUs that have AVX-512
- * (it knows no newer core than its release, and OPENBLAS_CORETYPE can
- * pin it lower); elsewhere, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
+ * On the avx512 and avx2 levels it is our own blocked product (BLIS's loop
+ * nest: panels of B and of A packed into slivers of NR columns and MR rows,
+ * and a register micro-kernel of 12 x 32 floats in 512-bit FMAs, or 6 x 16
+ * in 256-bit ones): the OpenBLAS that Debian ships may run 256-bit kernels
+ * on CPUs that have AVX-512 (it knows no newer core than its release, and
+ * OPENBLAS_CORETYPE can pin it lower), and on AVX2 its products with a
+ * short k (288, the forward's) zero C in a pass of its own before it sums
+ * (ours store the first block): ours are 1.0-1.15x its speed on the
+ * training shapes there, on Zen 2. On the generic level, and with
+ * LLM_GEMM=openblas, OpenBLAS's sgemm.
  *
- * Order of summation (the avx512 product): each element is a chain of
- * fmaf over k within each block of KC values of k, from 0, times alpha,
- * added to the element in block order (the first block stored when beta
- * is 0, every block added when it is 1). Threads split rows and columns
- * only, never k, so the result is the same bits for any thread count. */
+ * Order of summation (our product, on either level: the same bits): each
+ * element is a chain of fmaf over k within each block of KC values of k,
+ * from 0, times alpha, added to the element in block order (the first
+ * block stored when beta is 0, every block added when it is 1). Threads
+ * split rows and columns only, never k, so the result is the same bits for
+ * any thread count. */
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -65,11 +70,12 @@ static void round_copy(float *dst, const float *src, int rows, int cols, int ld)
     }
 }
 
-/* The bf16 product by OpenBLAS over copies of A and B rounded to bf16
- * (levels without our kernel, or when its panels did not fit in memory),
+/* The bf16 product as the level's fp32 product (llm_cpu_gemm: ours, or
+ * OpenBLAS) over copies of A and B rounded to bf16 (the generic and avx2
+ * levels, LLM_GEMM=openblas, or when our panels did not fit in memory),
  * each copy in its matrix's own layout, so that it reads and writes rows
- * and sgemm transposes as it packs; plain loops when even the copies do not
- * fit. */
+ * and the product transposes as it packs; plain loops when even the copies
+ * do not fit. */
 static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -79,7 +85,8 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
     if (a && b) {
         round_copy(a, A, ar, ac, lda);
         round_copy(b, B, br, bc, ldb);
-        blas_gemm(ta, tb, M, N, K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C, ldc);
+        llm_cpu_gemm(ta, tb, M, N, K, alpha, a, ac > 0 ? ac : 1, b, bc > 0 ? bc : 1, beta, C,
+                     ldc);
     } else {
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
@@ -94,12 +101,20 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
     free(b);
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 
+/* Our product, on the avx512 and avx2 levels: the same loop nest and the
+ * same order of summation (so the same bits) on both, over micro-kernels
+ * of MR rows by two vectors. */
 enum {
+#if defined(__AVX512F__)
     MR = 12,     /* rows of the micro-kernel: 24 accumulators of 16 floats */
     NR = 32,     /* columns: two vectors */
+#else
+    MR = 6,      /* 12 accumulators of 8 floats, of AVX2's 16 registers */
+    NR = 16,
+#endif
     KC = LLM_GEMM_KC,   /* k per block of the order of summation, and per packed
                   * block: an A sliver (12 KB) and a B sliver (32 KB) stay in
                   * L1/L2 across the micro-kernel's loop. The packed block
@@ -136,6 +151,7 @@ static inline float at(const float *X, int ld, int t, int r, int c, int round)
     return round ? bf16_round(op(X, ld, t, r, c)) : op(X, ld, t, r, c);
 }
 
+#if defined(__AVX512F__)
 /* Bit patterns of bf16: 16 floats (the first n) converted by VCVTNEPS2BF16
  * (to nearest, ties to even; denormal inputs become zero), zero-extended
  * into 32-bit lanes. */
@@ -241,28 +257,108 @@ static void pack_rows(float *restrict dst, int w, const float *X, int ld, int k0
     }
 }
 
+#else
+/* r[0..7], 8 rows of 8 floats, transposed in place: r[c] holds column c. */
+static inline void transpose8(__m256 r[8])
+{
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    /* u[4h + j]: rows 4h..4h+3 of column j (low half) and j + 4 (high) */
+    for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xee);
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xee);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+        r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+    }
+}
+
+/* The first n (8 or 6; else fewer, one at a time) lanes of v at d. */
+static inline void store_first(float *d, __m256 v, int n)
+{
+    if (n == 8) {
+        _mm256_storeu_ps(d, v);
+    } else if (n == 6) {
+        _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+        _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(v, 1));
+    } else {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        memcpy(d, t, (size_t)n * sizeof *d);
+    }
+}
+
+/* Lines c0.. (the first n of w, NR or MR; zero past n) of X's rows, k0..
+ * k0+kc of each, into dst[k * w + r]: 8 lines by 8 values at a time
+ * transposed, the last few values of k one at a time. */
+static void pack_rows(float *restrict dst, int w, const float *X, int ld, int k0, int kc,
+                      int c0, int n)
+{
+    for (int g = 0; g < w; g += 8) {
+        int lw = w - g < 8 ? w - g : 8, c = 0;
+        for (; c + 8 <= kc; c += 8) {
+            __m256 v[8];
+            for (int i = 0; i < 8; i++)
+                v[i] = i < lw && g + i < n
+                           ? _mm256_loadu_ps(X + (size_t)(c0 + g + i) * ld + k0 + c)
+                           : _mm256_setzero_ps();
+            transpose8(v);
+            for (int q = 0; q < 8; q++)
+                store_first(dst + (size_t)(c + q) * w + g, v[q], lw);
+        }
+        for (; c < kc; c++)
+            for (int i = 0; i < lw; i++)
+                dst[(size_t)c * w + g + i] =
+                    g + i < n ? X[(size_t)(c0 + g + i) * ld + k0 + c] : 0.0f;
+    }
+}
+#endif
+
 /* Rows k0.. of op(B), columns j0..j0+nc, into slivers of NR columns:
  * floats bp[s * kc * NR + k * NR + j] (zero past column nc), or with
  * P_BF16_DP pairs of k, (k = 2p, 2p + 1) in the low and high halves of
- * 32-bit slot bp[s * kp * NR + p * NR + j], kp = (kc + 1) / 2. */
-static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
-                   int j0, int nc, int s, int mode)
+ * 32-bit slot bp[s * kp * NR + p * NR + j], kp = (kc + 1) / 2.
+ * Unit u of b_units(): row k0 + u into every sliver when B's rows are k
+ * and hold floats (B is then read along its rows: a sliver at a time, each
+ * row's few values would be a cache miss the prefetchers cannot foresee),
+ * else sliver u. */
+static int b_units(int tb, int mode, int kc, int nc)
 {
-    int js = s * NR, nr = nc - js < NR ? nc - js : NR, kp = (kc + 1) / 2;
-    if (mode == P_BF16_DP) {
-        pack_pairs((uint32_t *)bp + (size_t)s * kp * NR, NR, B, ldb, !tb, k0, kc, j0 + js, nr);
-        return;
-    }
-    float *dst = bp + (size_t)s * kc * NR;
-    int round = mode == P_BF16_ROUND;
-    if (!tb && !round) {
-        for (int k = 0; k < kc; k++) {
-            const float *src = B + (size_t)(k0 + k) * ldb + j0 + js;
-            memcpy(dst + (size_t)k * NR, src, (size_t)nr * sizeof *src);
-            memset(dst + (size_t)k * NR + nr, 0, (size_t)(NR - nr) * sizeof *dst);
+    return !tb && mode == P_F32 ? kc : (nc + NR - 1) / NR;
+}
+
+static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
+                   int j0, int nc, int u, int mode)
+{
+    if (!tb && mode == P_F32) {
+        const float *src = B + (size_t)(k0 + u) * ldb + j0;
+        for (int js = 0; js < nc; js += NR) {
+            float *dst = bp + (size_t)js * kc + (size_t)u * NR;
+            if (nc - js >= NR) {   /* of constant size: vector moves, no call */
+                memcpy(dst, src + js, NR * sizeof *src);
+            } else {
+                memcpy(dst, src + js, (size_t)(nc - js) * sizeof *src);
+                memset(dst + nc - js, 0, (size_t)(NR - (nc - js)) * sizeof *dst);
+            }
         }
         return;
     }
+    int s = u, js = s * NR, nr = nc - js < NR ? nc - js : NR;
+#if defined(__AVX512F__)
+    if (mode == P_BF16_DP) {
+        pack_pairs((uint32_t *)bp + (size_t)s * ((kc + 1) / 2) * NR, NR, B, ldb, !tb, k0, kc,
+                   j0 + js, nr);
+        return;
+    }
+#endif
+    float *dst = bp + (size_t)s * kc * NR;
+    int round = mode == P_BF16_ROUND;
     if (tb && !round) {
         pack_rows(dst, NR, B, ldb, k0, kc, j0 + js, nr);
         return;
@@ -278,22 +374,33 @@ static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, 
 static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, int mc,
                    int k0, int kc, int mode)
 {
-    int kp = (kc + 1) / 2, round = mode == P_BF16_ROUND;
+    int round = mode == P_BF16_ROUND;
+    if (ta && mode == P_F32) {
+        /* A's rows are k: each read once, whole, into every sliver. */
+        for (int k = 0; k < kc; k++) {
+            const float *src = A + (size_t)(k0 + k) * lda + i0;
+            for (int is = 0; is < mc; is += MR) {
+                float *dst = ap + (size_t)is * kc + (size_t)k * MR;
+                if (mc - is >= MR) {
+                    memcpy(dst, src + is, MR * sizeof *src);
+                } else {
+                    memcpy(dst, src + is, (size_t)(mc - is) * sizeof *src);
+                    memset(dst + mc - is, 0, (size_t)(MR - (mc - is)) * sizeof *dst);
+                }
+            }
+        }
+        return;
+    }
     for (int is = 0; is < mc; is += MR) {
         int mr = mc - is < MR ? mc - is : MR;
+#if defined(__AVX512F__)
         if (mode == P_BF16_DP) {
+            int kp = (kc + 1) / 2;
             pack_pairs((uint32_t *)ap + (size_t)is * kp, MR, A, lda, ta, k0, kc, i0 + is, mr);
             continue;
         }
+#endif
         float *dst = ap + (size_t)is * kc;
-        if (ta && !round) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(k0 + k) * lda + i0 + is;
-                memcpy(dst + (size_t)k * MR, src, (size_t)mr * sizeof *src);
-                memset(dst + (size_t)k * MR + mr, 0, (size_t)(MR - mr) * sizeof *dst);
-            }
-            continue;
-        }
         if (!ta && !round) {
             pack_rows(dst, MR, A, lda, k0, kc, i0 + is, mr);
             continue;
@@ -304,6 +411,7 @@ static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, 
     }
 }
 
+#if defined(__AVX512F__)
 /* c(mr, nr) = (add ? c + : ) alpha * acc. */
 static inline void store(__m512 acc[MR][2], float alpha, float *c, int ldc, int mr, int nr,
                          int add)
@@ -405,6 +513,56 @@ static void micro_bf16_rows(int kp, const uint32_t *restrict a, const uint32_t *
     MICRO_BF16_CASES((size_t)kp, 1)
 }
 #undef MICRO_BF16_CASES
+#else
+/* c(mr, nr) = (add ? c + : ) alpha * acc: the same operations as the
+ * avx512 level's, edge tiles through a copy. */
+static inline void store(__m256 acc[MR][2], float alpha, float *c, int ldc, int mr, int nr,
+                         int add)
+{
+    __m256 va = _mm256_set1_ps(alpha);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (i >= mr)
+            break;
+        float *ci = c + (size_t)i * ldc;
+        __m256 r0 = _mm256_mul_ps(va, acc[i][0]), r1 = _mm256_mul_ps(va, acc[i][1]);
+        if (nr == NR) {
+            if (add) {
+                r0 = _mm256_add_ps(_mm256_loadu_ps(ci), r0);
+                r1 = _mm256_add_ps(_mm256_loadu_ps(ci + 8), r1);
+            }
+            _mm256_storeu_ps(ci, r0);
+            _mm256_storeu_ps(ci + 8, r1);
+        } else {
+            float r[NR];
+            _mm256_storeu_ps(r, r0);
+            _mm256_storeu_ps(r + 8, r1);
+            for (int j = 0; j < nr; j++)
+                ci[j] = add ? ci[j] + r[j] : r[j];
+        }
+    }
+}
+
+/* c(mr, nr) = (add ? c + : ) alpha * (a-sliver . b-sliver over kc). */
+static void micro(int kc, const float *restrict a, const float *restrict b, float alpha,
+                  float *c, int ldc, int mr, int nr, int add)
+{
+    __m256 acc[MR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    store(acc, alpha, c, ldc, mr, nr, add);
+}
+#endif
 
 /* Rows [i0, i0+mc) and columns [jt, jt+nt) (offsets within the packed
  * panel of nc columns at j0) of C, over the packed block of kc. */
@@ -425,11 +583,13 @@ static void task(const float *bp, float *ap, const float *A, int lda, int ta, in
             for (int k = 0, n; k < ks; k += n) {
                 n = mode == P_BF16_DP ? KC / 2 : KC;
                 n = ks - k < n ? ks - k : n;
+#if defined(__AVX512F__)
                 if (mode == P_BF16_DP)
                     micro_bf16(n, (const uint32_t *)ap + (size_t)ir * ks + (size_t)k * MR,
                                (const uint32_t *)b + (size_t)k * NR, alpha, c, ldc, mr, nr,
                                add || k > 0);
                 else
+#endif
                     micro(n, ap + (size_t)ir * ks + (size_t)k * MR, b + (size_t)k * NR, alpha,
                           c, ldc, mr, nr, add || k > 0);
             }
@@ -462,13 +622,13 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
         }
 #pragma omp barrier
         for (int j0 = 0; j0 < N && !failed; j0 += NC) {
-            int nc = N - j0 < NC ? N - j0 : NC, ns = (nc + NR - 1) / NR;
+            int nc = N - j0 < NC ? N - j0 : NC;
             for (int k0 = 0, kc; k0 < K; k0 += kc) {
                 kc = K - k0 < 2 * KC ? K - k0 : KC;
-                int add = accumulate || k0 > 0;
+                int add = accumulate || k0 > 0, nu = b_units(tb, mode, kc, nc);
 #pragma omp for schedule(static)
-                for (int s = 0; s < ns; s++)
-                    pack_b(bp, B, ldb, tb, k0, kc, j0, nc, s, mode);
+                for (int u = 0; u < nu; u++)
+                    pack_b(bp, B, ldb, tb, k0, kc, j0, nc, u, mode);
                 /* Tasks of at most MC rows, whole slivers of MR spread
                  * evenly over a multiple of the thread count (no thread
                  * waits at the barrier for another's extra task), by all
@@ -495,11 +655,12 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
     return failed ? -1 : 0;
 }
 
-/* The avx512 level's paths, chosen once from LLM_GEMM and the CPU: fp32
- * products by ours (unset, the default) or OpenBLAS ("openblas"), and
- * bf16 products by VDPBF16PS where the CPU has AVX512_BF16, else emulated
- * by ours ("own-nobf16" forces that, for tests), or OpenBLAS on rounded
- * copies with "openblas" (bf16 -1). */
+/* The paths of the levels with our product, chosen once from LLM_GEMM and
+ * the CPU: fp32 products by ours (unset, the default) or OpenBLAS
+ * ("openblas"); bf16 products, on the avx512 level, by VDPBF16PS where the
+ * CPU has AVX512_BF16, else emulated by ours, rounding as it packs
+ * ("own-nobf16" forces that, for tests); on the avx2 level, and with
+ * "openblas", by the fp32 product over rounded copies (bf16 -1). */
 typedef struct {
     int own, bf16;
 } paths;
@@ -512,9 +673,11 @@ static paths gemm_paths(void)
         const char *e = getenv("LLM_GEMM");
         int own = !(e && strcmp(e, "openblas") == 0), bf16 = -1;
         if (own) {
+#if defined(__AVX512F__)
             __builtin_cpu_init();
             bf16 = !(e && strcmp(e, "own-nobf16") == 0) && __builtin_cpu_supports("avx512bf16")
                        ? P_BF16_DP : P_BF16_ROUND;
+#endif
         }
         c = own | (bf16 + 1) << 1;
         __atomic_store_n(&cached, c, __ATOMIC_RELAXED);
@@ -533,7 +696,11 @@ void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 
 const char *llm_cpu_gemm_name(void)
 {
+#if defined(__AVX512F__)
     return gemm_paths().own ? "own avx512" : "openblas";
+#else
+    return gemm_paths().own ? "own avx2" : "openblas";
+#endif
 }
 
 void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,

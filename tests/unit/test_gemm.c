@@ -1,14 +1,16 @@
 /* test_gemm.c: the CPU levels' matrix product (kernels/cpu/gemm.c) against
- * plain loops. Our avx512 product has an order of summation (fmaf chains
- * over blocks of LLM_GEMM_KC values of k, times alpha, added to C block by
- * block), so it must equal a scalar loop in that order bit for bit, for
- * every transpose, beta 0 and 1, edge tiles, several k blocks, and one or
- * two threads, called from inside an OpenMP region too. Every level (the
- * OpenBLAS ones included) must agree with a double-precision product
- * within rounding, and so must each level's bf16 product with the double
- * product of inputs rounded to bf16 (run it with LLM_GEMM=own-nobf16 for
- * the avx512 level's emulated path). Levels this build lacks or this CPU
- * cannot run are skipped, saying so. */
+ * plain loops. Our product (the avx512 and avx2 levels) has an order of
+ * summation (fmaf chains over blocks of LLM_GEMM_KC values of k, times
+ * alpha, added to C block by block), so it must equal a scalar loop in that
+ * order bit for bit, for every transpose, beta 0 and 1, edge tiles, several
+ * k blocks, and one or two threads, called from inside an OpenMP region
+ * too; so must the avx2 level's bf16 product (ours over rounded copies)
+ * with the loop over inputs rounded to bf16. Every level (the OpenBLAS ones
+ * included) must agree with a double-precision product within rounding, and
+ * so must each level's bf16 product with the double product of inputs
+ * rounded to bf16 (run it with LLM_GEMM=own-nobf16 for the avx512 level's
+ * emulated path). Levels this build lacks or this CPU cannot run are
+ * skipped, saying so. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -178,11 +180,11 @@ int main(void)
     };
     const struct { const char *name; gemm_fn *f; int exact; } levels[] = {
         {"generic", llm_cpu_gemm_generic, 0},
-        {"avx2", llm_cpu_gemm_avx2, 0},
+        {"avx2", llm_cpu_gemm_avx2, 1},
         {"avx512", llm_cpu_gemm_avx512, 1},
         {"native", llm_cpu_gemm_native, 0},
         {"generic", llm_cpu_gemm_bf16_generic, 0},
-        {"avx2", llm_cpu_gemm_bf16_avx2, 0},
+        {"avx2", llm_cpu_gemm_bf16_avx2, 1},
         {"avx512", llm_cpu_gemm_bf16_avx512, 0},
         {"native", llm_cpu_gemm_bf16_native, 0},
     };
@@ -197,7 +199,8 @@ int main(void)
                        levels[l].f ? "this CPU cannot run it" : "not in this build");
             continue;
         }
-        /* The avx512 level runs our product unless LLM_GEMM=openblas. */
+        /* The avx512 and avx2 levels run our product unless
+         * LLM_GEMM=openblas. */
         const char *e = getenv("LLM_GEMM");
         int exact = levels[l].exact && !(e && strcmp(e, "openblas") == 0);
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
