@@ -13,6 +13,9 @@
 # compiles then, untimed: a minute or more), then TRAIN_REPS (default 3)
 # rounds, each ours f32, ours bf16, and every PyTorch configuration in turn,
 # TRAIN_STEPS (default 4) timed steps each: medians and ranges over rounds.
+# TRAIN_PRECISION (default "f32 bf16") names the precisions side by side:
+# "f32" alone on a CPU without bf16 instructions, where PyTorch's bf16
+# autocast runs at a twentieth of its fp32 speed and would take an hour.
 set -u
 prog=$TOP/$B/bench/train_speed
 [ -x "$prog" ] || { echo "train_speed: $prog not built"; exit 1; }
@@ -51,23 +54,26 @@ echo "AdamW; CPU: ${cpu:-unknown}; torch $tv; medians and ranges over $reps roun
 echo "turn; ratio: to the fastest PyTorch configuration of the same precision"
 for tb in ${TRAIN_SIDE:-2:8 1:8 2:32}; do
     t=${tb%:*} b=${tb#*:}
-    : > f32.txt
-    : > bf16.txt
     ours="$prog --preset small --vocab 4096 --context 256 --batch $b --threads $t --steps $steps"
     [ -n "$peak" ] && ours="$ours --peak $peak"
+    precs=${TRAIN_PRECISION:-f32 bf16} between=""
+    for p in $precs; do
+        : > $p.txt
+        between="$between$ours --precision $p >> $p.txt; "
+    done
     OMP_NUM_THREADS=$t "$py" "$TOP/tests/bench/pytorch_train.py" --batch "$b" --threads "$t" \
-        --steps "$steps" --reps "$reps" --modes eager,sdpa,compile --precision f32,bf16 \
-        --between "$ours --precision f32 >> f32.txt; $ours --precision bf16 >> bf16.txt" \
+        --steps "$steps" --reps "$reps" --modes eager,sdpa,compile --precision "$(echo $precs | tr ' ' ,)" \
+        --between "$between" \
         2>torch.err </dev/null > torch.txt
     rc=$?
     [ $rc -eq 0 ] || { echo "pytorch_train.py failed (exit $rc):"; tail -n 5 torch.err; continue; }
     : > rows.txt
-    for p in f32 bf16; do
+    for p in $precs; do
         s=$(awk '/batch/ { print $3 }' $p.txt | stats)
         echo "ours $p $s" >> rows.txt
     done
     for m in eager sdpa compile; do
-        for p in f32 bf16; do
+        for p in $precs; do
             s=$(grep "\"mode\": \"$m\", \"precision\": \"$p\"" torch.txt |
                 sed 's/.*"tokens_per_s": *\([0-9.]*\).*/\1/' | stats)
             echo "pytorch-$m $p $s" >> rows.txt
