@@ -46,9 +46,9 @@ void   llm_host_zero(void *dst, size_t bytes);
 /* gemm.c: C(M,N) = alpha op(A)(M,K) . op(B)(K,N) + beta C, as cblas_sgemm
  * row-major with beta 0 or 1 only; op(A) = A^T when ta (A is then K x M),
  * op(B) = B^T when tb. The same bits for any thread count; serial inside
- * an OpenMP region. On the avx512 and avx2 levels our blocked kernel
- * unless LLM_GEMM=openblas, on generic OpenBLAS. Our kernel's order of
- * summation (the same on both levels):
+ * an OpenMP region. On the avx512 level our blocked kernel unless
+ * LLM_GEMM=openblas, on avx2 when LLM_GEMM=own, else OpenBLAS. Our
+ * kernel's order of summation (the same on both levels):
  * for each block of LLM_GEMM_KC values of k in order, s = a chain of fmaf
  * from 0, r = alpha * s, and C = r (the first block, beta 0) or C + r. */
 #define LLM_GEMM_KC 256
@@ -68,9 +68,8 @@ int    llm_cpu_bf16_dp(void);
 const char *llm_cpu_gemm_name(void);
 /* The same product over op(A) and op(B) rounded to bfloat16 (to nearest,
  * ties to even), accumulated in fp32: VDPBF16PS on the avx512 level of a
- * CPU with AVX512_BF16, else fp32 products of the rounded values (ours on
- * avx512 and avx2, OpenBLAS's on generic), so the bits differ between
- * those. */
+ * CPU with AVX512_BF16, else fp32 products of the rounded values (by
+ * llm_cpu_gemm's choice), so the bits differ between those. */
 void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
 

@@ -1,16 +1,19 @@
 /* gemm.c: the CPU tables' general matrix product, C(M,N) = (or +=)
  * op(A)(M,K) . op(B)(K,N), row-major, op a transpose where asked.
  *
- * On the avx512 and avx2 levels it is our own blocked product (BLIS's loop
- * nest: panels of B and of A packed into slivers of NR columns and MR rows,
- * and a register micro-kernel of 12 x 32 floats in 512-bit FMAs, or 6 x 16
- * in 256-bit ones): the OpenBLAS that Debian ships may run 256-bit kernels
- * on CPUs that have AVX-512 (it knows no newer core than its release, and
- * OPENBLAS_CORETYPE can pin it lower), and on AVX2 its products with a
- * short k (288, the forward's) zero C in a pass of its own before it sums
- * (ours store the first block): ours are 1.0-1.15x its speed on the
- * training shapes there, on Zen 2. On the generic level, and with
- * LLM_GEMM=openblas, OpenBLAS's sgemm.
+ * Our own blocked product (BLIS's loop nest: panels of B and of A packed
+ * into slivers of NR columns and MR rows, and a register micro-kernel of
+ * 12 x 32 floats in 512-bit FMAs, or 6 x 16 in 256-bit ones) runs on the
+ * avx512 level, since the OpenBLAS that Debian ships may run 256-bit
+ * kernels on CPUs that have AVX-512 (it knows no newer core than its
+ * release, and OPENBLAS_CORETYPE can pin it lower). On the avx2 level it
+ * runs when LLM_GEMM=own asks: measured on Zen 2 it trains the stories15M
+ * shape 9-10% faster than OpenBLAS (whose products with a short k, the
+ * forward's, zero C in a pass of their own first; ours store the first
+ * block), but fine-tunes and evaluates SmolLM2-135M 7-10% slower (its
+ * products of 3072 and 49152 columns, and of k = 2048, with operands that
+ * no longer sit in the caches), so OpenBLAS stays the default there. On
+ * the generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
  *
  * Order of summation (our product, on either level: the same bits): each
  * element is a chain of fmaf over k within each block of KC values of k,
@@ -433,11 +436,14 @@ static inline void store(__m512 acc[MR][2], float alpha, float *c, int ldc, int 
     }
 }
 
-/* c(mr, nr) = (add ? c + : ) alpha * (a-sliver . b-sliver over kc). */
+/* c(mr, nr) = (add ? c + : ) alpha * (a-sliver . b-sliver over kc). pf
+ * (the next B sliver, for the avx2 level's prefetch) goes unused: no
+ * AVX-512 machine has measured it. */
 static void micro(int kc, const float *restrict a, const float *restrict b, float alpha,
-                  float *c, int ldc, int mr, int nr, int add)
+                  float *c, int ldc, int mr, int nr, int add, const float *pf)
 {
     __m512 acc[MR][2];
+    (void)pf;
 #pragma GCC unroll 12
     for (int i = 0; i < MR; i++)
         acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -543,15 +549,21 @@ static inline void store(__m256 acc[MR][2], float alpha, float *c, int ldc, int 
     }
 }
 
-/* c(mr, nr) = (add ? c + : ) alpha * (a-sliver . b-sliver over kc). */
+/* c(mr, nr) = (add ? c + : ) alpha * (a-sliver . b-sliver over kc), and
+ * when pf is not NULL, the next B sliver (as long as this one) asked into
+ * L2, a row of it for each k: so that B panels too large for L2 (wide
+ * products: 49152 columns) stream from L3 ahead of use (Zen 2: 256 x
+ * 49152 x 576 114 -> 100 ms, 288 x 768 x 2048 6.6 -> 5.7 ms). */
 static void micro(int kc, const float *restrict a, const float *restrict b, float alpha,
-                  float *c, int ldc, int mr, int nr, int add)
+                  float *c, int ldc, int mr, int nr, int add, const float *pf)
 {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < MR; i++)
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        if (pf)
+            _mm_prefetch((const char *)(pf + (size_t)k * NR), _MM_HINT_T1);
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
         for (int i = 0; i < MR; i++) {
@@ -574,7 +586,7 @@ static void task(const float *bp, float *ap, const float *A, int lda, int ta, in
     int ks = mode == P_BF16_DP ? (kc + 1) / 2 : kc;   /* slots per row of a sliver */
     for (int jr = jt; jr < jt + nt; jr += NR) {
         int nr = jt + nt - jr < NR ? jt + nt - jr : NR;
-        const float *b = bp + (size_t)(jr / NR) * ks * NR;
+        const float *b = bp + (size_t)(jr / NR) * ks * NR, *next = b + (size_t)ks * NR;
         for (int ir = 0; ir < mc; ir += MR) {
             float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
             int mr = mc - ir < MR ? mc - ir : MR;
@@ -591,7 +603,8 @@ static void task(const float *bp, float *ap, const float *A, int lda, int ta, in
                 else
 #endif
                     micro(n, ap + (size_t)ir * ks + (size_t)k * MR, b + (size_t)k * NR, alpha,
-                          c, ldc, mr, nr, add || k > 0);
+                          c, ldc, mr, nr, add || k > 0,
+                          ir == 0 && jr + NR < jt + nt ? next + (size_t)k * NR : NULL);
             }
         }
     }
@@ -656,9 +669,11 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 }
 
 /* The paths of the levels with our product, chosen once from LLM_GEMM and
- * the CPU: fp32 products by ours (unset, the default) or OpenBLAS
- * ("openblas"); bf16 products, on the avx512 level, by VDPBF16PS where the
- * CPU has AVX512_BF16, else emulated by ours, rounding as it packs
+ * the CPU: fp32 products by ours or OpenBLAS: on avx512 ours unless
+ * "openblas", on avx2 OpenBLAS unless "own" or "own-nobf16" (there ours
+ * wins on small models and loses on SmolLM2's shapes: see the top of this
+ * file); bf16 products, on the avx512 level, by VDPBF16PS where the CPU
+ * has AVX512_BF16, else emulated by ours, rounding as it packs
  * ("own-nobf16" forces that, for tests); on the avx2 level, and with
  * "openblas", by the fp32 product over rounded copies (bf16 -1). */
 typedef struct {
@@ -671,7 +686,11 @@ static paths gemm_paths(void)
     int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (c < 0) {
         const char *e = getenv("LLM_GEMM");
+#if defined(__AVX512F__)
         int own = !(e && strcmp(e, "openblas") == 0), bf16 = -1;
+#else
+        int own = e && strncmp(e, "own", 3) == 0, bf16 = -1;
+#endif
         if (own) {
 #if defined(__AVX512F__)
             __builtin_cpu_init();

@@ -1,7 +1,7 @@
 #!/bin/sh
 # cpu-level.sh: the CPU kernels' level chosen at start-up and forced by
 # LLM_CPU. Each level this CPU runs: --version names it (and what computes
-# its matrix products: ours, or OpenBLAS with LLM_GEMM=openblas), a greedy and a
+# its matrix products, as LLM_GEMM chooses), a greedy and a
 # sampled run (fp32 and f16 weights, 1 and 2 threads) and a short training
 # run give the same bytes every time. Greedy text is the same on every
 # level; a level this build lacks or this CPU cannot run, or an unknown
@@ -36,16 +36,19 @@ for lv in $levels; do
     LLM_CPU=$lv llm-eval --version > v.txt 2>err
     grep -q "^kernels: cpu $lv\\b" v.txt && [ ! -s err ] ||
         no "LLM_CPU=$lv: --version says $(tail -n 1 v.txt) $(cat err)"
-    # Our product on avx512 and avx2, OpenBLAS on generic and when asked.
+    # Our product on avx512 (OpenBLAS with LLM_GEMM=openblas), OpenBLAS on
+    # avx2 (ours with LLM_GEMM=own) and generic.
     case $lv in
-    avx512|avx2) want="own $lv" ;;
-    generic) want=openblas ;;
+    avx512) want="own avx512" other=openblas ;;
+    avx2) want=openblas other=own ;;
+    generic) want=openblas other=own ;;
     *) want="" ;;
     esac
     if [ -n "$want" ]; then
         grep -q "; matrix products: $want\$" v.txt || no "LLM_CPU=$lv: --version says $(tail -n 1 v.txt)"
-        LLM_GEMM=openblas LLM_CPU=$lv llm-eval --version | grep -q "; matrix products: openblas\$" ||
-            no "LLM_CPU=$lv LLM_GEMM=openblas: not openblas"
+        [ "$other" = own ] && [ "$lv" != generic ] && w2="own $lv" || w2=openblas
+        LLM_GEMM=$other LLM_CPU=$lv llm-eval --version | grep -q "; matrix products: $w2\$" ||
+            no "LLM_CPU=$lv LLM_GEMM=$other: not $w2"
     fi
     # Greedy: fp32 and f16 weights, 1 and 2 threads, and again.
     for th in 1 2; do

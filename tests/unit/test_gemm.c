@@ -1,11 +1,12 @@
 /* test_gemm.c: the CPU levels' matrix product (kernels/cpu/gemm.c) against
- * plain loops. Our product (the avx512 and avx2 levels) has an order of
- * summation (fmaf chains over blocks of LLM_GEMM_KC values of k, times
- * alpha, added to C block by block), so it must equal a scalar loop in that
- * order bit for bit, for every transpose, beta 0 and 1, edge tiles, several
- * k blocks, and one or two threads, called from inside an OpenMP region
- * too; so must the avx2 level's bf16 product (ours over rounded copies)
- * with the loop over inputs rounded to bf16. Every level (the OpenBLAS ones
+ * plain loops. Our product (the avx512 level, and avx2 with LLM_GEMM=own or
+ * own-nobf16, as run.sh's -nobf16 run sets) has an order of summation (fmaf
+ * chains over blocks of LLM_GEMM_KC values of k, times alpha, added to C
+ * block by block), so it must equal a scalar loop in that order bit for
+ * bit, for every transpose, beta 0 and 1, edge tiles, several k blocks, and
+ * one or two threads, called from inside an OpenMP region too; so must the
+ * avx2 level's bf16 product there (ours over rounded copies) with the loop
+ * over inputs rounded to bf16. Every level (the OpenBLAS ones
  * included) must agree with a double-precision product within rounding, and
  * so must each level's bf16 product with the double product of inputs
  * rounded to bf16 (run it with LLM_GEMM=own-nobf16 for the avx512 level's
@@ -35,6 +36,9 @@ extern gemm_fn llm_cpu_gemm_bf16_generic __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx2 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx512 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_native __attribute__((weak));
+typedef const char *name_fn(void);
+extern name_fn llm_cpu_gemm_name_avx2 __attribute__((weak));
+extern name_fn llm_cpu_gemm_name_avx512 __attribute__((weak));
 
 /* bf16 products compare with the double product of inputs rounded here,
  * independently of the kernels: 8 significant bits, ties to even. */
@@ -178,15 +182,16 @@ int main(void)
         {1, 1, 1},    {12, 32, 8},  {13, 33, 7},  {5, 70, 300}, {97, 45, 513},
         {200, 260, 64}, {64, 48, 256}, {3, 600, 2},  {40, 17, 0},  {30, 40, 800},
     };
-    const struct { const char *name; gemm_fn *f; int exact; } levels[] = {
-        {"generic", llm_cpu_gemm_generic, 0},
-        {"avx2", llm_cpu_gemm_avx2, 1},
-        {"avx512", llm_cpu_gemm_avx512, 1},
-        {"native", llm_cpu_gemm_native, 0},
-        {"generic", llm_cpu_gemm_bf16_generic, 0},
-        {"avx2", llm_cpu_gemm_bf16_avx2, 1},
-        {"avx512", llm_cpu_gemm_bf16_avx512, 0},
-        {"native", llm_cpu_gemm_bf16_native, 0},
+    /* exact: our product, where it runs (the level's gemm name says) */
+    const struct { const char *name; gemm_fn *f; int exact; name_fn *gemm; } levels[] = {
+        {"generic", llm_cpu_gemm_generic, 0, NULL},
+        {"avx2", llm_cpu_gemm_avx2, 1, llm_cpu_gemm_name_avx2},
+        {"avx512", llm_cpu_gemm_avx512, 1, llm_cpu_gemm_name_avx512},
+        {"native", llm_cpu_gemm_native, 0, NULL},
+        {"generic", llm_cpu_gemm_bf16_generic, 0, NULL},
+        {"avx2", llm_cpu_gemm_bf16_avx2, 1, llm_cpu_gemm_name_avx2},
+        {"avx512", llm_cpu_gemm_bf16_avx512, 0, NULL},
+        {"native", llm_cpu_gemm_bf16_native, 0, NULL},
     };
     int tested = 0;
     for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
@@ -199,10 +204,9 @@ int main(void)
                        levels[l].f ? "this CPU cannot run it" : "not in this build");
             continue;
         }
-        /* The avx512 and avx2 levels run our product unless
-         * LLM_GEMM=openblas. */
-        const char *e = getenv("LLM_GEMM");
-        int exact = levels[l].exact && !(e && strcmp(e, "openblas") == 0);
+        /* The avx512 level runs our product unless LLM_GEMM=openblas, the
+         * avx2 level with LLM_GEMM=own (or own-nobf16). */
+        int exact = levels[l].exact && levels[l].gemm && strncmp(levels[l].gemm(), "own", 3) == 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++)
                 one(name, levels[l].f, exact, t & 1, t >> 1, shapes[s].M, shapes[s].N,
