@@ -11,8 +11,9 @@
  * shape 9-10% faster than OpenBLAS (whose products with a short k, the
  * forward's, zero C in a pass of their own first; ours store the first
  * block), but fine-tunes and evaluates SmolLM2-135M 7-10% slower (its
- * products of 3072 and 49152 columns, and of k = 2048, with operands that
- * no longer sit in the caches), so OpenBLAS stays the default there. On
+ * products of 3072 and 49152 columns, and of k = 2048, timed inside those
+ * runs; alone, warm or cold, they are as fast as OpenBLAS's: the cause is
+ * not found), so OpenBLAS stays the default there. On
  * the generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
  *
  * Order of summation (our product, on either level: the same bits): each
