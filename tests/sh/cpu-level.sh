@@ -14,7 +14,7 @@ shape="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --ba
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
 
-unset LLM_CPU
+unset LLM_CPU LLM_GEMM   # the defaults are checked below
 printf 'The pump\nOnce upon a time\n' > prompts.txt
 llm-generate --version > v.txt 2>err || no "--version: $(cat err)"
 # kernels: cpu BEST (OTHER, OTHER available); matrix products: WHAT
