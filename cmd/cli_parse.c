@@ -106,7 +106,7 @@ int cli_reads_files(const cli_prog *p, int cmd)
 static void print_version(const cli_prog *p)
 {
     printf("%s (llm) %s\n", p->name, LLM_VERSION);
-    /* kernels: cpu avx2 (generic available); matrix products: own avx2 */
+    /* kernels: cpu avx512 (avx2, generic available); matrix products: own avx512 */
     const char *level = llm_cpu_level(), *const *all = llm_cpu_levels();
     printf("kernels: cpu %s", level);
     for (int i = 0, n = 0; all[i]; i++)

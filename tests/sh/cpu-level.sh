@@ -38,17 +38,17 @@ for lv in $levels; do
         no "LLM_CPU=$lv: --version says $(tail -n 1 v.txt) $(cat err)"
     # Our product on avx512 (OpenBLAS with LLM_GEMM=openblas), OpenBLAS on
     # avx2 (ours with LLM_GEMM=own) and generic.
+    # want: the default; with LLM_GEMM=$other, $then.
     case $lv in
-    avx512) want="own avx512" other=openblas ;;
-    avx2) want=openblas other=own ;;
-    generic) want=openblas other=own ;;
+    avx512) want="own avx512" other=openblas then=openblas ;;
+    avx2) want=openblas other=own then="own avx2" ;;
+    generic) want=openblas other=own then=openblas ;;
     *) want="" ;;
     esac
     if [ -n "$want" ]; then
         grep -q "; matrix products: $want\$" v.txt || no "LLM_CPU=$lv: --version says $(tail -n 1 v.txt)"
-        [ "$other" = own ] && [ "$lv" != generic ] && w2="own $lv" || w2=openblas
-        LLM_GEMM=$other LLM_CPU=$lv llm-eval --version | grep -q "; matrix products: $w2\$" ||
-            no "LLM_CPU=$lv LLM_GEMM=$other: not $w2"
+        LLM_GEMM=$other LLM_CPU=$lv llm-eval --version | grep -q "; matrix products: $then\$" ||
+            no "LLM_CPU=$lv LLM_GEMM=$other: not $then"
     fi
     # Greedy: fp32 and f16 weights, 1 and 2 threads, and again.
     for th in 1 2; do
