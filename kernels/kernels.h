@@ -406,8 +406,8 @@ const llm_kernels *llm_kernels_cpu(void);
 const char *llm_kernels_cpu_level(void);
 /*! llm_kernels_cpu_gemm() : what computes that level's matrix products:
  *  "own avx512" or "own avx2" (kernels/cpu/gemm.c), or "openblas": ours
- *  on avx512 unless LLM_GEMM=openblas, on avx2 if LLM_GEMM=own; generic
- *  always uses OpenBLAS. */
+ *  on avx512 and avx2 unless LLM_GEMM=openblas; generic always uses
+ *  OpenBLAS. */
 const char *llm_kernels_cpu_gemm(void);
 /*! llm_kernels_cpu_levels() : the levels' names, best first,
  *  NULL-terminated: every one this build has (runnable = 0), or those this

@@ -614,8 +614,8 @@ const char *llm_cpu_level(void);
 const char *const *llm_cpu_levels(void);
 /*! llm_cpu_gemm() : what computes that level's matrix products: "own
  *  avx512" (our AVX-512 kernel: the avx512 level's default), "own avx2"
- *  (its AVX2 form, when the environment variable LLM_GEMM=own asks) or
- *  "openblas" (elsewhere, or forced by LLM_GEMM=openblas). */
+ *  (its AVX2 form: the avx2 level's) or "openblas" (the generic level's,
+ *  or forced by the environment variable LLM_GEMM=openblas). */
 const char *llm_cpu_gemm(void);
 
 /*! llm_device_check() : LLM_OK when models can run on `device`: "cpu",

@@ -54,8 +54,8 @@ for t in "$TOP/$B"/tests/test_*; do
     run_in_tmp "$n" "$tmproot/log" "$t"; result "$n" $? "$tmproot/log"
 done
 # The avx512 level's emulated bf16 paths (processors without AVX512_BF16):
-# the training product's and the inference rows'; on the avx2 level the
-# same setting runs our product instead of OpenBLAS's.
+# the training product's and the inference rows' (on the avx2 level, the
+# same paths as by default).
 for t in test_gemm test_kernels; do
     n=unit/$t-nobf16
     if [ -x "$TOP/$B/tests/$t" ] && want "$n"; then

@@ -46,12 +46,13 @@ void   llm_host_zero(void *dst, size_t bytes);
 /* gemm.c: C(M,N) = alpha op(A)(M,K) . op(B)(K,N) + beta C, as cblas_sgemm
  * row-major with beta 0 or 1 only; op(A) = A^T when ta (A is then K x M),
  * op(B) = B^T when tb. The same bits for any thread count; serial inside
- * an OpenMP region. On the avx512 level our blocked kernel unless
- * LLM_GEMM=openblas, on avx2 when LLM_GEMM=own, else OpenBLAS. Our
- * kernel's order of summation (the same on both levels):
- * for each block of LLM_GEMM_KC values of k in order, s = a chain of fmaf
- * from 0, r = alpha * s, and C = r (the first block, beta 0) or C + r. */
-#define LLM_GEMM_KC 256
+ * an OpenMP region. On the avx512 and avx2 levels our blocked kernel
+ * unless LLM_GEMM=openblas, else OpenBLAS. Our kernel's order of
+ * summation: for each block of KC values of k in order (KC the level's,
+ * below), s = a chain of fmaf from 0, r = alpha * s, and C = r (the first
+ * block, beta 0) or C + r. */
+#define LLM_GEMM_KC_AVX512 256
+#define LLM_GEMM_KC_AVX2 512
 void   llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc);
 /* Inference products over bf16 copies (kernels.h's pack_bf16 and

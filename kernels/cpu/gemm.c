@@ -4,24 +4,22 @@
  * Our own blocked product (BLIS's loop nest: panels of B and of A packed
  * into slivers of NR columns and MR rows, and a register micro-kernel of
  * 12 x 32 floats in 512-bit FMAs, or 6 x 16 in 256-bit ones) runs on the
- * avx512 level, since the OpenBLAS that Debian ships may run 256-bit
- * kernels on CPUs that have AVX-512 (it knows no newer core than its
- * release, and OPENBLAS_CORETYPE can pin it lower). On the avx2 level it
- * runs when LLM_GEMM=own asks: measured on Zen 2 it trains the stories15M
- * shape 9-10% faster than OpenBLAS (whose products with a short k, the
- * forward's, zero C in a pass of their own first; ours store the first
- * block), but fine-tunes and evaluates SmolLM2-135M 7-10% slower (its
- * products of 3072 and 49152 columns, and of k = 2048, timed inside those
- * runs; alone, warm or cold, they are as fast as OpenBLAS's: the cause is
- * not found), so OpenBLAS stays the default there. On
- * the generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
+ * avx512 and avx2 levels, since the OpenBLAS that Debian ships may run
+ * 256-bit kernels on CPUs that have AVX-512 (it knows no newer core than
+ * its release, and OPENBLAS_CORETYPE can pin it lower), and on AVX2-only
+ * Zen 2 ours trains the stories15M shape 15% faster than OpenBLAS's Zen
+ * kernels (OpenBLAS zeroes C in a pass of its own before a product with
+ * beta 0, and its threads scale 1.6x from one to two, ours 1.8x) and
+ * fine-tunes and evaluates SmolLM2-135M 3-5% faster (with KC = 512 there:
+ * 256 was 0-10% slower than OpenBLAS, from session to session). On the
+ * generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
  *
- * Order of summation (our product, on either level: the same bits): each
- * element is a chain of fmaf over k within each block of KC values of k,
- * from 0, times alpha, added to the element in block order (the first
- * block stored when beta is 0, every block added when it is 1). Threads
- * split rows and columns only, never k, so the result is the same bits for
- * any thread count. */
+ * Order of summation (our product, on either level): each element is a
+ * chain of fmaf over k within each block of KC values of k (the level's
+ * LLM_GEMM_KC_*), from 0, times alpha, added to the element in block order
+ * (the first block stored when beta is 0, every block added when it is
+ * 1). Threads split rows and columns only, never k, so the result is the
+ * same bits for any thread count. */
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -108,26 +106,30 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 
-/* Our product, on the avx512 and avx2 levels: the same loop nest and the
- * same order of summation (so the same bits) on both, over micro-kernels
- * of MR rows by two vectors. */
+/* Our product, on the avx512 and avx2 levels: the same loop nest, over
+ * micro-kernels of MR rows by two vectors. */
 enum {
 #if defined(__AVX512F__)
     MR = 12,     /* rows of the micro-kernel: 24 accumulators of 16 floats */
     NR = 32,     /* columns: two vectors */
+    KC = LLM_GEMM_KC_AVX512,
 #else
     MR = 6,      /* 12 accumulators of 8 floats, of AVX2's 16 registers */
     NR = 16,
+    KC = LLM_GEMM_KC_AVX2,
 #endif
-    KC = LLM_GEMM_KC,   /* k per block of the order of summation, and per packed
-                  * block: an A sliver (12 KB) and a B sliver (32 KB) stay in
-                  * L1/L2 across the micro-kernel's loop. The packed block
-                  * before a short tail takes the tail too (below 2 KC: the
+                 /* k per block of the order of summation, and per packed
+                  * block: an A sliver (12 KB on either level) and a B
+                  * sliver (32 KB) stay in L1/L2 across the micro-kernel's
+                  * loop (avx2 with KC = 512 rather than 256: SmolLM2-135M
+                  * fine-tuned 4% faster on Zen 2, its evaluation 3-5%, the
+                  * stories15M shape the same). The packed block before a
+                  * short tail takes the tail too (below 2 KC: the
                   * micro-kernel sums it as its own block, C then in L1), so
                   * that a product with K = 288 makes one pass over C, not
                   * two and a read */
-    MC = 96,     /* rows of A packed per task (96 KB: L2) */
-    NC = 4096,   /* columns of B packed at once (KC x NC: 4 MB, L3) */
+    MC = 96,     /* rows of A packed per task (KC x MC: 96 or 192 KB, L2) */
+    NC = 4096,   /* columns of B packed at once (KC x NC: 4 or 8 MB, L3) */
 };
 
 /* Grow-only scratch of the calling thread (OpenMP's threads persist), so
@@ -670,13 +672,11 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 }
 
 /* The paths of the levels with our product, chosen once from LLM_GEMM and
- * the CPU: fp32 products by ours or OpenBLAS: on avx512 ours unless
- * "openblas", on avx2 OpenBLAS unless "own" or "own-nobf16" (there ours
- * wins on small models and loses on SmolLM2's shapes: see the top of this
- * file); bf16 products, on the avx512 level, by VDPBF16PS where the CPU
- * has AVX512_BF16, else emulated by ours, rounding as it packs
- * ("own-nobf16" forces that, for tests); on the avx2 level, and with
- * "openblas", by the fp32 product over rounded copies (bf16 -1). */
+ * the CPU: fp32 products by ours unless "openblas"; bf16 products, on the
+ * avx512 level, by VDPBF16PS where the CPU has AVX512_BF16, else emulated
+ * by ours, rounding as it packs ("own-nobf16" forces that, for tests); on
+ * the avx2 level, and with "openblas", by the level's fp32 product over
+ * rounded copies (bf16 -1). */
 typedef struct {
     int own, bf16;
 } paths;
@@ -687,11 +687,7 @@ static paths gemm_paths(void)
     int c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
     if (c < 0) {
         const char *e = getenv("LLM_GEMM");
-#if defined(__AVX512F__)
         int own = !(e && strcmp(e, "openblas") == 0), bf16 = -1;
-#else
-        int own = e && strncmp(e, "own", 3) == 0, bf16 = -1;
-#endif
         if (own) {
 #if defined(__AVX512F__)
             __builtin_cpu_init();

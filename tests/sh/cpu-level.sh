@@ -36,12 +36,11 @@ for lv in $levels; do
     LLM_CPU=$lv llm-eval --version > v.txt 2>err
     grep -q "^kernels: cpu $lv\\b" v.txt && [ ! -s err ] ||
         no "LLM_CPU=$lv: --version says $(tail -n 1 v.txt) $(cat err)"
-    # Our product on avx512 (OpenBLAS with LLM_GEMM=openblas), OpenBLAS on
-    # avx2 (ours with LLM_GEMM=own) and generic.
+    # Our product on avx512 and avx2 (OpenBLAS with LLM_GEMM=openblas),
+    # OpenBLAS on generic.
     # want: the default; with LLM_GEMM=$other, $then.
     case $lv in
-    avx512) want="own avx512" other=openblas then=openblas ;;
-    avx2) want=openblas other=own then="own avx2" ;;
+    avx512 | avx2) want="own $lv" other=openblas then=openblas ;;
     generic) want=openblas other=own then=openblas ;;
     *) want="" ;;
     esac
