@@ -10,7 +10,7 @@
  * Zen 2 ours trains the stories15M shape 15% faster than OpenBLAS's Zen
  * kernels (OpenBLAS zeroes C in a pass of its own before a product with
  * beta 0, and its threads scale 1.6x from one to two, ours 1.8x) and
- * fine-tunes and evaluates SmolLM2-135M 3-5% faster (with KC = 512 there:
+ * fine-tunes and evaluates SmolLM2-135M 4-5% faster (with KC = 512 there:
  * 256 was 0-10% slower than OpenBLAS, from session to session). On the
  * generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
  *
@@ -122,7 +122,7 @@ enum {
                   * block: an A sliver (12 KB on either level) and a B
                   * sliver (32 KB) stay in L1/L2 across the micro-kernel's
                   * loop (avx2 with KC = 512 rather than 256: SmolLM2-135M
-                  * fine-tuned 4% faster on Zen 2, its evaluation 3-5%, the
+                  * fine-tuned 4-6% faster on Zen 2, its evaluation 3-5%, the
                   * stories15M shape the same). The packed block before a
                   * short tail takes the tail too (below 2 KC: the
                   * micro-kernel sums it as its own block, C then in L1), so
