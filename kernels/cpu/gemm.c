@@ -10,7 +10,7 @@
  * Zen 2 ours trains the stories15M shape 15% faster than OpenBLAS's Zen
  * kernels (OpenBLAS zeroes C in a pass of its own before a product with
  * beta 0, and its threads scale 1.6x from one to two, ours 1.8x) and
- * fine-tunes and evaluates SmolLM2-135M 4-5% faster (with KC = 512 there:
+ * fine-tunes and evaluates SmolLM2-135M 3-5% faster (with KC = 512 there:
  * 256 was 0-10% slower than OpenBLAS, from session to session). On the
  * generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
  *

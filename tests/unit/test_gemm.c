@@ -117,9 +117,9 @@ static int close_to_double(int ta, int tb, int M, int N, int K, float alpha, con
     return 1;
 }
 
-/* exact: the block of our product's order of summation (the result must
- * be the ordered loop's bits), or 0 (within rounding). */
-static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M, int N, int K,
+/* kc: the block of our product's order of summation (the result must be
+ * the ordered loop's bits), or 0 (within rounding of the double product). */
+static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, int N, int K,
                 float alpha, float beta, int ldpad)
 {
     int lda = (ta ? M : K) + ldpad, ldb = (tb ? K : N) + ldpad, ldc = N + ldpad;
@@ -134,8 +134,8 @@ static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M,
     if (!got || !want)
         exit(1);
     memcpy(want, C0, nc * sizeof *want);
-    if (exact)
-        ordered(exact, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc);
+    if (kc)
+        ordered(kc, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc);
     for (int threads = 1; threads <= 2; threads++) {
         for (int nested = 0; nested <= 1; nested++) {
             memcpy(got, C0, nc * sizeof *got);
@@ -147,7 +147,7 @@ static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M,
             } else {
                 f(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc);
             }
-            int ok = exact ? memcmp(got, want, nc * sizeof *got) == 0
+            int ok = kc ? memcmp(got, want, nc * sizeof *got) == 0
                            : close_to_double(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0,
                                              got, ldc);
             /* Padding columns of C are never written. */
@@ -160,7 +160,7 @@ static void one(const char *level, gemm_fn *f, int exact, int ta, int tb, int M,
                 printf("FAIL %s: ta %d tb %d M %d N %d K %d alpha %g beta %g ld+%d, "
                        "%d thread(s)%s: %s\n", level, ta, tb, M, N, K, alpha, beta, ldpad, threads,
                        nested ? " inside a parallel region" : "",
-                       exact ? "not the bits of the ordered loop" : "outside rounding");
+                       kc ? "not the bits of the ordered loop" : "outside rounding");
             }
         }
     }
@@ -213,15 +213,15 @@ int main(void)
         }
         /* Our product (its name "own LEVEL") unless LLM_GEMM=openblas. */
         const char *g = levels[l].gemm ? levels[l].gemm() : "";
-        int exact = strcmp(g, "own avx512") == 0 ? LLM_GEMM_KC_AVX512
-                    : strcmp(g, "own avx2") == 0 ? LLM_GEMM_KC_AVX2
-                                                 : 0;
+        int kc = strcmp(g, "own avx512") == 0 ? LLM_GEMM_KC_AVX512
+                 : strcmp(g, "own avx2") == 0 ? LLM_GEMM_KC_AVX2
+                                              : 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (int t = 0; t < 4; t++)
-                one(name, levels[l].f, exact, t & 1, t >> 1, shapes[s].M, shapes[s].N,
+                one(name, levels[l].f, kc, t & 1, t >> 1, shapes[s].M, shapes[s].N,
                     shapes[s].K, t == 2 ? 0.125f : 1.0f, t == 3 ? 0.0f : 1.0f, (int)(s % 3));
         printf("%s: %s\n", name,
-               exact ? "equal to the ordered loop, bit for bit" : "within rounding");
+               kc ? "equal to the ordered loop, bit for bit" : "within rounding");
         tested++;
     }
     if (!tested) {
