@@ -225,16 +225,16 @@ WRAPV(rope_forward, (float *x, const float *cos_t, const float *sin_t, int B, in
 WRAPV(rope_backward, (float *dx, const float *cos_t, const float *sin_t, int B, int T,
                       int nh, int hd, int stride),
       (dx, cos_t, sin_t, B, T, nh, hd, stride))
-WRAPV(attention_forward, (float *out, float *att, const float *qkv, const int32_t *start,
-                          int B, int T, int H, int KVH, int hd),
-      (out, att, qkv, start, B, T, H, KVH, hd))
+WRAPV(attention_forward, (float *out, float *att, float *scratch, const float *qkv,
+                          const int32_t *start, int B, int T, int H, int KVH, int hd),
+      (out, att, scratch, qkv, start, B, T, H, KVH, hd))
 WRAPV(attention_backward, (float *dqkv, float *scratch, const float *dout, const float *qkv,
                            const float *out, const float *att, const int32_t *start, int B,
                            int T, int H, int KVH, int hd),
       (dqkv, scratch, dout, qkv, out, att, start, B, T, H, KVH, hd))
-WRAPV(attention_forward_bf16, (float *out, float *att, const float *qkv, const int32_t *start,
-                               int B, int T, int H, int KVH, int hd),
-      (out, att, qkv, start, B, T, H, KVH, hd))
+WRAPV(attention_forward_bf16, (float *out, float *att, float *scratch, const float *qkv,
+                               const int32_t *start, int B, int T, int H, int KVH, int hd),
+      (out, att, scratch, qkv, start, B, T, H, KVH, hd))
 WRAPV(attention_backward_bf16, (float *dqkv, float *scratch, const float *dout,
                                 const float *qkv, const float *out, const float *att,
                                 const int32_t *start, int B, int T, int H, int KVH, int hd),
@@ -308,6 +308,7 @@ static llm_kernels guarded = {
     .rope_forward = g_rope_forward,
     .rope_backward = g_rope_backward,
     .attention_saved = NULL,   /* the cpu's: sizes, no memory */
+    .attention_scratch = NULL,
     .attention_forward = g_attention_forward,
     .attention_backward = g_attention_backward,
     .attention_forward_bf16 = g_attention_forward_bf16,
@@ -348,6 +349,7 @@ static void init(void)
     cpu = llm_kernels_cpu();
     guarded.matmul_rows_scratch = cpu->matmul_rows_scratch;
     guarded.attention_saved = cpu->attention_saved;
+    guarded.attention_scratch = cpu->attention_scratch;
     guarded.logits_max = cpu->logits_max;
     guarded.softmax_weights = cpu->softmax_weights;
     guarded.find_first = cpu->find_first;

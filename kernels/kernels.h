@@ -133,19 +133,24 @@ typedef struct llm_kernels {
      * that several documents packed into one row do not see each other.
      * saved ("=") is what the forward keeps for the backward, in a form
      * the backend chooses and the library never reads:
-     * attention_saved(B, T, H) floats. cpu, ref and guarded keep att(B,H,
-     * T,T), the softmax probabilities (0 outside [start, t]); cuda keeps
+     * attention_saved(B, T, H) floats. ref keeps att(B,H,T,T), the softmax
+     * probabilities (0 outside [start, t]); cpu (and guarded) each query
+     * row's softmax maximum and reciprocal sum, (B,H,2,T), and its
+     * backward recomputes the probabilities bit for bit; cuda keeps
      * lse(B,H,T), each query's log-sum-exp of its scaled scores, and the
      * backward recomputes the probabilities (flash attention: no (B,H,T,T)
-     * tensor in memory). */
+     * tensor in memory on either). scratch holds attention_scratch(B, T,
+     * H, 0) floats for the forward, (B, T, H, 1) for the backward (at
+     * least the forward's), sized for the thread count the call runs with
+     * (cpu: a part for each thread), clobbered; NULL where that is 0. */
     size_t (*attention_saved)(int B, int T, int H);
-    void (*attention_forward)(float *out, float *saved, const float *qkv,
+    size_t (*attention_scratch)(int B, int T, int H, int backward);
+    void (*attention_forward)(float *out, float *saved, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
     /* dqkv(B,T,QS) = the gradient of qkv given dout(B,T,H*hd), from the
-     * forward's qkv, out, saved and start, unchanged since (cpu and ref
-     * read only saved's probabilities for the mask and the weights; cuda
-     * reads them all). scratch holds attention_saved(B, T, H) floats,
-     * clobbered. */
+     * forward's qkv, out, saved and start, unchanged since (ref reads only
+     * saved's probabilities for the mask and the weights; cpu reads saved
+     * and start; cuda reads them all). */
     void (*attention_backward)(float *dqkv, float *scratch, const float *dout,
                                const float *qkv, const float *out, const float *saved,
                                const int32_t *start, int B, int T, int H, int KVH, int hd);
@@ -155,7 +160,7 @@ typedef struct llm_kernels {
      * the probabilities and dout, dS and k, dS and q), sums, softmax and
      * its backward in fp32; saved as the fp32 forward's. NULL where a
      * backend has none: the fp32 pair serves. */
-    void (*attention_forward_bf16)(float *out, float *saved, const float *qkv,
+    void (*attention_forward_bf16)(float *out, float *saved, float *scratch, const float *qkv,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd);
     void (*attention_backward_bf16)(float *dqkv, float *scratch, const float *dout,
                                     const float *qkv, const float *out, const float *saved,

@@ -212,72 +212,126 @@ static int imin(int a, int b)
     return a < b ? a : b;
 }
 
-/* The forward keeps the (B, H, T, T) probabilities for the backward. */
+/* Attention keeps no (B, H, T, T) tensor: the forward keeps, for each
+ * query row (b, h, t), its softmax's maximum and the reciprocal of its
+ * sum, saved[bh * 2T + t] and saved[bh * 2T + T + t], and the backward
+ * recomputes the probabilities from them with the forward's own products
+ * and operations, so bit for bit the forward's (flash attention's memory:
+ * 2 floats a row, not T; on SmolLM2-135M, batch 8 x 256, 566 MB fewer a
+ * step, and T / 2 times fewer at longer contexts). The probabilities of a
+ * head live in a thread's part of the scratch, L2-sized at T = 256, where
+ * before they went to and from memory. */
 static size_t attention_saved(int B, int T, int H)
 {
-    return (size_t)B * H * T * T;
+    return 2 * (size_t)B * H * T;
 }
 
-/* Attention whose products are prod's (llm_cpu_gemm or its bf16 form). */
-static void attend_forward(gemm_fn *prod, float *out, float *att, const float *qkv,
-                           const int32_t *start, int B, int T, int H, int KVH, int hd)
+/* Threads of a call, one part of the scratch each. */
+static int attention_threads(int B, int H)
+{
+    int n = omp_get_max_threads();
+    return n < B * H ? n : B * H;
+}
+
+/* A part: the forward's probabilities of one tile of queries (TILE x T);
+ * the backward's of one head and their gradients (2 x T x T). */
+static size_t attention_part(int T, int backward)
+{
+    return backward ? 2 * (size_t)T * T : (size_t)imin(TILE, T) * T;
+}
+
+static size_t attention_scratch(int B, int T, int H, int backward)
+{
+    return (size_t)attention_threads(B, H) * attention_part(T, backward);
+}
+
+/* Row t of the probabilities from its scores row[0, t] (read where t >=
+ * s0 only): the forward's softmax over [s0, t], keeping its maximum and
+ * reciprocal sum in *mx and *inv, or (keep 0) those given; 0 over [0, s0)
+ * and (t, end), where the tile's products read. */
+static void probs_row(float *row, int s0, int t, int end, float *mx, float *inv, int keep)
+{
+    for (int s = 0; s < s0; s++)
+        row[s] = 0.0f;
+    if (keep) {
+        float m = -INFINITY, sum = 0.0f;
+#pragma omp simd reduction(max:m)
+        for (int s = s0; s <= t; s++)
+            m = row[s] > m ? row[s] : m;
+#pragma omp simd reduction(+:sum)
+        for (int s = s0; s <= t; s++) {
+            float e = fast_expf(row[s] - m);
+            row[s] = e;
+            sum += e;
+        }
+        *mx = m;
+        *inv = 1.0f / sum;
+        float r = *inv;
+#pragma omp simd
+        for (int s = s0; s <= t; s++)
+            row[s] *= r;
+    } else {
+        float m = *mx, r = *inv;
+#pragma omp simd
+        for (int s = s0; s <= t; s++)
+            row[s] = fast_expf(row[s] - m) * r;
+    }
+    for (int s = t + 1; s < end; s++)
+        row[s] = 0.0f;
+}
+
+/* P(m x (r0 + m)) at ld T, the probabilities of queries [r0, r0 + m) of
+ * head h of row b (keep: the forward, saving each row's maximum and
+ * reciprocal sum in mx and inv; else from them). */
+static void probs_tile(gemm_fn *prod, float *P, const float *qkv, const int32_t *start,
+                       float *mx, float *inv, int keep, int b, int h, int r0, int m, int T,
+                       int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, kh = h / (H / KVH);
+    const float *q = qkv + (size_t)b * T * QS + (size_t)h * hd;
+    const float *k = qkv + (size_t)b * T * QS + (size_t)(H + kh) * hd;
+    prod(0, 1, m, r0 + m, hd, 1.0f / sqrtf((float)hd), q + (size_t)r0 * QS, QS, k, QS, 0.0f,
+         P, T);
+    for (int i = 0; i < m; i++) {
+        int t = r0 + i, s0 = start ? start[(size_t)b * T + t] : 0;
+        probs_row(P + (size_t)i * T, s0, t, r0 + m, mx + t, inv + t, keep);
+    }
+}
+
+/* Attention whose products are prod's (llm_cpu_gemm or its bf16 form),
+ * a tile of queries at a time. */
+static void attend_forward(gemm_fn *prod, float *out, float *saved, float *scratch,
+                           const float *qkv, const int32_t *start, int B, int T, int H,
+                           int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
-    float scale = 1.0f / sqrtf((float)hd);
-    int saved = blas_serial_begin();
-#pragma omp parallel for schedule(static)
+    int blas = blas_serial_begin();
+#pragma omp parallel for schedule(static) num_threads(attention_threads(B, H))
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, kh = h / rep;
-        const float *q = qkv + (size_t)b * T * QS + (size_t)h * hd;
-        const float *k = qkv + (size_t)b * T * QS + (size_t)(H + kh) * hd;
         const float *v = qkv + (size_t)b * T * QS + (size_t)(H + KVH + kh) * hd;
-        float *A = att + (size_t)bh * T * T;
-        /* Tile r0 of queries sees keys [0, r0 + m) only. */
+        float *P = scratch + (size_t)omp_get_thread_num() * attention_part(T, 0);
+        float *mx = saved + (size_t)bh * 2 * T, *inv = mx + T;
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            prod(0, 1, m, r0 + m, hd, scale, q + (size_t)r0 * QS, QS, k, QS, 0.0f,
-                 A + (size_t)r0 * T, T);
-        }
-        for (int t = 0; t < T; t++) {
-            float *row = A + (size_t)t * T;
-            float mx = -INFINITY, sum = 0.0f;
-            int s0 = start ? start[(size_t)b * T + t] : 0;
-            for (int s = 0; s < s0; s++)
-                row[s] = 0.0f;
-#pragma omp simd reduction(max:mx)
-            for (int s = s0; s <= t; s++)
-                mx = row[s] > mx ? row[s] : mx;
-#pragma omp simd reduction(+:sum)
-            for (int s = s0; s <= t; s++) {
-                float e = fast_expf(row[s] - mx);
-                row[s] = e;
-                sum += e;
-            }
-            float inv = 1.0f / sum;
-            for (int s = s0; s <= t; s++)
-                row[s] *= inv;
-            for (int s = t + 1; s < T; s++)
-                row[s] = 0.0f;
-        }
-        for (int r0 = 0; r0 < T; r0 += TILE) {
-            int m = imin(TILE, T - r0);
-            prod(0, 0, m, hd, r0 + m, 1.0f, A + (size_t)r0 * T, T, v, QS, 0.0f,
+            probs_tile(prod, P, qkv, start, mx, inv, 1, b, h, r0, m, T, H, KVH, hd);
+            prod(0, 0, m, hd, r0 + m, 1.0f, P, T, v, QS, 0.0f,
                  out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
         }
     }
-    blas_serial_end(saved);
+    blas_serial_end(blas);
 }
 
 /* One task per (b, kv head) so that the query heads sharing a kv head add
  * into its dk and dv in a fixed order without races. */
 static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const float *dout,
-                            const float *qkv, const float *att, int B, int T, int H, int KVH,
-                            int hd)
+                            const float *qkv, const float *saved, const int32_t *start, int B,
+                            int T, int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
-    int saved = blas_serial_begin();
-#pragma omp parallel for schedule(static)
+    int blas = blas_serial_begin(), nt = attention_threads(B, H);
+#pragma omp parallel for schedule(static) num_threads(imin(nt, B * KVH))
     for (int g = 0; g < B * KVH; g++) {
         int b = g / KVH, kh = g % KVH;
         const float *base = qkv + (size_t)b * T * QS;
@@ -286,15 +340,19 @@ static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const fl
         const float *v = base + (size_t)(H + KVH + kh) * hd;
         float *dk = dbase + (size_t)(H + kh) * hd;
         float *dv = dbase + (size_t)(H + KVH + kh) * hd;
+        float *P = scratch + (size_t)omp_get_thread_num() * attention_part(T, 1);
+        float *D = P + (size_t)T * T;
         for (int j = 0; j < rep; j++) {
             int h = kh * rep + j;
             size_t bh = (size_t)b * H + h;
-            const float *P = att + bh * T * T;
-            float *D = scratch + bh * T * T;
+            float *mx = (float *)saved + bh * 2 * T, *inv = mx + T;
             const float *q = base + (size_t)h * hd;
             float *dq = dbase + (size_t)h * hd;
             const float *dO = dout + (size_t)b * T * OS + (size_t)h * hd;
             float beta = j == 0 ? 0.0f : 1.0f;
+            for (int r0 = 0; r0 < T; r0 += TILE)
+                probs_tile(prod, P + (size_t)r0 * T, qkv, start, mx, inv, 0, b, h, r0,
+                           imin(TILE, T - r0), T, H, KVH, hd);
             /* dV = P^T dO: key tile s0 gets queries [s0, T). */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
@@ -336,36 +394,37 @@ static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const fl
             }
         }
     }
-    blas_serial_end(saved);
+    blas_serial_end(blas);
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
+static void attention_forward(float *out, float *saved, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    attend_forward(llm_cpu_gemm, out, att, qkv, start, B, T, H, KVH, hd);
+    attend_forward(llm_cpu_gemm, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
 }
 
-static void attention_forward_bf16(float *out, float *att, const float *qkv,
+static void attention_forward_bf16(float *out, float *saved, float *scratch, const float *qkv,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    attend_forward(llm_cpu_gemm_bf16, out, att, qkv, start, B, T, H, KVH, hd);
+    attend_forward(llm_cpu_gemm_bf16, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
 }
 
-/* The mask and the weights are in att: out and start go unread. */
+/* out goes unread. */
 static void attention_backward(float *dqkv, float *scratch, const float *dout,
-                               const float *qkv, const float *out, const float *att,
+                               const float *qkv, const float *out, const float *saved,
                                const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    (void)out, (void)start;
-    attend_backward(llm_cpu_gemm, dqkv, scratch, dout, qkv, att, B, T, H, KVH, hd);
+    (void)out;
+    attend_backward(llm_cpu_gemm, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH, hd);
 }
 
 static void attention_backward_bf16(float *dqkv, float *scratch, const float *dout,
-                                    const float *qkv, const float *out, const float *att,
+                                    const float *qkv, const float *out, const float *saved,
                                     const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    (void)out, (void)start;
-    attend_backward(llm_cpu_gemm_bf16, dqkv, scratch, dout, qkv, att, B, T, H, KVH, hd);
+    (void)out;
+    attend_backward(llm_cpu_gemm_bf16, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH,
+                    hd);
 }
 
 static void swiglu_forward(float *out, const float *h13, int N, int F)

@@ -32,7 +32,8 @@ void   llm_host_zero(void *dst, size_t bytes);
     .embedding_forward = embedding_forward, .embedding_backward = embedding_backward, \
     .rmsnorm_forward = rmsnorm_forward, .rmsnorm_backward = rmsnorm_backward, \
     .rope_forward = rope_forward, .rope_backward = rope_backward, \
-    .attention_saved = attention_saved, .attention_forward = attention_forward, \
+    .attention_saved = attention_saved, .attention_scratch = attention_scratch, \
+    .attention_forward = attention_forward, \
     .attention_backward = attention_backward, \
     .attention_forward_bf16 = attention_forward_bf16, \
     .attention_backward_bf16 = attention_backward_bf16, \

@@ -161,10 +161,17 @@ static void rope_backward(float *dx, const float *cos_t, const float *sin_t,
     rope(dx, cos_t, sin_t, B, T, nh, hd, stride, -1.0);
 }
 
-/* The forward keeps the (B, H, T, T) probabilities for the backward. */
+/* The forward keeps the (B, H, T, T) probabilities for the backward, and
+ * needs no scratch. */
 static size_t attention_saved(int B, int T, int H)
 {
     return (size_t)B * H * T * T;
+}
+
+static size_t attention_scratch(int B, int T, int H, int backward)
+{
+    (void)B, (void)T, (void)H, (void)backward;
+    return 0;
 }
 
 /* With bf16, the products' inputs rounded as in() rounds them: q and k;
@@ -262,15 +269,17 @@ static void attend_backward(float *dqkv, const float *dout, const float *qkv, co
     free(dp);
 }
 
-static void attention_forward(float *out, float *att, const float *qkv,
+static void attention_forward(float *out, float *att, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)scratch;
     attend_forward(out, att, qkv, start, B, T, H, KVH, hd, 0);
 }
 
-static void attention_forward_bf16(float *out, float *att, const float *qkv,
+static void attention_forward_bf16(float *out, float *att, float *scratch, const float *qkv,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)scratch;
     attend_forward(out, att, qkv, start, B, T, H, KVH, hd, 1);
 }
 

@@ -764,9 +764,16 @@ static void flash_run(const fa_args &a, int B, bool backward)
         backward ? flash_backward<256, 2>(a, B) : flash_forward<256, 2>(a, B);
 }
 
-static void attention_forward(float *out, float *saved, const float *qkv,
+/* scratch: the backward's drow(B, H, T); the forward needs none. */
+static size_t attention_scratch(int B, int T, int H, int backward)
+{
+    return backward ? attention_saved(B, T, H) : 0;
+}
+
+static void attention_forward(float *out, float *saved, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)scratch;
     if (!att_shape_ok(B, T, H, KVH, hd, "attention_forward"))
         return;
     fa_args a = fa_shape(qkv, start, T, H, KVH, hd);
@@ -1491,6 +1498,7 @@ extern "C" const llm_kernels *llm_kernels_cuda(void)
         k->rope_forward = locked<rope_forward>::call;
         k->rope_backward = locked<rope_backward>::call;
         k->attention_saved = attention_saved;
+        k->attention_scratch = attention_scratch;
         k->attention_forward = locked<attention_forward>::call;
         k->attention_backward = locked<attention_backward>::call;
         k->swiglu_forward = locked<swiglu_forward>::call;

@@ -47,9 +47,10 @@ typedef struct {
     float *hsw;     /* (L, B, T, F) silu(gate) * up */
     float *rstdf;   /* (B, T) */
     float *af;      /* (B, T, C) final norm output */
-    float *logits;  /* (B, T, V), at least attention_saved(B, T, H)
-                     * floats: logits, dlogits, then scratch for the
-                     * attention backward */
+    float *logits;  /* (B, T, V), at least attention_scratch(B, T, H,
+                     * backward) floats: scratch for the attention of
+                     * each layer, then logits, dlogits, then scratch for
+                     * the attention backward */
     float *losses;  /* (B, T) */
     float *tmp;     /* (B, T, C) sublayer output before its residual add */
     float *dres;    /* (B, T, C) gradient of the residual stream */
@@ -75,8 +76,8 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
     int ng = m->pass->no_grad;
     size_t N = (size_t)B * T, L = ng ? 1 : (size_t)c->n_layers, C = (size_t)c->dim;
     size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
-    size_t saved = m->k->attention_saved(B, T, (int)H), per_row = (saved + N - 1) / N;
-    size_t lw = V > per_row ? V : per_row;
+    size_t saved = m->k->attention_saved(B, T, (int)H);
+    size_t scratch = m->k->attention_scratch(B, T, (int)H, !ng);
     size_t R = (size_t)m->lora_rank, CF = C > F ? C : F, G = ng ? 0 : N;
     size_t lrows = ng && N > LLM_NO_GRAD_ROWS ? LLM_NO_GRAD_ROWS : N;
     struct { float **p; size_t n; } parts[] = {
@@ -85,11 +86,14 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
         { &a->atty, L * N * m->OS }, { &a->res_mid, L * N * C },
         { &a->rstd2, L * N }, { &a->a2, L * N * C }, { &a->h13, L * N * 2 * F },
         { &a->hsw, L * N * F }, { &a->rstdf, N }, { &a->af, N * C },
-        { &a->logits, lrows * (ng ? V : lw) }, { &a->losses, N }, { &a->tmp, N * C },
+        { &a->losses, N }, { &a->tmp, N * C },
         { &a->dres, G * C }, { &a->da, G * C }, { &a->dqkv, G * m->QS },
         { &a->datty, G * m->OS }, { &a->dh13, G * 2 * F }, { &a->dhsw, G * F },
         { &a->lu, L * LLM_LORA_N * N * R }, { &a->lv, R ? N * CF : 0 }, { &a->ldu, G * R },
         { &a->ldx, R && !ng ? N * CF : 0 },
+        /* Last: its size follows the thread count (attention's scratch),
+         * which moves no other part. */
+        { &a->logits, lrows * V > scratch ? lrows * V : scratch },
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -273,7 +277,7 @@ static void train_attend(void *ctx, int l, const llm_block *b)
     size_t saved = m->k->attention_saved(f->B, f->T, H);
     float *att = f->a->att + (m->pass->no_grad ? 0 : (size_t)l) * saved;
     (bf16_attention(m) ? m->k->attention_forward_bf16 : m->k->attention_forward)(
-        b->atty, att, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads, m->hd);
+        b->atty, att, f->a->logits, b->qkv, f->start, f->B, f->T, H, m->cfg.n_kv_heads, m->hd);
 }
 
 static void train_dropout(void *ctx, int l, int site, float *y, int n)
@@ -540,6 +544,8 @@ int llm_model_backward_hidden(llm_model *m)
     size_t N = (size_t)n;
     int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
     acts a;
+    if (acts_layout(m, B, T, NULL, &a) > m->pass->acts_cap)   /* attention's scratch */
+        return llm_fail(LLM_ERR_INVALID, "the backward has more threads than its forward had");
     acts_layout(m, B, T, m->pass->acts, &a);
     int32_t *tok = m->pass->ids, *start = m->pass->packed ? tok + 2 * N : NULL;
     size_t saved = k->attention_saved(B, T, H);

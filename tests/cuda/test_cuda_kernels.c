@@ -274,14 +274,21 @@ static size_t h_attention_saved(int B, int T, int H)
     return K->attention_saved(B, T, H);
 }
 
-static void h_attention_forward(float *out, float *saved, const float *qkv,
+static size_t h_attention_scratch(int B, int T, int H, int backward)
+{
+    return K->attention_scratch(B, T, H, backward);
+}
+
+/* The forward takes no scratch on cuda (attention_scratch(..., 0) is 0). */
+static void h_attention_forward(float *out, float *saved, float *scratch, const float *qkv,
                                 const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
+    (void)scratch;
     size_t nq = (size_t)B * T * (H + 2 * KVH) * hd * F4, no = (size_t)B * T * H * hd * F4;
     size_t ns = K->attention_saved(B, T, H) * F4;
     float *o = dput(out, no), *a = dput(saved, ns), *q = dput(qkv, nq);
     int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
-    K->attention_forward(o, a, q, st, B, T, H, KVH, hd);
+    K->attention_forward(o, a, NULL, q, st, B, T, H, KVH, hd);
     dback(out, o, no);
     dback(saved, a, ns);
     llm_cuda_free(q);
@@ -298,10 +305,11 @@ static void h_attention_backward(float *dqkv, float *scratch, const float *dout,
     float *d = dput(dqkv, nq), *g = dput(dout, no), *q = dput(qkv, nq), *o = dput(out, no);
     float *a = dput(saved, ns);
     int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
+    size_t nsc = K->attention_scratch(B, T, H, 1) * F4;
     float *s = NULL;
     if (scratch)
-        s = dput(scratch, ns);
-    else if (llm_cuda_alloc((void **)&s, ns) != 0)
+        s = dput(scratch, nsc);
+    else if (llm_cuda_alloc((void **)&s, nsc) != 0)
         exit(1);
     K->attention_backward(d, s, g, q, o, a, st, B, T, H, KVH, hd);
     dback(dqkv, d, nq);
@@ -400,6 +408,7 @@ static const llm_kernels host_cuda = {
     .rope_forward = h_rope_forward,
     .rope_backward = h_rope_backward,
     .attention_saved = h_attention_saved,
+    .attention_scratch = h_attention_scratch,
     .attention_forward = h_attention_forward,
     .attention_backward = h_attention_backward,
     .swiglu_forward = h_swiglu_forward,
@@ -626,8 +635,8 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
         qkv[i] *= 2.0f;   /* peakier softmax */
     float *o1 = rnd(no), *o2 = rnd(no), *s1 = rnd(ns), *a2 = rnd(na);
     int32_t *st = packed ? random_starts(B, T, packed) : NULL;
-    f->attention_forward(o1, s1, qkv, st, B, T, H, KVH, hd);
-    r->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
+    f->attention_forward(o1, s1, NULL, qkv, st, B, T, H, KVH, hd);
+    r->attention_forward(o2, a2, NULL, qkv, st, B, T, H, KVH, hd);
     char shape[96];
     snprintf(shape, sizeof shape, "B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H, KVH, hd,
              packed ? " packed" : "");
@@ -642,7 +651,8 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     snprintf(what, sizeof what, "attention_forward saved log-sum-exps %s", shape);
     result("attention_saved is (B, H, T)", ns == (size_t)B * H * T, "");
     check(what, s1, lsef, (size_t)B * H * T, 1e-5, 1e-5);
-    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq), *scr = rnd(ns);
+    float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
+    float *scr = rnd(f->attention_scratch(B, T, H, 1));
     f->attention_backward(d1, scr, dout, qkv, o1, s1, st, B, T, H, KVH, hd);
     r->attention_backward(d2, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "attention_backward %s", shape);
@@ -788,8 +798,8 @@ static void test_determinism(const llm_kernels *f)
         int32_t *st = packed ? random_starts(B, T, 30) : NULL;
         float *qkv = rnd(nq), *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(ns), *a2 = rnd(ns);
         float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
-        f->attention_forward(o1, a1, qkv, st, B, T, H, KVH, hd);
-        f->attention_forward(o2, a2, qkv, st, B, T, H, KVH, hd);
+        f->attention_forward(o1, a1, NULL, qkv, st, B, T, H, KVH, hd);
+        f->attention_forward(o2, a2, NULL, qkv, st, B, T, H, KVH, hd);
         check_bits("determinism attention_forward out", o1, o2, no * F4);
         check_bits("determinism attention_forward saved", a1, a2, ns * F4);
         f->attention_backward(d1, NULL, dout, qkv, o1, a1, st, B, T, H, KVH, hd);
@@ -977,7 +987,7 @@ static void test_attention_rows(int n, int H, int KVH, int hd, int maxlen)
         tv[t] = tk[t] + (size_t)KVH * hd;
         tl[t] = t + 1;
     }
-    r->attention_forward(full, att, qkv, NULL, 1, T, H, KVH, hd);
+    r->attention_forward(full, att, NULL, qkv, NULL, 1, T, H, KVH, hd);
     K->attention_rows(drows, OS, tq, tk, tv, (size_t)QS, tl, T, H, KVH, hd, dscr, maxlen);
     snprintf(what, sizeof what, "attention_rows = attention_forward T=%d H=%d KVH=%d hd=%d",
              T, H, KVH, hd);
@@ -1157,7 +1167,7 @@ static void test_lookup(void)
     llm_cuda_clear_error();
     /* Flash attention takes head sizes up to 256: above, a recorded
      * failure, before any memory is touched. */
-    K->attention_forward(NULL, NULL, NULL, NULL, 1, 4, 2, 1, 257);
+    K->attention_forward(NULL, NULL, NULL, NULL, NULL, 1, 4, 2, 1, 257);
     const char *f3 = K->failure();
     result("attention_forward: head size 257 refused", f3 && strstr(f3, "head size"),
            f3 ? f3 : "no failure reported");

@@ -241,7 +241,7 @@ static void test(int B, int T, int H, int KVH, int hd, int mean)
     a.hd = hd;
     a.scale = 1.0f / sqrtf((float)hd);
     run_kernels(a, B, false);
-    r->attention_forward(out_ref.data(), att.data(), qkv.data(), sp, B, T, H, KVH, hd);
+    r->attention_forward(out_ref.data(), att.data(), NULL, qkv.data(), sp, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "forward out %s", shape);
     check(what, out.data(), out_ref.data(), no, 1e-5, 1e-4);
     /* The log-sum-exp of each query's scaled scores, in double. */

@@ -661,6 +661,32 @@ static void test_eval_no_grad(void)
     llm_model_free(m);
 }
 
+/* Attention's scratch on the cpu is a part for each thread, reserved by
+ * the forward: a backward with more threads than its forward had is
+ * refused with a message, never run past the reservation; a forward at
+ * the new count makes it right. */
+static void test_threads_between(void)
+{
+    llm_config c = { .vocab_size = 11, .dim = 8, .n_layers = 1, .n_heads = 2,
+                     .n_kv_heads = 1, .ffn_dim = 12, .context = 64,
+                     .rope_base = 10000.0, .norm_eps = 1e-5, .tied = 1 };
+    llm_model *m;
+    CHECK_RC(llm_model_create(&c, 3, "cpu", &m));
+    int T = 64;   /* logits 64 x 11 floats, scratch 2 x 64 x 64 a thread */
+    int32_t tok[64], tgt[64];
+    fill_batch(tok, tgt, T, 11, 5);
+    float loss;
+    llm_set_threads(1);
+    CHECK_RC(llm_model_forward(m, tok, tgt, 1, T, &loss));
+    llm_set_threads(2);
+    if (llm_model_backward(m) != LLM_ERR_INVALID || !strstr(llm_errmsg(), "threads"))
+        FAIL("a backward with more threads than its forward: %s", llm_errmsg());
+    CHECK_RC(llm_model_forward(m, tok, tgt, 1, T, &loss));
+    CHECK_RC(llm_model_backward(m));
+    llm_set_threads(0);
+    llm_model_free(m);
+}
+
 int main(void)
 {
     /* Tests run in a temporary directory; the fixtures live in the tree. */
@@ -676,6 +702,7 @@ int main(void)
     test_own();
     test_dropout();
     test_eval_no_grad();
+    test_threads_between();
     for (int threads = 1; threads <= 2; threads++) {
         llm_set_threads(threads);
         test_fixture(tied, "cpu");
