@@ -70,8 +70,10 @@ int    llm_cpu_bf16_dp(void);
 const char *llm_cpu_gemm_name(void);
 /* The same product over op(A) and op(B) rounded to bfloat16 (to nearest,
  * ties to even), accumulated in fp32: VDPBF16PS on the avx512 level of a
- * CPU with AVX512_BF16, else fp32 products of the rounded values (by
- * llm_cpu_gemm's choice), so the bits differ between those. */
+ * CPU with AVX512_BF16, else fp32 products of the rounded values (ours
+ * rounding as it packs, or with LLM_GEMM=openblas and on the generic
+ * level OpenBLAS's over rounded copies), so the bits differ between
+ * those. */
 void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
 

@@ -46,9 +46,16 @@ static inline uint32_t bf16_bits(float x)
     return llm_float_to_bf16(x);
 }
 
+/* llm_bf16_to_float(llm_float_to_bf16(x)), in 32-bit lanes: loops of it
+ * vectorise without narrowing to 16 bits and back. */
 static inline float bf16_round(float x)
 {
-    return llm_bf16_to_float(llm_float_to_bf16(x));
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u & 0x7fffffffu) > 0x7f800000u ? u | 0x00400000u : u + 0x7fffu + (u >> 16 & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
 }
 
 /* Element (r, c) of op(X): X's (c, r) when t. */
@@ -73,8 +80,8 @@ static void round_copy(float *dst, const float *src, int rows, int cols, int ld)
 }
 
 /* The bf16 product as the level's fp32 product (llm_cpu_gemm: ours, or
- * OpenBLAS) over copies of A and B rounded to bf16 (the generic and avx2
- * levels, LLM_GEMM=openblas, or when our panels did not fit in memory),
+ * OpenBLAS) over copies of A and B rounded to bf16 (the generic level,
+ * LLM_GEMM=openblas, or when our panels did not fit in memory),
  * each copy in its matrix's own layout, so that it reads and writes rows
  * and the product transposes as it packs; plain loops when even the copies
  * do not fit. */
@@ -151,10 +158,30 @@ static float *scratch(int which, size_t floats)
  * then the float micro-kernel); bf16 pairs through VDPBF16PS. */
 enum { P_F32, P_BF16_ROUND, P_BF16_DP };
 
-/* Element (k, j) of op(B), or (i, k) of op(A), rounded to bf16 when asked. */
-static inline float at(const float *X, int ld, int t, int r, int c, int round)
+/* x[0, n) rounded to bf16 in place: P_BF16_ROUND's slivers packed by
+ * pack_rows, rounded where they were just written (rounding commutes with
+ * packing). */
+static inline void round_run(float *x, size_t n)
 {
-    return round ? bf16_round(op(X, ld, t, r, c)) : op(X, ld, t, r, c);
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        x[i] = bf16_round(x[i]);
+}
+
+/* dst[0, n) = src[0, n), rounded to bf16 when round (a constant n: vector
+ * moves, no call), then zeros up to w. */
+static inline void copy_run(float *restrict dst, const float *restrict src, int n, int w,
+                            int round)
+{
+    if (round) {
+#pragma omp simd
+        for (int i = 0; i < n; i++)
+            dst[i] = bf16_round(src[i]);
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof *src);
+    }
+    if (n < w)
+        memset(dst + n, 0, (size_t)(w - n) * sizeof *dst);
 }
 
 #if defined(__AVX512F__)
@@ -336,22 +363,21 @@ static void pack_rows(float *restrict dst, int w, const float *X, int ld, int k0
  * else sliver u. */
 static int b_units(int tb, int mode, int kc, int nc)
 {
-    return !tb && mode == P_F32 ? kc : (nc + NR - 1) / NR;
+    return !tb && mode != P_BF16_DP ? kc : (nc + NR - 1) / NR;
 }
 
 static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
                    int j0, int nc, int u, int mode)
 {
-    if (!tb && mode == P_F32) {
+    int round = mode == P_BF16_ROUND;
+    if (!tb && mode != P_BF16_DP) {
         const float *src = B + (size_t)(k0 + u) * ldb + j0;
         for (int js = 0; js < nc; js += NR) {
             float *dst = bp + (size_t)js * kc + (size_t)u * NR;
-            if (nc - js >= NR) {   /* of constant size: vector moves, no call */
-                memcpy(dst, src + js, NR * sizeof *src);
-            } else {
-                memcpy(dst, src + js, (size_t)(nc - js) * sizeof *src);
-                memset(dst + nc - js, 0, (size_t)(NR - (nc - js)) * sizeof *dst);
-            }
+            if (nc - js >= NR)
+                copy_run(dst, src + js, NR, NR, round);
+            else
+                copy_run(dst, src + js, nc - js, NR, round);
         }
         return;
     }
@@ -363,15 +389,10 @@ static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, 
         return;
     }
 #endif
-    float *dst = bp + (size_t)s * kc * NR;
-    int round = mode == P_BF16_ROUND;
-    if (tb && !round) {
-        pack_rows(dst, NR, B, ldb, k0, kc, j0 + js, nr);
-        return;
-    }
-    for (int j = 0; j < NR; j++)
-        for (int k = 0; k < kc; k++)
-            dst[(size_t)k * NR + j] = j < nr ? at(B, ldb, tb, k0 + k, j0 + js + j, round) : 0;
+    float *dst = bp + (size_t)s * kc * NR;   /* B's rows are j */
+    pack_rows(dst, NR, B, ldb, k0, kc, j0 + js, nr);
+    if (round)
+        round_run(dst, (size_t)kc * NR);
 }
 
 /* Rows i0..i0+mc of op(A), columns k0..k0+kc, into slivers of MR rows:
@@ -381,18 +402,16 @@ static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, 
                    int k0, int kc, int mode)
 {
     int round = mode == P_BF16_ROUND;
-    if (ta && mode == P_F32) {
+    if (ta && mode != P_BF16_DP) {
         /* A's rows are k: each read once, whole, into every sliver. */
         for (int k = 0; k < kc; k++) {
             const float *src = A + (size_t)(k0 + k) * lda + i0;
             for (int is = 0; is < mc; is += MR) {
                 float *dst = ap + (size_t)is * kc + (size_t)k * MR;
-                if (mc - is >= MR) {
-                    memcpy(dst, src + is, MR * sizeof *src);
-                } else {
-                    memcpy(dst, src + is, (size_t)(mc - is) * sizeof *src);
-                    memset(dst + mc - is, 0, (size_t)(MR - (mc - is)) * sizeof *dst);
-                }
+                if (mc - is >= MR)
+                    copy_run(dst, src + is, MR, MR, round);
+                else
+                    copy_run(dst, src + is, mc - is, MR, round);
             }
         }
         return;
@@ -406,14 +425,10 @@ static void pack_a(float *restrict ap, const float *A, int lda, int ta, int i0, 
             continue;
         }
 #endif
-        float *dst = ap + (size_t)is * kc;
-        if (!ta && !round) {
-            pack_rows(dst, MR, A, lda, k0, kc, i0 + is, mr);
-            continue;
-        }
-        for (int i = 0; i < MR; i++)
-            for (int k = 0; k < kc; k++)
-                dst[(size_t)k * MR + i] = i < mr ? at(A, lda, ta, i0 + is + i, k0 + k, round) : 0;
+        float *dst = ap + (size_t)is * kc;   /* A's rows are i */
+        pack_rows(dst, MR, A, lda, k0, kc, i0 + is, mr);
+        if (round)
+            round_run(dst, (size_t)kc * MR);
     }
 }
 
@@ -674,8 +689,8 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 /* The paths of the levels with our product, chosen once from LLM_GEMM and
  * the CPU: fp32 products by ours unless "openblas"; bf16 products, on the
  * avx512 level, by VDPBF16PS where the CPU has AVX512_BF16, else emulated
- * by ours, rounding as it packs ("own-nobf16" forces that, for tests); on
- * the avx2 level, and with "openblas", by the level's fp32 product over
+ * by ours, rounding as it packs ("own-nobf16" forces that, for tests), and
+ * so on the avx2 level; with "openblas", by OpenBLAS's product over
  * rounded copies (bf16 -1). */
 typedef struct {
     int own, bf16;
@@ -689,10 +704,11 @@ static paths gemm_paths(void)
         const char *e = getenv("LLM_GEMM");
         int own = !(e && strcmp(e, "openblas") == 0), bf16 = -1;
         if (own) {
+            bf16 = P_BF16_ROUND;
 #if defined(__AVX512F__)
             __builtin_cpu_init();
-            bf16 = !(e && strcmp(e, "own-nobf16") == 0) && __builtin_cpu_supports("avx512bf16")
-                       ? P_BF16_DP : P_BF16_ROUND;
+            if (!(e && strcmp(e, "own-nobf16") == 0) && __builtin_cpu_supports("avx512bf16"))
+                bf16 = P_BF16_DP;
 #endif
         }
         c = own | (bf16 + 1) << 1;

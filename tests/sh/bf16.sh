@@ -9,9 +9,10 @@
 # 2.3; rounding inputs to 8 bits moves a step's loss by about 1%, while a
 # product in the wrong precision or transposed moves it by far more, and
 # one left unrounded gives fp32's very bytes). The kernels' rounding is
-# checked exactly by test_kernels and test_gemm. On every path of the bf16 product this
-# machine has: VDPBF16PS or its emulation on the avx512 level, OpenBLAS on
-# rounded copies elsewhere. bf16 must not give fp32's very bytes; it is
+# checked exactly by test_kernels and test_gemm. On every path of the bf16
+# product this machine has: VDPBF16PS or its emulation on the avx512
+# level, our product rounding as it packs on avx2, OpenBLAS on rounded
+# copies on generic. bf16 must not give fp32's very bytes; it is
 # deterministic; a bad --precision is refused; --resume may change it.
 set -u
 data=$DATA/tinyshakespeare/train.txt

@@ -5,7 +5,7 @@
  * block), so it must equal a scalar loop in that order bit for bit, for
  * every transpose, beta 0 and 1, edge tiles, several k blocks, and one or
  * two threads, called from inside an OpenMP region too; so must the avx2
- * level's bf16 product (ours over rounded copies) with the loop over
+ * level's bf16 product (ours, rounding as it packs) with the loop over
  * inputs rounded to bf16. Every level (the OpenBLAS ones
  * included) must agree with a double-precision product within rounding, and
  * so must each level's bf16 product with the double product of inputs
