@@ -135,7 +135,7 @@ typedef struct llm_kernels {
      * the backend chooses and the library never reads:
      * attention_saved(B, T, H) floats. ref keeps att(B,H,T,T), the softmax
      * probabilities (0 outside [start, t]); cpu (and guarded) each query
-     * row's softmax maximum and reciprocal sum, (B,H,2,T), and its
+     * row's softmax maximum and reciprocal sum, (B,H,T,2), and its
      * backward recomputes the probabilities bit for bit; cuda keeps
      * lse(B,H,T), each query's log-sum-exp of its scaled scores, and the
      * backward recomputes the probabilities (flash attention: no (B,H,T,T)

@@ -214,7 +214,7 @@ static int imin(int a, int b)
 
 /* Attention keeps no (B, H, T, T) tensor: the forward keeps, for each
  * query row (b, h, t), its softmax's maximum and the reciprocal of its
- * sum, saved[bh * 2T + t] and saved[bh * 2T + T + t], and the backward
+ * sum, saved[2 (bh T + t)] and the float after it, and the backward
  * recomputes the probabilities from them with the forward's own products
  * and operations, so bit for bit the forward's (flash attention's memory:
  * 2 floats a row, not T; on SmolLM2-135M, batch 8 x 256, 566 MB fewer a
@@ -247,9 +247,9 @@ static size_t attention_scratch(int B, int T, int H, int backward)
 
 /* Row t of the probabilities from its scores row[0, t] (read where t >=
  * s0 only): the forward's softmax over [s0, t], keeping its maximum and
- * reciprocal sum in *mx and *inv, or (keep 0) those given; 0 over [0, s0)
- * and (t, end), where the tile's products read. */
-static void probs_row(float *row, int s0, int t, int end, float *mx, float *inv, int keep)
+ * reciprocal sum in keep[0] and keep[1], or (keep NULL) those of from;
+ * 0 over [0, s0) and (t, end), where the tile's products read. */
+static void probs_row(float *row, int s0, int t, int end, float *keep, const float *from)
 {
     for (int s = 0; s < s0; s++)
         row[s] = 0.0f;
@@ -264,14 +264,14 @@ static void probs_row(float *row, int s0, int t, int end, float *mx, float *inv,
             row[s] = e;
             sum += e;
         }
-        *mx = m;
-        *inv = 1.0f / sum;
-        float r = *inv;
+        float r = 1.0f / sum;
 #pragma omp simd
         for (int s = s0; s <= t; s++)
             row[s] *= r;
+        keep[0] = m;
+        keep[1] = r;
     } else {
-        float m = *mx, r = *inv;
+        float m = from[0], r = from[1];
 #pragma omp simd
         for (int s = s0; s <= t; s++)
             row[s] = fast_expf(row[s] - m) * r;
@@ -281,10 +281,11 @@ static void probs_row(float *row, int s0, int t, int end, float *mx, float *inv,
 }
 
 /* P(m x (r0 + m)) at ld T, the probabilities of queries [r0, r0 + m) of
- * head h of row b (keep: the forward, saving each row's maximum and
- * reciprocal sum in mx and inv; else from them). */
+ * head h of row b: the forward's, keeping each row's maximum and
+ * reciprocal sum in keep (T pairs for the head), or the backward's from
+ * those pairs (keep NULL). */
 static void probs_tile(gemm_fn *prod, float *P, const float *qkv, const int32_t *start,
-                       float *mx, float *inv, int keep, int b, int h, int r0, int m, int T,
+                       float *keep, const float *from, int b, int h, int r0, int m, int T,
                        int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd, kh = h / (H / KVH);
@@ -294,7 +295,8 @@ static void probs_tile(gemm_fn *prod, float *P, const float *qkv, const int32_t 
          P, T);
     for (int i = 0; i < m; i++) {
         int t = r0 + i, s0 = start ? start[(size_t)b * T + t] : 0;
-        probs_row(P + (size_t)i * T, s0, t, r0 + m, mx + t, inv + t, keep);
+        probs_row(P + (size_t)i * T, s0, t, r0 + m, keep ? keep + 2 * t : NULL,
+                  keep ? NULL : from + 2 * t);
     }
 }
 
@@ -311,10 +313,10 @@ static void attend_forward(gemm_fn *prod, float *out, float *saved, float *scrat
         int b = bh / H, h = bh % H, kh = h / rep;
         const float *v = qkv + (size_t)b * T * QS + (size_t)(H + KVH + kh) * hd;
         float *P = scratch + (size_t)omp_get_thread_num() * attention_part(T, 0);
-        float *mx = saved + (size_t)bh * 2 * T, *inv = mx + T;
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            probs_tile(prod, P, qkv, start, mx, inv, 1, b, h, r0, m, T, H, KVH, hd);
+            probs_tile(prod, P, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h, r0, m, T,
+                       H, KVH, hd);
             prod(0, 0, m, hd, r0 + m, 1.0f, P, T, v, QS, 0.0f,
                  out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
         }
@@ -345,14 +347,13 @@ static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const fl
         for (int j = 0; j < rep; j++) {
             int h = kh * rep + j;
             size_t bh = (size_t)b * H + h;
-            float *mx = (float *)saved + bh * 2 * T, *inv = mx + T;
             const float *q = base + (size_t)h * hd;
             float *dq = dbase + (size_t)h * hd;
             const float *dO = dout + (size_t)b * T * OS + (size_t)h * hd;
             float beta = j == 0 ? 0.0f : 1.0f;
             for (int r0 = 0; r0 < T; r0 += TILE)
-                probs_tile(prod, P + (size_t)r0 * T, qkv, start, mx, inv, 0, b, h, r0,
-                           imin(TILE, T - r0), T, H, KVH, hd);
+                probs_tile(prod, P + (size_t)r0 * T, qkv, start, NULL, saved + bh * 2 * T, b, h,
+                           r0, imin(TILE, T - r0), T, H, KVH, hd);
             /* dV = P^T dO: key tile s0 gets queries [s0, T). */
             for (int s0 = 0; s0 < T; s0 += TILE) {
                 int m = imin(TILE, T - s0);
