@@ -217,10 +217,10 @@ static int imin(int a, int b)
  * sum, saved[2 (bh T + t)] and the float after it, and the backward
  * recomputes the probabilities from them with the forward's own products
  * and operations, so bit for bit the forward's (flash attention's memory:
- * 2 floats a row, not T; on SmolLM2-135M, batch 8 x 256, 566 MB fewer a
- * step, and T / 2 times fewer at longer contexts). The probabilities of a
- * head live in a thread's part of the scratch, L2-sized at T = 256, where
- * before they went to and from memory. */
+ * 2 floats a row where it kept T; SmolLM2-135M's fine-tuning at batch 8 x
+ * 256 holds 566 MB less). The probabilities of a head live in a thread's
+ * part of the scratch, L2-sized at T = 256, where before they went to and
+ * from memory. */
 static size_t attention_saved(int B, int T, int H)
 {
     return 2 * (size_t)B * H * T;
@@ -233,8 +233,8 @@ static int attention_threads(int B, int H)
     return n < B * H ? n : B * H;
 }
 
-/* A part: the forward's probabilities of one tile of queries (TILE x T);
- * the backward's of one head and their gradients (2 x T x T). */
+/* A part: the forward's probabilities of one tile of queries (up to TILE
+ * x T); the backward's of one head and their gradients (2 x T x T). */
 static size_t attention_part(int T, int backward)
 {
     return backward ? 2 * (size_t)T * T : (size_t)imin(TILE, T) * T;
