@@ -496,6 +496,9 @@ static int backward_allowed(const llm_model *m)
                         m->lp == LLM_LP_Q8 ? "int8 (q8)" : "bf16");
     if (m->pass->no_grad)
         return llm_fail(LLM_ERR_INVALID, "an evaluation pass keeps nothing for a backward");
+    acts a;   /* attention's scratch follows the thread count: as the forward reserved? */
+    if (acts_layout(m, m->pass->B, m->pass->T, NULL, &a) > m->pass->acts_cap)
+        return llm_fail(LLM_ERR_INVALID, "the backward has more threads than its forward had");
     return LLM_OK;
 }
 
@@ -544,8 +547,6 @@ int llm_model_backward_hidden(llm_model *m)
     size_t N = (size_t)n;
     int C = c->dim, F = c->ffn_dim, H = c->n_heads, KVH = c->n_kv_heads;
     acts a;
-    if (acts_layout(m, B, T, NULL, &a) > m->pass->acts_cap)   /* attention's scratch */
-        return llm_fail(LLM_ERR_INVALID, "the backward has more threads than its forward had");
     acts_layout(m, B, T, m->pass->acts, &a);
     int32_t *tok = m->pass->ids, *start = m->pass->packed ? tok + 2 * N : NULL;
     size_t saved = k->attention_saved(B, T, H);

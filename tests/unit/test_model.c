@@ -663,8 +663,9 @@ static void test_eval_no_grad(void)
 
 /* Attention's scratch on the cpu is a part for each thread, reserved by
  * the forward: a backward with more threads than its forward had is
- * refused with a message, never run past the reservation; a forward at
- * the new count makes it right. */
+ * refused with a message before it does anything (no gradient added),
+ * never run past the reservation; a forward at the new count makes it
+ * right. */
 static void test_threads_between(void)
 {
     llm_config c = { .vocab_size = 11, .dim = 8, .n_layers = 1, .n_heads = 2,
@@ -678,9 +679,14 @@ static void test_threads_between(void)
     float loss;
     llm_set_threads(1);
     CHECK_RC(llm_model_forward(m, tok, tgt, 1, T, &loss));
+    CHECK_RC(llm_model_backward(m));   /* the gradients exist */
+    CHECK_RC(llm_model_zero_grad(m));
+    CHECK_RC(llm_model_forward(m, tok, tgt, 1, T, &loss));
     llm_set_threads(2);
     if (llm_model_backward(m) != LLM_ERR_INVALID || !strstr(llm_errmsg(), "threads"))
         FAIL("a backward with more threads than its forward: %s", llm_errmsg());
+    if (llm_model_grad_norm(m) != 0.0)
+        FAIL("a refused backward added gradients (norm %g)", llm_model_grad_norm(m));
     CHECK_RC(llm_model_forward(m, tok, tgt, 1, T, &loss));
     CHECK_RC(llm_model_backward(m));
     llm_set_threads(0);
