@@ -218,9 +218,13 @@ static int imin(int a, int b)
  * recomputes the probabilities from them with the forward's own products
  * and operations, so bit for bit the forward's (flash attention's memory:
  * 2 floats a row where it kept T; SmolLM2-135M's fine-tuning at batch 8 x
- * 256 holds 566 MB less). The probabilities of a head live in a thread's
- * part of the scratch, L2-sized at T = 256, where before they went to and
- * from memory. */
+ * 256 holds 566 MB less). Both work a tile of TILE queries at a time in a
+ * thread's part of the scratch, L2-sized: its probabilities (and in the
+ * backward their gradients) over the keys up to the tile's last. The
+ * products read the head's keys and values from panels packed once for
+ * the head (llm_cpu_panel), where a product of each tile would pack its
+ * prefix of them again (on average T / (2 TILE) times each: 8 at T =
+ * 1024). */
 static size_t attention_saved(int B, int T, int H)
 {
     return 2 * (size_t)B * H * T;
@@ -233,16 +237,53 @@ static int attention_threads(int B, int H)
     return n < B * H ? n : B * H;
 }
 
-/* A part: the forward's probabilities of one tile of queries (up to TILE
- * x T); the backward's of one head and their gradients (2 x T x T). */
-static size_t attention_part(int T, int backward)
+/* n floats rounded up to 64 bytes. */
+static size_t lines(size_t n)
 {
-    return backward ? 2 * (size_t)T * T : (size_t)imin(TILE, T) * T;
+    return (n + 15) & ~(size_t)15;
 }
 
-static size_t attention_scratch(int B, int T, int H, int backward)
+/* A thread's part: the probabilities of a tile (TILE x T; the backward's
+ * and their gradients, 2 TILE x T), the panels (the forward's K^T and V;
+ * the backward's K^T, V^T and K), and the products' work. */
+typedef struct {
+    float *P, *D, *kt, *v, *vt, *k, *work;
+} attention_part;
+
+static size_t attention_layout(int T, int hd, int backward, float *base, attention_part *a)
 {
-    return (size_t)attention_threads(B, H) * attention_part(T, backward);
+    size_t tile = lines((size_t)imin(TILE, T) * T), kt = lines(llm_cpu_panel_floats(hd, T));
+    size_t kn = lines(llm_cpu_panel_floats(T, hd));
+    size_t work = lines(llm_cpu_panel_work(T > hd ? T : hd));
+    struct { float **p; size_t n; } parts[] = {
+        { &a->P, tile }, { &a->D, backward ? tile : 0 }, { &a->kt, kt },
+        { &a->v, backward ? 0 : kn }, { &a->vt, backward ? kt : 0 },
+        { &a->k, backward ? kn : 0 }, { &a->work, work },
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        *parts[i].p = base && parts[i].n ? base + total : NULL;
+        total += parts[i].n;
+    }
+    return total;
+}
+
+/* One part for each thread, 64-byte aligned from a scratch that may not
+ * be (16 floats more). */
+static size_t attention_scratch(int B, int T, int H, int hd, int backward)
+{
+    attention_part a;
+    return (size_t)attention_threads(B, H) * attention_layout(T, hd, backward, NULL, &a) + 16;
+}
+
+/* Thread id's part of scratch. */
+static attention_part part_of(float *scratch, int id, int T, int hd, int backward)
+{
+    attention_part a;
+    float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    size_t n = attention_layout(T, hd, backward, NULL, &a);
+    attention_layout(T, hd, backward, base + (size_t)id * n, &a);
+    return a;
 }
 
 /* Row t of the probabilities from its scores row[0, t] (read where t >=
@@ -281,18 +322,17 @@ static void probs_row(float *row, int s0, int t, int end, float *keep, const flo
 }
 
 /* P(m x (r0 + m)) at ld T, the probabilities of queries [r0, r0 + m) of
- * head h of row b: the forward's, keeping each row's maximum and
- * reciprocal sum in keep (T pairs for the head), or the backward's from
- * those pairs (keep NULL). */
-static void probs_tile(gemm_fn *prod, float *P, const float *qkv, const int32_t *start,
-                       float *keep, const float *from, int b, int h, int r0, int m, int T,
-                       int H, int KVH, int hd)
+ * head h of row b, from the scores against the panel kt of its keys: the
+ * forward's, keeping each row's maximum and reciprocal sum in keep (T
+ * pairs for the head), or the backward's from those pairs (keep NULL). */
+static void probs_tile(float *P, const llm_cpu_panel *kt, float *work, const float *qkv,
+                       const int32_t *start, float *keep, const float *from, int b, int h,
+                       int r0, int m, int T, int H, int KVH, int hd)
 {
-    int QS = (H + 2 * KVH) * hd, kh = h / (H / KVH);
+    int QS = (H + 2 * KVH) * hd;
     const float *q = qkv + (size_t)b * T * QS + (size_t)h * hd;
-    const float *k = qkv + (size_t)b * T * QS + (size_t)(H + kh) * hd;
-    prod(0, 1, m, r0 + m, hd, 1.0f / sqrtf((float)hd), q + (size_t)r0 * QS, QS, k, QS, 0.0f,
-         P, T);
+    llm_cpu_panel_gemm(0, m, r0 + m, hd, 1.0f / sqrtf((float)hd), q + (size_t)r0 * QS, QS, kt,
+                       0.0f, P, T, work);
     for (int i = 0; i < m; i++) {
         int t = r0 + i, s0 = start ? start[(size_t)b * T + t] : 0;
         probs_row(P + (size_t)i * T, s0, t, r0 + m, keep ? keep + 2 * t : NULL,
@@ -300,9 +340,9 @@ static void probs_tile(gemm_fn *prod, float *P, const float *qkv, const int32_t 
     }
 }
 
-/* Attention whose products are prod's (llm_cpu_gemm or its bf16 form),
- * a tile of queries at a time. */
-static void attend_forward(gemm_fn *prod, float *out, float *saved, float *scratch,
+/* Attention whose products are llm_cpu_gemm's, or with bf16
+ * llm_cpu_gemm_bf16's: a task per (b, h), a tile of queries at a time. */
+static void attend_forward(int bf16, float *out, float *saved, float *scratch,
                            const float *qkv, const int32_t *start, int B, int T, int H,
                            int KVH, int hd)
 {
@@ -311,25 +351,31 @@ static void attend_forward(gemm_fn *prod, float *out, float *saved, float *scrat
 #pragma omp parallel for schedule(static) num_threads(attention_threads(B, H))
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, kh = h / rep;
-        const float *v = qkv + (size_t)b * T * QS + (size_t)(H + KVH + kh) * hd;
-        float *P = scratch + (size_t)omp_get_thread_num() * attention_part(T, 0);
+        const float *base = qkv + (size_t)b * T * QS;
+        attention_part a = part_of(scratch, omp_get_thread_num(), T, hd, 0);
+        llm_cpu_panel kt, v;
+        llm_cpu_panel_pack(&kt, a.kt, bf16, base + (size_t)(H + kh) * hd, QS, 1, hd, T);
+        llm_cpu_panel_pack(&v, a.v, bf16, base + (size_t)(H + KVH + kh) * hd, QS, 0, T, hd);
         for (int r0 = 0; r0 < T; r0 += TILE) {
             int m = imin(TILE, T - r0);
-            probs_tile(prod, P, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h, r0, m, T,
-                       H, KVH, hd);
-            prod(0, 0, m, hd, r0 + m, 1.0f, P, T, v, QS, 0.0f,
-                 out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS);
+            probs_tile(a.P, &kt, a.work, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h,
+                       r0, m, T, H, KVH, hd);
+            llm_cpu_panel_gemm(0, m, hd, r0 + m, 1.0f, a.P, T, &v, 0.0f,
+                               out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS, a.work);
         }
     }
     blas_serial_end(blas);
 }
 
-/* One task per (b, kv head) so that the query heads sharing a kv head add
- * into its dk and dv in a fixed order without races. */
-static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const float *dout,
+/* One task per (b, kv head), so that the query heads sharing a kv head
+ * add into its dk and dv in a fixed order without races: for each of
+ * them, for each tile of queries in order, its share of dk and dv over
+ * the keys up to the tile's last is added. */
+static void attend_backward(int bf16, float *dqkv, float *scratch, const float *dout,
                             const float *qkv, const float *saved, const int32_t *start, int B,
                             int T, int H, int KVH, int hd)
 {
+    gemm_fn *prod = bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm;
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
     int blas = blas_serial_begin(), nt = attention_threads(B, H);
@@ -342,56 +388,47 @@ static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const fl
         const float *v = base + (size_t)(H + KVH + kh) * hd;
         float *dk = dbase + (size_t)(H + kh) * hd;
         float *dv = dbase + (size_t)(H + KVH + kh) * hd;
-        float *P = scratch + (size_t)omp_get_thread_num() * attention_part(T, 1);
-        float *D = P + (size_t)T * T;
+        attention_part a = part_of(scratch, omp_get_thread_num(), T, hd, 1);
+        llm_cpu_panel kt, vt, kn;
+        llm_cpu_panel_pack(&kt, a.kt, bf16, k, QS, 1, hd, T);
+        llm_cpu_panel_pack(&vt, a.vt, bf16, v, QS, 1, hd, T);
+        llm_cpu_panel_pack(&kn, a.k, bf16, k, QS, 0, T, hd);
+        for (int t = 0; t < T; t++) {
+            memset(dk + (size_t)t * QS, 0, (size_t)hd * sizeof *dk);
+            memset(dv + (size_t)t * QS, 0, (size_t)hd * sizeof *dv);
+        }
         for (int j = 0; j < rep; j++) {
             int h = kh * rep + j;
             size_t bh = (size_t)b * H + h;
             const float *q = base + (size_t)h * hd;
             float *dq = dbase + (size_t)h * hd;
             const float *dO = dout + (size_t)b * T * OS + (size_t)h * hd;
-            float beta = j == 0 ? 0.0f : 1.0f;
-            for (int r0 = 0; r0 < T; r0 += TILE)
-                probs_tile(prod, P + (size_t)r0 * T, qkv, start, NULL, saved + bh * 2 * T, b, h,
-                           r0, imin(TILE, T - r0), T, H, KVH, hd);
-            /* dV = P^T dO: key tile s0 gets queries [s0, T). */
-            for (int s0 = 0; s0 < T; s0 += TILE) {
-                int m = imin(TILE, T - s0);
-                prod(1, 0, m, hd, T - s0, 1.0f, P + (size_t)s0 * T + s0, T,
-                     dO + (size_t)s0 * OS, OS, beta, dv + (size_t)s0 * QS, QS);
-            }
-            /* dP = dO V^T, lower tiles only. */
             for (int r0 = 0; r0 < T; r0 += TILE) {
-                int m = imin(TILE, T - r0);
-                prod(0, 1, m, r0 + m, hd, 1.0f, dO + (size_t)r0 * OS, OS, v, QS, 0.0f,
-                     D + (size_t)r0 * T, T);
-            }
-            /* dS = P (dP - <dP, P>) * scale; zeros above the diagonal up to
-             * the tile edge, where the products below read. */
-            for (int t = 0; t < T; t++) {
-                const float *p = P + (size_t)t * T;
-                float *d = D + (size_t)t * T;
-                float dot = 0.0f;
+                int m = imin(TILE, T - r0), n = r0 + m;
+                const float *qr = q + (size_t)r0 * QS, *dOr = dO + (size_t)r0 * OS;
+                probs_tile(a.P, &kt, a.work, qkv, start, NULL, saved + bh * 2 * T, b, h, r0, m,
+                           T, H, KVH, hd);
+                /* dP = dO V^T. */
+                llm_cpu_panel_gemm(0, m, n, hd, 1.0f, dOr, OS, &vt, 0.0f, a.D, T, a.work);
+                /* dS = P (dP - <dP, P>) * scale, 0 past the diagonal. */
+                for (int i = 0; i < m; i++) {
+                    const float *p = a.P + (size_t)i * T;
+                    float *d = a.D + (size_t)i * T;
+                    int t = r0 + i;
+                    float dot = 0.0f;
 #pragma omp simd reduction(+:dot)
-                for (int s = 0; s <= t; s++)
-                    dot += p[s] * d[s];
-                for (int s = 0; s <= t; s++)
-                    d[s] = p[s] * (d[s] - dot) * scale;
-                int end = imin(T, (t / TILE + 1) * TILE);
-                for (int s = t + 1; s < end; s++)
-                    d[s] = 0.0f;
-            }
-            /* dQ = dS K. */
-            for (int r0 = 0; r0 < T; r0 += TILE) {
-                int m = imin(TILE, T - r0);
-                prod(0, 0, m, hd, r0 + m, 1.0f, D + (size_t)r0 * T, T, k, QS, 0.0f,
-                     dq + (size_t)r0 * QS, QS);
-            }
-            /* dK = dS^T Q. */
-            for (int s0 = 0; s0 < T; s0 += TILE) {
-                int m = imin(TILE, T - s0);
-                prod(1, 0, m, hd, T - s0, 1.0f, D + (size_t)s0 * T + s0, T,
-                     q + (size_t)s0 * QS, QS, beta, dk + (size_t)s0 * QS, QS);
+                    for (int s = 0; s <= t; s++)
+                        dot += p[s] * d[s];
+                    for (int s = 0; s <= t; s++)
+                        d[s] = p[s] * (d[s] - dot) * scale;
+                    for (int s = t + 1; s < n; s++)
+                        d[s] = 0.0f;
+                }
+                /* dQ = dS K; dV += P^T dO and dK += dS^T Q over keys [0, n). */
+                llm_cpu_panel_gemm(0, m, hd, n, 1.0f, a.D, T, &kn, 0.0f, dq + (size_t)r0 * QS,
+                                   QS, a.work);
+                prod(1, 0, n, hd, m, 1.0f, a.P, T, dOr, OS, 1.0f, dv, QS);
+                prod(1, 0, n, hd, m, 1.0f, a.D, T, qr, QS, 1.0f, dk, QS);
             }
         }
     }
@@ -401,13 +438,13 @@ static void attend_backward(gemm_fn *prod, float *dqkv, float *scratch, const fl
 static void attention_forward(float *out, float *saved, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    attend_forward(llm_cpu_gemm, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
+    attend_forward(0, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
 }
 
 static void attention_forward_bf16(float *out, float *saved, float *scratch, const float *qkv,
                                    const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
-    attend_forward(llm_cpu_gemm_bf16, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
+    attend_forward(1, out, saved, scratch, qkv, start, B, T, H, KVH, hd);
 }
 
 /* out goes unread. */
@@ -416,7 +453,7 @@ static void attention_backward(float *dqkv, float *scratch, const float *dout,
                                const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     (void)out;
-    attend_backward(llm_cpu_gemm, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH, hd);
+    attend_backward(0, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH, hd);
 }
 
 static void attention_backward_bf16(float *dqkv, float *scratch, const float *dout,
@@ -424,7 +461,7 @@ static void attention_backward_bf16(float *dqkv, float *scratch, const float *do
                                     const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     (void)out;
-    attend_backward(llm_cpu_gemm_bf16, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH,
+    attend_backward(1, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH,
                     hd);
 }
 

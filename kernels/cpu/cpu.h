@@ -76,6 +76,25 @@ const char *llm_cpu_gemm_name(void);
  * those. */
 void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                          int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* A B operand packed once for many products over parts of it (attention:
+ * each tile of queries reads a prefix of its head's keys and values):
+ * llm_cpu_panel_pack() puts op(B) (K x N) at mem (64-byte aligned,
+ * llm_cpu_panel_floats(K, N) floats) in the layout that llm_cpu_gemm (bf16:
+ * llm_cpu_gemm_bf16) packs it into; llm_cpu_panel_gemm() is then that
+ * product with tb 0 over op(B)'s first K rows and N columns (K <= the
+ * panel's, even or all of them; N <= the panel's), the same bits, packing
+ * A in work (llm_cpu_panel_work(K) floats, 64-byte aligned). Serial: for
+ * a thread's part of a parallel region. */
+typedef struct {
+    float *p;
+    int K, N, mode, bf16;   /* mode: the product's own packing, or -1 (op(B) as is) */
+} llm_cpu_panel;
+size_t llm_cpu_panel_floats(int K, int N);
+size_t llm_cpu_panel_work(int K);
+void   llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
+                          int tb, int K, int N);
+void   llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+                          const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work);
 
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);

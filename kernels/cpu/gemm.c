@@ -110,6 +110,25 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
     free(b);
 }
 
+/* A panel where our product does not run (the generic level,
+ * LLM_GEMM=openblas): op(B) as it is, K x N, and the products over it the
+ * level's own. */
+static void panel_plain_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
+                             int tb, int K, int N)
+{
+    *pn = (llm_cpu_panel){mem, K, N, -1, bf16};
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++)
+            mem[(size_t)k * N + j] = op(B, ldb, tb, k, j);
+}
+
+static void panel_plain_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+                             const llm_cpu_panel *pn, float beta, float *C, int ldc)
+{
+    (pn->bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm)(ta, 0, M, N, K, alpha, A, lda, pn->p,
+                                                   pn->N > 0 ? pn->N : 1, beta, C, ldc);
+}
+
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 
@@ -595,16 +614,17 @@ static void micro(int kc, const float *restrict a, const float *restrict b, floa
 #endif
 
 /* Rows [i0, i0+mc) and columns [jt, jt+nt) (offsets within the packed
- * panel of nc columns at j0) of C, over the packed block of kc. */
-static void task(const float *bp, float *ap, const float *A, int lda, int ta, int i0,
-                 int mc, int k0, int kc, int jt, int nt, float alpha, float *C, int ldc,
-                 int j0, int add, int mode)
+ * panel of nc columns at j0) of C, over the packed block of kc whose B
+ * slivers start bs slots apart. */
+static void task(const float *bp, size_t bs, float *ap, const float *A, int lda, int ta,
+                 int i0, int mc, int k0, int kc, int jt, int nt, float alpha, float *C,
+                 int ldc, int j0, int add, int mode)
 {
     pack_a(ap, A, lda, ta, i0, mc, k0, kc, mode);
     int ks = mode == P_BF16_DP ? (kc + 1) / 2 : kc;   /* slots per row of a sliver */
     for (int jr = jt; jr < jt + nt; jr += NR) {
         int nr = jt + nt - jr < NR ? jt + nt - jr : NR;
-        const float *b = bp + (size_t)(jr / NR) * ks * NR, *next = b + (size_t)ks * NR;
+        const float *b = bp + (size_t)(jr / NR) * bs, *next = b + bs;
         for (int ir = 0; ir < mc; ir += MR) {
             float *c = C + (size_t)(i0 + ir) * ldc + j0 + jr;
             int mr = mc - ir < MR ? mc - ir : MR;
@@ -677,7 +697,8 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
                     int r = t / tn, jt = t % tn * cw;
                     int i0 = (int)((long)r * sl / tm) * MR,
                         i1 = (int)((long)(r + 1) * sl / tm) * MR;
-                    task(bp, ap, A, lda, ta, i0, (i1 < M ? i1 : M) - i0, k0, kc, jt,
+                    task(bp, (size_t)(mode == P_BF16_DP ? (kc + 1) / 2 : kc) * NR, ap, A,
+                         lda, ta, i0, (i1 < M ? i1 : M) - i0, k0, kc, jt,
                          nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add, mode);
                 }
             }
@@ -745,7 +766,85 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
         bf16_by_copies(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Panels in our packing: slivers of NR columns over all K rows (pairs of
+ * them with P_BF16_DP), so that the product's block at k0 starts k0 rows
+ * (k0 / 2 pairs) into each sliver, and a product over a prefix of K makes
+ * own_gemm's blocks of it, and so its bits. */
+size_t llm_cpu_panel_floats(int K, int N)
+{
+    return (size_t)K * ((N + NR - 1) / NR * NR);
+}
+
+size_t llm_cpu_panel_work(int K)
+{
+    return (size_t)MC * (K < 2 * KC ? K : 2 * KC);
+}
+
+void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
+                        int tb, int K, int N)
+{
+    paths p = gemm_paths();
+    int mode = bf16 ? p.bf16 : p.own ? P_F32 : -1;
+    if (mode < 0) {
+        panel_plain_pack(pn, mem, bf16, B, ldb, tb, K, N);
+        return;
+    }
+    *pn = (llm_cpu_panel){mem, K, N, mode, bf16};
+    for (int u = 0, nu = b_units(tb, mode, K, N); u < nu; u++)
+        pack_b(mem, B, ldb, tb, 0, K, 0, N, u, mode);
+}
+
+void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+                        const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (pn->mode < 0) {
+        panel_plain_gemm(ta, M, N, K, alpha, A, lda, pn, beta, C, ldc);
+        return;
+    }
+    if (K == 0) {
+        if (beta == 0.0f)
+            for (int i = 0; i < M; i++)
+                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+        return;
+    }
+    int dp = pn->mode == P_BF16_DP;
+    size_t bs = (size_t)(dp ? (pn->K + 1) / 2 : pn->K) * NR;
+    for (int k0 = 0, kc; k0 < K; k0 += kc) {
+        kc = K - k0 < 2 * KC ? K - k0 : KC;
+        const float *bp = pn->p + (size_t)(dp ? k0 / 2 : k0) * NR;
+        for (int i0 = 0; i0 < M; i0 += MC)
+            task(bp, bs, work, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, 0, N, alpha,
+                 C, ldc, 0, beta != 0.0f || k0 > 0, pn->mode);
+    }
+}
+
 #else
+
+size_t llm_cpu_panel_floats(int K, int N)
+{
+    return (size_t)K * N;
+}
+
+size_t llm_cpu_panel_work(int K)
+{
+    (void)K;
+    return 0;
+}
+
+void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
+                        int tb, int K, int N)
+{
+    panel_plain_pack(pn, mem, bf16, B, ldb, tb, K, N);
+}
+
+void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+                        const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work)
+{
+    (void)work;
+    panel_plain_gemm(ta, M, N, K, alpha, A, lda, pn, beta, C, ldc);
+}
 
 void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                   const float *B, int ldb, float beta, float *C, int ldc)

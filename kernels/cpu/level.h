@@ -29,6 +29,10 @@
 #define llm_cpu_pack_bf16            LLM_CPU_NAME(llm_cpu_pack_bf16)
 #define llm_cpu_matmul_rows_bf16     LLM_CPU_NAME(llm_cpu_matmul_rows_bf16)
 #define llm_cpu_bf16_dp              LLM_CPU_NAME(llm_cpu_bf16_dp)
+#define llm_cpu_panel_floats         LLM_CPU_NAME(llm_cpu_panel_floats)
+#define llm_cpu_panel_work           LLM_CPU_NAME(llm_cpu_panel_work)
+#define llm_cpu_panel_pack           LLM_CPU_NAME(llm_cpu_panel_pack)
+#define llm_cpu_panel_gemm           LLM_CPU_NAME(llm_cpu_panel_gemm)
 /* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)
 #define llm_cpu_matmul_rows_scratch  LLM_CPU_NAME(llm_cpu_matmul_rows_scratch)

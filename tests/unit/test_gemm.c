@@ -10,8 +10,10 @@
  * included) must agree with a double-precision product within rounding, and
  * so must each level's bf16 product with the double product of inputs
  * rounded to bf16 (run it with LLM_GEMM=own-nobf16 for the avx512 level's
- * emulated path). Levels this build lacks or this CPU cannot run are
- * skipped, saying so. */
+ * emulated path). A product over a prefix of a panel packed once
+ * (llm_cpu_panel_*) must be the level's product over that prefix: the
+ * same bits where ours runs. Levels this build lacks or this CPU cannot
+ * run are skipped, saying so. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -36,6 +38,31 @@ extern gemm_fn llm_cpu_gemm_bf16_generic __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx2 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx512 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_native __attribute__((weak));
+/* The panels of each level (cpu.h: llm_cpu_panel_*). */
+typedef size_t pfloats_fn(int K, int N);
+typedef size_t pwork_fn(int K);
+typedef void ppack_fn(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb, int tb,
+                      int K, int N);
+typedef void pgemm_fn(int ta, int M, int N, int K, float alpha, const float *A, int lda,
+                      const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work);
+#define PANEL_FNS(level)                                                                      \
+    extern pfloats_fn llm_cpu_panel_floats_##level __attribute__((weak));                     \
+    extern pwork_fn llm_cpu_panel_work_##level __attribute__((weak));                         \
+    extern ppack_fn llm_cpu_panel_pack_##level __attribute__((weak));                         \
+    extern pgemm_fn llm_cpu_panel_gemm_##level __attribute__((weak));
+PANEL_FNS(generic)
+PANEL_FNS(avx2)
+PANEL_FNS(avx512)
+PANEL_FNS(native)
+typedef struct {
+    pfloats_fn *floats;
+    pwork_fn *work;
+    ppack_fn *pack;
+    pgemm_fn *gemm;
+} panel_fns;
+#define PANEL(level)                                                                          \
+    { llm_cpu_panel_floats_##level, llm_cpu_panel_work_##level, llm_cpu_panel_pack_##level,  \
+      llm_cpu_panel_gemm_##level }
 typedef const char *name_fn(void);
 extern name_fn llm_cpu_gemm_name_avx2 __attribute__((weak));
 extern name_fn llm_cpu_gemm_name_avx512 __attribute__((weak));
@@ -172,6 +199,63 @@ static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, in
     free(want);
 }
 
+static float *aligned(size_t floats)
+{
+    float *p = aligned_alloc(64, (floats * sizeof(float) + 127) & ~(size_t)63);
+    if (!p)
+        exit(1);
+    return p;
+}
+
+/* op(B) (K x N) packed once; products over prefixes of it (the first K'
+ * rows: all, an even part, none; the first N' columns) must be f's over
+ * the same prefix of B: its bits where our product runs (kc), else within
+ * rounding of the double product. */
+static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int tb, int K,
+                  int N)
+{
+    int ldb = (tb ? K : N) + 3, M = 100;   /* two blocks of MC rows */
+    float *B = rnd((size_t)(tb ? N : K) * ldb);
+    float *mem = aligned(p->floats(K, N)), *work = aligned(p->work(K) + 16);
+    llm_cpu_panel pn;
+    p->pack(&pn, mem, bf16, B, ldb, tb, K, N);
+    const int ks[] = {K, K / 2 & ~1, 0}, ns[] = {N, N / 2 + 1};
+    for (int ta = 0; ta <= 1; ta++)
+        for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+                for (int beta = 0; beta <= 1; beta++) {
+                    int k = ks[a], n = ns[b], lda = (ta ? M : k) + 1, ldc = n + 2;
+                    size_t nc = (size_t)M * ldc;
+                    float *A = rnd((size_t)(ta ? k : M) * lda), *C0 = rnd(nc);
+                    float *want = malloc(nc * sizeof *want), *got = malloc(nc * sizeof *got);
+                    if (!want || !got)
+                        exit(1);
+                    if (!beta)
+                        for (size_t i = 0; i < nc; i++)
+                            C0[i] = NAN;
+                    memcpy(want, C0, nc * sizeof *want);
+                    memcpy(got, C0, nc * sizeof *got);
+                    f(ta, tb, M, n, k, 0.5f, A, lda, B, ldb, (float)beta, want, ldc);
+                    p->gemm(ta, M, n, k, 0.5f, A, lda, &pn, (float)beta, got, ldc, work);
+                    int ok = kc ? memcmp(got, want, nc * sizeof *got) == 0
+                                : close_to_double(ta, tb, M, n, k, 0.5f, A, lda, B, ldb,
+                                                  (float)beta, C0, got, ldc);
+                    if (!ok) {
+                        failures++;
+                        printf("FAIL %s panel: tb %d K %d N %d, product ta %d over %d x %d "
+                               "beta %d: %s\n", level, tb, K, N, ta, k, n, beta,
+                               kc ? "not the product's bits" : "outside rounding");
+                    }
+                    free(A);
+                    free(C0);
+                    free(want);
+                    free(got);
+                }
+    free(B);
+    free(mem);
+    free(work);
+}
+
 static int runs(const char *level)
 {
     for (const char *const *l = llm_kernels_cpu_levels(1); *l; l++)
@@ -190,15 +274,15 @@ int main(void)
     /* gemm: where our product may run, the level's name for what runs;
      * there the result must be the ordered loop's bits. The avx512 bf16
      * product is held to rounding only (on VDPBF16PS it sums pairs). */
-    const struct { const char *name; gemm_fn *f; name_fn *gemm; } levels[] = {
-        {"generic", llm_cpu_gemm_generic, NULL},
-        {"avx2", llm_cpu_gemm_avx2, llm_cpu_gemm_name_avx2},
-        {"avx512", llm_cpu_gemm_avx512, llm_cpu_gemm_name_avx512},
-        {"native", llm_cpu_gemm_native, NULL},
-        {"generic", llm_cpu_gemm_bf16_generic, NULL},
-        {"avx2", llm_cpu_gemm_bf16_avx2, llm_cpu_gemm_name_avx2},
-        {"avx512", llm_cpu_gemm_bf16_avx512, NULL},
-        {"native", llm_cpu_gemm_bf16_native, NULL},
+    const struct { const char *name; gemm_fn *f; name_fn *gemm; panel_fns panel; } levels[] = {
+        {"generic", llm_cpu_gemm_generic, NULL, PANEL(generic)},
+        {"avx2", llm_cpu_gemm_avx2, llm_cpu_gemm_name_avx2, PANEL(avx2)},
+        {"avx512", llm_cpu_gemm_avx512, llm_cpu_gemm_name_avx512, PANEL(avx512)},
+        {"native", llm_cpu_gemm_native, NULL, PANEL(native)},
+        {"generic", llm_cpu_gemm_bf16_generic, NULL, PANEL(generic)},
+        {"avx2", llm_cpu_gemm_bf16_avx2, llm_cpu_gemm_name_avx2, PANEL(avx2)},
+        {"avx512", llm_cpu_gemm_bf16_avx512, NULL, PANEL(avx512)},
+        {"native", llm_cpu_gemm_bf16_native, NULL, PANEL(native)},
     };
     int tested = 0;
     for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
@@ -222,6 +306,15 @@ int main(void)
                     shapes[s].K, t == 2 ? 0.125f : 1.0f, t == 3 ? 0.0f : 1.0f, (int)(s % 3));
         printf("%s: %s\n", name,
                kc ? "equal to the ordered loop, bit for bit" : "within rounding");
+        /* Panels: the product's own bits wherever ours runs (the avx512
+         * bf16 product included: the same path packs the panel). */
+        int own = kc || (bf16 && strcmp(levels[l].name, "avx512") == 0 &&
+                         strncmp(levels[l - 4].gemm ? levels[l - 4].gemm() : "", "own", 3) == 0);
+        static const struct { int K, N; } pshapes[] = {{64, 48}, {1100, 24}, {7, 5}, {48, 256}};
+        for (size_t s = 0; s < sizeof pshapes / sizeof pshapes[0]; s++)
+            for (int tb = 0; tb <= 1; tb++)
+                panel(name, &levels[l].panel, levels[l].f, own, tb, pshapes[s].K, pshapes[s].N);
+        printf("%s panels: %s\n", name, own ? "the product's bits" : "within rounding");
         tested++;
     }
     if (!tested) {

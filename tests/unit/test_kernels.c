@@ -272,7 +272,7 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     int32_t *st = packed ? random_starts(B, T, packed) : NULL;
     /* Each table's backward reads what its own forward saved (the forms
      * differ: kernels.h), each from scratch of the size it asks for. */
-    size_t ns = f->attention_saved(B, T, H), nsc = f->attention_scratch(B, T, H, 1);
+    size_t ns = f->attention_saved(B, T, H), nsc = f->attention_scratch(B, T, H, hd, 1);
     float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(ns), *a2 = rnd(na);
     float *scr = rnd(nsc);
     f->attention_forward(o1, a1, scr, qkv, st, B, T, H, KVH, hd);
@@ -325,7 +325,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
     float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * OS);
     int32_t *st = random_starts(1, T, 5);
     float *o = rnd((size_t)T * OS), *a = rnd(k->attention_saved(1, T, H));
-    float *d = rnd((size_t)T * QS), *scr = rnd(k->attention_scratch(1, T, H, 1));
+    float *d = rnd((size_t)T * QS), *scr = rnd(k->attention_scratch(1, T, H, hd, 1));
     k->attention_forward(o, a, scr, qkv, st, 1, T, H, KVH, hd);
     k->attention_backward(d, scr, dout, qkv, o, a, st, 1, T, H, KVH, hd);
     int docs = 0;
@@ -334,7 +334,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
         while (t0 + n < T && st[t0 + n] == t0)
             n++;
         float *o1 = rnd((size_t)n * OS), *a1 = rnd(k->attention_saved(1, n, H));
-        float *d1 = rnd((size_t)n * QS), *s1 = rnd(k->attention_scratch(1, n, H, 1));
+        float *d1 = rnd((size_t)n * QS), *s1 = rnd(k->attention_scratch(1, n, H, hd, 1));
         k->attention_forward(o1, a1, s1, qkv + (size_t)t0 * QS, NULL, 1, n, H, KVH, hd);
         k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, o1, a1,
                               NULL, 1, n, H, KVH, hd);
