@@ -287,8 +287,13 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     check(what, d1, d2, nq, 1e-5, 1e-4);
     /* Mixed precision, where the table has it: the reference that rounds
      * the same inputs (check_bf16), and not fp32's result (inputs rounded:
-     * errors near 2^-9 each). */
-    if (f->attention_forward_bf16 && r->attention_forward_bf16) {
+     * errors near 2^-9 each). Not at long contexts: there a row sums
+     * hundreds of probabilities, and those that lie near a bf16 rounding
+     * boundary round to either side of it in the reference (its softmax is
+     * not ours to the last bit), beyond check_bf16's allowance (at T =
+     * 1100, 18-26 rows of 2200 against 10 allowed, before the panels as
+     * after); test_gemm pins the bf16 products over many blocks exactly. */
+    if (f->attention_forward_bf16 && r->attention_forward_bf16 && T <= 256) {
         float *o3 = rnd(no), *a3 = rnd(na), *d3 = rnd(nq);
         f->attention_forward_bf16(o1, a1, scr, qkv, st, B, T, H, KVH, hd);
         r->attention_forward_bf16(o3, a3, NULL, qkv, st, B, T, H, KVH, hd);
@@ -1124,6 +1129,10 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
         test_attention(f, r, 2, 130, 6, 1, 4, 0);
         test_attention(f, r, 2, 5, 4, 2, 6, 2);
         test_attention(f, r, 2, 130, 6, 1, 4, 9);
+        /* Longer than two blocks of k of our product (the avx2 level's
+         * 2 x 512): the products over a prefix of the values' panel and
+         * dQ's over the keys' sum several blocks. */
+        test_attention(f, r, 1, 1100, 2, 1, 4, 0);
         test_attention_packing(f, 70, 4, 2, 8);
         test_attention_packing(r, 40, 2, 1, 4);
         test_swiglu(f, r, 3, 5);
