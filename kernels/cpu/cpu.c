@@ -230,11 +230,14 @@ static size_t attention_saved(int B, int T, int H)
     return 2 * (size_t)B * H * T;
 }
 
-/* Threads of a call, one part of the scratch each. */
-static int attention_threads(int B, int H)
+/* A part of the scratch for each thread of the team. The loops over
+ * heads run on the whole team, threads without a head idle: a team of
+ * fewer (B x H, or B x KVH, below the thread count) would end libgomp's
+ * other threads, to be started anew by the next product's team, every
+ * layer. */
+static int attention_threads(void)
 {
-    int n = omp_get_max_threads();
-    return n < B * H ? n : B * H;
+    return omp_get_max_threads();
 }
 
 /* n floats rounded up to 64 bytes. */
@@ -273,7 +276,8 @@ static size_t attention_layout(int T, int hd, int backward, float *base, attenti
 static size_t attention_scratch(int B, int T, int H, int hd, int backward)
 {
     attention_part a;
-    return (size_t)attention_threads(B, H) * attention_layout(T, hd, backward, NULL, &a) + 16;
+    (void)B, (void)H;
+    return (size_t)attention_threads() * attention_layout(T, hd, backward, NULL, &a) + 16;
 }
 
 /* Thread id's part of scratch. */
@@ -348,7 +352,7 @@ static void attend_forward(int bf16, float *out, float *saved, float *scratch,
 {
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     int blas = blas_serial_begin();
-#pragma omp parallel for schedule(static) num_threads(attention_threads(B, H))
+#pragma omp parallel for schedule(static)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H, kh = h / rep;
         const float *base = qkv + (size_t)b * T * QS;
@@ -378,8 +382,8 @@ static void attend_backward(int bf16, float *dqkv, float *scratch, const float *
     gemm_fn *prod = bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm;
     int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
     float scale = 1.0f / sqrtf((float)hd);
-    int blas = blas_serial_begin(), nt = attention_threads(B, H);
-#pragma omp parallel for schedule(static) num_threads(imin(nt, B * KVH))
+    int blas = blas_serial_begin();
+#pragma omp parallel for schedule(static)
     for (int g = 0; g < B * KVH; g++) {
         int b = g / KVH, kh = g % KVH;
         const float *base = qkv + (size_t)b * T * QS;

@@ -22,6 +22,7 @@
  * same bits for any thread count. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,10 +67,10 @@ static inline float op(const float *X, int ld, int t, int r, int c)
 
 /* dst(rows, cols) = src(rows, cols; leading dimension ld) rounded to
  * bf16, by every thread unless called inside a parallel region (the
- * attention's tiles) or small. */
+ * attention's tiles; own_gemm says why omp_get_level) or small. */
 static void round_copy(float *dst, const float *src, int rows, int cols, int ld)
 {
-#pragma omp parallel for schedule(static) if (!omp_in_parallel() && (size_t)rows * cols >= 65536)
+#pragma omp parallel for schedule(static) if (omp_get_level() == 0 && (size_t)rows * cols >= 65536)
     for (int r = 0; r < rows; r++) {
         const float *s = src + (size_t)r * ld;
         float *d = dst + (size_t)r * cols;
@@ -158,19 +159,57 @@ enum {
     NC = 4096,   /* columns of B packed at once (KC x NC: 4 or 8 MB, L3) */
 };
 
-/* Grow-only scratch of the calling thread (OpenMP's threads persist), so
- * that the many small products of attention allocate nothing. */
+/* Grow-only scratch of the calling thread, so that the many small
+ * products of attention allocate nothing; freed when the thread ends. An
+ * OpenMP team smaller than the one before ends the threads it no longer
+ * needs, and the next larger team starts new ones (libgomp: attention's
+ * team of B x H threads between products' teams of all of them, on a
+ * machine with more threads than that): kept in _Thread_local pointers,
+ * each such thread's scratch leaked, 137 KB a layer in a test with 4
+ * threads and 3 heads. */
+typedef struct {
+    float *buf[2];
+    size_t cap[2];
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+
+static void scratch_free(void *p)
+{
+    thread_scratch *t = p;
+    free(t->buf[0]);
+    free(t->buf[1]);
+    free(t);
+}
+
+static void scratch_key_make(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* NULL when out of memory (own_gemm then fails, and OpenBLAS runs). */
 static float *scratch(int which, size_t floats)
 {
-    static _Thread_local float *buf[2];
-    static _Thread_local size_t cap[2];
-    if (cap[which] < floats) {
-        free(buf[which]);
-        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
-        buf[which] = aligned_alloc(64, bytes);
-        cap[which] = buf[which] ? floats : 0;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, scratch_key_make);
+    if (!scratch_key_ok)
+        return NULL;
+    thread_scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        t = calloc(1, sizeof *t);
+        if (!t || pthread_setspecific(scratch_key, t) != 0) {
+            free(t);
+            return NULL;
+        }
     }
-    return buf[which];
+    if (t->cap[which] < floats) {
+        free(t->buf[which]);
+        size_t bytes = (floats * sizeof(float) + 63) & ~(size_t)63;
+        t->buf[which] = aligned_alloc(64, bytes);
+        t->cap[which] = t->buf[which] ? floats : 0;
+    }
+    return t->buf[which];
 }
 
 /* How a product runs: floats; bf16 inputs emulated (rounded while packing,
@@ -661,7 +700,11 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
     }
     int ncmax = N < NC ? N : NC, kcmax = K < 2 * KC ? K : 2 * KC;
     float *bp = scratch(0, (size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
-    int par = !omp_in_parallel() && omp_get_max_threads() > 1 &&
+    /* Serial inside any region, a team of one included (attention's, for
+     * a single task), which omp_in_parallel() does not count: there a
+     * team of our own would be a nested one, its threads started anew
+     * for every product. */
+    int par = omp_get_level() == 0 && omp_get_max_threads() > 1 &&
               (double)M * N * K >= 64.0 * 64 * 64;
     int failed = !bp, nth = par ? omp_get_max_threads() : 1;
 #pragma omp parallel if (par) shared(failed)

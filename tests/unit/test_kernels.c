@@ -30,6 +30,22 @@ static float *rnd(size_t n)
     return p;
 }
 
+/* Scratch for a kernel: NaN throughout, so that a kernel reading what it
+ * did not write shows; and drawing nothing from the random stream, whose
+ * later draws would otherwise move with the scratch's size (the thread
+ * count, the level). */
+static float *scratch_of(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    return p;
+}
+
 static float *dup(const float *a, size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof *p);
@@ -274,7 +290,7 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
      * differ: kernels.h), each from scratch of the size it asks for. */
     size_t ns = f->attention_saved(B, T, H), nsc = f->attention_scratch(B, T, H, hd, 1);
     float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(ns), *a2 = rnd(na);
-    float *scr = rnd(nsc);
+    float *scr = scratch_of(nsc);
     f->attention_forward(o1, a1, scr, qkv, st, B, T, H, KVH, hd);
     r->attention_forward(o2, a2, NULL, qkv, st, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "attention_forward out B=%d T=%d H=%d KVH=%d hd=%d%s", B, T, H,
@@ -330,7 +346,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
     float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * OS);
     int32_t *st = random_starts(1, T, 5);
     float *o = rnd((size_t)T * OS), *a = rnd(k->attention_saved(1, T, H));
-    float *d = rnd((size_t)T * QS), *scr = rnd(k->attention_scratch(1, T, H, hd, 1));
+    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, hd, 1));
     k->attention_forward(o, a, scr, qkv, st, 1, T, H, KVH, hd);
     k->attention_backward(d, scr, dout, qkv, o, a, st, 1, T, H, KVH, hd);
     int docs = 0;
@@ -339,7 +355,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
         while (t0 + n < T && st[t0 + n] == t0)
             n++;
         float *o1 = rnd((size_t)n * OS), *a1 = rnd(k->attention_saved(1, n, H));
-        float *d1 = rnd((size_t)n * QS), *s1 = rnd(k->attention_scratch(1, n, H, hd, 1));
+        float *d1 = rnd((size_t)n * QS), *s1 = scratch_of(k->attention_scratch(1, n, H, hd, 1));
         k->attention_forward(o1, a1, s1, qkv + (size_t)t0 * QS, NULL, 1, n, H, KVH, hd);
         k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, o1, a1,
                               NULL, 1, n, H, KVH, hd);
