@@ -6,9 +6,12 @@
  * any batch. Every CPU level this machine runs is tested; the others are
  * skipped, saying so. */
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "half.h"
 #include "kernels.h"
@@ -46,7 +49,7 @@ static float *scratch_of(size_t n)
     return p;
 }
 
-static float *dup(const float *a, size_t n)
+static float *copy_of(const float *a, size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p)
@@ -126,7 +129,7 @@ static void test_matmul(const llm_kernels *f, const llm_kernels *r, int N, int I
     check(what, o1, o2, (size_t)N * OC, 1e-4, 1e-4);
 
     float *di1 = rnd((size_t)N * IC), *di2 = rnd((size_t)N * IC);
-    float *dw1 = rnd((size_t)OC * IC), *dw2 = dup(dw1, (size_t)OC * IC);
+    float *dw1 = rnd((size_t)OC * IC), *dw2 = copy_of(dw1, (size_t)OC * IC);
     f->matmul_backward(di1, dw1, dout, inp, w, N, IC, OC);
     r->matmul_backward(di2, dw2, dout, inp, w, N, IC, OC);
     snprintf(what, sizeof what, "matmul_backward dinp N=%d IC=%d OC=%d", N, IC, OC);
@@ -197,7 +200,7 @@ static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, in
     r->embedding_forward(o2, tok, wte, N, C);
     snprintf(what, sizeof what, "embedding_forward N=%d V=%d C=%d", N, V, C);
     check_bits(what, o1, o2, (size_t)N * C);
-    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)V * C), *d2 = dup(d1, (size_t)V * C);
+    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)V * C), *d2 = copy_of(d1, (size_t)V * C);
     f->embedding_backward(d1, dout, tok, N, C);
     r->embedding_backward(d2, dout, tok, N, C);
     snprintf(what, sizeof what, "embedding_backward N=%d V=%d C=%d", N, V, C);
@@ -215,8 +218,8 @@ static void test_rmsnorm(const llm_kernels *f, const llm_kernels *r, int N, int 
     snprintf(what, sizeof what, "rmsnorm_forward N=%d C=%d", N, C);
     check(what, o1, o2, (size_t)N * C, 1e-5, 1e-5);
     check(what, s1, s2, N, 1e-5, 1e-5);
-    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C), *dx2 = dup(dx1, (size_t)N * C);
-    float *dw1 = rnd(C), *dw2 = dup(dw1, C);
+    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C), *dx2 = copy_of(dx1, (size_t)N * C);
+    float *dw1 = rnd(C), *dw2 = copy_of(dw1, C);
     f->rmsnorm_backward(dx1, dw1, dout, x, w, s2, N, C);
     r->rmsnorm_backward(dx2, dw2, dout, x, w, s2, N, C);
     snprintf(what, sizeof what, "rmsnorm_backward N=%d C=%d", N, C);
@@ -245,7 +248,7 @@ static void test_rope(const llm_kernels *f, const llm_kernels *r, int B, int T, 
     size_t n = (size_t)B * T * stride;
     float *c, *s;
     rope_tables(T, hd, &c, &s);
-    float *x1 = rnd(n), *x2 = dup(x1, n);
+    float *x1 = rnd(n), *x2 = copy_of(x1, n);
     f->rope_forward(x1, c, s, B, T, nh, hd, stride);
     r->rope_forward(x2, c, s, B, T, nh, hd, stride);
     snprintf(what, sizeof what, "rope_forward B=%d T=%d nh=%d hd=%d", B, T, nh, hd);
@@ -337,6 +340,40 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     free(st);
 }
 
+/* The kernel id of the team's thread k (-1 without one). */
+static long tid_of(int k)
+{
+    long t = -1;
+#pragma omp parallel
+    if (omp_get_thread_num() == k)
+        t = (long)syscall(SYS_gettid);
+    return t;
+}
+
+/* Attention over fewer heads than threads keeps the team's threads: a
+ * team of fewer would make libgomp end the others, to be started anew by
+ * the next full team, every layer (and, before our product's scratch was
+ * freed with its thread, leak theirs). Three threads, two heads. */
+static void test_attention_team(const llm_kernels *k)
+{
+    int T = 70, H = 2, hd = 8, QS = 3 * H * hd;
+    llm_kernels_set_threads(3);
+    float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * H * hd);
+    float *o = rnd((size_t)T * H * hd), *a = rnd(k->attention_saved(1, T, H));
+    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, hd, 1));
+    long before = tid_of(2);
+    k->attention_forward(o, a, scr, qkv, NULL, 1, T, H, H, hd);
+    k->attention_backward(d, scr, dout, qkv, o, a, NULL, 1, T, H, H, hd);
+    long after = tid_of(2);
+    if (before < 0 || before != after) {
+        failures++;
+        printf("FAIL %s: attention over 2 heads on 3 threads ended thread 2 (%ld, then %ld)\n",
+               k->name, before, after);
+    }
+    llm_kernels_set_threads(2);
+    free(qkv); free(dout); free(o); free(a); free(d); free(scr);
+}
+
 /* A row packed with documents, under its starts, gives each document the
  * outputs and gradients it gets alone in a row of its own (within rounding:
  * the reference adds in double). */
@@ -405,7 +442,7 @@ static void test_crossentropy(const llm_kernels *f, const llm_kernels *r, int N,
     for (int i = 0; i < N; i++)
         y[i] = i % 5 == 2 ? -1 : (int32_t)(next_u64() % (uint64_t)V);
     float *l1 = rnd(N), *l2 = rnd(N), *l3 = rnd(N), *d1 = rnd(n), *d2 = rnd(n);
-    float *inplace = dup(l, n);
+    float *inplace = copy_of(l, n);
     float dscale = 1.0f / (float)N;
     f->crossentropy_forward(l1, NULL, l, y, N, V, dscale, eps);
     r->crossentropy_forward(l2, d2, l, y, N, V, dscale, eps);
@@ -429,7 +466,7 @@ static void test_axpy(const llm_kernels *f, const llm_kernels *r, int N, int C, 
 {
     char what[96];
     size_t ny = (size_t)N * ldy, nx = (size_t)N * ldx;
-    float *x = rnd(nx), *y1 = rnd(ny), *y2 = dup(y1, ny), *y0 = dup(y1, ny);
+    float *x = rnd(nx), *y1 = rnd(ny), *y2 = copy_of(y1, ny), *y0 = copy_of(y1, ny);
     f->axpy(y1, ldy, x, ldx, N, C, -0.625f);
     r->axpy(y2, ldy, x, ldx, N, C, -0.625f);
     snprintf(what, sizeof what, "axpy N=%d C=%d ldy=%d ldx=%d", N, C, ldy, ldx);
@@ -474,7 +511,7 @@ static void test_elementwise(const llm_kernels *f, const llm_kernels *r, size_t 
         printf("FAIL sum_squares n=%zu: %.17g vs %.17g\n", n, s1, s2);
     }
     /* AdamW: several steps so that m, v and the bias corrections all matter. */
-    float *p1 = rnd(n), *p2 = dup(p1, n), *m1 = calloc(n + 1, 4), *m2 = calloc(n + 1, 4);
+    float *p1 = rnd(n), *p2 = copy_of(p1, n), *m1 = calloc(n + 1, 4), *m2 = calloc(n + 1, 4);
     float *v1 = calloc(n + 1, 4), *v2 = calloc(n + 1, 4);
     for (int t = 1; t <= 4; t++) {
         float *g = rnd(n);
@@ -520,8 +557,8 @@ static void test_matmul_rows(const llm_kernels *f, const llm_kernels *r, int pac
     size_t ldi = (size_t)IC + 5, ldo = (size_t)OC + 3;
     float *inp = rnd((size_t)R * ldi), *wf = rnd((size_t)OC * IC);
     uint16_t *wh = malloc((size_t)OC * IC * sizeof *wh);
-    float *o1 = rnd((size_t)R * ldo), *o2 = dup(o1, (size_t)R * ldo);
-    float *o3 = dup(o1, (size_t)R * ldo), *before = dup(o1, (size_t)R * ldo);
+    float *o1 = rnd((size_t)R * ldo), *o2 = copy_of(o1, (size_t)R * ldo);
+    float *o3 = copy_of(o1, (size_t)R * ldo), *before = copy_of(o1, (size_t)R * ldo);
     float *scratch = malloc((f->matmul_rows_scratch(IC, OC) + 1) * sizeof *scratch);
     float *rs = malloc((r->matmul_rows_scratch(IC, OC) + 1) * sizeof *rs);
     int *map = shuffled_rows(R);
@@ -584,8 +621,8 @@ static void test_matmul_rows_bf16(const llm_kernels *f, const llm_kernels *r, in
     size_t ps = (size_t)np * kp * 32;
     uint32_t *p1 = malloc(ps * sizeof *p1), *p2 = malloc(ps * sizeof *p2);
     uint32_t *scr = malloc((size_t)N * kp * sizeof *scr);
-    float *o1 = rnd((size_t)R * ldo), *o2 = dup(o1, (size_t)R * ldo);
-    float *o3 = dup(o1, (size_t)R * ldo), *before = dup(o1, (size_t)R * ldo);
+    float *o1 = rnd((size_t)R * ldo), *o2 = copy_of(o1, (size_t)R * ldo);
+    float *o3 = copy_of(o1, (size_t)R * ldo), *before = copy_of(o1, (size_t)R * ldo);
     float *all = rnd((size_t)R * ldw);
     int *map = shuffled_rows(R);
     if (!p1 || !p2 || !scr)
@@ -702,8 +739,8 @@ static void test_copy_rows(const llm_kernels *f, const llm_kernels *r, int N, in
 {
     char what[96];
     size_t gap = (size_t)n + 3, cells = (size_t)N * gap + 1;
-    float *src = rnd((size_t)N * lds), *c1 = rnd(cells), *c2 = dup(c1, cells);
-    float *c0 = dup(c1, cells);
+    float *src = rnd((size_t)N * lds), *c1 = rnd(cells), *c2 = copy_of(c1, cells);
+    float *c0 = copy_of(c1, cells);
     float **d1 = malloc((size_t)N * sizeof *d1), **d2 = malloc((size_t)N * sizeof *d2);
     if (!d1 || !d2)
         exit(1);
@@ -1053,7 +1090,7 @@ static void test_finite_differences(const llm_kernels *r)
         int B = 2, T = 3, nh = 2, hd = 4, n = B * T * nh * hd;
         struct rp c = { r, rnd(n), rnd(n), NULL, NULL, rnd(n), B, T, nh, hd };
         rope_tables(T, hd, &c.c, &c.s);
-        float *dx = dup(c.wgt, n);
+        float *dx = copy_of(c.wgt, n);
         r->rope_backward(dx, c.c, c.s, B, T, nh, hd, nh * hd);
         fd_check("rope dx", rp_loss, &c, c.x, n, dx);
         free(c.x); free(c.tmp); free(c.c); free(c.s); free(c.wgt); free(dx);
@@ -1151,6 +1188,7 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
         test_attention(f, r, 1, 1100, 2, 1, 4, 0);
         test_attention_packing(f, 70, 4, 2, 8);
         test_attention_packing(r, 40, 2, 1, 4);
+        test_attention_team(f);
         test_swiglu(f, r, 3, 5);
         test_swiglu(f, r, 33, 97);
         test_crossentropy(f, r, 7, 67, 0.0f);
