@@ -21,13 +21,20 @@
 
 static int failures;
 
-static float *rnd(size_t n)
+/* n floats, uninitialised; exits when out of memory. */
+static float *floats(size_t n)
 {
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p) {
         fprintf(stderr, "out of memory\n");
         exit(1);
     }
+    return p;
+}
+
+static float *rnd(size_t n)
+{
+    float *p = floats(n);
     for (size_t i = 0; i < n; i++)
         p[i] = uniform();
     return p;
@@ -39,11 +46,7 @@ static float *rnd(size_t n)
  * count, the level). */
 static float *scratch_of(size_t n)
 {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
+    float *p = floats(n);
     for (size_t i = 0; i < n; i++)
         p[i] = NAN;
     return p;
@@ -51,9 +54,7 @@ static float *scratch_of(size_t n)
 
 static float *copy_of(const float *a, size_t n)
 {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p)
-        exit(1);
+    float *p = floats(n);
     memcpy(p, a, n * sizeof *p);
     return p;
 }
