@@ -230,16 +230,6 @@ static size_t attention_saved(int B, int T, int H)
     return 2 * (size_t)B * H * T;
 }
 
-/* A part of the scratch for each thread of the team. The loops over
- * heads run on the whole team, threads without a head idle: a team of
- * fewer (B x H, or B x KVH, below the thread count) would end libgomp's
- * other threads, to be started anew by the next product's team, every
- * layer. */
-static int attention_threads(void)
-{
-    return omp_get_max_threads();
-}
-
 /* n floats rounded up to 64 bytes. */
 static size_t lines(size_t n)
 {
@@ -271,13 +261,16 @@ static size_t attention_layout(int T, int hd, int backward, float *base, attenti
     return total;
 }
 
-/* One part for each thread, 64-byte aligned from a scratch that may not
- * be (16 floats more). */
+/* One part for each thread of the team, 64-byte aligned from a scratch
+ * that may not be (16 floats more). The loops over heads run on the whole
+ * team, threads without a head idle: a team of fewer (B x H, or B x KVH,
+ * below the thread count) would end libgomp's other threads, to be
+ * started anew by the next product's team, every layer. */
 static size_t attention_scratch(int B, int T, int H, int hd, int backward)
 {
     attention_part a;
     (void)B, (void)H;
-    return (size_t)attention_threads() * attention_layout(T, hd, backward, NULL, &a) + 16;
+    return (size_t)omp_get_max_threads() * attention_layout(T, hd, backward, NULL, &a) + 16;
 }
 
 /* Thread id's part of scratch. */
@@ -465,8 +458,7 @@ static void attention_backward_bf16(float *dqkv, float *scratch, const float *do
                                     const int32_t *start, int B, int T, int H, int KVH, int hd)
 {
     (void)out;
-    attend_backward(1, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH,
-                    hd);
+    attend_backward(1, dqkv, scratch, dout, qkv, saved, start, B, T, H, KVH, hd);
 }
 
 static void swiglu_forward(float *out, const float *h13, int N, int F)

@@ -216,6 +216,21 @@ static float *scratch(int which, size_t floats)
  * then the float micro-kernel); bf16 pairs through VDPBF16PS. */
 enum { P_F32, P_BF16_ROUND, P_BF16_DP };
 
+/* Slots of a packed sliver's row that kc values of k take: pairs of them
+ * with P_BF16_DP. */
+static inline int slots(int mode, int kc)
+{
+    return mode == P_BF16_DP ? (kc + 1) / 2 : kc;
+}
+
+/* C(M, N) of a product over no k: 0 with beta 0, else as it is. */
+static void no_k(float beta, float *C, int ldc, int M, int N)
+{
+    if (beta == 0.0f)
+        for (int i = 0; i < M; i++)
+            memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+}
+
 /* x[0, n) rounded to bf16 in place: P_BF16_ROUND's slivers packed by
  * pack_rows, rounded where they were just written (rounding commutes with
  * packing). */
@@ -660,7 +675,7 @@ static void task(const float *bp, size_t bs, float *ap, const float *A, int lda,
                  int ldc, int j0, int add, int mode)
 {
     pack_a(ap, A, lda, ta, i0, mc, k0, kc, mode);
-    int ks = mode == P_BF16_DP ? (kc + 1) / 2 : kc;   /* slots per row of a sliver */
+    int ks = slots(mode, kc);
     for (int jr = jt; jr < jt + nt; jr += NR) {
         int nr = jt + nt - jr < NR ? jt + nt - jr : NR;
         const float *b = bp + (size_t)(jr / NR) * bs, *next = b + bs;
@@ -693,9 +708,7 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 {
     int accumulate = beta != 0.0f;
     if (K == 0) {
-        if (!accumulate)
-            for (int i = 0; i < M; i++)
-                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+        no_k(beta, C, ldc, M, N);
         return 0;
     }
     int ncmax = N < NC ? N : NC, kcmax = K < 2 * KC ? K : 2 * KC;
@@ -740,9 +753,9 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
                     int r = t / tn, jt = t % tn * cw;
                     int i0 = (int)((long)r * sl / tm) * MR,
                         i1 = (int)((long)(r + 1) * sl / tm) * MR;
-                    task(bp, (size_t)(mode == P_BF16_DP ? (kc + 1) / 2 : kc) * NR, ap, A,
-                         lda, ta, i0, (i1 < M ? i1 : M) - i0, k0, kc, jt,
-                         nc - jt < cw ? nc - jt : cw, alpha, C, ldc, j0, add, mode);
+                    task(bp, (size_t)slots(mode, kc) * NR, ap, A, lda, ta, i0,
+                         (i1 < M ? i1 : M) - i0, k0, kc, jt, nc - jt < cw ? nc - jt : cw,
+                         alpha, C, ldc, j0, add, mode);
                 }
             }
         }
@@ -847,16 +860,13 @@ void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A
         return;
     }
     if (K == 0) {
-        if (beta == 0.0f)
-            for (int i = 0; i < M; i++)
-                memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+        no_k(beta, C, ldc, M, N);
         return;
     }
-    int dp = pn->mode == P_BF16_DP;
-    size_t bs = (size_t)(dp ? (pn->K + 1) / 2 : pn->K) * NR;
+    size_t bs = (size_t)slots(pn->mode, pn->K) * NR;
     for (int k0 = 0, kc; k0 < K; k0 += kc) {
         kc = K - k0 < 2 * KC ? K - k0 : KC;
-        const float *bp = pn->p + (size_t)(dp ? k0 / 2 : k0) * NR;
+        const float *bp = pn->p + (size_t)slots(pn->mode, k0) * NR;   /* k0 is even */
         for (int i0 = 0; i0 < M; i0 += MC)
             task(bp, bs, work, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, 0, N, alpha,
                  C, ldc, 0, beta != 0.0f || k0 > 0, pn->mode);

@@ -79,8 +79,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--shape") && ns < 8) {
             int *s = shapes[ns];
             if (sscanf(argv[i + 1], "%d,%d,%d,%d,%d", &s[0], &s[1], &s[2], &s[3], &s[4]) != 5 ||
-                s[0] < 1 || s[1] < 1 || s[1] > 65536 || s[2] < 1 || s[3] < 1 ||
-                s[2] % s[3] != 0 || s[4] < 1 || s[4] > 1024) {
+                s[0] < 1 || s[0] > 4096 || s[1] < 1 || s[1] > 65536 || s[2] < 1 ||
+                s[2] > 1024 || s[3] < 1 || s[2] % s[3] != 0 || s[4] < 1 || s[4] > 1024) {
                 fprintf(stderr, "attention_speed: bad shape '%s' (B,T,H,KVH,hd)\n", argv[i + 1]);
                 return 2;
             }
@@ -89,10 +89,11 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         } else if (!strcmp(argv[i], "--reps")) {
             reps = atoi(argv[i + 1]);
-        } else if (!strcmp(argv[i], "--precision")) {
+        } else if (!strcmp(argv[i], "--precision") &&
+                   (!strcmp(argv[i + 1], "f32") || !strcmp(argv[i + 1], "bf16"))) {
             bf16 = !strcmp(argv[i + 1], "bf16");
         } else {
-            fprintf(stderr, "attention_speed: unknown option '%s'\n", argv[i]);
+            fprintf(stderr, "attention_speed: unknown option '%s %s'\n", argv[i], argv[i + 1]);
             return 2;
         }
     }

@@ -201,7 +201,8 @@ static void test_embedding(const llm_kernels *f, const llm_kernels *r, int N, in
     r->embedding_forward(o2, tok, wte, N, C);
     snprintf(what, sizeof what, "embedding_forward N=%d V=%d C=%d", N, V, C);
     check_bits(what, o1, o2, (size_t)N * C);
-    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)V * C), *d2 = copy_of(d1, (size_t)V * C);
+    float *dout = rnd((size_t)N * C), *d1 = rnd((size_t)V * C);
+    float *d2 = copy_of(d1, (size_t)V * C);
     f->embedding_backward(d1, dout, tok, N, C);
     r->embedding_backward(d2, dout, tok, N, C);
     snprintf(what, sizeof what, "embedding_backward N=%d V=%d C=%d", N, V, C);
@@ -219,7 +220,8 @@ static void test_rmsnorm(const llm_kernels *f, const llm_kernels *r, int N, int 
     snprintf(what, sizeof what, "rmsnorm_forward N=%d C=%d", N, C);
     check(what, o1, o2, (size_t)N * C, 1e-5, 1e-5);
     check(what, s1, s2, N, 1e-5, 1e-5);
-    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C), *dx2 = copy_of(dx1, (size_t)N * C);
+    float *dout = rnd((size_t)N * C), *dx1 = rnd((size_t)N * C);
+    float *dx2 = copy_of(dx1, (size_t)N * C);
     float *dw1 = rnd(C), *dw2 = copy_of(dw1, C);
     f->rmsnorm_backward(dx1, dw1, dout, x, w, s2, N, C);
     r->rmsnorm_backward(dx2, dw2, dout, x, w, s2, N, C);
