@@ -140,11 +140,11 @@ typedef struct llm_kernels {
      * lse(B,H,T), each query's log-sum-exp of its scaled scores, and the
      * backward recomputes the probabilities (flash attention: no (B,H,T,T)
      * tensor in memory on either). scratch holds attention_scratch(B, T,
-     * H, hd, 0) floats for the forward, (B, T, H, hd, 1) for the backward
+     * H, KVH, hd, 0) floats for the forward, (..., 1) for the backward
      * (at least the forward's), sized for the thread count the call runs with
      * (cpu: a part for each thread), clobbered; NULL where that is 0. */
     size_t (*attention_saved)(int B, int T, int H);
-    size_t (*attention_scratch)(int B, int T, int H, int hd, int backward);
+    size_t (*attention_scratch)(int B, int T, int H, int KVH, int hd, int backward);
     void (*attention_forward)(float *out, float *saved, float *scratch, const float *qkv,
                               const int32_t *start, int B, int T, int H, int KVH, int hd);
     /* dqkv(B,T,QS) = the gradient of qkv given dout(B,T,H*hd), from the

@@ -222,9 +222,29 @@ static int imin(int a, int b)
  * thread's part of the scratch, L2-sized: its probabilities (and in the
  * backward their gradients) over the keys up to the tile's last. The
  * products read the head's keys and values from panels packed once for
- * the head (llm_cpu_panel), where a product of each tile would pack its
- * prefix of them again (on average T / (2 TILE) times each: 8 at T =
- * 1024). */
+ * a unit of work (llm_cpu_panel), where a product of each tile would pack
+ * its prefix of them again (on average T / (2 TILE) times each: 8 at T =
+ * 1024).
+ *
+ * The forward's tasks are heads (b, h), the backward's groups (b, kv
+ * head) of the query heads sharing a kv head, whose tiles add into its dK
+ * and dV. Where a layer has fewer than UNITS tasks (short batches,
+ * grouped-query heads: SmolLM2-135M at batch 1 has 3 groups, 2 threads
+ * would take 2 rounds of them, 16 threads leave 13 idle) each task is cut
+ * into units of consecutive tiles of about equal cost, shared out to the
+ * threads in equal runs; a unit of the backward but a group's first adds
+ * its dK and dV into a partial of its own, summed into the group's after
+ * all units in the order of the units. The cut follows the shape (B, T,
+ * H, KVH) alone, so the bits do not depend on the thread count (the
+ * forward's not on the cut either). UNITS is a compromise measured on 2
+ * threads: the partials and the panels packed for all groups at once
+ * (below) cost nothing measurable at SmolLM2's 24 groups (batch 8 x 256),
+ * but 13% of the forward of stories15M's 48 heads (batch 8), which
+ * therefore stay whole. The loops run on the whole team, threads without
+ * a unit idle: a team of fewer would end libgomp's other threads, to be
+ * started anew by the next product's team, every layer. */
+#define UNITS 32
+
 static size_t attention_saved(int B, int T, int H)
 {
     return 2 * (size_t)B * H * T;
@@ -236,51 +256,155 @@ static size_t lines(size_t n)
     return (n + 15) & ~(size_t)15;
 }
 
-/* A thread's part: the probabilities of a tile (TILE x T; the backward's
- * and their gradients, 2 TILE x T), the panels (the forward's K^T and V;
- * the backward's K^T, V^T and K), and the products' work. */
-typedef struct {
-    float *P, *D, *kt, *v, *vt, *k, *work;
-} attention_part;
-
-static size_t attention_layout(int T, int hd, int backward, float *base, attention_part *a)
+/* A task's tiles, in order: the backward's rep query heads' (the
+ * forward's one head's) nt = ceil(T / TILE) tiles each. Tile i's queries
+ * [*r0, *r0 + *m); its products cost m (r0 + m) (queries x keys). */
+static int64_t tile_of(int i, int nt, int T, int *r0, int *m)
 {
-    size_t tile = lines((size_t)imin(TILE, T) * T), kt = lines(llm_cpu_panel_floats(hd, T));
-    size_t kn = lines(llm_cpu_panel_floats(T, hd));
-    size_t work = lines(llm_cpu_panel_work(T > hd ? T : hd));
-    struct { float **p; size_t n; } parts[] = {
-        { &a->P, tile }, { &a->D, backward ? tile : 0 }, { &a->kt, kt },
-        { &a->v, backward ? 0 : kn }, { &a->vt, backward ? kt : 0 },
-        { &a->k, backward ? kn : 0 }, { &a->work, work },
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = base && parts[i].n ? base + total : NULL;
-        total += parts[i].n;
+    *r0 = i % nt * TILE;
+    *m = imin(TILE, T - *r0);
+    return (int64_t)*m * (*r0 + *m);
+}
+
+/* Units per task, for a layer of the given tasks of n tiles each (1
+ * for an empty layer, which the library sizes too). */
+static int units(int tasks, int n)
+{
+    int U = tasks > 0 ? (UNITS + tasks - 1) / tasks : 1;
+    return U > n ? (n > 0 ? n : 1) : U;
+}
+
+/* Unit u of U of a task of n tiles: tiles [*i0, *i1), cut where the cost
+ * so far reaches u / U of the task's (the first unit is never empty), and
+ * *end, the keys they read (the last tile's end; T if they end a head). */
+static void unit_tiles(int u, int U, int n, int nt, int T, int *i0, int *i1, int *end)
+{
+    int64_t total = 0, sum = 0;
+    int r0, m, i = 0;
+    for (int j = 0; j < n; j++)
+        total += tile_of(j, nt, T, &r0, &m);
+    while (i < n && sum * U < u * total)
+        sum += tile_of(i++, nt, T, &r0, &m);
+    *i0 = i;
+    while (i < n && sum * U < (u + 1) * total)
+        sum += tile_of(i++, nt, T, &r0, &m);
+    *i1 = i;
+    *end = 0;
+    for (int j = *i0; j < *i1; j++) {
+        tile_of(j, nt, T, &r0, &m);
+        *end = r0 + m > *end ? r0 + m : *end;
     }
-    return total;
 }
 
-/* One part for each thread of the team, 64-byte aligned from a scratch
- * that may not be (16 floats more). The loops over heads run on the whole
- * team, threads without a head idle: a team of fewer (B x H, or B x KVH,
- * below the thread count) would end libgomp's other threads, to be
- * started anew by the next product's team, every layer. */
-static size_t attention_scratch(int B, int T, int H, int hd, int backward)
+/* The scratch of a call, 64-byte aligned from a pointer that may not be
+ * (16 floats more), in floats of whole cache lines: a part for each
+ * thread of the team (a tile's probabilities, TILE x T, the backward's
+ * and their gradients too; the products' work; where tasks are not cut,
+ * the panels of its task's group); where tasks are cut into units, each
+ * group's panels, packed once for all the units that read them, and the
+ * backward's partials: a unit's dK and dV (T x hd each, rows [0, end)
+ * used) for each unit but a group's first. A group's panels are the
+ * forward's K^T and V, the backward's K^T, K and V^T. Packed in the
+ * thread's part and used at once, a task's panels stay in its core's
+ * cache; packed for all groups first, they go out to memory. */
+typedef struct {
+    float *base;
+    int T, hd, backward, U;   /* U: units per task */
+    size_t tile, thread, kt, kn, group, threads, groups, partials;
+} attention_plan;
+
+static attention_plan plan_of(float *scratch, int B, int T, int H, int KVH, int hd,
+                              int backward)
 {
-    attention_part a;
-    (void)B, (void)H;
-    return (size_t)omp_get_max_threads() * attention_layout(T, hd, backward, NULL, &a) + 16;
+    int nt = (T + TILE - 1) / TILE;
+    attention_plan p = {
+        .base = scratch ? (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63) : NULL,
+        .T = T, .hd = hd, .backward = backward,
+        .U = backward ? units(B * KVH, H / KVH * nt) : units(B * H, nt),
+        .tile = lines((size_t)imin(TILE, T) * T),
+        .kt = lines(llm_cpu_panel_floats(hd, T)), .kn = lines(llm_cpu_panel_floats(T, hd)),
+        .threads = (size_t)omp_get_max_threads(), .groups = (size_t)B * KVH,
+    };
+    p.group = (backward ? 2 : 1) * p.kt + p.kn;
+    p.thread = (backward ? 2 : 1) * p.tile + lines(llm_cpu_panel_work(T > hd ? T : hd)) +
+               (p.U == 1 ? p.group : 0);
+    p.partials = backward ? p.groups * (size_t)(p.U - 1) : 0;
+    return p;
 }
 
-/* Thread id's part of scratch. */
-static attention_part part_of(float *scratch, int id, int T, int hd, int backward)
+static size_t plan_floats(const attention_plan *p)
 {
-    attention_part a;
-    float *base = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
-    size_t n = attention_layout(T, hd, backward, NULL, &a);
-    attention_layout(T, hd, backward, base + (size_t)id * n, &a);
-    return a;
+    return p->threads * p->thread + (p->U > 1 ? p->groups * p->group : 0) +
+           p->partials * 2 * (size_t)p->T * p->hd + 16;
+}
+
+/* Thread id's probabilities P (the backward's gradients D after them)
+ * and work (its task's panels after it). */
+static float *thread_part(const attention_plan *p, int id, float **work)
+{
+    float *P = p->base + (size_t)id * p->thread;
+    *work = P + (p->backward ? 2 : 1) * p->tile;
+    return P;
+}
+
+/* Panel pi of group g (b, kv head): 0 its K^T (hd x T), 1 the forward's
+ * V or the backward's K (T x hd), 2 the backward's V^T; in the group's
+ * place, or where tasks are not cut in thread id's part. Packed from qkv,
+ * or (pack 0) described, as packed before. */
+static void panel(const attention_plan *p, llm_cpu_panel *pn, int pack, int bf16, size_t g,
+                  int id, int pi, const float *qkv, int H, int KVH)
+{
+    int T = p->T, hd = p->hd, QS = (H + 2 * KVH) * hd, b = (int)g / KVH, kh = (int)g % KVH;
+    int v = pi == 2 || (pi == 1 && !p->backward), tb = pi != 1;
+    float *mem = p->U == 1 ? p->base + (size_t)(id + 1) * p->thread - p->group
+                           : p->base + p->threads * p->thread + g * p->group;
+    mem += (pi ? p->kt : 0) + (pi > 1 ? p->kn : 0);
+    const float *src = qkv + (size_t)b * T * QS + (size_t)(H + (v ? KVH : 0) + kh) * hd;
+    if (pack)
+        llm_cpu_panel_pack(pn, mem, bf16, src, QS, tb, tb ? hd : T, tb ? T : hd);
+    else
+        llm_cpu_panel_at(pn, mem, bf16, tb ? hd : T, tb ? T : hd);
+}
+
+/* The backward's partial of unit u > 0 of group g: its dK, dV after. */
+static float *partial(const attention_plan *p, size_t g, int u)
+{
+    size_t e = g * (size_t)(p->U - 1) + (size_t)u - 1;
+    return p->base + p->threads * p->thread + p->groups * p->group +
+           e * 2 * (size_t)p->T * p->hd;
+}
+
+/* The backward's scratch holds the forward's too (their tasks are cut
+ * differently). */
+static size_t attention_scratch(int B, int T, int H, int KVH, int hd, int backward)
+{
+    attention_plan f = plan_of(NULL, B, T, H, KVH, hd, 0);
+    attention_plan b = plan_of(NULL, B, T, H, KVH, hd, 1);
+    size_t nf = plan_floats(&f), nb = plan_floats(&b);
+    return backward && nb > nf ? nb : nf;
+}
+
+/* Where tasks are cut: packs every group's panels, on the team of the
+ * enclosing region. */
+static void pack_panels(const attention_plan *p, int bf16, const float *qkv, int H, int KVH)
+{
+    if (p->U == 1)
+        return;
+    int np = p->backward ? 3 : 2;
+#pragma omp for schedule(static)
+    for (size_t w = 0; w < p->groups * np; w++) {
+        llm_cpu_panel pn;
+        panel(p, &pn, 1, bf16, w / np, 0, (int)(w % np), qkv, H, KVH);
+    }
+}
+
+/* The panels of group g for a unit on thread id: packed there where
+ * tasks are not cut, else described. */
+static void unit_panels(const attention_plan *p, int bf16, size_t g, int id, const float *qkv,
+                        int H, int KVH, llm_cpu_panel *pn)
+{
+    for (int pi = 0; pi < (p->backward ? 3 : 2); pi++)
+        panel(p, &pn[pi], p->U == 1, bf16, g, id, pi, qkv, H, KVH);
 }
 
 /* Row t of the probabilities from its scores row[0, t] (read where t >=
@@ -338,94 +462,138 @@ static void probs_tile(float *P, const llm_cpu_panel *kt, float *work, const flo
 }
 
 /* Attention whose products are llm_cpu_gemm's, or with bf16
- * llm_cpu_gemm_bf16's: a task per (b, h), a tile of queries at a time. */
+ * llm_cpu_gemm_bf16's: a unit of a head's tiles at a time. */
 static void attend_forward(int bf16, float *out, float *saved, float *scratch,
                            const float *qkv, const int32_t *start, int B, int T, int H,
                            int KVH, int hd)
 {
-    int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
+    int OS = H * hd, rep = H / KVH, nt = (T + TILE - 1) / TILE;
+    attention_plan p = plan_of(scratch, B, T, H, KVH, hd, 0);
     int blas = blas_serial_begin();
-#pragma omp parallel for schedule(static)
-    for (int bh = 0; bh < B * H; bh++) {
-        int b = bh / H, h = bh % H, kh = h / rep;
-        const float *base = qkv + (size_t)b * T * QS;
-        attention_part a = part_of(scratch, omp_get_thread_num(), T, hd, 0);
-        llm_cpu_panel kt, v;
-        llm_cpu_panel_pack(&kt, a.kt, bf16, base + (size_t)(H + kh) * hd, QS, 1, hd, T);
-        llm_cpu_panel_pack(&v, a.v, bf16, base + (size_t)(H + KVH + kh) * hd, QS, 0, T, hd);
-        for (int r0 = 0; r0 < T; r0 += TILE) {
-            int m = imin(TILE, T - r0);
-            probs_tile(a.P, &kt, a.work, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h,
-                       r0, m, T, H, KVH, hd);
-            llm_cpu_panel_gemm(0, m, hd, r0 + m, 1.0f, a.P, T, &v, 0.0f,
-                               out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS, a.work);
+#pragma omp parallel
+    {
+        pack_panels(&p, bf16, qkv, H, KVH);
+#pragma omp for schedule(static)
+        for (int w = 0; w < B * H * p.U; w++) {
+            int bh = w / p.U, b = bh / H, h = bh % H, i0, i1, end;
+            unit_tiles(w % p.U, p.U, nt, nt, T, &i0, &i1, &end);
+            int id = omp_get_thread_num();
+            float *work, *P = thread_part(&p, id, &work);
+            llm_cpu_panel pn[2];   /* K^T, V */
+            unit_panels(&p, bf16, (size_t)b * KVH + h / rep, id, qkv, H, KVH, pn);
+            for (int i = i0; i < i1; i++) {
+                int r0, m;
+                tile_of(i, nt, T, &r0, &m);
+                probs_tile(P, &pn[0], work, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h,
+                           r0, m, T, H, KVH, hd);
+                llm_cpu_panel_gemm(0, m, hd, r0 + m, 1.0f, P, T, &pn[1], 0.0f,
+                                   out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS, work);
+            }
         }
     }
     blas_serial_end(blas);
 }
 
-/* One task per (b, kv head), so that the query heads sharing a kv head
- * add into its dk and dv in a fixed order without races: for each of
- * them, for each tile of queries in order, its share of dk and dv over
- * the keys up to the tile's last is added. */
+/* Group g's (b, kv head's) dK in dqkv, and its dV in *dv (QS apart rows). */
+static float *group_dk(float *dqkv, int g, int T, int H, int KVH, int hd, float **dv)
+{
+    float *d = dqkv + (size_t)(g / KVH) * T * (H + 2 * KVH) * hd;
+    *dv = d + (size_t)(H + KVH + g % KVH) * hd;
+    return d + (size_t)(H + g % KVH) * hd;
+}
+
+/* A unit of a group (b, kv head): for each of its tiles in order (query
+ * head, then queries), the tile's dQ, and its share of dK and dV over the
+ * keys up to its end added into the group's dK and dV (by the group's
+ * first unit, which zeroes them first) or into the unit's partial. Then
+ * the partials are added into the group's dK and dV in the order of the
+ * units. */
 static void attend_backward(int bf16, float *dqkv, float *scratch, const float *dout,
                             const float *qkv, const float *saved, const int32_t *start, int B,
                             int T, int H, int KVH, int hd)
 {
     gemm_fn *prod = bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm;
-    int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH;
+    int QS = (H + 2 * KVH) * hd, OS = H * hd, rep = H / KVH, nt = (T + TILE - 1) / TILE;
     float scale = 1.0f / sqrtf((float)hd);
+    attention_plan p = plan_of(scratch, B, T, H, KVH, hd, 1);
     int blas = blas_serial_begin();
-#pragma omp parallel for schedule(static)
-    for (int g = 0; g < B * KVH; g++) {
-        int b = g / KVH, kh = g % KVH;
-        const float *base = qkv + (size_t)b * T * QS;
-        float *dbase = dqkv + (size_t)b * T * QS;
-        const float *k = base + (size_t)(H + kh) * hd;
-        const float *v = base + (size_t)(H + KVH + kh) * hd;
-        float *dk = dbase + (size_t)(H + kh) * hd;
-        float *dv = dbase + (size_t)(H + KVH + kh) * hd;
-        attention_part a = part_of(scratch, omp_get_thread_num(), T, hd, 1);
-        llm_cpu_panel kt, vt, kn;
-        llm_cpu_panel_pack(&kt, a.kt, bf16, k, QS, 1, hd, T);
-        llm_cpu_panel_pack(&vt, a.vt, bf16, v, QS, 1, hd, T);
-        llm_cpu_panel_pack(&kn, a.k, bf16, k, QS, 0, T, hd);
-        for (int t = 0; t < T; t++) {
-            memset(dk + (size_t)t * QS, 0, (size_t)hd * sizeof *dk);
-            memset(dv + (size_t)t * QS, 0, (size_t)hd * sizeof *dv);
-        }
-        for (int j = 0; j < rep; j++) {
-            int h = kh * rep + j;
-            size_t bh = (size_t)b * H + h;
-            const float *q = base + (size_t)h * hd;
-            float *dq = dbase + (size_t)h * hd;
-            const float *dO = dout + (size_t)b * T * OS + (size_t)h * hd;
-            for (int r0 = 0; r0 < T; r0 += TILE) {
-                int m = imin(TILE, T - r0), n = r0 + m;
-                const float *qr = q + (size_t)r0 * QS, *dOr = dO + (size_t)r0 * OS;
-                probs_tile(a.P, &kt, a.work, qkv, start, NULL, saved + bh * 2 * T, b, h, r0, m,
-                           T, H, KVH, hd);
+#pragma omp parallel
+    {
+        pack_panels(&p, bf16, qkv, H, KVH);
+#pragma omp for schedule(static)
+        for (int w = 0; w < B * KVH * p.U; w++) {
+            int g = w / p.U, u = w % p.U, b = g / KVH, kh = g % KVH, i0, i1, end;
+            unit_tiles(u, p.U, rep * nt, nt, T, &i0, &i1, &end);
+            const float *base = qkv + (size_t)b * T * QS;
+            float *dbase = dqkv + (size_t)b * T * QS;
+            float *dv, *dk = group_dk(dqkv, g, T, H, KVH, hd, &dv);
+            int ld = QS;
+            if (u == 0) {
+                for (int t = 0; t < T; t++) {
+                    memset(dk + (size_t)t * QS, 0, (size_t)hd * sizeof *dk);
+                    memset(dv + (size_t)t * QS, 0, (size_t)hd * sizeof *dv);
+                }
+            } else {
+                dk = partial(&p, (size_t)g, u);
+                dv = dk + (size_t)T * hd;
+                ld = hd;
+                memset(dk, 0, (size_t)end * hd * sizeof *dk);
+                memset(dv, 0, (size_t)end * hd * sizeof *dv);
+            }
+            int id = omp_get_thread_num();
+            float *work, *P = thread_part(&p, id, &work), *D = P + p.tile;
+            llm_cpu_panel pn[3];   /* K^T, K, V^T */
+            unit_panels(&p, bf16, (size_t)g, id, qkv, H, KVH, pn);
+            for (int i = i0; i < i1; i++) {
+                int r0, m, h = kh * rep + i / nt;
+                tile_of(i, nt, T, &r0, &m);
+                int nk = r0 + m;
+                size_t bh = (size_t)b * H + h;
+                const float *qr = base + (size_t)r0 * QS + (size_t)h * hd;
+                const float *dOr = dout + ((size_t)b * T + r0) * OS + (size_t)h * hd;
+                probs_tile(P, &pn[0], work, qkv, start, NULL, saved + bh * 2 * T, b, h, r0, m, T,
+                           H, KVH, hd);
                 /* dP = dO V^T. */
-                llm_cpu_panel_gemm(0, m, n, hd, 1.0f, dOr, OS, &vt, 0.0f, a.D, T, a.work);
+                llm_cpu_panel_gemm(0, m, nk, hd, 1.0f, dOr, OS, &pn[2], 0.0f, D, T, work);
                 /* dS = P (dP - <dP, P>) * scale, 0 past the diagonal. */
-                for (int i = 0; i < m; i++) {
-                    const float *p = a.P + (size_t)i * T;
-                    float *d = a.D + (size_t)i * T;
-                    int t = r0 + i;
+                for (int r = 0; r < m; r++) {
+                    const float *pr = P + (size_t)r * T;
+                    float *d = D + (size_t)r * T;
+                    int t = r0 + r;
                     float dot = 0.0f;
 #pragma omp simd reduction(+:dot)
                     for (int s = 0; s <= t; s++)
-                        dot += p[s] * d[s];
+                        dot += pr[s] * d[s];
                     for (int s = 0; s <= t; s++)
-                        d[s] = p[s] * (d[s] - dot) * scale;
-                    for (int s = t + 1; s < n; s++)
+                        d[s] = pr[s] * (d[s] - dot) * scale;
+                    for (int s = t + 1; s < nk; s++)
                         d[s] = 0.0f;
                 }
-                /* dQ = dS K; dV += P^T dO and dK += dS^T Q over keys [0, n). */
-                llm_cpu_panel_gemm(0, m, hd, n, 1.0f, a.D, T, &kn, 0.0f, dq + (size_t)r0 * QS,
-                                   QS, a.work);
-                prod(1, 0, n, hd, m, 1.0f, a.P, T, dOr, OS, 1.0f, dv, QS);
-                prod(1, 0, n, hd, m, 1.0f, a.D, T, qr, QS, 1.0f, dk, QS);
+                /* dQ = dS K; dV += P^T dO and dK += dS^T Q over keys [0, nk). */
+                llm_cpu_panel_gemm(0, m, hd, nk, 1.0f, D, T, &pn[1], 0.0f,
+                                   dbase + (size_t)r0 * QS + (size_t)h * hd, QS, work);
+                prod(1, 0, nk, hd, m, 1.0f, P, T, dOr, OS, 1.0f, dv, ld);
+                prod(1, 0, nk, hd, m, 1.0f, D, T, qr, QS, 1.0f, dk, ld);
+            }
+        }
+        if (p.U > 1) {
+            /* The partials added, a block of TILE keys of a group at a time. */
+#pragma omp for schedule(static)
+            for (int w = 0; w < B * KVH * nt; w++) {
+                int g = w / nt, s0 = w % nt * TILE, s1 = imin(T, s0 + TILE);
+                float *dv, *dk = group_dk(dqkv, g, T, H, KVH, hd, &dv);
+                for (int u = 1; u < p.U; u++) {
+                    int i0, i1, end;
+                    unit_tiles(u, p.U, rep * nt, nt, T, &i0, &i1, &end);
+                    const float *pk = partial(&p, (size_t)g, u), *pv = pk + (size_t)T * hd;
+                    for (int s = s0; s < imin(s1, end); s++) {
+#pragma omp simd
+                        for (int c = 0; c < hd; c++) {
+                            dk[(size_t)s * QS + c] += pk[(size_t)s * hd + c];
+                            dv[(size_t)s * QS + c] += pv[(size_t)s * hd + c];
+                        }
+                    }
+                }
             }
         }
     }

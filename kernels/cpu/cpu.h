@@ -84,7 +84,9 @@ void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const
  * product with tb 0 over op(B)'s first K rows and N columns (K <= the
  * panel's, even or all of them; N <= the panel's), the same bits, packing
  * A in work (llm_cpu_panel_work(K) floats, 64-byte aligned). Serial: for
- * a thread's part of a parallel region. */
+ * a thread's part of a parallel region. llm_cpu_panel_at() describes in pn
+ * the panel that llm_cpu_panel_pack() packed at mem (another thread's: the
+ * same description), without packing. */
 typedef struct {
     float *p;
     int K, N, mode, bf16;   /* mode: the product's own packing, or -1 (op(B) as is) */
@@ -93,6 +95,7 @@ size_t llm_cpu_panel_floats(int K, int N);
 size_t llm_cpu_panel_work(int K);
 void   llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
                           int tb, int K, int N);
+void   llm_cpu_panel_at(llm_cpu_panel *pn, float *mem, int bf16, int K, int N);
 void   llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
                           const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work);
 

@@ -114,10 +114,8 @@ static void bf16_by_copies(int ta, int tb, int M, int N, int K, float alpha, con
 /* A panel where our product does not run (the generic level,
  * LLM_GEMM=openblas): op(B) as it is, K x N, and the products over it the
  * level's own. */
-static void panel_plain_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
-                             int tb, int K, int N)
+static void panel_plain_pack(float *mem, const float *B, int ldb, int tb, int K, int N)
 {
-    *pn = (llm_cpu_panel){mem, K, N, -1, bf16};
     for (int k = 0; k < K; k++)
         for (int j = 0; j < N; j++)
             mem[(size_t)k * N + j] = op(B, ldb, tb, k, j);
@@ -836,18 +834,22 @@ size_t llm_cpu_panel_work(int K)
     return (size_t)MC * (K < 2 * KC ? K : 2 * KC);
 }
 
+void llm_cpu_panel_at(llm_cpu_panel *pn, float *mem, int bf16, int K, int N)
+{
+    paths p = gemm_paths();
+    *pn = (llm_cpu_panel){mem, K, N, bf16 ? p.bf16 : p.own ? P_F32 : -1, bf16};
+}
+
 void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
                         int tb, int K, int N)
 {
-    paths p = gemm_paths();
-    int mode = bf16 ? p.bf16 : p.own ? P_F32 : -1;
-    if (mode < 0) {
-        panel_plain_pack(pn, mem, bf16, B, ldb, tb, K, N);
+    llm_cpu_panel_at(pn, mem, bf16, K, N);
+    if (pn->mode < 0) {
+        panel_plain_pack(mem, B, ldb, tb, K, N);
         return;
     }
-    *pn = (llm_cpu_panel){mem, K, N, mode, bf16};
-    for (int u = 0, nu = b_units(tb, mode, K, N); u < nu; u++)
-        pack_b(mem, B, ldb, tb, 0, K, 0, N, u, mode);
+    for (int u = 0, nu = b_units(tb, pn->mode, K, N); u < nu; u++)
+        pack_b(mem, B, ldb, tb, 0, K, 0, N, u, pn->mode);
 }
 
 void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
@@ -886,10 +888,16 @@ size_t llm_cpu_panel_work(int K)
     return 0;
 }
 
+void llm_cpu_panel_at(llm_cpu_panel *pn, float *mem, int bf16, int K, int N)
+{
+    *pn = (llm_cpu_panel){mem, K, N, -1, bf16};
+}
+
 void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
                         int tb, int K, int N)
 {
-    panel_plain_pack(pn, mem, bf16, B, ldb, tb, K, N);
+    llm_cpu_panel_at(pn, mem, bf16, K, N);
+    panel_plain_pack(mem, B, ldb, tb, K, N);
 }
 
 void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,

@@ -32,6 +32,7 @@
 #define llm_cpu_panel_floats         LLM_CPU_NAME(llm_cpu_panel_floats)
 #define llm_cpu_panel_work           LLM_CPU_NAME(llm_cpu_panel_work)
 #define llm_cpu_panel_pack           LLM_CPU_NAME(llm_cpu_panel_pack)
+#define llm_cpu_panel_at             LLM_CPU_NAME(llm_cpu_panel_at)
 #define llm_cpu_panel_gemm           LLM_CPU_NAME(llm_cpu_panel_gemm)
 /* rows.c (cpu.h) */
 #define llm_cpu_matmul_rows          LLM_CPU_NAME(llm_cpu_matmul_rows)

@@ -168,9 +168,9 @@ static size_t attention_saved(int B, int T, int H)
     return (size_t)B * H * T * T;
 }
 
-static size_t attention_scratch(int B, int T, int H, int hd, int backward)
+static size_t attention_scratch(int B, int T, int H, int KVH, int hd, int backward)
 {
-    (void)B, (void)T, (void)H, (void)hd, (void)backward;
+    (void)B, (void)T, (void)H, (void)KVH, (void)hd, (void)backward;
     return 0;
 }
 

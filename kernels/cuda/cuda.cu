@@ -765,9 +765,9 @@ static void flash_run(const fa_args &a, int B, bool backward)
 }
 
 /* scratch: the backward's drow(B, H, T); the forward needs none. */
-static size_t attention_scratch(int B, int T, int H, int hd, int backward)
+static size_t attention_scratch(int B, int T, int H, int KVH, int hd, int backward)
 {
-    (void)hd;
+    (void)KVH, (void)hd;
     return backward ? attention_saved(B, T, H) : 0;
 }
 

@@ -47,7 +47,7 @@ typedef struct {
     float *hsw;     /* (L, B, T, F) silu(gate) * up */
     float *rstdf;   /* (B, T) */
     float *af;      /* (B, T, C) final norm output */
-    float *logits;  /* (B, T, V), at least attention_scratch(B, T, H, hd,
+    float *logits;  /* (B, T, V), at least attention_scratch(B, T, H, KVH, hd,
                      * backward) floats: scratch for the attention of
                      * each layer, then logits, dlogits, then scratch for
                      * the attention backward */
@@ -77,7 +77,7 @@ static size_t acts_layout(const llm_model *m, int B, int T, float *base, acts *a
     size_t N = (size_t)B * T, L = ng ? 1 : (size_t)c->n_layers, C = (size_t)c->dim;
     size_t F = (size_t)c->ffn_dim, H = (size_t)c->n_heads, V = (size_t)c->vocab_size;
     size_t saved = m->k->attention_saved(B, T, (int)H);
-    size_t scratch = m->k->attention_scratch(B, T, (int)H, m->hd, !ng);
+    size_t scratch = m->k->attention_scratch(B, T, (int)H, c->n_kv_heads, m->hd, !ng);
     size_t R = (size_t)m->lora_rank, CF = C > F ? C : F, G = ng ? 0 : N;
     size_t lrows = ng && N > LLM_NO_GRAD_ROWS ? LLM_NO_GRAD_ROWS : N;
     struct { float **p; size_t n; } parts[] = {

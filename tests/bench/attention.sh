@@ -3,8 +3,8 @@
 # CPU: ours (attention_speed: the kernel table of the level this CPU runs)
 # beside PyTorch's scaled_dot_product_attention (attention_torch.py: its
 # flash-attention CPU kernel), on the stories15M layer at batch 8 (8, 256, 6
-# heads, 48 wide) and SmolLM2-135M's at batch 2 x 1024 (9 query heads on 3
-# kv heads, 64 wide), 2 threads. ATTN_REPS (default 3) rounds, each ours
+# heads, 48 wide) and SmolLM2-135M's at batch 2 x 1024 and 1 x 1024 (9
+# query heads on 3 kv heads, 64 wide), 2 threads. ATTN_REPS (default 3) rounds, each ours
 # then PyTorch, in turn; medians and ranges over the rounds of each one's
 # best of 5 calls. ATTN_PRECISION (default "f32", and bf16 too on a CPU with
 # AVX512_BF16, where PyTorch's bf16 runs at speed) names the precisions.

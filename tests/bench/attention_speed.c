@@ -11,7 +11,8 @@
  * Prints for each shape:
  *   B 8 T 256 H 6 KVH 6 hd 48 threads 2 f32: forward 4.55 ms, backward 10.01 ms
  * (the default shapes: stories15M's layer at batch 8, and SmolLM2-135M's at
- * batch 2 x 1024, grouped-query heads). */
+ * batch 2 x 1024 and 1 x 1024, grouped-query heads: at batch 1 its 3 kv
+ * heads are fewer than the units attention cuts a layer into). */
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,7 +53,7 @@ static void run(const llm_kernels *k, const int *sh, int threads, int reps, int 
     float *qkv = filled(nq, &seed), *dout = filled(no, &seed);
     float *out = filled(no, &seed), *dqkv = filled(nq, &seed);
     float *saved = filled(k->attention_saved(B, T, H), &seed);
-    float *scratch = filled(k->attention_scratch(B, T, H, hd, 1), &seed);
+    float *scratch = filled(k->attention_scratch(B, T, H, KVH, hd, 1), &seed);
     omp_set_num_threads(threads);
     double fwd = 1e30, bwd = 1e30;
     for (int r = 0; r < reps; r++) {
@@ -102,9 +103,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!ns) {
-        static const int def[2][5] = { { 8, 256, 6, 6, 48 }, { 2, 1024, 9, 3, 64 } };
+        static const int def[3][5] = { { 8, 256, 6, 6, 48 }, { 2, 1024, 9, 3, 64 },
+                                       { 1, 1024, 9, 3, 64 } };
         memcpy(shapes, def, sizeof def);
-        ns = 2;
+        ns = 3;
     }
     const llm_kernels *k = llm_kernels_cpu();
     if (bf16 && !k->attention_forward_bf16) {

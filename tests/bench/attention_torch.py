@@ -34,7 +34,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     dt = torch.bfloat16 if a.precision == "bf16" else torch.float32
-    shapes = a.shape or ["8,256,6,6,48", "2,1024,9,3,64"]
+    shapes = a.shape or ["8,256,6,6,48", "2,1024,9,3,64", "1,1024,9,3,64"]
     for s in shapes:
         B, T, H, KVH, hd = (int(x) for x in s.split(","))
 

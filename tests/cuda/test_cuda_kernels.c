@@ -274,9 +274,9 @@ static size_t h_attention_saved(int B, int T, int H)
     return K->attention_saved(B, T, H);
 }
 
-static size_t h_attention_scratch(int B, int T, int H, int hd, int backward)
+static size_t h_attention_scratch(int B, int T, int H, int KVH, int hd, int backward)
 {
-    return K->attention_scratch(B, T, H, hd, backward);
+    return K->attention_scratch(B, T, H, KVH, hd, backward);
 }
 
 /* The forward takes no scratch on cuda (attention_scratch(..., 0) is 0). */
@@ -305,7 +305,7 @@ static void h_attention_backward(float *dqkv, float *scratch, const float *dout,
     float *d = dput(dqkv, nq), *g = dput(dout, no), *q = dput(qkv, nq), *o = dput(out, no);
     float *a = dput(saved, ns);
     int32_t *st = start ? dput(start, (size_t)B * T * 4) : NULL;
-    size_t nsc = K->attention_scratch(B, T, H, hd, 1) * F4;
+    size_t nsc = K->attention_scratch(B, T, H, KVH, hd, 1) * F4;
     float *s = NULL;
     if (scratch)
         s = dput(scratch, nsc);
@@ -652,7 +652,7 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     result("attention_saved is (B, H, T)", ns == (size_t)B * H * T, "");
     check(what, s1, lsef, (size_t)B * H * T, 1e-5, 1e-5);
     float *dout = rnd(no), *d1 = rnd(nq), *d2 = rnd(nq);
-    float *scr = rnd(f->attention_scratch(B, T, H, hd, 1));
+    float *scr = rnd(f->attention_scratch(B, T, H, KVH, hd, 1));
     f->attention_backward(d1, scr, dout, qkv, o1, s1, st, B, T, H, KVH, hd);
     r->attention_backward(d2, NULL, dout, qkv, o2, a2, st, B, T, H, KVH, hd);
     snprintf(what, sizeof what, "attention_backward %s", shape);

@@ -294,7 +294,7 @@ static void test_attention(const llm_kernels *f, const llm_kernels *r,
     int32_t *st = packed ? random_starts(B, T, packed) : NULL;
     /* Each table's backward reads what its own forward saved (the forms
      * differ: kernels.h), each from scratch of the size it asks for. */
-    size_t ns = f->attention_saved(B, T, H), nsc = f->attention_scratch(B, T, H, hd, 1);
+    size_t ns = f->attention_saved(B, T, H), nsc = f->attention_scratch(B, T, H, KVH, hd, 1);
     float *o1 = rnd(no), *o2 = rnd(no), *a1 = rnd(ns), *a2 = rnd(na);
     float *scr = scratch_of(nsc);
     f->attention_forward(o1, a1, scr, qkv, st, B, T, H, KVH, hd);
@@ -363,7 +363,7 @@ static void test_attention_team(const llm_kernels *k)
     llm_kernels_set_threads(3);
     float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * H * hd);
     float *o = rnd((size_t)T * H * hd), *a = rnd(k->attention_saved(1, T, H));
-    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, hd, 1));
+    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, H, hd, 1));
     long before = tid_of(2);
     k->attention_forward(o, a, scr, qkv, NULL, 1, T, H, H, hd);
     k->attention_backward(d, scr, dout, qkv, o, a, NULL, 1, T, H, H, hd);
@@ -377,6 +377,47 @@ static void test_attention_team(const llm_kernels *k)
     free(qkv); free(dout); free(o); free(a); free(d); free(scr);
 }
 
+/* Attention's bits do not depend on the thread count: a layer's heads
+ * are cut into units by its shape alone, and the backward sums the units'
+ * dK and dV in a fixed order. 1 thread against 3, fp32 and (where the
+ * table has it) bf16: outputs, what the forward keeps, and gradients. */
+static void test_attention_threads(const llm_kernels *k, int B, int T, int H, int KVH, int hd)
+{
+    int QS = (H + 2 * KVH) * hd, OS = H * hd;
+    size_t nq = (size_t)B * T * QS, no = (size_t)B * T * OS, ns = k->attention_saved(B, T, H);
+    float *qkv = rnd(nq), *dout = rnd(no), *got[2][2][3];
+    for (int bf = 0; bf < 2; bf++)
+        for (int i = 0; i < 2; i++) {
+            llm_kernels_set_threads(i ? 3 : 1);
+            float *o = rnd(no), *a = rnd(ns), *d = rnd(nq);
+            float *scr = scratch_of(k->attention_scratch(B, T, H, KVH, hd, 1));
+            if (bf && k->attention_forward_bf16) {
+                k->attention_forward_bf16(o, a, scr, qkv, NULL, B, T, H, KVH, hd);
+                k->attention_backward_bf16(d, scr, dout, qkv, o, a, NULL, B, T, H, KVH, hd);
+            } else {
+                k->attention_forward(o, a, scr, qkv, NULL, B, T, H, KVH, hd);
+                k->attention_backward(d, scr, dout, qkv, o, a, NULL, B, T, H, KVH, hd);
+            }
+            got[bf][i][0] = o, got[bf][i][1] = a, got[bf][i][2] = d;
+            free(scr);
+        }
+    static const char *names[] = { "out", "saved", "dqkv" };
+    size_t sizes[] = { no, ns, nq };
+    for (int bf = 0; bf < 2; bf++)
+        for (int j = 0; j < 3; j++) {
+            if (memcmp(got[bf][0][j], got[bf][1][j], sizes[j] * sizeof(float))) {
+                failures++;
+                printf("FAIL %s attention%s B=%d T=%d H=%d KVH=%d hd=%d: %s differs between 1 "
+                       "and 3 threads\n", k->name, bf ? "_bf16" : "", B, T, H, KVH, hd,
+                       names[j]);
+            }
+            free(got[bf][0][j]);
+            free(got[bf][1][j]);
+        }
+    llm_kernels_set_threads(2);
+    free(qkv); free(dout);
+}
+
 /* A row packed with documents, under its starts, gives each document the
  * outputs and gradients it gets alone in a row of its own (within rounding:
  * the reference adds in double). */
@@ -386,7 +427,7 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
     float *qkv = rnd((size_t)T * QS), *dout = rnd((size_t)T * OS);
     int32_t *st = random_starts(1, T, 5);
     float *o = rnd((size_t)T * OS), *a = rnd(k->attention_saved(1, T, H));
-    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, hd, 1));
+    float *d = rnd((size_t)T * QS), *scr = scratch_of(k->attention_scratch(1, T, H, KVH, hd, 1));
     k->attention_forward(o, a, scr, qkv, st, 1, T, H, KVH, hd);
     k->attention_backward(d, scr, dout, qkv, o, a, st, 1, T, H, KVH, hd);
     int docs = 0;
@@ -395,7 +436,8 @@ static void test_attention_packing(const llm_kernels *k, int T, int H, int KVH, 
         while (t0 + n < T && st[t0 + n] == t0)
             n++;
         float *o1 = rnd((size_t)n * OS), *a1 = rnd(k->attention_saved(1, n, H));
-        float *d1 = rnd((size_t)n * QS), *s1 = scratch_of(k->attention_scratch(1, n, H, hd, 1));
+        float *d1 = rnd((size_t)n * QS);
+        float *s1 = scratch_of(k->attention_scratch(1, n, H, KVH, hd, 1));
         k->attention_forward(o1, a1, s1, qkv + (size_t)t0 * QS, NULL, 1, n, H, KVH, hd);
         k->attention_backward(d1, s1, dout + (size_t)t0 * OS, qkv + (size_t)t0 * QS, o1, a1,
                               NULL, 1, n, H, KVH, hd);
@@ -1189,9 +1231,15 @@ static void test_level(const llm_kernels *f, const llm_kernels *r, int dp)
          * 2 x 512): the products over a prefix of the values' panel and
          * dQ's over the keys' sum several blocks. */
         test_attention(f, r, 1, 1100, 2, 1, 4, 0);
+        /* Tasks enough not to be cut (32 heads, 32 groups), and heads
+         * enough but groups cut. */
+        test_attention(f, r, 8, 40, 4, 4, 8, 0);
+        test_attention(f, r, 4, 130, 8, 2, 8, 3);
         test_attention_packing(f, 70, 4, 2, 8);
         test_attention_packing(r, 40, 2, 1, 4);
         test_attention_team(f);
+        test_attention_threads(f, 1, 520, 4, 1, 8);   /* the group cut into 32 units */
+        test_attention_threads(f, 8, 40, 4, 4, 8);    /* not cut */
         test_swiglu(f, r, 3, 5);
         test_swiglu(f, r, 33, 97);
         test_crossentropy(f, r, 7, 67, 0.0f);
