@@ -377,6 +377,29 @@ static void test_attention_team(const llm_kernels *k)
     free(qkv); free(dout); free(o); free(a); free(d); free(scr);
 }
 
+static void no_work(void *ctx, int task, int thread)
+{
+    (void)ctx, (void)task, (void)thread;
+}
+
+/* llm_kernels_parallel() with fewer tasks than threads (a short last
+ * batch of documents, few sequences to sample) keeps the team's threads
+ * too: 2 tasks on 3 threads leave thread 2 as it was (a team of one
+ * leaves libgomp's threads alone; one of two ended the third). */
+static void test_parallel_team(void)
+{
+    llm_kernels_set_threads(3);
+    long before = tid_of(2);
+    llm_kernels_parallel(2, 0, no_work, NULL);
+    long after = tid_of(2);
+    if (before < 0 || before != after) {
+        failures++;
+        printf("FAIL llm_kernels_parallel: 2 tasks on 3 threads ended thread 2 (%ld, then "
+               "%ld)\n", before, after);
+    }
+    llm_kernels_set_threads(2);
+}
+
 /* Attention's bits do not depend on the thread count: a layer's heads
  * are cut into units by its shape alone, and the backward sums the units'
  * dK and dV in a fixed order. 1 thread against 3, fp32 and (where the
@@ -1340,6 +1363,7 @@ int main(void)
     }
     test_bf16_rounding(r);
     test_finite_differences(r);
+    test_parallel_team();
     if (failures) {
         printf("%d check(s) failed\n", failures);
         return 1;
