@@ -222,8 +222,9 @@ static int imin(int a, int b)
  * thread's part of the scratch, L2-sized: its probabilities (and in the
  * backward their gradients) over the keys up to the tile's last. The
  * products read the head's keys and values from panels packed once for
- * a unit of work (llm_cpu_panel), where a product of each tile would pack
- * its prefix of them again (on average T / (2 TILE) times each: 8 at T =
+ * the task (llm_cpu_panel; below, where tasks are cut, once for all the
+ * units of a group), where a product of each tile would pack its prefix
+ * of them again (on average T / (2 TILE) times each: 8 at T =
  * 1024).
  *
  * The forward's tasks are heads (b, h), the backward's groups (b, kv
