@@ -67,6 +67,8 @@ struct llm_session {
     int *alen;            /* host: (rows) and number of keys */
     float *att;           /* (threads, 2 n_ctx + hd) attention's scratch */
     int att_threads;
+    float *whole;         /* a whole prompt's attention_forward: what it keeps, then */
+    size_t whole_n;       /* its scratch; floats */
     int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
     llm_lpx lpx;          /* (rows) inputs of int8 or bf16 products (lowp.c) */
@@ -160,7 +162,7 @@ void llm_session_free(llm_session *s)
         return;
     const llm_kernels *k = s->m->k;
     void *dev[] = { s->kv, s->x, s->xb, s->qkv, s->atty, s->h13, s->hsw, s->rstd, s->rcos,
-                     s->rsin, s->logits, s->att, s->wpack };
+                     s->rsin, s->logits, s->att, s->whole, s->wpack };
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
         k->free(dev[i]);
     k->free(s->tok);
@@ -407,6 +409,35 @@ static void session_rope(void *ctx, float *x, int nh, const int *map, int N)
                            s->rsin + (size_t)map[i] * h2, 1, 1, nh, m->hd, m->QS);
 }
 
+/* A whole prompt in fp32 (one sequence, from position 0, products by
+ * the table's matmul_forward: prompts longer than PREFILL_ROWS) attends
+ * as a training or evaluation forward does, by the table's
+ * attention_forward: tiles of queries by matrix products, where
+ * attention_rows takes a query row at a time (a 1,004-token prompt to
+ * SmolLM2-135M spent a third of its prefill there). Not for the last
+ * layer's kept rows, nor without the memory (then attention_rows does it,
+ * within rounding). @return whether it did. */
+static int whole_prompt(llm_session *s, const llm_block *b)
+{
+    const llm_model *m = s->m;
+    const llm_config *c = &m->cfg;
+    int H = c->n_heads, KVH = c->n_kv_heads, T = b->n;
+    if (s->mm != MM_KERNEL || s->bf16 || s->start || b->keep || s->rpos[0] != 0)
+        return 0;
+    size_t saved = m->k->attention_saved(1, T, H);
+    size_t n = saved + m->k->attention_scratch(1, T, H, KVH, m->hd, 0);
+    if (n > s->whole_n) {
+        m->k->free(s->whole);
+        s->whole_n = 0;
+        if (!(s->whole = m->k->alloc(n * sizeof *s->whole)))
+            return 0;
+        s->whole_n = n;
+    }
+    m->k->attention_forward(b->atty, s->whole, s->whole + saved, b->qkv, NULL, 1, T, H, KVH,
+                            m->hd);
+    return 1;
+}
+
 static void session_attend(void *ctx, int l, const llm_block *b)
 {
     llm_session *s = ctx;
@@ -435,7 +466,8 @@ static void session_attend(void *ctx, int l, const llm_block *b)
         m->k->copy_rows(s->kd, k0, (size_t)m->QS, b->n, KVD);
         m->k->copy_rows(s->vd, k0 + KVD, (size_t)m->QS, b->n, KVD);
     }
-    attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
+    if (!whole_prompt(s, b))
+        attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
 }
 
 /* The forward of N rows whose tokens (host), sequences and positions are

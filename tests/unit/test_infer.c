@@ -621,6 +621,49 @@ static void test_advance(const llm_config *c, int mode)
     llm_model_free(m);
 }
 
+/* A prompt past 32 tokens prefilled whole from position 0 (attention by
+ * the table's attention_forward, as the recompute's), and the same tokens
+ * after a held head of 5 (attention_rows over the cache), against the
+ * recompute, on the fast and the reference kernels. */
+static void test_long_prompt(const llm_config *c)
+{
+    int V = c->vocab_size, T = c->context - 2;
+    int32_t tok[64];
+    llm_rng r;
+    llm_rng_seed(&r, 11);
+    for (int t = 0; t < T; t++)
+        tok[t] = (int32_t)llm_rng_below(&r, (uint64_t)V);
+    float *got = malloc((size_t)V * sizeof *got), *ref = malloc((size_t)V * sizeof *ref);
+    const char *devices[] = { "cpu", "ref" };
+    for (int d = 0; d < 2; d++) {
+        llm_model *m = make_model(c, devices[d], 5);
+        llm_session *s;
+        CHECK_RC(llm_session_new(m, 2, &s));
+        char what[64];
+        snprintf(what, sizeof what, "long prompt/%s whole", devices[d]);
+        CHECK_RC(llm_session_prefill(s, 0, tok, T, got));
+        recompute(m, tok, T - 1, ref);
+        compare(what, 0, T - 1, got, ref, V);
+        snprintf(what, sizeof what, "long prompt/%s after 5", devices[d]);
+        CHECK_RC(llm_session_prefill(s, 1, tok, 5, NULL));
+        CHECK_RC(llm_session_prefill(s, 1, tok + 5, T - 5, got));
+        compare(what, 1, T - 1, got, ref, V);
+        /* Stepping on from the whole prompt's cache. */
+        snprintf(what, sizeof what, "long prompt/%s step", devices[d]);
+        int seq = 0;
+        CHECK_RC(llm_session_step(s, &seq, &tok[T - 1], 1, got));
+        int32_t more[64];
+        memcpy(more, tok, (size_t)T * sizeof *more);
+        more[T] = tok[T - 1];
+        recompute(m, more, T, ref);
+        compare(what, 0, T, got, ref, V);
+        llm_session_free(s);
+        llm_model_free(m);
+    }
+    free(got);
+    free(ref);
+}
+
 int main(void)
 {
     llm_set_threads(2);
@@ -674,6 +717,7 @@ int main(void)
         test_prefill_batch(&longer, lowp);
     for (int mode = 0; mode <= 3; mode++)
         test_advance(&longer, mode);
+    test_long_prompt(&longer);
     printf("max |cache - recompute| over all logits: %.3g (tolerance %g + %g*|ref|)\n",
            worst_seen, ATOL, RTOL);
     if (failures) {
