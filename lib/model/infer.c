@@ -5,8 +5,9 @@
  *
  * Three entry points, chosen so that results never depend on batching:
  *  - prefill: the tokens of ONE sequence in one forward, matrix-matrix
- *    through the kernel table's matmul_forward (sgemm on the CPU), or for a
- *    short prompt its matmul_rows;
+ *    through the kernel table's matmul_forward (sgemm on the CPU; a whole
+ *    prompt from position 0 attends by its attention_forward then), or for
+ *    a short prompt its matmul_rows;
  *  - step: one token for each of n sequences together. Its matrix products
  *    go through the table's matmul_rows, which reads every weight row once
  *    for all n rows (decode is bound by memory bandwidth) and computes each
