@@ -68,8 +68,8 @@ struct llm_session {
     int *alen;            /* host: (rows) and number of keys */
     float *att;           /* (threads, 2 n_ctx + hd) attention's scratch */
     int att_threads;
-    float *whole;         /* a whole prompt's attention_forward: what it keeps, then */
-    size_t whole_n;       /* its scratch; floats */
+    float *whole;         /* whole()'s attention_forward: what it keeps, then its */
+    size_t whole_n;       /* scratch; floats */
     int mm;               /* how the forward under way computes its products */
     float *wpack;         /* matmul_rows_packed's scratch, for any product */
     llm_lpx lpx;          /* (rows) inputs of int8 or bf16 products (lowp.c) */
@@ -295,17 +295,18 @@ static int packed_reserve(llm_session *s)
 
 /* Causal attention of n rows against their own sequences' keys and
  * values, which already hold each row's own: row i of out(n, OS) = for the
- * query row rows[i] of qkv (rows NULL: i). Keys and values come from the
- * cache, or in a packed forward from the sequence's own rows of qkv (fp32)
- * or of pkv (bf16). */
-static void attend(llm_session *s, int l, int n, const int *rows)
+ * query row rows[i] of qkv (rows NULL: first + i, out from atty's row
+ * first on). Keys and values come from the cache, or in a packed forward
+ * from the sequence's own rows of qkv (fp32) or of pkv (bf16). */
+static void attend(llm_session *s, int l, int n, const int *rows, int first)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
     int H = c->n_heads, hd = m->hd, KVD = s->KVD;
     size_t stride = !s->start ? s->kvs : s->bf16 ? (size_t)KVD : (size_t)m->QS;
+    float *out = s->atty + (size_t)first * m->OS;
     for (int i = 0; i < n; i++) {
-        int r = rows ? rows[i] : i, seq = s->rseq[r];
+        int r = rows ? rows[i] : first + i, seq = s->rseq[r];
         s->aq[i] = s->qkv + (size_t)r * m->QS;
         if (s->start && s->bf16) {
             s->bk[i] = s->pkv + (size_t)s->start[seq] * KVD;
@@ -323,11 +324,11 @@ static void attend(llm_session *s, int l, int n, const int *rows)
         s->alen[i] = s->rpos[r] + 1;
     }
     if (s->bf16)
-        m->k->attention_rows_bf16(s->atty, (size_t)m->OS, s->aq, s->bk, s->bv, stride, s->alen,
-                                  n, H, c->n_kv_heads, hd, s->att, s->n_ctx);
+        m->k->attention_rows_bf16(out, (size_t)m->OS, s->aq, s->bk, s->bv, stride, s->alen, n, H,
+                                  c->n_kv_heads, hd, s->att, s->n_ctx);
     else
-        m->k->attention_rows(s->atty, (size_t)m->OS, s->aq, s->ak, s->av, stride, s->alen, n,
-                             H, c->n_kv_heads, hd, s->att, s->n_ctx);
+        m->k->attention_rows(out, (size_t)m->OS, s->aq, s->ak, s->av, stride, s->alen, n, H,
+                             c->n_kv_heads, hd, s->att, s->n_ctx);
 }
 
 /* How a forward computes its products: the table's matmul_forward
@@ -410,21 +411,24 @@ static void session_rope(void *ctx, float *x, int nh, const int *map, int N)
                            s->rsin + (size_t)map[i] * h2, 1, 1, nh, m->hd, m->QS);
 }
 
-/* A whole prompt in fp32 (one sequence, from position 0, products by
- * the table's matmul_forward: prompts longer than PREFILL_ROWS) attends
- * as a training or evaluation forward does, by the table's
- * attention_forward: tiles of queries by matrix products, where
- * attention_rows takes a query row at a time (a 1,004-token prompt to
- * SmolLM2-135M spent a third of its prefill there). Not for the last
- * layer's kept rows, nor without the memory (then attention_rows does it,
- * within rounding). @return whether it did. */
-static int whole_prompt(llm_session *s, const llm_block *b)
+/* Rows of the packed forward's document that starts at row r (of n). */
+static int doc_len(const llm_session *s, int n, int r)
+{
+    int d = s->rseq[r];
+    return (d == s->rseq[n - 1] ? n : s->start[d + 1]) - r;
+}
+
+/* Attention over rows [first, first + T) of the block, one sequence from
+ * its position 0, by the table's attention_forward: tiles of queries by
+ * matrix products, where attention_rows takes a query row at a time (a
+ * 1,004-token prompt to SmolLM2-135M spent a third of its prefill there).
+ * @return 0 without the memory for it (the caller then takes
+ * attention_rows: the same within rounding). */
+static int whole(llm_session *s, const llm_block *b, int first, int T)
 {
     const llm_model *m = s->m;
     const llm_config *c = &m->cfg;
-    int H = c->n_heads, KVH = c->n_kv_heads, T = b->n;
-    if (s->mm != MM_KERNEL || s->bf16 || s->start || b->keep || s->rpos[0] != 0)
-        return 0;
+    int H = c->n_heads, KVH = c->n_kv_heads;
     size_t saved = m->k->attention_saved(1, T, H);
     size_t n = saved + m->k->attention_scratch(1, T, H, KVH, m->hd, 0);
     if (n > s->whole_n) {
@@ -434,9 +438,37 @@ static int whole_prompt(llm_session *s, const llm_block *b)
             return 0;
         s->whole_n = n;
     }
-    m->k->attention_forward(b->atty, s->whole, s->whole + saved, b->qkv, NULL, 1, T, H, KVH,
-                            m->hd);
+    m->k->attention_forward(b->atty + (size_t)first * m->OS, s->whole, s->whole + saved,
+                            b->qkv + (size_t)first * m->QS, NULL, 1, T, H, KVH, m->hd);
     return 1;
+}
+
+/* The block's attention in fp32 (not the last layer's kept rows): a
+ * prompt of more than PREFILL_ROWS tokens prefilled whole from position 0
+ * (products by matmul_forward), or in a packed forward each document of
+ * more than PREFILL_ROWS tokens, by whole(); the rest (decoding steps,
+ * prompts that continue a sequence, short documents) by attention_rows.
+ * Each sequence takes one way by its own length, whatever comes with it. */
+static void attend_all(llm_session *s, int l, const llm_block *b)
+{
+    if (!s->start) {
+        if (s->mm != MM_KERNEL || s->rpos[0] != 0 || !whole(s, b, 0, b->n))
+            attend(s, l, b->n, NULL, 0);
+        return;
+    }
+    for (int r = 0, len; r < b->n; r += len) {
+        if ((len = doc_len(s, b->n, r)) > PREFILL_ROWS) {
+            if (!whole(s, b, r, len))
+                attend(s, l, len, NULL, r);
+            continue;
+        }
+        /* A run of short documents together. */
+        int r1 = r + len, next;
+        while (r1 < b->n && (next = doc_len(s, b->n, r1)) <= PREFILL_ROWS)
+            r1 += next;
+        attend(s, l, r1 - r, NULL, r);
+        len = r1 - r;
+    }
 }
 
 static void session_attend(void *ctx, int l, const llm_block *b)
@@ -467,8 +499,10 @@ static void session_attend(void *ctx, int l, const llm_block *b)
         m->k->copy_rows(s->kd, k0, (size_t)m->QS, b->n, KVD);
         m->k->copy_rows(s->vd, k0 + KVD, (size_t)m->QS, b->n, KVD);
     }
-    if (!whole_prompt(s, b))
-        attend(s, l, b->keep ? b->n_keep : b->n, b->keep);
+    if (b->keep || s->bf16)
+        attend(s, l, b->keep ? b->n_keep : b->n, b->keep, 0);
+    else
+        attend_all(s, l, b);
 }
 
 /* The forward of N rows whose tokens (host), sequences and positions are

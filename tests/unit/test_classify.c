@@ -452,11 +452,13 @@ static void test_predict(void)
  * whose widths are not multiples of 8, in fp32 and over bf16 copies of
  * the weights (where both forwards round attention's inputs too); and each
  * document's probabilities the same bits alone, among others in any batch
- * size, on 1 or 2 threads. */
+ * size, on 1 or 2 threads. Documents past 32 tokens (in fp32 their
+ * attention is attention_forward's, the rest attention_rows') among short
+ * ones. */
 static void test_predict_reference(llm_pooling pool, int bf16)
 {
     llm_config c = { .vocab_size = 50, .dim = 20, .n_layers = 2, .n_heads = 2,
-                     .n_kv_heads = 1, .ffn_dim = 36, .context = 16, .rope_base = 1e4,
+                     .n_kv_heads = 1, .ffn_dim = 36, .context = 48, .rope_base = 1e4,
                      .norm_eps = 1e-5, .tied = 0 };
     llm_model *m;
     CHECK_RC(llm_model_create(&c, 5, "cpu", &m));
@@ -468,9 +470,9 @@ static void test_predict_reference(llm_pooling pool, int bf16)
     llm_rng r;
     llm_rng_seed(&r, 18);
     enum { N = 9 };
-    int32_t ids[N][16];
+    int32_t ids[N][48];
     const int32_t *docs[N];
-    size_t lens[N] = { 16, 1, 7, 2, 16, 9, 3, 12, 5 };
+    size_t lens[N] = { 16, 1, 7, 2, 40, 9, 3, 33, 5 };
     for (int d = 0; d < N; d++) {
         for (size_t t = 0; t < lens[d]; t++)
             ids[d][t] = (int32_t)llm_rng_below(&r, 50);
