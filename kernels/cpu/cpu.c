@@ -225,7 +225,14 @@ static int imin(int a, int b)
  * the task (llm_cpu_panel; below, where tasks are cut, once for all the
  * units of a group), where a product of each tile would pack its prefix
  * of them again (on average T / (2 TILE) times each: 8 at T =
- * 1024).
+ * 1024). With documents packed in rows (`start`), a tile reads the keys
+ * from its earliest document's start only, down to a multiple of
+ * LLM_PANEL_STEP (first_key): the probabilities of those before are exact
+ * zeros, and the products from there give the whole products' bits
+ * (cpu.h): a tile of Multi30k's pairs packed in rows of 1024 reads at most
+ * 192 keys where it read up to 1024, and training gives the same bytes.
+ * (The cut below still weighs each tile by all its keys: it follows the
+ * shape, not the documents.)
  *
  * The forward's tasks are heads (b, h), the backward's groups (b, kv
  * head) of the query heads sharing a kv head, whose tiles add into its dK
@@ -408,13 +415,14 @@ static void unit_panels(const attention_plan *p, int bf16, size_t g, int id, con
         panel(p, &pn[pi], p->U == 1, bf16, g, id, pi, qkv, H, KVH);
 }
 
-/* Row t of the probabilities from its scores row[0, t] (read where t >=
+/* Row t of the probabilities from its scores row[kf, t] (read where t >=
  * s0 only): the forward's softmax over [s0, t], keeping its maximum and
  * reciprocal sum in keep[0] and keep[1], or (keep NULL) those of from;
- * 0 over [0, s0) and (t, end), where the tile's products read. */
-static void probs_row(float *row, int s0, int t, int end, float *keep, const float *from)
+ * 0 over [kf, s0) and (t, end), where the tile's products read. */
+static void probs_row(float *row, int kf, int s0, int t, int end, float *keep,
+                      const float *from)
 {
-    for (int s = 0; s < s0; s++)
+    for (int s = kf; s < s0; s++)
         row[s] = 0.0f;
     if (keep) {
         float m = -INFINITY, sum = 0.0f;
@@ -443,21 +451,35 @@ static void probs_row(float *row, int s0, int t, int end, float *keep, const flo
         row[s] = 0.0f;
 }
 
-/* P(m x (r0 + m)) at ld T, the probabilities of queries [r0, r0 + m) of
- * head h of row b, from the scores against the panel kt of its keys: the
- * forward's, keeping each row's maximum and reciprocal sum in keep (T
- * pairs for the head), or the backward's from those pairs (keep NULL). */
+/* The first key that queries [r0, r0 + m) of row b read: their earliest
+ * document's start (0 without documents), down to a multiple of
+ * LLM_PANEL_STEP. */
+static int first_key(const int32_t *start, int b, int T, int r0, int m)
+{
+    if (!start)
+        return 0;
+    int s = r0;
+    for (int i = 0; i < m; i++)
+        s = imin(s, start[(size_t)b * T + r0 + i]);
+    return s / LLM_PANEL_STEP * LLM_PANEL_STEP;
+}
+
+/* P(m x (r0 + m)) at ld T, columns [kf, r0 + m) of them, the probabilities
+ * of queries [r0, r0 + m) of head h of row b, from the scores against the
+ * panel kt of its keys: the forward's, keeping each row's maximum and
+ * reciprocal sum in keep (T pairs for the head), or the backward's from
+ * those pairs (keep NULL). */
 static void probs_tile(float *P, const llm_cpu_panel *kt, float *work, const float *qkv,
                        const int32_t *start, float *keep, const float *from, int b, int h,
-                       int r0, int m, int T, int H, int KVH, int hd)
+                       int r0, int m, int kf, int T, int H, int KVH, int hd)
 {
     int QS = (H + 2 * KVH) * hd;
     const float *q = qkv + (size_t)b * T * QS + (size_t)h * hd;
-    llm_cpu_panel_gemm(0, m, r0 + m, hd, 1.0f / sqrtf((float)hd), q + (size_t)r0 * QS, QS, kt,
-                       0.0f, P, T, work);
+    llm_cpu_panel_gemm(0, m, r0 + m, hd, kf, 0, 1.0f / sqrtf((float)hd), q + (size_t)r0 * QS,
+                       QS, kt, 0.0f, P, T, work);
     for (int i = 0; i < m; i++) {
         int t = r0 + i, s0 = start ? start[(size_t)b * T + t] : 0;
-        probs_row(P + (size_t)i * T, s0, t, r0 + m, keep ? keep + 2 * t : NULL,
+        probs_row(P + (size_t)i * T, kf, s0, t, r0 + m, keep ? keep + 2 * t : NULL,
                   keep ? NULL : from + 2 * t);
     }
 }
@@ -485,9 +507,10 @@ static void attend_forward(int bf16, float *out, float *saved, float *scratch,
             for (int i = i0; i < i1; i++) {
                 int r0, m;
                 tile_of(i, nt, T, &r0, &m);
+                int kf = first_key(start, b, T, r0, m);
                 probs_tile(P, &pn[0], work, qkv, start, saved + (size_t)bh * 2 * T, NULL, b, h,
-                           r0, m, T, H, KVH, hd);
-                llm_cpu_panel_gemm(0, m, hd, r0 + m, 1.0f, P, T, &pn[1], 0.0f,
+                           r0, m, kf, T, H, KVH, hd);
+                llm_cpu_panel_gemm(0, m, hd, r0 + m, 0, kf, 1.0f, P, T, &pn[1], 0.0f,
                                    out + ((size_t)b * T + r0) * OS + (size_t)h * hd, OS, work);
             }
         }
@@ -548,33 +571,37 @@ static void attend_backward(int bf16, float *dqkv, float *scratch, const float *
             for (int i = i0; i < i1; i++) {
                 int r0, m, h = kh * rep + i / nt;
                 tile_of(i, nt, T, &r0, &m);
-                int nk = r0 + m;
+                int nk = r0 + m, kf = first_key(start, b, T, r0, m);
                 size_t bh = (size_t)b * H + h;
                 const float *qr = base + (size_t)r0 * QS + (size_t)h * hd;
                 const float *dOr = dout + ((size_t)b * T + r0) * OS + (size_t)h * hd;
-                probs_tile(P, &pn[0], work, qkv, start, NULL, saved + bh * 2 * T, b, h, r0, m, T,
-                           H, KVH, hd);
+                probs_tile(P, &pn[0], work, qkv, start, NULL, saved + bh * 2 * T, b, h, r0, m,
+                           kf, T, H, KVH, hd);
                 /* dP = dO V^T. */
-                llm_cpu_panel_gemm(0, m, nk, hd, 1.0f, dOr, OS, &pn[2], 0.0f, D, T, work);
-                /* dS = P (dP - <dP, P>) * scale, 0 past the diagonal. */
+                llm_cpu_panel_gemm(0, m, nk, hd, kf, 0, 1.0f, dOr, OS, &pn[2], 0.0f, D, T, work);
+                /* dS = P (dP - <dP, P>) * scale, 0 past the diagonal (the
+                 * sum from kf, a multiple of 64: its lanes and so its bits
+                 * those of the sum from 0, whose terms before are 0). */
                 for (int r = 0; r < m; r++) {
                     const float *pr = P + (size_t)r * T;
                     float *d = D + (size_t)r * T;
                     int t = r0 + r;
                     float dot = 0.0f;
 #pragma omp simd reduction(+:dot)
-                    for (int s = 0; s <= t; s++)
+                    for (int s = kf; s <= t; s++)
                         dot += pr[s] * d[s];
-                    for (int s = 0; s <= t; s++)
+                    for (int s = kf; s <= t; s++)
                         d[s] = pr[s] * (d[s] - dot) * scale;
                     for (int s = t + 1; s < nk; s++)
                         d[s] = 0.0f;
                 }
-                /* dQ = dS K; dV += P^T dO and dK += dS^T Q over keys [0, nk). */
-                llm_cpu_panel_gemm(0, m, hd, nk, 1.0f, D, T, &pn[1], 0.0f,
+                /* dQ = dS K; dV += P^T dO and dK += dS^T Q over keys [kf, nk). */
+                llm_cpu_panel_gemm(0, m, hd, nk, 0, kf, 1.0f, D, T, &pn[1], 0.0f,
                                    dbase + (size_t)r0 * QS + (size_t)h * hd, QS, work);
-                prod(1, 0, nk, hd, m, 1.0f, P, T, dOr, OS, 1.0f, dv, ld);
-                prod(1, 0, nk, hd, m, 1.0f, D, T, qr, QS, 1.0f, dk, ld);
+                prod(1, 0, nk - kf, hd, m, 1.0f, P + kf, T, dOr, OS, 1.0f,
+                     dv + (size_t)kf * ld, ld);
+                prod(1, 0, nk - kf, hd, m, 1.0f, D + kf, T, qr, QS, 1.0f,
+                     dk + (size_t)kf * ld, ld);
             }
         }
         if (p.U > 1) {

@@ -83,10 +83,15 @@ void   llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const
  * llm_cpu_gemm_bf16) packs it into; llm_cpu_panel_gemm() is then that
  * product with tb 0 over op(B)'s first K rows and N columns (K <= the
  * panel's, even or all of them; N <= the panel's), the same bits, packing
- * A in work (llm_cpu_panel_work(K) floats, 64-byte aligned). Serial: for
- * a thread's part of a parallel region. llm_cpu_panel_at() describes in pn
- * the panel that llm_cpu_panel_pack() packed at mem (another thread's: the
- * same description), without packing. */
+ * A in work (llm_cpu_panel_work(K) floats, 64-byte aligned). Of C it
+ * writes columns [j0, N) only, and of the sum over k it takes the terms
+ * of k >= k0 only (j0 and k0 multiples of LLM_PANEL_STEP): where op(A)'s
+ * columns before k0 are zeros, the product's values, on our product's
+ * levels its bits but for the sign of a zero. Serial: for a thread's part
+ * of a parallel region. llm_cpu_panel_at() describes in pn the panel that
+ * llm_cpu_panel_pack() packed at mem (another thread's: the same
+ * description), without packing. */
+#define LLM_PANEL_STEP 64
 typedef struct {
     float *p;
     int K, N, mode, bf16;   /* mode: the product's own packing, or -1 (op(B) as is) */
@@ -96,8 +101,9 @@ size_t llm_cpu_panel_work(int K);
 void   llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
                           int tb, int K, int N);
 void   llm_cpu_panel_at(llm_cpu_panel *pn, float *mem, int bf16, int K, int N);
-void   llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
-                          const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work);
+void   llm_cpu_panel_gemm(int ta, int M, int N, int K, int j0, int k0, float alpha,
+                          const float *A, int lda, const llm_cpu_panel *pn, float beta, float *C,
+                          int ldc, float *work);
 
 void   llm_cpu_matmul_rows(float *out, size_t ldo, const float *inp, size_t ldi,
                            const int *map, const void *w, int half, int N, int IC, int OC);

@@ -121,11 +121,16 @@ static void panel_plain_pack(float *mem, const float *B, int ldb, int tb, int K,
             mem[(size_t)k * N + j] = op(B, ldb, tb, k, j);
 }
 
-static void panel_plain_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
-                             const llm_cpu_panel *pn, float beta, float *C, int ldc)
+static void panel_plain_gemm(int ta, int M, int N, int K, int j0, int k0, float alpha,
+                             const float *A, int lda, const llm_cpu_panel *pn, float beta,
+                             float *C, int ldc)
 {
-    (pn->bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm)(ta, 0, M, N, K, alpha, A, lda, pn->p,
-                                                   pn->N > 0 ? pn->N : 1, beta, C, ldc);
+    int ldb = pn->N > 0 ? pn->N : 1, k = k0 < K ? K - k0 : 0;
+    if (k == 0)
+        k0 = 0;   /* (nothing is read) */
+    (pn->bf16 ? llm_cpu_gemm_bf16 : llm_cpu_gemm)(
+        ta, 0, M, N - j0, k, alpha, ta ? A + (size_t)k0 * lda : A + k0, lda,
+        pn->p + (size_t)k0 * ldb + j0, ldb, beta, C + j0, ldc);
 }
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -822,8 +827,9 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 
 /* Panels in our packing: slivers of NR columns over all K rows (pairs of
  * them with P_BF16_DP), so that the product's block at k0 starts k0 rows
- * (k0 / 2 pairs) into each sliver, and a product over a prefix of K makes
- * own_gemm's blocks of it, and so its bits. */
+ * (k0 / 2 pairs) into each sliver, column j0 (a multiple of NR) starts
+ * sliver j0 / NR, and a product over a prefix of K makes own_gemm's blocks
+ * of it, and so its bits. */
 size_t llm_cpu_panel_floats(int K, int N)
 {
     return (size_t)K * ((N + NR - 1) / NR * NR);
@@ -852,26 +858,33 @@ void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B,
         pack_b(mem, B, ldb, tb, 0, K, 0, N, u, pn->mode);
 }
 
-void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
-                        const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work)
+void llm_cpu_panel_gemm(int ta, int M, int N, int K, int j0, int k0, float alpha,
+                        const float *A, int lda, const llm_cpu_panel *pn, float beta, float *C,
+                        int ldc, float *work)
 {
-    if (M <= 0 || N <= 0)
+    if (M <= 0 || N <= j0)
         return;
     if (pn->mode < 0) {
-        panel_plain_gemm(ta, M, N, K, alpha, A, lda, pn, beta, C, ldc);
+        panel_plain_gemm(ta, M, N, K, j0, k0, alpha, A, lda, pn, beta, C, ldc);
         return;
     }
-    if (K == 0) {
-        no_k(beta, C, ldc, M, N);
+    if (k0 >= K) {
+        no_k(beta, C + j0, ldc, M, N - j0);
         return;
     }
+    /* The blocks of own_gemm over [0, K) (KC values of k, the last up to
+     * 2 KC - 1, which task() sums as KC and the rest), from k0: the block
+     * that k0 falls in is summed from k0 to its end. */
     size_t bs = (size_t)slots(pn->mode, pn->K) * NR;
-    for (int k0 = 0, kc; k0 < K; k0 += kc) {
-        kc = K - k0 < 2 * KC ? K - k0 : KC;
-        const float *bp = pn->p + (size_t)slots(pn->mode, k0) * NR;   /* k0 is even */
-        for (int i0 = 0; i0 < M; i0 += MC)
-            task(bp, bs, work, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, k0, kc, 0, N, alpha,
-                 C, ldc, 0, beta != 0.0f || k0 > 0, pn->mode);
+    for (int b0 = 0, kc; b0 < K; b0 += kc) {
+        kc = K - b0 < 2 * KC ? K - b0 : KC;
+        for (int s = b0 > k0 ? b0 : k0, n; s < b0 + kc; s += n) {
+            n = s > b0 && s < b0 + KC && kc > KC ? b0 + KC - s : b0 + kc - s;
+            const float *bp = pn->p + (size_t)slots(pn->mode, s) * NR;   /* s is even */
+            for (int i0 = 0; i0 < M; i0 += MC)
+                task(bp, bs, work, A, lda, ta, i0, M - i0 < MC ? M - i0 : MC, s, n, j0, N - j0,
+                     alpha, C, ldc, 0, beta != 0.0f || s > k0, pn->mode);
+        }
     }
 }
 
@@ -900,11 +913,13 @@ void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B,
     panel_plain_pack(mem, B, ldb, tb, K, N);
 }
 
-void llm_cpu_panel_gemm(int ta, int M, int N, int K, float alpha, const float *A, int lda,
-                        const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work)
+void llm_cpu_panel_gemm(int ta, int M, int N, int K, int j0, int k0, float alpha,
+                        const float *A, int lda, const llm_cpu_panel *pn, float beta, float *C,
+                        int ldc, float *work)
 {
     (void)work;
-    panel_plain_gemm(ta, M, N, K, alpha, A, lda, pn, beta, C, ldc);
+    if (M > 0 && N > j0)
+        panel_plain_gemm(ta, M, N, K, j0, k0, alpha, A, lda, pn, beta, C, ldc);
 }
 
 void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,

@@ -43,8 +43,9 @@ typedef size_t pfloats_fn(int K, int N);
 typedef size_t pwork_fn(int K);
 typedef void ppack_fn(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb, int tb,
                       int K, int N);
-typedef void pgemm_fn(int ta, int M, int N, int K, float alpha, const float *A, int lda,
-                      const llm_cpu_panel *pn, float beta, float *C, int ldc, float *work);
+typedef void pgemm_fn(int ta, int M, int N, int K, int j0, int k0, float alpha, const float *A,
+                      int lda, const llm_cpu_panel *pn, float beta, float *C, int ldc,
+                      float *work);
 #define PANEL_FNS(level)                                                                      \
     extern pfloats_fn llm_cpu_panel_floats_##level __attribute__((weak));                     \
     extern pwork_fn llm_cpu_panel_work_##level __attribute__((weak));                         \
@@ -210,7 +211,11 @@ static float *aligned(size_t floats)
 /* op(B) (K x N) packed once; products over prefixes of it (the first K'
  * rows: all, an even part, none; the first N' columns) must be f's over
  * the same prefix of B: its bits where our product runs (kc), else within
- * rounding of the double product. */
+ * rounding of the double product. So must products of columns from j0
+ * only over k from k0 only (multiples of LLM_PANEL_STEP, k0 within a
+ * block of summation, at the start of one, in a last block of up to 2 KC
+ * on either level, at K) where op(A)'s columns before k0 are zeros, and C's
+ * columns before j0 must stay as they were. */
 static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int tb, int K,
                   int N)
 {
@@ -220,30 +225,47 @@ static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int
     llm_cpu_panel pn;
     p->pack(&pn, mem, bf16, B, ldb, tb, K, N);
     const int ks[] = {K, K / 2 & ~1, 0}, ns[] = {N, N / 2 + 1};
+    const struct { int j0, k0; } parts[] = {{0, 0},    {64, 0},   {64, 64},          {0, 576},
+                                            {64, 832}, {0, 1088}, {0, 64 * (K / 64)}};
     for (int ta = 0; ta <= 1; ta++)
         for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
             for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
-                for (int beta = 0; beta <= 1; beta++) {
-                    int k = ks[a], n = ns[b], lda = (ta ? M : k) + 1, ldc = n + 2;
+                for (size_t cb = 0; cb < 2 * (sizeof parts / sizeof parts[0]); cb++) {
+                    int k = ks[a], n = ns[b], j0 = parts[cb / 2].j0, k0 = parts[cb / 2].k0;
+                    int c = (int)(cb / 2), beta = (int)(cb % 2);
+                    if ((c > 0 && k0 == 0 && j0 == 0) || k0 > k || j0 >= n)
+                        continue;
+                    int lda = (ta ? M : k) + 1, ldc = n + 2;
                     size_t nc = (size_t)M * ldc;
                     float *A = rnd((size_t)(ta ? k : M) * lda), *C0 = rnd(nc);
                     float *want = malloc(nc * sizeof *want), *got = malloc(nc * sizeof *got);
                     if (!want || !got)
                         exit(1);
+                    for (int i = 0; i < M; i++)
+                        for (int q = 0; q < k0; q++)
+                            A[ta ? (size_t)q * lda + i : (size_t)i * lda + q] = 0.0f;
                     if (!beta)
                         for (size_t i = 0; i < nc; i++)
                             C0[i] = NAN;
                     memcpy(want, C0, nc * sizeof *want);
                     memcpy(got, C0, nc * sizeof *got);
                     f(ta, tb, M, n, k, 0.5f, A, lda, B, ldb, (float)beta, want, ldc);
-                    p->gemm(ta, M, n, k, 0.5f, A, lda, &pn, (float)beta, got, ldc, work);
-                    int ok = kc ? memcmp(got, want, nc * sizeof *got) == 0
-                                : close_to_double(ta, tb, M, n, k, 0.5f, A, lda, B, ldb,
-                                                  (float)beta, C0, got, ldc);
+                    for (int i = 0; i < M; i++)
+                        memcpy(want + (size_t)i * ldc, C0 + (size_t)i * ldc, j0 * sizeof *want);
+                    p->gemm(ta, M, n, k, j0, k0, 0.5f, A, lda, &pn, (float)beta, got, ldc, work);
+                    int ok = 1;
+                    for (int i = 0; i < M; i++)
+                        ok &= memcmp(got + (size_t)i * ldc, C0 + (size_t)i * ldc,
+                                     j0 * sizeof *got) == 0;
+                    ok &= kc ? memcmp(got, want, nc * sizeof *got) == 0
+                             : close_to_double(ta, tb, M, n - j0, k, 0.5f, A, lda,
+                                               B + (tb ? (size_t)j0 * ldb : (size_t)j0), ldb,
+                                               (float)beta, C0 + j0, got + j0, ldc);
                     if (!ok) {
                         failures++;
                         printf("FAIL %s panel: tb %d K %d N %d, product ta %d over %d x %d "
-                               "beta %d: %s\n", level, tb, K, N, ta, k, n, beta,
+                               "from column %d and k %d, beta %d: %s\n", level, tb, K, N, ta,
+                               k, n, j0, k0, beta,
                                kc ? "not the product's bits" : "outside rounding");
                     }
                     free(A);
@@ -310,7 +332,8 @@ int main(void)
          * bf16 product included: the same path packs the panel). */
         int own = kc || (bf16 && strcmp(levels[l].name, "avx512") == 0 &&
                          strncmp(levels[l - 4].gemm ? levels[l - 4].gemm() : "", "own", 3) == 0);
-        static const struct { int K, N; } pshapes[] = {{64, 48}, {1100, 24}, {7, 5}, {48, 256}};
+        static const struct { int K, N; } pshapes[] = {{64, 48}, {1100, 24}, {7, 5}, {48, 256},
+                                                          {320, 100}};
         for (size_t s = 0; s < sizeof pshapes / sizeof pshapes[0]; s++)
             for (int tb = 0; tb <= 1; tb++)
                 panel(name, &levels[l].panel, levels[l].f, own, tb, pshapes[s].K, pshapes[s].N);
