@@ -14,6 +14,9 @@
 set -u
 B=${B:-build}
 TOP=$(cd "$(dirname "$0")/.." && pwd)
+# The tests join $TOP/$B: an absolute B made relative to TOP.
+case $B in /*) B=$(realpath -m --relative-to="$TOP" "$B") ;; esac
+export B
 BIN=$TOP/$B/bin
 FIXTURES=$TOP/tests/fixtures
 DATA=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}

@@ -5,6 +5,9 @@
 set -u
 B=${B:-build}
 TOP=$(cd "$(dirname "$0")/../.." && pwd)
+# The tests join $TOP/$B: an absolute B made relative to TOP.
+case $B in /*) B=$(realpath -m --relative-to="$TOP" "$B") ;; esac
+export B
 BIN=$TOP/$B/bin
 DATA=${DATA:-$(cd "$TOP/.." && pwd)/shared/data}
 FIXTURES=$TOP/tests/fixtures
