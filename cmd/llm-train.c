@@ -115,7 +115,9 @@ static const cli_opt opts[] = {
     {"ffn-dim", 0, CLI_INT, &o_ffn_dim, "N", SHAPE "SwiGLU hidden width (0: from the preset)",
      NULL, 0, 1 << 20, 0, CLI_COMPLETE_NONE, 1},
     {"context", 0, CLI_INT, &o_context, "N",
-     SHAPE "longest sequence, and the training sequence length (0: from the preset)",
+     "model shape: longest sequence, and the training sequence length (0: from the preset); "
+     "with --init and --resume, the training sequence length only (0: the model's context, "
+     "up to 1024)",
      NULL, 0, 1 << 20, 0, CLI_COMPLETE_NONE, 1},
     {"rope-base", 0, CLI_DOUBLE, &o_rope_base, "X", SHAPE "rotary embedding base", NULL,
      1, 1e9, 0, CLI_COMPLETE_NONE, 0},
@@ -1846,7 +1848,11 @@ static void load_model(train_run *r)
     else if (!r->pairs)
         check(llm_model_set_pairs(r->m, NULL));
     const llm_config *cfg = llm_model_config(r->m);
-    r->T = o_context && r->from ? o_context : cfg->context;
+    /* From a pretrained model, rows of at most 1024 tokens unless asked
+     * (as Hugging Face's run_clm and TRL's SFT): SmolLM2-135M's context of
+     * 8192 at the default batch of 8 would need some 100 GB. */
+    r->T = !r->from ? cfg->context : o_context ? o_context
+           : cfg->context < 1024 ? cfg->context : 1024;
     if (r->T > cfg->context)
         cli_usage("--context %d is longer than the model's context %d", r->T, cfg->context);
 }

@@ -22,7 +22,7 @@ complete -c llm-train -l dim -x -d 'model shape (ignored with --init and --resum
 complete -c llm-train -l heads -x -d 'model shape (ignored with --init and --resume): attention heads (0: from the preset)'
 complete -c llm-train -l kv-heads -x -d 'model shape (ignored with --init and --resume): key/value heads, dividing --heads (0: as many as --heads)'
 complete -c llm-train -l ffn-dim -x -d 'model shape (ignored with --init and --resume): SwiGLU hidden width (0: from the preset)'
-complete -c llm-train -l context -x -d 'model shape (ignored with --init and --resume): longest sequence, and the training sequence length (0: from the preset)'
+complete -c llm-train -l context -x -d 'model shape: longest sequence, and the training sequence length (0: from the preset); with --init and --resume, the training sequence length only (0: the model\'s context, up to 1024)'
 complete -c llm-train -l rope-base -x -d 'model shape (ignored with --init and --resume): rotary embedding base'
 complete -c llm-train -l norm-eps -x -d 'model shape (ignored with --init and --resume): RMSNorm epsilon'
 complete -c llm-train -l untied -d 'model shape (ignored with --init and --resume): give the output projection its own weights instead of the embedding\'s'

@@ -113,6 +113,22 @@ llm-train --task pairs -m "$tok" -o x.llm $shape --steps 1 bad3.tsv 2>err
 [ $? -eq 1 ] && grep -q "'bad3.tsv', line 2: invalid UTF-8 in the input at byte 5" err ||
     no "invalid UTF-8: $(cat err)"
 [ -e x.llm ] && no "a model was written from bad input"
+# From a pretrained model, rows of its context up to 1024 unless --context
+# says otherwise (and never past its context).
+llm-train --task lm -m "$tok" -o c2048.llm --layers 1 --dim 32 --heads 2 --context 2048 \
+    --steps 0 -q train.tsv || no "a model of context 2048"
+llm-train --task lm -m "$tok" -o c64.llm --layers 1 --dim 32 --heads 2 --context 64 \
+    --steps 0 -q train.tsv || no "a model of context 64"
+for c in "c2048.llm: 1024" "c2048.llm --context 1536: 1536" "c64.llm: 64"; do
+    llm-train --task pairs --init ${c%%:*} -o x.llm -b 1 -t 2 --steps 1 train.tsv 2>err ||
+        no "--init ${c%%:*}: $(cat err)"
+    grep -q "training pairs packed in [0-9]* rows of ${c##*: } " err ||
+        no "--init ${c%%:*}: not rows of ${c##*: }: $(cat err)"
+done
+rm -f x.llm
+llm-train --task pairs --init c64.llm -o x.llm --context 128 --steps 1 train.tsv 2>err
+[ $? -eq 2 ] && grep -q "context 128 is longer than the model's context 64" err ||
+    no "--context past the model's: $(cat err)"
 llm-train --task lm -m "$tok" -o x.llm --eval-samples 5 train.tsv 2>err
 [ $? -eq 2 ] || no "--eval-samples without --task pairs: not a usage error: $(cat err)"
 llm-generate -m copy.llm --beams 2 --temperature 0.7 in.txt 2>err >/dev/null
