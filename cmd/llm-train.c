@@ -2004,11 +2004,12 @@ static void announce(const train_run *r)
                 o_lm_weight > 0 ? ", with the LM loss" : "", threads, threads == 1 ? "" : "s");
     else if (r->pairs)
         fprintf(stderr, "llm-train: %lld parameters (%d layers x %d, %d heads, %d kv heads, "
-                "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu rows "
+                "FFN %d, context %d, vocabulary %d); %zu training pairs packed in %zu row%s "
                 "of %d (%s layout)%s; %d thread%s%s\n",
                 (long long)llm_config_params(cfg), cfg->n_layers, cfg->dim, cfg->n_heads,
                 cfg->n_kv_heads, cfg->ffn_dim, cfg->context, V, r->ptrain.packed,
-                llm_pairs_rows(r->ptrain.d), T, llm_model_pairs(m),
+                llm_pairs_rows(r->ptrain.d), llm_pairs_rows(r->ptrain.d) == 1 ? "" : "s", T,
+                llm_model_pairs(m),
                 r->pval.d ? "" : ", no validation", threads, threads == 1 ? "" : "s",
                 world > 1 ? " per rank" : "");
     else

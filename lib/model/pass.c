@@ -297,10 +297,12 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
     if (B < 1 || T < 1 || T > c->context)
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
                         B, T, c->context);
-    size_t N = (size_t)B * T;
-    if (N > (size_t)INT32_MAX / (size_t)(c->vocab_size > c->n_heads * T ? c->vocab_size
-                                                                       : c->n_heads * T))
-        return llm_fail(LLM_ERR_INVALID, "batch %d x %d is too large", B, T);
+    size_t N = (size_t)B * T, per = (size_t)(c->vocab_size > c->n_heads * T ? c->vocab_size
+                                                                            : c->n_heads * T);
+    if (N > (size_t)INT32_MAX / per)
+        return llm_fail(LLM_ERR_INVALID, "batch %d x %d is too large: %zu tokens x %zu %s "
+                        "each pass 2^31 - 1 (fewer or shorter sequences)", B, T, N, per,
+                        per == (size_t)c->vocab_size ? "logits" : "attention scores");
     int V = c->vocab_size, C = c->dim, F = c->ffn_dim;
     for (size_t i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)

@@ -126,6 +126,9 @@ for c in "c2048.llm: 1024" "c2048.llm --context 1536: 1536" "c64.llm: 64"; do
         no "--init ${c%%:*}: not rows of ${c##*: }: $(cat err)"
 done
 rm -f x.llm
+llm-train --task pairs --init c2048.llm -o x.llm --context 2048 -b 300 --steps 1 train.tsv 2>err
+[ $? -eq 1 ] && grep -q "batch 300 x 2048 is too large: 614400 tokens x 4096 attention scores" err ||
+    no "a batch past 2^31 scores: $(cat err)"
 llm-train --task pairs --init c64.llm -o x.llm --context 128 --steps 1 train.tsv 2>err
 [ $? -eq 2 ] && grep -q "context 128 is longer than the model's context 64" err ||
     no "--context past the model's: $(cat err)"
