@@ -289,9 +289,9 @@ static int cls_loss(const llm_model *m, const float *logits, int B,
 int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
                     int B, int T, const llm_cls_targets *y, float *loss)
 {
-    m->head->ready = 0;
     if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
+    m->head->ready = 0;
     if (B < 1 || T < 1 || T > m->cfg.context)
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
                         B, T, m->cfg.context);

@@ -229,6 +229,24 @@ static void test_gradcheck(int multi, llm_pooling pool, double lmw)
     llm_model_free(m);
 }
 
+/* A language model given to the classifier's forward: an error, not a
+ * crash. */
+static void test_not_a_classifier(void)
+{
+    llm_config c = { .vocab_size = 11, .dim = 8, .n_layers = 1, .n_heads = 2,
+                     .n_kv_heads = 1, .ffn_dim = 12, .context = 6, .rope_base = 1e4,
+                     .norm_eps = 1e-5, .tied = 1 };
+    llm_model *m;
+    CHECK_RC(llm_model_create(&c, 7, "cpu", &m));
+    int32_t tok[2] = { 1, 2 }, len[1] = { 2 }, lab[1] = { 0 };
+    llm_cls_targets y = { lab, NULL, NULL, 0 };
+    float loss;
+    int rc = llm_cls_forward(m, tok, len, 1, 2, &y, &loss);
+    if (rc != LLM_ERR_INVALID || !strstr(llm_errmsg(), "not a classifier"))
+        FAIL("llm_cls_forward on a language model: rc %d, '%s'", rc, llm_errmsg());
+    llm_model_free(m);
+}
+
 /* --------------------------------------------------------------- freeze */
 
 static void test_freeze(void)
@@ -710,6 +728,7 @@ int main(void)
     test_gradcheck(0, LLM_POOL_LAST, 0.7);
     test_gradcheck(1, LLM_POOL_MEAN, 1.3);
     test_lm_term();
+    test_not_a_classifier();
     test_freeze();
     test_save_load();
     test_predict();
