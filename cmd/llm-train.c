@@ -1087,8 +1087,16 @@ static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
 static size_t run_n, run_cap;
 
+/* Sets key to val, replacing the value it has. */
 static void run_put(const char *key, const char *val)
 {
+    for (size_t i = 0; i < run_n; i += 2)
+        if (strcmp(run_meta[i], key) == 0) {
+            free(run_meta[i + 1]);
+            if (!(run_meta[i + 1] = strdup(val)))
+                cli_die("out of memory");
+            return;
+        }
     if (run_n + 3 > run_cap) {
         run_cap = run_cap ? 2 * run_cap : 64;
         run_meta = realloc(run_meta, run_cap * sizeof *run_meta);
@@ -1855,6 +1863,11 @@ static void load_model(train_run *r)
            : cfg->context < 1024 ? cfg->context : 1024;
     if (r->T > cfg->context)
         cli_usage("--context %d is longer than the model's context %d", r->T, cfg->context);
+    if (!o_context) {   /* a resumed run keeps it, whatever the defaults become */
+        char v[16];
+        snprintf(v, sizeof v, "%d", r->T);
+        run_put("run.--context", v);
+    }
 }
 
 /* --task lm: the input's tokens, and the validation tokens (--val, or the

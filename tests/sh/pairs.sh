@@ -125,6 +125,15 @@ for c in "c2048.llm: 1024" "c2048.llm --context 1536: 1536" "c64.llm: 64"; do
     grep -q "training pairs packed in [0-9]* rows of ${c##*: } " err ||
         no "--init ${c%%:*}: not rows of ${c##*: }: $(cat err)"
 done
+# The run keeps its rows when resumed: the checkpoint holds the context.
+p1="--task pairs --init c2048.llm -b 1 -t 2 --steps 4 --seed 5 -q train.tsv"
+llm-train $p1 -o s.llm || no "a straight run from c2048.llm"
+llm-train $p1 -o r.llm --until 2 || no "a run to step 2"
+llm-train --resume r.llm.ckpt -o r.llm --context 512 -q 2>err
+[ $? -eq 1 ] && grep -q "context 512 differs from the run in 'r.llm.ckpt' (there: 1024)" err ||
+    no "the checkpoint does not hold the context of 1024: $(cat err)"
+llm-train --resume r.llm.ckpt -o r.llm -q || no "resuming"
+cmp -s r.llm s.llm || no "resumed from step 2, not the straight run's bytes"
 rm -f x.llm
 llm-train --task pairs --init c2048.llm -o x.llm --context 2048 -b 300 --steps 1 train.tsv 2>err
 [ $? -eq 1 ] && grep -q "batch 300 x 2048 is too large: 614400 tokens x 4096 attention scores" err ||
