@@ -1113,13 +1113,15 @@ typedef struct {
  *  targets), LLM_ERR_RANGE, LLM_ERR_NOMEM. */
 int  llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
                      int B, int T, const llm_cls_targets *y, float *loss);
-/*! llm_cls_logits() : (B, K) raw logits of the last llm_cls_forward(). */
+/*! llm_cls_logits() : (B, K) raw logits of the last llm_cls_forward()
+ *  (NULL before one, or after one that failed). */
 const float *llm_cls_logits(const llm_model *m);
 /*! llm_cls_backward() : adds the gradients of the last forward with `y`
  *  (the head's, and unless frozen the backbone's). */
 int  llm_cls_backward(llm_model *m);
 /*! llm_cls_probs() : probabilities (n, K) from raw logits at the model's
- *  temperature; `probs` may be `logits`. */
+ *  temperature; `probs` may be `logits`. A language model has no labels:
+ *  nothing is written. */
 void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs);
 
 /*! llm_cls_encode() : replaces `out` with the document of text[0..n): BOS,

@@ -110,7 +110,7 @@ int llm_model_add_head(llm_model *m, const llm_head_params *p, uint64_t seed)
     m->head->multi_label = p->multi_label ? 1 : 0;
     m->head->pooling = p->pooling;
     m->head->temperature = 1.0;
-    m->pass->ready = m->head->ready = 0;
+    m->pass->ready = m->head->ready = m->head->B = 0;
     llm_model_views(m);
     llm_rng r;
     llm_rng_seed(&r, seed);
@@ -291,7 +291,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
 {
     if (!m->head)
         return llm_fail(LLM_ERR_INVALID, "the model is a language model, not a classifier");
-    m->head->ready = 0;
+    m->head->ready = m->head->B = 0;
     if (B < 1 || T < 1 || T > m->cfg.context)
         return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
                         B, T, m->cfg.context);
@@ -338,6 +338,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
     for (int b = 0; b < B; b++)
         for (int j = 0; j < K; j++)
             logits[(size_t)b * K + j] += bias[j];
+    m->head->B = B;
     if (!y) {
         if (loss)
             *loss = 0;
@@ -374,8 +375,7 @@ int llm_cls_forward(llm_model *m, const int32_t *tokens, const int32_t *lengths,
 
 const float *llm_cls_logits(const llm_model *m)
 {
-    return m->head && m->head->cls_host ? m->head->cls_host + (size_t)m->pass->B * m->cfg.dim
-                                        : NULL;
+    return m->head && m->head->B ? m->head->cls_host + (size_t)m->head->B * m->cfg.dim : NULL;
 }
 
 /* The pooling's gradient: dpooled (B, C), device, added into da (B, T, C),
@@ -477,6 +477,8 @@ int llm_cls_backward_input(llm_model *m, const float *dlogits)
 
 void llm_cls_probs(const llm_model *m, const float *logits, size_t n, float *probs)
 {
+    if (!m->head)   /* (a language model: no labels) */
+        return;
     int K = m->head->n_labels;
     double inv = 1.0 / m->head->temperature;
     for (size_t b = 0; b < n; b++) {
@@ -837,6 +839,9 @@ int llm_lm_score(llm_model *m, const int32_t *tokens, const int32_t *targets,
                  int B, int T, double *logprob)
 {
     int V = m->cfg.vocab_size;
+    if (B < 1 || T < 1 || T > m->cfg.context)
+        return llm_fail(LLM_ERR_INVALID, "batch %d x %d: need B >= 1 and 1 <= T <= context (%d)",
+                        B, T, m->cfg.context);
     for (size_t i = 0; i < (size_t)B * T; i++)
         if (targets[i] >= V)
             return llm_fail(LLM_ERR_RANGE, "target %d at position %zu is outside the "

@@ -261,6 +261,10 @@ int llm_cls_explain(llm_model *m, const int32_t *ids, int n, const unsigned char
                         baseline);
     if (method != LLM_EXPLAIN_IG && method != LLM_EXPLAIN_OCCLUSION)
         return llm_fail(LLM_ERR_INVALID, "unknown explanation method %d", (int)method);
+    for (int i = 0; i < n; i++)   /* (integrated gradients reads their embeddings first) */
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab_size)
+            return llm_fail(LLM_ERR_RANGE, "token %d at position %d is outside the "
+                            "vocabulary [0, %d)", ids[i], i, m->cfg.vocab_size);
     int training = m->opt->training;
     m->opt->training = 0;   /* no dropout */
     int rc = method == LLM_EXPLAIN_IG

@@ -713,6 +713,8 @@ int llm_session_step(llm_session *s, const int *seqs, const int32_t *tokens, int
     if (n < 1 || n > s->n_seq)
         return llm_fail(LLM_ERR_INVALID, "a step takes 1 to %d sequences, not %d",
                         s->n_seq, n);
+    if (!logits)
+        return llm_fail(LLM_ERR_INVALID, "a step needs logits to write");
     for (int i = 0; i < n; i++) {
         if (seqs[i] < 0 || seqs[i] >= s->n_seq)
             return llm_fail(LLM_ERR_RANGE, "sequence %d out of range [0, %d)", seqs[i],

@@ -69,6 +69,7 @@ typedef struct {
     float *cls_host;       /* host: the same layout and the bias (K), where the
                             * head's loss, bias and pooling are computed */
     size_t cls_cap;        /* floats of each */
+    int B;                 /* rows of the last classifier forward, 0: none */
     int32_t *lens;         /* host: (B) real tokens per row of the last forward */
     size_t lens_cap;
     int ready;             /* a classifier forward with labels awaits backward */

@@ -246,6 +246,11 @@ const llm_pairs *llm_batcher_pairs(const llm_batcher *b)
     return b->pairs;
 }
 
+int llm_batcher_width(const llm_batcher *b)
+{
+    return b->d ? b->T : 0;
+}
+
 static void shuffle(llm_batcher *b, uint64_t epoch);
 
 uint64_t llm_batcher_take(llm_batcher *b)
@@ -313,6 +318,8 @@ static void shuffle(llm_batcher *b, uint64_t epoch)
 
 int llm_batcher_next(llm_batcher *b, int B, int32_t *inputs, int32_t *targets)
 {
+    if (!b->d)
+        return llm_fail(LLM_ERR_INVALID, "the batcher is not over token sequences");
     int T = b->T;
     int32_t *tmp = malloc(((size_t)T + 1) * sizeof *tmp);
     if (!tmp)
@@ -350,13 +357,13 @@ const char *llm_schedule_name(llm_schedule_kind kind)
 int llm_schedule_parse(const char *name, llm_schedule_kind *kind)
 {
     const char *const *names = schedule_names;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; name && i < 4; i++)
         if (strcmp(name, names[i]) == 0) {
             *kind = (llm_schedule_kind)i;
             return LLM_OK;
         }
     return llm_fail(LLM_ERR_INVALID, "unknown schedule '%s' (cosine, linear, constant, wsd)",
-                    name);
+                    name ? name : "(null)");
 }
 
 double llm_schedule_lr(const llm_schedule *s, int64_t step)

@@ -71,6 +71,19 @@ int llm_trainer_new(llm_model *m, llm_batcher *b, const llm_train_params *p,
         return llm_fail(LLM_ERR_INVALID, K ? "a classifier cannot train on input -> output "
                         "pairs" : "pairs packed in rows of %d tokens, sequence length %d",
                         llm_pairs_width(pairs), p->seq_len);
+    int width = llm_batcher_width(b);
+    if (width && width != p->seq_len)
+        return llm_fail(LLM_ERR_INVALID, "a batcher of sequences of %d tokens, sequence "
+                        "length %d", width, p->seq_len);
+    const llm_cls_data *docs = llm_batcher_docs(b);
+    for (size_t i = 0, n = docs ? llm_cls_data_count(docs) : 0; i < n; i++) {
+        const int32_t *ids;
+        size_t len;
+        llm_cls_data_doc(docs, i, &ids, &len, NULL, NULL);
+        if (len > (size_t)p->seq_len)   /* (the rows hold seq_len tokens) */
+            return llm_fail(LLM_ERR_INVALID, "document %zu has %zu tokens, more than the "
+                            "sequence length %d", i + 1, len, p->seq_len);
+    }
     llm_trainer *t = calloc(1, sizeof *t);
     size_t n = (size_t)p->batch * (size_t)p->seq_len;
     if (t) {
@@ -157,9 +170,6 @@ static int trainer_step(llm_trainer *t, llm_step_info *info)
                                        t->labels, multi ? t->cls_targets : NULL);
             if (rc)
                 return rc;
-            if (T > p->seq_len)
-                return llm_fail(LLM_ERR_INVALID, "a document of %d tokens is longer than "
-                                "%d", T, p->seq_len);
             llm_cls_targets y = { t->labels, t->cls_targets, p->class_weights, p->lm_weight };
             rc = llm_cls_forward(t->m, t->inputs, t->lengths, p->batch, T, &y, &loss);
             for (int i = 0; i < p->batch; i++)

@@ -15,6 +15,8 @@ const llm_cls_data *llm_batcher_docs(const llm_batcher *b);
 int llm_pairs_width(const llm_pairs *d);
 /*! llm_batcher_pairs() : the pairs of a batcher over them, else NULL. */
 const llm_pairs *llm_batcher_pairs(const llm_batcher *b);
+/*! llm_batcher_width() : T of a batcher over token sequences, else 0. */
+int llm_batcher_width(const llm_batcher *b);
 /*! llm_batcher_take() : the next item's index in the shuffled order. */
 uint64_t llm_batcher_take(llm_batcher *b);
 

@@ -229,21 +229,43 @@ static void test_gradcheck(int multi, llm_pooling pool, double lmw)
     llm_model_free(m);
 }
 
-/* A language model given to the classifier's forward: an error, not a
- * crash. */
-static void test_not_a_classifier(void)
+/* Misuse gets an error, not a crash: a language model given to the
+ * classifier's forward and probabilities, a batch of -1 sequences to
+ * llm_lm_score(). And a classifier's logits stay its last classifier
+ * forward's after a language-model forward of more rows. */
+static void test_misuse(void)
 {
     llm_config c = { .vocab_size = 11, .dim = 8, .n_layers = 1, .n_heads = 2,
                      .n_kv_heads = 1, .ffn_dim = 12, .context = 6, .rope_base = 1e4,
                      .norm_eps = 1e-5, .tied = 1 };
     llm_model *m;
     CHECK_RC(llm_model_create(&c, 7, "cpu", &m));
-    int32_t tok[2] = { 1, 2 }, len[1] = { 2 }, lab[1] = { 0 };
+    int32_t tok[36] = { 1, 2 }, len[1] = { 2 }, lab[1] = { 0 };
     llm_cls_targets y = { lab, NULL, NULL, 0 };
-    float loss;
+    float loss, z[2] = { 0, 1 }, p[2] = { -7, -7 };
     int rc = llm_cls_forward(m, tok, len, 1, 2, &y, &loss);
     if (rc != LLM_ERR_INVALID || !strstr(llm_errmsg(), "not a classifier"))
         FAIL("llm_cls_forward on a language model: rc %d, '%s'", rc, llm_errmsg());
+    llm_cls_probs(m, z, 1, p);
+    if (p[0] != -7 || p[1] != -7)
+        FAIL("llm_cls_probs on a language model wrote %g %g", p[0], p[1]);
+    double lp[1];
+    rc = llm_lm_score(m, tok, tok + 2, -1, 2, lp);
+    if (rc != LLM_ERR_INVALID)
+        FAIL("llm_lm_score of -1 sequences: rc %d", rc);
+    llm_model_free(m);
+
+    m = tiny_classifier("cpu", 3, 0, LLM_POOL_LAST, 0.5);
+    if (llm_cls_logits(m))
+        FAIL("logits before a classifier forward");
+    CHECK_RC(llm_cls_forward(m, tok, len, 1, 2, &y, &loss));
+    const float *l1 = llm_cls_logits(m);
+    float keep[3];
+    memcpy(keep, l1, sizeof keep);
+    CHECK_RC(llm_model_forward(m, tok, NULL, 6, 6, NULL));
+    const float *l2 = llm_cls_logits(m);
+    if (l2 != l1 || memcmp(keep, l2, sizeof keep) != 0)
+        FAIL("a language-model forward of 6 rows moved the classifier's logits");
     llm_model_free(m);
 }
 
@@ -728,7 +750,7 @@ int main(void)
     test_gradcheck(0, LLM_POOL_LAST, 0.7);
     test_gradcheck(1, LLM_POOL_MEAN, 1.3);
     test_lm_term();
-    test_not_a_classifier();
+    test_misuse();
     test_freeze();
     test_save_load();
     test_predict();

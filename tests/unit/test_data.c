@@ -1,5 +1,6 @@
 /* test_data.c: token stream segments, the seeded batcher (coverage, order,
- * resume by position) and learning-rate schedules against hand values. */
+ * resume by position), learning-rate schedules against hand values, and
+ * batchers and trainers that do not fit each other refused. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +142,62 @@ static void test_schedule(void)
     llm_schedule_kind k;
     CHECK(llm_schedule_parse("wsd", &k) == LLM_OK && k == LLM_SCHED_WSD);
     CHECK(llm_schedule_parse("step", &k) == LLM_ERR_INVALID);
+    CHECK(llm_schedule_parse(NULL, &k) == LLM_ERR_INVALID);
+}
+
+/* Batchers and trainers that do not fit each other are refused before
+ * anything is written past a buffer (each of these crashed, or wrote past
+ * the trainer's rows, before it was checked). */
+static void test_mismatch(void)
+{
+    llm_config c = { .vocab_size = 32, .dim = 16, .n_layers = 1, .n_heads = 2,
+                     .n_kv_heads = 2, .ffn_dim = 32, .context = 64, .rope_base = 1e4,
+                     .norm_eps = 1e-5, .tied = 1 };
+    llm_model *lm, *cls;
+    CHECK(llm_model_create(&c, 1, "cpu", &lm) == LLM_OK);
+    CHECK(llm_model_create(&c, 1, "cpu", &cls) == LLM_OK);
+    const char *labels[] = { "a", "b" };
+    llm_head_params hp = { 2, labels, 0, LLM_POOL_LAST };
+    CHECK(llm_model_add_head(cls, &hp, 1) == LLM_OK);
+    llm_train_params p;
+    llm_train_defaults(&p);
+    p.batch = 2;
+    p.seq_len = 4;
+    llm_trainer *t = NULL;
+
+    /* Token sequences of 64 for a trainer of rows of 4. */
+    int32_t ids[1000];
+    for (int i = 0; i < 1000; i++)
+        ids[i] = i % 32;
+    llm_data *d;
+    llm_batcher *b;
+    CHECK(llm_data_new(32, &d) == LLM_OK);
+    CHECK(llm_data_add_ids(d, ids, 1000) == LLM_OK);
+    CHECK(llm_batcher_new(d, 0, 1000, 64, 1, &b) == LLM_OK);
+    CHECK(llm_trainer_new(lm, b, &p, &t) == LLM_ERR_INVALID && !t);
+    CHECK(strstr(llm_errmsg(), "sequences of 64 tokens, sequence length 4") != NULL);
+    llm_batcher_free(b);
+
+    /* Documents of 40 tokens for rows of 4; a token batcher's next over
+     * documents. */
+    llm_cls_data *cd;
+    int32_t lab = 0;
+    CHECK(llm_cls_data_new(2, &cd) == LLM_OK);
+    for (int i = 0; i < 4; i++)
+        CHECK(llm_cls_data_add(cd, ids, i == 2 ? 40 : 3, &lab, 1) == LLM_OK);
+    CHECK(llm_batcher_new_docs(cd, 1, &b) == LLM_OK);
+    CHECK(llm_trainer_new(cls, b, &p, &t) == LLM_ERR_INVALID && !t);
+    CHECK(strstr(llm_errmsg(), "document 3 has 40 tokens, more than the sequence length 4"));
+    int32_t in[64], tg[64];
+    CHECK(llm_batcher_next(b, 1, in, tg) == LLM_ERR_INVALID);
+    p.seq_len = 40;
+    CHECK(llm_trainer_new(cls, b, &p, &t) == LLM_OK && t);
+    llm_trainer_free(t);
+    llm_batcher_free(b);
+    llm_cls_data_free(cd);
+    llm_data_free(d);
+    llm_model_free(lm);
+    llm_model_free(cls);
 }
 
 int main(void)
@@ -148,6 +205,7 @@ int main(void)
     test_segments();
     test_batcher();
     test_schedule();
+    test_mismatch();
     if (failures) {
         fprintf(stderr, "test_data: %d checks failed\n", failures);
         return 1;

@@ -161,6 +161,17 @@ static void bad_input(void)
         FAIL("label 3 of 3 was explained");
     if (llm_cls_explain(m, ids, 4, vary, 0, LLM_EXPLAIN_IG, 0, 0, s, f) == LLM_OK)
         FAIL("0 steps were accepted");
+    /* Ids outside the vocabulary: integrated gradients read their
+     * embeddings before any forward checked them. */
+    ids[2] = 1 << 28;
+    for (int me = 0; me < 2; me++)
+        if (llm_cls_explain(m, ids, 4, vary, 0, me ? LLM_EXPLAIN_OCCLUSION : LLM_EXPLAIN_IG, 8,
+                            0, s, f) != LLM_ERR_RANGE)
+            FAIL("token 2^28 was explained (%s)", me ? "occlusion" : "ig");
+    ids[2] = -1;
+    if (llm_cls_explain(m, ids, 4, vary, 0, LLM_EXPLAIN_IG, 8, 0, s, f) != LLM_ERR_RANGE)
+        FAIL("token -1 was explained");
+    ids[2] = 3;
     /* A one-token document: occlusion leaves nothing to score, IG works. */
     CHECK_RC(llm_cls_explain(m, ids, 1, vary, 0, LLM_EXPLAIN_OCCLUSION, 0, -1, s, f));
     if (s[0] != 0)

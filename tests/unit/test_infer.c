@@ -213,6 +213,10 @@ static void test_errors(const llm_config *c)
         FAIL("a sequence twice in one step accepted");
     if (llm_session_len(s, 5) != -1)
         FAIL("length of a sequence out of range");
+    seqs[0] = 0;
+    if (llm_session_step(s, seqs + 1, t, 1, NULL) != LLM_ERR_INVALID ||
+        llm_session_len(s, 1) != 0)
+        FAIL("a step without logits accepted, or its sequence changed");
     llm_session_free(s);
     llm_session_free(NULL);
     free(lg);
