@@ -119,9 +119,12 @@ static const char *display(const char *path)
 /* ------------------------------------------------------------------------ */
 /* Output: standard output, or -o FILE written to a temporary name in the
  * same directory and renamed over FILE only when everything succeeded, so
- * that a failure never leaves half a model or half an encoding behind. */
+ * that a failure never leaves half a model or half an encoding behind
+ * (where FILE is a link, over the file it names; a device or FIFO such as
+ * /dev/stdout is written in place: llm_output_target()). */
 
-static char *g_tmp;   /* the temporary file while it exists */
+static char *g_tmp;      /* the temporary file while it exists */
+static char *g_target;   /* what it becomes */
 
 static void remove_tmp(void)
 {
@@ -136,11 +139,21 @@ static FILE *out_open(const char *path)
 {
     if (!path || strcmp(path, "-") == 0)
         return stdout;
-    size_t n = strlen(path) + sizeof ".tmp.XXXXXX";
+    int direct;
+    int rc = llm_output_target(path, &g_target, &direct);
+    if (rc)
+        cli_die("%s", llm_errmsg());
+    if (direct) {
+        FILE *f = fopen(g_target, "wb");
+        if (!f)
+            cli_die("cannot write '%s': %s", path, strerror(errno));
+        return f;
+    }
+    size_t n = strlen(g_target) + sizeof ".tmp.XXXXXX";
     g_tmp = malloc(n);
     if (!g_tmp)
         cli_die("out of memory");
-    snprintf(g_tmp, n, "%s.tmp.XXXXXX", path);
+    snprintf(g_tmp, n, "%s.tmp.XXXXXX", g_target);
     atexit(remove_tmp);
     int fd = mkstemp(g_tmp);
     if (fd < 0) {
@@ -167,6 +180,11 @@ static void out_close(FILE *f, const char *path)
         cli_flush(stdout);
         return;
     }
+    if (!g_tmp) {   /* written in place */
+        if (fclose(f) != 0)
+            cli_die("cannot write '%s': %s", path, strerror(errno));
+        return;
+    }
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         int e = errno;
         fclose(f);
@@ -174,7 +192,7 @@ static void out_close(FILE *f, const char *path)
     }
     if (fclose(f) != 0)
         cli_die("cannot write '%s': %s", path, strerror(errno));
-    if (rename(g_tmp, path) != 0)
+    if (rename(g_tmp, g_target) != 0)
         cli_die("cannot rename to '%s': %s", path, strerror(errno));
     free(g_tmp);
     g_tmp = NULL;

@@ -1,7 +1,10 @@
 /* fileio.c: the pieces of atomic file output shared by every writer of the
  * library (safetensors.c, gguf.c, export.c): a temporary file or folder
  * beside the target, a write that finishes, and a synced directory, so that
- * a target is either its old self or the complete new one. */
+ * a target is either its old self or the complete new one. The target is
+ * the file a link names, where a link is (the link stays); a device or FIFO
+ * is written in place (renaming over it would replace /dev/stdout by a
+ * file); a folder is refused. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,36 @@ int llm_write_all(int fd, const void *p, size_t n)
         n -= (size_t)k;
     }
     return 0;
+}
+
+int llm_output_target(const char *path, char **target, int *direct)
+{
+    struct stat st;
+    *target = NULL;
+    *direct = 0;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char *real = realpath(path, NULL);
+        if (real) {
+            *target = real;
+            if (stat(real, &st) != 0)
+                st.st_mode = S_IFREG;
+        } else {
+            *direct = 1;   /* a link to nothing yet: open() creates it */
+            st.st_mode = S_IFREG;
+        }
+    } else if (stat(path, &st) != 0) {
+        st.st_mode = S_IFREG;   /* to be created */
+    }
+    if (S_ISDIR(st.st_mode)) {
+        free(*target);
+        *target = NULL;
+        return llm_fail(LLM_ERR_IO, "cannot write '%s': it is a folder", path);
+    }
+    if (!S_ISREG(st.st_mode))
+        *direct = 1;
+    if (!*target && !(*target = strdup(path)))
+        return llm_fail(LLM_ERR_NOMEM, "out of memory");
+    return LLM_OK;
 }
 
 /* Like mkstemp (or mkdtemp), but created with mode 0666 (0777) less the
@@ -80,7 +113,21 @@ static int create_temp(const char *path, int dir, char **tmp_out)
 
 int llm_create_temp(const char *path, char **tmp_out)
 {
-    return create_temp(path, 0, tmp_out);
+    char *target;
+    int direct, rc = llm_output_target(path, &target, &direct);
+    if (rc)
+        return rc;
+    if (direct) {
+        *tmp_out = NULL;
+        int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        int e = errno;
+        free(target);
+        return fd >= 0 ? fd
+                       : llm_fail(LLM_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    rc = create_temp(target, 0, tmp_out);
+    free(target);
+    return rc;
 }
 
 int llm_create_temp_dir(const char *path, char **tmp_out)
@@ -98,7 +145,17 @@ static char *parent_dir(const char *path)
 
 int llm_can_write_beside(const char *path)
 {
-    char *dir = parent_dir(path);
+    char *target;
+    int direct, rc = llm_output_target(path, &target, &direct);
+    if (rc)
+        return rc == LLM_ERR_NOMEM ? ENOMEM : EISDIR;
+    if (direct) {   /* a device or FIFO, written in place */
+        int e = access(target, W_OK) == 0 || errno == ENOENT ? 0 : errno;
+        free(target);
+        return e;
+    }
+    char *dir = parent_dir(target);
+    free(target);
     if (!dir)
         return ENOMEM;
     /* Effective ids, as open() would use; creates nothing, so a process
@@ -126,7 +183,7 @@ void llm_sync_dir(const char *path)
 int llm_finish_temp(int fd, char *tmp, const char *path, int ok)
 {
     const char *step = "cannot write";
-    if (ok && !(ok = fsync(fd) == 0))
+    if (ok && tmp && !(ok = fsync(fd) == 0))   /* (a device or FIFO may not sync) */
         step = "cannot sync";
     int e = errno;
     if (close(fd) != 0 && ok) {
@@ -134,18 +191,28 @@ int llm_finish_temp(int fd, char *tmp, const char *path, int ok)
         e = errno;
         step = "cannot write";
     }
-    if (ok && rename(tmp, path) != 0) {
+    /* tmp is the target (path, or the file a link at path names) and
+     * ".tmpXXXXXX". */
+    size_t tn = tmp ? strlen(tmp) - (sizeof ".tmpXXXXXX" - 1) : 0;
+    char *target = tmp ? strndup(tmp, tn) : NULL;
+    if (ok && tmp && !target) {
+        ok = 0;
+        e = ENOMEM;
+    }
+    if (ok && tmp && rename(tmp, target) != 0) {
         ok = 0;
         e = errno;
         step = "cannot rename the temporary file to";
     }
     int rc = LLM_OK;
     if (!ok) {
-        unlink(tmp);
+        if (tmp)
+            unlink(tmp);
         rc = llm_fail(LLM_ERR_IO, "%s '%s': %s", step, path, strerror(e));
-    } else {
-        llm_sync_dir(path);
+    } else if (tmp) {
+        llm_sync_dir(target);
     }
+    free(target);
     free(tmp);
     return rc;
 }
@@ -202,7 +269,7 @@ int llm_file_digest(const char *path, uint64_t *size, uint64_t *hash)
     return LLM_OK;
 }
 
-int llm_remove_stale_temps(const char *path)
+static int remove_temps_beside(const char *path)
 {
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
@@ -232,5 +299,16 @@ int llm_remove_stale_temps(const char *path)
     if (d)
         closedir(d);
     free(dir);
+    return removed;
+}
+
+int llm_remove_stale_temps(const char *path)
+{
+    char *target;
+    int direct;
+    if (llm_output_target(path, &target, &direct))
+        return 0;
+    int removed = direct ? 0 : remove_temps_beside(target);
+    free(target);
     return removed;
 }

@@ -105,14 +105,17 @@ size_t llm_find_name(const char *key, const size_t *order, size_t n,
 int  llm_write_all(int fd, const void *p, size_t n);
 /*! llm_finish_temp() : ends a write begun with llm_create_temp(path, &tmp):
  *  when `ok` (every write succeeded), syncs and closes fd, renames tmp to
- *  path and syncs the folder; otherwise, or when one of those fails, closes
- *  fd and removes tmp. Frees tmp. When !ok the reason is read from errno, so
+ *  its target and syncs the folder; otherwise, or when one of those fails,
+ *  closes fd and removes tmp. Frees tmp. (With tmp NULL, a target written
+ *  in place: closes fd.) When !ok the reason is read from errno, so
  *  call it right after the write that failed.
  *  @return LLM_OK, or LLM_ERR_IO with "cannot write 'PATH': reason". */
 int  llm_finish_temp(int fd, char *tmp, const char *path, int ok);
 
 /*! llm_create_temp() : creates "PATH.tmpXXXXXX" exclusively, mode 0666 less
- *  the umask (not mkstemp's 0600), its name in *tmp (malloc'd).
+ *  the umask (not mkstemp's 0600), its name in *tmp (malloc'd); PATH is
+ *  llm_output_target()'s, and where that is written in place, opens it
+ *  and sets *tmp to NULL.
  *  @return the open descriptor (>= 0), or LLM_ERR_IO / LLM_ERR_NOMEM with
  *  "cannot write 'PATH': ...". */
 int  llm_create_temp(const char *path, char **tmp);

@@ -1682,9 +1682,20 @@ int  llm_json_put_string(llm_buf *b, const char *s, size_t n);
  *  fsync, rename). @return LLM_OK, LLM_ERR_IO or LLM_ERR_NOMEM. */
 int  llm_write_file(const char *path, const void *p, size_t n);
 /*! llm_can_write_beside() : whether this process may create files in the
- *  folder that holds `path` (as writing it atomically does), without
- *  creating any. @return 0, or the errno that says why not. */
+ *  folder that holds `path` (as writing it atomically does; where a link is
+ *  at path, the folder of the file it names), or write a device or FIFO
+ *  at path, without creating any. @return 0, or the errno that says why
+ *  not (EISDIR for a folder). */
 int  llm_can_write_beside(const char *path);
+/*! llm_output_target() : where an output named `path` goes: the file a
+ *  symbolic link at path names (so that the link stays a link), else path,
+ *  in *target (malloc'd). *direct is set where that is not a regular file
+ *  or none (a device such as /dev/stdout, a FIFO; a link to nothing yet):
+ *  written in place, since it cannot be replaced; otherwise writers write
+ *  a temporary file beside it and rename it over it. @return LLM_OK,
+ *  LLM_ERR_IO for a folder ("cannot write 'PATH': it is a folder"), or
+ *  LLM_ERR_NOMEM. */
+int  llm_output_target(const char *path, char **target, int *direct);
 /*! llm_remove_stale_temps() : removes the temporary files that writers of
  *  `path` left when killed (PATH.tmpXXXXXX, regular files); @return how
  *  many. Only for a process about to write `path` itself. */
