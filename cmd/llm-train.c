@@ -1924,7 +1924,12 @@ static void make_trainer(train_run *r)
         if ((uint64_t)o_batch_tokens % per_micro)
             cli_usage("--batch-tokens %lld is not a multiple of batch x context = %llu",
                       (long long)o_batch_tokens, (unsigned long long)per_micro);
-        r->accum = (int)((uint64_t)o_batch_tokens / per_micro);
+        uint64_t accum = (uint64_t)o_batch_tokens / per_micro;
+        if (accum > 1u << 20)
+            cli_usage("--batch-tokens %lld is %llu micro-batches of %d x %d per step (at most "
+                      "%d)", (long long)o_batch_tokens, (unsigned long long)accum, o_batch, T,
+                      1 << 20);
+        r->accum = (int)accum;
     }
     if (r->accum % r->world)
         cli_usage("%d micro-batch%s of %d x %d per step cannot be shared by %d MPI ranks: "

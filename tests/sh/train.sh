@@ -32,6 +32,11 @@ l4=$(llm-eval -m a.llm --format json "$txt" | grep -o '"loss": *[0-9.]*' | grep 
 l22=$(llm-eval -m acc.llm --format json "$txt" | grep -o '"loss": *[0-9.]*' | grep -o '[0-9.]*$')
 awk -v a="$l4" -v b="$l22" 'BEGIN { d = a - b; exit !(a > 0 && d < 1e-4 && d > -1e-4) }' ||
     no "batch 4 (loss $l4) and 2 x 2 accumulated (loss $l22) differ"
+# More micro-batches a step than an int holds (it wrapped to a negative
+# count, reported as a runtime error): a usage error naming the count.
+llm-train -m "$tok" $acc --batch 1 --batch-tokens 137438953472 --steps 1 -o x.llm "$txt" 2>err
+[ $? -eq 2 ] && grep -q "is 4294967296 micro-batches of 1 x 32 per step (at most 1048576)" err ||
+    no "--batch-tokens past 2^20 micro-batches: $(cat err)"
 
 # With dropout too (its masks follow the step, so resuming repeats them).
 llm-train -m "$tok" $shape --dropout 0.2 --steps 12 --seed 7 -o d.llm "$txt" || no "dropout run"
