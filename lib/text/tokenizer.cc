@@ -541,7 +541,9 @@ int bpe_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
 // with the file and line in the message.
 class LineIterator : public sentencepiece::SentenceIterator {
 public:
-    explicit LineIterator(const char *const *files, size_t n) : files_(files), n_(n)
+    // max_len: the trainer's maximum sentence length in bytes, for usable().
+    LineIterator(const char *const *files, size_t n, size_t max_len)
+        : files_(files), n_(n), max_len_(max_len)
     {
         Next();
     }
@@ -586,6 +588,8 @@ public:
                 return;
             }
             value_.assign(buf_, len);
+            lines_++;
+            usable_ += len > 0 && len <= max_len_;
             return;
         }
     }
@@ -593,6 +597,9 @@ public:
     // the trainer's own calls may have overwritten the thread's message.
     int err() const { return err_; }
     const std::string &msg() const { return msg_; }
+    // Lines read, and those neither empty nor too long (what it trains on).
+    long long lines() const { return lines_; }
+    long long usable() const { return usable_; }
 
 private:
     bool is_stdin() const { return strcmp(files_[idx_ - 1], "-") == 0; }
@@ -635,7 +642,8 @@ private:
     FILE *f_ = nullptr;
     char *buf_ = nullptr;
     size_t cap_ = 0;
-    long long line_ = 0;
+    long long line_ = 0, lines_ = 0, usable_ = 0;
+    size_t max_len_;
     bool done_ = false;
     int err_ = 0;
     std::string msg_, value_;
@@ -1193,6 +1201,34 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
                         (long long)p->input_sentence_size);
     if (n_inputs == 0)
         return llm_fail(LLM_ERR_INVALID, "no training input");
+    int specials = 3 + (p->byte_fallback ? 256 : 0);   // <unk> <s> </s>, the bytes
+    for (const char *list : {p->user_symbols, p->control_symbols}) {
+        for (const char *s = list; s && *s;) {
+            const char *e = strchr(s, ',');
+            size_t n = e ? (size_t)(e - s) : strlen(s);
+            if (n == 0)
+                return llm_fail(LLM_ERR_INVALID, "an empty symbol in '%s'", list);
+            std::string sym(s, n);
+            for (const char *other : {p->user_symbols, p->control_symbols})
+                for (const char *o = other; o && *o;) {
+                    const char *oe = strchr(o, ',');
+                    size_t on = oe ? (size_t)(oe - o) : strlen(o);
+                    if (o != s && on == n && memcmp(o, s, n) == 0)
+                        return llm_fail(LLM_ERR_INVALID, "symbol '%s' is given twice",
+                                        sym.c_str());
+                    o = oe ? oe + 1 : o + on;
+                }
+            if (sym == "<unk>" || sym == "<s>" || sym == "</s>")
+                return llm_fail(LLM_ERR_INVALID, "symbol '%s' is already a special piece",
+                                sym.c_str());
+            specials++;
+            s = e ? e + 1 : s + n;
+        }
+    }
+    if (p->vocab_size <= specials && !p->fit_vocab)
+        return llm_fail(LLM_ERR_INVALID, "vocabulary size %d is too small: its special pieces "
+                        "(<unk>, <s>, </s>%s, and any user or control symbols) alone are %d",
+                        p->vocab_size, p->byte_fallback ? ", 256 bytes" : "", specials);
     try {
         int threads = p->threads;
         if (threads == 0)
@@ -1223,11 +1259,13 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
         // With fit_vocab, a size the corpus cannot support is replaced by
         // the one the trainer names and trained again (a bound found for one
         // size can move a little for the next, hence up to three tries).
-        int vocab = p->vocab_size;
+        // (Fitted from above the special pieces, which the trainer
+        // otherwise fails on without naming a size.)
+        int vocab = p->vocab_size > specials ? p->vocab_size : specials + 1;
         for (int attempt = 0;; attempt++) {
             kw["vocab_size"] = std::to_string(vocab);
             sentencepiece::SetRandomGeneratorSeed(p->seed);
-            LineIterator it(inputs, n_inputs);
+            LineIterator it(inputs, n_inputs, (size_t)p->max_sentence_length);
             std::string serialized;
             // model_prefix stays empty: with an output string the trainer
             // serializes into it and writes no files.
@@ -1236,6 +1274,12 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
                 return llm_fail(it.err(), "%s", it.msg().c_str());
             if (st.ok())
                 return load_proto(serialized.data(), serialized.size(), nullptr, out);
+            if (it.usable() == 0)
+                return it.lines() == 0
+                           ? llm_fail(LLM_ERR_INVALID, "no text to train on: the input is empty")
+                           : llm_fail(LLM_ERR_INVALID, "no text to train on: each of the %lld "
+                                      "lines is empty or longer than the maximum sentence "
+                                      "length (%d bytes)", it.lines(), p->max_sentence_length);
             long fit = feasible_vocab(st);
             if (!p->fit_vocab || attempt == 2 || fit < 1 || fit == vocab || fit > 1000000)
                 return fail_train(st, vocab);
