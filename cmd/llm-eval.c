@@ -1612,6 +1612,11 @@ int main(int argc, char **argv)
         cli_usage("--%s is for labels; --text scores text",
                   o_multi ? "multi-label" : o_labels ? "labels" : "plot");
     check(llm_device_check(o_device));
+    if (o_plot) {   /* before the evaluation, whose report a bad path would lose */
+        int e = llm_can_write_beside(o_plot);
+        if (e)
+            cli_die("cannot write '%s': %s", o_plot, strerror(e));
+    }
     if (o_text)
         run_text(first, argc, argv);
     else if (o_pairs)

@@ -1149,10 +1149,17 @@ static void run_record(int first, int argc, char **argv)
 static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
 {
     llm_st *f;
+    if (llm_model_format(ckpt) != LLM_FORMAT_LLM)
+        cli_die("'%s' is a pretrained model, not a training checkpoint (--init starts from "
+                "it)", ckpt);
     check(llm_st_open(ckpt, &f));
     const char *ninp = llm_st_meta(f, "run.inputs");
     if (!ninp) {
+        int ckpt_ok = llm_st_meta(f, "train.epoch") != NULL;
         llm_st_close(f);
+        if (!ckpt_ok)
+            cli_die("'%s': not a training checkpoint (no data position; is it a final model "
+                    "file?)", ckpt);
         return;
     }
     char key[96], cur[4096];

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -343,10 +344,17 @@ int llm_trainer_restore(llm_trainer *t, const char *path)
         pos.epoch = strtoull(e, &end1, 10);
         pos.index = strtoull(i, &end2, 10);
     }
-    if (!e || !i || *end1 || *end2 || end1 == e || end2 == i) {
+    if (!e || !i) {
         llm_st_close(f);
         return llm_fail(LLM_ERR_FORMAT, "'%s': not a training checkpoint (no data "
                         "position; is it a final model file?)", path);
+    }
+    /* (strtoull takes "-1" as 2^64 - 1: digits only) */
+    if (*end1 || *end2 || !isdigit((unsigned char)*e) || !isdigit((unsigned char)*i)) {
+        rc = llm_fail(LLM_ERR_FORMAT, "'%s': bad data position (epoch '%s', index '%s')",
+                      path, e, i);
+        llm_st_close(f);
+        return rc;
     }
     llm_st_close(f);
     return llm_batcher_seek(t->b, pos);

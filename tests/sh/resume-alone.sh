@@ -37,4 +37,20 @@ refused "same size, other bytes" --resume step10.ckpt -o c.llm
 # --override goes on with what is given.
 llm-train --resume step10.ckpt --override --steps 12 -o c.llm -q 2> err.txt ||
     { echo "FAIL: --override"; cat err.txt; fail=1; }
+
+# Not a checkpoint: a final model, a pretrained one, a checkpoint whose data
+# position is not a count (strtoull read "-1" as 2^64 - 1); each named.
+llm-train --resume a.llm -t 1 2>err
+[ $? -eq 1 ] && grep -q "'a.llm': not a training checkpoint (no data position; is it a final model file?)" err ||
+    { echo "FAIL: --resume a final model: $(cat err)"; fail=1; }
+llm-train --resume "$FIXTURES/tiny-gpt2.gguf" -t 1 2>err
+[ $? -eq 1 ] && grep -q "is a pretrained model, not a training checkpoint (--init starts from it)" err ||
+    { echo "FAIL: --resume a GGUF model: $(cat err)"; fail=1; }
+llm-train -m "$tok" --layers 1 --dim 32 --heads 2 --context 16 --batch 4 --steps 3 -t 1 -q \
+    -o p.llm d.txt || { echo "FAIL: a run for its checkpoint"; fail=1; }
+grep -aq '"train.index":"12"' p.llm.ckpt || { echo "FAIL: the checkpoint is not at index 12"; fail=1; }
+sed 's/"train.index":"12"/"train.index":"-1"/' p.llm.ckpt > neg.ckpt
+llm-train --resume neg.ckpt -o n.llm -t 1 2>err
+[ $? -eq 1 ] && grep -q "'neg.ckpt': bad data position (epoch '0', index '-1')" err ||
+    { echo "FAIL: a data position of -1: $(cat err)"; fail=1; }
 exit $fail
