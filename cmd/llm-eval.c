@@ -1241,6 +1241,9 @@ static void run_lm(const char *path, int first, int argc, char **argv)
 
     llm_eval_result r;
     check(llm_eval_loss(m, d, 0, n, o_batch, T, (uint64_t)o_max_tokens, &r));
+    if (!isfinite(r.loss))
+        cli_die("'%s': the loss is %s: the model's weights hold non-finite values, or its "
+                "logits overflow", path, isnan(r.loss) ? "NaN" : "infinite");
     uint64_t bytes;
     check(llm_data_text_bytes(d, tok, r.first, r.tokens, &bytes));
     double bpb = bytes ? r.loss * (double)r.tokens / (double)bytes / log(2.0) : NAN;
