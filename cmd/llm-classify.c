@@ -389,8 +389,14 @@ static void explain_label(explanation *e, const char *t, size_t n, int k)
         pos++;
     while (neg < m - pos && neg < K && e->score[e->order[m - 1 - neg]] < 0)
         neg++;
-    for (int i = 0; i < neg; i++)          /* the most negative first */
-        e->order[pos + i] = e->order[m - 1 - i];
+    /* The most negative first: the tail reversed, then moved after the
+     * positive ones (the two may overlap). */
+    for (int i = 0, *tail = e->order + m - neg; i < neg / 2; i++) {
+        int s = tail[i];
+        tail[i] = tail[neg - 1 - i];
+        tail[neg - 1 - i] = s;
+    }
+    memmove(e->order + pos, e->order + m - neg, (size_t)neg * sizeof *e->order);
     e->n_order = pos + neg;
     free(vary);
 }

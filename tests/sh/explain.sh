@@ -68,4 +68,25 @@ printf 'x\t%s\n' "$long" | llm-classify -m k.llm -f 2 --explain=3 --format jsonl
 grep -q '"explain_truncated":true' long.jsonl || { echo "FAIL: no explain_truncated"; cat long.jsonl; fail=1; }
 grep -q 'explanation covers only the first 16 tokens' long.err || { echo "FAIL: no warning"; cat long.err; fail=1; }
 grep -q '"token":"zebra"' long.jsonl && { echo "FAIL: a token past the context explained"; fail=1; }
+
+# Every token of a document at most once, the positive scores falling, then
+# the negative ones rising (the negatives were reversed in place over
+# entries not yet read: a token dropped, another repeated).
+for method in ig occlusion; do
+    llm-classify -m k.llm -f 2 --explain=100 --explain-method $method --format jsonl \
+        test.tsv > all-$method.jsonl || exit 1
+    bad=$(awk '{ n = split($0, t, "\"start\":"); delete seen; neg = 0; prev = ""; ok = n > 1
+                 for (i = 2; i <= n; i++) {
+                     s = t[i]; sub(/,.*/, "", s)
+                     v = t[i]; sub(/.*"score":/, "", v); sub(/[}].*/, "", v); v += 0
+                     if (s in seen) ok = 0
+                     seen[s] = 1
+                     if (v < 0 && !neg) { neg = 1; prev = "" }
+                     if (v > 0 && neg) ok = 0
+                     if (prev != "" && (neg ? v < prev : v > prev)) ok = 0
+                     prev = v }
+                 if (!ok) bad++ }
+               END { print bad + 0 }' all-$method.jsonl)
+    [ "$bad" -eq 0 ] || { echo "FAIL: $method: $bad records whose tokens repeat or are out of order"; fail=1; }
+done
 exit $fail
