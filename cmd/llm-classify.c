@@ -846,6 +846,8 @@ static char **setup_labels(void)
         char *at = strstr(tpl, "{label}");
         if (!at || strstr(at + 7, "{label}"))
             cli_usage("--template must hold {label} once");
+        if (strstr(at + 7, "{text}"))   /* (the suffix is scored as it is) */
+            cli_usage("--template: {text} must come before {label}");
         g_suffix = at + 7;
         *at = '\0';
         g_prefix_fmt = tpl;

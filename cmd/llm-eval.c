@@ -1564,7 +1564,7 @@ static void run_model(int first, int argc, char **argv)
     }
     if (classifier) {
         if (o_task && strcmp(o_task, "lm") == 0)
-            cli_die("'%s' is a classifier, not a language model: --task lm does not apply",
+            cli_usage("'%s' is a classifier, not a language model: --task lm does not apply",
                     o_model);
         if (o_context || o_max_tokens)
             cli_usage("--%s applies to a language model; '%s' is a classifier",

@@ -675,6 +675,9 @@ static void load_model(llm_model **mp, llm_tok **tokp)
 {
     llm_model *m;
     check(llm_model_load(o_model, o_device, &m));
+    if (llm_model_n_labels(m))
+        cli_usage("'%s' is a classifier: it labels text (llm-classify), it does not continue it",
+                  o_model);
     cli_precision(m, o_precision);
     if (strcmp(o_precision, "f32") == 0 && o_no_mmap)
         check(llm_model_own(m));

@@ -104,8 +104,12 @@ printf 'payment,\tcard fever\n' > mempty.tsv
 err1 "llm-eval: 'mempty.tsv', line 1: empty label" llm-eval -m ml.llm mempty.tsv
 printf '\n\n' > blank.tsv
 err1 "llm-eval: no records in the input" llm-eval -m c.llm blank.tsv
-err1 "llm-eval: 'c.llm' is a classifier, not a language model: --task lm does not apply" \
-    llm-eval -m c.llm --task lm test.tsv
+llm-eval -m c.llm --task lm test.tsv > out 2> err; st=$?
+[ $st -eq 2 ] && grep -q "^llm-eval: 'c.llm' is a classifier, not a language model: --task lm does not apply$" err ||
+    no "--task lm on a classifier: exit $st, $(cat err)"
+llm-generate -m c.llm -n 2 -p card > out 2> err; st=$?
+[ $st -eq 2 ] && [ ! -s out ] && grep -q "^llm-generate: 'c.llm' is a classifier: it labels text (llm-classify), it does not continue it$" err ||
+    no "llm-generate on a classifier: exit $st, $(cat err)"
 llm-eval -m c.llm --labels payment,nope test.tsv > out 2> err; st=$?
 [ $st -eq 2 ] && grep -q "^llm-eval: --labels: 'nope' is not one of the model's labels$" err ||
     no "--labels with an unknown label: exit $st, $(cat err)"
