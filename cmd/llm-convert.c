@@ -133,6 +133,12 @@ int main(int argc, char **argv)
         llm_model_free(m);
         cli_die_status(rc);
     }
+    const char *pairs = llm_model_pairs(m);
+    if (pairs && to != TO_LLM)
+        cli_warn("'%s' answers inputs in its %s layout (llm-train --task pairs), which %s "
+                 "cannot hold: the converted model continues text as given%s", in, pairs,
+                 to == TO_GGUF ? "GGUF" : "a Hugging Face folder",
+                 strcmp(pairs, "chat") == 0 ? " (its chat template goes with it)" : "");
     const char *what;
     if (to == TO_GGUF) {
         rc = llm_model_export_gguf(m, t, out, gguf_type);
