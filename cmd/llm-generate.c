@@ -467,6 +467,16 @@ static const llm_model *g_model;
 static const char *g_chat;   /* --chat: the layout, else NULL */
 static const char *g_chat_system;   /* the model's default system turn, or NULL */
 
+/* An encoding's failure (a byte the vocabulary cannot hold), named by the
+ * prompt or the input line. */
+static void check_encoded(int rc, const char *name, int64_t lineno)
+{
+    if (rc && o_prompt)
+        cli_die("the prompt: %s", llm_errmsg());
+    if (rc)
+        cli_die("'%s', line %lld: %s", name, (long long)lineno, llm_errmsg());
+}
+
 /* Builds a prompt: repaired text, BOS + ids, truncated on the left. */
 static prompt_t *make_prompt(const char *line, size_t len, const char *name,
                              int64_t lineno, int64_t seqline)
@@ -494,18 +504,19 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
         llm_buf in = { 0 };
         check(llm_unescape(p->prompt, p->prompt_len, &in));
         check(llm_buf_append(&in, "", 0));
-        check(llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL));
+        check_encoded(llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL),
+                      name, lineno);
         llm_buf_free(&in);
     } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
-        check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
-                              p->prompt_len, &ids));
+        check_encoded(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
+                                      p->prompt_len, &ids), name, lineno);
     } else {
         /* BOS first where the tokenizer's users put it; an empty prompt
          * starts from BOS, else EOS, in any case. */
         if (g_bos >= 0 && llm_tok_add_bos(g_tok))
             check(llm_ids_push(&ids, g_bos));
-        check(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids));
+        check_encoded(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids), name, lineno);
         if (ids.len == 0 && (g_bos >= 0 || g_eos >= 0))
             check(llm_ids_push(&ids, g_bos >= 0 ? g_bos : g_eos));
     }
