@@ -229,8 +229,9 @@ static int imin(int a, int b)
  * from its earliest document's start only, down to a multiple of
  * LLM_PANEL_STEP (first_key): the probabilities of those before are exact
  * zeros, and the products from there give the whole products' bits
- * (cpu.h): a tile of Multi30k's pairs packed in rows of 1024 reads at most
- * 192 keys where it read up to 1024, and training gives the same bytes.
+ * (cpu.h): a tile of Multi30k's pairs (some 70 tokens each) packed in rows
+ * of 1024 reads two or three blocks of 64 keys where it read up to 16, and
+ * training gives the same bytes.
  * (The cut below still weighs each tile by all its keys: it follows the
  * shape, not the documents.)
  *
