@@ -2,6 +2,7 @@
  * with validation, checkpoints and resume. Options, I/O, progress and the
  * training loop's bookkeeping only; the maths is in lib/ (model.c, train.c). */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -2057,6 +2058,48 @@ static void announce(const train_run *r)
 
 /* A validation better than the best so far (key lower) saves the model;
  * any other counts towards --patience. */
+/* The checkpoint, with what validation has kept so far (the best key,
+ * the evaluations since, the best pairs loss and BLEU), so that a resumed
+ * run keeps the best model and counts --patience on. */
+static void save_checkpoint(const train_run *r)
+{
+    char v[64];
+    snprintf(v, sizeof v, "%.17g", r->best);
+    run_put("run.best", v);
+    snprintf(v, sizeof v, "%d", r->bad_evals);
+    run_put("run.bad_evals", v);
+    snprintf(v, sizeof v, "%.17g", r->best_loss);
+    run_put("run.best_loss", v);
+    snprintf(v, sizeof v, "%.17g", r->best_bleu);
+    run_put("run.best_bleu", v);
+    check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
+                           (const char *const *)run_meta));
+}
+
+/* save_checkpoint()'s validation state from the checkpoint being resumed
+ * (one written before it was kept starts afresh). */
+static void restore_best(train_run *r, const char *ckpt)
+{
+    llm_st *f;
+    check(llm_st_open(ckpt, &f));
+    const char *keys[] = { "run.best", "run.bad_evals", "run.best_loss", "run.best_bleu" };
+    double *to[] = { &r->best, NULL, &r->best_loss, &r->best_bleu };
+    for (int i = 0; i < 4; i++) {
+        const char *v = llm_st_meta(f, keys[i]);
+        char *end;
+        double x = v ? strtod(v, &end) : 0;
+        if (!v)
+            continue;
+        if (end == v || *end || (!to[i] && !(x >= 0 && x <= INT_MAX && x == floor(x))))
+            cli_die("'%s': bad %s '%s'", ckpt, keys[i], v);
+        if (to[i])
+            *to[i] = x;
+        else
+            r->bad_evals = (int)x;
+    }
+    llm_st_close(f);
+}
+
 static void keep_best(train_run *r, double key)
 {
     if (key < r->best) {
@@ -2186,9 +2229,12 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
     double t0 = cli_now(), tlast = t0, comm_last = 0;
     int64_t step = r->start;
     int status = 0;
-    *why = step >= r->total ? "nothing to do" : "done";
     uint64_t tokens_done = 0;
     int64_t stop_at = o_until && o_until < r->total ? o_until : r->total;
+    /* Resumed where it had stopped early, or at or past --until. */
+    if ((r->has_val && o_patience && r->bad_evals >= o_patience) || stop_at < step)
+        stop_at = step;
+    *why = step >= stop_at ? "nothing to do" : "done";
     /* The schedule is fitted after 10 steps or a tenth of the time,
      * whichever comes first, and again at every validation. */
     int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
@@ -2235,8 +2281,7 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
         if (step == stop_at && stop_at < total)
             *why = "paused (resume with --resume)";
         if (o_save_every && step % o_save_every == 0 && step < stop_at && r->rank == 0)
-            check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
-                                   (const char *const *)run_meta));
+            save_checkpoint(r);
         /* Stop decisions are agreed by all ranks every step, so that none is
          * left waiting in the next step's all-reduce. */
         int stop = (r->has_val && o_patience && r->bad_evals >= o_patience ? 1 : 0) |
@@ -2272,8 +2317,7 @@ static void finish(train_run *r, const char *why, int64_t step)
     if (r->tty)
         fputc('\n', stderr);
     if (why && r->rank == 0) {
-        check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
-                               (const char *const *)run_meta));
+        save_checkpoint(r);
         /* Without validation, or when nothing was validated yet, the output is
          * the latest model; otherwise it already holds the best one. */
         if (!r->has_val || isinf(r->best))
@@ -2379,6 +2423,8 @@ int main(int argc, char **argv)
         run_apply(o_resume, &first, &argc, &argv);
     train_run r = { .best = INFINITY, .last_val = NAN, .last_bpb = NAN,
                     .best_loss = INFINITY, .best_bleu = -INFINITY };
+    if (o_resume)
+        restore_best(&r, o_resume);
     /* Under mpirun: rank 0 alone speaks and writes files (see "Scaling out"
      * in llm-train(1)); every rank trains. */
     r.rank = par_rank();

@@ -5,7 +5,8 @@
 # the checkpoint's is refused, naming it, unless it is one of those that may
 # change (--threads, -o, ...) or --override is given; a data file changed or
 # truncated since the checkpoint is refused; other data files than the
-# run's are refused.
+# run's are refused. Validation's best model and --patience's count
+# survive a resume.
 set -u
 cp "$FIXTURES/tiny.txt" d.txt
 n=$(wc -c < d.txt)
@@ -53,4 +54,25 @@ sed 's/"train.index":"12"/"train.index":"-1"/' p.llm.ckpt > neg.ckpt
 llm-train --resume neg.ckpt -o n.llm -t 1 2>err
 [ $? -eq 1 ] && grep -q "'neg.ckpt': bad data position (epoch '0', index '-1')" err ||
     { echo "FAIL: a data position of -1: $(cat err)"; fail=1; }
+
+# Validation's state goes with the checkpoint: the best model is kept (a run
+# cut after its best evaluation and resumed saved its next one instead),
+# --patience counts on, and resuming a finished run leaves its best model.
+cp "$FIXTURES/tiny.txt" e.txt   # (d.txt was changed above)
+v="-m $tok --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 --steps 40 --lr 0.01 --warmup 0 --val-fraction 0.2 --eval-every 4"
+llm-train $v -q -o v1.llm e.txt || { echo "FAIL: a validated run"; fail=1; }
+llm-train $v -q -o v2.llm --until 36 e.txt && llm-train --resume v2.llm.ckpt -q ||
+    { echo "FAIL: a validated run cut at 36"; fail=1; }
+cmp -s v1.llm v2.llm || { echo "FAIL: cut after its best evaluation and resumed: another model"; fail=1; }
+cp v1.llm v1.keep
+llm-train --resume v1.llm.ckpt -q || { echo "FAIL: resuming a finished run"; fail=1; }
+cmp -s v1.llm v1.keep || { echo "FAIL: resuming a finished run replaced its best model"; fail=1; }
+llm-train $v --patience 1 -o w1.llm e.txt 2>&1 | grep -q "stopped early" ||
+    { echo "FAIL: --patience 1 did not stop the run early"; fail=1; }
+at=$(llm-train --resume w1.llm.ckpt 2>&1 | sed -n 's/.*nothing to do at step \([0-9]*\);.*/\1/p')
+[ -n "$at" ] || { echo "FAIL: resuming a run stopped early trained on"; fail=1; at=20; }
+llm-train $v -q --patience 1 -o w2.llm --until $((at - 2)) e.txt &&
+    llm-train --resume w2.llm.ckpt 2>&1 | grep -q "stopped early: no improvement in validation loss at step $at;" ||
+    { echo "FAIL: --patience did not count across --resume (not stopped at step $at)"; fail=1; }
+cmp -s w1.llm w2.llm || { echo "FAIL: --patience: cut and resumed, another model"; fail=1; }
 exit $fail
