@@ -1839,6 +1839,17 @@ static void load_model(train_run *r)
         if (llm_model_config(r->m)->vocab_size != V)
             cli_die("'%s' has a vocabulary of %d, the tokenizer '%s' has %d", r->from,
                     llm_model_config(r->m)->vocab_size, r->tok_path, V);
+        if (o_model) {   /* the same size is not the same pieces */
+            llm_tok *own;
+            check(llm_tok_load(r->from, &own));
+            for (int i = 0; i < V; i++)
+                if (strcmp(llm_tok_piece(own, i), llm_tok_piece(r->tok, i)) != 0)
+                    cli_die("the tokenizer '%s' is not the one of '%s' (piece %d is '%s' "
+                            "there, '%s' here): its embeddings would stand for other "
+                            "pieces", o_model, r->from, i, llm_tok_piece(own, i),
+                            llm_tok_piece(r->tok, i));
+            llm_tok_free(own);
+        }
     } else {
         llm_config c;
         c.vocab_size = V;

@@ -126,6 +126,13 @@ llm-tokenize train --vocab-size 30 --no-byte-fallback --model-type char -o other
 llm-train -m other.model $shape --resume r.llm.ckpt -o keep.llm "$txt" 2>err; st=$?
 [ $st -eq 1 ] && grep -q "vocabulary" err || no "vocabulary mismatch on resume: exit $st: $(cat err)"
 cmp -s a.llm keep.llm || no "a failed run changed an existing model file"
+# -m with --init: a tokenizer of the same size but other pieces is refused.
+cut -f1 "$FIXTURES/text_pairs_en.tsv" > en.txt
+llm-tokenize train --vocab-size 600 --strict-size -t 1 -q -o other600.model en.txt || no "a tokenizer of 600"
+llm-train --init a.llm -m other600.model --steps 1 -q -o x.llm "$txt" 2>err; st=$?
+[ $st -eq 1 ] && grep -q "^llm-train: the tokenizer 'other600.model' is not the one of 'a.llm' (piece " err ||
+    no "--init with another tokenizer of the same size: exit $st: $(cat err)"
+llm-train --init a.llm -m "$tok" --steps 1 -q -o x.llm "$txt" || no "--init with its own tokenizer given"
 
 # The library names the parameter at fault; llm-train names its option.
 llm-train -m "$tok" --dim 36 --heads 5 --steps 1 -q -o x.llm "$txt" 2>err; st=$?
