@@ -71,7 +71,8 @@ static const cli_opt opts[] = {
      "share of characters the alphabet must cover", NULL, 0.98, 1, TRAIN,
      CLI_COMPLETE_NONE, 0},
     {"byte-fallback", 0, CLI_FLAG, &o_byte_fallback, NULL,
-     "spell unknown characters as UTF-8 byte pieces (the default)", NULL, 0, 0, TRAIN,
+     "spell unknown characters as UTF-8 byte pieces (the default, but with --model-type "
+     "word, whose unknown words would decode with their word-start mark)", NULL, 0, 0, TRAIN,
      CLI_COMPLETE_NONE, 1},
     {"no-byte-fallback", 0, CLI_FLAG, &o_no_byte_fallback, NULL,
      "map unknown characters to <unk> instead", NULL, 0, 0, TRAIN, CLI_COMPLETE_NONE, 1},
@@ -224,6 +225,14 @@ static int cmd_train(int nfiles, char **files)
         cli_usage("train needs an output file (-o FILE)");
     if (o_byte_fallback && o_no_byte_fallback)
         cli_usage("--byte-fallback and --no-byte-fallback conflict");
+    int word = strcmp(o_model_type, "word") == 0;
+    /* SentencePiece's word model spells an unknown word with its "▁" as
+     * bytes (decoded as the mark itself), and matches neither user symbols
+     * nor digits inside a word. */
+    if (word && (o_byte_fallback || o_split_digits || (o_user_symbols && *o_user_symbols)))
+        cli_usage("--%s does not apply to --model-type word",
+                  o_byte_fallback ? "byte-fallback" : o_split_digits ? "split-digits"
+                                                                     : "user-symbols");
     static const char *const stdin_only[] = {"-"};
     const char *const *inputs = nfiles ? (const char *const *)files : stdin_only;
     size_t n = nfiles ? (size_t)nfiles : 1;
@@ -252,7 +261,7 @@ static int cmd_train(int nfiles, char **files)
     }
     p.fit_vocab = !o_strict_size;
     p.character_coverage = o_coverage;
-    p.byte_fallback = !o_no_byte_fallback;
+    p.byte_fallback = !o_no_byte_fallback && !word;
     p.normalization = o_normalization;
     /* identity promises text back byte for byte, which needs the spaces too */
     p.remove_extra_whitespaces = strcmp(o_normalization, "identity") != 0;

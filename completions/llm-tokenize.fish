@@ -14,7 +14,7 @@ complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l vocab-size -x
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l strict-size -d 'fail when --vocab-size N does not fit the corpus instead of changing it'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l model-type -x -a 'unigram bpe char word' -d 'segmentation algorithm'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l character-coverage -x -d 'share of characters the alphabet must cover'
-complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l byte-fallback -d 'spell unknown characters as UTF-8 byte pieces (the default)'
+complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l byte-fallback -d 'spell unknown characters as UTF-8 byte pieces (the default, but with --model-type word, whose unknown words would decode with their word-start mark)'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l no-byte-fallback -d 'map unknown characters to <unk> instead'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l normalization -x -a 'nmt_nfkc nfkc nmt_nfkc_cf nfkc_cf identity' -d 'Unicode normalisation; identity keeps text byte for byte'
 complete -c llm-tokenize -n '__fish_seen_subcommand_from train' -l split-digits -d 'make every digit its own piece'
