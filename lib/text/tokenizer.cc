@@ -542,9 +542,17 @@ int bpe_from_vocab(const llm_tok_vocab *v, const char *name, llm_tok **out)
 class LineIterator : public sentencepiece::SentenceIterator {
 public:
     // max_len: the trainer's maximum sentence length in bytes, for usable().
-    LineIterator(const char *const *files, size_t n, size_t max_len)
-        : files_(files), n_(n), max_len_(max_len)
+    // sample > 0: yields `sample` of the usable lines, drawn uniformly with
+    // `seed` (reservoir sampling over all of them, read first; kept in the
+    // order they came), or all of them where there are no more.
+    // in: standard input's bytes, read beforehand (so that each try of a
+    // fitted size reads them again), for the files named "-".
+    LineIterator(const char *const *files, size_t n, size_t max_len, int64_t sample,
+                 uint64_t seed, const std::string &in)
+        : files_(files), n_(n), max_len_(max_len), in_(in)
     {
+        if (sample > 0)
+            draw(sample, seed);
         Next();
     }
     ~LineIterator() override
@@ -563,6 +571,14 @@ public:
     }
     void Next() override
     {
+        if (drawn_) {
+            if (at_ == kept_.size()) {
+                done_ = true;
+                return;
+            }
+            value_.swap(kept_[at_++].second);
+            return;
+        }
         while (!done_) {
             if (!f_ && !open_next())
                 return;
@@ -602,6 +618,31 @@ public:
     long long usable() const { return usable_; }
 
 private:
+    void draw(int64_t sample, uint64_t seed)
+    {
+        llm_rng r;
+        llm_rng_seed(&r, seed);
+        uint64_t seen = 0;
+        for (Next(); !done_; Next()) {
+            if (value_.empty() || value_.size() > max_len_)
+                continue;
+            if (kept_.size() < (uint64_t)sample) {
+                kept_.emplace_back(seen, value_);
+            } else {
+                uint64_t j = llm_rng_below(&r, seen + 1);
+                if (j < (uint64_t)sample)
+                    kept_[j] = std::make_pair(seen, value_);
+            }
+            seen++;
+        }
+        if (err_)
+            return;
+        std::sort(kept_.begin(), kept_.end(),
+                  [](const std::pair<uint64_t, std::string> &a,
+                     const std::pair<uint64_t, std::string> &b) { return a.first < b.first; });
+        drawn_ = true;
+        done_ = false;
+    }
     bool is_stdin() const { return strcmp(files_[idx_ - 1], "-") == 0; }
     const char *name() const { return is_stdin() ? "(standard input)" : files_[idx_ - 1]; }
     bool open_next()
@@ -612,7 +653,9 @@ private:
         }
         idx_++;
         line_ = 0;
-        f_ = is_stdin() ? stdin : fopen(files_[idx_ - 1], "r");
+        f_ = !is_stdin()   ? fopen(files_[idx_ - 1], "r")
+             : in_.empty() ? fopen("/dev/null", "r")
+                           : fmemopen((void *)in_.data(), in_.size(), "r");
         if (!f_) {
             fail(LLM_ERR_IO, "cannot open '%s': %s", files_[idx_ - 1], strerror(errno));
             return false;
@@ -621,7 +664,7 @@ private:
     }
     void close_file()
     {
-        if (f_ && f_ != stdin)
+        if (f_)
             fclose(f_);
         f_ = nullptr;
     }
@@ -644,6 +687,10 @@ private:
     size_t cap_ = 0;
     long long line_ = 0, lines_ = 0, usable_ = 0;
     size_t max_len_;
+    const std::string &in_;
+    std::vector<std::pair<uint64_t, std::string>> kept_;   // (line, text) drawn
+    size_t at_ = 0;
+    bool drawn_ = false;
     bool done_ = false;
     int err_ = 0;
     std::string msg_, value_;
@@ -1241,7 +1288,9 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
             {"normalization_rule_name", p->normalization},
             {"remove_extra_whitespaces", p->remove_extra_whitespaces ? "true" : "false"},
             {"split_digits", p->split_digits ? "true" : "false"},
-            {"input_sentence_size", std::to_string(p->input_sentence_size)},
+            // (sampled by LineIterator, with the seed: SentencePiece's own
+            // sampler ignores SetRandomGeneratorSeed in 0.1.97)
+            {"input_sentence_size", "0"},
             {"num_threads", std::to_string(threads)},
             {"max_sentence_length", std::to_string(p->max_sentence_length)},
             // SentencePiece logs through its own LOG() to std::cerr; its
@@ -1262,10 +1311,23 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
         // (Fitted from above the special pieces, which the trainer
         // otherwise fails on without naming a size.)
         int vocab = p->vocab_size > specials ? p->vocab_size : specials + 1;
+        std::string in;
+        for (size_t i = 0; i < n_inputs; i++)
+            if (strcmp(inputs[i], "-") == 0) {
+                char buf[1 << 16];
+                size_t k;
+                while ((k = fread(buf, 1, sizeof buf, stdin)) > 0)
+                    in.append(buf, k);
+                if (ferror(stdin))
+                    return llm_fail(LLM_ERR_IO, "'(standard input)': read error: %s",
+                                    strerror(errno ? errno : EIO));
+                break;
+            }
         for (int attempt = 0;; attempt++) {
             kw["vocab_size"] = std::to_string(vocab);
             sentencepiece::SetRandomGeneratorSeed(p->seed);
-            LineIterator it(inputs, n_inputs, (size_t)p->max_sentence_length);
+            LineIterator it(inputs, n_inputs, (size_t)p->max_sentence_length,
+                            p->input_sentence_size, p->seed, in);
             std::string serialized;
             // model_prefix stays empty: with an output string the trainer
             // serializes into it and writes no files.
