@@ -1086,6 +1086,7 @@ static int changeable(const cli_opt *o)
 
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
+static char *run_defaults[256];   /* by option index: the default's string, or NULL */
 static size_t run_n, run_cap;
 
 /* Sets key to val, replacing the value it has. */
@@ -1178,11 +1179,17 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
             continue;
         }
         int has = cli_opt_string(o, cur, sizeof cur);
-        if ((!was || !has || strcmp(was, cur) != 0) && !changeable(o) && !o_override)
+        /* (a run records what was given: one not recorded had the default) */
+        const char *ref = was ? was : run_defaults[i];
+        if ((!ref || !has || strcmp(ref, cur) != 0) && !changeable(o) && !o_override)
             cli_die("--%s %s differs from the run in '%s' (%s%s); --resume continues that "
                     "run as it was started (--override to change it)", o->name,
-                    o->type == CLI_FLAG ? "given" : cur, ckpt, was ? "there: " : "not set there",
-                    was ? (o->type == CLI_FLAG ? (was[0] == '1' ? "set" : "not set") : was) : "");
+                    o->type == CLI_FLAG ? "given" : cur, ckpt,
+                    was ? "there: " : ref && o->type != CLI_FLAG ? "there: the default " :
+                                                                   "not set there",
+                    ref ? (o->type == CLI_FLAG ? (was ? (was[0] == '1' ? "set" : "not set") : "")
+                                               : ref)
+                        : "");
     }
     long n = strtol(ninp, NULL, 10);
     if (n < 1 || n > 100000)
@@ -2419,6 +2426,11 @@ int main(int argc, char **argv)
     cli_signals();
     par_init(&argc, &argv);
     library_defaults();
+    for (int i = 0; i < prog.nopts && i < 256; i++) {
+        char v[4096];
+        if (cli_opt_string(&prog.opts[i], v, sizeof v) && !(run_defaults[i] = strdup(v)))
+            cli_die("out of memory");
+    }
     int first = cli_parse(&prog, argc, argv, NULL);
     if (o_plot_only) {
         if (!o_plot || !o_log)

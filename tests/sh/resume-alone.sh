@@ -27,6 +27,12 @@ refused() { # expected-message args...
 }
 refused "--lr 0.001 differs from the run in 'step10.ckpt' (there: 0.002)" --resume step10.ckpt --lr 1e-3 -o c.llm
 refused "--untied given differs from the run in 'step10.ckpt' (not set there)" --resume step10.ckpt --untied -o c.llm
+# An option the run left at its default: restated, accepted; changed, refused.
+refused "--schedule linear differs from the run in 'step10.ckpt' (there: the default cosine)" \
+    --resume step10.ckpt --schedule linear -o c.llm
+cp step10.ckpt restated.ckpt
+llm-train --resume restated.ckpt --schedule cosine --clip 1 -q -o r.llm 2> err.txt &&
+    cmp -s r.llm a.llm || { echo "FAIL: options restated at their defaults: $(cat err.txt)"; fail=1; }
 refused "the data files differ from those of the run" --resume step10.ckpt -o c.llm "$FIXTURES/tiny.txt"
 printf 'x' >> d.txt
 refused "'d.txt' changed since the checkpoint 'step10.ckpt' was written ($((n + 1)) bytes, were $n)" --resume step10.ckpt -o c.llm
