@@ -154,6 +154,14 @@ static int next_record(reader *r, char delim, char **rec, size_t *len)
             r->buf = nb;
             r->cap = nc;
         }
+        /* Waits in poll(), which a signal interrupts (read() on a pipe would
+         * be restarted): SIGINT or SIGTERM ends an idle input. */
+        struct pollfd p = { r->fd, POLLIN, 0 };
+        if (poll(&p, 1, -1) < 0 && errno == EINTR) {
+            if (cli_stopped())
+                return 0;
+            continue;
+        }
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR)
             continue;
@@ -744,7 +752,7 @@ static void run_batch(batch *b)
     if (!idx)
         cli_die("out of memory");
     if (g_zero_shot) {
-        for (size_t r = 0; r < b->n; r++) {
+        for (size_t r = 0; r < b->n && !cli_stopped(); r++) {
             if (!b->empty[r])
                 zero_shot(b, r, b->probs + r * (size_t)g_K);
             emit(b, r, b->probs + r * (size_t)g_K, idx);
@@ -797,7 +805,7 @@ static void run_batch(batch *b)
         if (b->nd)
             check(llm_cls_predict(g_model, b->dptr, b->dlen, b->nd, b->owner, b->n, o_batch,
                                   b->probs));
-        for (size_t r = 0; r < b->n; r++)
+        for (size_t r = 0; r < b->n && !cli_stopped(); r++)   /* whole records */
             emit(b, r, b->probs + r * (size_t)g_K, idx);
     }
     free(idx);
@@ -815,7 +823,7 @@ static void classify_input(batch *b, const char *path)
     size_t chunk = (size_t)o_batch * 16;
     char *rec;
     size_t len;
-    for (;;) {
+    while (!cli_stopped()) {
         /* Label what we have before waiting for more. */
         if (b->n && !has_record(&r, delim) && !readable(&r))
             run_batch(b);
@@ -825,7 +833,8 @@ static void classify_input(batch *b, const char *path)
         if (b->n >= chunk)
             run_batch(b);
     }
-    run_batch(b);
+    if (!cli_stopped())
+        run_batch(b);
     cli_close(f);
     free(r.buf);
 }
@@ -921,6 +930,7 @@ static void summary_warnings(void)
 int main(int argc, char **argv)
 {
     cli_signals();
+    cli_catch_stop();   /* SIGINT, SIGTERM: the records labelled so far, whole */
     int first = cli_parse(&prog, argc, argv, NULL);
     if (!o_model)
         cli_usage("missing --model FILE");
@@ -952,7 +962,7 @@ int main(int argc, char **argv)
     batch b = { 0 };
     if (first >= argc)
         classify_input(&b, NULL);
-    for (int i = first; i < argc; i++)
+    for (int i = first; i < argc && !cli_stopped(); i++)
         classify_input(&b, argv[i]);
     cli_flush(stdout);
     summary_warnings();
@@ -979,5 +989,5 @@ int main(int argc, char **argv)
         free(g_names);
     llm_tok_free(g_tok);
     llm_model_free(g_model);
-    return 0;
+    return cli_stopped() ? 128 + cli_stopped() : 0;
 }

@@ -450,6 +450,14 @@ static int next_line(input_t *in, const char **line, size_t *len, int64_t *linen
             in->buf = nb;
             in->cap = nc;
         }
+        /* Waits in poll(), which a signal interrupts (read() on a pipe would
+         * be restarted): SIGINT or SIGTERM ends an idle input. */
+        struct pollfd p = { fileno(in->f), POLLIN, 0 };
+        if (poll(&p, 1, -1) < 0 && errno == EINTR) {
+            if (cli_stopped())
+                return 0;
+            continue;
+        }
         ssize_t n = read(fileno(in->f), in->buf + in->end, in->cap - in->end);
         if (n < 0 && errno == EINTR)
             continue;
@@ -509,8 +517,8 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
         llm_buf_free(&in);
     } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
-        check_encoded(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
-                                      p->prompt_len, &ids), name, lineno);
+        check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
+                              p->prompt_len, &ids));   /* (its failures are the template's) */
     } else {
         /* BOS first where the tokenizer's users put it; an empty prompt
          * starts from BOS, else EOS, in any case. */

@@ -150,11 +150,17 @@ static FILE *out_open(const char *path)
             cli_die("cannot write '%s': %s", path, strerror(errno));
         return f;
     }
-    size_t n = strlen(g_target) + sizeof ".tmp.XXXXXX";
+    /* Named as the library names its own (FILE.tmpXXXXXX), so that a run
+     * killed (SIGKILL, power) leaves one that the next run removes. */
+    int stale = llm_remove_stale_temps(g_target);
+    if (stale && !o_quiet)
+        fprintf(stderr, "%s: removed %d temporary file%s left by an interrupted run\n",
+                cli_prog_name(), stale, stale == 1 ? "" : "s");
+    size_t n = strlen(g_target) + sizeof ".tmpXXXXXX";
     g_tmp = malloc(n);
     if (!g_tmp)
         cli_die("out of memory");
-    snprintf(g_tmp, n, "%s.tmp.XXXXXX", g_target);
+    snprintf(g_tmp, n, "%s.tmpXXXXXX", g_target);
     atexit(remove_tmp);
     int fd = mkstemp(g_tmp);
     if (fd < 0) {
@@ -177,6 +183,13 @@ static FILE *out_open(const char *path)
 
 static void out_close(FILE *f, const char *path)
 {
+    if (cli_stopped()) {   /* the records so far, whole, to a stream; a file stays as it was */
+        if (f == stdout || !g_tmp)
+            cli_flush(f);
+        else
+            remove_tmp();
+        exit(128 + cli_stopped());
+    }
     if (f == stdout) {
         cli_flush(stdout);
         return;
@@ -274,9 +287,12 @@ static int cmd_train(int nfiles, char **files)
     p.max_sentence_length = o_max_sentence_length;
     p.verbose = o_verbose;
 
-    /* The temporary output first: an unwritable -o should fail before,
-     * not after, minutes of training. */
-    FILE *f = out_open(o_output);
+    /* An unwritable -o fails before, not after, minutes of training; the
+     * output itself is opened after (a run killed while training leaves no
+     * temporary file). */
+    int e = llm_can_write_beside(o_output);
+    if (e)
+        cli_die("cannot write '%s': %s", o_output, strerror(e));
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     llm_tok *t;
@@ -301,6 +317,7 @@ static int cmd_train(int nfiles, char **files)
                     "corpus)\n", cli_prog_name(), got);
     }
     llm_tok_bytes(t, &buf, &len);
+    FILE *f = out_open(o_output);
     cli_write(buf, len, f);
     out_close(f, o_output);
     if (!o_quiet && (o_verbose || cli_isatty_stderr()))
@@ -354,7 +371,7 @@ static void each_line(FILE *in, const char *path, FILE *out, int flush, line_fn 
     const char *line;
     size_t len;
     int r;
-    while ((r = llm_lines_next(lr, &line, &len)) == 1) {
+    while (!cli_stopped() && (r = llm_lines_next(lr, &line, &len)) == 1) {
         fn(ctx, path, llm_lines_number(lr), line, len);
         if (flush)
             cli_flush(out);
@@ -460,7 +477,7 @@ static int cmd_encode(int nfiles, char **files)
         buf_or_die(llm_tokwriter_open(out, (uint32_t)llm_tok_vocab_size(t), &e.w));
 
     int n = nfiles ? nfiles : 1;
-    for (int fi = 0; fi < n; fi++) {
+    for (int fi = 0; fi < n && !cli_stopped(); fi++) {
         const char *path = nfiles ? files[fi] : "-";
         FILE *in = cli_open(path);
         each_line(in, path, out, !bin, encode_line, &e);
@@ -583,7 +600,7 @@ static int cmd_decode(int nfiles, char **files)
 {
     decoder d = {.t = load_model(), .out = out_open(o_output)};
     int n = nfiles ? nfiles : 1;
-    for (int fi = 0; fi < n; fi++) {
+    for (int fi = 0; fi < n && !cli_stopped(); fi++) {
         const char *path = nfiles ? files[fi] : "-";
         FILE *in = cli_open(path);
         /* A token file starts with "LLMTOKS\0" and a line of ids never with
@@ -681,8 +698,9 @@ int main(int argc, char **argv)
     char **files = argv + first;
     switch (cmd) {
     case CMD_TRAIN: return cmd_train(nfiles, files);
-    case CMD_ENCODE: return cmd_encode(nfiles, files);
-    case CMD_DECODE: return cmd_decode(nfiles, files);
+    /* SIGINT, SIGTERM: the records so far, whole (out_close()) */
+    case CMD_ENCODE: cli_catch_stop(); return cmd_encode(nfiles, files);
+    case CMD_DECODE: cli_catch_stop(); return cmd_decode(nfiles, files);
     default: return cmd_info(nfiles, files);
     }
 }

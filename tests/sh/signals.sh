@@ -1,0 +1,58 @@
+#!/bin/sh
+# signals.sh: SIGTERM to a filter that waits on an idle input pipe (a
+# producer that has gone quiet) ends it at once with 128 + 15, its output
+# whole records: llm-generate and llm-classify wait in poll(), which the
+# signal interrupts (a read() on the pipe would be restarted, and the
+# program would wait for the next line). llm-tokenize encode finishes the
+# line in hand, and -o FILE is then left as it was, with no temporary file
+# beside it. A watchdog kills a program still running 20 s after the signal
+# (exit 137: a hang).
+set -u
+trap '' PIPE   # (a program that died early must not take this script with it)
+fail=0
+no() { echo "FAIL: $*"; fail=1; }
+tok=$FIXTURES/tiny.model
+
+# Runs "$@" reading the FIFO in.fifo, writes $first to it, waits, sends
+# SIGTERM, then (with $second non-empty) writes $second; $st is the status.
+term_idle() {
+    rm -f in.fifo && mkfifo in.fifo
+    "$@" < in.fifo &
+    pid=$!
+    exec 3> in.fifo
+    printf '%s\n' "$first" >&3
+    sleep 2
+    kill -TERM $pid
+    (sleep 20; kill -KILL $pid 2> /dev/null) &
+    dog=$!
+    [ -n "$second" ] && { sleep 1; printf '%s\n' "$second" >&3 2> /dev/null; }
+    wait $pid
+    st=$?
+    kill $dog 2> /dev/null
+    exec 3>&-
+}
+
+first="The pump stopped" second=""
+term_idle llm-generate -m "$FIXTURES/gen.llm" -n 4 -t 1 -q > g.out
+[ $st -eq 143 ] || no "llm-generate on an idle pipe: exit $st (137: it did not stop)"
+[ "$(wc -l < g.out)" -eq 1 ] && [ "$(tail -c 1 g.out | od -An -c | tr -d ' ')" = '\n' ] ||
+    no "llm-generate: not one whole record: $(cat g.out)"
+
+printf 'ok\tthe pump runs\nbad\tthe pump failed\nok\tall good\nbad\tvalve leaks\n' > l.tsv
+llm-train --task classify -m "$tok" --layers 1 --dim 32 --heads 2 --context 32 --steps 2 \
+    -t 1 -q -o c.llm l.tsv || no "a classifier"
+term_idle llm-classify -m c.llm -t 1 -q > c.out
+[ $st -eq 143 ] || no "llm-classify on an idle pipe: exit $st (137: it did not stop)"
+[ "$(wc -l < c.out)" -eq 1 ] || no "llm-classify: not one record: $(cat c.out)"
+
+echo keep > ids.txt
+first="the pump" second="the valve"
+term_idle llm-tokenize encode -m "$tok" -o ids.txt
+[ $st -eq 143 ] || no "llm-tokenize encode -o: exit $st"
+[ "$(cat ids.txt)" = keep ] || no "llm-tokenize encode -o: the file changed: $(cat ids.txt)"
+ls | grep -q '^ids\.txt\.tmp' && no "llm-tokenize encode -o: a temporary file was left: $(ls)"
+term_idle llm-tokenize encode -m "$tok" > ids.out
+[ $st -eq 143 ] || no "llm-tokenize encode: exit $st"
+printf 'the pump\nthe valve\n' | llm-tokenize encode -m "$tok" > want.out
+cmp -s ids.out want.out || no "llm-tokenize encode: not the whole lines read: $(cat ids.out)"
+exit $fail
