@@ -8,6 +8,7 @@
 #include "cli_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -258,6 +259,15 @@ void cli_catch_stop(void)
 int cli_stopped(void)
 {
     return stop_signal;
+}
+
+int cli_wait_input(int fd)
+{
+    struct pollfd p = { fd, POLLIN, 0 };
+    while (poll(&p, 1, -1) < 0 && errno == EINTR)
+        if (stop_signal)
+            return 0;
+    return 1;
 }
 
 double cli_now(void)

@@ -181,6 +181,10 @@ int cli_isatty_stderr(void);
 void cli_catch_stop(void);
 /*! cli_stopped() : the signal recorded by cli_catch_stop(), or 0. */
 int cli_stopped(void);
+/*! cli_wait_input() : waits until fd has input (or its end) in poll(),
+ *  which a signal interrupts where a read() on a pipe would be restarted.
+ *  @return 0 when SIGINT or SIGTERM (cli_catch_stop()) came meanwhile. */
+int cli_wait_input(int fd);
 /*! cli_now() : seconds on the monotonic clock. */
 double cli_now(void);
 

@@ -154,14 +154,8 @@ static int next_record(reader *r, char delim, char **rec, size_t *len)
             r->buf = nb;
             r->cap = nc;
         }
-        /* Waits in poll(), which a signal interrupts (read() on a pipe would
-         * be restarted): SIGINT or SIGTERM ends an idle input. */
-        struct pollfd p = { r->fd, POLLIN, 0 };
-        if (poll(&p, 1, -1) < 0 && errno == EINTR) {
-            if (cli_stopped())
-                return 0;
-            continue;
-        }
+        if (!cli_wait_input(r->fd))   /* SIGINT or SIGTERM ends an idle input */
+            return 0;
         ssize_t n = read(r->fd, r->buf + r->end, r->cap - r->end);
         if (n < 0 && errno == EINTR)
             continue;

@@ -450,14 +450,8 @@ static int next_line(input_t *in, const char **line, size_t *len, int64_t *linen
             in->buf = nb;
             in->cap = nc;
         }
-        /* Waits in poll(), which a signal interrupts (read() on a pipe would
-         * be restarted): SIGINT or SIGTERM ends an idle input. */
-        struct pollfd p = { fileno(in->f), POLLIN, 0 };
-        if (poll(&p, 1, -1) < 0 && errno == EINTR) {
-            if (cli_stopped())
-                return 0;
-            continue;
-        }
+        if (!cli_wait_input(fileno(in->f)))   /* SIGINT or SIGTERM ends an idle input */
+            return 0;
         ssize_t n = read(fileno(in->f), in->buf + in->end, in->cap - in->end);
         if (n < 0 && errno == EINTR)
             continue;

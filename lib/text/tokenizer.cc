@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -1248,30 +1249,22 @@ int llm_tok_train(const char *const *inputs, size_t n_inputs,
                         (long long)p->input_sentence_size);
     if (n_inputs == 0)
         return llm_fail(LLM_ERR_INVALID, "no training input");
-    int specials = 3 + (p->byte_fallback ? 256 : 0);   // <unk> <s> </s>, the bytes
-    for (const char *list : {p->user_symbols, p->control_symbols}) {
+    // The user and control symbols, each a piece of its own (SentencePiece
+    // fails on an empty or repeated one without saying which).
+    std::set<std::string> syms = {"<unk>", "<s>", "</s>"};
+    for (const char *list : {p->user_symbols, p->control_symbols})
         for (const char *s = list; s && *s;) {
             const char *e = strchr(s, ',');
             size_t n = e ? (size_t)(e - s) : strlen(s);
             if (n == 0)
                 return llm_fail(LLM_ERR_INVALID, "an empty symbol in '%s'", list);
             std::string sym(s, n);
-            for (const char *other : {p->user_symbols, p->control_symbols})
-                for (const char *o = other; o && *o;) {
-                    const char *oe = strchr(o, ',');
-                    size_t on = oe ? (size_t)(oe - o) : strlen(o);
-                    if (o != s && on == n && memcmp(o, s, n) == 0)
-                        return llm_fail(LLM_ERR_INVALID, "symbol '%s' is given twice",
-                                        sym.c_str());
-                    o = oe ? oe + 1 : o + on;
-                }
-            if (sym == "<unk>" || sym == "<s>" || sym == "</s>")
-                return llm_fail(LLM_ERR_INVALID, "symbol '%s' is already a special piece",
-                                sym.c_str());
-            specials++;
+            if (!syms.insert(sym).second)
+                return llm_fail(LLM_ERR_INVALID, "symbol '%s' is given twice or is a special "
+                                "piece", sym.c_str());
             s = e ? e + 1 : s + n;
         }
-    }
+    int specials = (int)syms.size() + (p->byte_fallback ? 256 : 0);   // and the bytes
     if (p->vocab_size <= specials && !p->fit_vocab)
         return llm_fail(LLM_ERR_INVALID, "vocabulary size %d is too small: its special pieces "
                         "(<unk>, <s>, </s>%s, and any user or control symbols) alone are %d",
