@@ -469,17 +469,33 @@ static const llm_model *g_model;
 static const char *g_chat;   /* --chat: the layout, else NULL */
 static const char *g_chat_system;   /* the model's default system turn, or NULL */
 
+static void free_prompt(prompt_t *p)
+{
+    free(p->prompt);
+    free(p->ids);
+    free(p);
+}
+
+/* The first input line the vocabulary cannot encode, named (empty while
+ * there is none): the lines before it are generated and written, then the
+ * run ends with this error. */
+static char g_unencodable[512];
+
 /* An encoding's failure (a byte the vocabulary cannot hold), named by the
- * prompt or the input line. */
-static void check_encoded(int rc, const char *name, int64_t lineno)
+ * prompt (the end of the run) or the input line (kept in g_unencodable).
+ * @return rc */
+static int check_encoded(int rc, const char *name, int64_t lineno)
 {
     if (rc && o_prompt)
         cli_die("the prompt: %s", llm_errmsg());
     if (rc)
-        cli_die("'%s', line %lld: %s", name, (long long)lineno, llm_errmsg());
+        snprintf(g_unencodable, sizeof g_unencodable, "'%s', line %lld: %s", name,
+                 (long long)lineno, llm_errmsg());
+    return rc;
 }
 
-/* Builds a prompt: repaired text, BOS + ids, truncated on the left. */
+/* Builds a prompt: repaired text, BOS + ids, truncated on the left.
+ * @return NULL for a line the vocabulary cannot encode (g_unencodable) */
 static prompt_t *make_prompt(const char *line, size_t len, const char *name,
                              int64_t lineno, int64_t seqline)
 {
@@ -506,9 +522,14 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
         llm_buf in = { 0 };
         check(llm_unescape(p->prompt, p->prompt_len, &in));
         check(llm_buf_append(&in, "", 0));
-        check_encoded(llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL),
-                      name, lineno);
+        int rc = check_encoded(
+            llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL), name, lineno);
         llm_buf_free(&in);
+        if (rc) {
+            llm_ids_free(&ids);
+            free_prompt(p);
+            return NULL;
+        }
     } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
         check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
@@ -518,7 +539,12 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
          * starts from BOS, else EOS, in any case. */
         if (g_bos >= 0 && llm_tok_add_bos(g_tok))
             check(llm_ids_push(&ids, g_bos));
-        check_encoded(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids), name, lineno);
+        if (check_encoded(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids), name,
+                          lineno)) {
+            llm_ids_free(&ids);
+            free_prompt(p);
+            return NULL;
+        }
         if (ids.len == 0 && (g_bos >= 0 || g_eos >= 0))
             check(llm_ids_push(&ids, g_bos >= 0 ? g_bos : g_eos));
     }
@@ -562,13 +588,6 @@ static job_t *start_job(prompt_t *p, llm_session *s, int q)
         check(llm_ids_push(&j->hist, p->ids[i]));
     check(llm_session_clear(s, q));
     return j;
-}
-
-static void free_prompt(prompt_t *p)
-{
-    free(p->prompt);
-    free(p->ids);
-    free(p);
 }
 
 /* Frees a job, and its prompt with the last of its `samples` samples. */
@@ -620,7 +639,11 @@ static void run_beams(llm_session *s, input_t *in, int groups, uint64_t *records
                 eof = 1;
                 break;
             }
-            pr[n++] = make_prompt(line, len, name, lineno, in->line);
+            if (!(pr[n] = make_prompt(line, len, name, lineno, in->line))) {
+                eof = 1;   /* the lines before it are searched first */
+                break;
+            }
+            n++;
         }
         if (n == 0)
             break;
@@ -796,6 +819,10 @@ static int start_jobs(decoder *d, input_t *in, int n)
                     break;
                 }
                 d->cur = make_prompt(line, len, name, lineno, in->line);
+                if (!d->cur) {   /* the lines before it are finished first */
+                    d->eof = 1;
+                    break;
+                }
             }
         }
         job_t *j = start_job(d->cur, d->s, q);
@@ -979,5 +1006,9 @@ int main(int argc, char **argv)
     llm_sampler_free(g_sampler);
     llm_tok_free(tok);
     llm_model_free(m);
+    if (g_unencodable[0] && !cli_stopped())
+        cli_die("%s", g_unencodable);
+    if (g_unencodable[0])
+        cli_warn("%s", g_unencodable);
     return cli_stopped() ? 128 + cli_stopped() : 0;
 }
