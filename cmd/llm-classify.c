@@ -186,7 +186,14 @@ typedef struct {
     llm_ids *enc;            /* (ecap) record r's ids, encoded in parallel */
     int *etr;                /* and whether it was truncated */
     size_t ecap;
+    const char *name;        /* the input of the records, */
+    long long line0;         /* and the line of record 0 (records are lines) */
 } batch;
+
+/* The first record that cannot be labelled (a missing field; a byte the
+ * vocabulary cannot encode), named; empty while there is none. The records
+ * before it are labelled and written, then the run stops with this error. */
+static char g_bad[512];
 
 static void *grow(void *p, size_t n, size_t size)
 {
@@ -236,10 +243,25 @@ static const char **g_names;
 static char g_end;                /* output record terminator */
 static int g_flush;
 
-static void add_record(batch *b, const reader *r, const char *rec, size_t len)
+/* @return 0 for a record without its fields (g_bad), not added */
+static int add_record(batch *b, const reader *r, const char *rec, size_t len)
 {
     if (len && rec[len - 1] == '\r' && !o_null)
         len--;
+    const char *ts = rec, *is = NULL;
+    size_t tn = len, in = 0;
+    if (o_text_field && !field(rec, len, o_text_field, &ts, &tn))
+        snprintf(g_bad, sizeof g_bad, "'%s', line %lld: no field %d (fields are separated "
+                 "by tabs)", r->name, r->line, o_text_field);
+    else if (o_id_field && !field(rec, len, o_id_field, &is, &in))
+        snprintf(g_bad, sizeof g_bad, "'%s', line %lld: no field %d for --id-field", r->name,
+                 r->line, o_id_field);
+    if (g_bad[0])
+        return 0;
+    if (b->n == 0) {
+        b->name = r->name;
+        b->line0 = r->line;
+    }
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 256;
         b->roff = grow(b->roff, b->cap, sizeof *b->roff);
@@ -253,13 +275,6 @@ static void add_record(batch *b, const reader *r, const char *rec, size_t len)
     size_t i = b->n++;
     b->roff[i] = add_bytes(b, rec, len);
     b->rlen[i] = len;
-    const char *ts = rec, *is = NULL;
-    size_t tn = len, in = 0;
-    if (o_text_field && !field(rec, len, o_text_field, &ts, &tn))
-        cli_die("'%s', line %lld: no field %d (fields are separated by tabs)", r->name,
-                r->line, o_text_field);
-    if (o_id_field && !field(rec, len, o_id_field, &is, &in))
-        cli_die("'%s', line %lld: no field %d for --id-field", r->name, r->line, o_id_field);
     b->ioff[i] = is ? add_bytes(b, is, in) : 0;
     b->ilen[i] = in;
     b->toff[i] = b->text.len;
@@ -270,6 +285,7 @@ static void add_record(batch *b, const reader *r, const char *rec, size_t len)
         blank = ts[k] == ' ' || ts[k] == '\t' || ts[k] == '\r' || ts[k] == '\n' ||
                 ts[k] == '\v' || ts[k] == '\f';
     b->empty[i] = blank;
+    return 1;
 }
 
 static void add_doc(batch *b, const int32_t *ids, size_t n, size_t owner)
@@ -671,7 +687,8 @@ static void emit(const batch *b, size_t r, const float *p, int *idx)
 static char *g_prefix_fmt, *g_suffix;    /* template around {label} */
 static llm_ids *g_label_ids;             /* (K) ids of label + suffix */
 
-static void zero_shot(batch *b, size_t r, float *p)
+/* @return 0, or -1 when the vocabulary cannot encode record r (g_bad) */
+static int zero_shot(batch *b, size_t r, float *p)
 {
     const char *text = b->text.data + b->toff[r];
     size_t tn = b->tlen[r];
@@ -688,7 +705,13 @@ static void zero_shot(batch *b, size_t r, float *p)
     }
     llm_ids pids = { 0 };
     int bos = llm_tok_bos_id(g_tok), eos = llm_tok_eos_id(g_tok);
-    check(llm_tok_encode(g_tok, pre.data ? pre.data : "", pre.len, &pids));
+    if (llm_tok_encode(g_tok, pre.data ? pre.data : "", pre.len, &pids)) {
+        snprintf(g_bad, sizeof g_bad, "'%s', line %lld: %s", b->name, b->line0 + (long long)r,
+                 llm_errmsg());
+        llm_ids_free(&pids);
+        llm_buf_free(&pre);
+        return -1;
+    }
     size_t maxc = 0;
     for (int k = 0; k < g_K; k++)
         maxc = g_label_ids[k].len > maxc ? g_label_ids[k].len : maxc;
@@ -730,6 +753,7 @@ static void zero_shot(batch *b, size_t r, float *p)
     free(lp);
     llm_ids_free(&pids);
     llm_buf_free(&pre);
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -747,8 +771,8 @@ static void run_batch(batch *b)
         cli_die("out of memory");
     if (g_zero_shot) {
         for (size_t r = 0; r < b->n && !cli_stopped(); r++) {
-            if (!b->empty[r])
-                zero_shot(b, r, b->probs + r * (size_t)g_K);
+            if (!b->empty[r] && zero_shot(b, r, b->probs + r * (size_t)g_K))
+                break;
             emit(b, r, b->probs + r * (size_t)g_K, idx);
         }
     } else {
@@ -761,9 +785,21 @@ static void run_batch(batch *b)
             b->etr = grow(b->etr, b->n, sizeof *b->etr);
             b->ecap = b->n;
         }
-        /* Records are tokenized on every thread (empty ones too, unused). */
-        check(llm_cls_encode_many(g_tok, b->text.data, b->toff, b->tlen, b->n,
-                                  mean ? 0 : g_ctx, b->enc, b->etr));
+        /* Records are tokenized on every thread (empty ones too, unused);
+         * where one fails, one at a time to the first that fails, which
+         * ends the batch (and the run) there. */
+        if (llm_cls_encode_many(g_tok, b->text.data, b->toff, b->tlen, b->n, mean ? 0 : g_ctx,
+                                b->enc, b->etr))
+            for (size_t r = 0; r < b->n; r++) {
+                b->enc[r].len = 0;
+                if (b->empty[r] || !llm_cls_encode(g_tok, b->text.data + b->toff[r],
+                                                   b->tlen[r], mean ? 0 : g_ctx, &b->enc[r],
+                                                   &b->etr[r]))
+                    continue;
+                snprintf(g_bad, sizeof g_bad, "'%s', line %lld: %s", b->name,
+                         b->line0 + (long long)r, llm_errmsg());
+                b->n = r;
+            }
         for (size_t r = 0; r < b->n; r++) {
             if (b->empty[r])
                 continue;
@@ -817,13 +853,12 @@ static void classify_input(batch *b, const char *path)
     size_t chunk = (size_t)o_batch * 16;
     char *rec;
     size_t len;
-    while (!cli_stopped()) {
+    while (!cli_stopped() && !g_bad[0]) {
         /* Label what we have before waiting for more. */
         if (b->n && !has_record(&r, delim) && !readable(&r))
             run_batch(b);
-        if (!next_record(&r, delim, &rec, &len))
+        if (!next_record(&r, delim, &rec, &len) || !add_record(b, &r, rec, len))
             break;
-        add_record(b, &r, rec, len);
         if (b->n >= chunk)
             run_batch(b);
     }
@@ -956,7 +991,7 @@ int main(int argc, char **argv)
     batch b = { 0 };
     if (first >= argc)
         classify_input(&b, NULL);
-    for (int i = first; i < argc && !cli_stopped(); i++)
+    for (int i = first; i < argc && !cli_stopped() && !g_bad[0]; i++)
         classify_input(&b, argv[i]);
     cli_flush(stdout);
     summary_warnings();
@@ -983,5 +1018,9 @@ int main(int argc, char **argv)
         free(g_names);
     llm_tok_free(g_tok);
     llm_model_free(g_model);
+    if (g_bad[0] && !cli_stopped())
+        cli_die("%s", g_bad);
+    if (g_bad[0])
+        cli_warn("%s", g_bad);
     return cli_stopped() ? 128 + cli_stopped() : 0;
 }
