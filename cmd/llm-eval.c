@@ -1085,7 +1085,8 @@ static void cls_read(cls_eval *c, const char *path)
             cli_die("'%s', line %lld: %zu labels, but the model is single-label", name, ln,
                     nl);
         int tr;
-        check(llm_cls_encode(c->tok, text, (size_t)(end - text), c->ctx, &doc, &tr));
+        if (llm_cls_encode(c->tok, text, (size_t)(end - text), c->ctx, &doc, &tr))
+            cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
         c->truncated += (uint64_t)tr;
         c->doff[c->n] = c->ids.len;
         c->dlen[c->n] = doc.len;

@@ -599,7 +599,7 @@ int llm_bpe_set_special(llm_bpe *b, int which, int value)
     b->special[which] = value;
     if (check_special(b, "tokenizer")) {
         b->special[which] = old;
-        return llm_fail(LLM_ERR_INVALID, "%s", llm_errmsg());
+        return LLM_ERR_INVALID;   /* with check_special's message */
     }
     return LLM_OK;
 }

@@ -36,8 +36,8 @@ int llm_data_add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name
         }
         ids.len = 0;
         rc = bos >= 0 ? llm_ids_push(&ids, bos) : LLM_OK;
-        if (!rc)
-            rc = llm_tok_encode(tok, line, len, &ids);
+        if (!rc && (rc = llm_tok_encode(tok, line, len, &ids)) != LLM_OK)
+            rc = llm_fail_cause(rc, "'%s', line %lld", name, (long long)llm_lines_number(r));
         if (!rc && eos >= 0)
             rc = llm_ids_push(&ids, eos);
         if (!rc)
@@ -46,7 +46,7 @@ int llm_data_add_text(llm_data *d, const llm_tok *tok, FILE *f, const char *name
             break;
     }
     if (rc < 0 && rc == LLM_ERR_IO)   /* from the reader: name the file */
-        rc = llm_fail(rc, "'%s': %s", name, llm_errmsg());
+        rc = llm_fail_cause(rc, "'%s'", name);
     llm_lines_free(r);
     llm_ids_free(&ids);
     return rc < 0 ? rc : LLM_OK;
