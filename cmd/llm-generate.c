@@ -532,8 +532,22 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
         }
     } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
-        check(llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
-                              p->prompt_len, &ids));   /* (its failures are the template's) */
+        int rc = llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
+                                 p->prompt_len, &ids);
+        llm_ids alone = { 0 };
+        if (rc && rc != LLM_ERR_NOMEM && llm_tok_encode(g_tok, p->prompt, p->prompt_len, &alone))
+            rc = check_encoded(rc, name, lineno);   /* the line's own bytes */
+        else if (rc == LLM_ERR_RANGE)   /* a byte of the layout's own text */
+            cli_die("--chat: the %s layout%s: %s", g_chat, sys ? " and the system turn" : "",
+                    llm_errmsg());
+        else if (rc)
+            cli_die("%s", llm_errmsg());
+        llm_ids_free(&alone);
+        if (rc) {
+            llm_ids_free(&ids);
+            free_prompt(p);
+            return NULL;
+        }
     } else {
         /* BOS first where the tokenizer's users put it; an empty prompt
          * starts from BOS, else EOS, in any case. */

@@ -362,7 +362,8 @@ static void read_labelled(cls_raw *r, const llm_tok *tok, const char *path, int 
                 lab[u++] = lab[i];
         }
         int tr;
-        check(llm_cls_encode(tok, text, (size_t)(end - text), T, &doc, &tr));
+        if (llm_cls_encode(tok, text, (size_t)(end - text), T, &doc, &tr))
+            cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
         r->truncated += (uint64_t)tr;
         raw_doc(r, &doc, lab, u, text, (size_t)(end - text));
     }
@@ -754,7 +755,8 @@ static void read_pairs(const llm_model *m, const llm_tok *tok, const char *path,
             cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
         ids.len = 0;
         size_t np;
-        check(llm_pairs_encode(m, tok, in.data, in.len, out.data, out.len, &ids, &np));
+        if (llm_pairs_encode(m, tok, in.data, in.len, out.data, out.len, &ids, &np))
+            cli_die("'%s', line %lld: %s", name, ln, llm_errmsg());
         check(llm_pairs_add(p->d, ids.data, ids.len, np));
         if (p->nref == cap) {
             cap = cap ? 2 * cap : 1024;
