@@ -11,6 +11,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -268,6 +270,30 @@ int cli_wait_input(int fd)
         if (stop_signal)
             return 0;
     return 1;
+}
+
+static ssize_t stoppable_read(void *cookie, char *buf, size_t n)
+{
+    int fd = (int)(intptr_t)cookie;
+    for (;;) {
+        if (!cli_wait_input(fd))
+            return 0;
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0 || errno != EINTR)
+            return r;
+    }
+}
+
+FILE *cli_stoppable(FILE *f)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode))
+        return f;
+    cookie_io_functions_t io = { .read = stoppable_read };
+    FILE *s = fopencookie((void *)(intptr_t)fileno(f), "r", io);
+    if (!s)
+        cli_die("out of memory");
+    return s;
 }
 
 double cli_now(void)

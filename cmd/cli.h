@@ -185,6 +185,12 @@ int cli_stopped(void);
  *  which a signal interrupts where a read() on a pipe would be restarted.
  *  @return 0 when SIGINT or SIGTERM (cli_catch_stop()) came meanwhile. */
 int cli_wait_input(int fd);
+/*! cli_stoppable() : f itself when it is a regular file, else a stream
+ *  over its descriptor (close it with fclose() before f) whose reads wait
+ *  in cli_wait_input(), and which ends at SIGINT or SIGTERM instead of
+ *  waiting on for input that may never come (a quiet pipe). Read nothing
+ *  from f before. */
+FILE *cli_stoppable(FILE *f);
 /*! cli_now() : seconds on the monotonic clock. */
 double cli_now(void);
 

@@ -371,7 +371,8 @@ static void each_line(FILE *in, const char *path, FILE *out, int flush, line_fn 
     const char *line;
     size_t len;
     int r;
-    while (!cli_stopped() && (r = llm_lines_next(lr, &line, &len)) == 1) {
+    /* A line read as a stop signal came may be cut short: not written. */
+    while ((r = llm_lines_next(lr, &line, &len)) == 1 && !cli_stopped()) {
         fn(ctx, path, llm_lines_number(lr), line, len);
         if (flush)
             cli_flush(out);
@@ -479,9 +480,11 @@ static int cmd_encode(int nfiles, char **files)
     int n = nfiles ? nfiles : 1;
     for (int fi = 0; fi < n && !cli_stopped(); fi++) {
         const char *path = nfiles ? files[fi] : "-";
-        FILE *in = cli_open(path);
+        FILE *f = cli_open(path), *in = cli_stoppable(f);
         each_line(in, path, out, !bin, encode_line, &e);
-        cli_close(in);
+        if (in != f)
+            fclose(in);
+        cli_close(f);
     }
     if (bin) {
         int rc = llm_tokwriter_close(e.w);
@@ -602,7 +605,7 @@ static int cmd_decode(int nfiles, char **files)
     int n = nfiles ? nfiles : 1;
     for (int fi = 0; fi < n && !cli_stopped(); fi++) {
         const char *path = nfiles ? files[fi] : "-";
-        FILE *in = cli_open(path);
+        FILE *f = cli_open(path), *in = cli_stoppable(f);
         /* A token file starts with "LLMTOKS\0" and a line of ids never with
          * 'L', so one byte of look-ahead (all ungetc promises) tells them
          * apart, on a pipe too. */
@@ -613,7 +616,9 @@ static int cmd_decode(int nfiles, char **files)
             decode_tokfile(d.t, in, path, d.out);
         else
             each_line(in, path, d.out, 1, decode_line, &d);
-        cli_close(in);
+        if (in != f)
+            fclose(in);
+        cli_close(f);
     }
     out_close(d.out, o_output);
     llm_ids_free(&d.ids);

@@ -3,10 +3,10 @@
 # producer that has gone quiet) ends it at once with 128 + 15, its output
 # whole records: llm-generate and llm-classify wait in poll(), which the
 # signal interrupts (a read() on the pipe would be restarted, and the
-# program would wait for the next line). llm-tokenize encode finishes the
-# line in hand, and -o FILE is then left as it was, with no temporary file
-# beside it. A watchdog kills a program still running 20 s after the signal
-# (exit 137: a hang).
+# program would wait for the next line); so does llm-tokenize encode, and
+# -o FILE is then left as it was, with no temporary file beside it. A
+# watchdog kills a program still running 20 s after the signal (exit 137: a
+# hang); a line written after the signal must not be read.
 set -u
 trap '' PIPE   # (a program that died early must not take this script with it)
 fail=0
@@ -48,11 +48,15 @@ term_idle llm-classify -m c.llm -t 1 -q > c.out
 echo keep > ids.txt
 first="the pump" second="the valve"
 term_idle llm-tokenize encode -m "$tok" -o ids.txt
-[ $st -eq 143 ] || no "llm-tokenize encode -o: exit $st"
+[ $st -eq 143 ] || no "llm-tokenize encode -o: exit $st (137: it did not stop)"
 [ "$(cat ids.txt)" = keep ] || no "llm-tokenize encode -o: the file changed: $(cat ids.txt)"
 ls | grep -q '^ids\.txt\.tmp' && no "llm-tokenize encode -o: a temporary file was left: $(ls)"
 term_idle llm-tokenize encode -m "$tok" > ids.out
-[ $st -eq 143 ] || no "llm-tokenize encode: exit $st"
-printf 'the pump\nthe valve\n' | llm-tokenize encode -m "$tok" > want.out
-cmp -s ids.out want.out || no "llm-tokenize encode: not the whole lines read: $(cat ids.out)"
+[ $st -eq 143 ] || no "llm-tokenize encode: exit $st (137: it did not stop)"
+printf 'the pump\n' | llm-tokenize encode -m "$tok" > want.out
+cmp -s ids.out want.out || no "llm-tokenize encode: not the line before the signal alone: $(cat ids.out)"
+first="$(cat want.out)"
+term_idle llm-tokenize decode -m "$tok" > text.out
+[ $st -eq 143 ] || no "llm-tokenize decode: exit $st (137: it did not stop)"
+[ "$(cat text.out)" = "the pump" ] || no "llm-tokenize decode: $(cat text.out)"
 exit $fail
