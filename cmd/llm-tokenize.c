@@ -609,9 +609,12 @@ static int cmd_decode(int nfiles, char **files)
         /* A token file starts with "LLMTOKS\0" and a line of ids never with
          * 'L', so one byte of look-ahead (all ungetc promises) tells them
          * apart, on a pipe too. */
+        errno = 0;
         int c = getc(in);
         if (c != EOF)
             ungetc(c, in);
+        else if (ferror(in))
+            cli_die("cannot read '%s': %s", display(path), strerror(errno ? errno : EIO));
         if (c == 'L')
             decode_tokfile(d.t, in, path, d.out);
         else
