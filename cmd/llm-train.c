@@ -1086,6 +1086,21 @@ static int changeable(const cli_opt *o)
     return 0;
 }
 
+/* What --override changed of the validation (an option's name, or the
+ * data its held-out part comes from), or NULL: the run's best score,
+ * measured on other validation, then starts anew. */
+static const char *run_val_changed;
+
+static int validation_option(const cli_opt *o)
+{
+    static const char *const names[] = {"val", "val-fraction", "eval-tokens", "eval-samples",
+                                        "seed", "task", NULL};
+    for (int i = 0; names[i]; i++)
+        if (strcmp(o->name, names[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
 static char *run_defaults[256];   /* by option index: the default's string, or NULL */
@@ -1183,7 +1198,10 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         int has = cli_opt_string(o, cur, sizeof cur);
         /* (a run records what was given: one not recorded had the default) */
         const char *ref = was ? was : run_defaults[i];
-        if ((!ref || !has || strcmp(ref, cur) != 0) && !changeable(o) && !o_override)
+        int differs = !ref || !has || strcmp(ref, cur) != 0;
+        if (differs && o_override && validation_option(o) && !run_val_changed)
+            run_val_changed = o->name;
+        if (differs && !changeable(o) && !o_override)
             cli_die("--%s %s differs from the run in '%s' (%s%s); --resume continues that "
                     "run as it was started (--override to change it)", o->name,
                     o->type == CLI_FLAG ? "given" : cur, ckpt,
@@ -1213,18 +1231,22 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         *argv = v;
         *first = 0;
         *argc = (int)n;
-    } else if (!o_override) {
+    } else {
         int same = given == n;
         for (long i = 0; same && i < n; i++) {
             snprintf(key, sizeof key, "run.input.%ld", i);
             const char *p = llm_st_meta(f, key);
             same = p && strcmp(p, (*argv)[*first + i]) == 0;
         }
-        if (!same)
+        if (!same && !o_override)
             cli_die("the data files differ from those of the run in '%s' (give none to use "
                     "its own, or --override)", ckpt);
+        if (!same && !o_val && !run_val_changed)
+            run_val_changed = "data files";   /* the held-out part is theirs */
+        if (!same)
+            n = 0;   /* (other files: no sizes and hashes to compare) */
     }
-    for (long i = 0; !o_override && i < n; i++) {
+    for (long i = 0; i < n && (!o_override || (!o_val && !run_val_changed)); i++) {
         const char *path = (*argv)[*first + i];
         snprintf(key, sizeof key, "run.input.%ld.size", i);
         const char *ws = llm_st_meta(f, key);
@@ -1236,7 +1258,13 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         check(llm_file_digest(path, &size, &hash));
         char h[32];
         snprintf(h, sizeof h, "%016llx", (unsigned long long)hash);
-        if (strtoull(ws, NULL, 10) != size || strcmp(wh, h) != 0)
+        int changed = strtoull(ws, NULL, 10) != size || strcmp(wh, h) != 0;
+        if (changed && o_override) {
+            if (!o_val && !run_val_changed)
+                run_val_changed = "data files";
+            continue;
+        }
+        if (changed)
             cli_die("'%s' changed since the checkpoint '%s' was written (%llu bytes, were %s"
                     "%s); resuming on other data would not continue the run (--override "
                     "to go on anyway)", path, ckpt, (unsigned long long)size, ws,
@@ -2448,8 +2476,12 @@ int main(int argc, char **argv)
         run_apply(o_resume, &first, &argc, &argv);
     train_run r = { .best = INFINITY, .last_val = NAN, .last_bpb = NAN,
                     .best_loss = INFINITY, .best_bleu = -INFINITY };
-    if (o_resume)
+    if (o_resume && !run_val_changed)
         restore_best(&r, o_resume);
+    else if (o_resume && !o_quiet)
+        cli_warn("--override changed what validation measures (%s%s): the run's best "
+                 "score starts anew", strchr(run_val_changed, ' ') ? "" : "--",
+                 run_val_changed);
     /* Under mpirun: rank 0 alone speaks and writes files (see "Scaling out"
      * in llm-train(1)); every rank trains. */
     r.rank = par_rank();

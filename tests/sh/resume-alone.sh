@@ -6,7 +6,7 @@
 # change (--threads, -o, ...) or --override is given; a data file changed or
 # truncated since the checkpoint is refused; other data files than the
 # run's are refused. Validation's best model and --patience's count
-# survive a resume.
+# survive a resume, unless --override changes what validation measures.
 set -u
 cp "$FIXTURES/tiny.txt" d.txt
 n=$(wc -c < d.txt)
@@ -81,4 +81,15 @@ llm-train $v -q --patience 1 -o w2.llm --until $((at - 2)) e.txt &&
     llm-train --resume w2.llm.ckpt 2>&1 | grep -q "stopped early: no improvement in validation loss at step $at;" ||
     { echo "FAIL: --patience did not count across --resume (not stopped at step $at)"; fail=1; }
 cmp -s w1.llm w2.llm || { echo "FAIL: --patience: cut and resumed, another model"; fail=1; }
+# --override of what validation measures (here another --val, of noise whose
+# loss no model of the run comes near) starts the best score anew: the next
+# validation's model replaces the best one (it was kept for ever).
+awk 'BEGIN { srand(1); for (i = 0; i < 100; i++) { s = "";
+    for (j = 0; j < 40; j++) s = s sprintf("%c", 33 + int(rand() * 90)); print s } }' > noise.txt
+llm-train $v -q -o v3.llm --until 36 e.txt && cp v3.llm v3.keep &&
+    llm-train --resume v3.llm.ckpt --override --val noise.txt --val-fraction 0 2> err.txt ||
+    { echo "FAIL: --override --val: $(cat err.txt)"; fail=1; }
+grep -q "override changed what validation measures (--val): the run's best score starts anew" err.txt ||
+    { echo "FAIL: --override --val: no warning: $(cat err.txt)"; fail=1; }
+cmp -s v3.llm v3.keep && { echo "FAIL: --override --val: the old best model was kept"; fail=1; }
 exit $fail
