@@ -512,7 +512,7 @@ static void report_top_text(void)
             top_text(v[i], &b);
             put(" ");
             put(b.data ? b.data : "");
-            putf(" (%u, %.3f)", v[i]->docs, v[i]->sum / v[i]->docs);
+            putf(" (%u, %#.3g)", v[i]->docs, v[i]->sum / v[i]->docs);   /* 3 digits, however small */
             put(i + 1 < n ? "," : "");
         }
         put("\n");
