@@ -1276,16 +1276,18 @@ static void run_lm(const char *path, int first, int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /* --leakage TRAIN: the test documents whose folded text is also in TRAIN,
  * exactly or nearly (lib/eval/leak.c), and with --model the share of their
- * 13-grams of tokens found in TRAIN. A file is labelled when every
- * non-empty line is (label<TAB>text or __label__ words); then only the text
- * is compared, and the labels of a leaked pair are compared too. With
- * --task pairs every line is an input-output pair: the input is the text,
- * the output the label (its 13-grams count too). */
+ * 13-grams of tokens found in TRAIN. A file is labelled when most of its
+ * non-empty lines are (label<TAB>text or __label__ words, as llm-train reads
+ * them); then only their text is compared (a line without a label, whole,
+ * with a warning), and the label sets of a leaked pair are compared too.
+ * With --task pairs every line is an input-output pair: the input is the
+ * text, the output the label (its 13-grams count too). */
 
 typedef struct {
     size_t off, len;            /* the line in the file's buffer */
     size_t text, label_len;     /* the text's offset in it; the label's length */
     long long line;
+    int lab;                    /* it has labels (or is a pair) */
 } leak_doc;
 
 typedef struct {
@@ -1296,31 +1298,52 @@ typedef struct {
     int labelled;
 } leak_file;
 
-/* The text of a labelled line after its labels (label<TAB>text, or every
- * leading __label__ word), and the length of the label part without
- * trailing blanks; NULL when the line is not labelled. */
-static const char *leak_split(const char *s, size_t n, size_t *label_len)
+/* The labels of a line (label<TAB>text, commas between several, or every
+ * leading __label__ word), each without blanks at its ends, sorted, at
+ * most cap of them; *text after them. @return how many, 0 when the line is
+ * not labelled. */
+static size_t leak_labels(const char *s, size_t n, cli_span *v, size_t cap, const char **text)
 {
-    const char *end = s + n, *text;
-    if (n >= 9 && memcmp(s, "__label__", 9) == 0) {
-        text = s;
-        while ((size_t)(end - text) >= 9 && memcmp(text, "__label__", 9) == 0) {
-            while (text < end && *text != ' ' && *text != '\t')
-                text++;
-            while (text < end && (*text == ' ' || *text == '\t'))
-                text++;
-        }
-    } else {
-        const char *tab = memchr(s, '\t', n);
-        if (!tab || tab == s)
-            return NULL;
-        text = tab + 1;
+    size_t nl;
+    if (cli_split_labelled(s, n, 1, v, cap, &nl, text))
+        return 0;
+    for (size_t i = 0; i < nl; i++) {
+        while (v[i].n && (v[i].s[0] == ' ' || v[i].s[0] == '\t'))
+            v[i].s++, v[i].n--;
+        while (v[i].n && (v[i].s[v[i].n - 1] == ' ' || v[i].s[v[i].n - 1] == '\t'))
+            v[i].n--;
+        if (!v[i].n)
+            return 0;
     }
-    size_t k = (size_t)(text - s);
-    while (k && (s[k - 1] == ' ' || s[k - 1] == '\t'))
-        k--;
-    *label_len = k;
-    return text;
+    for (size_t i = 1; i < nl; i++)   /* (few: insertion) */
+        for (size_t j = i; j > 0; j--) {
+            cli_span a = v[j - 1], b = v[j];
+            int c = memcmp(a.s, b.s, a.n < b.n ? a.n : b.n);
+            if (c < 0 || (c == 0 && a.n <= b.n))
+                break;
+            v[j - 1] = b;
+            v[j] = a;
+        }
+    return nl;
+}
+
+/* Whether two labelled lines have the same set of labels: "World<TAB>",
+ * "__label__World" and "World ,World<TAB>" are one label. */
+static int leak_same_labels(const char *a, size_t an, const char *b, size_t bn)
+{
+    static cli_span x[256], y[256];
+    const char *t;
+    size_t nx = leak_labels(a, an, x, 256, &t), ny = leak_labels(b, bn, y, 256, &t);
+    size_t i = 0, j = 0;
+    while (i < nx && j < ny) {
+        if (x[i].n != y[j].n || memcmp(x[i].s, y[j].s, x[i].n) != 0)
+            return 0;
+        for (i++; i < nx && x[i].n == x[i - 1].n && !memcmp(x[i].s, x[i - 1].s, x[i].n); i++)
+            ;
+        for (j++; j < ny && y[j].n == y[j - 1].n && !memcmp(y[j].s, y[j - 1].s, y[j].n); j++)
+            ;
+    }
+    return i == nx && j == ny;
 }
 
 /* Reads a test or training file; with `pairs`, its pairs (the output
@@ -1333,9 +1356,9 @@ static void leak_read(const char *path, int pairs, leak_file *f)
     llm_lines *r;
     check(llm_lines_open(fp, &r));
     const char *line;
-    size_t len, cap = 0;
+    size_t len, cap = 0, nlab = 0;
+    long long first_unlabelled = 0;
     int rc;
-    f->labelled = 1;
     while ((rc = llm_lines_next(r, &line, &len)) == 1) {
         if (len && line[len - 1] == '\r')
             len--;
@@ -1355,17 +1378,20 @@ static void leak_read(const char *path, int pairs, leak_file *f)
             long long ln = (long long)llm_lines_number(r);
             if (llm_pairs_parse(line, len, &pin, &pout))
                 cli_die("'%s', line %lld: %s", f->name, ln, llm_errmsg());
-            *d = (leak_doc){ f->data.len, pout.len + pin.len, pout.len, pout.len, ln };
+            *d = (leak_doc){ f->data.len, pout.len + pin.len, pout.len, pout.len, ln, 1 };
+            nlab++;
             check(llm_buf_append(&f->data, pout.data, pout.len));
             check(llm_buf_append(&f->data, pin.data, pin.len));
             continue;
         }
-        size_t label_len = 0;
-        const char *text = f->labelled ? leak_split(line, len, &label_len) : NULL;
-        if (!text)
-            f->labelled = 0;
-        *d = (leak_doc){ f->data.len, len, text ? (size_t)(text - line) : 0, label_len,
-                         (long long)llm_lines_number(r) };
+        static cli_span v[256];
+        const char *text = NULL;
+        int lab = leak_labels(line, len, v, 256, &text) > 0;
+        nlab += (size_t)lab;
+        if (!lab && !first_unlabelled)
+            first_unlabelled = (long long)llm_lines_number(r);
+        *d = (leak_doc){ f->data.len, len, lab ? (size_t)(text - line) : 0,
+                         lab ? (size_t)(text - line) : 0, (long long)llm_lines_number(r), lab };
         check(llm_buf_append(&f->data, line, len));
     }
     if (rc < 0)
@@ -1374,9 +1400,18 @@ static void leak_read(const char *path, int pairs, leak_file *f)
     cli_close(fp);
     llm_buf_free(&pin);
     llm_buf_free(&pout);
-    if (!f->labelled)   /* a file is labelled only when every line is */
+    /* Labelled when most lines are: one stray line must not make every
+     * label part of the text compared (and every leak missed). */
+    f->labelled = 2 * nlab > f->n;
+    if (!f->labelled)
         for (size_t i = 0; i < f->n; i++)
-            f->docs[i].text = f->docs[i].label_len = 0;
+            f->docs[i].text = f->docs[i].label_len = 0, f->docs[i].lab = 0;
+    if (nlab && nlab < f->n && !o_quiet)
+        cli_warn(f->labelled ? "'%s': %zu of %zu lines have no label (the first: line %lld): "
+                               "compared whole, with no label"
+                             : "'%s': %zu of %zu lines have no label (the first: line %lld): "
+                               "the file is read as unlabelled text, compared whole",
+                 f->name, f->n - nlab, f->n, first_unlabelled);
 }
 
 static const char *leak_text(const leak_file *f, const leak_doc *d, size_t *n)
@@ -1422,22 +1457,27 @@ static void leak_report_file(const leak_file *f, int i, const leak_file *train,
         if (m->train_id < 0)
             continue;
         const leak_doc *d = &f->docs[j], *t = &train->docs[m->train_id];
-        int same = d->label_len == t->label_len &&
-                   memcmp(f->data.data + d->off, train->data.data + t->off, d->label_len) == 0;
-        if (labels && !same)
+        const char *dl = f->data.data + d->off, *tl = train->data.data + t->off;
+        int both = labels && d->lab && t->lab;   /* (else no verdict on labels) */
+        int same = !both ? 0
+                   : o_task ? d->label_len == t->label_len && !memcmp(dl, tl, d->label_len)
+                            : leak_same_labels(dl, d->len, tl, t->len);
+        if (both && !same)
             other++;
         if (json) {
             putf("%s{\"line\":%lld,\"train_line\":%lld,\"kind\":\"%s\",\"similarity\":%.6g",
                  exact + near ? "," : "", d->line, t->line, m->exact ? "exact" : "near",
                  m->similarity);
-            if (labels)
+            if (labels && both)
                 putf(",\"%s\":\"%s\"", what, same ? "same" : "other");
+            else if (labels)
+                putf(",\"%s\":null", what);
             put("}");
         } else {
             putf("%s:%lld\t%s:%lld\t%s\t%.4f", f->name, d->line, train->name, t->line,
                  m->exact ? "exact" : "near", m->similarity);
             if (labels)
-                putf("\t%s-%s", same ? "same" : "other", what);
+                putf("\t%s-%s", !both ? "no" : same ? "same" : "other", what);
             put("\n");
         }
         if (m->exact)

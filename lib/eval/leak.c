@@ -3,7 +3,9 @@
  *
  * Texts are compared folded: Unicode NFKC with full case folding (utf8proc,
  * Debian libutf8proc-dev: normalisation needs Unicode's decomposition and
- * composition tables, which no hand-written table should copy), every
+ * composition tables, which no hand-written table should copy), default-
+ * ignorable characters removed (zero-width spaces and joiners, soft
+ * hyphens, byte-order marks: NFKC_Casefold removes them too), every
  * punctuation character (general category P*), separator (Z*) or control
  * character (Cc) as a space, runs of spaces as one, none at either end.
  * Invalid UTF-8 bytes become U+FFFD first.
@@ -105,7 +107,7 @@ static int fold_cps(const char *s, size_t n, llm_buf *tmp, uint32_t **cp, size_t
     utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *)tmp->data,
                                         (utf8proc_ssize_t)tmp->len, &m,
                                         UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
-                                            UTF8PROC_CASEFOLD);
+                                            UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
     if (len < 0)
         return len == UTF8PROC_ERROR_NOMEM ? LLM_ERR_NOMEM
                                             : llm_fail(LLM_ERR_UTF8, "text cannot be normalised: %s",

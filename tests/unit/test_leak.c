@@ -302,6 +302,12 @@ int main(void)
     check_fold("a\xFF" "b", "a\xEF\xBF\xBD" "b");               /* invalid byte: U+FFFD */
     check_fold("...!?", "");
     check_fold("$5 + 3 = 8", "$5 + 3 = 8");                     /* symbols stay */
+    /* Default-ignorable characters go (NFKC_Casefold's rule): a zero-width
+     * space, a soft hyphen, a byte-order mark, a zero-width joiner. */
+    check_fold("Oil\xE2\x80\x8B prices", "oil prices");
+    check_fold("co\xC2\xADoperation", "cooperation");
+    check_fold("\xEF\xBB\xBFshort doc", "short doc");
+    check_fold("a\xE2\x80\x8D" "b", "ab");
     check_fold("\xE4\xB8\xAD\xE6\x96\x87\xEF\xBC\x8C\xE6\xA0\x87\xE9\xA2\x98",
                "\xE4\xB8\xAD\xE6\x96\x87 \xE6\xA0\x87\xE9\xA2\x98");   /* fullwidth comma */
     /* {abcde, bcdef} and {abcde, bcdeg}: 1 of 3. */
