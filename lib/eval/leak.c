@@ -54,8 +54,10 @@ struct llm_leak {
     uint32_t *sig;           /* (n_docs, HASHES) */
     hkey *bands;             /* (n_docs x N_BANDS): hash of (band, its values) */
     size_t n_bands;
-    hkey *texts;             /* (n_docs): hash of the whole folded text */
-    llm_leak_match *best;    /* (n_docs) */
+    hkey *texts;             /* (n_texts): hash of each distinct folded text */
+    size_t n_texts;
+    uint32_t *rep;           /* (n_docs): the first test document of its text */
+    llm_leak_match *best;    /* (n_docs): by rep (the others' are their rep's) */
     int indexed;
     /* Scratch of one training document. */
     uint32_t *tcp;
@@ -320,6 +322,7 @@ void llm_leak_free(llm_leak *x)
     free(x->sig);
     free(x->bands);
     free(x->texts);
+    free(x->rep);
     free(x->best);
     free(x->tcp);
     free(x->cand);
@@ -377,6 +380,16 @@ static size_t find_hkey(const hkey *k, size_t n, uint64_t h)
     return lo;
 }
 
+static int same_text(const llm_leak *x, uint32_t a, uint32_t b)
+{
+    size_t la = x->off[a + 1] - x->off[a], lb = x->off[b + 1] - x->off[b];
+    return la == lb && memcmp(x->cp + x->off[a], x->cp + x->off[b], la * sizeof *x->cp) == 0;
+}
+
+/* Test documents of the same folded text are one entry of the index (the
+ * first of them, rep), whose match is theirs: each training document then
+ * meets a text once, not once per copy (a file of repeated lines took time
+ * growing with the square of the copies). */
 int llm_leak_index(llm_leak *x)
 {
     if (x->indexed)
@@ -385,24 +398,46 @@ int llm_leak_index(llm_leak *x)
     x->sig = malloc((n ? n : 1) * LLM_LEAK_HASHES * sizeof *x->sig);
     x->bands = malloc((n ? n : 1) * N_BANDS * sizeof *x->bands);
     x->texts = malloc((n ? n : 1) * sizeof *x->texts);
+    x->rep = malloc((n ? n : 1) * sizeof *x->rep);
     x->best = malloc((n ? n : 1) * sizeof *x->best);
-    if (!x->sig || !x->bands || !x->texts || !x->best)
+    if (!x->sig || !x->bands || !x->texts || !x->rep || !x->best)
         return LLM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        x->best[i] = (llm_leak_match){-1, 0.0, 0};
+        x->texts[i] = (hkey){shingle_hash(x->cp + x->off[i], x->off[i + 1] - x->off[i]),
+                             (uint32_t)i, 0};
+        x->rep[i] = (uint32_t)i;
+    }
+    sort_hkeys(x->texts, n);
+    /* In each run of one hash (sorted by id), a text's rep is the first
+     * earlier rep of the same text; the reps alone stay in texts. */
+    size_t nt = 0;
+    for (size_t i = 0, j; i < n; i = j) {
+        size_t first = nt;
+        for (j = i; j < n && x->texts[j].h == x->texts[i].h; j++) {
+            uint32_t d = x->texts[j].id;
+            size_t r = first;
+            while (r < nt && !same_text(x, x->texts[r].id, d))
+                r++;
+            if (r < nt)
+                x->rep[d] = x->texts[r].id;
+            else
+                x->texts[nt++] = x->texts[j];
+        }
+    }
+    x->n_texts = nt;
     x->n_bands = 0;
     for (size_t i = 0; i < n; i++) {
         const uint32_t *c = x->cp + x->off[i];
         size_t len = x->off[i + 1] - x->off[i];
         uint32_t *sig = x->sig + i * LLM_LEAK_HASHES;
-        x->best[i] = (llm_leak_match){-1, 0.0, 0};
-        x->texts[i] = (hkey){shingle_hash(c, len), (uint32_t)i, 0};
-        if (!len)
+        if (!len || x->rep[i] != i)
             continue;   /* an empty text has no shingles: never a candidate */
         signature(x, c, len, sig);
         for (int bnd = 0; bnd < N_BANDS; bnd++)
             x->bands[x->n_bands++] = (hkey){band_hash(sig, bnd), (uint32_t)i, 0};
     }
     sort_hkeys(x->bands, x->n_bands);
-    sort_hkeys(x->texts, n);
     x->indexed = 1;
     return LLM_OK;
 }
@@ -437,7 +472,7 @@ int llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id)
     const uint32_t *c = x->tcp;
     /* Exact: the same folded text. */
     uint64_t h = shingle_hash(c, k);
-    for (size_t i = find_hkey(x->texts, x->n_docs, h); i < x->n_docs && x->texts[i].h == h;
+    for (size_t i = find_hkey(x->texts, x->n_texts, h); i < x->n_texts && x->texts[i].h == h;
          i++) {
         uint32_t d = x->texts[i].id;
         size_t len = x->off[d + 1] - x->off[d];
@@ -478,7 +513,7 @@ int llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id)
 
 const llm_leak_match *llm_leak_result(const llm_leak *x, size_t doc)
 {
-    return x->indexed && doc < x->n_docs ? x->best + doc : NULL;
+    return x->indexed && doc < x->n_docs ? x->best + x->rep[doc] : NULL;
 }
 
 size_t llm_leak_count(const llm_leak *x)

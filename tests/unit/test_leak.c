@@ -291,6 +291,66 @@ static void test_ngrams(void)
         FAIL("n = 0 accepted");
 }
 
+/* Test documents of one folded text share one entry of the index: each
+ * copy's result is the one a single copy gets, against a brute-force
+ * check (exact: the first training line of the text; near: the best
+ * Jaccard, the first of equals), and copies interleaved with other texts,
+ * empty ones and near variants of each other keep their own. */
+static void test_copies(void)
+{
+    const char *test[] = {
+        "The pump failed at the north station again today",
+        "the PUMP failed, at the north station again today!",   /* a copy, folded */
+        "the pump failed at the north station again tonight",   /* near, not a copy */
+        "",
+        "Invoice 4471 was paid twice by the customer in March",
+        "THE PUMP FAILED AT THE NORTH STATION AGAIN TODAY",
+        "",
+        "invoice 4471 was paid twice by the customer in march.",
+    };
+    const char *train[] = {
+        "nothing to see here at all",
+        "the pump failed at the north station again tonight",
+        "The pump failed at the north station again today.",
+        "the pump failed at the north station again today",
+        "Invoice 4471 was paid twice by the buyer in March",
+    };
+    enum { NT = sizeof test / sizeof *test, NR = sizeof train / sizeof *train };
+    llm_leak *x;
+    CHECK_RC(llm_leak_new(0.5, &x));
+    for (int i = 0; i < NT; i++)
+        CHECK_RC(llm_leak_add_test(x, test[i], strlen(test[i])));
+    CHECK_RC(llm_leak_index(x));
+    for (int j = 0; j < NR; j++)
+        CHECK_RC(llm_leak_scan(x, train[j], strlen(train[j]), j));
+    for (int i = 0; i < NT; i++) {
+        llm_buf fi = { 0 };
+        CHECK_RC(llm_leak_fold(test[i], strlen(test[i]), &fi));
+        int want = -1, exact = 0;
+        double best = 0;
+        for (int j = 0; j < NR && fi.len; j++) {
+            llm_buf fj = { 0 };
+            double jac;
+            CHECK_RC(llm_leak_fold(train[j], strlen(train[j]), &fj));
+            CHECK_RC(llm_leak_jaccard(test[i], strlen(test[i]), train[j], strlen(train[j]), &jac));
+            int ex = fj.len == fi.len && memcmp(fj.data, fi.data, fi.len) == 0;
+            if (!exact && (ex || (jac >= 0.5 && jac > best))) {
+                want = j;
+                best = ex ? 1.0 : jac;
+                exact = ex;
+            }
+            llm_buf_free(&fj);
+        }
+        const llm_leak_match *m = llm_leak_result(x, (size_t)i);
+        if (m->train_id != want || m->exact != exact || (want >= 0 && fabs(m->similarity - best) > 1e-12))
+            FAIL("copies: test %d matched %lld (%s %.4f), want %d (%s %.4f)", i,
+                 (long long)m->train_id, m->exact ? "exact" : "near", m->similarity, want,
+                 exact ? "exact" : "near", best);
+        llm_buf_free(&fi);
+    }
+    llm_leak_free(x);
+}
+
 int main(void)
 {
     check_fold("Hello,   World!", "hello world");
@@ -331,6 +391,7 @@ int main(void)
         FAIL("an empty index has results");
     llm_leak_free(x);
     test_search();
+    test_copies();
     test_ngrams();
     if (failures)
         printf("%d failures\n", failures);
