@@ -293,6 +293,7 @@ static const char *parse_side(const char *s, size_t n, int is_pred, label_list *
     trim(&s, &n);
     if (n >= FT_LEN && memcmp(s, FT, FT_LEN) == 0) {
         int last_had_prob = 1;
+        size_t nprob = 0;
         for (size_t i = 0; i < n;) {
             while (i < n && s[i] == ' ')
                 i++;
@@ -320,12 +321,20 @@ static const char *parse_side(const char *s, size_t n, int is_pred, label_list *
                              w, what);
                     return why;
                 }
+                /* Single-label: the top label's; multi-label: the product
+                 * of the set's (classifier mode's confidence in a set). */
+                p = p > FT_EPS ? p - FT_EPS : 0;
                 if (l->n == 1)
-                    *prob = p > FT_EPS ? p - FT_EPS : 0;
+                    *prob = p;
+                else if (o_multi)
+                    *prob *= p;
+                nprob++;
                 last_had_prob = 1;
             }
             i = j;
         }
+        if (o_multi && nprob != l->n)
+            *prob = -1;   /* a label without its probability: no confidence */
         if (!o_multi && l->n > 1) {
             if (is_pred) {
                 l->n = 1;   /* predict with k > 1: the first is the top label */
