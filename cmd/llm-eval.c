@@ -157,32 +157,23 @@ static void pad(size_t n)
         put(" ");
 }
 
-/* Display columns of UTF-8 text, counted as code points (wide CJK
- * characters take two columns on a terminal: their rows drift by a little). */
+/* Display columns of UTF-8 text (wide CJK characters take two, combining
+ * marks none). */
 static size_t columns(const char *s, size_t n)
 {
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += ((unsigned char)s[i] & 0xC0) != 0x80;
-    return c;
+    return llm_utf8_columns(s, n, SIZE_MAX, NULL);
 }
 
 /* s[0..n) cut to at most `w` columns, the last one an ellipsis when cut;
  * then padded to `w` on the right (left = 0) or the left (left = 1). */
 static void put_cell(const char *s, size_t n, size_t w, int right)
 {
-    size_t c = columns(s, n), shown = n;
+    size_t shown = n, c = columns(s, n);
     int cut = c > w;
-    if (cut) {
-        size_t keep = w > 0 ? w - 1 : 0, k = 0;
-        for (shown = 0; shown < n; shown++) {
-            if (((unsigned char)s[shown] & 0xC0) != 0x80) {
-                if (k == keep)
-                    break;
-                k++;
-            }
-        }
-        c = w;
+    if (cut) {   /* what fits in w - 1 columns (a wide character left out
+                  * rather than cut), and the ellipsis's column */
+        llm_utf8_columns(s, n, w > 0 ? w - 1 : 0, &shown);
+        c = columns(s, shown) + (w > 0);
     }
     if (right)
         pad(w - c);

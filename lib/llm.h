@@ -118,6 +118,13 @@ int llm_utf8_check(const char *s, size_t n, size_t *bad);
  *  (a bad lead byte and the continuation bytes after it, up to 4 bytes)
  *  replaced by one U+FFFD; *replaced (may be NULL) = how many. */
 int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced);
+/*! llm_utf8_columns() : the terminal columns valid UTF-8 s[0..n) takes (East
+ *  Asian wide and full-width characters 2, combining marks and other
+ *  zero-width characters 0, the rest 1: utf8proc's widths; a byte of an
+ *  invalid sequence 1), and *fit (may be NULL) = the bytes of its longest
+ *  prefix of whole characters, combining marks kept with their base, that
+ *  takes at most `max` columns. */
+size_t llm_utf8_columns(const char *s, size_t n, size_t max, size_t *fit);
 
 /* ------------------------------------------------------------------------ */
 /* Line reader: lines of any length, with line numbers.                      */

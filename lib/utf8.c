@@ -1,5 +1,8 @@
-/* utf8.c: strict UTF-8 validation (RFC 3629), with a fast path for ASCII. */
+/* utf8.c: strict UTF-8 validation (RFC 3629), with a fast path for ASCII;
+ * repair; display columns (utf8proc's character widths). */
 #include <string.h>
+
+#include <utf8proc.h>
 
 #include "internal.h"
 
@@ -99,4 +102,28 @@ int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced)
     if (replaced)
         *replaced = fixed;
     return LLM_OK;
+}
+
+size_t llm_utf8_columns(const char *s, size_t n, size_t max, size_t *fit)
+{
+    const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;
+    size_t cols = 0, i = 0, ok = 0;
+    int over = 0;
+    while (i < n) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate(u + i, (utf8proc_ssize_t)(n - i), &c);
+        int w = 1;
+        if (k <= 0)
+            k = 1;   /* an invalid byte: one column, as a replacement character */
+        else
+            w = utf8proc_charwidth(c);
+        cols += (size_t)w;
+        i += (size_t)k;
+        over |= cols > max;
+        if (!over)
+            ok = i;   /* (a zero-width mark after the last fitting base stays) */
+    }
+    if (fit)
+        *fit = ok;
+    return cols;
 }

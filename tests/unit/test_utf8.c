@@ -123,9 +123,32 @@ static void repair(void)
     }
 }
 
+/* llm_utf8_columns(): East Asian wide characters take 2 columns (as
+ * Python's unicodedata.east_asian_width 'W'/'F' says), combining marks 0;
+ * the prefix that fits keeps whole characters, marks with their base. */
+static void columns(void)
+{
+    static const struct { const char *in; size_t max, cols, fit; } t[] = {
+        { "label", 3, 5, 3 },
+        { "\xe4\xbd\x93\xe8\x82\xb2", 3, 4, 3 },              /* 2 CJK: 2 + 2, one fits in 3 */
+        { "\xe4\xbd\x93\xe8\x82\xb2", 4, 4, 6 },
+        { "e\xcc\x81t\xc3\xa9", 1, 3, 3 },                     /* e + U+0301: 1 column */
+        { "\xef\xbc\xa1" "b", 2, 3, 3 },                       /* full-width A: 2 */
+        { "a\xe2\x80\x8b" "b", 9, 2, 5 },                      /* zero-width space: 0 */
+        { "a\xff" "b", 2, 3, 2 },                              /* an invalid byte: 1 */
+        { "", 0, 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        size_t fit = 99, cols = llm_utf8_columns(t[i].in, strlen(t[i].in), t[i].max, &fit);
+        CHECK(cols == t[i].cols && fit == t[i].fit, "columns case %zu: %zu columns (want %zu), "
+              "%zu bytes fit in %zu (want %zu)", i, cols, t[i].cols, fit, t[i].max, t[i].fit);
+    }
+}
+
 int main(void)
 {
     repair();
+    columns();
     for (size_t t = 0; t < sizeof table / sizeof table[0]; t++) {
         size_t bad = 12345;
         int v = llm_utf8_check(table[t].s, table[t].n, &bad);
