@@ -135,7 +135,9 @@ static int next_record(reader *r, char delim, char **rec, size_t *len)
             *rec = r->buf + r->beg;
             *len = nl ? (size_t)(nl - *rec) : r->end - r->beg;
             r->beg += *len + (nl != NULL);
-            r->line++;
+            const char *s = *rec;
+            if (r->line++ == 0 && llm_utf8_skip_bom(&s, len))   /* a byte-order mark */
+                *rec += 3;
             return 1;
         }
         if (r->eof)

@@ -430,6 +430,8 @@ static int next_line(input_t *in, const char **line, size_t *len, int64_t *linen
             in->line++;
             *lineno = ++in->lineno;
             *name = in->name;
+            if (*lineno == 1)   /* a byte-order mark before the first line */
+                llm_utf8_skip_bom(line, len);
             return 1;
         }
         if (in->eof) {

@@ -50,9 +50,10 @@ int llm_lines_next(llm_lines *r, const char **line, size_t *len)
     size_t k = (size_t)n;
     if (k > 0 && r->buf[k - 1] == '\n')
         r->buf[--k] = '\0';
-    r->number++;
     *line = r->buf;
     *len = k;
+    if (r->number++ == 0)   /* a byte-order mark before the first line */
+        llm_utf8_skip_bom(line, len);
     return 1;
 }
 

@@ -118,6 +118,11 @@ int llm_utf8_check(const char *s, size_t n, size_t *bad);
  *  (a bad lead byte and the continuation bytes after it, up to 4 bytes)
  *  replaced by one U+FFFD; *replaced (may be NULL) = how many. */
 int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced);
+/*! llm_utf8_skip_bom() : steps *s and *n past a UTF-8 byte-order mark
+ *  (EF BB BF) at the start of s, which Windows editors write at the start
+ *  of a file. The programs' line readers drop one at the start of each
+ *  input. @return 1 when there was one. */
+int llm_utf8_skip_bom(const char **s, size_t *n);
 /*! llm_utf8_columns() : the terminal columns valid UTF-8 s[0..n) takes (East
  *  Asian wide and full-width characters 2, combining marks and other
  *  zero-width characters 0, the rest 1: utf8proc's widths; a byte of an
@@ -135,7 +140,8 @@ typedef struct llm_lines llm_lines;
 int llm_lines_open(FILE *f, llm_lines **out);
 /*! llm_lines_next() : the next line, without its "\n" (a final line without
  *  "\n" still counts). A "\r" before the "\n" is kept: callers that accept
- *  CRLF text strip it. The line may contain NUL bytes; line[len] is NUL.
+ *  CRLF text strip it. A UTF-8 byte-order mark before the first line is
+ *  dropped. The line may contain NUL bytes; line[len] is NUL.
  *  The pointer is valid until the next call.
  *  @return 1 with a line, 0 at end of input, or LLM_ERR_IO / LLM_ERR_NOMEM. */
 int llm_lines_next(llm_lines *r, const char **line, size_t *len);

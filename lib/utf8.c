@@ -104,6 +104,15 @@ int llm_utf8_repair(const char *s, size_t n, llm_buf *out, size_t *replaced)
     return LLM_OK;
 }
 
+int llm_utf8_skip_bom(const char **s, size_t *n)
+{
+    if (*n < 3 || memcmp(*s, "\xEF\xBB\xBF", 3) != 0)
+        return 0;
+    *s += 3;
+    *n -= 3;
+    return 1;
+}
+
 size_t llm_utf8_columns(const char *s, size_t n, size_t max, size_t *fit)
 {
     const utf8proc_uint8_t *u = (const utf8proc_uint8_t *)s;

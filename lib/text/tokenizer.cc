@@ -604,7 +604,10 @@ public:
                      (long long)line_, bad + 1);
                 return;
             }
-            value_.assign(buf_, len);
+            const char *text = buf_;
+            if (line_ == 1)   // a byte-order mark before a file's first line
+                llm_utf8_skip_bom(&text, &len);
+            value_.assign(text, len);
             lines_++;
             usable_ += len > 0 && len <= max_len_;
             return;
