@@ -1847,6 +1847,10 @@ static void check_combinations(const train_run *r)
                   "with neither -m nor --init)");
     if (!r->cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
         cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
+    /* Given, not restored: a run started before these were refused resumes. */
+    if (!r->cls && cli_given(&o_pooling))
+        cli_usage("--pooling is for --task classify (--task %s has no head to pool for)",
+                  o_task);
     if (o_lora && !o_init && !o_resume)
         cli_usage("--lora needs --init: adapters train on a pretrained model");
     if (o_lora && o_freeze)

@@ -3,8 +3,10 @@
 # synthetic labelled set of tests/fixtures/labelled.awk: determinism,
 # resume giving the same bytes as a straight run, --freeze leaving the
 # backbone's bytes alone, --balance, multi-label training with tuned
-# thresholds, batching not changing the output, and streaming (a record's
-# output arrives before the next record is written).
+# thresholds, batching not changing the output, usage errors for the
+# options that a classifier alone reads given where they would be ignored,
+# and streaming (a record's output arrives before the next record is
+# written).
 set -u
 tok=$FIXTURES/tiny.model
 shape="--layers 1 --dim 32 --heads 2 --ffn-dim 64 --context 32 --batch 16 --threads 1 -q"
@@ -74,6 +76,21 @@ grep -q '"thresholds":"\[0.5,0.5,0.5\]"' m.llm && no "thresholds were not tuned"
 printf 'pump seal leak valve refund bank card invoice\npatient fever\n' | llm-classify -q -m m.llm -t 1 > m.out || no "classify multi"
 head -1 m.out | grep -q maintenance && head -1 m.out | grep -q payment || no "mixed line: $(head -1 m.out)"
 sed -n 2p m.out | cut -f1 | grep -qx clinical || no "clinical line: $(sed -n 2p m.out)"
+
+# Combinations that would be ignored are usage errors (exit 2, one line
+# naming both options), before any file is read or written.
+usage() { # expected-message llm-train-arguments...
+    msg=$1; shift
+    llm-train "$@" > out.txt 2> err.txt; rc=$?
+    [ $rc -eq 2 ] && grep -qxF -e "llm-train: $msg" err.txt ||
+        no "llm-train $*: exit $rc, not 2 with '$msg': $(cat err.txt)"
+    [ -e x.llm ] && no "llm-train $*: wrote x.llm"
+    rm -f x.llm x.llm.ckpt
+}
+usage "--pooling is for --task classify (--task lm has no head to pool for)" \
+    -m "$tok" $shape --steps 0 --pooling mean -o x.llm "$FIXTURES/tiny.txt"
+usage "--pooling is for --task classify (--task pairs has no head to pool for)" \
+    --task pairs -m "$tok" --pooling last -o x.llm pairs.tsv
 
 # Streaming: the answer to a record comes before the next one is written.
 mkfifo in out
