@@ -1851,6 +1851,9 @@ static void check_combinations(const train_run *r)
     if (!r->cls && cli_given(&o_pooling))
         cli_usage("--pooling is for --task classify (--task %s has no head to pool for)",
                   o_task);
+    if (!r->cls && cli_given(&o_dedup))
+        cli_usage("--dedup is for --task classify (--task %s trains on every document as "
+                  "it is)", o_task);
     if (o_lora && !o_init && !o_resume)
         cli_usage("--lora needs --init: adapters train on a pretrained model");
     if (o_lora && o_freeze)

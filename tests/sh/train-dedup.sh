@@ -9,6 +9,7 @@
 # word of 16 changed (5-gram Jaccard 0.8356 >= 0.8, near). Language models:
 # a --val text made of training lines has all its 13-token sequences in the
 # training data (warned, 100%); fresh sentences have none (no warning).
+# --dedup with --task lm is a usage error.
 set -u
 printf 'a\tThe pump failed at the north station.\nb\tInvoice paid twice in March.\na\tthe PUMP failed at the north station!\nb\tA quite different line here.\na\tanother long line about the pumps and valves of the plant in the west wing\nb\tInvoice paid twice in March.\n' > l.tsv
 printf 'a\tThe pump failed at the north station\nb\tnew text entirely\na\tanother long line about the pumps and valves of the plant in the east wing\n' > v.tsv
@@ -38,4 +39,11 @@ grep -qE '^llm-train: warning: ([0-9]+) of \1 13-token sequences of the --val te
     { echo "FAIL: no 100% overlap warning"; fail=1; }
 lm fresh.txt
 [ -s err.txt ] && { echo "FAIL: a warning for fresh --val text"; fail=1; }
+# --dedup reads labelled documents: with --task lm it would drop nothing, a
+# usage error naming both options, before the input is read.
+llm-train -m "$tok" --layers 1 --dim 16 --heads 2 --ffn-dim 16 --context 16 --steps 0 -q \
+    -o x.llm --dedup "$FIXTURES/tiny.txt" 2> err.txt
+[ $? -eq 2 ] && [ ! -e x.llm ] &&
+    grep -qxF "llm-train: --dedup is for --task classify (--task lm trains on every document as it is)" err.txt ||
+    { echo "FAIL: --dedup with --task lm: $(cat err.txt)"; fail=1; }
 exit $fail
