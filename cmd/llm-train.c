@@ -85,8 +85,8 @@ static const cli_opt opts[] = {
      "feed-forward projections instead of all the weights (default: off)", NULL, 1, 4096, 0,
      CLI_COMPLETE_NONE, 1},
     {"lora-alpha", 0, CLI_DOUBLE, &o_lora_alpha, "X",
-     "the adapters' outputs are scaled by X / R (as PEFT's lora_alpha)", NULL, 1e-6, 1e6,
-     0, CLI_COMPLETE_NONE, 0},
+     "with --lora: the adapters' outputs are scaled by X / R (as PEFT's lora_alpha)", NULL,
+     1e-6, 1e6, 0, CLI_COMPLETE_NONE, 0},
     {"init", 0, CLI_STRING, &o_init, "FILE",
      "start from the weights of this model file instead of random ones", NULL, 0, 0, 0,
      CLI_COMPLETE_FILE, 0},
@@ -1856,6 +1856,8 @@ static void check_combinations(const train_run *r)
                   "it is)", o_task);
     if (o_lora && !o_init && !o_resume)
         cli_usage("--lora needs --init: adapters train on a pretrained model");
+    if (cli_given(&o_lora_alpha) && !o_lora)
+        cli_usage("--lora-alpha needs --lora: it scales the adapters' outputs");
     if (o_lora && o_freeze)
         cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)

@@ -10,7 +10,7 @@ complete -c llm-train -l dedup -d 'classify: drop each document whose text, fold
 complete -c llm-train -l freeze -d 'classify: train only the head, keeping the --init model\'s weights'
 complete -c llm-train -l lm-weight -x -d 'classify: add X times the documents\' own next-token loss to the classifier\'s (GPT-1\'s auxiliary objective: the backbone stays a model of the domain\'s text; 0: off)'
 complete -c llm-train -l lora -x -d 'with --init: train low-rank adapters of rank R on every layer\'s attention and feed-forward projections instead of all the weights (default: off)'
-complete -c llm-train -l lora-alpha -x -d 'the adapters\' outputs are scaled by X / R (as PEFT\'s lora_alpha)'
+complete -c llm-train -l lora-alpha -x -d 'with --lora: the adapters\' outputs are scaled by X / R (as PEFT\'s lora_alpha)'
 complete -c llm-train -l init -r -F -d 'start from the weights of this model file instead of random ones'
 complete -c llm-train -l resume -r -F -d 'continue the run saved in this checkpoint, with its options and data files (given alone, exactly that run)'
 complete -c llm-train -l override -d 'with --resume: accept options or data that differ from the checkpoint\'s run'
