@@ -74,8 +74,8 @@ static const cli_opt opts[] = {
      "repeats an earlier one, before validation documents are split off", NULL, 0, 0, 0,
      CLI_COMPLETE_NONE, 1},
     {"freeze", 0, CLI_FLAG, &o_freeze, NULL,
-     "classify: train only the head, keeping the --init model's weights", NULL, 0, 0, 0,
-     CLI_COMPLETE_NONE, 1},
+     "classify, with --init: train only the head, keeping that model's weights", NULL, 0,
+     0, 0, CLI_COMPLETE_NONE, 1},
     {"lm-weight", 0, CLI_DOUBLE, &o_lm_weight, "X",
      "classify: add X times the documents' own next-token loss to the classifier's "
      "(GPT-1's auxiliary objective: the backbone stays a model of the domain's text; "
@@ -1854,6 +1854,8 @@ static void check_combinations(const train_run *r)
     if (!r->cls && cli_given(&o_dedup))
         cli_usage("--dedup is for --task classify (--task %s trains on every document as "
                   "it is)", o_task);
+    if (o_freeze && !o_init && !o_resume)
+        cli_usage("--freeze needs --init: a head on frozen random weights learns little");
     if (o_lora && !o_init && !o_resume)
         cli_usage("--lora needs --init: adapters train on a pretrained model");
     if (cli_given(&o_lora_alpha) && !o_lora)

@@ -7,7 +7,7 @@ complete -c llm-train -l multi-label -d 'classify: each line may carry several l
 complete -c llm-train -l pooling -x -a 'last mean' -d 'classify: the head reads the final hidden state of the last token (EOS), or the mean over the document\'s tokens'
 complete -c llm-train -l balance -d 'classify: weigh each label\'s loss inversely to its frequency'
 complete -c llm-train -l dedup -d 'classify: drop each document whose text, folded as llm-eval --leakage folds it, repeats an earlier one, before validation documents are split off'
-complete -c llm-train -l freeze -d 'classify: train only the head, keeping the --init model\'s weights'
+complete -c llm-train -l freeze -d 'classify, with --init: train only the head, keeping that model\'s weights'
 complete -c llm-train -l lm-weight -x -d 'classify: add X times the documents\' own next-token loss to the classifier\'s (GPT-1\'s auxiliary objective: the backbone stays a model of the domain\'s text; 0: off)'
 complete -c llm-train -l lora -x -d 'with --init: train low-rank adapters of rank R on every layer\'s attention and feed-forward projections instead of all the weights (default: off)'
 complete -c llm-train -l lora-alpha -x -d 'with --lora: the adapters\' outputs are scaled by X / R (as PEFT\'s lora_alpha)'

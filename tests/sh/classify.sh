@@ -91,6 +91,8 @@ usage "--pooling is for --task classify (--task lm has no head to pool for)" \
     -m "$tok" $shape --steps 0 --pooling mean -o x.llm "$FIXTURES/tiny.txt"
 usage "--pooling is for --task classify (--task pairs has no head to pool for)" \
     --task pairs -m "$tok" --pooling last -o x.llm pairs.tsv
+usage "--freeze needs --init: a head on frozen random weights learns little" \
+    $c --freeze --steps 0 -o x.llm train.tsv
 
 # Streaming: the answer to a record comes before the next one is written.
 mkfifo in out
