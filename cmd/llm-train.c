@@ -132,9 +132,10 @@ static const cli_opt opts[] = {
      "training, against overfitting small data (0: off)", NULL, 0, 0.9, 0,
      CLI_COMPLETE_NONE, 0},
     {"label-smoothing", 0, CLI_DOUBLE, &o_label_smoothing, "E",
-     "train the next-token loss (lm, pairs, and classify's --lm-weight) against "
-     "targets that put E of their weight evenly on every token (translation recipes "
-     "use 0.1; the losses printed stay the plain cross-entropy; 0: off)", NULL, 0, 0.5,
+     "train the next-token loss (lm, pairs, and classify's --lm-weight, which it then "
+     "needs) against targets that put E of their weight evenly on every token "
+     "(translation recipes use 0.1; the losses printed stay the plain cross-entropy; "
+     "0: off)", NULL, 0, 0.5,
      0, CLI_COMPLETE_NONE, 0},
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "matrix products of the weights and (on the CPU) of attention: f32, or bf16: "
@@ -1864,6 +1865,9 @@ static void check_combinations(const train_run *r)
         cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)
         cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
+    if (r->cls && cli_given(&o_label_smoothing) && o_label_smoothing > 0 && !(o_lm_weight > 0))
+        cli_usage("--label-smoothing smooths the next-token loss, which --task classify "
+                  "trains only with --lm-weight");
     if (!r->pairs && cli_given(&o_eval_samples))
         cli_usage("--eval-samples needs --task pairs");
     if (r->cls && o_batch_tokens)

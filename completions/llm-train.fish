@@ -27,7 +27,7 @@ complete -c llm-train -l rope-base -x -d 'model shape (ignored with --init and -
 complete -c llm-train -l norm-eps -x -d 'model shape (ignored with --init and --resume): RMSNorm epsilon'
 complete -c llm-train -l untied -d 'model shape (ignored with --init and --resume): give the output projection its own weights instead of the embedding\'s'
 complete -c llm-train -l dropout -x -d 'drop this share of each block\'s attention and feed-forward outputs while training, against overfitting small data (0: off)'
-complete -c llm-train -l label-smoothing -x -d 'train the next-token loss (lm, pairs, and classify\'s --lm-weight) against targets that put E of their weight evenly on every token (translation recipes use 0.1; the losses printed stay the plain cross-entropy; 0: off)'
+complete -c llm-train -l label-smoothing -x -d 'train the next-token loss (lm, pairs, and classify\'s --lm-weight, which it then needs) against targets that put E of their weight evenly on every token (translation recipes use 0.1; the losses printed stay the plain cross-entropy; 0: off)'
 complete -c llm-train -l precision -x -a 'f32 bf16' -d 'matrix products of the weights and (on the CPU) of attention: f32, or bf16: inputs rounded to bfloat16, sums, weights, gradients and optimiser state in fp32 (faster on CPUs with AVX512_BF16; may change on --resume)'
 complete -c llm-train -l steps -x -d 'optimiser steps in all (0: write the initial model)'
 complete -c llm-train -l until -x -d 'stop after step N of the run (saving a checkpoint), to --resume later: training in slices gives the same weights as one run'
