@@ -143,14 +143,14 @@ static const cli_opt opts[] = {
      "(faster on CPUs with AVX512_BF16; may change on --resume)", "f32|bf16", 0, 0, 0,
      CLI_COMPLETE_CHOICE, 0},
     {"steps", 0, CLI_INT64, &o_steps, "N",
-     "optimiser steps in all (0: write the initial model)", NULL, 0, 1e12, 0,
-     CLI_COMPLETE_NONE, 0},
+     "optimiser steps in all (0: write the initial model; not with --epochs)", NULL, 0,
+     1e12, 0, CLI_COMPLETE_NONE, 0},
     {"until", 0, CLI_INT64, &o_until, "N",
      "stop after step N of the run (saving a checkpoint), to --resume later: "
      "training in slices gives the same weights as one run", NULL, 0, 1e12, 0,
      CLI_COMPLETE_NONE, 1},
     {"epochs", 0, CLI_DOUBLE, &o_epochs, "X",
-     "train for X passes over the data instead of --steps", NULL, 0, 1e6, 0,
+     "train for X passes over the data instead of --steps (not with it)", NULL, 0, 1e6, 0,
      CLI_COMPLETE_NONE, 1},
     {"batch", 'b', CLI_INT, &o_batch, "N", "sequences per micro-batch", NULL, 1, 65536, 0,
      CLI_COMPLETE_NONE, 0},
@@ -1104,6 +1104,7 @@ static int validation_option(const cli_opt *o)
 
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
+static unsigned char run_restated[256];   /* by option index: given as the run had it */
 static char *run_defaults[256];   /* by option index: the default's string, or NULL */
 static size_t run_n, run_cap;
 
@@ -1200,6 +1201,7 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         /* (a run records what was given: one not recorded had the default) */
         const char *ref = was ? was : run_defaults[i];
         int differs = !ref || !has || strcmp(ref, cur) != 0;
+        run_restated[i] = !differs;
         if (differs && o_override && validation_option(o) && !run_val_changed)
             run_val_changed = o->name;
         if (differs && !changeable(o) && !o_override)
@@ -1840,6 +1842,34 @@ typedef struct {
     uint64_t val_bytes;
 } train_run;
 
+/* The index in opts[] of the option whose value lives at dest. */
+static int opt_index(const void *dest)
+{
+    for (int i = 0; i < prog.nopts; i++)
+        if (prog.opts[i].dest == dest)
+            return i;
+    cli_die("internal error: no option at %p", dest);
+}
+
+/* --steps with --epochs, which sets the steps and would win. On --resume
+ * both may restate the run (one started before this was refused, or
+ * --steps at its default); a --steps changed with --override on a run of
+ * --epochs would not count. */
+static void check_steps_epochs(void)
+{
+    if (!cli_given(&o_steps) || !(o_epochs > 0))
+        return;
+    int restated = run_restated[opt_index(&o_steps)] &&
+                   (!cli_given(&o_epochs) || run_restated[opt_index(&o_epochs)]);
+    if (o_resume && restated)
+        return;
+    if (cli_given(&o_epochs))
+        cli_usage("--epochs and --steps cannot be combined (--epochs sets the steps from the "
+                  "data)");
+    cli_usage("--steps %lld would not count: the run in '%s' trains --epochs %g (give "
+              "--epochs 0 to count steps)", (long long)o_steps, o_resume, o_epochs);
+}
+
 /* Usage errors of option combinations, once the run's kind is known. */
 static void check_combinations(const train_run *r)
 {
@@ -1874,6 +1904,7 @@ static void check_combinations(const train_run *r)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
     if (r->cls && r->world > 1)
         cli_usage("--task classify runs as one process, not over %d MPI ranks", r->world);
+    check_steps_epochs();
 }
 
 /* The tokenizer (-m, else the one inside --init / --resume) and the model

@@ -7,6 +7,8 @@
 # truncated since the checkpoint is refused; other data files than the
 # run's are refused. Validation's best model and --patience's count
 # survive a resume, unless --override changes what validation measures.
+# --steps on a run of --epochs: restated, accepted; changed with
+# --override, refused.
 set -u
 cp "$FIXTURES/tiny.txt" d.txt
 n=$(wc -c < d.txt)
@@ -92,4 +94,17 @@ llm-train $v -q -o v3.llm --until 36 e.txt && cp v3.llm v3.keep &&
 grep -q "override changed what validation measures (--val): the run's best score starts anew" err.txt ||
     { echo "FAIL: --override --val: no warning: $(cat err.txt)"; fail=1; }
 cmp -s v3.llm v3.keep && { echo "FAIL: --override --val: the old best model was kept"; fail=1; }
+# A run of --epochs: --steps restated at its default (the run did not
+# record it) is accepted; a --steps changed with --override would not
+# count, and is refused naming both (unless --epochs 0 comes with it).
+ep="-m $tok --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 --epochs 2 --seed 3 -q"
+llm-train $ep --until 3 -o ep.llm e.txt || { echo "FAIL: a run of --epochs to step 3"; fail=1; }
+cp ep.llm.ckpt ep3.ckpt
+llm-train --resume ep3.ckpt --override --steps 5 -o c.llm 2> err.txt
+[ $? -eq 2 ] && grep -qxF "llm-train: --steps 5 would not count: the run in 'ep3.ckpt' trains --epochs 2 (give --epochs 0 to count steps)" err.txt ||
+    { echo "FAIL: --override --steps on a run of --epochs: $(cat err.txt)"; fail=1; }
+llm-train --resume ep3.ckpt --override --epochs 0 --steps 5 -q -o c.llm 2> err.txt ||
+    { echo "FAIL: --override --epochs 0 --steps 5: $(cat err.txt)"; fail=1; }
+llm-train --resume ep.llm.ckpt --epochs 2 --steps 1000 -q 2> err.txt ||
+    { echo "FAIL: a run of --epochs resumed with both restated: $(cat err.txt)"; fail=1; }
 exit $fail

@@ -1,8 +1,8 @@
 #!/bin/sh
 # train.sh: llm-train end to end on the tiny fixture corpus: determinism,
 # resume giving the same bytes as a straight run, --steps 0, token-file and
-# text input agreeing, and bad input failing cleanly without touching good
-# files.
+# text input agreeing, bad input failing cleanly without touching good
+# files, and --epochs with --steps a usage error.
 set -u
 tok=$FIXTURES/tiny.model
 txt=$FIXTURES/tiny.txt
@@ -58,6 +58,13 @@ cmp -s ls.llm lsr.llm || no "with label smoothing, 6 + resume + 6 steps differ f
 llm-train -m "$tok" $shape --label-smoothing 1 --steps 2 -o bad.llm "$txt" 2> ls.err
 [ $? -eq 2 ] && grep -q 'label-smoothing' ls.err && [ ! -e bad.llm ] ||
     no "--label-smoothing 1 was not a usage error naming it: $(cat ls.err)"
+
+# --epochs sets the steps: with --steps too, a usage error naming both
+# (--epochs won, and --steps was ignored).
+llm-train -m "$tok" $shape --epochs 1 --steps 3 -o ep.llm "$txt" 2> ep.err
+[ $? -eq 2 ] && [ ! -e ep.llm ] &&
+    grep -qxF "llm-train: --epochs and --steps cannot be combined (--epochs sets the steps from the data)" ep.err ||
+    no "--epochs with --steps: not a usage error naming both: $(cat ep.err)"
 
 # SIGINT: the run saves a checkpoint, says so and exits 130; resuming it
 # finishes the run.
