@@ -1851,18 +1851,23 @@ static int opt_index(const void *dest)
     cli_die("internal error: no option at %p", dest);
 }
 
-/* --steps with --epochs, which sets the steps and would win. On --resume
- * both may restate the run (one started before this was refused, or
- * --steps at its default); a --steps changed with --override on a run of
- * --epochs would not count. */
+/* Given on the command line, and not a restatement of the resumed run's
+ * own value (run_apply()): the combinations checked below refuse what is
+ * given anew, so that a run started before a check existed, or restated
+ * at a default it did not record, still resumes. */
+static int given_anew(const void *dest)
+{
+    return cli_given(dest) && !(o_resume && run_restated[opt_index(dest)]);
+}
+
+/* --steps with --epochs, which sets the steps and would win; on --resume
+ * --override, a --steps changed on a run of --epochs would not count. */
 static void check_steps_epochs(void)
 {
     if (!cli_given(&o_steps) || !(o_epochs > 0))
         return;
-    int restated = run_restated[opt_index(&o_steps)] &&
-                   (!cli_given(&o_epochs) || run_restated[opt_index(&o_epochs)]);
-    if (o_resume && restated)
-        return;
+    if (!given_anew(&o_steps) && !given_anew(&o_epochs))
+        return;   /* both (or --steps alone) as the run had them */
     if (cli_given(&o_epochs))
         cli_usage("--epochs and --steps cannot be combined (--epochs sets the steps from the "
                   "data)");
@@ -1878,24 +1883,23 @@ static void check_combinations(const train_run *r)
                   "with neither -m nor --init)");
     if (!r->cls && (o_multi_label || o_balance || o_freeze || o_lm_weight > 0))
         cli_usage("--multi-label, --balance, --freeze and --lm-weight need --task classify");
-    /* Given, not restored: a run started before these were refused resumes. */
-    if (!r->cls && cli_given(&o_pooling))
+    if (!r->cls && given_anew(&o_pooling))
         cli_usage("--pooling is for --task classify (--task %s has no head to pool for)",
                   o_task);
-    if (!r->cls && cli_given(&o_dedup))
+    if (!r->cls && given_anew(&o_dedup))
         cli_usage("--dedup is for --task classify (--task %s trains on every document as "
                   "it is)", o_task);
     if (o_freeze && !o_init && !o_resume)
         cli_usage("--freeze needs --init: a head on frozen random weights learns little");
     if (o_lora && !o_init && !o_resume)
         cli_usage("--lora needs --init: adapters train on a pretrained model");
-    if (cli_given(&o_lora_alpha) && !o_lora)
+    if (given_anew(&o_lora_alpha) && !o_lora)
         cli_usage("--lora-alpha needs --lora: it scales the adapters' outputs");
     if (o_lora && o_freeze)
         cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)
         cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
-    if (r->cls && cli_given(&o_label_smoothing) && o_label_smoothing > 0 && !(o_lm_weight > 0))
+    if (r->cls && given_anew(&o_label_smoothing) && o_label_smoothing > 0 && !(o_lm_weight > 0))
         cli_usage("--label-smoothing smooths the next-token loss, which --task classify "
                   "trains only with --lm-weight");
     if (!r->pairs && cli_given(&o_eval_samples))

@@ -7,8 +7,9 @@
 # truncated since the checkpoint is refused; other data files than the
 # run's are refused. Validation's best model and --patience's count
 # survive a resume, unless --override changes what validation measures.
-# --steps on a run of --epochs: restated, accepted; changed with
-# --override, refused.
+# An option the run's combination ignores (--steps on a run of --epochs,
+# --pooling of a language model recorded before it was refused): restated,
+# accepted; changed with --override, refused.
 set -u
 cp "$FIXTURES/tiny.txt" d.txt
 n=$(wc -c < d.txt)
@@ -107,4 +108,21 @@ llm-train --resume ep3.ckpt --override --epochs 0 --steps 5 -q -o c.llm 2> err.t
     { echo "FAIL: --override --epochs 0 --steps 5: $(cat err.txt)"; fail=1; }
 llm-train --resume ep.llm.ckpt --epochs 2 --steps 1000 -q 2> err.txt ||
     { echo "FAIL: a run of --epochs resumed with both restated: $(cat err.txt)"; fail=1; }
+# A run started before an option it ignored was refused (here a language
+# model's checkpoint that records --pooling mean, made by renaming its
+# "run.--dropout":"0.25"): it resumes alone and with the option restated;
+# changed, with --override, the option is refused as on a new run.
+llm-train -m "$tok" --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 --steps 6 --until 3 \
+    --dropout 0.25 --seed 3 -q -o lg.llm e.txt || { echo "FAIL: a run for an old checkpoint"; fail=1; }
+sed 's/"run.--dropout":"0.25"/"run.--pooling":"mean"/' lg.llm.ckpt > old.ckpt
+grep -aq '"run.--pooling":"mean"' old.ckpt || { echo "FAIL: no --pooling in old.ckpt"; fail=1; }
+cp old.ckpt old1.ckpt
+llm-train --resume old1.ckpt -q -o lg1.llm 2> err.txt ||
+    { echo "FAIL: an old checkpoint with --pooling, resumed alone: $(cat err.txt)"; fail=1; }
+cp old.ckpt old2.ckpt
+llm-train --resume old2.ckpt --pooling mean -q -o lg2.llm 2> err.txt ||
+    { echo "FAIL: an old checkpoint with --pooling, restated: $(cat err.txt)"; fail=1; }
+llm-train --resume old.ckpt --override --pooling last -q -o lg3.llm 2> err.txt
+[ $? -eq 2 ] && grep -qxF "llm-train: --pooling is for --task classify (--task lm has no head to pool for)" err.txt ||
+    { echo "FAIL: --pooling changed with --override on a language model: $(cat err.txt)"; fail=1; }
 exit $fail
