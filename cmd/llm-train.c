@@ -161,8 +161,8 @@ static const cli_opt opts[] = {
     {"lr", 0, CLI_DOUBLE, &o_lr, "X", "peak learning rate", NULL, 1e-12, 10, 0,
      CLI_COMPLETE_NONE, 0},
     {"min-lr", 0, CLI_DOUBLE, &o_min_lr, "X",
-     "final learning rate of the decay (default: lr / 10)", NULL, 0, 10, 0,
-     CLI_COMPLETE_NONE, 1},
+     "final learning rate of the decay (default: lr / 10; not with --schedule constant)",
+     NULL, 0, 10, 0, CLI_COMPLETE_NONE, 1},
     {"warmup", 0, CLI_INT64, &o_warmup, "N", "steps of linear warmup", NULL, 0, 1e12, 0,
      CLI_COMPLETE_NONE, 0},
     {"schedule", 0, CLI_CHOICE, &o_schedule, "NAME",
@@ -1909,6 +1909,12 @@ static void check_combinations(const train_run *r)
     if (r->cls && r->world > 1)
         cli_usage("--task classify runs as one process, not over %d MPI ranks", r->world);
     check_steps_epochs();
+    llm_schedule_kind sched;
+    check(llm_schedule_parse(o_schedule, &sched));
+    if (given_anew(&o_decay_fraction) && sched != LLM_SCHED_WSD)
+        cli_usage("--decay-fraction is for --schedule wsd (not --schedule %s)", o_schedule);
+    if (given_anew(&o_min_lr) && sched == LLM_SCHED_CONSTANT)
+        cli_usage("--min-lr is where a decay ends: not with --schedule constant");
 }
 
 /* The tokenizer (-m, else the one inside --init / --resume) and the model

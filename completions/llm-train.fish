@@ -35,7 +35,7 @@ complete -c llm-train -l epochs -x -d 'train for X passes over the data instead 
 complete -c llm-train -s b -l batch -x -d 'sequences per micro-batch'
 complete -c llm-train -l batch-tokens -x -d 'tokens per optimiser step, a multiple of batch x context: gradients of several micro-batches are accumulated (0: one micro-batch)'
 complete -c llm-train -l lr -x -d 'peak learning rate'
-complete -c llm-train -l min-lr -x -d 'final learning rate of the decay (default: lr / 10)'
+complete -c llm-train -l min-lr -x -d 'final learning rate of the decay (default: lr / 10; not with --schedule constant)'
 complete -c llm-train -l warmup -x -d 'steps of linear warmup'
 complete -c llm-train -l schedule -x -a 'cosine linear constant wsd' -d 'learning rate after warmup (wsd: constant, then linear decay)'
 complete -c llm-train -l decay-fraction -x -d 'wsd: share of the steps after warmup spent decaying'

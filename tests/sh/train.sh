@@ -2,7 +2,8 @@
 # train.sh: llm-train end to end on the tiny fixture corpus: determinism,
 # resume giving the same bytes as a straight run, --steps 0, token-file and
 # text input agreeing, bad input failing cleanly without touching good
-# files, and --epochs with --steps a usage error.
+# files, and options that others would make ignored (--epochs with --steps,
+# the schedule's) usage errors.
 set -u
 tok=$FIXTURES/tiny.model
 txt=$FIXTURES/tiny.txt
@@ -59,12 +60,25 @@ llm-train -m "$tok" $shape --label-smoothing 1 --steps 2 -o bad.llm "$txt" 2> ls
 [ $? -eq 2 ] && grep -q 'label-smoothing' ls.err && [ ! -e bad.llm ] ||
     no "--label-smoothing 1 was not a usage error naming it: $(cat ls.err)"
 
-# --epochs sets the steps: with --steps too, a usage error naming both
-# (--epochs won, and --steps was ignored).
-llm-train -m "$tok" $shape --epochs 1 --steps 3 -o ep.llm "$txt" 2> ep.err
-[ $? -eq 2 ] && [ ! -e ep.llm ] &&
-    grep -qxF "llm-train: --epochs and --steps cannot be combined (--epochs sets the steps from the data)" ep.err ||
-    no "--epochs with --steps: not a usage error naming both: $(cat ep.err)"
+# Options that the others given would make ignored: usage errors naming
+# both, before anything is written. usage_error MESSAGE ARGS...
+usage_error() {
+    msg=$1; shift
+    llm-train "$@" 2> ue.err; st=$?
+    [ $st -eq 2 ] && [ ! -e ue.llm ] && grep -qxF "llm-train: $msg" ue.err ||
+        no "llm-train $*: exit $st, not 2 with '$msg': $(cat ue.err)"
+    rm -f ue.llm ue.llm.ckpt
+}
+# --epochs sets the steps (it won, and --steps was ignored).
+usage_error "--epochs and --steps cannot be combined (--epochs sets the steps from the data)" \
+    -m "$tok" $shape --epochs 1 --steps 3 -o ue.llm "$txt"
+# Only wsd has a decay fraction; a constant rate has no end to decay to.
+usage_error "--decay-fraction is for --schedule wsd (not --schedule cosine)" \
+    -m "$tok" $shape --steps 2 --decay-fraction 0.3 -o ue.llm "$txt"
+usage_error "--min-lr is where a decay ends: not with --schedule constant" \
+    -m "$tok" $shape --steps 2 --schedule constant --min-lr 1e-5 -o ue.llm "$txt"
+llm-train -m "$tok" $shape --steps 2 --schedule wsd --decay-fraction 0.3 --min-lr 1e-5 \
+    -o ue.llm "$txt" || no "--schedule wsd with --decay-fraction and --min-lr"
 
 # SIGINT: the run saves a checkpoint, says so and exits 130; resuming it
 # finishes the run.
