@@ -190,10 +190,11 @@ static const cli_opt opts[] = {
     {"val-fraction", 0, CLI_DOUBLE, &o_val_fraction, "X",
      "hold out the last X of the training tokens for validation", NULL, 0, 0.5, 0,
      CLI_COMPLETE_NONE, 1},
-    {"eval-every", 0, CLI_INT64, &o_eval_every, "N", "validate every N steps", NULL, 1,
-     1e12, 0, CLI_COMPLETE_NONE, 0},
+    {"eval-every", 0, CLI_INT64, &o_eval_every, "N",
+     "with --val or --val-fraction: validate every N steps", NULL, 1, 1e12, 0,
+     CLI_COMPLETE_NONE, 0},
     {"eval-tokens", 0, CLI_INT64, &o_eval_tokens, "N",
-     "score at most N held-out tokens per validation (0: all)", NULL, 0, 1e15, 0,
+     "lm: score at most N held-out tokens per validation (0: all)", NULL, 0, 1e15, 0,
      CLI_COMPLETE_NONE, 0},
     {"eval-samples", 0, CLI_INT, &o_eval_samples, "N",
      "pairs: at each validation also write outputs for the first N held-out inputs "
@@ -1904,6 +1905,18 @@ static void check_combinations(const train_run *r)
                   "trains only with --lm-weight");
     if (!r->pairs && cli_given(&o_eval_samples))
         cli_usage("--eval-samples needs --task pairs");
+    if ((r->cls || r->pairs) && given_anew(&o_eval_tokens))
+        cli_usage("--eval-tokens is for --task lm (--task %s scores every held-out %s)",
+                  o_task, r->cls ? "document" : "pair");
+    if (!o_val && !(o_val_fraction > 0)) {   /* no validation: nothing reads these */
+        const char *v = given_anew(&o_patience) && o_patience > 0        ? "patience"
+                        : given_anew(&o_eval_every)                      ? "eval-every"
+                        : given_anew(&o_eval_tokens)                     ? "eval-tokens"
+                        : given_anew(&o_eval_samples) && o_eval_samples > 0 ? "eval-samples"
+                                                                         : NULL;
+        if (v)
+            cli_usage("--%s needs validation: --val or --val-fraction", v);
+    }
     if (r->cls && o_batch_tokens)
         cli_usage("--batch-tokens is for --task lm (classify: --batch documents per step)");
     if (r->cls && r->world > 1)

@@ -98,6 +98,10 @@ usage "--label-smoothing smooths the next-token loss, which --task classify trai
     $c --label-smoothing 0.1 --steps 0 -o x.llm train.tsv
 llm-train $c --label-smoothing 0.1 --lm-weight 0.5 --steps 2 -o ls.llm train.tsv ||
     no "--label-smoothing with --lm-weight"
+# --eval-tokens bounds a language model's validation; a classifier's
+# scores every document.
+usage "--eval-tokens is for --task lm (--task classify scores every held-out document)" \
+    $c --val val.tsv --eval-tokens 100 --steps 0 -o x.llm train.tsv
 
 # Streaming: the answer to a record comes before the next one is written.
 mkfifo in out

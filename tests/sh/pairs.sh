@@ -4,7 +4,8 @@
 # model must write the right output for most held-out inputs (65-75% after
 # 300 steps of this small model; an untrained one gets none), greedy and
 # with beams; beams give the same bytes whatever the batch; JSON Lines and
-# TSV train the same model; bad pairs files get a message naming the line.
+# TSV train the same model; bad pairs files get a message naming the line;
+# --eval-samples without validation and --eval-tokens are usage errors.
 set -u
 fail=0
 no() { echo "FAIL: $*"; fail=1; }
@@ -143,6 +144,12 @@ llm-train --task pairs --init c64.llm -o x.llm --context 128 --steps 1 train.tsv
     no "--context past the model's: $(cat err)"
 llm-train --task lm -m "$tok" -o x.llm --eval-samples 5 train.tsv 2>err
 [ $? -eq 2 ] || no "--eval-samples without --task pairs: not a usage error: $(cat err)"
+llm-train --task pairs -m "$tok" -o x.llm $shape --steps 2 --eval-samples 5 train.tsv 2>err
+[ $? -eq 2 ] && grep -qxF "llm-train: --eval-samples needs validation: --val or --val-fraction" err ||
+    no "--eval-samples without validation: $(cat err)"
+llm-train --task pairs -m "$tok" -o x.llm $shape --steps 2 --val val.tsv --eval-tokens 100 train.tsv 2>err
+[ $? -eq 2 ] && grep -qxF "llm-train: --eval-tokens is for --task lm (--task pairs scores every held-out pair)" err ||
+    no "--eval-tokens with --task pairs: $(cat err)"
 llm-generate -m copy.llm --beams 2 --temperature 0.7 in.txt 2>err >/dev/null
 [ $? -eq 2 ] || no "--beams with --temperature: not a usage error"
 exit $fail

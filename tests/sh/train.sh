@@ -3,7 +3,7 @@
 # resume giving the same bytes as a straight run, --steps 0, token-file and
 # text input agreeing, bad input failing cleanly without touching good
 # files, and options that others would make ignored (--epochs with --steps,
-# the schedule's) usage errors.
+# the schedule's, validation's without validation) usage errors.
 set -u
 tok=$FIXTURES/tiny.model
 txt=$FIXTURES/tiny.txt
@@ -78,7 +78,13 @@ usage_error "--decay-fraction is for --schedule wsd (not --schedule cosine)" \
 usage_error "--min-lr is where a decay ends: not with --schedule constant" \
     -m "$tok" $shape --steps 2 --schedule constant --min-lr 1e-5 -o ue.llm "$txt"
 llm-train -m "$tok" $shape --steps 2 --schedule wsd --decay-fraction 0.3 --min-lr 1e-5 \
-    -o ue.llm "$txt" || no "--schedule wsd with --decay-fraction and --min-lr"
+    -o ok.llm "$txt" || no "--schedule wsd with --decay-fraction and --min-lr"
+# Without --val or --val-fraction nothing validates.
+for o in "--patience 3" "--eval-every 5" "--eval-tokens 100"; do
+    usage_error "${o%% *} needs validation: --val or --val-fraction" \
+        -m "$tok" $shape --steps 2 $o -o ue.llm "$txt"
+done
+llm-train -m "$tok" $shape --steps 2 --patience 0 -o ok.llm "$txt" || no "--patience 0 alone"
 
 # SIGINT: the run saves a checkpoint, says so and exits 130; resuming it
 # finishes the run.
