@@ -175,7 +175,8 @@ static const cli_opt opts[] = {
      "AdamW decoupled weight decay on matrices (never on norms)", NULL, 0, 10, 0,
      CLI_COMPLETE_NONE, 0},
     {"decay-embeddings", 0, CLI_FLAG, &o_decay_embeddings, NULL,
-     "apply weight decay to the token embedding too", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
+     "apply weight decay to the token embedding too (not with --weight-decay 0, --freeze "
+     "or --lora)", NULL, 0, 0, 0, CLI_COMPLETE_NONE, 1},
     {"beta1", 0, CLI_DOUBLE, &o_beta1, "X", "AdamW first-moment decay", NULL, 0, 0.999999,
      0, CLI_COMPLETE_NONE, 0},
     {"beta2", 0, CLI_DOUBLE, &o_beta2, "X", "AdamW second-moment decay", NULL, 0,
@@ -1900,6 +1901,11 @@ static void check_combinations(const train_run *r)
         cli_usage("--lora and --freeze cannot be combined (--lora trains the head too)");
     if (o_freeze && o_lm_weight > 0)
         cli_usage("--lm-weight trains the backbone, which --freeze keeps as it is");
+    if (given_anew(&o_decay_embeddings) && o_decay_embeddings && (o_lora || o_freeze))
+        cli_usage("--decay-embeddings decays the embedding, which --%s keeps as it is",
+                  o_lora ? "lora" : "freeze");
+    if (given_anew(&o_decay_embeddings) && o_decay_embeddings && !(o_weight_decay > 0))
+        cli_usage("--decay-embeddings with --weight-decay 0 decays nothing");
     if (r->cls && given_anew(&o_label_smoothing) && o_label_smoothing > 0 && !(o_lm_weight > 0))
         cli_usage("--label-smoothing smooths the next-token loss, which --task classify "
                   "trains only with --lm-weight");

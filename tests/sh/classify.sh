@@ -93,6 +93,8 @@ usage "--pooling is for --task classify (--task pairs has no head to pool for)" 
     --task pairs -m "$tok" --pooling last -o x.llm pairs.tsv
 usage "--freeze needs --init: a head on frozen random weights learns little" \
     $c --freeze --steps 0 -o x.llm train.tsv
+usage "--decay-embeddings decays the embedding, which --freeze keeps as it is" \
+    $c --init base.llm --freeze --decay-embeddings --steps 0 -o x.llm train.tsv
 # Label smoothing acts on the next-token loss only: with --lm-weight.
 usage "--label-smoothing smooths the next-token loss, which --task classify trains only with --lm-weight" \
     $c --label-smoothing 0.1 --steps 0 -o x.llm train.tsv

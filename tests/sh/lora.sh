@@ -1,9 +1,10 @@
 #!/bin/sh
 # lora.sh: llm-train --lora: the usage errors (no --init, with --freeze, a
-# rank of 0 or below, --lora-alpha without --lora), a short LoRA run on the
-# fixtures whose model llm-generate reads, determinism, resume giving the
-# same bytes as a straight run, and a LoRA classifier (the head trains,
-# validation reads the adapted weights) that llm-classify reads.
+# rank of 0 or below, --lora-alpha without --lora, --decay-embeddings with
+# it), a short LoRA run on the fixtures whose model llm-generate reads,
+# determinism, resume giving the same bytes as a straight run, and a LoRA
+# classifier (the head trains, validation reads the adapted weights) that
+# llm-classify reads.
 set -u
 tok=$FIXTURES/tiny.model
 shape="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --threads 1 -q"
@@ -25,6 +26,10 @@ usage llm-train --init base.llm --lora 4 --lora-alpha 0 -o x.llm "$FIXTURES/tiny
 llm-train --init base.llm --lora-alpha 16 --steps 0 -o x.llm "$FIXTURES/tiny.txt" 2> err
 [ $? -eq 2 ] && grep -qxF "llm-train: --lora-alpha needs --lora: it scales the adapters' outputs" err ||
     no "--lora-alpha without --lora: $(cat err)"
+# The embedding does not train under adapters: nothing to decay.
+llm-train --init base.llm --lora 4 --decay-embeddings --steps 0 -o x.llm "$FIXTURES/tiny.txt" 2> err
+[ $? -eq 2 ] && grep -qxF "llm-train: --decay-embeddings decays the embedding, which --lora keeps as it is" err ||
+    no "--decay-embeddings with --lora: $(cat err)"
 [ ! -e x.llm ] || no "a usage error wrote x.llm"
 
 l="--init base.llm --lora 4 --context 32 --threads 1 -q --lr 1e-2 --seed 5"

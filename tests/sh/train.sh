@@ -3,7 +3,8 @@
 # resume giving the same bytes as a straight run, --steps 0, token-file and
 # text input agreeing, bad input failing cleanly without touching good
 # files, and options that others would make ignored (--epochs with --steps,
-# the schedule's, validation's without validation) usage errors.
+# the schedule's, validation's without validation, --decay-embeddings
+# without weight decay) usage errors.
 set -u
 tok=$FIXTURES/tiny.model
 txt=$FIXTURES/tiny.txt
@@ -79,6 +80,9 @@ usage_error "--min-lr is where a decay ends: not with --schedule constant" \
     -m "$tok" $shape --steps 2 --schedule constant --min-lr 1e-5 -o ue.llm "$txt"
 llm-train -m "$tok" $shape --steps 2 --schedule wsd --decay-fraction 0.3 --min-lr 1e-5 \
     -o ok.llm "$txt" || no "--schedule wsd with --decay-fraction and --min-lr"
+# No weight decay: nothing for --decay-embeddings to add.
+usage_error "--decay-embeddings with --weight-decay 0 decays nothing" \
+    -m "$tok" $shape --steps 2 --weight-decay 0 --decay-embeddings -o ue.llm "$txt"
 # Without --val or --val-fraction nothing validates.
 for o in "--patience 3" "--eval-every 5" "--eval-tokens 100"; do
     usage_error "${o%% *} needs validation: --val or --val-fraction" \
