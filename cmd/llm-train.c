@@ -135,8 +135,7 @@ static const cli_opt opts[] = {
      "train the next-token loss (lm, pairs, and classify's --lm-weight, which it then "
      "needs) against targets that put E of their weight evenly on every token "
      "(translation recipes use 0.1; the losses printed stay the plain cross-entropy; "
-     "0: off)", NULL, 0, 0.5,
-     0, CLI_COMPLETE_NONE, 0},
+     "0: off)", NULL, 0, 0.5, 0, CLI_COMPLETE_NONE, 0},
     {"precision", 0, CLI_CHOICE, &o_precision, "P",
      "matrix products of the weights and (on the CPU) of attention: f32, or bf16: "
      "inputs rounded to bfloat16, sums, weights, gradients and optimiser state in fp32 "
@@ -1906,7 +1905,8 @@ static void check_combinations(const train_run *r)
                   o_lora ? "lora" : "freeze");
     if (given_anew(&o_decay_embeddings) && o_decay_embeddings && !(o_weight_decay > 0))
         cli_usage("--decay-embeddings with --weight-decay 0 decays nothing");
-    if (r->cls && given_anew(&o_label_smoothing) && o_label_smoothing > 0 && !(o_lm_weight > 0))
+    if (r->cls && given_anew(&o_label_smoothing) && o_label_smoothing > 0 &&
+        !(o_lm_weight > 0))
         cli_usage("--label-smoothing smooths the next-token loss, which --task classify "
                   "trains only with --lm-weight");
     if (!r->pairs && cli_given(&o_eval_samples))
@@ -1915,11 +1915,11 @@ static void check_combinations(const train_run *r)
         cli_usage("--eval-tokens is for --task lm (--task %s scores every held-out %s)",
                   o_task, r->cls ? "document" : "pair");
     if (!o_val && !(o_val_fraction > 0)) {   /* no validation: nothing reads these */
-        const char *v = given_anew(&o_patience) && o_patience > 0        ? "patience"
-                        : given_anew(&o_eval_every)                      ? "eval-every"
-                        : given_anew(&o_eval_tokens)                     ? "eval-tokens"
+        const char *v = given_anew(&o_patience) && o_patience > 0 ? "patience"
+                        : given_anew(&o_eval_every) ? "eval-every"
+                        : given_anew(&o_eval_tokens) ? "eval-tokens"
                         : given_anew(&o_eval_samples) && o_eval_samples > 0 ? "eval-samples"
-                                                                         : NULL;
+                        : NULL;
         if (v)
             cli_usage("--%s needs validation: --val or --val-fraction", v);
     }
