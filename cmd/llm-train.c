@@ -2293,6 +2293,11 @@ static void fit_schedule(train_run *r, int64_t step, double spent)
     if (fitted <= step)
         return;
     r->total = fitted;
+    /* The run's length from now on, as if given: --resume continues it (the
+     * checkpoint kept the default's 1000 steps and --resume ended there). */
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)fitted);
+    run_put("run.--steps", v);
     r->tp.sched.total = fitted;
     r->tp.sched.warmup = o_warmup < fitted ? o_warmup : fitted;
     llm_trainer_set_schedule(r->tr, &r->tp.sched);

@@ -125,4 +125,18 @@ llm-train --resume old2.ckpt --pooling mean -q -o lg2.llm 2> err.txt ||
 llm-train --resume old.ckpt --override --pooling last -q -o lg3.llm 2> err.txt
 [ $? -eq 2 ] && grep -qxF "llm-train: --pooling is for --task classify (--task lm has no head to pool for)" err.txt ||
     { echo "FAIL: --pooling changed with --override on a language model: $(cat err.txt)"; fail=1; }
+# A run whose length --time-limit fitted records it: interrupted, it
+# resumes to the fitted step count (the checkpoint kept the default 1000,
+# so --resume ended the run there, or at once past it).
+llm-train -m $tok --preset tiny --context 32 --batch 4 --lr 2e-3 --seed 3 -t 1 --progress \
+    --time-limit 60 -o tl.llm e.txt 2> tl.err &
+pid=$!
+i=0
+while ! grep -q "fitted to --time-limit" tl.err && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+kill -TERM $pid
+wait $pid
+fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tl.err | tail -n 1)
+llm-train --resume tl.llm.ckpt --steps 1000 -q 2> err.txt
+[ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
+    { echo "FAIL: --time-limit's fitted steps ($fitted) not the run's: $(cat err.txt)"; fail=1; }
 exit $fail
