@@ -8,6 +8,7 @@
 #include "cli_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -237,6 +238,16 @@ void cli_signals(void)
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
+    /* A closed standard error (2>&-) would be the next file opened, and
+     * the diagnostics written into it (llm-train's --log began with its
+     * progress lines): /dev/null takes its place. */
+    if (fcntl(STDERR_FILENO, F_GETFD) < 0 && errno == EBADF) {
+        int fd = open("/dev/null", O_WRONLY);
+        if (fd >= 0 && fd != STDERR_FILENO) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
 }
 
 int cli_isatty_stderr(void)

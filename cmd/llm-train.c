@@ -2534,6 +2534,10 @@ static void library_defaults(void)
 int main(int argc, char **argv)
 {
     cli_signals();
+    /* Training writes nothing to a pipe but its messages: a reader of them
+     * that goes away (2>&1 | head) must not kill the run unsaved; -o to a
+     * pipe gets a write error instead. */
+    signal(SIGPIPE, SIG_IGN);
     par_init(&argc, &argv);
     library_defaults();
     for (int i = 0; i < prog.nopts && i < 256; i++) {

@@ -172,4 +172,14 @@ llm-train -m "$tok" --dim 36 --heads 5 --steps 1 -q -o x.llm "$txt" 2>err; st=$?
 llm-train -m "$tok" --dim 32 --heads 4 --kv-heads 3 --steps 1 -q -o x.llm "$txt" 2>err; st=$?
 [ $st -eq 2 ] && grep -q "^llm-train: --kv-heads: number of key/value heads 3 must divide" err ||
     no "kv-heads not dividing heads: exit $st: $(cat err)"
+
+# Unattended: a closed standard error does not become the --log file (its
+# progress lines were written at the start of the log), and a reader of the
+# messages that goes away (2>&1 | head) does not kill the run unsaved.
+llm-train -m "$tok" --layers 1 --dim 32 --heads 2 --context 16 --steps 20 -t 1 --progress \
+    --log closed.jsonl -o closed.llm "$txt" 2>&- || no "stderr closed: the run failed"
+head -c 9 closed.jsonl | grep -q '^{"step":1' || no "stderr closed: the log begins $(head -c 40 closed.jsonl)"
+llm-train -m "$tok" --layers 1 --dim 32 --heads 2 --context 16 --steps 300 -t 1 --progress \
+    -o piped.llm "$txt" 2>&1 | head -n 1 > /dev/null
+[ -s piped.llm ] || no "stderr's reader gone: no model written"
 exit $fail
