@@ -2,6 +2,7 @@
  * with validation, checkpoints and resume. Options, I/O, progress and the
  * training loop's bookkeeping only; the maths is in lib/ (model.c, train.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <spawn.h>
@@ -9,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1876,6 +1879,119 @@ static void check_steps_epochs(void)
               "--epochs 0 to count steps)", (long long)o_steps, o_resume, o_epochs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The run's files: outputs apart from each other and from the inputs, and
+ * one run at a time on them. */
+
+/* Whether a and b name one regular file (or would: the same folder and
+ * name); devices and FIFOs (/dev/null twice) never count. */
+static int same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    int ha = stat(a, &sa) == 0, hb = stat(b, &sb) == 0;
+    if (ha && hb)
+        return S_ISREG(sa.st_mode) && S_ISREG(sb.st_mode) && sa.st_dev == sb.st_dev &&
+               sa.st_ino == sb.st_ino;
+    if (ha != hb)
+        return 0;
+    /* Neither is there yet: their folders' real paths and their names. */
+    char *ca = NULL, *cb = NULL;
+    const char *pa[2] = { a, b };
+    char **out[2] = { &ca, &cb };
+    for (int i = 0; i < 2; i++) {
+        const char *slash = strrchr(pa[i], '/');
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pa[i] + 1) : 1,
+                 slash ? pa[i] : ".");
+        char *real = realpath(dir, NULL);
+        size_t n = (real ? strlen(real) : strlen(dir)) + strlen(pa[i]) + 2;
+        if (!(*out[i] = malloc(n)))
+            cli_die("out of memory");
+        snprintf(*out[i], n, "%s/%s", real ? real : dir, slash ? slash + 1 : pa[i]);
+        free(real);
+    }
+    int same = strcmp(ca, cb) == 0;
+    free(ca);
+    free(cb);
+    return same;
+}
+
+/* -o, --checkpoint, --log and --plot are four files, none of them an
+ * input (a data file, --val, -m, --init): --checkpoint -o's name had the
+ * model overwrite the checkpoint, -o DATA replaced the corpus. */
+static void check_distinct(int first, int argc, char **argv)
+{
+    const char *out[][2] = { { "-o", o_output }, { "--checkpoint", o_checkpoint },
+                             { "--log", o_log }, { "--plot", o_plot } };
+    enum { NO = sizeof out / sizeof *out };
+    for (int i = 0; i < NO; i++) {
+        if (!out[i][1])
+            continue;
+        for (int j = i + 1; j < NO; j++)
+            if (out[j][1] && same_file(out[i][1], out[j][1]))
+                cli_usage("%s and %s name one file, '%s'", out[i][0], out[j][0], out[i][1]);
+        for (int k = first; k < argc; k++)
+            if (strcmp(argv[k], "-") != 0 && same_file(out[i][1], argv[k]))
+                cli_usage("%s '%s' is a data file of the run", out[i][0], out[i][1]);
+        const char *in[][2] = { { "--val", o_val }, { "-m", o_model }, { "--init", o_init } };
+        for (int k = 0; k < 3; k++)
+            if (in[k][1] && same_file(out[i][1], in[k][1]))
+                cli_usage("%s '%s' is the run's %s file", out[i][0], out[i][1], in[k][0]);
+    }
+}
+
+/* One run at a time writes `path`: an exclusive lock on PATH.lock while
+ * the process lives, the file removed at exit (one a SIGKILL leaves holds
+ * no lock). Two runs on one -o from cron each removed the other's
+ * temporary files and overwrote its checkpoint with an older one. Devices
+ * and FIFOs (written in place) take no lock. */
+static char *locks[2];
+static int nlocks;
+
+static void unlock_outputs(void)
+{
+    for (int i = 0; i < nlocks; i++)
+        unlink(locks[i]);   /* (before the descriptor closes at exit) */
+}
+
+static void lock_output(const char *path)
+{
+    char *target;
+    int direct;
+    check(llm_output_target(path, &target, &direct));
+    if (direct || nlocks == 2) {
+        free(target);
+        return;
+    }
+    size_t n = strlen(target) + 6;
+    char *lock = malloc(n);
+    if (!lock)
+        cli_die("out of memory");
+    snprintf(lock, n, "%s.lock", target);
+    free(target);
+    for (;;) {
+        int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            cli_die("cannot open '%s': %s", lock, strerror(errno));
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if (errno == EWOULDBLOCK)
+                cli_die("'%s' is being written by another llm-train (it holds '%s'): one "
+                        "run at a time", path, lock);
+            cli_die("cannot lock '%s': %s", lock, strerror(errno));
+        }
+        /* Locked: unless its holder removed the file just before (at its
+         * exit), after we opened it; then the lock is on nothing. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(lock, &b) == 0 && a.st_ino == b.st_ino &&
+            a.st_dev == b.st_dev)
+            break;   /* fd stays open: the lock lasts as long as the process */
+        close(fd);
+    }
+    if (nlocks == 0)
+        atexit(unlock_outputs);
+    locks[nlocks++] = lock;
+}
+
 /* Usage errors of option combinations, once the run's kind is known. */
 static void check_combinations(const train_run *r)
 {
@@ -2117,10 +2233,6 @@ static void make_trainer(train_run *r)
 /* Every file the run writes is writable before the first step; the log. */
 static void open_outputs(train_run *r)
 {
-    if (r->rank == 0) {
-        check_writable(o_output);
-        check_writable(o_checkpoint);
-    }
     if (o_log && !(r->logf = fopen(o_log, "a")))
         cli_die("cannot open '%s': %s", o_log, strerror(errno));
     if (o_plot && r->rank == 0)
@@ -2597,9 +2709,15 @@ int main(int argc, char **argv)
         o_checkpoint = ckpt_default;
     }
     run_record(first, argc, argv);
+    check_distinct(first, argc, argv);
     if (r.rank == 0) {
+        check_writable(o_output);
+        check_writable(o_checkpoint);
+        lock_output(o_output);
+        lock_output(o_checkpoint);
         /* A run killed while writing (SIGKILL, power) leaves its temporary
-         * files; this one is about to write the same targets. */
+         * files; this one, holding the lock, is about to write the same
+         * targets. */
         int stale = llm_remove_stale_temps(o_checkpoint) + llm_remove_stale_temps(o_output);
         if (stale && !o_quiet)
             fprintf(stderr, "llm-train: removed %d temporary file%s left by an interrupted "

@@ -182,4 +182,27 @@ head -c 9 closed.jsonl | grep -q '^{"step":1' || no "stderr closed: the log begi
 llm-train -m "$tok" --layers 1 --dim 32 --heads 2 --context 16 --steps 300 -t 1 --progress \
     -o piped.llm "$txt" 2>&1 | head -n 1 > /dev/null
 [ -s piped.llm ] || no "stderr's reader gone: no model written"
+# The run's files: -o, --checkpoint, --log and --plot are four files and
+# none an input (the model overwrote the checkpoint; -o DATA replaced the
+# corpus); one run at a time writes an -o (two from cron removed each
+# other's temporary files), its lock file gone at the end.
+cp "$txt" data.txt
+small="-m $tok --layers 1 --dim 32 --heads 2 --context 16 -t 1"
+llm-train $small --steps 2 -q -o same.llm --checkpoint same.llm data.txt 2>err; st=$?
+[ $st -eq 2 ] && grep -qx "llm-train: -o and --checkpoint name one file, 'same.llm'" err ||
+    no "-o = --checkpoint: exit $st: $(cat err)"
+llm-train $small --steps 2 -q -o data.txt data.txt 2>err; st=$?
+[ $st -eq 2 ] && grep -qx "llm-train: -o 'data.txt' is a data file of the run" err &&
+    cmp -s data.txt "$txt" || no "-o = the data: exit $st: $(cat err)"
+llm-train $small --steps 100000 -q -o busy.llm data.txt 2>/dev/null &
+pid=$!
+i=0
+while [ ! -e busy.llm.lock ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+llm-train $small --steps 2 -q -o busy.llm data.txt 2>err; st=$?
+kill -TERM $pid
+wait $pid
+[ $st -eq 1 ] && grep -qx "llm-train: 'busy.llm' is being written by another llm-train (it holds 'busy.llm.lock'): one run at a time" err ||
+    no "a second run on one -o: exit $st: $(cat err)"
+[ -s busy.llm.ckpt ] || no "the first run, interrupted, left no checkpoint"
+ls | grep -q '\.lock$' && no "lock files left: $(ls | grep '\.lock$')"
 exit $fail
