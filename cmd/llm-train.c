@@ -2296,7 +2296,7 @@ static void announce(const train_run *r)
 /* The checkpoint, with what validation has kept so far (the best key,
  * the evaluations since, the best pairs loss and BLEU), so that a resumed
  * run keeps the best model and counts --patience on. */
-static void save_checkpoint(const train_run *r)
+static int try_checkpoint(const train_run *r)
 {
     char v[64];
     snprintf(v, sizeof v, "%.17g", r->best);
@@ -2307,8 +2307,12 @@ static void save_checkpoint(const train_run *r)
     run_put("run.best_loss", v);
     snprintf(v, sizeof v, "%.17g", r->best_bleu);
     run_put("run.best_bleu", v);
-    check(llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn,
-                           (const char *const *)run_meta));
+    return llm_trainer_save(r->tr, o_checkpoint, r->tokb, r->tokn, (const char *const *)run_meta);
+}
+
+static void save_checkpoint(const train_run *r)
+{
+    check(try_checkpoint(r));
 }
 
 /* save_checkpoint()'s validation state from the checkpoint being resumed
@@ -2338,9 +2342,22 @@ static void restore_best(train_run *r, const char *ckpt)
 static void keep_best(train_run *r, double key)
 {
     if (key < r->best) {
+        double was = r->best;
+        int was_bad = r->bad_evals;
         r->best = key;
         r->bad_evals = 0;
-        check(llm_model_save(r->m, o_output, &r->sp));
+        if (llm_model_save(r->m, o_output, &r->sp) == LLM_OK)
+            return;
+        /* The best model could not be written (a full disk): the run so far
+         * is saved in the checkpoint where there is room for it, which
+         * still has the old best (its model is the one on disk). */
+        char why[1024];
+        snprintf(why, sizeof why, "%s", llm_errmsg());
+        r->best = was;
+        r->bad_evals = was_bad;
+        if (try_checkpoint(r) == LLM_OK)
+            cli_die("%s; the run is saved in '%s' (--resume goes on)", why, o_checkpoint);
+        cli_die("%s; and the checkpoint: %s", why, llm_errmsg());
     } else {
         r->bad_evals++;
     }

@@ -205,4 +205,14 @@ wait $pid
     no "a second run on one -o: exit $st: $(cat err)"
 [ -s busy.llm.ckpt ] || no "the first run, interrupted, left no checkpoint"
 ls | grep -q '\.lock$' && no "lock files left: $(ls | grep '\.lock$')"
+# The best model cannot be written (/dev/full: a full disk): the run so far
+# is saved in the checkpoint before the error (it was lost).
+if [ -w /dev/full ]; then
+    rm -f full.ckpt
+    llm-train $small --steps 40 --val-fraction 0.2 --eval-every 10 -q -o /dev/full \
+        --checkpoint full.ckpt data.txt 2>err; st=$?
+    [ $st -eq 1 ] && [ -s full.ckpt ] &&
+        grep -qx "llm-train: cannot write '/dev/full': No space left on device; the run is saved in 'full.ckpt' (--resume goes on)" err ||
+        no "the best model on a full disk: exit $st: $(cat err)"
+fi
 exit $fail
