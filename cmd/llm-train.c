@@ -2339,25 +2339,47 @@ static void restore_best(train_run *r, const char *ckpt)
     llm_st_close(f);
 }
 
+/* Validation's state, as the checkpoint keeps it. */
+typedef struct {
+    double best, best_loss, best_bleu;
+    int bad_evals;
+} val_state;
+
+static val_state val_state_of(const train_run *r)
+{
+    return (val_state){ r->best, r->best_loss, r->best_bleu, r->bad_evals };
+}
+
+static void val_state_set(train_run *r, val_state v)
+{
+    r->best = v.best;
+    r->best_loss = v.best_loss;
+    r->best_bleu = v.best_bleu;
+    r->bad_evals = v.bad_evals;
+}
+
+/* The model of a new best score `key` to -o. Where it cannot be written (a
+ * full disk), the run so far is saved in the checkpoint first, with the
+ * validation state of before (`was`: its model is the one on disk). */
+static void save_best(train_run *r, double key, val_state was)
+{
+    r->best = key;
+    if (llm_model_save(r->m, o_output, &r->sp) == LLM_OK)
+        return;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", llm_errmsg());
+    val_state_set(r, was);
+    if (try_checkpoint(r) == LLM_OK)
+        cli_die("%s; the run is saved in '%s' (--resume goes on)", why, o_checkpoint);
+    cli_die("%s; and the checkpoint: %s", why, llm_errmsg());
+}
+
 static void keep_best(train_run *r, double key)
 {
+    val_state was = val_state_of(r);
     if (key < r->best) {
-        double was = r->best;
-        int was_bad = r->bad_evals;
-        r->best = key;
         r->bad_evals = 0;
-        if (llm_model_save(r->m, o_output, &r->sp) == LLM_OK)
-            return;
-        /* The best model could not be written (a full disk): the run so far
-         * is saved in the checkpoint where there is room for it, which
-         * still has the old best (its model is the one on disk). */
-        char why[1024];
-        snprintf(why, sizeof why, "%s", llm_errmsg());
-        r->best = was;
-        r->bad_evals = was_bad;
-        if (try_checkpoint(r) == LLM_OK)
-            cli_die("%s; the run is saved in '%s' (--resume goes on)", why, o_checkpoint);
-        cli_die("%s; and the checkpoint: %s", why, llm_errmsg());
+        save_best(r, key, was);
     } else {
         r->bad_evals++;
     }
@@ -2365,8 +2387,11 @@ static void keep_best(train_run *r, double key)
 
 /* Validation at `step` (rank 0): a classifier keeps the model of the best
  * accuracy (ties: the lower loss); pairs, of the best sample BLEU or loss;
- * a language model, of the lowest loss. */
-static void evaluate(train_run *r, int64_t step)
+ * a language model, of the lowest loss. One that does not `count` (at
+ * --time-limit, off the --eval-every schedule) is reported and logged, and
+ * changes neither the best model nor --patience's count: a run in nightly
+ * slices then keeps the models and stops where one straight run would. */
+static void evaluate(train_run *r, int64_t step, int count)
 {
     int say = r->progress && !r->tty;
     if (r->cls) {
@@ -2380,18 +2405,20 @@ static void evaluate(train_run *r, int64_t step)
         if (say)
             fprintf(stderr, "llm-train: step %lld: validation loss %.4f, accuracy %.4f\n",
                     (long long)step, cev.loss, cev.accuracy);
-        keep_best(r, 1.0 - cev.accuracy + 1e-9 * cev.loss);
+        if (count)
+            keep_best(r, 1.0 - cev.accuracy + 1e-9 * cev.loss);
         return;
     }
     if (r->pairs) {
         /* pairs_evaluate() counts the validations that improve nothing. */
+        val_state was = val_state_of(r);
         double key = pairs_evaluate(r->m, r->tok, &r->pval, r->T, step, r->logf, say,
                                     &r->last_val, &r->last_bpb, &r->best_loss, &r->best_bleu,
                                     &r->bad_evals);
-        if (key < r->best) {
-            r->best = key;
-            check(llm_model_save(r->m, o_output, &r->sp));
-        }
+        if (!count)
+            val_state_set(r, was);
+        else if (key < r->best)
+            save_best(r, key, was);
         return;
     }
     llm_eval_result ev;
@@ -2409,7 +2436,8 @@ static void evaluate(train_run *r, int64_t step)
     if (say)
         fprintf(stderr, "llm-train: step %lld: validation loss %.4f, %.4f bits per byte\n",
                 (long long)step, ev.loss, r->last_bpb);
-    keep_best(r, ev.loss);
+    if (count)
+        keep_best(r, ev.loss);
 }
 
 /* --time-limit without --steps or --epochs: the schedule's last step
@@ -2529,7 +2557,7 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
         /* Validation on rank 0 only: its outcome reaches the others through
          * the stop decision below. */
         if (r->has_val && r->rank == 0 && (step % o_eval_every == 0 || step == total))
-            evaluate(r, step);
+            evaluate(r, step, 1);
         if (r->progress && (r->tty ? t - tlast > 0.2 || step == total
                                    : step % print_every == 0 || step == total)) {
             show_progress(r, &info, t - t0, tps, peak > 0 ? 100 * tps * flops_tok / peak : 0.0);
@@ -2551,7 +2579,7 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
         if (stop & 2) {
             *why = "stopped at the time limit";
             if (r->has_val && r->rank == 0 && step % o_eval_every != 0)
-                evaluate(r, step);
+                evaluate(r, step, 0);
             break;
         }
         if (stop & 4) {

@@ -139,4 +139,16 @@ fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tl.err | t
 llm-train --resume tl.llm.ckpt --steps 1000 -q 2> err.txt
 [ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
     { echo "FAIL: --time-limit's fitted steps ($fitted) not the run's: $(cat err.txt)"; fail=1; }
+# A run in slices of --time-limit (here one step each: 0.0001 s) gives the
+# straight run's model: the validation at each limit, off the --eval-every
+# schedule, is reported but counts neither for the best model nor for
+# --patience (it did: the sliced run stopped early, elsewhere).
+sv="-m $tok --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 --steps 24 --lr 0.01 --warmup 0 --val-fraction 0.2 --eval-every 4 --patience 2 -q"
+llm-train $sv -o sl0.llm e.txt 2> /dev/null || { echo "FAIL: the straight run"; fail=1; }
+llm-train $sv --time-limit 0.0001 -o sl1.llm e.txt 2> /dev/null
+i=0
+while [ $i -lt 40 ] && ! llm-train --resume sl1.llm.ckpt --time-limit 0.0001 2>&1 | grep -q "nothing to do"; do
+    i=$((i + 1))
+done
+cmp -s sl0.llm sl1.llm || { echo "FAIL: a run in slices of --time-limit ($i) is not the straight run's"; fail=1; }
 exit $fail
