@@ -2233,8 +2233,17 @@ static void make_trainer(train_run *r)
 /* Every file the run writes is writable before the first step; the log. */
 static void open_outputs(train_run *r)
 {
-    if (o_log && !(r->logf = fopen(o_log, "a")))
+    if (o_log && !(r->logf = fopen(o_log, "a+")))
         cli_die("cannot open '%s': %s", o_log, strerror(errno));
+    if (o_log) {
+        /* A record per write (a kill cuts no line in two from here on),
+         * and after one a killed run left cut, a line of its own. */
+        setvbuf(r->logf, NULL, _IOLBF, 0);
+        int last = fseeko(r->logf, -1, SEEK_END) == 0 ? fgetc(r->logf) : '\n';
+        fseeko(r->logf, 0, SEEK_END);   /* (from reading to writing) */
+        if (last != '\n')
+            fputc('\n', r->logf);
+    }
     if (o_plot && r->rank == 0)
         check_writable(o_plot);
     if (o_plot && !o_log && r->rank == 0 &&
@@ -2467,8 +2476,14 @@ static void fit_schedule(train_run *r, int64_t step, double spent)
 static void log_step(const train_run *r, const llm_step_info *info, double elapsed,
                      double tps, double *comm_last)
 {
+    static int warned;
     if (!r->logf)
         return;
+    if (ferror(r->logf) && !warned && o_log) {   /* said now, not after the run */
+        cli_warn("cannot write the log '%s': %s; training goes on (and ends with this "
+                 "error)", o_log, strerror(errno ? errno : EIO));
+        warned = 1;
+    }
     if (r->world > 1) {
         double comm = par_comm_seconds();
         fprintf(r->logf, "{\"step\":%lld,\"loss\":%.6f,\"lr\":%.6g,\"grad_norm\":%.6f,"

@@ -118,7 +118,7 @@ void plot_log_read(const char *text, size_t n, const char *name, plot_log *out)
 {
     memset(out, 0, sizeof *out);
     double cum = 0;
-    size_t off = 0, line = 0;
+    size_t off = 0, line = 0, damaged = 0, first_damaged = 0;
     while (off < n) {
         const char *nl = memchr(text + off, '\n', n - off);
         size_t len = nl ? (size_t)(nl - (text + off)) : n - off;
@@ -128,14 +128,27 @@ void plot_log_read(const char *text, size_t n, const char *name, plot_log *out)
             a++;
         if (a < len) {
             llm_json *j;
-            if (llm_json_parse(text + off, len, name, off, &j))
-                cli_die("%s", llm_errmsg());
+            if (llm_json_parse(text + off, len, name, off, &j)) {
+                /* A line cut by a run killed while writing it (kill -9, a
+                 * full disk), which a resumed run then appended to. */
+                if (!damaged++)
+                    first_damaged = line;
+                off += len + (nl != NULL);
+                continue;
+            }
             const llm_json_node *o = llm_json_root(j);
             double step, v, lr = NAN, tok = 0;
             if (o->type != LLM_JSON_OBJECT || !member(o, "step", &step))
                 cli_die("'%s', line %zu: not a llm-train log line (a JSON object with "
                         "\"step\")", name, line);
             if (member(o, "loss", &v)) {
+                /* A resumed run logs again the steps after the checkpoint it
+                 * resumed from: its records replace the earlier ones. */
+                while (out->n && out->step[out->n - 1] >= step)
+                    out->n--;
+                while (out->nv && out->vstep[out->nv - 1] >= step)
+                    out->nv--;
+                cum = out->n ? out->tokens[out->n - 1] : 0;
                 member(o, "lr", &lr);
                 member(o, "tokens", &tok);
                 cum += tok;
@@ -154,6 +167,9 @@ void plot_log_read(const char *text, size_t n, const char *name, plot_log *out)
         }
         off += len + (nl != NULL);
     }
+    if (damaged)
+        cli_warn("'%s': %zu damaged line%s skipped (the first: line %zu), cut by a run "
+                 "killed while writing", name, damaged, damaged == 1 ? "" : "s", first_damaged);
 }
 
 void plot_log_free(plot_log *p)

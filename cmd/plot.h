@@ -21,8 +21,11 @@ typedef struct {
 } plot_log;
 
 /*! plot_log_read() : the lines of a llm-train --log file text[0..n) (`name`
- *  in messages); lines that are not JSON objects with a step are refused,
- *  other members ignored. Dies on bad input (cli_die). */
+ *  in messages); JSON lines that are not objects with a step are refused,
+ *  other members ignored; lines that are not JSON at all (cut by a run
+ *  killed while writing) are skipped with a warning, and the records of a
+ *  step logged again (by a resumed run) replace the earlier ones from that
+ *  step on. Dies on bad input (cli_die). */
 void plot_log_read(const char *text, size_t n, const char *name, plot_log *out);
 void plot_log_free(plot_log *p);
 

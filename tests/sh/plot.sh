@@ -29,6 +29,19 @@ bad=$(awk 'NR == FNR { if (match($0, /"step":[0-9]+,"loss":[-0-9.e]+/)) {
 [ "$bad" -eq 0 ] || { echo "FAIL: $bad plotted losses differ from the log"; fail=1; }
 series b.svg train | cmp -s - a.train || { echo "FAIL: the plot from memory differs"; fail=1; }
 series c.svg train | cmp -s - a.train || { echo "FAIL: --plot-only differs"; fail=1; }
+# A log a killed run cut mid-line, resumed from an earlier checkpoint (steps
+# 11-20 logged twice): the resumed run starts a line of its own, the cut
+# line is skipped with a warning, and the later records of a step replace
+# the earlier: the straight run's picture (--plot refused the log before).
+train -o d.llm --log d.jsonl --until 10 && cp d.llm.ckpt d10.ckpt &&
+    llm-train --resume d.llm.ckpt --until 20 -q || { echo "FAIL: the run in slices"; fail=1; }
+head -c -25 d.jsonl > cut.jsonl && mv cut.jsonl d.jsonl
+llm-train --resume d10.ckpt --checkpoint d.llm.ckpt --plot d.svg -q 2> err.txt ||
+    { echo "FAIL: resumed on a cut log: $(cat err.txt)"; fail=1; }
+grep -q "'d.jsonl': 1 damaged line skipped (the first: line 22)" err.txt ||
+    { echo "FAIL: no warning for the cut line: $(cat err.txt)"; fail=1; }
+series d.svg train | cmp -s - a.train || { echo "FAIL: the cut and resumed log's picture differs"; fail=1; }
+[ "$(series d.svg validation | wc -l)" -eq 3 ] || { echo "FAIL: not 3 validations"; fail=1; }
 # llm-eval: 3 x a (2 right), 2 x b (1 right); probabilities in known bins.
 printf 'a\ta\t0.95\na\ta\t0.91\na\tb\t0.55\nb\tb\t0.65\nb\ta\t0.15\n' > p.tsv
 llm-eval --pairs --plot e.svg p.tsv > /dev/null || exit 1
