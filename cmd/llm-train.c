@@ -1259,8 +1259,12 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         const char *ws = llm_st_meta(f, key);
         snprintf(key, sizeof key, "run.input.%ld.hash", i);
         const char *wh = llm_st_meta(f, key);
-        if (!ws || !wh)
-            continue;   /* standard input */
+        if (!ws || !wh) {   /* standard input: no size or digest to compare */
+            if (!o_quiet)
+                cli_warn("the run in '%s' read standard input: whether it gives the same "
+                         "data cannot be checked", ckpt);
+            continue;
+        }
         uint64_t size, hash;
         check(llm_file_digest(path, &size, &hash));
         char h[32];

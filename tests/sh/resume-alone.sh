@@ -151,4 +151,10 @@ while [ $i -lt 40 ] && ! llm-train --resume sl1.llm.ckpt --time-limit 0.0001 2>&
     i=$((i + 1))
 done
 cmp -s sl0.llm sl1.llm || { echo "FAIL: a run in slices of --time-limit ($i) is not the straight run's"; fail=1; }
+# A run on standard input resumes on it with a warning that its data
+# cannot be checked (it resumed on other bytes without a word).
+llm-train $run --until 5 -o in.llm < d.txt 2> /dev/null &&
+    llm-train --resume in.llm.ckpt --until 8 < d.txt 2> err.txt &&
+    grep -q "read standard input: whether it gives the same data cannot be checked" err.txt ||
+    { echo "FAIL: a run on standard input resumed: $(cat err.txt)"; fail=1; }
 exit $fail
