@@ -520,49 +520,40 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
     p->prompt = t.data;
     p->prompt_len = t.len;
     llm_ids ids = { 0 };
+    int rc;   /* an encoding's failure: the line's own bytes */
     if (g_pairs) {
         llm_buf in = { 0 };
         check(llm_unescape(p->prompt, p->prompt_len, &in));
         check(llm_buf_append(&in, "", 0));
-        int rc = check_encoded(
-            llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids, NULL), name, lineno);
+        rc = check_encoded(llm_pairs_encode(g_model, g_tok, in.data, in.len, NULL, 0, &ids,
+                                            NULL), name, lineno);
         llm_buf_free(&in);
-        if (rc) {
-            llm_ids_free(&ids);
-            free_prompt(p);
-            return NULL;
-        }
     } else if (g_chat) {
         const char *sys = o_system ? o_system : g_chat_system;
-        int rc = llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
-                                 p->prompt_len, &ids);
+        rc = llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
+                             p->prompt_len, &ids);
         llm_ids alone = { 0 };
         if (rc && rc != LLM_ERR_NOMEM && llm_tok_encode(g_tok, p->prompt, p->prompt_len, &alone))
-            rc = check_encoded(rc, name, lineno);   /* the line's own bytes */
+            rc = check_encoded(rc, name, lineno);
         else if (rc == LLM_ERR_RANGE)   /* a byte of the layout's own text */
             cli_die("--chat: the %s layout%s: %s", g_chat, sys ? " and the system turn" : "",
                     llm_errmsg());
         else if (rc)
             cli_die("%s", llm_errmsg());
         llm_ids_free(&alone);
-        if (rc) {
-            llm_ids_free(&ids);
-            free_prompt(p);
-            return NULL;
-        }
     } else {
         /* BOS first where the tokenizer's users put it; an empty prompt
          * starts from BOS, else EOS, in any case. */
         if (g_bos >= 0 && llm_tok_add_bos(g_tok))
             check(llm_ids_push(&ids, g_bos));
-        if (check_encoded(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids), name,
-                          lineno)) {
-            llm_ids_free(&ids);
-            free_prompt(p);
-            return NULL;
-        }
-        if (ids.len == 0 && (g_bos >= 0 || g_eos >= 0))
+        rc = check_encoded(llm_tok_encode(g_tok, p->prompt, p->prompt_len, &ids), name, lineno);
+        if (!rc && ids.len == 0 && (g_bos >= 0 || g_eos >= 0))
             check(llm_ids_push(&ids, g_bos >= 0 ? g_bos : g_eos));
+    }
+    if (rc) {
+        llm_ids_free(&ids);
+        free_prompt(p);
+        return NULL;
     }
     if (ids.len == 0)
         cli_die("the tokenizer has neither BOS nor EOS: cannot start from an empty prompt");
