@@ -532,15 +532,10 @@ static prompt_t *make_prompt(const char *line, size_t len, const char *name,
         const char *sys = o_system ? o_system : g_chat_system;
         rc = llm_chat_encode(g_tok, g_chat, sys, sys ? strlen(sys) : 0, p->prompt,
                              p->prompt_len, &ids);
-        llm_ids alone = { 0 };
-        if (rc && rc != LLM_ERR_NOMEM && llm_tok_encode(g_tok, p->prompt, p->prompt_len, &alone))
+        if (rc == LLM_ERR_RANGE)   /* the line's own bytes */
             rc = check_encoded(rc, name, lineno);
-        else if (rc == LLM_ERR_RANGE)   /* a byte of the layout's own text */
-            cli_die("--chat: the %s layout%s: %s", g_chat, sys ? " and the system turn" : "",
-                    llm_errmsg());
-        else if (rc)
+        else if (rc)   /* the layout's: every line's */
             cli_die("%s", llm_errmsg());
-        llm_ids_free(&alone);
     } else {
         /* BOS first where the tokenizer's users put it; an empty prompt
          * starts from BOS, else EOS, in any case. */

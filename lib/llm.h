@@ -838,7 +838,9 @@ int llm_model_set_chat_system(llm_model *m, const char *text);
  *  turns' text is encoded as plain text (markers typed in it stay text).
  *  No system turn is added by default.
  *  @return LLM_OK, LLM_ERR_INVALID (unknown template), LLM_ERR_UNSUPPORTED
- *  (the vocabulary lacks a marker), or the tokenizer's error. */
+ *  (the vocabulary lacks a marker, or cannot encode a byte of the layout's
+ *  words or the system turn), or the tokenizer's error on the user's text
+ *  (LLM_ERR_RANGE: a byte no piece holds). */
 int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size_t sn,
                     const char *user, size_t un, llm_ids *out);
 /*! llm_model_own() : makes the parameters a private, writable copy when they

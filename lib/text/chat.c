@@ -44,8 +44,8 @@ static int chatml_turn(const llm_tok *t, const char *role, const char *text, siz
     return rc;
 }
 
-int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size_t sn,
-                    const char *user, size_t un, llm_ids *out)
+static int chat_encode(const llm_tok *t, const char *tmpl, const char *system, size_t sn,
+                       const char *user, size_t un, llm_ids *out)
 {
     int rc;
     if (!tmpl)
@@ -77,4 +77,20 @@ int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size
         return rc;
     }
     return llm_fail(LLM_ERR_INVALID, "unknown chat template '%s' (chatml, llama2)", tmpl);
+}
+
+int llm_chat_encode(const llm_tok *t, const char *tmpl, const char *system, size_t sn,
+                    const char *user, size_t un, llm_ids *out)
+{
+    int rc = chat_encode(t, tmpl, system, sn, user, un, out);
+    if (rc != LLM_ERR_RANGE)
+        return rc;
+    /* A byte no piece holds: the user's own, or the layout's words (and
+     * the system turn's), which no prompt can then get past. */
+    llm_ids alone = { 0 };
+    if (llm_tok_encode(t, user, un, &alone) == LLM_OK)
+        rc = llm_fail_cause(LLM_ERR_UNSUPPORTED, "the %s chat layout%s", tmpl,
+                            system ? " and its system turn" : "");
+    llm_ids_free(&alone);
+    return rc;
 }

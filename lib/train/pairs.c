@@ -64,10 +64,6 @@ int llm_pairs_encode(const llm_model *m, const llm_tok *t, const char *in, size_
     if (strcmp(m->pairs, "chat") == 0) {
         const char *sys = m->chat_system;
         rc = llm_chat_encode(t, m->chat, sys, sys ? strlen(sys) : 0, in, n, ids);
-        llm_ids alone = { 0 };
-        if (rc == LLM_ERR_RANGE && llm_tok_encode(t, in, n, &alone) == LLM_OK)
-            rc = llm_fail_cause(rc, "the %s chat layout around the input", m->chat);
-        llm_ids_free(&alone);
     } else {
         if (bos >= 0)
             rc = llm_ids_push(ids, bos);
