@@ -1298,10 +1298,17 @@ typedef struct {
     int labelled;
 } leak_file;
 
+static int span_cmp(const void *pa, const void *pb)
+{
+    const cli_span *a = pa, *b = pb;
+    int c = memcmp(a->s, b->s, a->n < b->n ? a->n : b->n);
+    return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
 /* The labels of a line (label<TAB>text, commas between several, or every
- * leading __label__ word), each without blanks at its ends, sorted, at
- * most cap of them; *text after them. @return how many, 0 when the line is
- * not labelled. */
+ * leading __label__ word), each without blanks at its ends, sorted, each
+ * once, at most cap of them; *text after them. @return how many, 0 when
+ * the line is not labelled. */
 static size_t leak_labels(const char *s, size_t n, cli_span *v, size_t cap, const char **text)
 {
     size_t nl;
@@ -1315,16 +1322,12 @@ static size_t leak_labels(const char *s, size_t n, cli_span *v, size_t cap, cons
         if (!v[i].n)
             return 0;
     }
-    for (size_t i = 1; i < nl; i++)   /* (few: insertion) */
-        for (size_t j = i; j > 0; j--) {
-            cli_span a = v[j - 1], b = v[j];
-            int c = memcmp(a.s, b.s, a.n < b.n ? a.n : b.n);
-            if (c < 0 || (c == 0 && a.n <= b.n))
-                break;
-            v[j - 1] = b;
-            v[j] = a;
-        }
-    return nl;
+    qsort(v, nl, sizeof *v, span_cmp);
+    size_t k = 0;   /* a label repeated on a line counts once */
+    for (size_t i = 0; i < nl; i++)
+        if (!k || span_cmp(&v[k - 1], &v[i]) != 0)
+            v[k++] = v[i];
+    return k;
 }
 
 /* Whether two labelled lines have the same set of labels: "World<TAB>",
@@ -1334,16 +1337,10 @@ static int leak_same_labels(const char *a, size_t an, const char *b, size_t bn)
     static cli_span x[256], y[256];
     const char *t;
     size_t nx = leak_labels(a, an, x, 256, &t), ny = leak_labels(b, bn, y, 256, &t);
-    size_t i = 0, j = 0;
-    while (i < nx && j < ny) {
-        if (x[i].n != y[j].n || memcmp(x[i].s, y[j].s, x[i].n) != 0)
+    for (size_t i = 0; i < nx && nx == ny; i++)
+        if (span_cmp(&x[i], &y[i]) != 0)
             return 0;
-        for (i++; i < nx && x[i].n == x[i - 1].n && !memcmp(x[i].s, x[i - 1].s, x[i].n); i++)
-            ;
-        for (j++; j < ny && y[j].n == y[j - 1].n && !memcmp(y[j].s, y[j - 1].s, y[j].n); j++)
-            ;
-    }
-    return i == nx && j == ny;
+    return nx == ny;
 }
 
 /* Reads a test or training file; with `pairs`, its pairs (the output

@@ -1066,16 +1066,22 @@ static size_t lora_params(const llm_model *m)
  * and its data files with their sizes and hashes ("run.input.I", ".size",
  * ".hash"), so that --resume CKPT alone continues exactly that run. */
 
+/* Whether `name` is one of the NULL-ended `list`. */
+static int among(const char *name, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (strcmp(name, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
 /* Options of this process only: never stored; given or not, they apply. */
 static int transient(const cli_opt *o)
 {
     static const char *const names[] = {"resume", "override", "time-limit", "progress",
                                         "quiet", "until", "init", "model", "plot",
                                         "plot-only", "autotune", "help", "version", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcmp(o->name, names[i]) == 0)
-            return 1;
-    return 0;
+    return among(o->name, names);
 }
 
 /* Stored and restored, but free to change when resuming (another thread
@@ -1085,10 +1091,7 @@ static int changeable(const cli_opt *o)
 {
     static const char *const names[] = {"output", "checkpoint", "threads", "save-every",
                                         "log", "device", "precision", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcmp(o->name, names[i]) == 0)
-            return 1;
-    return 0;
+    return among(o->name, names);
 }
 
 /* What --override changed of the validation (an option's name, or the
@@ -1100,10 +1103,7 @@ static int validation_option(const cli_opt *o)
 {
     static const char *const names[] = {"val", "val-fraction", "eval-tokens", "eval-samples",
                                         "seed", "task", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcmp(o->name, names[i]) == 0)
-            return 1;
-    return 0;
+    return among(o->name, names);
 }
 
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
@@ -1270,10 +1270,9 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
         char h[32];
         snprintf(h, sizeof h, "%016llx", (unsigned long long)hash);
         int changed = strtoull(ws, NULL, 10) != size || strcmp(wh, h) != 0;
-        if (changed && o_override) {
-            if (!o_val && !run_val_changed)
-                run_val_changed = "data files";
-            continue;
+        if (changed && o_override) {   /* (the loop's condition: no --val, nothing else) */
+            run_val_changed = "data files";
+            break;
         }
         if (changed)
             cli_die("'%s' changed since the checkpoint '%s' was written (%llu bytes, were %s"
@@ -1301,10 +1300,7 @@ static int one_command_option(const char *name)
                                      "time-limit", "threads", "seed", "multi-label",
                                      "balance", "dedup", "quiet", "progress", "log", "plot",
                                      "device", "autotune", NULL};
-    for (int i = 0; ok[i]; i++)
-        if (strcmp(name, ok[i]) == 0)
-            return 1;
-    return 0;
+    return among(name, ok);
 }
 
 /* The sibling program `name`: in this program's directory, else on PATH. */
@@ -1887,6 +1883,23 @@ static void check_steps_epochs(void)
 /* The run's files: outputs apart from each other and from the inputs, and
  * one run at a time on them. */
 
+/* Where a file not there yet would be: its folder's real path and its
+ * name (malloc'd). */
+static char *would_be(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path + 1) : 1, slash ? path : ".");
+    char *real = realpath(dir, NULL);
+    size_t n = strlen(real ? real : dir) + strlen(name) + 2;
+    char *w = malloc(n);
+    if (!w)
+        cli_die("out of memory");
+    snprintf(w, n, "%s/%s", real ? real : dir, name);
+    free(real);
+    return w;
+}
+
 /* Whether a and b name one regular file (or would: the same folder and
  * name); devices and FIFOs (/dev/null twice) never count. */
 static int same_file(const char *a, const char *b)
@@ -1898,25 +1911,10 @@ static int same_file(const char *a, const char *b)
                sa.st_ino == sb.st_ino;
     if (ha != hb)
         return 0;
-    /* Neither is there yet: their folders' real paths and their names. */
-    char *ca = NULL, *cb = NULL;
-    const char *pa[2] = { a, b };
-    char **out[2] = { &ca, &cb };
-    for (int i = 0; i < 2; i++) {
-        const char *slash = strrchr(pa[i], '/');
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - pa[i] + 1) : 1,
-                 slash ? pa[i] : ".");
-        char *real = realpath(dir, NULL);
-        size_t n = (real ? strlen(real) : strlen(dir)) + strlen(pa[i]) + 2;
-        if (!(*out[i] = malloc(n)))
-            cli_die("out of memory");
-        snprintf(*out[i], n, "%s/%s", real ? real : dir, slash ? slash + 1 : pa[i]);
-        free(real);
-    }
-    int same = strcmp(ca, cb) == 0;
-    free(ca);
-    free(cb);
+    char *wa = would_be(a), *wb = would_be(b);
+    int same = strcmp(wa, wb) == 0;
+    free(wa);
+    free(wb);
     return same;
 }
 
