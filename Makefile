@@ -37,7 +37,7 @@ endif
 # machine its compiler targets): lib/, cmd/ and tests/ are compiled for the
 # baseline, and the CPU kernels once per level of CPU_LEVELS, each with its
 # flags; kernels/kernels.c picks the best level the CPU runs at start-up
-# (LLM_CPU=generic|avx2|avx512 forces one). NATIVE=1 compiles everything
+# (LLM_CPU=generic|avx2|avx512|amx forces one). NATIVE=1 compiles everything
 # for this CPU instead, with one level of kernels, "native": a binary that
 # may die of SIGILL on another machine.
 TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
@@ -47,12 +47,23 @@ CPU_LEVELS  = native
 CPPFLAGS   += -DLLM_CPU_LEVEL=native
 else
 OPT        ?= -O2
-CPU_LEVELS  = generic $(if $(filter x86_64-% amd64-%,$(TARGET)),avx2 avx512)
+CPU_LEVELS  = generic $(if $(filter x86_64-% amd64-%,$(TARGET)),avx2 avx512 amx)
 endif
 CPU_FLAGS_generic =
 CPU_FLAGS_native  =
 CPU_FLAGS_avx2    = -mavx2 -mfma -mf16c
 CPU_FLAGS_avx512  = $(CPU_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
+CPU_FLAGS_amx     = $(CPU_FLAGS_avx512) -mavx512bf16 -mamx-tile -mamx-bf16
+# amxemu: the amx level's product over kernels/cpu/amx_emulate.h's model of
+# the tile instructions, for test_gemm (no machine here has AMX).
+# AMX_EMULATE=1 builds the whole amx level so (in a build directory of its
+# own, B=build-amxemu), run wherever the CPU has AVX512_BF16: the suite's
+# bf16 training then runs on the model of the tiles (slowly).
+CPU_FLAGS_amxemu  = $(CPU_FLAGS_avx512) -mavx512bf16 -DLLM_AMX_EMULATE
+ifeq ($(AMX_EMULATE),1)
+CPU_FLAGS_amx     = $(CPU_FLAGS_amxemu)
+$(B)/kernels/kernels.o: CPPFLAGS += -DLLM_AMX_EMULATE
+endif
 # The level whose names code compiled once sees (kernels/cpu/level.h).
 CPU_BASE = $(firstword $(CPU_LEVELS))
 SAN      ?=
@@ -162,6 +173,12 @@ $$(B)/kernels/cpu/$(1)/%.o: kernels/cpu/%.c $$(HDRS) $$(CPU_STAMP)
 	$$(CC) $$(CPPFLAGS) -DLLM_CPU_LEVEL=$(1) $$(ALL_CFLAGS) $$(CPU_FLAGS_$(1)) -c $$< -o $$@
 endef
 $(foreach l,$(CPU_LEVELS),$(eval $(call cpu_level_rule,$(l))))
+ifneq ($(filter amx,$(CPU_LEVELS)),)
+$(eval $(call cpu_level_rule,amxemu))
+$(B)/tests/test_gemm: $(B)/tests/unit/test_gemm.o $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a $(LIBS)
+endif
 # kernels.c offers the levels that were built.
 $(B)/kernels/kernels.o: CPPFLAGS += $(CPU_LEVELS:%=-DLLM_CPU_HAS_%)
 

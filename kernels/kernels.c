@@ -12,6 +12,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#ifdef LLM_CPU_HAS_amx
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "cpu/level.h"
 #include "kernels.h"
@@ -23,7 +27,7 @@
 
 /* The Makefile defines LLM_CPU_HAS_<level> for each level it compiled. */
 #if !defined(LLM_CPU_HAS_generic) && !defined(LLM_CPU_HAS_avx2) && \
-    !defined(LLM_CPU_HAS_avx512) && !defined(LLM_CPU_HAS_native)
+    !defined(LLM_CPU_HAS_avx512) && !defined(LLM_CPU_HAS_amx) && !defined(LLM_CPU_HAS_native)
 #error "no CPU level: build with the Makefile (it defines LLM_CPU_HAS_<level>)"
 #endif
 
@@ -32,7 +36,7 @@ static int runs_always(void)
     return 1;
 }
 
-#if defined(LLM_CPU_HAS_avx2) || defined(LLM_CPU_HAS_avx512)
+#if defined(LLM_CPU_HAS_avx2) || defined(LLM_CPU_HAS_avx512) || defined(LLM_CPU_HAS_amx)
 /* __builtin_cpu_supports() also checks that the OS saves the ymm and zmm
  * registers; clang 14 lacks its "f16c", so that bit comes from cpuid. */
 static int runs_avx2(void)
@@ -44,12 +48,69 @@ static int runs_avx2(void)
 }
 #endif
 
-#ifdef LLM_CPU_HAS_avx512
+#if defined(LLM_CPU_HAS_avx512) || defined(LLM_CPU_HAS_amx)
 static int runs_avx512(void)
 {
     return runs_avx2() && __builtin_cpu_supports("avx512f") &&
            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
            __builtin_cpu_supports("avx512dq");
+}
+#endif
+
+#ifdef LLM_CPU_HAS_amx
+/* The amx level: avx512's instructions with AVX512_BF16, AMX-TILE and
+ * AMX-BF16 (cpuid leaf 7: EDX bits 24 and 22), Linux's leave to use the
+ * tiles' 8 KB of state (arch_prctl ARCH_REQ_XCOMP_PERM for
+ * XFEATURE_XTILEDATA, Linux 5.16 and later; without it the first tile
+ * instruction is SIGILL), asked once for the whole process, and a product
+ * that gives the avx512 level's bits. That check guards against what the
+ * tests cannot see: no machine this project was tested on has AMX, so its
+ * product was tested against a model of the instructions
+ * (kernels/cpu/amx_emulate.h). Its inputs are small integers, exact in
+ * bf16 and summed exactly in any order, in every edge the tiles have
+ * (rows past a tile of 16, past a block of 32, pairs past a chunk of 16,
+ * an odd k, columns past a sliver of 32). A failed check is said once on
+ * stderr and the level is not offered. */
+static int amx_state = -1;   /* under choose_once: 0 no, 1 yes */
+
+static int amx_check(void)
+{
+    enum { M = 37, N = 45, K = 71 };
+    static float a[M * K], b[K * N], c1[M * N], c2[M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = (float)(i * 7 % 9) - 4.0f;
+    for (int i = 0; i < K * N; i++)
+        b[i] = (float)(i * 5 % 7) - 3.0f;
+    for (int t = 0; t < 4; t++) {   /* the four transposes */
+        int ta = t & 1, tb = t >> 1;
+        llm_cpu_gemm_bf16_avx512(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c1, N);
+        llm_cpu_gemm_bf16_amx(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c2, N);
+        if (memcmp(c1, c2, sizeof c1) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int runs_amx(void)
+{
+    if (amx_state >= 0)
+        return amx_state;
+    amx_state = 0;
+    if (!runs_avx512() || !__builtin_cpu_supports("avx512bf16"))
+        return 0;
+#ifndef LLM_AMX_EMULATE   /* make AMX_EMULATE=1: the tiles are a model in C */
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & 1u << 24) || !(d & 1u << 22) ||
+        syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0)
+        return 0;
+#endif
+    if (!amx_check()) {
+        fprintf(stderr, "%s: the amx level's matrix product failed its check at start-up; "
+                "using the levels below it (please report this CPU)\n",
+                program_invocation_short_name);
+        return 0;
+    }
+    return amx_state = 1;
 }
 #endif
 
@@ -65,6 +126,9 @@ typedef struct {
 static const cpu_level levels[] = {
 #ifdef LLM_CPU_HAS_native
     {"native", llm_kernels_cpu_native, runs_always, llm_cpu_gemm_name_native},
+#endif
+#ifdef LLM_CPU_HAS_amx
+    {"amx", llm_kernels_cpu_amx, runs_amx, llm_cpu_gemm_name_amx},
 #endif
 #ifdef LLM_CPU_HAS_avx512
     {"avx512", llm_kernels_cpu_avx512, runs_avx512, llm_cpu_gemm_name_avx512},
@@ -159,6 +223,7 @@ const char *const *llm_kernels_cpu_levels(int runnable)
 
 const llm_kernels *llm_kernels_cpu_for(const char *level)
 {
+    pthread_once(&choose_once, choose);   /* runs_amx()'s answer, once */
     for (int i = 0; i < N_LEVELS; i++)
         if (strcmp(level, levels[i].name) == 0)
             return levels[i].runs() ? levels[i].table() : NULL;

@@ -618,7 +618,7 @@ typedef struct llm_model llm_model;
 int llm_set_threads(int n);
 
 /*! llm_cpu_level() : the instruction-set level of the CPU kernels in use:
- *  "generic", "avx2" or "avx512" ("native" in a `make NATIVE=1` build),
+ *  "generic", "avx2", "avx512" or "amx" ("native" in a `make NATIVE=1` build),
  *  the best this CPU runs unless the environment variable LLM_CPU names
  *  another (chosen once; a level that cannot be used is said on stderr
  *  and the best one used). llm_cpu_levels() : every level this build has
@@ -626,9 +626,10 @@ int llm_set_threads(int n);
 const char *llm_cpu_level(void);
 const char *const *llm_cpu_levels(void);
 /*! llm_cpu_gemm() : what computes that level's matrix products: "own
- *  avx512" (our AVX-512 kernel: the avx512 level's default), "own avx2"
- *  (its AVX2 form: the avx2 level's) or "openblas" (the generic level's,
- *  or forced by the environment variable LLM_GEMM=openblas). */
+ *  amx" (our AVX-512 kernel, its bf16 products in AMX tiles: the amx
+ *  level's default), "own avx512" (our AVX-512 kernel: the avx512 level's),
+ *  "own avx2" (its AVX2 form: the avx2 level's) or "openblas" (the generic
+ *  level's, or forced by the environment variable LLM_GEMM=openblas). */
 const char *llm_cpu_gemm(void);
 
 /*! llm_device_check() : LLM_OK when models can run on `device`: "cpu",

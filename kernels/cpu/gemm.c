@@ -12,7 +12,9 @@
  * beta 0, and its threads scale 1.6x from one to two, ours 1.8x) and
  * fine-tunes and evaluates SmolLM2-135M 3-5% faster (with KC = 512 there:
  * 256 was 0-10% slower than OpenBLAS, from session to session). On the
- * generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm.
+ * generic level, and with LLM_GEMM=openblas, OpenBLAS's sgemm. The amx
+ * level is the avx512 one whose bf16 products run in AMX tiles (blocks of
+ * 32 x 32 by TDPBF16PS, below).
  *
  * Order of summation (our product, on either level): each element is a
  * chain of fmaf over k within each block of KC values of k (the level's
@@ -33,6 +35,26 @@
 #include "cpu.h"
 #include "half.h"
 #include "simd.h"
+
+/* The amx level (compiled with AMX-TILE and AMX-BF16) computes bf16
+ * products in AMX's tiles; the tests' level amxemu compiles the same code
+ * over amx_emulate.h's model of the instructions. The tile numbers must be
+ * literal: the instructions name their registers. */
+#if defined(LLM_AMX_EMULATE)
+#include "amx_emulate.h"
+#define LLM_AMX 1
+#elif defined(__AMX_TILE__) && defined(__AMX_BF16__)
+#include <immintrin.h>
+#define LLM_AMX 1
+#define amx_config(cfg) _tile_loadconfig(cfg)
+#define amx_release() _tile_release()
+#define amx_zero(t) _tile_zero(t)
+#define amx_load(t, base, stride) _tile_loadd(t, base, stride)
+#define amx_store(t, base, stride) _tile_stored(t, base, stride)
+#define amx_dpbf16(c, a, b) _tile_dpbf16ps(c, a, b)
+#else
+#define LLM_AMX 0
+#endif
 
 static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -216,14 +238,18 @@ static float *scratch(int which, size_t floats)
 }
 
 /* How a product runs: floats; bf16 inputs emulated (rounded while packing,
- * then the float micro-kernel); bf16 pairs through VDPBF16PS. */
-enum { P_F32, P_BF16_ROUND, P_BF16_DP };
+ * then the float micro-kernel); bf16 pairs through VDPBF16PS; bf16 pairs
+ * through AMX's TDPBF16PS (the amx level). */
+enum { P_F32, P_BF16_ROUND, P_BF16_DP, P_BF16_AMX };
 
 /* Slots of a packed sliver's row that kc values of k take: pairs of them
- * with P_BF16_DP. */
+ * with P_BF16_DP; with P_BF16_AMX, pairs up to a multiple of 16 (a tile's
+ * row of 64 bytes), zero past kc. */
 static inline int slots(int mode, int kc)
 {
-    return mode == P_BF16_DP ? (kc + 1) / 2 : kc;
+    return mode == P_BF16_AMX ? ((kc + 1) / 2 + 15) / 16 * 16
+           : mode == P_BF16_DP ? (kc + 1) / 2
+                               : kc;
 }
 
 /* C(M, N) of a product over no k: 0 with beta 0, else as it is. */
@@ -439,14 +465,14 @@ static void pack_rows(float *restrict dst, int w, const float *X, int ld, int k0
  * else sliver u. */
 static int b_units(int tb, int mode, int kc, int nc)
 {
-    return !tb && mode != P_BF16_DP ? kc : (nc + NR - 1) / NR;
+    return !tb && mode < P_BF16_DP ? kc : (nc + NR - 1) / NR;
 }
 
 static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, int kc,
                    int j0, int nc, int u, int mode)
 {
     int round = mode == P_BF16_ROUND;
-    if (!tb && mode != P_BF16_DP) {
+    if (!tb && mode < P_BF16_DP) {
         const float *src = B + (size_t)(k0 + u) * ldb + j0;
         for (int js = 0; js < nc; js += NR) {
             float *dst = bp + (size_t)js * kc + (size_t)u * NR;
@@ -459,9 +485,11 @@ static void pack_b(float *restrict bp, const float *B, int ldb, int tb, int k0, 
     }
     int s = u, js = s * NR, nr = nc - js < NR ? nc - js : NR;
 #if defined(__AVX512F__)
-    if (mode == P_BF16_DP) {
-        pack_pairs((uint32_t *)bp + (size_t)s * ((kc + 1) / 2) * NR, NR, B, ldb, !tb, k0, kc,
-                   j0 + js, nr);
+    if (mode >= P_BF16_DP) {   /* P_BF16_AMX: then zero pairs up to slots() */
+        int kp = (kc + 1) / 2, ks = slots(mode, kc);
+        uint32_t *dst = (uint32_t *)bp + (size_t)s * ks * NR;
+        pack_pairs(dst, NR, B, ldb, !tb, k0, kc, j0 + js, nr);
+        memset(dst + (size_t)kp * NR, 0, (size_t)(ks - kp) * NR * sizeof *dst);
         return;
     }
 #endif
@@ -613,6 +641,151 @@ static void micro_bf16_rows(int kp, const uint32_t *restrict a, const uint32_t *
     MICRO_BF16_CASES((size_t)kp, 1)
 }
 #undef MICRO_BF16_CASES
+
+#if LLM_AMX
+/* AMX (P_BF16_AMX): blocks of MA rows by NR columns of C in four tiles of
+ * 16 x 16 floats, TDPBF16PS over chunks of 16 pairs of k (a tile row's 64
+ * bytes): A's two tiles of 16 rows by 16 pairs, B's two of 16 pairs by 16
+ * columns, straight from pack_b's pairs (row p of a sliver: NR slots,
+ * 128 bytes). Each block's sum runs over the packed block's kc at once,
+ * in the tiles' order (the level's own bits, as VDPBF16PS's are
+ * avx512's). */
+enum { MA = 32 };   /* rows of an AMX block: two tiles of 16 */
+_Static_assert(MC % MA == 0 && NR == 32, "AMX blocks tile MC rows and a sliver's columns");
+
+/* Rows i0..i0+mc of op(A), pairs of columns k0..k0+kc, for the tiles:
+ * blocks of MA rows, each chunks of 16 pairs in turn, each MA rows of 16
+ * slots (a tile's rows, 64 bytes apart): row r's pair 16 ch + q of block
+ * b at dst[(b * kpad + 16 ch * MA) + r * 16 + q], kpad = slots(), zero
+ * past kc and past mc. Rows of A along k give their pairs converted in
+ * place; A's rows along i (ta) pairs of two rows, 16 rows i at a time,
+ * transposed. */
+__attribute__((target("avx512bf16")))
+static void pack_tiles(uint32_t *restrict dst, const float *A, int lda, int ta, int i0, int mc,
+                       int k0, int kc)
+{
+    int kp = (kc + 1) / 2, kpad = slots(P_BF16_AMX, kc), nch = kpad / 16;
+    for (int is = 0; is < mc; is += MA) {
+        uint32_t *blk = dst + (size_t)is * kpad;
+        int mr = mc - is < MA ? mc - is : MA;
+        if (!ta) {
+            for (int r = 0; r < MA; r++)
+                for (int ch = 0; ch < nch; ch++) {
+                    uint32_t *d = blk + ((size_t)ch * MA + r) * 16;
+                    if (r >= mr) {
+                        _mm512_storeu_si512(d, _mm512_setzero_si512());
+                        continue;
+                    }
+                    const float *x = A + (size_t)(i0 + is + r) * lda + k0 + 32 * ch;
+                    int n = kc - 32 * ch;
+                    __m512bh v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(lanes(n - 16), x + 16),
+                                                     _mm512_maskz_loadu_ps(lanes(n), x));
+                    _mm512_storeu_si512(d, (__m512i)v);
+                }
+            continue;
+        }
+        for (int g = 0; g < MA; g += 16)
+            for (int ch = 0; ch < nch; ch++) {
+                __m512i v[16];
+                for (int q = 0; q < 16; q++) {
+                    int p = 16 * ch + q;
+                    if (p >= kp || g >= mr) {
+                        v[q] = _mm512_setzero_si512();
+                        continue;
+                    }
+                    const float *r0 = A + (size_t)(k0 + 2 * p) * lda + i0 + is + g;
+                    v[q] = bf16_lanes(r0, mr - g);
+                    if (2 * p + 1 < kc)
+                        v[q] = _mm512_or_si512(
+                            v[q], _mm512_slli_epi32(bf16_lanes(r0 + lda, mr - g), 16));
+                }
+                transpose16(v);
+                for (int i = 0; i < 16; i++)
+                    _mm512_storeu_si512(blk + ((size_t)ch * MA + g + i) * 16, v[i]);
+            }
+    }
+}
+
+/* The tiles' shapes, one configuration for all eight: 16 rows of 64
+ * bytes (palette 1; LDTILECFG's 64-byte layout). */
+static void amx_begin(void)
+{
+    _Alignas(64) unsigned char cfg[64] = {1};
+    for (int t = 0; t < 8; t++) {
+        cfg[16 + 2 * t] = 64;   /* colsb, little-endian */
+        cfg[48 + t] = 16;       /* rows */
+    }
+    amx_config(cfg);
+}
+
+/* c(mr, nr) = (add ? c + : ) alpha * (a-block . b-sliver over nch chunks):
+ * tiles 0-3 the sums (rows 0-15 and 16-31 by columns 0-15 and 16-31),
+ * 4-5 A's, 6-7 B's; a block of at most 16 rows uses its upper half
+ * alone. */
+static void micro_amx(int nch, const uint32_t *a, const uint32_t *b, float alpha, float *c,
+                      int ldc, int mr, int nr, int add)
+{
+    _Alignas(64) float sum[MA * NR];
+    amx_zero(0);
+    amx_zero(1);
+    if (mr > 16) {
+        amx_zero(2);
+        amx_zero(3);
+    }
+    for (int ch = 0; ch < nch; ch++) {
+        const uint32_t *ac = a + (size_t)ch * MA * 16, *bc = b + (size_t)ch * 16 * NR;
+        amx_load(4, ac, 64);
+        amx_load(6, bc, NR * 4);
+        amx_load(7, bc + 16, NR * 4);
+        amx_dpbf16(0, 4, 6);
+        amx_dpbf16(1, 4, 7);
+        if (mr > 16) {
+            amx_load(5, ac + 16 * 16, 64);
+            amx_dpbf16(2, 5, 6);
+            amx_dpbf16(3, 5, 7);
+        }
+    }
+    amx_store(0, sum, NR * 4);
+    amx_store(1, sum + 16, NR * 4);
+    if (mr > 16) {
+        amx_store(2, sum + 16 * NR, NR * 4);
+        amx_store(3, sum + 16 * NR + 16, NR * 4);
+    }
+    __m512 va = _mm512_set1_ps(alpha);
+    __mmask16 m0 = lanes(nr), m1 = lanes(nr - 16);
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        __m512 r0 = _mm512_mul_ps(va, _mm512_load_ps(sum + i * NR)),
+               r1 = _mm512_mul_ps(va, _mm512_load_ps(sum + i * NR + 16));
+        if (add) {
+            r0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), r0);
+            r1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), r1);
+        }
+        _mm512_mask_storeu_ps(ci, m0, r0);
+        _mm512_mask_storeu_ps(ci + 16, m1, r1);
+    }
+}
+
+/* task() for P_BF16_AMX: A packed for the tiles, every block of MA rows
+ * by NR columns over the whole kc. */
+static void task_amx(const float *bp, size_t bs, float *ap, const float *A, int lda, int ta,
+                     int i0, int mc, int k0, int kc, int jt, int nt, float alpha, float *C,
+                     int ldc, int j0, int add)
+{
+    int kpad = slots(P_BF16_AMX, kc);
+    pack_tiles((uint32_t *)ap, A, lda, ta, i0, mc, k0, kc);
+    amx_begin();
+    for (int jr = jt; jr < jt + nt; jr += NR) {
+        int nr = jt + nt - jr < NR ? jt + nt - jr : NR;
+        const uint32_t *b = (const uint32_t *)bp + (size_t)(jr / NR) * bs;
+        for (int ir = 0; ir < mc; ir += MA)
+            micro_amx(kpad / 16, (const uint32_t *)ap + (size_t)ir * kpad, b, alpha,
+                      C + (size_t)(i0 + ir) * ldc + j0 + jr, ldc, mc - ir < MA ? mc - ir : MA,
+                      nr, add);
+    }
+    amx_release();
+}
+#endif
 #else
 /* c(mr, nr) = (add ? c + : ) alpha * acc: the same operations as the
  * avx512 level's, edge tiles through a copy. */
@@ -677,6 +850,12 @@ static void task(const float *bp, size_t bs, float *ap, const float *A, int lda,
                  int i0, int mc, int k0, int kc, int jt, int nt, float alpha, float *C,
                  int ldc, int j0, int add, int mode)
 {
+#if LLM_AMX
+    if (mode == P_BF16_AMX) {
+        task_amx(bp, bs, ap, A, lda, ta, i0, mc, k0, kc, jt, nt, alpha, C, ldc, j0, add);
+        return;
+    }
+#endif
     pack_a(ap, A, lda, ta, i0, mc, k0, kc, mode);
     int ks = slots(mode, kc);
     for (int jr = jt; jr < jt + nt; jr += NR) {
@@ -715,7 +894,10 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
         return 0;
     }
     int ncmax = N < NC ? N : NC, kcmax = K < 2 * KC ? K : 2 * KC;
-    float *bp = scratch(0, (size_t)kcmax * ((ncmax + NR - 1) / NR * NR));
+    /* Slots of a packed row or column: kcmax, fewer for pairs, or up to
+     * 16 pairs more for AMX's tiles. */
+    int kw = slots(mode, kcmax) > kcmax ? slots(mode, kcmax) : kcmax;
+    float *bp = scratch(0, (size_t)kw * ((ncmax + NR - 1) / NR * NR));
     /* Serial inside any region, a team of one included (attention's, for
      * a single task), which omp_in_parallel() does not count: there a
      * team of our own would be a nested one, its threads started anew
@@ -725,7 +907,7 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
     int failed = !bp, nth = par ? omp_get_max_threads() : 1;
 #pragma omp parallel if (par) shared(failed)
     {
-        float *ap = scratch(1, (size_t)MC * kcmax);
+        float *ap = scratch(1, (size_t)MC * kw);
         if (!ap) {
 #pragma omp atomic write
             failed = 1;
@@ -739,13 +921,17 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 #pragma omp for schedule(static)
                 for (int u = 0; u < nu; u++)
                     pack_b(bp, B, ldb, tb, k0, kc, j0, nc, u, mode);
-                /* Tasks of at most MC rows, whole slivers of MR spread
+                /* Tasks of at most MC rows, whole slivers of mu spread
                  * evenly over a multiple of the thread count (no thread
                  * waits at the barrier for another's extra task), by all
                  * nc columns, so that each A block is packed once; split
                  * the columns too (repacking A for each part) only when
                  * rows alone give each thread fewer than two tasks. */
-                int sl = (M + MR - 1) / MR, tm = (M + MC - 1) / MC;
+                int mu = MR;   /* rows of the micro-kernel */
+#if LLM_AMX
+                mu = mode == P_BF16_AMX ? MA : MR;
+#endif
+                int sl = (M + mu - 1) / mu, tm = (M + MC - 1) / MC;
                 tm = (tm + nth - 1) / nth * nth;
                 tm = tm < sl ? tm : sl;
                 int tn = (2 * nth + tm - 1) / tm, cw = (nc + tn - 1) / tn;
@@ -754,8 +940,8 @@ static int own_gemm(int ta, int tb, int M, int N, int K, float alpha, const floa
 #pragma omp for schedule(static)
                 for (int t = 0; t < tm * tn; t++) {
                     int r = t / tn, jt = t % tn * cw;
-                    int i0 = (int)((long)r * sl / tm) * MR,
-                        i1 = (int)((long)(r + 1) * sl / tm) * MR;
+                    int i0 = (int)((long)r * sl / tm) * mu,
+                        i1 = (int)((long)(r + 1) * sl / tm) * mu;
                     task(bp, (size_t)slots(mode, kc) * NR, ap, A, lda, ta, i0,
                          (i1 < M ? i1 : M) - i0, k0, kc, jt, nc - jt < cw ? nc - jt : cw,
                          alpha, C, ldc, j0, add, mode);
@@ -788,7 +974,7 @@ static paths gemm_paths(void)
 #if defined(__AVX512F__)
             __builtin_cpu_init();
             if (!(e && strcmp(e, "own-nobf16") == 0) && __builtin_cpu_supports("avx512bf16"))
-                bf16 = P_BF16_DP;
+                bf16 = LLM_AMX ? P_BF16_AMX : P_BF16_DP;   /* amx: runs where the tiles do */
 #endif
         }
         c = own | (bf16 + 1) << 1;
@@ -808,7 +994,9 @@ void llm_cpu_gemm(int ta, int tb, int M, int N, int K, float alpha, const float 
 
 const char *llm_cpu_gemm_name(void)
 {
-#if defined(__AVX512F__)
+#if LLM_AMX
+    return gemm_paths().own ? "own amx" : "openblas";
+#elif defined(__AVX512F__)
     return gemm_paths().own ? "own avx512" : "openblas";
 #else
     return gemm_paths().own ? "own avx2" : "openblas";
@@ -842,8 +1030,11 @@ size_t llm_cpu_panel_work(int K)
 
 void llm_cpu_panel_at(llm_cpu_panel *pn, float *mem, int bf16, int K, int N)
 {
+    /* On the amx level, panels (attention's few rows a product) stay
+     * VDPBF16PS's: a prefix of k starts at any pair, not a tile's. */
     paths p = gemm_paths();
-    *pn = (llm_cpu_panel){mem, K, N, bf16 ? p.bf16 : p.own ? P_F32 : -1, bf16};
+    int b = p.bf16 == P_BF16_AMX ? P_BF16_DP : p.bf16;
+    *pn = (llm_cpu_panel){mem, K, N, bf16 ? b : p.own ? P_F32 : -1, bf16};
 }
 
 void llm_cpu_panel_pack(llm_cpu_panel *pn, float *mem, int bf16, const float *B, int ldb,
@@ -948,7 +1139,7 @@ void llm_cpu_gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const f
 int llm_cpu_bf16_dp(void)
 {
 #if defined(__AVX512F__)
-    return gemm_paths().bf16 == P_BF16_DP;
+    return gemm_paths().bf16 >= P_BF16_DP;
 #else
     return 0;
 #endif

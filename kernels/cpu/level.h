@@ -62,12 +62,20 @@ struct llm_kernels;
 const struct llm_kernels *llm_kernels_cpu_generic(void);
 const struct llm_kernels *llm_kernels_cpu_avx2(void);
 const struct llm_kernels *llm_kernels_cpu_avx512(void);
+const struct llm_kernels *llm_kernels_cpu_amx(void);
 const struct llm_kernels *llm_kernels_cpu_native(void);
 /* gemm.c's llm_cpu_gemm_name(), one per level likewise. */
 const char *llm_cpu_gemm_name_generic(void);
 const char *llm_cpu_gemm_name_avx2(void);
 const char *llm_cpu_gemm_name_avx512(void);
+const char *llm_cpu_gemm_name_amx(void);
 const char *llm_cpu_gemm_name_native(void);
+/* The bf16 products of the avx512 and amx levels, for the amx level's
+ * check at start-up (kernels.c). */
+void llm_cpu_gemm_bf16_avx512(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                              int lda, const float *B, int ldb, float beta, float *C, int ldc);
+void llm_cpu_gemm_bf16_amx(int ta, int tb, int M, int N, int K, float alpha, const float *A,
+                           int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,7 @@ for lv in $levels; do
     # Our product on avx512 and avx2, OpenBLAS on generic; OpenBLAS on
     # every level with LLM_GEMM=openblas.
     case $lv in
-    avx512 | avx2) want="own $lv" ;;
+    amx | avx512 | avx2) want="own $lv" ;;
     generic) want=openblas ;;
     *) want="" ;;
     esac
@@ -74,7 +74,7 @@ for lv in $levels; do
     # into units included: this shape's 4 kv-head groups, 2 heads of 4
     # tiles of queries each, are cut into 8 units each; fails where the
     # cut follows the threads).
-    case $lv in avx512 | avx2)
+    case $lv in amx | avx512 | avx2)
         for th in 1 2 3; do
             LLM_CPU=$lv llm-train -m "$tok" $shape --context 256 --batch 2 --steps 3 --seed 7 \
                 --threads $th -o "$lv-t$th.llm" "$txt" 2>err ||
@@ -111,7 +111,7 @@ grep -q "^llm-generate: LLM_CPU=avx9000: no such level in this build (.*generic.
 cmp -s unknown.out "$best-greedy-1.out" || no "LLM_CPU=avx9000: not the best level's output"
 
 # A level this CPU cannot run (or this build lacks): said, then the best.
-for lv in generic avx2 avx512; do
+for lv in generic avx2 avx512 amx; do
     case " $levels " in *" $lv "*) continue;; esac
     LLM_CPU=$lv llm-eval --version > v.txt 2>err
     grep -q "^kernels: cpu $best\\b" v.txt || no "LLM_CPU=$lv (not run here): $(tail -n 1 v.txt)"

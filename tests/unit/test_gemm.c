@@ -13,7 +13,13 @@
  * emulated path). A product over a prefix of a panel packed once
  * (llm_cpu_panel_*) must be the level's product over that prefix: the
  * same bits where ours runs. Levels this build lacks or this CPU cannot
- * run are skipped, saying so. */
+ * run are skipped, saying so.
+ *
+ * The amx level's bf16 product (AMX tiles) is held to rounding too, and
+ * runs twice: on the amx level where the CPU has AMX, and everywhere with
+ * AVX512_BF16 as "amxemu", the same code compiled over a model of the tile
+ * instructions (kernels/cpu/amx_emulate.h, which aborts where the hardware
+ * would fault), since no machine this project is tested on has AMX. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -33,10 +39,14 @@ typedef void gemm_fn(int ta, int tb, int M, int N, int K, float alpha, const flo
 extern gemm_fn llm_cpu_gemm_generic __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_avx2 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_avx512 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_amx __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_amxemu __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_native __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_generic __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx2 __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_avx512 __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_amx __attribute__((weak));
+extern gemm_fn llm_cpu_gemm_bf16_amxemu __attribute__((weak));
 extern gemm_fn llm_cpu_gemm_bf16_native __attribute__((weak));
 /* The panels of each level (cpu.h: llm_cpu_panel_*). */
 typedef size_t pfloats_fn(int K, int N);
@@ -54,6 +64,8 @@ typedef void pgemm_fn(int ta, int M, int N, int K, int j0, int k0, float alpha, 
 PANEL_FNS(generic)
 PANEL_FNS(avx2)
 PANEL_FNS(avx512)
+PANEL_FNS(amx)
+PANEL_FNS(amxemu)
 PANEL_FNS(native)
 typedef struct {
     pfloats_fn *floats;
@@ -67,6 +79,8 @@ typedef struct {
 typedef const char *name_fn(void);
 extern name_fn llm_cpu_gemm_name_avx2 __attribute__((weak));
 extern name_fn llm_cpu_gemm_name_avx512 __attribute__((weak));
+extern name_fn llm_cpu_gemm_name_amx __attribute__((weak));
+extern name_fn llm_cpu_gemm_name_amxemu __attribute__((weak));
 
 /* bf16 products compare with the double product of inputs rounded here,
  * independently of the kernels: 8 significant bits, ties to even. */
@@ -93,18 +107,30 @@ static float *rnd(size_t n)
     return p;
 }
 
+/* A copy of x[0, n), rounded to bf16 for bf16 products: the loops below
+ * take inputs so rounded (once, not once per use). */
+static float *rounded_copy(const float *x, size_t n)
+{
+    float *r = malloc((n ? n : 1) * sizeof *r);
+    if (!r)
+        exit(1);
+    for (size_t i = 0; i < n; i++)
+        r[i] = rounded(x[i]);
+    return r;
+}
+
 static float opa(const float *A, int lda, int ta, int i, int k)
 {
-    return rounded(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+    return ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
 }
 
 static float opb(const float *B, int ldb, int tb, int k, int j)
 {
-    return rounded(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
+    return tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
 }
 
 /* Our product's order with blocks of kc values of k, one element at a
- * time. */
+ * time (A and B as rounded_copy() gives them). */
 static void ordered(int kc, int ta, int tb, int M, int N, int K, float alpha, const float *A,
                     int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -124,7 +150,8 @@ static void ordered(int kc, int ta, int tb, int M, int N, int K, float alpha, co
         }
 }
 
-/* Within rounding of the double product: |err| <= 4 K 2^-24 sum |a b| + |c|. */
+/* Within rounding of the double product (A and B as rounded_copy() gives
+ * them): |err| <= 4 K 2^-24 sum |a b| + |c|. */
 static int close_to_double(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                            int lda, const float *B, int ldb, float beta, const float *C0,
                            const float *C, int ldc)
@@ -154,6 +181,7 @@ static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, in
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb,
            nc = (size_t)M * ldc;
     float *A = rnd(na), *B = rnd(nb), *C0 = rnd(nc);
+    float *Ar = rounded_copy(A, na), *Br = rounded_copy(B, nb);
     if (beta == 0.0f)   /* C is not read: NaN there would show */
         for (size_t i = 0; i < nc; i++)
             if (i % (size_t)ldc < (size_t)N)
@@ -163,7 +191,7 @@ static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, in
         exit(1);
     memcpy(want, C0, nc * sizeof *want);
     if (kc)
-        ordered(kc, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, want, ldc);
+        ordered(kc, ta, tb, M, N, K, alpha, Ar, lda, Br, ldb, beta, want, ldc);
     for (int threads = 1; threads <= 2; threads++) {
         for (int nested = 0; nested <= 1; nested++) {
             memcpy(got, C0, nc * sizeof *got);
@@ -176,7 +204,7 @@ static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, in
                 f(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, got, ldc);
             }
             int ok = kc ? memcmp(got, want, nc * sizeof *got) == 0
-                           : close_to_double(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C0,
+                           : close_to_double(ta, tb, M, N, K, alpha, Ar, lda, Br, ldb, beta, C0,
                                              got, ldc);
             /* Padding columns of C are never written. */
             for (int i = 0; i < M && ok; i++)
@@ -195,6 +223,8 @@ static void one(const char *level, gemm_fn *f, int kc, int ta, int tb, int M, in
     omp_set_num_threads(1);
     free(A);
     free(B);
+    free(Ar);
+    free(Br);
     free(C0);
     free(got);
     free(want);
@@ -220,7 +250,7 @@ static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int
                   int N)
 {
     int ldb = (tb ? K : N) + 3, M = 100;   /* two blocks of MC rows */
-    float *B = rnd((size_t)(tb ? N : K) * ldb);
+    float *B = rnd((size_t)(tb ? N : K) * ldb), *Br = rounded_copy(B, (size_t)(tb ? N : K) * ldb);
     float *mem = aligned(p->floats(K, N)), *work = aligned(p->work(K) + 16);
     llm_cpu_panel pn;
     p->pack(&pn, mem, bf16, B, ldb, tb, K, N);
@@ -257,10 +287,12 @@ static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int
                     for (int i = 0; i < M; i++)
                         ok &= memcmp(got + (size_t)i * ldc, C0 + (size_t)i * ldc,
                                      j0 * sizeof *got) == 0;
+                    float *Ar = rounded_copy(A, (size_t)(ta ? k : M) * lda);
                     ok &= kc ? memcmp(got, want, nc * sizeof *got) == 0
-                             : close_to_double(ta, tb, M, n - j0, k, 0.5f, A, lda,
-                                               B + (tb ? (size_t)j0 * ldb : (size_t)j0), ldb,
+                             : close_to_double(ta, tb, M, n - j0, k, 0.5f, Ar, lda,
+                                               Br + (tb ? (size_t)j0 * ldb : (size_t)j0), ldb,
                                                (float)beta, C0 + j0, got + j0, ldc);
+                    free(Ar);
                     if (!ok) {
                         failures++;
                         printf("FAIL %s panel: tb %d K %d N %d, product ta %d over %d x %d "
@@ -274,12 +306,17 @@ static void panel(const char *level, const panel_fns *p, gemm_fn *f, int kc, int
                     free(got);
                 }
     free(B);
+    free(Br);
     free(mem);
     free(work);
 }
 
 static int runs(const char *level)
 {
+    if (strcmp(level, "amxemu") == 0) {   /* the amx level's code but its tiles */
+        __builtin_cpu_init();
+        return runs("avx512") && __builtin_cpu_supports("avx512bf16");
+    }
     for (const char *const *l = llm_kernels_cpu_levels(1); *l; l++)
         if (strcmp(*l, level) == 0)
             return 1;
@@ -294,23 +331,39 @@ int main(void)
         {9, 37, 1300},
     };
     /* gemm: where our product may run, the level's name for what runs;
-     * there the result must be the ordered loop's bits. The avx512 bf16
-     * product is held to rounding only (on VDPBF16PS it sums pairs). */
+     * there the result must be the ordered loop's bits. The avx512 and
+     * amx bf16 products are held to rounding only (VDPBF16PS and the tiles
+     * sum pairs). The first NL rows are fp32, the next NL the same levels'
+     * bf16. */
+    enum { NL = 6 };
     const struct { const char *name; gemm_fn *f; name_fn *gemm; panel_fns panel; } levels[] = {
         {"generic", llm_cpu_gemm_generic, NULL, PANEL(generic)},
         {"avx2", llm_cpu_gemm_avx2, llm_cpu_gemm_name_avx2, PANEL(avx2)},
         {"avx512", llm_cpu_gemm_avx512, llm_cpu_gemm_name_avx512, PANEL(avx512)},
+        {"amx", llm_cpu_gemm_amx, llm_cpu_gemm_name_amx, PANEL(amx)},
+        {"amxemu", llm_cpu_gemm_amxemu, llm_cpu_gemm_name_amxemu, PANEL(amxemu)},
         {"native", llm_cpu_gemm_native, NULL, PANEL(native)},
         {"generic", llm_cpu_gemm_bf16_generic, NULL, PANEL(generic)},
         {"avx2", llm_cpu_gemm_bf16_avx2, llm_cpu_gemm_name_avx2, PANEL(avx2)},
         {"avx512", llm_cpu_gemm_bf16_avx512, NULL, PANEL(avx512)},
+        {"amx", llm_cpu_gemm_bf16_amx, NULL, PANEL(amx)},
+        {"amxemu", llm_cpu_gemm_bf16_amxemu, NULL, PANEL(amxemu)},
         {"native", llm_cpu_gemm_bf16_native, NULL, PANEL(native)},
     };
+    _Static_assert(sizeof levels / sizeof levels[0] == 2 * NL, "fp32 and bf16 rows");
     int tested = 0;
     for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
-        bf16 = l >= 4;
+        bf16 = l >= NL;
         char name[32];
         snprintf(name, sizeof name, "%s%s", levels[l].name, bf16 ? " bf16" : "");
+        /* amxemu differs from avx512 in its tiles alone: bf16 products
+         * unless LLM_GEMM chooses another path. */
+        const char *path = getenv("LLM_GEMM");
+        if (strcmp(levels[l].name, "amxemu") == 0 && (!bf16 || (path && *path))) {
+            printf("skip %s: avx512's code %s\n", name,
+                   bf16 ? "under this LLM_GEMM" : "(the tiles take bf16 products only)");
+            continue;
+        }
         if (!levels[l].f || !runs(levels[l].name)) {
             if (strcmp(levels[l].name, "native") != 0)
                 printf("skip %s: %s\n", name,
@@ -319,7 +372,7 @@ int main(void)
         }
         /* Our product (its name "own LEVEL") unless LLM_GEMM=openblas. */
         const char *g = levels[l].gemm ? levels[l].gemm() : "";
-        int kc = strcmp(g, "own avx512") == 0 ? LLM_GEMM_KC_AVX512
+        int kc = strcmp(g, "own avx512") == 0 || strcmp(g, "own amx") == 0 ? LLM_GEMM_KC_AVX512
                  : strcmp(g, "own avx2") == 0 ? LLM_GEMM_KC_AVX2
                                               : 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -329,9 +382,10 @@ int main(void)
         printf("%s: %s\n", name,
                kc ? "equal to the ordered loop, bit for bit" : "within rounding");
         /* Panels: the product's own bits wherever ours runs (the avx512
-         * bf16 product included: the same path packs the panel). */
+         * bf16 product included: the same path packs the panel; not the
+         * amx level's, whose panels are VDPBF16PS's). */
         int own = kc || (bf16 && strcmp(levels[l].name, "avx512") == 0 &&
-                         strncmp(levels[l - 4].gemm ? levels[l - 4].gemm() : "", "own", 3) == 0);
+                         strncmp(levels[l - NL].gemm ? levels[l - NL].gemm() : "", "own", 3) == 0);
         static const struct { int K, N; } pshapes[] = {{64, 48}, {1100, 24}, {7, 5}, {48, 256},
                                                           {320, 100}};
         for (size_t s = 0; s < sizeof pshapes / sizeof pshapes[0]; s++)

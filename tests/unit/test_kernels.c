@@ -1351,9 +1351,11 @@ int main(void)
             continue;
         }
         int before = failures;
-        /* VDPBF16PS in matmul_rows_bf16 (kernels.h): maybe on these. */
+        /* VDPBF16PS in matmul_rows_bf16 (kernels.h): maybe on these (amx
+         * too: its tiles take the training products only). */
         const char *g = getenv("LLM_GEMM");
-        int dp = (strcmp(*lv, "avx512") == 0 || strcmp(*lv, "native") == 0) &&
+        int dp = (strcmp(*lv, "avx512") == 0 || strcmp(*lv, "amx") == 0 ||
+                  strcmp(*lv, "native") == 0) &&
                  !(g && (strcmp(g, "openblas") == 0 || strcmp(g, "own-nobf16") == 0));
 #if defined(__x86_64__)
         dp = dp && __builtin_cpu_supports("avx512bf16");
