@@ -53,9 +53,10 @@ CPU_FLAGS_generic =
 CPU_FLAGS_native  =
 CPU_FLAGS_avx2    = -mavx2 -mfma -mf16c
 CPU_FLAGS_avx512  = $(CPU_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
-CPU_FLAGS_amx     = $(CPU_FLAGS_avx512) -mavx512bf16 -mamx-tile -mamx-bf16
-# amxemu: the amx level's product over kernels/cpu/amx_emulate.h's model of
-# the tile instructions, for test_gemm (no machine here has AMX).
+CPU_FLAGS_amx     = $(CPU_FLAGS_avx512) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8
+# amxemu: the amx level's products over kernels/cpu/amx_emulate.h's model
+# of the tile instructions, for test_gemm and test_q8 (no machine here has
+# AMX).
 # AMX_EMULATE=1 builds the whole amx level so (in a build directory of its
 # own, B=build-amxemu), run wherever the CPU has AVX512_BF16: the suite's
 # bf16 training then runs on the model of the tiles (slowly).
@@ -178,6 +179,9 @@ $(eval $(call cpu_level_rule,amxemu))
 $(B)/tests/test_gemm: $(B)/tests/unit/test_gemm.o $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a
 	@mkdir -p $(@D)
 	$(CXX) $(SAN) -o $@ $< $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a $(LIBS)
+$(B)/tests/test_q8: $(B)/tests/unit/test_q8.o $(B)/kernels/cpu/amxemu/q8.o $(B)/libllm.a
+	@mkdir -p $(@D)
+	$(CXX) $(SAN) -o $@ $< $(B)/kernels/cpu/amxemu/q8.o $(B)/libllm.a $(LIBS)
 endif
 # kernels.c offers the levels that were built.
 $(B)/kernels/kernels.o: CPPFLAGS += $(CPU_LEVELS:%=-DLLM_CPU_HAS_%)

@@ -58,24 +58,26 @@ static int runs_avx512(void)
 #endif
 
 #ifdef LLM_CPU_HAS_amx
-/* The amx level: avx512's instructions with AVX512_BF16, AMX-TILE and
- * AMX-BF16 (cpuid leaf 7: EDX bits 24 and 22), Linux's leave to use the
- * tiles' 8 KB of state (arch_prctl ARCH_REQ_XCOMP_PERM for
- * XFEATURE_XTILEDATA, Linux 5.16 and later; without it the first tile
- * instruction is SIGILL), asked once for the whole process, and a product
- * that gives the avx512 level's bits. That check guards against what the
+/* The amx level: avx512's instructions with AVX512_BF16, AMX-TILE,
+ * AMX-BF16 and AMX-INT8 (cpuid leaf 7: EDX bits 24, 22 and 25), Linux's
+ * leave to use the tiles' 8 KB of state (arch_prctl ARCH_REQ_XCOMP_PERM
+ * for XFEATURE_XTILEDATA, Linux 5.16 and later; without it the first tile
+ * instruction is SIGILL), asked once for the whole process, and products
+ * that give the avx512 level's bits. That check guards against what the
  * tests cannot see: no machine this project was tested on has AMX, so its
- * product was tested against a model of the instructions
- * (kernels/cpu/amx_emulate.h). Its inputs are small integers, exact in
- * bf16 and summed exactly in any order, in every edge the tiles have
- * (rows past a tile of 16, past a block of 32, pairs past a chunk of 16,
- * an odd k, columns past a sliver of 32). A failed check is said once on
- * stderr and the level is not offered. */
+ * products were tested against a model of the instructions
+ * (kernels/cpu/amx_emulate.h). The bf16 product's inputs are small
+ * integers, exact in bf16 and summed exactly in any order; the int8
+ * product is exact by construction and sums its floats in kernels.h's
+ * order. Both in every edge the tiles have (rows past a tile of 16, past a
+ * block of 32, pairs past a chunk of 16, an odd k, columns past a sliver
+ * of 32; input rows past a tile, outputs past 16, blocks past 8). A failed
+ * check is said once on stderr and the level is not offered. */
 static int amx_state = -1;   /* under choose_once: 0 no, 1 yes */
 
 static int amx_check(void)
 {
-    enum { M = 37, N = 45, K = 71 };
+    enum { M = 37, N = 45, K = 300 };
     static float a[M * K], b[K * N], c1[M * N], c2[M * N];
     for (int i = 0; i < M * K; i++)
         a[i] = (float)(i * 7 % 9) - 4.0f;
@@ -83,12 +85,27 @@ static int amx_check(void)
         b[i] = (float)(i * 5 % 7) - 3.0f;
     for (int t = 0; t < 4; t++) {   /* the four transposes */
         int ta = t & 1, tb = t >> 1;
-        llm_cpu_gemm_bf16_avx512(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c1, N);
-        llm_cpu_gemm_bf16_amx(ta, tb, M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c2, N);
+        llm_cpu_gemm_bf16_avx512(ta, tb, M, N, 71, 1.0f, a, ta ? M : 71, b, tb ? 71 : N, 0.0f,
+                                 c1, N);
+        llm_cpu_gemm_bf16_amx(ta, tb, M, N, 71, 1.0f, a, ta ? M : 71, b, tb ? 71 : N, 0.0f, c2,
+                              N);
         if (memcmp(c1, c2, sizeof c1) != 0)
             return 0;
     }
-    return 1;
+    /* int8: N weight rows of K (10 blocks), M input rows (from a and b as
+     * floats: any values give equal bits). */
+    const llm_kernels *x = llm_kernels_cpu_avx512(), *y = llm_kernels_cpu_amx();
+    enum { NB = (K + 31) / 32 };
+    static _Alignas(64) char wq[N * NB * LLM_Q8_BYTES];
+    static int16_t xq[M * NB * 32];
+    static float xd[M * NB], xs[M * NB];
+    for (int i = 0; i < M * K; i++)
+        a[i] = a[i] * 0.37f + (float)(i % 11) * 0.01f;
+    x->quantize_q8(wq, b, K, NULL, N, K);
+    x->quantize_q16(xq, xd, xs, a, K, NULL, M, K);
+    x->matmul_rows_q8(c1, N, NULL, xq, xd, xs, wq, M, K, N);
+    y->matmul_rows_q8(c2, N, NULL, xq, xd, xs, wq, M, K, N);
+    return memcmp(c1, c2, sizeof c1) == 0;
 }
 
 static int runs_amx(void)
@@ -101,11 +118,12 @@ static int runs_amx(void)
 #ifndef LLM_AMX_EMULATE   /* make AMX_EMULATE=1: the tiles are a model in C */
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & 1u << 24) || !(d & 1u << 22) ||
+        !(d & 1u << 25) ||
         syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0)
         return 0;
 #endif
     if (!amx_check()) {
-        fprintf(stderr, "%s: the amx level's matrix product failed its check at start-up; "
+        fprintf(stderr, "%s: the amx level's matrix products failed their check at start-up; "
                 "using the levels below it (please report this CPU)\n",
                 program_invocation_short_name);
         return 0;

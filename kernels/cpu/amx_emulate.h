@@ -1,9 +1,10 @@
-/* amx_emulate.h: the AMX tile instructions that gemm.c uses (LDTILECFG,
- * TILERELEASE, TILEZERO, TILELOADD, TILESTORED, TDPBF16PS), in C, for the
- * tests: no machine this project has run on has AMX, so the amx level's
- * product is compiled a second time against this model of the hardware
- * (the Makefile's test-only level "amxemu", -DLLM_AMX_EMULATE) and
- * test_gemm checks its packing, tiling and edges against plain loops.
+/* amx_emulate.h: the AMX tile instructions that amx.h names (LDTILECFG,
+ * TILERELEASE, TILEZERO, TILELOADD, TILESTORED, TDPBF16PS, TDPBSSD,
+ * TDPBUSD), in C, for the tests: no machine this project has run on has
+ * AMX, so the amx level's products are compiled a second time against
+ * this model of the hardware (the Makefile's test-only level "amxemu", and
+ * make AMX_EMULATE=1's whole amx level) and test_gemm, test_kernels and
+ * test_q8 check their packing, tiling and edges against plain loops.
  *
  * The model follows the Intel SDM (vol. 2, "TDPBF16PS", "LDTILECFG",
  * "TILELOADD"), and is strict where the hardware faults, so that a wrong
@@ -15,7 +16,10 @@
  * abort() here. TDPBF16PS treats bf16 inputs below the normal range as
  * zero, rounds each of its two sums per pair to nearest even and flushes
  * fp32 results below the normal range to zero, the even element of a pair
- * first. The state is per thread, as the tile registers are. */
+ * first. TDPBSSD and TDPBUSD add to each int32 the four products of a
+ * dword of A's row (signed bytes; unsigned for TDPBUSD) and B's (signed),
+ * wrapping as the hardware does. The state is per thread, as the tile
+ * registers are. */
 #ifndef LLM_CPU_AMX_EMULATE_H
 #define LLM_CPU_AMX_EMULATE_H
 
@@ -139,5 +143,34 @@ static inline void amx_dpbf16(int c, int a, int b)
             memcpy(amx_emu.t[c][m] + 4 * n, &s, 4);
         }
 }
+
+/* TDPBSSD (a signed) and TDPBUSD (a unsigned): c.int32[m][n] += the sum
+ * over k of the four products a.byte[m][4k + j] * b.byte[k][4n + j]. */
+static inline void amx_emu_dpb(int c, int a, int b, int a_signed)
+{
+    amx_emu_check(c);
+    amx_emu_check(a);
+    amx_emu_check(b);
+    int M = amx_emu.rows[c], N = amx_emu.colsb[c] / 4, K = amx_emu.colsb[a] / 4;
+    if (K != amx_emu.rows[b] || M != amx_emu.rows[a] || amx_emu.colsb[c] != amx_emu.colsb[b] ||
+        amx_emu.colsb[c] % 4 || amx_emu.colsb[a] % 4)
+        amx_emu_fault();
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            uint32_t s;
+            memcpy(&s, amx_emu.t[c][m] + 4 * n, 4);
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < 4; j++) {
+                    unsigned char ab = amx_emu.t[a][m][4 * k + j];
+                    int32_t av = a_signed ? (int32_t)(int8_t)ab : (int32_t)ab;
+                    int32_t bv = (int8_t)amx_emu.t[b][k][4 * n + j];
+                    s += (uint32_t)(av * bv);
+                }
+            memcpy(amx_emu.t[c][m] + 4 * n, &s, 4);
+        }
+}
+
+#define amx_dpbssd(c, a, b) amx_emu_dpb(c, a, b, 1)
+#define amx_dpbusd(c, a, b) amx_emu_dpb(c, a, b, 0)
 
 #endif

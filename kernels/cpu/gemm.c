@@ -33,28 +33,9 @@
 #include <omp.h>
 
 #include "cpu.h"
+#include "amx.h"
 #include "half.h"
 #include "simd.h"
-
-/* The amx level (compiled with AMX-TILE and AMX-BF16) computes bf16
- * products in AMX's tiles; the tests' level amxemu compiles the same code
- * over amx_emulate.h's model of the instructions. The tile numbers must be
- * literal: the instructions name their registers. */
-#if defined(LLM_AMX_EMULATE)
-#include "amx_emulate.h"
-#define LLM_AMX 1
-#elif defined(__AMX_TILE__) && defined(__AMX_BF16__)
-#include <immintrin.h>
-#define LLM_AMX 1
-#define amx_config(cfg) _tile_loadconfig(cfg)
-#define amx_release() _tile_release()
-#define amx_zero(t) _tile_zero(t)
-#define amx_load(t, base, stride) _tile_loadd(t, base, stride)
-#define amx_store(t, base, stride) _tile_stored(t, base, stride)
-#define amx_dpbf16(c, a, b) _tile_dpbf16ps(c, a, b)
-#else
-#define LLM_AMX 0
-#endif
 
 static void blas_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc)

@@ -13,7 +13,11 @@
  * the lanes of one vpdpwssd hold 16 output rows: no horizontal sums, the
  * same bits. The level's flags stay without -mavx512vnni; only the
  * functions with a target attribute use it, when cpuid says so, so that
- * the binary runs on AVX-512 CPUs without it. */
+ * the binary runs on AVX-512 CPUs without it. On the amx level, many input
+ * rows go through AMX's int8 tiles instead: each int16 input split into
+ * its high byte (signed) and low byte (unsigned), x = 256 h + l, a block's
+ * dot product is 256 TDPBSSD(h, w) + TDPBUSD(l, w), exact in int32 as
+ * before, so again the same bits. */
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +30,7 @@
 #endif
 
 #include "kernels.h"
+#include "amx.h"
 #include "cpu.h"
 #include "simd.h"
 #include "q8_rule.h"
@@ -460,9 +465,191 @@ static void q8_product_packed(const q8set *s)
 }
 #endif
 
+#if LLM_AMX
+/* AMX: tiles of 16 input rows by 16 weight rows (outputs), a block of 32
+ * values of k at a time: tile 0 the sums of the high bytes (TDPBSSD),
+ * tile 1 of the low bytes (TDPBUSD), tiles 2 and 3 the inputs' high and
+ * low bytes (16 rows of 32), tile 4 the weights (8 rows of 16 outputs by
+ * 4 bytes: VNNI's layout). Then the scales, offsets and float sums of
+ * kernels.h per input row, 16 outputs in the lanes, as q8_rows16. */
+enum { XT = 16 };   /* input rows of a tile */
+
+static void q8_amx_begin(void)
+{
+    _Alignas(64) unsigned char cfg[64] = {1};
+    static const unsigned char rows[5] = {16, 16, 16, 16, 8}, colsb[5] = {64, 64, 32, 32, 64};
+    for (int t = 0; t < 5; t++) {
+        cfg[16 + 2 * t] = colsb[t];
+        cfg[48 + t] = rows[t];
+    }
+    amx_config(cfg);
+}
+
+/* Input rows XT at a time, blocks in turn, each row's 64 bytes the high
+ * bytes of its block's 32 int16s then the low ones: row r of group g,
+ * block b at xa + ((g * nb + b) * XT + r) * 64; rows past N zero. */
+static void q8_amx_inputs(unsigned char *xa, const q8set *s)
+{
+    int nb = s->nb, ng = (s->N + XT - 1) / XT;
+#pragma omp parallel for schedule(static)
+    for (int g = 0; g < ng; g++)
+        for (int b = 0; b < nb; b++)
+            for (int r = 0; r < XT; r++) {
+                unsigned char *d = xa + (((size_t)g * nb + b) * XT + r) * 64;
+                int n = g * XT + r;
+                if (n >= s->N) {
+                    _mm512_storeu_si512(d, _mm512_setzero_si512());
+                    continue;
+                }
+                __m512i x = _mm512_loadu_si512(s->xq + ((size_t)n * nb + b) * 32);
+                _mm256_storeu_si256((__m256i *)d, _mm512_cvtepi16_epi8(_mm512_srai_epi16(x, 8)));
+                _mm256_storeu_si256((__m256i *)(d + 32), _mm512_cvtepi16_epi8(x));
+            }
+}
+
+/* Weight rows o0 .. o0+15 (past OC: 0) for tile 4: pk[(b * 8 + t) * 16 + r]
+ * holds bytes 4t .. 4t+3 of row o0 + r's block b; ps and pm as pack16's. */
+static void q8_amx_weights(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
+{
+    int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
+    __mmask16 m = (__mmask16)((1u << rows) - 1);
+    const char *w = s->w + (size_t)o0 * nb * LLM_Q8_BYTES;
+    __m512i wrow = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(nb * LLM_Q8_BYTES));
+    for (int b = 0; b < nb; b++) {
+        for (int t = 0; t < 8; t++)
+            _mm512_storeu_si512(pk + ((size_t)b * 8 + t) * Q8_LANES,
+                                _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, wrow,
+                                                            w + llm_q8_qoff(nb, b) + 4 * t, 1));
+        _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                                  w + llm_q8_doff(nb, b), 1));
+        _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
+                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                                  w + llm_q8_moff(nb, b), 1));
+    }
+}
+
+/* Block b's int32 sums of input group g by the packed weights, into
+ * i[r * 16 + o]. */
+static void q8_amx_block(int32_t *i, const unsigned char *xa, const int32_t *pk, int nb, int g,
+                         int b)
+{
+    _Alignas(64) int32_t lo[XT * Q8_LANES];
+    const unsigned char *x = xa + ((size_t)g * nb + b) * XT * 64;
+    amx_zero(0);
+    amx_zero(1);
+    amx_load(2, x, 64);
+    amx_load(3, x + 32, 64);
+    amx_load(4, pk + (size_t)b * 8 * Q8_LANES, 64);
+    amx_dpbssd(0, 2, 4);
+    amx_dpbusd(1, 3, 4);
+    amx_store(0, i, 64);
+    amx_store(1, lo, 64);
+    for (int r = 0; r < XT; r++) {
+        __m512i h = _mm512_load_si512(i + r * Q8_LANES);
+        _mm512_store_si512(i + r * Q8_LANES,
+                           _mm512_add_epi32(_mm512_slli_epi32(h, 8),
+                                            _mm512_load_si512(lo + r * Q8_LANES)));
+    }
+}
+
+/* Outputs o0 .. o0+15 of every input row: blocks 8 at a time into 8 sums
+ * per row (as q8_rows16's p[j]), their tree, then the remaining blocks. */
+static void q8_amx_rows16(const q8set *s, const unsigned char *xa, const int32_t *pk,
+                          const float *ps, const float *pm, int o0)
+{
+    int nb = s->nb, nb8 = nb & ~7, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
+    __mmask16 keep = (__mmask16)((1u << rows) - 1);
+    _Alignas(64) int32_t iv[XT * Q8_LANES];
+    for (int g = 0; g * XT < s->N; g++) {
+        int nr = s->N - g * XT < XT ? s->N - g * XT : XT;
+        __m512 p[XT][8];
+        for (int r = 0; r < XT; r++)
+            for (int j = 0; j < 8; j++)
+                p[r][j] = _mm512_setzero_ps();
+        for (int b = 0; b < nb8; b++) {
+            q8_amx_block(iv, xa, pk, nb, g, b);
+            __m512 d = _mm512_loadu_ps(ps + (size_t)b * Q8_LANES),
+                   m = _mm512_loadu_ps(pm + (size_t)b * Q8_LANES);
+            for (int r = 0; r < nr; r++) {
+                int n = g * XT + r;
+                float dx = s->xd[(size_t)n * nb + b], sx = s->xs[(size_t)n * nb + b];
+                __m512 sb = _mm512_mul_ps(d, _mm512_set1_ps(dx));
+                p[r][b & 7] = _mm512_fmadd_ps(
+                    sb, _mm512_cvtepi32_ps(_mm512_load_si512(iv + r * Q8_LANES)), p[r][b & 7]);
+                p[r][b & 7] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx), p[r][b & 7]);
+            }
+        }
+        __m512 sum[XT];
+        for (int r = 0; r < nr; r++)
+            sum[r] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[r][0], p[r][4]),
+                                                 _mm512_add_ps(p[r][2], p[r][6])),
+                                   _mm512_add_ps(_mm512_add_ps(p[r][1], p[r][5]),
+                                                 _mm512_add_ps(p[r][3], p[r][7])));
+        for (int b = nb8; b < nb; b++) {
+            q8_amx_block(iv, xa, pk, nb, g, b);
+            __m512 d = _mm512_loadu_ps(ps + (size_t)b * Q8_LANES),
+                   m = _mm512_loadu_ps(pm + (size_t)b * Q8_LANES);
+            for (int r = 0; r < nr; r++) {
+                int n = g * XT + r;
+                float dx = s->xd[(size_t)n * nb + b], sx = s->xs[(size_t)n * nb + b];
+                __m512 sb = _mm512_mul_ps(d, _mm512_set1_ps(dx));
+                sum[r] = _mm512_fmadd_ps(
+                    sb, _mm512_cvtepi32_ps(_mm512_load_si512(iv + r * Q8_LANES)), sum[r]);
+                sum[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx), sum[r]);
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            int n = g * XT + r;
+            _mm512_mask_storeu_ps(s->out + (size_t)(s->map ? s->map[n] : n) * s->ldo + o0, keep,
+                                  sum[r]);
+        }
+    }
+}
+
+/* The AMX product: the inputs split once, groups of 16 weight rows
+ * between the threads as q8_product_packed's. @return 0, or -1 when out of
+ * memory (nothing written). */
+static int q8_product_amx(const q8set *s)
+{
+    int nb = s->nb, ng = (s->OC + Q8_LANES - 1) / Q8_LANES;
+    unsigned char *xa = malloc((size_t)(s->N + XT - 1) / XT * XT * nb * 64);
+    if (!xa)
+        return -1;
+    q8_amx_inputs(xa, s);
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int g0 = (int)((int64_t)ng * id / nt), g1 = (int)((int64_t)ng * (id + 1) / nt);
+        int32_t *pk = malloc((size_t)nb * 8 * Q8_LANES * sizeof *pk);
+        float *ps = malloc((size_t)nb * Q8_LANES * 2 * sizeof *ps);
+        if (pk && ps) {
+            q8_amx_begin();
+            for (int g = g0; g < g1; g++) {
+                q8_amx_weights(pk, ps, ps + (size_t)nb * Q8_LANES, s, g * Q8_LANES);
+                q8_amx_rows16(s, xa, pk, ps, ps + (size_t)nb * Q8_LANES, g * Q8_LANES);
+            }
+            amx_release();
+        } else if (g0 < g1) {
+            q8_part(s, g0 * Q8_LANES, g1 * Q8_LANES < s->OC ? g1 * Q8_LANES : s->OC);
+        }
+        free(pk);
+        free(ps);
+    }
+    free(xa);
+    return 0;
+}
+#endif
+
 /* Contiguous runs of weight rows per thread. */
 static void q8_product(const q8set *s)
 {
+#if LLM_AMX
+    if (s->N >= Q8_PACK_MIN && q8_product_amx(s) == 0)
+        return;
+#endif
 #if defined(__AVX512F__)
     if (s->N >= Q8_PACK_MIN && has_vnni()) {
         q8_product_packed(s);

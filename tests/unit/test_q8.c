@@ -14,7 +14,10 @@
  * input sums equal to the scale times the sum of the int16s; the product
  * within the bound its quantization errors allow of the exact product of
  * the float inputs; special values (zero, subnormal, inf, NaN blocks)
- * follow the rules of kernels.h. */
+ * follow the rules of kernels.h. The amx level's int8 tiles run here too
+ * on CPUs with AVX512_BF16, over a model of the tile instructions (the
+ * test-only level amxemu), as no machine this project is tested on has
+ * AMX. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +25,17 @@
 #include <string.h>
 
 #include "kernels.h"
+
+/* Present where the build has the amx level (Makefile: its amxemu q8.o). */
+typedef int quantize_q8_fn(void *w, const float *inp, size_t ldi, const int *map, int N, int IC);
+typedef int quantize_q16_fn(int16_t *q, float *d, float *s, const float *inp, size_t ldi,
+                            const int *map, int N, int IC);
+typedef void matmul_rows_q8_fn(float *out, size_t ldo, const int *map, const int16_t *xq,
+                               const float *xd, const float *xs, const void *w, int N, int IC,
+                               int OC);
+extern quantize_q8_fn llm_cpu_quantize_q8_amxemu __attribute__((weak));
+extern quantize_q16_fn llm_cpu_quantize_q16_amxemu __attribute__((weak));
+extern matmul_rows_q8_fn llm_cpu_matmul_rows_q8_amxemu __attribute__((weak));
 
 #define TESTRAND_SEED 0x5851f42d4c957f2dull
 #include "testrand.h"
@@ -391,6 +405,25 @@ int main(void)
         int before = failures;
         test_level(k, r);
         printf("level %s: %s\n", *lv, failures == before ? "passed" : "FAILED");
+    }
+    /* The amx level's int8 tiles over the model of the instructions
+     * (kernels/cpu/amx_emulate.h): avx512's table with amxemu's q8
+     * kernels, where the CPU runs the avx512 level with AVX512_BF16. */
+    const llm_kernels *avx512 = llm_kernels_cpu_for("avx512");
+    __builtin_cpu_init();
+    if (llm_cpu_matmul_rows_q8_amxemu && avx512 && __builtin_cpu_supports("avx512bf16")) {
+        llm_kernels emu = *avx512;
+        emu.name = "amxemu";
+        emu.quantize_q8 = llm_cpu_quantize_q8_amxemu;
+        emu.quantize_q16 = llm_cpu_quantize_q16_amxemu;
+        emu.matmul_rows_q8 = llm_cpu_matmul_rows_q8_amxemu;
+        int before = failures;
+        test_level(&emu, r);
+        printf("level amxemu: %s\n", failures == before ? "passed" : "FAILED");
+    } else {
+        printf("level amxemu: %s, skipped\n", llm_cpu_matmul_rows_q8_amxemu
+                                                   ? "this CPU lacks AVX-512 or AVX512_BF16"
+                                                   : "not in this build");
     }
     const llm_kernels *g = llm_kernels_guarded();
     if (!g->quantize_q8 || !g->quantize_q16 || !g->matmul_rows_q8)
