@@ -53,7 +53,10 @@ CPU_FLAGS_generic =
 CPU_FLAGS_native  =
 CPU_FLAGS_avx2    = -mavx2 -mfma -mf16c
 CPU_FLAGS_avx512  = $(CPU_FLAGS_avx2) -mavx512f -mavx512bw -mavx512vl -mavx512dq
-CPU_FLAGS_amx     = $(CPU_FLAGS_avx512) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8
+# -DLLM_AMX_LEVEL: the tiles on this level alone, where kernels.c has asked
+# Linux for their state (not in a NATIVE=1 build on an AMX machine).
+CPU_FLAGS_amx     = $(CPU_FLAGS_avx512) -mavx512bf16 -mamx-tile -mamx-bf16 -mamx-int8 \
+                    -DLLM_AMX_LEVEL
 # amxemu: the amx level's products over kernels/cpu/amx_emulate.h's model
 # of the tile instructions, for test_gemm and test_q8 (no machine here has
 # AMX).

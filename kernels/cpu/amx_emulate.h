@@ -11,15 +11,18 @@
  * configuration fails here rather than on a user's machine: LDTILECFG
  * takes palette 1 only, rows <= 16 and colsb <= 64 for tiles 0-7 and zeros
  * for the rest and for the reserved bytes (#GP); a tile instruction before
- * LDTILECFG or on an unconfigured tile, or TDPBF16PS whose shapes disagree
- * (a.colsb / 4 != b.rows, c.rows != a.rows, c.colsb != b.colsb), is #UD:
- * abort() here. TDPBF16PS treats bf16 inputs below the normal range as
- * zero, rounds each of its two sums per pair to nearest even and flushes
- * fp32 results below the normal range to zero, the even element of a pair
- * first. TDPBSSD and TDPBUSD add to each int32 the four products of a
+ * LDTILECFG or on an unconfigured tile, or a tile product whose operands
+ * are not three tiles or whose shapes disagree (a.colsb / 4 != b.rows,
+ * c.rows != a.rows, c.colsb != b.colsb, a colsb not of whole dwords), is
+ * #UD: abort() here. TDPBF16PS treats bf16 inputs below the normal range
+ * as zero, rounds to nearest even and flushes fp32 results below the
+ * normal range to zero, in the SDM's order (amx_dpbf16). TDPBSSD and TDPBUSD add to each int32 the four products of a
  * dword of A's row (signed bytes; unsigned for TDPBUSD) and B's (signed),
  * wrapping as the hardware does. The state is per thread, as the tile
- * registers are. */
+ * registers are, but also per source file (each includes this header):
+ * unlike the hardware's, one kernel's tiles cannot clobber another's,
+ * which no kernel relies on (each configures, uses and releases the tiles
+ * within one call). */
 #ifndef LLM_CPU_AMX_EMULATE_H
 #define LLM_CPU_AMX_EMULATE_H
 
@@ -116,15 +119,27 @@ static inline float amx_emu_ftz(float x)
     return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x;
 }
 
-static inline void amx_dpbf16(int c, int a, int b)
+/* #UD for a tile product: operands not distinct (AMX-E4), or shapes that
+ * disagree. */
+static inline void amx_emu_shapes(int c, int a, int b)
 {
     amx_emu_check(c);
     amx_emu_check(a);
     amx_emu_check(b);
-    int M = amx_emu.rows[c], N = amx_emu.colsb[c] / 4, K = amx_emu.colsb[a] / 4;
-    if (K != amx_emu.rows[b] || M != amx_emu.rows[a] || amx_emu.colsb[c] != amx_emu.colsb[b] ||
-        amx_emu.colsb[c] % 4 || amx_emu.colsb[a] % 4)
+    if (c == a || c == b || a == b || amx_emu.colsb[a] / 4 != amx_emu.rows[b] ||
+        amx_emu.rows[c] != amx_emu.rows[a] || amx_emu.colsb[c] != amx_emu.colsb[b] ||
+        amx_emu.colsb[a] % 4 || amx_emu.colsb[b] % 4 || amx_emu.colsb[c] % 4)
         amx_emu_fault();
+}
+
+/* The SDM's order: per output, the even and the odd products each summed
+ * from 0 by FMA (DAZ, FTZ, to nearest even), then their sum added to C.
+ * (The Intrinsics Guide's pseudo-code chains them from C instead; no
+ * hardware has told which is right, and both are within rounding.) */
+static inline void amx_dpbf16(int c, int a, int b)
+{
+    amx_emu_shapes(c, a, b);
+    int M = amx_emu.rows[c], N = amx_emu.colsb[c] / 4, K = amx_emu.colsb[a] / 4;
     float fa[16][32], fb[16][32];   /* the bf16 inputs as floats */
     for (int m = 0; m < M; m++)
         for (int e = 0; e < 2 * K; e++)
@@ -134,12 +149,13 @@ static inline void amx_dpbf16(int c, int a, int b)
             fb[k][e] = amx_emu_bf16(amx_emu.t[b][k] + 2 * e);
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
-            float s;
-            memcpy(&s, amx_emu.t[c][m] + 4 * n, 4);
+            float s, even = 0.0f, odd = 0.0f;
             for (int k = 0; k < K; k++) {   /* the product of bf16s is exact in fp32 */
-                s = amx_emu_ftz(fmaf(fa[m][2 * k], fb[k][2 * n], s));
-                s = amx_emu_ftz(fmaf(fa[m][2 * k + 1], fb[k][2 * n + 1], s));
+                even = amx_emu_ftz(fmaf(fa[m][2 * k], fb[k][2 * n], even));
+                odd = amx_emu_ftz(fmaf(fa[m][2 * k + 1], fb[k][2 * n + 1], odd));
             }
+            memcpy(&s, amx_emu.t[c][m] + 4 * n, 4);
+            s = amx_emu_ftz(s + amx_emu_ftz(even + odd));
             memcpy(amx_emu.t[c][m] + 4 * n, &s, 4);
         }
 }
@@ -148,13 +164,8 @@ static inline void amx_dpbf16(int c, int a, int b)
  * over k of the four products a.byte[m][4k + j] * b.byte[k][4n + j]. */
 static inline void amx_emu_dpb(int c, int a, int b, int a_signed)
 {
-    amx_emu_check(c);
-    amx_emu_check(a);
-    amx_emu_check(b);
+    amx_emu_shapes(c, a, b);
     int M = amx_emu.rows[c], N = amx_emu.colsb[c] / 4, K = amx_emu.colsb[a] / 4;
-    if (K != amx_emu.rows[b] || M != amx_emu.rows[a] || amx_emu.colsb[c] != amx_emu.colsb[b] ||
-        amx_emu.colsb[c] % 4 || amx_emu.colsb[a] % 4)
-        amx_emu_fault();
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             uint32_t s;

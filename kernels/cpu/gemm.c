@@ -629,8 +629,9 @@ static void micro_bf16_rows(int kp, const uint32_t *restrict a, const uint32_t *
  * bytes): A's two tiles of 16 rows by 16 pairs, B's two of 16 pairs by 16
  * columns, straight from pack_b's pairs (row p of a sliver: NR slots,
  * 128 bytes). Each block's sum runs over the packed block's kc at once,
- * in the tiles' order (the level's own bits, as VDPBF16PS's are
- * avx512's). */
+ * in the tiles' order: the hardware's own bits, as VDPBF16PS's are
+ * avx512's (amx_emulate.h's model follows the SDM's order, which no AMX
+ * machine has confirmed here; tests hold the product to rounding). */
 enum { MA = 32 };   /* rows of an AMX block: two tiles of 16 */
 _Static_assert(MC % MA == 0 && NR == 32, "AMX blocks tile MC rows and a sliver's columns");
 
