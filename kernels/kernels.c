@@ -71,9 +71,11 @@ static int runs_avx512(void)
  * product is exact by construction and sums its floats in kernels.h's
  * order. Both in every edge the tiles have (rows past a tile of 16, past a
  * block of 32, pairs past a chunk of 16, an odd k, columns past a sliver
- * of 32; input rows past a tile, outputs past 16, blocks past 8). A failed
- * check is said once on stderr and the level is not offered. */
-static int amx_state = -1;   /* under choose_once: 0 no, 1 yes */
+ * of 32; input rows past a tile, outputs past 16, blocks past 8). A level
+ * that fails the check is not offered, quietly (a line on every run would
+ * fill cron's mail) unless LLM_CPU=amx asks for it: choose() then says
+ * why. */
+static int amx_state = -1;   /* under choose_once: 0 no, 1 yes, 2 failed the check */
 
 static int amx_check(void)
 {
@@ -111,7 +113,7 @@ static int amx_check(void)
 static int runs_amx(void)
 {
     if (amx_state >= 0)
-        return amx_state;
+        return amx_state == 1;
     amx_state = 0;
     if (!runs_avx512() || !__builtin_cpu_supports("avx512bf16"))
         return 0;
@@ -122,13 +124,8 @@ static int runs_amx(void)
         syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0)
         return 0;
 #endif
-    if (!amx_check()) {
-        fprintf(stderr, "%s: the amx level's matrix products failed their check at start-up; "
-                "using the levels below it (please report this CPU)\n",
-                program_invocation_short_name);
-        return 0;
-    }
-    return amx_state = 1;
+    amx_state = amx_check() ? 1 : 2;
+    return amx_state == 1;
 }
 #endif
 
@@ -204,6 +201,14 @@ static void choose(void)
             }
             char have[64];
             join(have, sizeof have, runnable_names);
+#ifdef LLM_CPU_HAS_amx
+            if (strcmp(want, "amx") == 0 && amx_state == 2) {
+                fprintf(stderr, "%s: LLM_CPU=amx: the amx level's matrix products differ "
+                        "from the avx512 level's on this CPU (a bug: please report it); "
+                        "using %s\n", program_invocation_short_name, chosen->name);
+                return;
+            }
+#endif
             fprintf(stderr, "%s: LLM_CPU=%s: this CPU lacks the instructions of "
                     "level %s (it runs %s); using %s\n", program_invocation_short_name,
                     want, want, have, chosen->name);
