@@ -555,6 +555,25 @@ static void q8_amx_block(int32_t *i, const unsigned char *xa, const int32_t *pk,
     }
 }
 
+/* Block b of input group g (its first nr rows) added to acc[r * stride]
+ * for row r, 16 outputs in the lanes: kernels.h's two fmas. */
+static inline void q8_amx_add(__m512 *acc, int stride, const q8set *s, const unsigned char *xa,
+                              const int32_t *pk, const float *ps, const float *pm, int g, int b,
+                              int nr)
+{
+    _Alignas(64) int32_t iv[XT * Q8_LANES];
+    int nb = s->nb;
+    q8_amx_block(iv, xa, pk, nb, g, b);
+    __m512 d = _mm512_loadu_ps(ps + (size_t)b * Q8_LANES),
+           m = _mm512_loadu_ps(pm + (size_t)b * Q8_LANES);
+    for (int r = 0; r < nr; r++) {
+        size_t n = (size_t)g * XT + r;
+        __m512 sb = _mm512_mul_ps(d, _mm512_set1_ps(s->xd[n * nb + b])), *a = acc + r * stride;
+        *a = _mm512_fmadd_ps(sb, _mm512_cvtepi32_ps(_mm512_load_si512(iv + r * Q8_LANES)), *a);
+        *a = _mm512_fmadd_ps(m, _mm512_set1_ps(s->xs[n * nb + b]), *a);
+    }
+}
+
 /* Outputs o0 .. o0+15 of every input row: blocks 8 at a time into 8 sums
  * per row (as q8_rows16's p[j]), their tree, then the remaining blocks. */
 static void q8_amx_rows16(const q8set *s, const unsigned char *xa, const int32_t *pk,
@@ -562,45 +581,21 @@ static void q8_amx_rows16(const q8set *s, const unsigned char *xa, const int32_t
 {
     int nb = s->nb, nb8 = nb & ~7, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 keep = (__mmask16)((1u << rows) - 1);
-    _Alignas(64) int32_t iv[XT * Q8_LANES];
     for (int g = 0; g * XT < s->N; g++) {
         int nr = s->N - g * XT < XT ? s->N - g * XT : XT;
-        __m512 p[XT][8];
+        __m512 p[XT][8], sum[XT];
         for (int r = 0; r < XT; r++)
             for (int j = 0; j < 8; j++)
                 p[r][j] = _mm512_setzero_ps();
-        for (int b = 0; b < nb8; b++) {
-            q8_amx_block(iv, xa, pk, nb, g, b);
-            __m512 d = _mm512_loadu_ps(ps + (size_t)b * Q8_LANES),
-                   m = _mm512_loadu_ps(pm + (size_t)b * Q8_LANES);
-            for (int r = 0; r < nr; r++) {
-                int n = g * XT + r;
-                float dx = s->xd[(size_t)n * nb + b], sx = s->xs[(size_t)n * nb + b];
-                __m512 sb = _mm512_mul_ps(d, _mm512_set1_ps(dx));
-                p[r][b & 7] = _mm512_fmadd_ps(
-                    sb, _mm512_cvtepi32_ps(_mm512_load_si512(iv + r * Q8_LANES)), p[r][b & 7]);
-                p[r][b & 7] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx), p[r][b & 7]);
-            }
-        }
-        __m512 sum[XT];
+        for (int b = 0; b < nb8; b++)
+            q8_amx_add(&p[0][b & 7], 8, s, xa, pk, ps, pm, g, b, nr);
         for (int r = 0; r < nr; r++)
             sum[r] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(p[r][0], p[r][4]),
                                                  _mm512_add_ps(p[r][2], p[r][6])),
                                    _mm512_add_ps(_mm512_add_ps(p[r][1], p[r][5]),
                                                  _mm512_add_ps(p[r][3], p[r][7])));
-        for (int b = nb8; b < nb; b++) {
-            q8_amx_block(iv, xa, pk, nb, g, b);
-            __m512 d = _mm512_loadu_ps(ps + (size_t)b * Q8_LANES),
-                   m = _mm512_loadu_ps(pm + (size_t)b * Q8_LANES);
-            for (int r = 0; r < nr; r++) {
-                int n = g * XT + r;
-                float dx = s->xd[(size_t)n * nb + b], sx = s->xs[(size_t)n * nb + b];
-                __m512 sb = _mm512_mul_ps(d, _mm512_set1_ps(dx));
-                sum[r] = _mm512_fmadd_ps(
-                    sb, _mm512_cvtepi32_ps(_mm512_load_si512(iv + r * Q8_LANES)), sum[r]);
-                sum[r] = _mm512_fmadd_ps(m, _mm512_set1_ps(sx), sum[r]);
-            }
-        }
+        for (int b = nb8; b < nb; b++)
+            q8_amx_add(sum, 1, s, xa, pk, ps, pm, g, b, nr);
         for (int r = 0; r < nr; r++) {
             int n = g * XT + r;
             _mm512_mask_storeu_ps(s->out + (size_t)(s->map ? s->map[n] : n) * s->ldo + o0, keep,
