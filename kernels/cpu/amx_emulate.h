@@ -16,9 +16,10 @@
  * c.rows != a.rows, c.colsb != b.colsb, a colsb not of whole dwords), is
  * #UD: abort() here. TDPBF16PS treats bf16 inputs below the normal range
  * as zero, rounds to nearest even and flushes fp32 results below the
- * normal range to zero, in the SDM's order (amx_dpbf16). TDPBSSD and TDPBUSD add to each int32 the four products of a
- * dword of A's row (signed bytes; unsigned for TDPBUSD) and B's (signed),
- * wrapping as the hardware does. The state is per thread, as the tile
+ * normal range to zero, in the SDM's order (amx_dpbf16). TDPBSSD and
+ * TDPBUSD add to each int32 the four products of a dword of A's row
+ * (signed bytes; unsigned for TDPBUSD) and B's (signed), wrapping as the
+ * hardware does. The state is per thread, as the tile
  * registers are, but also per source file (each includes this header):
  * unlike the hardware's, one kernel's tiles cannot clobber another's,
  * which no kernel relies on (each configures, uses and releases the tiles

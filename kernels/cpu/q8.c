@@ -348,6 +348,26 @@ static int has_vnni(void)
 #define Q8_PACK_MIN 24   /* input rows from which repacking pays (measured) */
 #define Q8_LANES 16
 
+/* Byte offsets of 16 weight rows of nb blocks, one a lane. */
+static inline __m512i row_offsets(int nb)
+{
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * LLM_Q8_BYTES));
+}
+
+/* ps[b * 16 + r] and pm[b * 16 + r]: the scale and the offset of block b of
+ * the weight rows at w + wrow (lanes m; 0 in the others). */
+static inline void gather_scales(float *ps, float *pm, __mmask16 m, __m512i wrow, const char *w,
+                                 int nb, int b)
+{
+    _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
+                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                              w + llm_q8_doff(nb, b), 1));
+    _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
+                     _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
+                                              w + llm_q8_moff(nb, b), 1));
+}
+
 /* Weight rows o0 .. o0+15 (past OC: 0): the 32-bit word pk[(b * 16 + t) *
  * 16 + r] holds w[o0 + r][32b + 2t] (low half) and w[o0 + r][32b + 2t + 1]
  * (high half) as int16s; ps[b * 16 + r] = wd[o0 + r][b], pm[b * 16 + r] =
@@ -358,9 +378,7 @@ static void pack16(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
     int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 m = (__mmask16)((1u << rows) - 1);
     const char *w = s->w + (size_t)o0 * nb * LLM_Q8_BYTES;
-    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    /* byte offsets of the 16 rows */
-    __m512i wrow = _mm512_mullo_epi32(lane, _mm512_set1_epi32(nb * LLM_Q8_BYTES));
+    __m512i wrow = row_offsets(nb);
     __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1)), zero = _mm512_setzero_si512();
     for (int b = 0; b < nb; b++) {
@@ -375,12 +393,7 @@ static void pack16(int32_t *pk, float *ps, float *pm, const q8set *s, int o0)
             _mm512_storeu_si512(dst, _mm512_permutex2var_epi32(lo, even, hi));
             _mm512_storeu_si512(dst + Q8_LANES, _mm512_permutex2var_epi32(lo, odd, hi));
         }
-        _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
-                                                  w + llm_q8_doff(nb, b), 1));
-        _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
-                                                  w + llm_q8_moff(nb, b), 1));
+        gather_scales(ps, pm, m, wrow, w, nb, b);
     }
 }
 
@@ -514,20 +527,13 @@ static void q8_amx_weights(int32_t *pk, float *ps, float *pm, const q8set *s, in
     int nb = s->nb, rows = s->OC - o0 < Q8_LANES ? s->OC - o0 : Q8_LANES;
     __mmask16 m = (__mmask16)((1u << rows) - 1);
     const char *w = s->w + (size_t)o0 * nb * LLM_Q8_BYTES;
-    __m512i wrow = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(nb * LLM_Q8_BYTES));
+    __m512i wrow = row_offsets(nb);
     for (int b = 0; b < nb; b++) {
         for (int t = 0; t < 8; t++)
             _mm512_storeu_si512(pk + ((size_t)b * 8 + t) * Q8_LANES,
                                 _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, wrow,
                                                             w + llm_q8_qoff(nb, b) + 4 * t, 1));
-        _mm512_storeu_ps(ps + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
-                                                  w + llm_q8_doff(nb, b), 1));
-        _mm512_storeu_ps(pm + (size_t)b * Q8_LANES,
-                         _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, wrow,
-                                                  w + llm_q8_moff(nb, b), 1));
+        gather_scales(ps, pm, m, wrow, w, nb, b);
     }
 }
 
