@@ -638,7 +638,7 @@ _Static_assert(MC % MA == 0 && NR == 32, "AMX blocks tile MC rows and a sliver's
 /* Rows i0..i0+mc of op(A), pairs of columns k0..k0+kc, for the tiles:
  * blocks of MA rows, each chunks of 16 pairs in turn, each MA rows of 16
  * slots (a tile's rows, 64 bytes apart): row r's pair 16 ch + q of block
- * b at dst[(b * kpad + 16 ch * MA) + r * 16 + q], kpad = slots(), zero
+ * b at dst[b * MA * kpad + (ch * MA + r) * 16 + q], kpad = slots(), zero
  * past kc and past mc. Rows of A along k give their pairs converted in
  * place; A's rows along i (ta) pairs of two rows, 16 rows i at a time,
  * transposed. */
@@ -702,8 +702,8 @@ static void amx_begin(void)
 
 /* c(mr, nr) = (add ? c + : ) alpha * (a-block . b-sliver over nch chunks):
  * tiles 0-3 the sums (rows 0-15 and 16-31 by columns 0-15 and 16-31),
- * 4-5 A's, 6-7 B's; a block of at most 16 rows uses its upper half
- * alone. */
+ * 4-5 A's, 6-7 B's; a block of at most 16 rows leaves out tiles 2, 3 and
+ * 5. */
 static void micro_amx(int nch, const uint32_t *a, const uint32_t *b, float alpha, float *c,
                       int ldc, int mr, int nr, int add)
 {
