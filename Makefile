@@ -179,12 +179,11 @@ endef
 $(foreach l,$(CPU_LEVELS),$(eval $(call cpu_level_rule,$(l))))
 ifneq ($(filter amx,$(CPU_LEVELS)),)
 $(eval $(call cpu_level_rule,amxemu))
-$(B)/tests/test_gemm: $(B)/tests/unit/test_gemm.o $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a
+# test_gemm and test_q8 link amxemu's gemm.o and q8.o.
+$(B)/tests/test_gemm $(B)/tests/test_q8: $(B)/tests/test_%: $(B)/tests/unit/test_%.o \
+                                         $(B)/kernels/cpu/amxemu/%.o $(B)/libllm.a
 	@mkdir -p $(@D)
-	$(CXX) $(SAN) -o $@ $< $(B)/kernels/cpu/amxemu/gemm.o $(B)/libllm.a $(LIBS)
-$(B)/tests/test_q8: $(B)/tests/unit/test_q8.o $(B)/kernels/cpu/amxemu/q8.o $(B)/libllm.a
-	@mkdir -p $(@D)
-	$(CXX) $(SAN) -o $@ $< $(B)/kernels/cpu/amxemu/q8.o $(B)/libllm.a $(LIBS)
+	$(CXX) $(SAN) -o $@ $^ $(LIBS)
 endif
 # kernels.c offers the levels that were built.
 $(B)/kernels/kernels.o: CPPFLAGS += $(CPU_LEVELS:%=-DLLM_CPU_HAS_%)

@@ -88,9 +88,11 @@ int main(int argc, char **argv)
         llm_set_threads(threads[ti]);
         int cpu = !strcmp(device, "cpu");
         double peak = peak_arg > 0 ? peak_arg : cpu ? llm_peak_flops() / 1e9 : 0;
-        char dev[96];   /* the CPU level and product: avx512 or amx, ... */
-        snprintf(dev, sizeof dev, cpu ? "%s (level %s, %s)" : "%s", device, llm_cpu_level(),
-                 llm_cpu_gemm());
+        char dev[96];   /* on the CPU, its level and product: avx512 or amx, ... */
+        if (cpu)
+            snprintf(dev, sizeof dev, "cpu (level %s, %s)", llm_cpu_level(), llm_cpu_gemm());
+        else
+            snprintf(dev, sizeof dev, "%s", device);
         printf("threads %d, device %s, %s: peak %.1f GFLOP/s (%s)\n", threads[ti], dev,
                precision, peak, peak_arg > 0 ? "--peak" : cpu ? "fp32 sgemm measured"
                                                              : "unknown: no MFU");
