@@ -4,7 +4,12 @@
 # their frequency; 5,000 test lines are training lines with one word
 # changed and 5,000 with only case and punctuation changed), the scale the
 # issue sets a minute for on 2 cores. Prints the time, peak memory and what
-# was found against what was planted. No peer tool does this from the shell.
+# was found against what was planted. Then the same search over templated
+# lines (LEAK_TPL_TRAIN, default 20,000, against LEAK_TPL_TEST, 2,000, of
+# "pump 17 inspected on 2024-03-12 by technician Chen, pressure 4.2 bar,
+# ..."): there every test line is a candidate of thousands of training
+# lines, each pair confirmed by exact Jaccard, the search's worst case.
+# No peer tool does this from the shell.
 set -u
 ag=${DATA:-}/ag_news/train.tsv
 [ -f "$ag" ] || { echo "ag_news not found under DATA='${DATA:-}'"; exit 77; }
@@ -41,3 +46,24 @@ tail -n 2 out.txt
 awk -F'\t' '!/^#/ { k[$3]++ } END { printf "found: %d exact, %d near\n", k["exact"], k["near"] }' out.txt
 echo "planted: $((NTEST / 20)) exact after folding, up to $((NTEST / 20)) near (one word of 10-30 changed)"
 printf 'llm-eval --leakage: %.1f s, %.0f MB peak\n' "$secs" "$(echo "$kb" | awk '{ print $1 / 1024 }')"
+
+# Templated lines: maintenance reports of one form with varying fields.
+awk -v ntrain="${LEAK_TPL_TRAIN:-20000}" -v ntest="${LEAK_TPL_TEST:-2000}" '
+    function line() {
+        split("Ahmed Berg Chen Diaz Evans", tech, " ")
+        return sprintf("Pump %d inspected on 2024-%02d-%02d by technician %s, pressure %.1f bar, vibration %d, no fault found",
+            1 + int(rand() * 40), 1 + int(rand() * 12), 1 + int(rand() * 28), tech[1 + int(rand() * 5)],
+            1 + rand() * 8, 1 + int(rand() * 99))
+    }
+    BEGIN {
+        srand(1)
+        for (i = 0; i < ntrain; i++) print line() > "tpl-train.txt"
+        for (i = 0; i < ntest; i++) print line() > "tpl-test.txt"
+    }'
+/usr/bin/time -f '%e %M' -o time.txt llm-eval --leakage tpl-train.txt tpl-test.txt > tpl.txt ||
+    { echo "llm-eval failed on templated lines"; exit 1; }
+read -r secs kb < time.txt
+tail -n 2 tpl.txt | head -n 1
+printf 'llm-eval --leakage, %s templated training lines against %s: %.1f s, %.0f MB peak\n' \
+    "$(wc -l < tpl-train.txt)" "$(wc -l < tpl-test.txt)" "$secs" \
+    "$(echo "$kb" | awk '{ print $1 / 1024 }')"
