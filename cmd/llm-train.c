@@ -1106,6 +1106,10 @@ static int validation_option(const cli_opt *o)
     return among(o->name, names);
 }
 
+/* The run in the checkpoint was to fit its schedule to --time-limit and
+ * stopped before it had ("run.fit": "pending"). */
+static int run_fit_pending;
+
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
 static unsigned char run_restated[256];   /* by option index: given as the run had it */
@@ -1187,6 +1191,8 @@ static void run_apply(const char *ckpt, int *first, int *argc, char ***argv)
                     "file?)", ckpt);
         return;
     }
+    const char *fit = llm_st_meta(f, "run.fit");
+    run_fit_pending = fit && strcmp(fit, "pending") == 0;
     char key[96], cur[4096];
     for (int i = 0; i < prog.nopts; i++) {
         const cli_opt *o = &prog.opts[i];
@@ -2466,6 +2472,7 @@ static void fit_schedule(train_run *r, int64_t step, double spent)
     char v[32];
     snprintf(v, sizeof v, "%lld", (long long)fitted);
     run_put("run.--steps", v);
+    run_put("run.fit", "done");
     r->tp.sched.total = fitted;
     r->tp.sched.warmup = o_warmup < fitted ? o_warmup : fitted;
     llm_trainer_set_schedule(r->tr, &r->tp.sched);
@@ -2520,6 +2527,26 @@ static void show_progress(const train_run *r, const llm_step_info *info, double 
             info->grad_norm, tps, mfu, eta, r->tty ? "" : "\n");
 }
 
+/* Whether the schedule's length is fitted to --time-limit: a run given no
+ * --steps, --epochs or --until, a new one or one resumed that stopped
+ * before its schedule was fitted (it would have gone on to the default
+ * steps). Such a run says so in its checkpoints ("run.fit"), until it is
+ * fitted: a run paused by --until is fitted when resumed. */
+static int fit_to_time(const train_run *r)
+{
+    if ((o_resume && !run_fit_pending) || (!o_resume && !(o_time_limit > 0)) ||
+        cli_given(&o_steps) || o_epochs > 0 || r->world > 1)
+        return 0;
+    run_put("run.fit", "pending");
+    if (o_time_limit > 0 && !o_until)
+        return 1;
+    if (o_resume && !o_quiet)
+        cli_warn("the run in '%s' stopped before its schedule was fitted to --time-limit: "
+                 "the schedule runs to %lld steps (resume with --time-limit, and no "
+                 "--until, to fit the rest to it)", o_resume, (long long)r->total);
+    return 0;
+}
+
 /* Steps until the schedule's end, --until, early stopping, the time limit
  * or a signal. @return the exit status; *why says how it ended (NULL: a
  * failure, nothing to save) and *last the last step taken. */
@@ -2539,8 +2566,7 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
     *why = step >= stop_at ? "nothing to do" : "done";
     /* The schedule is fitted after 10 steps or a tenth of the time,
      * whichever comes first, and again at every validation. */
-    int fit = o_time_limit > 0 && !cli_given(&o_steps) && !(o_epochs > 0) && !o_resume &&
-              !o_until && r->world == 1;
+    int fit = fit_to_time(r);
     int fitted_once = 0;
     while (step < stop_at) {
         llm_step_info info;

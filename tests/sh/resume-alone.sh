@@ -139,6 +139,26 @@ fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tl.err | t
 llm-train --resume tl.llm.ckpt --steps 1000 -q 2> err.txt
 [ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
     { echo "FAIL: --time-limit's fitted steps ($fitted) not the run's: $(cat err.txt)"; fail=1; }
+# A run to be fitted to --time-limit that stops before it is (here paused by
+# --until) is fitted when resumed with --time-limit, and says so when
+# resumed without (it went on to the default 1000 steps without a word).
+llm-train -m $tok --preset tiny --context 32 --batch 4 --lr 2e-3 --seed 3 -t 1 -q \
+    --time-limit 60 --until 3 -o tp.llm e.txt 2> err.txt ||
+    { echo "FAIL: a run to be fitted, paused: $(cat err.txt)"; fail=1; }
+cp tp.llm.ckpt tp2.ckpt
+llm-train --resume tp2.ckpt --until 5 -o tp2.llm 2> err.txt &&
+    grep -qF "llm-train: the run in 'tp2.ckpt' stopped before its schedule was fitted to --time-limit: the schedule runs to 1000 steps" err.txt ||
+    { echo "FAIL: no word that the resumed run is not fitted: $(cat err.txt)"; fail=1; }
+llm-train --resume tp.llm.ckpt --time-limit 60 --progress 2> tp.err &
+pid=$!
+i=0
+while ! grep -q "fitted to --time-limit" tp.err && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+kill -TERM $pid
+wait $pid
+fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tp.err | tail -n 1)
+llm-train --resume tp.llm.ckpt --steps 1000 -q 2> err.txt
+[ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
+    { echo "FAIL: a paused run's schedule not fitted on --resume ($fitted): $(cat tp.err err.txt)"; fail=1; }
 # A run in slices of --time-limit (here one step each: 0.0001 s) gives the
 # straight run's model: the validation at each limit, off the --eval-every
 # schedule, is reported but counts neither for the best model nor for
