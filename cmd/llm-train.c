@@ -36,6 +36,7 @@ static double o_rope_base = 10000, o_norm_eps = 1e-5;
 static int64_t o_steps, o_batch_tokens, o_save_every, o_eval_every = 100;
 static int64_t o_eval_tokens = 16384, o_warmup, o_until;
 static double o_epochs, o_val_fraction, o_time_limit, o_autotune;
+static double o_save_interval = 600;
 static int o_eval_samples = 200;
 static int o_batch, o_patience, o_decay_embeddings, o_threads, o_quiet, o_progress;
 static int o_plot_only;
@@ -102,8 +103,12 @@ static const cli_opt opts[] = {
     {"checkpoint", 0, CLI_STRING, &o_checkpoint, "FILE",
      "where checkpoints go (default: OUTPUT.ckpt)", NULL, 0, 0, 0, CLI_COMPLETE_FILE, 0},
     {"save-every", 0, CLI_INT64, &o_save_every, "N",
-     "also write the checkpoint every N steps (0: at the end and on interrupt only)",
+     "also write the checkpoint every N steps (0: not by steps)",
      NULL, 0, 1e12, 0, CLI_COMPLETE_NONE, 0},
+    {"save-interval", 0, CLI_DOUBLE, &o_save_interval, "SECONDS",
+     "also write the checkpoint when this much time has passed since it was last "
+     "written, so that a run killed outright (SIGKILL, power) loses no more (0: not by "
+     "time)", NULL, 0, 1e9, 0, CLI_COMPLETE_NONE, 0},
     {"preset", 0, CLI_CHOICE, &o_preset, "NAME",
      SHAPE "tiny ~1M, small 15M, medium 42M, large 110M parameters (with vocabulary 32000)",
      preset_choices, 0, 0, 0, CLI_COMPLETE_CHOICE, 0},
@@ -1090,7 +1095,8 @@ static int transient(const cli_opt *o)
 static int changeable(const cli_opt *o)
 {
     static const char *const names[] = {"output", "checkpoint", "threads", "save-every",
-                                        "log", "device", "precision", NULL};
+                                        "save-interval", "log", "device", "precision",
+                                        NULL};
     return among(o->name, names);
 }
 
@@ -2555,7 +2561,7 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
     const llm_config *cfg = llm_model_config(r->m);
     double flops_tok = llm_config_flops_per_token(cfg, r->T);
     double peak = r->progress ? llm_peak_flops() * r->world : 0;   /* ranks alike */
-    double t0 = cli_now(), tlast = t0, comm_last = 0;
+    double t0 = cli_now(), tlast = t0, comm_last = 0, saved = t0;
     int64_t step = r->start;
     int status = 0;
     uint64_t tokens_done = 0;
@@ -2608,8 +2614,12 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
         }
         if (step == stop_at && stop_at < total)
             *why = "paused (resume with --resume)";
-        if (o_save_every && step % o_save_every == 0 && step < stop_at && r->rank == 0)
+        if (r->rank == 0 && step < stop_at &&
+            ((o_save_every && step % o_save_every == 0) ||
+             (o_save_interval > 0 && t - saved >= o_save_interval))) {
             save_checkpoint(r);
+            saved = cli_now();   /* from the end of the write: never back to back */
+        }
         /* Stop decisions are agreed by all ranks every step, so that none is
          * left waiting in the next step's all-reduce. */
         int stop = (r->has_val && o_patience && r->bad_evals >= o_patience ? 1 : 0) |

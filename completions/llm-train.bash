@@ -43,6 +43,8 @@ _llm_train()
         COMPREPLY=($(compgen -f -P "$pre" -- "$cur"));;
     --save-every)
         ;;
+    --save-interval)
+        ;;
     --preset)
         COMPREPLY=($(compgen -W 'tiny small medium large' -P "$pre" -- "$cur"));;
     --layers)
@@ -129,7 +131,7 @@ _llm_train()
     *) opt=;;
     esac
     [ -n "$opt" ] && return 0
-    opts='--model -m --output -o --task --multi-label --pooling --balance --dedup --freeze --lm-weight --lora --lora-alpha --init --resume --override --checkpoint --save-every --preset --layers --dim --heads --kv-heads --ffn-dim --context --rope-base --norm-eps --untied --dropout --label-smoothing --precision --steps --until --epochs --batch -b --batch-tokens --lr --min-lr --warmup --schedule --decay-fraction --weight-decay --decay-embeddings --beta1 --beta2 --adam-eps --clip --val --val-fraction --eval-every --eval-tokens --eval-samples --patience --time-limit --autotune --seed --threads -t --device --log --plot --plot-only --progress --quiet -q --help -h --version'
+    opts='--model -m --output -o --task --multi-label --pooling --balance --dedup --freeze --lm-weight --lora --lora-alpha --init --resume --override --checkpoint --save-every --save-interval --preset --layers --dim --heads --kv-heads --ffn-dim --context --rope-base --norm-eps --untied --dropout --label-smoothing --precision --steps --until --epochs --batch -b --batch-tokens --lr --min-lr --warmup --schedule --decay-fraction --weight-decay --decay-embeddings --beta1 --beta2 --adam-eps --clip --val --val-fraction --eval-every --eval-tokens --eval-samples --patience --time-limit --autotune --seed --threads -t --device --log --plot --plot-only --progress --quiet -q --help -h --version'
     files=1
     case $cur in
     -*) COMPREPLY=($(compgen -W "$opts" -- "$cur")); return 0;;

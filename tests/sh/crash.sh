@@ -34,6 +34,21 @@ cmp ref.llm k.llm && echo "after the kills: the uninterrupted run's bytes" ||
     { echo "FAIL: the model after kills and resumes differs"; fail=1; }
 if ls | grep -q '\.tmp'; then echo "FAIL: temporary files left:"; ls | grep '\.tmp'; fail=1; fi
 
+# --save-interval: a run that writes its checkpoint by time alone, killed
+# once it has, resumes from it to the same bytes.
+llm-train $(echo "$run" | sed 's/--save-every 2/--save-interval 0.3/') -o s.llm d.txt &
+pid=$!
+i=0
+while [ ! -s s.llm.ckpt ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+kill -9 $pid 2>/dev/null
+wait $pid 2>/dev/null
+step=$(grep -ao '"adamw.step":"[0-9]*"' s.llm.ckpt 2>/dev/null | head -n 1 | tr -dc 0-9)
+echo "--save-interval 0.3: checkpoint at step ${step:-none} when killed"
+[ -n "$step" ] && [ "$step" -gt 0 ] && [ "$step" -lt 200 ] ||
+    { echo "FAIL: no checkpoint by --save-interval during the run"; fail=1; }
+llm-train --resume s.llm.ckpt -q 2> err.txt && cmp -s ref.llm s.llm ||
+    { echo "FAIL: resumed from the checkpoint of --save-interval: $(cat err.txt)"; fail=1; }
+
 # A write that fails: the limit lets the small checkpoint of step 2 through
 # but not the model with its optimiser state (about 3x the size).
 llm-train $run --steps 2 -o f.llm d.txt || { echo "FAIL: run to step 2"; exit 1; }
