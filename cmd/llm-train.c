@@ -2168,6 +2168,13 @@ static void load_lm_data(train_run *r, int first, int argc, char **argv)
                         o_val ? "--val text" : "validation split");
 }
 
+/* llm_train_params.stop: SIGINT or SIGTERM has come. */
+static int stop_requested(void *ctx)
+{
+    (void)ctx;
+    return cli_stopped() != 0;
+}
+
 /* The batcher over the training data, the schedule and the trainer (from
  * the checkpoint's state on --resume). */
 static void make_trainer(train_run *r)
@@ -2226,6 +2233,9 @@ static void make_trainer(train_run *r)
     tp->world = r->world;
     tp->reduce = par_reduce;
     tp->reduce_device = par_reduce_device();
+    /* Alone, a signal drops the step under way; under mpirun the ranks
+     * agree on stopping after each step instead. */
+    tp->stop = r->world > 1 ? NULL : stop_requested;
     llm_model *m = r->m;
     if (r->cls)
         check(llm_model_freeze(m, o_freeze));
@@ -2577,6 +2587,12 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
     while (step < stop_at) {
         llm_step_info info;
         int rc = llm_trainer_step(r->tr, &info);
+        if (rc == LLM_ERR_INTERRUPTED && cli_stopped()) {
+            /* The step under way was dropped: the run stands at the last. */
+            *why = "interrupted";
+            status = 128 + cli_stopped();
+            break;
+        }
         if (rc == LLM_ERR_NUMERIC) {
             /* Every rank sees the same reduced loss and gradient: all stop. */
             if (r->tty)

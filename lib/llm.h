@@ -1372,6 +1372,13 @@ typedef struct {
      * its device's memory (GPU memory on cuda: an all-reduce between GPUs,
      * NCCL), not a host copy; sums stay host memory. */
     int reduce_device;
+    /* When set (one process only: world <= 1), polled before each layer of
+     * every forward and backward of a step: when it returns nonzero the
+     * step is dropped, its data read again by the next one and the
+     * weights untouched, and llm_trainer_step() returns
+     * LLM_ERR_INTERRUPTED (a signal need not wait for a long step). */
+    int (*stop)(void *ctx);
+    void *stop_ctx;
 } llm_train_params;
 
 /*! llm_train_defaults() : batch 8, seq_len 256, accum 1, cosine from the

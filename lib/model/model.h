@@ -121,6 +121,10 @@ typedef struct {
      * activations at a time and the logits of LLM_NO_GRAD_ROWS rows, and
      * allow no backward. */
     int no_grad;
+    /* Polled before each layer of forwards and backwards while set
+     * (llm_pass_stop()): nonzero ends the pass with LLM_ERR_INTERRUPTED. */
+    int (*stop)(void *ctx);
+    void *stop_ctx;
 } llm_pass;
 
 /* The weights and what describes them. */
@@ -287,6 +291,11 @@ int   llm_model_backward_hidden(llm_model *m);
  * GB); llm_model_logits() gives NULL and backwards are refused. */
 #define LLM_NO_GRAD_ROWS 256
 void llm_pass_no_grad(llm_model *m, int on);
+
+/* Passes that stop before a layer when stop(ctx) returns nonzero
+ * (LLM_ERR_INTERRUPTED, the pass's results undefined), until called with
+ * NULL. */
+void llm_pass_stop(llm_model *m, int (*stop)(void *ctx), void *ctx);
 
 /* After a backward under input_grad: (B, T, C) gradient of the embeddings'
  * output (each row's input to the first layer). */

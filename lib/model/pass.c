@@ -209,6 +209,19 @@ static void lora_backward(llm_model *m, const acts *a, int l, int t0, int t1,
     }
 }
 
+void llm_pass_stop(llm_model *m, int (*stop)(void *ctx), void *ctx)
+{
+    m->pass->stop = stop;
+    m->pass->stop_ctx = ctx;
+}
+
+static int stopped(const llm_model *m)
+{
+    return m->pass->stop && m->pass->stop(m->pass->stop_ctx)
+               ? llm_fail(LLM_ERR_INTERRUPTED, "stopped on request")
+               : LLM_OK;
+}
+
 /* The block's hooks in training: sgemm and the adapters, RoPE at each
  * row's position in its sequence of T, attention within the batch's own
  * rows (kept for the backward), and dropout. */
@@ -343,6 +356,8 @@ int llm_model_forward_hidden(llm_model *m, const int32_t *tokens,
                           m->opt->drop_active ? train_dropout : NULL, &f };
     int ng = m->pass->no_grad;
     for (int l = 0; l < c->n_layers; l++) {
+        if ((rc = stopped(m)))
+            return rc;
         size_t i = ng ? 0 : (size_t)l;   /* the layer's slot; the stream's: */
         size_t r0 = ng ? (size_t)(l % 2) : (size_t)l, r1 = ng ? (size_t)((l + 1) % 2) : r0 + 1;
         llm_block b = {
@@ -556,6 +571,8 @@ int llm_model_backward_hidden(llm_model *m)
     k->rmsnorm_backward(a.dres, GN(m->norm), a.da, a.res + (size_t)c->n_layers * N * C,
                         m->norm, a.rstdf, n, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
+        if ((rc = stopped(m)))
+            return rc;
         float *res = a.res + (size_t)l * N * C;
         float *rstd1 = a.rstd1 + (size_t)l * N, *rstd2 = a.rstd2 + (size_t)l * N;
         float *a1 = a.a1 + (size_t)l * N * C, *a2 = a.a2 + (size_t)l * N * C;

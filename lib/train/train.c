@@ -134,7 +134,21 @@ static int trainer_step(llm_trainer *t, llm_step_info *info);
 int llm_trainer_step(llm_trainer *t, llm_step_info *info)
 {
     llm_model_set_training(t->m, 1);   /* dropout, when set, applies here only */
+    /* A step stopped part way leaves the weights, the optimiser and the
+     * step count as they were (the optimiser runs last) and its gradients
+     * to the next step's zeroing; its data is read again. */
+    llm_data_pos pos = llm_batcher_pos(t->b);
+    int stop = t->p.stop && t->p.world <= 1;
+    if (stop)
+        llm_pass_stop(t->m, t->p.stop, t->p.stop_ctx);
     int rc = trainer_step(t, info);
+    if (stop)
+        llm_pass_stop(t->m, NULL, NULL);
+    if (rc == LLM_ERR_INTERRUPTED) {
+        int rs = llm_batcher_seek(t->b, pos);
+        rc = rs ? rs : llm_fail(LLM_ERR_INTERRUPTED, "step %lld stopped on request",
+                                (long long)llm_model_steps(t->m) + 1);
+    }
     llm_model_set_training(t->m, 0);
     return rc;
 }
