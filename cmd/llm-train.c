@@ -1115,6 +1115,7 @@ static int validation_option(const cli_opt *o)
 /* The run in the checkpoint was to fit its schedule to --time-limit and
  * stopped before it had ("run.fit": "pending"). */
 static int run_fit_pending;
+static int fit_marked;   /* and this run's are so far */
 
 static char **run_meta;   /* key, value, ..., NULL: the checkpoint's extra */
 static unsigned char run_restored[256];   /* by option index: set from the checkpoint */
@@ -2489,6 +2490,7 @@ static void fit_schedule(train_run *r, int64_t step, double spent)
     snprintf(v, sizeof v, "%lld", (long long)fitted);
     run_put("run.--steps", v);
     run_put("run.fit", "done");
+    fit_marked = 0;
     r->tp.sched.total = fitted;
     r->tp.sched.warmup = o_warmup < fitted ? o_warmup : fitted;
     llm_trainer_set_schedule(r->tr, &r->tp.sched);
@@ -2544,19 +2546,28 @@ static void show_progress(const train_run *r, const llm_step_info *info, double 
 }
 
 /* Whether the schedule's length is fitted to --time-limit: a run given no
- * --steps, --epochs or --until, a new one or one resumed that stopped
- * before its schedule was fitted (it would have gone on to the default
- * steps). Such a run says so in its checkpoints ("run.fit"), until it is
- * fitted: a run paused by --until is fitted when resumed. */
+ * --steps or --epochs, a new one or one resumed that stopped before its
+ * schedule was fitted (it would have gone on to the default steps). Such a
+ * run says so in its checkpoints ("run.fit"), until it is fitted or its
+ * schedule is over: one paused by --until, or run under mpirun (whose
+ * ranks' clocks would fit different schedules), is fitted when resumed
+ * alone with --time-limit. */
 static int fit_to_time(const train_run *r)
 {
     if ((o_resume && !run_fit_pending) || (!o_resume && !(o_time_limit > 0)) ||
-        cli_given(&o_steps) || o_epochs > 0 || r->world > 1)
+        cli_given(&o_steps) || o_epochs > 0 || r->start >= r->total)
         return 0;
     run_put("run.fit", "pending");
-    if (o_time_limit > 0 && !o_until)
+    fit_marked = 1;
+    if (o_time_limit > 0 && !o_until && r->world == 1)
         return 1;
-    if (o_resume && !o_quiet)
+    if (o_quiet)
+        return 0;
+    if (r->world > 1 && o_time_limit > 0)
+        cli_warn("under mpirun the schedule is not fitted to --time-limit (the ranks would "
+                 "time it differently): it runs to %lld steps unless the time runs out "
+                 "first (give --steps)", (long long)r->total);
+    else if (o_resume)
         cli_warn("the run in '%s' stopped before its schedule was fitted to --time-limit: "
                  "the schedule runs to %lld steps (resume with --time-limit, and no "
                  "--until, to fit the rest to it)", o_resume, (long long)r->total);
@@ -2657,6 +2668,8 @@ static int train_loop(train_run *r, const char **why, int64_t *last)
             break;
         }
     }
+    if (fit_marked && step >= r->total)
+        run_put("run.fit", "done");   /* the schedule is over: nothing left to fit */
     *last = step;
     return status;
 }

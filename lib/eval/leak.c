@@ -405,13 +405,23 @@ int llm_leak_index(llm_leak *x)
     if (x->indexed)
         return LLM_OK;
     size_t n = x->n_docs;
+    /* (what a call that ran out of memory left is freed first) */
+    free(x->sig);
+    free(x->bands);
+    free(x->texts);
+    free(x->rep);
+    free(x->best);
+    free(x->sh);
+    free(x->sh_off);
+    x->sh = NULL;
+    x->sh_off = NULL;
     x->sig = malloc((n ? n : 1) * LLM_LEAK_HASHES * sizeof *x->sig);
     x->bands = malloc((n ? n : 1) * N_BANDS * sizeof *x->bands);
     x->texts = malloc((n ? n : 1) * sizeof *x->texts);
     x->rep = malloc((n ? n : 1) * sizeof *x->rep);
     x->best = malloc((n ? n : 1) * sizeof *x->best);
     if (!x->sig || !x->bands || !x->texts || !x->rep || !x->best)
-        return LLM_ERR_NOMEM;
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for the index of %zu test documents", n);
     for (size_t i = 0; i < n; i++) {
         x->best[i] = (llm_leak_match){-1, 0.0, 0};
         x->texts[i] = (hkey){shingle_hash(x->cp + x->off[i], x->off[i + 1] - x->off[i]),
@@ -443,7 +453,7 @@ int llm_leak_index(llm_leak *x)
     x->sh = malloc((x->n_cp ? x->n_cp : 1) * sizeof *x->sh);
     x->sh_off = malloc((n + 1) * sizeof *x->sh_off);
     if (!x->sh || !x->sh_off)
-        return LLM_ERR_NOMEM;
+        return llm_fail(LLM_ERR_NOMEM, "out of memory for the index of %zu test documents", n);
     x->sh_off[0] = 0;
     x->n_bands = 0;
     for (size_t i = 0; i < n; i++) {

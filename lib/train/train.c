@@ -324,6 +324,12 @@ int llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
     char epoch[32], index[32];
     snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)pos.epoch);
     snprintf(index, sizeof index, "%llu", (unsigned long long)pos.index);
+    /* A checkpoint has moments even before the first step (zeros, as that
+     * step would start from): a model file without them would hold any
+     * adapters merged into its weights, and --resume could not go on. */
+    int rc = llm_model_adamw_alloc(t->m);
+    if (rc)
+        return rc;
     size_t n = 0;
     while (extra && extra[n] && extra[n + 1])
         n += 2;
@@ -338,9 +344,8 @@ int llm_trainer_save(const llm_trainer *t, const char *path, const void *tok,
     for (size_t i = 0; i < n; i++)
         meta[k++] = extra[i];
     meta[k] = NULL;
-    /* Before the first step there are no moments to save yet. */
-    llm_save_params sp = { tok, tok_len, llm_model_steps(t->m) > 0, meta };
-    int rc = llm_model_save(t->m, path, &sp);
+    llm_save_params sp = { tok, tok_len, 1, meta };
+    rc = llm_model_save(t->m, path, &sp);
     free(meta);
     return rc;
 }

@@ -159,6 +159,11 @@ fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tp.err | t
 llm-train --resume tp.llm.ckpt --steps 1000 -q 2> err.txt
 [ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
     { echo "FAIL: a paused run's schedule not fitted on --resume ($fitted): $(cat tp.err err.txt)"; fail=1; }
+# One that reached the default steps unfitted (--until past them) is over:
+# its checkpoint no longer asks for a fit.
+llm-train -m $tok --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 -q --time-limit 60 \
+    --until 2000 -o po.llm e.txt 2> err.txt && ! grep -aq '"run.fit":"pending"' po.llm.ckpt ||
+    { echo "FAIL: a run past its default steps still to be fitted: $(cat err.txt)"; fail=1; }
 # A run in slices of --time-limit (here one step each: 0.0001 s) gives the
 # straight run's model: the validation at each limit, off the --eval-every
 # schedule, is reported but counts neither for the best model nor for

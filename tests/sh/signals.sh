@@ -79,4 +79,21 @@ grep -q "interrupted at step 1;" i.err ||
     no "llm-train finished the step under way (a step of about a second, signalled at its start): $(cat i.err)"
 llm-train --resume i.llm.ckpt -q 2> err.txt && cmp -s u.llm i.llm ||
     no "llm-train, stopped in a step and resumed: not the uninterrupted bytes: $(cat err.txt)"
+# Stopped in its first step, a run with adapters (--lora) is saved at step 0
+# with them apart from the base weights, and resumes (its checkpoint had
+# them merged, without moments, and --resume refused it).
+llm-train --init u.llm --lora 4 --steps 2 -b 128 -t 1 -q -o lu.llm d.txt ||
+    no "llm-train --lora, the uninterrupted run"
+llm-train --init u.llm --lora 4 --steps 2 -b 128 -t 1 -o li.llm d.txt 2> li.err &
+pid=$!
+i=0
+while ! grep -q "parameters" li.err && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.3
+kill -TERM $pid
+wait $pid
+st=$?
+[ $st -eq 143 ] && grep -q "interrupted at step 0;" li.err ||
+    no "llm-train --lora, signalled in its first step: exit $st: $(cat li.err)"
+llm-train --resume li.llm.ckpt -q 2> err.txt && cmp -s lu.llm li.llm ||
+    no "llm-train --lora, stopped at step 0 and resumed: not the uninterrupted bytes: $(cat err.txt)"
 exit $fail
