@@ -245,9 +245,11 @@ static int distinct_shingles(const uint32_t *c, size_t n, uint32_t **s, size_t *
 
 /* The Jaccard similarity of two sets of distinct shingles, sorted (start
  * offsets sa[0..ma) into a, of width wa; sb likewise): shingles of two
- * widths never meet. */
+ * widths never meet. With `need` > 0, -1 as soon as fewer than `need`
+ * shingles can be shared. */
 static double overlap(const uint32_t *a, const uint32_t *sa, size_t ma, size_t wa,
-                      const uint32_t *b, const uint32_t *sb, size_t mb, size_t wb)
+                      const uint32_t *b, const uint32_t *sb, size_t mb, size_t wb,
+                      size_t need)
 {
     size_t i = 0, j = 0, both = 0;
     while (wa == wb && i < ma && j < mb) {
@@ -255,6 +257,8 @@ static double overlap(const uint32_t *a, const uint32_t *sa, size_t ma, size_t w
         both += c == 0;
         i += c <= 0;
         j += c >= 0;
+        if (c && both + (ma - i < mb - j ? ma - i : mb - j) < need)
+            return -1.0;
     }
     size_t uni = ma + mb - both;
     return uni ? (double)both / (double)uni : 0.0;
@@ -270,7 +274,7 @@ static int jaccard(llm_leak *x, const uint32_t *a, size_t na, const uint32_t *b,
         distinct_shingles(b, nb, &x->sb, &x->cap_sb, &mb))
         return LLM_ERR_NOMEM;
     *out = overlap(a, x->sa, ma, na < K_SHINGLE ? na : K_SHINGLE, b, x->sb, mb,
-                   nb < K_SHINGLE ? nb : K_SHINGLE);
+                   nb < K_SHINGLE ? nb : K_SHINGLE, 0);
     return LLM_OK;
 }
 
@@ -493,6 +497,14 @@ static void offer(llm_leak *x, uint32_t doc, int64_t id, double sim, int exact)
     *m = (llm_leak_match){id, sim, exact};
 }
 
+/* Whether `both` shingles shared of `sum` in the two sets give a
+ * similarity that offer() would take over the match m. */
+static int could_offer(const llm_leak *x, const llm_leak_match *m, size_t both, size_t sum)
+{
+    double sim = sum > both ? (double)both / (double)(sum - both) : 0.0;
+    return sim >= x->threshold && (m->train_id < 0 || sim > m->similarity);
+}
+
 int llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id)
 {
     if (!x->indexed)
@@ -538,18 +550,26 @@ int llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id)
             continue;   /* nothing beats it */
         if (!mt && distinct_shingles(c, k, &x->sb, &x->cap_sb, &mt))
             return LLM_ERR_NOMEM;
-        /* No more shared shingles than the smaller set has, no fewer in
-         * all than the larger: a pair whose bound falls below the
-         * threshold, or to the match d has, cannot be offered (division
-         * rounds monotonically, so the bound holds in doubles too). */
-        size_t md = x->sh_off[d + 1] - x->sh_off[d], lo = md < mt ? md : mt,
-               hi = md < mt ? mt : md;
-        double bound = (double)lo / (double)hi;
-        if (bound < x->threshold || (m->train_id >= 0 && bound <= m->similarity))
+        /* With b shingles shared of sizes md and mt, the similarity is
+         * b / (md + mt - b), rising with b: `need`, the fewest that could
+         * be offered (at or above the threshold, above the match d has),
+         * found in doubles as offer() compares them. At most the smaller
+         * set's size: none reaching it, the pair is skipped unread. */
+        size_t md = x->sh_off[d + 1] - x->sh_off[d], lo = md < mt ? md : mt, need;
+        if (!could_offer(x, m, lo, md + mt))
             continue;
+        size_t bot = 0, top = lo;   /* could_offer(top), not (bot - 1) */
+        while (bot < top) {
+            size_t mid = bot + (top - bot) / 2;
+            if (could_offer(x, m, mid, md + mt))
+                top = mid;
+            else
+                bot = mid + 1;
+        }
+        need = top;
         size_t len = x->off[d + 1] - x->off[d];
         double sim = overlap(x->cp + x->off[d], x->sh + x->sh_off[d], md,
-                             len < K_SHINGLE ? len : K_SHINGLE, c, x->sb, mt, wt);
+                             len < K_SHINGLE ? len : K_SHINGLE, c, x->sb, mt, wt, need);
         if (sim >= x->threshold)
             offer(x, d, id, sim, 0);
     }

@@ -5,7 +5,7 @@
  * built here by a naive method, on planted exact and near duplicates
  * (case, punctuation, spacing, one or two words changed) among unrelated
  * lines, and clusters of training lines one or two words apart: recall and
- * precision >= 0.95, every reported similarity equal to the brute-force
+ * precision >= 0.99, every reported similarity equal to the brute-force
  * one, and the reported match the brute-force best (the highest
  * similarity, then the earliest training line) wherever the search found
  * that line; token n-gram overlap against a brute-force count. */
@@ -248,8 +248,10 @@ static void test_search(void)
            found, should, recall, precision, exact_ok, n_exact);
     if (should < 250)
         FAIL("only %d planted duplicates at >= 0.8 (the test plants 250 or more)", should);
-    if (recall < 0.95 || precision < 0.95)
-        FAIL("recall %.4f / precision %.4f below 0.95", recall, precision);
+    /* MinHash misses a pair at 0.8 with probability 0.0017, fewer above:
+     * recall below 0.99 means pairs the exact check wrongly refused. */
+    if (recall < 0.99 || precision < 0.99)
+        FAIL("recall %.4f / precision %.4f below 0.99", recall, precision);
     printf("leak search: %d near matches, %d of them among several candidates at >= 0.8; "
            "%d not the brute-force best\n", near, competed, not_best);
     if (competed < 50)
