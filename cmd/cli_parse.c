@@ -493,6 +493,13 @@ int cli_parse(const cli_prog *p, int argc, char **argv, int *cmd)
                 cli_usage("option '--%s' does not apply to '%s'", o->name, cli_g_cmd);
             cli_usage("option '-%c' does not apply to '%s'", r, cli_g_cmd);
         }
+        /* "--explain 3": an optional value goes attached; a number as the
+         * next word would be taken for a file. */
+        if (o->type == CLI_OPTINT && !optarg && optind < gargc && gargv[optind][0] &&
+            strspn(gargv[optind], "0123456789") == strlen(gargv[optind]))
+            cli_usage("--%s takes its %s attached: --%s=%s (a file named '%s': ./%s)",
+                      o->name, o->metavar, o->name, gargv[optind], gargv[optind],
+                      gargv[optind]);
         set_value(p, c, o, optarg);
     }
     int first = optind + off;
