@@ -125,20 +125,29 @@ llm-train --resume old2.ckpt --pooling mean -q -o lg2.llm 2> err.txt ||
 llm-train --resume old.ckpt --override --pooling last -q -o lg3.llm 2> err.txt
 [ $? -eq 2 ] && grep -qxF "llm-train: --pooling is for --task classify (--task lm has no head to pool for)" err.txt ||
     { echo "FAIL: --pooling changed with --override on a language model: $(cat err.txt)"; fail=1; }
+# Runs llm-train ARGS with --progress until it says that its schedule is
+# fitted to --time-limit, stops it, and checks that the checkpoint CKPT
+# holds the fitted steps: fit_and_stop CKPT WHAT ARGS...
+fit_and_stop() {
+    ck=$1 what=$2
+    shift 2
+    llm-train "$@" --progress 2> fit.err &
+    pid=$!
+    i=0
+    while ! grep -q "fitted to --time-limit" fit.err && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+    kill -TERM $pid
+    wait $pid
+    fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' fit.err | tail -n 1)
+    llm-train --resume "$ck" --steps 1000 -q 2> err.txt
+    [ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
+        { echo "FAIL: $what ($fitted): $(cat fit.err err.txt)"; fail=1; }
+}
 # A run whose length --time-limit fitted records it: interrupted, it
 # resumes to the fitted step count (the checkpoint kept the default 1000,
 # so --resume ended the run there, or at once past it).
-llm-train -m $tok --preset tiny --context 32 --batch 4 --lr 2e-3 --seed 3 -t 1 --progress \
-    --time-limit 60 -o tl.llm e.txt 2> tl.err &
-pid=$!
-i=0
-while ! grep -q "fitted to --time-limit" tl.err && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
-kill -TERM $pid
-wait $pid
-fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tl.err | tail -n 1)
-llm-train --resume tl.llm.ckpt --steps 1000 -q 2> err.txt
-[ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
-    { echo "FAIL: --time-limit's fitted steps ($fitted) not the run's: $(cat err.txt)"; fail=1; }
+fit_and_stop tl.llm.ckpt "--time-limit's fitted steps not the run's" \
+    -m $tok --preset tiny --context 32 --batch 4 --lr 2e-3 --seed 3 -t 1 --time-limit 60 \
+    -o tl.llm e.txt
 # A run to be fitted to --time-limit that stops before it is (here paused by
 # --until) is fitted when resumed with --time-limit, and says so when
 # resumed without (it went on to the default 1000 steps without a word).
@@ -149,16 +158,8 @@ cp tp.llm.ckpt tp2.ckpt
 llm-train --resume tp2.ckpt --until 5 -o tp2.llm 2> err.txt &&
     grep -qF "llm-train: the run in 'tp2.ckpt' stopped before its schedule was fitted to --time-limit: the schedule runs to 1000 steps" err.txt ||
     { echo "FAIL: no word that the resumed run is not fitted: $(cat err.txt)"; fail=1; }
-llm-train --resume tp.llm.ckpt --time-limit 60 --progress 2> tp.err &
-pid=$!
-i=0
-while ! grep -q "fitted to --time-limit" tp.err && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
-kill -TERM $pid
-wait $pid
-fitted=$(sed -n 's/.*fitted to --time-limit: \([0-9]*\) steps.*/\1/p' tp.err | tail -n 1)
-llm-train --resume tp.llm.ckpt --steps 1000 -q 2> err.txt
-[ $? -eq 1 ] && [ -n "$fitted" ] && grep -qF "(there: $fitted)" err.txt ||
-    { echo "FAIL: a paused run's schedule not fitted on --resume ($fitted): $(cat tp.err err.txt)"; fail=1; }
+fit_and_stop tp.llm.ckpt "a paused run's schedule not fitted on --resume" \
+    --resume tp.llm.ckpt --time-limit 60
 # One that reached the default steps unfitted (--until past them) is over:
 # its checkpoint no longer asks for a fit.
 llm-train -m $tok --layers 1 --dim 32 --heads 2 --context 32 -b 4 -t 1 -q --time-limit 60 \

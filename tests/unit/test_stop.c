@@ -85,11 +85,10 @@ static outcome train(int cls, int at, int world)
     llm_model *m;
     CHECK_RC(llm_model_create(&c, 7, "cpu", &m));
     int32_t ids[600];
-    uint64_t s = 12345;
-    for (int i = 0; i < 600; i++) {
-        s = s * 6364136223846793005ull + 1442695040888963407ull;
-        ids[i] = (int32_t)((s >> 33) % 11);
-    }
+    llm_rng rng;
+    llm_rng_seed(&rng, 12345);
+    for (int i = 0; i < 600; i++)
+        ids[i] = (int32_t)llm_rng_below(&rng, 11);
     llm_data *d = NULL;
     llm_cls_data *docs = NULL;
     llm_batcher *b;
