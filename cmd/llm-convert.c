@@ -129,6 +129,12 @@ int main(int argc, char **argv)
     int rc = llm_model_load(in, NULL, &m);
     if (rc)
         cli_die_status(rc);
+    /* A checkpoint's adapters, merged as its model file holds them: no
+     * other format has a place for them. */
+    if ((rc = llm_model_lora_fold(m))) {
+        llm_model_free(m);
+        cli_die_status(rc);
+    }
     if ((rc = llm_tok_load(in, &t))) {
         llm_model_free(m);
         cli_die_status(rc);

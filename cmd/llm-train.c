@@ -2079,6 +2079,10 @@ static void load_model(train_run *r)
     r->from = o_resume ? o_resume : o_init;
     if (r->from) {
         check(llm_model_load(r->from, o_device, &r->m));
+        if (o_init) {   /* a checkpoint starts afresh, as its model file would */
+            check(llm_model_lora_fold(r->m));
+            llm_model_reset_optimizer(r->m);
+        }
         if (llm_model_config(r->m)->vocab_size != V)
             cli_die("'%s' has a vocabulary of %d, the tokenizer '%s' has %d", r->from,
                     llm_model_config(r->m)->vocab_size, r->tok_path, V);

@@ -713,6 +713,11 @@ void llm_model_scale_grad(llm_model *m, float s);
  *  is at most max_norm (> 0). @return the norm before clipping. */
 double llm_model_clip_grad(llm_model *m, double max_norm);
 
+/*! llm_model_reset_optimizer() : drops the gradients and AdamW moments
+ *  and sets the step count to 0: a checkpoint, loaded, then starts a new
+ *  run as its model file would (llm-train --init). */
+void llm_model_reset_optimizer(llm_model *m);
+
 /*! llm_model_lora() : adds low-rank adapters (LoRA, Hu et al. 2021) of rank
  *  r to every layer's wq, wk, wv, wo, w1, w2 and w3: each projection W
  *  (out, in) becomes y = W x + (alpha / r) B (A x) with A (r, in) drawn as
@@ -730,6 +735,12 @@ double llm_model_clip_grad(llm_model *m, double max_norm);
  *  @return LLM_OK, LLM_ERR_INVALID (adapters already there, r outside
  *  [1, min(dim, ffn_dim)], alpha not finite and > 0), LLM_ERR_NOMEM. */
 int llm_model_lora(llm_model *m, int r, double alpha, uint64_t seed);
+/*! llm_model_lora_fold() : merges the adapters into the weights they adapt
+ *  (W + (alpha / r) B A, the weights llm_model_save() writes to a model
+ *  file) and removes them, with the gradients and optimizer state: a
+ *  checkpoint with adapters, loaded, becomes the model its model file
+ *  holds. LLM_OK at once without adapters; else LLM_OK or LLM_ERR_NOMEM. */
+int llm_model_lora_fold(llm_model *m);
 /*! llm_model_lora_rank() : r of the model's adapters, 0 when it has none. */
 int llm_model_lora_rank(const llm_model *m);
 /*! llm_model_lora_alpha() : their alpha (0 when none). */

@@ -506,6 +506,35 @@ double llm_model_lora_alpha(const llm_model *m)
     return m->lora_rank ? m->lora_alpha : 0.0;
 }
 
+int llm_model_lora_fold(llm_model *m)
+{
+    if (!m->lora_rank)
+        return LLM_OK;
+    int rc = llm_model_own(m);
+    if (rc)
+        return rc;
+    size_t n2;
+    float *w = llm_model_lora_merged(m, &n2);
+    if (!w)
+        return LLM_ERR_NOMEM;
+    m->k->copy(m->wqkv, w, n2 * sizeof *w);
+    m->k->free(w);
+    /* The adapters are the block's last floats: it keeps them, unused. */
+    llm_optim_drop(m);
+    m->n_params -= m->n_lora;
+    m->n_lora = 0;
+    m->lora_rank = 0;
+    m->lora_alpha = 0.0;
+    m->g_off = 0;
+    for (int t = 0; t < LLM_LORA_N; t++)
+        m->lora_a[t] = m->lora_b[t] = NULL;
+    m->pass->ready = 0;
+    if (m->head)
+        m->head->ready = 0;
+    llm_model_views(m);
+    return LLM_OK;
+}
+
 float *llm_model_lora_merged(const llm_model *m, size_t *n_layer2d)
 {
     const llm_config *c = &m->cfg;

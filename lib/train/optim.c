@@ -20,6 +20,13 @@ void llm_optim_drop(llm_model *m)
     m->opt->grads = m->opt->adam_m = m->opt->adam_v = NULL;
 }
 
+void llm_model_reset_optimizer(llm_model *m)
+{
+    llm_optim_drop(m);
+    m->opt->steps = 0;
+    m->opt->drop_micro = 0;
+}
+
 void llm_optim_free(llm_model *m)
 {
     if (!m->opt)

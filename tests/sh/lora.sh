@@ -4,7 +4,8 @@
 # it), a short LoRA run on the fixtures whose model llm-generate reads,
 # determinism, resume giving the same bytes as a straight run, and a LoRA
 # classifier (the head trains, validation reads the adapted weights) that
-# llm-classify reads.
+# llm-classify reads; a checkpoint given to --init or llm-convert stands for
+# its model file (adapters merged, a fresh optimiser at step 0).
 set -u
 tok=$FIXTURES/tiny.model
 shape="--layers 2 --dim 32 --heads 4 --kv-heads 2 --ffn-dim 64 --context 32 --threads 1 -q"
@@ -66,4 +67,20 @@ llm-train --task classify --init base.llm --lora 8 --lora-alpha 16 --threads 1 -
     || no "LoRA classifier"
 cut -f2 val.tsv | llm-classify -q -m c.llm > c.out || no "llm-classify on the LoRA classifier"
 [ "$(wc -l < c.out)" -eq 60 ] || no "$(wc -l < c.out) labels for 60 lines"
+# A checkpoint given to --init starts afresh, as its model file does (it
+# kept its step count and moments, and its adapters: "the model already has
+# adapters", or only they trained); llm-convert merges them (it had no GGUF
+# name for them).
+t="-t 1 -q --batch 4 --steps 3"
+llm-train --init base.llm --lora 4 $t -o l.llm "$FIXTURES/tiny.txt" || no "a LoRA run"
+llm-train --init base.llm.ckpt $t -o i1.llm "$FIXTURES/tiny.txt" &&
+    llm-train --init base.llm $t -o i2.llm "$FIXTURES/tiny.txt" && cmp -s i1.llm i2.llm ||
+    no "--init from a checkpoint is not --init from its model file"
+llm-train --init l.llm.ckpt $t -o i3.llm "$FIXTURES/tiny.txt" 2> err &&
+    llm-train --init l.llm $t -o i4.llm "$FIXTURES/tiny.txt" && cmp -s i3.llm i4.llm ||
+    no "--init from a LoRA checkpoint is not --init from its model file: $(cat err)"
+llm-train --init l.llm.ckpt --lora 2 $t -o i5.llm "$FIXTURES/tiny.txt" 2> err ||
+    no "--init from a LoRA checkpoint with new adapters: $(cat err)"
+llm-convert -q l.llm.ckpt -o l1.gguf 2> err && llm-convert -q l.llm -o l2.gguf &&
+    cmp -s l1.gguf l2.gguf || no "llm-convert of a LoRA checkpoint: $(cat err)"
 exit $fail

@@ -131,6 +131,7 @@ llm-train --resume old.ckpt --override --pooling last -q -o lg3.llm 2> err.txt
 fit_and_stop() {
     ck=$1 what=$2
     shift 2
+    : > fit.err   # (emptied here: the job's own redirection may come after the first grep)
     llm-train "$@" --progress 2> fit.err &
     pid=$!
     i=0
