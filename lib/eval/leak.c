@@ -555,18 +555,17 @@ int llm_leak_scan(llm_leak *x, const char *text, size_t n, int64_t id)
          * be offered (at or above the threshold, above the match d has),
          * found in doubles as offer() compares them. At most the smaller
          * set's size: none reaching it, the pair is skipped unread. */
-        size_t md = x->sh_off[d + 1] - x->sh_off[d], lo = md < mt ? md : mt, need;
+        size_t md = x->sh_off[d + 1] - x->sh_off[d], lo = md < mt ? md : mt;
         if (!could_offer(x, m, lo, md + mt))
             continue;
-        size_t bot = 0, top = lo;   /* could_offer(top), not (bot - 1) */
-        while (bot < top) {
-            size_t mid = bot + (top - bot) / 2;
+        size_t bot = 0, need = lo;   /* could_offer(need), not (bot - 1) */
+        while (bot < need) {
+            size_t mid = bot + (need - bot) / 2;
             if (could_offer(x, m, mid, md + mt))
-                top = mid;
+                need = mid;
             else
                 bot = mid + 1;
         }
-        need = top;
         size_t len = x->off[d + 1] - x->off[d];
         double sim = overlap(x->cp + x->off[d], x->sh + x->sh_off[d], md,
                              len < K_SHINGLE ? len : K_SHINGLE, c, x->sb, mt, wt, need);
